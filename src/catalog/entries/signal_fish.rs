@@ -1,0 +1,3 @@
+use super::*;
+
+pub(super) static ENTRIES: &[Entry] = &[];

@@ -1,0 +1,10 @@
+//! relaydeck: a terminal admin and debugging console for realtime WebSocket backends, bundled
+//! with a server that speaks the wire dialects of Signal Fish, Talo, Flow streams and a pub/sub
+//! relay.
+//!
+//! # Layout
+//! - [`catalog`]: every documented error and close code as data, and the decoder. No I/O.
+//! - [`cli`]: the command line (clap derive) and the subcommands' output.
+
+pub mod catalog;
+pub mod cli;
