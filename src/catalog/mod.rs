@@ -12,7 +12,7 @@ mod entries;
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// The wire dialect an entry belongs to. The ids are stable: they appear in `--json` output,
 /// session files, the admin protocol and `--dialect`.
@@ -102,7 +102,7 @@ impl std::str::FromStr for Dialect {
 pub struct UnknownDialect(pub String);
 
 /// How a code reaches the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Delivery {
     /// An error frame on an open connection; the connection stays up unless the entry says so.
@@ -124,7 +124,7 @@ impl Delivery {
 }
 
 /// What area of the protocol went wrong; used for grouping and filtering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Category {
     /// Credentials, tickets, tokens, app ids.
@@ -182,7 +182,7 @@ impl Category {
 }
 
 /// Whether and when a client should try again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Retry {
     /// Retrying the same thing fails the same way: fix the client or the input.
@@ -264,7 +264,7 @@ pub struct Window {
 }
 
 /// How loudly a code deserves to be shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Severity {
     /// Not an error: normal closes and notices.

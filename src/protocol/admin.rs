@@ -1,0 +1,540 @@
+//! The admin peer protocol spoken on `GET /admin` between the bundled server and a console.
+//!
+//! # Format
+//! JSON text frames. The server speaks first, with a full snapshot; after it, a stream of
+//! numbered deltas. Every delta has a `seq` one higher than the one before; the snapshot carries
+//! the `seq` of the last delta it already includes, so a console that applies a snapshot and then
+//! every delta with a higher `seq` is exactly in step with the server. A console that falls
+//! behind (its outbox fills) is not waited for: its queued deltas are dropped and it is sent a
+//! fresh snapshot instead, so a gap in `seq` only ever precedes a snapshot.
+//!
+//! ```text
+//! server → console   {"type":"snapshot","seq":41,"snapshot":{…}}
+//! server → console   {"type":"delta","seq":42,"at_ms":1764000000000,"event":{"kind":"peer_connected",…}}
+//! console → server   {"id":7,"command":"kick","peer":"p12","reason":"spamming channel"}
+//! server → console   {"type":"result","id":7,"ok":true,"message":"closed p12 with 4020 admin_disconnect"}
+//! ```
+//!
+//! Commands carry a console-chosen `id` that the result echoes. A command's effect is seen by
+//! every console through deltas (a kick produces `peer_closed`), never only through the result.
+//!
+//! Every message has an example in [`examples`]; the tests parse each one back.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::catalog::{Delivery, Dialect};
+
+/// Peer ids are assigned by the hub, unique for the server's lifetime (`p1`, `p2`, …).
+pub type PeerId = String;
+
+/// Milliseconds since the Unix epoch.
+pub type UnixMillis = u64;
+
+// ----------------------------------------------------------------------------------------------
+// Server → console
+// ----------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The whole state; sent on connect and whenever the console fell behind.
+    Snapshot { seq: u64, snapshot: Box<Snapshot> },
+    /// One change, numbered.
+    Delta {
+        seq: u64,
+        at_ms: UnixMillis,
+        event: Event,
+    },
+    /// The answer to one command.
+    Result(CommandResult),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandResult {
+    /// The `id` of the command this answers.
+    pub id: u64,
+    pub ok: bool,
+    /// What happened, in words fit for a status line.
+    pub message: String,
+    /// Command-specific data (the probe's peer id for an inject through a probe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub server: ServerInfo,
+    pub apps: Vec<AppInfo>,
+    pub peers: Vec<PeerInfo>,
+    pub rooms: Vec<RoomInfo>,
+    pub channels: Vec<ChannelInfo>,
+    pub subscriptions: Vec<SubscriptionInfo>,
+    pub faults: Vec<FaultInfo>,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub version: String,
+    /// The address the server listens on, as bound (`127.0.0.1:7878`).
+    pub listen: String,
+    pub started_at_ms: UnixMillis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppStatus {
+    Active,
+    Suspended,
+    Revoked,
+    Expired,
+}
+
+impl AppStatus {
+    pub const ALL: [AppStatus; 4] = [
+        AppStatus::Active,
+        AppStatus::Suspended,
+        AppStatus::Revoked,
+        AppStatus::Expired,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            AppStatus::Active => "active",
+            AppStatus::Suspended => "suspended",
+            AppStatus::Revoked => "revoked",
+            AppStatus::Expired => "expired",
+        }
+    }
+}
+
+impl std::str::FromStr for AppStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AppStatus::ALL
+            .into_iter()
+            .find(|status| status.id().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!("unknown app status {s:?}; expected active, suspended, revoked or expired")
+            })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppInfo {
+    pub id: String,
+    pub name: String,
+    pub status: AppStatus,
+    /// Credentials that belong to the app, described without their secrets.
+    pub keys: Vec<KeyInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// The public key id (`pk_demo`) or access key name; never a secret.
+    pub id: String,
+    pub dialect: Dialect,
+    /// Human summary of what the key may do: channel patterns and actions, or Talo scopes.
+    pub grants: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub id: PeerId,
+    pub dialect: Dialect,
+    /// The app the peer authenticated as, once known.
+    pub app: Option<String>,
+    /// Who the peer says it is: player name, Talo alias, pub/sub peerId.
+    pub identity: Option<String>,
+    /// The remote socket address.
+    pub addr: String,
+    pub connected_at_ms: UnixMillis,
+    /// The room the peer is in (Signal Fish), as a room code.
+    pub room: Option<String>,
+    /// True for connections opened by an admin `inject` through a probe.
+    pub probe: bool,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    /// The 6-character room code; rooms are addressed by it in commands.
+    pub code: String,
+    pub room_id: String,
+    pub app: String,
+    pub game: String,
+    pub max_players: u8,
+    pub supports_authority: bool,
+    /// `waiting`, `lobby`, `finalized` or `started`, as Signal Fish names them.
+    pub lobby_state: String,
+    pub players: Vec<RoomMember>,
+    pub spectators: Vec<RoomMember>,
+    /// The player id holding authority, if any.
+    pub authority: Option<String>,
+    pub created_at_ms: UnixMillis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomMember {
+    /// The Signal Fish player (or spectator) id.
+    pub player_id: String,
+    pub name: String,
+    /// The hub peer behind this member; `None` while the player is disconnected and still
+    /// inside the reconnection window.
+    pub peer: Option<PeerId>,
+    pub ready: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelInfo {
+    /// `pubsub` channels and `talo` game channels.
+    pub dialect: Dialect,
+    pub app: String,
+    /// The channel name; Talo channels are named `<id>:<name>`.
+    pub name: String,
+    pub members: Vec<PeerId>,
+    /// Messages delivered into the channel since the server started.
+    pub messages: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscriptionInfo {
+    pub peer: PeerId,
+    pub dialect: Dialect,
+    /// The Flow subscription_id, or the channel name of a pub/sub subscription.
+    pub id: String,
+    pub topic: String,
+    pub arguments: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultInfo {
+    pub id: u64,
+    pub target: FaultTarget,
+    /// The server-side code the armed requests fail with (`INTERNAL_ERROR`, `backend_error`,
+    /// `internal error`, `LISTENER_ERROR`, …).
+    pub code: String,
+    /// Requests still to fail.
+    pub remaining: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "scope", rename_all = "snake_case")]
+pub enum FaultTarget {
+    Peer { peer: PeerId },
+    Dialect { dialect: Dialect },
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Stats {
+    /// Totals since start; consoles derive rates from successive ticks.
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub errors: u64,
+    pub peers_by_dialect: BTreeMap<Dialect, u64>,
+    /// Errors emitted since start, by `dialect:code`.
+    pub errors_by_code: BTreeMap<String, u64>,
+}
+
+/// One change in the hub.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    PeerConnected {
+        peer: PeerInfo,
+    },
+    /// Identity, app or room of a peer changed (for example a Talo identify or a room join).
+    PeerUpdated {
+        peer: PeerInfo,
+    },
+    PeerClosed {
+        peer: PeerId,
+        /// The close code sent, or `None` when the socket simply dropped.
+        code: Option<u16>,
+        reason: String,
+    },
+    RoomUpdated {
+        room: RoomInfo,
+    },
+    RoomClosed {
+        code: String,
+    },
+    ChannelJoined {
+        dialect: Dialect,
+        app: String,
+        channel: String,
+        peer: PeerId,
+    },
+    ChannelLeft {
+        dialect: Dialect,
+        app: String,
+        channel: String,
+        peer: PeerId,
+    },
+    SubscriptionAdded {
+        subscription: SubscriptionInfo,
+    },
+    SubscriptionRemoved {
+        peer: PeerId,
+        id: String,
+    },
+    AppStatusChanged {
+        app: String,
+        status: AppStatus,
+        /// Who changed it (the admin's label).
+        by: String,
+    },
+    /// Every error frame, error close and error HTTP response the server sends.
+    ErrorEmitted {
+        peer: Option<PeerId>,
+        dialect: Dialect,
+        code: String,
+        delivery: Delivery,
+        request_id: Option<String>,
+        /// The exact bytes sent (the frame, or `close 4011 over_message_rate`).
+        frame: String,
+    },
+    /// A frame of a tapped peer.
+    Frame {
+        peer: PeerId,
+        direction: Direction,
+        text: String,
+    },
+    FaultArmed {
+        fault: FaultInfo,
+    },
+    /// A fault fired (`remaining` already decremented) or was disarmed (`remaining` 0).
+    FaultUpdated {
+        fault: FaultInfo,
+    },
+    /// Once a second.
+    Stats {
+        stats: Stats,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the peer to the server.
+    In,
+    /// From the server to the peer.
+    Out,
+}
+
+// ----------------------------------------------------------------------------------------------
+// Console → server
+// ----------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandEnvelope {
+    pub id: u64,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Close the peer with 4020 admin_disconnect, after the dialect's own notice where it has
+    /// one (a Signal Fish `Error` frame).
+    Kick {
+        peer: PeerId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Persisted. Leaving `active` closes the app's live peers with the dialect's code and
+    /// refuses new ones.
+    SetAppStatus {
+        app: String,
+        status: AppStatus,
+    },
+    /// Close a Signal Fish room: every member gets `PlayerLeft`/`Error` and leaves.
+    CloseRoom {
+        room: String,
+    },
+    TransferAuthority {
+        room: String,
+        player_id: String,
+    },
+    RevokeAuthority {
+        room: String,
+    },
+    /// Start or stop streaming a peer's frames as `frame` events.
+    Tap {
+        peer: PeerId,
+        on: bool,
+    },
+    /// Send a frame into the server as if a client had sent it.
+    Inject {
+        target: InjectTarget,
+        frame: String,
+    },
+    /// Make the next `count` requests of the target fail with `code`.
+    ArmFault {
+        target: FaultTarget,
+        code: String,
+        count: u32,
+    },
+    DisarmFault {
+        fault: u64,
+    },
+    /// Ask for a fresh snapshot (answered by a `snapshot` message, then the result).
+    Resync,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "via", rename_all = "snake_case")]
+pub enum InjectTarget {
+    /// As an existing peer: the frame is handled exactly as if that peer had sent it.
+    Peer { peer: PeerId },
+    /// Through a new probe connection of a dialect, opened by the server against itself;
+    /// `query` is the connection's query string (`key=pk_demo`, `ticket=…`). The probe is
+    /// tapped from the start and its id is returned in the result's `data.peer`.
+    Probe {
+        dialect: Dialect,
+        #[serde(default)]
+        query: String,
+    },
+    /// A probe opened earlier, reused.
+    ExistingProbe { peer: PeerId },
+}
+
+/// One example of every message, for documentation and tests.
+pub mod examples {
+    pub const SNAPSHOT: &str = r#"{"type":"snapshot","seq":41,"snapshot":{"server":{"version":"0.1.0","listen":"127.0.0.1:7878","started_at_ms":1764000000000},"apps":[{"id":"demo","name":"Demo","status":"active","keys":[{"id":"pk_demo","dialect":"pubsub","grants":["demo/**","publish","subscribe","presence","send"]}]}],"peers":[{"id":"p1","dialect":"pubsub","app":"demo","identity":"peer-7f3a","addr":"127.0.0.1:50123","connected_at_ms":1764000001000,"room":null,"probe":false,"frames_in":12,"frames_out":30,"errors":1}],"rooms":[{"code":"WWGV8B","room_id":"16dde87b-ee1f-4f7c-8a66-d0bc1a8a709b","app":"demo","game":"demo","max_players":2,"supports_authority":true,"lobby_state":"lobby","players":[{"player_id":"d64d4457","name":"Alice","peer":"p2","ready":false}],"spectators":[],"authority":"d64d4457","created_at_ms":1764000002000}],"channels":[{"dialect":"pubsub","app":"demo","name":"demo/lobby","members":["p1"],"messages":5}],"subscriptions":[{"peer":"p3","dialect":"flow","id":"sub1","topic":"rooms","arguments":{}}],"faults":[],"stats":{"frames_in":12,"frames_out":30,"errors":1,"peers_by_dialect":{"pubsub":1},"errors_by_code":{"pubsub:channel_not_authorized":1}}}}"#;
+    pub const PEER_CONNECTED: &str = r#"{"type":"delta","seq":42,"at_ms":1764000003000,"event":{"kind":"peer_connected","peer":{"id":"p4","dialect":"signal-fish","app":null,"identity":null,"addr":"127.0.0.1:50200","connected_at_ms":1764000003000,"room":null,"probe":false,"frames_in":0,"frames_out":0,"errors":0}}}"#;
+    pub const PEER_UPDATED: &str = r#"{"type":"delta","seq":43,"at_ms":1764000003100,"event":{"kind":"peer_updated","peer":{"id":"p4","dialect":"signal-fish","app":"demo","identity":"Bob","addr":"127.0.0.1:50200","connected_at_ms":1764000003000,"room":"WWGV8B","probe":false,"frames_in":2,"frames_out":3,"errors":0}}}"#;
+    pub const PEER_CLOSED: &str = r#"{"type":"delta","seq":44,"at_ms":1764000004000,"event":{"kind":"peer_closed","peer":"p1","code":4020,"reason":"admin_disconnect"}}"#;
+    pub const ROOM_UPDATED: &str = r#"{"type":"delta","seq":45,"at_ms":1764000004100,"event":{"kind":"room_updated","room":{"code":"WWGV8B","room_id":"16dde87b-ee1f-4f7c-8a66-d0bc1a8a709b","app":"demo","game":"demo","max_players":2,"supports_authority":true,"lobby_state":"lobby","players":[{"player_id":"d64d4457","name":"Alice","peer":"p2","ready":true}],"spectators":[{"player_id":"s1","name":"Watcher","peer":"p5","ready":false}],"authority":"d64d4457","created_at_ms":1764000002000}}}"#;
+    pub const ROOM_CLOSED: &str = r#"{"type":"delta","seq":46,"at_ms":1764000004200,"event":{"kind":"room_closed","code":"WWGV8B"}}"#;
+    pub const CHANNEL_JOINED: &str = r#"{"type":"delta","seq":47,"at_ms":1764000004300,"event":{"kind":"channel_joined","dialect":"pubsub","app":"demo","channel":"demo/lobby","peer":"p6"}}"#;
+    pub const CHANNEL_LEFT: &str = r#"{"type":"delta","seq":48,"at_ms":1764000004400,"event":{"kind":"channel_left","dialect":"talo","app":"demo","channel":"1:general","peer":"p7"}}"#;
+    pub const SUBSCRIPTION_ADDED: &str = r#"{"type":"delta","seq":49,"at_ms":1764000004500,"event":{"kind":"subscription_added","subscription":{"peer":"p3","dialect":"flow","id":"sub2","topic":"errors","arguments":{"dialect":"pubsub"}}}}"#;
+    pub const SUBSCRIPTION_REMOVED: &str = r#"{"type":"delta","seq":50,"at_ms":1764000004600,"event":{"kind":"subscription_removed","peer":"p3","id":"sub2"}}"#;
+    pub const APP_STATUS_CHANGED: &str = r#"{"type":"delta","seq":51,"at_ms":1764000004700,"event":{"kind":"app_status_changed","app":"demo","status":"suspended","by":"admin@127.0.0.1:50300"}}"#;
+    pub const ERROR_EMITTED: &str = r#"{"type":"delta","seq":52,"at_ms":1764000004800,"event":{"kind":"error_emitted","peer":"p6","dialect":"pubsub","code":"channel_not_authorized","delivery":"frame","request_id":"pub-2","frame":"{\"type\":\"error\",\"requestId\":\"pub-2\",\"code\":\"channel_not_authorized\",\"message\":\"not authorized: other-app/room-1\"}"}}"#;
+    pub const FRAME: &str = r#"{"type":"delta","seq":53,"at_ms":1764000004900,"event":{"kind":"frame","peer":"p6","direction":"in","text":"{\"type\":\"publish\",\"channel\":\"demo/lobby\",\"data\":1}"}}"#;
+    pub const FAULT_ARMED: &str = r#"{"type":"delta","seq":54,"at_ms":1764000005000,"event":{"kind":"fault_armed","fault":{"id":1,"target":{"scope":"dialect","dialect":"pubsub"},"code":"backend_error","remaining":2}}}"#;
+    pub const FAULT_UPDATED: &str = r#"{"type":"delta","seq":55,"at_ms":1764000005100,"event":{"kind":"fault_updated","fault":{"id":1,"target":{"scope":"peer","peer":"p6"},"code":"backend_error","remaining":1}}}"#;
+    pub const STATS: &str = r#"{"type":"delta","seq":56,"at_ms":1764000006000,"event":{"kind":"stats","stats":{"frames_in":100,"frames_out":250,"errors":3,"peers_by_dialect":{"pubsub":4,"signal-fish":2},"errors_by_code":{"pubsub:channel_not_authorized":3}}}}"#;
+    pub const RESULT: &str =
+        r#"{"type":"result","id":7,"ok":true,"message":"closed p1 with 4020 admin_disconnect"}"#;
+    pub const RESULT_WITH_DATA: &str =
+        r#"{"type":"result","id":9,"ok":true,"message":"probe p9 connected","data":{"peer":"p9"}}"#;
+
+    pub const KICK: &str =
+        r#"{"id":7,"command":"kick","peer":"p1","reason":"spamming demo/lobby"}"#;
+    pub const SET_APP_STATUS: &str =
+        r#"{"id":8,"command":"set_app_status","app":"demo","status":"suspended"}"#;
+    pub const CLOSE_ROOM: &str = r#"{"id":10,"command":"close_room","room":"WWGV8B"}"#;
+    pub const TRANSFER_AUTHORITY: &str =
+        r#"{"id":11,"command":"transfer_authority","room":"WWGV8B","player_id":"93f3d64e"}"#;
+    pub const REVOKE_AUTHORITY: &str = r#"{"id":12,"command":"revoke_authority","room":"WWGV8B"}"#;
+    pub const TAP: &str = r#"{"id":13,"command":"tap","peer":"p6","on":true}"#;
+    pub const INJECT_AS_PEER: &str = r#"{"id":14,"command":"inject","target":{"via":"peer","peer":"p6"},"frame":"{\"type\":\"publish\",\"channel\":\"_system/x\",\"data\":1}"}"#;
+    pub const INJECT_PROBE: &str = r#"{"id":9,"command":"inject","target":{"via":"probe","dialect":"pubsub","query":"key=pk_demo"},"frame":"{\"type\":\"subscribe\",\"channel\":\"demo/a\"}"}"#;
+    pub const INJECT_EXISTING_PROBE: &str = r#"{"id":15,"command":"inject","target":{"via":"existing_probe","peer":"p9"},"frame":"{\"type\":\"unsubscribe\",\"channel\":\"demo/a\"}"}"#;
+    pub const ARM_FAULT: &str = r#"{"id":16,"command":"arm_fault","target":{"scope":"dialect","dialect":"signal-fish"},"code":"STORAGE_ERROR","count":1}"#;
+    pub const DISARM_FAULT: &str = r#"{"id":17,"command":"disarm_fault","fault":1}"#;
+    pub const RESYNC: &str = r#"{"id":18,"command":"resync"}"#;
+
+    pub const SERVER_MESSAGES: &[&str] = &[
+        SNAPSHOT,
+        PEER_CONNECTED,
+        PEER_UPDATED,
+        PEER_CLOSED,
+        ROOM_UPDATED,
+        ROOM_CLOSED,
+        CHANNEL_JOINED,
+        CHANNEL_LEFT,
+        SUBSCRIPTION_ADDED,
+        SUBSCRIPTION_REMOVED,
+        APP_STATUS_CHANGED,
+        ERROR_EMITTED,
+        FRAME,
+        FAULT_ARMED,
+        FAULT_UPDATED,
+        STATS,
+        RESULT,
+        RESULT_WITH_DATA,
+    ];
+
+    pub const COMMANDS: &[&str] = &[
+        KICK,
+        SET_APP_STATUS,
+        CLOSE_ROOM,
+        TRANSFER_AUTHORITY,
+        REVOKE_AUTHORITY,
+        TAP,
+        INJECT_AS_PEER,
+        INJECT_PROBE,
+        INJECT_EXISTING_PROBE,
+        ARM_FAULT,
+        DISARM_FAULT,
+        RESYNC,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each example parses, and serializing the parsed value gives back the same JSON value:
+    /// the examples are the protocol, not an approximation of it.
+    #[test]
+    fn every_server_example_round_trips() {
+        for text in examples::SERVER_MESSAGES {
+            let parsed: ServerMessage = serde_json::from_str(text)
+                .unwrap_or_else(|e| panic!("example does not parse: {e}\n{text}"));
+            let again = serde_json::to_value(&parsed).unwrap();
+            let original: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(again, original, "example does not round-trip: {text}");
+        }
+    }
+
+    #[test]
+    fn every_command_example_round_trips() {
+        for text in examples::COMMANDS {
+            let parsed: CommandEnvelope = serde_json::from_str(text)
+                .unwrap_or_else(|e| panic!("example does not parse: {e}\n{text}"));
+            let again = serde_json::to_value(&parsed).unwrap();
+            let original: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(again, original, "example does not round-trip: {text}");
+        }
+    }
+
+    #[test]
+    fn every_event_kind_has_an_example() {
+        let kinds: std::collections::HashSet<String> = examples::SERVER_MESSAGES
+            .iter()
+            .filter_map(|text| serde_json::from_str::<Value>(text).ok())
+            .filter_map(|v| v["event"]["kind"].as_str().map(str::to_owned))
+            .collect();
+        for kind in [
+            "peer_connected",
+            "peer_updated",
+            "peer_closed",
+            "room_updated",
+            "room_closed",
+            "channel_joined",
+            "channel_left",
+            "subscription_added",
+            "subscription_removed",
+            "app_status_changed",
+            "error_emitted",
+            "frame",
+            "fault_armed",
+            "fault_updated",
+            "stats",
+        ] {
+            assert!(kinds.contains(kind), "no example of event {kind}");
+        }
+    }
+}

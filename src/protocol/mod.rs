@@ -1,0 +1,3 @@
+//! Wire types, one module per dialect, plus the admin protocol. No I/O.
+
+pub mod admin;
