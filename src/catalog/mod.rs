@@ -10,6 +10,8 @@
 
 mod entries;
 
+pub mod decode;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize, Serializer};
