@@ -6,9 +6,11 @@
 //! - [`catalog`]: every documented error and close code as data, and the decoder. No I/O.
 //! - [`protocol`]: serde wire types; [`protocol::admin`] is the console ⇄ server contract.
 //! - [`report`]: plain-terminal rendering of entries and decodings (decode, codes, explain).
+//! - [`session`]: session files (JSONL) and the replay engine shared by `replay` and the console.
 //! - [`cli`]: the command line (clap derive) and the subcommands' output.
 
 pub mod catalog;
 pub mod cli;
 pub mod protocol;
 pub mod report;
+pub mod session;

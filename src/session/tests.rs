@@ -1,0 +1,123 @@
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::replay::{contains, substitute, Target};
+use super::*;
+
+const EXAMPLE: &str = r#"
+// A comment line, then the header.
+{"session":1,"name":"kick","description":"an admin kicks a pub/sub peer","dialect":"pubsub","expect_codes":["pubsub:4020"]}
+{"step":"connect","conn":"a","path":"/v1?key=pk_demo"}
+{"step":"expect","conn":"a","match":{"type":"welcome"},"capture":{"me":"/peerId"}}
+{"step":"send","conn":"a","frame":{"type":"subscribe","channel":"demo/x"},"repeat":3}
+{"step":"admin","command":{"command":"kick","peer":"${peer:a}"}}
+{"step":"expect_close","conn":"a","code":4020,"reason":"admin_disconnect"}
+{"step":"http","method":"POST","path":"/v1/tokens","expect_status":401}
+{"step":"wait","ms":10}
+"#;
+
+#[test]
+fn parses_the_documented_example() {
+    let session = Session::parse(EXAMPLE, "example").unwrap();
+    assert_eq!(session.header.name, "kick");
+    assert_eq!(session.header.dialect, Dialect::Pubsub);
+    assert_eq!(session.steps.len(), 7);
+    assert!(matches!(
+        &session.steps[2],
+        Step::Send {
+            repeat: Some(3),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn round_trips_through_jsonl() {
+    let session = Session::parse(EXAMPLE, "example").unwrap();
+    let again = Session::parse(&session.to_jsonl(), "again").unwrap();
+    assert_eq!(session, again);
+}
+
+#[test]
+fn errors_name_the_file_and_line() {
+    let text = "{\"session\":1,\"name\":\"x\",\"dialect\":\"pubsub\"}\n\n{\"step\":\"teleport\"}\n";
+    let error = Session::parse(text, "bad.jsonl").unwrap_err().to_string();
+    assert!(error.starts_with("bad.jsonl: line 3: bad step"), "{error}");
+}
+
+#[test]
+fn refuses_invalid_steps_with_a_reason() {
+    for (step, reason) in [
+        (r#"{"step":"send","conn":"a"}"#, "needs `frame`"),
+        (
+            r#"{"step":"send","conn":"a","frame":{},"text":"x"}"#,
+            "not both",
+        ),
+        (r#"{"step":"expect","conn":"a"}"#, "needs `code` or `match`"),
+        (r#"{"step":"wait","ms":999999}"#, "limited"),
+        (
+            r#"{"step":"admin","command":{"peer":"p1"}}"#,
+            "\"command\" field",
+        ),
+        (
+            r#"{"step":"connect","conn":"a","path":"/","bogus":1}"#,
+            "unknown field",
+        ),
+    ] {
+        let text = format!("{{\"session\":1,\"name\":\"x\",\"dialect\":\"pubsub\"}}\n{step}\n");
+        let error = Session::parse(&text, "f").unwrap_err().to_string();
+        assert!(error.contains(reason), "{step}: {error}");
+    }
+}
+
+#[test]
+fn refuses_empty_files_and_other_format_versions() {
+    assert!(matches!(
+        Session::parse("\n// only a comment\n", "f"),
+        Err(SessionError::Empty { .. })
+    ));
+    let error = Session::parse(r#"{"session":2,"name":"x","dialect":"pubsub"}"#, "f")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("format 2 is not supported"), "{error}");
+}
+
+#[test]
+fn substitutes_variables_everywhere_and_names_missing_ones() {
+    let variables = BTreeMap::from([("ticket".to_owned(), "t-1".to_owned())]);
+    let mut value = json!({"path": "/?ticket=${ticket}", "nested": ["${ticket}${ticket}"]});
+    substitute(&mut value, &variables).unwrap();
+    assert_eq!(value, json!({"path": "/?ticket=t-1", "nested": ["t-1t-1"]}));
+
+    let mut missing = json!("${nope}");
+    let error = substitute(&mut missing, &variables).unwrap_err();
+    assert!(error.contains("${nope} is not set"), "{error}");
+    assert!(substitute(&mut json!("${open"), &variables).is_err());
+}
+
+#[test]
+fn match_is_a_recursive_subset() {
+    let frame = json!({"type": "ack", "requestId": "r1", "extra": {"a": 1, "b": [1, 2]}});
+    assert!(contains(&frame, &json!({"type": "ack"})));
+    assert!(contains(&frame, &json!({"extra": {"b": [1, 2]}})));
+    assert!(!contains(&frame, &json!({"extra": {"b": [1]}})));
+    assert!(!contains(&frame, &json!({"type": "error"})));
+    assert!(!contains(&frame, &json!({"missing": null})));
+}
+
+#[test]
+fn targets_from_urls() {
+    assert_eq!(
+        Target::from_url("ws://127.0.0.1:7878", None).unwrap().addr,
+        "127.0.0.1:7878"
+    );
+    assert_eq!(
+        Target::from_url("http://[::1]:9000/admin", None)
+            .unwrap()
+            .addr,
+        "[::1]:9000"
+    );
+    assert!(Target::from_url("wss://example.test:443", None).is_err());
+    assert!(Target::from_url("ws://nohost", None).is_err());
+}
