@@ -26,6 +26,8 @@ pub enum Command {
     Codes(CodesArgs),
     /// Print everything known about one code, with an example.
     Explain(ExplainArgs),
+    /// Run session files headless and check every expectation.
+    Replay(ReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,12 +63,29 @@ pub struct ExplainArgs {
     pub dialect: Option<Dialect>,
 }
 
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Session files (JSONL).
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    /// The server to replay against (`ws://127.0.0.1:7878`).
+    #[arg(long)]
+    pub url: String,
+    /// The server's admin token, for sessions with admin steps.
+    #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Print only one line per session (and the steps of failing ones).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Decode(args)) => run_decode(args),
         Some(Command::Codes(args)) => run_codes(args),
         Some(Command::Explain(args)) => run_explain(args),
+        Some(Command::Replay(args)) => run_replay(args),
         None => {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();
@@ -184,4 +203,83 @@ fn find_for_explain(query: &str, dialect: Option<Dialect>) -> Vec<&'static catal
     }
     found.retain(|e| dialect.is_none_or(|d| e.dialect == d));
     found
+}
+
+fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    use crate::session::{replay, Session};
+
+    let target = replay::Target::from_url(&args.url, args.admin_token.clone())
+        .map_err(anyhow::Error::msg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let total = args.files.len();
+    let mut failed: Vec<String> = Vec::new();
+    let mut out = anstream::stdout();
+    for (index, path) in args.files.iter().enumerate() {
+        let label = format!("[{}/{total}] {}", index + 1, path.display());
+        let session = match Session::load(path) {
+            Ok(session) => session,
+            Err(error) => {
+                writeln!(out, "{label}\n  {error}")?;
+                failed.push(path.display().to_string());
+                continue;
+            }
+        };
+        writeln!(out, "{label} — {}", session.header.name)?;
+        let quiet = args.quiet;
+        let mut buffered = Vec::new();
+        let report = runtime.block_on(replay::run(&session, &target, &mut |step| {
+            let text = report::step_text(step);
+            if quiet {
+                buffered.push(text);
+            } else {
+                anstream::print!("{text}");
+            }
+        }));
+        if quiet && !report.passed() {
+            for text in &buffered {
+                write!(out, "{text}")?;
+            }
+        }
+        let missing: Vec<&String> = session
+            .header
+            .expect_codes
+            .iter()
+            .filter(|code| {
+                !report
+                    .codes_seen
+                    .iter()
+                    .any(|seen| seen.eq_ignore_ascii_case(code))
+            })
+            .collect();
+        let passed = report.passed() && missing.is_empty();
+        if report.passed() && !missing.is_empty() {
+            writeln!(
+                out,
+                "  the header expects codes the server never sent: {}",
+                missing
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )?;
+        }
+        if report.skipped > 0 {
+            writeln!(out, "  {} later steps not run", report.skipped)?;
+        }
+        writeln!(out, "  {}", if passed { "PASS" } else { "FAIL" })?;
+        if !passed {
+            failed.push(path.display().to_string());
+        }
+    }
+    writeln!(out, "\n{} of {total} sessions passed", total - failed.len())?;
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for name in &failed {
+            writeln!(out, "  failed: {name}")?;
+        }
+        Ok(ExitCode::FAILURE)
+    }
 }

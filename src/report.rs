@@ -281,3 +281,64 @@ pub fn one_line(text: &str, max_chars: usize) -> String {
     cut.push('…');
     cut
 }
+
+/// One replayed step, with what was received under it.
+pub fn step_text(report: &crate::session::replay::StepReport) -> String {
+    use crate::session::replay::Outcome;
+    let mut out = String::new();
+    match &report.outcome {
+        Outcome::Passed(lines) => {
+            let _ = writeln!(
+                out,
+                "  {} {:>2} {}",
+                paint(severity_style(Severity::Info), "✓"),
+                report.number,
+                report.description
+            );
+            for line in lines {
+                let _ = writeln!(out, "         {}", paint(DIM, line));
+            }
+        }
+        Outcome::Mismatch { expected, received } => {
+            let _ = writeln!(
+                out,
+                "  {} {:>2} {}",
+                paint(severity_style(Severity::Error), "✗"),
+                report.number,
+                report.description
+            );
+            let _ = writeln!(
+                out,
+                "       {} {expected}",
+                paint(severity_style(Severity::Info), "- expected:")
+            );
+            for (index, line) in received.iter().enumerate() {
+                let label = if index == 0 {
+                    "+ received:"
+                } else {
+                    "           "
+                };
+                let _ = writeln!(
+                    out,
+                    "       {} {line}",
+                    paint(severity_style(Severity::Error), label)
+                );
+            }
+        }
+        Outcome::Failed(message) => {
+            let _ = writeln!(
+                out,
+                "  {} {:>2} {}",
+                paint(severity_style(Severity::Error), "!"),
+                report.number,
+                report.description
+            );
+            let _ = writeln!(
+                out,
+                "       {} {message}",
+                paint(severity_style(Severity::Error), "could not run:")
+            );
+        }
+    }
+    out
+}
