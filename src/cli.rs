@@ -28,6 +28,42 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Run session files headless and check every expectation.
     Replay(ReplayArgs),
+    /// Run the bundled server.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; binding beyond loopback is an explicit choice.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: std::net::SocketAddr,
+    /// JSON config of apps and keys; without it the built-in demo config (see the README).
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// Admin token for /admin; without it one is generated once and kept in the data folder.
+    #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub data: DataDirArg,
+}
+
+#[derive(Debug, Args)]
+pub struct DataDirArg {
+    /// Folder for the admin token, app statuses and the audit log.
+    #[arg(long, env = "RELAYDECK_DATA_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+}
+
+impl DataDirArg {
+    /// The given folder, or the platform's data folder for relaydeck.
+    pub fn resolve(&self) -> anyhow::Result<std::path::PathBuf> {
+        if let Some(dir) = &self.data_dir {
+            return Ok(dir.clone());
+        }
+        directories::ProjectDirs::from("dev", "relaydeck", "relaydeck")
+            .map(|dirs| dirs.data_dir().to_path_buf())
+            .ok_or_else(|| anyhow::anyhow!("no home folder to keep data in; pass --data-dir"))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +122,7 @@ pub fn main() -> ExitCode {
         Some(Command::Codes(args)) => run_codes(args),
         Some(Command::Explain(args)) => run_explain(args),
         Some(Command::Replay(args)) => run_replay(args),
+        Some(Command::Serve(args)) => run_serve(args),
         None => {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();
@@ -281,5 +318,67 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "  failed: {name}")?;
         }
         Ok(ExitCode::FAILURE)
+    }
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    use crate::server::{config::Config, Server, ServerOptions};
+
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RELAYDECK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::demo(),
+    };
+    let options = ServerOptions {
+        data_dir: args.data.resolve()?,
+        admin_token: args.admin_token.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+        let server = Server::bind(listener, config, options).await?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {}", server.local_addr()?)?;
+        match server.admin_token_path() {
+            Some(path) => writeln!(out, "admin token in {}", path.display())?,
+            None => writeln!(out, "admin token given on the command line")?,
+        }
+        out.flush()?;
+        drop(out);
+        server.serve(shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, or SIGTERM where there are signals.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

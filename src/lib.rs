@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`catalog`]: every documented error and close code as data, and the decoder. No I/O.
 //! - [`protocol`]: serde wire types; [`protocol::admin`] is the console ⇄ server contract.
+//! - [`server`]: the bundled server: hub, dialect handlers, admin endpoint, persistence.
 //! - [`report`]: plain-terminal rendering of entries and decodings (decode, codes, explain).
 //! - [`session`]: session files (JSONL) and the replay engine shared by `replay` and the console.
 //! - [`cli`]: the command line (clap derive) and the subcommands' output.
@@ -13,4 +14,5 @@ pub mod catalog;
 pub mod cli;
 pub mod protocol;
 pub mod report;
+pub mod server;
 pub mod session;

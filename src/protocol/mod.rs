@@ -1,3 +1,4 @@
 //! Wire types, one module per dialect, plus the admin protocol. No I/O.
 
 pub mod admin;
+pub mod pubsub;

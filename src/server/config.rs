@@ -1,0 +1,303 @@
+//! The server's configuration: apps, their credentials and limits.
+//!
+//! # Format
+//! JSON. Unknown fields are refused, so a typo never silently falls back to a default.
+//! ```text
+//! {
+//!   "apps": [
+//!     {
+//!       "id": "demo", "name": "Demo", "status": "active",
+//!       "secret_key": "sk_demo",
+//!       "limits": {"max_connections": 500, "message_quota": {"max_messages": 100000, "period_secs": 3600}},
+//!       "pubsub_keys": [
+//!         {"id": "pk_demo", "channel_patterns": ["demo/**"], "actions": ["publish", "subscribe", "presence", "send"]}
+//!       ]
+//!     }
+//!   ]
+//! }
+//! ```
+//! Each dialect reads its own credentials from an app; an app without them simply cannot be
+//! used in that dialect.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::admin::AppStatus;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub apps: Vec<AppConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    pub id: String,
+    pub name: String,
+    /// The status at first start; later changes made by an admin are persisted and win.
+    #[serde(default = "active")]
+    pub status: AppStatus,
+    /// The secret that signs pub/sub tokens (`POST /v1/tokens` takes it as a Bearer key).
+    #[serde(default)]
+    pub secret_key: Option<String>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub pubsub_keys: Vec<PubsubKey>,
+}
+
+fn active() -> AppStatus {
+    AppStatus::Active
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Concurrent connections of the app across dialects; beyond it pub/sub refuses with 4010.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Messages (publish and send) per period; beyond it `over_message_quota`.
+    #[serde(default)]
+    pub message_quota: Option<MessageQuota>,
+}
+
+fn default_max_connections() -> usize {
+    1000
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: default_max_connections(),
+            message_quota: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageQuota {
+    pub max_messages: u64,
+    pub period_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PubsubKey {
+    /// The public key id a client passes as `?key=`.
+    pub id: String,
+    /// Channels the key may use: `*` is one path segment, `**` any number, `\` escapes.
+    pub channel_patterns: Vec<String>,
+    pub actions: Vec<PubsubAction>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PubsubAction {
+    Publish,
+    Subscribe,
+    Presence,
+    Send,
+}
+
+impl PubsubAction {
+    pub const ALL: [PubsubAction; 4] = [
+        PubsubAction::Publish,
+        PubsubAction::Subscribe,
+        PubsubAction::Presence,
+        PubsubAction::Send,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            PubsubAction::Publish => "publish",
+            PubsubAction::Subscribe => "subscribe",
+            PubsubAction::Presence => "presence",
+            PubsubAction::Send => "send",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: display.clone(),
+            source,
+        })?;
+        Config::parse(&text, &display)
+    }
+
+    /// Parse and check a config; errors name the file and the line and column.
+    pub fn parse(text: &str, location: &str) -> Result<Config, ConfigError> {
+        let config: Config = serde_json::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: location.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: location.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let mut app_ids = std::collections::HashSet::new();
+        let mut key_ids = std::collections::HashSet::new();
+        for app in &self.apps {
+            if app.id.trim().is_empty() {
+                return Err("an app has an empty id".to_owned());
+            }
+            if !app_ids.insert(app.id.as_str()) {
+                return Err(format!("app id {:?} is used twice", app.id));
+            }
+            if let Some(quota) = app.limits.message_quota {
+                if quota.period_secs == 0 {
+                    return Err(format!(
+                        "app {:?}: message_quota.period_secs must be positive",
+                        app.id
+                    ));
+                }
+            }
+            for key in &app.pubsub_keys {
+                if !key_ids.insert(key.id.as_str()) {
+                    return Err(format!("pub/sub key {:?} is used twice", key.id));
+                }
+                for pattern in &key.channel_patterns {
+                    crate::server::pubsub::pattern::Pattern::parse(pattern)
+                        .map_err(|e| format!("key {:?}: pattern {pattern:?}: {e}", key.id))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn app(&self, id: &str) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.id == id)
+    }
+
+    /// The app and key with this pub/sub key id.
+    pub fn pubsub_key(&self, key_id: &str) -> Option<(&AppConfig, &PubsubKey)> {
+        self.apps.iter().find_map(|app| {
+            app.pubsub_keys
+                .iter()
+                .find(|k| k.id == key_id)
+                .map(|key| (app, key))
+        })
+    }
+
+    /// The built-in demo configuration, used when no `--config` is given. Every credential in
+    /// it is listed in the README.
+    pub fn demo() -> Config {
+        let all_actions = PubsubAction::ALL.to_vec();
+        Config {
+            apps: vec![
+                AppConfig {
+                    id: "demo".to_owned(),
+                    name: "Demo".to_owned(),
+                    status: AppStatus::Active,
+                    secret_key: Some("sk_demo".to_owned()),
+                    limits: Limits {
+                        max_connections: 1000,
+                        message_quota: Some(MessageQuota {
+                            max_messages: 1_000_000,
+                            period_secs: 3600,
+                        }),
+                    },
+                    pubsub_keys: vec![
+                        PubsubKey {
+                            id: "pk_demo".to_owned(),
+                            channel_patterns: vec!["demo/**".to_owned()],
+                            actions: all_actions.clone(),
+                        },
+                        PubsubKey {
+                            id: "pk_demo_ro".to_owned(),
+                            channel_patterns: vec!["demo/public/*".to_owned()],
+                            actions: vec![PubsubAction::Subscribe],
+                        },
+                    ],
+                },
+                AppConfig {
+                    id: "suspended-app".to_owned(),
+                    name: "Suspended app".to_owned(),
+                    status: AppStatus::Suspended,
+                    secret_key: Some("sk_suspended".to_owned()),
+                    limits: Limits::default(),
+                    pubsub_keys: vec![PubsubKey {
+                        id: "pk_suspended".to_owned(),
+                        channel_patterns: vec!["**".to_owned()],
+                        actions: all_actions.clone(),
+                    }],
+                },
+                // Small limits, so that the quota and concurrency codes can be reproduced by
+                // hand and by the shipped sessions.
+                AppConfig {
+                    id: "limited-app".to_owned(),
+                    name: "Limited app".to_owned(),
+                    status: AppStatus::Active,
+                    secret_key: Some("sk_limited".to_owned()),
+                    limits: Limits {
+                        max_connections: 2,
+                        message_quota: Some(MessageQuota {
+                            max_messages: 3,
+                            period_secs: 3600,
+                        }),
+                    },
+                    pubsub_keys: vec![PubsubKey {
+                        id: "pk_limited".to_owned(),
+                        channel_patterns: vec!["limited/**".to_owned()],
+                        actions: all_actions,
+                    }],
+                },
+            ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_config_is_valid_and_round_trips() {
+        let demo = Config::demo();
+        demo.validate().unwrap();
+        let text = serde_json::to_string(&demo).unwrap();
+        assert_eq!(Config::parse(&text, "demo").unwrap(), demo);
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_refused_with_a_location() {
+        let typo = r#"{"apps":[{"id":"a","name":"A","statuss":"active"}]}"#;
+        let error = Config::parse(typo, "c.json").unwrap_err().to_string();
+        assert!(
+            error.contains("c.json") && error.contains("statuss"),
+            "{error}"
+        );
+
+        let duplicate = r#"{"apps":[{"id":"a","name":"A"},{"id":"a","name":"B"}]}"#;
+        assert!(Config::parse(duplicate, "c")
+            .unwrap_err()
+            .to_string()
+            .contains("used twice"));
+
+        let pattern = r#"{"apps":[{"id":"a","name":"A","pubsub_keys":[{"id":"k","channel_patterns":["a\\"],"actions":[]}]}]}"#;
+        assert!(Config::parse(pattern, "c")
+            .unwrap_err()
+            .to_string()
+            .contains("pattern"));
+    }
+}

@@ -1,0 +1,224 @@
+//! Plain HTTP routes: `/health`, `/metrics`, `POST /v1/tokens`, `DELETE /v1/peers/{id}`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::server::admin::{presented_token, token_matches};
+use crate::server::config::PubsubAction;
+use crate::server::hub::now_ms;
+use crate::server::{token, Shared};
+
+pub async fn health(State(shared): State<Arc<Shared>>) -> Response {
+    Json(json!({
+        "status": "ok",
+        "version": shared.hub.info().version,
+        "peers": shared.hub.peer_count(),
+    }))
+    .into_response()
+}
+
+/// Prometheus label values escape backslash, double quote and newline.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let (stats, apps, channels) = shared.hub.metrics();
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP relaydeck_peers Connected peers by dialect.");
+    let _ = writeln!(out, "# TYPE relaydeck_peers gauge");
+    for dialect in crate::catalog::Dialect::ALL {
+        if matches!(
+            dialect,
+            crate::catalog::Dialect::TaloHttp | crate::catalog::Dialect::Websocket
+        ) {
+            continue;
+        }
+        let count = stats.peers_by_dialect.get(&dialect).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "relaydeck_peers{{dialect=\"{}\"}} {count}",
+            dialect.id()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP relaydeck_frames_in_total Frames received from peers."
+    );
+    let _ = writeln!(out, "# TYPE relaydeck_frames_in_total counter");
+    let _ = writeln!(out, "relaydeck_frames_in_total {}", stats.frames_in);
+    let _ = writeln!(
+        out,
+        "# HELP relaydeck_frames_out_total Frames sent to peers."
+    );
+    let _ = writeln!(out, "# TYPE relaydeck_frames_out_total counter");
+    let _ = writeln!(out, "relaydeck_frames_out_total {}", stats.frames_out);
+    let _ = writeln!(out, "# HELP relaydeck_errors_total Error frames, error closes and error responses sent, by code.");
+    let _ = writeln!(out, "# TYPE relaydeck_errors_total counter");
+    for (qualified, count) in &stats.errors_by_code {
+        let (dialect, code) = qualified.split_once(':').unwrap_or(("", qualified));
+        let _ = writeln!(
+            out,
+            "relaydeck_errors_total{{dialect=\"{}\",code=\"{}\"}} {count}",
+            label(dialect),
+            label(code)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP relaydeck_channels Channels with at least one member."
+    );
+    let _ = writeln!(out, "# TYPE relaydeck_channels gauge");
+    let _ = writeln!(out, "relaydeck_channels {channels}");
+    let _ = writeln!(
+        out,
+        "# HELP relaydeck_app_status 1 for the current status of each app."
+    );
+    let _ = writeln!(out, "# TYPE relaydeck_app_status gauge");
+    for (app, status) in &apps {
+        let _ = writeln!(
+            out,
+            "relaydeck_app_status{{app=\"{}\",status=\"{}\"}} 1",
+            label(app),
+            status.id()
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TokenRequest {
+    peer_id: Option<String>,
+    ttl_seconds: Option<u64>,
+    channels: Option<Vec<String>>,
+    permissions: Option<Vec<PubsubAction>>,
+}
+
+const MAX_TOKEN_TTL_SECS: u64 = 86_400;
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "message": message.into() }))).into_response()
+}
+
+/// `POST /v1/tokens` with `Authorization: Bearer <app secret key>` and an optional JSON body
+/// `{peerId, ttlSeconds, channels, permissions}` → `{token, peerId, app, expiresAt}`.
+pub async fn mint_token(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(secret) = presented_token(&headers, None) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Authorization: Bearer <secret key> is required",
+        );
+    };
+    let app = shared.hub.config().apps.iter().find(|app| {
+        app.secret_key
+            .as_deref()
+            .is_some_and(|key| bool::from(key.as_bytes().ct_eq(secret.as_bytes())))
+    });
+    let Some(app) = app else {
+        return error(StatusCode::UNAUTHORIZED, "unknown secret key");
+    };
+    let request: TokenRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TokenRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(request) => request,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+        }
+    };
+    let ttl = request.ttl_seconds.unwrap_or(3600);
+    if ttl == 0 || ttl > MAX_TOKEN_TTL_SECS {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("ttlSeconds must be between 1 and {MAX_TOKEN_TTL_SECS}"),
+        );
+    }
+    let peer_id = match request.peer_id {
+        Some(id) => {
+            if let Some(problem) = crate::protocol::pubsub::peer_id_problem(&id) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid peerId: {problem}"),
+                );
+            }
+            id
+        }
+        None => {
+            use rand::RngExt as _;
+            let mut rng = rand::rng();
+            format!(
+                "peer-{}",
+                (0..4)
+                    .map(|_| format!("{:02x}", rng.random::<u8>()))
+                    .collect::<String>()
+            )
+        }
+    };
+    let exp = now_ms() / 1000 + ttl;
+    let claims = token::Claims {
+        sub: peer_id.clone(),
+        app: app.id.clone(),
+        exp,
+        channels: request.channels,
+        permissions: request.permissions,
+    };
+    let Some(secret) = app.secret_key.as_deref() else {
+        return error(StatusCode::UNAUTHORIZED, "unknown secret key");
+    };
+    Json(json!({
+        "token": token::mint(secret, &claims),
+        "peerId": peer_id,
+        "app": app.id,
+        "expiresAt": exp,
+    }))
+    .into_response()
+}
+
+/// `DELETE /v1/peers/{id}` with the admin token: the same as an admin kick.
+pub async fn kick_peer(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let presented = presented_token(&headers, None);
+    if !token_matches(presented.as_deref(), &shared.admin_token) {
+        return error(StatusCode::UNAUTHORIZED, "a valid admin token is required");
+    }
+    match shared.hub.kick(&id, None) {
+        Ok(info) => {
+            let message = format!("closing {} with 4020 admin_disconnect", info.id);
+            if let Err(e) = shared
+                .persist
+                .audit("admin@http", "kick", &id, &message)
+                .await
+            {
+                tracing::error!(error = %e, "could not append to the audit log");
+            }
+            Json(json!({ "ok": true, "message": message })).into_response()
+        }
+        Err(message) => error(StatusCode::NOT_FOUND, message),
+    }
+}

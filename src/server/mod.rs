@@ -1,0 +1,229 @@
+//! The bundled server: one listener, one hub, a handler per dialect, the admin endpoint.
+//!
+//! | path | what |
+//! |---|---|
+//! | `GET /v1?key=…` / `?token=…` (upgrade) | pub/sub relay ([`pubsub`]) |
+//! | `GET /admin` (upgrade) | the admin peer ([`admin`]) |
+//! | `POST /v1/tokens`, `DELETE /v1/peers/{id}` | pub/sub REST ([`http`]) |
+//! | `GET /health`, `GET /metrics` | operations ([`http`]) |
+//!
+//! The entry point takes its I/O as arguments: [`Server::bind`] takes a bound listener (the
+//! binary passes `--listen`, tests pass `127.0.0.1:0`) and [`Server::serve`] a shutdown
+//! future. [`spawn`] does both for embedding (tests, the console's embedded mode).
+//!
+//! A dialect plugs in with a route here and a handler that follows the hub's extension points
+//! (see [`hub`]): register the peer, drain its outbox with [`connection::spawn_writer`], send
+//! every error through the hub, react to [`hub::Control`], remove the peer when it ends.
+
+pub mod admin;
+pub mod config;
+pub mod connection;
+pub mod http;
+pub mod hub;
+pub mod persist;
+pub mod probe;
+pub mod pubsub;
+pub mod token;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use self::config::Config;
+use self::hub::Hub;
+use self::persist::Persist;
+
+/// The header a probe connection presents so the server can recognise its own probes.
+pub const PROBE_HEADER: &str = "x-relaydeck-probe";
+
+/// How long shutdown waits for peers to take their close frames.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Where the admin token, app statuses and the audit log live.
+    pub data_dir: PathBuf,
+    /// Use this admin token instead of the stored (or generated) one.
+    pub admin_token: Option<String>,
+}
+
+/// What every handler shares.
+pub struct Shared {
+    pub hub: Hub,
+    pub admin_token: String,
+    pub persist: Persist,
+    pub presence: pubsub::PresenceListeners,
+    /// An address of this server reachable from itself (the listen address, with an
+    /// unspecified IP replaced by loopback), for probes.
+    pub loopback: SocketAddr,
+    /// Flipped once at shutdown; admin connections close on it.
+    pub stopping: watch::Sender<bool>,
+}
+
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    admin_token_path: Option<PathBuf>,
+}
+
+impl Server {
+    /// Prepare a server on a bound listener: load persisted state, settle the admin token.
+    pub async fn bind(
+        listener: TcpListener,
+        config: Config,
+        options: ServerOptions,
+    ) -> anyhow::Result<Server> {
+        let addr = listener.local_addr()?;
+        let statuses = persist::load_statuses(&options.data_dir).map_err(anyhow::Error::msg)?;
+        let persist = Persist::start(options.data_dir.clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot use the data folder {}: {e}",
+                options.data_dir.display()
+            )
+        })?;
+        let (admin_token, admin_token_path) =
+            persist::admin_token(&options.data_dir, options.admin_token).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot store the admin token in {}: {e}",
+                    options.data_dir.display()
+                )
+            })?;
+        let mut loopback = addr;
+        if loopback.ip().is_unspecified() {
+            loopback.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let (stopping, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            hub: Hub::new(config, addr.to_string(), &statuses),
+            admin_token,
+            persist,
+            presence: pubsub::PresenceListeners::default(),
+            loopback,
+            stopping,
+        });
+        Ok(Server {
+            listener,
+            shared,
+            admin_token_path,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn admin_token(&self) -> &str {
+        &self.shared.admin_token
+    }
+
+    /// Where the admin token is stored, unless it was given explicitly.
+    pub fn admin_token_path(&self) -> Option<&PathBuf> {
+        self.admin_token_path.as_ref()
+    }
+
+    /// Serve until `shutdown` completes; then peers are told to go away and given a bounded
+    /// time to take their close frames.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let shared = self.shared;
+        let ticker = {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(Duration::from_secs(1));
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    interval.tick().await;
+                    shared.hub.emit_stats();
+                }
+            })
+        };
+        let router = router(shared.clone());
+        let draining = shared.clone();
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing every peer");
+            draining.hub.begin_shutdown();
+            let _ = draining.stopping.send(true);
+            if tokio::time::timeout(DRAIN_TIMEOUT, draining.hub.peers_drained())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    peers = draining.hub.peer_count(),
+                    "peers still open after the drain timeout"
+                );
+            }
+        })
+        .await;
+        ticker.abort();
+        served.map_err(Into::into)
+    }
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1", get(pubsub::upgrade))
+        .route("/admin", get(admin::upgrade))
+        .route("/v1/tokens", post(http::mint_token))
+        .route("/v1/peers/{id}", delete(http::kick_peer))
+        .route("/health", get(http::health))
+        .route("/metrics", get(http::metrics))
+        .with_state(shared)
+}
+
+/// A server running in the background of this process.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub admin_token: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stop the server and wait until it has finished shutting down.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await?
+    }
+}
+
+/// Bind `listen` and serve in a background task.
+pub async fn spawn(
+    listen: SocketAddr,
+    config: Config,
+    options: ServerOptions,
+) -> anyhow::Result<RunningServer> {
+    let listener = TcpListener::bind(listen).await?;
+    let server = Server::bind(listener, config, options).await?;
+    let addr = server.local_addr()?;
+    let admin_token = server.admin_token().to_owned();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    Ok(RunningServer {
+        addr,
+        admin_token,
+        stop: Some(stop),
+        task,
+    })
+}

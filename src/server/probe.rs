@@ -1,0 +1,110 @@
+//! Probe connections: real WebSocket clients the server opens against itself when an admin
+//! injects a frame "through a new connection". The server recognises its own probe by a nonce
+//! header, marks that peer `probe` and taps it, so every frame the probe receives shows in the
+//! consoles as the server's answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::catalog::Dialect;
+use crate::server::{Shared, PROBE_HEADER};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The path each dialect is served on.
+pub fn dialect_path(dialect: Dialect) -> Result<&'static str, String> {
+    match dialect {
+        Dialect::Pubsub => Ok("/v1"),
+        Dialect::SignalFish => Ok("/v2/ws"),
+        Dialect::Flow => Ok("/v1/ws"),
+        Dialect::Talo => Ok("/talo"),
+        Dialect::TaloHttp | Dialect::Websocket => Err(format!(
+            "{dialect} has no WebSocket endpoint to open a probe on"
+        )),
+    }
+}
+
+/// Open a probe of `dialect` with the connection query `query`; returns its peer id once the
+/// server has registered it.
+pub async fn open(shared: &Arc<Shared>, dialect: Dialect, query: &str) -> Result<String, String> {
+    let path = dialect_path(dialect)?;
+    let query = query.trim_start_matches('?');
+    let url = if query.is_empty() {
+        format!("ws://{}{path}", shared.loopback)
+    } else {
+        format!("ws://{}{path}?{query}", shared.loopback)
+    };
+    let nonce: String = {
+        use rand::RngExt as _;
+        let mut rng = rand::rng();
+        (0..16)
+            .map(|_| format!("{:02x}", rng.random::<u8>()))
+            .collect()
+    };
+    let mut request = url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| format!("{url}: {e}"))?;
+    let header = HeaderValue::from_str(&nonce).map_err(|e| e.to_string())?;
+    request.headers_mut().insert(PROBE_HEADER, header);
+    let registered = shared.hub.expect_probe(nonce.clone());
+    let connected =
+        tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await;
+    let mut socket = match connected {
+        Ok(Ok((socket, _))) => socket,
+        Ok(Err(error)) => {
+            shared.hub.forget_probe_nonce(&nonce);
+            return Err(format!("the probe could not connect to {url}: {error}"));
+        }
+        Err(_) => {
+            shared.hub.forget_probe_nonce(&nonce);
+            return Err(format!("the probe timed out connecting to {url}"));
+        }
+    };
+    // Either the server registers the probe as a peer, or it refuses the connection with a
+    // close frame (a bad key, a suspended app): report which.
+    let peer = tokio::select! {
+        peer = registered => peer.map_err(|_| "the server dropped the probe before registering it".to_owned()),
+        refused = socket.next() => {
+            shared.hub.forget_probe_nonce(&nonce);
+            Err(match refused {
+                Some(Ok(Message::Close(Some(frame)))) => format!("the server refused the probe: close {} {}", u16::from(frame.code), frame.reason),
+                _ => "the server closed the probe before registering it".to_owned(),
+            })
+        }
+        _ = tokio::time::sleep(CONNECT_TIMEOUT) => {
+            shared.hub.forget_probe_nonce(&nonce);
+            Err("the server never registered the probe".to_owned())
+        }
+    }?;
+    let (frames_tx, mut frames_rx) = mpsc::unbounded_channel::<String>();
+    shared.hub.register_probe_sender(&peer, frames_tx);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                frame = frames_rx.recv() => match frame {
+                    Some(frame) => {
+                        if socket.send(Message::Text(frame.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                // What the server sends reaches the consoles through the tap; the probe only
+                // has to keep reading so that it never becomes a slow consumer.
+                incoming = socket.next() => match incoming {
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+        let _ = socket.close(None).await;
+    });
+    Ok(peer)
+}

@@ -1,0 +1,616 @@
+//! The pub/sub relay dialect on `GET /v1?key=…` or `/v1?token=…`.
+//!
+//! # Connect
+//! `key` is a public key id from the config; `token` a signed token from `POST /v1/tokens`.
+//! `channels=a,b` (or a token's `channels` claim) subscribes at connect. Refusals are close
+//! frames right after the upgrade, never error frames:
+//! 4001 invalid_token (unknown key, bad token, or an app that is revoked or expired),
+//! 4002 token_expired, 4003 channel_not_authorized (a connect-time channel outside the key's
+//! patterns), 4010 over_concurrent_limit (the app's `max_connections`), 4012 account_suspended.
+//!
+//! # Limits
+//! 100 channels per connection (`channel_limit_exceeded`); a token bucket of 100 messages a
+//! second with bursts of 200 (close 4011); frames over 64 KiB (close 1009); the app's message
+//! quota (`over_message_quota`, the connection stays open). A client that cannot keep up with
+//! its frames is closed with 1013 try_again_later.
+
+pub mod pattern;
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::ws::WebSocket;
+use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::SinkExt;
+use serde::Deserialize;
+use serde_json::Value;
+
+use self::pattern::Pattern;
+use crate::catalog::{self, Dialect};
+use crate::protocol::admin::{AppStatus, SubscriptionInfo};
+use crate::protocol::pubsub::{self as wire, ClientFrame};
+use crate::server::config::PubsubAction;
+use crate::server::connection::{self, Incoming};
+use crate::server::hub::{self, Control, Hub, NewPeer, RegisterError};
+use crate::server::{token, Shared, PROBE_HEADER};
+
+pub const MAX_CHANNELS: usize = 100;
+pub const MESSAGES_PER_SECOND: u32 = 100;
+pub const BURST: u32 = 200;
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Frames up to this size are read so that the relay, not the WebSocket library, answers an
+/// oversized frame with its documented close code.
+const READ_LIMIT_BYTES: usize = 4 << 20;
+const GOING_AWAY_RETRY_MS: u64 = 1000;
+
+const DIALECT: Dialect = Dialect::Pubsub;
+
+/// Peers whose key allows the presence action; presence notices go only to them.
+#[derive(Default)]
+pub struct PresenceListeners(Mutex<HashSet<String>>);
+
+impl PresenceListeners {
+    fn set(&self, peer: &str, listening: bool) {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if listening {
+            set.insert(peer.to_owned());
+        } else {
+            set.remove(peer);
+        }
+    }
+
+    fn filter(&self, peers: Vec<String>) -> Vec<String> {
+        let set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        peers.into_iter().filter(|p| set.contains(p)).collect()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConnectQuery {
+    key: Option<String>,
+    token: Option<String>,
+    channels: Option<String>,
+}
+
+pub async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<ConnectQuery>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let probe_nonce = headers
+        .get(PROBE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    upgrade
+        .max_message_size(READ_LIMIT_BYTES)
+        .max_frame_size(READ_LIMIT_BYTES)
+        .on_upgrade(move |socket| serve(socket, shared, query, addr, probe_nonce))
+}
+
+/// The message text the catalog gives for a code, with `{placeholders}` filled in.
+fn text_of(code: &str, fill: &[(&str, &str)]) -> String {
+    let mut text = catalog::get(DIALECT, code)
+        .map(|e| e.wire_text.to_owned())
+        .unwrap_or_else(|| code.replace('_', " "));
+    for (name, value) in fill {
+        text = text.replace(&format!("{{{name}}}"), value);
+    }
+    text
+}
+
+fn close_reason(code: u16) -> String {
+    catalog::close(DIALECT, code)
+        .map(|e| e.wire_text.to_owned())
+        .unwrap_or_default()
+}
+
+struct Grant {
+    app: String,
+    peer_id: String,
+    patterns: Vec<Pattern>,
+    actions: Vec<PubsubAction>,
+    initial_channels: Vec<String>,
+}
+
+/// Who the connection is, or the close code refusing it.
+fn authenticate(shared: &Shared, query: &ConnectQuery) -> Result<Grant, u16> {
+    let config = shared.hub.config();
+    let (app, patterns, actions, peer_id, mut channels) = if let Some(key_id) = &query.key {
+        let (app, key) = config.pubsub_key(key_id).ok_or(4001u16)?;
+        (
+            app,
+            key.channel_patterns.clone(),
+            key.actions.clone(),
+            format!("peer-{}", random_hex(4)),
+            Vec::new(),
+        )
+    } else if let Some(token_text) = &query.token {
+        let claims = token::verify(
+            token_text,
+            |app| config.app(app).and_then(|a| a.secret_key.clone()),
+            hub::now_ms() / 1000,
+        )
+        .map_err(|e| match e {
+            token::TokenError::Expired => 4002u16,
+            token::TokenError::Invalid => 4001u16,
+        })?;
+        let app = config.app(&claims.app).ok_or(4001u16)?;
+        let patterns: Vec<String> = app
+            .pubsub_keys
+            .iter()
+            .flat_map(|k| k.channel_patterns.iter().cloned())
+            .collect();
+        let allowed: BTreeSet<PubsubAction> = app
+            .pubsub_keys
+            .iter()
+            .flat_map(|k| k.actions.iter().copied())
+            .collect();
+        let actions = match &claims.permissions {
+            Some(wanted) => wanted
+                .iter()
+                .copied()
+                .filter(|a| allowed.contains(a))
+                .collect(),
+            None => allowed.into_iter().collect(),
+        };
+        (
+            app,
+            patterns,
+            actions,
+            claims.sub.clone(),
+            claims.channels.clone().unwrap_or_default(),
+        )
+    } else {
+        return Err(4001);
+    };
+    if let Some(extra) = &query.channels {
+        channels.extend(
+            extra
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    match shared.hub.app_status(&app.id) {
+        Some(AppStatus::Active) => {}
+        Some(AppStatus::Suspended) => return Err(4012),
+        _ => return Err(4001),
+    }
+    let patterns: Vec<Pattern> = patterns
+        .iter()
+        .filter_map(|p| Pattern::parse(p).ok())
+        .collect();
+    for channel in &channels {
+        if !patterns.iter().any(|p| p.matches(channel)) {
+            return Err(4003);
+        }
+    }
+    Ok(Grant {
+        app: app.id.clone(),
+        peer_id,
+        patterns,
+        actions,
+        initial_channels: channels,
+    })
+}
+
+fn random_hex(bytes: usize) -> String {
+    use rand::RngExt as _;
+    let mut rng = rand::rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+async fn refuse(mut socket: WebSocket, shared: &Shared, code: u16) {
+    let reason = close_reason(code);
+    shared.hub.record_unattached_error(
+        DIALECT,
+        &code.to_string(),
+        format!("close {code} {reason}"),
+    );
+    let _ = socket.send(connection::close_message(code, &reason)).await;
+    let _ = socket.close().await;
+}
+
+struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new() -> TokenBucket {
+        TokenBucket {
+            tokens: f64::from(BURST),
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * f64::from(MESSAGES_PER_SECOND);
+        self.tokens = (self.tokens + refill).min(f64::from(BURST));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    id: String,
+    grant: Grant,
+    channels: BTreeSet<String>,
+    bucket: TokenBucket,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+async fn serve(
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    query: ConnectQuery,
+    addr: SocketAddr,
+    probe_nonce: Option<String>,
+) {
+    let grant = match authenticate(&shared, &query) {
+        Ok(grant) => grant,
+        Err(code) => return refuse(socket, &shared, code).await,
+    };
+    let limit = shared
+        .hub
+        .config()
+        .app(&grant.app)
+        .map(|a| a.limits.max_connections);
+    let new_peer = NewPeer {
+        dialect: DIALECT,
+        app: Some(grant.app.clone()),
+        identity: Some(grant.peer_id.clone()),
+        addr: addr.to_string(),
+        probe_nonce,
+    };
+    let link = match shared.hub.register_peer(new_peer, limit) {
+        Ok(link) => link,
+        Err(RegisterError::OverConcurrentLimit { .. }) => {
+            return refuse(socket, &shared, 4010).await
+        }
+        Err(RegisterError::ShuttingDown) => {
+            let mut socket = socket;
+            let _ = socket
+                .send(connection::close_message(1001, "going_away"))
+                .await;
+            return;
+        }
+    };
+    let (sink, mut stream) = connection::split(socket);
+    let writer = connection::spawn_writer(sink, link.outbox, link.abort);
+    let mut control = link.control;
+    let mut session = Session {
+        shared: shared.clone(),
+        id: link.id.clone(),
+        channels: BTreeSet::new(),
+        bucket: TokenBucket::new(),
+        grant,
+    };
+    if session.grant.actions.contains(&PubsubAction::Presence) {
+        shared.presence.set(&session.id, true);
+    }
+    shared.hub.send(
+        &session.id,
+        wire::welcome(
+            &session.grant.peer_id,
+            &session.grant.app,
+            MAX_CHANNELS,
+            MESSAGES_PER_SECOND,
+            BURST,
+            MAX_FRAME_BYTES,
+        ),
+    );
+    for channel in session.grant.initial_channels.clone() {
+        session.subscribe(&channel, None);
+    }
+
+    let mut client_close = None;
+    loop {
+        let flow = tokio::select! {
+            incoming = connection::next_incoming(&mut stream) => match incoming {
+                Incoming::Text(text) => session.handle(&text),
+                Incoming::Binary(bytes) => session.handle(&String::from_utf8_lossy(&bytes)),
+                Incoming::Closed(frame) => {
+                    client_close = Some(frame.unwrap_or((1005, String::new())));
+                    Flow::Stop
+                }
+                Incoming::Dropped => Flow::Stop,
+            },
+            command = control.recv() => match command {
+                Some(command) => session.on_control(command),
+                None => Flow::Stop,
+            },
+        };
+        if matches!(flow, Flow::Stop) {
+            break;
+        }
+    }
+    shared.presence.set(&session.id, false);
+    let left = shared.hub.remove_peer(&session.id, client_close);
+    for (_, app, channel) in left {
+        session.announce_presence(&app, &channel, &[], &[session.grant.peer_id.as_str()]);
+    }
+    connection::finish_writer(writer).await;
+}
+
+impl Session {
+    fn hub(&self) -> &Hub {
+        &self.shared.hub
+    }
+
+    fn error(&self, request_id: Option<&str>, code: &str, message: &str) {
+        self.hub().send_error(
+            &self.id,
+            DIALECT,
+            code,
+            request_id,
+            wire::error(request_id, code, message),
+        );
+    }
+
+    fn on_control(&mut self, command: Control) -> Flow {
+        match command {
+            Control::Kick { .. } => {
+                self.hub().close_peer(&self.id, 4020, &close_reason(4020));
+                Flow::Stop
+            }
+            Control::AppStatus(AppStatus::Active) => Flow::Continue,
+            Control::AppStatus(AppStatus::Suspended) => {
+                self.hub().close_peer(&self.id, 4012, &close_reason(4012));
+                Flow::Stop
+            }
+            Control::AppStatus(_) => {
+                self.hub().close_peer(&self.id, 4001, &close_reason(4001));
+                Flow::Stop
+            }
+            Control::Inject(text) => self.handle(&text),
+            Control::Shutdown => {
+                self.hub()
+                    .send(&self.id, wire::going_away(GOING_AWAY_RETRY_MS));
+                self.hub().close_peer(&self.id, 1001, "going_away");
+                Flow::Stop
+            }
+        }
+    }
+
+    fn handle(&mut self, text: &str) -> Flow {
+        self.hub().record_inbound(&self.id, text);
+        if text.len() > MAX_FRAME_BYTES {
+            self.hub().close_peer(&self.id, 1009, &close_reason(1009));
+            return Flow::Stop;
+        }
+        if !self.bucket.take() {
+            self.hub().close_peer(&self.id, 4011, &close_reason(4011));
+            return Flow::Stop;
+        }
+        let (frame, request_id) = match wire::parse_client(text) {
+            Ok(parsed) => parsed,
+            Err(rejection) => {
+                self.error(
+                    rejection.request_id.as_deref(),
+                    rejection.code,
+                    &rejection.message,
+                );
+                return Flow::Continue;
+            }
+        };
+        let request_id = request_id.as_deref();
+        if let Some(code) = self.hub().take_fault(&self.id, DIALECT) {
+            self.error(request_id, &code, &text_of(&code, &[]));
+            return Flow::Continue;
+        }
+        match frame {
+            ClientFrame::Subscribe { channel } => self.subscribe(&channel, request_id),
+            ClientFrame::Unsubscribe { channel } => self.unsubscribe(&channel, request_id),
+            ClientFrame::Publish { channel, data } => self.publish(&channel, data, request_id),
+            ClientFrame::Send { to, data } => self.send(&to, data, request_id),
+        }
+        Flow::Continue
+    }
+
+    /// The checks every channel operation shares, in the order a client would fix them.
+    fn check_channel(&self, channel: &str, action: PubsubAction, request_id: Option<&str>) -> bool {
+        if let Some(problem) = wire::channel_problem(channel) {
+            let shown = crate::report::one_line(channel, 64);
+            self.error(
+                request_id,
+                "invalid_channel",
+                &format!(
+                    "{}: {problem}",
+                    text_of("invalid_channel", &[("channel", &shown)])
+                ),
+            );
+            return false;
+        }
+        if wire::RESERVED_PREFIXES
+            .iter()
+            .any(|p| channel.starts_with(p))
+        {
+            self.error(
+                request_id,
+                "channel_reserved",
+                &text_of("channel_reserved", &[("channel", channel)]),
+            );
+            return false;
+        }
+        if !self.grant.actions.contains(&action) {
+            self.error(
+                request_id,
+                "action_not_permitted",
+                &text_of("action_not_permitted", &[("action", action.id())]),
+            );
+            return false;
+        }
+        if !self.grant.patterns.iter().any(|p| p.matches(channel)) {
+            self.error(
+                request_id,
+                "channel_not_authorized",
+                &text_of("channel_not_authorized", &[("channel", channel)]),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn subscribe(&mut self, channel: &str, request_id: Option<&str>) {
+        if !self.check_channel(channel, PubsubAction::Subscribe, request_id) {
+            return;
+        }
+        if !self.channels.contains(channel) && self.channels.len() >= MAX_CHANNELS {
+            self.error(
+                request_id,
+                "channel_limit_exceeded",
+                &text_of("channel_limit_exceeded", &[]),
+            );
+            return;
+        }
+        if self.channels.insert(channel.to_owned()) {
+            let app = self.grant.app.clone();
+            let existing = self.hub().channel_members(DIALECT, &app, channel);
+            self.hub().channel_join(DIALECT, &app, channel, &self.id);
+            self.hub().add_subscription(SubscriptionInfo {
+                peer: self.id.clone(),
+                dialect: DIALECT,
+                id: channel.to_owned(),
+                topic: channel.to_owned(),
+                arguments: Value::Object(serde_json::Map::new()),
+            });
+            self.hub().send(&self.id, wire::ack(request_id));
+            if self.grant.actions.contains(&PubsubAction::Presence) && !existing.is_empty() {
+                let names: Vec<String> = existing
+                    .iter()
+                    .filter_map(|id| self.hub().peer(id).and_then(|p| p.identity))
+                    .collect();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                self.hub()
+                    .send(&self.id, wire::presence(channel, &names, &[]));
+            }
+            self.announce_presence(&app, channel, &[self.grant.peer_id.as_str()], &[]);
+        } else {
+            self.hub().send(&self.id, wire::ack(request_id));
+        }
+    }
+
+    fn unsubscribe(&mut self, channel: &str, request_id: Option<&str>) {
+        if let Some(problem) = wire::channel_problem(channel) {
+            self.error(
+                request_id,
+                "invalid_channel",
+                &format!("invalid channel: {problem}"),
+            );
+            return;
+        }
+        if self.channels.remove(channel) {
+            let app = self.grant.app.clone();
+            self.hub().channel_leave(DIALECT, &app, channel, &self.id);
+            self.hub().remove_subscription(&self.id, channel);
+            self.announce_presence(&app, channel, &[], &[self.grant.peer_id.as_str()]);
+        }
+        self.hub().send(&self.id, wire::ack(request_id));
+    }
+
+    fn announce_presence(&self, app: &str, channel: &str, joined: &[&str], left: &[&str]) {
+        let members: Vec<String> = self
+            .hub()
+            .channel_members(DIALECT, app, channel)
+            .into_iter()
+            .filter(|m| *m != self.id)
+            .collect();
+        let listeners = self.shared.presence.filter(members);
+        if !listeners.is_empty() {
+            self.hub()
+                .send_many(&listeners, wire::presence(channel, joined, left));
+        }
+    }
+
+    fn publish(&mut self, channel: &str, data: Option<Value>, request_id: Option<&str>) {
+        if !self.check_channel(channel, PubsubAction::Publish, request_id) {
+            return;
+        }
+        let Some(data) = data else {
+            self.error(request_id, "missing_data", &text_of("missing_data", &[]));
+            return;
+        };
+        if !self.hub().charge_quota(&self.grant.app) {
+            self.error(
+                request_id,
+                "over_message_quota",
+                &text_of("over_message_quota", &[]),
+            );
+            return;
+        }
+        let text = wire::message(channel, &self.grant.peer_id, &data);
+        self.hub()
+            .deliver_to_channel(DIALECT, &self.grant.app, channel, &self.id, text);
+        self.hub().send(&self.id, wire::ack(request_id));
+    }
+
+    fn send(&mut self, to: &str, data: Option<Value>, request_id: Option<&str>) {
+        if let Some(problem) = wire::peer_id_problem(to) {
+            let shown = crate::report::one_line(to, 64);
+            self.error(
+                request_id,
+                "invalid_peer_id",
+                &format!(
+                    "{}: {problem}",
+                    text_of("invalid_peer_id", &[("to", &shown)])
+                ),
+            );
+            return;
+        }
+        if !self.grant.actions.contains(&PubsubAction::Send) {
+            self.error(
+                request_id,
+                "action_not_permitted",
+                &text_of("action_not_permitted", &[("action", "send")]),
+            );
+            return;
+        }
+        let Some(data) = data else {
+            self.error(request_id, "missing_data", &text_of("missing_data", &[]));
+            return;
+        };
+        let Some(target) = self
+            .hub()
+            .find_peer_by_identity(DIALECT, &self.grant.app, to)
+        else {
+            self.error(
+                request_id,
+                "peer_not_found",
+                &text_of("peer_not_found", &[("to", to)]),
+            );
+            return;
+        };
+        if !self.hub().charge_quota(&self.grant.app) {
+            self.error(
+                request_id,
+                "over_message_quota",
+                &text_of("over_message_quota", &[]),
+            );
+            return;
+        }
+        self.hub()
+            .send(&target, wire::direct(&self.grant.peer_id, &data));
+        self.hub().send(&self.id, wire::ack(request_id));
+    }
+}

@@ -1,0 +1,234 @@
+//! The shared harness of the integration tests: a real server on 127.0.0.1:0 in a temporary
+//! data folder, real WebSocket clients, and a timeout around every receive.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use relaydeck::protocol::admin::{CommandEnvelope, CommandResult, Event, ServerMessage, Snapshot};
+use relaydeck::server::config::Config;
+use relaydeck::server::{spawn, RunningServer, ServerOptions};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const RECEIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub struct TestServer {
+    pub server: Option<RunningServer>,
+    pub addr: SocketAddr,
+    pub token: String,
+    pub data: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> TestServer {
+        let data = tempfile::tempdir().unwrap();
+        TestServer::start_in(config, data).await
+    }
+
+    pub async fn start_in(config: Config, data: tempfile::TempDir) -> TestServer {
+        let options = ServerOptions {
+            data_dir: data.path().to_path_buf(),
+            admin_token: None,
+        };
+        let server = spawn("127.0.0.1:0".parse().unwrap(), config, options)
+            .await
+            .unwrap();
+        TestServer {
+            addr: server.addr,
+            token: server.admin_token.clone(),
+            server: Some(server),
+            data,
+        }
+    }
+
+    pub async fn demo() -> TestServer {
+        TestServer::start(Config::demo()).await
+    }
+
+    /// Stop the server, keeping its data folder.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.unwrap();
+        }
+        self.data
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn connect(&self, path: &str) -> Socket {
+        let (socket, _) = tokio::time::timeout(
+            RECEIVE_TIMEOUT,
+            tokio_tungstenite::connect_async(self.url(path)),
+        )
+        .await
+        .expect("connect timed out")
+        .unwrap_or_else(|e| panic!("connect {path}: {e}"));
+        socket
+    }
+
+    pub async fn admin(&self) -> Admin {
+        let mut request = self.url("/admin").into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {}", self.token)).unwrap(),
+        );
+        let (socket, _) =
+            tokio::time::timeout(RECEIVE_TIMEOUT, tokio_tungstenite::connect_async(request))
+                .await
+                .expect("admin connect timed out")
+                .unwrap();
+        let mut admin = Admin {
+            socket,
+            snapshot: Snapshot::default(),
+            seq: 0,
+            next_id: 1,
+        };
+        match admin.next().await {
+            ServerMessage::Snapshot { seq, snapshot } => {
+                admin.seq = seq;
+                admin.snapshot = *snapshot;
+            }
+            other => panic!("expected a snapshot first, got {other:?}"),
+        }
+        admin
+    }
+}
+
+pub async fn send_json(socket: &mut Socket, value: Value) {
+    socket
+        .send(Message::Text(value.to_string().into()))
+        .await
+        .unwrap();
+}
+
+pub async fn send_text(socket: &mut Socket, text: &str) {
+    socket
+        .send(Message::Text(text.to_owned().into()))
+        .await
+        .unwrap();
+}
+
+/// The next text frame as JSON (pings and pongs skipped).
+pub async fn recv_json(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(RECEIVE_TIMEOUT, socket.next())
+            .await
+            .expect("no frame before the timeout")
+            .expect("the connection ended")
+            .expect("receive failed");
+        match message {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Close(frame) => panic!("expected a frame, got close {frame:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Skip frames until one has `"type": kind`.
+pub async fn recv_type(socket: &mut Socket, kind: &str) -> Value {
+    loop {
+        let frame = recv_json(socket).await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+}
+
+/// Skip frames until the close; returns its code and reason.
+pub async fn recv_close(socket: &mut Socket) -> (u16, String) {
+    loop {
+        let message = tokio::time::timeout(RECEIVE_TIMEOUT, socket.next())
+            .await
+            .expect("no close before the timeout");
+        match message {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.to_string())
+            }
+            Some(Ok(Message::Close(None))) => return (1005, String::new()),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("the connection failed before a close frame: {e}"),
+            None => panic!("the connection ended without a close frame"),
+        }
+    }
+}
+
+pub struct Admin {
+    pub socket: Socket,
+    pub snapshot: Snapshot,
+    pub seq: u64,
+    next_id: u64,
+}
+
+impl Admin {
+    pub async fn next(&mut self) -> ServerMessage {
+        loop {
+            let message = tokio::time::timeout(RECEIVE_TIMEOUT, self.socket.next())
+                .await
+                .expect("no admin message before the timeout")
+                .expect("the admin connection ended")
+                .expect("admin receive failed");
+            if let Message::Text(text) = message {
+                return serde_json::from_str(text.as_str()).unwrap();
+            }
+        }
+    }
+
+    /// Wait for a delta whose event satisfies `wanted`, checking that deltas are numbered
+    /// without gaps (or preceded by a snapshot).
+    pub async fn wait_event(&mut self, mut wanted: impl FnMut(&Event) -> bool) -> Event {
+        loop {
+            match self.next().await {
+                ServerMessage::Delta { seq, event, .. } => {
+                    assert_eq!(seq, self.seq + 1, "deltas are numbered without gaps");
+                    self.seq = seq;
+                    if wanted(&event) {
+                        return event;
+                    }
+                }
+                ServerMessage::Snapshot { seq, snapshot } => {
+                    self.seq = seq;
+                    self.snapshot = *snapshot;
+                }
+                ServerMessage::Result(_) => {}
+            }
+        }
+    }
+
+    pub async fn command(&mut self, command: relaydeck::protocol::admin::Command) -> CommandResult {
+        let id = self.next_id;
+        self.next_id += 1;
+        let envelope = CommandEnvelope { id, command };
+        self.socket
+            .send(Message::Text(
+                serde_json::to_string(&envelope).unwrap().into(),
+            ))
+            .await
+            .unwrap();
+        loop {
+            match self.next().await {
+                ServerMessage::Result(result) if result.id == id => return result,
+                ServerMessage::Delta { seq, .. } => self.seq = seq,
+                ServerMessage::Snapshot { seq, snapshot } => {
+                    self.seq = seq;
+                    self.snapshot = *snapshot;
+                }
+                ServerMessage::Result(_) => {}
+            }
+        }
+    }
+}
