@@ -338,6 +338,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let options = ServerOptions {
         data_dir: args.data.resolve()?,
         admin_token: args.admin_token.clone(),
+        admin_buffer: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -347,13 +348,14 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
         let server = Server::bind(listener, config, options).await?;
+        // Whoever started the server may stop reading its stdout; that must not stop it.
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {}", server.local_addr()?)?;
-        match server.admin_token_path() {
-            Some(path) => writeln!(out, "admin token in {}", path.display())?,
-            None => writeln!(out, "admin token given on the command line")?,
-        }
-        out.flush()?;
+        let _ = writeln!(out, "listening on {}", server.local_addr()?);
+        let _ = match server.admin_token_path() {
+            Some(path) => writeln!(out, "admin token in {}", path.display()),
+            None => writeln!(out, "admin token given on the command line"),
+        };
+        let _ = out.flush();
         drop(out);
         server.serve(shutdown_signal()).await
     })?;

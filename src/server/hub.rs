@@ -165,8 +165,13 @@ pub struct Hub {
 
 impl Hub {
     /// `statuses` are the persisted app statuses, which win over the config's.
-    pub fn new(config: Config, listen: String, statuses: &BTreeMap<String, AppStatus>) -> Hub {
-        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+    pub fn new(
+        config: Config,
+        listen: String,
+        statuses: &BTreeMap<String, AppStatus>,
+        admin_buffer: usize,
+    ) -> Hub {
+        let (events, _) = broadcast::channel(admin_buffer.max(1));
         let started = now_ms();
         let mut state = State::default();
         for app in &config.apps {

@@ -53,6 +53,9 @@ pub struct ServerOptions {
     pub data_dir: PathBuf,
     /// Use this admin token instead of the stored (or generated) one.
     pub admin_token: Option<String>,
+    /// Deltas buffered per console before it is sent a fresh snapshot instead
+    /// (default [`hub::EVENT_CAPACITY`]).
+    pub admin_buffer: Option<usize>,
 }
 
 /// What every handler shares.
@@ -105,7 +108,12 @@ impl Server {
         }
         let (stopping, _) = watch::channel(false);
         let shared = Arc::new(Shared {
-            hub: Hub::new(config, addr.to_string(), &statuses),
+            hub: Hub::new(
+                config,
+                addr.to_string(),
+                &statuses,
+                options.admin_buffer.unwrap_or(hub::EVENT_CAPACITY),
+            ),
             admin_token,
             persist,
             presence: pubsub::PresenceListeners::default(),

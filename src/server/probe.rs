@@ -69,18 +69,30 @@ pub async fn open(shared: &Arc<Shared>, dialect: Dialect, query: &str) -> Result
     };
     // Either the server registers the probe as a peer, or it refuses the connection with a
     // close frame (a bad key, a suspended app): report which.
-    let peer = tokio::select! {
-        peer = registered => peer.map_err(|_| "the server dropped the probe before registering it".to_owned()),
-        refused = socket.next() => {
-            shared.hub.forget_probe_nonce(&nonce);
-            Err(match refused {
-                Some(Ok(Message::Close(Some(frame)))) => format!("the server refused the probe: close {} {}", u16::from(frame.code), frame.reason),
-                _ => "the server closed the probe before registering it".to_owned(),
-            })
-        }
-        _ = tokio::time::sleep(CONNECT_TIMEOUT) => {
-            shared.hub.forget_probe_nonce(&nonce);
-            Err("the server never registered the probe".to_owned())
+    let deadline = tokio::time::sleep(CONNECT_TIMEOUT);
+    tokio::pin!(deadline);
+    tokio::pin!(registered);
+    let peer = loop {
+        tokio::select! {
+            peer = &mut registered => {
+                break peer.map_err(|_| "the server dropped the probe before registering it".to_owned());
+            }
+            incoming = socket.next() => match incoming {
+                // A greeting can arrive before the registration is seen here; the tap shows it.
+                Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    shared.hub.forget_probe_nonce(&nonce);
+                    break Err(format!("the server refused the probe: close {} {}", u16::from(frame.code), frame.reason));
+                }
+                _ => {
+                    shared.hub.forget_probe_nonce(&nonce);
+                    break Err("the server closed the probe before registering it".to_owned());
+                }
+            },
+            _ = &mut deadline => {
+                shared.hub.forget_probe_nonce(&nonce);
+                break Err("the server never registered the probe".to_owned());
+            }
         }
     }?;
     let (frames_tx, mut frames_rx) = mpsc::unbounded_channel::<String>();

@@ -35,9 +35,18 @@ impl TestServer {
     }
 
     pub async fn start_in(config: Config, data: tempfile::TempDir) -> TestServer {
+        TestServer::start_with(config, data, None).await
+    }
+
+    pub async fn start_with(
+        config: Config,
+        data: tempfile::TempDir,
+        admin_buffer: Option<usize>,
+    ) -> TestServer {
         let options = ServerOptions {
             data_dir: data.path().to_path_buf(),
             admin_token: None,
+            admin_buffer,
         };
         let server = spawn("127.0.0.1:0".parse().unwrap(), config, options)
             .await
@@ -97,6 +106,7 @@ impl TestServer {
             snapshot: Snapshot::default(),
             seq: 0,
             next_id: 1,
+            seen: Default::default(),
         };
         match admin.next().await {
             ServerMessage::Snapshot { seq, snapshot } => {
@@ -172,7 +182,13 @@ pub struct Admin {
     pub snapshot: Snapshot,
     pub seq: u64,
     next_id: u64,
+    /// Deltas that arrived while waiting for a command's result, not yet looked at.
+    seen: std::collections::VecDeque<Event>,
 }
+
+/// How long a test waits for an admin event before failing; stats ticks arrive every second,
+/// so a per-message timeout alone would never fire.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Admin {
     pub async fn next(&mut self) -> ServerMessage {
@@ -191,7 +207,17 @@ impl Admin {
     /// Wait for a delta whose event satisfies `wanted`, checking that deltas are numbered
     /// without gaps (or preceded by a snapshot).
     pub async fn wait_event(&mut self, mut wanted: impl FnMut(&Event) -> bool) -> Event {
+        while let Some(event) = self.seen.pop_front() {
+            if wanted(&event) {
+                return event;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
         loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the awaited admin event never came"
+            );
             match self.next().await {
                 ServerMessage::Delta { seq, event, .. } => {
                     assert_eq!(seq, self.seq + 1, "deltas are numbered without gaps");
@@ -222,7 +248,11 @@ impl Admin {
         loop {
             match self.next().await {
                 ServerMessage::Result(result) if result.id == id => return result,
-                ServerMessage::Delta { seq, .. } => self.seq = seq,
+                ServerMessage::Delta { seq, event, .. } => {
+                    assert_eq!(seq, self.seq + 1, "deltas are numbered without gaps");
+                    self.seq = seq;
+                    self.seen.push_back(event);
+                }
                 ServerMessage::Snapshot { seq, snapshot } => {
                     self.seq = seq;
                     self.snapshot = *snapshot;
