@@ -16,6 +16,23 @@ use crate::report;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Start the embedded server without demo traffic.
+    #[arg(long)]
+    pub no_demo: bool,
+    #[command(flatten)]
+    pub console: ConsoleArgs,
+    #[command(flatten)]
+    pub data: DataDirArg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsoleArgs {
+    /// Theme: default, light, high-contrast, or a file in the config folder's themes/.
+    #[arg(long, global = true, default_value = "default")]
+    pub theme: String,
+    /// Remove every admin action (kick, suspend, close room, tap).
+    #[arg(long, global = true)]
+    pub readonly: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -30,6 +47,16 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Run the bundled server.
     Serve(ServeArgs),
+    /// Open the console on a running relaydeck server.
+    Connect(ConnectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The server: ws://host:port (the admin endpoint's path is added).
+    pub url: String,
+    #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
 }
 
 #[derive(Debug, Args)]
@@ -123,11 +150,8 @@ pub fn main() -> ExitCode {
         Some(Command::Explain(args)) => run_explain(args),
         Some(Command::Replay(args)) => run_replay(args),
         Some(Command::Serve(args)) => run_serve(args),
-        None => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
-            Ok(ExitCode::SUCCESS)
-        }
+        Some(Command::Connect(args)) => run_connect(args, cli.console, &cli.data),
+        None => run_embedded(cli.console, &cli.data, !cli.no_demo),
     };
     match result {
         Ok(code) => code,
@@ -383,4 +407,112 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Logs go to a file in the data folder while the terminal belongs to the console.
+fn log_to_file(data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    std::fs::create_dir_all(data_dir).ok()?;
+    let path = data_dir.join("console.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .ok()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RELAYDECK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init()
+        .ok()?;
+    Some(path)
+}
+
+fn console_options(
+    console: &ConsoleArgs,
+    admin_url: String,
+    admin_token: String,
+) -> crate::console::Options {
+    use crate::catalog::Severity;
+    use crate::console::{app::App, keymap::Keymap, theme::Theme};
+
+    let config_dir = crate::console::config_dir();
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let (theme, theme_problem) = Theme::load(&console.theme, config_dir.as_deref(), no_color);
+    let (keymap, keymap_problem) = Keymap::load(config_dir.as_deref());
+    let mut app = App::new(keymap, console.readonly);
+    for problem in [theme_problem, keymap_problem].into_iter().flatten() {
+        app.set_status(problem, Severity::Warning);
+    }
+    crate::console::Options {
+        admin_url,
+        admin_token,
+        theme,
+        app,
+    }
+}
+
+fn run_connect(
+    args: ConnectArgs,
+    console: ConsoleArgs,
+    data: &DataDirArg,
+) -> anyhow::Result<ExitCode> {
+    let target =
+        crate::session::replay::Target::from_url(&args.url, None).map_err(anyhow::Error::msg)?;
+    if let Ok(dir) = data.resolve() {
+        log_to_file(&dir);
+    }
+    let options = console_options(
+        &console,
+        format!("ws://{}/admin", target.addr),
+        args.admin_token,
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    crate::console::with_terminal(|terminal| {
+        runtime.block_on(crate::console::run(terminal, options))
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::Result<ExitCode> {
+    use crate::server::{config::Config, spawn, ServerOptions};
+
+    // The embedded server keeps its state apart from a `serve` in the same data folder.
+    let data_dir = data.resolve()?.join("embedded");
+    log_to_file(&data_dir);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let server = runtime.block_on(spawn(
+        "127.0.0.1:0".parse()?,
+        Config::demo(),
+        ServerOptions {
+            data_dir,
+            admin_token: None,
+            admin_buffer: None,
+        },
+    ))?;
+    let (stop_demo, demo_stopped) = tokio::sync::watch::channel(false);
+    let demo_task = demo.then(|| runtime.spawn(crate::demo::run_all(server.addr, demo_stopped)));
+    let options = console_options(
+        &console,
+        format!("ws://{}/admin", server.addr),
+        server.admin_token.clone(),
+    );
+    let outcome = crate::console::with_terminal(|terminal| {
+        runtime.block_on(crate::console::run(terminal, options))
+    });
+    let _ = stop_demo.send(true);
+    runtime.block_on(async {
+        if let Some(task) = demo_task {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), task).await;
+        }
+        server.shutdown().await
+    })?;
+    outcome?;
+    Ok(ExitCode::SUCCESS)
 }

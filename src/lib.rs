@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`catalog`]: every documented error and close code as data, and the decoder. No I/O.
 //! - [`protocol`]: serde wire types; [`protocol::admin`] is the console ⇄ server contract.
+//! - [`console`]: the TUI, a client of the server's admin endpoint.
+//! - [`demo`]: simulated clients that keep the embedded server's views alive.
 //! - [`server`]: the bundled server: hub, dialect handlers, admin endpoint, persistence.
 //! - [`report`]: plain-terminal rendering of entries and decodings (decode, codes, explain).
 //! - [`session`]: session files (JSONL) and the replay engine shared by `replay` and the console.
@@ -12,6 +14,8 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod console;
+pub mod demo;
 pub mod protocol;
 pub mod report;
 pub mod server;

@@ -119,6 +119,8 @@ struct PeerEntry {
     control: mpsc::UnboundedSender<Control>,
     abort: watch::Sender<Option<(u16, String)>>,
     tapped: bool,
+    /// Counters changed since the last stats tick; the tick sends `peer_updated` for it.
+    counters_changed: bool,
     /// The close this server sent or is sending, reported when the peer is removed.
     closing: Option<(u16, String)>,
 }
@@ -321,8 +323,22 @@ impl Hub {
         Self::stats_of(&self.lock())
     }
 
+    /// Once a second: the counters of peers that were busy, then the totals. Per-frame deltas
+    /// would cost consoles more than the frames themselves; a second is fresh enough.
     pub fn emit_stats(&self) {
         let mut state = self.lock();
+        let changed: Vec<PeerInfo> = state
+            .peers
+            .values_mut()
+            .filter(|p| p.counters_changed)
+            .map(|p| {
+                p.counters_changed = false;
+                p.info.clone()
+            })
+            .collect();
+        for peer in changed {
+            self.emit(&mut state, Event::PeerUpdated { peer });
+        }
         let stats = Self::stats_of(&state);
         self.emit(&mut state, Event::Stats { stats });
     }
@@ -450,6 +466,7 @@ impl Hub {
                 control: control_tx,
                 abort: abort_tx,
                 tapped: probe,
+                counters_changed: false,
                 closing: None,
             },
         );
@@ -578,6 +595,7 @@ impl Hub {
             return;
         };
         peer.info.frames_in += 1;
+        peer.counters_changed = true;
         if peer.tapped {
             self.emit(
                 &mut state,
@@ -600,6 +618,7 @@ impl Hub {
         match peer.outbox.try_send(Outbound::Text(text.clone())) {
             Ok(()) => {
                 peer.info.frames_out += 1;
+                peer.counters_changed = true;
                 let tapped = peer.tapped;
                 state.stats.frames_out += 1;
                 if tapped {
@@ -673,6 +692,7 @@ impl Hub {
             .or_default() += 1;
         if let Some(entry) = peer.and_then(|id| state.peers.get_mut(id)) {
             entry.info.errors += 1;
+            entry.counters_changed = true;
         }
         self.emit(
             state,

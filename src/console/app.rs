@@ -1,0 +1,1238 @@
+//! The console's state and its update function. No I/O: the main loop feeds [`Msg`]s in and
+//! carries out the [`Effect`]s that come back, so every behaviour here is testable directly.
+//!
+//! The model of the server changes only through the server's snapshot and deltas: an admin
+//! action sends a command and shows its result, and the views change when the deltas arrive.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::keymap::{Action, Keymap};
+use crate::catalog::{self, Delivery, Dialect, Entry, Severity};
+use crate::protocol::admin::{
+    AppInfo, AppStatus, ChannelInfo, Command, CommandEnvelope, Direction, Event, FaultInfo,
+    PeerInfo, RoomInfo, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
+};
+
+/// Log entries kept; older ones are dropped first.
+pub const LOG_CAPACITY: usize = 5000;
+/// Stats samples kept for the sparklines (one a second).
+pub const RATE_HISTORY: usize = 120;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum View {
+    Overview,
+    Peers,
+    Rooms,
+    Channels,
+    Subscriptions,
+    Apps,
+    Log,
+    Catalog,
+}
+
+impl View {
+    pub const ALL: [View; 8] = [
+        View::Overview,
+        View::Peers,
+        View::Rooms,
+        View::Channels,
+        View::Subscriptions,
+        View::Apps,
+        View::Log,
+        View::Catalog,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Overview => "Overview",
+            View::Peers => "Peers",
+            View::Rooms => "Rooms",
+            View::Channels => "Channels",
+            View::Subscriptions => "Subs",
+            View::Apps => "Apps",
+            View::Log => "Log",
+            View::Catalog => "Catalog",
+        }
+    }
+
+    fn index(self) -> usize {
+        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Connection {
+    Connecting,
+    Connected,
+    Lost {
+        error: String,
+        retry_in_ms: u64,
+        attempt: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogKind {
+    Error {
+        code: String,
+        delivery: Delivery,
+        request_id: Option<String>,
+        frame: String,
+    },
+    Closed {
+        code: Option<u16>,
+        reason: String,
+    },
+    Frame {
+        direction: Direction,
+        text: String,
+    },
+    Notice {
+        text: String,
+        severity: Severity,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    pub at_ms: u64,
+    pub peer: Option<String>,
+    pub dialect: Option<Dialect>,
+    pub kind: LogKind,
+}
+
+impl LogEntry {
+    /// The catalog entry that explains this line, if it is an error or an error close.
+    pub fn decoded(&self) -> Option<&'static Entry> {
+        match (&self.kind, self.dialect) {
+            (
+                LogKind::Error {
+                    code,
+                    delivery: Delivery::Close,
+                    ..
+                },
+                Some(dialect),
+            ) => code.parse().ok().and_then(|c| catalog::close(dialect, c)),
+            (LogKind::Error { code, .. }, Some(dialect)) => catalog::get(dialect, code),
+            (
+                LogKind::Closed {
+                    code: Some(code), ..
+                },
+                Some(dialect),
+            ) => catalog::close(dialect, *code),
+            _ => None,
+        }
+    }
+}
+
+/// What the console knows of the server, built from the snapshot and deltas.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Model {
+    pub server: ServerInfo,
+    pub apps: Vec<AppInfo>,
+    pub peers: BTreeMap<String, PeerInfo>,
+    pub rooms: BTreeMap<String, RoomInfo>,
+    pub channels: BTreeMap<(Dialect, String, String), ChannelInfo>,
+    pub subscriptions: BTreeMap<(String, String), SubscriptionInfo>,
+    pub faults: Vec<FaultInfo>,
+    pub stats: Stats,
+}
+
+impl Model {
+    fn from_snapshot(snapshot: Snapshot) -> Model {
+        Model {
+            server: snapshot.server,
+            apps: snapshot.apps,
+            peers: snapshot
+                .peers
+                .into_iter()
+                .map(|p| (p.id.clone(), p))
+                .collect(),
+            rooms: snapshot
+                .rooms
+                .into_iter()
+                .map(|r| (r.code.clone(), r))
+                .collect(),
+            channels: snapshot
+                .channels
+                .into_iter()
+                .map(|c| ((c.dialect, c.app.clone(), c.name.clone()), c))
+                .collect(),
+            subscriptions: snapshot
+                .subscriptions
+                .into_iter()
+                .map(|s| ((s.peer.clone(), s.id.clone()), s))
+                .collect(),
+            faults: snapshot.faults,
+            stats: snapshot.stats,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    Peer(String),
+    Room(String),
+    Channel(Dialect, String, String),
+    Code(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Normal,
+    Filter,
+    Command,
+    Help,
+    /// Waiting for y/n on an admin action.
+    Confirm {
+        question: String,
+        command: Command,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableState {
+    pub selected: usize,
+    pub filter: String,
+    /// Column index to sort by; `None` keeps the natural order.
+    pub sort: Option<usize>,
+    pub descending: bool,
+}
+
+/// One table row: a key identifying the object, the cells, and how loud to show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub key: String,
+    pub cells: Vec<String>,
+    pub severity: Option<Severity>,
+}
+
+pub struct TableData {
+    pub headers: &'static [&'static str],
+    pub rows: Vec<Row>,
+}
+
+#[derive(Debug)]
+pub enum Msg {
+    Server(ServerMessage),
+    Connection(Connection),
+    Key(KeyEvent),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Send(CommandEnvelope),
+    Quit,
+}
+
+pub struct App {
+    pub model: Model,
+    pub seq: u64,
+    pub synced: bool,
+    pub log: VecDeque<LogEntry>,
+    /// (frames/s, errors/s) per stats tick.
+    pub rates: VecDeque<(u64, u64)>,
+    last_totals: Option<(u64, u64)>,
+    pub view: View,
+    pub mode: Mode,
+    pub tables: HashMap<View, TableState>,
+    pub command_line: String,
+    pub status: Option<(String, Severity)>,
+    pub connection: Connection,
+    pub readonly: bool,
+    pub detail: Option<Detail>,
+    pub keymap: Keymap,
+    next_command_id: u64,
+    pending: HashMap<u64, String>,
+    /// Set by every change that needs a redraw; the loop clears it after drawing.
+    pub dirty: bool,
+    /// Rows visible in the body, for page up/down; the UI keeps it current.
+    pub page_rows: usize,
+}
+
+const COMMANDS: [&str; 17] = [
+    "overview",
+    "peers",
+    "rooms",
+    "channels",
+    "subs",
+    "apps",
+    "log",
+    "catalog",
+    "kick",
+    "suspend",
+    "activate",
+    "revoke",
+    "expire",
+    "close-room",
+    "tap",
+    "untap",
+    "quit",
+];
+
+impl App {
+    pub fn new(keymap: Keymap, readonly: bool) -> App {
+        App {
+            model: Model::default(),
+            seq: 0,
+            synced: false,
+            log: VecDeque::new(),
+            rates: VecDeque::new(),
+            last_totals: None,
+            view: View::Overview,
+            mode: Mode::Normal,
+            tables: HashMap::new(),
+            command_line: String::new(),
+            status: None,
+            connection: Connection::Connecting,
+            readonly,
+            detail: None,
+            keymap,
+            next_command_id: 1,
+            pending: HashMap::new(),
+            dirty: true,
+            page_rows: 10,
+        }
+    }
+
+    pub fn table_state(&self, view: View) -> TableState {
+        self.tables.get(&view).cloned().unwrap_or_default()
+    }
+
+    fn table_state_mut(&mut self) -> &mut TableState {
+        self.tables.entry(self.view).or_default()
+    }
+
+    pub fn set_status(&mut self, text: impl Into<String>, severity: Severity) {
+        self.status = Some((text.into(), severity));
+        self.dirty = true;
+    }
+
+    fn push_log(&mut self, entry: LogEntry) {
+        if self.log.len() >= LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back(entry);
+    }
+
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        match msg {
+            Msg::Server(message) => {
+                self.apply(message);
+                Vec::new()
+            }
+            Msg::Connection(connection) => {
+                if connection == Connection::Connected {
+                    self.set_status("connected", Severity::Info);
+                }
+                if matches!(connection, Connection::Lost { .. }) {
+                    self.synced = false;
+                }
+                self.connection = connection;
+                self.dirty = true;
+                Vec::new()
+            }
+            Msg::Key(key) => self.on_key(key),
+        }
+    }
+
+    // --------------------------------------------------------------------------------------
+    // Server messages
+    // --------------------------------------------------------------------------------------
+
+    fn apply(&mut self, message: ServerMessage) {
+        self.dirty = true;
+        match message {
+            ServerMessage::Snapshot { seq, snapshot } => {
+                self.model = Model::from_snapshot(*snapshot);
+                self.seq = seq;
+                self.synced = true;
+                self.last_totals = None;
+            }
+            ServerMessage::Delta { seq, at_ms, event } => {
+                if self.synced && seq != self.seq + 1 {
+                    // The server bridges gaps with a snapshot; a gap without one means the
+                    // model can no longer be trusted until the next snapshot.
+                    self.synced = false;
+                    self.set_status(
+                        format!(
+                            "missed deltas {}..{}; waiting for a fresh snapshot",
+                            self.seq + 1,
+                            seq - 1
+                        ),
+                        Severity::Warning,
+                    );
+                }
+                self.seq = seq;
+                self.apply_event(at_ms, event);
+            }
+            ServerMessage::Result(result) => {
+                let asked = self.pending.remove(&result.id).unwrap_or_default();
+                let severity = if result.ok {
+                    Severity::Info
+                } else {
+                    Severity::Error
+                };
+                let text = if result.ok {
+                    result.message.clone()
+                } else {
+                    format!("{asked} failed: {}", result.message)
+                };
+                self.push_log(LogEntry {
+                    at_ms: crate::server::hub::now_ms(),
+                    peer: None,
+                    dialect: None,
+                    kind: LogKind::Notice {
+                        text: text.clone(),
+                        severity,
+                    },
+                });
+                self.set_status(text, severity);
+            }
+        }
+    }
+
+    fn apply_event(&mut self, at_ms: u64, event: Event) {
+        let model = &mut self.model;
+        match event {
+            Event::PeerConnected { peer } | Event::PeerUpdated { peer } => {
+                model.peers.insert(peer.id.clone(), peer);
+            }
+            Event::PeerClosed { peer, code, reason } => {
+                let dialect = model.peers.remove(&peer).map(|p| p.dialect);
+                model.subscriptions.retain(|(p, _), _| *p != peer);
+                self.push_log(LogEntry {
+                    at_ms,
+                    peer: Some(peer),
+                    dialect,
+                    kind: LogKind::Closed { code, reason },
+                });
+            }
+            Event::RoomUpdated { room } => {
+                model.rooms.insert(room.code.clone(), room);
+            }
+            Event::RoomClosed { code } => {
+                model.rooms.remove(&code);
+            }
+            Event::ChannelJoined {
+                dialect,
+                app,
+                channel,
+                peer,
+            } => {
+                let entry = model
+                    .channels
+                    .entry((dialect, app.clone(), channel.clone()))
+                    .or_insert_with(|| ChannelInfo {
+                        dialect,
+                        app,
+                        name: channel,
+                        members: Vec::new(),
+                        messages: 0,
+                    });
+                if !entry.members.contains(&peer) {
+                    entry.members.push(peer);
+                }
+            }
+            Event::ChannelLeft {
+                dialect,
+                app,
+                channel,
+                peer,
+            } => {
+                let key = (dialect, app, channel);
+                if let Some(entry) = model.channels.get_mut(&key) {
+                    entry.members.retain(|m| *m != peer);
+                    if entry.members.is_empty() {
+                        model.channels.remove(&key);
+                    }
+                }
+            }
+            Event::SubscriptionAdded { subscription } => {
+                model.subscriptions.insert(
+                    (subscription.peer.clone(), subscription.id.clone()),
+                    subscription,
+                );
+            }
+            Event::SubscriptionRemoved { peer, id } => {
+                model.subscriptions.remove(&(peer, id));
+            }
+            Event::AppStatusChanged { app, status, by } => {
+                if let Some(entry) = model.apps.iter_mut().find(|a| a.id == app) {
+                    entry.status = status;
+                }
+                self.push_log(LogEntry {
+                    at_ms,
+                    peer: None,
+                    dialect: None,
+                    kind: LogKind::Notice {
+                        text: format!("app {app} is now {} (by {by})", status.id()),
+                        severity: Severity::Warning,
+                    },
+                });
+            }
+            Event::ErrorEmitted {
+                peer,
+                dialect,
+                code,
+                delivery,
+                request_id,
+                frame,
+            } => {
+                if delivery == Delivery::Close {
+                    // The peer_closed that follows carries the same code; log it once, there.
+                    if peer.is_some() {
+                        return;
+                    }
+                }
+                self.push_log(LogEntry {
+                    at_ms,
+                    peer,
+                    dialect: Some(dialect),
+                    kind: LogKind::Error {
+                        code,
+                        delivery,
+                        request_id,
+                        frame,
+                    },
+                });
+            }
+            Event::Frame {
+                peer,
+                direction,
+                text,
+            } => {
+                let dialect = model.peers.get(&peer).map(|p| p.dialect);
+                self.push_log(LogEntry {
+                    at_ms,
+                    peer: Some(peer),
+                    dialect,
+                    kind: LogKind::Frame { direction, text },
+                });
+            }
+            Event::FaultArmed { fault } => {
+                model.faults.push(fault);
+            }
+            Event::FaultUpdated { fault } => {
+                model.faults.retain(|f| f.id != fault.id);
+                if fault.remaining > 0 {
+                    model.faults.push(fault);
+                }
+            }
+            Event::Stats { stats } => {
+                let totals = (stats.frames_in + stats.frames_out, stats.errors);
+                if let Some((frames, errors)) = self.last_totals {
+                    if self.rates.len() >= RATE_HISTORY {
+                        self.rates.pop_front();
+                    }
+                    self.rates.push_back((
+                        totals.0.saturating_sub(frames),
+                        totals.1.saturating_sub(errors),
+                    ));
+                }
+                self.last_totals = Some(totals);
+                model.stats = stats;
+            }
+        }
+    }
+
+    // --------------------------------------------------------------------------------------
+    // Keys
+    // --------------------------------------------------------------------------------------
+
+    fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        self.dirty = true;
+        match self.mode.clone() {
+            Mode::Filter => {
+                self.edit_line(key, true);
+                Vec::new()
+            }
+            Mode::Command => self.on_command_key(key),
+            Mode::Help => {
+                self.mode = Mode::Normal;
+                Vec::new()
+            }
+            Mode::Confirm { command, .. } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    self.mode = Mode::Normal;
+                    self.send(command)
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                    self.mode = Mode::Normal;
+                    self.set_status("cancelled", Severity::Info);
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            },
+            Mode::Normal => match self.keymap.action(&key) {
+                Some(action) => self.on_action(action),
+                None => Vec::new(),
+            },
+        }
+    }
+
+    fn edit_line(&mut self, key: KeyEvent, filter: bool) {
+        let line = if filter {
+            &mut self.table_state_mut().filter
+        } else {
+            &mut self.command_line
+        };
+        match key.code {
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => line.push(c),
+            KeyCode::Backspace => {
+                line.pop();
+            }
+            KeyCode::Esc => {
+                line.clear();
+                self.mode = Mode::Normal;
+            }
+            KeyCode::Enter => self.mode = Mode::Normal,
+            _ => {}
+        }
+        if filter {
+            self.table_state_mut().selected = 0;
+        }
+    }
+
+    fn on_command_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        match key.code {
+            KeyCode::Enter => {
+                let line = std::mem::take(&mut self.command_line);
+                self.mode = Mode::Normal;
+                self.run_command_line(&line)
+            }
+            KeyCode::Tab => {
+                self.complete();
+                Vec::new()
+            }
+            _ => {
+                self.edit_line(key, false);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Completion candidates for the word being typed on the command line.
+    pub fn completions(&self) -> Vec<String> {
+        let line = &self.command_line;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let typing_first = words.len() <= 1 && !line.ends_with(' ');
+        if typing_first {
+            let prefix = words.first().copied().unwrap_or("");
+            return COMMANDS
+                .iter()
+                .filter(|c| c.starts_with(prefix))
+                .map(|c| c.to_string())
+                .collect();
+        }
+        let prefix = if line.ends_with(' ') {
+            ""
+        } else {
+            words.last().copied().unwrap_or("")
+        };
+        let pool: Vec<String> = match words.first().copied().unwrap_or("") {
+            "kick" | "tap" | "untap" => self.model.peers.keys().cloned().collect(),
+            "suspend" | "activate" | "revoke" | "expire" => {
+                self.model.apps.iter().map(|a| a.id.clone()).collect()
+            }
+            "close-room" => self.model.rooms.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        pool.into_iter().filter(|c| c.starts_with(prefix)).collect()
+    }
+
+    fn complete(&mut self) {
+        let candidates = self.completions();
+        let Some(first) = candidates.first() else {
+            return;
+        };
+        let common = candidates.iter().fold(first.clone(), |acc, c| {
+            acc.chars()
+                .zip(c.chars())
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| a)
+                .collect()
+        });
+        let mut words: Vec<String> = self
+            .command_line
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if self.command_line.ends_with(' ') || words.is_empty() {
+            words.push(common.clone());
+        } else if let Some(last) = words.last_mut() {
+            *last = common.clone();
+        }
+        self.command_line = words.join(" ");
+        if candidates.len() == 1 {
+            self.command_line.push(' ');
+        } else {
+            self.set_status(candidates.join("  "), Severity::Info);
+        }
+    }
+
+    pub fn run_command_line(&mut self, line: &str) -> Vec<Effect> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some((&name, args)) = words.split_first() else {
+            return Vec::new();
+        };
+        let view = match name {
+            "overview" => Some(View::Overview),
+            "peers" => Some(View::Peers),
+            "rooms" => Some(View::Rooms),
+            "channels" => Some(View::Channels),
+            "subs" | "subscriptions" => Some(View::Subscriptions),
+            "apps" => Some(View::Apps),
+            "log" => Some(View::Log),
+            "catalog" | "codes" => Some(View::Catalog),
+            _ => None,
+        };
+        if let Some(view) = view {
+            self.switch(view);
+            return Vec::new();
+        }
+        let arg = args.first().copied();
+        match (name, arg) {
+            ("q" | "quit", _) => vec![Effect::Quit],
+            ("kick", Some(peer)) => self.confirm_kick(peer),
+            ("suspend", Some(app)) => self.confirm_app_status(app, AppStatus::Suspended),
+            ("activate", Some(app)) => self.confirm_app_status(app, AppStatus::Active),
+            ("revoke", Some(app)) => self.confirm_app_status(app, AppStatus::Revoked),
+            ("expire", Some(app)) => self.confirm_app_status(app, AppStatus::Expired),
+            ("close-room", Some(room)) => self.confirm_close_room(room),
+            ("tap", Some(peer)) => self.request(Command::Tap {
+                peer: peer.to_owned(),
+                on: true,
+            }),
+            ("untap", Some(peer)) => self.request(Command::Tap {
+                peer: peer.to_owned(),
+                on: false,
+            }),
+            (
+                "kick" | "suspend" | "activate" | "revoke" | "expire" | "close-room" | "tap"
+                | "untap",
+                None,
+            ) => {
+                self.set_status(
+                    format!(":{name} needs an argument (Tab completes it)"),
+                    Severity::Warning,
+                );
+                Vec::new()
+            }
+            _ => {
+                self.set_status(
+                    format!("unknown command :{name}; press ? for help"),
+                    Severity::Warning,
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn switch(&mut self, view: View) {
+        self.view = view;
+        self.detail = None;
+        self.dirty = true;
+    }
+
+    fn on_action(&mut self, action: Action) -> Vec<Effect> {
+        if self.readonly && action.is_admin_action() {
+            self.set_status(
+                "read-only console: admin actions are disabled",
+                Severity::Warning,
+            );
+            return Vec::new();
+        }
+        match action {
+            Action::Quit => return vec![Effect::Quit],
+            Action::Help => self.mode = Mode::Help,
+            Action::Command => {
+                self.command_line.clear();
+                self.mode = Mode::Command;
+            }
+            Action::Filter => self.mode = Mode::Filter,
+            Action::Back => {
+                if self.detail.is_some() {
+                    self.detail = None;
+                } else if !self.table_state(self.view).filter.is_empty() {
+                    self.table_state_mut().filter.clear();
+                } else {
+                    self.status = None;
+                }
+            }
+            Action::Open => self.open_selected(),
+            Action::NextView => self.switch(View::ALL[(self.view.index() + 1) % View::ALL.len()]),
+            Action::PreviousView => {
+                self.switch(View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()])
+            }
+            Action::ViewOverview => self.switch(View::Overview),
+            Action::ViewPeers => self.switch(View::Peers),
+            Action::ViewRooms => self.switch(View::Rooms),
+            Action::ViewChannels => self.switch(View::Channels),
+            Action::ViewSubscriptions => self.switch(View::Subscriptions),
+            Action::ViewApps => self.switch(View::Apps),
+            Action::ViewLog => self.switch(View::Log),
+            Action::ViewCatalog => self.switch(View::Catalog),
+            Action::Down => self.move_selection(1),
+            Action::Up => self.move_selection(-1),
+            Action::PageDown => self.move_selection(self.page_rows.max(1) as isize),
+            Action::PageUp => self.move_selection(-(self.page_rows.max(1) as isize)),
+            Action::Top => self.table_state_mut().selected = 0,
+            Action::Bottom => self.move_selection(isize::MAX / 2),
+            Action::Sort => {
+                let columns = self.table(self.view).headers.len();
+                let state = self.table_state_mut();
+                state.sort = match (state.sort, state.descending) {
+                    (None, _) => Some(0),
+                    (Some(c), false) => {
+                        state.descending = true;
+                        Some(c)
+                    }
+                    (Some(c), true) => {
+                        state.descending = false;
+                        if c + 1 < columns {
+                            Some(c + 1)
+                        } else {
+                            None
+                        }
+                    }
+                };
+            }
+            Action::Kick => match self.selected_key(View::Peers) {
+                Some(peer) if self.view == View::Peers => return self.confirm_kick(&peer),
+                _ => self.set_status(
+                    "select a peer in the peers view to kick it",
+                    Severity::Warning,
+                ),
+            },
+            Action::SuspendApp | Action::ActivateApp => match self.selected_key(View::Apps) {
+                Some(app) if self.view == View::Apps => {
+                    let status = if action == Action::SuspendApp {
+                        AppStatus::Suspended
+                    } else {
+                        AppStatus::Active
+                    };
+                    return self.confirm_app_status(&app, status);
+                }
+                _ => self.set_status("select an app in the apps view", Severity::Warning),
+            },
+            Action::CloseRoom => match self.selected_key(View::Rooms) {
+                Some(room) if self.view == View::Rooms => return self.confirm_close_room(&room),
+                _ => self.set_status(
+                    "select a room in the rooms view to close it",
+                    Severity::Warning,
+                ),
+            },
+            Action::Tap => match self.selected_key(View::Peers) {
+                Some(peer) if self.view == View::Peers => {
+                    return self.request(Command::Tap { peer, on: true });
+                }
+                _ => self.set_status(
+                    "select a peer in the peers view to tap it",
+                    Severity::Warning,
+                ),
+            },
+            Action::None => {}
+        }
+        Vec::new()
+    }
+
+    fn move_selection(&mut self, delta: isize) {
+        let count = self.table(self.view).rows.len();
+        let state = self.table_state_mut();
+        let current = state.selected as isize;
+        state.selected =
+            (current.saturating_add(delta)).clamp(0, count.saturating_sub(1) as isize) as usize;
+    }
+
+    pub fn selected_key(&self, view: View) -> Option<String> {
+        let table = self.table(view);
+        let selected = self
+            .table_state(view)
+            .selected
+            .min(table.rows.len().saturating_sub(1));
+        table.rows.get(selected).map(|r| r.key.clone())
+    }
+
+    fn open_selected(&mut self) {
+        let Some(key) = self.selected_key(self.view) else {
+            return;
+        };
+        self.detail = match self.view {
+            View::Peers => Some(Detail::Peer(key)),
+            View::Rooms => Some(Detail::Room(key)),
+            View::Channels => self
+                .model
+                .channels
+                .keys()
+                .find(|(d, a, n)| format!("{}/{a}/{n}", d.id()) == key)
+                .map(|(d, a, n)| Detail::Channel(*d, a.clone(), n.clone())),
+            View::Catalog => Some(Detail::Code(key)),
+            View::Subscriptions => key
+                .split_once('\u{1f}')
+                .map(|(peer, _)| Detail::Peer(peer.to_owned())),
+            _ => None,
+        };
+    }
+
+    fn admin_refused(&mut self) -> bool {
+        if self.readonly {
+            self.set_status(
+                "read-only console: admin actions are disabled",
+                Severity::Warning,
+            );
+        }
+        self.readonly
+    }
+
+    pub fn confirm_kick(&mut self, peer: &str) -> Vec<Effect> {
+        if self.admin_refused() {
+            return Vec::new();
+        }
+        let Some(info) = self.model.peers.get(peer) else {
+            self.set_status(format!("no peer {peer}"), Severity::Warning);
+            return Vec::new();
+        };
+        let question = format!(
+            "Close peer {} ({}, app {}, {}) with 4020 admin_disconnect?",
+            info.id,
+            info.dialect,
+            info.app.as_deref().unwrap_or("none"),
+            info.identity.as_deref().unwrap_or("anonymous")
+        );
+        self.mode = Mode::Confirm {
+            question,
+            command: Command::Kick {
+                peer: peer.to_owned(),
+                reason: None,
+            },
+        };
+        Vec::new()
+    }
+
+    pub fn confirm_app_status(&mut self, app: &str, status: AppStatus) -> Vec<Effect> {
+        if self.admin_refused() {
+            return Vec::new();
+        }
+        if !self.model.apps.iter().any(|a| a.id == app) {
+            self.set_status(format!("no app {app}"), Severity::Warning);
+            return Vec::new();
+        }
+        let live = self
+            .model
+            .peers
+            .values()
+            .filter(|p| p.app.as_deref() == Some(app))
+            .count();
+        let question = match status {
+            AppStatus::Active => format!("Set app {app} active, accepting its connections again?"),
+            other => format!(
+                "Set app {app} {}? Its {live} live peers will be closed and new connections refused.",
+                other.id()
+            ),
+        };
+        self.mode = Mode::Confirm {
+            question,
+            command: Command::SetAppStatus {
+                app: app.to_owned(),
+                status,
+            },
+        };
+        Vec::new()
+    }
+
+    pub fn confirm_close_room(&mut self, room: &str) -> Vec<Effect> {
+        if self.admin_refused() {
+            return Vec::new();
+        }
+        let Some(info) = self.model.rooms.get(room) else {
+            self.set_status(format!("no room {room}"), Severity::Warning);
+            return Vec::new();
+        };
+        let question = format!(
+            "Close room {room} ({}, {} players, {} spectators)? Every member is removed.",
+            info.game,
+            info.players.len(),
+            info.spectators.len()
+        );
+        self.mode = Mode::Confirm {
+            question,
+            command: Command::CloseRoom {
+                room: room.to_owned(),
+            },
+        };
+        Vec::new()
+    }
+
+    fn request(&mut self, command: Command) -> Vec<Effect> {
+        if self.admin_refused() {
+            return Vec::new();
+        }
+        self.send(command)
+    }
+
+    fn send(&mut self, command: Command) -> Vec<Effect> {
+        if self.connection != Connection::Connected {
+            self.set_status(
+                "not connected to the server; the action was not sent",
+                Severity::Error,
+            );
+            return Vec::new();
+        }
+        let id = self.next_command_id;
+        self.next_command_id += 1;
+        let described = describe_command(&command);
+        self.pending.insert(id, described.clone());
+        self.set_status(format!("{described}…"), Severity::Info);
+        vec![Effect::Send(CommandEnvelope { id, command })]
+    }
+
+    // --------------------------------------------------------------------------------------
+    // Tables
+    // --------------------------------------------------------------------------------------
+
+    /// The rows of a view's table, filtered and sorted as the user asked.
+    pub fn table(&self, view: View) -> TableData {
+        let (headers, mut rows): (&'static [&'static str], Vec<Row>) = match view {
+            View::Peers => (
+                &[
+                    "ID", "DIALECT", "APP", "IDENTITY", "ROOM", "IN", "OUT", "ERR", "ADDRESS",
+                ],
+                self.model
+                    .peers
+                    .values()
+                    .map(|p| Row {
+                        key: p.id.clone(),
+                        cells: vec![
+                            p.id.clone(),
+                            p.dialect.id().to_owned(),
+                            p.app.clone().unwrap_or_default(),
+                            p.identity.clone().unwrap_or_default(),
+                            p.room.clone().unwrap_or_default(),
+                            p.frames_in.to_string(),
+                            p.frames_out.to_string(),
+                            p.errors.to_string(),
+                            p.addr.clone(),
+                        ],
+                        severity: (p.errors > 0).then_some(Severity::Warning),
+                    })
+                    .collect(),
+            ),
+            View::Rooms => (
+                &[
+                    "CODE",
+                    "APP",
+                    "GAME",
+                    "PLAYERS",
+                    "SPECT",
+                    "LOBBY",
+                    "AUTHORITY",
+                ],
+                self.model
+                    .rooms
+                    .values()
+                    .map(|r| Row {
+                        key: r.code.clone(),
+                        cells: vec![
+                            r.code.clone(),
+                            r.app.clone(),
+                            r.game.clone(),
+                            format!("{}/{}", r.players.len(), r.max_players),
+                            r.spectators.len().to_string(),
+                            r.lobby_state.clone(),
+                            r.authority
+                                .as_ref()
+                                .map(|id| {
+                                    r.players
+                                        .iter()
+                                        .find(|p| p.player_id == *id)
+                                        .map(|p| p.name.clone())
+                                        .unwrap_or_else(|| id.clone())
+                                })
+                                .unwrap_or_else(|| "—".to_owned()),
+                        ],
+                        severity: None,
+                    })
+                    .collect(),
+            ),
+            View::Channels => (
+                &["DIALECT", "APP", "CHANNEL", "MEMBERS", "MESSAGES"],
+                self.model
+                    .channels
+                    .values()
+                    .map(|c| Row {
+                        key: format!("{}/{}/{}", c.dialect.id(), c.app, c.name),
+                        cells: vec![
+                            c.dialect.id().to_owned(),
+                            c.app.clone(),
+                            c.name.clone(),
+                            c.members.len().to_string(),
+                            c.messages.to_string(),
+                        ],
+                        severity: None,
+                    })
+                    .collect(),
+            ),
+            View::Subscriptions => (
+                &["PEER", "DIALECT", "ID", "TOPIC", "ARGUMENTS"],
+                self.model
+                    .subscriptions
+                    .values()
+                    .map(|s| Row {
+                        key: format!("{}\u{1f}{}", s.peer, s.id),
+                        cells: vec![
+                            s.peer.clone(),
+                            s.dialect.id().to_owned(),
+                            s.id.clone(),
+                            s.topic.clone(),
+                            s.arguments.to_string(),
+                        ],
+                        severity: None,
+                    })
+                    .collect(),
+            ),
+            View::Apps => (
+                &["APP", "NAME", "STATUS", "PEERS", "KEYS"],
+                self.model
+                    .apps
+                    .iter()
+                    .map(|a| Row {
+                        key: a.id.clone(),
+                        cells: vec![
+                            a.id.clone(),
+                            a.name.clone(),
+                            a.status.id().to_owned(),
+                            self.model
+                                .peers
+                                .values()
+                                .filter(|p| p.app.as_deref() == Some(&a.id))
+                                .count()
+                                .to_string(),
+                            a.keys
+                                .iter()
+                                .map(|k| format!("{} ({})", k.id, k.grants.join(" ")))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        ],
+                        severity: (a.status != AppStatus::Active).then_some(Severity::Warning),
+                    })
+                    .collect(),
+            ),
+            View::Catalog => {
+                let state = self.table_state(View::Catalog);
+                let entries = catalog::search(&state.filter);
+                let rows = entries
+                    .into_iter()
+                    .map(|e| Row {
+                        key: e.qualified(),
+                        cells: vec![
+                            e.dialect.id().to_owned(),
+                            e.code.to_owned(),
+                            e.delivery.id().to_owned(),
+                            e.retry.id().to_owned(),
+                            e.title.to_owned(),
+                        ],
+                        severity: Some(e.severity()),
+                    })
+                    .collect();
+                // The catalog's own search already applied the filter, ranking best first.
+                return TableData {
+                    headers: &["DIALECT", "CODE", "DELIVERY", "RETRY", "TITLE"],
+                    rows: self.sorted(View::Catalog, rows),
+                };
+            }
+            View::Overview | View::Log => (&[], Vec::new()),
+        };
+        let filter = self.table_state(view).filter.to_lowercase();
+        if !filter.is_empty() {
+            rows.retain(|row| row.cells.iter().any(|c| c.to_lowercase().contains(&filter)));
+        }
+        TableData {
+            headers,
+            rows: self.sorted(view, rows),
+        }
+    }
+
+    fn sorted(&self, view: View, mut rows: Vec<Row>) -> Vec<Row> {
+        let state = self.table_state(view);
+        if let Some(column) = state.sort {
+            rows.sort_by(|a, b| {
+                let (x, y) = (a.cells.get(column), b.cells.get(column));
+                let ordering = match (
+                    x.and_then(|v| v.parse::<f64>().ok()),
+                    y.and_then(|v| v.parse::<f64>().ok()),
+                ) {
+                    (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+                    _ => x.cmp(&y),
+                };
+                if state.descending {
+                    ordering.reverse()
+                } else {
+                    ordering
+                }
+            });
+        }
+        rows
+    }
+
+    /// Log entries shown in the log view (or a peer's detail), filtered.
+    pub fn log_entries(&self, peer: Option<&str>) -> Vec<&LogEntry> {
+        let filter = self.table_state(View::Log).filter.to_lowercase();
+        self.log
+            .iter()
+            .filter(|e| peer.is_none_or(|p| e.peer.as_deref() == Some(p)))
+            .filter(|e| filter.is_empty() || log_haystack(e).contains(&filter))
+            .collect()
+    }
+
+    /// The most frequent error codes since the server started.
+    pub fn top_errors(&self, count: usize) -> Vec<(String, u64)> {
+        let mut codes: Vec<(String, u64)> = self
+            .model
+            .stats
+            .errors_by_code
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        codes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        codes.truncate(count);
+        codes
+    }
+}
+
+fn log_haystack(entry: &LogEntry) -> String {
+    let body = match &entry.kind {
+        LogKind::Error { code, frame, .. } => format!("{code} {frame}"),
+        LogKind::Closed { code, reason } => format!(
+            "{} {reason}",
+            code.map(|c| c.to_string()).unwrap_or_default()
+        ),
+        LogKind::Frame { text, .. } => text.clone(),
+        LogKind::Notice { text, .. } => text.clone(),
+    };
+    format!(
+        "{} {} {body}",
+        entry.peer.as_deref().unwrap_or(""),
+        entry.dialect.map(|d| d.id()).unwrap_or("")
+    )
+    .to_lowercase()
+}
+
+pub fn describe_command(command: &Command) -> String {
+    match command {
+        Command::Kick { peer, .. } => format!("kick {peer}"),
+        Command::SetAppStatus { app, status } => format!("set {app} {}", status.id()),
+        Command::CloseRoom { room } => format!("close room {room}"),
+        Command::TransferAuthority { room, player_id } => {
+            format!("transfer authority in {room} to {player_id}")
+        }
+        Command::RevokeAuthority { room } => format!("revoke authority in {room}"),
+        Command::Tap { peer, on } => format!("tap {peer} {}", if *on { "on" } else { "off" }),
+        Command::Inject { .. } => "inject".to_owned(),
+        Command::ArmFault { code, .. } => format!("arm fault {code}"),
+        Command::DisarmFault { fault } => format!("disarm fault {fault}"),
+        Command::Resync => "resync".to_owned(),
+    }
+}

@@ -1,0 +1,123 @@
+//! The console: a client of the server's `/admin` endpoint, drawn with ratatui.
+//!
+//! - [`app`]: state and `update` (no I/O); [`ui`]: pure drawing; [`keymap`], [`theme`]: data.
+//! - [`net`]: the admin connection with reconnection.
+//! - [`run`]: the main loop, generic over the backend so tests drive it on `TestBackend`.
+
+pub mod app;
+pub mod keymap;
+pub mod net;
+pub mod theme;
+pub mod ui;
+
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures_util::StreamExt;
+use ratatui::backend::Backend;
+use ratatui::Terminal;
+use tokio::sync::mpsc;
+
+use self::app::{App, Effect, Msg};
+use self::theme::Theme;
+
+pub struct Options {
+    pub admin_url: String,
+    pub admin_token: String,
+    pub theme: Theme,
+    pub app: App,
+}
+
+/// The folder for the user's keymap and themes.
+pub fn config_dir() -> Option<std::path::PathBuf> {
+    directories::ProjectDirs::from("dev", "relaydeck", "relaydeck")
+        .map(|d| d.config_dir().to_path_buf())
+}
+
+/// Run the console on `terminal` until the user quits. Bursts of server messages are applied
+/// together and drawn once; nothing is drawn when nothing changed.
+pub async fn run<B: Backend>(terminal: &mut Terminal<B>, options: Options) -> anyhow::Result<()> {
+    let Options {
+        admin_url,
+        admin_token,
+        theme,
+        mut app,
+    } = options;
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Msg>();
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let network = tokio::spawn(net::run(admin_url, admin_token, events_tx, commands_rx));
+    let mut keys = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    'main: loop {
+        if app.dirty {
+            terminal.draw(|frame| ui::draw(&mut app, &theme, frame))?;
+            app.dirty = false;
+        }
+        let mut effects = Vec::new();
+        tokio::select! {
+            message = events_rx.recv() => {
+                let Some(message) = message else { break 'main };
+                effects.extend(app.update(message));
+                // Coalesce: apply whatever else is already waiting before drawing again.
+                while let Ok(message) = events_rx.try_recv() {
+                    effects.extend(app.update(message));
+                }
+            }
+            event = keys.next() => match event {
+                Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => effects.extend(app.update(Msg::Key(key))),
+                Some(Ok(TermEvent::Resize(_, _))) => app.dirty = true,
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(error.into()),
+                None => break 'main,
+            },
+            _ = tick.tick() => {
+                // Keeps the reconnect countdown and relative figures fresh.
+                if matches!(app.connection, app::Connection::Lost { .. }) {
+                    app.dirty = true;
+                }
+            }
+        }
+        for effect in effects {
+            match effect {
+                Effect::Quit => break 'main,
+                Effect::Send(envelope) => {
+                    let _ = commands_tx.send(envelope);
+                }
+            }
+        }
+    }
+    drop(commands_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(1), network).await;
+    Ok(())
+}
+
+/// Put the terminal in raw mode on the alternate screen, and restore it on every exit,
+/// panics included.
+pub fn with_terminal<T>(
+    body: impl FnOnce(
+        &mut Terminal<ratatui::backend::CrosstermBackend<std::io::Stdout>>,
+    ) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous_hook(info);
+    }));
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
+    let backend = ratatui::backend::CrosstermBackend::new(std::io::stdout());
+    let result = Terminal::new(backend)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut terminal| body(&mut terminal));
+    restore_terminal();
+    result
+}
+
+fn restore_terminal() {
+    let _ = crossterm::terminal::disable_raw_mode();
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        crossterm::terminal::LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}

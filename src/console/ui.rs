@@ -1,0 +1,669 @@
+//! Drawing: pure functions of the app state. Tables render only the rows that fit, so the
+//! cost of a frame depends on the terminal's size, not on how many peers the server has.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{
+    Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Sparkline, Table, Wrap,
+};
+use ratatui::Frame;
+
+use super::app::{App, Connection, Detail, LogEntry, LogKind, Mode, View};
+use super::theme::Theme;
+use crate::catalog::{self, Severity};
+use crate::protocol::admin::Direction;
+
+pub fn draw(app: &mut App, theme: &Theme, frame: &mut Frame) {
+    let [tabs, info, body, status, hints] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    app.page_rows = body.height.saturating_sub(3) as usize;
+    draw_tabs(app, theme, frame, tabs);
+    draw_info(app, theme, frame, info);
+    match &app.detail {
+        Some(detail) => draw_detail(app, theme, frame, body, detail.clone()),
+        None => match app.view {
+            View::Overview => draw_overview(app, theme, frame, body),
+            View::Log => draw_log(app, theme, frame, body, None, "Live log"),
+            view => draw_table(app, theme, frame, body, view),
+        },
+    }
+    draw_status(app, theme, frame, status);
+    draw_hints(app, theme, frame, hints);
+    match &app.mode {
+        Mode::Help => draw_help(app, theme, frame),
+        Mode::Confirm { question, .. } => draw_confirm(theme, frame, question),
+        _ => {}
+    }
+}
+
+fn draw_tabs(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let mut spans = vec![Span::styled(" relaydeck ", theme.title)];
+    for (index, view) in View::ALL.iter().enumerate() {
+        let label = format!(" {} {} ", index + 1, view.title());
+        let style = if *view == app.view {
+            theme.selection
+        } else {
+            theme.muted
+        };
+        spans.push(Span::styled(label, style));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_info(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let line = match &app.connection {
+        Connection::Lost { error, retry_in_ms, attempt } => Line::from(Span::styled(
+            format!(
+                " CONNECTION LOST: {error} — retry {attempt} in {:.1} s; the views show the last known state ",
+                *retry_in_ms as f64 / 1000.0
+            ),
+            theme.banner,
+        )),
+        Connection::Connecting => Line::from(Span::styled(" connecting… ", theme.warning)),
+        Connection::Connected => {
+            let readonly = if app.readonly { " · READ-ONLY" } else { "" };
+            let synced = if app.synced { "" } else { " · resynchronising" };
+            Line::from(vec![
+                Span::styled(format!(" {} ", app.model.server.listen), theme.accent),
+                Span::styled(
+                    format!(
+                        "v{} · {} peers · {} rooms · {} channels · {} apps{readonly}{synced}",
+                        app.model.server.version,
+                        app.model.peers.len(),
+                        app.model.rooms.len(),
+                        app.model.channels.len(),
+                        app.model.apps.len()
+                    ),
+                    theme.muted,
+                ),
+            ])
+        }
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn block<'a>(theme: &Theme, title: impl Into<Line<'a>>) -> Block<'a> {
+    Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border)
+        .title(title)
+        .title_style(theme.title)
+}
+
+fn draw_overview(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let [left, right] =
+        Layout::horizontal([Constraint::Length(30), Constraint::Min(20)]).areas(area);
+    let mut lines = vec![Line::from(Span::styled("Peers by dialect", theme.header))];
+    for dialect in [
+        catalog::Dialect::SignalFish,
+        catalog::Dialect::Talo,
+        catalog::Dialect::Flow,
+        catalog::Dialect::Pubsub,
+    ] {
+        let count = app
+            .model
+            .peers
+            .values()
+            .filter(|p| p.dialect == dialect)
+            .count();
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {:<14}", dialect.display_name()), theme.text),
+            Span::styled(format!("{count:>6}"), theme.accent),
+        ]));
+    }
+    lines.push(Line::from(""));
+    for (label, count) in [
+        ("Rooms", app.model.rooms.len()),
+        ("Channels", app.model.channels.len()),
+        ("Subscriptions", app.model.subscriptions.len()),
+        ("Apps", app.model.apps.len()),
+        ("Armed faults", app.model.faults.len()),
+    ] {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{label:<16}"), theme.text),
+            Span::styled(format!("{count:>6}"), theme.accent),
+        ]));
+    }
+    frame.render_widget(Paragraph::new(lines).block(block(theme, " Live ")), left);
+
+    let [frames, errors, top] = Layout::vertical([
+        Constraint::Length(4),
+        Constraint::Length(4),
+        Constraint::Min(3),
+    ])
+    .areas(right);
+    let frame_rates: Vec<u64> = app.rates.iter().map(|(f, _)| *f).collect();
+    let error_rates: Vec<u64> = app.rates.iter().map(|(_, e)| *e).collect();
+    let last = |rates: &[u64]| rates.last().copied().unwrap_or(0);
+    frame.render_widget(
+        Sparkline::default()
+            .block(block(theme, format!(" Frames/s {} ", last(&frame_rates))))
+            .data(tail(&frame_rates, frames.width.saturating_sub(2) as usize))
+            .style(theme.info),
+        frames,
+    );
+    frame.render_widget(
+        Sparkline::default()
+            .block(block(theme, format!(" Errors/s {} ", last(&error_rates))))
+            .data(tail(&error_rates, errors.width.saturating_sub(2) as usize))
+            .style(theme.error),
+        errors,
+    );
+    let mut lines = Vec::new();
+    for (qualified, count) in app.top_errors(top.height.saturating_sub(2) as usize) {
+        let entry = qualified
+            .split_once(':')
+            .and_then(|(d, c)| d.parse().ok().map(|d| (d, c)))
+            .and_then(|(d, c)| {
+                catalog::get(d, c).or_else(|| c.parse().ok().and_then(|n| catalog::close(d, n)))
+            });
+        let style = entry
+            .map(|e| theme.severity(e.severity()))
+            .unwrap_or(theme.text);
+        lines.push(Line::from(vec![
+            Span::styled(format!("{count:>6} "), theme.accent),
+            Span::styled(qualified.clone(), style),
+            Span::styled(
+                entry
+                    .map(|e| format!("  {} · {}", e.title, e.retry.id()))
+                    .unwrap_or_default(),
+                theme.muted,
+            ),
+        ]));
+    }
+    if lines.is_empty() {
+        lines.push(Line::from(Span::styled("no errors yet", theme.muted)));
+    }
+    frame.render_widget(
+        Paragraph::new(lines).block(block(theme, " Top error codes ")),
+        top,
+    );
+}
+
+fn tail(values: &[u64], width: usize) -> &[u64] {
+    &values[values.len().saturating_sub(width)..]
+}
+
+fn draw_table(app: &App, theme: &Theme, frame: &mut Frame, area: Rect, view: View) {
+    let table = app.table(view);
+    let state = app.table_state(view);
+    let visible = area.height.saturating_sub(3) as usize;
+    let selected = state.selected.min(table.rows.len().saturating_sub(1));
+    // Keep the selection on screen without materialising rows that are not shown.
+    let first = selected.saturating_sub(visible.saturating_sub(1));
+    let rows = table.rows[first.min(table.rows.len())..]
+        .iter()
+        .take(visible)
+        .enumerate()
+        .map(|(offset, row)| {
+            let style = if first + offset == selected {
+                theme.selection
+            } else {
+                row.severity
+                    .map(|s| theme.severity(s))
+                    .unwrap_or(theme.text)
+            };
+            TableRow::new(row.cells.iter().map(|c| Cell::from(c.clone()))).style(style)
+        });
+    let widths = column_widths(view, table.headers.len());
+    let header_cells = table.headers.iter().enumerate().map(|(index, h)| {
+        let marker = match state.sort {
+            Some(c) if c == index && state.descending => "▼",
+            Some(c) if c == index => "▲",
+            _ => "",
+        };
+        Cell::from(format!("{h}{marker}"))
+    });
+    let mut title = format!(" {} ({}) ", view.title(), table.rows.len());
+    if !state.filter.is_empty() {
+        title = format!(
+            " {} ({}) /{} ",
+            view.title(),
+            table.rows.len(),
+            state.filter
+        );
+    }
+    let widget = Table::new(rows, widths)
+        .header(TableRow::new(header_cells).style(theme.header))
+        .block(block(theme, title));
+    frame.render_widget(widget, area);
+}
+
+fn column_widths(view: View, count: usize) -> Vec<Constraint> {
+    let fixed: &[u16] = match view {
+        View::Peers => &[6, 11, 13, 14, 7, 6, 6, 4, 21],
+        View::Rooms => &[7, 12, 12, 8, 6, 10, 14],
+        View::Channels => &[11, 14, 30, 8, 9],
+        View::Subscriptions => &[7, 11, 20, 20, 30],
+        View::Apps => &[14, 16, 10, 6, 60],
+        View::Catalog => &[12, 32, 9, 23, 40],
+        _ => &[],
+    };
+    (0..count)
+        .map(|i| match fixed.get(i) {
+            Some(w) if i + 1 < count => Constraint::Length(*w),
+            _ => Constraint::Min(8),
+        })
+        .collect()
+}
+
+fn time_of(at_ms: u64) -> String {
+    let seconds = (at_ms / 1000) % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        (seconds / 60) % 60,
+        seconds % 60
+    )
+}
+
+/// The lines for one log entry: the event, and for errors the decoded meaning and advice.
+fn log_lines<'a>(entry: &LogEntry, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+    let head = vec![
+        Span::styled(time_of(entry.at_ms), theme.muted),
+        Span::raw(" "),
+        Span::styled(
+            format!("{:<6}", entry.peer.as_deref().unwrap_or("-")),
+            theme.accent,
+        ),
+        Span::styled(
+            format!("{:<12}", entry.dialect.map(|d| d.id()).unwrap_or("")),
+            theme.muted,
+        ),
+    ];
+    let decoded = entry.decoded();
+    let mut lines = Vec::new();
+    match &entry.kind {
+        LogKind::Error {
+            code,
+            delivery,
+            request_id,
+            frame,
+        } => {
+            let style = decoded
+                .map(|e| theme.severity(e.severity()))
+                .unwrap_or(theme.error);
+            let mut spans = head;
+            spans.push(Span::styled(format!("✖ {code}"), style));
+            spans.push(Span::styled(format!(" {}", delivery.id()), theme.muted));
+            if let Some(id) = request_id {
+                spans.push(Span::styled(format!(" req={id}"), theme.text));
+            }
+            spans.push(Span::styled(
+                format!("  {}", crate::report::one_line(frame, width)),
+                theme.muted,
+            ));
+            lines.push(Line::from(spans));
+        }
+        LogKind::Closed { code, reason } => {
+            let severity = decoded.map(|e| e.severity()).unwrap_or(Severity::Info);
+            let mut spans = head;
+            let text = match code {
+                Some(code) => format!("⏏ closed {code} {reason}"),
+                None => format!("⏏ {reason}"),
+            };
+            spans.push(Span::styled(text, theme.severity(severity)));
+            lines.push(Line::from(spans));
+        }
+        LogKind::Frame { direction, text } => {
+            let mut spans = head;
+            let arrow = match direction {
+                Direction::In => "→",
+                Direction::Out => "←",
+            };
+            spans.push(Span::styled(
+                format!("{arrow} {}", crate::report::one_line(text, width)),
+                theme.text,
+            ));
+            lines.push(Line::from(spans));
+        }
+        LogKind::Notice { text, severity } => {
+            let mut spans = head;
+            spans.push(Span::styled(format!("• {text}"), theme.severity(*severity)));
+            lines.push(Line::from(spans));
+        }
+    }
+    if let Some(entry) = decoded.filter(|e| e.severity() != Severity::Info) {
+        lines.push(Line::from(vec![
+            Span::raw("         "),
+            Span::styled(
+                format!("{} — ", entry.title),
+                theme
+                    .severity(entry.severity())
+                    .add_modifier(Modifier::BOLD),
+            ),
+            Span::styled(format!("retry: {} ", entry.retry.id()), theme.accent),
+            Span::styled(entry.guidance.to_owned(), theme.text),
+        ]));
+    }
+    lines
+}
+
+fn draw_log(
+    app: &App,
+    theme: &Theme,
+    frame: &mut Frame,
+    area: Rect,
+    peer: Option<&str>,
+    title: &str,
+) {
+    let entries = app.log_entries(peer);
+    let height = area.height.saturating_sub(2) as usize;
+    let width = area.width.saturating_sub(50).max(20) as usize;
+    // Newest at the bottom: walk back from the end until the area is full.
+    let mut lines: Vec<Line> = Vec::new();
+    for entry in entries.iter().rev() {
+        let mut entry_lines = log_lines(entry, theme, width);
+        if lines.len() + entry_lines.len() > height {
+            break;
+        }
+        entry_lines.append(&mut lines);
+        lines = entry_lines;
+    }
+    if lines.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "nothing yet: errors, closes and tapped frames appear here",
+            theme.muted,
+        )));
+    }
+    let filter = app.table_state(View::Log).filter;
+    let title = if filter.is_empty() {
+        format!(" {title} ({}) ", entries.len())
+    } else {
+        format!(" {title} ({}) /{filter} ", entries.len())
+    };
+    // No wrapping: one entry is exactly its lines, and long frames are cut at the edge.
+    frame.render_widget(Paragraph::new(lines).block(block(theme, title)), area);
+}
+
+fn draw_detail(app: &App, theme: &Theme, frame: &mut Frame, area: Rect, detail: Detail) {
+    match detail {
+        Detail::Peer(id) => {
+            let [head, log] =
+                Layout::vertical([Constraint::Length(4), Constraint::Min(3)]).areas(area);
+            let text = match app.model.peers.get(&id) {
+                Some(p) => vec![
+                    Line::from(format!(
+                        "{} · {} · app {} · {} · {}",
+                        p.id,
+                        p.dialect.display_name(),
+                        p.app.as_deref().unwrap_or("none"),
+                        p.identity.as_deref().unwrap_or("anonymous"),
+                        p.addr
+                    )),
+                    Line::from(format!(
+                        "frames in {} · out {} · errors {} · room {}{}",
+                        p.frames_in,
+                        p.frames_out,
+                        p.errors,
+                        p.room.as_deref().unwrap_or("—"),
+                        if p.probe { " · probe" } else { "" }
+                    )),
+                ],
+                None => vec![Line::from(Span::styled(
+                    format!("{id} has disconnected; its history follows"),
+                    theme.warning,
+                ))],
+            };
+            frame.render_widget(
+                Paragraph::new(text).block(block(theme, format!(" Peer {id} "))),
+                head,
+            );
+            draw_log(
+                app,
+                theme,
+                frame,
+                log,
+                Some(&id),
+                "Frames and errors (t taps its frames)",
+            );
+        }
+        Detail::Room(code) => {
+            let mut lines = Vec::new();
+            match app.model.rooms.get(&code) {
+                Some(room) => {
+                    lines.push(Line::from(format!(
+                        "{} · game {} · app {} · {} · {}/{} players",
+                        room.code,
+                        room.game,
+                        room.app,
+                        room.lobby_state,
+                        room.players.len(),
+                        room.max_players
+                    )));
+                    lines.push(Line::from(Span::styled("Players", theme.header)));
+                    for player in &room.players {
+                        let authority = if room.authority.as_deref() == Some(&player.player_id) {
+                            " ★ authority"
+                        } else {
+                            ""
+                        };
+                        let ready = if player.ready { " ready" } else { "" };
+                        let peer = player.peer.as_deref().unwrap_or("disconnected");
+                        lines.push(Line::from(format!(
+                            "  {} ({}) {peer}{ready}{authority}",
+                            player.name, player.player_id
+                        )));
+                    }
+                    lines.push(Line::from(Span::styled("Spectators", theme.header)));
+                    for spectator in &room.spectators {
+                        lines.push(Line::from(format!(
+                            "  {} {}",
+                            spectator.name,
+                            spectator.peer.as_deref().unwrap_or("")
+                        )));
+                    }
+                }
+                None => lines.push(Line::from(Span::styled(
+                    format!("room {code} has closed"),
+                    theme.warning,
+                ))),
+            }
+            frame.render_widget(
+                Paragraph::new(lines).block(block(theme, format!(" Room {code} "))),
+                area,
+            );
+        }
+        Detail::Channel(dialect, app_id, name) => {
+            let mut lines = Vec::new();
+            match app
+                .model
+                .channels
+                .get(&(dialect, app_id.clone(), name.clone()))
+            {
+                Some(channel) => {
+                    lines.push(Line::from(format!(
+                        "{} · app {} · {} messages",
+                        dialect.display_name(),
+                        app_id,
+                        channel.messages
+                    )));
+                    lines.push(Line::from(Span::styled("Members", theme.header)));
+                    for member in &channel.members {
+                        let identity = app
+                            .model
+                            .peers
+                            .get(member)
+                            .and_then(|p| p.identity.clone())
+                            .unwrap_or_default();
+                        lines.push(Line::from(format!("  {member} {identity}")));
+                    }
+                }
+                None => lines.push(Line::from(Span::styled(
+                    "the channel has no members any more",
+                    theme.warning,
+                ))),
+            }
+            frame.render_widget(
+                Paragraph::new(lines).block(block(theme, format!(" Channel {name} "))),
+                area,
+            );
+        }
+        Detail::Code(qualified) => {
+            let entry = qualified
+                .split_once(':')
+                .and_then(|(d, c)| d.parse().ok().and_then(|d| catalog::get(d, c)));
+            let lines = match entry {
+                Some(e) => vec![
+                    Line::from(Span::styled(
+                        format!("{} — {}", e.qualified(), e.title),
+                        theme.severity(e.severity()),
+                    )),
+                    Line::from(format!(
+                        "{} · {} · {}",
+                        e.delivery.id(),
+                        e.category.id(),
+                        e.status.map(|s| format!("HTTP {s}")).unwrap_or_default()
+                    )),
+                    Line::from(""),
+                    Line::from(e.meaning),
+                    Line::from(""),
+                    Line::from(vec![
+                        Span::styled("Retry: ", theme.header),
+                        Span::raw(format!("{} — {}", e.retry.id(), e.retry.summary())),
+                    ]),
+                    Line::from(vec![
+                        Span::styled("Do: ", theme.header),
+                        Span::raw(e.guidance),
+                    ]),
+                    Line::from(""),
+                    Line::from(Span::styled("Example", theme.header)),
+                    Line::from(e.example),
+                ],
+                None => vec![Line::from(qualified.clone())],
+            };
+            frame.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .block(block(theme, " Code ")),
+                area,
+            );
+        }
+    }
+}
+
+fn draw_status(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let line = match &app.mode {
+        Mode::Command => Line::from(vec![
+            Span::styled(":", theme.accent),
+            Span::raw(app.command_line.clone()),
+            Span::styled("█", theme.muted),
+        ]),
+        Mode::Filter => Line::from(vec![
+            Span::styled("/", theme.accent),
+            Span::raw(app.table_state(app.view).filter),
+            Span::styled("█", theme.muted),
+        ]),
+        _ => match &app.status {
+            Some((text, severity)) => {
+                Line::from(Span::styled(text.clone(), theme.severity(*severity)))
+            }
+            None => Line::from(""),
+        },
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn draw_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let mut hints = vec![
+        "?:help",
+        ":cmd",
+        "/:filter",
+        "tab:view",
+        "enter:open",
+        "s:sort",
+        "q:quit",
+    ];
+    if !app.readonly {
+        match app.view {
+            View::Peers => hints.extend(["x:kick", "t:tap"]),
+            View::Apps => hints.extend(["S:suspend", "A:activate"]),
+            View::Rooms => hints.push("c:close"),
+            _ => {}
+        }
+    }
+    frame.render_widget(
+        Paragraph::new(Span::styled(format!(" {}", hints.join("  ")), theme.status))
+            .style(theme.status),
+        area,
+    );
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    }
+}
+
+fn draw_confirm(theme: &Theme, frame: &mut Frame, question: &str) {
+    let area = centered(frame.area(), 64, 7);
+    frame.render_widget(Clear, area);
+    let lines = vec![
+        Line::from(question.to_owned()),
+        Line::from(""),
+        Line::from(vec![
+            Span::styled("[y]", theme.accent),
+            Span::raw(" do it    "),
+            Span::styled("[n]", theme.accent),
+            Span::raw(" cancel"),
+        ]),
+    ];
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(block(theme, " Confirm ").border_style(theme.warning)),
+        area,
+    );
+}
+
+fn draw_help(app: &App, theme: &Theme, frame: &mut Frame) {
+    let area = centered(frame.area(), 76, frame.area().height.saturating_sub(2));
+    frame.render_widget(Clear, area);
+    let mut lines = vec![Line::from(Span::styled(
+        "Keys (from the keymap; override in keymap.json in the config folder)",
+        theme.header,
+    ))];
+    for (action, keys) in app.keymap.by_action() {
+        if app.readonly && action.is_admin_action() {
+            continue;
+        }
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {:<18}", keys.join(" ")), theme.accent),
+            Span::raw(action.describe()),
+        ]));
+    }
+    lines.push(Line::from(Span::styled(
+        "Commands (Tab completes)",
+        theme.header,
+    )));
+    let mut commands = vec![":overview :peers :rooms :channels :subs :apps :log :catalog :quit"];
+    if !app.readonly {
+        commands.push(":kick <peer>  :tap <peer>  :untap <peer>  :close-room <code>");
+        commands.push(":suspend <app>  :activate <app>  :revoke <app>  :expire <app>");
+    }
+    for command in commands {
+        lines.push(Line::from(format!("  {command}")));
+    }
+    lines.push(Line::from(Span::styled(
+        "any key closes this help",
+        theme.muted,
+    )));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block(theme, " Help "))
+            .style(Style::default()),
+        area,
+    );
+}
