@@ -44,7 +44,11 @@ pub fn draw(app: &mut App, theme: &Theme, frame: &mut Frame) {
 }
 
 fn draw_tabs(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let mut spans = vec![Span::styled(" relaydeck ", theme.title)];
+    // The name goes first when there is room for it; the view tabs always fit in 80 columns.
+    let mut spans = Vec::new();
+    if area.width >= 90 {
+        spans.push(Span::styled(" relaydeck ", theme.title));
+    }
     for (index, view) in View::ALL.iter().enumerate() {
         let label = format!(" {} {} ", index + 1, view.title());
         let style = if *view == app.view {
@@ -573,13 +577,7 @@ fn draw_status(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
 
 fn draw_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let mut hints = vec![
-        "?:help",
-        ":cmd",
-        "/:filter",
-        "tab:view",
-        "enter:open",
-        "s:sort",
-        "q:quit",
+        "?:help", ":cmd", "/:filter", "tab:view", "⏎:open", "s:sort", "q:quit",
     ];
     if !app.readonly {
         match app.view {
@@ -632,17 +630,31 @@ fn draw_help(app: &App, theme: &Theme, frame: &mut Frame) {
     let area = centered(frame.area(), 76, frame.area().height.saturating_sub(2));
     frame.render_widget(Clear, area);
     let mut lines = vec![Line::from(Span::styled(
-        "Keys (from the keymap; override in keymap.json in the config folder)",
+        "Keys (keymap.json in the config folder overrides them)",
         theme.header,
     ))];
-    for (action, keys) in app.keymap.by_action() {
-        if app.readonly && action.is_admin_action() {
-            continue;
-        }
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {:<18}", keys.join(" ")), theme.accent),
-            Span::raw(action.describe()),
-        ]));
+    let bindings: Vec<_> = app
+        .keymap
+        .by_action()
+        .into_iter()
+        .filter(|(action, _)| !(app.readonly && action.is_admin_action()))
+        .collect();
+    // Two columns, so that every binding fits on an 80×24 terminal.
+    let column = (area.width.saturating_sub(4) / 2) as usize;
+    let describe = |(action, keys): &(crate::console::keymap::Action, Vec<String>)| {
+        let keys = crate::report::one_line(&keys.join(" "), 11);
+        cut(
+            &format!("{keys:<12}{}", action.describe()),
+            column.saturating_sub(1),
+        )
+    };
+    for pair in bindings.chunks(2) {
+        let left = describe(&pair[0]);
+        let right = pair.get(1).map(describe).unwrap_or_default();
+        lines.push(Line::from(Span::styled(
+            format!(" {left:<column$}{right}"),
+            theme.text,
+        )));
     }
     lines.push(Line::from(Span::styled(
         "Commands (Tab completes)",
@@ -666,4 +678,14 @@ fn draw_help(app: &App, theme: &Theme, frame: &mut Frame) {
             .style(Style::default()),
         area,
     );
+}
+
+/// At most `max` characters, with an ellipsis when cut; spacing is kept.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }

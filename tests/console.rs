@@ -1,0 +1,394 @@
+//! The console's screens, drawn to ratatui's TestBackend and compared with reviewed snapshots,
+//! and its update logic driven directly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use relaydeck::catalog::{Delivery, Dialect};
+use relaydeck::console::app::{App, Connection, Detail, Effect, Mode, Msg, View};
+use relaydeck::console::keymap::Keymap;
+use relaydeck::console::theme::Theme;
+use relaydeck::console::ui;
+use relaydeck::protocol::admin::{
+    AppInfo, AppStatus, ChannelInfo, Command, Direction, Event, KeyInfo, PeerInfo, RoomInfo,
+    RoomMember, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
+};
+use serde_json::json;
+
+const T0: u64 = 1_764_000_000_000;
+
+fn peer(
+    id: &str,
+    dialect: Dialect,
+    app: &str,
+    identity: &str,
+    room: Option<&str>,
+    errors: u64,
+) -> PeerInfo {
+    PeerInfo {
+        id: id.into(),
+        dialect,
+        app: Some(app.into()),
+        identity: Some(identity.into()),
+        addr: format!(
+            "127.0.0.1:5{:04}",
+            id.trim_start_matches('p').parse::<u32>().unwrap_or(0)
+        ),
+        connected_at_ms: T0,
+        room: room.map(str::to_owned),
+        probe: false,
+        frames_in: 12,
+        frames_out: 30,
+        errors,
+    }
+}
+
+fn fixture() -> Snapshot {
+    Snapshot {
+        server: ServerInfo {
+            version: "0.1.0".into(),
+            listen: "127.0.0.1:7878".into(),
+            started_at_ms: T0,
+        },
+        apps: vec![
+            AppInfo {
+                id: "demo".into(),
+                name: "Demo".into(),
+                status: AppStatus::Active,
+                keys: vec![KeyInfo {
+                    id: "pk_demo".into(),
+                    dialect: Dialect::Pubsub,
+                    grants: vec!["demo/**".into(), "publish".into()],
+                }],
+            },
+            AppInfo {
+                id: "suspended-app".into(),
+                name: "Suspended app".into(),
+                status: AppStatus::Suspended,
+                keys: vec![],
+            },
+        ],
+        peers: vec![
+            peer("p1", Dialect::Pubsub, "demo", "peer-ada", None, 1),
+            peer(
+                "p2",
+                Dialect::SignalFish,
+                "demo",
+                "Alice",
+                Some("WWGV8B"),
+                0,
+            ),
+            peer("p3", Dialect::SignalFish, "demo", "Bob", Some("WWGV8B"), 0),
+            peer("p4", Dialect::Flow, "demo", "flow-1", None, 0),
+            peer("p5", Dialect::Talo, "demo", "alice", None, 2),
+        ],
+        rooms: vec![RoomInfo {
+            code: "WWGV8B".into(),
+            room_id: "16dde87b".into(),
+            app: "demo".into(),
+            game: "demo".into(),
+            max_players: 4,
+            supports_authority: true,
+            lobby_state: "lobby".into(),
+            players: vec![
+                RoomMember {
+                    player_id: "d64d4457".into(),
+                    name: "Alice".into(),
+                    peer: Some("p2".into()),
+                    ready: true,
+                },
+                RoomMember {
+                    player_id: "93f3d64e".into(),
+                    name: "Bob".into(),
+                    peer: Some("p3".into()),
+                    ready: false,
+                },
+            ],
+            spectators: vec![],
+            authority: Some("d64d4457".into()),
+            created_at_ms: T0,
+        }],
+        channels: vec![ChannelInfo {
+            dialect: Dialect::Pubsub,
+            app: "demo".into(),
+            name: "demo/lobby".into(),
+            members: vec!["p1".into()],
+            messages: 42,
+        }],
+        subscriptions: vec![SubscriptionInfo {
+            peer: "p4".into(),
+            dialect: Dialect::Flow,
+            id: "sub1".into(),
+            topic: "rooms".into(),
+            arguments: json!({}),
+        }],
+        faults: vec![],
+        stats: Stats {
+            frames_in: 100,
+            frames_out: 250,
+            errors: 3,
+            peers_by_dialect: Default::default(),
+            errors_by_code: [
+                ("pubsub:channel_not_authorized".to_owned(), 2),
+                ("talo:NO_PLAYER_FOUND".to_owned(), 1),
+            ]
+            .into(),
+        },
+    }
+}
+
+fn loaded_app(readonly: bool) -> App {
+    let mut app = App::new(Keymap::defaults(), readonly);
+    app.update(Msg::Connection(Connection::Connected));
+    app.update(Msg::Server(ServerMessage::Snapshot {
+        seq: 10,
+        snapshot: Box::new(fixture()),
+    }));
+    let deltas = [
+        Event::ErrorEmitted {
+            peer: Some("p1".into()),
+            dialect: Dialect::Pubsub,
+            code: "channel_not_authorized".into(),
+            delivery: Delivery::Frame,
+            request_id: Some("pub-2".into()),
+            frame: r#"{"type":"error","requestId":"pub-2","code":"channel_not_authorized","message":"not authorized: other-app/room-1"}"#.into(),
+        },
+        Event::Frame { peer: "p1".into(), direction: Direction::In, text: r#"{"type":"publish","channel":"demo/lobby","data":1}"#.into() },
+        Event::PeerClosed { peer: "p5".into(), code: Some(4020), reason: "admin_disconnect".into() },
+        Event::Stats { stats: fixture().stats },
+    ];
+    for (offset, event) in deltas.into_iter().enumerate() {
+        app.update(Msg::Server(ServerMessage::Delta {
+            seq: 11 + offset as u64,
+            at_ms: T0 + 1000 * offset as u64,
+            event,
+        }));
+    }
+    app.status = None;
+    app
+}
+
+fn key(code: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn render(app: &mut App, width: u16, height: u16) -> String {
+    let theme = Theme::built_in("default", false);
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| ui::draw(app, &theme, frame)).unwrap();
+    terminal.backend().to_string()
+}
+
+#[test]
+fn every_view_at_80x24() {
+    for view in View::ALL {
+        let mut app = loaded_app(false);
+        app.view = view;
+        insta::assert_snapshot!(
+            format!("view_{}", view.title().to_lowercase()),
+            render(&mut app, 80, 24)
+        );
+    }
+}
+
+#[test]
+fn peers_view_at_120x30() {
+    let mut app = loaded_app(false);
+    app.view = View::Peers;
+    insta::assert_snapshot!(render(&mut app, 120, 30));
+}
+
+#[test]
+fn details_help_and_confirmation() {
+    let mut app = loaded_app(false);
+    app.view = View::Rooms;
+    app.detail = Some(Detail::Room("WWGV8B".into()));
+    insta::assert_snapshot!("detail_room", render(&mut app, 80, 24));
+
+    let mut app = loaded_app(false);
+    app.view = View::Peers;
+    app.detail = Some(Detail::Peer("p1".into()));
+    insta::assert_snapshot!("detail_peer", render(&mut app, 80, 24));
+
+    let mut app = loaded_app(false);
+    app.update(key(KeyCode::Char('?')));
+    insta::assert_snapshot!("help", render(&mut app, 80, 24));
+
+    let mut app = loaded_app(false);
+    app.view = View::Peers;
+    app.update(key(KeyCode::Char('x')));
+    insta::assert_snapshot!("confirm_kick", render(&mut app, 80, 24));
+
+    let mut app = loaded_app(false);
+    app.update(Msg::Connection(Connection::Lost {
+        error: "connection refused".into(),
+        retry_in_ms: 2000,
+        attempt: 3,
+    }));
+    insta::assert_snapshot!("connection_lost", render(&mut app, 80, 24));
+}
+
+#[test]
+fn kick_asks_first_and_sends_exactly_the_confirmed_command() {
+    let mut app = loaded_app(false);
+    app.update(key(KeyCode::Char('2')));
+    app.update(key(KeyCode::Char('j')));
+    assert!(
+        app.update(key(KeyCode::Char('x'))).is_empty(),
+        "nothing is sent before confirming"
+    );
+    let Mode::Confirm { question, .. } = &app.mode else {
+        panic!("no confirmation")
+    };
+    assert!(
+        question.contains("p2") && question.contains("4020"),
+        "{question}"
+    );
+    let effects = app.update(key(KeyCode::Char('y')));
+    assert!(
+        matches!(&effects[..], [Effect::Send(envelope)] if envelope.command == Command::Kick { peer: "p2".into(), reason: None })
+    );
+    // The peer stays until the server says it closed.
+    assert!(app.model.peers.contains_key("p2"));
+    app.update(Msg::Server(ServerMessage::Delta {
+        seq: 15,
+        at_ms: T0,
+        event: Event::PeerClosed {
+            peer: "p2".into(),
+            code: Some(4020),
+            reason: "admin_disconnect".into(),
+        },
+    }));
+    assert!(!app.model.peers.contains_key("p2"));
+}
+
+#[test]
+fn cancelling_sends_nothing_and_readonly_refuses_actions() {
+    let mut app = loaded_app(false);
+    app.view = View::Peers;
+    app.update(key(KeyCode::Char('x')));
+    assert!(app.update(key(KeyCode::Esc)).is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+
+    let mut readonly = loaded_app(true);
+    readonly.view = View::Peers;
+    assert!(readonly.update(key(KeyCode::Char('x'))).is_empty());
+    assert_eq!(readonly.mode, Mode::Normal);
+    assert!(readonly.run_command_line("suspend demo").is_empty());
+    assert!(readonly.status.as_ref().unwrap().0.contains("read-only"));
+}
+
+#[test]
+fn the_command_line_switches_views_completes_and_confirms() {
+    let mut app = loaded_app(false);
+    app.update(key(KeyCode::Char(':')));
+    for c in "ro".chars() {
+        app.update(key(KeyCode::Char(c)));
+    }
+    app.update(key(KeyCode::Tab));
+    assert_eq!(app.command_line, "rooms ");
+    app.update(key(KeyCode::Enter));
+    assert_eq!(app.view, View::Rooms);
+
+    app.update(key(KeyCode::Char(':')));
+    for c in "suspend d".chars() {
+        app.update(key(KeyCode::Char(c)));
+    }
+    app.update(key(KeyCode::Tab));
+    assert_eq!(app.command_line, "suspend demo ");
+    app.update(key(KeyCode::Enter));
+    let Mode::Confirm { question, command } = &app.mode else {
+        panic!("no confirmation")
+    };
+    assert!(
+        question.contains("demo") && question.contains("suspended"),
+        "{question}"
+    );
+    assert_eq!(
+        *command,
+        Command::SetAppStatus {
+            app: "demo".into(),
+            status: AppStatus::Suspended
+        }
+    );
+
+    let mut app = loaded_app(false);
+    assert!(app.run_command_line("teleport").is_empty());
+    assert!(app.status.unwrap().0.contains("unknown command"));
+}
+
+#[test]
+fn filters_and_sorting_apply_to_tables() {
+    let mut app = loaded_app(false);
+    app.update(key(KeyCode::Char('2')));
+    app.update(key(KeyCode::Char('/')));
+    for c in "signal".chars() {
+        app.update(key(KeyCode::Char(c)));
+    }
+    app.update(key(KeyCode::Enter));
+    let rows = app.table(View::Peers).rows;
+    assert_eq!(
+        rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        ["p2", "p3"]
+    );
+    app.update(key(KeyCode::Esc));
+    assert_eq!(app.table(View::Peers).rows.len(), 4);
+
+    // Sort by the ERR column (index 7), descending after the second press.
+    let state = app.tables.entry(View::Peers).or_default();
+    state.sort = Some(7);
+    state.descending = true;
+    assert_eq!(app.table(View::Peers).rows[0].key, "p1");
+}
+
+#[test]
+fn a_gap_in_deltas_marks_the_model_stale_until_the_next_snapshot() {
+    let mut app = loaded_app(false);
+    assert!(app.synced);
+    app.update(Msg::Server(ServerMessage::Delta {
+        seq: 99,
+        at_ms: T0,
+        event: Event::RoomClosed {
+            code: "WWGV8B".into(),
+        },
+    }));
+    assert!(!app.synced);
+    app.update(Msg::Server(ServerMessage::Snapshot {
+        seq: 120,
+        snapshot: Box::new(fixture()),
+    }));
+    assert!(app.synced);
+    assert_eq!(app.seq, 120);
+}
+
+#[test]
+fn errors_in_the_log_are_decoded_from_the_catalog() {
+    let app = loaded_app(false);
+    let errors: Vec<_> = app
+        .log
+        .iter()
+        .filter_map(|e| e.decoded())
+        .map(|e| e.qualified())
+        .collect();
+    assert!(errors.contains(&"pubsub:channel_not_authorized".to_owned()));
+    assert!(errors.contains(&"pubsub:4020".to_owned()), "{errors:?}");
+}
+
+#[test]
+fn the_log_is_bounded() {
+    let mut app = loaded_app(false);
+    for n in 0..(relaydeck::console::app::LOG_CAPACITY + 50) {
+        app.update(Msg::Server(ServerMessage::Delta {
+            seq: 15 + n as u64,
+            at_ms: T0,
+            event: Event::Frame {
+                peer: "p1".into(),
+                direction: Direction::Out,
+                text: "{}".into(),
+            },
+        }));
+    }
+    assert_eq!(app.log.len(), relaydeck::console::app::LOG_CAPACITY);
+}
