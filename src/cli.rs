@@ -131,9 +131,10 @@ pub struct ReplayArgs {
     /// Session files (JSONL).
     #[arg(required = true)]
     pub files: Vec<std::path::PathBuf>,
-    /// The server to replay against (`ws://127.0.0.1:7878`).
+    /// The server to replay against (`ws://127.0.0.1:7878`); without it, a fresh embedded
+    /// server with the demo config.
     #[arg(long)]
-    pub url: String,
+    pub url: Option<String>,
     /// The server's admin token, for sessions with admin steps.
     #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -269,11 +270,35 @@ fn find_for_explain(query: &str, dialect: Option<Dialect>) -> Vec<&'static catal
 fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     use crate::session::{replay, Session};
 
-    let target = replay::Target::from_url(&args.url, args.admin_token.clone())
-        .map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // Without --url, a server of our own, in a data folder that lives as long as the replay.
+    let mut embedded = None;
+    let target = match &args.url {
+        Some(url) => {
+            replay::Target::from_url(url, args.admin_token.clone()).map_err(anyhow::Error::msg)?
+        }
+        None => {
+            let data_dir =
+                std::env::temp_dir().join(format!("relaydeck-replay-{}", std::process::id()));
+            let server = runtime.block_on(crate::server::spawn(
+                "127.0.0.1:0".parse()?,
+                crate::server::config::Config::demo(),
+                crate::server::ServerOptions {
+                    data_dir: data_dir.clone(),
+                    admin_token: None,
+                    admin_buffer: None,
+                },
+            ))?;
+            let target = replay::Target {
+                addr: server.addr.to_string(),
+                admin_token: Some(server.admin_token.clone()),
+            };
+            embedded = Some((server, data_dir));
+            target
+        }
+    };
     let total = args.files.len();
     let mut failed: Vec<String> = Vec::new();
     let mut out = anstream::stdout();
@@ -333,6 +358,10 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         if !passed {
             failed.push(path.display().to_string());
         }
+    }
+    if let Some((server, data_dir)) = embedded {
+        let _ = runtime.block_on(server.shutdown());
+        let _ = std::fs::remove_dir_all(data_dir);
     }
     writeln!(out, "\n{} of {total} sessions passed", total - failed.len())?;
     if failed.is_empty() {

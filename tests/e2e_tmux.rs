@@ -15,11 +15,17 @@ struct Tmux {
 
 impl Tmux {
     fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs")
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs")
     }
 
     fn capture(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "deck"]).stdout).into_owned()
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "deck"]).stdout)
+            .into_owned()
     }
 
     fn keys(&self, keys: &str) {
@@ -35,7 +41,10 @@ impl Tmux {
             if ready(&screen) {
                 return screen;
             }
-            assert!(start.elapsed() < limit, "timed out waiting for {what}; the screen shows:\n{screen}");
+            assert!(
+                start.elapsed() < limit,
+                "timed out waiting for {what}; the screen shows:\n{screen}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -43,13 +52,19 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
     }
 }
 
 /// The id in the first data row of the peers table.
 fn first_peer(screen: &str) -> Option<String> {
-    let mut lines = screen.lines().skip_while(|l| !l.contains("ID") || !l.contains("DIALECT"));
+    let mut lines = screen
+        .lines()
+        .skip_while(|l| !l.contains("ID") || !l.contains("DIALECT"));
     lines.next()?;
     let row = lines.next()?;
     let id = row.trim_start_matches('│').split_whitespace().next()?;
@@ -65,23 +80,44 @@ fn table_has_peer(screen: &str, id: &str) -> bool {
 #[test]
 fn kick_a_demo_peer_from_the_peers_view() {
     if Command::new("tmux").arg("-V").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI (.ci/run installs it)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is required in CI (.ci/run installs it)"
+        );
         eprintln!("skipping: tmux is not installed");
         return;
     }
     let home = tempfile::tempdir().unwrap();
-    let tmux = Tmux { socket: format!("relaydeck-e2e-{}", std::process::id()) };
+    let tmux = Tmux {
+        socket: format!("relaydeck-e2e-{}", std::process::id()),
+    };
     let command = format!(
         "env HOME={home} XDG_CONFIG_HOME={home}/config XDG_DATA_HOME={home}/data RELAYDECK_DATA_DIR={home}/data TERM=xterm-256color {binary}",
         home = home.path().display(),
         binary = env!("CARGO_BIN_EXE_relaydeck"),
     );
-    let started = tmux.run(&["new-session", "-d", "-s", "deck", "-x", "120", "-y", "40", &command]);
-    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "deck",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &command,
+    ]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
 
-    tmux.wait_for("the overview with demo peers", Duration::from_secs(30), |s| {
-        s.contains("pub/sub relay") && s.contains("peers ·") && !s.contains(" 0 peers")
-    });
+    tmux.wait_for(
+        "the overview with demo peers",
+        Duration::from_secs(30),
+        |s| s.contains("pub/sub relay") && s.contains("peers ·") && !s.contains(" 0 peers"),
+    );
     tmux.keys("2");
     let screen = tmux.wait_for("a peer in the peers view", Duration::from_secs(20), |s| {
         s.contains("Peers (") && first_peer(s).is_some()
@@ -89,20 +125,36 @@ fn kick_a_demo_peer_from_the_peers_view() {
     let victim = first_peer(&screen).unwrap();
 
     tmux.keys("x");
-    let confirm = tmux.wait_for("the confirmation", Duration::from_secs(10), |s| s.contains("Confirm"));
-    assert!(confirm.contains(&format!("Close peer {victim}")), "{confirm}");
-    assert!(confirm.contains("4020 admin_disconnect") || confirm.contains("admin_disconnect?"), "{confirm}");
+    let confirm = tmux.wait_for("the confirmation", Duration::from_secs(10), |s| {
+        s.contains("Confirm")
+    });
+    assert!(
+        confirm.contains(&format!("Close peer {victim}")),
+        "{confirm}"
+    );
+    assert!(
+        confirm.contains("4020 admin_disconnect") || confirm.contains("admin_disconnect?"),
+        "{confirm}"
+    );
 
     tmux.keys("y");
-    let after = tmux.wait_for("the kicked peer to disappear", Duration::from_secs(10), |s| {
-        !s.contains("Confirm") && !table_has_peer(s, &victim)
-    });
-    assert!(after.contains(&format!("closing {victim}")), "the result is shown:\n{after}");
+    let after = tmux.wait_for(
+        "the kicked peer to disappear",
+        Duration::from_secs(10),
+        |s| !s.contains("Confirm") && !table_has_peer(s, &victim),
+    );
+    assert!(
+        after.contains(&format!("closing {victim}")),
+        "the result is shown:\n{after}"
+    );
 
     tmux.keys("q");
     let start = Instant::now();
     while tmux.run(&["has-session", "-t", "deck"]).status.success() {
-        assert!(start.elapsed() < Duration::from_secs(10), "the console did not quit on q");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the console did not quit on q"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

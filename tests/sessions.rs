@@ -1,0 +1,218 @@
+//! The shipped sessions: every file parses and names catalog codes, every session passes
+//! against a real server, and every code of the dialects the server speaks has a session.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use common::TestServer;
+use relaydeck::catalog::{self, Dialect};
+use relaydeck::session::replay::{self, Outcome, Target};
+use relaydeck::session::Session;
+
+/// The dialects the bundled server speaks today; each must have a session per code.
+const SERVED: [Dialect; 1] = [Dialect::Pubsub];
+
+/// Codes of served dialects that no session reproduces, with the reason.
+const NOT_REPRODUCIBLE: &[(&str, &str)] = &[(
+    "pubsub:going_away",
+    "sent only while the server shuts down, which a session cannot trigger; tests/pubsub.rs checks it",
+)];
+
+fn session_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "jsonl") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn load_all() -> Vec<(PathBuf, Session)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sessions");
+    session_files(&dir)
+        .into_iter()
+        .map(|path| {
+            let session = Session::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            (path, session)
+        })
+        .collect()
+}
+
+#[test]
+fn every_session_file_parses_and_names_catalog_codes() {
+    let sessions = load_all();
+    assert!(!sessions.is_empty());
+    for (path, session) in &sessions {
+        assert!(
+            !session.header.expect_codes.is_empty(),
+            "{}: expects no code",
+            path.display()
+        );
+        for code in &session.header.expect_codes {
+            let (dialect, code_part) = code.split_once(':').unwrap();
+            let dialect: Dialect = dialect.parse().unwrap();
+            assert!(
+                catalog::get(dialect, code_part).is_some(),
+                "{}: {code} is not in the catalog",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn every_code_of_a_served_dialect_has_a_reproduction() {
+    let covered: BTreeSet<String> = load_all()
+        .into_iter()
+        .flat_map(|(_, session)| session.header.expect_codes)
+        .collect();
+    let exempt: BTreeSet<&str> = NOT_REPRODUCIBLE.iter().map(|(code, _)| *code).collect();
+    let mut missing = Vec::new();
+    for dialect in SERVED {
+        let entries: Vec<_> = catalog::of_dialect(dialect).collect();
+        let reproduced = entries
+            .iter()
+            .filter(|e| covered.contains(&e.qualified()))
+            .count();
+        println!(
+            "{dialect}: {reproduced} of {} codes reproduced by a session",
+            entries.len()
+        );
+        for entry in entries {
+            let qualified = entry.qualified();
+            if !covered.contains(&qualified) && !exempt.contains(qualified.as_str()) {
+                missing.push(qualified);
+            }
+        }
+    }
+    assert!(missing.is_empty(), "codes without a session: {missing:#?}");
+    for code in exempt {
+        assert!(
+            !covered.contains(code),
+            "{code} is listed as not reproducible but has a session"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_shipped_session_passes_against_the_server() {
+    for (path, session) in load_all() {
+        // A fresh server per session, as `relaydeck replay` of a single file would see it.
+        let server = TestServer::demo().await;
+        let target = Target {
+            addr: server.addr.to_string(),
+            admin_token: Some(server.token.clone()),
+        };
+        let report = replay::run(&session, &target, &mut |_| {}).await;
+        let failures: Vec<String> = report
+            .steps
+            .iter()
+            .filter(|s| !s.passed())
+            .map(|s| format!("step {} {}: {:?}", s.number, s.description, s.outcome))
+            .collect();
+        assert!(
+            report.passed(),
+            "{} failed:\n{}",
+            path.display(),
+            failures.join("\n")
+        );
+        for code in &session.header.expect_codes {
+            assert!(
+                report.codes_seen.contains(code),
+                "{}: the server never sent {code}; saw {:?}",
+                path.display(),
+                report.codes_seen
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_mismatch_reports_what_was_expected_and_what_came() {
+    let server = TestServer::demo().await;
+    let session = Session::parse(
+        r#"{"session":1,"name":"wrong on purpose","dialect":"pubsub","expect_codes":["pubsub:missing_data"]}
+{"step":"connect","conn":"a","path":"/v1?key=pk_demo"}
+{"step":"send","conn":"a","frame":{"type":"publish","channel":"elsewhere","data":1}}
+{"step":"expect","conn":"a","code":"missing_data","timeout_ms":2000}
+{"step":"send","conn":"a","frame":{"type":"publish","channel":"demo/a","data":1}}"#,
+        "inline",
+    )
+    .unwrap();
+    let target = Target {
+        addr: server.addr.to_string(),
+        admin_token: Some(server.token.clone()),
+    };
+    let report = replay::run(&session, &target, &mut |_| {}).await;
+    assert!(!report.passed());
+    assert_eq!(report.skipped, 1, "the steps after a mismatch are not run");
+    let Outcome::Mismatch { expected, received } = &report.steps[2].outcome else {
+        panic!("{:?}", report.steps[2].outcome)
+    };
+    assert_eq!(expected, "an error missing_data");
+    assert!(
+        received
+            .iter()
+            .any(|line| line.contains("peerId") && line.contains("skipped")),
+        "{received:?}"
+    );
+    assert!(
+        received
+            .last()
+            .unwrap()
+            .contains("pubsub:channel_not_authorized"),
+        "{received:?}"
+    );
+}
+
+#[test]
+fn replay_exits_non_zero_on_a_mismatch_and_zero_on_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        r#"{"session":1,"name":"bad","dialect":"pubsub","expect_codes":["pubsub:4001"]}
+{"step":"connect","conn":"a","path":"/v1?key=pk_demo"}
+{"step":"expect_close","conn":"a","code":4001,"timeout_ms":1000}
+"#,
+    )
+    .unwrap();
+    let binary = env!("CARGO_BIN_EXE_relaydeck");
+    let failed = std::process::Command::new(binary)
+        .arg("replay")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&failed.stdout);
+    assert!(
+        text.contains("- expected: close 4001") && text.contains("FAIL"),
+        "{text}"
+    );
+
+    let good =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sessions/pubsub/4001_invalid_token.jsonl");
+    let passed = std::process::Command::new(binary)
+        .arg("replay")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        passed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&passed.stdout)
+    );
+}
