@@ -2,3 +2,4 @@
 
 pub mod admin;
 pub mod pubsub;
+pub mod signal_fish;

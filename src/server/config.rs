@@ -29,6 +29,68 @@ use crate::protocol::admin::AppStatus;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub apps: Vec<AppConfig>,
+    #[serde(default)]
+    pub signal_fish: SignalFishSettings,
+}
+
+/// Server-wide Signal Fish settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignalFishSettings {
+    /// A connection that has not authenticated by then gets AUTHENTICATION_TIMEOUT, close 4001.
+    pub auth_timeout_ms: u64,
+    /// A connection silent for this long is closed 4003.
+    pub idle_timeout_ms: u64,
+    /// How long a disconnected player's seat is kept for a Reconnect.
+    pub reconnect_window_ms: u64,
+    /// Largest `GameData.data`, serialized (MESSAGE_TOO_LARGE beyond).
+    pub max_game_data_bytes: usize,
+    /// Messages per minute per connection (RATE_LIMIT_EXCEEDED beyond, close 4006 at twice).
+    pub messages_per_minute: u32,
+    /// Spectators per room unless the room says otherwise.
+    pub max_spectators: usize,
+}
+
+impl Default for SignalFishSettings {
+    fn default() -> Self {
+        SignalFishSettings {
+            auth_timeout_ms: 10_000,
+            idle_timeout_ms: 120_000,
+            reconnect_window_ms: 30_000,
+            max_game_data_bytes: 16 * 1024,
+            messages_per_minute: 600,
+            max_spectators: 8,
+        }
+    }
+}
+
+/// An app's Signal Fish access.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalFishApp {
+    /// When set, Authenticate must carry this `token` (AUTHENTICATION_REQUIRED without one,
+    /// INVALID_TOKEN when malformed, UNAUTHORIZED when wrong).
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default = "default_max_rooms")]
+    pub max_rooms_per_game: usize,
+    /// Older `sdk_version`s get SDK_VERSION_UNSUPPORTED.
+    #[serde(default)]
+    pub min_sdk_version: Option<String>,
+}
+
+fn default_max_rooms() -> usize {
+    100
+}
+
+impl Default for SignalFishApp {
+    fn default() -> Self {
+        SignalFishApp {
+            token: None,
+            max_rooms_per_game: default_max_rooms(),
+            min_sdk_version: Some("0.0.1".to_owned()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +108,9 @@ pub struct AppConfig {
     pub limits: Limits,
     #[serde(default)]
     pub pubsub_keys: Vec<PubsubKey>,
+    /// Signal Fish access; an app without it is unknown to Signal Fish clients.
+    #[serde(default)]
+    pub signal_fish: Option<SignalFishApp>,
 }
 
 fn active() -> AppStatus {
@@ -203,7 +268,17 @@ impl Config {
     /// it is listed in the README.
     pub fn demo() -> Config {
         let all_actions = PubsubAction::ALL.to_vec();
+        let signal_fish_only = |id: &str, name: &str, status: AppStatus| AppConfig {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            status,
+            secret_key: None,
+            limits: Limits::default(),
+            pubsub_keys: Vec::new(),
+            signal_fish: Some(SignalFishApp::default()),
+        };
         Config {
+            signal_fish: SignalFishSettings::default(),
             apps: vec![
                 AppConfig {
                     id: "demo".to_owned(),
@@ -229,6 +304,7 @@ impl Config {
                             actions: vec![PubsubAction::Subscribe],
                         },
                     ],
+                    signal_fish: Some(SignalFishApp::default()),
                 },
                 AppConfig {
                     id: "suspended-app".to_owned(),
@@ -241,6 +317,7 @@ impl Config {
                         channel_patterns: vec!["**".to_owned()],
                         actions: all_actions.clone(),
                     }],
+                    signal_fish: Some(SignalFishApp::default()),
                 },
                 // Small limits, so that the quota and concurrency codes can be reproduced by
                 // hand and by the shipped sessions.
@@ -261,6 +338,19 @@ impl Config {
                         channel_patterns: vec!["limited/**".to_owned()],
                         actions: all_actions,
                     }],
+                    signal_fish: Some(SignalFishApp {
+                        max_rooms_per_game: 1,
+                        ..SignalFishApp::default()
+                    }),
+                },
+                signal_fish_only("expired-app", "Expired app", AppStatus::Expired),
+                signal_fish_only("revoked-app", "Revoked app", AppStatus::Revoked),
+                AppConfig {
+                    signal_fish: Some(SignalFishApp {
+                        token: Some("sf-demo-token".to_owned()),
+                        ..SignalFishApp::default()
+                    }),
+                    ..signal_fish_only("secure-game", "Secure game", AppStatus::Active)
                 },
             ],
         }

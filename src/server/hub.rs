@@ -583,6 +583,15 @@ impl Hub {
         left
     }
 
+    /// Live peers of one dialect belonging to an app.
+    pub fn app_peer_count(&self, dialect: Dialect, app: &str) -> usize {
+        self.lock()
+            .peers
+            .values()
+            .filter(|p| p.info.dialect == dialect && p.info.app.as_deref() == Some(app))
+            .count()
+    }
+
     pub fn peer_count(&self) -> usize {
         self.lock().peers.len()
     }

@@ -3,6 +3,7 @@
 //! | path | what |
 //! |---|---|
 //! | `GET /v1?key=…` / `?token=…` (upgrade) | pub/sub relay ([`pubsub`]) |
+//! | `GET /v2/ws`, `GET /v3/ws` (upgrade) | Signal Fish ([`signal_fish`]) |
 //! | `GET /admin` (upgrade) | the admin peer ([`admin`]) |
 //! | `POST /v1/tokens`, `DELETE /v1/peers/{id}` | pub/sub REST ([`http`]) |
 //! | `GET /health`, `GET /metrics` | operations ([`http`]) |
@@ -23,6 +24,7 @@ pub mod hub;
 pub mod persist;
 pub mod probe;
 pub mod pubsub;
+pub mod signal_fish;
 pub mod token;
 
 use std::future::Future;
@@ -64,6 +66,8 @@ pub struct Shared {
     pub admin_token: String,
     pub persist: Persist,
     pub presence: pubsub::PresenceListeners,
+    /// Signal Fish rooms; also the hub's room directory for admin room commands.
+    pub signal_fish: Arc<signal_fish::rooms::Rooms>,
     /// An address of this server reachable from itself (the listen address, with an
     /// unspecified IP replaced by loopback), for probes.
     pub loopback: SocketAddr,
@@ -107,13 +111,17 @@ impl Server {
             });
         }
         let (stopping, _) = watch::channel(false);
+        let rooms = Arc::new(signal_fish::rooms::Rooms::new(config.signal_fish.clone()));
+        let hub = Hub::new(
+            config,
+            addr.to_string(),
+            &statuses,
+            options.admin_buffer.unwrap_or(hub::EVENT_CAPACITY),
+        );
+        hub.set_room_directory(rooms.clone());
         let shared = Arc::new(Shared {
-            hub: Hub::new(
-                config,
-                addr.to_string(),
-                &statuses,
-                options.admin_buffer.unwrap_or(hub::EVENT_CAPACITY),
-            ),
+            hub,
+            signal_fish: rooms,
             admin_token,
             persist,
             presence: pubsub::PresenceListeners::default(),
@@ -154,6 +162,7 @@ impl Server {
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     interval.tick().await;
+                    shared.signal_fish.sweep(&shared.hub);
                     shared.hub.emit_stats();
                 }
             })
@@ -188,6 +197,8 @@ impl Server {
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1", get(pubsub::upgrade))
+        .route("/v2/ws", get(signal_fish::upgrade))
+        .route("/v3/ws", get(signal_fish::upgrade))
         .route("/admin", get(admin::upgrade))
         .route("/v1/tokens", post(http::mint_token))
         .route("/v1/peers/{id}", delete(http::kick_peer))

@@ -1,0 +1,690 @@
+//! Signal Fish over real sockets: every code of its seed from a client frame or a documented
+//! condition, each in the message type the seed names, and a scripted two-player game.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use relaydeck::catalog::Dialect;
+use relaydeck::protocol::admin::{AppStatus, Command, Event, FaultTarget};
+use relaydeck::server::config::Config;
+use serde_json::{json, Value};
+
+fn fast_config() -> Config {
+    let mut config = Config::demo();
+    config.signal_fish.auth_timeout_ms = 300;
+    config.signal_fish.idle_timeout_ms = 1_500;
+    config.signal_fish.reconnect_window_ms = 400;
+    config.signal_fish.messages_per_minute = 30;
+    config.signal_fish.max_game_data_bytes = 1024;
+    config
+}
+
+async fn send(socket: &mut Socket, kind: &str, data: Value) {
+    let frame = if data.is_null() {
+        json!({"type": kind})
+    } else {
+        json!({"type": kind, "data": data})
+    };
+    send_json(socket, frame).await;
+}
+
+/// The next error frame must be `carrier` carrying `code`; notices before it (a player
+/// joining, a lobby change) are skipped, another error is a failure.
+async fn expect_code(socket: &mut Socket, carrier: &str, code: &str) -> Value {
+    loop {
+        let frame = recv_json(socket).await;
+        if frame["data"].get("error_code").is_none() {
+            continue;
+        }
+        assert_eq!(frame["type"], carrier, "{frame}");
+        assert_eq!(frame["data"]["error_code"], code, "{frame}");
+        return frame;
+    }
+}
+
+async fn authenticated(server: &TestServer, app: &str) -> Socket {
+    let mut socket = server.connect("/v2/ws").await;
+    send(
+        &mut socket,
+        "Authenticate",
+        json!({"app_id": app, "sdk_version": "1.0.0"}),
+    )
+    .await;
+    assert_eq!(recv_json(&mut socket).await["type"], "Authenticated");
+    assert_eq!(recv_json(&mut socket).await["type"], "ProtocolInfo");
+    socket
+}
+
+/// Create a room; returns (room code, room id, player id, reconnection token).
+async fn create(socket: &mut Socket, data: Value) -> (String, String, String, String) {
+    let mut data = data;
+    data["game_name"] = json!("demo");
+    if data.get("player_name").is_none() {
+        data["player_name"] = json!("Alice");
+    }
+    send(socket, "JoinRoom", data).await;
+    let joined = recv_type(socket, "RoomJoined").await;
+    let d = &joined["data"];
+    assert_eq!(recv_json(socket).await["type"], "LobbyStateChanged");
+    (
+        d["room_code"].as_str().unwrap().to_owned(),
+        d["room_id"].as_str().unwrap().to_owned(),
+        d["player_id"].as_str().unwrap().to_owned(),
+        d["reconnection_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn join(socket: &mut Socket, code: &str, name: &str) -> Value {
+    send(
+        socket,
+        "JoinRoom",
+        json!({"game_name": "demo", "room_code": code, "player_name": name}),
+    )
+    .await;
+    recv_type(socket, "RoomJoined").await
+}
+
+#[tokio::test]
+async fn authentication_codes() {
+    let server = TestServer::start(fast_config()).await;
+
+    let mut early = server.connect("/v2/ws").await;
+    send(
+        &mut early,
+        "JoinRoom",
+        json!({"game_name": "demo", "player_name": "Xavier"}),
+    )
+    .await;
+    let frame = expect_code(&mut early, "Error", "MISSING_APP_ID").await;
+    assert_eq!(frame["data"]["message"], "Authentication required");
+    assert_eq!(
+        recv_close(&mut early).await,
+        (1000, "unregistered".to_owned())
+    );
+
+    for (app, code) in [
+        ("not-registered", "INVALID_APP_ID"),
+        ("", "MISSING_APP_ID"),
+        ("expired-app", "APP_ID_EXPIRED"),
+        ("revoked-app", "APP_ID_REVOKED"),
+        ("suspended-app", "APP_ID_SUSPENDED"),
+    ] {
+        let mut socket = server.connect("/v2/ws").await;
+        send(&mut socket, "Authenticate", json!({"app_id": app})).await;
+        expect_code(&mut socket, "AuthenticationError", code).await;
+        assert_eq!(recv_close(&mut socket).await.0, 1000, "{app}");
+    }
+    for (extra, code) in [
+        (json!({}), "AUTHENTICATION_REQUIRED"),
+        (json!({"token": "has spaces"}), "INVALID_TOKEN"),
+        (json!({"token": "wrong-token"}), "UNAUTHORIZED"),
+    ] {
+        let mut socket = server.connect("/v2/ws").await;
+        let mut data = json!({"app_id": "secure-game"});
+        data.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        send(&mut socket, "Authenticate", data).await;
+        expect_code(&mut socket, "AuthenticationError", code).await;
+    }
+    let mut secure = server.connect("/v2/ws").await;
+    send(
+        &mut secure,
+        "Authenticate",
+        json!({"app_id": "secure-game", "token": "sf-demo-token"}),
+    )
+    .await;
+    assert_eq!(recv_json(&mut secure).await["type"], "Authenticated");
+
+    let mut old = server.connect("/v2/ws").await;
+    send(
+        &mut old,
+        "Authenticate",
+        json!({"app_id": "demo", "sdk_version": "0.0.0"}),
+    )
+    .await;
+    expect_code(&mut old, "AuthenticationError", "SDK_VERSION_UNSUPPORTED").await;
+
+    let mut packed = server.connect("/v2/ws").await;
+    send(
+        &mut packed,
+        "Authenticate",
+        json!({"app_id": "demo", "game_data_format": "message_pack"}),
+    )
+    .await;
+    expect_code(
+        &mut packed,
+        "AuthenticationError",
+        "UNSUPPORTED_GAME_DATA_FORMAT",
+    )
+    .await;
+
+    let mut binary = authenticated(&server, "demo").await;
+    futures_util::SinkExt::send(
+        &mut binary,
+        tokio_tungstenite::tungstenite::Message::Binary(vec![0x81, 0xa1].into()),
+    )
+    .await
+    .unwrap();
+    expect_code(&mut binary, "Error", "UNSUPPORTED_GAME_DATA_FORMAT").await;
+
+    let _first = authenticated(&server, "limited-app").await;
+    let _second = authenticated(&server, "limited-app").await;
+    let mut third = server.connect("/v2/ws").await;
+    send(&mut third, "Authenticate", json!({"app_id": "limited-app"})).await;
+    expect_code(&mut third, "AuthenticationError", "TOO_MANY_CONNECTIONS").await;
+
+    let mut silent = server.connect("/v2/ws").await;
+    expect_code(&mut silent, "Error", "AUTHENTICATION_TIMEOUT").await;
+    assert_eq!(
+        recv_close(&mut silent).await,
+        (4001, "authentication timeout".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn validation_and_room_codes() {
+    let server = TestServer::start(fast_config()).await;
+    let mut alice = authenticated(&server, "demo").await;
+    send_text(&mut alice, "{not json").await;
+    expect_code(&mut alice, "Error", "INVALID_INPUT").await;
+    send(&mut alice, "Bogus", json!({})).await;
+    expect_code(&mut alice, "Error", "INVALID_INPUT").await;
+    for (data, code) in [
+        (
+            json!({"game_name": "", "player_name": "Alice"}),
+            "INVALID_GAME_NAME",
+        ),
+        (
+            json!({"game_name": "demo", "room_code": "ab!", "player_name": "Carol"}),
+            "INVALID_ROOM_CODE",
+        ),
+        (
+            json!({"game_name": "demo", "player_name": " Alice"}),
+            "INVALID_PLAYER_NAME",
+        ),
+        (
+            json!({"game_name": "demo", "player_name": "Alice", "max_players": 0}),
+            "INVALID_MAX_PLAYERS",
+        ),
+        (
+            json!({"game_name": "demo", "player_name": "Alice", "max_players": 101}),
+            "INVALID_MAX_PLAYERS",
+        ),
+        (
+            json!({"game_name": "demo", "room_code": "ZZZZZZ", "player_name": "Alice"}),
+            "ROOM_NOT_FOUND",
+        ),
+    ] {
+        send(&mut alice, "JoinRoom", data).await;
+        expect_code(&mut alice, "RoomJoinFailed", code).await;
+    }
+    let frame = {
+        send(
+            &mut alice,
+            "JoinRoom",
+            json!({"game_name": "demo", "room_code": "ab!", "player_name": "Carol"}),
+        )
+        .await;
+        expect_code(&mut alice, "RoomJoinFailed", "INVALID_ROOM_CODE").await
+    };
+    assert_eq!(
+        frame["data"]["reason"],
+        "Room code must be exactly 6 characters"
+    );
+
+    for kind in ["LeaveRoom", "PlayerReady", "StartGame"] {
+        send(&mut alice, kind, Value::Null).await;
+        expect_code(&mut alice, "Error", "NOT_IN_ROOM").await;
+    }
+    send(&mut alice, "GameData", json!({"data": {"x": 1}})).await;
+    expect_code(&mut alice, "Error", "NOT_IN_ROOM").await;
+
+    let (code, ..) = create(&mut alice, json!({"max_players": 1})).await;
+    assert!(
+        code.len() == 6
+            && code
+                .chars()
+                .all(|c| "23456789ABCDEFGHJKLMNPQRSTUVWXYZ".contains(c))
+    );
+    send(
+        &mut alice,
+        "JoinRoom",
+        json!({"game_name": "demo", "player_name": "Alice"}),
+    )
+    .await;
+    expect_code(&mut alice, "RoomJoinFailed", "ALREADY_IN_ROOM").await;
+    send(&mut alice, "GameData", json!({"data": "x".repeat(2000)})).await;
+    expect_code(&mut alice, "Error", "MESSAGE_TOO_LARGE").await;
+
+    let mut bob = authenticated(&server, "demo").await;
+    send(
+        &mut bob,
+        "JoinRoom",
+        json!({"game_name": "demo", "room_code": code, "player_name": "Bob"}),
+    )
+    .await;
+    let full = expect_code(&mut bob, "RoomJoinFailed", "ROOM_FULL").await;
+    assert_eq!(full["data"]["reason"], "Room is full");
+
+    // limited-app allows one room per game.
+    let mut first = authenticated(&server, "limited-app").await;
+    create(&mut first, json!({})).await;
+    let mut second = authenticated(&server, "limited-app").await;
+    send(
+        &mut second,
+        "JoinRoom",
+        json!({"game_name": "demo", "player_name": "Late"}),
+    )
+    .await;
+    expect_code(&mut second, "RoomJoinFailed", "MAX_ROOMS_PER_GAME_EXCEEDED").await;
+
+    // Starting twice.
+    send(&mut alice, "PlayerReady", Value::Null).await;
+    recv_type(&mut alice, "LobbyStateChanged").await;
+    send(&mut alice, "StartGame", Value::Null).await;
+    recv_type(&mut alice, "GameStarting").await;
+    send(&mut alice, "StartGame", Value::Null).await;
+    expect_code(&mut alice, "Error", "INVALID_ROOM_STATE").await;
+    send(
+        &mut alice,
+        "AuthorityRequest",
+        json!({"become_authority": true}),
+    )
+    .await;
+    expect_code(&mut alice, "AuthorityResponse", "AUTHORITY_NOT_SUPPORTED").await;
+}
+
+#[tokio::test]
+async fn authority_spectators_and_rate_limits() {
+    let server = TestServer::start(fast_config()).await;
+    let mut alice = authenticated(&server, "demo").await;
+    let (code, ..) = create(
+        &mut alice,
+        json!({"supports_authority": true, "max_players": 4, "max_spectators": 1}),
+    )
+    .await;
+    let mut bob = authenticated(&server, "demo").await;
+    join(&mut bob, &code, "Bob").await;
+    recv_type(&mut alice, "PlayerJoined").await;
+    send(
+        &mut bob,
+        "AuthorityRequest",
+        json!({"become_authority": true}),
+    )
+    .await;
+    let denied = expect_code(&mut bob, "AuthorityResponse", "AUTHORITY_CONFLICT").await;
+    assert_eq!(denied["data"]["granted"], false);
+
+    send(&mut bob, "StartGame", Value::Null).await;
+    expect_code(&mut bob, "Error", "AUTHORITY_DENIED").await;
+    send(&mut alice, "StartGame", Value::Null).await;
+    expect_code(&mut alice, "Error", "GAME_START_NOT_READY").await;
+
+    let mut watcher = authenticated(&server, "demo").await;
+    send(
+        &mut watcher,
+        "JoinAsSpectator",
+        json!({"game_name": "demo", "room_code": code, "spectator_name": "Watcher"}),
+    )
+    .await;
+    let joined = recv_type(&mut watcher, "SpectatorJoined").await;
+    assert_eq!(
+        joined["data"]["current_players"].as_array().unwrap().len(),
+        2
+    );
+    recv_type(&mut alice, "NewSpectatorJoined").await;
+    let mut second = authenticated(&server, "demo").await;
+    send(
+        &mut second,
+        "JoinAsSpectator",
+        json!({"game_name": "demo", "room_code": code, "spectator_name": "Second"}),
+    )
+    .await;
+    expect_code(&mut second, "SpectatorJoinFailed", "TOO_MANY_SPECTATORS").await;
+    send(
+        &mut second,
+        "JoinAsSpectator",
+        json!({"game_name": "demo", "room_code": "ZZZZZZ", "spectator_name": "Second"}),
+    )
+    .await;
+    expect_code(&mut second, "SpectatorJoinFailed", "SPECTATOR_JOIN_FAILED").await;
+    send(&mut second, "LeaveSpectator", Value::Null).await;
+    expect_code(&mut second, "Error", "NOT_A_SPECTATOR").await;
+    send(
+        &mut watcher,
+        "AuthorityRequest",
+        json!({"become_authority": true}),
+    )
+    .await;
+    expect_code(&mut watcher, "AuthorityResponse", "AUTHORITY_DENIED").await;
+
+    let mut closed_room_owner = authenticated(&server, "demo").await;
+    let (private_code, ..) =
+        create(&mut closed_room_owner, json!({"allow_spectators": false})).await;
+    send(
+        &mut second,
+        "JoinAsSpectator",
+        json!({"game_name": "demo", "room_code": private_code, "spectator_name": "Second"}),
+    )
+    .await;
+    expect_code(&mut second, "SpectatorJoinFailed", "SPECTATOR_NOT_ALLOWED").await;
+
+    // 30 a minute in this config: the 31st is refused, the 61st closes.
+    let mut chatty = authenticated(&server, "demo").await;
+    for _ in 0..29 {
+        send(&mut chatty, "Ping", Value::Null).await;
+        assert_eq!(recv_json(&mut chatty).await["type"], "Pong");
+    }
+    send(&mut chatty, "Ping", Value::Null).await;
+    expect_code(&mut chatty, "Error", "RATE_LIMIT_EXCEEDED").await;
+    for _ in 0..30 {
+        send(&mut chatty, "Ping", Value::Null).await;
+    }
+    assert_eq!(
+        recv_close(&mut chatty).await,
+        (4006, "inbound rate limited".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_scripted_two_player_game_with_reconnection() {
+    let server = TestServer::start(fast_config()).await;
+    let mut admin = server.admin().await;
+    let mut alice = authenticated(&server, "demo").await;
+    let (code, room_id, alice_id, _) = create(
+        &mut alice,
+        json!({"supports_authority": true, "max_players": 2}),
+    )
+    .await;
+    let mut bob = authenticated(&server, "demo").await;
+    let joined = join(&mut bob, &code, "Bob").await;
+    let bob_id = joined["data"]["player_id"].as_str().unwrap().to_owned();
+    let bob_token = joined["data"]["reconnection_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        joined["data"]["current_players"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(joined["data"]["is_authority"], false);
+    let player_joined = recv_type(&mut alice, "PlayerJoined").await;
+    assert_eq!(player_joined["data"]["player"]["name"], "Bob");
+
+    // The admin sees the room with its authority holder.
+    let room = admin
+        .wait_event(|e| matches!(e, Event::RoomUpdated { room } if room.players.len() == 2))
+        .await;
+    let Event::RoomUpdated { room } = room else {
+        unreachable!()
+    };
+    assert_eq!(room.authority.as_deref(), Some(alice_id.as_str()));
+
+    for socket in [&mut alice, &mut bob] {
+        send(socket, "PlayerReady", Value::Null).await;
+    }
+    let lobby = recv_type(&mut alice, "LobbyStateChanged").await;
+    let lobby = if lobby["data"]["all_ready"] == true {
+        lobby
+    } else {
+        recv_type(&mut alice, "LobbyStateChanged").await
+    };
+    assert_eq!(lobby["data"]["all_ready"], true);
+    send(&mut alice, "StartGame", Value::Null).await;
+    let starting = recv_type(&mut bob, "GameStarting").await;
+    assert_eq!(
+        starting["data"]["peer_connections"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    recv_type(&mut alice, "GameStarting").await;
+
+    send(
+        &mut alice,
+        "GameData",
+        json!({"data": {"action": "move", "x": 1}}),
+    )
+    .await;
+    let data = recv_type(&mut bob, "GameData").await;
+    assert_eq!(
+        data["data"],
+        json!({"from_player": alice_id, "data": {"action": "move", "x": 1}})
+    );
+    send(&mut bob, "GameData", json!({"data": {"action": "shoot"}})).await;
+    assert_eq!(
+        recv_type(&mut alice, "GameData").await["data"]["from_player"],
+        bob_id
+    );
+
+    // Bob drops and comes back inside the window.
+    drop(bob);
+    let mut bob = authenticated(&server, "demo").await;
+    send(
+        &mut bob,
+        "Reconnect",
+        json!({"player_id": bob_id, "room_id": room_id, "auth_token": "not-the-token"}),
+    )
+    .await;
+    expect_code(&mut bob, "ReconnectionFailed", "RECONNECTION_TOKEN_INVALID").await;
+    send(
+        &mut bob,
+        "Reconnect",
+        json!({"player_id": bob_id, "room_id": room_id, "auth_token": bob_token}),
+    )
+    .await;
+    let reconnected = recv_type(&mut bob, "Reconnected").await;
+    assert_eq!(reconnected["data"]["room_code"], code);
+    let fresh_token = reconnected["data"]["reconnection_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    recv_type(&mut alice, "PlayerReconnected").await;
+    let mut imposter = authenticated(&server, "demo").await;
+    send(
+        &mut imposter,
+        "Reconnect",
+        json!({"player_id": bob_id, "room_id": room_id, "auth_token": fresh_token}),
+    )
+    .await;
+    expect_code(
+        &mut imposter,
+        "ReconnectionFailed",
+        "PLAYER_ALREADY_CONNECTED",
+    )
+    .await;
+
+    // Bob drops again and returns too late.
+    drop(bob);
+    let left = recv_type(&mut alice, "PlayerLeft").await;
+    assert_eq!(left["data"]["player_id"], bob_id);
+    let mut bob = authenticated(&server, "demo").await;
+    send(
+        &mut bob,
+        "Reconnect",
+        json!({"player_id": bob_id, "room_id": room_id, "auth_token": fresh_token}),
+    )
+    .await;
+    expect_code(&mut bob, "ReconnectionFailed", "RECONNECTION_EXPIRED").await;
+
+    // Alice leaves: the room closes; a reconnect into it fails.
+    send(&mut alice, "LeaveRoom", Value::Null).await;
+    assert_eq!(recv_json(&mut alice).await["type"], "RoomLeft");
+    admin
+        .wait_event(|e| matches!(e, Event::RoomClosed { code: c } if *c == code))
+        .await;
+}
+
+#[tokio::test]
+async fn a_reconnect_into_a_closed_room_fails() {
+    let server = TestServer::start(fast_config()).await;
+    let mut alice = authenticated(&server, "demo").await;
+    let (code, room_id, _, _) = create(&mut alice, json!({"max_players": 2})).await;
+    let mut bob = authenticated(&server, "demo").await;
+    let joined = join(&mut bob, &code, "Bob").await;
+    let (bob_id, token) = (
+        joined["data"]["player_id"].clone(),
+        joined["data"]["reconnection_token"].clone(),
+    );
+    drop(bob);
+    let mut admin = server.admin().await;
+    let closed = admin
+        .command(Command::CloseRoom { room: code.clone() })
+        .await;
+    assert!(closed.ok, "{closed:?}");
+    expect_code(&mut alice, "Error", "KICKED").await;
+    let mut bob = authenticated(&server, "demo").await;
+    send(
+        &mut bob,
+        "Reconnect",
+        json!({"player_id": bob_id, "room_id": room_id, "auth_token": token}),
+    )
+    .await;
+    expect_code(&mut bob, "ReconnectionFailed", "RECONNECTION_FAILED").await;
+}
+
+#[tokio::test]
+async fn faults_admin_actions_and_closes() {
+    let server = TestServer::start(fast_config()).await;
+    let mut admin = server.admin().await;
+    let mut alice = authenticated(&server, "demo").await;
+    for (code, message, carrier) in [
+        (
+            "ROOM_CREATION_FAILED",
+            json!({"type":"JoinRoom","data":{"game_name":"demo","player_name":"Alice"}}),
+            "RoomJoinFailed",
+        ),
+        ("INTERNAL_ERROR", json!({"type":"PlayerReady"}), "Error"),
+        ("STORAGE_ERROR", json!({"type":"PlayerReady"}), "Error"),
+        (
+            "SERVICE_UNAVAILABLE",
+            json!({"type":"PlayerReady"}),
+            "Error",
+        ),
+    ] {
+        let armed = admin
+            .command(Command::ArmFault {
+                target: FaultTarget::Dialect {
+                    dialect: Dialect::SignalFish,
+                },
+                code: code.into(),
+                count: 1,
+            })
+            .await;
+        assert!(armed.ok, "{armed:?}");
+        send_json(&mut alice, message).await;
+        expect_code(&mut alice, carrier, code).await;
+    }
+
+    let (code, ..) = create(
+        &mut alice,
+        json!({"supports_authority": true, "max_players": 3}),
+    )
+    .await;
+    let mut bob = authenticated(&server, "demo").await;
+    let joined = join(&mut bob, &code, "Bob").await;
+    let bob_player = joined["data"]["player_id"].as_str().unwrap().to_owned();
+    recv_type(&mut alice, "PlayerJoined").await;
+    let transferred = admin
+        .command(Command::TransferAuthority {
+            room: code.clone(),
+            player_id: bob_player.clone(),
+        })
+        .await;
+    assert!(transferred.ok, "{transferred:?}");
+    let change = recv_type(&mut bob, "AuthorityChanged").await;
+    assert_eq!(
+        change["data"],
+        json!({"authority_player": bob_player, "you_are_authority": true})
+    );
+    assert_eq!(
+        recv_type(&mut alice, "AuthorityChanged").await["data"]["you_are_authority"],
+        false
+    );
+    assert!(
+        admin
+            .command(Command::RevokeAuthority { room: code.clone() })
+            .await
+            .ok
+    );
+    assert_eq!(
+        recv_type(&mut bob, "AuthorityChanged").await["data"]["authority_player"],
+        Value::Null
+    );
+
+    // An admin kick: an Error KICKED first, then close 4020; the others see the player leave.
+    assert!(admin.command(Command::Resync).await.ok);
+    let bob_peer = admin
+        .snapshot
+        .peers
+        .iter()
+        .find(|p| p.identity.as_deref() == Some("Bob"))
+        .unwrap()
+        .id
+        .clone();
+    assert!(
+        admin
+            .command(Command::Kick {
+                peer: bob_peer,
+                reason: None
+            })
+            .await
+            .ok
+    );
+    expect_code(&mut bob, "Error", "KICKED").await;
+    assert_eq!(
+        recv_close(&mut bob).await,
+        (4020, "admin_disconnect".to_owned())
+    );
+    assert_eq!(
+        recv_type(&mut alice, "PlayerLeft").await["data"]["player_id"],
+        bob_player
+    );
+
+    // Suspending the app: AuthenticationError APP_ID_SUSPENDED, then close 4007.
+    assert!(
+        admin
+            .command(Command::SetAppStatus {
+                app: "demo".into(),
+                status: AppStatus::Suspended
+            })
+            .await
+            .ok
+    );
+    expect_code(&mut alice, "AuthenticationError", "APP_ID_SUSPENDED").await;
+    assert_eq!(recv_close(&mut alice).await, (4007, "kicked".to_owned()));
+    assert!(
+        admin
+            .command(Command::SetAppStatus {
+                app: "demo".into(),
+                status: AppStatus::Active
+            })
+            .await
+            .ok
+    );
+
+    // Idle connections close 4003; oversized frames 1009; shutdown 4000.
+    let mut idle = authenticated(&server, "demo").await;
+    assert_eq!(
+        recv_close(&mut idle).await,
+        (4003, "activity timeout".to_owned())
+    );
+    let mut big = authenticated(&server, "demo").await;
+    send_text(
+        &mut big,
+        &format!("{{\"type\":\"Ping\",\"pad\":\"{}\"}}", "x".repeat(70_000)),
+    )
+    .await;
+    assert_eq!(
+        recv_close(&mut big).await,
+        (1009, "message too big".to_owned())
+    );
+    let mut last = authenticated(&server, "demo").await;
+    let stopping = tokio::spawn(server.stop());
+    assert_eq!(recv_close(&mut last).await, (4000, "shutdown".to_owned()));
+    stopping.await.unwrap();
+}
