@@ -392,3 +392,34 @@ fn the_log_is_bounded() {
     }
     assert_eq!(app.log.len(), relaydeck::console::app::LOG_CAPACITY);
 }
+
+#[test]
+fn authority_can_be_transferred_and_revoked_after_confirming() {
+    let mut app = loaded_app(false);
+    app.run_command_line("transfer WWGV8B 93f3d64e");
+    let Mode::Confirm { question, command } = app.mode.clone() else {
+        panic!("no confirmation")
+    };
+    assert!(question.contains("from Alice to Bob"), "{question}");
+    assert_eq!(
+        command,
+        Command::TransferAuthority {
+            room: "WWGV8B".into(),
+            player_id: "93f3d64e".into()
+        }
+    );
+    let effects = app.update(key(KeyCode::Char('y')));
+    assert!(matches!(&effects[..], [Effect::Send(_)]));
+
+    app.run_command_line("revoke-authority WWGV8B");
+    assert!(matches!(
+        &app.mode,
+        Mode::Confirm {
+            command: Command::RevokeAuthority { .. },
+            ..
+        }
+    ));
+    app.update(key(KeyCode::Char('n')));
+    assert!(app.run_command_line("transfer WWGV8B nobody").is_empty());
+    assert!(app.status.as_ref().unwrap().0.contains("no player"));
+}

@@ -637,7 +637,15 @@ impl App {
             "suspend" | "activate" | "revoke" | "expire" => {
                 self.model.apps.iter().map(|a| a.id.clone()).collect()
             }
-            "close-room" => self.model.rooms.keys().cloned().collect(),
+            "close-room" | "revoke-authority" => self.model.rooms.keys().cloned().collect(),
+            "transfer" if words.len() <= 2 && !(words.len() == 2 && line.ends_with(' ')) => {
+                self.model.rooms.keys().cloned().collect()
+            }
+            "transfer" => words
+                .get(1)
+                .and_then(|room| self.model.rooms.get(*room))
+                .map(|room| room.players.iter().map(|p| p.player_id.clone()).collect())
+                .unwrap_or_default(),
             _ => Vec::new(),
         };
         pool.into_iter().filter(|c| c.starts_with(prefix)).collect()
@@ -702,6 +710,17 @@ impl App {
             ("revoke", Some(app)) => self.confirm_app_status(app, AppStatus::Revoked),
             ("expire", Some(app)) => self.confirm_app_status(app, AppStatus::Expired),
             ("close-room", Some(room)) => self.confirm_close_room(room),
+            ("revoke-authority", Some(room)) => self.confirm_authority(room, None),
+            ("transfer", Some(room)) => match args.get(1) {
+                Some(player) => self.confirm_authority(room, Some(player)),
+                None => {
+                    self.set_status(
+                        ":transfer needs a room and a player id (Tab completes both)",
+                        Severity::Warning,
+                    );
+                    Vec::new()
+                }
+            },
             ("tap", Some(peer)) => self.request(Command::Tap {
                 peer: peer.to_owned(),
                 on: true,
@@ -963,6 +982,46 @@ impl App {
                 room: room.to_owned(),
             },
         };
+        Vec::new()
+    }
+
+    /// Transfer authority to `player`, or revoke it when `None`.
+    pub fn confirm_authority(&mut self, room: &str, player: Option<&str>) -> Vec<Effect> {
+        if self.admin_refused() {
+            return Vec::new();
+        }
+        let Some(info) = self.model.rooms.get(room) else {
+            self.set_status(format!("no room {room}"), Severity::Warning);
+            return Vec::new();
+        };
+        let name_of = |id: &str| {
+            info.players
+                .iter()
+                .find(|p| p.player_id == id)
+                .map(|p| p.name.clone())
+        };
+        let holder = info
+            .authority
+            .as_deref()
+            .and_then(name_of)
+            .unwrap_or_else(|| "nobody".to_owned());
+        let (question, command) = match player {
+            Some(player) => {
+                let Some(name) = name_of(player) else {
+                    self.set_status(format!("no player {player} in room {room}"), Severity::Warning);
+                    return Vec::new();
+                };
+                (
+                    format!("Move authority in room {room} from {holder} to {name} ({player})? Every member is told."),
+                    Command::TransferAuthority { room: room.to_owned(), player_id: player.to_owned() },
+                )
+            }
+            None => (
+                format!("Revoke authority in room {room} (held by {holder})? The room has no authority afterwards."),
+                Command::RevokeAuthority { room: room.to_owned() },
+            ),
+        };
+        self.mode = Mode::Confirm { question, command };
         Vec::new()
     }
 

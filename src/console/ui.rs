@@ -663,6 +663,7 @@ fn draw_help(app: &App, theme: &Theme, frame: &mut Frame) {
     let mut commands = vec![":overview :peers :rooms :channels :subs :apps :log :catalog :quit"];
     if !app.readonly {
         commands.push(":kick <peer>  :tap <peer>  :untap <peer>  :close-room <code>");
+        commands.push(":transfer <room> <player>  :revoke-authority <room>");
         commands.push(":suspend <app>  :activate <app>  :revoke <app>  :expire <app>");
     }
     for command in commands {

@@ -2,6 +2,7 @@
 //! view of the console has something live in it. Gentle and bounded: a few frames a second.
 
 pub mod pubsub;
+pub mod signal_fish;
 
 use std::net::SocketAddr;
 
@@ -9,5 +10,8 @@ use tokio::sync::watch;
 
 /// Run every dialect's simulation until `stop` becomes true.
 pub async fn run_all(addr: SocketAddr, stop: watch::Receiver<bool>) {
-    pubsub::simulate(addr, stop).await;
+    tokio::join!(
+        pubsub::simulate(addr, stop.clone()),
+        signal_fish::simulate(addr, stop)
+    );
 }
