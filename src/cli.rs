@@ -49,6 +49,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Open the console on a running relaydeck server.
     Connect(ConnectArgs),
+    /// Measure the console at 1,000 and 10,000 peers (build with --release for real figures).
+    Bench {
+        /// Repetitions per measurement.
+        #[arg(long, default_value_t = 20)]
+        repeat: usize,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +158,10 @@ pub fn main() -> ExitCode {
         Some(Command::Replay(args)) => run_replay(args),
         Some(Command::Serve(args)) => run_serve(args),
         Some(Command::Connect(args)) => run_connect(args, cli.console, &cli.data),
+        Some(Command::Bench { repeat }) => {
+            print!("{}", crate::bench::run(repeat.max(1)));
+            Ok(ExitCode::SUCCESS)
+        }
         None => run_embedded(cli.console, &cli.data, !cli.no_demo),
     };
     match result {
