@@ -22,14 +22,10 @@ async fn the_snapshot_and_deltas_follow_connects_and_disconnects() {
     let mut admin = server.admin().await;
     assert_eq!(admin.snapshot.peers.len(), 1);
     assert_eq!(admin.snapshot.peers[0].dialect, Dialect::Pubsub);
-    assert_eq!(
-        admin
-            .snapshot
-            .apps
-            .iter()
-            .map(|a| a.id.as_str())
-            .collect::<Vec<_>>(),
-        ["demo", "suspended-app", "limited-app"]
+    let apps: Vec<&str> = admin.snapshot.apps.iter().map(|a| a.id.as_str()).collect();
+    assert!(
+        apps.starts_with(&["demo", "suspended-app", "limited-app"]),
+        "{apps:?}"
     );
 
     let mut late = server.connect("/v1?key=pk_demo").await;
