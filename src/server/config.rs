@@ -111,6 +111,55 @@ pub struct AppConfig {
     /// Signal Fish access; an app without it is unknown to Signal Fish clients.
     #[serde(default)]
     pub signal_fish: Option<SignalFishApp>,
+    /// Talo access keys, players and game channels.
+    #[serde(default)]
+    pub talo: Option<TaloApp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaloApp {
+    pub access_keys: Vec<TaloAccessKey>,
+    #[serde(default)]
+    pub players: Vec<TaloPlayer>,
+    #[serde(default)]
+    pub channels: Vec<TaloChannel>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaloAccessKey {
+    /// The key as clients send it (`Authorization: Bearer <key>`).
+    pub key: String,
+    /// `read:players`, `write:gameChannels`, … or `*` for every scope.
+    pub scopes: Vec<String>,
+}
+
+impl TaloAccessKey {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == "*" || s == scope)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaloPlayer {
+    /// `username`, `steam`, … or `talo` for players who log in with a password.
+    pub service: String,
+    pub identifier: String,
+    /// Only for service `talo`. Kept as a SHA-256 hash once loaded.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaloChannel {
+    pub id: u64,
+    pub name: String,
+    /// Player identifiers.
+    #[serde(default)]
+    pub members: Vec<String>,
 }
 
 fn active() -> AppStatus {
@@ -276,6 +325,7 @@ impl Config {
             limits: Limits::default(),
             pubsub_keys: Vec::new(),
             signal_fish: Some(SignalFishApp::default()),
+            talo: None,
         };
         Config {
             signal_fish: SignalFishSettings::default(),
@@ -305,6 +355,50 @@ impl Config {
                         },
                     ],
                     signal_fish: Some(SignalFishApp::default()),
+                    talo: Some(TaloApp {
+                        access_keys: vec![
+                            TaloAccessKey {
+                                key: "talo_demo_full".to_owned(),
+                                scopes: vec!["*".to_owned()],
+                            },
+                            TaloAccessKey {
+                                key: "talo_demo_ro".to_owned(),
+                                scopes: [
+                                    "read:players",
+                                    "read:gameChannels",
+                                    "read:playerRelationships",
+                                    "read:events",
+                                    "read:gameStats",
+                                ]
+                                .map(str::to_owned)
+                                .to_vec(),
+                            },
+                        ],
+                        players: vec![
+                            TaloPlayer {
+                                service: "username".to_owned(),
+                                identifier: "alice".to_owned(),
+                                password: None,
+                            },
+                            TaloPlayer {
+                                service: "talo".to_owned(),
+                                identifier: "bob".to_owned(),
+                                password: Some("demo-password".to_owned()),
+                            },
+                        ],
+                        channels: vec![
+                            TaloChannel {
+                                id: 1,
+                                name: "general".to_owned(),
+                                members: vec!["alice".to_owned(), "bob".to_owned()],
+                            },
+                            TaloChannel {
+                                id: 2,
+                                name: "staff".to_owned(),
+                                members: vec![],
+                            },
+                        ],
+                    }),
                 },
                 AppConfig {
                     id: "suspended-app".to_owned(),
@@ -318,6 +412,7 @@ impl Config {
                         actions: all_actions.clone(),
                     }],
                     signal_fish: Some(SignalFishApp::default()),
+                    talo: None,
                 },
                 // Small limits, so that the quota and concurrency codes can be reproduced by
                 // hand and by the shipped sessions.
@@ -342,6 +437,7 @@ impl Config {
                         max_rooms_per_game: 1,
                         ..SignalFishApp::default()
                     }),
+                    talo: None,
                 },
                 signal_fish_only("expired-app", "Expired app", AppStatus::Expired),
                 signal_fish_only("revoked-app", "Revoked app", AppStatus::Revoked),

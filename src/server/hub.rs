@@ -583,6 +583,20 @@ impl Hub {
         left
     }
 
+    /// Peers of a dialect and app that have said who they are.
+    pub fn identified_peers(&self, dialect: Dialect, app: &str) -> Vec<PeerId> {
+        self.lock()
+            .peers
+            .values()
+            .filter(|p| {
+                p.info.dialect == dialect
+                    && p.info.app.as_deref() == Some(app)
+                    && p.info.identity.is_some()
+            })
+            .map(|p| p.info.id.clone())
+            .collect()
+    }
+
     /// Live peers of one dialect belonging to an app.
     pub fn app_peer_count(&self, dialect: Dialect, app: &str) -> usize {
         self.lock()

@@ -4,6 +4,9 @@
 //! |---|---|
 //! | `GET /v1?key=…` / `?token=…` (upgrade) | pub/sub relay ([`pubsub`]) |
 //! | `GET /v2/ws`, `GET /v3/ws` (upgrade) | Signal Fish ([`signal_fish`]) |
+//! | `GET /v1/ws` (upgrade) | Flow streams ([`flow`]) |
+//! | `GET /?ticket=…`, `/talo?ticket=…` (upgrade) | Talo socket ([`talo::socket`]) |
+//! | `POST /v1/socket-tickets`, `GET /v1/players/identify`, `POST /v1/players/socket-token`, `POST /v1/players/auth/login` | Talo HTTP ([`talo::http`]) |
 //! | `GET /admin` (upgrade) | the admin peer ([`admin`]) |
 //! | `POST /v1/tokens`, `DELETE /v1/peers/{id}` | pub/sub REST ([`http`]) |
 //! | `GET /health`, `GET /metrics` | operations ([`http`]) |
@@ -19,12 +22,14 @@
 pub mod admin;
 pub mod config;
 pub mod connection;
+pub mod flow;
 pub mod http;
 pub mod hub;
 pub mod persist;
 pub mod probe;
 pub mod pubsub;
 pub mod signal_fish;
+pub mod talo;
 pub mod token;
 
 use std::future::Future;
@@ -68,6 +73,8 @@ pub struct Shared {
     pub presence: pubsub::PresenceListeners,
     /// Signal Fish rooms; also the hub's room directory for admin room commands.
     pub signal_fish: Arc<signal_fish::rooms::Rooms>,
+    /// Talo tickets, tokens, sessions and aliases.
+    pub talo: talo::Talo,
     /// An address of this server reachable from itself (the listen address, with an
     /// unspecified IP replaced by loopback), for probes.
     pub loopback: SocketAddr,
@@ -112,6 +119,7 @@ impl Server {
         }
         let (stopping, _) = watch::channel(false);
         let rooms = Arc::new(signal_fish::rooms::Rooms::new(config.signal_fish.clone()));
+        let talo = talo::Talo::new(&config);
         let hub = Hub::new(
             config,
             addr.to_string(),
@@ -122,6 +130,7 @@ impl Server {
         let shared = Arc::new(Shared {
             hub,
             signal_fish: rooms,
+            talo,
             admin_token,
             persist,
             presence: pubsub::PresenceListeners::default(),
@@ -197,8 +206,15 @@ impl Server {
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1", get(pubsub::upgrade))
+        .route("/v1/ws", get(flow::upgrade))
         .route("/v2/ws", get(signal_fish::upgrade))
         .route("/v3/ws", get(signal_fish::upgrade))
+        .route("/", get(talo::socket::upgrade))
+        .route("/talo", get(talo::socket::upgrade))
+        .route("/v1/socket-tickets", post(talo::http::socket_ticket))
+        .route("/v1/players/identify", get(talo::http::identify))
+        .route("/v1/players/socket-token", post(talo::http::socket_token))
+        .route("/v1/players/auth/login", post(talo::http::login))
         .route("/admin", get(admin::upgrade))
         .route("/v1/tokens", post(http::mint_token))
         .route("/v1/peers/{id}", delete(http::kick_peer))

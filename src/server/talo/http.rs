@@ -1,0 +1,282 @@
+//! Talo's HTTP API on the server's port: socket tickets, identify, socket tokens, player login.
+//!
+//! Errors follow Talo's documentation: 401 without a Bearer access key; 403
+//! `{"message":"Missing access key scope(s): …"}`; 400 `{"errors":{field:[…]}}`; 429 with
+//! `Retry-After` (a fixed one-minute window: 100 requests per player, 20 on the authentication
+//! endpoints); 401 `MISSING_SESSION` / `INVALID_SESSION` for `talo` players without a valid
+//! `x-talo-session`; 401 `INVALID_CREDENTIALS` for a failed login.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{Alias, Talo};
+use crate::catalog::Dialect;
+use crate::server::admin::presented_token;
+use crate::server::Shared;
+
+fn respond(shared: &Shared, status: StatusCode, code: &str, body: Value) -> Response {
+    shared.hub.record_http_error(
+        Dialect::TaloHttp,
+        code,
+        format!("{} {body}", status.as_u16()),
+    );
+    (status, Json(body)).into_response()
+}
+
+fn missing_fields(shared: &Shared, fields: &[(&str, &str)]) -> Response {
+    let errors: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|(field, place)| {
+            (
+                (*field).to_owned(),
+                json!([format!("{field} is missing from the request {place}")]),
+            )
+        })
+        .collect();
+    respond(
+        shared,
+        StatusCode::BAD_REQUEST,
+        "400",
+        json!({ "errors": errors }),
+    )
+}
+
+/// The app of the Bearer access key, if it has `scope`.
+fn authorize(
+    shared: &Shared,
+    headers: &HeaderMap,
+    scope: Option<&str>,
+) -> Result<String, Response> {
+    let Some(key) = presented_token(headers, None) else {
+        return Err(respond(
+            shared,
+            StatusCode::UNAUTHORIZED,
+            "401",
+            json!({"message": "The Authorization header is required, with its value set to Bearer <access key>"}),
+        ));
+    };
+    let Some((app, _, access_key)) = Talo::access_key(shared.hub.config(), &key) else {
+        return Err(respond(
+            shared,
+            StatusCode::UNAUTHORIZED,
+            "401",
+            json!({"message": "Invalid access key"}),
+        ));
+    };
+    if let Some(scope) = scope {
+        if !access_key.has_scope(scope) {
+            return Err(respond(
+                shared,
+                StatusCode::FORBIDDEN,
+                "403",
+                json!({"message": format!("Missing access key scope(s): {scope}")}),
+            ));
+        }
+    }
+    Ok(app.to_owned())
+}
+
+fn rate_limited(shared: &Shared, auth_endpoint: bool, caller: &str) -> Option<Response> {
+    let retry_after = shared.talo.rate_limit(auth_endpoint, caller).err()?;
+    shared.hub.record_http_error(
+        Dialect::TaloHttp,
+        "429",
+        format!("429 Retry-After: {retry_after}"),
+    );
+    Some(
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry_after.to_string())],
+            Json(json!({"message": "Too many requests"})),
+        )
+            .into_response(),
+    )
+}
+
+fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// `talo` players must show their session; others need not.
+fn check_session(shared: &Shared, headers: &HeaderMap, alias: &Alias) -> Result<(), Response> {
+    if alias.service != "talo" {
+        return Ok(());
+    }
+    match header_value(headers, "x-talo-session") {
+        None => Err(respond(
+            shared,
+            StatusCode::UNAUTHORIZED,
+            "MISSING_SESSION",
+            json!({"message": "The x-talo-session header is required for this player", "errorCode": "MISSING_SESSION"}),
+        )),
+        Some(session) if !shared.talo.session_valid(alias.id, session) => Err(respond(
+            shared,
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION",
+            json!({"message": "The x-talo-session header is invalid", "errorCode": "INVALID_SESSION"}),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// `POST /v1/socket-tickets` → `{"ticket"}`, single use, valid five minutes.
+pub async fn socket_ticket(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(limited) = rate_limited(&shared, true, &addr.ip().to_string()) {
+        return limited;
+    }
+    let app = match authorize(&shared, &headers, None) {
+        Ok(app) => app,
+        Err(response) => return response,
+    };
+    let key = presented_token(&headers, None).unwrap_or_default();
+    Json(json!({ "ticket": shared.talo.issue_ticket(&app, &key) })).into_response()
+}
+
+/// `GET /v1/players/identify?service=&identifier=` → `{alias, socketToken}`.
+pub async fn identify(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let service = query
+        .get("service")
+        .map(String::as_str)
+        .filter(|s| !s.is_empty());
+    let identifier = query
+        .get("identifier")
+        .map(String::as_str)
+        .filter(|s| !s.is_empty());
+    let caller = identifier
+        .map(str::to_owned)
+        .unwrap_or_else(|| addr.ip().to_string());
+    if let Some(limited) = rate_limited(&shared, true, &caller) {
+        return limited;
+    }
+    let app = match authorize(&shared, &headers, Some("read:players")) {
+        Ok(app) => app,
+        Err(response) => return response,
+    };
+    let (Some(service), Some(identifier)) = (service, identifier) else {
+        let mut missing = Vec::new();
+        if service.is_none() {
+            missing.push(("service", "query"));
+        }
+        if identifier.is_none() {
+            missing.push(("identifier", "query"));
+        }
+        return missing_fields(&shared, &missing);
+    };
+    let Some(alias) = shared.talo.identify(&app, service, identifier) else {
+        return respond(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            "400",
+            json!({"errors": {"identifier": ["no player of service talo has this identifier; register or log in first"]}}),
+        );
+    };
+    if let Err(response) = check_session(&shared, &headers, &alias) {
+        return response;
+    }
+    let token = shared.talo.new_socket_token(alias.id);
+    Json(json!({ "alias": alias.json(), "socketToken": token })).into_response()
+}
+
+/// `POST /v1/players/socket-token` with `x-talo-alias` → `{socketToken}`.
+pub async fn socket_token(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let alias_header = header_value(&headers, "x-talo-alias").map(str::to_owned);
+    let caller = alias_header
+        .clone()
+        .unwrap_or_else(|| addr.ip().to_string());
+    if let Some(limited) = rate_limited(&shared, false, &caller) {
+        return limited;
+    }
+    let app = match authorize(&shared, &headers, Some("write:players")) {
+        Ok(app) => app,
+        Err(response) => return response,
+    };
+    let Some(alias_id) = alias_header.and_then(|a| a.parse::<u64>().ok()) else {
+        return missing_fields(&shared, &[("x-talo-alias", "headers")]);
+    };
+    let Some(alias) = shared.talo.alias(&app, alias_id) else {
+        return respond(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            "400",
+            json!({"errors": {"x-talo-alias": ["no player alias of this game has this id"]}}),
+        );
+    };
+    if let Err(response) = check_session(&shared, &headers, &alias) {
+        return response;
+    }
+    Json(json!({ "socketToken": shared.talo.new_socket_token(alias.id) })).into_response()
+}
+
+/// `POST /v1/players/auth/login` `{identifier, password}` → `{alias, sessionToken, socketToken}`.
+pub async fn login(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let identifier = body
+        .get("identifier")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let password = body
+        .get("password")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let caller = identifier
+        .map(str::to_owned)
+        .unwrap_or_else(|| addr.ip().to_string());
+    if let Some(limited) = rate_limited(&shared, true, &caller) {
+        return limited;
+    }
+    let app = match authorize(&shared, &headers, Some("write:players")) {
+        Ok(app) => app,
+        Err(response) => return response,
+    };
+    let (Some(identifier), Some(password)) = (identifier, password) else {
+        let mut missing = Vec::new();
+        if identifier.is_none() {
+            missing.push(("identifier", "body"));
+        }
+        if password.is_none() {
+            missing.push(("password", "body"));
+        }
+        return missing_fields(&shared, &missing);
+    };
+    match shared.talo.login(&app, identifier, password) {
+        Some((alias, session)) => {
+            let socket_token = shared.talo.new_socket_token(alias.id);
+            Json(json!({ "alias": alias.json(), "sessionToken": session, "socketToken": socket_token })).into_response()
+        }
+        None => respond(
+            &shared,
+            StatusCode::UNAUTHORIZED,
+            "INVALID_CREDENTIALS",
+            json!({"message": "Incorrect identifier or password", "errorCode": "INVALID_CREDENTIALS"}),
+        ),
+    }
+}

@@ -1,0 +1,273 @@
+//! The Talo dialect: the HTTP API that hands out tickets, socket tokens and sessions
+//! ([`http`]), and the socket that players identify on and chat through ([`socket`]).
+//!
+//! This module holds what both share: aliases, single-use tickets (5 minutes), socket tokens
+//! (1 hour, replaced on every identify), sessions of `talo`-service players, and the HTTP rate
+//! windows.
+
+pub mod http;
+pub mod socket;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::server::config::{Config, TaloAccessKey, TaloApp};
+use crate::server::hub::now_ms;
+
+pub const TICKET_TTL_MS: u64 = 5 * 60 * 1000;
+pub const SOCKET_TOKEN_TTL_MS: u64 = 60 * 60 * 1000;
+pub const RATE_WINDOW_MS: u64 = 60 * 1000;
+pub const REQUESTS_PER_MINUTE: u32 = 100;
+pub const AUTH_REQUESTS_PER_MINUTE: u32 = 20;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alias {
+    pub id: u64,
+    pub app: String,
+    pub service: String,
+    pub identifier: String,
+}
+
+impl Alias {
+    /// The alias as Talo's API shows it.
+    pub fn json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "service": self.service,
+            "identifier": self.identifier,
+            "player": { "id": format!("player-{}", self.id) },
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub app: String,
+    pub key: String,
+    issued_ms: u64,
+}
+
+#[derive(Default)]
+struct State {
+    aliases: Vec<Alias>,
+    tickets: HashMap<String, Ticket>,
+    /// Alias id → (socket token, issued).
+    socket_tokens: HashMap<u64, (String, u64)>,
+    /// Alias id → session token.
+    sessions: HashMap<u64, String>,
+    /// (endpoint class, caller) → (window start, count).
+    windows: HashMap<(bool, String), (u64, u32)>,
+}
+
+pub struct Talo {
+    state: Mutex<State>,
+    /// (app, identifier) → password hash, for `talo`-service players.
+    passwords: HashMap<(String, String), Vec<u8>>,
+}
+
+pub fn random_token() -> String {
+    use rand::RngExt as _;
+    let mut rng = rand::rng();
+    (0..24)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+fn hash(password: &str) -> Vec<u8> {
+    Sha256::digest(password.as_bytes()).to_vec()
+}
+
+impl Talo {
+    pub fn new(config: &Config) -> Talo {
+        let mut state = State::default();
+        let mut passwords = HashMap::new();
+        for app in &config.apps {
+            let Some(talo) = &app.talo else { continue };
+            for player in &talo.players {
+                let id = state.aliases.len() as u64 + 1;
+                state.aliases.push(Alias {
+                    id,
+                    app: app.id.clone(),
+                    service: player.service.clone(),
+                    identifier: player.identifier.clone(),
+                });
+                if let Some(password) = &player.password {
+                    passwords.insert((app.id.clone(), player.identifier.clone()), hash(password));
+                }
+            }
+        }
+        Talo {
+            state: Mutex::new(state),
+            passwords,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The app and access key for a Bearer key.
+    pub fn access_key<'a>(
+        config: &'a Config,
+        key: &str,
+    ) -> Option<(&'a str, &'a TaloApp, &'a TaloAccessKey)> {
+        config.apps.iter().find_map(|app| {
+            let talo = app.talo.as_ref()?;
+            talo.access_keys
+                .iter()
+                .find(|k| {
+                    bool::from(subtle::ConstantTimeEq::ct_eq(
+                        k.key.as_bytes(),
+                        key.as_bytes(),
+                    ))
+                })
+                .map(|k| (app.id.as_str(), talo, k))
+        })
+    }
+
+    pub fn issue_ticket(&self, app: &str, key: &str) -> String {
+        let ticket = random_token();
+        let mut state = self.lock();
+        let now = now_ms();
+        state
+            .tickets
+            .retain(|_, t| now.saturating_sub(t.issued_ms) < TICKET_TTL_MS);
+        state.tickets.insert(
+            ticket.clone(),
+            Ticket {
+                app: app.to_owned(),
+                key: key.to_owned(),
+                issued_ms: now,
+            },
+        );
+        ticket
+    }
+
+    /// Use a ticket: valid, unused and younger than five minutes.
+    pub fn redeem_ticket(&self, ticket: &str) -> Option<Ticket> {
+        let mut state = self.lock();
+        let found = state.tickets.remove(ticket)?;
+        (now_ms().saturating_sub(found.issued_ms) < TICKET_TTL_MS).then_some(found)
+    }
+
+    /// The alias of a player, created on first identify (as Talo does) except for `talo`
+    /// players, who must exist.
+    pub fn identify(&self, app: &str, service: &str, identifier: &str) -> Option<Alias> {
+        let mut state = self.lock();
+        if let Some(alias) = state
+            .aliases
+            .iter()
+            .find(|a| a.app == app && a.service == service && a.identifier == identifier)
+        {
+            return Some(alias.clone());
+        }
+        if service == "talo" {
+            return None;
+        }
+        let alias = Alias {
+            id: state.aliases.len() as u64 + 1,
+            app: app.to_owned(),
+            service: service.to_owned(),
+            identifier: identifier.to_owned(),
+        };
+        state.aliases.push(alias.clone());
+        Some(alias)
+    }
+
+    pub fn alias(&self, app: &str, id: u64) -> Option<Alias> {
+        self.lock()
+            .aliases
+            .iter()
+            .find(|a| a.id == id && a.app == app)
+            .cloned()
+    }
+
+    /// A new socket token for the alias, replacing any earlier one.
+    pub fn new_socket_token(&self, alias: u64) -> String {
+        let token = random_token();
+        self.lock()
+            .socket_tokens
+            .insert(alias, (token.clone(), now_ms()));
+        token
+    }
+
+    pub fn socket_token_valid(&self, alias: u64, token: &str) -> bool {
+        self.lock()
+            .socket_tokens
+            .get(&alias)
+            .is_some_and(|(current, issued)| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(
+                    current.as_bytes(),
+                    token.as_bytes(),
+                )) && now_ms().saturating_sub(*issued) < SOCKET_TOKEN_TTL_MS
+            })
+    }
+
+    pub fn login(&self, app: &str, identifier: &str, password: &str) -> Option<(Alias, String)> {
+        let expected = self
+            .passwords
+            .get(&(app.to_owned(), identifier.to_owned()))?;
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_slice(),
+            hash(password).as_slice(),
+        )) {
+            return None;
+        }
+        let alias = self.identify(app, "talo", identifier)?;
+        let session = random_token();
+        self.lock().sessions.insert(alias.id, session.clone());
+        Some((alias, session))
+    }
+
+    pub fn session_valid(&self, alias: u64, session: &str) -> bool {
+        self.lock().sessions.get(&alias).is_some_and(|current| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(
+                current.as_bytes(),
+                session.as_bytes(),
+            ))
+        })
+    }
+
+    /// Count a request in its fixed one-minute window; `Err(seconds until the window resets)`
+    /// once over the limit.
+    pub fn rate_limit(&self, auth_endpoint: bool, caller: &str) -> Result<(), u64> {
+        let limit = if auth_endpoint {
+            AUTH_REQUESTS_PER_MINUTE
+        } else {
+            REQUESTS_PER_MINUTE
+        };
+        let now = now_ms();
+        let mut state = self.lock();
+        let window = state
+            .windows
+            .entry((auth_endpoint, caller.to_owned()))
+            .or_insert((now, 0));
+        if now.saturating_sub(window.0) >= RATE_WINDOW_MS {
+            *window = (now, 0);
+        }
+        window.1 += 1;
+        if window.1 > limit {
+            let remaining = RATE_WINDOW_MS.saturating_sub(now.saturating_sub(window.0));
+            return Err(remaining.div_ceil(1000).max(1));
+        }
+        Ok(())
+    }
+
+    /// Members of a game channel, by player identifier.
+    pub fn channel<'a>(
+        config: &'a Config,
+        app: &str,
+        id: u64,
+    ) -> Option<&'a crate::server::config::TaloChannel> {
+        config
+            .app(app)?
+            .talo
+            .as_ref()?
+            .channels
+            .iter()
+            .find(|c| c.id == id)
+    }
+}

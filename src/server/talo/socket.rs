@@ -1,0 +1,458 @@
+//! The Talo socket on `GET /?ticket=…` and `/talo?ticket=…`.
+//!
+//! # Check order, as Talo's socket server applies it
+//! rate limit → heartbeat (`v1.heartbeat` is echoed) → JSON envelope (INVALID_MESSAGE, with
+//! `req` "unknown" and the raw frame as `cause`) → armed faults → player identified
+//! (NO_PLAYER_FOUND) → access key scopes (MISSING_ACCESS_KEY_SCOPES) → data schema
+//! (INVALID_MESSAGE_DATA, the data as `cause`) → handler (LISTENER_ERROR with its `cause`).
+//!
+//! Rate limit: 25 requests a second before identifying, 250 after; each excess is a
+//! RATE_LIMIT_EXCEEDED frame, and after three warnings the next excess closes 1008
+//! RATE_LIMIT_EXCEEDED. UNHANDLED_REQUEST, ROUTING_ERROR and INVALID_SIGNATURE (server-side
+//! conditions of the real Talo server) and LISTENER_ERROR come from armed faults too.
+//! A bad, used or expired ticket is refused with close 3000; an app leaving `active` closes its
+//! players with 3000 as well.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::WebSocket;
+use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::Alias;
+use crate::catalog::{self, Dialect};
+use crate::protocol::admin::AppStatus;
+use crate::server::connection::{self, Incoming};
+use crate::server::hub::{Control, Hub, NewPeer};
+use crate::server::{Shared, PROBE_HEADER};
+
+const DIALECT: Dialect = Dialect::Talo;
+const UNIDENTIFIED_PER_SECOND: u32 = 25;
+const IDENTIFIED_PER_SECOND: u32 = 250;
+const WARNINGS_BEFORE_CLOSE: u32 = 3;
+const KNOWN_REQUESTS: [&str; 3] = [
+    "v1.players.identify",
+    "v1.channels.message",
+    "v1.player-relationships.broadcast",
+];
+
+#[derive(Debug, Deserialize)]
+pub struct TicketQuery {
+    ticket: Option<String>,
+}
+
+/// `v1.error` data, in the field order of Talo's documentation.
+#[derive(Serialize)]
+struct ErrorData<'a> {
+    req: &'a str,
+    message: &'a str,
+    #[serde(rename = "errorCode")]
+    error_code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<&'a str>,
+}
+
+/// `{"res":…,"data":…}` with `res` first, as Talo writes it (a JSON map would sort it last).
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    res: &'a str,
+    data: T,
+}
+
+fn frame<T: Serialize>(res: &str, data: T) -> String {
+    serde_json::to_string(&Envelope { res, data }).unwrap_or_default()
+}
+
+pub fn error_frame(req: &str, code: &str, message: &str, cause: Option<&str>) -> String {
+    frame(
+        "v1.error",
+        ErrorData {
+            req,
+            message,
+            error_code: code,
+            cause,
+        },
+    )
+}
+
+pub async fn upgrade(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<TicketQuery>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let probe_nonce = headers
+        .get(PROBE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    upgrade.on_upgrade(move |socket| serve(socket, shared, query.ticket, addr, probe_nonce))
+}
+
+fn wire_text(code: &str) -> String {
+    catalog::get(DIALECT, code)
+        .map(|e| e.wire_text.to_owned())
+        .unwrap_or_else(|| code.to_owned())
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    id: String,
+    app: String,
+    key: String,
+    alias: Option<Alias>,
+    window_start: Instant,
+    window_count: u32,
+    warnings: u32,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+async fn serve(
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    ticket: Option<String>,
+    addr: SocketAddr,
+    probe_nonce: Option<String>,
+) {
+    let redeemed = ticket.as_deref().and_then(|t| shared.talo.redeem_ticket(t));
+    let active = redeemed
+        .as_ref()
+        .is_some_and(|t| shared.hub.app_status(&t.app) == Some(AppStatus::Active));
+    let (Some(ticket), true) = (redeemed, active) else {
+        let reason = catalog::close(DIALECT, 3000)
+            .map(|e| e.wire_text)
+            .unwrap_or("Invalid ticket");
+        shared
+            .hub
+            .record_unattached_error(DIALECT, "3000", format!("close 3000 {reason}"));
+        let mut socket = socket;
+        let _ =
+            futures_util::SinkExt::send(&mut socket, connection::close_message(3000, reason)).await;
+        return;
+    };
+    let Ok(link) = shared.hub.register_peer(
+        NewPeer {
+            dialect: DIALECT,
+            app: Some(ticket.app.clone()),
+            identity: None,
+            addr: addr.to_string(),
+            probe_nonce,
+        },
+        None,
+    ) else {
+        let mut socket = socket;
+        let _ =
+            futures_util::SinkExt::send(&mut socket, connection::close_message(1001, "going_away"))
+                .await;
+        return;
+    };
+    let (sink, mut stream) = connection::split(socket);
+    let writer = connection::spawn_writer(sink, link.outbox, link.abort);
+    let mut control = link.control;
+    let mut session = Session {
+        shared: shared.clone(),
+        id: link.id.clone(),
+        app: ticket.app,
+        key: ticket.key,
+        alias: None,
+        window_start: Instant::now(),
+        window_count: 0,
+        warnings: 0,
+    };
+    shared
+        .hub
+        .send(&session.id, frame("v1.connected", json!({})));
+    let mut client_close = None;
+    loop {
+        let flow = tokio::select! {
+            incoming = connection::next_incoming(&mut stream) => match incoming {
+                Incoming::Text(text) => session.handle(&text),
+                Incoming::Binary(bytes) => session.handle(&String::from_utf8_lossy(&bytes)),
+                Incoming::Closed(frame) => {
+                    client_close = Some(frame.unwrap_or((1005, String::new())));
+                    Flow::Stop
+                }
+                Incoming::Dropped => Flow::Stop,
+            },
+            command = control.recv() => match command {
+                Some(Control::Kick { .. }) => {
+                    shared.hub.close_peer(&session.id, 4020, "admin_disconnect");
+                    Flow::Stop
+                }
+                Some(Control::AppStatus(AppStatus::Active)) => Flow::Continue,
+                Some(Control::AppStatus(status)) => {
+                    shared.hub.close_peer(&session.id, 3000, &format!("app {}", status.id()));
+                    Flow::Stop
+                }
+                Some(Control::Inject(text)) => session.handle(&text),
+                Some(Control::Shutdown) => {
+                    shared.hub.close_peer(&session.id, 1001, "going_away");
+                    Flow::Stop
+                }
+                None => Flow::Stop,
+            },
+        };
+        if matches!(flow, Flow::Stop) {
+            break;
+        }
+    }
+    shared.hub.remove_peer(&session.id, client_close);
+    connection::finish_writer(writer).await;
+}
+
+impl Session {
+    fn hub(&self) -> &Hub {
+        &self.shared.hub
+    }
+
+    fn error(&self, req: &str, code: &str, message: &str, cause: Option<&str>) {
+        self.hub().send_error(
+            &self.id,
+            DIALECT,
+            code,
+            None,
+            error_frame(req, code, message, cause),
+        );
+    }
+
+    fn handle(&mut self, text: &str) -> Flow {
+        self.hub().record_inbound(&self.id, text);
+        let limit = if self.alias.is_some() {
+            IDENTIFIED_PER_SECOND
+        } else {
+            UNIDENTIFIED_PER_SECOND
+        };
+        if self.window_start.elapsed() >= Duration::from_secs(1) {
+            self.window_start = Instant::now();
+            self.window_count = 0;
+        }
+        self.window_count += 1;
+        if self.window_count > limit {
+            if self.warnings >= WARNINGS_BEFORE_CLOSE {
+                self.hub().close_peer(&self.id, 1008, "RATE_LIMIT_EXCEEDED");
+                return Flow::Stop;
+            }
+            self.warnings += 1;
+            self.error(
+                "unknown",
+                "RATE_LIMIT_EXCEEDED",
+                &wire_text("RATE_LIMIT_EXCEEDED"),
+                None,
+            );
+            return Flow::Continue;
+        }
+        if text == "v1.heartbeat" {
+            self.hub().send(&self.id, text.to_owned());
+            return Flow::Continue;
+        }
+        let envelope: Option<(String, Value)> =
+            serde_json::from_str::<Value>(text).ok().and_then(|v| {
+                let req = v.get("req")?.as_str()?.to_owned();
+                KNOWN_REQUESTS
+                    .contains(&req.as_str())
+                    .then(|| (req, v.get("data").cloned().unwrap_or(Value::Null)))
+            });
+        let Some((req, data)) = envelope else {
+            self.error(
+                "unknown",
+                "INVALID_MESSAGE",
+                &wire_text("INVALID_MESSAGE"),
+                Some(text),
+            );
+            return Flow::Continue;
+        };
+        if let Some(code) = self.hub().take_fault(&self.id, DIALECT) {
+            let cause = (code == "LISTENER_ERROR").then_some("A fault was armed by an operator");
+            self.error(&req, &code, &wire_text(&code), cause);
+            return Flow::Continue;
+        }
+        let needs_player = req != "v1.players.identify";
+        if needs_player && self.alias.is_none() {
+            self.error(&req, "NO_PLAYER_FOUND", &wire_text("NO_PLAYER_FOUND"), None);
+            return Flow::Continue;
+        }
+        let scope = match req.as_str() {
+            "v1.players.identify" => "read:players",
+            "v1.channels.message" => "write:gameChannels",
+            _ => "write:playerRelationships",
+        };
+        let has_scope = super::Talo::access_key(self.hub().config(), &self.key)
+            .is_some_and(|(_, _, key)| key.has_scope(scope));
+        if !has_scope {
+            self.error(
+                &req,
+                "MISSING_ACCESS_KEY_SCOPES",
+                &format!("Missing access key scope(s): {scope}"),
+                None,
+            );
+            return Flow::Continue;
+        }
+        let invalid_data = |session: &Session| {
+            let cause = data.to_string();
+            session.error(
+                &req,
+                "INVALID_MESSAGE_DATA",
+                &wire_text("INVALID_MESSAGE_DATA"),
+                Some(&cause),
+            );
+            Flow::Continue
+        };
+        match req.as_str() {
+            "v1.players.identify" => {
+                let (Some(alias_id), Some(token)) = (
+                    data.get("playerAliasId").and_then(Value::as_u64),
+                    data.get("socketToken").and_then(Value::as_str),
+                ) else {
+                    return invalid_data(self);
+                };
+                let session_token = match data.get("sessionToken") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(_) => return invalid_data(self),
+                };
+                self.identify(&req, alias_id, token, session_token.as_deref());
+            }
+            "v1.channels.message" => {
+                let (Some(channel_id), Some(message)) = (
+                    data.pointer("/channel/id").and_then(Value::as_u64),
+                    data.get("message").and_then(Value::as_str),
+                ) else {
+                    return invalid_data(self);
+                };
+                self.channel_message(&req, channel_id, message);
+            }
+            _ => {
+                let Some(message) = data.get("message").and_then(Value::as_str) else {
+                    return invalid_data(self);
+                };
+                self.broadcast(message);
+            }
+        }
+        Flow::Continue
+    }
+
+    fn identify(&mut self, req: &str, alias_id: u64, token: &str, session_token: Option<&str>) {
+        let talo = &self.shared.talo;
+        let Some(alias) = talo
+            .alias(&self.app, alias_id)
+            .filter(|_| talo.socket_token_valid(alias_id, token))
+        else {
+            self.error(
+                req,
+                "INVALID_SOCKET_TOKEN",
+                &wire_text("INVALID_SOCKET_TOKEN"),
+                None,
+            );
+            return;
+        };
+        if alias.service == "talo"
+            && !session_token.is_some_and(|s| talo.session_valid(alias.id, s))
+        {
+            self.error(
+                req,
+                "INVALID_SESSION_TOKEN",
+                &wire_text("INVALID_SESSION_TOKEN"),
+                None,
+            );
+            return;
+        }
+        let identity = format!("{} ({})", alias.identifier, alias.service);
+        self.hub()
+            .update_peer(&self.id, |p| p.identity = Some(identity));
+        if let Some(talo_app) = self
+            .hub()
+            .config()
+            .app(&self.app)
+            .and_then(|a| a.talo.clone())
+        {
+            for channel in talo_app
+                .channels
+                .iter()
+                .filter(|c| c.members.contains(&alias.identifier))
+            {
+                self.hub().channel_join(
+                    DIALECT,
+                    &self.app,
+                    &format!("{}:{}", channel.id, channel.name),
+                    &self.id,
+                );
+            }
+        }
+        self.hub()
+            .send(&self.id, frame("v1.players.identify.success", alias.json()));
+        self.alias = Some(alias);
+    }
+
+    fn channel_message(&self, req: &str, channel_id: u64, message: &str) {
+        let Some(alias) = &self.alias else { return };
+        let Some(channel) = super::Talo::channel(self.hub().config(), &self.app, channel_id) else {
+            self.error(
+                req,
+                "LISTENER_ERROR",
+                &wire_text("LISTENER_ERROR"),
+                Some("Channel not found"),
+            );
+            return;
+        };
+        if !channel.members.contains(&alias.identifier) {
+            self.error(
+                req,
+                "LISTENER_ERROR",
+                &wire_text("LISTENER_ERROR"),
+                Some("Player not in channel"),
+            );
+            return;
+        }
+        let text = frame(
+            "v1.channels.message",
+            json!({"channel": {"id": channel.id, "name": channel.name}, "message": message, "playerAlias": alias.json()}),
+        );
+        let name = format!("{}:{}", channel.id, channel.name);
+        self.hub()
+            .deliver_to_channel(DIALECT, &self.app, &name, &self.id, text);
+    }
+
+    /// Talo sends this to the player's relationships; relaydeck has no relationship graph, so
+    /// every other identified player of the game receives it.
+    fn broadcast(&self, message: &str) {
+        let Some(alias) = &self.alias else { return };
+        let recipients: Vec<String> = self
+            .hub()
+            .identified_peers(DIALECT, &self.app)
+            .into_iter()
+            .filter(|p| *p != self.id)
+            .collect();
+        let text = frame(
+            "v1.player-relationships.broadcast",
+            json!({"message": message, "playerAlias": alias.json()}),
+        );
+        self.hub().send_many(&recipients, text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_frames_keep_the_documented_field_order() {
+        assert_eq!(
+            error_frame(
+                "v1.channels.message",
+                "LISTENER_ERROR",
+                "An error occurred while processing the message",
+                Some("Player not in channel")
+            ),
+            r#"{"res":"v1.error","data":{"req":"v1.channels.message","message":"An error occurred while processing the message","errorCode":"LISTENER_ERROR","cause":"Player not in channel"}}"#
+        );
+    }
+}

@@ -1,0 +1,266 @@
+//! Flow streams over real sockets: every message family of flow-websocket-errors.md with its
+//! status and action, and live data on the topics.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use relaydeck::catalog::Dialect;
+use relaydeck::protocol::admin::{Command, FaultTarget};
+use serde_json::{json, Value};
+
+async fn expect_error(
+    socket: &mut Socket,
+    status: u16,
+    prefix: &str,
+    action: Option<&str>,
+) -> Value {
+    let frame = recv_json(socket).await;
+    assert_eq!(frame["error"]["code"], status, "{frame}");
+    assert!(
+        frame["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(prefix),
+        "{frame}"
+    );
+    match action {
+        Some(action) => assert_eq!(frame["action"], action, "{frame}"),
+        None => assert!(frame.get("action").is_none(), "{frame}"),
+    }
+    frame
+}
+
+#[tokio::test]
+async fn every_message_family_of_the_seed() {
+    let server = TestServer::demo().await;
+    let mut stream = server.connect("/v1/ws").await;
+
+    futures_util::SinkExt::send(
+        &mut stream,
+        tokio_tungstenite::tungstenite::Message::Binary(vec![1, 2, 3].into()),
+    )
+    .await
+    .unwrap();
+    expect_error(&mut stream, 400, "error reading message", None).await;
+    send_text(&mut stream, "{oops").await;
+    expect_error(&mut stream, 400, "error parsing message", None).await;
+    send_json(&mut stream, json!({"action": 5})).await;
+    expect_error(&mut stream, 400, "error unmarshalling base message", None).await;
+    send_json(&mut stream, json!({"action": "subscribe", "topic": 7})).await;
+    expect_error(
+        &mut stream,
+        400,
+        "error unmarshalling subscribe message",
+        Some("subscribe"),
+    )
+    .await;
+    send_json(&mut stream, json!({"action": "unsubscribe"})).await;
+    expect_error(
+        &mut stream,
+        400,
+        "error unmarshalling unsubscribe message",
+        Some("unsubscribe"),
+    )
+    .await;
+    send_json(
+        &mut stream,
+        json!({"action": "list_subscriptions", "topic": "peers"}),
+    )
+    .await;
+    expect_error(
+        &mut stream,
+        400,
+        "error unmarshalling list subscriptions message",
+        Some("list_subscriptions"),
+    )
+    .await;
+    send_json(&mut stream, json!({"action": "publish"})).await;
+    expect_error(&mut stream, 400, "unknown action type", Some("publish")).await;
+    send_json(
+        &mut stream,
+        json!({"subscription_id": "x".repeat(21), "action": "subscribe", "topic": "peers"}),
+    )
+    .await;
+    expect_error(
+        &mut stream,
+        400,
+        "error parsing subscription id",
+        Some("subscribe"),
+    )
+    .await;
+    send_json(
+        &mut stream,
+        json!({"subscription_id": "y".repeat(21), "action": "unsubscribe"}),
+    )
+    .await;
+    expect_error(
+        &mut stream,
+        400,
+        "error parsing subscription id",
+        Some("unsubscribe"),
+    )
+    .await;
+    send_json(
+        &mut stream,
+        json!({"subscription_id": "s1", "action": "subscribe", "topic": "blocks"}),
+    )
+    .await;
+    expect_error(
+        &mut stream,
+        400,
+        "error creating data provider",
+        Some("subscribe"),
+    )
+    .await;
+    send_json(&mut stream, json!({"subscription_id": "s1", "action": "subscribe", "topic": "peers", "arguments": {"colour": "red"}})).await;
+    let invalid = expect_error(
+        &mut stream,
+        400,
+        "error creating data provider: invalid arguments",
+        Some("subscribe"),
+    )
+    .await;
+    assert_eq!(invalid["subscription_id"], "s1");
+
+    send_json(
+        &mut stream,
+        json!({"subscription_id": "s1", "action": "subscribe", "topic": "peers"}),
+    )
+    .await;
+    assert_eq!(
+        recv_json(&mut stream).await,
+        json!({"subscription_id": "s1", "action": "subscribe"})
+    );
+    send_json(
+        &mut stream,
+        json!({"subscription_id": "s1", "action": "subscribe", "topic": "rooms"}),
+    )
+    .await;
+    expect_error(
+        &mut stream,
+        400,
+        "subscription ID is already in use",
+        Some("subscribe"),
+    )
+    .await;
+    send_json(
+        &mut stream,
+        json!({"subscription_id": "nope", "action": "unsubscribe"}),
+    )
+    .await;
+    let missing = expect_error(
+        &mut stream,
+        404,
+        "subscription not found",
+        Some("unsubscribe"),
+    )
+    .await;
+    assert_eq!(missing["subscription_id"], "nope");
+
+    // Generated ids up to the limit of 20, then 429.
+    for _ in 1..20 {
+        send_json(
+            &mut stream,
+            json!({"action": "subscribe", "topic": "rooms"}),
+        )
+        .await;
+        assert_eq!(recv_type_action(&mut stream).await, "subscribe");
+    }
+    send_json(
+        &mut stream,
+        json!({"action": "subscribe", "topic": "rooms"}),
+    )
+    .await;
+    expect_error(
+        &mut stream,
+        429,
+        "error creating new subscription: maximum number of subscriptions reached",
+        Some("subscribe"),
+    )
+    .await;
+    send_json(&mut stream, json!({"action": "list_subscriptions"})).await;
+    let list = loop {
+        let frame = recv_json(&mut stream).await;
+        if frame["action"] == "list_subscriptions" {
+            break frame;
+        }
+    };
+    assert_eq!(list["subscriptions"].as_array().unwrap().len(), 20);
+
+    let mut admin = server.admin().await;
+    let armed = admin
+        .command(Command::ArmFault {
+            target: FaultTarget::Dialect {
+                dialect: Dialect::Flow,
+            },
+            code: "internal error".into(),
+            count: 1,
+        })
+        .await;
+    assert!(armed.ok, "{armed:?}");
+    send_json(
+        &mut stream,
+        json!({"subscription_id": "s1", "action": "unsubscribe"}),
+    )
+    .await;
+    loop {
+        if recv_json(&mut stream).await["action"] == "unsubscribe" {
+            break;
+        }
+    }
+    send_json(
+        &mut stream,
+        json!({"subscription_id": "s2", "action": "subscribe", "topic": "errors"}),
+    )
+    .await;
+    loop {
+        let frame = recv_json(&mut stream).await;
+        if frame.get("error").is_some() {
+            assert_eq!(frame["error"]["code"], 500, "{frame}");
+            assert!(
+                frame["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("internal error"),
+                "{frame}"
+            );
+            break;
+        }
+    }
+}
+
+/// The action of the next frame that has one (data frames from earlier subscriptions skipped).
+async fn recv_type_action(socket: &mut Socket) -> String {
+    loop {
+        let frame = recv_json(socket).await;
+        if let Some(action) = frame.get("action").and_then(Value::as_str) {
+            assert!(frame.get("error").is_none(), "{frame}");
+            return action.to_owned();
+        }
+    }
+}
+
+#[tokio::test]
+async fn topics_carry_live_data_filtered_by_their_arguments() {
+    let server = TestServer::demo().await;
+    let mut stream = server.connect("/v1/ws").await;
+    send_json(&mut stream, json!({"subscription_id": "errs", "action": "subscribe", "topic": "errors", "arguments": {"dialect": "pubsub"}})).await;
+    assert_eq!(recv_json(&mut stream).await["action"], "subscribe");
+    let mut peer = server.connect("/v1?key=pk_demo").await;
+    recv_type(&mut peer, "welcome").await;
+    send_json(
+        &mut peer,
+        json!({"type": "publish", "channel": "elsewhere", "data": 1}),
+    )
+    .await;
+    let data = loop {
+        let frame = recv_json(&mut stream).await;
+        if frame["subscription_id"] == "errs" {
+            break frame;
+        }
+    };
+    assert_eq!(data["topic"], "errors");
+    assert_eq!(data["payload"]["code"], "channel_not_authorized");
+}

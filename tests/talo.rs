@@ -1,0 +1,419 @@
+//! Talo over real HTTP and sockets: every code of talo-socket-errors.md and
+//! talo-http-errors.txt from a real client.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use relaydeck::catalog::Dialect;
+use relaydeck::protocol::admin::{Command, FaultTarget};
+use serde_json::{json, Value};
+
+struct Http {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Http {
+    fn new(server: &TestServer) -> Http {
+        Http {
+            client: reqwest::Client::new(),
+            base: server.http(""),
+        }
+    }
+
+    async fn ticket(&self, key: &str) -> String {
+        let response = self
+            .client
+            .post(format!("{}/v1/socket-tickets", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()["ticket"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn identify(&self, service: &str, identifier: &str) -> Value {
+        let response = self
+            .client
+            .get(format!(
+                "{}/v1/players/identify?service={service}&identifier={identifier}",
+                self.base
+            ))
+            .bearer_auth("talo_demo_full")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn login(&self, identifier: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/players/auth/login", self.base))
+            .bearer_auth("talo_demo_full")
+            .json(&json!({"identifier": identifier, "password": password}))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+async fn socket(server: &TestServer, http: &Http, key: &str) -> Socket {
+    let ticket = http.ticket(key).await;
+    let mut socket = server.connect(&format!("/?ticket={ticket}")).await;
+    assert_eq!(
+        recv_json(&mut socket).await,
+        json!({"res": "v1.connected", "data": {}})
+    );
+    socket
+}
+
+async fn expect_error(socket: &mut Socket, req: &str, code: &str) -> Value {
+    let frame = recv_json(socket).await;
+    assert_eq!(frame["res"], "v1.error", "{frame}");
+    assert_eq!(frame["data"]["errorCode"], code, "{frame}");
+    assert_eq!(frame["data"]["req"], req, "{frame}");
+    frame
+}
+
+async fn identified(server: &TestServer, http: &Http, key: &str, identifier: &str) -> Socket {
+    let mut socket = socket(server, http, key).await;
+    let identity = if identifier == "bob" {
+        http.login("bob", "demo-password")
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()
+    } else {
+        http.identify("username", identifier).await
+    };
+    let mut data =
+        json!({"playerAliasId": identity["alias"]["id"], "socketToken": identity["socketToken"]});
+    if let Some(session) = identity.get("sessionToken") {
+        data["sessionToken"] = session.clone();
+    }
+    send_json(
+        &mut socket,
+        json!({"req": "v1.players.identify", "data": data}),
+    )
+    .await;
+    assert_eq!(
+        recv_json(&mut socket).await["res"],
+        "v1.players.identify.success"
+    );
+    socket
+}
+
+#[tokio::test]
+async fn every_socket_code_of_the_seed() {
+    let server = TestServer::demo().await;
+    let http = Http::new(&server);
+
+    // A bad ticket, and a ticket used twice, are closed with 3000.
+    let mut bad = server.connect("/?ticket=nope").await;
+    assert_eq!(recv_close(&mut bad).await.0, 3000);
+    let ticket = http.ticket("talo_demo_full").await;
+    let _first = server.connect(&format!("/talo?ticket={ticket}")).await;
+    let mut reused = server.connect(&format!("/talo?ticket={ticket}")).await;
+    assert_eq!(recv_close(&mut reused).await.0, 3000);
+
+    let mut player = socket(&server, &http, "talo_demo_full").await;
+    let raw = r#"{"req":"v1.does.not.exist","data":{}}"#;
+    send_text(&mut player, raw).await;
+    let invalid = expect_error(&mut player, "unknown", "INVALID_MESSAGE").await;
+    assert_eq!(invalid["data"]["cause"], raw);
+    assert_eq!(invalid["data"]["message"], "Invalid message request");
+
+    send_json(
+        &mut player,
+        json!({"req": "v1.channels.message", "data": {"channel": {"id": 1}, "message": "hi"}}),
+    )
+    .await;
+    expect_error(&mut player, "v1.channels.message", "NO_PLAYER_FOUND").await;
+
+    let alice = http.identify("username", "alice").await;
+    send_json(&mut player, json!({"req": "v1.players.identify", "data": {"playerAliasId": alice["alias"]["id"], "socketToken": "stale"}})).await;
+    expect_error(&mut player, "v1.players.identify", "INVALID_SOCKET_TOKEN").await;
+    send_json(
+        &mut player,
+        json!({"req": "v1.players.identify", "data": {"playerAliasId": "one"}}),
+    )
+    .await;
+    let data_error = expect_error(&mut player, "v1.players.identify", "INVALID_MESSAGE_DATA").await;
+    assert_eq!(data_error["data"]["cause"], r#"{"playerAliasId":"one"}"#);
+
+    // bob uses Talo player authentication: no session token, no identify.
+    let bob = http
+        .login("bob", "demo-password")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    send_json(&mut player, json!({"req": "v1.players.identify", "data": {"playerAliasId": bob["alias"]["id"], "socketToken": bob["socketToken"]}})).await;
+    expect_error(&mut player, "v1.players.identify", "INVALID_SESSION_TOKEN").await;
+
+    let mut alice_socket = identified(&server, &http, "talo_demo_full", "alice").await;
+    send_json(&mut alice_socket, json!({"req": "v1.channels.message", "data": {"myMessageToTheChannelIsGoingToBeThis": "general"}})).await;
+    let frame = expect_error(
+        &mut alice_socket,
+        "v1.channels.message",
+        "INVALID_MESSAGE_DATA",
+    )
+    .await;
+    assert_eq!(
+        frame["data"]["cause"],
+        r#"{"myMessageToTheChannelIsGoingToBeThis":"general"}"#
+    );
+    send_json(
+        &mut alice_socket,
+        json!({"req": "v1.channels.message", "data": {"channel": {"id": 99}, "message": "hi"}}),
+    )
+    .await;
+    assert_eq!(
+        expect_error(&mut alice_socket, "v1.channels.message", "LISTENER_ERROR").await["data"]
+            ["cause"],
+        "Channel not found"
+    );
+    send_json(
+        &mut alice_socket,
+        json!({"req": "v1.channels.message", "data": {"channel": {"id": 2}, "message": "hi"}}),
+    )
+    .await;
+    assert_eq!(
+        expect_error(&mut alice_socket, "v1.channels.message", "LISTENER_ERROR").await["data"]
+            ["cause"],
+        "Player not in channel"
+    );
+
+    let mut reader = identified(&server, &http, "talo_demo_ro", "alice").await;
+    send_json(
+        &mut reader,
+        json!({"req": "v1.channels.message", "data": {"channel": {"id": 1}, "message": "hi"}}),
+    )
+    .await;
+    let scopes = expect_error(
+        &mut reader,
+        "v1.channels.message",
+        "MISSING_ACCESS_KEY_SCOPES",
+    )
+    .await;
+    assert_eq!(
+        scopes["data"]["message"],
+        "Missing access key scope(s): write:gameChannels"
+    );
+
+    // The server-side codes through armed faults.
+    let mut admin = server.admin().await;
+    for code in [
+        "UNHANDLED_REQUEST",
+        "ROUTING_ERROR",
+        "INVALID_SIGNATURE",
+        "LISTENER_ERROR",
+    ] {
+        let armed = admin
+            .command(Command::ArmFault {
+                target: FaultTarget::Dialect {
+                    dialect: Dialect::Talo,
+                },
+                code: code.into(),
+                count: 1,
+            })
+            .await;
+        assert!(armed.ok, "{armed:?}");
+        send_json(
+            &mut alice_socket,
+            json!({"req": "v1.player-relationships.broadcast", "data": {"message": "hello"}}),
+        )
+        .await;
+        expect_error(&mut alice_socket, "v1.player-relationships.broadcast", code).await;
+    }
+}
+
+#[tokio::test]
+async fn chat_heartbeat_and_broadcast_between_identified_players() {
+    let server = TestServer::demo().await;
+    let http = Http::new(&server);
+    let mut alice = identified(&server, &http, "talo_demo_full", "alice").await;
+    let mut bob = identified(&server, &http, "talo_demo_full", "bob").await;
+    send_text(&mut alice, "v1.heartbeat").await;
+    let echoed = tokio::time::timeout(RECEIVE_TIMEOUT, futures_util::StreamExt::next(&mut alice))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed.to_text().unwrap(), "v1.heartbeat");
+    send_json(&mut alice, json!({"req": "v1.channels.message", "data": {"channel": {"id": 1}, "message": "hello bob"}})).await;
+    let message = recv_json(&mut bob).await;
+    assert_eq!(message["res"], "v1.channels.message");
+    assert_eq!(message["data"]["message"], "hello bob");
+    assert_eq!(message["data"]["playerAlias"]["identifier"], "alice");
+    send_json(
+        &mut bob,
+        json!({"req": "v1.player-relationships.broadcast", "data": {"message": "gg"}}),
+    )
+    .await;
+    assert_eq!(
+        recv_json(&mut alice).await["res"],
+        "v1.player-relationships.broadcast"
+    );
+}
+
+#[tokio::test]
+async fn the_rate_limit_warns_three_times_then_closes_1008() {
+    let server = TestServer::demo().await;
+    let http = Http::new(&server);
+    let mut player = socket(&server, &http, "talo_demo_full").await;
+    for _ in 0..29 {
+        send_text(&mut player, "v1.heartbeat").await;
+    }
+    let mut warnings = 0;
+    loop {
+        let message =
+            tokio::time::timeout(RECEIVE_TIMEOUT, futures_util::StreamExt::next(&mut player))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        match message {
+            tokio_tungstenite::tungstenite::Message::Text(text)
+                if text.as_str() == "v1.heartbeat" => {}
+            tokio_tungstenite::tungstenite::Message::Text(text) => {
+                let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+                assert_eq!(frame["data"]["errorCode"], "RATE_LIMIT_EXCEEDED", "{frame}");
+                assert_eq!(frame["data"]["req"], "unknown");
+                warnings += 1;
+            }
+            tokio_tungstenite::tungstenite::Message::Close(Some(frame)) => {
+                assert_eq!(
+                    (u16::from(frame.code), frame.reason.as_str()),
+                    (1008, "RATE_LIMIT_EXCEEDED")
+                );
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(warnings, 3);
+}
+
+#[tokio::test]
+async fn every_http_code_of_the_seed() {
+    let server = TestServer::demo().await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| server.http(path);
+
+    let unauthenticated = client.post(url("/v1/socket-tickets")).send().await.unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+
+    let scopes = client
+        .post(url("/v1/players/socket-token"))
+        .bearer_auth("talo_demo_ro")
+        .header("x-talo-alias", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scopes.status(), 403);
+    assert_eq!(
+        scopes.json::<Value>().await.unwrap()["message"],
+        "Missing access key scope(s): write:players"
+    );
+
+    let missing = client
+        .get(url("/v1/players/identify?service=username"))
+        .bearer_auth("talo_demo_full")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 400);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap(),
+        json!({"errors": {"identifier": ["identifier is missing from the request query"]}})
+    );
+
+    let bob_alias = client
+        .post(url("/v1/players/auth/login"))
+        .bearer_auth("talo_demo_full")
+        .json(&json!({"identifier": "bob", "password": "demo-password"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let alias_id = bob_alias["alias"]["id"].to_string();
+    let no_session = client
+        .post(url("/v1/players/socket-token"))
+        .bearer_auth("talo_demo_full")
+        .header("x-talo-alias", &alias_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_session.status(), 401);
+    assert_eq!(
+        no_session.json::<Value>().await.unwrap()["errorCode"],
+        "MISSING_SESSION"
+    );
+    let bad_session = client
+        .post(url("/v1/players/socket-token"))
+        .bearer_auth("talo_demo_full")
+        .header("x-talo-alias", &alias_id)
+        .header("x-talo-session", "forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad_session.json::<Value>().await.unwrap()["errorCode"],
+        "INVALID_SESSION"
+    );
+    let good_session = client
+        .post(url("/v1/players/socket-token"))
+        .bearer_auth("talo_demo_full")
+        .header("x-talo-alias", &alias_id)
+        .header(
+            "x-talo-session",
+            bob_alias["sessionToken"].as_str().unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(good_session.status(), 200);
+
+    let wrong_password = client
+        .post(url("/v1/players/auth/login"))
+        .bearer_auth("talo_demo_full")
+        .json(&json!({"identifier": "bob", "password": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_password.status(), 401);
+
+    // 20 a minute on authentication endpoints, then 429 with Retry-After.
+    let mut limited = None;
+    for _ in 0..25 {
+        let response = client
+            .get(url(
+                "/v1/players/identify?service=username&identifier=carol",
+            ))
+            .bearer_auth("talo_demo_full")
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            limited = Some(response);
+            break;
+        }
+    }
+    let limited = limited.expect("the 21st identify is rate limited");
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after));
+}
