@@ -135,6 +135,7 @@ fn fixture() -> Snapshot {
                 ("talo:NO_PLAYER_FOUND".to_owned(), 1),
             ]
             .into(),
+            channel_messages: [("pubsub/demo/demo/lobby".to_owned(), 42)].into(),
         },
     }
 }

@@ -533,6 +533,15 @@ impl App {
                     ));
                 }
                 self.last_totals = Some(totals);
+                for (key, channel) in model.channels.iter_mut() {
+                    if let Some(count) =
+                        stats
+                            .channel_messages
+                            .get(&format!("{}/{}/{}", key.0.id(), key.1, key.2))
+                    {
+                        channel.messages = *count;
+                    }
+                }
                 model.stats = stats;
             }
         }

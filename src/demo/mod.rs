@@ -1,8 +1,10 @@
 //! Demo traffic for the embedded server: simulated clients over real sockets, so that every
 //! view of the console has something live in it. Gentle and bounded: a few frames a second.
 
+pub mod flow;
 pub mod pubsub;
 pub mod signal_fish;
+pub mod talo;
 
 use std::net::SocketAddr;
 
@@ -12,6 +14,8 @@ use tokio::sync::watch;
 pub async fn run_all(addr: SocketAddr, stop: watch::Receiver<bool>) {
     tokio::join!(
         pubsub::simulate(addr, stop.clone()),
-        signal_fish::simulate(addr, stop)
+        signal_fish::simulate(addr, stop.clone()),
+        talo::simulate(addr, stop.clone()),
+        flow::simulate(addr, stop),
     );
 }

@@ -109,8 +109,6 @@ async fn room_life(addr: SocketAddr, index: usize, mut stop: watch::Receiver<boo
         if pause(&mut stop, Duration::from_secs(2)).await {
             return;
         }
-        send(&mut host, json!({"type":"PlayerReady"})).await;
-        send(&mut host, json!({"type":"StartGame"})).await;
         // A latecomer finds the room full.
         if round % 2 == 1 {
             if let Some(mut late) = connect(addr).await {
@@ -119,6 +117,8 @@ async fn room_life(addr: SocketAddr, index: usize, mut stop: watch::Receiver<boo
                 let _ = late.close(None).await;
             }
         }
+        send(&mut host, json!({"type":"PlayerReady"})).await;
+        send(&mut host, json!({"type":"StartGame"})).await;
         for tick in 0..(20 + index * 5) {
             send(
                 &mut host,

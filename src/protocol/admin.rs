@@ -240,6 +240,10 @@ pub struct Stats {
     pub peers_by_dialect: BTreeMap<Dialect, u64>,
     /// Errors emitted since start, by `dialect:code`.
     pub errors_by_code: BTreeMap<String, u64>,
+    /// Messages delivered into each channel since start, by `dialect/app/channel`; refreshed
+    /// with every tick so the channels view shows rates without a delta per message.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channel_messages: BTreeMap<String, u64>,
 }
 
 /// One change in the hub.

@@ -316,6 +316,14 @@ impl Hub {
         for peer in state.peers.values() {
             *stats.peers_by_dialect.entry(peer.info.dialect).or_default() += 1;
         }
+        stats.channel_messages = state
+            .channels
+            .iter()
+            .filter(|(_, channel)| channel.messages > 0)
+            .map(|((dialect, app, name), channel)| {
+                (format!("{}/{app}/{name}", dialect.id()), channel.messages)
+            })
+            .collect();
         stats
     }
 
@@ -525,6 +533,12 @@ impl Hub {
         state.probes.remove(id);
         let (code, reason) = match (peer.closing, client_close) {
             (Some((code, reason)), _) => (Some(code), reason),
+            // A client that closes without a code (1005) closed normally as far as it is
+            // concerned; reporting 1005 would dress a clean goodbye up as an error.
+            (None, Some((1005, _))) => (None, "closed by the client".to_owned()),
+            (None, Some((code, reason))) if reason.is_empty() => {
+                (Some(code), "closed by the client".to_owned())
+            }
             (None, Some((code, reason))) => (Some(code), format!("closed by the client: {reason}")),
             (None, None) => (None, "connection dropped".to_owned()),
         };

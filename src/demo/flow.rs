@@ -1,0 +1,50 @@
+//! A simulated Flow streams client: subscribes to errors, rooms and the stats tick, lists its
+//! subscriptions, and once per session tries an unknown topic.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+pub async fn simulate(addr: SocketAddr, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        let url = format!("ws://{addr}/v1/ws");
+        if let Ok(Ok((mut socket, _))) = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio_tungstenite::connect_async(url),
+        )
+        .await
+        {
+            for frame in [
+                json!({"subscription_id": "errors", "action": "subscribe", "topic": "errors"}),
+                json!({"subscription_id": "rooms", "action": "subscribe", "topic": "rooms"}),
+                json!({"subscription_id": "stats", "action": "subscribe", "topic": "stats"}),
+                json!({"action": "list_subscriptions"}),
+                json!({"subscription_id": "blocks", "action": "subscribe", "topic": "blocks"}),
+            ] {
+                let _ = socket.send(Message::Text(frame.to_string().into())).await;
+            }
+            let session = tokio::time::sleep(Duration::from_secs(60));
+            tokio::pin!(session);
+            loop {
+                tokio::select! {
+                    _ = &mut session => break,
+                    changed = stop.changed() => if changed.is_err() || *stop.borrow() {
+                        let _ = socket.close(None).await;
+                        return;
+                    },
+                    incoming = socket.next() => if !matches!(incoming, Some(Ok(_))) { break },
+                }
+            }
+            let _ = socket.close(None).await;
+        }
+        let wait = tokio::time::sleep(Duration::from_secs(3));
+        tokio::select! {
+            _ = wait => {}
+            changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
+        }
+    }
+}
