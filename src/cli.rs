@@ -475,11 +475,16 @@ fn console_options(
     for problem in [theme_problem, keymap_problem].into_iter().flatten() {
         app.set_status(problem, Severity::Warning);
     }
+    let sessions_dir = DataDirArg { data_dir: None }
+        .resolve()
+        .ok()
+        .map(|dir| dir.join("sessions"));
     crate::console::Options {
         admin_url,
         admin_token,
         theme,
         app,
+        sessions_dir,
     }
 }
 
