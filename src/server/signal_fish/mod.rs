@@ -43,7 +43,7 @@ use crate::protocol::signal_fish::{
 };
 use crate::server::connection::{self, Incoming};
 use crate::server::hub::{Control, Hub, NewPeer, RegisterError};
-use crate::server::{Shared, PROBE_HEADER};
+use crate::server::{probe_nonce, Shared};
 
 const DIALECT: Dialect = Dialect::SignalFish;
 const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -138,10 +138,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let probe_nonce = headers
-        .get(PROBE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let probe_nonce = probe_nonce(&headers);
     upgrade
         .max_message_size(READ_LIMIT_BYTES)
         .max_frame_size(READ_LIMIT_BYTES)

@@ -29,7 +29,7 @@ use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
 use crate::server::connection::{self, Incoming};
 use crate::server::hub::{Control, Hub, NewPeer};
-use crate::server::{Shared, PROBE_HEADER};
+use crate::server::{probe_nonce, Shared};
 
 const DIALECT: Dialect = Dialect::Talo;
 const UNIDENTIFIED_PER_SECOND: u32 = 25;
@@ -87,10 +87,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let probe_nonce = headers
-        .get(PROBE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let probe_nonce = probe_nonce(&headers);
     upgrade.on_upgrade(move |socket| serve(socket, shared, query.ticket, addr, probe_nonce))
 }
 
