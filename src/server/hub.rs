@@ -1151,3 +1151,58 @@ pub fn slow_consumer_close(dialect: Dialect) -> (u16, &'static str) {
 pub fn no_arguments() -> Value {
     Value::Object(serde_json::Map::new())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_peer_that_stops_reading_is_closed_as_a_slow_consumer() {
+        let hub = Hub::new(Config::demo(), "test".into(), &BTreeMap::new(), 64);
+        let (_, _, mut events) = hub.subscribe();
+        let mut link = hub
+            .register_peer(
+                NewPeer {
+                    dialect: Dialect::Pubsub,
+                    app: Some("demo".into()),
+                    identity: None,
+                    addr: "127.0.0.1:1".into(),
+                    probe_nonce: None,
+                },
+                None,
+            )
+            .unwrap();
+        for _ in 0..OUTBOX_CAPACITY {
+            assert!(hub.send(&link.id, "{}"));
+        }
+        assert!(
+            !hub.send(&link.id, "{}"),
+            "the frame past the outbox capacity is refused"
+        );
+        assert_eq!(
+            link.abort.borrow_and_update().clone(),
+            Some((1013, "try_again_later".to_owned()))
+        );
+        assert!(
+            !hub.send(&link.id, "{}"),
+            "a closing peer takes no more frames"
+        );
+        let mut emitted = None;
+        while let Ok(delta) = events.try_recv() {
+            let message: ServerMessage = serde_json::from_str(delta.text.as_str()).unwrap();
+            if let ServerMessage::Delta {
+                event: Event::ErrorEmitted { code, frame, .. },
+                ..
+            } = message
+            {
+                emitted = Some((code, frame));
+            }
+        }
+        assert_eq!(
+            emitted,
+            Some(("1013".to_owned(), "close 1013 try_again_later".to_owned()))
+        );
+    }
+}
