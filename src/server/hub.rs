@@ -519,6 +519,26 @@ impl Hub {
             .map(|p| p.info.id.clone())
     }
 
+    /// A peer named by its hub id or, failing that, by its identity in `dialect` (the
+    /// pub/sub `peerId` a backend knows). An identity live in several apps is ambiguous.
+    pub fn resolve_peer(&self, name: &str, dialect: Dialect) -> Result<PeerId, String> {
+        let state = self.lock();
+        if state.peers.contains_key(name) {
+            return Ok(name.to_owned());
+        }
+        let mut matching = state
+            .peers
+            .values()
+            .filter(|p| p.info.dialect == dialect && p.info.identity.as_deref() == Some(name));
+        match (matching.next(), matching.next()) {
+            (Some(peer), None) => Ok(peer.info.id.clone()),
+            (Some(_), Some(_)) => Err(format!(
+                "{name} is live in several apps; name the peer by its hub id"
+            )),
+            (None, _) => Err(format!("no peer {name}")),
+        }
+    }
+
     /// Forget a peer whose connection ended; `client_close` is the close the client sent, if
     /// any. Channel memberships and subscriptions go with it.
     pub fn remove_peer(
