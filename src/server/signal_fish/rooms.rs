@@ -264,21 +264,6 @@ impl Rooms {
         }
     }
 
-    /// The room code and player id of a peer that is a player.
-    pub fn player_of(&self, peer: &str) -> Option<(String, String)> {
-        match self.lock().membership.get(peer) {
-            Some(Membership::Player { room, player_id }) => Some((room.clone(), player_id.clone())),
-            _ => None,
-        }
-    }
-
-    pub fn is_spectator(&self, peer: &str) -> bool {
-        matches!(
-            self.lock().membership.get(peer),
-            Some(Membership::Spectator { .. })
-        )
-    }
-
     pub fn join(&self, hub: &Hub, peer: &str, request: JoinRequest) -> Result<(), Refusal> {
         let mut state = self.lock();
         if state.membership.contains_key(peer) {
