@@ -436,7 +436,7 @@ impl Rooms {
             ready_players: room.ready_players(),
             relay_type: RELAY_TYPE.to_owned(),
             current_spectators: room.spectator_infos(),
-            reconnection_token: token.clone(),
+            reconnection_token: Some(token.clone()),
         }));
         hub.send(peer, joined.text());
         // The room leaves "waiting" as soon as its creator is in (as the real server reports).
