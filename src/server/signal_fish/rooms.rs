@@ -22,7 +22,9 @@ use crate::server::hub::{now_ms, Hub, RoomDirectory};
 
 pub const ROOM_CODE_ALPHABET: &str = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 pub const DEFAULT_MAX_PLAYERS: u8 = 8;
-const RELAY_TYPE: &str = "relay";
+/// What the real server announces by default; Signal Fish clients choose their peer transport
+/// from it, so anything else would make them take an unknown branch.
+const RELAY_TYPE: &str = "matchbox";
 /// Expired reconnection tokens are remembered this long, so a late Reconnect learns that its
 /// window passed (RECONNECTION_EXPIRED) rather than that its token is unknown.
 const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
@@ -58,6 +60,9 @@ struct Room {
     players: Vec<Player>,
     spectators: Vec<Spectator>,
     authority: Option<String>,
+    /// Player ids in the order they became ready: the order the real server lists
+    /// `ready_players` in. Left players are filtered out when listing.
+    ready_order: Vec<String>,
     started: bool,
     /// False only while the creator's own RoomJoined is built ("waiting").
     opened: bool,
@@ -154,10 +159,10 @@ impl Room {
     }
 
     fn ready_players(&self) -> Vec<String> {
-        self.players
+        self.ready_order
             .iter()
-            .filter(|p| p.ready)
-            .map(|p| p.id.clone())
+            .filter(|id| self.players.iter().any(|p| &p.id == *id && p.ready))
+            .cloned()
             .collect()
     }
 
@@ -401,6 +406,7 @@ impl Rooms {
                         players: Vec::new(),
                         spectators: Vec::new(),
                         authority: None,
+                        ready_order: Vec::new(),
                         started: false,
                         opened: false,
                         created_at_ms: now_ms(),
@@ -585,7 +591,8 @@ impl Rooms {
         let holder = room.authority.clone();
         if become_authority {
             match holder.as_deref() {
-                Some(current) if current == player_id => {}
+                // The real server answers a repeated claim by the holder itself with the same
+                // conflict (recorded in the reference log); clients rely on that answer.
                 Some(_) => {
                     return Err(refusal(
                         Carrier::AuthorityResponse,
@@ -661,6 +668,10 @@ impl Rooms {
         }
         if let Some(player) = room.players.iter_mut().find(|p| p.id == player_id) {
             player.ready = !player.ready;
+            room.ready_order.retain(|id| id != &player_id);
+            if player.ready {
+                room.ready_order.push(player_id);
+            }
         }
         Self::send(hub, &room.audience(None), &room.lobby_changed());
         Self::publish(hub, room);
