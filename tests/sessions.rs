@@ -18,7 +18,7 @@ use relaydeck::session::Session;
 const NOT_REPRODUCIBLE: &[(&str, &str)] = &[
     ("pubsub:going_away", "sent only while the server shuts down, which a session cannot trigger; tests/pubsub.rs checks it"),
     ("signal-fish:4000", "sent only while the server shuts down; tests/signal_fish.rs checks it"),
-    ("signal-fish:4002", "needs a client that stops reading while its queue of 512 frames fills, which depends on socket buffer sizes, not on the frames a session sends"),
+    ("signal-fish:4002", "needs a reader that stops while tens of megabytes of game data fill its socket buffers and queue, more than the rate limits of the replay config let a session send; tests/signal_fish.rs checks it with a raised limit"),
     ("websocket:1001", "sent only while the server shuts down"),
     ("websocket:1002", "the WebSocket library answers protocol violations itself, and the replay client cannot commit one"),
     ("websocket:1003", "no dialect refuses a data type with 1003; binary frames get each dialect's own code"),
