@@ -59,6 +59,12 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Longest `wait` a session may ask for.
 pub const MAX_WAIT_MS: u64 = 60_000;
 
+/// Largest `pad_to`: frames beyond it are refused by every dialect long before.
+pub const MAX_PAD_BYTES: usize = 16 << 20;
+
+/// Most repetitions of one `send` or `http` step.
+pub const MAX_REPEAT: u32 = 100_000;
+
 /// Default receive timeout of `expect` and `expect_close`.
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 
@@ -326,6 +332,12 @@ impl Session {
 
 fn validate(step: &Step) -> Result<(), String> {
     match step {
+        Step::Send { pad_to: Some(size), .. } if *size > MAX_PAD_BYTES => {
+            Err(format!("pad_to is limited to {MAX_PAD_BYTES} bytes"))
+        }
+        Step::Send { repeat: Some(n), .. } | Step::Http { repeat: Some(n), .. } if *n > MAX_REPEAT => {
+            Err(format!("repeat is limited to {MAX_REPEAT}"))
+        }
         Step::Send { frame, text, .. } => match (frame, text) {
             (Some(_), Some(_)) => Err("send takes either `frame` or `text`, not both".to_owned()),
             (None, None) => Err("send needs `frame` (JSON) or `text` (raw)".to_owned()),

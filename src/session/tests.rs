@@ -57,6 +57,14 @@ fn refuses_invalid_steps_with_a_reason() {
         (r#"{"step":"expect","conn":"a"}"#, "needs `code` or `match`"),
         (r#"{"step":"wait","ms":999999}"#, "limited"),
         (
+            r#"{"step":"send","conn":"a","text":"x","pad_to":999999999999}"#,
+            "pad_to is limited",
+        ),
+        (
+            r#"{"step":"send","conn":"a","text":"x","repeat":4000000000}"#,
+            "repeat is limited",
+        ),
+        (
             r#"{"step":"admin","command":{"peer":"p1"}}"#,
             "\"command\" field",
         ),
