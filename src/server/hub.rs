@@ -226,6 +226,11 @@ impl Hub {
     fn emit(&self, state: &mut State, event: Event) {
         state.seq += 1;
         let seq = state.seq;
+        // With nobody listening (no console, no Flow stream) the delta is only counted: a
+        // subscriber that arrives later starts from a snapshot taken at this seq anyway.
+        if self.events.receiver_count() == 0 {
+            return;
+        }
         let message = ServerMessage::Delta {
             seq,
             at_ms: now_ms(),
