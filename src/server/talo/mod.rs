@@ -6,6 +6,7 @@
 //! windows.
 
 pub mod http;
+pub mod rate_limit;
 pub mod socket;
 
 use std::collections::HashMap;

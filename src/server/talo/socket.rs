@@ -15,7 +15,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::ws::WebSocket;
 use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
@@ -24,6 +24,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::rate_limit::{SocketRateLimit, Verdict};
 use super::Alias;
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
@@ -32,9 +33,6 @@ use crate::server::hub::{Control, Hub, NewPeer};
 use crate::server::{Shared, PROBE_HEADER};
 
 const DIALECT: Dialect = Dialect::Talo;
-const UNIDENTIFIED_PER_SECOND: u32 = 25;
-const IDENTIFIED_PER_SECOND: u32 = 250;
-const WARNINGS_BEFORE_CLOSE: u32 = 3;
 const KNOWN_REQUESTS: [&str; 3] = [
     "v1.players.identify",
     "v1.channels.message",
@@ -106,9 +104,7 @@ struct Session {
     app: String,
     key: String,
     alias: Option<Alias>,
-    window_start: Instant,
-    window_count: u32,
-    warnings: u32,
+    rate_limit: SocketRateLimit,
 }
 
 enum Flow {
@@ -164,9 +160,7 @@ async fn serve(
         app: ticket.app,
         key: ticket.key,
         alias: None,
-        window_start: Instant::now(),
-        window_count: 0,
-        warnings: 0,
+        rate_limit: SocketRateLimit::new(Instant::now()),
     };
     shared
         .hub
@@ -226,29 +220,21 @@ impl Session {
 
     fn handle(&mut self, text: &str) -> Flow {
         self.hub().record_inbound(&self.id, text);
-        let limit = if self.alias.is_some() {
-            IDENTIFIED_PER_SECOND
-        } else {
-            UNIDENTIFIED_PER_SECOND
-        };
-        if self.window_start.elapsed() >= Duration::from_secs(1) {
-            self.window_start = Instant::now();
-            self.window_count = 0;
-        }
-        self.window_count += 1;
-        if self.window_count > limit {
-            if self.warnings >= WARNINGS_BEFORE_CLOSE {
+        match self.rate_limit.check(Instant::now(), self.alias.is_some()) {
+            Verdict::Allow => {}
+            Verdict::Warn => {
+                self.error(
+                    "unknown",
+                    "RATE_LIMIT_EXCEEDED",
+                    &wire_text("RATE_LIMIT_EXCEEDED"),
+                    None,
+                );
+                return Flow::Continue;
+            }
+            Verdict::Close => {
                 self.hub().close_peer(&self.id, 1008, "RATE_LIMIT_EXCEEDED");
                 return Flow::Stop;
             }
-            self.warnings += 1;
-            self.error(
-                "unknown",
-                "RATE_LIMIT_EXCEEDED",
-                &wire_text("RATE_LIMIT_EXCEEDED"),
-                None,
-            );
-            return Flow::Continue;
         }
         if text == "v1.heartbeat" {
             self.hub().send(&self.id, text.to_owned());
