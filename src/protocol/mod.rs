@@ -4,3 +4,4 @@ pub mod admin;
 pub mod flow;
 pub mod pubsub;
 pub mod signal_fish;
+pub mod talo;

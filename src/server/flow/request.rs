@@ -118,13 +118,15 @@ pub fn parse(text: &str) -> Result<Request, FlowError> {
     let subscription_id = match object.get("subscription_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) => Some(id.clone()),
-        Some(other) => return Err(FlowError::bad_request(
-            None,
-            format!(
+        Some(other) => {
+            return Err(FlowError::bad_request(
+                None,
+                format!(
                 "error unmarshalling base message: subscription_id must be a string, not {other}"
             ),
-            Some(&action),
-        )),
+                Some(&action),
+            ))
+        }
     };
     match action.as_str() {
         "subscribe" => subscribe(&object, subscription_id),
