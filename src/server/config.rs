@@ -147,10 +147,17 @@ pub struct TaloPlayer {
     /// `username`, `steam`, … or `talo` for players who log in with a password.
     pub service: String,
     pub identifier: String,
-    /// Only for service `talo`. Kept as a SHA-256 hash once loaded.
-    #[serde(default)]
+    /// Only for service `talo`: a plain password, hashed with a fresh salt when the server
+    /// starts and never kept. Prefer `password_hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// Only for service `talo`: an Argon2id PHC string (`$argon2id$v=19$…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
 }
+
+/// Argon2id of `demo-password`, the demo player `bob`'s password.
+pub const DEMO_BOB_PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Pbu5e+hnSNZCmdppxEkxAg$XZ6m8rnETo8B+DPdtcM64FsrsSC8hemI0CoqyoiBgxM";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -286,6 +293,16 @@ impl Config {
                     ));
                 }
             }
+            for player in app.talo.iter().flat_map(|t| &t.players) {
+                let who = format!("app {:?}: player {:?}", app.id, player.identifier);
+                if player.password.is_some() && player.password_hash.is_some() {
+                    return Err(format!("{who}: give password or password_hash, not both"));
+                }
+                if let Some(phc) = &player.password_hash {
+                    crate::server::talo::password::check(phc)
+                        .map_err(|e| format!("{who}: password_hash: {e}"))?;
+                }
+            }
             for key in &app.pubsub_keys {
                 if !key_ids.insert(key.id.as_str()) {
                     return Err(format!("pub/sub key {:?} is used twice", key.id));
@@ -379,11 +396,13 @@ impl Config {
                                 service: "username".to_owned(),
                                 identifier: "alice".to_owned(),
                                 password: None,
+                                password_hash: None,
                             },
                             TaloPlayer {
                                 service: "talo".to_owned(),
                                 identifier: "bob".to_owned(),
-                                password: Some("demo-password".to_owned()),
+                                password: None,
+                                password_hash: Some(DEMO_BOB_PASSWORD_HASH.to_owned()),
                             },
                         ],
                         channels: vec![

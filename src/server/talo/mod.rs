@@ -6,6 +6,7 @@
 //! windows.
 
 pub mod http;
+pub mod password;
 pub mod rate_limit;
 pub mod socket;
 
@@ -13,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::server::config::{Config, TaloAccessKey, TaloApp};
 use crate::server::hub::now_ms;
@@ -65,8 +65,8 @@ struct State {
 
 pub struct Talo {
     state: Mutex<State>,
-    /// (app, identifier) → password hash, for `talo`-service players.
-    passwords: HashMap<(String, String), Vec<u8>>,
+    /// (app, identifier) → Argon2id PHC string, for `talo`-service players.
+    passwords: HashMap<(String, String), String>,
 }
 
 pub fn random_token() -> String {
@@ -75,10 +75,6 @@ pub fn random_token() -> String {
     (0..24)
         .map(|_| format!("{:02x}", rng.random::<u8>()))
         .collect()
-}
-
-fn hash(password: &str) -> Vec<u8> {
-    Sha256::digest(password.as_bytes()).to_vec()
 }
 
 impl Talo {
@@ -95,8 +91,19 @@ impl Talo {
                     service: player.service.clone(),
                     identifier: player.identifier.clone(),
                 });
-                if let Some(password) = &player.password {
-                    passwords.insert((app.id.clone(), player.identifier.clone()), hash(password));
+                let stored = match (&player.password_hash, &player.password) {
+                    (Some(phc), _) => Some(phc.clone()),
+                    (None, Some(plain)) => match password::hash(plain) {
+                        Ok(phc) => Some(phc),
+                        Err(e) => {
+                            tracing::error!(player = %player.identifier, "{e}; this player cannot log in");
+                            None
+                        }
+                    },
+                    (None, None) => None,
+                };
+                if let Some(phc) = stored {
+                    passwords.insert((app.id.clone(), player.identifier.clone()), phc);
                 }
             }
         }
@@ -207,14 +214,13 @@ impl Talo {
             })
     }
 
+    /// Verifying a password takes tens of milliseconds by design: call it off the async
+    /// workers (`spawn_blocking`).
     pub fn login(&self, app: &str, identifier: &str, password: &str) -> Option<(Alias, String)> {
-        let expected = self
+        let stored = self
             .passwords
             .get(&(app.to_owned(), identifier.to_owned()))?;
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(
-            expected.as_slice(),
-            hash(password).as_slice(),
-        )) {
+        if !password::verify(stored, password) {
             return None;
         }
         let alias = self.identify(app, "talo", identifier)?;
