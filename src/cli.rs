@@ -283,31 +283,11 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    // Without --url, a server of our own, in a data folder that lives as long as the replay.
-    let mut embedded = None;
-    let target = match &args.url {
-        Some(url) => {
-            replay::Target::from_url(url, args.admin_token.clone()).map_err(anyhow::Error::msg)?
-        }
-        None => {
-            let data_dir =
-                std::env::temp_dir().join(format!("relaydeck-replay-{}", std::process::id()));
-            let server = runtime.block_on(crate::server::spawn(
-                "127.0.0.1:0".parse()?,
-                crate::server::config::Config::demo(),
-                crate::server::ServerOptions {
-                    data_dir: data_dir.clone(),
-                    admin_token: None,
-                    admin_buffer: None,
-                },
-            ))?;
-            let target = replay::Target {
-                addr: server.addr.to_string(),
-                admin_token: Some(server.admin_token.clone()),
-            };
-            embedded = Some((server, data_dir));
-            target
-        }
+    let remote = match &args.url {
+        Some(url) => Some(
+            replay::Target::from_url(url, args.admin_token.clone()).map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
     };
     let total = args.files.len();
     let mut failed: Vec<String> = Vec::new();
@@ -325,6 +305,17 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "{label} — {}", session.header.name)?;
         let quiet = args.quiet;
         let mut buffered = Vec::new();
+        // Without --url, each session gets a fresh embedded server (Config::for_replay), so
+        // that no session sees what another left behind (rooms, quotas, statuses).
+        let embedded = match &remote {
+            Some(_) => None,
+            None => Some(runtime.block_on(EmbeddedServer::start())?),
+        };
+        let target = match (&remote, &embedded) {
+            (Some(target), _) => target.clone(),
+            (None, Some(server)) => server.target(),
+            (None, None) => unreachable!("one of the two is always set"),
+        };
         let report = runtime.block_on(replay::run(&session, &target, &mut |step| {
             let text = report::step_text(step);
             if quiet {
@@ -333,6 +324,9 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 anstream::print!("{text}");
             }
         }));
+        if let Some(server) = embedded {
+            runtime.block_on(server.stop());
+        }
         if quiet && !report.passed() {
             for text in &buffered {
                 write!(out, "{text}")?;
@@ -368,10 +362,6 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         if !passed {
             failed.push(path.display().to_string());
         }
-    }
-    if let Some((server, data_dir)) = embedded {
-        let _ = runtime.block_on(server.shutdown());
-        let _ = std::fs::remove_dir_all(data_dir);
     }
     writeln!(out, "\n{} of {total} sessions passed", total - failed.len())?;
     if failed.is_empty() {
@@ -485,11 +475,16 @@ fn console_options(
     for problem in [theme_problem, keymap_problem].into_iter().flatten() {
         app.set_status(problem, Severity::Warning);
     }
+    let sessions_dir = DataDirArg { data_dir: None }
+        .resolve()
+        .ok()
+        .map(|dir| dir.join("sessions"));
     crate::console::Options {
         admin_url,
         admin_token,
         theme,
         app,
+        sessions_dir,
     }
 }
 
@@ -554,4 +549,45 @@ fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::
     })?;
     outcome?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A replay server in a temporary data folder, removed when it stops.
+struct EmbeddedServer {
+    server: crate::server::RunningServer,
+    data_dir: std::path::PathBuf,
+}
+
+impl EmbeddedServer {
+    async fn start() -> anyhow::Result<EmbeddedServer> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let data_dir = std::env::temp_dir().join(format!(
+            "relaydeck-replay-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let server = crate::server::spawn(
+            "127.0.0.1:0".parse()?,
+            crate::server::config::Config::for_replay(),
+            crate::server::ServerOptions {
+                data_dir: data_dir.clone(),
+                admin_token: None,
+                admin_buffer: None,
+            },
+        )
+        .await?;
+        Ok(EmbeddedServer { server, data_dir })
+    }
+
+    fn target(&self) -> crate::session::replay::Target {
+        crate::session::replay::Target {
+            addr: self.server.addr.to_string(),
+            admin_token: Some(self.server.admin_token.clone()),
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.server.shutdown().await;
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
 }

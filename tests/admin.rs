@@ -120,6 +120,30 @@ async fn kick_closes_with_4020_and_is_audited() {
         ("kick", id.as_str())
     );
 
+    // The REST kick takes the pub/sub peerId a backend knows, as well as the hub id.
+    let mut peer = server.connect("/v1?key=pk_demo").await;
+    let welcome = recv_type(&mut peer, "welcome").await;
+    let peer_id = welcome["peerId"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    let response = http
+        .delete(server.http(&format!("/v1/peers/{peer_id}")))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        recv_close(&mut peer).await,
+        (4020, "admin_disconnect".to_owned())
+    );
+    let response = http
+        .delete(server.http("/v1/peers/peer-nobody"))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+
     let missing = admin
         .command(Command::Kick {
             peer: "p999".into(),

@@ -424,3 +424,67 @@ fn authority_can_be_transferred_and_revoked_after_confirming() {
     assert!(app.run_command_line("transfer WWGV8B nobody").is_empty());
     assert!(app.status.as_ref().unwrap().0.contains("no player"));
 }
+
+#[test]
+fn the_composer_at_80x24() {
+    let mut app = loaded_app(false);
+    app.run_command_line("compose channel_not_authorized");
+    insta::assert_snapshot!("composer", render(&mut app, 80, 24));
+    app.composer.set_text("{\"type\":");
+    insta::assert_snapshot!("composer_invalid_json", render(&mut app, 80, 24));
+}
+
+#[test]
+fn the_composer_sends_through_a_probe_then_the_same_probe() {
+    let mut app = loaded_app(false);
+    app.run_command_line("compose");
+    app.composer.set_text(
+        r#"[{"type":"subscribe","channel":"demo/a"},{"type":"publish","channel":"demo/a"}]"#,
+    );
+    let effects = app.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('s'),
+        KeyModifiers::CONTROL,
+    )));
+    let [Effect::Send(first)] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    assert!(matches!(
+        &first.command,
+        Command::Inject {
+            target: relaydeck::protocol::admin::InjectTarget::Probe { .. },
+            ..
+        }
+    ));
+    // The second frame waits for the probe's id, then goes through the same probe.
+    let opened = relaydeck::protocol::admin::CommandResult {
+        id: first.id,
+        ok: true,
+        message: "probe p9 connected".into(),
+        data: Some(json!({"peer": "p9"})),
+    };
+    let effects = app.update(Msg::Server(ServerMessage::Result(opened)));
+    let [Effect::Send(second)] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    assert!(
+        matches!(&second.command, Command::Inject { target: relaydeck::protocol::admin::InjectTarget::ExistingProbe { peer }, .. } if peer == "p9")
+    );
+    assert_eq!(app.composer.watching.as_deref(), Some("p9"));
+}
+
+#[test]
+fn a_log_line_opens_in_the_composer() {
+    let mut app = loaded_app(false);
+    app.update(key(KeyCode::Char('7')));
+    // Newest first: the close, then the tapped frame p1 sent.
+    app.update(key(KeyCode::Char('j')));
+    app.update(key(KeyCode::Char('e')));
+    assert_eq!(app.view, View::Composer);
+    assert_eq!(
+        app.composer.target,
+        relaydeck::console::composer::Target::Peer("p1".into())
+    );
+    assert!(app.composer.text().contains("demo/lobby"));
+    app.update(key(KeyCode::Esc));
+    assert_eq!(app.view, View::Log);
+}

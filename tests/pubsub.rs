@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use relaydeck::protocol::admin::{Command, FaultTarget};
+use relaydeck::protocol::admin::{Command, Event, FaultTarget};
 use relaydeck::server::config::Config;
 use relaydeck::server::token;
 use serde_json::json;
@@ -253,6 +253,59 @@ async fn armed_faults_produce_server_side_codes() {
         })
         .await;
     assert!(!refused.ok);
+}
+
+#[tokio::test]
+async fn a_disarmed_fault_stops_failing_requests() {
+    let server = TestServer::demo().await;
+    let mut admin = server.admin().await;
+    let (mut peer, _) = welcomed(&server, "/v1?key=pk_demo").await;
+    // Admin commands name peers by their hub id, not by the pub/sub peerId of the welcome.
+    let Event::PeerConnected { peer: info } = admin
+        .wait_event(|event| matches!(event, Event::PeerConnected { .. }))
+        .await
+    else {
+        unreachable!("wait_event returns the event it matched")
+    };
+    let armed = admin
+        .command(Command::ArmFault {
+            target: FaultTarget::Peer { peer: info.id },
+            code: "backend_error".to_owned(),
+            count: 5,
+        })
+        .await;
+    assert!(armed.ok, "{armed:?}");
+    let Event::FaultArmed { fault } = admin
+        .wait_event(|event| matches!(event, Event::FaultArmed { .. }))
+        .await
+    else {
+        unreachable!("wait_event returns the event it matched")
+    };
+    assert_eq!(fault.remaining, 5);
+    send_json(
+        &mut peer,
+        json!({"type":"publish","channel":"demo/a","data":1,"requestId":"d-1"}),
+    )
+    .await;
+    expect_error(&mut peer, "backend_error", Some("d-1")).await;
+
+    let disarmed = admin
+        .command(Command::DisarmFault { fault: fault.id })
+        .await;
+    assert!(disarmed.ok, "{disarmed:?}");
+    send_json(
+        &mut peer,
+        json!({"type":"publish","channel":"demo/a","data":1,"requestId":"d-2"}),
+    )
+    .await;
+    assert_eq!(
+        recv_json(&mut peer).await,
+        json!({"type":"ack","requestId":"d-2"})
+    );
+    let again = admin
+        .command(Command::DisarmFault { fault: fault.id })
+        .await;
+    assert!(!again.ok, "a fault is disarmed once: {again:?}");
 }
 
 #[tokio::test]

@@ -30,10 +30,11 @@ pub enum View {
     Apps,
     Log,
     Catalog,
+    Composer,
 }
 
 impl View {
-    pub const ALL: [View; 8] = [
+    pub const ALL: [View; 9] = [
         View::Overview,
         View::Peers,
         View::Rooms,
@@ -42,6 +43,7 @@ impl View {
         View::Apps,
         View::Log,
         View::Catalog,
+        View::Composer,
     ];
 
     pub fn title(self) -> &'static str {
@@ -54,6 +56,7 @@ impl View {
             View::Apps => "Apps",
             View::Log => "Log",
             View::Catalog => "Catalog",
+            View::Composer => "Compose",
         }
     }
 
@@ -219,11 +222,26 @@ pub enum Msg {
     Server(ServerMessage),
     Connection(Connection),
     Key(KeyEvent),
+    /// A reply to the composer's plain client (or a note about its connection).
+    DirectReply(String),
+    /// Something the main loop did for the app (a saved session, a failed write).
+    Notice(String, Severity),
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Send(CommandEnvelope),
+    /// Send frames to any WebSocket URL with a plain client; replies come back as
+    /// [`Msg::DirectReply`].
+    Direct {
+        url: String,
+        frames: Vec<String>,
+    },
+    /// Write a session file named `name` into the user's sessions folder.
+    SaveSession {
+        name: String,
+        text: String,
+    },
     Quit,
 }
 
@@ -250,6 +268,15 @@ pub struct App {
     pub dirty: bool,
     /// Rows visible in the body, for page up/down; the UI keeps it current.
     pub page_rows: usize,
+    pub composer: super::composer::Composer,
+    /// The view to return to when leaving the composer.
+    previous_view: View,
+    /// Frames waiting for the composer's probe to be opened (its id is not known yet).
+    probe_queue: Vec<Command>,
+    probe_request: Option<u64>,
+    /// Effects produced while applying server messages (queued probe frames), handed out
+    /// with the next update.
+    deferred: Vec<Effect>,
 }
 
 const COMMANDS: [&str; 17] = [
@@ -294,6 +321,11 @@ impl App {
             pending: HashMap::new(),
             dirty: true,
             page_rows: 10,
+            composer: super::composer::Composer::new(),
+            previous_view: View::Overview,
+            probe_queue: Vec::new(),
+            probe_request: None,
+            deferred: Vec::new(),
         }
     }
 
@@ -321,7 +353,7 @@ impl App {
         match msg {
             Msg::Server(message) => {
                 self.apply(message);
-                Vec::new()
+                std::mem::take(&mut self.deferred)
             }
             Msg::Connection(connection) => {
                 if connection == Connection::Connected {
@@ -335,6 +367,15 @@ impl App {
                 Vec::new()
             }
             Msg::Key(key) => self.on_key(key),
+            Msg::DirectReply(text) => {
+                self.composer.direct_replies.push(text);
+                self.dirty = true;
+                Vec::new()
+            }
+            Msg::Notice(text, severity) => {
+                self.set_status(text, severity);
+                Vec::new()
+            }
         }
     }
 
@@ -369,6 +410,37 @@ impl App {
                 self.apply_event(at_ms, event);
             }
             ServerMessage::Result(result) => {
+                if self.probe_request == Some(result.id) {
+                    self.probe_request = None;
+                    let probe = result
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("peer"))
+                        .and_then(|p| p.as_str())
+                        .map(str::to_owned);
+                    let queued = std::mem::take(&mut self.probe_queue);
+                    if let (true, Some(probe)) = (result.ok, probe) {
+                        self.composer.watching = Some(probe.clone());
+                        for command in queued {
+                            let command = match command {
+                                Command::Inject {
+                                    target:
+                                        crate::protocol::admin::InjectTarget::ExistingProbe { .. },
+                                    frame,
+                                } => Command::Inject {
+                                    target: crate::protocol::admin::InjectTarget::ExistingProbe {
+                                        peer: probe.clone(),
+                                    },
+                                    frame,
+                                },
+                                other => other,
+                            };
+                            for effect in self.send(command) {
+                                self.deferred.push(effect);
+                            }
+                        }
+                    }
+                }
                 let asked = self.pending.remove(&result.id).unwrap_or_default();
                 let severity = if result.ok {
                     Severity::Info
@@ -575,6 +647,7 @@ impl App {
                 }
                 _ => Vec::new(),
             },
+            Mode::Normal if self.view == View::Composer => self.composer_key(key),
             Mode::Normal => match self.keymap.action(&key) {
                 Some(action) => self.on_action(action),
                 None => Vec::new(),
@@ -713,6 +786,35 @@ impl App {
         let arg = args.first().copied();
         match (name, arg) {
             ("q" | "quit", _) => vec![Effect::Quit],
+            ("compose", code) => {
+                self.open_composer();
+                if let Some(code) = code {
+                    if !self.composer.template_for(code) {
+                        self.set_status(
+                            format!("no template reproduces {code}"),
+                            Severity::Warning,
+                        );
+                    }
+                }
+                Vec::new()
+            }
+            ("target", Some(_)) => {
+                match super::composer::Target::parse(args) {
+                    Ok(target) => {
+                        self.set_status(
+                            format!("composer target: {}", target.describe()),
+                            Severity::Info,
+                        );
+                        self.composer.target = target;
+                    }
+                    Err(problem) => self.set_status(problem, Severity::Warning),
+                }
+                Vec::new()
+            }
+            ("record", Some(name)) => self.record(name),
+            ("fault", Some(target)) => {
+                self.arm_fault(target, args.get(1).copied(), args.get(2).copied())
+            }
             ("kick", Some(peer)) => self.confirm_kick(peer),
             ("suspend", Some(app)) => self.confirm_app_status(app, AppStatus::Suspended),
             ("activate", Some(app)) => self.confirm_app_status(app, AppStatus::Active),
@@ -862,13 +964,215 @@ impl App {
                     Severity::Warning,
                 ),
             },
+            Action::Edit => self.edit_selected(),
+            Action::ViewComposer => self.open_composer(),
             Action::None => {}
         }
         Vec::new()
     }
 
+    fn open_composer(&mut self) {
+        if self.view != View::Composer {
+            self.previous_view = self.view;
+        }
+        self.switch(View::Composer);
+    }
+
+    /// `e` on a log line: a frame a peer sent opens in the composer as that peer; an error
+    /// opens the template that reproduces its code.
+    fn edit_selected(&mut self) {
+        let entries = self.log_entries(None);
+        let offset = self.table_state(View::Log).selected;
+        let Some(entry) = entries
+            .len()
+            .checked_sub(offset + 1)
+            .and_then(|i| entries.get(i))
+            .map(|e| (*e).clone())
+        else {
+            self.set_status(
+                "select a log line first (j/k in the log view)",
+                Severity::Warning,
+            );
+            return;
+        };
+        match (&entry.kind, &entry.peer) {
+            (
+                LogKind::Frame {
+                    direction: Direction::In,
+                    text,
+                },
+                Some(peer),
+            ) => {
+                self.open_composer();
+                self.composer.set_text(text);
+                self.composer.target = super::composer::Target::Peer(peer.clone());
+                self.composer.pretty_print();
+            }
+            (LogKind::Error { code, .. }, _)
+            | (
+                LogKind::Closed {
+                    code: Some(_),
+                    reason: code,
+                },
+                _,
+            ) => {
+                let qualified = entry
+                    .decoded()
+                    .map(|e| e.qualified())
+                    .unwrap_or_else(|| code.clone());
+                self.open_composer();
+                if !self.composer.template_for(&qualified) {
+                    self.set_status(
+                        format!("no template reproduces {qualified}"),
+                        Severity::Warning,
+                    );
+                }
+            }
+            _ => self.set_status(
+                "only frames a peer sent, and errors, can be edited",
+                Severity::Warning,
+            ),
+        }
+    }
+
+    fn composer_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match (key.code, ctrl) {
+            (KeyCode::Esc, _) => {
+                let back = self.previous_view;
+                self.switch(back);
+                Vec::new()
+            }
+            (KeyCode::Char('s'), true) => self.composer_send(),
+            (KeyCode::Char('p'), true) => {
+                self.composer.pretty_print();
+                Vec::new()
+            }
+            (KeyCode::Char('n'), true) | (KeyCode::Char('b'), true) => {
+                let back = key.code == KeyCode::Char('b');
+                if let Some(template) = self.composer.cycle_template(back) {
+                    let text =
+                        format!("template {} ({})", template.name, template.codes.join(", "));
+                    self.set_status(text, Severity::Info);
+                }
+                Vec::new()
+            }
+            (KeyCode::Char('o'), true) => {
+                self.command_line.clear();
+                self.mode = Mode::Command;
+                Vec::new()
+            }
+            (KeyCode::Char('c'), true) => vec![Effect::Quit],
+            _ => {
+                self.composer.editor.input(key);
+                self.composer.validate();
+                Vec::new()
+            }
+        }
+    }
+
+    fn composer_send(&mut self) -> Vec<Effect> {
+        if self.admin_refused() {
+            return Vec::new();
+        }
+        match self.composer.dispatch() {
+            Err(problem) => {
+                self.set_status(problem, Severity::Warning);
+                Vec::new()
+            }
+            Ok(super::composer::Dispatch::Direct { url, frames }) => {
+                self.set_status(
+                    format!("sending {} frame(s) to {url}", frames.len()),
+                    Severity::Info,
+                );
+                vec![Effect::Direct { url, frames }]
+            }
+            Ok(super::composer::Dispatch::Admin(commands)) => {
+                let mut commands = commands.into_iter();
+                let mut effects = Vec::new();
+                if let Some(first) = commands.next() {
+                    let opens_probe = matches!(
+                        &first,
+                        Command::Inject {
+                            target: crate::protocol::admin::InjectTarget::Probe { .. },
+                            ..
+                        }
+                    );
+                    effects.extend(self.send(first));
+                    if opens_probe {
+                        self.probe_request = Some(self.next_command_id - 1);
+                        self.probe_queue = commands.collect();
+                        return effects;
+                    }
+                }
+                for command in commands {
+                    effects.extend(self.send(command));
+                }
+                effects
+            }
+        }
+    }
+
+    /// The composer's probe exchange as a session file.
+    fn record(&mut self, name: &str) -> Vec<Effect> {
+        let valid_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid_name {
+            self.set_status(
+                "a session name is letters, digits, '-', '_' and '.'",
+                Severity::Warning,
+            );
+            return Vec::new();
+        }
+        let watching = self.composer.watching.clone();
+        let mut codes: Vec<String> = self
+            .log
+            .iter()
+            .filter(|e| e.peer.is_some() && e.peer == watching)
+            .filter_map(|e| e.decoded())
+            .filter(|e| e.severity() != Severity::Info)
+            .map(|e| e.qualified())
+            .collect();
+        codes.dedup();
+        match self.composer.to_session(name, &codes) {
+            Ok(session) => vec![Effect::SaveSession {
+                name: name.to_owned(),
+                text: session.to_jsonl(),
+            }],
+            Err(problem) => {
+                self.set_status(problem, Severity::Warning);
+                Vec::new()
+            }
+        }
+    }
+
+    /// `:fault <dialect|peer> <code> [count]`.
+    fn arm_fault(&mut self, target: &str, code: Option<&str>, count: Option<&str>) -> Vec<Effect> {
+        let Some(code) = code else {
+            self.set_status(":fault <dialect|peer> <code> [count]", Severity::Warning);
+            return Vec::new();
+        };
+        let target = match target.parse::<Dialect>() {
+            Ok(dialect) => crate::protocol::admin::FaultTarget::Dialect { dialect },
+            Err(_) => crate::protocol::admin::FaultTarget::Peer {
+                peer: target.to_owned(),
+            },
+        };
+        let count = count.and_then(|c| c.parse().ok()).unwrap_or(1);
+        self.request(Command::ArmFault {
+            target,
+            code: code.to_owned(),
+            count,
+        })
+    }
+
     fn move_selection(&mut self, delta: isize) {
-        let count = self.table(self.view).rows.len();
+        let count = match self.view {
+            View::Log => self.log_entries(None).len(),
+            view => self.table(view).rows.len(),
+        };
         let state = self.table_state_mut();
         let current = state.selected as isize;
         state.selected =
@@ -1211,7 +1515,7 @@ impl App {
                     rows: self.sorted(View::Catalog, rows),
                 };
             }
-            View::Overview | View::Log => (&[], Vec::new()),
+            View::Overview | View::Log | View::Composer => (&[], Vec::new()),
         };
         let filter = self.table_state(view).filter.to_lowercase();
         if !filter.is_empty() {

@@ -41,6 +41,9 @@ pub enum Action {
     ActivateApp,
     CloseRoom,
     Tap,
+    /// Open the selected log line in the composer.
+    Edit,
+    ViewComposer,
     /// Unbinds a key in a user file.
     None,
 }
@@ -76,6 +79,8 @@ impl Action {
             Action::ActivateApp => "activate the selected app",
             Action::CloseRoom => "close the selected room",
             Action::Tap => "tap the selected peer's frames on or off",
+            Action::Edit => "edit the selected log line in the composer",
+            Action::ViewComposer => "composer",
             Action::None => "nothing",
         }
     }

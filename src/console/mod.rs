@@ -5,6 +5,7 @@
 //! - [`run`]: the main loop, generic over the backend so tests drive it on `TestBackend`.
 
 pub mod app;
+pub mod composer;
 pub mod keymap;
 pub mod net;
 pub mod theme;
@@ -26,6 +27,8 @@ pub struct Options {
     pub admin_token: String,
     pub theme: Theme,
     pub app: App,
+    /// Where `:record` writes session files.
+    pub sessions_dir: Option<std::path::PathBuf>,
 }
 
 /// The folder for the user's keymap and themes.
@@ -42,8 +45,10 @@ pub async fn run<B: Backend>(terminal: &mut Terminal<B>, options: Options) -> an
         admin_token,
         theme,
         mut app,
+        sessions_dir,
     } = options;
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Msg>();
+    let events_tx_for_direct = events_tx.clone();
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let network = tokio::spawn(net::run(admin_url, admin_token, events_tx, commands_rx));
     let mut keys = EventStream::new();
@@ -77,18 +82,99 @@ pub async fn run<B: Backend>(terminal: &mut Terminal<B>, options: Options) -> an
                 }
             }
         }
+        let mut effects_after = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Quit => break 'main,
                 Effect::Send(envelope) => {
                     let _ = commands_tx.send(envelope);
                 }
+                Effect::Direct { url, frames } => {
+                    tokio::spawn(direct_exchange(url, frames, events_tx_for_direct.clone()));
+                }
+                Effect::SaveSession { name, text } => {
+                    let outcome = save_session(sessions_dir.as_deref(), &name, &text);
+                    let notice = match outcome {
+                        Ok(path) => Msg::Notice(
+                            format!(
+                                "session saved to {}; replay it with: relaydeck replay {}",
+                                path.display(),
+                                path.display()
+                            ),
+                            crate::catalog::Severity::Info,
+                        ),
+                        Err(problem) => Msg::Notice(problem, crate::catalog::Severity::Error),
+                    };
+                    effects_after.extend(app.update(notice));
+                }
+            }
+        }
+        for effect in effects_after {
+            if let Effect::Send(envelope) = effect {
+                let _ = commands_tx.send(envelope);
             }
         }
     }
     drop(commands_tx);
     let _ = tokio::time::timeout(Duration::from_secs(1), network).await;
     Ok(())
+}
+
+/// How long the composer's plain client listens for replies.
+const DIRECT_LISTEN: Duration = Duration::from_secs(3);
+
+/// The composer's plain client: connect, send, and report what comes back for a while.
+async fn direct_exchange(url: String, frames: Vec<String>, events: mpsc::UnboundedSender<Msg>) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let report = |text: String| {
+        let _ = events.send(Msg::DirectReply(text));
+    };
+    let mut socket = match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(url.as_str()),
+    )
+    .await
+    {
+        Ok(Ok((socket, _))) => socket,
+        Ok(Err(error)) => return report(format!("(could not connect to {url}: {error})")),
+        Err(_) => return report(format!("(timed out connecting to {url})")),
+    };
+    for frame in frames {
+        if let Err(error) = socket.send(Message::Text(frame.into())).await {
+            return report(format!("(sending failed: {error})"));
+        }
+    }
+    let deadline = tokio::time::Instant::now() + DIRECT_LISTEN;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(Message::Text(text)))) => report(text.to_string()),
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                report(match frame {
+                    Some(frame) => format!("close {} {}", u16::from(frame.code), frame.reason),
+                    None => "close".to_owned(),
+                });
+                return;
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(error))) => return report(format!("(receive failed: {error})")),
+            Ok(None) => return report("(the connection ended)".to_owned()),
+        }
+    }
+    let _ = socket.close(None).await;
+}
+
+fn save_session(
+    dir: Option<&std::path::Path>,
+    name: &str,
+    text: &str,
+) -> Result<std::path::PathBuf, String> {
+    let dir = dir.ok_or("no data folder to save sessions in")?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(format!("{name}.jsonl"));
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
 }
 
 /// Put the terminal in raw mode on the alternate screen, and restore it on every exit,

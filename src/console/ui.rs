@@ -31,6 +31,7 @@ pub fn draw(app: &mut App, theme: &Theme, frame: &mut Frame) {
         None => match app.view {
             View::Overview => draw_overview(app, theme, frame, body),
             View::Log => draw_log(app, theme, frame, body, None, "Live log"),
+            View::Composer => draw_composer(app, theme, frame, body),
             view => draw_table(app, theme, frame, body, view),
         },
     }
@@ -47,16 +48,18 @@ fn draw_tabs(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     // The name goes first when there is room for it; the view tabs always fit in 80 columns.
     let mut spans = Vec::new();
     if area.width >= 90 {
-        spans.push(Span::styled(" relaydeck ", theme.title));
+        spans.push(Span::styled(" relaydeck", theme.title));
     }
+    spans.push(Span::raw(" "));
     for (index, view) in View::ALL.iter().enumerate() {
-        let label = format!(" {} {} ", index + 1, view.title());
+        let label = format!("{} {}", index + 1, view.title());
         let style = if *view == app.view {
             theme.selection
         } else {
             theme.muted
         };
         spans.push(Span::styled(label, style));
+        spans.push(Span::raw(" "));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -363,8 +366,17 @@ fn draw_log(
     let width = area.width.saturating_sub(50).max(20) as usize;
     // Newest at the bottom: walk back from the end until the area is full.
     let mut lines: Vec<Line> = Vec::new();
-    for entry in entries.iter().rev() {
+    let selected =
+        (peer.is_none() && app.view == View::Log).then(|| app.table_state(View::Log).selected);
+    for (offset, entry) in entries.iter().rev().enumerate() {
         let mut entry_lines = log_lines(entry, theme, width);
+        if selected == Some(offset) {
+            if let Some(first) = entry_lines.first_mut() {
+                *first = first
+                    .clone()
+                    .patch_style(Style::default().add_modifier(Modifier::REVERSED));
+            }
+        }
         if lines.len() + entry_lines.len() > height {
             break;
         }
@@ -576,6 +588,14 @@ fn draw_status(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
 }
 
 fn draw_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    if app.view == View::Composer {
+        let hints = " ctrl-s send  ctrl-p pretty  ctrl-n/b template  ctrl-o :command (:target :record :fault)  esc leave";
+        frame.render_widget(
+            Paragraph::new(Span::styled(hints, theme.status)).style(theme.status),
+            area,
+        );
+        return;
+    }
     let mut hints = vec![
         "?:help", ":cmd", "/:filter", "tab:view", "⏎:open", "s:sort", "q:quit",
     ];
@@ -584,6 +604,7 @@ fn draw_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             View::Peers => hints.extend(["x:kick", "t:tap"]),
             View::Apps => hints.extend(["S:suspend", "A:activate"]),
             View::Rooms => hints.push("c:close"),
+            View::Log => hints.push("e:edit"),
             _ => {}
         }
     }
@@ -664,6 +685,7 @@ fn draw_help(app: &App, theme: &Theme, frame: &mut Frame) {
     if !app.readonly {
         commands.push(":kick <peer>  :tap <peer>  :untap <peer>  :close-room <code>");
         commands.push(":transfer <room> <player>  :revoke-authority <room>");
+        commands.push(":compose [code]  :target probe|peer|url …  :record <name>  :fault <dialect|peer> <code> [n]");
         commands.push(":suspend <app>  :activate <app>  :revoke <app>  :expire <app>");
     }
     for command in commands {
@@ -689,4 +711,83 @@ fn cut(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
+}
+
+fn draw_composer(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let [editor_area, answers] =
+        Layout::vertical([Constraint::Percentage(55), Constraint::Min(4)]).areas(area);
+    let validity = match &app.composer.problem {
+        None => Span::styled(" valid JSON ", theme.info),
+        Some(problem) => Span::styled(format!(" {} ", cut(problem, 60)), theme.error),
+    };
+    let template = app
+        .composer
+        .template
+        .and_then(|i| app.composer.templates.get(i))
+        .map(|t| format!(" · template {} ", t.codes.join(" ")))
+        .unwrap_or_default();
+    let title = Line::from(Span::styled(
+        format!(" Frame → {}{template}", app.composer.target.describe()),
+        theme.title,
+    ));
+    app.composer
+        .editor
+        .set_block(block(theme, title).title_bottom(Line::from(validity)));
+    app.composer.editor.set_cursor_line_style(Style::default());
+    frame.render_widget(&app.composer.editor, editor_area);
+    match (&app.composer.target, app.composer.watching.clone()) {
+        (crate::console::composer::Target::Url(_), _) => {
+            let width = answers.width.saturating_sub(4) as usize;
+            let mut lines = Vec::new();
+            for reply in &app.composer.direct_replies {
+                let decoded = crate::catalog::decode::decode(reply, None)
+                    .ok()
+                    .and_then(|d| d.best());
+                match decoded {
+                    Some(entry) => {
+                        lines.push(Line::from(Span::styled(
+                            format!(
+                                "✖ {} — {} · retry: {}",
+                                entry.qualified(),
+                                entry.title,
+                                entry.retry.id()
+                            ),
+                            theme.severity(entry.severity()),
+                        )));
+                        lines.push(Line::from(Span::styled(
+                            format!("  {}", cut(entry.guidance, width)),
+                            theme.text,
+                        )));
+                    }
+                    None => lines.push(Line::from(Span::styled(cut(reply, width), theme.text))),
+                }
+            }
+            if lines.is_empty() {
+                lines.push(Line::from(Span::styled(
+                    "replies from the plain client appear here",
+                    theme.muted,
+                )));
+            }
+            frame.render_widget(
+                Paragraph::new(lines).block(block(theme, " Answers ")),
+                answers,
+            );
+        }
+        (_, Some(peer)) => draw_log(
+            app,
+            theme,
+            frame,
+            answers,
+            Some(&peer),
+            &format!("Answers to {peer}"),
+        ),
+        (_, None) => frame.render_widget(
+            Paragraph::new(Span::styled(
+                "send with ctrl-s; the server's answers appear here, decoded",
+                theme.muted,
+            ))
+            .block(block(theme, " Answers ")),
+            answers,
+        ),
+    }
 }

@@ -351,10 +351,11 @@ fn arm_fault(
                 .dialect
         }
     };
-    if catalog::get(dialect, &code).is_none() {
+    // The catalog's own spelling, so that `internal_error` arms Flow's `internal error`.
+    let Some(entry) = catalog::get(dialect, &code) else {
         return Err(format!("{code:?} is not a {dialect} code in the catalog"));
-    }
-    let fault = shared.hub.arm_fault(target, code, count);
+    };
+    let fault = shared.hub.arm_fault(target, entry.code.to_owned(), count);
     Ok(format!(
         "fault {} armed: the next {} requests fail with {}",
         fault.id, fault.remaining, fault.code

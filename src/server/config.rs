@@ -330,6 +330,17 @@ impl Config {
         })
     }
 
+    /// The demo configuration with short Signal Fish timers (authentication 1 s, activity
+    /// 2.5 s, reconnection window 0.8 s), so that sessions reproducing the timer codes replay in
+    /// seconds. `relaydeck replay` without `--url` runs each session on a fresh server with it.
+    pub fn for_replay() -> Config {
+        let mut config = Config::demo();
+        config.signal_fish.auth_timeout_ms = 1_000;
+        config.signal_fish.idle_timeout_ms = 2_500;
+        config.signal_fish.reconnect_window_ms = 800;
+        config
+    }
+
     /// The built-in demo configuration, used when no `--config` is given. Every credential in
     /// it is listed in the README.
     pub fn demo() -> Config {

@@ -197,7 +197,8 @@ pub async fn mint_token(
     .into_response()
 }
 
-/// `DELETE /v1/peers/{id}` with the admin token: the same as an admin kick.
+/// `DELETE /v1/peers/{id}` with the admin token: the same as an admin kick. `id` is the hub id
+/// or the pub/sub `peerId` of the welcome, which is what a backend knows.
 pub async fn kick_peer(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -207,7 +208,11 @@ pub async fn kick_peer(
     if !token_matches(presented.as_deref(), &shared.admin_token) {
         return error(StatusCode::UNAUTHORIZED, "a valid admin token is required");
     }
-    match shared.hub.kick(&id, None) {
+    match shared
+        .hub
+        .resolve_peer(&id, crate::catalog::Dialect::Pubsub)
+        .and_then(|peer| shared.hub.kick(&peer, None))
+    {
         Ok(info) => {
             let message = format!("closing {} with 4020 admin_disconnect", info.id);
             if let Err(e) = shared

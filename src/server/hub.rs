@@ -519,6 +519,26 @@ impl Hub {
             .map(|p| p.info.id.clone())
     }
 
+    /// A peer named by its hub id or, failing that, by its identity in `dialect` (the
+    /// pub/sub `peerId` a backend knows). An identity live in several apps is ambiguous.
+    pub fn resolve_peer(&self, name: &str, dialect: Dialect) -> Result<PeerId, String> {
+        let state = self.lock();
+        if state.peers.contains_key(name) {
+            return Ok(name.to_owned());
+        }
+        let mut matching = state
+            .peers
+            .values()
+            .filter(|p| p.info.dialect == dialect && p.info.identity.as_deref() == Some(name));
+        match (matching.next(), matching.next()) {
+            (Some(peer), None) => Ok(peer.info.id.clone()),
+            (Some(_), Some(_)) => Err(format!(
+                "{name} is live in several apps; name the peer by its hub id"
+            )),
+            (None, _) => Err(format!("no peer {name}")),
+        }
+    }
+
     /// Forget a peer whose connection ended; `client_close` is the close the client sent, if
     /// any. Channel memberships and subscriptions go with it.
     pub fn remove_peer(
@@ -1150,4 +1170,59 @@ pub fn slow_consumer_close(dialect: Dialect) -> (u16, &'static str) {
 /// Arguments shown in the subscriptions view for a channel subscription.
 pub fn no_arguments() -> Value {
     Value::Object(serde_json::Map::new())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_peer_that_stops_reading_is_closed_as_a_slow_consumer() {
+        let hub = Hub::new(Config::demo(), "test".into(), &BTreeMap::new(), 64);
+        let (_, _, mut events) = hub.subscribe();
+        let mut link = hub
+            .register_peer(
+                NewPeer {
+                    dialect: Dialect::Pubsub,
+                    app: Some("demo".into()),
+                    identity: None,
+                    addr: "127.0.0.1:1".into(),
+                    probe_nonce: None,
+                },
+                None,
+            )
+            .unwrap();
+        for _ in 0..OUTBOX_CAPACITY {
+            assert!(hub.send(&link.id, "{}"));
+        }
+        assert!(
+            !hub.send(&link.id, "{}"),
+            "the frame past the outbox capacity is refused"
+        );
+        assert_eq!(
+            link.abort.borrow_and_update().clone(),
+            Some((1013, "try_again_later".to_owned()))
+        );
+        assert!(
+            !hub.send(&link.id, "{}"),
+            "a closing peer takes no more frames"
+        );
+        let mut emitted = None;
+        while let Ok(delta) = events.try_recv() {
+            let message: ServerMessage = serde_json::from_str(delta.text.as_str()).unwrap();
+            if let ServerMessage::Delta {
+                event: Event::ErrorEmitted { code, frame, .. },
+                ..
+            } = message
+            {
+                emitted = Some((code, frame));
+            }
+        }
+        assert_eq!(
+            emitted,
+            Some(("1013".to_owned(), "close 1013 try_again_later".to_owned()))
+        );
+    }
 }

@@ -51,6 +51,14 @@ use self::persist::Persist;
 /// The header a probe connection presents so the server can recognise its own probes.
 pub const PROBE_HEADER: &str = "x-relaydeck-probe";
 
+/// The probe nonce a connection presents, if it is one of the server's own probes.
+pub fn probe_nonce(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(PROBE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 /// How long shutdown waits for peers to take their close frames.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 

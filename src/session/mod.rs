@@ -27,15 +27,21 @@
 //!   mismatch. `capture` stores values (by JSON pointer) into variables.
 //! - `expect_close {conn, code, reason?, timeout_ms?}` waits for the server to close `conn`.
 //! - `close {conn, code?}` closes `conn` from the client side.
-//! - `http {method, path, headers?, body?, expect_status?, expect_code?, capture?}` sends an
-//!   HTTP request; `expect_code` is decoded from the response like a pasted status and body.
+//! - `http {method, path, headers?, body?, repeat?, expect_status?, expect_code?, capture?}`
+//!   sends an HTTP request (`repeat` times, checking the last); `expect_code` is decoded from
+//!   the response like a pasted status and body.
 //! - `admin {command, expect_ok?, capture?}` sends an admin protocol command (without its
 //!   `id`) over `/admin` and checks the result's `ok` (default true).
 //! - `wait {ms}` pauses (at most 60 s), for windows that must pass.
 //!
 //! Any string in a step may contain `${name}`: a variable captured earlier, or `${peer:conn}`,
 //! the server's peer id of connection `conn` (learnt from the admin snapshot and deltas by
-//! matching the connection's local address).
+//! matching the connection's local address). A string that is exactly `"${name}"` becomes the
+//! captured JSON value itself, so a captured number stays a number.
+//!
+//! Sessions that depend on timers (authentication and activity timeouts, reconnection windows)
+//! are written for [`crate::server::config::Config::for_replay`], the configuration of the
+//! embedded server `relaydeck replay` starts when no `--url` is given.
 
 pub mod replay;
 
@@ -125,6 +131,9 @@ pub enum Step {
         headers: BTreeMap<String, String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         body: Option<Value>,
+        /// Send the request this many times and check the last response.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repeat: Option<u32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expect_status: Option<u16>,
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -120,7 +120,7 @@ struct Runner<'a> {
     dialect: Dialect,
     connections: HashMap<String, Connection>,
     admin: Option<Admin>,
-    variables: BTreeMap<String, String>,
+    variables: BTreeMap<String, Value>,
     codes_seen: Vec<String>,
     http: reqwest::Client,
 }
@@ -191,10 +191,11 @@ impl Runner<'_> {
             let key = format!("peer:{conn}");
             if !self.variables.contains_key(&key) {
                 let id = self.peer_id_of(&conn).await?;
-                self.variables.insert(key, id);
+                self.variables.insert(key, Value::String(id));
             }
         }
         substitute(&mut value, &self.variables)?;
+        stringify_text_fields(&mut value);
         serde_json::from_value(value)
             .map_err(|e| format!("step after substitution is invalid: {e}"))
     }
@@ -266,10 +267,25 @@ impl Runner<'_> {
                 path,
                 headers,
                 body,
+                repeat,
                 expect_status,
                 expect_code,
                 capture,
             } => {
+                // Earlier repetitions only spend a rate limit; the last one is checked.
+                for _ in 1..repeat.unwrap_or(1).max(1) {
+                    let _ = self
+                        .http(
+                            method,
+                            path,
+                            headers,
+                            body.as_ref(),
+                            None,
+                            None,
+                            &BTreeMap::new(),
+                        )
+                        .await;
+                }
                 self.http(
                     method,
                     path,
@@ -843,7 +859,7 @@ fn summarise(text: &str, code: Option<&str>) -> String {
 fn captured(
     text: &str,
     capture: &BTreeMap<String, String>,
-    variables: &mut BTreeMap<String, String>,
+    variables: &mut BTreeMap<String, Value>,
     mut lines: Vec<String>,
 ) -> Outcome {
     if capture.is_empty() {
@@ -860,9 +876,6 @@ fn captured(
     };
     for (name, pointer) in capture {
         match value.pointer(pointer) {
-            Some(Value::String(s)) => {
-                variables.insert(name.clone(), s.clone());
-            }
             Some(Value::Null) | None => {
                 lines.push(format!("nothing at {pointer} to capture as {name}"));
                 return Outcome::Mismatch {
@@ -870,8 +883,8 @@ fn captured(
                     received: lines,
                 };
             }
-            Some(other) => {
-                variables.insert(name.clone(), other.to_string());
+            Some(found) => {
+                variables.insert(name.clone(), found.clone());
             }
         }
     }
@@ -918,11 +931,24 @@ fn collect_peer_refs(value: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// Replace `${name}` in every string. A string that is exactly one `${name}` becomes the
+/// captured value itself, keeping its JSON type (an alias id stays a number).
 pub(crate) fn substitute(
     value: &mut Value,
-    variables: &BTreeMap<String, String>,
+    variables: &BTreeMap<String, Value>,
 ) -> Result<(), String> {
+    let lookup = |name: &str| {
+        variables.get(name).ok_or_else(|| {
+            format!("variable ${{{name}}} is not set; capture it in an earlier step")
+        })
+    };
     match value {
+        Value::String(s)
+            if s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1 =>
+        {
+            *value = lookup(&s[2..s.len() - 1])?.clone();
+            Ok(())
+        }
         Value::String(s) if s.contains("${") => {
             let mut out = String::with_capacity(s.len());
             let mut rest = s.as_str();
@@ -932,11 +958,10 @@ pub(crate) fn substitute(
                 let end = after
                     .find('}')
                     .ok_or_else(|| format!("unterminated ${{ in {s:?}"))?;
-                let name = &after[..end];
-                let replacement = variables.get(name).ok_or_else(|| {
-                    format!("variable ${{{name}}} is not set; capture it in an earlier step")
-                })?;
-                out.push_str(replacement);
+                match lookup(&after[..end])? {
+                    Value::String(text) => out.push_str(text),
+                    other => out.push_str(&other.to_string()),
+                }
                 rest = &after[end + 1..];
             }
             out.push_str(rest);
@@ -946,5 +971,27 @@ pub(crate) fn substitute(
         Value::Array(items) => items.iter_mut().try_for_each(|v| substitute(v, variables)),
         Value::Object(map) => map.values_mut().try_for_each(|v| substitute(v, variables)),
         _ => Ok(()),
+    }
+}
+
+/// Fields that are text in every step: a captured number substituted whole into one of them
+/// is written as text there (an alias id in a header or a path).
+fn stringify_text_fields(step: &mut Value) {
+    let Some(object) = step.as_object_mut() else {
+        return;
+    };
+    for key in ["path", "text", "conn", "method", "reason", "expect_code"] {
+        if let Some(value) = object.get_mut(key) {
+            if !value.is_string() && !value.is_null() {
+                *value = Value::String(value.to_string());
+            }
+        }
+    }
+    if let Some(Value::Object(headers)) = object.get_mut("headers") {
+        for value in headers.values_mut() {
+            if !value.is_string() {
+                *value = Value::String(value.to_string());
+            }
+        }
     }
 }

@@ -85,10 +85,16 @@ fn refuses_empty_files_and_other_format_versions() {
 
 #[test]
 fn substitutes_variables_everywhere_and_names_missing_ones() {
-    let variables = BTreeMap::from([("ticket".to_owned(), "t-1".to_owned())]);
-    let mut value = json!({"path": "/?ticket=${ticket}", "nested": ["${ticket}${ticket}"]});
+    let variables = BTreeMap::from([
+        ("ticket".to_owned(), json!("t-1")),
+        ("alias".to_owned(), json!(7)),
+    ]);
+    let mut value = json!({"path": "/?ticket=${ticket}", "nested": ["${ticket}${ticket}"], "id": "${alias}", "header": "alias ${alias}"});
     substitute(&mut value, &variables).unwrap();
-    assert_eq!(value, json!({"path": "/?ticket=t-1", "nested": ["t-1t-1"]}));
+    assert_eq!(
+        value,
+        json!({"path": "/?ticket=t-1", "nested": ["t-1t-1"], "id": 7, "header": "alias 7"})
+    );
 
     let mut missing = json!("${nope}");
     let error = substitute(&mut missing, &variables).unwrap_err();

@@ -26,7 +26,7 @@ use crate::catalog::Dialect;
 use crate::protocol::admin::{AppStatus, SubscriptionInfo};
 use crate::server::connection::{self, Incoming};
 use crate::server::hub::{Control, Hub, NewPeer};
-use crate::server::{Shared, PROBE_HEADER};
+use crate::server::{probe_nonce, Shared};
 
 use self::request::{FlowError, Request};
 use self::subscriptions::{Subscription, Subscriptions};
@@ -41,10 +41,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let probe_nonce = headers
-        .get(PROBE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let probe_nonce = probe_nonce(&headers);
     upgrade.on_upgrade(move |socket| serve(socket, shared, addr, probe_nonce))
 }
 

@@ -36,7 +36,7 @@ use crate::protocol::pubsub::{self as wire, ClientFrame};
 use crate::server::config::PubsubAction;
 use crate::server::connection::{self, Incoming};
 use crate::server::hub::{self, Control, Hub, NewPeer, RegisterError};
-use crate::server::{token, Shared, PROBE_HEADER};
+use crate::server::{probe_nonce, token, Shared};
 
 pub const MAX_CHANNELS: usize = 100;
 pub const MESSAGES_PER_SECOND: u32 = 100;
@@ -83,10 +83,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let probe_nonce = headers
-        .get(PROBE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let probe_nonce = probe_nonce(&headers);
     upgrade
         .max_message_size(READ_LIMIT_BYTES)
         .max_frame_size(READ_LIMIT_BYTES)

@@ -17,8 +17,8 @@
 //! - TOO_MANY_CONNECTIONS: more Signal Fish connections of an app than its `max_connections`.
 //! - MAX_ROOMS_PER_GAME_EXCEEDED: the app's `max_rooms_per_game` (demo `limited-app`: 1).
 //! - MESSAGE_TOO_LARGE: `GameData.data` over `max_game_data_bytes`; frames over 64 KiB close 1009.
-//! - RATE_LIMIT_EXCEEDED: more than `messages_per_minute` in a minute (the message is
-//!   dropped); twice that closes 4006.
+//! - RATE_LIMIT_EXCEEDED: more than `messages_per_minute` in a minute (the excess is
+//!   dropped, and the client is told once per minute); twice that closes 4006.
 //! - INTERNAL_ERROR, STORAGE_ERROR, SERVICE_UNAVAILABLE, ROOM_CREATION_FAILED: armed faults
 //!   (a fault on a JoinRoom answers with RoomJoinFailed, on anything else with Error).
 //! - KICKED: an admin kick (then close 4020) or an admin closing the room.
@@ -43,7 +43,7 @@ use crate::protocol::signal_fish::{
 };
 use crate::server::connection::{self, Incoming};
 use crate::server::hub::{Control, Hub, NewPeer, RegisterError};
-use crate::server::{Shared, PROBE_HEADER};
+use crate::server::{probe_nonce, Shared};
 
 const DIALECT: Dialect = Dialect::SignalFish;
 const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -138,10 +138,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let probe_nonce = headers
-        .get(PROBE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let probe_nonce = probe_nonce(&headers);
     upgrade
         .max_message_size(READ_LIMIT_BYTES)
         .max_frame_size(READ_LIMIT_BYTES)
@@ -168,6 +165,9 @@ struct Session {
     app: Option<String>,
     window_start: Instant,
     window_count: u32,
+    /// One RATE_LIMIT_EXCEEDED per window: answering every dropped message would flood the
+    /// very client that is sending too much.
+    warned_this_window: bool,
     last_activity: Instant,
 }
 
@@ -214,6 +214,7 @@ async fn serve(
         app: None,
         window_start: Instant::now(),
         window_count: 0,
+        warned_this_window: false,
         last_activity: Instant::now(),
     };
     let mut client_close = None;
@@ -332,6 +333,7 @@ impl Session {
         if self.window_start.elapsed() >= Duration::from_secs(60) {
             self.window_start = Instant::now();
             self.window_count = 0;
+            self.warned_this_window = false;
         }
         self.window_count += 1;
         if self.window_count > per_minute.saturating_mul(2) {
@@ -339,11 +341,14 @@ impl Session {
             return Flow::Stop;
         }
         if self.window_count > per_minute {
-            self.refuse(&Refusal {
-                carrier: Carrier::Error,
-                code: "RATE_LIMIT_EXCEEDED",
-                text: None,
-            });
+            if !self.warned_this_window {
+                self.warned_this_window = true;
+                self.refuse(&Refusal {
+                    carrier: Carrier::Error,
+                    code: "RATE_LIMIT_EXCEEDED",
+                    text: None,
+                });
+            }
             return Flow::Continue;
         }
         let message = match serde_json::from_str::<ClientMessage>(text) {

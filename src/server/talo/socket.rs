@@ -33,7 +33,7 @@ use crate::protocol::talo::{
 };
 use crate::server::connection::{self, Incoming};
 use crate::server::hub::{Control, Hub, NewPeer};
-use crate::server::{Shared, PROBE_HEADER};
+use crate::server::{probe_nonce, Shared};
 
 const DIALECT: Dialect = Dialect::Talo;
 
@@ -49,10 +49,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let probe_nonce = headers
-        .get(PROBE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let probe_nonce = probe_nonce(&headers);
     upgrade.on_upgrade(move |socket| serve(socket, shared, query.ticket, addr, probe_nonce))
 }
 
