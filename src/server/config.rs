@@ -516,4 +516,34 @@ mod tests {
             .to_string()
             .contains("pattern"));
     }
+
+    #[test]
+    fn talo_passwords_are_hashes_or_a_single_plain_password() {
+        let player = |fields: &str| {
+            format!(
+                r#"{{"apps":[{{"id":"a","name":"A","talo":{{"access_keys":[],"players":[{{"service":"talo","identifier":"bob",{fields}}}]}}}}]}}"#
+            )
+        };
+        let plain = Config::parse(&player(r#""password":"pw""#), "c").unwrap();
+        let talo = crate::server::talo::Talo::new(&plain);
+        assert!(talo.login("a", "bob", "pw").is_some());
+        assert!(talo.login("a", "bob", "wrong").is_none());
+
+        let hashed = player(&format!(r#""password_hash":"{DEMO_BOB_PASSWORD_HASH}""#));
+        let talo = crate::server::talo::Talo::new(&Config::parse(&hashed, "c").unwrap());
+        assert!(talo.login("a", "bob", "demo-password").is_some());
+
+        let not_a_hash = Config::parse(&player(r#""password_hash":"demo-password""#), "c");
+        assert!(not_a_hash
+            .unwrap_err()
+            .to_string()
+            .contains("password_hash"));
+        let both = player(&format!(
+            r#""password":"pw","password_hash":"{DEMO_BOB_PASSWORD_HASH}""#
+        ));
+        assert!(Config::parse(&both, "c")
+            .unwrap_err()
+            .to_string()
+            .contains("not both"));
+    }
 }
