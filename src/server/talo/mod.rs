@@ -23,6 +23,7 @@ pub const SOCKET_TOKEN_TTL_MS: u64 = 60 * 60 * 1000;
 pub const RATE_WINDOW_MS: u64 = 60 * 1000;
 pub const REQUESTS_PER_MINUTE: u32 = 100;
 pub const AUTH_REQUESTS_PER_MINUTE: u32 = 20;
+const MAX_TRACKED_WINDOWS: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alias {
@@ -248,6 +249,13 @@ impl Talo {
         };
         let now = now_ms();
         let mut state = self.lock();
+        // Every new caller opens a window; forget the finished ones before the map can grow
+        // without bound under a stream of made-up identifiers.
+        if state.windows.len() >= MAX_TRACKED_WINDOWS {
+            state
+                .windows
+                .retain(|_, (start, _)| now.saturating_sub(*start) < RATE_WINDOW_MS);
+        }
         let window = state
             .windows
             .entry((auth_endpoint, caller.to_owned()))
