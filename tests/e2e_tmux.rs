@@ -118,10 +118,16 @@ fn kick_a_demo_peer_from_the_peers_view() {
         Duration::from_secs(30),
         |s| s.contains("pub/sub relay") && s.contains("peers ·") && !s.contains(" 0 peers"),
     );
+    // Demo peers come and go on their own; the Flow client stays for a minute, so it is the
+    // one peer certain to still be there when the kick lands.
     tmux.keys("2");
-    let screen = tmux.wait_for("a peer in the peers view", Duration::from_secs(20), |s| {
-        s.contains("Peers (") && first_peer(s).is_some()
-    });
+    tmux.keys("/flow");
+    tmux.keys("Enter");
+    let screen = tmux.wait_for(
+        "the Flow peer in the peers view",
+        Duration::from_secs(20),
+        |s| s.contains("Peers (") && s.contains("/flow") && first_peer(s).is_some(),
+    );
     let victim = first_peer(&screen).unwrap();
 
     tmux.keys("x");

@@ -688,3 +688,49 @@ async fn faults_admin_actions_and_closes() {
     assert_eq!(recv_close(&mut last).await, (4000, "shutdown".to_owned()));
     stopping.await.unwrap();
 }
+
+/// A player that stops reading while its room keeps talking is closed 4002 once its outbox is
+/// full, instead of growing the server's memory.
+#[tokio::test]
+async fn a_player_that_stops_reading_is_closed_as_a_slow_consumer() {
+    let mut config = Config::demo();
+    // The flood below must hit the outbox bound, not the sender's rate limit.
+    config.signal_fish.messages_per_minute = 1_000_000;
+    let server = TestServer::start(config).await;
+    let mut admin = server.admin().await;
+    let mut alice = authenticated(&server, "demo").await;
+    let (code, ..) = create(&mut alice, json!({})).await;
+    let mut bob = authenticated(&server, "demo").await;
+    join(&mut bob, &code, "Bob").await;
+    recv_type(&mut alice, "PlayerJoined").await;
+
+    // Bob reads nothing from here on. 3000 frames of 15 kB are far more than the loopback
+    // buffers plus the bounded outbox can hold, and bounded all the same.
+    let filler = "x".repeat(15_000);
+    let flood = tokio::spawn(async move {
+        for n in 0..3000 {
+            send(
+                &mut alice,
+                "GameData",
+                json!({"data": {"n": n, "filler": filler}}),
+            )
+            .await;
+        }
+        alice
+    });
+    let event = admin
+        .wait_event(|e| matches!(e, Event::ErrorEmitted { code, .. } if code == "4002"))
+        .await;
+    let Event::ErrorEmitted { dialect, frame, .. } = event else {
+        unreachable!()
+    };
+    assert_eq!(dialect, Dialect::SignalFish);
+    assert_eq!(frame, "close 4002 slow consumer");
+    // Reading again drains what was queued; the close comes after it.
+    assert_eq!(
+        recv_close(&mut bob).await,
+        (4002, "slow consumer".to_owned())
+    );
+    // The rest of the flood is of no interest once the bound has held.
+    flood.abort();
+}

@@ -14,7 +14,7 @@ pub mod decode;
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// The wire dialect an entry belongs to. The ids are stable: they appear in `--json` output,
 /// session files, the admin protocol and `--dialect`.
@@ -360,11 +360,6 @@ impl Entry {
             _ => None,
         }
     }
-}
-
-/// Serialize a `&'static Entry` by value; convenient for `--json` output structs.
-pub fn serialize_entry<S: Serializer>(entry: &&'static Entry, s: S) -> Result<S::Ok, S::Error> {
-    entry.serialize(s)
 }
 
 /// Every entry, grouped by dialect in [`Dialect::ALL`] order.

@@ -67,14 +67,14 @@ impl ClientMessage {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RateLimits {
     pub per_minute: u32,
     pub per_hour: u32,
     pub per_day: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlayerNameRules {
     pub max_length: usize,
     pub min_length: usize,
@@ -84,7 +84,7 @@ pub struct PlayerNameRules {
     pub allowed_symbols: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProtocolInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
@@ -95,7 +95,7 @@ pub struct ProtocolInfo {
     pub player_name_rules: PlayerNameRules,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlayerInfo {
     pub id: String,
     pub name: String,
@@ -104,14 +104,14 @@ pub struct PlayerInfo {
     pub connected_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpectatorInfo {
     pub id: String,
     pub name: String,
     pub connected_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeerConnectionInfo {
     pub player_id: String,
     pub player_name: String,
@@ -119,7 +119,7 @@ pub struct PeerConnectionInfo {
     pub relay_type: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoomJoined {
     pub room_id: String,
     pub room_code: String,
@@ -133,10 +133,14 @@ pub struct RoomJoined {
     pub ready_players: Vec<String>,
     pub relay_type: String,
     pub current_spectators: Vec<SpectatorInfo>,
-    pub reconnection_token: String,
+    /// relaydeck's addition (the real server has none): the secret a client later presents as
+    /// `Reconnect.auth_token`. Always sent by relaydeck; optional so that frames recorded from
+    /// the real server still parse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnection_token: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reconnected {
     pub room_id: String,
     pub room_code: String,
@@ -154,7 +158,7 @@ pub struct Reconnected {
     pub reconnection_token: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpectatorJoined {
     pub room_id: String,
     pub room_code: String,
@@ -166,7 +170,7 @@ pub struct SpectatorJoined {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum ServerMessage {
     Authenticated {
@@ -280,6 +284,97 @@ mod tests {
             let parsed = serde_json::from_str::<ClientMessage>(frame);
             let deliberately_bad = frame.contains("Bogus") || frame.starts_with("{not");
             assert_eq!(parsed.is_err(), deliberately_bad, "{frame}");
+        }
+    }
+
+    /// Parsing each recorded server frame into our types and serializing it again must give
+    /// back the recorded bytes: any renamed, missing, extra or reordered field shows up here.
+    #[test]
+    fn every_server_frame_of_the_reference_log_round_trips_byte_for_byte() {
+        let log = log();
+        let frames: Vec<&str> = log
+            .lines()
+            .filter(|l| l.starts_with('['))
+            .filter_map(|l| l.split(" << ").nth(1))
+            .filter(|f| f.starts_with('{'))
+            .collect();
+        assert!(
+            frames.len() >= 40,
+            "only {} server frames found",
+            frames.len()
+        );
+        let mut types = std::collections::BTreeSet::new();
+        for frame in frames {
+            let parsed: ServerMessage =
+                serde_json::from_str(frame).unwrap_or_else(|e| panic!("{frame}: {e}"));
+            assert_eq!(parsed.text(), frame);
+            let value: Value = serde_json::from_str(frame).unwrap();
+            types.insert(value["type"].as_str().unwrap().to_owned());
+        }
+        // Every message type the recording shows is covered, not only the easy ones.
+        for expected in [
+            "AuthenticationError",
+            "Authenticated",
+            "ProtocolInfo",
+            "RoomJoined",
+            "RoomJoinFailed",
+            "PlayerJoined",
+            "PlayerLeft",
+            "RoomLeft",
+            "GameData",
+            "AuthorityResponse",
+            "LobbyStateChanged",
+            "GameStarting",
+            "SpectatorJoined",
+            "NewSpectatorJoined",
+            "Pong",
+            "Error",
+        ] {
+            assert!(
+                types.contains(expected),
+                "{expected} missing from the log check"
+            );
+        }
+    }
+
+    #[test]
+    fn our_room_joined_only_appends_the_reconnection_token() {
+        let log = log();
+        let recorded = log
+            .lines()
+            .find(|l| l.contains(r#"<< {"type":"RoomJoined""#))
+            .and_then(|l| l.split(" << ").nth(1))
+            .unwrap();
+        let ServerMessage::RoomJoined(mut joined) = serde_json::from_str(recorded).unwrap() else {
+            panic!("not a RoomJoined: {recorded}");
+        };
+        joined.reconnection_token = Some("secret".into());
+        let ours = ServerMessage::RoomJoined(joined).text();
+        let prefix = recorded.strip_suffix("}}").unwrap();
+        assert_eq!(
+            ours,
+            format!(r#"{prefix},"reconnection_token":"secret"}}}}"#)
+        );
+    }
+
+    #[test]
+    fn malformed_client_frames_are_errors_not_panics() {
+        for frame in [
+            "",
+            "{",
+            "null",
+            "[]",
+            r#"{"type":"JoinRoom"}"#,
+            r#"{"type":"JoinRoom","data":{"game_name":5,"player_name":"a"}}"#,
+            r#"{"type":"JoinRoom","data":{"game_name":"g","player_name":"a","max_players":"8"}}"#,
+            r#"{"type":"Reconnect","data":{"player_id":"p"}}"#,
+            r#"{"data":{}}"#,
+            r#"{"type":7}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<ClientMessage>(frame).is_err(),
+                "{frame}"
+            );
         }
     }
 

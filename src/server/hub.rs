@@ -30,7 +30,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
-use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify};
 
 use crate::catalog::{self, Delivery, Dialect, Severity};
@@ -252,11 +251,6 @@ impl Hub {
         (state.seq, snapshot, receiver)
     }
 
-    pub fn snapshot(&self) -> (u64, Snapshot) {
-        let state = self.lock();
-        (state.seq, self.snapshot_of(&state))
-    }
-
     fn snapshot_of(&self, state: &State) -> Snapshot {
         Snapshot {
             server: self.info.clone(),
@@ -325,10 +319,6 @@ impl Hub {
             })
             .collect();
         stats
-    }
-
-    pub fn stats(&self) -> Stats {
-        Self::stats_of(&self.lock())
     }
 
     /// Once a second: the counters of peers that were busy, then the totals. Per-frame deltas
@@ -1165,11 +1155,6 @@ pub fn slow_consumer_close(dialect: Dialect) -> (u16, &'static str) {
         Dialect::SignalFish => (4002, "slow consumer"),
         _ => (1013, "try_again_later"),
     }
-}
-
-/// Arguments shown in the subscriptions view for a channel subscription.
-pub fn no_arguments() -> Value {
-    Value::Object(serde_json::Map::new())
 }
 
 #[cfg(test)]

@@ -22,7 +22,9 @@ use crate::server::hub::{now_ms, Hub, RoomDirectory};
 
 pub const ROOM_CODE_ALPHABET: &str = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 pub const DEFAULT_MAX_PLAYERS: u8 = 8;
-const RELAY_TYPE: &str = "relay";
+/// What the real server announces by default; Signal Fish clients choose their peer transport
+/// from it, so anything else would make them take an unknown branch.
+const RELAY_TYPE: &str = "matchbox";
 /// Expired reconnection tokens are remembered this long, so a late Reconnect learns that its
 /// window passed (RECONNECTION_EXPIRED) rather than that its token is unknown.
 const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
@@ -58,6 +60,9 @@ struct Room {
     players: Vec<Player>,
     spectators: Vec<Spectator>,
     authority: Option<String>,
+    /// Player ids in the order they became ready: the order the real server lists
+    /// `ready_players` in. Left players are filtered out when listing.
+    ready_order: Vec<String>,
     started: bool,
     /// False only while the creator's own RoomJoined is built ("waiting").
     opened: bool,
@@ -154,10 +159,10 @@ impl Room {
     }
 
     fn ready_players(&self) -> Vec<String> {
-        self.players
+        self.ready_order
             .iter()
-            .filter(|p| p.ready)
-            .map(|p| p.id.clone())
+            .filter(|id| self.players.iter().any(|p| &p.id == *id && p.ready))
+            .cloned()
             .collect()
     }
 
@@ -262,21 +267,6 @@ impl Rooms {
         if !peers.is_empty() {
             hub.send_many(peers, message.text());
         }
-    }
-
-    /// The room code and player id of a peer that is a player.
-    pub fn player_of(&self, peer: &str) -> Option<(String, String)> {
-        match self.lock().membership.get(peer) {
-            Some(Membership::Player { room, player_id }) => Some((room.clone(), player_id.clone())),
-            _ => None,
-        }
-    }
-
-    pub fn is_spectator(&self, peer: &str) -> bool {
-        matches!(
-            self.lock().membership.get(peer),
-            Some(Membership::Spectator { .. })
-        )
     }
 
     pub fn join(&self, hub: &Hub, peer: &str, request: JoinRequest) -> Result<(), Refusal> {
@@ -401,6 +391,7 @@ impl Rooms {
                         players: Vec::new(),
                         spectators: Vec::new(),
                         authority: None,
+                        ready_order: Vec::new(),
                         started: false,
                         opened: false,
                         created_at_ms: now_ms(),
@@ -436,7 +427,7 @@ impl Rooms {
             ready_players: room.ready_players(),
             relay_type: RELAY_TYPE.to_owned(),
             current_spectators: room.spectator_infos(),
-            reconnection_token: token.clone(),
+            reconnection_token: Some(token.clone()),
         }));
         hub.send(peer, joined.text());
         // The room leaves "waiting" as soon as its creator is in (as the real server reports).
@@ -585,7 +576,8 @@ impl Rooms {
         let holder = room.authority.clone();
         if become_authority {
             match holder.as_deref() {
-                Some(current) if current == player_id => {}
+                // The real server answers a repeated claim by the holder itself with the same
+                // conflict (recorded in the reference log); clients rely on that answer.
                 Some(_) => {
                     return Err(refusal(
                         Carrier::AuthorityResponse,
@@ -661,6 +653,10 @@ impl Rooms {
         }
         if let Some(player) = room.players.iter_mut().find(|p| p.id == player_id) {
             player.ready = !player.ready;
+            room.ready_order.retain(|id| id != &player_id);
+            if player.ready {
+                room.ready_order.push(player_id);
+            }
         }
         Self::send(hub, &room.audience(None), &room.lobby_changed());
         Self::publish(hub, room);
@@ -1141,5 +1137,160 @@ impl RoomDirectory for Rooms {
         Self::announce_authority(hub, room);
         Self::publish(hub, room);
         Ok(format!("authority in {code} revoked"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::config::Config;
+    use crate::server::hub::{NewPeer, Outbound, PeerLink};
+
+    fn hub() -> Hub {
+        Hub::new(Config::demo(), "127.0.0.1:0".into(), &BTreeMap::new(), 64)
+    }
+
+    fn peer(hub: &Hub, name: &str) -> PeerLink {
+        let new = NewPeer {
+            dialect: Dialect::SignalFish,
+            app: Some("demo".into()),
+            identity: Some(name.into()),
+            addr: "127.0.0.1:1".into(),
+            probe_nonce: None,
+        };
+        hub.register_peer(new, None).unwrap()
+    }
+
+    fn request(room_code: Option<&str>, player_name: &str) -> JoinRequest {
+        JoinRequest {
+            app: "demo".into(),
+            game_name: "demo".into(),
+            room_code: room_code.map(str::to_owned),
+            player_name: player_name.into(),
+            max_players: Some(4),
+            supports_authority: Some(true),
+            join_only: false,
+            allow_spectators: None,
+            max_spectators: None,
+            max_rooms_per_game: 10,
+        }
+    }
+
+    /// Every frame queued for a peer so far.
+    fn drain(link: &mut PeerLink) -> Vec<Value> {
+        let mut frames = Vec::new();
+        while let Ok(Outbound::Text(text)) = link.outbox.try_recv() {
+            frames.push(serde_json::from_str(text.as_str()).unwrap());
+        }
+        frames
+    }
+
+    fn last_of(frames: &[Value], kind: &str) -> Value {
+        frames
+            .iter()
+            .rev()
+            .find(|f| f["type"] == kind)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {kind} in {frames:?}"))
+    }
+
+    /// Alice creates an authority room, Bob joins it; returns (code, alice id, bob id).
+    fn two_players(
+        rooms: &Rooms,
+        hub: &Hub,
+        alice: &mut PeerLink,
+        bob: &mut PeerLink,
+    ) -> (String, String, String) {
+        rooms.join(hub, &alice.id, request(None, "Alice")).unwrap();
+        let joined = last_of(&drain(alice), "RoomJoined");
+        let code = joined["data"]["room_code"].as_str().unwrap().to_owned();
+        rooms
+            .join(hub, &bob.id, request(Some(&code), "Bob"))
+            .unwrap();
+        let bob_joined = last_of(&drain(bob), "RoomJoined");
+        drain(alice);
+        (
+            code,
+            joined["data"]["player_id"].as_str().unwrap().to_owned(),
+            bob_joined["data"]["player_id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    #[test]
+    fn generated_room_codes_use_only_the_unambiguous_alphabet() {
+        for _ in 0..2000 {
+            let code = room_code();
+            assert!(valid_room_code(&code), "{code}");
+        }
+        assert!(!valid_room_code("ab!"));
+        assert!(!valid_room_code("WWGV8O"), "O is left out as ambiguous");
+        assert!(!valid_room_code("WWGV8"));
+    }
+
+    #[test]
+    fn ready_players_are_listed_in_the_order_they_became_ready() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
+        let (_, alice_id, bob_id) = two_players(&rooms, &hub, &mut alice, &mut bob);
+
+        rooms.ready(&hub, &bob.id).unwrap();
+        rooms.ready(&hub, &alice.id).unwrap();
+        let lobby = last_of(&drain(&mut alice), "LobbyStateChanged");
+        assert_eq!(
+            lobby["data"]["ready_players"],
+            serde_json::json!([bob_id, alice_id])
+        );
+        assert_eq!(lobby["data"]["all_ready"], true);
+
+        // A second PlayerReady takes readiness back; readying again goes to the end.
+        rooms.ready(&hub, &bob.id).unwrap();
+        rooms.ready(&hub, &bob.id).unwrap();
+        let lobby = last_of(&drain(&mut bob), "LobbyStateChanged");
+        assert_eq!(
+            lobby["data"]["ready_players"],
+            serde_json::json!([alice_id, bob_id])
+        );
+    }
+
+    #[test]
+    fn authority_claims_follow_the_real_server() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
+        two_players(&rooms, &hub, &mut alice, &mut bob);
+        for claimant in [&bob.id, &alice.id] {
+            let refusal = rooms.authority_request(&hub, claimant, true).unwrap_err();
+            assert_eq!(refusal.code, "AUTHORITY_CONFLICT");
+            assert_eq!(refusal.carrier, Carrier::AuthorityResponse);
+        }
+        // Released by its holder, authority goes to the next claimant.
+        rooms.authority_request(&hub, &alice.id, false).unwrap();
+        rooms.authority_request(&hub, &bob.id, true).unwrap();
+        let changed = last_of(&drain(&mut bob), "AuthorityChanged");
+        assert_eq!(changed["data"]["you_are_authority"], true);
+    }
+
+    #[test]
+    fn a_game_starts_once_everyone_is_ready_and_only_once() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
+        two_players(&rooms, &hub, &mut alice, &mut bob);
+
+        rooms.ready(&hub, &alice.id).unwrap();
+        let refusal = rooms.start(&hub, &alice.id).unwrap_err();
+        assert_eq!(refusal.code, "GAME_START_NOT_READY");
+        rooms.ready(&hub, &bob.id).unwrap();
+        let refusal = rooms.start(&hub, &bob.id).unwrap_err();
+        assert_eq!(refusal.code, "AUTHORITY_DENIED", "only the holder starts");
+        rooms.start(&hub, &alice.id).unwrap();
+        let starting = last_of(&drain(&mut bob), "GameStarting");
+        assert_eq!(
+            starting["data"]["peer_connections"][0]["relay_type"],
+            "matchbox"
+        );
+        for refused in [rooms.start(&hub, &alice.id), rooms.ready(&hub, &bob.id)] {
+            assert_eq!(refused.unwrap_err().code, "INVALID_ROOM_STATE");
+        }
+        let refusal = rooms.authority_request(&hub, &bob.id, true).unwrap_err();
+        assert_eq!(refusal.code, "AUTHORITY_DENIED");
     }
 }
