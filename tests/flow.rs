@@ -264,3 +264,94 @@ async fn topics_carry_live_data_filtered_by_their_arguments() {
     assert_eq!(data["topic"], "errors");
     assert_eq!(data["payload"]["code"], "channel_not_authorized");
 }
+
+#[tokio::test]
+async fn admins_see_subscriptions_and_kick_streams_with_4020() {
+    let server = TestServer::demo().await;
+    let mut stream = server.connect("/v1/ws").await;
+    send_json(
+        &mut stream,
+        json!({"subscription_id": "watch-talo", "action": "subscribe", "topic": "errors", "arguments": {"dialect": "talo"}}),
+    )
+    .await;
+    assert_eq!(recv_type_action(&mut stream).await, "subscribe");
+
+    let mut admin = server.admin().await;
+    let subscription = admin
+        .snapshot
+        .subscriptions
+        .iter()
+        .find(|s| s.dialect == Dialect::Flow && s.id == "watch-talo")
+        .unwrap_or_else(|| panic!("no Flow subscription in {:?}", admin.snapshot.subscriptions))
+        .clone();
+    assert_eq!(subscription.topic, "errors");
+    assert_eq!(subscription.arguments, json!({"dialect": "talo"}));
+    assert!(admin
+        .snapshot
+        .peers
+        .iter()
+        .any(|p| p.id == subscription.peer && p.dialect == Dialect::Flow));
+
+    let result = admin
+        .command(Command::Kick {
+            peer: subscription.peer.clone(),
+            reason: None,
+        })
+        .await;
+    assert!(result.ok, "{result:?}");
+    assert_eq!(
+        recv_close(&mut stream).await,
+        (4020, "admin_disconnect".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn frames_keep_flow_field_order_and_generated_ids_never_collide() {
+    let server = TestServer::demo().await;
+    let mut stream = server.connect("/v1/ws").await;
+    send_json(
+        &mut stream,
+        json!({"subscription_id": "sub-1", "action": "subscribe", "topic": "rooms"}),
+    )
+    .await;
+    assert_eq!(
+        recv_text(&mut stream).await,
+        r#"{"subscription_id":"sub-1","action":"subscribe"}"#
+    );
+    send_json(
+        &mut stream,
+        json!({"action": "subscribe", "topic": "rooms"}),
+    )
+    .await;
+    assert_eq!(
+        recv_text(&mut stream).await,
+        r#"{"subscription_id":"sub-2","action":"subscribe"}"#
+    );
+    send_json(
+        &mut stream,
+        json!({"subscription_id": "gone", "action": "unsubscribe"}),
+    )
+    .await;
+    assert_eq!(
+        recv_text(&mut stream).await,
+        r#"{"subscription_id":"gone","error":{"code":404,"message":"subscription not found"},"action":"unsubscribe"}"#
+    );
+}
+
+/// The next text frame exactly as sent, data frames of earlier subscriptions skipped.
+async fn recv_text(socket: &mut Socket) -> String {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next())
+            .await
+            .expect("no frame before the timeout")
+            .expect("the connection ended")
+            .expect("receive failed");
+        if let Message::Text(text) = message {
+            if !text.as_str().contains(r#""payload":"#) {
+                return text.as_str().to_owned();
+            }
+        }
+    }
+}

@@ -417,3 +417,39 @@ async fn every_http_code_of_the_seed() {
         .unwrap();
     assert!((1..=60).contains(&retry_after));
 }
+
+#[tokio::test]
+async fn admins_see_players_and_game_channels_and_kick_with_4020() {
+    let server = TestServer::demo().await;
+    let http = Http::new(&server);
+    let mut alice = identified(&server, &http, "talo_demo_full", "alice").await;
+
+    let mut admin = server.admin().await;
+    let peer = admin
+        .snapshot
+        .peers
+        .iter()
+        .find(|p| p.dialect == Dialect::Talo && p.identity.as_deref() == Some("alice (username)"))
+        .unwrap_or_else(|| panic!("no Talo peer for alice in {:?}", admin.snapshot.peers))
+        .id
+        .clone();
+    let general = admin
+        .snapshot
+        .channels
+        .iter()
+        .find(|c| c.dialect == Dialect::Talo && c.name == "1:general")
+        .unwrap_or_else(|| panic!("no Talo channel 1:general in {:?}", admin.snapshot.channels));
+    assert!(general.members.contains(&peer), "{general:?}");
+
+    let result = admin
+        .command(Command::Kick {
+            peer: peer.clone(),
+            reason: None,
+        })
+        .await;
+    assert!(result.ok, "{result:?}");
+    assert_eq!(
+        recv_close(&mut alice).await,
+        (4020, "admin_disconnect".to_owned())
+    );
+}

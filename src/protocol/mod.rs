@@ -1,5 +1,7 @@
 //! Wire types, one module per dialect, plus the admin protocol. No I/O.
 
 pub mod admin;
+pub mod flow;
 pub mod pubsub;
 pub mod signal_fish;
+pub mod talo;

@@ -147,10 +147,17 @@ pub struct TaloPlayer {
     /// `username`, `steam`, … or `talo` for players who log in with a password.
     pub service: String,
     pub identifier: String,
-    /// Only for service `talo`. Kept as a SHA-256 hash once loaded.
-    #[serde(default)]
+    /// Only for service `talo`: a plain password, hashed with a fresh salt when the server
+    /// starts and never kept. Prefer `password_hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// Only for service `talo`: an Argon2id PHC string (`$argon2id$v=19$…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
 }
+
+/// Argon2id of `demo-password`, the demo player `bob`'s password.
+pub const DEMO_BOB_PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Pbu5e+hnSNZCmdppxEkxAg$XZ6m8rnETo8B+DPdtcM64FsrsSC8hemI0CoqyoiBgxM";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -286,6 +293,16 @@ impl Config {
                     ));
                 }
             }
+            for player in app.talo.iter().flat_map(|t| &t.players) {
+                let who = format!("app {:?}: player {:?}", app.id, player.identifier);
+                if player.password.is_some() && player.password_hash.is_some() {
+                    return Err(format!("{who}: give password or password_hash, not both"));
+                }
+                if let Some(phc) = &player.password_hash {
+                    crate::server::talo::password::check(phc)
+                        .map_err(|e| format!("{who}: password_hash: {e}"))?;
+                }
+            }
             for key in &app.pubsub_keys {
                 if !key_ids.insert(key.id.as_str()) {
                     return Err(format!("pub/sub key {:?} is used twice", key.id));
@@ -390,11 +407,13 @@ impl Config {
                                 service: "username".to_owned(),
                                 identifier: "alice".to_owned(),
                                 password: None,
+                                password_hash: None,
                             },
                             TaloPlayer {
                                 service: "talo".to_owned(),
                                 identifier: "bob".to_owned(),
-                                password: Some("demo-password".to_owned()),
+                                password: None,
+                                password_hash: Some(DEMO_BOB_PASSWORD_HASH.to_owned()),
                             },
                         ],
                         channels: vec![
@@ -496,5 +515,35 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("pattern"));
+    }
+
+    #[test]
+    fn talo_passwords_are_hashes_or_a_single_plain_password() {
+        let player = |fields: &str| {
+            format!(
+                r#"{{"apps":[{{"id":"a","name":"A","talo":{{"access_keys":[],"players":[{{"service":"talo","identifier":"bob",{fields}}}]}}}}]}}"#
+            )
+        };
+        let plain = Config::parse(&player(r#""password":"pw""#), "c").unwrap();
+        let talo = crate::server::talo::Talo::new(&plain);
+        assert!(talo.login("a", "bob", "pw").is_some());
+        assert!(talo.login("a", "bob", "wrong").is_none());
+
+        let hashed = player(&format!(r#""password_hash":"{DEMO_BOB_PASSWORD_HASH}""#));
+        let talo = crate::server::talo::Talo::new(&Config::parse(&hashed, "c").unwrap());
+        assert!(talo.login("a", "bob", "demo-password").is_some());
+
+        let not_a_hash = Config::parse(&player(r#""password_hash":"demo-password""#), "c");
+        assert!(not_a_hash
+            .unwrap_err()
+            .to_string()
+            .contains("password_hash"));
+        let both = player(&format!(
+            r#""password":"pw","password_hash":"{DEMO_BOB_PASSWORD_HASH}""#
+        ));
+        assert!(Config::parse(&both, "c")
+            .unwrap_err()
+            .to_string()
+            .contains("not both"));
     }
 }

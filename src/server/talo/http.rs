@@ -271,7 +271,14 @@ pub async fn login(
         }
         return missing_fields(&shared, &missing);
     };
-    match shared.talo.login(&app, identifier, password) {
+    let verifier = shared.clone();
+    let (identifier, password) = (identifier.to_owned(), password.to_owned());
+    let verified =
+        tokio::task::spawn_blocking(move || verifier.talo.login(&app, &identifier, &password))
+            .await
+            // The verifier only panics on a bug; treat that like a failed login rather than crash.
+            .unwrap_or(None);
+    match verified {
         Some((alias, session)) => {
             let socket_token = shared.talo.new_socket_token(alias.id);
             Json(json!({ "alias": alias.json(), "sessionToken": session, "socketToken": socket_token })).into_response()

@@ -6,13 +6,14 @@
 //! windows.
 
 pub mod http;
+pub mod password;
+pub mod rate_limit;
 pub mod socket;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::server::config::{Config, TaloAccessKey, TaloApp};
 use crate::server::hub::now_ms;
@@ -22,6 +23,7 @@ pub const SOCKET_TOKEN_TTL_MS: u64 = 60 * 60 * 1000;
 pub const RATE_WINDOW_MS: u64 = 60 * 1000;
 pub const REQUESTS_PER_MINUTE: u32 = 100;
 pub const AUTH_REQUESTS_PER_MINUTE: u32 = 20;
+const MAX_TRACKED_WINDOWS: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alias {
@@ -64,8 +66,8 @@ struct State {
 
 pub struct Talo {
     state: Mutex<State>,
-    /// (app, identifier) → password hash, for `talo`-service players.
-    passwords: HashMap<(String, String), Vec<u8>>,
+    /// (app, identifier) → Argon2id PHC string, for `talo`-service players.
+    passwords: HashMap<(String, String), String>,
 }
 
 pub fn random_token() -> String {
@@ -74,10 +76,6 @@ pub fn random_token() -> String {
     (0..24)
         .map(|_| format!("{:02x}", rng.random::<u8>()))
         .collect()
-}
-
-fn hash(password: &str) -> Vec<u8> {
-    Sha256::digest(password.as_bytes()).to_vec()
 }
 
 impl Talo {
@@ -94,8 +92,19 @@ impl Talo {
                     service: player.service.clone(),
                     identifier: player.identifier.clone(),
                 });
-                if let Some(password) = &player.password {
-                    passwords.insert((app.id.clone(), player.identifier.clone()), hash(password));
+                let stored = match (&player.password_hash, &player.password) {
+                    (Some(phc), _) => Some(phc.clone()),
+                    (None, Some(plain)) => match password::hash(plain) {
+                        Ok(phc) => Some(phc),
+                        Err(e) => {
+                            tracing::error!(player = %player.identifier, "{e}; this player cannot log in");
+                            None
+                        }
+                    },
+                    (None, None) => None,
+                };
+                if let Some(phc) = stored {
+                    passwords.insert((app.id.clone(), player.identifier.clone()), phc);
                 }
             }
         }
@@ -206,14 +215,13 @@ impl Talo {
             })
     }
 
+    /// Verifying a password takes tens of milliseconds by design: call it off the async
+    /// workers (`spawn_blocking`).
     pub fn login(&self, app: &str, identifier: &str, password: &str) -> Option<(Alias, String)> {
-        let expected = self
+        let stored = self
             .passwords
             .get(&(app.to_owned(), identifier.to_owned()))?;
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(
-            expected.as_slice(),
-            hash(password).as_slice(),
-        )) {
+        if !password::verify(stored, password) {
             return None;
         }
         let alias = self.identify(app, "talo", identifier)?;
@@ -241,6 +249,13 @@ impl Talo {
         };
         let now = now_ms();
         let mut state = self.lock();
+        // Every new caller opens a window; forget the finished ones before the map can grow
+        // without bound under a stream of made-up identifiers.
+        if state.windows.len() >= MAX_TRACKED_WINDOWS {
+            state
+                .windows
+                .retain(|_, (start, _)| now.saturating_sub(*start) < RATE_WINDOW_MS);
+        }
         let window = state
             .windows
             .entry((auth_endpoint, caller.to_owned()))

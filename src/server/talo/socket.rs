@@ -6,78 +6,40 @@
 //! (NO_PLAYER_FOUND) → access key scopes (MISSING_ACCESS_KEY_SCOPES) → data schema
 //! (INVALID_MESSAGE_DATA, the data as `cause`) → handler (LISTENER_ERROR with its `cause`).
 //!
-//! Rate limit: 25 requests a second before identifying, 250 after; each excess is a
-//! RATE_LIMIT_EXCEEDED frame, and after three warnings the next excess closes 1008
-//! RATE_LIMIT_EXCEEDED. UNHANDLED_REQUEST, ROUTING_ERROR and INVALID_SIGNATURE (server-side
+//! Rate limit ([`super::rate_limit`]): 25 requests a second before identifying, 250 after; each
+//! excess is a RATE_LIMIT_EXCEEDED frame, and after three warnings the next excess closes 1008
+//! RATE_LIMIT_EXCEEDED. Envelopes and data schemas are [`crate::protocol::talo`]'s. UNHANDLED_REQUEST, ROUTING_ERROR and INVALID_SIGNATURE (server-side
 //! conditions of the real Talo server) and LISTENER_ERROR come from armed faults too.
 //! A bad, used or expired ticket is refused with close 3000; an app leaving `active` closes its
 //! players with 3000 as well.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::ws::WebSocket;
 use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::json;
 
+use super::rate_limit::{SocketRateLimit, Verdict};
 use super::Alias;
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
+use crate::protocol::talo::{
+    self as wire, error_frame, frame, ChannelMessageData, IdentifyData, Request, HEARTBEAT,
+};
 use crate::server::connection::{self, Incoming};
 use crate::server::hub::{Control, Hub, NewPeer};
 use crate::server::{probe_nonce, Shared};
 
 const DIALECT: Dialect = Dialect::Talo;
-const UNIDENTIFIED_PER_SECOND: u32 = 25;
-const IDENTIFIED_PER_SECOND: u32 = 250;
-const WARNINGS_BEFORE_CLOSE: u32 = 3;
-const KNOWN_REQUESTS: [&str; 3] = [
-    "v1.players.identify",
-    "v1.channels.message",
-    "v1.player-relationships.broadcast",
-];
 
 #[derive(Debug, Deserialize)]
 pub struct TicketQuery {
     ticket: Option<String>,
-}
-
-/// `v1.error` data, in the field order of Talo's documentation.
-#[derive(Serialize)]
-struct ErrorData<'a> {
-    req: &'a str,
-    message: &'a str,
-    #[serde(rename = "errorCode")]
-    error_code: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cause: Option<&'a str>,
-}
-
-/// `{"res":…,"data":…}` with `res` first, as Talo writes it (a JSON map would sort it last).
-#[derive(Serialize)]
-struct Envelope<'a, T: Serialize> {
-    res: &'a str,
-    data: T,
-}
-
-fn frame<T: Serialize>(res: &str, data: T) -> String {
-    serde_json::to_string(&Envelope { res, data }).unwrap_or_default()
-}
-
-pub fn error_frame(req: &str, code: &str, message: &str, cause: Option<&str>) -> String {
-    frame(
-        "v1.error",
-        ErrorData {
-            req,
-            message,
-            error_code: code,
-            cause,
-        },
-    )
 }
 
 pub async fn upgrade(
@@ -103,9 +65,7 @@ struct Session {
     app: String,
     key: String,
     alias: Option<Alias>,
-    window_start: Instant,
-    window_count: u32,
-    warnings: u32,
+    rate_limit: SocketRateLimit,
 }
 
 enum Flow {
@@ -161,9 +121,7 @@ async fn serve(
         app: ticket.app,
         key: ticket.key,
         alias: None,
-        window_start: Instant::now(),
-        window_count: 0,
-        warnings: 0,
+        rate_limit: SocketRateLimit::new(Instant::now()),
     };
     shared
         .hub
@@ -223,42 +181,27 @@ impl Session {
 
     fn handle(&mut self, text: &str) -> Flow {
         self.hub().record_inbound(&self.id, text);
-        let limit = if self.alias.is_some() {
-            IDENTIFIED_PER_SECOND
-        } else {
-            UNIDENTIFIED_PER_SECOND
-        };
-        if self.window_start.elapsed() >= Duration::from_secs(1) {
-            self.window_start = Instant::now();
-            self.window_count = 0;
-        }
-        self.window_count += 1;
-        if self.window_count > limit {
-            if self.warnings >= WARNINGS_BEFORE_CLOSE {
+        match self.rate_limit.check(Instant::now(), self.alias.is_some()) {
+            Verdict::Allow => {}
+            Verdict::Warn => {
+                self.error(
+                    "unknown",
+                    "RATE_LIMIT_EXCEEDED",
+                    &wire_text("RATE_LIMIT_EXCEEDED"),
+                    None,
+                );
+                return Flow::Continue;
+            }
+            Verdict::Close => {
                 self.hub().close_peer(&self.id, 1008, "RATE_LIMIT_EXCEEDED");
                 return Flow::Stop;
             }
-            self.warnings += 1;
-            self.error(
-                "unknown",
-                "RATE_LIMIT_EXCEEDED",
-                &wire_text("RATE_LIMIT_EXCEEDED"),
-                None,
-            );
-            return Flow::Continue;
         }
-        if text == "v1.heartbeat" {
+        if text == HEARTBEAT {
             self.hub().send(&self.id, text.to_owned());
             return Flow::Continue;
         }
-        let envelope: Option<(String, Value)> =
-            serde_json::from_str::<Value>(text).ok().and_then(|v| {
-                let req = v.get("req")?.as_str()?.to_owned();
-                KNOWN_REQUESTS
-                    .contains(&req.as_str())
-                    .then(|| (req, v.get("data").cloned().unwrap_or(Value::Null)))
-            });
-        let Some((req, data)) = envelope else {
+        let Some((kind, data)) = wire::envelope(text) else {
             self.error(
                 "unknown",
                 "INVALID_MESSAGE",
@@ -267,72 +210,52 @@ impl Session {
             );
             return Flow::Continue;
         };
+        let req = kind.name();
         if let Some(code) = self.hub().take_fault(&self.id, DIALECT) {
             let cause = (code == "LISTENER_ERROR").then_some("A fault was armed by an operator");
-            self.error(&req, &code, &wire_text(&code), cause);
+            self.error(req, &code, &wire_text(&code), cause);
             return Flow::Continue;
         }
-        let needs_player = req != "v1.players.identify";
-        if needs_player && self.alias.is_none() {
-            self.error(&req, "NO_PLAYER_FOUND", &wire_text("NO_PLAYER_FOUND"), None);
+        if kind.needs_player() && self.alias.is_none() {
+            self.error(req, "NO_PLAYER_FOUND", &wire_text("NO_PLAYER_FOUND"), None);
             return Flow::Continue;
         }
-        let scope = match req.as_str() {
-            "v1.players.identify" => "read:players",
-            "v1.channels.message" => "write:gameChannels",
-            _ => "write:playerRelationships",
-        };
+        let scope = kind.scope();
         let has_scope = super::Talo::access_key(self.hub().config(), &self.key)
             .is_some_and(|(_, _, key)| key.has_scope(scope));
         if !has_scope {
             self.error(
-                &req,
+                req,
                 "MISSING_ACCESS_KEY_SCOPES",
                 &format!("Missing access key scope(s): {scope}"),
                 None,
             );
             return Flow::Continue;
         }
-        let invalid_data = |session: &Session| {
-            let cause = data.to_string();
-            session.error(
-                &req,
+        let Some(request) = wire::request(kind, &data) else {
+            self.error(
+                req,
                 "INVALID_MESSAGE_DATA",
                 &wire_text("INVALID_MESSAGE_DATA"),
-                Some(&cause),
+                Some(&data.to_string()),
             );
-            Flow::Continue
+            return Flow::Continue;
         };
-        match req.as_str() {
-            "v1.players.identify" => {
-                let (Some(alias_id), Some(token)) = (
-                    data.get("playerAliasId").and_then(Value::as_u64),
-                    data.get("socketToken").and_then(Value::as_str),
-                ) else {
-                    return invalid_data(self);
-                };
-                let session_token = match data.get("sessionToken") {
-                    None | Some(Value::Null) => None,
-                    Some(Value::String(s)) => Some(s.clone()),
-                    Some(_) => return invalid_data(self),
-                };
-                self.identify(&req, alias_id, token, session_token.as_deref());
+        match request {
+            Request::Identify(IdentifyData {
+                player_alias_id,
+                socket_token,
+                session_token,
+            }) => self.identify(
+                req,
+                player_alias_id,
+                &socket_token,
+                session_token.as_deref(),
+            ),
+            Request::ChannelMessage(ChannelMessageData { channel, message }) => {
+                self.channel_message(req, channel.id, &message)
             }
-            "v1.channels.message" => {
-                let (Some(channel_id), Some(message)) = (
-                    data.pointer("/channel/id").and_then(Value::as_u64),
-                    data.get("message").and_then(Value::as_str),
-                ) else {
-                    return invalid_data(self);
-                };
-                self.channel_message(&req, channel_id, message);
-            }
-            _ => {
-                let Some(message) = data.get("message").and_then(Value::as_str) else {
-                    return invalid_data(self);
-                };
-                self.broadcast(message);
-            }
+            Request::RelationshipBroadcast(broadcast) => self.broadcast(&broadcast.message),
         }
         Flow::Continue
     }
@@ -433,23 +356,5 @@ impl Session {
             json!({"message": message, "playerAlias": alias.json()}),
         );
         self.hub().send_many(&recipients, text);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_frames_keep_the_documented_field_order() {
-        assert_eq!(
-            error_frame(
-                "v1.channels.message",
-                "LISTENER_ERROR",
-                "An error occurred while processing the message",
-                Some("Player not in channel")
-            ),
-            r#"{"res":"v1.error","data":{"req":"v1.channels.message","message":"An error occurred while processing the message","errorCode":"LISTENER_ERROR","cause":"Player not in channel"}}"#
-        );
     }
 }

@@ -1,0 +1,247 @@
+//! The Talo socket's wire format.
+//!
+//! # Format
+//! ```text
+//! client → server  v1.heartbeat                                   (plain text, echoed)
+//!                  {"req":"v1.players.identify","data":{"playerAliasId":1,"socketToken":"…","sessionToken":"…"}}
+//!                  {"req":"v1.channels.message","data":{"channel":{"id":1},"message":"hello"}}
+//!                  {"req":"v1.player-relationships.broadcast","data":{"message":"gg"}}
+//! server → client  {"res":"v1.connected","data":{}}
+//!                  {"res":"v1.players.identify.success","data":{alias}}
+//!                  {"res":"v1.channels.message","data":{"channel":{…},"message":"hello","playerAlias":{…}}}
+//!                  {"res":"v1.error","data":{"req":"v1.channels.message","message":"…","errorCode":"LISTENER_ERROR","cause":"Player not in channel"}}
+//! ```
+//! An envelope whose `req` is not one of the three requests is INVALID_MESSAGE (`req` "unknown",
+//! the raw frame as `cause`); a known `req` whose `data` does not fit its schema is
+//! INVALID_MESSAGE_DATA (the data as `cause`). `sessionToken` is only needed for aliases of
+//! service `talo`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const HEARTBEAT: &str = "v1.heartbeat";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Identify,
+    ChannelMessage,
+    RelationshipBroadcast,
+}
+
+impl RequestKind {
+    pub const ALL: [RequestKind; 3] = [
+        RequestKind::Identify,
+        RequestKind::ChannelMessage,
+        RequestKind::RelationshipBroadcast,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestKind::Identify => "v1.players.identify",
+            RequestKind::ChannelMessage => "v1.channels.message",
+            RequestKind::RelationshipBroadcast => "v1.player-relationships.broadcast",
+        }
+    }
+
+    /// The access key scope Talo requires for the request.
+    pub fn scope(self) -> &'static str {
+        match self {
+            RequestKind::Identify => "read:players",
+            RequestKind::ChannelMessage => "write:gameChannels",
+            RequestKind::RelationshipBroadcast => "write:playerRelationships",
+        }
+    }
+
+    /// Every request but identify needs an identified player (NO_PLAYER_FOUND otherwise).
+    pub fn needs_player(self) -> bool {
+        self != RequestKind::Identify
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentifyData {
+    pub player_alias_id: u64,
+    pub socket_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelRef {
+    pub id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelMessageData {
+    pub channel: ChannelRef,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BroadcastData {
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Identify(IdentifyData),
+    ChannelMessage(ChannelMessageData),
+    RelationshipBroadcast(BroadcastData),
+}
+
+/// The request kind and its raw `data`, or `None` when the frame is not a JSON envelope of a
+/// known request (INVALID_MESSAGE).
+pub fn envelope(text: &str) -> Option<(RequestKind, Value)> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    let req = value.get("req")?.as_str()?;
+    let kind = RequestKind::ALL.into_iter().find(|k| k.name() == req)?;
+    Some((kind, value.get("data").cloned().unwrap_or(Value::Null)))
+}
+
+/// The typed request, or `None` when `data` does not fit the request's schema
+/// (INVALID_MESSAGE_DATA).
+pub fn request(kind: RequestKind, data: &Value) -> Option<Request> {
+    let data = data.clone();
+    match kind {
+        RequestKind::Identify => serde_json::from_value(data).ok().map(Request::Identify),
+        RequestKind::ChannelMessage => serde_json::from_value(data)
+            .ok()
+            .map(Request::ChannelMessage),
+        RequestKind::RelationshipBroadcast => serde_json::from_value(data)
+            .ok()
+            .map(Request::RelationshipBroadcast),
+    }
+}
+
+/// `v1.error` data, in the field order of Talo's documentation.
+#[derive(Debug, Serialize)]
+pub struct ErrorData<'a> {
+    pub req: &'a str,
+    pub message: &'a str,
+    #[serde(rename = "errorCode")]
+    pub error_code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<&'a str>,
+}
+
+/// `{"res":…,"data":…}` with `res` first, as Talo writes it.
+#[derive(Debug, Serialize)]
+pub struct Envelope<'a, T: Serialize> {
+    pub res: &'a str,
+    pub data: T,
+}
+
+/// A server frame. The data types sent are strings, numbers and JSON values, which always
+/// serialize, so the empty fallback is never sent.
+pub fn frame<T: Serialize>(res: &str, data: T) -> String {
+    serde_json::to_string(&Envelope { res, data }).unwrap_or_default()
+}
+
+pub fn error_frame(req: &str, code: &str, message: &str, cause: Option<&str>) -> String {
+    frame(
+        "v1.error",
+        ErrorData {
+            req,
+            message,
+            error_code: code,
+            cause,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn error_frames_match_the_documented_examples() {
+        assert_eq!(
+            error_frame(
+                "v1.channels.message",
+                "LISTENER_ERROR",
+                "An error occurred while processing the message",
+                Some("Player not in channel")
+            ),
+            r#"{"res":"v1.error","data":{"req":"v1.channels.message","message":"An error occurred while processing the message","errorCode":"LISTENER_ERROR","cause":"Player not in channel"}}"#
+        );
+        assert_eq!(
+            error_frame(
+                "unknown",
+                "RATE_LIMIT_EXCEEDED",
+                "Rate limit exceeded",
+                None
+            ),
+            r#"{"res":"v1.error","data":{"req":"unknown","message":"Rate limit exceeded","errorCode":"RATE_LIMIT_EXCEEDED"}}"#
+        );
+        assert_eq!(
+            frame("v1.connected", json!({})),
+            r#"{"res":"v1.connected","data":{}}"#
+        );
+    }
+
+    #[test]
+    fn unknown_or_malformed_envelopes_are_invalid_messages() {
+        for text in [
+            r#"{"req":"v1.does.not.exist","data":{}}"#,
+            r#"{"req":7}"#,
+            r#"{"data":{}}"#,
+            "[]",
+            "v1.heartbeat!",
+            "",
+        ] {
+            assert_eq!(envelope(text), None, "{text}");
+        }
+        assert_eq!(
+            envelope(r#"{"req":"v1.channels.message"}"#),
+            Some((RequestKind::ChannelMessage, Value::Null))
+        );
+    }
+
+    #[test]
+    fn data_must_fit_the_request_schema() {
+        let identify = json!({"playerAliasId": 1, "socketToken": "t"});
+        assert_eq!(
+            request(RequestKind::Identify, &identify),
+            Some(Request::Identify(IdentifyData {
+                player_alias_id: 1,
+                socket_token: "t".into(),
+                session_token: None,
+            }))
+        );
+        let bad = [
+            (
+                RequestKind::Identify,
+                json!({"playerAliasId": "1", "socketToken": "t"}),
+            ),
+            (
+                RequestKind::Identify,
+                json!({"playerAliasId": 1, "socketToken": "t", "sessionToken": 5}),
+            ),
+            (
+                RequestKind::ChannelMessage,
+                json!({"myMessageToTheChannelIsGoingToBeThis": "general"}),
+            ),
+            (
+                RequestKind::ChannelMessage,
+                json!({"channel": {"id": -1}, "message": "hi"}),
+            ),
+            (RequestKind::RelationshipBroadcast, json!({"message": 3})),
+            (RequestKind::RelationshipBroadcast, Value::Null),
+        ];
+        for (kind, data) in bad {
+            assert_eq!(request(kind, &data), None, "{data}");
+        }
+        assert_eq!(
+            request(
+                RequestKind::ChannelMessage,
+                &json!({"channel": {"id": 1}, "message": "hi"})
+            ),
+            Some(Request::ChannelMessage(ChannelMessageData {
+                channel: ChannelRef { id: 1 },
+                message: "hi".into(),
+            }))
+        );
+    }
+}
