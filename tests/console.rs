@@ -488,3 +488,20 @@ fn a_log_line_opens_in_the_composer() {
     app.update(key(KeyCode::Esc));
     assert_eq!(app.view, View::Log);
 }
+
+#[test]
+fn every_command_completes() {
+    let mut app = loaded_app(false);
+    for (typed, completed) in [
+        ("comp", "compose "),
+        ("tra", "transfer "),
+        ("revoke-a", "revoke-authority "),
+        ("fa", "fault "),
+        ("rec", "record "),
+    ] {
+        app.command_line = typed.to_owned();
+        app.mode = Mode::Command;
+        app.update(key(KeyCode::Tab));
+        assert_eq!(app.command_line, completed, "{typed}");
+    }
+}

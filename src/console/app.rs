@@ -279,7 +279,7 @@ pub struct App {
     deferred: Vec<Effect>,
 }
 
-const COMMANDS: [&str; 17] = [
+const COMMANDS: [&str; 23] = [
     "overview",
     "peers",
     "rooms",
@@ -288,14 +288,20 @@ const COMMANDS: [&str; 17] = [
     "apps",
     "log",
     "catalog",
+    "compose",
     "kick",
     "suspend",
     "activate",
     "revoke",
     "expire",
     "close-room",
+    "transfer",
+    "revoke-authority",
     "tap",
     "untap",
+    "target",
+    "record",
+    "fault",
     "quit",
 ];
 
