@@ -424,3 +424,47 @@ fn authority_can_be_transferred_and_revoked_after_confirming() {
     assert!(app.run_command_line("transfer WWGV8B nobody").is_empty());
     assert!(app.status.as_ref().unwrap().0.contains("no player"));
 }
+
+/// A window of a table is exactly the matching slice of the whole table, in natural order and
+/// when sorted, and a cached sorted order never outlives a delta, a filter or a sort change.
+#[test]
+fn table_windows_match_the_full_table_and_follow_deltas() {
+    let mut app = loaded_app(false);
+    let full = app.table(View::Peers).rows;
+    let window = app.table_window(View::Peers, 1, 2);
+    assert_eq!(window.total, full.len());
+    assert_eq!(window.rows, full[1..3]);
+    assert!(app.table_window(View::Peers, 50, 10).rows.is_empty());
+
+    let state = app.tables.entry(View::Peers).or_default();
+    state.sort = Some(7);
+    state.descending = true;
+    let sorted = app.table(View::Peers).rows;
+    assert_eq!(app.table_window(View::Peers, 0, 10).rows, sorted);
+
+    app.update(Msg::Server(ServerMessage::Delta {
+        seq: 15,
+        at_ms: T0 + 5000,
+        event: Event::PeerConnected {
+            peer: peer("p9", Dialect::Talo, "demo", "Ünïcode", None, 50),
+        },
+    }));
+    let window = app.table_window(View::Peers, 0, 1);
+    assert_eq!(window.total, full.len() + 1);
+    assert_eq!(window.rows[0].key, "p9");
+    assert_eq!(app.selected_key(View::Peers).as_deref(), Some("p9"));
+
+    app.tables.entry(View::Peers).or_default().descending = false;
+    assert_eq!(
+        app.table_window(View::Peers, sorted.len(), 1).rows[0].key,
+        "p9"
+    );
+
+    // Filters ignore case, for ASCII and non-ASCII text alike.
+    app.tables.entry(View::Peers).or_default().filter = "ALICE".into();
+    let window = app.table_window(View::Peers, 0, 10);
+    assert_eq!(window.total, 1);
+    assert_eq!(window.rows[0].key, "p2");
+    app.tables.entry(View::Peers).or_default().filter = "ünï".into();
+    assert_eq!(app.table_window(View::Peers, 0, 10).rows[0].key, "p9");
+}

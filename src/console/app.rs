@@ -4,6 +4,7 @@
 //! The model of the server changes only through the server's snapshot and deltas: an admin
 //! action sends a command and shows its result, and the views change when the deltas arrive.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -214,6 +215,33 @@ pub struct TableData {
     pub rows: Vec<Row>,
 }
 
+/// A window of a table's rows, for drawing without building the rows that are not shown.
+pub struct TableWindow {
+    pub headers: &'static [&'static str],
+    /// Rows in the whole (filtered) table.
+    pub total: usize,
+    pub rows: Vec<Row>,
+}
+
+type RowIter<'a> = Box<dyn Iterator<Item = Row> + 'a>;
+
+struct RowSource<'a> {
+    headers: &'static [&'static str],
+    len: usize,
+    rows: RowIter<'a>,
+}
+
+/// A filtered or sorted table as last computed, and what it was computed from.
+struct OrderedRows {
+    view: View,
+    generation: u64,
+    filter: String,
+    sort: Option<usize>,
+    descending: bool,
+    headers: &'static [&'static str],
+    rows: Vec<Row>,
+}
+
 #[derive(Debug)]
 pub enum Msg {
     Server(ServerMessage),
@@ -250,6 +278,9 @@ pub struct App {
     pub dirty: bool,
     /// Rows visible in the body, for page up/down; the UI keeps it current.
     pub page_rows: usize,
+    /// Counts changes to the model, so a cached table order knows when it went stale.
+    generation: u64,
+    ordered: RefCell<Option<OrderedRows>>,
 }
 
 const COMMANDS: [&str; 17] = [
@@ -294,6 +325,8 @@ impl App {
             pending: HashMap::new(),
             dirty: true,
             page_rows: 10,
+            generation: 0,
+            ordered: RefCell::new(None),
         }
     }
 
@@ -344,6 +377,7 @@ impl App {
 
     fn apply(&mut self, message: ServerMessage) {
         self.dirty = true;
+        self.generation = self.generation.wrapping_add(1);
         match message {
             ServerMessage::Snapshot { seq, snapshot } => {
                 self.model = Model::from_snapshot(*snapshot);
@@ -810,7 +844,7 @@ impl App {
             Action::Top => self.table_state_mut().selected = 0,
             Action::Bottom => self.move_selection(isize::MAX / 2),
             Action::Sort => {
-                let columns = self.table(self.view).headers.len();
+                let columns = self.row_source(self.view).headers.len();
                 let state = self.table_state_mut();
                 state.sort = match (state.sort, state.descending) {
                     (None, _) => Some(0),
@@ -868,7 +902,7 @@ impl App {
     }
 
     fn move_selection(&mut self, delta: isize) {
-        let count = self.table(self.view).rows.len();
+        let count = self.row_count(self.view);
         let state = self.table_state_mut();
         let current = state.selected as isize;
         state.selected =
@@ -876,12 +910,15 @@ impl App {
     }
 
     pub fn selected_key(&self, view: View) -> Option<String> {
-        let table = self.table(view);
         let selected = self
             .table_state(view)
             .selected
-            .min(table.rows.len().saturating_sub(1));
-        table.rows.get(selected).map(|r| r.key.clone())
+            .min(self.row_count(view).saturating_sub(1));
+        self.table_window(view, selected, 1)
+            .rows
+            .into_iter()
+            .next()
+            .map(|r| r.key)
     }
 
     fn open_selected(&mut self) {
@@ -1061,32 +1098,30 @@ impl App {
     // Tables
     // --------------------------------------------------------------------------------------
 
-    /// The rows of a view's table, filtered and sorted as the user asked.
-    pub fn table(&self, view: View) -> TableData {
-        let (headers, mut rows): (&'static [&'static str], Vec<Row>) = match view {
+    /// A view's rows in natural order, built lazily so that a window of them costs only what
+    /// it shows, with their number known without building any.
+    fn row_source(&self, view: View) -> RowSource<'_> {
+        let (headers, len, rows): (&'static [&'static str], usize, RowIter<'_>) = match view {
             View::Peers => (
                 &[
                     "ID", "DIALECT", "APP", "IDENTITY", "ROOM", "IN", "OUT", "ERR", "ADDRESS",
                 ],
-                self.model
-                    .peers
-                    .values()
-                    .map(|p| Row {
-                        key: p.id.clone(),
-                        cells: vec![
-                            p.id.clone(),
-                            p.dialect.id().to_owned(),
-                            p.app.clone().unwrap_or_default(),
-                            p.identity.clone().unwrap_or_default(),
-                            p.room.clone().unwrap_or_default(),
-                            p.frames_in.to_string(),
-                            p.frames_out.to_string(),
-                            p.errors.to_string(),
-                            p.addr.clone(),
-                        ],
-                        severity: (p.errors > 0).then_some(Severity::Warning),
-                    })
-                    .collect(),
+                self.model.peers.len(),
+                Box::new(self.model.peers.values().map(|p| Row {
+                    key: p.id.clone(),
+                    cells: vec![
+                        p.id.clone(),
+                        p.dialect.id().to_owned(),
+                        p.app.clone().unwrap_or_default(),
+                        p.identity.clone().unwrap_or_default(),
+                        p.room.clone().unwrap_or_default(),
+                        p.frames_in.to_string(),
+                        p.frames_out.to_string(),
+                        p.errors.to_string(),
+                        p.addr.clone(),
+                    ],
+                    severity: (p.errors > 0).then_some(Severity::Warning),
+                })),
             ),
             View::Rooms => (
                 &[
@@ -1098,12 +1133,10 @@ impl App {
                     "LOBBY",
                     "AUTHORITY",
                 ],
-                self.model
-                    .rooms
-                    .values()
-                    .map(|r| Row {
-                        key: r.code.clone(),
-                        cells: vec![
+                self.model.rooms.len(),
+                Box::new(self.model.rooms.values().map(|r| Row {
+                    key: r.code.clone(),
+                    cells: vec![
                             r.code.clone(),
                             r.app.clone(),
                             r.game.clone(),
@@ -1121,63 +1154,55 @@ impl App {
                                 })
                                 .unwrap_or_else(|| "—".to_owned()),
                         ],
-                        severity: None,
-                    })
-                    .collect(),
+                    severity: None,
+                })),
             ),
             View::Channels => (
                 &["DIALECT", "APP", "CHANNEL", "MEMBERS", "MESSAGES"],
-                self.model
-                    .channels
-                    .values()
-                    .map(|c| Row {
-                        key: format!("{}/{}/{}", c.dialect.id(), c.app, c.name),
-                        cells: vec![
-                            c.dialect.id().to_owned(),
-                            c.app.clone(),
-                            c.name.clone(),
-                            c.members.len().to_string(),
-                            c.messages.to_string(),
-                        ],
-                        severity: None,
-                    })
-                    .collect(),
+                self.model.channels.len(),
+                Box::new(self.model.channels.values().map(|c| Row {
+                    key: format!("{}/{}/{}", c.dialect.id(), c.app, c.name),
+                    cells: vec![
+                        c.dialect.id().to_owned(),
+                        c.app.clone(),
+                        c.name.clone(),
+                        c.members.len().to_string(),
+                        c.messages.to_string(),
+                    ],
+                    severity: None,
+                })),
             ),
             View::Subscriptions => (
                 &["PEER", "DIALECT", "ID", "TOPIC", "ARGUMENTS"],
-                self.model
-                    .subscriptions
-                    .values()
-                    .map(|s| Row {
-                        key: format!("{}\u{1f}{}", s.peer, s.id),
-                        cells: vec![
-                            s.peer.clone(),
-                            s.dialect.id().to_owned(),
-                            s.id.clone(),
-                            s.topic.clone(),
-                            s.arguments.to_string(),
-                        ],
-                        severity: None,
-                    })
-                    .collect(),
+                self.model.subscriptions.len(),
+                Box::new(self.model.subscriptions.values().map(|s| Row {
+                    key: format!("{}\u{1f}{}", s.peer, s.id),
+                    cells: vec![
+                        s.peer.clone(),
+                        s.dialect.id().to_owned(),
+                        s.id.clone(),
+                        s.topic.clone(),
+                        s.arguments.to_string(),
+                    ],
+                    severity: None,
+                })),
             ),
-            View::Apps => (
-                &["APP", "NAME", "STATUS", "PEERS", "KEYS"],
-                self.model
-                    .apps
-                    .iter()
-                    .map(|a| Row {
+            View::Apps => {
+                // One pass over the peers, not one per app.
+                let mut live: HashMap<&str, usize> = HashMap::new();
+                for app in self.model.peers.values().filter_map(|p| p.app.as_deref()) {
+                    *live.entry(app).or_default() += 1;
+                }
+                (
+                    &["APP", "NAME", "STATUS", "PEERS", "KEYS"],
+                    self.model.apps.len(),
+                    Box::new(self.model.apps.iter().map(move |a| Row {
                         key: a.id.clone(),
                         cells: vec![
                             a.id.clone(),
                             a.name.clone(),
                             a.status.id().to_owned(),
-                            self.model
-                                .peers
-                                .values()
-                                .filter(|p| p.app.as_deref() == Some(&a.id))
-                                .count()
-                                .to_string(),
+                            live.get(a.id.as_str()).copied().unwrap_or(0).to_string(),
                             a.keys
                                 .iter()
                                 .map(|k| format!("{} ({})", k.id, k.grants.join(" ")))
@@ -1185,15 +1210,16 @@ impl App {
                                 .join(", "),
                         ],
                         severity: (a.status != AppStatus::Active).then_some(Severity::Warning),
-                    })
-                    .collect(),
-            ),
+                    })),
+                )
+            }
             View::Catalog => {
-                let state = self.table_state(View::Catalog);
-                let entries = catalog::search(&state.filter);
-                let rows = entries
-                    .into_iter()
-                    .map(|e| Row {
+                // The catalog's own search applies the filter, ranking best first.
+                let entries = catalog::search(&self.table_state(View::Catalog).filter);
+                (
+                    &["DIALECT", "CODE", "DELIVERY", "RETRY", "TITLE"],
+                    entries.len(),
+                    Box::new(entries.into_iter().map(|e| Row {
                         key: e.qualified(),
                         cells: vec![
                             e.dialect.id().to_owned(),
@@ -1203,46 +1229,116 @@ impl App {
                             e.title.to_owned(),
                         ],
                         severity: Some(e.severity()),
-                    })
-                    .collect();
-                // The catalog's own search already applied the filter, ranking best first.
-                return TableData {
-                    headers: &["DIALECT", "CODE", "DELIVERY", "RETRY", "TITLE"],
-                    rows: self.sorted(View::Catalog, rows),
-                };
+                    })),
+                )
             }
-            View::Overview | View::Log => (&[], Vec::new()),
+            View::Overview | View::Log => (&[], 0, Box::new(std::iter::empty())),
         };
-        let filter = self.table_state(view).filter.to_lowercase();
-        if !filter.is_empty() {
-            rows.retain(|row| row.cells.iter().any(|c| c.to_lowercase().contains(&filter)));
-        }
+        RowSource { headers, len, rows }
+    }
+
+    /// Every row of a view's table, filtered and sorted as the user asked.
+    pub fn table(&self, view: View) -> TableData {
+        let RowSource { headers, rows, .. } = self.row_source(view);
+        let state = self.table_state(view);
+        let filter = state.filter.to_lowercase();
+        let rows: Vec<Row> = if filter.is_empty() || view == View::Catalog {
+            rows.collect()
+        } else {
+            rows.filter(|row| row.cells.iter().any(|c| contains_folded(c, &filter)))
+                .collect()
+        };
         TableData {
             headers,
             rows: self.sorted(view, rows),
         }
     }
 
-    fn sorted(&self, view: View, mut rows: Vec<Row>) -> Vec<Row> {
+    /// The rows `first..first + count` of a view's table as the user filtered and sorted it,
+    /// with the table's total. In natural order only the window is built; a filtered or sorted
+    /// order is computed once per model change and reused by every draw and key press until
+    /// the model, the filter or the sort changes.
+    pub fn table_window(&self, view: View, first: usize, count: usize) -> TableWindow {
         let state = self.table_state(view);
-        if let Some(column) = state.sort {
-            rows.sort_by(|a, b| {
-                let (x, y) = (a.cells.get(column), b.cells.get(column));
-                let ordering = match (
-                    x.and_then(|v| v.parse::<f64>().ok()),
-                    y.and_then(|v| v.parse::<f64>().ok()),
-                ) {
-                    (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
-                    _ => x.cmp(&y),
-                };
-                if state.descending {
-                    ordering.reverse()
-                } else {
-                    ordering
-                }
+        if state.filter.is_empty() && state.sort.is_none() {
+            let RowSource { headers, len, rows } = self.row_source(view);
+            return TableWindow {
+                headers,
+                total: len,
+                rows: rows.skip(first).take(count).collect(),
+            };
+        }
+        let mut cache = self.ordered.borrow_mut();
+        let fresh = cache.as_ref().is_some_and(|c| {
+            c.view == view
+                && c.generation == self.generation
+                && c.filter == state.filter
+                && c.sort == state.sort
+                && c.descending == state.descending
+        });
+        if !fresh {
+            let TableData { headers, rows } = self.table(view);
+            *cache = Some(OrderedRows {
+                view,
+                generation: self.generation,
+                filter: state.filter.clone(),
+                sort: state.sort,
+                descending: state.descending,
+                headers,
+                rows,
             });
         }
-        rows
+        match cache.as_ref() {
+            Some(ordered) => TableWindow {
+                headers: ordered.headers,
+                total: ordered.rows.len(),
+                rows: ordered
+                    .rows
+                    .iter()
+                    .skip(first)
+                    .take(count)
+                    .cloned()
+                    .collect(),
+            },
+            None => TableWindow {
+                headers: &[],
+                total: 0,
+                rows: Vec::new(),
+            },
+        }
+    }
+
+    /// How many rows a view's table shows after filtering.
+    pub fn row_count(&self, view: View) -> usize {
+        self.table_window(view, 0, 0).total
+    }
+
+    /// Numbers sort as numbers, everything else as text; each cell is parsed once, not once
+    /// per comparison.
+    fn sorted(&self, view: View, rows: Vec<Row>) -> Vec<Row> {
+        let state = self.table_state(view);
+        let Some(column) = state.sort else {
+            return rows;
+        };
+        let mut keyed: Vec<(Option<f64>, Row)> = rows
+            .into_iter()
+            .map(|row| {
+                let number = row.cells.get(column).and_then(|v| v.parse::<f64>().ok());
+                (number, row)
+            })
+            .collect();
+        keyed.sort_by(|(x_number, x), (y_number, y)| {
+            let ordering = match (x_number, y_number) {
+                (Some(a), Some(b)) => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+                _ => x.cells.get(column).cmp(&y.cells.get(column)),
+            };
+            if state.descending {
+                ordering.reverse()
+            } else {
+                ordering
+            }
+        });
+        keyed.into_iter().map(|(_, row)| row).collect()
     }
 
     /// Log entries shown in the log view (or a peer's detail), filtered.
@@ -1268,6 +1364,22 @@ impl App {
         codes.truncate(count);
         codes
     }
+}
+
+/// Whether `haystack` contains `needle_lower` ignoring case; allocation-free for ASCII text,
+/// which is nearly every cell, since filtering runs over every row of a large table.
+fn contains_folded(haystack: &str, needle_lower: &str) -> bool {
+    if needle_lower.is_empty() {
+        return true;
+    }
+    if haystack.is_ascii() && needle_lower.is_ascii() {
+        let needle = needle_lower.as_bytes();
+        return haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle));
+    }
+    haystack.to_lowercase().contains(needle_lower)
 }
 
 fn log_haystack(entry: &LogEntry) -> String {

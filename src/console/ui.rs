@@ -196,26 +196,23 @@ fn tail(values: &[u64], width: usize) -> &[u64] {
 }
 
 fn draw_table(app: &App, theme: &Theme, frame: &mut Frame, area: Rect, view: View) {
-    let table = app.table(view);
     let state = app.table_state(view);
     let visible = area.height.saturating_sub(3) as usize;
-    let selected = state.selected.min(table.rows.len().saturating_sub(1));
-    // Keep the selection on screen without materialising rows that are not shown.
+    let total = app.row_count(view);
+    let selected = state.selected.min(total.saturating_sub(1));
+    // Keep the selection on screen; only the rows on screen are built.
     let first = selected.saturating_sub(visible.saturating_sub(1));
-    let rows = table.rows[first.min(table.rows.len())..]
-        .iter()
-        .take(visible)
-        .enumerate()
-        .map(|(offset, row)| {
-            let style = if first + offset == selected {
-                theme.selection
-            } else {
-                row.severity
-                    .map(|s| theme.severity(s))
-                    .unwrap_or(theme.text)
-            };
-            TableRow::new(row.cells.iter().map(|c| Cell::from(c.clone()))).style(style)
-        });
+    let table = app.table_window(view, first, visible);
+    let rows = table.rows.iter().enumerate().map(|(offset, row)| {
+        let style = if first + offset == selected {
+            theme.selection
+        } else {
+            row.severity
+                .map(|s| theme.severity(s))
+                .unwrap_or(theme.text)
+        };
+        TableRow::new(row.cells.iter().map(|c| Cell::from(c.clone()))).style(style)
+    });
     let widths = column_widths(view, table.headers.len());
     let header_cells = table.headers.iter().enumerate().map(|(index, h)| {
         let marker = match state.sort {
@@ -225,14 +222,9 @@ fn draw_table(app: &App, theme: &Theme, frame: &mut Frame, area: Rect, view: Vie
         };
         Cell::from(format!("{h}{marker}"))
     });
-    let mut title = format!(" {} ({}) ", view.title(), table.rows.len());
+    let mut title = format!(" {} ({}) ", view.title(), table.total);
     if !state.filter.is_empty() {
-        title = format!(
-            " {} ({}) /{} ",
-            view.title(),
-            table.rows.len(),
-            state.filter
-        );
+        title = format!(" {} ({}) /{} ", view.title(), table.total, state.filter);
     }
     let widget = Table::new(rows, widths)
         .header(TableRow::new(header_cells).style(theme.header))
