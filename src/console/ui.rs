@@ -261,7 +261,17 @@ fn time_of(at_ms: u64) -> String {
 }
 
 /// The lines for one log entry: the event, and for errors the decoded meaning and advice.
-fn log_lines<'a>(entry: &LogEntry, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+/// Indent of the lines that continue a log entry, under its event column.
+const LOG_INDENT: &str = "         ";
+
+/// The lines for one log entry: the event, and for errors the decoded title and retry policy,
+/// then the guidance wrapped to `inner_width`, so that advice is never cut at the edge.
+fn log_lines<'a>(
+    entry: &LogEntry,
+    theme: &Theme,
+    width: usize,
+    inner_width: usize,
+) -> Vec<Line<'a>> {
     let head = vec![
         Span::styled(time_of(entry.at_ms), theme.muted),
         Span::raw(" "),
@@ -328,16 +338,44 @@ fn log_lines<'a>(entry: &LogEntry, theme: &Theme, width: usize) -> Vec<Line<'a>>
     }
     if let Some(entry) = decoded.filter(|e| e.severity() != Severity::Info) {
         lines.push(Line::from(vec![
-            Span::raw("         "),
+            Span::raw(LOG_INDENT),
             Span::styled(
                 format!("{} — ", entry.title),
                 theme
                     .severity(entry.severity())
                     .add_modifier(Modifier::BOLD),
             ),
-            Span::styled(format!("retry: {} ", entry.retry.id()), theme.accent),
-            Span::styled(entry.guidance.to_owned(), theme.text),
+            Span::styled(format!("retry: {}", entry.retry.id()), theme.accent),
         ]));
+        let text_width = inner_width.saturating_sub(LOG_INDENT.len()).max(20);
+        for part in wrap_words(entry.guidance, text_width) {
+            lines.push(Line::from(vec![
+                Span::raw(LOG_INDENT),
+                Span::styled(part, theme.text),
+            ]));
+        }
+    }
+    lines
+}
+
+/// Greedy word wrap to `width` characters; a word longer than a line gets a line of its own
+/// and is cut by the terminal, never split mid-word here.
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    for word in text.split_whitespace() {
+        let needed =
+            current.chars().count() + usize::from(!current.is_empty()) + word.chars().count();
+        if !current.is_empty() && needed > width {
+            lines.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    if !current.is_empty() {
+        lines.push(current);
     }
     lines
 }
@@ -353,10 +391,11 @@ fn draw_log(
     let entries = app.log_entries(peer);
     let height = area.height.saturating_sub(2) as usize;
     let width = area.width.saturating_sub(50).max(20) as usize;
+    let inner_width = area.width.saturating_sub(2) as usize;
     // Newest at the bottom: walk back from the end until the area is full.
     let mut lines: Vec<Line> = Vec::new();
     for entry in entries.iter().rev() {
-        let mut entry_lines = log_lines(entry, theme, width);
+        let mut entry_lines = log_lines(entry, theme, width, inner_width);
         if lines.len() + entry_lines.len() > height {
             break;
         }
@@ -681,4 +720,23 @@ fn cut(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap_words;
+
+    #[test]
+    fn wrapping_keeps_every_word_and_respects_the_width() {
+        let text = "Wait for a player to leave and retry, or create a new room instead.";
+        let lines = wrap_words(text, 20);
+        assert!(lines.iter().all(|l| l.chars().count() <= 20), "{lines:?}");
+        assert_eq!(lines.join(" "), text);
+        assert_eq!(wrap_words("", 10), Vec::<String>::new());
+        // A word longer than the width stands alone rather than being split.
+        assert_eq!(
+            wrap_words("a averyveryverylongword b", 8),
+            ["a", "averyveryverylongword", "b"]
+        );
+    }
 }
