@@ -468,3 +468,40 @@ fn table_windows_match_the_full_table_and_follow_deltas() {
     app.tables.entry(View::Peers).or_default().filter = "ünï".into();
     assert_eq!(app.table_window(View::Peers, 0, 10).rows[0].key, "p9");
 }
+
+#[test]
+fn sorting_text_puts_p2_before_p10_and_a_startup_warning_survives_the_connect() {
+    use relaydeck::console::app::natural_cmp;
+    use std::cmp::Ordering;
+    assert_eq!(natural_cmp("p2", "p10"), Ordering::Less);
+    assert_eq!(natural_cmp("p10", "p10"), Ordering::Equal);
+    assert_eq!(natural_cmp("p010", "p9"), Ordering::Greater);
+    assert_eq!(natural_cmp("demo/a", "demo/b"), Ordering::Less);
+    assert_eq!(natural_cmp("p1", "p1x"), Ordering::Less);
+
+    let mut app = loaded_app(false);
+    app.update(Msg::Server(ServerMessage::Delta {
+        seq: 15,
+        at_ms: T0,
+        event: Event::PeerConnected {
+            peer: peer("p10", Dialect::Pubsub, "demo", "late", None, 0),
+        },
+    }));
+    let state = app.tables.entry(View::Peers).or_default();
+    state.sort = Some(0);
+    let keys: Vec<String> = app
+        .table(View::Peers)
+        .rows
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(keys, ["p1", "p2", "p3", "p4", "p10"]);
+
+    let mut app = App::new(Keymap::defaults(), false);
+    app.set_status(
+        "keymap.json line 3: unknown action \"kik\"; using the default keys",
+        relaydeck::catalog::Severity::Warning,
+    );
+    app.update(Msg::Connection(Connection::Connected));
+    assert!(app.status.unwrap().0.contains("keymap.json"));
+}

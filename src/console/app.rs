@@ -357,7 +357,11 @@ impl App {
                 Vec::new()
             }
             Msg::Connection(connection) => {
-                if connection == Connection::Connected {
+                // A warning already on the status line (a bad keymap or theme file found at
+                // start-up) outlives the connect: it is the only place that tells of it.
+                let warning_shown =
+                    matches!(self.status, Some((_, Severity::Warning | Severity::Error)));
+                if connection == Connection::Connected && !warning_shown {
                     self.set_status("connected", Severity::Info);
                 }
                 if matches!(connection, Connection::Lost { .. }) {
@@ -1330,7 +1334,10 @@ impl App {
         keyed.sort_by(|(x_number, x), (y_number, y)| {
             let ordering = match (x_number, y_number) {
                 (Some(a), Some(b)) => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
-                _ => x.cells.get(column).cmp(&y.cells.get(column)),
+                _ => match (x.cells.get(column), y.cells.get(column)) {
+                    (Some(a), Some(b)) => natural_cmp(a, b),
+                    (a, b) => a.cmp(&b),
+                },
             };
             if state.descending {
                 ordering.reverse()
@@ -1363,6 +1370,40 @@ impl App {
         codes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         codes.truncate(count);
         codes
+    }
+}
+
+/// Text order in which runs of digits compare as numbers, so that `p2` sorts before `p10`.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut a, mut b) = (a, b);
+    loop {
+        let (Some(x), Some(y)) = (a.chars().next(), b.chars().next()) else {
+            return a.len().cmp(&b.len());
+        };
+        if x.is_ascii_digit() && y.is_ascii_digit() {
+            let a_end = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
+            let b_end = b.find(|c: char| !c.is_ascii_digit()).unwrap_or(b.len());
+            let (a_digits, b_digits) = (
+                a[..a_end].trim_start_matches('0'),
+                b[..b_end].trim_start_matches('0'),
+            );
+            let ordering = a_digits
+                .len()
+                .cmp(&b_digits.len())
+                .then_with(|| a_digits.cmp(b_digits));
+            if ordering != Ordering::Equal {
+                return ordering;
+            }
+            a = &a[a_end..];
+            b = &b[b_end..];
+        } else {
+            if x != y {
+                return x.cmp(&y);
+            }
+            a = &a[x.len_utf8()..];
+            b = &b[y.len_utf8()..];
+        }
     }
 }
 
