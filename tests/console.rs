@@ -252,7 +252,7 @@ fn kick_asks_first_and_sends_exactly_the_confirmed_command() {
         matches!(&effects[..], [Effect::Send(envelope)] if envelope.command == Command::Kick { peer: "p2".into(), reason: None })
     );
     // The peer stays until the server says it closed.
-    assert!(app.model.peers.contains_key("p2"));
+    assert!(app.model.peer("p2").is_some());
     app.update(Msg::Server(ServerMessage::Delta {
         seq: 15,
         at_ms: T0,
@@ -262,7 +262,7 @@ fn kick_asks_first_and_sends_exactly_the_confirmed_command() {
             reason: "admin_disconnect".into(),
         },
     }));
-    assert!(!app.model.peers.contains_key("p2"));
+    assert!(app.model.peer("p2").is_none());
 }
 
 #[test]
@@ -487,6 +487,12 @@ fn sorting_text_puts_p2_before_p10_and_a_startup_warning_survives_the_connect() 
             peer: peer("p10", Dialect::Pubsub, "demo", "late", None, 0),
         },
     }));
+    // Unsorted, the peers view lists ids in natural order too, window by window.
+    let window = app.table_window(View::Peers, 3, 2);
+    assert_eq!(
+        window.rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        ["p4", "p10"]
+    );
     let state = app.tables.entry(View::Peers).or_default();
     state.sort = Some(0);
     let keys: Vec<String> = app

@@ -133,7 +133,8 @@ impl LogEntry {
 pub struct Model {
     pub server: ServerInfo,
     pub apps: Vec<AppInfo>,
-    pub peers: BTreeMap<String, PeerInfo>,
+    /// In natural id order (`p2` before `p10`), the order the peers view lists them in.
+    pub peers: BTreeMap<PeerKey, PeerInfo>,
     pub rooms: BTreeMap<String, RoomInfo>,
     pub channels: BTreeMap<(Dialect, String, String), ChannelInfo>,
     pub subscriptions: BTreeMap<(String, String), SubscriptionInfo>,
@@ -141,7 +142,34 @@ pub struct Model {
     pub stats: Stats,
 }
 
+/// A peer id ordered as people count: `p2` before `p10`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PeerKey(pub String);
+
+impl PeerKey {
+    pub fn new(id: &str) -> PeerKey {
+        PeerKey(id.to_owned())
+    }
+}
+
+impl Ord for PeerKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // The plain comparison breaks ties (`p01` and `p1`) so that order agrees with equality.
+        natural_cmp(&self.0, &other.0).then_with(|| self.0.cmp(&other.0))
+    }
+}
+
+impl PartialOrd for PeerKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl Model {
+    pub fn peer(&self, id: &str) -> Option<&PeerInfo> {
+        self.peers.get(&PeerKey::new(id))
+    }
+
     fn from_snapshot(snapshot: Snapshot) -> Model {
         Model {
             server: snapshot.server,
@@ -149,7 +177,7 @@ impl Model {
             peers: snapshot
                 .peers
                 .into_iter()
-                .map(|p| (p.id.clone(), p))
+                .map(|p| (PeerKey::new(&p.id), p))
                 .collect(),
             rooms: snapshot
                 .rooms
@@ -436,10 +464,10 @@ impl App {
         let model = &mut self.model;
         match event {
             Event::PeerConnected { peer } | Event::PeerUpdated { peer } => {
-                model.peers.insert(peer.id.clone(), peer);
+                model.peers.insert(PeerKey::new(&peer.id), peer);
             }
             Event::PeerClosed { peer, code, reason } => {
-                let dialect = model.peers.remove(&peer).map(|p| p.dialect);
+                let dialect = model.peers.remove(&PeerKey::new(&peer)).map(|p| p.dialect);
                 model.subscriptions.retain(|(p, _), _| *p != peer);
                 self.push_log(LogEntry {
                     at_ms,
@@ -542,7 +570,7 @@ impl App {
                 direction,
                 text,
             } => {
-                let dialect = model.peers.get(&peer).map(|p| p.dialect);
+                let dialect = model.peer(&peer).map(|p| p.dialect);
                 self.push_log(LogEntry {
                     at_ms,
                     peer: Some(peer),
@@ -680,7 +708,7 @@ impl App {
             words.last().copied().unwrap_or("")
         };
         let pool: Vec<String> = match words.first().copied().unwrap_or("") {
-            "kick" | "tap" | "untap" => self.model.peers.keys().cloned().collect(),
+            "kick" | "tap" | "untap" => self.model.peers.keys().map(|k| k.0.clone()).collect(),
             "suspend" | "activate" | "revoke" | "expire" => {
                 self.model.apps.iter().map(|a| a.id.clone()).collect()
             }
@@ -960,7 +988,7 @@ impl App {
         if self.admin_refused() {
             return Vec::new();
         }
-        let Some(info) = self.model.peers.get(peer) else {
+        let Some(info) = self.model.peer(peer) else {
             self.set_status(format!("no peer {peer}"), Severity::Warning);
             return Vec::new();
         };

@@ -423,7 +423,7 @@ fn draw_detail(app: &App, theme: &Theme, frame: &mut Frame, area: Rect, detail: 
         Detail::Peer(id) => {
             let [head, log] =
                 Layout::vertical([Constraint::Length(4), Constraint::Min(3)]).areas(area);
-            let text = match app.model.peers.get(&id) {
+            let text = match app.model.peer(&id) {
                 Some(p) => vec![
                     Line::from(format!(
                         "{} · {} · app {} · {} · {}",
@@ -524,8 +524,7 @@ fn draw_detail(app: &App, theme: &Theme, frame: &mut Frame, area: Rect, detail: 
                     for member in &channel.members {
                         let identity = app
                             .model
-                            .peers
-                            .get(member)
+                            .peer(member)
                             .and_then(|p| p.identity.clone())
                             .unwrap_or_default();
                         lines.push(Line::from(format!("  {member} {identity}")));
