@@ -490,7 +490,11 @@ fn sorting_text_puts_p2_before_p10_and_a_startup_warning_survives_the_connect() 
     // Unsorted, the peers view lists ids in natural order too, window by window.
     let window = app.table_window(View::Peers, 3, 2);
     assert_eq!(
-        window.rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        window
+            .rows
+            .iter()
+            .map(|r| r.key.as_str())
+            .collect::<Vec<_>>(),
         ["p4", "p10"]
     );
     let state = app.tables.entry(View::Peers).or_default();
@@ -510,4 +514,68 @@ fn sorting_text_puts_p2_before_p10_and_a_startup_warning_survives_the_connect() 
     );
     app.update(Msg::Connection(Connection::Connected));
     assert!(app.status.unwrap().0.contains("keymap.json"));
+}
+
+#[test]
+fn the_log_pauses_while_reading_back_and_follows_live_again() {
+    let mut app = loaded_app(false);
+    app.update(key(KeyCode::Char('7')));
+    assert_eq!(app.log_entries(None).len(), 3);
+    app.update(key(KeyCode::Char('k')));
+    let anchor = app.log_anchor;
+    assert!(anchor.is_some());
+    app.update(Msg::Server(ServerMessage::Delta {
+        seq: 15,
+        at_ms: T0 + 9000,
+        event: Event::PeerClosed {
+            peer: "p3".into(),
+            code: Some(4011),
+            reason: "over_message_rate".into(),
+        },
+    }));
+    assert_eq!(
+        app.log_anchor, anchor,
+        "new entries do not move a paused log"
+    );
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("PAUSED, 2 newer"), "{screen}");
+    assert!(!screen.contains("over_message_rate"), "{screen}");
+    app.update(key(KeyCode::Char('G')));
+    assert_eq!(app.log_anchor, None);
+    assert!(render(&mut app, 80, 24).contains("over_message_rate"));
+    // Scrolling forward past the newest entry follows the live log as well.
+    app.update(key(KeyCode::Char('k')));
+    app.update(key(KeyCode::Char('j')));
+    assert_eq!(app.log_anchor, None);
+}
+
+#[test]
+fn kicking_from_a_peer_detail_names_the_peer_on_screen() {
+    let mut app = loaded_app(false);
+    app.update(key(KeyCode::Char('2')));
+    app.update(key(KeyCode::Enter));
+    assert_eq!(app.detail, Some(Detail::Peer("p1".into())));
+    // A peer that sorts first arrives, so the table's selected row is now another peer.
+    app.update(Msg::Server(ServerMessage::Delta {
+        seq: 15,
+        at_ms: T0,
+        event: Event::PeerConnected {
+            peer: peer("p0", Dialect::Pubsub, "demo", "newcomer", None, 0),
+        },
+    }));
+    assert_eq!(app.selected_key(View::Peers).as_deref(), Some("p0"));
+    app.update(key(KeyCode::Char('x')));
+    match &app.mode {
+        Mode::Confirm { command, question } => {
+            assert!(question.starts_with("Close peer p1 "), "{question}");
+            assert_eq!(
+                *command,
+                Command::Kick {
+                    peer: "p1".into(),
+                    reason: None
+                }
+            );
+        }
+        other => panic!("expected a confirmation, got {other:?}"),
+    }
 }

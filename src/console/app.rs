@@ -288,6 +288,11 @@ pub struct App {
     pub seq: u64,
     pub synced: bool,
     pub log: VecDeque<LogEntry>,
+    /// Entries ever added to the log, dropped ones included.
+    log_total: u64,
+    /// The number of the newest log entry on screen while the user reads back; `None`
+    /// follows the live log.
+    pub log_anchor: Option<u64>,
     /// (frames/s, errors/s) per stats tick.
     pub rates: VecDeque<(u64, u64)>,
     last_totals: Option<(u64, u64)>,
@@ -338,6 +343,8 @@ impl App {
             seq: 0,
             synced: false,
             log: VecDeque::new(),
+            log_total: 0,
+            log_anchor: None,
             rates: VecDeque::new(),
             last_totals: None,
             view: View::Overview,
@@ -376,6 +383,7 @@ impl App {
             self.log.pop_front();
         }
         self.log.push_back(entry);
+        self.log_total += 1;
     }
 
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
@@ -828,6 +836,7 @@ impl App {
     fn switch(&mut self, view: View) {
         self.view = view;
         self.detail = None;
+        self.log_anchor = None;
         self.dirty = true;
     }
 
@@ -850,6 +859,7 @@ impl App {
             Action::Back => {
                 if self.detail.is_some() {
                     self.detail = None;
+                    self.log_anchor = None;
                 } else if !self.table_state(self.view).filter.is_empty() {
                     self.table_state_mut().filter.clear();
                 } else {
@@ -873,6 +883,8 @@ impl App {
             Action::Up => self.move_selection(-1),
             Action::PageDown => self.move_selection(self.page_rows.max(1) as isize),
             Action::PageUp => self.move_selection(-(self.page_rows.max(1) as isize)),
+            Action::Top if self.log_shown().is_some() => self.scroll_log(isize::MIN / 2),
+            Action::Bottom if self.log_shown().is_some() => self.log_anchor = None,
             Action::Top => self.table_state_mut().selected = 0,
             Action::Bottom => self.move_selection(isize::MAX / 2),
             Action::Sort => {
@@ -894,7 +906,9 @@ impl App {
                     }
                 };
             }
-            Action::Kick => match self.selected_key(View::Peers) {
+            // In a detail, an action is about the object on screen, not whichever row the
+            // table's selection has drifted to since.
+            Action::Kick => match self.detail_or_selected(View::Peers) {
                 Some(peer) if self.view == View::Peers => return self.confirm_kick(&peer),
                 _ => self.set_status(
                     "select a peer in the peers view to kick it",
@@ -912,14 +926,14 @@ impl App {
                 }
                 _ => self.set_status("select an app in the apps view", Severity::Warning),
             },
-            Action::CloseRoom => match self.selected_key(View::Rooms) {
+            Action::CloseRoom => match self.detail_or_selected(View::Rooms) {
                 Some(room) if self.view == View::Rooms => return self.confirm_close_room(&room),
                 _ => self.set_status(
                     "select a room in the rooms view to close it",
                     Severity::Warning,
                 ),
             },
-            Action::Tap => match self.selected_key(View::Peers) {
+            Action::Tap => match self.detail_or_selected(View::Peers) {
                 Some(peer) if self.view == View::Peers => {
                     return self.request(Command::Tap { peer, on: true });
                 }
@@ -934,11 +948,24 @@ impl App {
     }
 
     fn move_selection(&mut self, delta: isize) {
+        if self.log_shown().is_some() {
+            self.scroll_log(delta);
+            return;
+        }
         let count = self.row_count(self.view);
         let state = self.table_state_mut();
         let current = state.selected as isize;
         state.selected =
             (current.saturating_add(delta)).clamp(0, count.saturating_sub(1) as isize) as usize;
+    }
+
+    /// The object a detail shows when it is of `view`'s kind, else the selected row's key.
+    fn detail_or_selected(&self, view: View) -> Option<String> {
+        match (&self.detail, view) {
+            (Some(Detail::Peer(peer)), View::Peers) => Some(peer.clone()),
+            (Some(Detail::Room(room)), View::Rooms) => Some(room.clone()),
+            _ => self.selected_key(view),
+        }
     }
 
     pub fn selected_key(&self, view: View) -> Option<String> {
@@ -957,6 +984,7 @@ impl App {
         let Some(key) = self.selected_key(self.view) else {
             return;
         };
+        self.log_anchor = None;
         self.detail = match self.view {
             View::Peers => Some(Detail::Peer(key)),
             View::Rooms => Some(Detail::Room(key)),
@@ -1376,14 +1404,50 @@ impl App {
         keyed.into_iter().map(|(_, row)| row).collect()
     }
 
-    /// Log entries shown in the log view (or a peer's detail), filtered.
-    pub fn log_entries(&self, peer: Option<&str>) -> Vec<&LogEntry> {
+    /// Log entries shown in the log view (or a peer's detail), filtered, each with its number
+    /// (counted since the console started, so it survives older entries being dropped).
+    pub fn log_entries(&self, peer: Option<&str>) -> Vec<(u64, &LogEntry)> {
         let filter = self.table_state(View::Log).filter.to_lowercase();
+        let first = self.log_total - self.log.len() as u64;
         self.log
             .iter()
-            .filter(|e| peer.is_none_or(|p| e.peer.as_deref() == Some(p)))
-            .filter(|e| filter.is_empty() || log_haystack(e).contains(&filter))
+            .enumerate()
+            .map(|(offset, entry)| (first + offset as u64, entry))
+            .filter(|(_, e)| peer.is_none_or(|p| e.peer.as_deref() == Some(p)))
+            .filter(|(_, e)| filter.is_empty() || log_haystack(e).contains(&filter))
             .collect()
+    }
+
+    /// `Some(peer filter)` when the screen shows a log: the live log, or a peer's detail.
+    pub fn log_shown(&self) -> Option<Option<&str>> {
+        match &self.detail {
+            Some(Detail::Peer(peer)) => Some(Some(peer.as_str())),
+            Some(_) => None,
+            None if self.view == View::Log => Some(None),
+            None => None,
+        }
+    }
+
+    /// Scroll the shown log by `delta` entries (negative: back in time). Scrolling back pins
+    /// the view to an entry, so new arrivals do not move what is being read; scrolling past
+    /// the newest entry follows the live log again.
+    fn scroll_log(&mut self, delta: isize) {
+        let Some(peer) = self.log_shown() else {
+            return;
+        };
+        let numbers: Vec<u64> = self.log_entries(peer).iter().map(|(n, _)| *n).collect();
+        let Some(last) = numbers.len().checked_sub(1) else {
+            self.log_anchor = None;
+            return;
+        };
+        let current = match self.log_anchor {
+            None => last,
+            Some(anchor) => numbers.partition_point(|n| *n <= anchor).saturating_sub(1),
+        };
+        let target = (current as isize)
+            .saturating_add(delta)
+            .clamp(0, last as isize) as usize;
+        self.log_anchor = (target < last).then(|| numbers[target]);
     }
 
     /// The most frequent error codes since the server started.

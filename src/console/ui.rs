@@ -10,6 +10,7 @@ use ratatui::widgets::{
 use ratatui::Frame;
 
 use super::app::{App, Connection, Detail, LogEntry, LogKind, Mode, View};
+use super::keymap::Action;
 use super::theme::Theme;
 use crate::catalog::{self, Severity};
 use crate::protocol::admin::Direction;
@@ -392,9 +393,13 @@ fn draw_log(
     let height = area.height.saturating_sub(2) as usize;
     let width = area.width.saturating_sub(50).max(20) as usize;
     let inner_width = area.width.saturating_sub(2) as usize;
-    // Newest at the bottom: walk back from the end until the area is full.
+    let shown_up_to = match app.log_anchor {
+        Some(anchor) => entries.partition_point(|(n, _)| *n <= anchor),
+        None => entries.len(),
+    };
+    // Newest at the bottom: walk back from the newest shown entry until the area is full.
     let mut lines: Vec<Line> = Vec::new();
-    for entry in entries.iter().rev() {
+    for (_, entry) in entries[..shown_up_to].iter().rev() {
         let mut entry_lines = log_lines(entry, theme, width, inner_width);
         if lines.len() + entry_lines.len() > height {
             break;
@@ -409,11 +414,14 @@ fn draw_log(
         )));
     }
     let filter = app.table_state(View::Log).filter;
-    let title = if filter.is_empty() {
-        format!(" {title} ({}) ", entries.len())
-    } else {
-        format!(" {title} ({}) /{filter} ", entries.len())
-    };
+    let mut title = format!(" {title} ({}) ", entries.len());
+    if !filter.is_empty() {
+        title.push_str(&format!("/{filter} "));
+    }
+    let newer = entries.len() - shown_up_to;
+    if app.log_anchor.is_some() {
+        title.push_str(&format!("· PAUSED, {newer} newer · G: follow live "));
+    }
     // No wrapping: one entry is exactly its lines, and long frames are cut at the edge.
     frame.render_widget(Paragraph::new(lines).block(block(theme, title)), area);
 }
@@ -605,21 +613,56 @@ fn draw_status(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(line), area);
 }
 
+/// The hint bar, from the live keymap, so rebound keys show as they are bound.
 fn draw_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let mut hints = vec![
-        "?:help", ":cmd", "/:filter", "tab:view", "⏎:open", "s:sort", "q:quit",
+    let mut wanted = vec![
+        (Action::Help, "help"),
+        (Action::Command, "cmd"),
+        (Action::Filter, "filter"),
+        (Action::NextView, "view"),
+        (Action::Open, "open"),
+        (Action::Sort, "sort"),
+        (Action::Quit, "quit"),
     ];
+    if app.log_shown().is_some() {
+        wanted.truncate(3);
+        wanted.extend([
+            (Action::Up, "older"),
+            (Action::Bottom, "live"),
+            (Action::Quit, "quit"),
+        ]);
+    }
     if !app.readonly {
         match app.view {
-            View::Peers => hints.extend(["x:kick", "t:tap"]),
-            View::Apps => hints.extend(["S:suspend", "A:activate"]),
-            View::Rooms => hints.push("c:close"),
+            View::Peers => wanted.extend([(Action::Kick, "kick"), (Action::Tap, "tap")]),
+            View::Apps => wanted.extend([
+                (Action::SuspendApp, "suspend"),
+                (Action::ActivateApp, "activate"),
+            ]),
+            View::Rooms => wanted.push((Action::CloseRoom, "close")),
             _ => {}
         }
     }
+    let hints: Vec<String> = wanted
+        .into_iter()
+        .filter_map(|(action, label)| {
+            let key = app.keymap.key_for(action)?;
+            Some(match key {
+                "enter" => format!("⏎:{label}"),
+                ":" => format!(":{label}"),
+                key => format!("{key}:{label}"),
+            })
+        })
+        .collect();
+    // Tighter spacing rather than a hint cut off at the edge.
+    let roomy = hints.iter().map(|h| h.chars().count() + 2).sum::<usize>() < area.width as usize;
+    let separator = if roomy { "  " } else { " " };
     frame.render_widget(
-        Paragraph::new(Span::styled(format!(" {}", hints.join("  ")), theme.status))
-            .style(theme.status),
+        Paragraph::new(Span::styled(
+            format!(" {}", hints.join(separator)),
+            theme.status,
+        ))
+        .style(theme.status),
         area,
     );
 }
