@@ -420,7 +420,10 @@ fn draw_log(
     }
     let newer = entries.len() - shown_up_to;
     if app.log_anchor.is_some() {
-        title.push_str(&format!("· PAUSED, {newer} newer · G: follow live "));
+        let live_key = app.keymap.key_for(Action::Bottom).unwrap_or(":log");
+        title.push_str(&format!(
+            "· PAUSED, {newer} newer · {live_key}: follow live "
+        ));
     }
     // No wrapping: one entry is exactly its lines, and long frames are cut at the edge.
     frame.render_widget(Paragraph::new(lines).block(block(theme, title)), area);
