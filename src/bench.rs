@@ -162,6 +162,8 @@ pub struct Figures {
     pub deltas_per_event: Duration,
     pub redraw: Vec<(View, Duration)>,
     pub filter_sort: Duration,
+    pub sorted_redraw_after_delta: Duration,
+    pub sorted_scroll_redraw: Duration,
 }
 
 pub fn measure(size: &Size, repeat: usize) -> Figures {
@@ -197,11 +199,38 @@ pub fn measure(size: &Size, repeat: usize) -> Figures {
     state.sort = Some(5);
     state.descending = true;
     let filter_sort = time(repeat, || app.table(View::Peers).rows.len());
+
+    // A sorted peers view while deltas arrive: each delta invalidates the cached order, so
+    // every draw re-sorts; scrolling without deltas reuses the order.
+    let mut app = loaded(size);
+    app.view = View::Peers;
+    let state = app.tables.entry(View::Peers).or_default();
+    state.sort = Some(5);
+    state.descending = true;
+    let mut seq = 0;
+    let sorted_redraw_after_delta = time(repeat, || {
+        seq += 1;
+        app.update(Msg::Server(ServerMessage::Delta {
+            seq,
+            at_ms: 0,
+            event: Event::Stats {
+                stats: Stats::default(),
+            },
+        }));
+        let _ = terminal.draw(|frame| ui::draw(&mut app, &theme, frame));
+    });
+    let down = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Down);
+    let sorted_scroll_redraw = time(repeat, || {
+        app.update(Msg::Key(down));
+        let _ = terminal.draw(|frame| ui::draw(&mut app, &theme, frame));
+    });
     Figures {
         snapshot: snapshot_cost,
         deltas_per_event,
         redraw,
         filter_sort,
+        sorted_redraw_after_delta,
+        sorted_scroll_redraw,
     }
 }
 
@@ -251,5 +280,15 @@ pub fn run(repeat: usize) -> String {
         row(&format!("full redraw 200x50: {}", view.title()), *x, *y);
     }
     row("filter + sort peers table", a.filter_sort, b.filter_sort);
+    row(
+        "sorted peers: delta + redraw",
+        a.sorted_redraw_after_delta,
+        b.sorted_redraw_after_delta,
+    );
+    row(
+        "sorted peers: key Down + redraw",
+        a.sorted_scroll_redraw,
+        b.sorted_scroll_redraw,
+    );
     out
 }

@@ -472,8 +472,12 @@ fn console_options(
     let (theme, theme_problem) = Theme::load(&console.theme, config_dir.as_deref(), no_color);
     let (keymap, keymap_problem) = Keymap::load(config_dir.as_deref());
     let mut app = App::new(keymap, console.readonly);
-    for problem in [theme_problem, keymap_problem].into_iter().flatten() {
-        app.set_status(problem, Severity::Warning);
+    let problems: Vec<String> = [theme_problem, keymap_problem]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !problems.is_empty() {
+        app.set_status(problems.join(" · "), Severity::Warning);
     }
     let sessions_dir = DataDirArg { data_dir: None }
         .resolve()

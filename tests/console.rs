@@ -252,7 +252,7 @@ fn kick_asks_first_and_sends_exactly_the_confirmed_command() {
         matches!(&effects[..], [Effect::Send(envelope)] if envelope.command == Command::Kick { peer: "p2".into(), reason: None })
     );
     // The peer stays until the server says it closed.
-    assert!(app.model.peers.contains_key("p2"));
+    assert!(app.model.peer("p2").is_some());
     app.update(Msg::Server(ServerMessage::Delta {
         seq: 15,
         at_ms: T0,
@@ -262,7 +262,7 @@ fn kick_asks_first_and_sends_exactly_the_confirmed_command() {
             reason: "admin_disconnect".into(),
         },
     }));
-    assert!(!app.model.peers.contains_key("p2"));
+    assert!(app.model.peer("p2").is_none());
 }
 
 #[test]
@@ -476,8 +476,8 @@ fn the_composer_sends_through_a_probe_then_the_same_probe() {
 fn a_log_line_opens_in_the_composer() {
     let mut app = loaded_app(false);
     app.update(key(KeyCode::Char('7')));
-    // Newest first: the close, then the tapped frame p1 sent.
-    app.update(key(KeyCode::Char('j')));
+    // The newest line is the close; reading back one line reaches the frame p1 sent.
+    app.update(key(KeyCode::Char('k')));
     app.update(key(KeyCode::Char('e')));
     assert_eq!(app.view, View::Composer);
     assert_eq!(
@@ -503,5 +503,160 @@ fn every_command_completes() {
         app.mode = Mode::Command;
         app.update(key(KeyCode::Tab));
         assert_eq!(app.command_line, completed, "{typed}");
+    }
+}
+
+/// A window of a table is exactly the matching slice of the whole table, in natural order and
+/// when sorted, and a cached sorted order never outlives a delta, a filter or a sort change.
+#[test]
+fn table_windows_match_the_full_table_and_follow_deltas() {
+    let mut app = loaded_app(false);
+    let full = app.table(View::Peers).rows;
+    let window = app.table_window(View::Peers, 1, 2);
+    assert_eq!(window.total, full.len());
+    assert_eq!(window.rows, full[1..3]);
+    assert!(app.table_window(View::Peers, 50, 10).rows.is_empty());
+
+    let state = app.tables.entry(View::Peers).or_default();
+    state.sort = Some(7);
+    state.descending = true;
+    let sorted = app.table(View::Peers).rows;
+    assert_eq!(app.table_window(View::Peers, 0, 10).rows, sorted);
+
+    app.update(Msg::Server(ServerMessage::Delta {
+        seq: 15,
+        at_ms: T0 + 5000,
+        event: Event::PeerConnected {
+            peer: peer("p9", Dialect::Talo, "demo", "Ünïcode", None, 50),
+        },
+    }));
+    let window = app.table_window(View::Peers, 0, 1);
+    assert_eq!(window.total, full.len() + 1);
+    assert_eq!(window.rows[0].key, "p9");
+    assert_eq!(app.selected_key(View::Peers).as_deref(), Some("p9"));
+
+    app.tables.entry(View::Peers).or_default().descending = false;
+    assert_eq!(
+        app.table_window(View::Peers, sorted.len(), 1).rows[0].key,
+        "p9"
+    );
+
+    // Filters ignore case, for ASCII and non-ASCII text alike.
+    app.tables.entry(View::Peers).or_default().filter = "ALICE".into();
+    let window = app.table_window(View::Peers, 0, 10);
+    assert_eq!(window.total, 1);
+    assert_eq!(window.rows[0].key, "p2");
+    app.tables.entry(View::Peers).or_default().filter = "ünï".into();
+    assert_eq!(app.table_window(View::Peers, 0, 10).rows[0].key, "p9");
+}
+
+#[test]
+fn sorting_text_puts_p2_before_p10_and_a_startup_warning_survives_the_connect() {
+    use relaydeck::console::app::natural_cmp;
+    use std::cmp::Ordering;
+    assert_eq!(natural_cmp("p2", "p10"), Ordering::Less);
+    assert_eq!(natural_cmp("p10", "p10"), Ordering::Equal);
+    assert_eq!(natural_cmp("p010", "p9"), Ordering::Greater);
+    assert_eq!(natural_cmp("demo/a", "demo/b"), Ordering::Less);
+    assert_eq!(natural_cmp("p1", "p1x"), Ordering::Less);
+
+    let mut app = loaded_app(false);
+    app.update(Msg::Server(ServerMessage::Delta {
+        seq: 15,
+        at_ms: T0,
+        event: Event::PeerConnected {
+            peer: peer("p10", Dialect::Pubsub, "demo", "late", None, 0),
+        },
+    }));
+    // Unsorted, the peers view lists ids in natural order too, window by window.
+    let window = app.table_window(View::Peers, 3, 2);
+    assert_eq!(
+        window
+            .rows
+            .iter()
+            .map(|r| r.key.as_str())
+            .collect::<Vec<_>>(),
+        ["p4", "p10"]
+    );
+    let state = app.tables.entry(View::Peers).or_default();
+    state.sort = Some(0);
+    let keys: Vec<String> = app
+        .table(View::Peers)
+        .rows
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(keys, ["p1", "p2", "p3", "p4", "p10"]);
+
+    let mut app = App::new(Keymap::defaults(), false);
+    app.set_status(
+        "keymap.json line 3: unknown action \"kik\"; using the default keys",
+        relaydeck::catalog::Severity::Warning,
+    );
+    app.update(Msg::Connection(Connection::Connected));
+    assert!(app.status.unwrap().0.contains("keymap.json"));
+}
+
+#[test]
+fn the_log_pauses_while_reading_back_and_follows_live_again() {
+    let mut app = loaded_app(false);
+    app.update(key(KeyCode::Char('7')));
+    assert_eq!(app.log_entries(None).len(), 3);
+    app.update(key(KeyCode::Char('k')));
+    let anchor = app.log_anchor;
+    assert!(anchor.is_some());
+    app.update(Msg::Server(ServerMessage::Delta {
+        seq: 15,
+        at_ms: T0 + 9000,
+        event: Event::PeerClosed {
+            peer: "p3".into(),
+            code: Some(4011),
+            reason: "over_message_rate".into(),
+        },
+    }));
+    assert_eq!(
+        app.log_anchor, anchor,
+        "new entries do not move a paused log"
+    );
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("PAUSED, 2 newer"), "{screen}");
+    assert!(!screen.contains("over_message_rate"), "{screen}");
+    app.update(key(KeyCode::Char('G')));
+    assert_eq!(app.log_anchor, None);
+    assert!(render(&mut app, 80, 24).contains("over_message_rate"));
+    // Scrolling forward past the newest entry follows the live log as well.
+    app.update(key(KeyCode::Char('k')));
+    app.update(key(KeyCode::Char('j')));
+    assert_eq!(app.log_anchor, None);
+}
+
+#[test]
+fn kicking_from_a_peer_detail_names_the_peer_on_screen() {
+    let mut app = loaded_app(false);
+    app.update(key(KeyCode::Char('2')));
+    app.update(key(KeyCode::Enter));
+    assert_eq!(app.detail, Some(Detail::Peer("p1".into())));
+    // A peer that sorts first arrives, so the table's selected row is now another peer.
+    app.update(Msg::Server(ServerMessage::Delta {
+        seq: 15,
+        at_ms: T0,
+        event: Event::PeerConnected {
+            peer: peer("p0", Dialect::Pubsub, "demo", "newcomer", None, 0),
+        },
+    }));
+    assert_eq!(app.selected_key(View::Peers).as_deref(), Some("p0"));
+    app.update(key(KeyCode::Char('x')));
+    match &app.mode {
+        Mode::Confirm { command, question } => {
+            assert!(question.starts_with("Close peer p1 "), "{question}");
+            assert_eq!(
+                *command,
+                Command::Kick {
+                    peer: "p1".into(),
+                    reason: None
+                }
+            );
+        }
+        other => panic!("expected a confirmation, got {other:?}"),
     }
 }

@@ -4,6 +4,7 @@
 //! The model of the server changes only through the server's snapshot and deltas: an admin
 //! action sends a command and shows its result, and the views change when the deltas arrive.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -135,7 +136,8 @@ impl LogEntry {
 pub struct Model {
     pub server: ServerInfo,
     pub apps: Vec<AppInfo>,
-    pub peers: BTreeMap<String, PeerInfo>,
+    /// In natural id order (`p2` before `p10`), the order the peers view lists them in.
+    pub peers: BTreeMap<PeerKey, PeerInfo>,
     pub rooms: BTreeMap<String, RoomInfo>,
     pub channels: BTreeMap<(Dialect, String, String), ChannelInfo>,
     pub subscriptions: BTreeMap<(String, String), SubscriptionInfo>,
@@ -143,7 +145,34 @@ pub struct Model {
     pub stats: Stats,
 }
 
+/// A peer id ordered as people count: `p2` before `p10`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PeerKey(pub String);
+
+impl PeerKey {
+    pub fn new(id: &str) -> PeerKey {
+        PeerKey(id.to_owned())
+    }
+}
+
+impl Ord for PeerKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // The plain comparison breaks ties (`p01` and `p1`) so that order agrees with equality.
+        natural_cmp(&self.0, &other.0).then_with(|| self.0.cmp(&other.0))
+    }
+}
+
+impl PartialOrd for PeerKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl Model {
+    pub fn peer(&self, id: &str) -> Option<&PeerInfo> {
+        self.peers.get(&PeerKey::new(id))
+    }
+
     fn from_snapshot(snapshot: Snapshot) -> Model {
         Model {
             server: snapshot.server,
@@ -151,7 +180,7 @@ impl Model {
             peers: snapshot
                 .peers
                 .into_iter()
-                .map(|p| (p.id.clone(), p))
+                .map(|p| (PeerKey::new(&p.id), p))
                 .collect(),
             rooms: snapshot
                 .rooms
@@ -217,6 +246,33 @@ pub struct TableData {
     pub rows: Vec<Row>,
 }
 
+/// A window of a table's rows, for drawing without building the rows that are not shown.
+pub struct TableWindow {
+    pub headers: &'static [&'static str],
+    /// Rows in the whole (filtered) table.
+    pub total: usize,
+    pub rows: Vec<Row>,
+}
+
+type RowIter<'a> = Box<dyn Iterator<Item = Row> + 'a>;
+
+struct RowSource<'a> {
+    headers: &'static [&'static str],
+    len: usize,
+    rows: RowIter<'a>,
+}
+
+/// A filtered or sorted table as last computed, and what it was computed from.
+struct OrderedRows {
+    view: View,
+    generation: u64,
+    filter: String,
+    sort: Option<usize>,
+    descending: bool,
+    headers: &'static [&'static str],
+    rows: Vec<Row>,
+}
+
 #[derive(Debug)]
 pub enum Msg {
     Server(ServerMessage),
@@ -250,6 +306,11 @@ pub struct App {
     pub seq: u64,
     pub synced: bool,
     pub log: VecDeque<LogEntry>,
+    /// Entries ever added to the log, dropped ones included.
+    log_total: u64,
+    /// The number of the newest log entry on screen while the user reads back; `None`
+    /// follows the live log.
+    pub log_anchor: Option<u64>,
     /// (frames/s, errors/s) per stats tick.
     pub rates: VecDeque<(u64, u64)>,
     last_totals: Option<(u64, u64)>,
@@ -277,6 +338,9 @@ pub struct App {
     /// Effects produced while applying server messages (queued probe frames), handed out
     /// with the next update.
     deferred: Vec<Effect>,
+    /// Counts changes to the model, so a cached table order knows when it went stale.
+    generation: u64,
+    ordered: RefCell<Option<OrderedRows>>,
 }
 
 const COMMANDS: [&str; 23] = [
@@ -312,6 +376,8 @@ impl App {
             seq: 0,
             synced: false,
             log: VecDeque::new(),
+            log_total: 0,
+            log_anchor: None,
             rates: VecDeque::new(),
             last_totals: None,
             view: View::Overview,
@@ -332,6 +398,8 @@ impl App {
             probe_queue: Vec::new(),
             probe_request: None,
             deferred: Vec::new(),
+            generation: 0,
+            ordered: RefCell::new(None),
         }
     }
 
@@ -353,6 +421,7 @@ impl App {
             self.log.pop_front();
         }
         self.log.push_back(entry);
+        self.log_total += 1;
     }
 
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
@@ -362,7 +431,11 @@ impl App {
                 std::mem::take(&mut self.deferred)
             }
             Msg::Connection(connection) => {
-                if connection == Connection::Connected {
+                // A warning already on the status line (a bad keymap or theme file found at
+                // start-up) outlives the connect: it is the only place that tells of it.
+                let warning_shown =
+                    matches!(self.status, Some((_, Severity::Warning | Severity::Error)));
+                if connection == Connection::Connected && !warning_shown {
                     self.set_status("connected", Severity::Info);
                 }
                 if matches!(connection, Connection::Lost { .. }) {
@@ -391,6 +464,7 @@ impl App {
 
     fn apply(&mut self, message: ServerMessage) {
         self.dirty = true;
+        self.generation = self.generation.wrapping_add(1);
         match message {
             ServerMessage::Snapshot { seq, snapshot } => {
                 self.model = Model::from_snapshot(*snapshot);
@@ -476,10 +550,10 @@ impl App {
         let model = &mut self.model;
         match event {
             Event::PeerConnected { peer } | Event::PeerUpdated { peer } => {
-                model.peers.insert(peer.id.clone(), peer);
+                model.peers.insert(PeerKey::new(&peer.id), peer);
             }
             Event::PeerClosed { peer, code, reason } => {
-                let dialect = model.peers.remove(&peer).map(|p| p.dialect);
+                let dialect = model.peers.remove(&PeerKey::new(&peer)).map(|p| p.dialect);
                 model.subscriptions.retain(|(p, _), _| *p != peer);
                 self.push_log(LogEntry {
                     at_ms,
@@ -582,7 +656,7 @@ impl App {
                 direction,
                 text,
             } => {
-                let dialect = model.peers.get(&peer).map(|p| p.dialect);
+                let dialect = model.peer(&peer).map(|p| p.dialect);
                 self.push_log(LogEntry {
                     at_ms,
                     peer: Some(peer),
@@ -721,7 +795,7 @@ impl App {
             words.last().copied().unwrap_or("")
         };
         let pool: Vec<String> = match words.first().copied().unwrap_or("") {
-            "kick" | "tap" | "untap" => self.model.peers.keys().cloned().collect(),
+            "kick" | "tap" | "untap" => self.model.peers.keys().map(|k| k.0.clone()).collect(),
             "suspend" | "activate" | "revoke" | "expire" => {
                 self.model.apps.iter().map(|a| a.id.clone()).collect()
             }
@@ -870,6 +944,7 @@ impl App {
     fn switch(&mut self, view: View) {
         self.view = view;
         self.detail = None;
+        self.log_anchor = None;
         self.dirty = true;
     }
 
@@ -892,6 +967,7 @@ impl App {
             Action::Back => {
                 if self.detail.is_some() {
                     self.detail = None;
+                    self.log_anchor = None;
                 } else if !self.table_state(self.view).filter.is_empty() {
                     self.table_state_mut().filter.clear();
                 } else {
@@ -915,10 +991,12 @@ impl App {
             Action::Up => self.move_selection(-1),
             Action::PageDown => self.move_selection(self.page_rows.max(1) as isize),
             Action::PageUp => self.move_selection(-(self.page_rows.max(1) as isize)),
+            Action::Top if self.log_shown().is_some() => self.scroll_log(isize::MIN / 2),
+            Action::Bottom if self.log_shown().is_some() => self.log_anchor = None,
             Action::Top => self.table_state_mut().selected = 0,
             Action::Bottom => self.move_selection(isize::MAX / 2),
             Action::Sort => {
-                let columns = self.table(self.view).headers.len();
+                let columns = self.row_source(self.view).headers.len();
                 let state = self.table_state_mut();
                 state.sort = match (state.sort, state.descending) {
                     (None, _) => Some(0),
@@ -936,7 +1014,9 @@ impl App {
                     }
                 };
             }
-            Action::Kick => match self.selected_key(View::Peers) {
+            // In a detail, an action is about the object on screen, not whichever row the
+            // table's selection has drifted to since.
+            Action::Kick => match self.detail_or_selected(View::Peers) {
                 Some(peer) if self.view == View::Peers => return self.confirm_kick(&peer),
                 _ => self.set_status(
                     "select a peer in the peers view to kick it",
@@ -954,14 +1034,14 @@ impl App {
                 }
                 _ => self.set_status("select an app in the apps view", Severity::Warning),
             },
-            Action::CloseRoom => match self.selected_key(View::Rooms) {
+            Action::CloseRoom => match self.detail_or_selected(View::Rooms) {
                 Some(room) if self.view == View::Rooms => return self.confirm_close_room(&room),
                 _ => self.set_status(
                     "select a room in the rooms view to close it",
                     Severity::Warning,
                 ),
             },
-            Action::Tap => match self.selected_key(View::Peers) {
+            Action::Tap => match self.detail_or_selected(View::Peers) {
                 Some(peer) if self.view == View::Peers => {
                     return self.request(Command::Tap { peer, on: true });
                 }
@@ -987,18 +1067,23 @@ impl App {
     /// `e` on a log line: a frame a peer sent opens in the composer as that peer; an error
     /// opens the template that reproduces its code.
     fn edit_selected(&mut self) {
-        let entries = self.log_entries(None);
-        let offset = self.table_state(View::Log).selected;
-        let Some(entry) = entries
-            .len()
-            .checked_sub(offset + 1)
-            .and_then(|i| entries.get(i))
-            .map(|e| (*e).clone())
-        else {
+        // The line being read: the newest on screen (where reading back stopped, or the live
+        // end), in the live log or in a peer's detail.
+        let Some(peer) = self.log_shown() else {
             self.set_status(
-                "select a log line first (j/k in the log view)",
+                "open the log (7) or a peer's detail to edit a line",
                 Severity::Warning,
             );
+            return;
+        };
+        let peer = peer.map(str::to_owned);
+        let entries = self.log_entries(peer.as_deref());
+        let chosen = match self.log_anchor {
+            Some(anchor) => entries.iter().rev().find(|(n, _)| *n <= anchor),
+            None => entries.last(),
+        };
+        let Some(entry) = chosen.map(|(_, e)| (*e).clone()) else {
+            self.set_status("nothing to edit yet", Severity::Warning);
             return;
         };
         match (&entry.kind, &entry.peer) {
@@ -1175,29 +1260,43 @@ impl App {
     }
 
     fn move_selection(&mut self, delta: isize) {
-        let count = match self.view {
-            View::Log => self.log_entries(None).len(),
-            view => self.table(view).rows.len(),
-        };
+        if self.log_shown().is_some() {
+            self.scroll_log(delta);
+            return;
+        }
+        let count = self.row_count(self.view);
         let state = self.table_state_mut();
         let current = state.selected as isize;
         state.selected =
             (current.saturating_add(delta)).clamp(0, count.saturating_sub(1) as isize) as usize;
     }
 
+    /// The object a detail shows when it is of `view`'s kind, else the selected row's key.
+    fn detail_or_selected(&self, view: View) -> Option<String> {
+        match (&self.detail, view) {
+            (Some(Detail::Peer(peer)), View::Peers) => Some(peer.clone()),
+            (Some(Detail::Room(room)), View::Rooms) => Some(room.clone()),
+            _ => self.selected_key(view),
+        }
+    }
+
     pub fn selected_key(&self, view: View) -> Option<String> {
-        let table = self.table(view);
         let selected = self
             .table_state(view)
             .selected
-            .min(table.rows.len().saturating_sub(1));
-        table.rows.get(selected).map(|r| r.key.clone())
+            .min(self.row_count(view).saturating_sub(1));
+        self.table_window(view, selected, 1)
+            .rows
+            .into_iter()
+            .next()
+            .map(|r| r.key)
     }
 
     fn open_selected(&mut self) {
         let Some(key) = self.selected_key(self.view) else {
             return;
         };
+        self.log_anchor = None;
         self.detail = match self.view {
             View::Peers => Some(Detail::Peer(key)),
             View::Rooms => Some(Detail::Room(key)),
@@ -1229,7 +1328,7 @@ impl App {
         if self.admin_refused() {
             return Vec::new();
         }
-        let Some(info) = self.model.peers.get(peer) else {
+        let Some(info) = self.model.peer(peer) else {
             self.set_status(format!("no peer {peer}"), Severity::Warning);
             return Vec::new();
         };
@@ -1371,32 +1470,30 @@ impl App {
     // Tables
     // --------------------------------------------------------------------------------------
 
-    /// The rows of a view's table, filtered and sorted as the user asked.
-    pub fn table(&self, view: View) -> TableData {
-        let (headers, mut rows): (&'static [&'static str], Vec<Row>) = match view {
+    /// A view's rows in natural order, built lazily so that a window of them costs only what
+    /// it shows, with their number known without building any.
+    fn row_source(&self, view: View) -> RowSource<'_> {
+        let (headers, len, rows): (&'static [&'static str], usize, RowIter<'_>) = match view {
             View::Peers => (
                 &[
                     "ID", "DIALECT", "APP", "IDENTITY", "ROOM", "IN", "OUT", "ERR", "ADDRESS",
                 ],
-                self.model
-                    .peers
-                    .values()
-                    .map(|p| Row {
-                        key: p.id.clone(),
-                        cells: vec![
-                            p.id.clone(),
-                            p.dialect.id().to_owned(),
-                            p.app.clone().unwrap_or_default(),
-                            p.identity.clone().unwrap_or_default(),
-                            p.room.clone().unwrap_or_default(),
-                            p.frames_in.to_string(),
-                            p.frames_out.to_string(),
-                            p.errors.to_string(),
-                            p.addr.clone(),
-                        ],
-                        severity: (p.errors > 0).then_some(Severity::Warning),
-                    })
-                    .collect(),
+                self.model.peers.len(),
+                Box::new(self.model.peers.values().map(|p| Row {
+                    key: p.id.clone(),
+                    cells: vec![
+                        p.id.clone(),
+                        p.dialect.id().to_owned(),
+                        p.app.clone().unwrap_or_default(),
+                        p.identity.clone().unwrap_or_default(),
+                        p.room.clone().unwrap_or_default(),
+                        p.frames_in.to_string(),
+                        p.frames_out.to_string(),
+                        p.errors.to_string(),
+                        p.addr.clone(),
+                    ],
+                    severity: (p.errors > 0).then_some(Severity::Warning),
+                })),
             ),
             View::Rooms => (
                 &[
@@ -1408,12 +1505,10 @@ impl App {
                     "LOBBY",
                     "AUTHORITY",
                 ],
-                self.model
-                    .rooms
-                    .values()
-                    .map(|r| Row {
-                        key: r.code.clone(),
-                        cells: vec![
+                self.model.rooms.len(),
+                Box::new(self.model.rooms.values().map(|r| Row {
+                    key: r.code.clone(),
+                    cells: vec![
                             r.code.clone(),
                             r.app.clone(),
                             r.game.clone(),
@@ -1431,63 +1526,55 @@ impl App {
                                 })
                                 .unwrap_or_else(|| "—".to_owned()),
                         ],
-                        severity: None,
-                    })
-                    .collect(),
+                    severity: None,
+                })),
             ),
             View::Channels => (
                 &["DIALECT", "APP", "CHANNEL", "MEMBERS", "MESSAGES"],
-                self.model
-                    .channels
-                    .values()
-                    .map(|c| Row {
-                        key: format!("{}/{}/{}", c.dialect.id(), c.app, c.name),
-                        cells: vec![
-                            c.dialect.id().to_owned(),
-                            c.app.clone(),
-                            c.name.clone(),
-                            c.members.len().to_string(),
-                            c.messages.to_string(),
-                        ],
-                        severity: None,
-                    })
-                    .collect(),
+                self.model.channels.len(),
+                Box::new(self.model.channels.values().map(|c| Row {
+                    key: format!("{}/{}/{}", c.dialect.id(), c.app, c.name),
+                    cells: vec![
+                        c.dialect.id().to_owned(),
+                        c.app.clone(),
+                        c.name.clone(),
+                        c.members.len().to_string(),
+                        c.messages.to_string(),
+                    ],
+                    severity: None,
+                })),
             ),
             View::Subscriptions => (
                 &["PEER", "DIALECT", "ID", "TOPIC", "ARGUMENTS"],
-                self.model
-                    .subscriptions
-                    .values()
-                    .map(|s| Row {
-                        key: format!("{}\u{1f}{}", s.peer, s.id),
-                        cells: vec![
-                            s.peer.clone(),
-                            s.dialect.id().to_owned(),
-                            s.id.clone(),
-                            s.topic.clone(),
-                            s.arguments.to_string(),
-                        ],
-                        severity: None,
-                    })
-                    .collect(),
+                self.model.subscriptions.len(),
+                Box::new(self.model.subscriptions.values().map(|s| Row {
+                    key: format!("{}\u{1f}{}", s.peer, s.id),
+                    cells: vec![
+                        s.peer.clone(),
+                        s.dialect.id().to_owned(),
+                        s.id.clone(),
+                        s.topic.clone(),
+                        s.arguments.to_string(),
+                    ],
+                    severity: None,
+                })),
             ),
-            View::Apps => (
-                &["APP", "NAME", "STATUS", "PEERS", "KEYS"],
-                self.model
-                    .apps
-                    .iter()
-                    .map(|a| Row {
+            View::Apps => {
+                // One pass over the peers, not one per app.
+                let mut live: HashMap<&str, usize> = HashMap::new();
+                for app in self.model.peers.values().filter_map(|p| p.app.as_deref()) {
+                    *live.entry(app).or_default() += 1;
+                }
+                (
+                    &["APP", "NAME", "STATUS", "PEERS", "KEYS"],
+                    self.model.apps.len(),
+                    Box::new(self.model.apps.iter().map(move |a| Row {
                         key: a.id.clone(),
                         cells: vec![
                             a.id.clone(),
                             a.name.clone(),
                             a.status.id().to_owned(),
-                            self.model
-                                .peers
-                                .values()
-                                .filter(|p| p.app.as_deref() == Some(&a.id))
-                                .count()
-                                .to_string(),
+                            live.get(a.id.as_str()).copied().unwrap_or(0).to_string(),
                             a.keys
                                 .iter()
                                 .map(|k| format!("{} ({})", k.id, k.grants.join(" ")))
@@ -1495,15 +1582,16 @@ impl App {
                                 .join(", "),
                         ],
                         severity: (a.status != AppStatus::Active).then_some(Severity::Warning),
-                    })
-                    .collect(),
-            ),
+                    })),
+                )
+            }
             View::Catalog => {
-                let state = self.table_state(View::Catalog);
-                let entries = catalog::search(&state.filter);
-                let rows = entries
-                    .into_iter()
-                    .map(|e| Row {
+                // The catalog's own search applies the filter, ranking best first.
+                let entries = catalog::search(&self.table_state(View::Catalog).filter);
+                (
+                    &["DIALECT", "CODE", "DELIVERY", "RETRY", "TITLE"],
+                    entries.len(),
+                    Box::new(entries.into_iter().map(|e| Row {
                         key: e.qualified(),
                         cells: vec![
                             e.dialect.id().to_owned(),
@@ -1513,56 +1601,165 @@ impl App {
                             e.title.to_owned(),
                         ],
                         severity: Some(e.severity()),
-                    })
-                    .collect();
-                // The catalog's own search already applied the filter, ranking best first.
-                return TableData {
-                    headers: &["DIALECT", "CODE", "DELIVERY", "RETRY", "TITLE"],
-                    rows: self.sorted(View::Catalog, rows),
-                };
+                    })),
+                )
             }
-            View::Overview | View::Log | View::Composer => (&[], Vec::new()),
+            View::Overview | View::Log | View::Composer => (&[], 0, Box::new(std::iter::empty())),
         };
-        let filter = self.table_state(view).filter.to_lowercase();
-        if !filter.is_empty() {
-            rows.retain(|row| row.cells.iter().any(|c| c.to_lowercase().contains(&filter)));
-        }
+        RowSource { headers, len, rows }
+    }
+
+    /// Every row of a view's table, filtered and sorted as the user asked.
+    pub fn table(&self, view: View) -> TableData {
+        let RowSource { headers, rows, .. } = self.row_source(view);
+        let state = self.table_state(view);
+        let filter = state.filter.to_lowercase();
+        let rows: Vec<Row> = if filter.is_empty() || view == View::Catalog {
+            rows.collect()
+        } else {
+            rows.filter(|row| row.cells.iter().any(|c| contains_folded(c, &filter)))
+                .collect()
+        };
         TableData {
             headers,
             rows: self.sorted(view, rows),
         }
     }
 
-    fn sorted(&self, view: View, mut rows: Vec<Row>) -> Vec<Row> {
+    /// The rows `first..first + count` of a view's table as the user filtered and sorted it,
+    /// with the table's total. In natural order only the window is built; a filtered or sorted
+    /// order is computed once per model change and reused by every draw and key press until
+    /// the model, the filter or the sort changes.
+    pub fn table_window(&self, view: View, first: usize, count: usize) -> TableWindow {
         let state = self.table_state(view);
-        if let Some(column) = state.sort {
-            rows.sort_by(|a, b| {
-                let (x, y) = (a.cells.get(column), b.cells.get(column));
-                let ordering = match (
-                    x.and_then(|v| v.parse::<f64>().ok()),
-                    y.and_then(|v| v.parse::<f64>().ok()),
-                ) {
-                    (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
-                    _ => x.cmp(&y),
-                };
-                if state.descending {
-                    ordering.reverse()
-                } else {
-                    ordering
-                }
+        if state.filter.is_empty() && state.sort.is_none() {
+            let RowSource { headers, len, rows } = self.row_source(view);
+            return TableWindow {
+                headers,
+                total: len,
+                rows: rows.skip(first).take(count).collect(),
+            };
+        }
+        let mut cache = self.ordered.borrow_mut();
+        let fresh = cache.as_ref().is_some_and(|c| {
+            c.view == view
+                && c.generation == self.generation
+                && c.filter == state.filter
+                && c.sort == state.sort
+                && c.descending == state.descending
+        });
+        if !fresh {
+            let TableData { headers, rows } = self.table(view);
+            *cache = Some(OrderedRows {
+                view,
+                generation: self.generation,
+                filter: state.filter.clone(),
+                sort: state.sort,
+                descending: state.descending,
+                headers,
+                rows,
             });
         }
-        rows
+        match cache.as_ref() {
+            Some(ordered) => TableWindow {
+                headers: ordered.headers,
+                total: ordered.rows.len(),
+                rows: ordered
+                    .rows
+                    .iter()
+                    .skip(first)
+                    .take(count)
+                    .cloned()
+                    .collect(),
+            },
+            None => TableWindow {
+                headers: &[],
+                total: 0,
+                rows: Vec::new(),
+            },
+        }
     }
 
-    /// Log entries shown in the log view (or a peer's detail), filtered.
-    pub fn log_entries(&self, peer: Option<&str>) -> Vec<&LogEntry> {
+    /// How many rows a view's table shows after filtering.
+    pub fn row_count(&self, view: View) -> usize {
+        self.table_window(view, 0, 0).total
+    }
+
+    /// Numbers sort as numbers, everything else as text; each cell is parsed once, not once
+    /// per comparison.
+    fn sorted(&self, view: View, rows: Vec<Row>) -> Vec<Row> {
+        let state = self.table_state(view);
+        let Some(column) = state.sort else {
+            return rows;
+        };
+        let mut keyed: Vec<(Option<f64>, Row)> = rows
+            .into_iter()
+            .map(|row| {
+                let number = row.cells.get(column).and_then(|v| v.parse::<f64>().ok());
+                (number, row)
+            })
+            .collect();
+        keyed.sort_by(|(x_number, x), (y_number, y)| {
+            let ordering = match (x_number, y_number) {
+                (Some(a), Some(b)) => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+                _ => match (x.cells.get(column), y.cells.get(column)) {
+                    (Some(a), Some(b)) => natural_cmp(a, b),
+                    (a, b) => a.cmp(&b),
+                },
+            };
+            if state.descending {
+                ordering.reverse()
+            } else {
+                ordering
+            }
+        });
+        keyed.into_iter().map(|(_, row)| row).collect()
+    }
+
+    /// Log entries shown in the log view (or a peer's detail), filtered, each with its number
+    /// (counted since the console started, so it survives older entries being dropped).
+    pub fn log_entries(&self, peer: Option<&str>) -> Vec<(u64, &LogEntry)> {
         let filter = self.table_state(View::Log).filter.to_lowercase();
+        let first = self.log_total - self.log.len() as u64;
         self.log
             .iter()
-            .filter(|e| peer.is_none_or(|p| e.peer.as_deref() == Some(p)))
-            .filter(|e| filter.is_empty() || log_haystack(e).contains(&filter))
+            .enumerate()
+            .map(|(offset, entry)| (first + offset as u64, entry))
+            .filter(|(_, e)| peer.is_none_or(|p| e.peer.as_deref() == Some(p)))
+            .filter(|(_, e)| filter.is_empty() || log_haystack(e).contains(&filter))
             .collect()
+    }
+
+    /// `Some(peer filter)` when the screen shows a log: the live log, or a peer's detail.
+    pub fn log_shown(&self) -> Option<Option<&str>> {
+        match &self.detail {
+            Some(Detail::Peer(peer)) => Some(Some(peer.as_str())),
+            Some(_) => None,
+            None if self.view == View::Log => Some(None),
+            None => None,
+        }
+    }
+
+    /// Scroll the shown log by `delta` entries (negative: back in time). Scrolling back pins
+    /// the view to an entry, so new arrivals do not move what is being read; scrolling past
+    /// the newest entry follows the live log again.
+    fn scroll_log(&mut self, delta: isize) {
+        let Some(peer) = self.log_shown() else {
+            return;
+        };
+        let numbers: Vec<u64> = self.log_entries(peer).iter().map(|(n, _)| *n).collect();
+        let Some(last) = numbers.len().checked_sub(1) else {
+            self.log_anchor = None;
+            return;
+        };
+        let current = match self.log_anchor {
+            None => last,
+            Some(anchor) => numbers.partition_point(|n| *n <= anchor).saturating_sub(1),
+        };
+        let target = (current as isize)
+            .saturating_add(delta)
+            .clamp(0, last as isize) as usize;
+        self.log_anchor = (target < last).then(|| numbers[target]);
     }
 
     /// The most frequent error codes since the server started.
@@ -1578,6 +1775,56 @@ impl App {
         codes.truncate(count);
         codes
     }
+}
+
+/// Text order in which runs of digits compare as numbers, so that `p2` sorts before `p10`.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut a, mut b) = (a, b);
+    loop {
+        let (Some(x), Some(y)) = (a.chars().next(), b.chars().next()) else {
+            return a.len().cmp(&b.len());
+        };
+        if x.is_ascii_digit() && y.is_ascii_digit() {
+            let a_end = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
+            let b_end = b.find(|c: char| !c.is_ascii_digit()).unwrap_or(b.len());
+            let (a_digits, b_digits) = (
+                a[..a_end].trim_start_matches('0'),
+                b[..b_end].trim_start_matches('0'),
+            );
+            let ordering = a_digits
+                .len()
+                .cmp(&b_digits.len())
+                .then_with(|| a_digits.cmp(b_digits));
+            if ordering != Ordering::Equal {
+                return ordering;
+            }
+            a = &a[a_end..];
+            b = &b[b_end..];
+        } else {
+            if x != y {
+                return x.cmp(&y);
+            }
+            a = &a[x.len_utf8()..];
+            b = &b[y.len_utf8()..];
+        }
+    }
+}
+
+/// Whether `haystack` contains `needle_lower` ignoring case; allocation-free for ASCII text,
+/// which is nearly every cell, since filtering runs over every row of a large table.
+fn contains_folded(haystack: &str, needle_lower: &str) -> bool {
+    if needle_lower.is_empty() {
+        return true;
+    }
+    if haystack.is_ascii() && needle_lower.is_ascii() {
+        let needle = needle_lower.as_bytes();
+        return haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle));
+    }
+    haystack.to_lowercase().contains(needle_lower)
 }
 
 fn log_haystack(entry: &LogEntry) -> String {

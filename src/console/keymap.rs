@@ -67,12 +67,12 @@ impl Action {
             Action::ViewApps => "apps",
             Action::ViewLog => "live log",
             Action::ViewCatalog => "catalog of codes",
-            Action::Down => "next row",
-            Action::Up => "previous row",
+            Action::Down => "next row, newer log",
+            Action::Up => "prev row, older log",
             Action::PageDown => "page down",
             Action::PageUp => "page up",
-            Action::Top => "first row",
-            Action::Bottom => "last row",
+            Action::Top => "first row, oldest log",
+            Action::Bottom => "last row, live log",
             Action::Sort => "cycle the sort column",
             Action::Kick => "kick the selected peer (4020)",
             Action::SuspendApp => "suspend the selected app",
@@ -189,6 +189,16 @@ impl Keymap {
 
     pub fn action(&self, key: &KeyEvent) -> Option<Action> {
         key_name(key).and_then(|name| self.bindings.get(&name).copied())
+    }
+
+    /// The shortest key bound to an action (`q` over `ctrl-c`), for hints; `None` when the
+    /// user unbound every key of it.
+    pub fn key_for(&self, action: Action) -> Option<&str> {
+        self.bindings
+            .iter()
+            .filter(|(_, bound)| **bound == action)
+            .map(|(key, _)| key.as_str())
+            .min_by_key(|key| key.chars().count())
     }
 
     /// Every binding grouped by action, for the help screen.

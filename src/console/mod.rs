@@ -13,6 +13,8 @@ pub mod ui;
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use ratatui::backend::Backend;
@@ -21,6 +23,9 @@ use tokio::sync::mpsc;
 
 use self::app::{App, Effect, Msg};
 use self::theme::Theme;
+
+/// The shortest time between two draws (about 30 frames a second).
+const FRAME_INTERVAL: Duration = Duration::from_millis(33);
 
 pub struct Options {
     pub admin_url: String,
@@ -53,13 +58,30 @@ pub async fn run<B: Backend>(terminal: &mut Terminal<B>, options: Options) -> an
     let network = tokio::spawn(net::run(admin_url, admin_token, events_tx, commands_rx));
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut last_draw: Option<Instant> = None;
     'main: loop {
-        if app.dirty {
+        // Draw when something changed, but no more often than FRAME_INTERVAL: a server that
+        // sends deltas one by one then costs at most one draw per interval, not one per delta.
+        let mut next_draw = match last_draw {
+            Some(at) if app.dirty => Some(at + FRAME_INTERVAL),
+            None if app.dirty => Some(Instant::now()),
+            _ => None,
+        };
+        if next_draw.is_some_and(|at| at <= Instant::now()) {
             terminal.draw(|frame| ui::draw(&mut app, &theme, frame))?;
             app.dirty = false;
+            last_draw = Some(Instant::now());
+            next_draw = None;
         }
+        let draw_due = async move {
+            match next_draw {
+                Some(at) => tokio::time::sleep_until(at).await,
+                _ => std::future::pending().await,
+            }
+        };
         let mut effects = Vec::new();
         tokio::select! {
+            _ = draw_due => {}
             message = events_rx.recv() => {
                 let Some(message) = message else { break 'main };
                 effects.extend(app.update(message));

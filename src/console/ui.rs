@@ -10,6 +10,7 @@ use ratatui::widgets::{
 use ratatui::Frame;
 
 use super::app::{App, Connection, Detail, LogEntry, LogKind, Mode, View};
+use super::keymap::Action;
 use super::theme::Theme;
 use crate::catalog::{self, Severity};
 use crate::protocol::admin::Direction;
@@ -199,26 +200,23 @@ fn tail(values: &[u64], width: usize) -> &[u64] {
 }
 
 fn draw_table(app: &App, theme: &Theme, frame: &mut Frame, area: Rect, view: View) {
-    let table = app.table(view);
     let state = app.table_state(view);
     let visible = area.height.saturating_sub(3) as usize;
-    let selected = state.selected.min(table.rows.len().saturating_sub(1));
-    // Keep the selection on screen without materialising rows that are not shown.
+    let total = app.row_count(view);
+    let selected = state.selected.min(total.saturating_sub(1));
+    // Keep the selection on screen; only the rows on screen are built.
     let first = selected.saturating_sub(visible.saturating_sub(1));
-    let rows = table.rows[first.min(table.rows.len())..]
-        .iter()
-        .take(visible)
-        .enumerate()
-        .map(|(offset, row)| {
-            let style = if first + offset == selected {
-                theme.selection
-            } else {
-                row.severity
-                    .map(|s| theme.severity(s))
-                    .unwrap_or(theme.text)
-            };
-            TableRow::new(row.cells.iter().map(|c| Cell::from(c.clone()))).style(style)
-        });
+    let table = app.table_window(view, first, visible);
+    let rows = table.rows.iter().enumerate().map(|(offset, row)| {
+        let style = if first + offset == selected {
+            theme.selection
+        } else {
+            row.severity
+                .map(|s| theme.severity(s))
+                .unwrap_or(theme.text)
+        };
+        TableRow::new(row.cells.iter().map(|c| Cell::from(c.clone()))).style(style)
+    });
     let widths = column_widths(view, table.headers.len());
     let header_cells = table.headers.iter().enumerate().map(|(index, h)| {
         let marker = match state.sort {
@@ -228,14 +226,9 @@ fn draw_table(app: &App, theme: &Theme, frame: &mut Frame, area: Rect, view: Vie
         };
         Cell::from(format!("{h}{marker}"))
     });
-    let mut title = format!(" {} ({}) ", view.title(), table.rows.len());
+    let mut title = format!(" {} ({}) ", view.title(), table.total);
     if !state.filter.is_empty() {
-        title = format!(
-            " {} ({}) /{} ",
-            view.title(),
-            table.rows.len(),
-            state.filter
-        );
+        title = format!(" {} ({}) /{} ", view.title(), table.total, state.filter);
     }
     let widget = Table::new(rows, widths)
         .header(TableRow::new(header_cells).style(theme.header))
@@ -272,7 +265,17 @@ fn time_of(at_ms: u64) -> String {
 }
 
 /// The lines for one log entry: the event, and for errors the decoded meaning and advice.
-fn log_lines<'a>(entry: &LogEntry, theme: &Theme, width: usize) -> Vec<Line<'a>> {
+/// Indent of the lines that continue a log entry, under its event column.
+const LOG_INDENT: &str = "         ";
+
+/// The lines for one log entry: the event, and for errors the decoded title and retry policy,
+/// then the guidance wrapped to `inner_width`, so that advice is never cut at the edge.
+fn log_lines<'a>(
+    entry: &LogEntry,
+    theme: &Theme,
+    width: usize,
+    inner_width: usize,
+) -> Vec<Line<'a>> {
     let head = vec![
         Span::styled(time_of(entry.at_ms), theme.muted),
         Span::raw(" "),
@@ -339,16 +342,44 @@ fn log_lines<'a>(entry: &LogEntry, theme: &Theme, width: usize) -> Vec<Line<'a>>
     }
     if let Some(entry) = decoded.filter(|e| e.severity() != Severity::Info) {
         lines.push(Line::from(vec![
-            Span::raw("         "),
+            Span::raw(LOG_INDENT),
             Span::styled(
                 format!("{} — ", entry.title),
                 theme
                     .severity(entry.severity())
                     .add_modifier(Modifier::BOLD),
             ),
-            Span::styled(format!("retry: {} ", entry.retry.id()), theme.accent),
-            Span::styled(entry.guidance.to_owned(), theme.text),
+            Span::styled(format!("retry: {}", entry.retry.id()), theme.accent),
         ]));
+        let text_width = inner_width.saturating_sub(LOG_INDENT.len()).max(20);
+        for part in wrap_words(entry.guidance, text_width) {
+            lines.push(Line::from(vec![
+                Span::raw(LOG_INDENT),
+                Span::styled(part, theme.text),
+            ]));
+        }
+    }
+    lines
+}
+
+/// Greedy word wrap to `width` characters; a word longer than a line gets a line of its own
+/// and is cut by the terminal, never split mid-word here.
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut current = String::new();
+    for word in text.split_whitespace() {
+        let needed =
+            current.chars().count() + usize::from(!current.is_empty()) + word.chars().count();
+        if !current.is_empty() && needed > width {
+            lines.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    if !current.is_empty() {
+        lines.push(current);
     }
     lines
 }
@@ -364,19 +395,15 @@ fn draw_log(
     let entries = app.log_entries(peer);
     let height = area.height.saturating_sub(2) as usize;
     let width = area.width.saturating_sub(50).max(20) as usize;
-    // Newest at the bottom: walk back from the end until the area is full.
+    let inner_width = area.width.saturating_sub(2) as usize;
+    let shown_up_to = match app.log_anchor {
+        Some(anchor) => entries.partition_point(|(n, _)| *n <= anchor),
+        None => entries.len(),
+    };
+    // Newest at the bottom: walk back from the newest shown entry until the area is full.
     let mut lines: Vec<Line> = Vec::new();
-    let selected =
-        (peer.is_none() && app.view == View::Log).then(|| app.table_state(View::Log).selected);
-    for (offset, entry) in entries.iter().rev().enumerate() {
-        let mut entry_lines = log_lines(entry, theme, width);
-        if selected == Some(offset) {
-            if let Some(first) = entry_lines.first_mut() {
-                *first = first
-                    .clone()
-                    .patch_style(Style::default().add_modifier(Modifier::REVERSED));
-            }
-        }
+    for (_, entry) in entries[..shown_up_to].iter().rev() {
+        let mut entry_lines = log_lines(entry, theme, width, inner_width);
         if lines.len() + entry_lines.len() > height {
             break;
         }
@@ -390,11 +417,17 @@ fn draw_log(
         )));
     }
     let filter = app.table_state(View::Log).filter;
-    let title = if filter.is_empty() {
-        format!(" {title} ({}) ", entries.len())
-    } else {
-        format!(" {title} ({}) /{filter} ", entries.len())
-    };
+    let mut title = format!(" {title} ({}) ", entries.len());
+    if !filter.is_empty() {
+        title.push_str(&format!("/{filter} "));
+    }
+    let newer = entries.len() - shown_up_to;
+    if app.log_anchor.is_some() {
+        let live_key = app.keymap.key_for(Action::Bottom).unwrap_or(":log");
+        title.push_str(&format!(
+            "· PAUSED, {newer} newer · {live_key}: follow live "
+        ));
+    }
     // No wrapping: one entry is exactly its lines, and long frames are cut at the edge.
     frame.render_widget(Paragraph::new(lines).block(block(theme, title)), area);
 }
@@ -404,7 +437,7 @@ fn draw_detail(app: &App, theme: &Theme, frame: &mut Frame, area: Rect, detail: 
         Detail::Peer(id) => {
             let [head, log] =
                 Layout::vertical([Constraint::Length(4), Constraint::Min(3)]).areas(area);
-            let text = match app.model.peers.get(&id) {
+            let text = match app.model.peer(&id) {
                 Some(p) => vec![
                     Line::from(format!(
                         "{} · {} · app {} · {} · {}",
@@ -505,8 +538,7 @@ fn draw_detail(app: &App, theme: &Theme, frame: &mut Frame, area: Rect, detail: 
                     for member in &channel.members {
                         let identity = app
                             .model
-                            .peers
-                            .get(member)
+                            .peer(member)
                             .and_then(|p| p.identity.clone())
                             .unwrap_or_default();
                         lines.push(Line::from(format!("  {member} {identity}")));
@@ -587,6 +619,7 @@ fn draw_status(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(line), area);
 }
 
+/// The hint bar, from the live keymap, so rebound keys show as they are bound.
 fn draw_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     if app.view == View::Composer {
         let hints = " ctrl-s send  ctrl-p pretty  ctrl-n/b template  ctrl-o :command (:target :record :fault)  esc leave";
@@ -596,21 +629,55 @@ fn draw_hints(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         );
         return;
     }
-    let mut hints = vec![
-        "?:help", ":cmd", "/:filter", "tab:view", "⏎:open", "s:sort", "q:quit",
+    let mut wanted = vec![
+        (Action::Help, "help"),
+        (Action::Command, "cmd"),
+        (Action::Filter, "filter"),
+        (Action::NextView, "view"),
+        (Action::Open, "open"),
+        (Action::Sort, "sort"),
+        (Action::Quit, "quit"),
     ];
+    if app.log_shown().is_some() {
+        wanted.truncate(3);
+        wanted.extend([
+            (Action::Up, "older"),
+            (Action::Bottom, "live"),
+            (Action::Quit, "quit"),
+        ]);
+    }
     if !app.readonly {
         match app.view {
-            View::Peers => hints.extend(["x:kick", "t:tap"]),
-            View::Apps => hints.extend(["S:suspend", "A:activate"]),
-            View::Rooms => hints.push("c:close"),
-            View::Log => hints.push("e:edit"),
+            View::Peers => wanted.extend([(Action::Kick, "kick"), (Action::Tap, "tap")]),
+            View::Apps => wanted.extend([
+                (Action::SuspendApp, "suspend"),
+                (Action::ActivateApp, "activate"),
+            ]),
+            View::Rooms => wanted.push((Action::CloseRoom, "close")),
+            View::Log => wanted.push((Action::Edit, "edit")),
             _ => {}
         }
     }
+    let hints: Vec<String> = wanted
+        .into_iter()
+        .filter_map(|(action, label)| {
+            let key = app.keymap.key_for(action)?;
+            Some(match key {
+                "enter" => format!("⏎:{label}"),
+                ":" => format!(":{label}"),
+                key => format!("{key}:{label}"),
+            })
+        })
+        .collect();
+    // Tighter spacing rather than a hint cut off at the edge.
+    let roomy = hints.iter().map(|h| h.chars().count() + 2).sum::<usize>() < area.width as usize;
+    let separator = if roomy { "  " } else { " " };
     frame.render_widget(
-        Paragraph::new(Span::styled(format!(" {}", hints.join("  ")), theme.status))
-            .style(theme.status),
+        Paragraph::new(Span::styled(
+            format!(" {}", hints.join(separator)),
+            theme.status,
+        ))
+        .style(theme.status),
         area,
     );
 }
@@ -789,5 +856,24 @@ fn draw_composer(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
             .block(block(theme, " Answers ")),
             answers,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap_words;
+
+    #[test]
+    fn wrapping_keeps_every_word_and_respects_the_width() {
+        let text = "Wait for a player to leave and retry, or create a new room instead.";
+        let lines = wrap_words(text, 20);
+        assert!(lines.iter().all(|l| l.chars().count() <= 20), "{lines:?}");
+        assert_eq!(lines.join(" "), text);
+        assert_eq!(wrap_words("", 10), Vec::<String>::new());
+        // A word longer than the width stands alone rather than being split.
+        assert_eq!(
+            wrap_words("a averyveryverylongword b", 8),
+            ["a", "averyveryverylongword", "b"]
+        );
     }
 }
