@@ -1,0 +1,126 @@
+//! The command line as a person uses it: the real binary, its output and exit status.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+fn relaydeck(args: &[&str]) -> (i32, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_relaydeck"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn decode_json_gives_dialect_code_and_retry_for_frames_closes_and_statuses() {
+    let (status, out) = relaydeck(&[
+        "decode",
+        "--json",
+        r#"{"res":"v1.error","data":{"req":"v1.players.identify","message":"Invalid socket token","errorCode":"INVALID_SOCKET_TOKEN"}}"#,
+        r#"{"type":"RoomJoinFailed","data":{"reason":"Room is full","error_code":"ROOM_FULL"}}"#,
+        r#"{"subscription_id":"s1","error":{"code":404,"message":"subscription not found"},"action":"unsubscribe"}"#,
+        r#"{"type":"error","requestId":"pub-2","code":"channel_not_authorized","message":"not authorized: other-app/room-1"}"#,
+        "close 4020 admin_disconnect",
+        "429 Retry-After: 60",
+    ]);
+    assert_eq!(status, 0, "{out}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary: Vec<(String, String, String)> = lines
+        .iter()
+        .map(|v| {
+            (
+                v["dialect"].as_str().unwrap().to_owned(),
+                v["code"].as_str().unwrap().to_owned(),
+                v["retry"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("talo", "INVALID_SOCKET_TOKEN", "reauthenticate"),
+        ("signal-fish", "ROOM_FULL", "after-state-change"),
+        ("flow", "subscription not found", "never"),
+        ("pubsub", "channel_not_authorized", "not-on-this-connection"),
+        ("pubsub", "4020", "sometimes"),
+        ("talo-http", "429", "after-window"),
+    ];
+    for ((dialect, code, retry), got) in expected.iter().zip(&summary) {
+        assert_eq!(
+            (dialect.to_string(), code.to_string(), retry.to_string()),
+            *got
+        );
+    }
+    assert_eq!(lines[3]["fields"]["requestId"], "pub-2");
+    assert_eq!(lines[5]["fields"]["Retry-After"], "60");
+    for line in &lines {
+        for key in [
+            "input",
+            "dialect",
+            "code",
+            "delivery",
+            "category",
+            "retry",
+            "meaning",
+            "guidance",
+            "fields",
+            "candidates",
+        ] {
+            assert!(line.get(key).is_some(), "{key} missing in {line}");
+        }
+    }
+}
+
+#[test]
+fn undecodable_input_exits_1_with_a_sentence_and_stdin_takes_one_input_per_line() {
+    let (status, out) = relaydeck(&["decode", "this is not a frame"]);
+    assert_eq!(status, 1);
+    assert!(out.contains("cannot decode"), "{out}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relaydeck"))
+        .args(["decode", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"4001\n\nROOM_FULL\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0]["candidates"].as_array().unwrap().len() >= 2,
+        "4001 is used by several dialects"
+    );
+}
+
+#[test]
+fn codes_lists_every_entry_and_explain_prints_one() {
+    let (status, out) = relaydeck(&["codes"]);
+    assert_eq!(status, 0);
+    assert_eq!(out.lines().count(), relaydeck::catalog::all().count());
+    let (status, out) = relaydeck(&["explain", "pubsub:4020"]);
+    assert_eq!(status, 0);
+    assert!(
+        out.contains("admin_disconnect") && out.contains("Example"),
+        "{out}"
+    );
+    let (status, _) = relaydeck(&["explain", "NOT_A_REAL_CODE"]);
+    assert_eq!(status, 1);
+}
