@@ -34,6 +34,38 @@ fn respond(shared: &Shared, status: StatusCode, code: &str, body: Value) -> Resp
     (status, Json(body)).into_response()
 }
 
+/// What every endpoint checks first, in Talo's order: the caller's rate window, then the
+/// access key and the scope the endpoint needs. Returns the key's app.
+fn admit(
+    shared: &Shared,
+    headers: &HeaderMap,
+    caller: &str,
+    auth_endpoint: bool,
+    scope: Option<&str>,
+) -> Result<String, Response> {
+    if let Some(limited) = rate_limited(shared, auth_endpoint, caller) {
+        return Err(limited);
+    }
+    authorize(shared, headers, scope)
+}
+
+/// The present values of required fields `(name, value, where)`, or the 400 naming every
+/// missing one.
+fn require<'a, const N: usize>(
+    shared: &Shared,
+    fields: [(&str, Option<&'a str>, &str); N],
+) -> Result<[&'a str; N], Response> {
+    let missing: Vec<(&str, &str)> = fields
+        .iter()
+        .filter(|(_, value, _)| value.is_none())
+        .map(|(name, _, place)| (*name, *place))
+        .collect();
+    if !missing.is_empty() {
+        return Err(missing_fields(shared, &missing));
+    }
+    Ok(fields.map(|(_, value, _)| value.unwrap_or_default()))
+}
+
 fn missing_fields(shared: &Shared, fields: &[(&str, &str)]) -> Response {
     let errors: serde_json::Map<String, Value> = fields
         .iter()
@@ -140,10 +172,7 @@ pub async fn socket_ticket(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(limited) = rate_limited(&shared, true, &addr.ip().to_string()) {
-        return limited;
-    }
-    let app = match authorize(&shared, &headers, None) {
+    let app = match admit(&shared, &headers, &addr.ip().to_string(), true, None) {
         Ok(app) => app,
         Err(response) => return response,
     };
@@ -169,22 +198,19 @@ pub async fn identify(
     let caller = identifier
         .map(str::to_owned)
         .unwrap_or_else(|| addr.ip().to_string());
-    if let Some(limited) = rate_limited(&shared, true, &caller) {
-        return limited;
-    }
-    let app = match authorize(&shared, &headers, Some("read:players")) {
+    let app = match admit(&shared, &headers, &caller, true, Some("read:players")) {
         Ok(app) => app,
         Err(response) => return response,
     };
-    let (Some(service), Some(identifier)) = (service, identifier) else {
-        let mut missing = Vec::new();
-        if service.is_none() {
-            missing.push(("service", "query"));
-        }
-        if identifier.is_none() {
-            missing.push(("identifier", "query"));
-        }
-        return missing_fields(&shared, &missing);
+    let [service, identifier] = match require(
+        &shared,
+        [
+            ("service", service, "query"),
+            ("identifier", identifier, "query"),
+        ],
+    ) {
+        Ok(values) => values,
+        Err(response) => return response,
     };
     let Some(alias) = shared.talo.identify(&app, service, identifier) else {
         return respond(
@@ -211,10 +237,7 @@ pub async fn socket_token(
     let caller = alias_header
         .clone()
         .unwrap_or_else(|| addr.ip().to_string());
-    if let Some(limited) = rate_limited(&shared, false, &caller) {
-        return limited;
-    }
-    let app = match authorize(&shared, &headers, Some("write:players")) {
+    let app = match admit(&shared, &headers, &caller, false, Some("write:players")) {
         Ok(app) => app,
         Err(response) => return response,
     };
@@ -254,22 +277,19 @@ pub async fn login(
     let caller = identifier
         .map(str::to_owned)
         .unwrap_or_else(|| addr.ip().to_string());
-    if let Some(limited) = rate_limited(&shared, true, &caller) {
-        return limited;
-    }
-    let app = match authorize(&shared, &headers, Some("write:players")) {
+    let app = match admit(&shared, &headers, &caller, true, Some("write:players")) {
         Ok(app) => app,
         Err(response) => return response,
     };
-    let (Some(identifier), Some(password)) = (identifier, password) else {
-        let mut missing = Vec::new();
-        if identifier.is_none() {
-            missing.push(("identifier", "body"));
-        }
-        if password.is_none() {
-            missing.push(("password", "body"));
-        }
-        return missing_fields(&shared, &missing);
+    let [identifier, password] = match require(
+        &shared,
+        [
+            ("identifier", identifier, "body"),
+            ("password", password, "body"),
+        ],
+    ) {
+        Ok(values) => values,
+        Err(response) => return response,
     };
     let verifier = shared.clone();
     let (identifier, password) = (identifier.to_owned(), password.to_owned());
