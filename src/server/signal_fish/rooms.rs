@@ -637,20 +637,7 @@ impl Rooms {
 
     pub fn ready(&self, hub: &Hub, peer: &str) -> Result<(), Refusal> {
         let mut state = self.lock();
-        let Some(Membership::Player { room, player_id }) = state.membership.get(peer).cloned()
-        else {
-            return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
-        };
-        let Some(room) = state.rooms.get_mut(&room) else {
-            return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
-        };
-        if room.started {
-            return Err(refusal(
-                Carrier::Error,
-                "INVALID_ROOM_STATE",
-                Some("The game has already started".to_owned()),
-            ));
-        }
+        let (room, player_id) = open_room_of_player(&mut state, peer)?;
         if let Some(player) = room.players.iter_mut().find(|p| p.id == player_id) {
             player.ready = !player.ready;
             room.ready_order.retain(|id| id != &player_id);
@@ -665,20 +652,7 @@ impl Rooms {
 
     pub fn start(&self, hub: &Hub, peer: &str) -> Result<(), Refusal> {
         let mut state = self.lock();
-        let Some(Membership::Player { room, player_id }) = state.membership.get(peer).cloned()
-        else {
-            return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
-        };
-        let Some(room) = state.rooms.get_mut(&room) else {
-            return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
-        };
-        if room.started {
-            return Err(refusal(
-                Carrier::Error,
-                "INVALID_ROOM_STATE",
-                Some("The game has already started".to_owned()),
-            ));
-        }
+        let (room, player_id) = open_room_of_player(&mut state, peer)?;
         if room
             .authority
             .as_deref()
@@ -1061,6 +1035,27 @@ impl Rooms {
             None => {}
         }
     }
+}
+
+/// The room a peer plays in, while its game has not started, and the peer's player id.
+fn open_room_of_player<'s>(
+    state: &'s mut State,
+    peer: &str,
+) -> Result<(&'s mut Room, String), Refusal> {
+    let Some(Membership::Player { room, player_id }) = state.membership.get(peer).cloned() else {
+        return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
+    };
+    let Some(room) = state.rooms.get_mut(&room) else {
+        return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
+    };
+    if room.started {
+        return Err(refusal(
+            Carrier::Error,
+            "INVALID_ROOM_STATE",
+            Some("The game has already started".to_owned()),
+        ));
+    }
+    Ok((room, player_id))
 }
 
 impl RoomDirectory for Rooms {
