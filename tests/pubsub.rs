@@ -436,6 +436,51 @@ async fn floods_close_with_4011_and_big_frames_with_1009() {
     );
 }
 
+/// The close handshake: a client still sending when it is closed must still read its 4011.
+/// Dropping a socket with unread frames in it makes the kernel reset the connection, and the
+/// reset destroys the close frame in flight; the server reads on until the client's close.
+#[tokio::test]
+async fn a_client_still_flooding_receives_its_4011() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = TestServer::demo().await;
+    for attempt in 0..3 {
+        let (flooder, _) = welcomed(&server, "/v1?key=pk_demo").await;
+        let (mut sink, mut stream) = flooder.split();
+        let frame = json!({"type":"publish","channel":"demo/flood","data":attempt}).to_string();
+        // Bounded: far past the burst of 200, and it stops at the first failed send. Reading
+        // starts only once the client is done sending, as a busy client's would.
+        for _ in 0..5_000 {
+            if sink
+                .send(Message::Text(frame.clone().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let close = loop {
+            let message = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+                .await
+                .expect("no close before the timeout");
+            match message {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    break (u16::from(frame.code), frame.reason.to_string())
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("attempt {attempt}: the connection failed first: {e}"),
+                None => panic!("attempt {attempt}: the connection ended without a close"),
+            }
+        };
+        assert_eq!(
+            close,
+            (4011, "over_message_rate".to_owned()),
+            "attempt {attempt}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn shutdown_sends_going_away_then_1001() {
     let server = TestServer::demo().await;

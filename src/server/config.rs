@@ -31,6 +31,10 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     #[serde(default)]
     pub signal_fish: SignalFishSettings,
+    /// Every peer's outbox budget: when relayed frames are dropped and when a peer that
+    /// stopped reading is closed.
+    #[serde(default)]
+    pub outbox: crate::server::peer::OutboxLimits,
 }
 
 /// Server-wide Signal Fish settings.
@@ -357,6 +361,7 @@ impl Config {
         };
         Config {
             signal_fish: SignalFishSettings::default(),
+            outbox: Default::default(),
             apps: vec![
                 AppConfig {
                     id: "demo".to_owned(),

@@ -25,6 +25,7 @@ pub mod connection;
 pub mod flow;
 pub mod http;
 pub mod hub;
+pub mod peer;
 pub mod persist;
 pub mod probe;
 pub mod pubsub;
@@ -39,6 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{delete, get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -186,8 +188,15 @@ impl Server {
         };
         let router = router(shared.clone());
         let draining = shared.clone();
+        // Realtime frames are small and latency-bound: waiting to coalesce them (Nagle) against
+        // the client's delayed ACKs put a ~40 ms floor under every relay.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(
-            self.listener,
+            listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
