@@ -216,6 +216,27 @@ pub struct PubsubKey {
     /// Channels the key may use: `*` is one path segment, `**` any number, `\` escapes.
     pub channel_patterns: Vec<String>,
     pub actions: Vec<PubsubAction>,
+    /// Messages a connection on this key may send: a token bucket. Defaults to the documented
+    /// 100 a second with bursts of 200.
+    #[serde(default)]
+    pub rate: PubsubRate,
+}
+
+/// A pub/sub connection's message budget (close 4011 when it runs out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PubsubRate {
+    pub messages_per_second: u32,
+    pub burst: u32,
+}
+
+impl Default for PubsubRate {
+    fn default() -> Self {
+        PubsubRate {
+            messages_per_second: 100,
+            burst: 200,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -280,6 +301,13 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        let outbox = &self.outbox;
+        if outbox.soft_bytes == 0 || outbox.hard_bytes < outbox.soft_bytes || outbox.stall_ms == 0 {
+            return Err(
+                "outbox: soft_bytes must be positive, hard_bytes at least soft_bytes, stall_ms positive"
+                    .to_owned(),
+            );
+        }
         let mut app_ids = std::collections::HashSet::new();
         let mut key_ids = std::collections::HashSet::new();
         for app in &self.apps {
@@ -314,6 +342,12 @@ impl Config {
                 for pattern in &key.channel_patterns {
                     crate::server::pubsub::pattern::Pattern::parse(pattern)
                         .map_err(|e| format!("key {:?}: pattern {pattern:?}: {e}", key.id))?;
+                }
+                if key.rate.messages_per_second == 0 || key.rate.burst == 0 {
+                    return Err(format!(
+                        "key {:?}: rate.messages_per_second and rate.burst must be positive",
+                        key.id
+                    ));
                 }
             }
         }
@@ -380,11 +414,13 @@ impl Config {
                             id: "pk_demo".to_owned(),
                             channel_patterns: vec!["demo/**".to_owned()],
                             actions: all_actions.clone(),
+                            rate: PubsubRate::default(),
                         },
                         PubsubKey {
                             id: "pk_demo_ro".to_owned(),
                             channel_patterns: vec!["demo/public/*".to_owned()],
                             actions: vec![PubsubAction::Subscribe],
+                            rate: PubsubRate::default(),
                         },
                     ],
                     signal_fish: Some(SignalFishApp::default()),
@@ -445,6 +481,7 @@ impl Config {
                         id: "pk_suspended".to_owned(),
                         channel_patterns: vec!["**".to_owned()],
                         actions: all_actions.clone(),
+                        rate: PubsubRate::default(),
                     }],
                     signal_fish: Some(SignalFishApp::default()),
                     talo: None,
@@ -467,6 +504,7 @@ impl Config {
                         id: "pk_limited".to_owned(),
                         channel_patterns: vec!["limited/**".to_owned()],
                         actions: all_actions,
+                        rate: PubsubRate::default(),
                     }],
                     signal_fish: Some(SignalFishApp {
                         max_rooms_per_game: 1,

@@ -65,6 +65,16 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     );
     let _ = writeln!(out, "# TYPE relaydeck_frames_out_total counter");
     let _ = writeln!(out, "relaydeck_frames_out_total {}", stats.frames_out);
+    let _ = writeln!(
+        out,
+        "# HELP relaydeck_frames_dropped_total Relayed frames dropped because their peer was behind."
+    );
+    let _ = writeln!(out, "# TYPE relaydeck_frames_dropped_total counter");
+    let _ = writeln!(
+        out,
+        "relaydeck_frames_dropped_total {}",
+        shared.hub.frames_dropped()
+    );
     let _ = writeln!(out, "# HELP relaydeck_errors_total Error frames, error closes and error responses sent, by code.");
     let _ = writeln!(out, "# TYPE relaydeck_errors_total counter");
     for (qualified, count) in &stats.errors_by_code {

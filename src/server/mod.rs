@@ -29,6 +29,7 @@ pub mod peer;
 pub mod persist;
 pub mod probe;
 pub mod pubsub;
+pub mod rate_limit;
 pub mod signal_fish;
 pub mod talo;
 pub mod token;

@@ -9,10 +9,12 @@
 //! patterns), 4010 over_concurrent_limit (the app's `max_connections`), 4012 account_suspended.
 //!
 //! # Limits
-//! 100 channels per connection (`channel_limit_exceeded`); a token bucket of 100 messages a
-//! second with bursts of 200 (close 4011); frames over 64 KiB (close 1009); the app's message
-//! quota (`over_message_quota`, the connection stays open). A client that cannot keep up with
-//! its frames is closed with 1013 try_again_later.
+//! 100 channels per connection (`channel_limit_exceeded`); a token bucket per connection, by
+//! default the documented 100 messages a second with bursts of 200, set per key as `rate`
+//! (close 4011); frames over 64 KiB (close 1009); the app's message quota
+//! (`over_message_quota`, the connection stays open). A subscriber that falls behind loses
+//! channel messages (never acks, errors or presence) until it catches up; one that stops
+//! reading is closed with 1013 try_again_later (see [`crate::server::peer`]).
 
 pub mod pattern;
 
@@ -37,11 +39,10 @@ use crate::server::config::PubsubAction;
 use crate::server::connection::{self, Flow};
 use crate::server::hub::{self, ChannelKey, Hub, NewPeer, RegisterError};
 use crate::server::peer::{Control, PeerHandle, Priority};
+use crate::server::rate_limit::TokenBucket;
 use crate::server::{probe_nonce, token, Shared};
 
 pub const MAX_CHANNELS: usize = 100;
-pub const MESSAGES_PER_SECOND: u32 = 100;
-pub const BURST: u32 = 200;
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Frames up to this size are read so that the relay, not the WebSocket library, answers an
 /// oversized frame with its documented close code.
@@ -108,6 +109,8 @@ fn close_reason(code: u16) -> String {
 
 struct Grant {
     app: String,
+    /// Messages a second and burst for this connection (its key's, or the documented ones).
+    rate: (u32, u32),
     peer_id: String,
     patterns: Vec<Pattern>,
     actions: Vec<PubsubAction>,
@@ -117,7 +120,7 @@ struct Grant {
 /// Who the connection is, or the close code refusing it.
 fn authenticate(shared: &Shared, query: &ConnectQuery) -> Result<Grant, u16> {
     let config = shared.hub.config();
-    let (app, patterns, actions, peer_id, mut channels) = if let Some(key_id) = &query.key {
+    let (app, patterns, actions, peer_id, mut channels, rate) = if let Some(key_id) = &query.key {
         let (app, key) = config.pubsub_key(key_id).ok_or(4001u16)?;
         (
             app,
@@ -125,6 +128,7 @@ fn authenticate(shared: &Shared, query: &ConnectQuery) -> Result<Grant, u16> {
             key.actions.clone(),
             format!("peer-{}", random_hex(4)),
             Vec::new(),
+            key.rate,
         )
     } else if let Some(token_text) = &query.token {
         let claims = token::verify(
@@ -155,12 +159,20 @@ fn authenticate(shared: &Shared, query: &ConnectQuery) -> Result<Grant, u16> {
                 .collect(),
             None => allowed.into_iter().collect(),
         };
+        // A token is minted by the app's backend: it gets the app's most generous key budget.
+        let rate = app
+            .pubsub_keys
+            .iter()
+            .map(|k| k.rate)
+            .max_by_key(|r| (r.messages_per_second, r.burst))
+            .unwrap_or_default();
         (
             app,
             patterns,
             actions,
             claims.sub.clone(),
             claims.channels.clone().unwrap_or_default(),
+            rate,
         )
     } else {
         return Err(4001);
@@ -190,6 +202,7 @@ fn authenticate(shared: &Shared, query: &ConnectQuery) -> Result<Grant, u16> {
     }
     Ok(Grant {
         app: app.id.clone(),
+        rate: (rate.messages_per_second, rate.burst),
         peer_id,
         patterns,
         actions,
@@ -203,33 +216,6 @@ fn random_hex(bytes: usize) -> String {
     (0..bytes)
         .map(|_| format!("{:02x}", rng.random::<u8>()))
         .collect()
-}
-
-struct TokenBucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new() -> TokenBucket {
-        TokenBucket {
-            tokens: f64::from(BURST),
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * f64::from(MESSAGES_PER_SECOND);
-        self.tokens = (self.tokens + refill).min(f64::from(BURST));
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 struct Session {
@@ -269,6 +255,7 @@ async fn serve(
         RegisterError::OverConcurrentLimit { .. } => (4010, close_reason(4010)),
         RegisterError::ShuttingDown => (1001, "going_away".to_owned()),
     };
+    let rate = grant.rate;
     connection::serve(
         socket,
         shared.clone(),
@@ -279,7 +266,7 @@ async fn serve(
             shared,
             peer,
             channels: BTreeSet::new(),
-            bucket: TokenBucket::new(),
+            bucket: TokenBucket::new(rate.0, rate.1, Instant::now()),
             grant,
         },
     )
@@ -295,8 +282,8 @@ impl connection::Session for Session {
             &self.grant.peer_id,
             &self.grant.app,
             MAX_CHANNELS,
-            MESSAGES_PER_SECOND,
-            BURST,
+            self.grant.rate.0,
+            self.grant.rate.1,
             MAX_FRAME_BYTES,
         ));
         for channel in self.grant.initial_channels.clone() {
@@ -363,7 +350,7 @@ impl Session {
         if text.len() > MAX_FRAME_BYTES {
             return Flow::close(1009, close_reason(1009));
         }
-        if !self.bucket.take() {
+        if !self.bucket.take(Instant::now()) {
             return Flow::close(4011, close_reason(4011));
         }
         let (frame, request_id) = match wire::parse_client(text) {

@@ -45,6 +45,7 @@ use crate::server::connection::{self, Flow};
 use crate::server::hub::{Hub, NewPeer};
 use crate::server::peer::Priority;
 use crate::server::peer::{Control, PeerHandle};
+use crate::server::rate_limit::FixedWindow;
 use crate::server::{probe_nonce, Shared};
 
 const DIALECT: Dialect = Dialect::SignalFish;
@@ -178,8 +179,8 @@ struct Session {
     shared: Arc<Shared>,
     peer: Arc<PeerHandle>,
     app: Option<String>,
-    window_start: Instant,
-    window_count: u32,
+    /// Messages this minute (RATE_LIMIT_EXCEEDED past the limit, close 4006 at twice it).
+    rate_window: FixedWindow,
     /// One RATE_LIMIT_EXCEEDED per window: answering every dropped message would flood the
     /// very client that is sending too much.
     warned_this_window: bool,
@@ -202,8 +203,7 @@ impl Session {
             shared,
             peer,
             app: None,
-            window_start: now,
-            window_count: 0,
+            rate_window: FixedWindow::new(Duration::from_secs(60), now.into_std()),
             warned_this_window: false,
             last_activity: now,
             removed_from_room: false,
@@ -334,16 +334,15 @@ impl Session {
             return Flow::close(1009, close_reason(1009));
         }
         let per_minute = self.hub().config().signal_fish.messages_per_minute;
-        if self.window_start.elapsed() >= Duration::from_secs(60) {
-            self.window_start = Instant::now();
-            self.window_count = 0;
+        let now = Instant::now();
+        if self.rate_window.rolled_over(now.into_std()) {
             self.warned_this_window = false;
         }
-        self.window_count += 1;
-        if self.window_count > per_minute.saturating_mul(2) {
+        let this_minute = self.rate_window.hit(now.into_std());
+        if this_minute > per_minute.saturating_mul(2) {
             return Flow::close(4006, close_reason(4006));
         }
-        if self.window_count > per_minute {
+        if this_minute > per_minute {
             if !self.warned_this_window {
                 self.warned_this_window = true;
                 self.refuse(&Refusal {
