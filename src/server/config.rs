@@ -35,6 +35,42 @@ pub struct Config {
     /// stopped reading is closed.
     #[serde(default)]
     pub outbox: crate::server::peer::OutboxLimits,
+    /// Who may connect from where, and how many (see SECURITY.md).
+    #[serde(default)]
+    pub security: SecuritySettings,
+}
+
+/// Connection admission: browser origins, connection caps, timeouts for idle and slow clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySettings {
+    /// Browser origins allowed to open sockets (`*` for any). Empty: any origin on the game
+    /// endpoints, none on `/admin` and Flow streams.
+    pub allowed_origins: Vec<String>,
+    /// Open TCP connections, all clients together (HTTP 503 beyond).
+    pub max_connections: usize,
+    /// Open TCP connections from one IP address (HTTP 429 beyond).
+    pub max_connections_per_ip: usize,
+    /// How long a client may take to send its request headers.
+    pub header_read_timeout_ms: u64,
+    /// A pub/sub, Talo or Flow connection that sends nothing for this long is closed
+    /// (Signal Fish has its own `signal_fish.idle_timeout_ms`).
+    pub idle_timeout_ms: u64,
+    /// How long shutdown waits for peers and HTTP requests before it stops anyway.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        SecuritySettings {
+            allowed_origins: Vec::new(),
+            max_connections: 20_000,
+            max_connections_per_ip: 2_000,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 300_000,
+            shutdown_timeout_ms: 5_000,
+        }
+    }
 }
 
 /// Server-wide Signal Fish settings.
@@ -301,6 +337,17 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        let security = &self.security;
+        if security.max_connections == 0
+            || security.max_connections_per_ip == 0
+            || security.header_read_timeout_ms == 0
+            || security.idle_timeout_ms == 0
+        {
+            return Err(
+                "security: max_connections, max_connections_per_ip, header_read_timeout_ms and idle_timeout_ms must be positive"
+                    .to_owned(),
+            );
+        }
         let outbox = &self.outbox;
         if outbox.soft_bytes == 0 || outbox.hard_bytes < outbox.soft_bytes || outbox.stall_ms == 0 {
             return Err(
@@ -396,6 +443,7 @@ impl Config {
         Config {
             signal_fish: SignalFishSettings::default(),
             outbox: Default::default(),
+            security: Default::default(),
             apps: vec![
                 AppConfig {
                     id: "demo".to_owned(),

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::server::admin::{presented_token, token_matches};
+use crate::server::access::{bearer, token_matches};
 use crate::server::config::PubsubAction;
 use crate::server::hub::now_ms;
 use crate::server::{token, Shared};
@@ -137,7 +137,7 @@ pub async fn mint_token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(secret) = presented_token(&headers, None) else {
+    let Some(secret) = bearer(&headers).map(str::to_owned) else {
         return error(
             StatusCode::UNAUTHORIZED,
             "Authorization: Bearer <secret key> is required",
@@ -214,7 +214,7 @@ pub async fn kick_peer(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let presented = presented_token(&headers, None);
+    let presented = bearer(&headers).map(str::to_owned);
     if !token_matches(presented.as_deref(), &shared.admin_token) {
         return error(StatusCode::UNAUTHORIZED, "a valid admin token is required");
     }

@@ -19,6 +19,7 @@
 //! (see [`hub`]): register the peer, drain its outbox with [`connection::spawn_writer`], send
 //! every error through the hub, react to [`hub::Control`], remove the peer when it ends.
 
+pub mod access;
 pub mod admin;
 pub mod config;
 pub mod connection;
@@ -74,12 +75,16 @@ pub struct ServerOptions {
     /// Deltas buffered per console before it is sent a fresh snapshot instead
     /// (default [`hub::EVENT_CAPACITY`]).
     pub admin_buffer: Option<usize>,
+    /// Watch only: every admin command that acts is refused, whatever the token.
+    pub readonly: bool,
 }
 
 /// What every handler shares.
 pub struct Shared {
     pub hub: Hub,
     pub admin_token: String,
+    /// Admin consoles may watch but not act (`serve --readonly`).
+    pub readonly: bool,
     pub persist: Persist,
     pub presence: pubsub::PresenceListeners,
     /// Signal Fish rooms; also the hub's room directory for admin room commands.
@@ -143,6 +148,7 @@ impl Server {
             signal_fish: rooms,
             talo,
             admin_token,
+            readonly: options.readonly,
             persist,
             presence: pubsub::PresenceListeners::default(),
             loopback,

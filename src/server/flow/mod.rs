@@ -12,17 +12,20 @@
 pub mod request;
 pub mod subscriptions;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::catalog::Dialect;
-use crate::protocol::admin::SubscriptionInfo;
+use crate::protocol::admin::{Snapshot, SubscriptionInfo};
+use crate::server::access;
 use crate::server::connection::{self, Flow};
 use crate::server::hub::{Delta, Hub, NewPeer};
 use crate::server::peer::{Control, PeerHandle, Priority};
@@ -44,6 +47,17 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if let Err(refused) = access::check_origin(&headers, shared.hub.config(), true) {
+        return refused;
+    }
+    let Some(granted) = access::authorize(&headers, shared.hub.config(), &shared.admin_token, true)
+    else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "Flow streams show server-wide state: Authorization: Bearer <admin token, viewer token or an app's secret key>\n",
+        )
+            .into_response();
+    };
     let probe_nonce = probe_nonce(&headers);
     connection::configure(upgrade, MAX_MESSAGE_BYTES).on_upgrade(move |socket| {
         let new = NewPeer {
@@ -60,11 +74,13 @@ pub async fn upgrade(
             None,
             |_| (1001, "going_away".to_owned()),
             move |peer| {
-                let (_, _, events) = shared.hub.subscribe();
+                let (_, snapshot, events) = shared.hub.subscribe();
+                let scope = granted.app().map(|app| AppScope::new(app, &snapshot));
                 Session {
                     shared,
                     peer,
                     events,
+                    scope,
                     subscriptions: Subscriptions::default(),
                 }
             },
@@ -76,7 +92,73 @@ struct Session {
     shared: Arc<Shared>,
     peer: Arc<PeerHandle>,
     events: broadcast::Receiver<Arc<Delta>>,
+    /// Set for a stream opened with an app's secret key: only that app's data goes out.
+    scope: Option<AppScope>,
     subscriptions: Subscriptions,
+}
+
+/// What belongs to one app. Closes and errors name only a peer or a room, so the stream keeps
+/// track of which of those are the app's, from its snapshot on.
+struct AppScope {
+    app: String,
+    peers: HashSet<String>,
+    rooms: HashSet<String>,
+}
+
+impl AppScope {
+    fn new(app: &str, snapshot: &Snapshot) -> AppScope {
+        let mine = |candidate: &Option<String>| candidate.as_deref() == Some(app);
+        AppScope {
+            app: app.to_owned(),
+            peers: snapshot
+                .peers
+                .iter()
+                .filter(|p| mine(&p.app))
+                .map(|p| p.id.clone())
+                .collect(),
+            rooms: snapshot
+                .rooms
+                .iter()
+                .filter(|r| r.app == app)
+                .map(|r| r.code.clone())
+                .collect(),
+        }
+    }
+
+    /// Whether an event concerns the app, learning its peers and rooms as they appear.
+    fn admits(&mut self, kind: &str, event: &Value) -> bool {
+        let app = self.app.as_str();
+        match kind {
+            "peer_connected" | "peer_updated" => {
+                let id = event["peer"]["id"].as_str().unwrap_or_default();
+                if event["peer"]["app"].as_str() == Some(app) {
+                    self.peers.insert(id.to_owned());
+                    true
+                } else {
+                    self.peers.remove(id)
+                }
+            }
+            "peer_closed" => self
+                .peers
+                .remove(event["peer"].as_str().unwrap_or_default()),
+            "room_updated" => {
+                let code = event["room"]["code"].as_str().unwrap_or_default();
+                event["room"]["app"].as_str() == Some(app) && {
+                    self.rooms.insert(code.to_owned());
+                    true
+                }
+            }
+            "room_closed" => self
+                .rooms
+                .remove(event["code"].as_str().unwrap_or_default()),
+            "channel_joined" | "channel_left" => event["app"].as_str() == Some(app),
+            "error_emitted" => event["peer"]
+                .as_str()
+                .is_some_and(|peer| self.peers.contains(peer)),
+            // Server-wide totals are not one app's to see.
+            _ => false,
+        }
+    }
 }
 
 /// The catalog code (message family) a message belongs to.
@@ -214,7 +296,7 @@ impl Session {
     }
 
     /// Forward one admin delta to the subscriptions whose topic and arguments it matches.
-    fn publish(&self, delta: &str) {
+    fn publish(&mut self, delta: &str) {
         let Ok(value) = serde_json::from_str::<Value>(delta) else {
             return;
         };
@@ -228,6 +310,11 @@ impl Session {
             "stats" => "stats",
             _ => return,
         };
+        if let Some(scope) = &mut self.scope {
+            if !scope.admits(kind, event) {
+                return;
+            }
+        }
         // A Flow stream never reports its own frames, so that subscribing to errors cannot
         // feed on itself.
         if event["peer"].as_str() == Some(self.peer.id.as_str())

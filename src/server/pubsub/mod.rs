@@ -35,6 +35,7 @@ use self::pattern::Pattern;
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::{AppStatus, SubscriptionInfo};
 use crate::protocol::pubsub::{self as wire, ClientFrame};
+use crate::server::access;
 use crate::server::config::PubsubAction;
 use crate::server::connection::{self, Flow};
 use crate::server::hub::{self, ChannelKey, Hub, NewPeer, RegisterError};
@@ -85,6 +86,9 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if let Err(refused) = access::check_origin(&headers, shared.hub.config(), false) {
+        return refused;
+    }
     let probe_nonce = probe_nonce(&headers);
     connection::configure(upgrade, READ_LIMIT_BYTES)
         .on_upgrade(move |socket| serve(socket, shared, query, addr, probe_nonce))

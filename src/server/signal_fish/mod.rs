@@ -41,6 +41,7 @@ use crate::protocol::admin::AppStatus;
 use crate::protocol::signal_fish::{
     ClientMessage, PlayerNameRules, ProtocolInfo, RateLimits, ServerMessage,
 };
+use crate::server::access;
 use crate::server::connection::{self, Flow};
 use crate::server::hub::{Hub, NewPeer};
 use crate::server::peer::Priority;
@@ -141,6 +142,9 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if let Err(refused) = access::check_origin(&headers, shared.hub.config(), false) {
+        return refused;
+    }
     let probe_nonce = probe_nonce(&headers);
     connection::configure(upgrade, READ_LIMIT_BYTES).on_upgrade(move |socket| {
         let new = NewPeer {

@@ -31,6 +31,7 @@ use crate::protocol::admin::AppStatus;
 use crate::protocol::talo::{
     self as wire, error_frame, frame, ChannelMessageData, IdentifyData, Request, HEARTBEAT,
 };
+use crate::server::access;
 use crate::server::connection::{self, Flow};
 use crate::server::hub::{Hub, NewPeer};
 use crate::server::peer::{Control, PeerHandle, Priority};
@@ -54,6 +55,9 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if let Err(refused) = access::check_origin(&headers, shared.hub.config(), false) {
+        return refused;
+    }
     let probe_nonce = probe_nonce(&headers);
     connection::configure(upgrade, MAX_MESSAGE_BYTES)
         .on_upgrade(move |socket| serve(socket, shared, query.ticket, addr, probe_nonce))
