@@ -14,14 +14,17 @@ use super::Refusal;
 use crate::catalog::Dialect;
 use crate::protocol::admin::{RoomInfo, RoomMember};
 use crate::protocol::signal_fish::{
-    PeerConnectionInfo, PlayerInfo, Reconnected, RoomJoined, ServerMessage, SpectatorInfo,
-    SpectatorJoined,
+    DeliveryClass, PeerConnectionInfo, PlayerInfo, Reconnected, ReplayStatus, RoomJoined,
+    RoomOperationRequest, RoomOperationResult, SenderWatermark, ServerMessage, SessionPlan,
+    SpectatorInfo, SpectatorJoined, MAX_ROOM_PASSWORD_BYTES,
 };
 use crate::server::config::SignalFishSettings;
 use crate::server::hub::{now_ms, Hub, RoomDirectory};
 
 pub const ROOM_CODE_ALPHABET: &str = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 pub const DEFAULT_MAX_PLAYERS: u8 = 8;
+/// signal-fish-server 0.12's `max_players_limit`.
+pub const MAX_PLAYERS_LIMIT: u8 = 100;
 /// What the real server announces by default; Signal Fish clients choose their peer transport
 /// from it, so anything else would make them take an unknown branch.
 const RELAY_TYPE: &str = "matchbox";
@@ -37,6 +40,10 @@ struct Player {
     ready: bool,
     connected_at: String,
     disconnected_at_ms: Option<u64>,
+    /// The membership incarnation v3 clients track: 1 on joining, one more on each reconnect.
+    epoch: u32,
+    /// Game data messages this player sent in `epoch`; v3 recipients see them numbered.
+    seq: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +74,11 @@ struct Room {
     /// False only while the creator's own RoomJoined is built ("waiting").
     opened: bool,
     created_at_ms: u64,
+    /// Set by the creator's JoinRoom `password` (or a v3 SetRoomAccess); every later join
+    /// must present exactly this.
+    password: Option<String>,
+    /// Player ids the room's authority banned; the ban dies with the room.
+    banned: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,7 +111,7 @@ pub struct JoinRequest {
     pub game_name: String,
     pub room_code: Option<String>,
     pub player_name: String,
-    pub max_players: Option<i64>,
+    pub max_players: Option<u8>,
     pub supports_authority: Option<bool>,
     pub join_only: bool,
     pub allow_spectators: Option<bool>,
@@ -107,9 +119,47 @@ pub struct JoinRequest {
     pub max_rooms_per_game: usize,
 }
 
+/// What a JoinRoom carries beyond [`JoinRequest`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JoinOptions {
+    pub password: Option<String>,
+}
+
+/// The frame shapes a peer receives, from the protocol version its session negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// No version was reported for the peer: v2 shapes plus the reconnection token, so that a
+    /// connection loop that does not report versions keeps working as it always did.
+    Unreported,
+    V2,
+    V3,
+}
+
+impl Wire {
+    fn of(version: Option<u16>) -> Wire {
+        match version {
+            None => Wire::Unreported,
+            Some(v) if v >= 3 => Wire::V3,
+            Some(_) => Wire::V2,
+        }
+    }
+
+    fn v3(self) -> bool {
+        self == Wire::V3
+    }
+
+    /// A v2 client must never see the token (the real server keeps it off the v2 wire).
+    fn shows_token(self) -> bool {
+        self != Wire::V2
+    }
+}
+
 pub struct Rooms {
     state: Mutex<State>,
     settings: SignalFishSettings,
+    /// Negotiated protocol version per peer, as the connection reported it. Locked after
+    /// `state` when both are needed, never before.
+    versions: Mutex<HashMap<String, u16>>,
 }
 
 fn timestamp() -> String {
@@ -134,16 +184,23 @@ pub fn valid_room_code(code: &str) -> bool {
 }
 
 impl Room {
-    fn player_infos(&self) -> Vec<PlayerInfo> {
+    fn player_info(&self, p: &Player, v3: bool) -> PlayerInfo {
+        PlayerInfo {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            is_authority: self.authority.as_deref() == Some(p.id.as_str()),
+            is_ready: p.ready,
+            connected_at: (!v3).then(|| p.connected_at.clone()),
+            epoch: v3.then_some(p.epoch),
+            seq: v3.then_some(p.seq),
+        }
+    }
+
+    /// The roster: v2 entries carry `connected_at`, v3 entries the delivery baseline instead.
+    fn player_infos(&self, v3: bool) -> Vec<PlayerInfo> {
         self.players
             .iter()
-            .map(|p| PlayerInfo {
-                id: p.id.clone(),
-                name: p.name.clone(),
-                is_authority: self.authority.as_deref() == Some(p.id.as_str()),
-                is_ready: p.ready,
-                connected_at: p.connected_at.clone(),
-            })
+            .map(|p| self.player_info(p, v3))
             .collect()
     }
 
@@ -252,7 +309,52 @@ impl Rooms {
         Rooms {
             state: Mutex::new(State::default()),
             settings,
+            versions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The connection reports the protocol version its Authenticate negotiated; from then on
+    /// the peer's frames take that version's shape (v2: no reconnection token, no delivery
+    /// stamps; v3: both).
+    pub fn set_protocol_version(&self, peer: &str, version: u16) {
+        self.versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer.to_owned(), version);
+    }
+
+    /// The version reported for `peer`, if any.
+    pub fn protocol_version(&self, peer: &str) -> Option<u16> {
+        self.versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(peer)
+            .copied()
+    }
+
+    fn wire(&self, peer: &str) -> Wire {
+        Wire::of(self.protocol_version(peer))
+    }
+
+    fn forget_version(&self, peer: &str) {
+        self.versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(peer);
+    }
+
+    /// Send a frame whose shape depends on the recipient's version: each shape is serialized
+    /// once and shared by every recipient of that version.
+    fn send_shaped(&self, hub: &Hub, peers: &[String], make: impl Fn(bool) -> ServerMessage) {
+        let (v3, v2): (Vec<String>, Vec<String>) = {
+            let versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+            peers
+                .iter()
+                .cloned()
+                .partition(|peer| versions.get(peer).is_some_and(|v| *v >= 3))
+        };
+        Self::send(hub, &v2, &make(false));
+        Self::send(hub, &v3, &make(true));
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -270,10 +372,22 @@ impl Rooms {
     }
 
     pub fn join(&self, hub: &Hub, peer: &str, request: JoinRequest) -> Result<(), Refusal> {
+        self.join_with(hub, peer, request, JoinOptions::default())
+    }
+
+    /// JoinRoom, checked in signal-fish-server 0.12's order: names, player count, join_only,
+    /// password shape, membership, room code; then, for an existing room, password, ban,
+    /// state and capacity. A well-formed code that names no room creates that room unless the
+    /// client asked for `join_only`.
+    pub fn join_with(
+        &self,
+        hub: &Hub,
+        peer: &str,
+        request: JoinRequest,
+        options: JoinOptions,
+    ) -> Result<(), Refusal> {
+        let wire = self.wire(peer);
         let mut state = self.lock();
-        if state.membership.contains_key(peer) {
-            return Err(refusal(Carrier::RoomJoinFailed, "ALREADY_IN_ROOM", None));
-        }
         let name_chars = request.game_name.chars().count();
         if name_chars == 0
             || name_chars > 64
@@ -291,6 +405,42 @@ impl Rooms {
                 Some(format!("Invalid player name: {problem}")),
             ));
         }
+        let max_players = request.max_players.unwrap_or(DEFAULT_MAX_PLAYERS);
+        if max_players < 1 {
+            return Err(refusal(
+                Carrier::RoomJoinFailed,
+                "INVALID_MAX_PLAYERS",
+                Some("Max players must be at least 1".to_owned()),
+            ));
+        }
+        if max_players > MAX_PLAYERS_LIMIT {
+            return Err(refusal(
+                Carrier::RoomJoinFailed,
+                "INVALID_MAX_PLAYERS",
+                Some(format!("Max players cannot exceed {MAX_PLAYERS_LIMIT}")),
+            ));
+        }
+        if request.join_only && request.room_code.is_none() {
+            return Err(refusal(
+                Carrier::RoomJoinFailed,
+                "INVALID_INPUT",
+                Some("join_only requires an explicit room_code".to_owned()),
+            ));
+        }
+        if let Some(password) = &options.password {
+            if password.is_empty() || password.len() > MAX_ROOM_PASSWORD_BYTES {
+                return Err(refusal(
+                    Carrier::RoomJoinFailed,
+                    "INVALID_INPUT",
+                    Some(format!(
+                        "Join password must be non-empty and at most {MAX_ROOM_PASSWORD_BYTES} bytes"
+                    )),
+                ));
+            }
+        }
+        if state.membership.contains_key(peer) {
+            return Err(refusal(Carrier::RoomJoinFailed, "ALREADY_IN_ROOM", None));
+        }
         let player = Player {
             id: new_id(),
             name: request.player_name.clone(),
@@ -298,8 +448,10 @@ impl Rooms {
             ready: false,
             connected_at: timestamp(),
             disconnected_at_ms: None,
+            epoch: 1,
+            seq: 0,
         };
-        let code = match &request.room_code {
+        let requested_code = match &request.room_code {
             Some(code) => {
                 if !valid_room_code(code) {
                     let text = if code.len() != 6 {
@@ -313,11 +465,32 @@ impl Rooms {
                         Some(text.to_owned()),
                     ));
                 }
-                let room = state
-                    .rooms
-                    .get(code)
-                    .filter(|r| r.app == request.app && r.game == request.game_name)
-                    .ok_or_else(|| refusal(Carrier::RoomJoinFailed, "ROOM_NOT_FOUND", None))?;
+                Some(code.clone())
+            }
+            None => None,
+        };
+        let existing = requested_code
+            .as_ref()
+            .and_then(|code| state.rooms.get(code));
+        let code = match (existing, requested_code) {
+            (Some(room), Some(code)) => {
+                // Another app's or game's room is invisible, exactly like a missing one.
+                if room.app != request.app || room.game != request.game_name {
+                    return Err(refusal(Carrier::RoomJoinFailed, "ROOM_NOT_FOUND", None));
+                }
+                // Missing, wrong, or stray (open room) passwords share one answer, so that
+                // the answer does not tell which rooms are sealed.
+                if room.password != options.password {
+                    return Err(refusal(
+                        Carrier::RoomJoinFailed,
+                        "PASSWORD_REQUIRED",
+                        Some("Room requires the join password set by its authority".to_owned()),
+                    ));
+                }
+                // Player ids are minted per join here, so the ban also names the connection.
+                if room.banned.iter().any(|id| id == peer) {
+                    return Err(refusal(Carrier::RoomJoinFailed, "BANNED", None));
+                }
                 if room.started {
                     return Err(refusal(
                         Carrier::RoomJoinFailed,
@@ -328,27 +501,12 @@ impl Rooms {
                 if room.players.len() >= room.max_players as usize {
                     return Err(refusal(Carrier::RoomJoinFailed, "ROOM_FULL", None));
                 }
-                code.clone()
+                code
             }
-            None => {
-                if request.join_only {
-                    return Err(refusal(
-                        Carrier::RoomJoinFailed,
-                        "ROOM_NOT_FOUND",
-                        Some("join_only was set and no room_code was given".to_owned()),
-                    ));
-                }
-                let max_players = match request.max_players {
-                    None => DEFAULT_MAX_PLAYERS,
-                    Some(n) if (1..=100).contains(&n) => n as u8,
-                    Some(_) => {
-                        return Err(refusal(
-                            Carrier::RoomJoinFailed,
-                            "INVALID_MAX_PLAYERS",
-                            Some("max_players must be between 1 and 100".to_owned()),
-                        ))
-                    }
-                };
+            (None, Some(_)) if request.join_only => {
+                return Err(refusal(Carrier::RoomJoinFailed, "ROOM_NOT_FOUND", None));
+            }
+            (_, requested) => {
                 let max_spectators = match request.max_spectators {
                     None => self.settings.max_spectators,
                     Some(n) if (0..=100).contains(&n) => n as usize,
@@ -372,11 +530,18 @@ impl Rooms {
                         None,
                     ));
                 }
-                let mut code = room_code();
-                while state.rooms.contains_key(&code) {
-                    code = room_code();
-                }
-                let supports_authority = request.supports_authority.unwrap_or(false);
+                let code = match requested {
+                    Some(code) => code,
+                    None => {
+                        let mut code = room_code();
+                        while state.rooms.contains_key(&code) {
+                            code = room_code();
+                        }
+                        code
+                    }
+                };
+                // The real server gives rooms authority support unless the creator declines.
+                let supports_authority = request.supports_authority.unwrap_or(true);
                 state.rooms.insert(
                     code.clone(),
                     Room {
@@ -395,6 +560,8 @@ impl Rooms {
                         started: false,
                         opened: false,
                         created_at_ms: now_ms(),
+                        password: options.password.clone(),
+                        banned: Vec::new(),
                     },
                 );
                 code
@@ -421,30 +588,24 @@ impl Rooms {
             game_name: room.game.clone(),
             max_players: room.max_players,
             supports_authority: room.supports_authority,
-            current_players: room.player_infos(),
+            current_players: room.player_infos(wire.v3()),
             is_authority: room.authority.as_deref() == Some(player_id.as_str()),
             lobby_state: room.lobby_state().to_owned(),
             ready_players: room.ready_players(),
             relay_type: RELAY_TYPE.to_owned(),
             current_spectators: room.spectator_infos(),
-            reconnection_token: Some(token.clone()),
+            reconnection_token: wire.shows_token().then(|| token.clone()),
         }));
         hub.send(peer, joined.text());
         // The room leaves "waiting" as soon as its creator is in (as the real server reports).
         room.opened = true;
         if creating {
             hub.send(peer, room.lobby_changed().text());
-        } else {
-            let player_info = room.player_infos().into_iter().find(|p| p.id == player_id);
-            if let Some(player_info) = player_info {
-                Self::send(
-                    hub,
-                    &room.audience(Some(peer)),
-                    &ServerMessage::PlayerJoined {
-                        player: player_info,
-                    },
-                );
-            }
+        } else if let Some(joiner) = room.players.iter().find(|p| p.id == player_id) {
+            let audience = room.audience(Some(peer));
+            self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerJoined {
+                player: room.player_info(joiner, v3),
+            });
         }
         let room_id = room.id.clone();
         let snapshot = room.clone();
@@ -472,19 +633,20 @@ impl Rooms {
     }
 
     /// Remove a player (leave, or a seat whose window expired); closes an empty room.
-    fn remove_player(state: &mut State, hub: &Hub, code: &str, player_id: &str) {
+    fn remove_player(&self, state: &mut State, hub: &Hub, code: &str, player_id: &str) {
         let Some(room) = state.rooms.get_mut(code) else {
             return;
         };
+        let departed = room.players.iter().find(|p| p.id == player_id).cloned();
         room.players.retain(|p| p.id != player_id);
         let audience = room.audience(None);
-        Self::send(
-            hub,
-            &audience,
-            &ServerMessage::PlayerLeft {
-                player_id: player_id.to_owned(),
-            },
-        );
+        // v3 recipients learn the departing membership's last sequence number, so they can
+        // tell a complete stream from a truncated one.
+        self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerLeft {
+            player_id: player_id.to_owned(),
+            epoch: departed.as_ref().filter(|_| v3).map(|p| p.epoch),
+            final_seq: departed.as_ref().filter(|_| v3).map(|p| p.seq),
+        });
         if room.authority.as_deref() == Some(player_id) {
             room.authority = None;
             Self::send(
@@ -516,25 +678,58 @@ impl Rooms {
         };
         state.membership.remove(peer);
         hub.send(peer, ServerMessage::RoomLeft.text());
-        Self::remove_player(&mut state, hub, &room, &player_id);
+        self.remove_player(&mut state, hub, &room, &player_id);
         drop(state);
         hub.update_peer(peer, |p| p.room = None);
         Ok(())
     }
 
     pub fn game_data(&self, hub: &Hub, peer: &str, data: Value) -> Result<(), Refusal> {
-        let state = self.lock();
-        let Some(Membership::Player { room, player_id }) = state.membership.get(peer) else {
+        self.game_data_with(hub, peer, data, None, None)
+    }
+
+    /// Relay game data. v3 recipients get the sender's epoch and sequence number (and the
+    /// delivery class it asked for); v2 recipients get the bare frame.
+    pub fn game_data_with(
+        &self,
+        hub: &Hub,
+        peer: &str,
+        data: Value,
+        class: Option<DeliveryClass>,
+        key: Option<u32>,
+    ) -> Result<(), Refusal> {
+        if !DeliveryClass::accepts_key(class, key) {
+            return Err(refusal(
+                Carrier::Error,
+                "INVALID_DELIVERY_CLASS",
+                Some(
+                    "Invalid delivery class: latest requires a key; reliable and volatile forbid one"
+                        .to_owned(),
+                ),
+            ));
+        }
+        let mut state = self.lock();
+        let Some(Membership::Player { room, player_id }) = state.membership.get(peer).cloned()
+        else {
             return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
         };
-        let Some(room) = state.rooms.get(room) else {
+        let Some(room) = state.rooms.get_mut(&room) else {
             return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
         };
-        let message = ServerMessage::GameData {
+        let Some(sender) = room.players.iter_mut().find(|p| p.id == player_id) else {
+            return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
+        };
+        sender.seq += 1;
+        let (epoch, seq) = (sender.epoch, sender.seq);
+        let audience = room.audience(Some(peer));
+        self.send_shaped(hub, &audience, |v3| ServerMessage::GameData {
             from_player: player_id.clone(),
-            data,
-        };
-        Self::send(hub, &room.audience(Some(peer)), &message);
+            data: data.clone(),
+            seq: v3.then_some(seq),
+            epoch: v3.then_some(epoch),
+            class: class.filter(|_| v3),
+            key: key.filter(|_| v3),
+        });
         Ok(())
     }
 
@@ -635,6 +830,211 @@ impl Rooms {
         }
     }
 
+    /// A v3 `RoomOperation` from the room's authority: kick, ban, unban, authority transfer,
+    /// access and code changes. Every outcome, refusals included, goes back to `peer` as a
+    /// `RoomOperationResult` carrying `operation_id`.
+    pub fn room_operation(
+        &self,
+        hub: &Hub,
+        peer: &str,
+        operation_id: &str,
+        operation: &RoomOperationRequest,
+    ) {
+        let (result, failed) = match self.moderate(hub, peer, operation) {
+            Ok(result) => (result, None),
+            Err((reason, code)) => (
+                RoomOperationResult::OperationFailed {
+                    reason: reason.to_owned(),
+                    error_code: Some(code.to_owned()),
+                },
+                Some(code),
+            ),
+        };
+        let answer = ServerMessage::RoomOperationResult {
+            operation_id: operation_id.to_owned(),
+            result: Box::new(result),
+        };
+        match failed {
+            Some(code) => hub.send_error(peer, Dialect::SignalFish, code, None, answer.text()),
+            None => {
+                hub.send(peer, answer.text());
+            }
+        }
+    }
+
+    fn moderate(
+        &self,
+        hub: &Hub,
+        peer: &str,
+        operation: &RoomOperationRequest,
+    ) -> Result<RoomOperationResult, (&'static str, &'static str)> {
+        const NOT_AUTHORITY: (&str, &str) = (
+            "Only the room's authority player may moderate this room",
+            "NOT_ROOM_AUTHORITY",
+        );
+        let mut state = self.lock();
+        let Some(Membership::Player {
+            room: code,
+            player_id,
+        }) = state.membership.get(peer).cloned()
+        else {
+            return Err(("Not currently in a room", "NOT_IN_ROOM"));
+        };
+        let Some(room) = state.rooms.get_mut(&code) else {
+            return Err(("Room no longer exists", "ROOM_NOT_FOUND"));
+        };
+        let is_authority = room.authority.as_deref() == Some(player_id.as_str());
+        match operation {
+            RoomOperationRequest::KickPlayer { player_id: target }
+            | RoomOperationRequest::BanPlayer { player_id: target } => {
+                if !is_authority {
+                    return Err(NOT_AUTHORITY);
+                }
+                if *target == player_id {
+                    return Err((
+                        "The authority cannot target itself; use LeaveRoom instead",
+                        "INVALID_INPUT",
+                    ));
+                }
+                let Some(victim) = room.players.iter().find(|p| &p.id == target).cloned() else {
+                    return Err((
+                        "Moderation target is not a member of this room",
+                        "KICK_TARGET_NOT_FOUND",
+                    ));
+                };
+                let banning = matches!(operation, RoomOperationRequest::BanPlayer { .. });
+                if banning {
+                    room.banned.push(victim.id.clone());
+                    room.banned.extend(victim.peer.clone());
+                }
+                if let Some(victim_peer) = &victim.peer {
+                    state.membership.remove(victim_peer);
+                    let notice = ServerMessage::Error {
+                        message: "You were removed from the room by its authority player."
+                            .to_owned(),
+                        error_code: "KICKED".to_owned(),
+                    };
+                    hub.send_error(
+                        victim_peer,
+                        Dialect::SignalFish,
+                        "KICKED",
+                        None,
+                        notice.text(),
+                    );
+                    hub.close_peer(victim_peer, 4007, "kicked");
+                    hub.update_peer(victim_peer, |p| p.room = None);
+                }
+                self.remove_player(&mut state, hub, &code, target);
+                Ok(if banning {
+                    RoomOperationResult::PlayerBanned {
+                        player_id: target.clone(),
+                    }
+                } else {
+                    RoomOperationResult::PlayerKicked {
+                        player_id: target.clone(),
+                    }
+                })
+            }
+            RoomOperationRequest::UnbanPlayer { player_id: target } => {
+                if !is_authority {
+                    return Err(NOT_AUTHORITY);
+                }
+                room.banned.retain(|id| id != target);
+                Ok(RoomOperationResult::PlayerUnbanned {
+                    player_id: target.clone(),
+                })
+            }
+            RoomOperationRequest::TransferAuthority { player_id: target } => {
+                if !is_authority {
+                    return Err((
+                        "Only the room's authority player may transfer the authority role",
+                        "NOT_ROOM_AUTHORITY",
+                    ));
+                }
+                if *target == player_id {
+                    return Err(("The authority cannot transfer to itself", "INVALID_INPUT"));
+                }
+                if !room.players.iter().any(|p| &p.id == target) {
+                    return Err((
+                        "Transfer target is not a member of this room",
+                        "TRANSFER_TARGET_NOT_FOUND",
+                    ));
+                }
+                room.authority = Some(target.clone());
+                Self::announce_authority(hub, room);
+                Self::publish(hub, room);
+                Ok(RoomOperationResult::AuthorityTransferred {
+                    player_id: target.clone(),
+                })
+            }
+            RoomOperationRequest::SetRoomAccess { password } => {
+                if !is_authority {
+                    return Err(NOT_AUTHORITY);
+                }
+                if password
+                    .as_ref()
+                    .is_some_and(|p| p.is_empty() || p.len() > MAX_ROOM_PASSWORD_BYTES)
+                {
+                    return Err((
+                        "The room password must be non-empty and at most 256 bytes",
+                        "INVALID_INPUT",
+                    ));
+                }
+                room.password = password.clone();
+                Ok(RoomOperationResult::RoomAccessUpdated {
+                    requires_password: room.password.is_some(),
+                })
+            }
+            RoomOperationRequest::RegenerateRoomCode => {
+                if !is_authority {
+                    return Err((
+                        "Only the room's authority player may regenerate the room code",
+                        "NOT_ROOM_AUTHORITY",
+                    ));
+                }
+                let mut fresh = room_code();
+                while state.rooms.contains_key(&fresh) {
+                    fresh = room_code();
+                }
+                let Some(mut moved) = state.rooms.remove(&code) else {
+                    return Err(("Room no longer exists", "ROOM_NOT_FOUND"));
+                };
+                moved.code = fresh.clone();
+                let members = moved.audience(None);
+                for membership in state.membership.values_mut() {
+                    match membership {
+                        Membership::Player { room, .. } | Membership::Spectator { room, .. }
+                            if *room == code =>
+                        {
+                            *room = fresh.clone();
+                        }
+                        _ => {}
+                    }
+                }
+                for seat in state.seats.values_mut().filter(|s| s.room_code == code) {
+                    seat.room_code = fresh.clone();
+                }
+                let snapshot = moved.clone();
+                state.rooms.insert(fresh.clone(), moved);
+                drop(state);
+                for member in &members {
+                    hub.update_peer(member, |p| p.room = Some(fresh.clone()));
+                }
+                hub.room_closed(&code);
+                Self::publish(hub, &snapshot);
+                Ok(RoomOperationResult::RoomCodeRegenerated { room_code: fresh })
+            }
+            RoomOperationRequest::JoinRoom(_)
+            | RoomOperationRequest::LeaveRoom
+            | RoomOperationRequest::Reconnect { .. }
+            | RoomOperationRequest::JoinAsSpectator { .. }
+            | RoomOperationRequest::LeaveSpectator => Err((
+                "relaydeck does not negotiate room_operation_ids: send this request as a plain message",
+                "INVALID_INPUT",
+            )),
+        }
+    }
+
     pub fn ready(&self, hub: &Hub, peer: &str) -> Result<(), Refusal> {
         let mut state = self.lock();
         let (room, player_id) = open_room_of_player(&mut state, peer)?;
@@ -653,6 +1053,7 @@ impl Rooms {
     pub fn start(&self, hub: &Hub, peer: &str) -> Result<(), Refusal> {
         let mut state = self.lock();
         let (room, player_id) = open_room_of_player(&mut state, peer)?;
+        // As 0.12 decides: a designated authority alone may start; without one, anyone may.
         if room
             .authority
             .as_deref()
@@ -660,12 +1061,16 @@ impl Rooms {
         {
             return Err(refusal(
                 Carrier::Error,
-                "AUTHORITY_DENIED",
-                Some("Only the authority player can start the game".to_owned()),
+                "GAME_START_FORBIDDEN",
+                Some("Only the room's authority player may start the game.".to_owned()),
             ));
         }
         if !room.all_ready() {
-            return Err(refusal(Carrier::Error, "GAME_START_NOT_READY", None));
+            return Err(refusal(
+                Carrier::Error,
+                "GAME_START_NOT_READY",
+                Some("Cannot start the game: every player must be ready first.".to_owned()),
+            ));
         }
         room.started = true;
         let peer_connections = room
@@ -678,10 +1083,19 @@ impl Rooms {
                 relay_type: RELAY_TYPE.to_owned(),
             })
             .collect();
+        let audience = room.audience(None);
         Self::send(
             hub,
-            &room.audience(None),
+            &audience,
             &ServerMessage::GameStarting { peer_connections },
+        );
+        // Finalization hands every v3 player one authoritative plan; relaydeck only relays.
+        let players: Vec<String> = room.players.iter().filter_map(|p| p.peer.clone()).collect();
+        let v3_players: Vec<String> = players.into_iter().filter(|p| self.wire(p).v3()).collect();
+        Self::send(
+            hub,
+            &v3_players,
+            &ServerMessage::SessionPlan(Box::new(SessionPlan::relay(1))),
         );
         Self::publish(hub, room);
         Ok(())
@@ -760,7 +1174,25 @@ impl Rooms {
         }
         player.peer = Some(peer.to_owned());
         player.disconnected_at_ms = None;
+        // A new membership incarnation: v3 clients restart this sender's numbering.
+        player.epoch += 1;
+        player.seq = 0;
+        let epoch = player.epoch;
+        let wire = self.wire(peer);
         let new_token = new_id();
+        let roster = room.player_infos(wire.v3());
+        let watermarks = if wire.v3() {
+            roster
+                .iter()
+                .map(|p| SenderWatermark {
+                    player_id: p.id.clone(),
+                    epoch: p.epoch.unwrap_or(1),
+                    seq: p.seq.unwrap_or(0),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let reconnected = ServerMessage::Reconnected(Box::new(Reconnected {
             room_id: room.id.clone(),
             room_code: room.code.clone(),
@@ -768,23 +1200,28 @@ impl Rooms {
             game_name: room.game.clone(),
             max_players: room.max_players,
             supports_authority: room.supports_authority,
-            current_players: room.player_infos(),
+            current_players: roster,
             is_authority: room.authority.as_deref() == Some(player_id),
             lobby_state: room.lobby_state().to_owned(),
             ready_players: room.ready_players(),
             relay_type: RELAY_TYPE.to_owned(),
             current_spectators: room.spectator_infos(),
             missed_events: Vec::new(),
-            reconnection_token: new_token.clone(),
+            // Nothing sent while the player was away is kept for it.
+            replay: wire.v3().then_some(ReplayStatus::Unavailable),
+            sender_watermarks: watermarks,
+            reconnection_token: wire.shows_token().then(|| new_token.clone()),
         }));
         hub.send(peer, reconnected.text());
-        Self::send(
-            hub,
-            &room.audience(Some(peer)),
-            &ServerMessage::PlayerReconnected {
-                player_id: player_id.to_owned(),
-            },
-        );
+        let returning = room.players.iter().find(|p| p.id == player_id);
+        let audience = room.audience(Some(peer));
+        self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerReconnected {
+            player_id: player_id.to_owned(),
+            epoch: v3.then_some(epoch),
+            player: returning
+                .filter(|_| v3)
+                .map(|p| Box::new(room.player_info(p, true))),
+        });
         let code = room.code.clone();
         let snapshot = room.clone();
         state.seats.remove(token);
@@ -876,7 +1313,7 @@ impl Rooms {
             room_code: room.code.clone(),
             spectator_id: spectator.id.clone(),
             game_name: room.game.clone(),
-            current_players: room.player_infos(),
+            current_players: room.player_infos(self.wire(peer).v3()),
             current_spectators: room.spectator_infos(),
             lobby_state: room.lobby_state().to_owned(),
             reason: "joined".to_owned(),
@@ -959,6 +1396,7 @@ impl Rooms {
     /// The peer's connection ended: a player's seat is held for the reconnection window, a
     /// spectator simply leaves.
     pub fn disconnected(&self, hub: &Hub, peer: &str) {
+        self.forget_version(peer);
         let mut state = self.lock();
         match state.membership.remove(peer) {
             Some(Membership::Player { room, player_id }) => {
@@ -1004,7 +1442,7 @@ impl Rooms {
                 .filter(|(_, seat)| seat.player_id == player_id)
                 .map(|(token, seat)| (token.clone(), seat.clone()))
                 .collect();
-            Self::remove_player(&mut state, hub, &code, &player_id);
+            self.remove_player(&mut state, hub, &code, &player_id);
             for (token, seat) in seats {
                 state.seats.insert(
                     token,
@@ -1024,10 +1462,11 @@ impl Rooms {
 
     /// Kick a peer out of its room (admin kick): players leave, spectators too.
     pub fn remove_peer_now(&self, hub: &Hub, peer: &str) {
+        self.forget_version(peer);
         let mut state = self.lock();
         match state.membership.remove(peer) {
             Some(Membership::Player { room, player_id }) => {
-                Self::remove_player(&mut state, hub, &room, &player_id)
+                self.remove_player(&mut state, hub, &room, &player_id)
             }
             Some(Membership::Spectator { room, spectator_id }) => {
                 Self::remove_spectator(&mut state, hub, &room, &spectator_id, None)
@@ -1052,7 +1491,7 @@ fn open_room_of_player<'s>(
         return Err(refusal(
             Carrier::Error,
             "INVALID_ROOM_STATE",
-            Some("The game has already started".to_owned()),
+            Some("The game has already started.".to_owned()),
         ));
     }
     Ok((room, player_id))
@@ -1275,7 +1714,10 @@ mod tests {
         assert_eq!(refusal.code, "GAME_START_NOT_READY");
         rooms.ready(&hub, &bob.id).unwrap();
         let refusal = rooms.start(&hub, &bob.id).unwrap_err();
-        assert_eq!(refusal.code, "AUTHORITY_DENIED", "only the holder starts");
+        assert_eq!(
+            refusal.code, "GAME_START_FORBIDDEN",
+            "only the holder starts"
+        );
         rooms.start(&hub, &alice.id).unwrap();
         let starting = last_of(&drain(&mut bob), "GameStarting");
         assert_eq!(
