@@ -213,7 +213,7 @@ pub enum Request {
     Signal {
         to: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        generation: Option<u64>,
+        generation: Option<String>,
         signal: Value,
     },
     AuthorityRequest {
@@ -488,7 +488,8 @@ pub struct SessionPeer {
 /// sends is relay over relay with no peers to dial.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionPlan {
-    pub generation: u64,
+    /// A UUID naming this plan publication (upstream's `SessionGeneration`).
+    pub generation: String,
     pub topology: Topology,
     pub transport: Transport,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -498,7 +499,7 @@ pub struct SessionPlan {
 }
 
 impl SessionPlan {
-    pub fn relay(generation: u64) -> SessionPlan {
+    pub fn relay(generation: String) -> SessionPlan {
         SessionPlan {
             generation,
             topology: Topology::Relay,
@@ -977,10 +978,10 @@ mod tests {
         assert!(!DeliveryClass::accepts_key(Some(Latest), None));
         assert!(!DeliveryClass::accepts_key(Some(Reliable), Some(7)));
         assert!(!DeliveryClass::accepts_key(None, Some(7)));
-        let relay = ServerMessage::SessionPlan(Box::new(SessionPlan::relay(1))).text();
+        let relay = ServerMessage::SessionPlan(Box::new(SessionPlan::relay("g".into()))).text();
         assert_eq!(
             relay,
-            r#"{"type":"SessionPlan","data":{"generation":1,"topology":"relay","transport":"relay","peers":[],"fallback":"relay"}}"#
+            r#"{"type":"SessionPlan","data":{"generation":"g","topology":"relay","transport":"relay","peers":[],"fallback":"relay"}}"#
         );
     }
 }

@@ -1095,7 +1095,7 @@ impl Rooms {
         Self::send(
             hub,
             &v3_players,
-            &ServerMessage::SessionPlan(Box::new(SessionPlan::relay(1))),
+            &ServerMessage::SessionPlan(Box::new(SessionPlan::relay(new_id()))),
         );
         Self::publish(hub, room);
         Ok(())
@@ -1367,11 +1367,18 @@ impl Rooms {
             return;
         };
         room.spectators.retain(|s| s.id != spectator_id);
+        // Upstream's SpectatorStateChangeReason tokens: a LeaveSpectator is a voluntary
+        // leave, a dropped connection a disconnect. Clients reject any other word.
+        let reason = if told.is_some() {
+            "voluntary_leave"
+        } else {
+            "disconnected"
+        };
         if let Some(peer) = told {
             let left = ServerMessage::SpectatorLeft {
                 room_id: room.id.clone(),
                 room_code: room.code.clone(),
-                reason: "left".to_owned(),
+                reason: reason.to_owned(),
                 current_spectators: room.spectator_infos(),
             };
             hub.send(peer, left.text());
@@ -1381,7 +1388,7 @@ impl Rooms {
             &room.audience(None),
             &ServerMessage::SpectatorDisconnected {
                 spectator_id: spectator_id.to_owned(),
-                reason: "left".to_owned(),
+                reason: reason.to_owned(),
                 current_spectators: room.spectator_infos(),
             },
         );
