@@ -584,3 +584,93 @@ async fn suspending_the_app_disconnects_a_connected_sdk_without_a_violation() {
     assert_eq!(alice.error().await, ErrorCode::AppIdSuspended);
     alice.disconnected().await;
 }
+
+#[tokio::test]
+#[ignore = "needs signal_fish/mod.rs to report the negotiated protocol version (Rooms::set_protocol_version) and to pass JoinRoom.password to Rooms::join_with"]
+async fn a_sealed_room_admits_only_its_password() {
+    let server = TestServer::demo().await;
+    let mut alice = Sdk::ready(&server, false, "alice").await;
+    let created = alice
+        .create(room("Alice", 4).with_password("open sesame"))
+        .await;
+    let mut bob = Sdk::ready(&server, false, "bob").await;
+    for attempt in [
+        JoinRoomParams::new(GAME, "Bob").with_room_code(&created.code),
+        JoinRoomParams::new(GAME, "Bob")
+            .with_room_code(&created.code)
+            .with_password("wrong"),
+    ] {
+        assert_eq!(bob.join_refused(attempt).await, ErrorCode::PasswordRequired);
+    }
+    bob.client
+        .join_room(
+            JoinRoomParams::new(GAME, "Bob")
+                .with_room_code(&created.code)
+                .with_password("open sesame"),
+        )
+        .unwrap();
+    assert_eq!(bob.joined().await.room_id, created.room_id);
+    alice.stop().await;
+    bob.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs signal_fish/mod.rs to report the negotiated protocol version (Rooms::set_protocol_version) and to hand v3 RoomOperation frames to Rooms::room_operation"]
+async fn the_room_authority_kicks_an_sdk_player() {
+    let server = TestServer::demo().await;
+    // The SDK issues no moderation operations, so the authority is a plain v3 socket.
+    let mut host = server.connect("/v2/ws").await;
+    send_json(
+        &mut host,
+        json!({"type": "Authenticate", "data": {"app_id": "demo", "protocol_version": 3}}),
+    )
+    .await;
+    recv_type(&mut host, "ProtocolInfo").await;
+    send_json(
+        &mut host,
+        json!({"type": "JoinRoom", "data": {"game_name": GAME, "player_name": "Host"}}),
+    )
+    .await;
+    let code = recv_type(&mut host, "RoomJoined").await["data"]["room_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut bob = Sdk::ready(&server, false, "bob").await;
+    let joined = bob.join_code(&code, "Bob").await;
+
+    let operation = |kind: &str, player: Value| {
+        json!({"type": "RoomOperation", "data": {
+            "operation_id": uuid::Uuid::new_v4().to_string(),
+            "operation": {"type": kind, "data": {"player_id": player}},
+        }})
+    };
+    send_json(
+        &mut host,
+        operation("KickPlayer", json!(uuid::Uuid::new_v4().to_string())),
+    )
+    .await;
+    let missing = recv_type(&mut host, "RoomOperationResult").await;
+    assert_eq!(
+        missing["data"]["result"]["data"]["error_code"],
+        "KICK_TARGET_NOT_FOUND"
+    );
+    send_json(
+        &mut host,
+        operation("TransferAuthority", json!(uuid::Uuid::new_v4().to_string())),
+    )
+    .await;
+    let missing = recv_type(&mut host, "RoomOperationResult").await;
+    assert_eq!(
+        missing["data"]["result"]["data"]["error_code"],
+        "TRANSFER_TARGET_NOT_FOUND"
+    );
+    send_json(
+        &mut host,
+        operation("KickPlayer", json!(joined.player.to_string())),
+    )
+    .await;
+    let kicked = recv_type(&mut host, "RoomOperationResult").await;
+    assert_eq!(kicked["data"]["result"]["type"], "PlayerKicked");
+    assert_eq!(bob.error().await, ErrorCode::Kicked);
+    bob.disconnected().await;
+}

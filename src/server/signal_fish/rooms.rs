@@ -1586,6 +1586,7 @@ mod tests {
     use super::*;
     use crate::server::config::Config;
     use crate::server::hub::{NewPeer, Outbound, PeerLink};
+    use serde_json::json;
 
     fn hub() -> Hub {
         Hub::new(Config::demo(), "127.0.0.1:0".into(), &BTreeMap::new(), 64)
@@ -1736,5 +1737,314 @@ mod tests {
         }
         let refusal = rooms.authority_request(&hub, &bob.id, true).unwrap_err();
         assert_eq!(refusal.code, "AUTHORITY_DENIED");
+    }
+
+    fn data(frames: &[Value], kind: &str) -> Value {
+        last_of(frames, kind)["data"].clone()
+    }
+
+    #[test]
+    fn frames_take_the_shape_of_each_peers_protocol_version() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob, mut carol) =
+            (peer(&hub, "Alice"), peer(&hub, "Bob"), peer(&hub, "Carol"));
+        rooms.set_protocol_version(&alice.id, 3);
+        rooms.set_protocol_version(&bob.id, 2);
+
+        rooms.join(&hub, &alice.id, request(None, "Alice")).unwrap();
+        let joined = data(&drain(&mut alice), "RoomJoined");
+        assert!(
+            joined["reconnection_token"].is_string(),
+            "v3 gets the token"
+        );
+        let me = &joined["current_players"][0];
+        assert_eq!(
+            (me["epoch"].clone(), me["seq"].clone()),
+            (1.into(), 0.into())
+        );
+        assert!(
+            me.get("connected_at").is_none(),
+            "v3 rosters carry no timestamps"
+        );
+        let code = joined["room_code"].as_str().unwrap().to_owned();
+
+        rooms
+            .join(&hub, &bob.id, request(Some(&code), "Bob"))
+            .unwrap();
+        let bob_joined = data(&drain(&mut bob), "RoomJoined");
+        assert!(
+            bob_joined.get("reconnection_token").is_none(),
+            "v2 never sees it"
+        );
+        for player in bob_joined["current_players"].as_array().unwrap() {
+            assert!(player["connected_at"].is_string());
+            assert!(player.get("epoch").is_none() && player.get("seq").is_none());
+        }
+        let announced = data(&drain(&mut alice), "PlayerJoined");
+        assert_eq!(announced["player"]["epoch"], 1);
+
+        // A peer whose version was never reported keeps the token, as before versions existed.
+        rooms
+            .join(&hub, &carol.id, request(Some(&code), "Carol"))
+            .unwrap();
+        let carol_joined = data(&drain(&mut carol), "RoomJoined");
+        assert!(carol_joined["reconnection_token"].is_string());
+        assert!(carol_joined["current_players"][0]["connected_at"].is_string());
+        drain(&mut alice);
+        drain(&mut bob);
+
+        for n in 1..=2 {
+            rooms.game_data(&hub, &bob.id, json!({"n": n})).unwrap();
+        }
+        let to_alice = data(&drain(&mut alice), "GameData");
+        assert_eq!(
+            (to_alice["seq"].clone(), to_alice["epoch"].clone()),
+            (2.into(), 1.into())
+        );
+        let to_carol = data(&drain(&mut carol), "GameData");
+        assert_eq!(
+            to_carol,
+            json!({"from_player": to_alice["from_player"], "data": {"n": 2}})
+        );
+
+        rooms.leave(&hub, &bob.id).unwrap();
+        let left = data(&drain(&mut alice), "PlayerLeft");
+        assert_eq!(
+            (left["epoch"].clone(), left["final_seq"].clone()),
+            (1.into(), 2.into())
+        );
+        let left = data(&drain(&mut carol), "PlayerLeft");
+        assert!(left.get("final_seq").is_none());
+    }
+
+    #[test]
+    fn a_v3_reconnect_starts_a_new_epoch_and_rotates_the_token() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
+        rooms.set_protocol_version(&alice.id, 3);
+        rooms.set_protocol_version(&bob.id, 3);
+        rooms.join(&hub, &alice.id, request(None, "Alice")).unwrap();
+        let code = data(&drain(&mut alice), "RoomJoined")["room_code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        rooms
+            .join(&hub, &bob.id, request(Some(&code), "Bob"))
+            .unwrap();
+        let joined = data(&drain(&mut bob), "RoomJoined");
+        let (player, room, token) = (
+            joined["player_id"].as_str().unwrap().to_owned(),
+            joined["room_id"].as_str().unwrap().to_owned(),
+            joined["reconnection_token"].as_str().unwrap().to_owned(),
+        );
+        rooms.game_data(&hub, &bob.id, json!(1)).unwrap();
+        rooms.disconnected(&hub, &bob.id);
+        drain(&mut alice);
+
+        let mut again = peer(&hub, "Bob");
+        rooms.set_protocol_version(&again.id, 3);
+        rooms
+            .reconnect(&hub, &again.id, &player, &room, &token)
+            .unwrap();
+        let back = data(&drain(&mut again), "Reconnected");
+        assert_eq!(back["replay"], "unavailable");
+        let rotated = back["reconnection_token"].as_str().unwrap();
+        assert_ne!(rotated, token);
+        let watermarks = back["sender_watermarks"].as_array().unwrap();
+        assert_eq!(watermarks.len(), 2, "one per roster entry");
+        let mine = watermarks
+            .iter()
+            .find(|w| w["player_id"] == player.as_str())
+            .unwrap();
+        assert_eq!(
+            (mine["epoch"].clone(), mine["seq"].clone()),
+            (2.into(), 0.into())
+        );
+        let notice = data(&drain(&mut alice), "PlayerReconnected");
+        assert_eq!(notice["epoch"], 2);
+        assert_eq!(notice["player"]["epoch"], 2);
+        let refusal = rooms
+            .reconnect(&hub, &peer(&hub, "Eve").id, &player, &room, &token)
+            .unwrap_err();
+        assert_eq!(refusal.code, "RECONNECTION_TOKEN_INVALID", "a spent token");
+    }
+
+    #[test]
+    fn joins_follow_upstream_rules_for_codes_authority_and_player_counts() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let mut alice = peer(&hub, "Alice");
+        let refused = |req: JoinRequest| rooms.join(&hub, &alice.id, req).unwrap_err();
+        let join_only = JoinRequest {
+            join_only: true,
+            ..request(Some("ZZZZZZ"), "Alice")
+        };
+        assert_eq!(refused(join_only).code, "ROOM_NOT_FOUND");
+        let join_only_without_code = JoinRequest {
+            join_only: true,
+            ..request(None, "Alice")
+        };
+        assert_eq!(refused(join_only_without_code).code, "INVALID_INPUT");
+        for max_players in [0, 101, 255] {
+            let req = JoinRequest {
+                max_players: Some(max_players),
+                ..request(None, "Alice")
+            };
+            assert_eq!(refused(req).code, "INVALID_MAX_PLAYERS", "{max_players}");
+        }
+        // A well-formed code that names no room creates that room, with authority support
+        // unless the creator declines it.
+        let req = JoinRequest {
+            supports_authority: None,
+            max_players: None,
+            ..request(Some("ZZZZZZ"), "Alice")
+        };
+        rooms.join(&hub, &alice.id, req).unwrap();
+        let joined = data(&drain(&mut alice), "RoomJoined");
+        assert_eq!(joined["room_code"], "ZZZZZZ");
+        assert_eq!(joined["max_players"], DEFAULT_MAX_PLAYERS);
+        assert_eq!(joined["supports_authority"], true);
+        assert_eq!(joined["is_authority"], true);
+    }
+
+    #[test]
+    fn sealed_rooms_admit_only_their_password() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, bob, carol) = (peer(&hub, "Alice"), peer(&hub, "Bob"), peer(&hub, "Carol"));
+        let sealed = |password: &str| JoinOptions {
+            password: Some(password.to_owned()),
+        };
+        rooms
+            .join_with(&hub, &alice.id, request(None, "Alice"), sealed("pw"))
+            .unwrap();
+        let code = data(&drain(&mut alice), "RoomJoined")["room_code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for options in [JoinOptions::default(), sealed("PW")] {
+            let refusal = rooms
+                .join_with(&hub, &bob.id, request(Some(&code), "Bob"), options)
+                .unwrap_err();
+            assert_eq!(
+                (refusal.carrier, refusal.code),
+                (Carrier::RoomJoinFailed, "PASSWORD_REQUIRED")
+            );
+        }
+        let refusal = rooms
+            .join_with(&hub, &bob.id, request(Some(&code), "Bob"), sealed(""))
+            .unwrap_err();
+        assert_eq!(
+            refusal.code, "INVALID_INPUT",
+            "an empty password is malformed"
+        );
+        rooms
+            .join_with(&hub, &bob.id, request(Some(&code), "Bob"), sealed("pw"))
+            .unwrap();
+        // A password sent to an open room gets the same answer as a wrong one.
+        rooms
+            .join(&hub, &carol.id, request(Some("PQRS23"), "Carol"))
+            .unwrap();
+        let refusal = rooms
+            .join_with(
+                &hub,
+                &peer(&hub, "Dan").id,
+                request(Some("PQRS23"), "Dan"),
+                sealed("pw"),
+            )
+            .unwrap_err();
+        assert_eq!(refusal.code, "PASSWORD_REQUIRED");
+    }
+
+    #[test]
+    fn the_authority_kicks_bans_and_transfers_by_room_operation() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
+        let (code, alice_id, bob_id) = two_players(&rooms, &hub, &mut alice, &mut bob);
+        let operate = |peer: &str, op: RoomOperationRequest| {
+            rooms.room_operation(&hub, peer, "op-1", &op);
+        };
+        let outcome = |link: &mut PeerLink| {
+            let answer = data(&drain(link), "RoomOperationResult");
+            assert_eq!(answer["operation_id"], "op-1");
+            answer["result"].clone()
+        };
+        let kick = |id: &str| RoomOperationRequest::KickPlayer {
+            player_id: id.to_owned(),
+        };
+
+        operate(&bob.id, kick(&alice_id));
+        assert_eq!(
+            outcome(&mut bob)["data"]["error_code"],
+            "NOT_ROOM_AUTHORITY"
+        );
+        operate(&alice.id, kick("nobody"));
+        assert_eq!(
+            outcome(&mut alice)["data"]["error_code"],
+            "KICK_TARGET_NOT_FOUND"
+        );
+        operate(&alice.id, kick(&alice_id));
+        assert_eq!(outcome(&mut alice)["data"]["error_code"], "INVALID_INPUT");
+        operate(
+            &alice.id,
+            RoomOperationRequest::TransferAuthority {
+                player_id: "nobody".into(),
+            },
+        );
+        assert_eq!(
+            outcome(&mut alice)["data"]["error_code"],
+            "TRANSFER_TARGET_NOT_FOUND"
+        );
+
+        operate(
+            &alice.id,
+            RoomOperationRequest::TransferAuthority {
+                player_id: bob_id.clone(),
+            },
+        );
+        assert_eq!(outcome(&mut alice)["type"], "AuthorityTransferred");
+        assert_eq!(
+            data(&drain(&mut bob), "AuthorityChanged")["you_are_authority"],
+            true
+        );
+
+        operate(
+            &bob.id,
+            RoomOperationRequest::BanPlayer {
+                player_id: alice_id.clone(),
+            },
+        );
+        let frames = drain(&mut bob);
+        assert_eq!(data(&frames, "PlayerLeft")["player_id"], alice_id);
+        assert_eq!(
+            data(&frames, "RoomOperationResult")["result"]["type"],
+            "PlayerBanned"
+        );
+        let notice = data(&drain(&mut alice), "Error");
+        assert_eq!(notice["error_code"], "KICKED");
+        let refusal = rooms
+            .join(&hub, &alice.id, request(Some(&code), "Alice"))
+            .unwrap_err();
+        assert_eq!(refusal.code, "BANNED");
+    }
+
+    #[test]
+    fn delivery_classes_must_pair_with_keys() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
+        two_players(&rooms, &hub, &mut alice, &mut bob);
+        let refusal = rooms
+            .game_data_with(&hub, &alice.id, json!(1), Some(DeliveryClass::Latest), None)
+            .unwrap_err();
+        assert_eq!(refusal.code, "INVALID_DELIVERY_CLASS");
+        rooms
+            .game_data_with(
+                &hub,
+                &alice.id,
+                json!(1),
+                Some(DeliveryClass::Latest),
+                Some(4),
+            )
+            .unwrap();
+        // Bob's version was never reported: no v3 metadata reaches him.
+        assert_eq!(data(&drain(&mut bob), "GameData").get("class"), None);
     }
 }
