@@ -77,7 +77,7 @@ struct Room {
     /// Set by the creator's JoinRoom `password` (or a v3 SetRoomAccess); every later join
     /// must present exactly this.
     password: Option<String>,
-    /// Player ids the room's authority banned; the ban dies with the room.
+    /// Player ids and connection ids the room's authority banned; the ban dies with the room.
     banned: Vec<String>,
 }
 
