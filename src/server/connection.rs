@@ -96,6 +96,9 @@ pub trait Session: Send + 'static {
     /// A binary frame.
     fn on_binary(&mut self, bytes: &[u8]) -> Flow;
 
+    /// A WebSocket ping or pong (answered by the library): the socket is alive.
+    fn on_socket_frame(&mut self) {}
+
     /// A kick, an app status change or shutdown (injected frames arrive as [`Session::on_text`]).
     fn on_control(&mut self, control: Control) -> Flow;
 
@@ -171,7 +174,10 @@ pub async fn serve<S: Session>(
                     }
                     session.on_binary(&bytes)
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    session.on_socket_frame();
+                    Flow::Continue
+                }
                 Some(Ok(Message::Close(frame))) => {
                     client_close = Some(client_close_of(frame));
                     break;

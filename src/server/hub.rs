@@ -1263,7 +1263,7 @@ impl Hub {
 /// The close code for a peer that cannot keep up, per dialect.
 pub fn slow_consumer_close(dialect: Dialect) -> (u16, &'static str) {
     match dialect {
-        Dialect::SignalFish => (4002, "slow consumer"),
+        Dialect::SignalFish => (4002, "slow_consumer"),
         _ => (1013, "try_again_later"),
     }
 }
