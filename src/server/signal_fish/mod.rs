@@ -308,6 +308,11 @@ impl connection::Session for Session {
         self.last_frame = Instant::now();
     }
 
+    // Signal Fish has its own activity (4003) and socket idle (4004) timers.
+    fn idle_close(&self) -> Option<(u16, &'static str)> {
+        None
+    }
+
     fn on_control(&mut self, control: Control) -> Flow {
         match control {
             Control::Kick { .. } => {
