@@ -111,6 +111,7 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<Box<Report>> {
     }
     idle.setup_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(SETTLE).await;
+    let machine = CpuWindow::machine();
     let generator_cpu = CpuWindow::start(None);
     let server_cpu = pid.map(|pid| CpuWindow::start(Some(pid)));
     let admin = super::attach_admin(common, &target, stopped.clone()).await?;
@@ -145,6 +146,7 @@ pub async fn run(args: &IdleArgs) -> anyhow::Result<Box<Report>> {
             cpu: server_cpu.as_ref().and_then(CpuWindow::finish),
             rss_kib: idle.server_rss_after_kib,
         }),
+        machine: machine.finish(),
         ..Report::default()
     };
     stop.send_replace(true);

@@ -258,6 +258,9 @@ pub struct Report {
     pub generator: ProcessUse,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ProcessUse>,
+    /// Every process on the machine over the measured window, the two above included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<CpuUse>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin: Option<AdminReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -292,28 +295,35 @@ impl Report {
         self.verdict = self.assess();
     }
 
-    /// Was the generator the limit? It was when it could not send at the offered rate while
-    /// using more CPU than the server, or when it used nearly all of the cores it had.
+    /// Was the generator the limit? Not when it sent on schedule. Otherwise the biggest
+    /// consumer of CPU is blamed: other processes when the machine was busy mostly with
+    /// them, else the server or the generator, whichever used more.
     fn assess(&self) -> String {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get() as f64)
             .unwrap_or(1.0);
         let generator = self.generator.cpu.map(|c| c.cores).unwrap_or(0.0);
         let server = self.server.and_then(|s| s.cpu).map(|c| c.cores);
+        let machine = self.machine.map(|c| c.cores);
+        let mut busy = format!("generator {generator:.2}");
+        if let Some(server) = server {
+            busy.push_str(&format!(", server {server:.2}"));
+        }
+        if let Some(machine) = machine {
+            busy.push_str(&format!(", machine {machine:.2}"));
+        }
+        busy.push_str(&format!(" of {cores:.0} cores"));
         if self.offered_per_s <= 0.0 {
-            return format!("generator used {generator:.2} of {cores:.0} cores");
+            return busy;
         }
         let kept_up = self.sent_per_s >= 0.97 * self.offered_per_s;
         // Late by less than a tick of the timer or one interval is still on schedule.
         let punctual = self.send_lag.p99_ms <= self.send_interval_ms.max(5.0);
-        let busy = match server {
-            Some(server) => format!(
-                "generator {generator:.2} and server {server:.2} of {cores:.0} cores"
-            ),
-            None => format!("generator {generator:.2} of {cores:.0} cores"),
-        };
+        let ours = generator + server.unwrap_or(0.0);
         if kept_up && punctual {
             format!("generator kept up ({busy})")
+        } else if machine.is_some_and(|m| m >= 0.85 * cores && ours < 0.6 * m) {
+            format!("senders fell behind: the machine was busy with other processes ({busy})")
         } else if server.is_some_and(|s| s > generator) {
             format!("senders fell behind, held back by the server ({busy})")
         } else {
@@ -404,6 +414,9 @@ impl Report {
         row("generator", process(&self.generator));
         if let Some(server) = &self.server {
             row("server", process(server));
+        }
+        if let Some(machine) = &self.machine {
+            row("machine", format!("{:.2} cores busy", machine.cores));
         }
         if let Some(admin) = &self.admin {
             row(

@@ -98,7 +98,7 @@ pub async fn run(args: &PubsubArgs) -> anyhow::Result<Box<Report>> {
         let who = args.subscribers + index;
         tasks.push(tokio::spawn(peer::drive(socket, who, Some(sending), run.clone())));
     }
-    let (generator, server) = measure_window(&run, args.common.server_pid).await;
+    let measured = measure_window(&run, args.common.server_pid).await;
     run.conclude(args.common.window().drain).await;
     let mut report = Report {
         workload: "pubsub".to_owned(),
@@ -114,8 +114,9 @@ pub async fn run(args: &PubsubArgs) -> anyhow::Result<Box<Report>> {
         connections: args.publishers + args.subscribers,
         send_interval_ms: 1000.0 / args.rate,
         offered_per_s: args.rate * args.publishers as f64,
-        generator,
-        server,
+        generator: measured.generator,
+        server: measured.server,
+        machine: measured.machine,
         ..Report::default()
     };
     collect(&mut report, &args.common, &run, tasks, admin).await;

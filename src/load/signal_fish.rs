@@ -131,7 +131,7 @@ pub async fn run(args: &RoomsArgs, target: &Target, rate: f64) -> anyhow::Result
             tasks.push(tokio::spawn(peer::drive(socket, who, Some(sending), run.clone())));
         }
     }
-    let (generator, server) = measure_window(&run, args.common.server_pid).await;
+    let measured = measure_window(&run, args.common.server_pid).await;
     run.conclude(args.common.window().drain).await;
     let mut report = Report {
         workload: "rooms".to_owned(),
@@ -147,8 +147,9 @@ pub async fn run(args: &RoomsArgs, target: &Target, rate: f64) -> anyhow::Result
         connections: total,
         send_interval_ms: 1000.0 / rate,
         offered_per_s: rate * total as f64,
-        generator,
-        server,
+        generator: measured.generator,
+        server: measured.server,
+        machine: measured.machine,
         ..Report::default()
     };
     collect(&mut report, &args.common, &run, tasks, admin).await;
@@ -156,8 +157,9 @@ pub async fn run(args: &RoomsArgs, target: &Target, rate: f64) -> anyhow::Result
 }
 
 /// Sample CPU over the measured window (warm-up excluded) and memory at its end.
-pub async fn measure_window(run: &Run, server_pid: Option<u32>) -> (ProcessUse, Option<ProcessUse>) {
+pub async fn measure_window(run: &Run, server_pid: Option<u32>) -> Measured {
     tokio::time::sleep_until(run.warm_end).await;
+    let machine = CpuWindow::machine();
     let generator_cpu = CpuWindow::start(None);
     let server_cpu = server_pid.map(|pid| CpuWindow::start(Some(pid)));
     tokio::time::sleep_until(run.send_end).await;
@@ -171,7 +173,18 @@ pub async fn measure_window(run: &Run, server_pid: Option<u32>) -> (ProcessUse, 
         cpu: server_cpu.as_ref().and_then(CpuWindow::finish),
         rss_kib: stats::rss_kib(Some(pid)),
     });
-    (generator, server)
+    Measured {
+        generator,
+        server,
+        machine: machine.finish(),
+    }
+}
+
+/// CPU and memory over a run's measured window.
+pub struct Measured {
+    pub generator: ProcessUse,
+    pub server: Option<ProcessUse>,
+    pub machine: Option<stats::CpuUse>,
 }
 
 /// Wait for every connection and the admin console, and fill in the report.

@@ -135,6 +135,27 @@ pub fn rss_kib(pid: Option<u32>) -> Option<u64> {
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU seconds the whole machine has spent busy (every state but idle and I/O wait), summed
+/// over its cores; `None` where `/proc` is missing.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: f64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Some(busy / TICKS_PER_SECOND)
+}
+
 /// CPU use of one process over a window, in cores (1.0 = one core busy all along).
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct CpuUse {
@@ -144,22 +165,47 @@ pub struct CpuUse {
 
 /// Samples CPU time at the start of a window and turns the difference into [`CpuUse`].
 pub struct CpuWindow {
-    pid: Option<u32>,
+    whose: Whose,
     start_cpu: Option<f64>,
     start: std::time::Instant,
 }
 
+#[derive(Clone, Copy)]
+enum Whose {
+    Process(Option<u32>),
+    Machine,
+}
+
+impl Whose {
+    fn seconds(self) -> Option<f64> {
+        match self {
+            Whose::Process(pid) => cpu_seconds(pid),
+            Whose::Machine => machine_busy_seconds(),
+        }
+    }
+}
+
 impl CpuWindow {
+    /// A process: this one without a pid.
     pub fn start(pid: Option<u32>) -> CpuWindow {
+        CpuWindow::of(Whose::Process(pid))
+    }
+
+    /// Every process on the machine.
+    pub fn machine() -> CpuWindow {
+        CpuWindow::of(Whose::Machine)
+    }
+
+    fn of(whose: Whose) -> CpuWindow {
         CpuWindow {
-            pid,
-            start_cpu: cpu_seconds(pid),
+            whose,
+            start_cpu: whose.seconds(),
             start: std::time::Instant::now(),
         }
     }
 
     pub fn finish(&self) -> Option<CpuUse> {
-        let used = cpu_seconds(self.pid)? - self.start_cpu?;
+        let used = self.whose.seconds()? - self.start_cpu?;
         let wall = self.start.elapsed().as_secs_f64();
         Some(CpuUse {
             cpu_seconds: used,
@@ -198,6 +244,7 @@ mod tests {
         if std::path::Path::new("/proc/self/stat").exists() {
             assert!(cpu_seconds(None).is_some());
             assert!(rss_kib(None).is_some_and(|kib| kib > 0));
+            assert!(machine_busy_seconds().is_some_and(|s| s > 0.0));
         }
     }
 }
