@@ -78,6 +78,13 @@ pub struct ServeArgs {
     /// Admin token for /admin; without it one is generated once and kept in the data folder.
     #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Watch only: consoles see everything, and every admin action is refused.
+    #[arg(long)]
+    pub readonly: bool,
+    /// Serve the built-in demo config (whose credentials are in the README) on an address
+    /// beyond loopback. Without it, that combination is refused.
+    #[arg(long)]
+    pub expose_demo: bool,
     #[command(flatten)]
     pub data: DataDirArg,
 }
@@ -389,12 +396,23 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .init();
     let config = match &args.config {
         Some(path) => Config::load(path)?,
-        None => Config::demo(),
+        None => {
+            if !args.listen.ip().is_loopback() && !args.expose_demo {
+                anyhow::bail!(
+                    "refusing to serve the demo config on {}: its keys and passwords are published \
+                     in the README. Pass --config with your own apps, or --expose-demo if this \
+                     network is yours alone.",
+                    args.listen
+                );
+            }
+            Config::demo()
+        }
     };
     let options = ServerOptions {
         data_dir: args.data.resolve()?,
         admin_token: args.admin_token.clone(),
         admin_buffer: None,
+        readonly: args.readonly,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -411,6 +429,16 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             Some(path) => writeln!(out, "admin token in {}", path.display()),
             None => writeln!(out, "admin token given on the command line"),
         };
+        // Read-only, so it can be handed to whoever watches; it is derived from the admin
+        // token and changes with it.
+        let _ = writeln!(
+            out,
+            "viewer token (watch only): {}",
+            crate::server::access::viewer_token(server.admin_token())
+        );
+        if args.readonly {
+            let _ = writeln!(out, "read-only: admin actions are refused");
+        }
         let _ = out.flush();
         drop(out);
         server.serve(shutdown_signal()).await
@@ -535,6 +563,7 @@ fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::
             data_dir,
             admin_token: None,
             admin_buffer: None,
+            readonly: false,
         },
     ))?;
     let (stop_demo, demo_stopped) = tokio::sync::watch::channel(false);
@@ -580,6 +609,7 @@ impl EmbeddedServer {
                 data_dir: data_dir.clone(),
                 admin_token: None,
                 admin_buffer: None,
+                readonly: false,
             },
         )
         .await?;

@@ -219,13 +219,16 @@ async fn a_wrong_or_missing_admin_token_is_refused_before_the_upgrade() {
             ),
         }
     }
-    let ok = tokio_tungstenite::connect_async(format!(
-        "{}?token={}",
-        server.url("/admin"),
-        server.token
-    ))
-    .await;
-    assert!(ok.is_ok());
+    // The right token in the query is refused too: tokens travel only in the header.
+    let in_query = format!("{}?token={}", server.url("/admin"), server.token);
+    assert!(
+        matches!(
+            tokio_tungstenite::connect_async(in_query.as_str()).await,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) if response.status() == 401
+        ),
+        "a token in the query string is not a credential"
+    );
+    let _ok = server.admin().await;
     let response = reqwest::Client::new()
         .delete(server.http("/v1/peers/p1"))
         .send()
@@ -420,8 +423,13 @@ fn an_admin_action_survives_sigkill() {
 
     let (mut child, addr) = start();
     runtime.block_on(async {
-        let url = format!("ws://{addr}/admin?token={}", token());
-        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{addr}/admin").into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", token()).parse().unwrap(),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
         use futures_util::{SinkExt, StreamExt};
         socket
             .send(tokio_tungstenite::tungstenite::Message::Text(
@@ -450,8 +458,13 @@ fn an_admin_action_survives_sigkill() {
 
     let (mut child, addr) = start();
     runtime.block_on(async {
-        let url = format!("ws://{addr}/admin?token={}", token());
-        let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{addr}/admin").into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", token()).parse().unwrap(),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
         use futures_util::StreamExt;
         let message = tokio::time::timeout(RECEIVE_TIMEOUT, socket.next())
             .await
@@ -509,4 +522,62 @@ async fn metrics_and_health() {
         metrics.contains("relaydeck_app_status{app=\"suspended-app\",status=\"suspended\"} 1"),
         "{metrics}"
     );
+}
+
+/// The viewer token watches and never acts; neither does any console of a read-only server.
+#[tokio::test]
+async fn viewers_and_read_only_servers_watch_without_acting() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = TestServer::demo().await;
+    let viewer = relaydeck::server::access::viewer_token(&server.token);
+    let mut request = server.url("/admin").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {viewer}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let snapshot = recv_json(&mut socket).await;
+    assert_eq!(snapshot["type"], "snapshot", "a viewer gets the snapshot");
+    send_json(
+        &mut socket,
+        json!({"id": 7, "command": "set_app_status", "app": "demo", "status": "suspended"}),
+    )
+    .await;
+    let refused = loop {
+        let message = recv_json(&mut socket).await;
+        if message["type"] == "result" {
+            break message;
+        }
+    };
+    assert_eq!(refused["id"], 7);
+    assert_eq!(refused["ok"], false);
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("viewer token"),
+        "{refused}"
+    );
+    send_json(&mut socket, json!({"id": 8, "command": "resync"})).await;
+    let mut resynced = false;
+    for _ in 0..10 {
+        let message = recv_json(&mut socket).await;
+        if message["type"] == "result" && message["id"] == 8 {
+            resynced = message["ok"] == true;
+            break;
+        }
+    }
+    assert!(resynced, "a viewer may resync");
+    let mut admin = server.admin().await;
+    assert_eq!(
+        admin
+            .snapshot
+            .apps
+            .iter()
+            .find(|a| a.id == "demo")
+            .unwrap()
+            .status,
+        relaydeck::protocol::admin::AppStatus::Active,
+        "nothing changed"
+    );
+    assert!(admin.command(Command::Resync).await.ok);
 }

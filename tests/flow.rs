@@ -35,7 +35,7 @@ async fn expect_error(
 #[tokio::test]
 async fn every_message_family_of_the_seed() {
     let server = TestServer::demo().await;
-    let mut stream = server.connect("/v1/ws").await;
+    let mut stream = server.flow().await;
 
     futures_util::SinkExt::send(
         &mut stream,
@@ -245,7 +245,7 @@ async fn recv_type_action(socket: &mut Socket) -> String {
 #[tokio::test]
 async fn topics_carry_live_data_filtered_by_their_arguments() {
     let server = TestServer::demo().await;
-    let mut stream = server.connect("/v1/ws").await;
+    let mut stream = server.flow().await;
     send_json(&mut stream, json!({"subscription_id": "errs", "action": "subscribe", "topic": "errors", "arguments": {"dialect": "pubsub"}})).await;
     assert_eq!(recv_json(&mut stream).await["action"], "subscribe");
     let mut peer = server.connect("/v1?key=pk_demo").await;
@@ -268,7 +268,7 @@ async fn topics_carry_live_data_filtered_by_their_arguments() {
 #[tokio::test]
 async fn admins_see_subscriptions_and_kick_streams_with_4020() {
     let server = TestServer::demo().await;
-    let mut stream = server.connect("/v1/ws").await;
+    let mut stream = server.flow().await;
     send_json(
         &mut stream,
         json!({"subscription_id": "watch-talo", "action": "subscribe", "topic": "errors", "arguments": {"dialect": "talo"}}),
@@ -308,7 +308,7 @@ async fn admins_see_subscriptions_and_kick_streams_with_4020() {
 #[tokio::test]
 async fn frames_keep_flow_field_order_and_generated_ids_never_collide() {
     let server = TestServer::demo().await;
-    let mut stream = server.connect("/v1/ws").await;
+    let mut stream = server.flow().await;
     send_json(
         &mut stream,
         json!({"subscription_id": "sub-1", "action": "subscribe", "topic": "rooms"}),
@@ -354,4 +354,75 @@ async fn recv_text(socket: &mut Socket) -> String {
             }
         }
     }
+}
+
+async fn upgrade_status(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> u16 {
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("the upgrade failed without an HTTP answer: {other}"),
+    }
+}
+
+/// Flow streams show server-wide state, so they need a credential, from the header only, and
+/// browser pages may not open them.
+#[tokio::test]
+async fn streams_need_a_credential_and_refuse_browser_pages() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = TestServer::demo().await;
+    let request = |headers: &[(&'static str, String)]| {
+        let mut request = server.url("/v1/ws").into_client_request().unwrap();
+        for (name, value) in headers {
+            request.headers_mut().insert(*name, value.parse().unwrap());
+        }
+        request
+    };
+    let bearer = |token: &str| ("authorization", format!("Bearer {token}"));
+    assert_eq!(upgrade_status(request(&[])).await, 401);
+    assert_eq!(upgrade_status(request(&[bearer("wrong")])).await, 401);
+    let in_query = format!("{}?token={}", server.url("/v1/ws"), server.token)
+        .into_client_request()
+        .unwrap();
+    assert_eq!(upgrade_status(in_query).await, 401);
+    assert_eq!(upgrade_status(request(&[bearer(&server.token)])).await, 101);
+    let viewer = relaydeck::server::access::viewer_token(&server.token);
+    assert_eq!(upgrade_status(request(&[bearer(&viewer)])).await, 101);
+    assert_eq!(upgrade_status(request(&[bearer("sk_demo")])).await, 101);
+    let page = ("origin", "https://page.example".to_owned());
+    assert_eq!(
+        upgrade_status(request(&[bearer(&server.token), page.clone()])).await,
+        403
+    );
+    let mut admin = server.url("/admin").into_client_request().unwrap();
+    admin.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", server.token).parse().unwrap(),
+    );
+    admin
+        .headers_mut()
+        .insert("origin", "https://page.example".parse().unwrap());
+    assert_eq!(upgrade_status(admin).await, 403);
+}
+
+/// An app's secret key opens a stream of that app's peers and errors only.
+#[tokio::test]
+async fn an_app_key_sees_its_own_app_only() {
+    let server = TestServer::demo().await;
+    let mut scoped = server.connect_bearer("/v1/ws", "sk_demo").await;
+    send_json(
+        &mut scoped,
+        json!({"subscription_id": "p", "action": "subscribe", "topic": "peers"}),
+    )
+    .await;
+    recv_json(&mut scoped).await;
+    // A peer of another app first, then one of the demo app: only the second is seen.
+    let mut other = server.connect("/v1?key=pk_limited").await;
+    recv_type(&mut other, "welcome").await;
+    let mut mine = server.connect("/v1?key=pk_demo").await;
+    recv_type(&mut mine, "welcome").await;
+    let seen = recv_json(&mut scoped).await;
+    assert_eq!(seen["payload"]["kind"], "peer_connected", "{seen}");
+    assert_eq!(seen["payload"]["peer"]["app"], "demo", "{seen}");
 }

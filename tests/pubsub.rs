@@ -436,6 +436,51 @@ async fn floods_close_with_4011_and_big_frames_with_1009() {
     );
 }
 
+/// The close handshake: a client still sending when it is closed must still read its 4011.
+/// Dropping a socket with unread frames in it makes the kernel reset the connection, and the
+/// reset destroys the close frame in flight; the server reads on until the client's close.
+#[tokio::test]
+async fn a_client_still_flooding_receives_its_4011() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = TestServer::demo().await;
+    for attempt in 0..3 {
+        let (flooder, _) = welcomed(&server, "/v1?key=pk_demo").await;
+        let (mut sink, mut stream) = flooder.split();
+        let frame = json!({"type":"publish","channel":"demo/flood","data":attempt}).to_string();
+        // Bounded: far past the burst of 200, and it stops at the first failed send. Reading
+        // starts only once the client is done sending, as a busy client's would.
+        for _ in 0..5_000 {
+            if sink
+                .send(Message::Text(frame.clone().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let close = loop {
+            let message = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+                .await
+                .expect("no close before the timeout");
+            match message {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    break (u16::from(frame.code), frame.reason.to_string())
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("attempt {attempt}: the connection failed first: {e}"),
+                None => panic!("attempt {attempt}: the connection ended without a close"),
+            }
+        };
+        assert_eq!(
+            close,
+            (4011, "over_message_rate".to_owned()),
+            "attempt {attempt}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn shutdown_sends_going_away_then_1001() {
     let server = TestServer::demo().await;
@@ -456,4 +501,116 @@ async fn a_custom_config_is_honoured() {
     let (_only, _) = welcomed(&server, "/v1?key=pk_demo").await;
     let mut refused = server.connect("/v1?key=pk_demo_ro").await;
     assert_eq!(recv_close(&mut refused).await.0, 4010);
+}
+
+#[tokio::test]
+async fn a_key_sets_its_own_message_rate() {
+    let mut config = Config::demo();
+    config.apps[0].pubsub_keys[0].rate = relaydeck::server::config::PubsubRate {
+        messages_per_second: 1,
+        burst: 3,
+    };
+    let server = TestServer::start(config).await;
+    let mut socket = server.connect("/v1?key=pk_demo").await;
+    let welcome = recv_type(&mut socket, "welcome").await;
+    assert_eq!(
+        welcome["limits"],
+        json!({"maxChannels": 100, "messagesPerSecond": 1, "burst": 3, "maxFrameBytes": 65536})
+    );
+    for n in 0..3 {
+        send_json(
+            &mut socket,
+            json!({"type":"publish","channel":"demo/rate","data":n,"requestId":format!("r{n}")}),
+        )
+        .await;
+        assert_eq!(
+            recv_type(&mut socket, "ack").await["requestId"],
+            format!("r{n}")
+        );
+    }
+    send_json(
+        &mut socket,
+        json!({"type":"publish","channel":"demo/rate","data":3}),
+    )
+    .await;
+    assert_eq!(
+        recv_close(&mut socket).await,
+        (4011, "over_message_rate".to_owned())
+    );
+}
+
+/// Overload degrades: a subscriber that falls behind loses channel messages, keeps its
+/// replies and its connection, and catches up once it reads again.
+#[tokio::test]
+async fn a_subscriber_behind_loses_messages_but_stays_connected() {
+    let mut config = Config::demo();
+    config.apps[0].pubsub_keys[0].rate = relaydeck::server::config::PubsubRate {
+        messages_per_second: 100_000,
+        burst: 100_000,
+    };
+    config.outbox = relaydeck::server::peer::OutboxLimits {
+        soft_bytes: 32 * 1024,
+        hard_bytes: 64 << 20,
+        stall_ms: 60_000,
+    };
+    let server = TestServer::start(config).await;
+    let (mut subscriber, _) = welcomed(&server, "/v1?key=pk_demo").await;
+    send_json(
+        &mut subscriber,
+        json!({"type":"subscribe","channel":"demo/busy","requestId":"s1"}),
+    )
+    .await;
+    recv_type(&mut subscriber, "ack").await;
+    let (mut publisher, _) = welcomed(&server, "/v1?key=pk_demo").await;
+
+    // 2,000 messages of 4 KiB (8 MB) while the subscriber reads nothing: far more than the
+    // loopback buffers and the 32 KiB budget hold.
+    const PUBLISHED: usize = 2_000;
+    let data = "x".repeat(4096);
+    for n in 0..PUBLISHED {
+        send_json(
+            &mut publisher,
+            json!({"type":"publish","channel":"demo/busy","data":{"n":n,"pad":data}}),
+        )
+        .await;
+    }
+    let mut acks = 0;
+    while acks < PUBLISHED {
+        recv_type(&mut publisher, "ack").await;
+        acks += 1;
+    }
+
+    // The subscriber reads again: a reply it asks for now arrives after what was kept.
+    send_json(
+        &mut subscriber,
+        json!({"type":"subscribe","channel":"demo/other","requestId":"s2"}),
+    )
+    .await;
+    let mut received = 0;
+    loop {
+        let frame = recv_json(&mut subscriber).await;
+        match frame["type"].as_str() {
+            Some("message") => received += 1,
+            Some("ack") if frame["requestId"] == "s2" => break,
+            _ => {}
+        }
+    }
+    assert!(received > 0, "the subscriber kept receiving while behind");
+    assert!(
+        received < PUBLISHED,
+        "messages past the budget were dropped, not queued without bound ({received})"
+    );
+    let metrics = reqwest::get(server.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "relaydeck_frames_dropped_total {}",
+            PUBLISHED - received
+        )),
+        "every dropped message is counted:\n{metrics}"
+    );
 }

@@ -696,6 +696,9 @@ async fn a_player_that_stops_reading_is_closed_as_a_slow_consumer() {
     let mut config = Config::demo();
     // The flood below must hit the outbox bound, not the sender's rate limit.
     config.signal_fish.messages_per_minute = 1_000_000;
+    // A reader that is merely behind loses game data and stays; one whose writer makes no
+    // progress for this long with frames waiting has stopped reading and is closed.
+    config.outbox.stall_ms = 300;
     let server = TestServer::start(config).await;
     let mut admin = server.admin().await;
     let mut alice = authenticated(&server, "demo").await;
@@ -705,7 +708,7 @@ async fn a_player_that_stops_reading_is_closed_as_a_slow_consumer() {
     recv_type(&mut alice, "PlayerJoined").await;
 
     // Bob reads nothing from here on. 3000 frames of 15 kB are far more than the loopback
-    // buffers plus the bounded outbox can hold, and bounded all the same.
+    // buffers plus the outbox's byte budget can hold, and bounded all the same.
     let filler = "x".repeat(15_000);
     let flood = tokio::spawn(async move {
         for n in 0..3000 {

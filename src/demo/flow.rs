@@ -1,5 +1,6 @@
-//! A simulated Flow streams client: subscribes to errors, rooms and the stats tick, lists its
-//! subscriptions, and once per session tries an unknown topic.
+//! A simulated Flow streams client of the demo app (with its secret key, so it sees that app's
+//! data only): subscribes to errors and rooms, lists its subscriptions, and once per session
+//! tries an unknown topic.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,14 +8,21 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 pub async fn simulate(addr: SocketAddr, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
-        let url = format!("ws://{addr}/v1/ws");
+        let Ok(mut request) = format!("ws://{addr}/v1/ws").into_client_request() else {
+            return;
+        };
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::header::AUTHORIZATION,
+            tokio_tungstenite::tungstenite::http::HeaderValue::from_static("Bearer sk_demo"),
+        );
         if let Ok(Ok((mut socket, _))) = tokio::time::timeout(
             Duration::from_secs(5),
-            tokio_tungstenite::connect_async(url),
+            tokio_tungstenite::connect_async(request),
         )
         .await
         {

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod flow;
+pub mod game_data;
 pub mod pubsub;
 pub mod signal_fish;
 pub mod talo;

@@ -16,28 +16,60 @@
 //! ```
 //! `requestId` is optional (at most 128 bytes) and echoed in `ack` and `error`.
 
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 pub const MAX_REQUEST_ID_BYTES: usize = 128;
 pub const MAX_CHANNEL_BYTES: usize = 256;
 pub const MAX_PEER_ID_BYTES: usize = 128;
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum ClientFrame {
+/// One client request. `data` is kept as the client's own JSON text: the relay forwards it
+/// byte for byte and never builds a tree of it.
+#[derive(Debug, Clone)]
+pub enum ClientFrame<'a> {
     Subscribe {
-        channel: String,
+        channel: Cow<'a, str>,
     },
     Unsubscribe {
-        channel: String,
+        channel: Cow<'a, str>,
     },
     Publish {
-        channel: String,
-        data: Option<Value>,
+        channel: Cow<'a, str>,
+        data: Option<&'a RawValue>,
     },
     Send {
-        to: String,
-        data: Option<Value>,
+        to: Cow<'a, str>,
+        data: Option<&'a RawValue>,
     },
+}
+
+impl PartialEq for ClientFrame<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        fn raw<'r>(data: &Option<&'r RawValue>) -> Option<&'r str> {
+            data.map(RawValue::get)
+        }
+        match (self, other) {
+            (Self::Subscribe { channel: a }, Self::Subscribe { channel: b })
+            | (Self::Unsubscribe { channel: a }, Self::Unsubscribe { channel: b }) => a == b,
+            (
+                Self::Publish {
+                    channel: a,
+                    data: x,
+                },
+                Self::Publish {
+                    channel: b,
+                    data: y,
+                },
+            )
+            | (Self::Send { to: a, data: x }, Self::Send { to: b, data: y }) => {
+                a == b && raw(x) == raw(y)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A frame that could not be turned into a request, with the error code to answer with.
@@ -48,59 +80,90 @@ pub struct Rejection {
     pub request_id: Option<String>,
 }
 
+/// The fields of any request, each still as JSON text, so a field of the wrong type is a
+/// rejection naming that field rather than a generic parse error.
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(rename = "type", default, borrow, deserialize_with = "present")]
+    kind: Option<&'a RawValue>,
+    #[serde(rename = "requestId", default, borrow, deserialize_with = "present")]
+    request_id: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    channel: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    to: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    data: Option<&'a RawValue>,
+}
+
+/// A field that is present, `null` included (plain `Option` would read `null` as absent).
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
+}
+
+/// A JSON string, borrowed from the frame unless it has escape sequences to decode.
+#[derive(Deserialize)]
+struct JsonStr<'a>(#[serde(borrow)] Cow<'a, str>);
+
+fn json_str(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
+    serde_json::from_str::<JsonStr<'_>>(raw?.get())
+        .ok()
+        .map(|s| s.0)
+}
+
 /// Parse one client frame. The request id is read first so that every rejection of a frame
 /// that had one can echo it.
-pub fn parse_client(text: &str) -> Result<(ClientFrame, Option<String>), Rejection> {
+pub fn parse_client<'a>(text: &'a str) -> Result<(ClientFrame<'a>, Option<String>), Rejection> {
     let malformed = |message: &str, request_id: Option<String>| Rejection {
         code: "malformed_message",
         message: format!("malformed message: {message}"),
         request_id,
     };
-    let value: Value = serde_json::from_str(text).map_err(|e| malformed(&e.to_string(), None))?;
-    let Value::Object(object) = value else {
-        return Err(malformed("expected a JSON object", None));
+    if !text.trim_start().starts_with('{') {
+        let problem = match serde_json::from_str::<&RawValue>(text) {
+            Ok(_) => "expected a JSON object".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        return Err(malformed(&problem, None));
+    }
+    let fields: Fields<'a> =
+        serde_json::from_str(text).map_err(|e| malformed(&e.to_string(), None))?;
+    let request_id = match fields.request_id {
+        None => None,
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) => match serde_json::from_str::<String>(raw.get()) {
+            Ok(id) if id.len() <= MAX_REQUEST_ID_BYTES => Some(id),
+            Ok(_) => {
+                return Err(malformed(
+                    &format!("requestId is longer than {MAX_REQUEST_ID_BYTES} bytes"),
+                    None,
+                ))
+            }
+            Err(_) => return Err(malformed("requestId must be a string", None)),
+        },
     };
-    let request_id = match object.get("requestId") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) if id.len() <= MAX_REQUEST_ID_BYTES => Some(id.clone()),
-        Some(Value::String(_)) => {
-            return Err(malformed(
-                &format!("requestId is longer than {MAX_REQUEST_ID_BYTES} bytes"),
-                None,
-            ))
-        }
-        Some(_) => return Err(malformed("requestId must be a string", None)),
-    };
-    let kind = match object.get("type") {
-        Some(Value::String(kind)) => kind.as_str(),
-        Some(_) => return Err(malformed("type must be a string", request_id)),
-        None => return Err(malformed("missing type", request_id)),
-    };
-    let string_field = |object: &Map<String, Value>, name: &str| -> Result<String, Rejection> {
-        match object.get(name) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(malformed(
-                &format!("{name} must be a string"),
-                request_id.clone(),
-            )),
+    let string_field = |raw: Option<&'a RawValue>, name: &str| -> Result<Cow<'a, str>, Rejection> {
+        match raw {
+            Some(raw) => json_str(Some(raw))
+                .ok_or_else(|| malformed(&format!("{name} must be a string"), request_id.clone())),
             None => Err(malformed(&format!("missing {name}"), request_id.clone())),
         }
     };
-    let data = object.get("data").cloned();
-    let frame = match kind {
+    let kind = string_field(fields.kind, "type")?;
+    let frame = match kind.as_ref() {
         "subscribe" => ClientFrame::Subscribe {
-            channel: string_field(&object, "channel")?,
+            channel: string_field(fields.channel, "channel")?,
         },
         "unsubscribe" => ClientFrame::Unsubscribe {
-            channel: string_field(&object, "channel")?,
+            channel: string_field(fields.channel, "channel")?,
         },
         "publish" => ClientFrame::Publish {
-            channel: string_field(&object, "channel")?,
-            data,
+            channel: string_field(fields.channel, "channel")?,
+            data: fields.data,
         },
         "send" => ClientFrame::Send {
-            to: string_field(&object, "to")?,
-            data,
+            to: string_field(fields.to, "to")?,
+            data: fields.data,
         },
         other => {
             return Err(Rejection {
@@ -180,12 +243,34 @@ pub fn error(request_id: Option<&str>, code: &str, message: &str) -> String {
     Value::Object(object).to_string()
 }
 
-pub fn message(channel: &str, from: &str, data: &Value) -> String {
-    json!({"type": "message", "channel": channel, "from": from, "data": data}).to_string()
+#[derive(Serialize)]
+struct Relayed<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'a str>,
+    from: &'a str,
+    data: &'a RawValue,
 }
 
-pub fn direct(from: &str, data: &Value) -> String {
-    json!({"type": "direct", "from": from, "data": data}).to_string()
+fn relayed(kind: &'static str, channel: Option<&str>, from: &str, data: &RawValue) -> String {
+    let frame = Relayed {
+        kind,
+        channel,
+        from,
+        data,
+    };
+    // Strings and already-valid JSON text: serializing cannot fail.
+    serde_json::to_string(&frame).unwrap_or_default()
+}
+
+/// A published message as subscribers receive it; `data` is spliced in as sent.
+pub fn message(channel: &str, from: &str, data: &RawValue) -> String {
+    relayed("message", Some(channel), from, data)
+}
+
+pub fn direct(from: &str, data: &RawValue) -> String {
+    relayed("direct", None, from, data)
 }
 
 pub fn presence(channel: &str, joined: &[&str], left: &[&str]) -> String {
@@ -205,11 +290,12 @@ mod tests {
         let (frame, id) =
             parse_client(r#"{"type":"publish","channel":"demo/a","data":1,"requestId":"p-1"}"#)
                 .unwrap();
+        let one = RawValue::from_string("1".to_owned()).unwrap();
         assert_eq!(
             frame,
             ClientFrame::Publish {
                 channel: "demo/a".into(),
-                data: Some(json!(1))
+                data: Some(&one)
             }
         );
         assert_eq!(id.as_deref(), Some("p-1"));
@@ -256,6 +342,27 @@ mod tests {
         assert_eq!(
             parse_client(&long_id).unwrap_err().code,
             "malformed_message"
+        );
+    }
+
+    #[test]
+    fn relayed_data_is_spliced_byte_for_byte() {
+        let text = r#"{"type":"publish","channel":"demo/a","data":{"b":1, "a":[2,3]}}"#;
+        let (frame, _) = parse_client(text).unwrap();
+        let ClientFrame::Publish {
+            data: Some(data), ..
+        } = frame
+        else {
+            panic!("not a publish: {frame:?}");
+        };
+        assert_eq!(
+            message("demo/a", "peer-1", data),
+            r#"{"type":"message","channel":"demo/a","from":"peer-1","data":{"b":1, "a":[2,3]}}"#
+        );
+        let (frame, _) = parse_client(r#"{"type":"publish","channel":"x","data":null}"#).unwrap();
+        assert!(
+            matches!(frame, ClientFrame::Publish { data: Some(d), .. } if d.get() == "null"),
+            "null data is data, not missing"
         );
     }
 

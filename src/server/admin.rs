@@ -1,6 +1,8 @@
 //! `GET /admin`: the privileged peer the console speaks to (see [`crate::protocol::admin`]).
 //!
-//! The token is checked before the upgrade (HTTP 401 otherwise), in constant time. Each
+//! The admin or viewer token is checked before the upgrade (HTTP 401 otherwise), in constant
+//! time, and only from the `Authorization` header ([`access`]); a viewer, or any console of a
+//! `--readonly` server, may watch and resync but every acting command is refused. Each
 //! console gets a snapshot, then the hub's numbered deltas from a broadcast channel; a console
 //! whose receiver lags is sent a fresh snapshot instead of the deltas it missed. Commands run
 //! one at a time per console, in a task of their own, so a slow command (opening a probe)
@@ -11,60 +13,52 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
-use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::catalog;
 use crate::protocol::admin::{
     AppStatus, Command, CommandEnvelope, CommandResult, FaultTarget, InjectTarget, ServerMessage,
 };
+use crate::server::access::{self, Access};
 use crate::server::hub::Control;
 use crate::server::{probe, Shared};
 
-#[derive(Debug, Deserialize)]
-pub struct AdminQuery {
-    token: Option<String>,
-}
-
-/// The token a request presents: `Authorization: Bearer …`, else `?token=`.
-pub fn presented_token(headers: &HeaderMap, query_token: Option<&str>) -> Option<String> {
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_owned())
-        .or_else(|| query_token.map(str::to_owned))
-}
-
-pub fn token_matches(presented: Option<&str>, expected: &str) -> bool {
-    presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.as_bytes())))
-}
-
 pub async fn upgrade(
     State(shared): State<Arc<Shared>>,
-    Query(query): Query<AdminQuery>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let presented = presented_token(&headers, query.token.as_deref());
-    if !token_matches(presented.as_deref(), &shared.admin_token) {
+    if let Err(refused) = access::check_origin(&headers, shared.hub.config(), true) {
+        return refused;
+    }
+    let Some(granted) =
+        access::authorize(&headers, shared.hub.config(), &shared.admin_token, false)
+    else {
         return (
             StatusCode::UNAUTHORIZED,
-            "a valid admin token is required: Authorization: Bearer <token> or ?token=<token>\n",
+            "a valid admin or viewer token is required: Authorization: Bearer <token>\n",
         )
             .into_response();
-    }
-    let who = format!("admin@{addr}");
+    };
+    let who = match granted {
+        Access::Viewer => format!("viewer@{addr}"),
+        _ => format!("admin@{addr}"),
+    };
+    let may_act = granted.may_act(shared.readonly);
     upgrade
         .max_message_size(16 << 20)
-        .on_upgrade(move |socket| serve(socket, shared, who))
+        .on_upgrade(move |socket| serve(socket, shared, who, may_act))
+}
+
+/// Whether a command changes anything; a read-only console or server may only resync.
+fn acts(command: &Command) -> bool {
+    !matches!(command, Command::Resync)
 }
 
 enum Reply {
@@ -73,7 +67,7 @@ enum Reply {
     Resync(CommandResult),
 }
 
-async fn serve(socket: WebSocket, shared: Arc<Shared>, who: String) {
+async fn serve(socket: WebSocket, shared: Arc<Shared>, who: String, may_act: bool) {
     let (mut sink, mut stream) = socket.split();
     let (mut last_seq, snapshot, mut events) = shared.hub.subscribe();
     if send_message(
@@ -144,6 +138,17 @@ async fn serve(socket: WebSocket, shared: Arc<Shared>, who: String) {
             },
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => match serde_json::from_str::<CommandEnvelope>(text.as_str()) {
+                    Ok(envelope) if !may_act && acts(&envelope.command) => {
+                        let reason = if shared.readonly {
+                            "this server is read-only (serve --readonly): it watches, it does not act"
+                        } else {
+                            "this connection is read-only (viewer token): it watches, it does not act"
+                        };
+                        let result = CommandResult { id: envelope.id, ok: false, message: reason.to_owned(), data: None };
+                        if send_message(&mut sink, &ServerMessage::Result(result)).await.is_err() {
+                            break;
+                        }
+                    }
                     Ok(envelope) => {
                         let _ = commands_tx.send(envelope);
                     }

@@ -31,6 +31,46 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     #[serde(default)]
     pub signal_fish: SignalFishSettings,
+    /// Every peer's outbox budget: when relayed frames are dropped and when a peer that
+    /// stopped reading is closed.
+    #[serde(default)]
+    pub outbox: crate::server::peer::OutboxLimits,
+    /// Who may connect from where, and how many (see SECURITY.md).
+    #[serde(default)]
+    pub security: SecuritySettings,
+}
+
+/// Connection admission: browser origins, connection caps, timeouts for idle and slow clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySettings {
+    /// Browser origins allowed to open sockets (`*` for any). Empty: any origin on the game
+    /// endpoints, none on `/admin` and Flow streams.
+    pub allowed_origins: Vec<String>,
+    /// Open TCP connections, all clients together (HTTP 503 beyond).
+    pub max_connections: usize,
+    /// Open TCP connections from one IP address (HTTP 429 beyond).
+    pub max_connections_per_ip: usize,
+    /// How long a client may take to send its request headers.
+    pub header_read_timeout_ms: u64,
+    /// A pub/sub, Talo or Flow connection that sends nothing for this long is closed
+    /// (Signal Fish has its own `signal_fish.idle_timeout_ms`).
+    pub idle_timeout_ms: u64,
+    /// How long shutdown waits for peers and HTTP requests before it stops anyway.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        SecuritySettings {
+            allowed_origins: Vec::new(),
+            max_connections: 20_000,
+            max_connections_per_ip: 2_000,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_ms: 300_000,
+            shutdown_timeout_ms: 5_000,
+        }
+    }
 }
 
 /// Server-wide Signal Fish settings.
@@ -212,6 +252,27 @@ pub struct PubsubKey {
     /// Channels the key may use: `*` is one path segment, `**` any number, `\` escapes.
     pub channel_patterns: Vec<String>,
     pub actions: Vec<PubsubAction>,
+    /// Messages a connection on this key may send: a token bucket. Defaults to the documented
+    /// 100 a second with bursts of 200.
+    #[serde(default)]
+    pub rate: PubsubRate,
+}
+
+/// A pub/sub connection's message budget (close 4011 when it runs out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PubsubRate {
+    pub messages_per_second: u32,
+    pub burst: u32,
+}
+
+impl Default for PubsubRate {
+    fn default() -> Self {
+        PubsubRate {
+            messages_per_second: 100,
+            burst: 200,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -276,6 +337,24 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        let security = &self.security;
+        if security.max_connections == 0
+            || security.max_connections_per_ip == 0
+            || security.header_read_timeout_ms == 0
+            || security.idle_timeout_ms == 0
+        {
+            return Err(
+                "security: max_connections, max_connections_per_ip, header_read_timeout_ms and idle_timeout_ms must be positive"
+                    .to_owned(),
+            );
+        }
+        let outbox = &self.outbox;
+        if outbox.soft_bytes == 0 || outbox.hard_bytes < outbox.soft_bytes || outbox.stall_ms == 0 {
+            return Err(
+                "outbox: soft_bytes must be positive, hard_bytes at least soft_bytes, stall_ms positive"
+                    .to_owned(),
+            );
+        }
         let mut app_ids = std::collections::HashSet::new();
         let mut key_ids = std::collections::HashSet::new();
         for app in &self.apps {
@@ -310,6 +389,12 @@ impl Config {
                 for pattern in &key.channel_patterns {
                     crate::server::pubsub::pattern::Pattern::parse(pattern)
                         .map_err(|e| format!("key {:?}: pattern {pattern:?}: {e}", key.id))?;
+                }
+                if key.rate.messages_per_second == 0 || key.rate.burst == 0 {
+                    return Err(format!(
+                        "key {:?}: rate.messages_per_second and rate.burst must be positive",
+                        key.id
+                    ));
                 }
             }
         }
@@ -357,6 +442,8 @@ impl Config {
         };
         Config {
             signal_fish: SignalFishSettings::default(),
+            outbox: Default::default(),
+            security: Default::default(),
             apps: vec![
                 AppConfig {
                     id: "demo".to_owned(),
@@ -375,11 +462,13 @@ impl Config {
                             id: "pk_demo".to_owned(),
                             channel_patterns: vec!["demo/**".to_owned()],
                             actions: all_actions.clone(),
+                            rate: PubsubRate::default(),
                         },
                         PubsubKey {
                             id: "pk_demo_ro".to_owned(),
                             channel_patterns: vec!["demo/public/*".to_owned()],
                             actions: vec![PubsubAction::Subscribe],
+                            rate: PubsubRate::default(),
                         },
                     ],
                     signal_fish: Some(SignalFishApp::default()),
@@ -440,6 +529,7 @@ impl Config {
                         id: "pk_suspended".to_owned(),
                         channel_patterns: vec!["**".to_owned()],
                         actions: all_actions.clone(),
+                        rate: PubsubRate::default(),
                     }],
                     signal_fish: Some(SignalFishApp::default()),
                     talo: None,
@@ -462,6 +552,7 @@ impl Config {
                         id: "pk_limited".to_owned(),
                         channel_patterns: vec!["limited/**".to_owned()],
                         actions: all_actions,
+                        rate: PubsubRate::default(),
                     }],
                     signal_fish: Some(SignalFishApp {
                         max_rooms_per_game: 1,

@@ -1,86 +1,340 @@
-//! What every dialect's connection does the same way: a writer task that drains the peer's
-//! outbox into the socket, and a reader that yields the client's frames.
+//! The one connection lifecycle every dialect runs: register the peer, split the socket, start
+//! its writer, select over inbound frames, control messages, the session's deadline and its own
+//! event source, close with the dialect's code, finish the close handshake, remove the peer.
 //!
-//! The writer owns the sink, so a client that stops reading only ever blocks its own writer:
-//! its outbox fills, the hub marks it a slow consumer and the abort signal makes the writer
-//! give up on the stalled send and close.
+//! A dialect supplies only a [`Session`]: what its frames mean. Everything that is the same for
+//! every WebSocket (counting and tapping inbound frames, injected frames, the writer, the close
+//! handshake, removal) lives here, once.
+//!
+//! # The writer
+//! The writer task owns the sink, so a client that stops reading only ever blocks its own
+//! writer. It takes everything queued at once, feeds it and flushes once: one write (and, with
+//! `TCP_NODELAY`, one segment train) per batch instead of one per frame. An abort (a slow
+//! consumer, see [`crate::server::peer`]) makes it give up on a stalled send and close.
+//!
+//! # Closing
+//! A close from the server is queued behind the frames before it. The connection then keeps
+//! reading, and discarding, until the client answers with its own close or
+//! [`CLOSE_HANDSHAKE_TIMEOUT`] passes: dropping a socket whose client is still sending makes the
+//! kernel answer with a reset, and the reset destroys the close frame in flight, which is the
+//! one frame that tells the client why (a pub/sub client flooding into its 4011, say).
 
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
 
-use crate::server::hub::Outbound;
+use crate::catalog::{self, Dialect, Severity};
+use crate::server::hub::{ChannelKey, NewPeer, RegisterError};
+use crate::server::peer::{Control, Outbound, PeerHandle};
+use crate::server::Shared;
 
-/// How long one frame may take to go out before the connection is considered dead.
+/// How long one batch of frames may take to go out before the connection is considered dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long the connection task waits for its writer to flush a final close.
+/// How long the connection waits for its writer to flush a final close.
 pub const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn split(socket: WebSocket) -> (SplitSink<WebSocket, Message>, SplitStream<WebSocket>) {
-    socket.split()
+/// How long a server-initiated close waits for the client's close before dropping the socket.
+pub const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Frames the writer takes off the queue at once.
+const WRITE_BATCH: usize = 64;
+
+/// Bytes read from the socket at a time. tungstenite reserves its read buffer up front, and
+/// its default (128 KiB) was most of an idle connection's memory; a frame larger than this
+/// grows the buffer for as long as it needs.
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Bytes of outbound frames gathered before a write; the writer flushes after every batch
+/// anyway, so this only bounds how much one write carries.
+pub const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+
+/// The socket settings every upgrade shares: small buffers and the dialect's size limit, so
+/// the dialect, not the WebSocket library, answers an oversized frame with its own code.
+pub fn configure(upgrade: WebSocketUpgrade, max_message_bytes: usize) -> WebSocketUpgrade {
+    upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_message_size(max_message_bytes)
+        .max_frame_size(max_message_bytes)
 }
 
-pub fn spawn_writer(
+/// What a session wants after handling something.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Close the connection with this code and reason (after what is queued).
+    Close(u16, String),
+    /// The session already closed the peer (through [`crate::server::hub::Hub::close_peer`]).
+    Stop,
+}
+
+impl Flow {
+    pub fn close(code: u16, reason: impl Into<String>) -> Flow {
+        Flow::Close(code, reason.into())
+    }
+}
+
+/// One dialect's per-connection protocol logic. Every method is synchronous and short: it
+/// runs on the connection's task, between two frames.
+pub trait Session: Send + 'static {
+    /// Once the peer is registered and its writer runs: greetings, initial subscriptions.
+    fn on_open(&mut self) -> Flow {
+        Flow::Continue
+    }
+
+    /// A text frame (or an admin's injected frame, already counted).
+    fn on_text(&mut self, text: &str) -> Flow;
+
+    /// A binary frame.
+    fn on_binary(&mut self, bytes: &[u8]) -> Flow;
+
+    /// A kick, an app status change or shutdown (injected frames arrive as [`Session::on_text`]).
+    fn on_control(&mut self, control: Control) -> Flow;
+
+    /// The next moment the session wants to act without input (authentication or idle
+    /// timeouts). Called after every event; keep it stable between events so the timer is not
+    /// re-armed per frame.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    fn on_deadline(&mut self) -> Flow {
+        Flow::Continue
+    }
+
+    /// An event source of the session's own (Flow streams read the hub's deltas here). The
+    /// future is dropped and made again around every other event, so it must be cancel-safe.
+    fn background(&mut self) -> impl Future<Output = Flow> + Send + '_ {
+        std::future::pending()
+    }
+
+    /// The connection is over; the peer is still registered (rooms keep seats here).
+    fn on_end(&mut self) {}
+
+    /// The peer has been removed; `left` are the channels it was in (presence notices).
+    fn on_removed(&mut self, _left: &[ChannelKey]) {}
+}
+
+/// How a refused upgrade is answered: the close code and reason the dialect documents.
+pub type Refusal = (u16, String);
+
+/// Run one connection from upgrade to removal. `refused` maps a registration refusal to the
+/// dialect's close; `make` builds the session once the peer has a handle.
+pub async fn serve<S: Session>(
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    new: NewPeer,
+    app_limit: Option<usize>,
+    refused: impl FnOnce(&RegisterError) -> Refusal,
+    make: impl FnOnce(Arc<PeerHandle>) -> S,
+) {
+    let dialect = new.dialect;
+    let link = match shared.hub.register_peer(new, app_limit) {
+        Ok(link) => link,
+        Err(error) => {
+            let (code, reason) = refused(&error);
+            return refuse(socket, &shared, dialect, code, &reason).await;
+        }
+    };
+    let handle = link.handle;
+    let mut control = link.queues.control;
+    let (sink, mut stream) = socket.split();
+    let mut writer = spawn_writer(sink, link.queues.outbox, handle.clone());
+    let mut session = make(handle.clone());
+    let hub = &shared.hub;
+
+    let mut client_close = None;
+    let mut flow = session.on_open();
+    let mut deadline = session.deadline();
+    let mut timer = pin!(sleep_until(deadline.unwrap_or_else(far_future)));
+    let mut writer_gone = false;
+    while flow == Flow::Continue {
+        flow = tokio::select! {
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    hub.record_inbound(&handle, text.as_str());
+                    session.on_text(text.as_str())
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    if handle.is_tapped() {
+                        hub.record_inbound(&handle, &format!("<{} binary bytes>", bytes.len()));
+                    } else {
+                        hub.record_inbound(&handle, "");
+                    }
+                    session.on_binary(&bytes)
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+                Some(Ok(Message::Close(frame))) => {
+                    client_close = Some(client_close_of(frame));
+                    break;
+                }
+                Some(Err(_)) | None => break,
+            },
+            command = control.recv() => match command {
+                Some(Control::Inject(text)) => {
+                    hub.record_inbound(&handle, &text);
+                    session.on_text(&text)
+                }
+                Some(command) => session.on_control(command),
+                // The handle, which holds the sender, lives as long as this task.
+                None => break,
+            },
+            () = &mut timer, if deadline.is_some() => session.on_deadline(),
+            background = session.background() => background,
+            _ = &mut writer => {
+                writer_gone = true;
+                break;
+            }
+        };
+        let next = session.deadline();
+        if next != deadline {
+            deadline = next;
+            timer.as_mut().reset(deadline.unwrap_or_else(far_future));
+        }
+    }
+    if let Flow::Close(code, reason) = &flow {
+        hub.close_peer(&handle, *code, reason);
+    }
+    // The peer leaves rooms, channels and the registry as soon as the connection is decided
+    // over; the handshake below only concerns the socket.
+    session.on_end();
+    let left = hub.remove_peer(&handle.id, client_close);
+    session.on_removed(&left);
+    if !writer_gone && handle.closing().is_some() {
+        finish_close_handshake(&mut stream).await;
+    }
+    handle.end();
+    if !writer_gone {
+        finish_writer(writer).await;
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+fn client_close_of(frame: Option<CloseFrame>) -> (u16, String) {
+    frame
+        .map(|f| (f.code, f.reason.as_str().to_owned()))
+        .unwrap_or((1005, String::new()))
+}
+
+/// Read (and discard) until the client's close, bounded in time.
+async fn finish_close_handshake(stream: &mut SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if let Message::Close(_) = message {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
+/// Refuse a connection that never became a peer: the dialect's close, counted for admins
+/// when it is an error, and a bounded wait for the client's answer.
+pub async fn refuse(socket: WebSocket, shared: &Shared, dialect: Dialect, code: u16, reason: &str) {
+    let is_error = catalog::close(dialect, code).is_none_or(|e| e.severity() != Severity::Info);
+    if is_error {
+        shared.hub.record_unattached_error(
+            dialect,
+            &code.to_string(),
+            format!("close {code} {reason}"),
+        );
+    }
+    let (mut sink, mut stream) = socket.split();
+    let sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(close_message(code, reason))).await;
+    if matches!(sent, Ok(Ok(()))) {
+        finish_close_handshake(&mut stream).await;
+    }
+}
+
+fn spawn_writer(
     mut sink: SplitSink<WebSocket, Message>,
-    mut outbox: mpsc::Receiver<Outbound>,
-    mut abort: watch::Receiver<Option<(u16, String)>>,
+    mut outbox: tokio::sync::mpsc::UnboundedReceiver<Outbound>,
+    peer: Arc<PeerHandle>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(WRITE_BATCH);
         loop {
-            let next = tokio::select! {
+            let taken = tokio::select! {
                 biased;
-                (code, reason) = abort_requested(&mut abort) => {
-                    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(close_message(code, &reason))).await;
-                    break;
+                () = peer.aborted() => {
+                    send_abort_close(&mut sink, &peer).await;
+                    return;
                 }
-                next = outbox.recv() => next,
+                taken = outbox.recv_many(&mut batch, WRITE_BATCH) => taken,
             };
-            match next {
-                Some(Outbound::Text(text)) => {
-                    let sent = tokio::select! {
-                        biased;
-                        (code, reason) = abort_requested(&mut abort) => {
-                            let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(close_message(code, &reason))).await;
-                            break;
-                        }
-                        sent = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(text))) => sent,
-                    };
-                    if !matches!(sent, Ok(Ok(()))) {
-                        break;
-                    }
+            if taken == 0 {
+                break;
+            }
+            peer.writer_progressed();
+            let written = tokio::select! {
+                biased;
+                () = peer.aborted() => {
+                    send_abort_close(&mut sink, &peer).await;
+                    return;
                 }
-                Some(Outbound::Close(code, reason)) => {
-                    let _ = tokio::time::timeout(
-                        WRITE_TIMEOUT,
-                        sink.send(close_message(code, &reason)),
-                    )
-                    .await;
-                    break;
-                }
-                None => break,
+                written = tokio::time::timeout(WRITE_TIMEOUT, write_batch(&mut sink, &mut batch, &peer)) => written,
+            };
+            match written {
+                Ok(Ok(Batch::Continue)) => peer.writer_progressed(),
+                Ok(Ok(Batch::Finished)) => break,
+                Ok(Err(_)) | Err(_) => return,
             }
         }
         let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
     })
 }
 
-/// Resolves when an immediate close is requested. The hub drops the sender when it forgets
-/// the peer; from then on only the outbox matters (it is drained to the end, which is how a
-/// final queued close goes out), so this never resolves.
-async fn abort_requested(abort: &mut watch::Receiver<Option<(u16, String)>>) -> (u16, String) {
-    loop {
-        if let Some(close) = abort.borrow_and_update().clone() {
-            return close;
-        }
-        if abort.changed().await.is_err() {
-            std::future::pending::<()>().await;
+enum Batch {
+    Continue,
+    /// A close went out, or the connection ended: nothing more to write.
+    Finished,
+}
+
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    batch: &mut Vec<Outbound>,
+    peer: &PeerHandle,
+) -> Result<Batch, axum::Error> {
+    let mut outcome = Batch::Continue;
+    for item in batch.drain(..) {
+        match item {
+            Outbound::Text(text) => {
+                let length = text.len();
+                sink.feed(Message::Text(text)).await?;
+                peer.written(length);
+            }
+            Outbound::Close(code, reason) => {
+                sink.feed(close_message(code, &reason)).await?;
+                outcome = Batch::Finished;
+                break;
+            }
+            Outbound::End => {
+                outcome = Batch::Finished;
+                break;
+            }
         }
     }
+    sink.flush().await?;
+    Ok(outcome)
+}
+
+async fn send_abort_close(sink: &mut SplitSink<WebSocket, Message>, peer: &PeerHandle) {
+    let (code, reason) = peer
+        .closing()
+        .cloned()
+        .unwrap_or((1011, "internal error".to_owned()));
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(close_message(code, &reason))).await;
 }
 
 pub fn close_message(code: u16, reason: &str) -> Message {
@@ -95,32 +349,8 @@ pub fn close_message(code: u16, reason: &str) -> Message {
     }))
 }
 
-/// A frame from the client, reduced to what handlers care about.
-pub enum Incoming {
-    Text(String),
-    Binary(Vec<u8>),
-    /// The client closed (with its code and reason, if it gave them).
-    Closed(Option<(u16, String)>),
-    /// The socket failed or ended without a close frame.
-    Dropped,
-}
-
-pub async fn next_incoming(stream: &mut SplitStream<WebSocket>) -> Incoming {
-    loop {
-        match stream.next().await {
-            Some(Ok(Message::Text(text))) => return Incoming::Text(text.as_str().to_owned()),
-            Some(Ok(Message::Binary(bytes))) => return Incoming::Binary(bytes.to_vec()),
-            Some(Ok(Message::Close(frame))) => {
-                return Incoming::Closed(frame.map(|f| (f.code, f.reason.as_str().to_owned())))
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Err(_)) | None => return Incoming::Dropped,
-        }
-    }
-}
-
 /// Wait (bounded) for the writer to send what is queued, including a final close.
-pub async fn finish_writer(writer: JoinHandle<()>) {
+async fn finish_writer(writer: JoinHandle<()>) {
     let abort = writer.abort_handle();
     if tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, writer)
         .await

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::server::admin::{presented_token, token_matches};
+use crate::server::access::{bearer, token_matches};
 use crate::server::config::PubsubAction;
 use crate::server::hub::now_ms;
 use crate::server::{token, Shared};
@@ -65,6 +65,16 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     );
     let _ = writeln!(out, "# TYPE relaydeck_frames_out_total counter");
     let _ = writeln!(out, "relaydeck_frames_out_total {}", stats.frames_out);
+    let _ = writeln!(
+        out,
+        "# HELP relaydeck_frames_dropped_total Relayed frames dropped because their peer was behind."
+    );
+    let _ = writeln!(out, "# TYPE relaydeck_frames_dropped_total counter");
+    let _ = writeln!(
+        out,
+        "relaydeck_frames_dropped_total {}",
+        shared.hub.frames_dropped()
+    );
     let _ = writeln!(out, "# HELP relaydeck_errors_total Error frames, error closes and error responses sent, by code.");
     let _ = writeln!(out, "# TYPE relaydeck_errors_total counter");
     for (qualified, count) in &stats.errors_by_code {
@@ -127,7 +137,7 @@ pub async fn mint_token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(secret) = presented_token(&headers, None) else {
+    let Some(secret) = bearer(&headers).map(str::to_owned) else {
         return error(
             StatusCode::UNAUTHORIZED,
             "Authorization: Bearer <secret key> is required",
@@ -204,7 +214,7 @@ pub async fn kick_peer(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let presented = presented_token(&headers, None);
+    let presented = bearer(&headers).map(str::to_owned);
     if !token_matches(presented.as_deref(), &shared.admin_token) {
         return error(StatusCode::UNAUTHORIZED, "a valid admin token is required");
     }

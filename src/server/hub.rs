@@ -1,24 +1,29 @@
-//! The hub: everything the server knows about apps, peers, channels, subscriptions and faults,
-//! and the one place where admin deltas are numbered.
+//! The hub: the registry of apps, peers, channels, subscriptions and faults, and the one place
+//! where admin deltas are numbered.
 //!
 //! # Locking
-//! The state sits behind one `std::sync::Mutex`. Every operation on it is short and does no
-//! I/O: frames are handed to peers with `try_send` on bounded queues and admin deltas go out
-//! through a `broadcast` channel, neither of which waits. So the lock is never held across an
-//! `.await` (it could not be: the guard is not `Send`), and a slow peer or a slow console can
-//! never stall the data path. A plain mutex is also what makes delta numbering simple: the
-//! `seq` of an event is assigned under the same lock as the change it describes, so a snapshot
-//! taken under the lock and the deltas after it line up exactly.
+//! Structural state (who is connected, who is in which channel, what is armed) sits behind one
+//! `std::sync::Mutex`. Every operation on it is short and does no I/O, so it is never held
+//! across an `.await` (it could not be: the guard is not `Send`). A plain mutex is also what
+//! makes delta numbering simple: the `seq` of an event is assigned under the same lock as the
+//! change it describes, so a snapshot taken under the lock and the deltas after it line up
+//! exactly.
+//!
+//! The data path does not take that lock. Each peer is a [`PeerHandle`] shared by `Arc`;
+//! channels keep their members' handles in an index of their own, and Signal Fish rooms keep
+//! theirs, so a frame fans out with a read lock on one channel or room and a push per member.
+//! Counters are atomics read by the stats tick; "is any fault armed" is an atomic check. The
+//! lock is taken on the data path only for what admins must see in order: an error frame, a
+//! close, a tapped frame.
 //!
 //! # Extension points for a dialect
-//! - [`Hub::register_peer`] when a connection is accepted (it enforces the app's connection
-//!   limit) and [`Hub::remove_peer`] when it ends; [`Hub::update_peer`] when identity, app or
-//!   room becomes known.
-//! - [`Hub::record_inbound`] for every frame received; [`Hub::send`] / [`Hub::send_many`] to
-//!   deliver frames (serialized once, shared bytes); [`Hub::send_error`] and
-//!   [`Hub::close_peer`] for every error frame and close, so admins see `error_emitted`.
-//! - React to [`Control`] messages on the peer's control channel: kick, app status changes,
-//!   injected frames, shutdown.
+//! - [`crate::server::connection`] runs the connection: it registers the peer
+//!   ([`Hub::register_peer`], which enforces the app's connection limit) and removes it.
+//!   [`Hub::update_peer`] when identity, app or room becomes known.
+//! - [`Hub::record_inbound`] for every frame received; [`Hub::deliver`] /
+//!   [`Hub::deliver_many`] to deliver frames (serialized once, shared bytes);
+//!   [`Hub::send_error`] and [`Hub::close_peer`] for every error frame and close, so admins
+//!   see `error_emitted`.
 //! - [`Hub::take_fault`] before handling a request, to honour armed faults.
 //! - Channels ([`Hub::channel_join`] …) and subscriptions ([`Hub::add_subscription`] …) for
 //!   what the console's channels and subscriptions views show.
@@ -26,11 +31,12 @@
 //!   room commands.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 use crate::catalog::{self, Delivery, Dialect, Severity};
 use crate::protocol::admin::{
@@ -38,9 +44,8 @@ use crate::protocol::admin::{
     PeerInfo, RoomInfo, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
 };
 use crate::server::config::Config;
-
-/// Frames queued for one peer before it counts as a slow consumer.
-pub const OUTBOX_CAPACITY: usize = 512;
+use crate::server::peer::Enqueued;
+pub use crate::server::peer::{Control, Outbound, PeerHandle, PeerQueues, Priority};
 
 /// Deltas buffered per console before it is sent a fresh snapshot instead.
 pub const EVENT_CAPACITY: usize = 4096;
@@ -52,26 +57,6 @@ pub fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
-/// What a peer's writer task sends.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    Text(Utf8Bytes),
-    Close(u16, String),
-}
-
-/// Requests to a peer's connection task, which owns the dialect's per-connection state.
-#[derive(Debug, Clone)]
-pub enum Control {
-    /// An admin kick: send the dialect's notice, then close 4020 admin_disconnect.
-    Kick { reason: Option<String> },
-    /// The peer's app changed status.
-    AppStatus(AppStatus),
-    /// Handle this frame as if the peer had sent it.
-    Inject(String),
-    /// The server is shutting down.
-    Shutdown,
-}
-
 /// One numbered delta, serialized once for every console.
 #[derive(Debug)]
 pub struct Delta {
@@ -79,13 +64,16 @@ pub struct Delta {
     pub text: Utf8Bytes,
 }
 
-/// The channels a connection task uses; the hub keeps the other ends.
+/// A registered peer: its handle for the data path, its queues for its connection task.
 pub struct PeerLink {
-    pub id: PeerId,
-    pub outbox: mpsc::Receiver<Outbound>,
-    pub control: mpsc::UnboundedReceiver<Control>,
-    /// Set when the peer must be closed at once, without waiting for its queue to drain.
-    pub abort: watch::Receiver<Option<(u16, String)>>,
+    pub handle: Arc<PeerHandle>,
+    pub queues: PeerQueues,
+}
+
+impl PeerLink {
+    pub fn id(&self) -> &str {
+        &self.handle.id
+    }
 }
 
 pub struct NewPeer {
@@ -113,15 +101,25 @@ pub trait RoomDirectory: Send + Sync {
 }
 
 struct PeerEntry {
+    handle: Arc<PeerHandle>,
+    /// Identity, app, room and the rest; the counters in it are filled from the handle.
     info: PeerInfo,
-    outbox: mpsc::Sender<Outbound>,
-    control: mpsc::UnboundedSender<Control>,
-    abort: watch::Sender<Option<(u16, String)>>,
-    tapped: bool,
-    /// Counters changed since the last stats tick; the tick sends `peer_updated` for it.
-    counters_changed: bool,
-    /// The close this server sent or is sending, reported when the peer is removed.
-    closing: Option<(u16, String)>,
+    /// What to undo when the peer goes, so removal costs what the peer had, not what the
+    /// server has.
+    channels: BTreeSet<ChannelKey>,
+    subscriptions: BTreeSet<String>,
+}
+
+impl PeerEntry {
+    fn info(&self) -> PeerInfo {
+        let counters = self.handle.counters();
+        PeerInfo {
+            frames_in: counters.frames_in,
+            frames_out: counters.frames_out,
+            errors: counters.errors,
+            ..self.info.clone()
+        }
+    }
 }
 
 struct AppState {
@@ -130,13 +128,24 @@ struct AppState {
     quota_period_start_ms: u64,
 }
 
+/// A channel's members, held by handle so a message fans out without the hub's lock.
 #[derive(Default)]
-struct ChannelState {
-    members: BTreeSet<PeerId>,
-    messages: u64,
+pub struct Channel {
+    members: RwLock<BTreeMap<PeerId, Arc<PeerHandle>>>,
+    messages: AtomicU64,
 }
 
-type ChannelKey = (Dialect, String, String);
+impl Channel {
+    fn members(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<PeerId, Arc<PeerHandle>>> {
+        self.members.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn members_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<PeerId, Arc<PeerHandle>>> {
+        self.members.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub type ChannelKey = (Dialect, String, String);
 
 #[derive(Default)]
 struct State {
@@ -145,23 +154,73 @@ struct State {
     next_fault: u64,
     apps: BTreeMap<String, AppState>,
     peers: BTreeMap<PeerId, PeerEntry>,
-    channels: BTreeMap<ChannelKey, ChannelState>,
+    /// Live peers per app (any dialect) and per dialect and app, kept as peers come, go and
+    /// authenticate, so limits are checked without walking every peer.
+    peers_per_app: HashMap<String, usize>,
+    peers_per_dialect_app: HashMap<(Dialect, String), usize>,
+    /// Peers by (dialect, identity): pub/sub `send` targets and REST kicks by peerId.
+    identities: HashMap<(Dialect, String), BTreeSet<PeerId>>,
     subscriptions: BTreeMap<(PeerId, String), SubscriptionInfo>,
     rooms: BTreeMap<String, RoomInfo>,
     faults: Vec<FaultInfo>,
-    stats: Stats,
+    errors: u64,
+    errors_by_code: BTreeMap<String, u64>,
     pending_probes: HashMap<String, oneshot::Sender<PeerId>>,
     probes: HashMap<PeerId, mpsc::UnboundedSender<String>>,
     shutting_down: bool,
 }
 
+impl State {
+    fn count_peer(&mut self, dialect: Dialect, app: Option<&String>, delta: isize) {
+        let Some(app) = app else { return };
+        for count in [
+            self.peers_per_app.entry(app.clone()).or_default(),
+            self.peers_per_dialect_app
+                .entry((dialect, app.clone()))
+                .or_default(),
+        ] {
+            *count = count.saturating_add_signed(delta);
+        }
+        if self.peers_per_app.get(app) == Some(&0) {
+            self.peers_per_app.remove(app);
+        }
+        if self.peers_per_dialect_app.get(&(dialect, app.clone())) == Some(&0) {
+            self.peers_per_dialect_app.remove(&(dialect, app.clone()));
+        }
+    }
+
+    fn index_identity(&mut self, dialect: Dialect, identity: Option<&String>, id: &str, add: bool) {
+        let Some(identity) = identity else { return };
+        let key = (dialect, identity.clone());
+        if add {
+            self.identities
+                .entry(key)
+                .or_default()
+                .insert(id.to_owned());
+        } else if let Some(set) = self.identities.get_mut(&key) {
+            set.remove(id);
+            if set.is_empty() {
+                self.identities.remove(&key);
+            }
+        }
+    }
+}
+
 pub struct Hub {
     state: Mutex<State>,
+    /// Channels by key. Changed only while `state` is held (so deltas and snapshots agree);
+    /// read without it on the data path. Lock order: `state`, then this, then a channel.
+    channels: RwLock<HashMap<ChannelKey, Arc<Channel>>>,
     events: broadcast::Sender<Arc<Delta>>,
     config: Config,
     info: ServerInfo,
     rooms: Mutex<Option<Arc<dyn RoomDirectory>>>,
     peers_gone: Notify,
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
+    frames_dropped: AtomicU64,
+    /// How many faults are armed: requests check this before taking the lock.
+    faults_armed: AtomicUsize,
 }
 
 impl Hub {
@@ -187,6 +246,7 @@ impl Hub {
         }
         Hub {
             state: Mutex::new(state),
+            channels: RwLock::new(HashMap::new()),
             events,
             config,
             info: ServerInfo {
@@ -196,6 +256,10 @@ impl Hub {
             },
             rooms: Mutex::new(None),
             peers_gone: Notify::new(),
+            frames_in: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            faults_armed: AtomicUsize::new(0),
         }
     }
 
@@ -213,6 +277,16 @@ impl Hub {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn channel_index(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ChannelKey, Arc<Channel>>> {
+        self.channels.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn channel_index_mut(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<ChannelKey, Arc<Channel>>> {
+        self.channels.write().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn set_room_directory(&self, directory: Arc<dyn RoomDirectory>) {
@@ -260,23 +334,29 @@ impl Hub {
         Snapshot {
             server: self.info.clone(),
             apps: self.apps_of(state),
-            peers: state.peers.values().map(|p| p.info.clone()).collect(),
+            peers: state.peers.values().map(PeerEntry::info).collect(),
             rooms: state.rooms.values().cloned().collect(),
-            channels: state
-                .channels
-                .iter()
-                .map(|((dialect, app, name), channel)| ChannelInfo {
-                    dialect: *dialect,
-                    app: app.clone(),
-                    name: name.clone(),
-                    members: channel.members.iter().cloned().collect(),
-                    messages: channel.messages,
-                })
-                .collect(),
+            channels: self.channel_infos(),
             subscriptions: state.subscriptions.values().cloned().collect(),
             faults: state.faults.clone(),
-            stats: Self::stats_of(state),
+            stats: self.stats_of(state),
         }
+    }
+
+    fn channel_infos(&self) -> Vec<ChannelInfo> {
+        let index = self.channel_index();
+        let mut channels: Vec<ChannelInfo> = index
+            .iter()
+            .map(|((dialect, app, name), channel)| ChannelInfo {
+                dialect: *dialect,
+                app: app.clone(),
+                name: name.clone(),
+                members: channel.members().keys().cloned().collect(),
+                messages: channel.messages.load(Ordering::Relaxed),
+            })
+            .collect();
+        channels.sort_by(|a, b| (a.dialect, &a.app, &a.name).cmp(&(b.dialect, &b.app, &b.name)));
+        channels
     }
 
     fn apps_of(&self, state: &State) -> Vec<AppInfo> {
@@ -309,40 +389,56 @@ impl Hub {
             .collect()
     }
 
-    fn stats_of(state: &State) -> Stats {
-        let mut stats = state.stats.clone();
-        stats.peers_by_dialect.clear();
+    fn stats_of(&self, state: &State) -> Stats {
+        let mut peers_by_dialect: BTreeMap<Dialect, u64> = BTreeMap::new();
         for peer in state.peers.values() {
-            *stats.peers_by_dialect.entry(peer.info.dialect).or_default() += 1;
+            *peers_by_dialect.entry(peer.info.dialect).or_default() += 1;
         }
-        stats.channel_messages = state
-            .channels
+        let channel_messages = self
+            .channel_index()
             .iter()
-            .filter(|(_, channel)| channel.messages > 0)
-            .map(|((dialect, app, name), channel)| {
-                (format!("{}/{app}/{name}", dialect.id()), channel.messages)
+            .filter_map(|((dialect, app, name), channel)| {
+                let messages = channel.messages.load(Ordering::Relaxed);
+                (messages > 0).then(|| (format!("{}/{app}/{name}", dialect.id()), messages))
             })
             .collect();
-        stats
+        Stats {
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            frames_out: self.frames_out.load(Ordering::Relaxed),
+            errors: state.errors,
+            peers_by_dialect,
+            errors_by_code: state.errors_by_code.clone(),
+            channel_messages,
+        }
+    }
+
+    /// Relayed frames dropped since start because their peer was behind.
+    pub fn frames_dropped(&self) -> u64 {
+        self.frames_dropped.load(Ordering::Relaxed)
     }
 
     /// Once a second: the counters of peers that were busy, then the totals. Per-frame deltas
     /// would cost consoles more than the frames themselves; a second is fresh enough.
     pub fn emit_stats(&self) {
         let mut state = self.lock();
+        if self.events.receiver_count() == 0 {
+            // Nobody to tell; the flags are cleared so a console arriving later is not sent
+            // a burst of stale updates (its snapshot has the counters).
+            for peer in state.peers.values() {
+                peer.handle.take_counters_changed();
+            }
+            return;
+        }
         let changed: Vec<PeerInfo> = state
             .peers
-            .values_mut()
-            .filter(|p| p.counters_changed)
-            .map(|p| {
-                p.counters_changed = false;
-                p.info.clone()
-            })
+            .values()
+            .filter(|p| p.handle.take_counters_changed())
+            .map(PeerEntry::info)
             .collect();
         for peer in changed {
             self.emit(&mut state, Event::PeerUpdated { peer });
         }
-        let stats = Self::stats_of(&state);
+        let stats = self.stats_of(&state);
         self.emit(&mut state, Event::Stats { stats });
     }
 
@@ -373,7 +469,7 @@ impl Hub {
         let mut told = 0;
         for peer in state.peers.values() {
             if peer.info.app.as_deref() == Some(app) {
-                let _ = peer.control.send(Control::AppStatus(status));
+                peer.handle.control(Control::AppStatus(status));
                 told += 1;
             }
         }
@@ -423,12 +519,7 @@ impl Hub {
             return Err(RegisterError::ShuttingDown);
         }
         if let (Some(app), Some(limit)) = (&new.app, app_limit) {
-            let live = state
-                .peers
-                .values()
-                .filter(|p| p.info.app.as_ref() == Some(app))
-                .count();
-            if live >= limit {
+            if state.peers_per_app.get(app).copied().unwrap_or(0) >= limit {
                 return Err(RegisterError::OverConcurrentLimit {
                     app: app.clone(),
                     limit,
@@ -437,9 +528,6 @@ impl Hub {
         }
         state.next_peer += 1;
         let id = format!("p{}", state.next_peer);
-        let (outbox_tx, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let (abort_tx, abort_rx) = watch::channel(None);
         let probe = new
             .probe_nonce
             .as_ref()
@@ -448,6 +536,7 @@ impl Hub {
                 let _ = waiter.send(id.clone());
             })
             .is_some();
+        let (handle, queues) = PeerHandle::new(id.clone(), new.dialect, self.config.outbox, probe);
         let info = PeerInfo {
             id: id.clone(),
             dialect: new.dialect,
@@ -461,25 +550,19 @@ impl Hub {
             frames_out: 0,
             errors: 0,
         };
+        state.count_peer(info.dialect, info.app.as_ref(), 1);
+        state.index_identity(info.dialect, info.identity.as_ref(), &id, true);
         state.peers.insert(
             id.clone(),
             PeerEntry {
+                handle: handle.clone(),
                 info: info.clone(),
-                outbox: outbox_tx,
-                control: control_tx,
-                abort: abort_tx,
-                tapped: probe,
-                counters_changed: false,
-                closing: None,
+                channels: BTreeSet::new(),
+                subscriptions: BTreeSet::new(),
             },
         );
         self.emit(&mut state, Event::PeerConnected { peer: info });
-        Ok(PeerLink {
-            id,
-            outbox: outbox_rx,
-            control: control_rx,
-            abort: abort_rx,
-        })
+        Ok(PeerLink { handle, queues })
     }
 
     pub fn update_peer(&self, id: &str, change: impl FnOnce(&mut PeerInfo)) {
@@ -487,13 +570,29 @@ impl Hub {
         let Some(peer) = state.peers.get_mut(id) else {
             return;
         };
+        let before = (peer.info.app.clone(), peer.info.identity.clone());
         change(&mut peer.info);
-        let info = peer.info.clone();
+        let dialect = peer.info.dialect;
+        let after = (peer.info.app.clone(), peer.info.identity.clone());
+        let info = peer.info();
+        if before.0 != after.0 {
+            state.count_peer(dialect, before.0.as_ref(), -1);
+            state.count_peer(dialect, after.0.as_ref(), 1);
+        }
+        if before.1 != after.1 {
+            state.index_identity(dialect, before.1.as_ref(), id, false);
+            state.index_identity(dialect, after.1.as_ref(), id, true);
+        }
         self.emit(&mut state, Event::PeerUpdated { peer: info });
     }
 
     pub fn peer(&self, id: &str) -> Option<PeerInfo> {
-        self.lock().peers.get(id).map(|p| p.info.clone())
+        self.lock().peers.get(id).map(PeerEntry::info)
+    }
+
+    /// The handle of a live peer, for callers that deliver to it repeatedly.
+    pub fn handle(&self, id: &str) -> Option<Arc<PeerHandle>> {
+        self.lock().peers.get(id).map(|p| p.handle.clone())
     }
 
     /// The peers of a dialect and app whose identity is `identity` (pub/sub `send` targets).
@@ -502,16 +601,15 @@ impl Hub {
         dialect: Dialect,
         app: &str,
         identity: &str,
-    ) -> Option<PeerId> {
-        self.lock()
-            .peers
-            .values()
-            .find(|p| {
-                p.info.dialect == dialect
-                    && p.info.app.as_deref() == Some(app)
-                    && p.info.identity.as_deref() == Some(identity)
-            })
-            .map(|p| p.info.id.clone())
+    ) -> Option<Arc<PeerHandle>> {
+        let state = self.lock();
+        state
+            .identities
+            .get(&(dialect, identity.to_owned()))?
+            .iter()
+            .filter_map(|id| state.peers.get(id))
+            .find(|p| p.info.app.as_deref() == Some(app))
+            .map(|p| p.handle.clone())
     }
 
     /// A peer named by its hub id or, failing that, by its identity in `dialect` (the
@@ -521,12 +619,10 @@ impl Hub {
         if state.peers.contains_key(name) {
             return Ok(name.to_owned());
         }
-        let mut matching = state
-            .peers
-            .values()
-            .filter(|p| p.info.dialect == dialect && p.info.identity.as_deref() == Some(name));
+        let matching = state.identities.get(&(dialect, name.to_owned()));
+        let mut matching = matching.into_iter().flatten();
         match (matching.next(), matching.next()) {
-            (Some(peer), None) => Ok(peer.info.id.clone()),
+            (Some(peer), None) => Ok(peer.clone()),
             (Some(_), Some(_)) => Err(format!(
                 "{name} is live in several apps; name the peer by its hub id"
             )),
@@ -535,18 +631,17 @@ impl Hub {
     }
 
     /// Forget a peer whose connection ended; `client_close` is the close the client sent, if
-    /// any. Channel memberships and subscriptions go with it.
-    pub fn remove_peer(
-        &self,
-        id: &str,
-        client_close: Option<(u16, String)>,
-    ) -> Vec<(Dialect, String, String)> {
+    /// any. Channel memberships and subscriptions go with it; the channels it left are
+    /// returned (for presence notices).
+    pub fn remove_peer(&self, id: &str, client_close: Option<(u16, String)>) -> Vec<ChannelKey> {
         let mut state = self.lock();
         let Some(peer) = state.peers.remove(id) else {
             return Vec::new();
         };
         state.probes.remove(id);
-        let (code, reason) = match (peer.closing, client_close) {
+        state.count_peer(peer.info.dialect, peer.info.app.as_ref(), -1);
+        state.index_identity(peer.info.dialect, peer.info.identity.as_ref(), id, false);
+        let (code, reason) = match (peer.handle.closing().cloned(), client_close) {
             (Some((code, reason)), _) => (Some(code), reason),
             // A client that closes without a code (1005) closed normally as far as it is
             // concerned; reporting 1005 would dress a clean goodbye up as an error.
@@ -557,44 +652,18 @@ impl Hub {
             (None, Some((code, reason))) => (Some(code), format!("closed by the client: {reason}")),
             (None, None) => (None, "connection dropped".to_owned()),
         };
-        let mut left = Vec::new();
-        let keys: Vec<ChannelKey> = state
-            .channels
-            .iter()
-            .filter(|(_, c)| c.members.contains(id))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in keys {
-            if let Some(channel) = state.channels.get_mut(&key) {
-                channel.members.remove(id);
-                if channel.members.is_empty() {
-                    state.channels.remove(&key);
-                }
-            }
-            self.emit(
-                &mut state,
-                Event::ChannelLeft {
-                    dialect: key.0,
-                    app: key.1.clone(),
-                    channel: key.2.clone(),
-                    peer: id.to_owned(),
-                },
-            );
-            left.push(key);
+        for key in &peer.channels {
+            self.leave_channel_locked(&mut state, key, id);
         }
-        let subscriptions: Vec<(PeerId, String)> = state
-            .subscriptions
-            .keys()
-            .filter(|(peer, _)| peer == id)
-            .cloned()
-            .collect();
-        for key in subscriptions {
-            state.subscriptions.remove(&key);
+        for subscription in &peer.subscriptions {
+            state
+                .subscriptions
+                .remove(&(id.to_owned(), subscription.clone()));
             self.emit(
                 &mut state,
                 Event::SubscriptionRemoved {
-                    peer: key.0,
-                    id: key.1,
+                    peer: id.to_owned(),
+                    id: subscription.clone(),
                 },
             );
         }
@@ -609,11 +678,11 @@ impl Hub {
         if state.peers.is_empty() {
             self.peers_gone.notify_waiters();
         }
-        left
+        peer.channels.into_iter().collect()
     }
 
     /// Peers of a dialect and app that have said who they are.
-    pub fn identified_peers(&self, dialect: Dialect, app: &str) -> Vec<PeerId> {
+    pub fn identified_peers(&self, dialect: Dialect, app: &str) -> Vec<Arc<PeerHandle>> {
         self.lock()
             .peers
             .values()
@@ -622,17 +691,17 @@ impl Hub {
                     && p.info.app.as_deref() == Some(app)
                     && p.info.identity.is_some()
             })
-            .map(|p| p.info.id.clone())
+            .map(|p| p.handle.clone())
             .collect()
     }
 
     /// Live peers of one dialect belonging to an app.
     pub fn app_peer_count(&self, dialect: Dialect, app: &str) -> usize {
         self.lock()
-            .peers
-            .values()
-            .filter(|p| p.info.dialect == dialect && p.info.app.as_deref() == Some(app))
-            .count()
+            .peers_per_dialect_app
+            .get(&(dialect, app.to_owned()))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn peer_count(&self) -> usize {
@@ -640,19 +709,15 @@ impl Hub {
     }
 
     /// Count an inbound frame and show it to admins tapping the peer.
-    pub fn record_inbound(&self, id: &str, text: &str) {
-        let mut state = self.lock();
-        state.stats.frames_in += 1;
-        let Some(peer) = state.peers.get_mut(id) else {
-            return;
-        };
-        peer.info.frames_in += 1;
-        peer.counters_changed = true;
-        if peer.tapped {
+    pub fn record_inbound(&self, peer: &PeerHandle, text: &str) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        peer.count_inbound();
+        if peer.is_tapped() {
+            let mut state = self.lock();
             self.emit(
                 &mut state,
                 Event::Frame {
-                    peer: id.to_owned(),
+                    peer: peer.id.clone(),
                     direction: Direction::In,
                     text: text.to_owned(),
                 },
@@ -660,24 +725,18 @@ impl Hub {
         }
     }
 
-    fn enqueue(&self, state: &mut State, id: &str, text: &Utf8Bytes) -> bool {
-        let Some(peer) = state.peers.get_mut(id) else {
-            return false;
-        };
-        if peer.closing.is_some() {
-            return false;
-        }
-        match peer.outbox.try_send(Outbound::Text(text.clone())) {
-            Ok(()) => {
-                peer.info.frames_out += 1;
-                peer.counters_changed = true;
-                let tapped = peer.tapped;
-                state.stats.frames_out += 1;
-                if tapped {
+    /// Queue a frame for one peer without touching the hub's lock (unless an admin taps the
+    /// peer or it has to be closed). False when the frame was not queued.
+    pub fn deliver(&self, peer: &PeerHandle, text: &Utf8Bytes, priority: Priority) -> bool {
+        match peer.enqueue(text, priority) {
+            Enqueued::Queued => {
+                self.frames_out.fetch_add(1, Ordering::Relaxed);
+                if peer.is_tapped() {
+                    let mut state = self.lock();
                     self.emit(
-                        state,
+                        &mut state,
                         Event::Frame {
-                            peer: id.to_owned(),
+                            peer: peer.id.clone(),
                             direction: Direction::Out,
                             text: text.as_str().to_owned(),
                         },
@@ -685,71 +744,96 @@ impl Hub {
                 }
                 true
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                let dialect = peer.info.dialect;
-                let (code, reason) = slow_consumer_close(dialect);
-                peer.closing = Some((code, reason.to_owned()));
-                let _ = peer.abort.send(Some((code, reason.to_owned())));
-                self.count_error(
-                    state,
-                    Some(id),
-                    dialect,
-                    &code.to_string(),
-                    Delivery::Close,
-                    None,
-                    format!("close {code} {reason}"),
-                );
+            Enqueued::Dropped => {
+                self.frames_dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Enqueued::Closed => false,
+            Enqueued::Stalled => {
+                self.close_slow_consumer(peer);
+                false
+            }
         }
     }
 
-    /// Queue a frame for one peer. False when the peer is gone or closing.
-    pub fn send(&self, id: &str, text: impl Into<Utf8Bytes>) -> bool {
-        let text = text.into();
-        let mut state = self.lock();
-        self.enqueue(&mut state, id, &text)
+    /// Queue the same bytes for many peers (serialized once by the caller); how many took it.
+    pub fn deliver_many<'a>(
+        &self,
+        peers: impl IntoIterator<Item = &'a Arc<PeerHandle>>,
+        text: &Utf8Bytes,
+        priority: Priority,
+    ) -> usize {
+        peers
+            .into_iter()
+            .filter(|peer| self.deliver(peer, text, priority))
+            .count()
     }
 
-    /// Queue the same bytes for many peers (serialized once by the caller).
+    fn close_slow_consumer(&self, peer: &PeerHandle) {
+        let (code, reason) = slow_consumer_close(peer.dialect);
+        if !peer.begin_close(code, reason) {
+            return;
+        }
+        peer.abort();
+        let mut state = self.lock();
+        self.count_error(
+            &mut state,
+            Some(peer),
+            peer.dialect,
+            &code.to_string(),
+            Delivery::Close,
+            None,
+            format!("close {code} {reason}"),
+        );
+    }
+
+    /// Queue a reply for one peer by id. False when the peer is gone or closing.
+    pub fn send(&self, id: &str, text: impl Into<Utf8Bytes>) -> bool {
+        let Some(peer) = self.handle(id) else {
+            return false;
+        };
+        self.deliver(&peer, &text.into(), Priority::Reply)
+    }
+
+    /// Queue the same reply for peers named by id (structural notices: joins, leaves,
+    /// authority). The handles are looked up under the lock and delivered outside it.
     pub fn send_many<'a>(
         &self,
         ids: impl IntoIterator<Item = &'a PeerId>,
         text: impl Into<Utf8Bytes>,
     ) -> usize {
-        let text = text.into();
-        let mut state = self.lock();
-        ids.into_iter()
-            .filter(|id| self.enqueue(&mut state, id, &text))
-            .count()
+        let handles: Vec<Arc<PeerHandle>> = {
+            let state = self.lock();
+            ids.into_iter()
+                .filter_map(|id| state.peers.get(id).map(|p| p.handle.clone()))
+                .collect()
+        };
+        self.deliver_many(&handles, &text.into(), Priority::Reply)
     }
 
     #[allow(clippy::too_many_arguments)]
     fn count_error(
         &self,
         state: &mut State,
-        peer: Option<&str>,
+        peer: Option<&PeerHandle>,
         dialect: Dialect,
         code: &str,
         delivery: Delivery,
         request_id: Option<&str>,
         frame: String,
     ) {
-        state.stats.errors += 1;
+        state.errors += 1;
         *state
-            .stats
             .errors_by_code
             .entry(format!("{}:{code}", dialect.id()))
             .or_default() += 1;
-        if let Some(entry) = peer.and_then(|id| state.peers.get_mut(id)) {
-            entry.info.errors += 1;
-            entry.counters_changed = true;
+        if let Some(peer) = peer {
+            peer.count_error();
         }
         self.emit(
             state,
             Event::ErrorEmitted {
-                peer: peer.map(str::to_owned),
+                peer: peer.map(|p| p.id.clone()),
                 dialect,
                 code: code.to_owned(),
                 delivery,
@@ -763,19 +847,18 @@ impl Hub {
     /// are counted and every console sees them.
     pub fn send_error(
         &self,
-        id: &str,
-        dialect: Dialect,
+        peer: &PeerHandle,
         code: &str,
         request_id: Option<&str>,
         frame: String,
     ) {
         let text: Utf8Bytes = frame.into();
-        let mut state = self.lock();
-        if self.enqueue(&mut state, id, &text) {
+        if self.deliver(peer, &text, Priority::Reply) {
+            let mut state = self.lock();
             self.count_error(
                 &mut state,
-                Some(id),
-                dialect,
+                Some(peer),
+                peer.dialect,
                 code,
                 Delivery::Frame,
                 request_id,
@@ -804,33 +887,27 @@ impl Hub {
         );
     }
 
-    /// Close a peer after the frames already queued. Error closes are reported like error
-    /// frames; normal ones (1000, 1001) are not.
-    pub fn close_peer(&self, id: &str, code: u16, reason: &str) {
-        let mut state = self.lock();
-        let Some(peer) = state.peers.get_mut(id) else {
-            return;
-        };
-        if peer.closing.is_some() {
+    /// Close a peer after the frames already queued (at once if it is too far behind for
+    /// them to matter). Error closes are reported like error frames; normal ones (1000, 1001)
+    /// are not.
+    pub fn close_peer(&self, peer: &PeerHandle, code: u16, reason: &str) {
+        if !peer.begin_close(code, reason) {
             return;
         }
-        peer.closing = Some((code, reason.to_owned()));
-        let dialect = peer.info.dialect;
-        if peer
-            .outbox
-            .try_send(Outbound::Close(code, reason.to_owned()))
-            .is_err()
-        {
-            let _ = peer.abort.send(Some((code, reason.to_owned())));
+        if peer.queued_bytes() > self.config.outbox.soft_bytes {
+            peer.abort();
+        } else {
+            peer.queue_close(code, reason);
         }
-        let is_error = catalog::close(dialect, code).is_none_or(|e| e.severity() != Severity::Info);
+        let is_error =
+            catalog::close(peer.dialect, code).is_none_or(|e| e.severity() != Severity::Info);
         if is_error {
-            let code_text = code.to_string();
+            let mut state = self.lock();
             self.count_error(
                 &mut state,
-                Some(id),
-                dialect,
-                &code_text,
+                Some(peer),
+                peer.dialect,
+                &code.to_string(),
                 Delivery::Close,
                 None,
                 format!("close {code} {reason}"),
@@ -840,28 +917,22 @@ impl Hub {
 
     /// Tell a peer's connection task something.
     pub fn control(&self, id: &str, control: Control) -> bool {
-        self.lock()
-            .peers
-            .get(id)
-            .is_some_and(|p| p.control.send(control).is_ok())
+        self.handle(id).is_some_and(|p| p.control(control))
     }
 
     pub fn kick(&self, id: &str, reason: Option<String>) -> Result<PeerInfo, String> {
         let state = self.lock();
         let peer = state.peers.get(id).ok_or_else(|| format!("no peer {id}"))?;
-        peer.control
-            .send(Control::Kick { reason })
-            .map_err(|_| format!("peer {id} is already closing"))?;
-        Ok(peer.info.clone())
+        if peer.handle.closing().is_some() || !peer.handle.control(Control::Kick { reason }) {
+            return Err(format!("peer {id} is already closing"));
+        }
+        Ok(peer.info())
     }
 
     pub fn set_tap(&self, id: &str, on: bool) -> Result<(), String> {
-        let mut state = self.lock();
-        let peer = state
-            .peers
-            .get_mut(id)
-            .ok_or_else(|| format!("no peer {id}"))?;
-        peer.tapped = on;
+        let state = self.lock();
+        let peer = state.peers.get(id).ok_or_else(|| format!("no peer {id}"))?;
+        peer.handle.set_tapped(on);
         Ok(())
     }
 
@@ -870,93 +941,116 @@ impl Hub {
     // ------------------------------------------------------------------------------------
 
     /// Add a member; returns false when it already was one.
-    pub fn channel_join(&self, dialect: Dialect, app: &str, channel: &str, peer: &str) -> bool {
+    pub fn channel_join(&self, peer: &Arc<PeerHandle>, app: &str, channel: &str) -> bool {
         let mut state = self.lock();
-        let key = (dialect, app.to_owned(), channel.to_owned());
-        let added = state
-            .channels
-            .entry(key)
-            .or_default()
-            .members
-            .insert(peer.to_owned());
-        if added {
-            self.emit(
-                &mut state,
-                Event::ChannelJoined {
-                    dialect,
-                    app: app.to_owned(),
-                    channel: channel.to_owned(),
-                    peer: peer.to_owned(),
-                },
-            );
-        }
-        added
-    }
-
-    pub fn channel_leave(&self, dialect: Dialect, app: &str, channel: &str, peer: &str) -> bool {
-        let mut state = self.lock();
-        let key = (dialect, app.to_owned(), channel.to_owned());
-        let Some(entry) = state.channels.get_mut(&key) else {
+        let key = (peer.dialect, app.to_owned(), channel.to_owned());
+        let Some(entry) = state.peers.get_mut(&peer.id) else {
             return false;
         };
-        let removed = entry.members.remove(peer);
-        if entry.members.is_empty() {
-            state.channels.remove(&key);
+        if !entry.channels.insert(key.clone()) {
+            return false;
         }
+        self.channel_index_mut()
+            .entry(key)
+            .or_default()
+            .members_mut()
+            .insert(peer.id.clone(), peer.clone());
+        self.emit(
+            &mut state,
+            Event::ChannelJoined {
+                dialect: peer.dialect,
+                app: app.to_owned(),
+                channel: channel.to_owned(),
+                peer: peer.id.clone(),
+            },
+        );
+        true
+    }
+
+    pub fn channel_leave(&self, peer: &PeerHandle, app: &str, channel: &str) -> bool {
+        let mut state = self.lock();
+        let key = (peer.dialect, app.to_owned(), channel.to_owned());
+        let removed = state
+            .peers
+            .get_mut(&peer.id)
+            .is_some_and(|entry| entry.channels.remove(&key));
         if removed {
-            self.emit(
-                &mut state,
-                Event::ChannelLeft {
-                    dialect,
-                    app: app.to_owned(),
-                    channel: channel.to_owned(),
-                    peer: peer.to_owned(),
-                },
-            );
+            self.leave_channel_locked(&mut state, &key, &peer.id);
         }
         removed
     }
 
-    pub fn channel_members(&self, dialect: Dialect, app: &str, channel: &str) -> Vec<PeerId> {
-        self.lock()
-            .channels
+    fn leave_channel_locked(&self, state: &mut State, key: &ChannelKey, peer: &str) {
+        {
+            let mut index = self.channel_index_mut();
+            if let Some(channel) = index.get(key) {
+                let empty = {
+                    let mut members = channel.members_mut();
+                    members.remove(peer);
+                    members.is_empty()
+                };
+                if empty {
+                    index.remove(key);
+                }
+            }
+        }
+        self.emit(
+            state,
+            Event::ChannelLeft {
+                dialect: key.0,
+                app: key.1.clone(),
+                channel: key.2.clone(),
+                peer: peer.to_owned(),
+            },
+        );
+    }
+
+    /// A channel's members, for presence listings.
+    pub fn channel_members(
+        &self,
+        dialect: Dialect,
+        app: &str,
+        channel: &str,
+    ) -> Vec<Arc<PeerHandle>> {
+        self.channel_index()
             .get(&(dialect, app.to_owned(), channel.to_owned()))
-            .map(|c| c.members.iter().cloned().collect())
+            .map(|c| c.members().values().cloned().collect())
             .unwrap_or_default()
     }
 
-    /// Deliver one message to a channel's members except `from`; counts the message.
+    /// Deliver one message to a channel's members except `from`; counts the message. Takes
+    /// only the channel's own locks.
     pub fn deliver_to_channel(
         &self,
         dialect: Dialect,
         app: &str,
         channel: &str,
         from: &str,
-        text: impl Into<Utf8Bytes>,
+        text: &Utf8Bytes,
+        priority: Priority,
     ) -> usize {
-        let text = text.into();
-        let mut state = self.lock();
-        let key = (dialect, app.to_owned(), channel.to_owned());
-        let members: Vec<PeerId> = match state.channels.get_mut(&key) {
-            Some(entry) => {
-                entry.messages += 1;
-                entry
-                    .members
-                    .iter()
-                    .filter(|m| *m != from)
-                    .cloned()
-                    .collect()
-            }
-            None => return 0,
+        let Some(channel) = self
+            .channel_index()
+            .get(&(dialect, app.to_owned(), channel.to_owned()))
+            .cloned()
+        else {
+            return 0;
         };
+        channel.messages.fetch_add(1, Ordering::Relaxed);
+        let members = channel.members();
         members
-            .iter()
-            .filter(|id| self.enqueue(&mut state, id, &text))
+            .values()
+            .filter(|member| member.id != from)
+            .filter(|member| self.deliver(member, text, priority))
             .count()
     }
 
     pub fn add_subscription(&self, subscription: SubscriptionInfo) {
         let mut state = self.lock();
+        let Some(entry) = state.peers.get_mut(&subscription.peer) else {
+            return;
+        };
+        entry.subscriptions.insert(subscription.id.clone());
         state.subscriptions.insert(
             (subscription.peer.clone(), subscription.id.clone()),
             subscription.clone(),
@@ -966,6 +1060,9 @@ impl Hub {
 
     pub fn remove_subscription(&self, peer: &str, id: &str) {
         let mut state = self.lock();
+        if let Some(entry) = state.peers.get_mut(peer) {
+            entry.subscriptions.remove(id);
+        }
         if state
             .subscriptions
             .remove(&(peer.to_owned(), id.to_owned()))
@@ -1044,6 +1141,8 @@ impl Hub {
             remaining: count,
         };
         state.faults.push(fault.clone());
+        self.faults_armed
+            .store(state.faults.len(), Ordering::Relaxed);
         self.emit(
             &mut state,
             Event::FaultArmed {
@@ -1061,6 +1160,8 @@ impl Hub {
             .position(|f| f.id == id)
             .ok_or_else(|| format!("no armed fault {id}"))?;
         let mut fault = state.faults.remove(index);
+        self.faults_armed
+            .store(state.faults.len(), Ordering::Relaxed);
         fault.remaining = 0;
         self.emit(
             &mut state,
@@ -1072,16 +1173,19 @@ impl Hub {
     }
 
     /// The code the peer's next request must fail with, if a fault is armed for it (a fault
-    /// on the peer wins over one on its dialect).
-    pub fn take_fault(&self, peer: &str, dialect: Dialect) -> Option<String> {
+    /// on the peer wins over one on its dialect). Free when nothing is armed.
+    pub fn take_fault(&self, peer: &PeerHandle) -> Option<String> {
+        if self.faults_armed.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
         let mut state = self.lock();
         let index = state
             .faults
             .iter()
-            .position(|f| matches!(&f.target, FaultTarget::Peer { peer: p } if p == peer))
+            .position(|f| matches!(&f.target, FaultTarget::Peer { peer: p } if *p == peer.id))
             .or_else(|| {
                 state.faults.iter().position(
-                    |f| matches!(&f.target, FaultTarget::Dialect { dialect: d } if *d == dialect),
+                    |f| matches!(&f.target, FaultTarget::Dialect { dialect: d } if *d == peer.dialect),
                 )
             })?;
         let fault = &mut state.faults[index];
@@ -1089,6 +1193,8 @@ impl Hub {
         let updated = fault.clone();
         if updated.remaining == 0 {
             state.faults.remove(index);
+            self.faults_armed
+                .store(state.faults.len(), Ordering::Relaxed);
         }
         let code = updated.code.clone();
         self.emit(&mut state, Event::FaultUpdated { fault: updated });
@@ -1127,7 +1233,7 @@ impl Hub {
         let mut state = self.lock();
         state.shutting_down = true;
         for peer in state.peers.values() {
-            let _ = peer.control.send(Control::Shutdown);
+            peer.handle.control(Control::Shutdown);
         }
     }
 
@@ -1150,7 +1256,7 @@ impl Hub {
             .iter()
             .map(|(k, v)| (k.clone(), v.status))
             .collect();
-        (Self::stats_of(&state), apps, state.channels.len())
+        (self.stats_of(&state), apps, self.channel_index().len())
     }
 }
 
@@ -1167,12 +1273,19 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::server::peer::OutboxLimits;
 
     #[test]
     fn a_peer_that_stops_reading_is_closed_as_a_slow_consumer() {
-        let hub = Hub::new(Config::demo(), "test".into(), &BTreeMap::new(), 64);
+        let mut config = Config::demo();
+        config.outbox = OutboxLimits {
+            soft_bytes: 4,
+            hard_bytes: 8,
+            stall_ms: u64::MAX,
+        };
+        let hub = Hub::new(config, "test".into(), &BTreeMap::new(), 64);
         let (_, _, mut events) = hub.subscribe();
-        let mut link = hub
+        let link = hub
             .register_peer(
                 NewPeer {
                     dialect: Dialect::Pubsub,
@@ -1184,19 +1297,20 @@ mod tests {
                 None,
             )
             .unwrap();
-        for _ in 0..OUTBOX_CAPACITY {
-            assert!(hub.send(&link.id, "{}"));
+        let frame: Utf8Bytes = "{}".into();
+        for _ in 0..4 {
+            assert!(hub.deliver(&link.handle, &frame, Priority::Reply));
         }
         assert!(
-            !hub.send(&link.id, "{}"),
-            "the frame past the outbox capacity is refused"
+            !hub.deliver(&link.handle, &frame, Priority::Reply),
+            "the frame past the hard budget is refused"
         );
         assert_eq!(
-            link.abort.borrow_and_update().clone(),
+            link.handle.closing().cloned(),
             Some((1013, "try_again_later".to_owned()))
         );
         assert!(
-            !hub.send(&link.id, "{}"),
+            !hub.deliver(&link.handle, &frame, Priority::Reply),
             "a closing peer takes no more frames"
         );
         let mut emitted = None;
@@ -1214,5 +1328,58 @@ mod tests {
             emitted,
             Some(("1013".to_owned(), "close 1013 try_again_later".to_owned()))
         );
+    }
+
+    #[test]
+    fn removing_a_peer_undoes_its_channels_subscriptions_and_counts() {
+        let hub = Hub::new(Config::demo(), "test".into(), &BTreeMap::new(), 64);
+        let new = |identity: &str| NewPeer {
+            dialect: Dialect::Pubsub,
+            app: Some("demo".into()),
+            identity: Some(identity.into()),
+            addr: "127.0.0.1:1".into(),
+            probe_nonce: None,
+        };
+        let alice = hub.register_peer(new("alice"), None).unwrap();
+        let bob = hub.register_peer(new("bob"), Some(2)).unwrap();
+        assert_eq!(
+            hub.register_peer(new("carol"), Some(2)).err(),
+            Some(RegisterError::OverConcurrentLimit {
+                app: "demo".into(),
+                limit: 2
+            })
+        );
+        assert!(hub.channel_join(&alice.handle, "demo", "lobby"));
+        assert!(hub.channel_join(&bob.handle, "demo", "lobby"));
+        assert!(!hub.channel_join(&bob.handle, "demo", "lobby"));
+        let text: Utf8Bytes = "hi".into();
+        assert_eq!(
+            hub.deliver_to_channel(
+                Dialect::Pubsub,
+                "demo",
+                "lobby",
+                alice.id(),
+                &text,
+                Priority::Relay
+            ),
+            1
+        );
+        assert_eq!(
+            hub.find_peer_by_identity(Dialect::Pubsub, "demo", "bob")
+                .map(|p| p.id.clone()),
+            Some(bob.id().to_owned())
+        );
+        let left = hub.remove_peer(bob.id(), None);
+        assert_eq!(left, vec![(Dialect::Pubsub, "demo".into(), "lobby".into())]);
+        assert!(hub
+            .find_peer_by_identity(Dialect::Pubsub, "demo", "bob")
+            .is_none());
+        assert_eq!(hub.app_peer_count(Dialect::Pubsub, "demo"), 1);
+        hub.remove_peer(alice.id(), None);
+        assert!(hub
+            .channel_members(Dialect::Pubsub, "demo", "lobby")
+            .is_empty());
+        let (_, snapshot, _) = hub.subscribe();
+        assert!(snapshot.channels.is_empty() && snapshot.peers.is_empty());
     }
 }

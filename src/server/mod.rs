@@ -19,15 +19,18 @@
 //! (see [`hub`]): register the peer, drain its outbox with [`connection::spawn_writer`], send
 //! every error through the hub, react to [`hub::Control`], remove the peer when it ends.
 
+pub mod access;
 pub mod admin;
 pub mod config;
 pub mod connection;
 pub mod flow;
 pub mod http;
 pub mod hub;
+pub mod peer;
 pub mod persist;
 pub mod probe;
 pub mod pubsub;
+pub mod rate_limit;
 pub mod signal_fish;
 pub mod talo;
 pub mod token;
@@ -39,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{delete, get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -71,12 +75,16 @@ pub struct ServerOptions {
     /// Deltas buffered per console before it is sent a fresh snapshot instead
     /// (default [`hub::EVENT_CAPACITY`]).
     pub admin_buffer: Option<usize>,
+    /// Watch only: every admin command that acts is refused, whatever the token.
+    pub readonly: bool,
 }
 
 /// What every handler shares.
 pub struct Shared {
     pub hub: Hub,
     pub admin_token: String,
+    /// Admin consoles may watch but not act (`serve --readonly`).
+    pub readonly: bool,
     pub persist: Persist,
     pub presence: pubsub::PresenceListeners,
     /// Signal Fish rooms; also the hub's room directory for admin room commands.
@@ -140,6 +148,7 @@ impl Server {
             signal_fish: rooms,
             talo,
             admin_token,
+            readonly: options.readonly,
             persist,
             presence: pubsub::PresenceListeners::default(),
             loopback,
@@ -186,8 +195,15 @@ impl Server {
         };
         let router = router(shared.clone());
         let draining = shared.clone();
+        // Realtime frames are small and latency-bound: waiting to coalesce them (Nagle) against
+        // the client's delayed ACKs put a ~40 ms floor under every relay.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(
-            self.listener,
+            listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {

@@ -53,6 +53,14 @@ pub async fn open(shared: &Arc<Shared>, dialect: Dialect, query: &str) -> Result
         .map_err(|e| format!("{url}: {e}"))?;
     let header = HeaderValue::from_str(&nonce).map_err(|e| e.to_string())?;
     request.headers_mut().insert(PROBE_HEADER, header);
+    if dialect == Dialect::Flow {
+        // Flow streams need a credential; the server's own probe acts with its admin's.
+        let bearer = HeaderValue::from_str(&format!("Bearer {}", shared.admin_token))
+            .map_err(|e| e.to_string())?;
+        request
+            .headers_mut()
+            .insert(axum::http::header::AUTHORIZATION, bearer);
+    }
     let registered = shared.hub.expect_probe(nonce.clone());
     let connected =
         tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await;

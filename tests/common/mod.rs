@@ -47,6 +47,7 @@ impl TestServer {
             data_dir: data.path().to_path_buf(),
             admin_token: None,
             admin_buffer,
+            readonly: false,
         };
         let server = spawn("127.0.0.1:0".parse().unwrap(), config, options)
             .await
@@ -88,6 +89,25 @@ impl TestServer {
         .expect("connect timed out")
         .unwrap_or_else(|e| panic!("connect {path}: {e}"));
         socket
+    }
+
+    /// Connect presenting `Authorization: Bearer token`.
+    pub async fn connect_bearer(&self, path: &str, token: &str) -> Socket {
+        let mut request = self.url(path).into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (socket, _) =
+            tokio::time::timeout(RECEIVE_TIMEOUT, tokio_tungstenite::connect_async(request))
+                .await
+                .expect("connect timed out")
+                .unwrap_or_else(|e| panic!("connect {path}: {e}"));
+        socket
+    }
+
+    /// A Flow stream with the admin token.
+    pub async fn flow(&self) -> Socket {
+        self.connect_bearer("/v1/ws", &self.token).await
     }
 
     pub async fn admin(&self) -> Admin {

@@ -12,20 +12,23 @@
 pub mod request;
 pub mod subscriptions;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocket;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::catalog::Dialect;
-use crate::protocol::admin::{AppStatus, SubscriptionInfo};
-use crate::server::connection::{self, Incoming};
-use crate::server::hub::{Control, Hub, NewPeer};
+use crate::protocol::admin::{Snapshot, SubscriptionInfo};
+use crate::server::access;
+use crate::server::connection::{self, Flow};
+use crate::server::hub::{Delta, Hub, NewPeer};
+use crate::server::peer::{Control, PeerHandle, Priority};
 use crate::server::{probe_nonce, Shared};
 
 use self::request::{FlowError, Request};
@@ -35,20 +38,127 @@ use crate::protocol::flow as wire;
 
 const DIALECT: Dialect = Dialect::Flow;
 
+/// The largest frame read; requests are a few hundred bytes.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
 pub async fn upgrade(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if let Err(refused) = access::check_origin(&headers, shared.hub.config(), true) {
+        return refused;
+    }
+    let Some(granted) = access::authorize(&headers, shared.hub.config(), &shared.admin_token, true)
+    else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "Flow streams show server-wide state: Authorization: Bearer <admin token, viewer token or an app's secret key>\n",
+        )
+            .into_response();
+    };
     let probe_nonce = probe_nonce(&headers);
-    upgrade.on_upgrade(move |socket| serve(socket, shared, addr, probe_nonce))
+    connection::configure(upgrade, MAX_MESSAGE_BYTES).on_upgrade(move |socket| {
+        let new = NewPeer {
+            dialect: DIALECT,
+            app: None,
+            identity: None,
+            addr: addr.to_string(),
+            probe_nonce,
+        };
+        connection::serve(
+            socket,
+            shared.clone(),
+            new,
+            None,
+            |_| (1001, "going_away".to_owned()),
+            move |peer| {
+                let (_, snapshot, events) = shared.hub.subscribe();
+                let scope = granted.app().map(|app| AppScope::new(app, &snapshot));
+                Session {
+                    shared,
+                    peer,
+                    events,
+                    scope,
+                    subscriptions: Subscriptions::default(),
+                }
+            },
+        )
+    })
 }
 
 struct Session {
     shared: Arc<Shared>,
-    id: String,
+    peer: Arc<PeerHandle>,
+    events: broadcast::Receiver<Arc<Delta>>,
+    /// Set for a stream opened with an app's secret key: only that app's data goes out.
+    scope: Option<AppScope>,
     subscriptions: Subscriptions,
+}
+
+/// What belongs to one app. Closes and errors name only a peer or a room, so the stream keeps
+/// track of which of those are the app's, from its snapshot on.
+struct AppScope {
+    app: String,
+    peers: HashSet<String>,
+    rooms: HashSet<String>,
+}
+
+impl AppScope {
+    fn new(app: &str, snapshot: &Snapshot) -> AppScope {
+        let mine = |candidate: &Option<String>| candidate.as_deref() == Some(app);
+        AppScope {
+            app: app.to_owned(),
+            peers: snapshot
+                .peers
+                .iter()
+                .filter(|p| mine(&p.app))
+                .map(|p| p.id.clone())
+                .collect(),
+            rooms: snapshot
+                .rooms
+                .iter()
+                .filter(|r| r.app == app)
+                .map(|r| r.code.clone())
+                .collect(),
+        }
+    }
+
+    /// Whether an event concerns the app, learning its peers and rooms as they appear.
+    fn admits(&mut self, kind: &str, event: &Value) -> bool {
+        let app = self.app.as_str();
+        match kind {
+            "peer_connected" | "peer_updated" => {
+                let id = event["peer"]["id"].as_str().unwrap_or_default();
+                if event["peer"]["app"].as_str() == Some(app) {
+                    self.peers.insert(id.to_owned());
+                    true
+                } else {
+                    self.peers.remove(id)
+                }
+            }
+            "peer_closed" => self
+                .peers
+                .remove(event["peer"].as_str().unwrap_or_default()),
+            "room_updated" => {
+                let code = event["room"]["code"].as_str().unwrap_or_default();
+                event["room"]["app"].as_str() == Some(app) && {
+                    self.rooms.insert(code.to_owned());
+                    true
+                }
+            }
+            "room_closed" => self
+                .rooms
+                .remove(event["code"].as_str().unwrap_or_default()),
+            "channel_joined" | "channel_left" => event["app"].as_str() == Some(app),
+            "error_emitted" => event["peer"]
+                .as_str()
+                .is_some_and(|peer| self.peers.contains(peer)),
+            // Server-wide totals are not one app's to see.
+            _ => false,
+        }
+    }
 }
 
 /// The catalog code (message family) a message belongs to.
@@ -60,72 +170,42 @@ fn family(message: &str) -> String {
         .unwrap_or_else(|| message.to_owned())
 }
 
-async fn serve(
-    socket: WebSocket,
-    shared: Arc<Shared>,
-    addr: SocketAddr,
-    probe_nonce: Option<String>,
-) {
-    let Ok(link) = shared.hub.register_peer(
-        NewPeer {
-            dialect: DIALECT,
-            app: None,
-            identity: None,
-            addr: addr.to_string(),
-            probe_nonce,
-        },
-        None,
-    ) else {
-        return;
-    };
-    let (sink, mut stream) = connection::split(socket);
-    let writer = connection::spawn_writer(sink, link.outbox, link.abort);
-    let mut control = link.control;
-    let (_, _, mut events) = shared.hub.subscribe();
-    let mut session = Session {
-        shared: shared.clone(),
-        id: link.id.clone(),
-        subscriptions: Subscriptions::default(),
-    };
-    let mut client_close = None;
-    loop {
-        tokio::select! {
-            incoming = connection::next_incoming(&mut stream) => match incoming {
-                Incoming::Text(text) => session.handle(&text),
-                Incoming::Binary(bytes) => {
-                    shared.hub.record_inbound(&session.id, &format!("<{} binary bytes>", bytes.len()));
-                    session.fail(&request::binary(bytes.len()));
-                }
-                Incoming::Closed(frame) => {
-                    client_close = Some(frame.unwrap_or((1005, String::new())));
-                    break;
-                }
-                Incoming::Dropped => break,
-            },
-            delta = events.recv(), if !session.subscriptions.is_empty() => match delta {
-                Ok(delta) => session.publish(&delta.text),
-                // A stream that fell behind skips ahead; the stats topic catches it up.
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
-            command = control.recv() => match command {
-                Some(Control::Kick { .. }) => {
-                    shared.hub.close_peer(&session.id, 4020, "admin_disconnect");
-                    break;
-                }
-                Some(Control::Inject(text)) => session.handle(&text),
-                Some(Control::AppStatus(AppStatus::Active)) => {}
-                Some(Control::AppStatus(_)) => {}
-                Some(Control::Shutdown) => {
-                    shared.hub.close_peer(&session.id, 1001, "going_away");
-                    break;
-                }
-                None => break,
-            },
+impl connection::Session for Session {
+    fn on_text(&mut self, text: &str) -> Flow {
+        self.handle(text);
+        Flow::Continue
+    }
+
+    fn on_binary(&mut self, bytes: &[u8]) -> Flow {
+        self.fail(&request::binary(bytes.len()));
+        Flow::Continue
+    }
+
+    fn on_control(&mut self, control: Control) -> Flow {
+        match control {
+            Control::Kick { .. } => Flow::close(4020, "admin_disconnect"),
+            Control::Shutdown => Flow::close(1001, "going_away"),
+            // Streams are not bound to an app; injected frames reach `on_text`.
+            Control::AppStatus(_) | Control::Inject(_) => Flow::Continue,
         }
     }
-    shared.hub.remove_peer(&session.id, client_close);
-    connection::finish_writer(writer).await;
+
+    async fn background(&mut self) -> Flow {
+        if self.subscriptions.is_empty() {
+            // Nothing to forward: skip deltas rather than read them (a new subscription sees
+            // state from then on, as a fresh subscriber would).
+            std::future::pending::<()>().await;
+        }
+        match self.events.recv().await {
+            Ok(delta) => {
+                self.publish(&delta.text);
+                Flow::Continue
+            }
+            // A stream that fell behind skips ahead; the stats topic catches it up.
+            Err(broadcast::error::RecvError::Lagged(_)) => Flow::Continue,
+            Err(broadcast::error::RecvError::Closed) => Flow::close(1001, "going_away"),
+        }
+    }
 }
 
 impl Session {
@@ -135,16 +215,19 @@ impl Session {
 
     fn fail(&self, error: &FlowError) {
         self.hub().send_error(
-            &self.id,
-            DIALECT,
+            &self.peer,
             &family(&error.message),
             error.subscription_id.as_deref(),
             error.frame(),
         );
     }
 
+    fn reply(&self, text: String) {
+        self.hub()
+            .deliver(&self.peer, &text.into(), Priority::Reply);
+    }
+
     fn handle(&mut self, text: &str) {
-        self.hub().record_inbound(&self.id, text);
         let outcome = match request::parse(text) {
             Ok(Request::Subscribe {
                 subscription_id,
@@ -153,7 +236,7 @@ impl Session {
             }) => self.subscribe(subscription_id, Subscription { topic, arguments }),
             Ok(Request::Unsubscribe { subscription_id }) => self.unsubscribe(subscription_id),
             Ok(Request::ListSubscriptions) => {
-                self.hub().send(&self.id, self.subscriptions.list_frame());
+                self.reply(self.subscriptions.list_frame());
                 Ok(())
             }
             Err(error) => Err(error),
@@ -173,7 +256,7 @@ impl Session {
             &subscription.topic,
             &subscription.arguments,
         )?;
-        if let Some(code) = self.hub().take_fault(&self.id, DIALECT) {
+        if let Some(code) = self.hub().take_fault(&self.peer) {
             let status = crate::catalog::get(DIALECT, &code)
                 .and_then(|e| e.status)
                 .unwrap_or(500);
@@ -188,37 +271,32 @@ impl Session {
         let info_arguments = Value::Object(subscription.arguments.clone());
         let id = self.subscriptions.insert(subscription_id, subscription);
         self.hub().add_subscription(SubscriptionInfo {
-            peer: self.id.clone(),
+            peer: self.peer.id.clone(),
             dialect: DIALECT,
             id: id.clone(),
             topic: info_topic,
             arguments: info_arguments,
         });
-        self.hub().send(
-            &self.id,
-            wire::to_text(&wire::Ack {
-                subscription_id: id,
-                action: "subscribe".to_owned(),
-            }),
-        );
+        self.reply(wire::to_text(&wire::Ack {
+            subscription_id: id,
+            action: "subscribe".to_owned(),
+        }));
         Ok(())
     }
 
     fn unsubscribe(&mut self, subscription_id: String) -> Result<(), FlowError> {
         self.subscriptions.remove(&subscription_id)?;
-        self.hub().remove_subscription(&self.id, &subscription_id);
-        self.hub().send(
-            &self.id,
-            wire::to_text(&wire::Ack {
-                subscription_id,
-                action: "unsubscribe".to_owned(),
-            }),
-        );
+        self.hub()
+            .remove_subscription(&self.peer.id, &subscription_id);
+        self.reply(wire::to_text(&wire::Ack {
+            subscription_id,
+            action: "unsubscribe".to_owned(),
+        }));
         Ok(())
     }
 
     /// Forward one admin delta to the subscriptions whose topic and arguments it matches.
-    fn publish(&self, delta: &str) {
+    fn publish(&mut self, delta: &str) {
         let Ok(value) = serde_json::from_str::<Value>(delta) else {
             return;
         };
@@ -232,10 +310,15 @@ impl Session {
             "stats" => "stats",
             _ => return,
         };
+        if let Some(scope) = &mut self.scope {
+            if !scope.admits(kind, event) {
+                return;
+            }
+        }
         // A Flow stream never reports its own frames, so that subscribing to errors cannot
         // feed on itself.
-        if event["peer"].as_str() == Some(self.id.as_str())
-            || event["peer"]["id"].as_str() == Some(self.id.as_str())
+        if event["peer"].as_str() == Some(self.peer.id.as_str())
+            || event["peer"]["id"].as_str() == Some(self.peer.id.as_str())
         {
             return;
         }
@@ -245,7 +328,8 @@ impl Session {
                 topic: topic.to_owned(),
                 payload: event,
             };
-            self.hub().send(&self.id, wire::to_text(&data));
+            let text = wire::to_text(&data).into();
+            self.hub().deliver(&self.peer, &text, Priority::Relay);
         }
     }
 }

@@ -9,10 +9,12 @@
 //! patterns), 4010 over_concurrent_limit (the app's `max_connections`), 4012 account_suspended.
 //!
 //! # Limits
-//! 100 channels per connection (`channel_limit_exceeded`); a token bucket of 100 messages a
-//! second with bursts of 200 (close 4011); frames over 64 KiB (close 1009); the app's message
-//! quota (`over_message_quota`, the connection stays open). A client that cannot keep up with
-//! its frames is closed with 1013 try_again_later.
+//! 100 channels per connection (`channel_limit_exceeded`); a token bucket per connection, by
+//! default the documented 100 messages a second with bursts of 200, set per key as `rate`
+//! (close 4011); frames over 64 KiB (close 1009); the app's message quota
+//! (`over_message_quota`, the connection stays open). A subscriber that falls behind loses
+//! channel messages (never acks, errors or presence) until it catches up; one that stops
+//! reading is closed with 1013 try_again_later (see [`crate::server::peer`]).
 
 pub mod pattern;
 
@@ -25,22 +27,23 @@ use axum::extract::ws::WebSocket;
 use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use futures_util::SinkExt;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use self::pattern::Pattern;
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::{AppStatus, SubscriptionInfo};
 use crate::protocol::pubsub::{self as wire, ClientFrame};
+use crate::server::access;
 use crate::server::config::PubsubAction;
-use crate::server::connection::{self, Incoming};
-use crate::server::hub::{self, Control, Hub, NewPeer, RegisterError};
+use crate::server::connection::{self, Flow};
+use crate::server::hub::{self, ChannelKey, Hub, NewPeer, RegisterError};
+use crate::server::peer::{Control, PeerHandle, Priority};
+use crate::server::rate_limit::TokenBucket;
 use crate::server::{probe_nonce, token, Shared};
 
 pub const MAX_CHANNELS: usize = 100;
-pub const MESSAGES_PER_SECOND: u32 = 100;
-pub const BURST: u32 = 200;
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Frames up to this size are read so that the relay, not the WebSocket library, answers an
 /// oversized frame with its documented close code.
@@ -63,9 +66,9 @@ impl PresenceListeners {
         }
     }
 
-    fn filter(&self, peers: Vec<String>) -> Vec<String> {
+    fn filter(&self, peers: Vec<Arc<PeerHandle>>) -> Vec<Arc<PeerHandle>> {
         let set = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        peers.into_iter().filter(|p| set.contains(p)).collect()
+        peers.into_iter().filter(|p| set.contains(&p.id)).collect()
     }
 }
 
@@ -83,10 +86,11 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if let Err(refused) = access::check_origin(&headers, shared.hub.config(), false) {
+        return refused;
+    }
     let probe_nonce = probe_nonce(&headers);
-    upgrade
-        .max_message_size(READ_LIMIT_BYTES)
-        .max_frame_size(READ_LIMIT_BYTES)
+    connection::configure(upgrade, READ_LIMIT_BYTES)
         .on_upgrade(move |socket| serve(socket, shared, query, addr, probe_nonce))
 }
 
@@ -109,6 +113,8 @@ fn close_reason(code: u16) -> String {
 
 struct Grant {
     app: String,
+    /// Messages a second and burst for this connection (its key's, or the documented ones).
+    rate: (u32, u32),
     peer_id: String,
     patterns: Vec<Pattern>,
     actions: Vec<PubsubAction>,
@@ -118,7 +124,7 @@ struct Grant {
 /// Who the connection is, or the close code refusing it.
 fn authenticate(shared: &Shared, query: &ConnectQuery) -> Result<Grant, u16> {
     let config = shared.hub.config();
-    let (app, patterns, actions, peer_id, mut channels) = if let Some(key_id) = &query.key {
+    let (app, patterns, actions, peer_id, mut channels, rate) = if let Some(key_id) = &query.key {
         let (app, key) = config.pubsub_key(key_id).ok_or(4001u16)?;
         (
             app,
@@ -126,6 +132,7 @@ fn authenticate(shared: &Shared, query: &ConnectQuery) -> Result<Grant, u16> {
             key.actions.clone(),
             format!("peer-{}", random_hex(4)),
             Vec::new(),
+            key.rate,
         )
     } else if let Some(token_text) = &query.token {
         let claims = token::verify(
@@ -156,12 +163,20 @@ fn authenticate(shared: &Shared, query: &ConnectQuery) -> Result<Grant, u16> {
                 .collect(),
             None => allowed.into_iter().collect(),
         };
+        // A token is minted by the app's backend: it gets the app's most generous key budget.
+        let rate = app
+            .pubsub_keys
+            .iter()
+            .map(|k| k.rate)
+            .max_by_key(|r| (r.messages_per_second, r.burst))
+            .unwrap_or_default();
         (
             app,
             patterns,
             actions,
             claims.sub.clone(),
             claims.channels.clone().unwrap_or_default(),
+            rate,
         )
     } else {
         return Err(4001);
@@ -191,6 +206,7 @@ fn authenticate(shared: &Shared, query: &ConnectQuery) -> Result<Grant, u16> {
     }
     Ok(Grant {
         app: app.id.clone(),
+        rate: (rate.messages_per_second, rate.burst),
         peer_id,
         patterns,
         actions,
@@ -206,55 +222,12 @@ fn random_hex(bytes: usize) -> String {
         .collect()
 }
 
-async fn refuse(mut socket: WebSocket, shared: &Shared, code: u16) {
-    let reason = close_reason(code);
-    shared.hub.record_unattached_error(
-        DIALECT,
-        &code.to_string(),
-        format!("close {code} {reason}"),
-    );
-    let _ = socket.send(connection::close_message(code, &reason)).await;
-    let _ = socket.close().await;
-}
-
-struct TokenBucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new() -> TokenBucket {
-        TokenBucket {
-            tokens: f64::from(BURST),
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * f64::from(MESSAGES_PER_SECOND);
-        self.tokens = (self.tokens + refill).min(f64::from(BURST));
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 struct Session {
     shared: Arc<Shared>,
-    id: String,
+    peer: Arc<PeerHandle>,
     grant: Grant,
     channels: BTreeSet<String>,
     bucket: TokenBucket,
-}
-
-enum Flow {
-    Continue,
-    Stop,
 }
 
 async fn serve(
@@ -266,7 +239,9 @@ async fn serve(
 ) {
     let grant = match authenticate(&shared, &query) {
         Ok(grant) => grant,
-        Err(code) => return refuse(socket, &shared, code).await,
+        Err(code) => {
+            return connection::refuse(socket, &shared, DIALECT, code, &close_reason(code)).await
+        }
     };
     let limit = shared
         .hub
@@ -280,74 +255,80 @@ async fn serve(
         addr: addr.to_string(),
         probe_nonce,
     };
-    let link = match shared.hub.register_peer(new_peer, limit) {
-        Ok(link) => link,
-        Err(RegisterError::OverConcurrentLimit { .. }) => {
-            return refuse(socket, &shared, 4010).await
-        }
-        Err(RegisterError::ShuttingDown) => {
-            let mut socket = socket;
-            let _ = socket
-                .send(connection::close_message(1001, "going_away"))
-                .await;
-            return;
-        }
+    let refused = |error: &RegisterError| match error {
+        RegisterError::OverConcurrentLimit { .. } => (4010, close_reason(4010)),
+        RegisterError::ShuttingDown => (1001, "going_away".to_owned()),
     };
-    let (sink, mut stream) = connection::split(socket);
-    let writer = connection::spawn_writer(sink, link.outbox, link.abort);
-    let mut control = link.control;
-    let mut session = Session {
-        shared: shared.clone(),
-        id: link.id.clone(),
-        channels: BTreeSet::new(),
-        bucket: TokenBucket::new(),
-        grant,
-    };
-    if session.grant.actions.contains(&PubsubAction::Presence) {
-        shared.presence.set(&session.id, true);
-    }
-    shared.hub.send(
-        &session.id,
-        wire::welcome(
-            &session.grant.peer_id,
-            &session.grant.app,
+    let rate = grant.rate;
+    connection::serve(
+        socket,
+        shared.clone(),
+        new_peer,
+        limit,
+        refused,
+        move |peer| Session {
+            shared,
+            peer,
+            channels: BTreeSet::new(),
+            bucket: TokenBucket::new(rate.0, rate.1, Instant::now()),
+            grant,
+        },
+    )
+    .await;
+}
+
+impl connection::Session for Session {
+    fn on_open(&mut self) -> Flow {
+        if self.grant.actions.contains(&PubsubAction::Presence) {
+            self.shared.presence.set(&self.peer.id, true);
+        }
+        self.reply(wire::welcome(
+            &self.grant.peer_id,
+            &self.grant.app,
             MAX_CHANNELS,
-            MESSAGES_PER_SECOND,
-            BURST,
+            self.grant.rate.0,
+            self.grant.rate.1,
             MAX_FRAME_BYTES,
-        ),
-    );
-    for channel in session.grant.initial_channels.clone() {
-        session.subscribe(&channel, None);
+        ));
+        for channel in self.grant.initial_channels.clone() {
+            self.subscribe(&channel, None);
+        }
+        Flow::Continue
     }
 
-    let mut client_close = None;
-    loop {
-        let flow = tokio::select! {
-            incoming = connection::next_incoming(&mut stream) => match incoming {
-                Incoming::Text(text) => session.handle(&text),
-                Incoming::Binary(bytes) => session.handle(&String::from_utf8_lossy(&bytes)),
-                Incoming::Closed(frame) => {
-                    client_close = Some(frame.unwrap_or((1005, String::new())));
-                    Flow::Stop
-                }
-                Incoming::Dropped => Flow::Stop,
-            },
-            command = control.recv() => match command {
-                Some(command) => session.on_control(command),
-                None => Flow::Stop,
-            },
-        };
-        if matches!(flow, Flow::Stop) {
-            break;
+    fn on_text(&mut self, text: &str) -> Flow {
+        self.handle(text)
+    }
+
+    fn on_binary(&mut self, bytes: &[u8]) -> Flow {
+        self.handle(&String::from_utf8_lossy(bytes))
+    }
+
+    fn on_control(&mut self, command: Control) -> Flow {
+        match command {
+            Control::Kick { .. } => Flow::close(4020, close_reason(4020)),
+            Control::AppStatus(AppStatus::Active) => Flow::Continue,
+            Control::AppStatus(AppStatus::Suspended) => Flow::close(4012, close_reason(4012)),
+            Control::AppStatus(_) => Flow::close(4001, close_reason(4001)),
+            Control::Shutdown => {
+                self.reply(wire::going_away(GOING_AWAY_RETRY_MS));
+                Flow::close(1001, "going_away")
+            }
+            // Injected frames reach `on_text`.
+            Control::Inject(_) => Flow::Continue,
         }
     }
-    shared.presence.set(&session.id, false);
-    let left = shared.hub.remove_peer(&session.id, client_close);
-    for (_, app, channel) in left {
-        session.announce_presence(&app, &channel, &[], &[session.grant.peer_id.as_str()]);
+
+    fn on_end(&mut self) {
+        self.shared.presence.set(&self.peer.id, false);
     }
-    connection::finish_writer(writer).await;
+
+    fn on_removed(&mut self, left: &[ChannelKey]) {
+        let peer_id = self.grant.peer_id.clone();
+        for (_, app, channel) in left {
+            self.announce_presence(app, channel, &[], &[peer_id.as_str()]);
+        }
+    }
 }
 
 impl Session {
@@ -357,48 +338,24 @@ impl Session {
 
     fn error(&self, request_id: Option<&str>, code: &str, message: &str) {
         self.hub().send_error(
-            &self.id,
-            DIALECT,
+            &self.peer,
             code,
             request_id,
             wire::error(request_id, code, message),
         );
     }
 
-    fn on_control(&mut self, command: Control) -> Flow {
-        match command {
-            Control::Kick { .. } => {
-                self.hub().close_peer(&self.id, 4020, &close_reason(4020));
-                Flow::Stop
-            }
-            Control::AppStatus(AppStatus::Active) => Flow::Continue,
-            Control::AppStatus(AppStatus::Suspended) => {
-                self.hub().close_peer(&self.id, 4012, &close_reason(4012));
-                Flow::Stop
-            }
-            Control::AppStatus(_) => {
-                self.hub().close_peer(&self.id, 4001, &close_reason(4001));
-                Flow::Stop
-            }
-            Control::Inject(text) => self.handle(&text),
-            Control::Shutdown => {
-                self.hub()
-                    .send(&self.id, wire::going_away(GOING_AWAY_RETRY_MS));
-                self.hub().close_peer(&self.id, 1001, "going_away");
-                Flow::Stop
-            }
-        }
+    fn reply(&self, text: String) {
+        self.hub()
+            .deliver(&self.peer, &text.into(), Priority::Reply);
     }
 
     fn handle(&mut self, text: &str) -> Flow {
-        self.hub().record_inbound(&self.id, text);
         if text.len() > MAX_FRAME_BYTES {
-            self.hub().close_peer(&self.id, 1009, &close_reason(1009));
-            return Flow::Stop;
+            return Flow::close(1009, close_reason(1009));
         }
-        if !self.bucket.take() {
-            self.hub().close_peer(&self.id, 4011, &close_reason(4011));
-            return Flow::Stop;
+        if !self.bucket.take(Instant::now()) {
+            return Flow::close(4011, close_reason(4011));
         }
         let (frame, request_id) = match wire::parse_client(text) {
             Ok(parsed) => parsed,
@@ -412,7 +369,7 @@ impl Session {
             }
         };
         let request_id = request_id.as_deref();
-        if let Some(code) = self.hub().take_fault(&self.id, DIALECT) {
+        if let Some(code) = self.hub().take_fault(&self.peer) {
             self.error(request_id, &code, &text_of(&code, &[]));
             return Flow::Continue;
         }
@@ -484,27 +441,26 @@ impl Session {
         if self.channels.insert(channel.to_owned()) {
             let app = self.grant.app.clone();
             let existing = self.hub().channel_members(DIALECT, &app, channel);
-            self.hub().channel_join(DIALECT, &app, channel, &self.id);
+            self.hub().channel_join(&self.peer, &app, channel);
             self.hub().add_subscription(SubscriptionInfo {
-                peer: self.id.clone(),
+                peer: self.peer.id.clone(),
                 dialect: DIALECT,
                 id: channel.to_owned(),
                 topic: channel.to_owned(),
                 arguments: Value::Object(serde_json::Map::new()),
             });
-            self.hub().send(&self.id, wire::ack(request_id));
+            self.reply(wire::ack(request_id));
             if self.grant.actions.contains(&PubsubAction::Presence) && !existing.is_empty() {
                 let names: Vec<String> = existing
                     .iter()
-                    .filter_map(|id| self.hub().peer(id).and_then(|p| p.identity))
+                    .filter_map(|member| self.hub().peer(&member.id).and_then(|p| p.identity))
                     .collect();
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                self.hub()
-                    .send(&self.id, wire::presence(channel, &names, &[]));
+                self.reply(wire::presence(channel, &names, &[]));
             }
             self.announce_presence(&app, channel, &[self.grant.peer_id.as_str()], &[]);
         } else {
-            self.hub().send(&self.id, wire::ack(request_id));
+            self.reply(wire::ack(request_id));
         }
     }
 
@@ -519,28 +475,28 @@ impl Session {
         }
         if self.channels.remove(channel) {
             let app = self.grant.app.clone();
-            self.hub().channel_leave(DIALECT, &app, channel, &self.id);
-            self.hub().remove_subscription(&self.id, channel);
+            self.hub().channel_leave(&self.peer, &app, channel);
+            self.hub().remove_subscription(&self.peer.id, channel);
             self.announce_presence(&app, channel, &[], &[self.grant.peer_id.as_str()]);
         }
-        self.hub().send(&self.id, wire::ack(request_id));
+        self.reply(wire::ack(request_id));
     }
 
     fn announce_presence(&self, app: &str, channel: &str, joined: &[&str], left: &[&str]) {
-        let members: Vec<String> = self
+        let members: Vec<Arc<PeerHandle>> = self
             .hub()
             .channel_members(DIALECT, app, channel)
             .into_iter()
-            .filter(|m| *m != self.id)
+            .filter(|m| m.id != self.peer.id)
             .collect();
         let listeners = self.shared.presence.filter(members);
         if !listeners.is_empty() {
-            self.hub()
-                .send_many(&listeners, wire::presence(channel, joined, left));
+            let text = wire::presence(channel, joined, left).into();
+            self.hub().deliver_many(&listeners, &text, Priority::Reply);
         }
     }
 
-    fn publish(&mut self, channel: &str, data: Option<Value>, request_id: Option<&str>) {
+    fn publish(&mut self, channel: &str, data: Option<&RawValue>, request_id: Option<&str>) {
         if !self.check_channel(channel, PubsubAction::Publish, request_id) {
             return;
         }
@@ -556,13 +512,19 @@ impl Session {
             );
             return;
         }
-        let text = wire::message(channel, &self.grant.peer_id, &data);
-        self.hub()
-            .deliver_to_channel(DIALECT, &self.grant.app, channel, &self.id, text);
-        self.hub().send(&self.id, wire::ack(request_id));
+        let text = wire::message(channel, &self.grant.peer_id, data).into();
+        self.hub().deliver_to_channel(
+            DIALECT,
+            &self.grant.app,
+            channel,
+            &self.peer.id,
+            &text,
+            Priority::Relay,
+        );
+        self.reply(wire::ack(request_id));
     }
 
-    fn send(&mut self, to: &str, data: Option<Value>, request_id: Option<&str>) {
+    fn send(&mut self, to: &str, data: Option<&RawValue>, request_id: Option<&str>) {
         if let Some(problem) = wire::peer_id_problem(to) {
             let shown = crate::report::one_line(to, 64);
             self.error(
@@ -606,8 +568,8 @@ impl Session {
             );
             return;
         }
-        self.hub()
-            .send(&target, wire::direct(&self.grant.peer_id, &data));
-        self.hub().send(&self.id, wire::ack(request_id));
+        let text = wire::direct(&self.grant.peer_id, data).into();
+        self.hub().deliver(&target, &text, Priority::Relay);
+        self.reply(wire::ack(request_id));
     }
 }

@@ -29,11 +29,11 @@ pub mod rooms;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocket;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use tokio::time::{sleep_until, Duration, Instant};
+use serde_json::value::RawValue;
+use tokio::time::{Duration, Instant};
 
 use self::rooms::{JoinRequest, Rooms};
 use crate::catalog::{self, Dialect};
@@ -41,8 +41,12 @@ use crate::protocol::admin::AppStatus;
 use crate::protocol::signal_fish::{
     ClientMessage, PlayerNameRules, ProtocolInfo, RateLimits, ServerMessage,
 };
-use crate::server::connection::{self, Incoming};
-use crate::server::hub::{Control, Hub, NewPeer, RegisterError};
+use crate::server::access;
+use crate::server::connection::{self, Flow};
+use crate::server::hub::{Hub, NewPeer};
+use crate::server::peer::Priority;
+use crate::server::peer::{Control, PeerHandle};
+use crate::server::rate_limit::FixedWindow;
 use crate::server::{probe_nonce, Shared};
 
 const DIALECT: Dialect = Dialect::SignalFish;
@@ -138,11 +142,27 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if let Err(refused) = access::check_origin(&headers, shared.hub.config(), false) {
+        return refused;
+    }
     let probe_nonce = probe_nonce(&headers);
-    upgrade
-        .max_message_size(READ_LIMIT_BYTES)
-        .max_frame_size(READ_LIMIT_BYTES)
-        .on_upgrade(move |socket| serve(socket, shared, addr, probe_nonce))
+    connection::configure(upgrade, READ_LIMIT_BYTES).on_upgrade(move |socket| {
+        let new = NewPeer {
+            dialect: DIALECT,
+            app: None,
+            identity: None,
+            addr: addr.to_string(),
+            probe_nonce,
+        };
+        connection::serve(
+            socket,
+            shared.clone(),
+            new,
+            None,
+            |_| (4000, close_reason(4000)),
+            move |peer| Session::new(shared, peer),
+        )
+    })
 }
 
 fn close_reason(code: u16) -> String {
@@ -161,126 +181,117 @@ fn version(text: &str) -> Option<Vec<u64>> {
 
 struct Session {
     shared: Arc<Shared>,
-    id: String,
+    peer: Arc<PeerHandle>,
     app: Option<String>,
-    window_start: Instant,
-    window_count: u32,
+    /// Messages this minute (RATE_LIMIT_EXCEEDED past the limit, close 4006 at twice it).
+    rate_window: FixedWindow,
     /// One RATE_LIMIT_EXCEEDED per window: answering every dropped message would flood the
     /// very client that is sending too much.
     warned_this_window: bool,
+    auth_deadline: Instant,
     last_activity: Instant,
+    /// When the idle timer is next looked at; moved only when it fires, so a busy
+    /// connection does not re-arm a timer per frame.
+    idle_check: Instant,
+    /// Kicked or cut off by its app's status: its seat is not kept for a reconnection.
+    removed_from_room: bool,
 }
 
-enum Flow {
-    Continue,
-    Stop,
-}
-
-async fn serve(
-    socket: WebSocket,
-    shared: Arc<Shared>,
-    addr: SocketAddr,
-    probe_nonce: Option<String>,
-) {
-    let link = match shared.hub.register_peer(
-        NewPeer {
-            dialect: DIALECT,
+impl Session {
+    fn new(shared: Arc<Shared>, peer: Arc<PeerHandle>) -> Session {
+        let settings = &shared.hub.config().signal_fish;
+        let now = Instant::now();
+        Session {
+            auth_deadline: now + Duration::from_millis(settings.auth_timeout_ms),
+            idle_check: now + Duration::from_millis(settings.idle_timeout_ms),
+            shared,
+            peer,
             app: None,
-            identity: None,
-            addr: addr.to_string(),
-            probe_nonce,
-        },
-        None,
-    ) {
-        Ok(link) => link,
-        Err(RegisterError::ShuttingDown | RegisterError::OverConcurrentLimit { .. }) => {
-            let mut socket = socket;
-            let _ = futures_util::SinkExt::send(
-                &mut socket,
-                connection::close_message(4000, &close_reason(4000)),
-            )
-            .await;
-            return;
-        }
-    };
-    let (sink, mut stream) = connection::split(socket);
-    let writer = connection::spawn_writer(sink, link.outbox, link.abort);
-    let mut control = link.control;
-    let settings = shared.hub.config().signal_fish.clone();
-    let auth_deadline = Instant::now() + Duration::from_millis(settings.auth_timeout_ms);
-    let mut session = Session {
-        shared: shared.clone(),
-        id: link.id.clone(),
-        app: None,
-        window_start: Instant::now(),
-        window_count: 0,
-        warned_this_window: false,
-        last_activity: Instant::now(),
-    };
-    let mut client_close = None;
-    let mut kicked_from_room = false;
-    loop {
-        let idle_deadline = session.last_activity + Duration::from_millis(settings.idle_timeout_ms);
-        let flow = tokio::select! {
-            incoming = connection::next_incoming(&mut stream) => match incoming {
-                Incoming::Text(text) => session.handle(&text),
-                Incoming::Binary(bytes) => {
-                    session.shared.hub.record_inbound(&session.id, &format!("<{} binary bytes>", bytes.len()));
-                    session.refuse(&Refusal { carrier: Carrier::Error, code: "UNSUPPORTED_GAME_DATA_FORMAT", text: Some("This server accepts JSON text frames only".to_owned()) });
-                    Flow::Continue
-                }
-                Incoming::Closed(frame) => {
-                    client_close = Some(frame.unwrap_or((1005, String::new())));
-                    Flow::Stop
-                }
-                Incoming::Dropped => Flow::Stop,
-            },
-            command = control.recv() => match command {
-                Some(Control::Kick { .. }) => {
-                    kicked_from_room = true;
-                    session.refuse(&Refusal { carrier: Carrier::Error, code: "KICKED", text: None });
-                    shared.hub.close_peer(&session.id, 4020, "admin_disconnect");
-                    Flow::Stop
-                }
-                Some(Control::AppStatus(AppStatus::Active)) => Flow::Continue,
-                Some(Control::AppStatus(status)) => {
-                    if session.app.is_some() {
-                        kicked_from_room = true;
-                        session.refuse(&Refusal { carrier: Carrier::AuthenticationError, code: status_code(status), text: None });
-                        shared.hub.close_peer(&session.id, 4007, &close_reason(4007));
-                        Flow::Stop
-                    } else {
-                        Flow::Continue
-                    }
-                }
-                Some(Control::Inject(text)) => session.handle(&text),
-                Some(Control::Shutdown) => {
-                    shared.hub.close_peer(&session.id, 4000, &close_reason(4000));
-                    Flow::Stop
-                }
-                None => Flow::Stop,
-            },
-            _ = sleep_until(auth_deadline), if session.app.is_none() => {
-                session.refuse(&Refusal { carrier: Carrier::Error, code: "AUTHENTICATION_TIMEOUT", text: None });
-                shared.hub.close_peer(&session.id, 4001, &close_reason(4001));
-                Flow::Stop
-            }
-            _ = sleep_until(idle_deadline) => {
-                shared.hub.close_peer(&session.id, 4003, &close_reason(4003));
-                Flow::Stop
-            }
-        };
-        if matches!(flow, Flow::Stop) {
-            break;
+            rate_window: FixedWindow::new(Duration::from_secs(60), now.into_std()),
+            warned_this_window: false,
+            last_activity: now,
+            removed_from_room: false,
         }
     }
-    if kicked_from_room {
-        shared.signal_fish.remove_peer_now(&shared.hub, &session.id);
-    } else {
-        shared.signal_fish.disconnected(&shared.hub, &session.id);
+}
+
+impl connection::Session for Session {
+    fn on_text(&mut self, text: &str) -> Flow {
+        self.handle(text)
     }
-    shared.hub.remove_peer(&session.id, client_close);
-    connection::finish_writer(writer).await;
+
+    fn on_binary(&mut self, _bytes: &[u8]) -> Flow {
+        self.last_activity = Instant::now();
+        self.refuse(&Refusal {
+            carrier: Carrier::Error,
+            code: "UNSUPPORTED_GAME_DATA_FORMAT",
+            text: Some("This server accepts JSON text frames only".to_owned()),
+        });
+        Flow::Continue
+    }
+
+    fn on_control(&mut self, control: Control) -> Flow {
+        match control {
+            Control::Kick { .. } => {
+                self.removed_from_room = true;
+                self.refuse(&Refusal {
+                    carrier: Carrier::Error,
+                    code: "KICKED",
+                    text: None,
+                });
+                Flow::close(4020, "admin_disconnect")
+            }
+            Control::AppStatus(AppStatus::Active) => Flow::Continue,
+            Control::AppStatus(status) if self.app.is_some() => {
+                self.removed_from_room = true;
+                self.refuse(&Refusal {
+                    carrier: Carrier::AuthenticationError,
+                    code: status_code(status),
+                    text: None,
+                });
+                Flow::close(4007, close_reason(4007))
+            }
+            Control::AppStatus(_) => Flow::Continue,
+            Control::Shutdown => Flow::close(4000, close_reason(4000)),
+            // Injected frames reach `on_text`.
+            Control::Inject(_) => Flow::Continue,
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        Some(if self.app.is_none() {
+            self.auth_deadline.min(self.idle_check)
+        } else {
+            self.idle_check
+        })
+    }
+
+    fn on_deadline(&mut self) -> Flow {
+        let now = Instant::now();
+        if self.app.is_none() && now >= self.auth_deadline {
+            self.refuse(&Refusal {
+                carrier: Carrier::Error,
+                code: "AUTHENTICATION_TIMEOUT",
+                text: None,
+            });
+            return Flow::close(4001, close_reason(4001));
+        }
+        let idle_timeout = Duration::from_millis(self.hub().config().signal_fish.idle_timeout_ms);
+        let idle_until = self.last_activity + idle_timeout;
+        if now >= idle_until {
+            return Flow::close(4003, close_reason(4003));
+        }
+        self.idle_check = idle_until;
+        Flow::Continue
+    }
+
+    fn on_end(&mut self) {
+        if self.removed_from_room {
+            self.rooms().remove_peer_now(self.hub(), &self.peer.id);
+        } else {
+            self.rooms().disconnected(self.hub(), &self.peer.id);
+        }
+    }
 }
 
 fn status_code(status: AppStatus) -> &'static str {
@@ -302,13 +313,8 @@ impl Session {
     }
 
     fn refuse(&self, refusal: &Refusal) {
-        self.hub().send_error(
-            &self.id,
-            DIALECT,
-            refusal.code,
-            None,
-            refusal.frame().text(),
-        );
+        self.hub()
+            .send_error(&self.peer, refusal.code, None, refusal.frame().text());
     }
 
     /// Refuse an authentication and close the way the real server does.
@@ -318,29 +324,29 @@ impl Session {
             code,
             text,
         });
-        self.hub().close_peer(&self.id, 1000, "unregistered");
-        Flow::Stop
+        Flow::close(1000, "unregistered")
+    }
+
+    fn reply(&self, message: &ServerMessage) {
+        self.hub()
+            .deliver(&self.peer, &message.text().into(), Priority::Reply);
     }
 
     fn handle(&mut self, text: &str) -> Flow {
-        self.hub().record_inbound(&self.id, text);
         self.last_activity = Instant::now();
         if text.len() > MAX_FRAME_BYTES {
-            self.hub().close_peer(&self.id, 1009, &close_reason(1009));
-            return Flow::Stop;
+            return Flow::close(1009, close_reason(1009));
         }
         let per_minute = self.hub().config().signal_fish.messages_per_minute;
-        if self.window_start.elapsed() >= Duration::from_secs(60) {
-            self.window_start = Instant::now();
-            self.window_count = 0;
+        let now = Instant::now();
+        if self.rate_window.rolled_over(now.into_std()) {
             self.warned_this_window = false;
         }
-        self.window_count += 1;
-        if self.window_count > per_minute.saturating_mul(2) {
-            self.hub().close_peer(&self.id, 4006, &close_reason(4006));
-            return Flow::Stop;
+        let this_minute = self.rate_window.hit(now.into_std());
+        if this_minute > per_minute.saturating_mul(2) {
+            return Flow::close(4006, close_reason(4006));
         }
-        if self.window_count > per_minute {
+        if this_minute > per_minute {
             if !self.warned_this_window {
                 self.warned_this_window = true;
                 self.refuse(&Refusal {
@@ -350,6 +356,14 @@ impl Session {
                 });
             }
             return Flow::Continue;
+        }
+        if self.app.is_some() {
+            if let Some(data) = crate::protocol::game_data::payload(text) {
+                if let Err(refusal) = self.game_data(data) {
+                    self.refuse(&refusal);
+                }
+                return Flow::Continue;
+            }
         }
         let message = match serde_json::from_str::<ClientMessage>(text) {
             Ok(message) => message,
@@ -368,14 +382,13 @@ impl Session {
                 code: "MISSING_APP_ID",
                 text: None,
             });
-            self.hub().close_peer(&self.id, 1000, "unregistered");
-            return Flow::Stop;
+            return Flow::close(1000, "unregistered");
         }
         if !matches!(
             message,
             ClientMessage::Ping | ClientMessage::Authenticate { .. }
         ) {
-            if let Some(code) = self.hub().take_fault(&self.id, DIALECT) {
+            if let Some(code) = self.hub().take_fault(&self.peer) {
                 let carrier = if matches!(message, ClientMessage::JoinRoom { .. }) {
                     Carrier::RoomJoinFailed
                 } else {
@@ -400,7 +413,7 @@ impl Session {
                 return self.authenticate(app_id, sdk_version, platform, game_data_format, token);
             }
             ClientMessage::Ping => {
-                self.hub().send(&self.id, ServerMessage::Pong.text());
+                self.reply(&ServerMessage::Pong);
                 Ok(())
             }
             ClientMessage::JoinRoom {
@@ -433,41 +446,37 @@ impl Session {
                     max_spectators,
                     max_rooms_per_game,
                 };
-                let joined = self.rooms().join(self.hub(), &self.id, request);
+                let joined = self.rooms().join(self.hub(), &self.peer.id, request);
                 if joined.is_ok() {
                     self.hub()
-                        .update_peer(&self.id, |p| p.identity = Some(player_name));
+                        .update_peer(&self.peer.id, |p| p.identity = Some(player_name));
                 }
                 joined
             }
-            ClientMessage::LeaveRoom => self.rooms().leave(self.hub(), &self.id),
-            ClientMessage::GameData { data } => {
-                let size = serde_json::to_string(&data)
-                    .map(|s| s.len())
-                    .unwrap_or(usize::MAX);
-                if size > self.hub().config().signal_fish.max_game_data_bytes {
-                    Err(Refusal {
-                        carrier: Carrier::Error,
-                        code: "MESSAGE_TOO_LARGE",
-                        text: None,
-                    })
-                } else {
-                    self.rooms().game_data(self.hub(), &self.id, data)
-                }
-            }
+            ClientMessage::LeaveRoom => self.rooms().leave(self.hub(), &self.peer.id),
+            // Reached only by GameData frames the fast path could not read (the fault was
+            // taken above).
+            ClientMessage::GameData { data } => serde_json::value::to_raw_value(&data)
+                .map_err(|_| Refusal {
+                    carrier: Carrier::Error,
+                    code: "INVALID_INPUT",
+                    text: None,
+                })
+                .and_then(|raw| self.relay_game_data(&raw)),
             ClientMessage::AuthorityRequest { become_authority } => {
                 self.rooms()
-                    .authority_request(self.hub(), &self.id, become_authority)
+                    .authority_request(self.hub(), &self.peer.id, become_authority)
             }
-            ClientMessage::PlayerReady => self.rooms().ready(self.hub(), &self.id),
-            ClientMessage::StartGame => self.rooms().start(self.hub(), &self.id),
+            ClientMessage::PlayerReady => self.rooms().ready(self.hub(), &self.peer.id),
+            ClientMessage::StartGame => self.rooms().start(self.hub(), &self.peer.id),
             ClientMessage::Reconnect {
                 player_id,
                 room_id,
                 auth_token,
-            } => self
-                .rooms()
-                .reconnect(self.hub(), &self.id, &player_id, &room_id, &auth_token),
+            } => {
+                self.rooms()
+                    .reconnect(self.hub(), &self.peer.id, &player_id, &room_id, &auth_token)
+            }
             ClientMessage::JoinAsSpectator {
                 game_name,
                 room_code,
@@ -476,7 +485,7 @@ impl Session {
                 let app = self.app.clone().unwrap_or_default();
                 let joined = self.rooms().spectate(
                     self.hub(),
-                    &self.id,
+                    &self.peer.id,
                     &app,
                     &game_name,
                     &room_code,
@@ -484,16 +493,41 @@ impl Session {
                 );
                 if joined.is_ok() {
                     self.hub()
-                        .update_peer(&self.id, |p| p.identity = Some(spectator_name));
+                        .update_peer(&self.peer.id, |p| p.identity = Some(spectator_name));
                 }
                 joined
             }
-            ClientMessage::LeaveSpectator => self.rooms().leave_spectator(self.hub(), &self.id),
+            ClientMessage::LeaveSpectator => {
+                self.rooms().leave_spectator(self.hub(), &self.peer.id)
+            }
         };
         if let Err(refusal) = outcome {
             self.refuse(&refusal);
         }
         Flow::Continue
+    }
+
+    /// The hot path: a GameData frame read without building a tree of its payload.
+    fn game_data(&mut self, data: &RawValue) -> Result<(), Refusal> {
+        if let Some(code) = self.hub().take_fault(&self.peer) {
+            return Err(Refusal {
+                carrier: Carrier::Error,
+                code: static_code(&code),
+                text: None,
+            });
+        }
+        self.relay_game_data(data)
+    }
+
+    fn relay_game_data(&self, data: &RawValue) -> Result<(), Refusal> {
+        if data.get().len() > self.hub().config().signal_fish.max_game_data_bytes {
+            return Err(Refusal {
+                carrier: Carrier::Error,
+                code: "MESSAGE_TOO_LARGE",
+                text: None,
+            });
+        }
+        self.rooms().game_data(self.hub(), &self.peer.id, data)
     }
 
     fn authenticate(
@@ -577,7 +611,8 @@ impl Session {
         }
         self.app = Some(app.id.clone());
         let app_id = app.id.clone();
-        self.hub().update_peer(&self.id, |p| p.app = Some(app_id));
+        self.hub()
+            .update_peer(&self.peer.id, |p| p.app = Some(app_id));
         let per_minute = config.signal_fish.messages_per_minute;
         let authenticated = ServerMessage::Authenticated {
             app_name: app.name.clone(),
@@ -587,7 +622,7 @@ impl Session {
                 per_day: per_minute * 60 * 24,
             },
         };
-        self.hub().send(&self.id, authenticated.text());
+        self.reply(&authenticated);
         let info = ServerMessage::ProtocolInfo(ProtocolInfo {
             platform,
             sdk_version,
@@ -606,7 +641,7 @@ impl Session {
                 allowed_symbols: vec!["-".into(), "_".into()],
             },
         });
-        self.hub().send(&self.id, info.text());
+        self.reply(&info);
         Flow::Continue
     }
 }

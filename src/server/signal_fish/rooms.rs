@@ -6,9 +6,10 @@
 //! (the hub calls the [`RoomDirectory`] methods without holding its own lock).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde_json::Value;
+use axum::extract::ws::Utf8Bytes;
+use serde_json::value::RawValue;
 
 use super::Refusal;
 use crate::catalog::Dialect;
@@ -19,6 +20,7 @@ use crate::protocol::signal_fish::{
 };
 use crate::server::config::SignalFishSettings;
 use crate::server::hub::{now_ms, Hub, RoomDirectory};
+use crate::server::peer::{PeerHandle, Priority};
 
 pub const ROOM_CODE_ALPHABET: &str = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 pub const DEFAULT_MAX_PLAYERS: u8 = 8;
@@ -90,6 +92,9 @@ struct Seat {
 struct State {
     rooms: BTreeMap<String, Room>,
     membership: HashMap<String, Membership>,
+    /// Handles of members that have sent or received game data, so relaying a frame takes no
+    /// hub lock. Filled on first use, emptied when the connection ends.
+    handles: HashMap<String, Arc<PeerHandle>>,
     /// Reconnection token → seat.
     seats: HashMap<String, Seat>,
 }
@@ -522,19 +527,39 @@ impl Rooms {
         Ok(())
     }
 
-    pub fn game_data(&self, hub: &Hub, peer: &str, data: Value) -> Result<(), Refusal> {
-        let state = self.lock();
-        let Some(Membership::Player { room, player_id }) = state.membership.get(peer) else {
+    /// Relay one GameData payload to every other connected member, spliced as sent. The
+    /// frame is serialized once and pushed to the members' handles under this lock only.
+    pub fn game_data(&self, hub: &Hub, peer: &str, data: &RawValue) -> Result<(), Refusal> {
+        let mut state = self.lock();
+        let State {
+            rooms,
+            membership,
+            handles,
+            ..
+        } = &mut *state;
+        let Some(Membership::Player { room, player_id }) = membership.get(peer) else {
             return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
         };
-        let Some(room) = state.rooms.get(room) else {
+        let Some(room) = rooms.get(room) else {
             return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
         };
-        let message = ServerMessage::GameData {
-            from_player: player_id.clone(),
-            data,
-        };
-        Self::send(hub, &room.audience(Some(peer)), &message);
+        let text: Utf8Bytes = crate::protocol::game_data::relayed(player_id, data).into();
+        let members = room
+            .players
+            .iter()
+            .filter_map(|p| p.peer.as_deref())
+            .chain(room.spectators.iter().map(|s| s.peer.as_str()))
+            .filter(|member| *member != peer);
+        for member in members {
+            let handle = match handles.get(member) {
+                Some(handle) => handle,
+                None => match hub.handle(member) {
+                    Some(handle) => handles.entry(member.to_owned()).or_insert(handle),
+                    None => continue,
+                },
+            };
+            hub.deliver(handle, &text, Priority::Relay);
+        }
         Ok(())
     }
 
@@ -960,6 +985,7 @@ impl Rooms {
     /// spectator simply leaves.
     pub fn disconnected(&self, hub: &Hub, peer: &str) {
         let mut state = self.lock();
+        state.handles.remove(peer);
         match state.membership.remove(peer) {
             Some(Membership::Player { room, player_id }) => {
                 let Some(entry) = state.rooms.get_mut(&room) else {
@@ -1025,6 +1051,7 @@ impl Rooms {
     /// Kick a peer out of its room (admin kick): players leave, spectators too.
     pub fn remove_peer_now(&self, hub: &Hub, peer: &str) {
         let mut state = self.lock();
+        state.handles.remove(peer);
         match state.membership.remove(peer) {
             Some(Membership::Player { room, player_id }) => {
                 Self::remove_player(&mut state, hub, &room, &player_id)
@@ -1140,6 +1167,7 @@ mod tests {
     use super::*;
     use crate::server::config::Config;
     use crate::server::hub::{NewPeer, Outbound, PeerLink};
+    use serde_json::Value;
 
     fn hub() -> Hub {
         Hub::new(Config::demo(), "127.0.0.1:0".into(), &BTreeMap::new(), 64)
@@ -1174,7 +1202,7 @@ mod tests {
     /// Every frame queued for a peer so far.
     fn drain(link: &mut PeerLink) -> Vec<Value> {
         let mut frames = Vec::new();
-        while let Ok(Outbound::Text(text)) = link.outbox.try_recv() {
+        while let Ok(Outbound::Text(text)) = link.queues.outbox.try_recv() {
             frames.push(serde_json::from_str(text.as_str()).unwrap());
         }
         frames
@@ -1196,11 +1224,11 @@ mod tests {
         alice: &mut PeerLink,
         bob: &mut PeerLink,
     ) -> (String, String, String) {
-        rooms.join(hub, &alice.id, request(None, "Alice")).unwrap();
+        rooms.join(hub, alice.id(), request(None, "Alice")).unwrap();
         let joined = last_of(&drain(alice), "RoomJoined");
         let code = joined["data"]["room_code"].as_str().unwrap().to_owned();
         rooms
-            .join(hub, &bob.id, request(Some(&code), "Bob"))
+            .join(hub, bob.id(), request(Some(&code), "Bob"))
             .unwrap();
         let bob_joined = last_of(&drain(bob), "RoomJoined");
         drain(alice);
@@ -1228,8 +1256,8 @@ mod tests {
         let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
         let (_, alice_id, bob_id) = two_players(&rooms, &hub, &mut alice, &mut bob);
 
-        rooms.ready(&hub, &bob.id).unwrap();
-        rooms.ready(&hub, &alice.id).unwrap();
+        rooms.ready(&hub, bob.id()).unwrap();
+        rooms.ready(&hub, alice.id()).unwrap();
         let lobby = last_of(&drain(&mut alice), "LobbyStateChanged");
         assert_eq!(
             lobby["data"]["ready_players"],
@@ -1238,8 +1266,8 @@ mod tests {
         assert_eq!(lobby["data"]["all_ready"], true);
 
         // A second PlayerReady takes readiness back; readying again goes to the end.
-        rooms.ready(&hub, &bob.id).unwrap();
-        rooms.ready(&hub, &bob.id).unwrap();
+        rooms.ready(&hub, bob.id()).unwrap();
+        rooms.ready(&hub, bob.id()).unwrap();
         let lobby = last_of(&drain(&mut bob), "LobbyStateChanged");
         assert_eq!(
             lobby["data"]["ready_players"],
@@ -1252,14 +1280,14 @@ mod tests {
         let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
         let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
         two_players(&rooms, &hub, &mut alice, &mut bob);
-        for claimant in [&bob.id, &alice.id] {
+        for claimant in [bob.id(), alice.id()] {
             let refusal = rooms.authority_request(&hub, claimant, true).unwrap_err();
             assert_eq!(refusal.code, "AUTHORITY_CONFLICT");
             assert_eq!(refusal.carrier, Carrier::AuthorityResponse);
         }
         // Released by its holder, authority goes to the next claimant.
-        rooms.authority_request(&hub, &alice.id, false).unwrap();
-        rooms.authority_request(&hub, &bob.id, true).unwrap();
+        rooms.authority_request(&hub, alice.id(), false).unwrap();
+        rooms.authority_request(&hub, bob.id(), true).unwrap();
         let changed = last_of(&drain(&mut bob), "AuthorityChanged");
         assert_eq!(changed["data"]["you_are_authority"], true);
     }
@@ -1270,22 +1298,22 @@ mod tests {
         let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
         two_players(&rooms, &hub, &mut alice, &mut bob);
 
-        rooms.ready(&hub, &alice.id).unwrap();
-        let refusal = rooms.start(&hub, &alice.id).unwrap_err();
+        rooms.ready(&hub, alice.id()).unwrap();
+        let refusal = rooms.start(&hub, alice.id()).unwrap_err();
         assert_eq!(refusal.code, "GAME_START_NOT_READY");
-        rooms.ready(&hub, &bob.id).unwrap();
-        let refusal = rooms.start(&hub, &bob.id).unwrap_err();
+        rooms.ready(&hub, bob.id()).unwrap();
+        let refusal = rooms.start(&hub, bob.id()).unwrap_err();
         assert_eq!(refusal.code, "AUTHORITY_DENIED", "only the holder starts");
-        rooms.start(&hub, &alice.id).unwrap();
+        rooms.start(&hub, alice.id()).unwrap();
         let starting = last_of(&drain(&mut bob), "GameStarting");
         assert_eq!(
             starting["data"]["peer_connections"][0]["relay_type"],
             "matchbox"
         );
-        for refused in [rooms.start(&hub, &alice.id), rooms.ready(&hub, &bob.id)] {
+        for refused in [rooms.start(&hub, alice.id()), rooms.ready(&hub, bob.id())] {
             assert_eq!(refused.unwrap_err().code, "INVALID_ROOM_STATE");
         }
-        let refusal = rooms.authority_request(&hub, &bob.id, true).unwrap_err();
+        let refusal = rooms.authority_request(&hub, bob.id(), true).unwrap_err();
         assert_eq!(refusal.code, "AUTHORITY_DENIED");
     }
 }

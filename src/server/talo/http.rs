@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use super::{Alias, Talo};
 use crate::catalog::Dialect;
-use crate::server::admin::presented_token;
+use crate::server::access::bearer;
 use crate::server::Shared;
 
 fn respond(shared: &Shared, status: StatusCode, code: &str, body: Value) -> Response {
@@ -90,7 +90,7 @@ fn authorize(
     headers: &HeaderMap,
     scope: Option<&str>,
 ) -> Result<String, Response> {
-    let Some(key) = presented_token(headers, None) else {
+    let Some(key) = bearer(headers).map(str::to_owned) else {
         return Err(respond(
             shared,
             StatusCode::UNAUTHORIZED,
@@ -176,7 +176,7 @@ pub async fn socket_ticket(
         Ok(app) => app,
         Err(response) => return response,
     };
-    let key = presented_token(&headers, None).unwrap_or_default();
+    let key = bearer(&headers).map(str::to_owned).unwrap_or_default();
     Json(json!({ "ticket": shared.talo.issue_ticket(&app, &key) })).into_response()
 }
 

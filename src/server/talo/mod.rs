@@ -12,15 +12,17 @@ pub mod socket;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
 use crate::server::config::{Config, TaloAccessKey, TaloApp};
 use crate::server::hub::now_ms;
+use crate::server::rate_limit::FixedWindow;
 
 pub const TICKET_TTL_MS: u64 = 5 * 60 * 1000;
 pub const SOCKET_TOKEN_TTL_MS: u64 = 60 * 60 * 1000;
-pub const RATE_WINDOW_MS: u64 = 60 * 1000;
+pub const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 pub const REQUESTS_PER_MINUTE: u32 = 100;
 pub const AUTH_REQUESTS_PER_MINUTE: u32 = 20;
 const MAX_TRACKED_WINDOWS: usize = 4096;
@@ -61,7 +63,7 @@ struct State {
     /// Alias id → session token.
     sessions: HashMap<u64, String>,
     /// (endpoint class, caller) → (window start, count).
-    windows: HashMap<(bool, String), (u64, u32)>,
+    windows: HashMap<(bool, String), FixedWindow>,
 }
 
 pub struct Talo {
@@ -247,26 +249,19 @@ impl Talo {
         } else {
             REQUESTS_PER_MINUTE
         };
-        let now = now_ms();
+        let now = Instant::now();
         let mut state = self.lock();
         // Every new caller opens a window; forget the finished ones before the map can grow
         // without bound under a stream of made-up identifiers.
         if state.windows.len() >= MAX_TRACKED_WINDOWS {
-            state
-                .windows
-                .retain(|_, (start, _)| now.saturating_sub(*start) < RATE_WINDOW_MS);
+            state.windows.retain(|_, window| !window.rolled_over(now));
         }
         let window = state
             .windows
             .entry((auth_endpoint, caller.to_owned()))
-            .or_insert((now, 0));
-        if now.saturating_sub(window.0) >= RATE_WINDOW_MS {
-            *window = (now, 0);
-        }
-        window.1 += 1;
-        if window.1 > limit {
-            let remaining = RATE_WINDOW_MS.saturating_sub(now.saturating_sub(window.0));
-            return Err(remaining.div_ceil(1000).max(1));
+            .or_insert_with(|| FixedWindow::new(RATE_WINDOW, now));
+        if window.hit(now) > limit {
+            return Err(window.remaining(now).as_millis().div_ceil(1000).max(1) as u64);
         }
         Ok(())
     }

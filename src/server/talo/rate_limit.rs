@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::server::rate_limit::FixedWindow;
+
 pub const UNIDENTIFIED_PER_SECOND: u32 = 25;
 pub const IDENTIFIED_PER_SECOND: u32 = 250;
 pub const WARNINGS_BEFORE_CLOSE: u32 = 3;
@@ -26,16 +28,14 @@ pub enum Verdict {
 
 #[derive(Debug, Clone)]
 pub struct SocketRateLimit {
-    window_start: Instant,
-    window_count: u32,
+    window: FixedWindow,
     warnings: u32,
 }
 
 impl SocketRateLimit {
     pub fn new(now: Instant) -> SocketRateLimit {
         SocketRateLimit {
-            window_start: now,
-            window_count: 0,
+            window: FixedWindow::new(WINDOW, now),
             warnings: 0,
         }
     }
@@ -47,12 +47,7 @@ impl SocketRateLimit {
         } else {
             UNIDENTIFIED_PER_SECOND
         };
-        if now.saturating_duration_since(self.window_start) >= WINDOW {
-            self.window_start = now;
-            self.window_count = 0;
-        }
-        self.window_count = self.window_count.saturating_add(1);
-        if self.window_count <= limit {
+        if self.window.hit(now) <= limit {
             return Verdict::Allow;
         }
         if self.warnings >= WARNINGS_BEFORE_CLOSE {

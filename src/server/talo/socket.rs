@@ -31,11 +31,17 @@ use crate::protocol::admin::AppStatus;
 use crate::protocol::talo::{
     self as wire, error_frame, frame, ChannelMessageData, IdentifyData, Request, HEARTBEAT,
 };
-use crate::server::connection::{self, Incoming};
-use crate::server::hub::{Control, Hub, NewPeer};
+use crate::server::access;
+use crate::server::connection::{self, Flow};
+use crate::server::hub::{Hub, NewPeer};
+use crate::server::peer::{Control, PeerHandle, Priority};
 use crate::server::{probe_nonce, Shared};
 
 const DIALECT: Dialect = Dialect::Talo;
+
+/// The largest frame read. Talo's own socket server leaves this to its WebSocket library's
+/// default (100 MiB); requests are a few hundred bytes, so a megabyte is generous.
+const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Deserialize)]
 pub struct TicketQuery {
@@ -49,8 +55,12 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if let Err(refused) = access::check_origin(&headers, shared.hub.config(), false) {
+        return refused;
+    }
     let probe_nonce = probe_nonce(&headers);
-    upgrade.on_upgrade(move |socket| serve(socket, shared, query.ticket, addr, probe_nonce))
+    connection::configure(upgrade, MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| serve(socket, shared, query.ticket, addr, probe_nonce))
 }
 
 fn wire_text(code: &str) -> String {
@@ -61,16 +71,11 @@ fn wire_text(code: &str) -> String {
 
 struct Session {
     shared: Arc<Shared>,
-    id: String,
+    peer: Arc<PeerHandle>,
     app: String,
     key: String,
     alias: Option<Alias>,
     rate_limit: SocketRateLimit,
-}
-
-enum Flow {
-    Continue,
-    Stop,
 }
 
 async fn serve(
@@ -88,80 +93,57 @@ async fn serve(
         let reason = catalog::close(DIALECT, 3000)
             .map(|e| e.wire_text)
             .unwrap_or("Invalid ticket");
-        shared
-            .hub
-            .record_unattached_error(DIALECT, "3000", format!("close 3000 {reason}"));
-        let mut socket = socket;
-        let _ =
-            futures_util::SinkExt::send(&mut socket, connection::close_message(3000, reason)).await;
-        return;
+        return connection::refuse(socket, &shared, DIALECT, 3000, reason).await;
     };
-    let Ok(link) = shared.hub.register_peer(
-        NewPeer {
-            dialect: DIALECT,
-            app: Some(ticket.app.clone()),
-            identity: None,
-            addr: addr.to_string(),
-            probe_nonce,
-        },
+    let new_peer = NewPeer {
+        dialect: DIALECT,
+        app: Some(ticket.app.clone()),
+        identity: None,
+        addr: addr.to_string(),
+        probe_nonce,
+    };
+    connection::serve(
+        socket,
+        shared.clone(),
+        new_peer,
         None,
-    ) else {
-        let mut socket = socket;
-        let _ =
-            futures_util::SinkExt::send(&mut socket, connection::close_message(1001, "going_away"))
-                .await;
-        return;
-    };
-    let (sink, mut stream) = connection::split(socket);
-    let writer = connection::spawn_writer(sink, link.outbox, link.abort);
-    let mut control = link.control;
-    let mut session = Session {
-        shared: shared.clone(),
-        id: link.id.clone(),
-        app: ticket.app,
-        key: ticket.key,
-        alias: None,
-        rate_limit: SocketRateLimit::new(Instant::now()),
-    };
-    shared
-        .hub
-        .send(&session.id, frame("v1.connected", json!({})));
-    let mut client_close = None;
-    loop {
-        let flow = tokio::select! {
-            incoming = connection::next_incoming(&mut stream) => match incoming {
-                Incoming::Text(text) => session.handle(&text),
-                Incoming::Binary(bytes) => session.handle(&String::from_utf8_lossy(&bytes)),
-                Incoming::Closed(frame) => {
-                    client_close = Some(frame.unwrap_or((1005, String::new())));
-                    Flow::Stop
-                }
-                Incoming::Dropped => Flow::Stop,
-            },
-            command = control.recv() => match command {
-                Some(Control::Kick { .. }) => {
-                    shared.hub.close_peer(&session.id, 4020, "admin_disconnect");
-                    Flow::Stop
-                }
-                Some(Control::AppStatus(AppStatus::Active)) => Flow::Continue,
-                Some(Control::AppStatus(status)) => {
-                    shared.hub.close_peer(&session.id, 3000, &format!("app {}", status.id()));
-                    Flow::Stop
-                }
-                Some(Control::Inject(text)) => session.handle(&text),
-                Some(Control::Shutdown) => {
-                    shared.hub.close_peer(&session.id, 1001, "going_away");
-                    Flow::Stop
-                }
-                None => Flow::Stop,
-            },
-        };
-        if matches!(flow, Flow::Stop) {
-            break;
+        |_| (1001, "going_away".to_owned()),
+        move |peer| Session {
+            shared,
+            peer,
+            app: ticket.app,
+            key: ticket.key,
+            alias: None,
+            rate_limit: SocketRateLimit::new(Instant::now()),
+        },
+    )
+    .await;
+}
+
+impl connection::Session for Session {
+    fn on_open(&mut self) -> Flow {
+        self.reply(frame("v1.connected", json!({})));
+        Flow::Continue
+    }
+
+    fn on_text(&mut self, text: &str) -> Flow {
+        self.handle(text)
+    }
+
+    fn on_binary(&mut self, bytes: &[u8]) -> Flow {
+        self.handle(&String::from_utf8_lossy(bytes))
+    }
+
+    fn on_control(&mut self, control: Control) -> Flow {
+        match control {
+            Control::Kick { .. } => Flow::close(4020, "admin_disconnect"),
+            Control::AppStatus(AppStatus::Active) => Flow::Continue,
+            Control::AppStatus(status) => Flow::close(3000, format!("app {}", status.id())),
+            Control::Shutdown => Flow::close(1001, "going_away"),
+            // Injected frames reach `on_text`.
+            Control::Inject(_) => Flow::Continue,
         }
     }
-    shared.hub.remove_peer(&session.id, client_close);
-    connection::finish_writer(writer).await;
 }
 
 impl Session {
@@ -171,16 +153,19 @@ impl Session {
 
     fn error(&self, req: &str, code: &str, message: &str, cause: Option<&str>) {
         self.hub().send_error(
-            &self.id,
-            DIALECT,
+            &self.peer,
             code,
             None,
             error_frame(req, code, message, cause),
         );
     }
 
+    fn reply(&self, text: String) {
+        self.hub()
+            .deliver(&self.peer, &text.into(), Priority::Reply);
+    }
+
     fn handle(&mut self, text: &str) -> Flow {
-        self.hub().record_inbound(&self.id, text);
         match self.rate_limit.check(Instant::now(), self.alias.is_some()) {
             Verdict::Allow => {}
             Verdict::Warn => {
@@ -192,13 +177,10 @@ impl Session {
                 );
                 return Flow::Continue;
             }
-            Verdict::Close => {
-                self.hub().close_peer(&self.id, 1008, "RATE_LIMIT_EXCEEDED");
-                return Flow::Stop;
-            }
+            Verdict::Close => return Flow::close(1008, "RATE_LIMIT_EXCEEDED"),
         }
         if text == HEARTBEAT {
-            self.hub().send(&self.id, text.to_owned());
+            self.reply(text.to_owned());
             return Flow::Continue;
         }
         let Some((kind, data)) = wire::envelope(text) else {
@@ -211,7 +193,7 @@ impl Session {
             return Flow::Continue;
         };
         let req = kind.name();
-        if let Some(code) = self.hub().take_fault(&self.id, DIALECT) {
+        if let Some(code) = self.hub().take_fault(&self.peer) {
             let cause = (code == "LISTENER_ERROR").then_some("A fault was armed by an operator");
             self.error(req, &code, &wire_text(&code), cause);
             return Flow::Continue;
@@ -287,7 +269,7 @@ impl Session {
         }
         let identity = format!("{} ({})", alias.identifier, alias.service);
         self.hub()
-            .update_peer(&self.id, |p| p.identity = Some(identity));
+            .update_peer(&self.peer.id, |p| p.identity = Some(identity));
         if let Some(talo_app) = self
             .hub()
             .config()
@@ -300,15 +282,13 @@ impl Session {
                 .filter(|c| c.members.contains(&alias.identifier))
             {
                 self.hub().channel_join(
-                    DIALECT,
+                    &self.peer,
                     &self.app,
                     &format!("{}:{}", channel.id, channel.name),
-                    &self.id,
                 );
             }
         }
-        self.hub()
-            .send(&self.id, frame("v1.players.identify.success", alias.json()));
+        self.reply(frame("v1.players.identify.success", alias.json()));
         self.alias = Some(alias);
     }
 
@@ -337,24 +317,31 @@ impl Session {
             json!({"channel": {"id": channel.id, "name": channel.name}, "message": message, "playerAlias": alias.json()}),
         );
         let name = format!("{}:{}", channel.id, channel.name);
-        self.hub()
-            .deliver_to_channel(DIALECT, &self.app, &name, &self.id, text);
+        self.hub().deliver_to_channel(
+            DIALECT,
+            &self.app,
+            &name,
+            &self.peer.id,
+            &text.into(),
+            Priority::Relay,
+        );
     }
 
     /// Talo sends this to the player's relationships; relaydeck has no relationship graph, so
     /// every other identified player of the game receives it.
     fn broadcast(&self, message: &str) {
         let Some(alias) = &self.alias else { return };
-        let recipients: Vec<String> = self
+        let recipients: Vec<Arc<PeerHandle>> = self
             .hub()
             .identified_peers(DIALECT, &self.app)
             .into_iter()
-            .filter(|p| *p != self.id)
+            .filter(|p| p.id != self.peer.id)
             .collect();
         let text = frame(
             "v1.player-relationships.broadcast",
             json!({"message": message, "playerAlias": alias.json()}),
         );
-        self.hub().send_many(&recipients, text);
+        self.hub()
+            .deliver_many(&recipients, &text.into(), Priority::Relay);
     }
 }

@@ -1,0 +1,158 @@
+//! Signal Fish `GameData` on the hot path: the frame's envelope is read without building a
+//! tree of the payload, and the relayed frame is written around the client's own bytes.
+//!
+//! # Format
+//! ```text
+//! client → server  {"type":"GameData","data":{"data":<any JSON>}}
+//! server → others  {"type":"GameData","data":{"from_player":"<player id>","data":<same bytes>}}
+//! ```
+//! Anything that is not a well-formed `GameData` yields `None` here and goes through the full
+//! parser in [`crate::protocol::signal_fish`], which owns the error answers.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(borrow)]
+    data: &'a RawValue,
+}
+
+/// The payload of a `GameData` frame, borrowed from `text`; `None` for any other frame.
+pub fn payload(text: &str) -> Option<&RawValue> {
+    let envelope: Envelope<'_> = serde_json::from_str(text).ok()?;
+    if envelope.kind != "GameData" {
+        return None;
+    }
+    let body: Body<'_> = serde_json::from_str(envelope.data?.get()).ok()?;
+    Some(body.data)
+}
+
+/// The frame the other members receive, serialized once for all of them. The payload is
+/// written as the client sent it, less whitespace between tokens: the real server relays a
+/// re-serialized (compact) payload, and clients written against it see the same bytes here
+/// without the cost of building and printing a tree.
+pub fn relayed(from_player: &str, data: &RawValue) -> String {
+    let data = compact(data.get());
+    // Escaping a string cannot fail.
+    let player = serde_json::to_string(from_player).unwrap_or_default();
+    let mut frame = String::with_capacity(data.len() + player.len() + 48);
+    frame.push_str(r#"{"type":"GameData","data":{"from_player":"#);
+    frame.push_str(&player);
+    frame.push_str(r#","data":"#);
+    frame.push_str(&data);
+    frame.push_str("}}");
+    frame
+}
+
+/// Valid JSON text without the whitespace between its tokens; borrowed when it has none.
+fn compact(json: &str) -> Cow<'_, str> {
+    let is_space = |b: u8| matches!(b, b' ' | b'\n' | b'\r' | b'\t');
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut first_space = None;
+    for (index, byte) in json.bytes().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if byte == b'"' {
+            in_string = true;
+        } else if is_space(byte) {
+            first_space = Some(index);
+            break;
+        }
+    }
+    let Some(start) = first_space else {
+        return Cow::Borrowed(json);
+    };
+    let mut out = String::with_capacity(json.len());
+    out.push_str(&json[..start]);
+    // `start` is outside any string, so the state there is "not in a string".
+    let mut in_string = false;
+    let mut escaped = false;
+    for character in json[start..].chars() {
+        if in_string {
+            out.push(character);
+            match character {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if character == '"' {
+            in_string = true;
+            out.push(character);
+        } else if !(character.is_ascii() && is_space(character as u8)) {
+            out.push(character);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::protocol::signal_fish::ServerMessage;
+
+    #[test]
+    fn the_payload_is_relayed_compact_in_the_full_format() {
+        let text = r#"{"type":"GameData","data":{"data":{"x": 1.50, "tags":["a"]}}}"#;
+        let data = payload(text).unwrap();
+        assert_eq!(data.get(), r#"{"x": 1.50, "tags":["a"]}"#);
+        let relayed = relayed("p-1", data);
+        assert_eq!(
+            relayed,
+            r#"{"type":"GameData","data":{"from_player":"p-1","data":{"x":1.50,"tags":["a"]}}}"#
+        );
+        let full = ServerMessage::GameData {
+            from_player: "p-1".into(),
+            data: serde_json::json!({"x": 1}),
+        }
+        .text();
+        assert!(
+            full.starts_with(r#"{"type":"GameData","data":{"from_player":"p-1","data":"#),
+            "the spliced frame keeps the full serializer's field order: {full}"
+        );
+    }
+
+    #[test]
+    fn compacting_keeps_strings_and_numbers_as_sent() {
+        assert_eq!(compact(r#"{"a":1}"#), Cow::Borrowed(r#"{"a":1}"#));
+        assert_eq!(
+            compact("{ \"a b\" : [ 1 , \"x \\\" y\" ] ,\n\t\"c\":1e3 }"),
+            r#"{"a b":[1,"x \" y"],"c":1e3}"#
+        );
+        assert_eq!(compact(r#""only a string""#), r#""only a string""#);
+        assert_eq!(compact(r#" "é ü" "#), r#""é ü""#);
+    }
+
+    #[test]
+    fn other_frames_are_left_to_the_full_parser() {
+        for text in [
+            r#"{"type":"Ping"}"#,
+            r#"{"type":"GameData"}"#,
+            r#"{"type":"GameData","data":{}}"#,
+            r#"{"type":"GameData","data":{"data":}}"#,
+            "not json",
+            "[]",
+        ] {
+            assert!(payload(text).is_none(), "{text}");
+        }
+    }
+}

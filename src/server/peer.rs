@@ -1,0 +1,332 @@
+//! One connection as the rest of the server reaches it: a [`PeerHandle`] shared by `Arc`.
+//!
+//! Rooms, channels and the hub's registry all hold the same handle, so delivering a frame is
+//! a push onto the peer's outbox and a few atomic updates: no global lock is taken on the data
+//! path. The handle also carries the peer's counters (read by the stats tick) and the flags
+//! that change rarely (tapped, closing).
+//!
+//! # Back-pressure
+//! The outbox is unbounded in count and bounded in bytes. A peer whose writer is behind (more
+//! than [`OutboxLimits::soft_bytes`] queued) loses relayed frames first ([`Priority::Relay`]:
+//! game data, channel messages, stream data), which a realtime client would rather skip than
+//! receive late, and keeps getting replies to its own requests. It is closed as a slow
+//! consumer only when it has stopped reading: its writer has made no progress for
+//! [`OutboxLimits::stall_ms`] while frames wait, or [`OutboxLimits::hard_bytes`] are queued.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, Notify};
+
+use crate::catalog::Dialect;
+use crate::protocol::admin::PeerId;
+
+/// What a peer's writer task sends.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Text(Utf8Bytes),
+    /// Send this close after the frames queued before it, then stop.
+    Close(u16, String),
+    /// The connection is over (the client closed or vanished): stop after what is queued.
+    End,
+}
+
+/// Requests to a peer's connection task, which owns the dialect's per-connection state.
+#[derive(Debug, Clone)]
+pub enum Control {
+    /// An admin kick: send the dialect's notice, then close 4020 admin_disconnect.
+    Kick { reason: Option<String> },
+    /// The peer's app changed status.
+    AppStatus(crate::protocol::admin::AppStatus),
+    /// Handle this frame as if the peer had sent it.
+    Inject(String),
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// How a frame is treated when its peer is behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// A reply or notice the client's state depends on: queued while the peer still reads.
+    Reply,
+    /// Relayed traffic (game data, channel messages, stream data): dropped first.
+    Relay,
+}
+
+/// What became of one frame handed to [`PeerHandle::enqueue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued,
+    /// The peer is behind and the frame was relayed traffic.
+    Dropped,
+    /// The peer is closing or gone.
+    Closed,
+    /// The peer stopped reading: the caller closes it as a slow consumer.
+    Stalled,
+}
+
+/// The outbox's byte budget, a server setting (`outbox` in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxLimits {
+    /// Queued bytes past which relayed frames are dropped.
+    pub soft_bytes: usize,
+    /// Queued bytes past which the peer is closed whatever its writer does.
+    pub hard_bytes: usize,
+    /// How long frames may wait with the writer making no progress before the peer is closed.
+    pub stall_ms: u64,
+}
+
+impl Default for OutboxLimits {
+    fn default() -> Self {
+        OutboxLimits {
+            soft_bytes: 1 << 20,
+            hard_bytes: 16 << 20,
+            stall_ms: 10_000,
+        }
+    }
+}
+
+/// Milliseconds on a monotonic clock shared by the process; wall-clock jumps must not make a
+/// healthy peer look stalled.
+pub fn monotonic_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+pub struct PeerHandle {
+    pub id: PeerId,
+    pub dialect: Dialect,
+    outbox: mpsc::UnboundedSender<Outbound>,
+    control: mpsc::UnboundedSender<Control>,
+    /// Wakes the writer to give up on a stalled send and close at once.
+    abort: Notify,
+    closing: OnceLock<(u16, String)>,
+    limits: OutboxLimits,
+    queued_bytes: AtomicUsize,
+    /// When the writer last took frames or finished a flush ([`monotonic_ms`]).
+    writer_progress_ms: AtomicU64,
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
+    errors: AtomicU64,
+    dropped: AtomicU64,
+    counters_changed: AtomicBool,
+    tapped: AtomicBool,
+}
+
+/// The receiving ends a connection task keeps.
+pub struct PeerQueues {
+    pub outbox: mpsc::UnboundedReceiver<Outbound>,
+    pub control: mpsc::UnboundedReceiver<Control>,
+}
+
+impl PeerHandle {
+    pub fn new(
+        id: PeerId,
+        dialect: Dialect,
+        limits: OutboxLimits,
+        tapped: bool,
+    ) -> (Arc<PeerHandle>, PeerQueues) {
+        let (outbox_tx, outbox) = mpsc::unbounded_channel();
+        let (control_tx, control) = mpsc::unbounded_channel();
+        let handle = Arc::new(PeerHandle {
+            id,
+            dialect,
+            outbox: outbox_tx,
+            control: control_tx,
+            abort: Notify::new(),
+            closing: OnceLock::new(),
+            limits,
+            queued_bytes: AtomicUsize::new(0),
+            writer_progress_ms: AtomicU64::new(monotonic_ms()),
+            frames_in: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            counters_changed: AtomicBool::new(false),
+            tapped: AtomicBool::new(tapped),
+        });
+        (handle, PeerQueues { outbox, control })
+    }
+
+    /// Queue one frame, honouring the byte budget (see the module docs).
+    pub fn enqueue(&self, text: &Utf8Bytes, priority: Priority) -> Enqueued {
+        if self.closing.get().is_some() {
+            return Enqueued::Closed;
+        }
+        let length = text.len();
+        let queued = self.queued_bytes.load(Ordering::Relaxed);
+        if queued > 0 && queued + length > self.limits.soft_bytes {
+            let idle_for =
+                monotonic_ms().saturating_sub(self.writer_progress_ms.load(Ordering::Relaxed));
+            if queued + length > self.limits.hard_bytes || idle_for >= self.limits.stall_ms {
+                return Enqueued::Stalled;
+            }
+            if priority == Priority::Relay {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters_changed.store(true, Ordering::Relaxed);
+                return Enqueued::Dropped;
+            }
+        }
+        self.queued_bytes.fetch_add(length, Ordering::Relaxed);
+        if self.outbox.send(Outbound::Text(text.clone())).is_err() {
+            self.queued_bytes.fetch_sub(length, Ordering::Relaxed);
+            return Enqueued::Closed;
+        }
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+        self.counters_changed.store(true, Ordering::Relaxed);
+        Enqueued::Queued
+    }
+
+    /// Mark the peer closing with this code; false when it already was. Only the first close
+    /// counts: it is the one the client sees.
+    pub fn begin_close(&self, code: u16, reason: &str) -> bool {
+        self.closing.set((code, reason.to_owned())).is_ok()
+    }
+
+    /// Close after the frames already queued.
+    pub fn queue_close(&self, code: u16, reason: &str) {
+        let _ = self.outbox.send(Outbound::Close(code, reason.to_owned()));
+    }
+
+    /// Close now, abandoning what is queued (the peer is not reading it anyway).
+    pub fn abort(&self) {
+        self.abort.notify_one();
+    }
+
+    pub async fn aborted(&self) {
+        self.abort.notified().await;
+    }
+
+    /// Let the writer finish once what is queued is out.
+    pub fn end(&self) {
+        let _ = self.outbox.send(Outbound::End);
+    }
+
+    pub fn closing(&self) -> Option<&(u16, String)> {
+        self.closing.get()
+    }
+
+    pub fn control(&self, control: Control) -> bool {
+        self.control.send(control).is_ok()
+    }
+
+    /// The writer took `bytes` off the queue.
+    pub fn written(&self, bytes: usize) {
+        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    pub fn writer_progressed(&self) {
+        self.writer_progress_ms
+            .store(monotonic_ms(), Ordering::Relaxed);
+    }
+
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn count_inbound(&self) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        self.counters_changed.store(true, Ordering::Relaxed);
+    }
+
+    pub fn count_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.counters_changed.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_tapped(&self) -> bool {
+        self.tapped.load(Ordering::Relaxed)
+    }
+
+    pub fn set_tapped(&self, on: bool) {
+        self.tapped.store(on, Ordering::Relaxed);
+    }
+
+    /// True once since the counters last changed; the stats tick reports the peer then.
+    pub fn take_counters_changed(&self) -> bool {
+        self.counters_changed.swap(false, Ordering::Relaxed)
+    }
+
+    pub fn counters(&self) -> Counters {
+        Counters {
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            frames_out: self.frames_out.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub errors: u64,
+    pub dropped: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn handle(limits: OutboxLimits) -> (Arc<PeerHandle>, PeerQueues) {
+        PeerHandle::new("p1".into(), Dialect::Pubsub, limits, false)
+    }
+
+    #[test]
+    fn a_peer_behind_loses_relayed_frames_and_keeps_replies() {
+        let (peer, _queues) = handle(OutboxLimits {
+            soft_bytes: 10,
+            hard_bytes: 100,
+            stall_ms: u64::MAX,
+        });
+        let frame: Utf8Bytes = "12345678".into();
+        assert_eq!(peer.enqueue(&frame, Priority::Relay), Enqueued::Queued);
+        assert_eq!(peer.enqueue(&frame, Priority::Relay), Enqueued::Dropped);
+        assert_eq!(peer.enqueue(&frame, Priority::Reply), Enqueued::Queued);
+        assert_eq!(peer.counters().dropped, 1);
+        assert_eq!(peer.queued_bytes(), 16);
+        peer.written(16);
+        assert_eq!(
+            peer.enqueue(&frame, Priority::Relay),
+            Enqueued::Queued,
+            "once the writer caught up, relayed frames flow again"
+        );
+    }
+
+    #[test]
+    fn a_peer_is_stalled_past_the_hard_budget_or_the_stall_time() {
+        let (peer, _queues) = handle(OutboxLimits {
+            soft_bytes: 10,
+            hard_bytes: 20,
+            stall_ms: u64::MAX,
+        });
+        let frame: Utf8Bytes = "12345678".into();
+        for _ in 0..2 {
+            assert_eq!(peer.enqueue(&frame, Priority::Reply), Enqueued::Queued);
+        }
+        assert_eq!(peer.enqueue(&frame, Priority::Reply), Enqueued::Stalled);
+
+        let (peer, _queues) = handle(OutboxLimits {
+            soft_bytes: 10,
+            hard_bytes: 1000,
+            stall_ms: 0,
+        });
+        assert_eq!(peer.enqueue(&frame, Priority::Reply), Enqueued::Queued);
+        assert_eq!(peer.enqueue(&frame, Priority::Reply), Enqueued::Stalled);
+    }
+
+    #[test]
+    fn a_closing_peer_takes_no_more_frames() {
+        let (peer, _queues) = handle(OutboxLimits::default());
+        assert!(peer.begin_close(4020, "admin_disconnect"));
+        assert!(!peer.begin_close(1000, "later"), "the first close wins");
+        assert_eq!(peer.enqueue(&"x".into(), Priority::Reply), Enqueued::Closed);
+    }
+}
