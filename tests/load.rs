@@ -44,8 +44,23 @@ async fn a_small_room_run_loses_nothing_and_reports_latency() {
     let url = format!("ws://{}", server.addr);
     let admin_token = server.token.clone();
     let output = load(&[
-        "rooms", "--url", &url, "--rooms", "1", "--players", "3", "--rate", "20", "--payload",
-        "200", "--warmup", "0.5", "--duration", "2", "--attach-admin", "--admin-token",
+        "rooms",
+        "--url",
+        &url,
+        "--rooms",
+        "1",
+        "--players",
+        "3",
+        "--rate",
+        "20",
+        "--payload",
+        "200",
+        "--warmup",
+        "0.5",
+        "--duration",
+        "2",
+        "--attach-admin",
+        "--admin-token",
         &admin_token,
     ])
     .await
@@ -56,7 +71,10 @@ async fn a_small_room_run_loses_nothing_and_reports_latency() {
     assert_eq!(report.expected_deliveries, report.sent * 2);
     assert_eq!(report.connections, 3);
     assert!(report.generator.cpu.is_some() || !std::path::Path::new("/proc").exists());
-    let admin = report.admin.as_ref().expect("the admin console was attached");
+    let admin = report
+        .admin
+        .as_ref()
+        .expect("the admin console was attached");
     assert!(admin.frames > 0, "the console saw no delta");
     let json = Output::Run(report).json().unwrap();
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -70,8 +88,23 @@ async fn a_small_fan_out_reaches_every_subscriber_but_not_the_publisher() {
     let server = TestServer::demo().await;
     let url = format!("ws://{}", server.addr);
     let output = load(&[
-        "pubsub", "--url", &url, "--publishers", "1", "--subscribers", "3", "--rate", "20",
-        "--warmup", "0.5", "--duration", "2", "--key", "pk_demo", "--channel", "demo/load",
+        "pubsub",
+        "--url",
+        &url,
+        "--publishers",
+        "1",
+        "--subscribers",
+        "3",
+        "--rate",
+        "20",
+        "--warmup",
+        "0.5",
+        "--duration",
+        "2",
+        "--key",
+        "pk_demo",
+        "--channel",
+        "demo/load",
     ])
     .await
     .unwrap();
@@ -88,7 +121,15 @@ async fn idle_connections_are_counted_and_the_servers_memory_read() {
     // The server runs in this process, so this process's id is the server's.
     let pid = std::process::id().to_string();
     let output = load(&[
-        "idle", "--url", &url, "--connections", "20", "--duration", "0.2", "--server-pid", &pid,
+        "idle",
+        "--url",
+        &url,
+        "--connections",
+        "20",
+        "--duration",
+        "0.2",
+        "--server-pid",
+        &pid,
     ])
     .await
     .unwrap();
@@ -108,7 +149,15 @@ async fn a_refused_handshake_is_an_error_that_names_the_code() {
     let server = TestServer::demo().await;
     let url = format!("ws://{}", server.addr);
     let error = load(&[
-        "rooms", "--url", &url, "--players", "2", "--app-id", "no-such-app", "--duration", "1",
+        "rooms",
+        "--url",
+        &url,
+        "--players",
+        "2",
+        "--app-id",
+        "no-such-app",
+        "--duration",
+        "1",
     ])
     .await
     .err()
@@ -139,7 +188,10 @@ async fn targets_off_this_machine_and_unbounded_runs_are_refused() {
         let mut args = args.to_vec();
         args.extend(["--url", "ws://127.0.0.1:9"]);
         let error = load(&args).await.err().unwrap().to_string();
-        assert!(error.contains("must") || error.contains("needs"), "{args:?}: {error}");
+        assert!(
+            error.contains("must") || error.contains("needs"),
+            "{args:?}: {error}"
+        );
     }
 }
 
@@ -150,8 +202,19 @@ fn the_binary_prints_a_json_report() {
     let url = format!("ws://{}", server.addr);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_relaydeck"))
         .args([
-            "load", "rooms", "--url", &url, "--players", "2", "--rate", "10", "--warmup", "0",
-            "--duration", "1", "--json",
+            "load",
+            "rooms",
+            "--url",
+            &url,
+            "--players",
+            "2",
+            "--rate",
+            "10",
+            "--warmup",
+            "0",
+            "--duration",
+            "1",
+            "--json",
         ])
         .output()
         .unwrap();

@@ -171,11 +171,7 @@ pub fn main(args: LoadArgs) -> anyhow::Result<ExitCode> {
     let json = common.json;
     let output = runtime.block_on(run(args))?;
     let mut out = std::io::stdout().lock();
-    let text = if json {
-        output.json()?
-    } else {
-        output.table()
-    };
+    let text = if json { output.json()? } else { output.table() };
     writeln!(out, "{text}")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -346,11 +342,19 @@ impl Report {
         row("connections", self.connections.to_string());
         row(
             "window",
-            format!("{} s warm-up, {} s measured", self.warmup_s, self.duration_s),
+            format!(
+                "{} s warm-up, {} s measured",
+                self.warmup_s, self.duration_s
+            ),
         );
         if let Some(idle) = &self.idle {
-            row("connected", format!("{} of {}", idle.connected, idle.requested));
-            if let (Some(before), Some(after)) = (idle.server_rss_before_kib, idle.server_rss_after_kib) {
+            row(
+                "connected",
+                format!("{} of {}", idle.connected, idle.requested),
+            );
+            if let (Some(before), Some(after)) =
+                (idle.server_rss_before_kib, idle.server_rss_after_kib)
+            {
                 row("server RSS", format!("{before} KiB → {after} KiB"));
             }
             if let Some(per) = idle.server_kib_per_connection {
@@ -434,7 +438,11 @@ impl Report {
             );
         }
         row("verdict", self.verdict.clone());
-        let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+        let width = rows
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
         rows.iter()
             .map(|(k, v)| format!("{k:<width$}  {v}"))
             .collect::<Vec<_>>()
@@ -468,7 +476,9 @@ impl Target {
             .map_err(|e| anyhow::anyhow!("{url:?} is not a URL: {e}"))?;
         match uri.scheme_str() {
             Some("ws") => {}
-            Some("wss") => anyhow::bail!("wss:// is not supported: the generator speaks plain ws://"),
+            Some("wss") => {
+                anyhow::bail!("wss:// is not supported: the generator speaks plain ws://")
+            }
             _ => anyhow::bail!("{url:?}: the URL must start with ws://"),
         }
         let host = uri
@@ -564,7 +574,9 @@ pub enum Ending {
 
 impl Ending {
     /// The ending of a read loop that saw `message` (or the end of the stream).
-    pub fn from_close(frame: Option<&tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> Ending {
+    pub fn from_close(
+        frame: Option<&tokio_tungstenite::tungstenite::protocol::CloseFrame>,
+    ) -> Ending {
         Ending::Server(match frame {
             Some(frame) => format!("{} {}", u16::from(frame.code), frame.reason),
             None => "1005 (no code)".to_owned(),
@@ -713,7 +725,9 @@ mod tests {
         assert_eq!(plain.url("/v2/ws"), "ws://127.0.0.1:9/v2/ws");
         let slash = Target::resolve("ws://127.0.0.1:9/", false).await.unwrap();
         assert_eq!(slash.url("/v2/ws"), "ws://127.0.0.1:9/v2/ws");
-        let own = Target::resolve("ws://127.0.0.1:9/v3/ws", false).await.unwrap();
+        let own = Target::resolve("ws://127.0.0.1:9/v3/ws", false)
+            .await
+            .unwrap();
         assert_eq!(own.url("/v2/ws"), "ws://127.0.0.1:9/v3/ws");
     }
 

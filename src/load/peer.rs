@@ -39,7 +39,8 @@ pub struct Template {
 }
 
 /// What a data object holds besides its padding: `{"m":"rdl:` + stamp + `","pad":"` … `"}`.
-const STAMP_OVERHEAD: usize = r#"{"m":"rdl:"#.len() + 8 + 1 + 10 + 1 + 16 + r#"","pad":""#.len() + 2;
+const STAMP_OVERHEAD: usize =
+    r#"{"m":"rdl:"#.len() + 8 + 1 + 10 + 1 + 16 + r#"","pad":""#.len() + 2;
 
 impl Template {
     /// A frame `envelope_head` + data + `envelope_tail` whose data object is `payload` bytes
@@ -293,7 +294,10 @@ mod tests {
         assert_eq!(parse_stamp(&frame), Some((7, 42, 123_456_789)));
         // A server that re-serializes the data object keeps the stamp readable.
         let relayed = serde_json::json!({"type": "GameData", "data": {"from_player": "p", "data": value["data"]["data"]}});
-        assert_eq!(parse_stamp(&relayed.to_string()), Some((7, 42, 123_456_789)));
+        assert_eq!(
+            parse_stamp(&relayed.to_string()),
+            Some((7, 42, 123_456_789))
+        );
     }
 
     #[test]
@@ -305,7 +309,13 @@ mod tests {
 
     #[test]
     fn frames_without_a_stamp_are_not_deliveries() {
-        for text in ["", "rdl:", r#"{"m":"rdl:1:2"}"#, r#"{"m":"rdl:a:b:c"}"#, r#"{"type":"ack"}"#] {
+        for text in [
+            "",
+            "rdl:",
+            r#"{"m":"rdl:1:2"}"#,
+            r#"{"m":"rdl:a:b:c"}"#,
+            r#"{"type":"ack"}"#,
+        ] {
             assert_eq!(parse_stamp(text), None, "{text}");
         }
     }

@@ -96,7 +96,12 @@ pub async fn run(args: &PubsubArgs) -> anyhow::Result<Box<Report>> {
             template: template.clone(),
         };
         let who = args.subscribers + index;
-        tasks.push(tokio::spawn(peer::drive(socket, who, Some(sending), run.clone())));
+        tasks.push(tokio::spawn(peer::drive(
+            socket,
+            who,
+            Some(sending),
+            run.clone(),
+        )));
     }
     let measured = measure_window(&run, args.common.server_pid).await;
     run.conclude(args.common.window().drain).await;
@@ -144,8 +149,12 @@ async fn set_up(
     let limit = super::connect_limit();
     let mut subscribing = Vec::with_capacity(args.subscribers);
     for _ in 0..args.subscribers {
-        let (target, url, channel, limit) =
-            (target.clone(), url.to_owned(), args.channel.clone(), limit.clone());
+        let (target, url, channel, limit) = (
+            target.clone(),
+            url.to_owned(),
+            args.channel.clone(),
+            limit.clone(),
+        );
         subscribing.push(tokio::spawn(async move {
             limited(&limit, subscriber(&target, &url, &channel)).await
         }));

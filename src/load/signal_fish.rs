@@ -24,8 +24,8 @@ use tokio_tungstenite::tungstenite::Message;
 use super::peer::{self, Run, Sending, Template};
 use super::stats::{self, CpuWindow};
 use super::{
-    await_frame, connect, limited, Buffers, CommonArgs, Ending, Output, ProcessUse, Report,
-    Socket, Target, MAX_CONNECTIONS, MAX_PAYLOAD, MAX_RATE,
+    await_frame, connect, limited, Buffers, CommonArgs, Ending, Output, ProcessUse, Report, Socket,
+    Target, MAX_CONNECTIONS, MAX_PAYLOAD, MAX_RATE,
 };
 
 pub const PATH: &str = "/v2/ws";
@@ -99,7 +99,9 @@ pub async fn main(args: RoomsArgs) -> anyhow::Result<Output> {
     let target = Target::resolve(&args.common.url, args.common.allow_remote).await?;
     match args.find_max_rate {
         Some(p99) => search(&args, &target, p99).await.map(Output::Search),
-        None => run(&args, &target, args.rate).await.map(|r| Output::Run(Box::new(r))),
+        None => run(&args, &target, args.rate)
+            .await
+            .map(|r| Output::Run(Box::new(r))),
     }
 }
 
@@ -128,7 +130,12 @@ pub async fn run(args: &RoomsArgs, target: &Target, rate: f64) -> anyhow::Result
                 phase: who as f64 / total as f64,
                 template: template.clone(),
             };
-            tasks.push(tokio::spawn(peer::drive(socket, who, Some(sending), run.clone())));
+            tasks.push(tokio::spawn(peer::drive(
+                socket,
+                who,
+                Some(sending),
+                run.clone(),
+            )));
         }
     }
     let measured = measure_window(&run, args.common.server_pid).await;
@@ -219,7 +226,8 @@ async fn set_up(args: &RoomsArgs, target: &Target, url: &str) -> anyhow::Result<
     let limit = super::connect_limit();
     let mut rooms = Vec::with_capacity(args.rooms);
     for room in 0..args.rooms {
-        let (args, target, url, limit) = (args.clone(), target.clone(), url.to_owned(), limit.clone());
+        let (args, target, url, limit) =
+            (args.clone(), target.clone(), url.to_owned(), limit.clone());
         rooms.push(tokio::spawn(async move {
             set_up_room(&args, &target, &url, &limit, room).await
         }));
@@ -385,7 +393,11 @@ impl SearchReport {
 
 /// Double the rate from `--rate` while it passes, then bisect between the last pass and the
 /// first failure.
-async fn search(args: &RoomsArgs, target: &Target, p99_target_ms: f64) -> anyhow::Result<SearchReport> {
+async fn search(
+    args: &RoomsArgs,
+    target: &Target,
+    p99_target_ms: f64,
+) -> anyhow::Result<SearchReport> {
     let mut report = SearchReport {
         p99_target_ms,
         steps: Vec::new(),
@@ -445,8 +457,8 @@ async fn step(args: &RoomsArgs, target: &Target, rate: f64, search: &mut SearchR
             return false;
         }
     };
-    let closed: u64 = report.closed_by_server.values().sum::<u64>()
-        + report.errors.values().sum::<u64>();
+    let closed: u64 =
+        report.closed_by_server.values().sum::<u64>() + report.errors.values().sum::<u64>();
     let pass = report.latency.p99_ms <= search.p99_target_ms
         && report.lost == 0
         && closed == 0
