@@ -180,7 +180,7 @@ async fn authentication_codes() {
     expect_code(&mut silent, "Error", "AUTHENTICATION_TIMEOUT").await;
     assert_eq!(
         recv_close(&mut silent).await,
-        (4001, "authentication timeout".to_owned())
+        (4001, "auth_timeout".to_owned())
     );
 }
 
@@ -214,7 +214,7 @@ async fn validation_and_room_codes() {
             "INVALID_MAX_PLAYERS",
         ),
         (
-            json!({"game_name": "demo", "room_code": "ZZZZZZ", "player_name": "Alice"}),
+            json!({"game_name": "demo", "room_code": "ZZZZZZ", "player_name": "Alice", "join_only": true}),
             "ROOM_NOT_FOUND",
         ),
     ] {
@@ -242,7 +242,11 @@ async fn validation_and_room_codes() {
     send(&mut alice, "GameData", json!({"data": {"x": 1}})).await;
     expect_code(&mut alice, "Error", "NOT_IN_ROOM").await;
 
-    let (code, ..) = create(&mut alice, json!({"max_players": 1})).await;
+    let (code, ..) = create(
+        &mut alice,
+        json!({"max_players": 1, "supports_authority": false}),
+    )
+    .await;
     assert!(
         code.len() == 6
             && code
@@ -319,7 +323,7 @@ async fn authority_spectators_and_rate_limits() {
     assert_eq!(denied["data"]["granted"], false);
 
     send(&mut bob, "StartGame", Value::Null).await;
-    expect_code(&mut bob, "Error", "AUTHORITY_DENIED").await;
+    expect_code(&mut bob, "Error", "GAME_START_FORBIDDEN").await;
     send(&mut alice, "StartGame", Value::Null).await;
     expect_code(&mut alice, "Error", "GAME_START_NOT_READY").await;
 
@@ -385,7 +389,7 @@ async fn authority_spectators_and_rate_limits() {
     }
     assert_eq!(
         recv_close(&mut chatty).await,
-        (4006, "inbound rate limited".to_owned())
+        (4006, "inbound_rate_limited".to_owned())
     );
 }
 
@@ -671,7 +675,7 @@ async fn faults_admin_actions_and_closes() {
     let mut idle = authenticated(&server, "demo").await;
     assert_eq!(
         recv_close(&mut idle).await,
-        (4003, "activity timeout".to_owned())
+        (4003, "activity_timeout".to_owned())
     );
     let mut big = authenticated(&server, "demo").await;
     send_text(
@@ -681,11 +685,14 @@ async fn faults_admin_actions_and_closes() {
     .await;
     assert_eq!(
         recv_close(&mut big).await,
-        (1009, "message too big".to_owned())
+        (1009, "outbound_message_too_large".to_owned())
     );
     let mut last = authenticated(&server, "demo").await;
     let stopping = tokio::spawn(server.stop());
-    assert_eq!(recv_close(&mut last).await, (4000, "shutdown".to_owned()));
+    assert_eq!(
+        recv_close(&mut last).await,
+        (4000, "server_shutdown".to_owned())
+    );
     stopping.await.unwrap();
 }
 

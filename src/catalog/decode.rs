@@ -483,8 +483,8 @@ const SIGNAL_FISH_ERROR_TYPES: [(&str, &str); 6] = [
     ("AuthorityResponse", "reason"),
 ];
 
-/// Every other message type the Signal Fish v2 protocol defines, client and server.
-const SIGNAL_FISH_OTHER_TYPES: [&str; 31] = [
+/// Every other message type Signal Fish (v2 and v3) defines, client and server.
+const SIGNAL_FISH_OTHER_TYPES: [&str; 41] = [
     "Authenticate",
     "JoinRoom",
     "LeaveRoom",
@@ -516,6 +516,16 @@ const SIGNAL_FISH_OTHER_TYPES: [&str; 31] = [
     "GameDataBinary",
     "RoomClosed",
     "Kicked",
+    "Signal",
+    "NewPeer",
+    "SessionPlan",
+    "RoomOperation",
+    "TransportStatus",
+    "PeerTransportStatus",
+    "RelayStats",
+    "GoingAway",
+    "DeliveryReport",
+    "RoomOperationResult",
 ];
 
 /// pub/sub message types other than `error`.
@@ -651,6 +661,31 @@ fn decode_signal_fish(
     object: &Map<String, Value>,
 ) -> Result<Option<Decoding>, DecodeError> {
     let data = object.get("data").and_then(Value::as_object);
+    // v3 moderation refusals travel inside the operation's result.
+    let failed_operation = data
+        .and_then(|d| d.get("result"))
+        .and_then(Value::as_object)
+        .filter(|result| result.get("type").and_then(Value::as_str) == Some("OperationFailed"));
+    if let (Some(result), true) = (failed_operation, kind == "RoomOperationResult") {
+        let mut fields = BTreeMap::new();
+        fields.insert("type".to_owned(), Value::String(kind.to_owned()));
+        if let Some(data) = data {
+            copy_field(data, "operation_id", &mut fields);
+        }
+        let inner = result.get("data").and_then(Value::as_object);
+        if let Some(inner) = inner {
+            copy_field(inner, "reason", &mut fields);
+        }
+        return match inner
+            .and_then(|d| d.get("error_code"))
+            .and_then(Value::as_str)
+        {
+            Some(code) => frame_decoding(Dialect::SignalFish, code, fields).map(Some),
+            None => Err(DecodeError::Unrecognised(
+                "a Signal Fish OperationFailed without error_code".to_owned(),
+            )),
+        };
+    }
     if let Some((_, text_field)) = SIGNAL_FISH_ERROR_TYPES.iter().find(|(t, _)| *t == kind) {
         let mut fields = BTreeMap::new();
         fields.insert("type".to_owned(), Value::String(kind.to_owned()));

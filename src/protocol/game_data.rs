@@ -14,6 +14,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::protocol::signal_fish::DeliveryClass;
+
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(rename = "type", borrow)]
@@ -38,19 +40,41 @@ pub fn payload(text: &str) -> Option<&RawValue> {
     Some(body.data)
 }
 
-/// The frame the other members receive, serialized once for all of them. The payload is
-/// written as the client sent it, less whitespace between tokens: the real server relays a
-/// re-serialized (compact) payload, and clients written against it see the same bytes here
-/// without the cost of building and printing a tree.
-pub fn relayed(from_player: &str, data: &RawValue) -> String {
+/// What a v3 recipient also gets: the sender's sequence within its epoch and the delivery
+/// class it asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub seq: u64,
+    pub epoch: u32,
+    pub class: Option<DeliveryClass>,
+    pub key: Option<u32>,
+}
+
+/// The frame the other members receive, serialized once per shape for all of them. The
+/// payload is written as the client sent it, less whitespace between tokens: the real server
+/// relays a re-serialized (compact) payload, and clients written against it see the same
+/// bytes here without the cost of building and printing a tree. Fields follow
+/// [`ServerMessage::GameData`](crate::protocol::signal_fish::ServerMessage)'s order.
+pub fn relayed(from_player: &str, data: &RawValue, stamp: Option<&Stamp>) -> String {
+    use std::fmt::Write as _;
     let data = compact(data.get());
-    // Escaping a string cannot fail.
+    // Escaping a string and a unit enum cannot fail.
     let player = serde_json::to_string(from_player).unwrap_or_default();
-    let mut frame = String::with_capacity(data.len() + player.len() + 48);
+    let mut frame = String::with_capacity(data.len() + player.len() + 96);
     frame.push_str(r#"{"type":"GameData","data":{"from_player":"#);
     frame.push_str(&player);
     frame.push_str(r#","data":"#);
     frame.push_str(&data);
+    if let Some(stamp) = stamp {
+        let _ = write!(frame, r#","seq":{},"epoch":{}"#, stamp.seq, stamp.epoch);
+        if let Some(class) = stamp.class {
+            let class = serde_json::to_string(&class).unwrap_or_default();
+            let _ = write!(frame, r#","class":{class}"#);
+        }
+        if let Some(key) = stamp.key {
+            let _ = write!(frame, r#","key":{key}"#);
+        }
+    }
     frame.push_str("}}");
     frame
 }
@@ -115,20 +139,41 @@ mod tests {
         let text = r#"{"type":"GameData","data":{"data":{"x": 1.50, "tags":["a"]}}}"#;
         let data = payload(text).unwrap();
         assert_eq!(data.get(), r#"{"x": 1.50, "tags":["a"]}"#);
-        let relayed = relayed("p-1", data);
         assert_eq!(
-            relayed,
+            relayed("p-1", data, None),
             r#"{"type":"GameData","data":{"from_player":"p-1","data":{"x":1.50,"tags":["a"]}}}"#
         );
-        let full = ServerMessage::GameData {
-            from_player: "p-1".into(),
-            data: serde_json::json!({"x": 1}),
+        for stamp in [
+            None,
+            Some(Stamp {
+                seq: 7,
+                epoch: 2,
+                class: Some(DeliveryClass::Latest),
+                key: Some(4),
+            }),
+            Some(Stamp {
+                seq: 1,
+                epoch: 0,
+                class: None,
+                key: None,
+            }),
+        ] {
+            let full = ServerMessage::GameData {
+                from_player: "p-1".into(),
+                data: serde_json::json!({"x": 1}),
+                seq: stamp.map(|s| s.seq),
+                epoch: stamp.map(|s| s.epoch),
+                class: stamp.and_then(|s| s.class),
+                key: stamp.and_then(|s| s.key),
+            }
+            .text();
+            let spliced = relayed(
+                "p-1",
+                &RawValue::from_string(r#"{"x":1}"#.to_owned()).unwrap(),
+                stamp.as_ref(),
+            );
+            assert_eq!(spliced, full, "the spliced frame is the full serializer's");
         }
-        .text();
-        assert!(
-            full.starts_with(r#"{"type":"GameData","data":{"from_player":"p-1","data":"#),
-            "the spliced frame keeps the full serializer's field order: {full}"
-        );
     }
 
     #[test]

@@ -1,9 +1,252 @@
-//! Signal Fish v2: `{"type":T,"data":{…}}` frames, field names and order as the real server
-//! sends them (see `shared/reference/signal-fish-v2-frames.log`). Structs serialize their
-//! fields in declaration order, which is what keeps the frames byte-compatible.
+//! Signal Fish: `{"type":T,"data":{…}}` frames, field names and order as signal-fish-server
+//! 0.12 sends them. Structs serialize their fields in declaration order, which is what keeps the
+//! frames byte-compatible with the recording in `tests/data/signal-fish-v2-frames.log`.
+//!
+//! Protocol v2 and v3 share these types. What v3 adds is optional and skipped when absent
+//! (`reconnection_token`, `epoch`/`seq` stamps, delivery classes, replay status), so a v2
+//! session simply never fills it: the real SDK rejects any v3 field it sees on a v2 session.
+//!
+//! [`Request`] is the complete client surface of 0.12. [`ClientMessage`] is the v2 subset the
+//! connection loop matches on today; both parse the same frames.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// Highest protocol version relaydeck negotiates (as 0.12 does).
+pub const MAX_PROTOCOL_VERSION: u16 = 3;
+/// Lowest protocol version relaydeck negotiates (as 0.12 does).
+pub const MIN_PROTOCOL_VERSION: u16 = 2;
+/// Upper bound of a join password, in bytes (0.12 `MAX_ROOM_PASSWORD_LENGTH`).
+pub const MAX_ROOM_PASSWORD_BYTES: usize = 256;
+
+/// Game data encodings a client may ask for in `Authenticate.game_data_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GameDataFormat {
+    Json,
+    MessagePack,
+    Rkyv,
+    Protobuf,
+}
+
+impl GameDataFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GameDataFormat::Json => "json",
+            GameDataFormat::MessagePack => "message_pack",
+            GameDataFormat::Rkyv => "rkyv",
+            GameDataFormat::Protobuf => "protobuf",
+        }
+    }
+}
+
+/// Data-path transports of protocol v3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    Relay,
+    Direct,
+    #[serde(rename = "webrtc")]
+    WebRtc,
+}
+
+/// Session topologies of protocol v3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topology {
+    Relay,
+    Host,
+    Mesh,
+}
+
+/// `JoinRoom.relay_transport`: a label only; the relay always runs over the WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayTransport {
+    Tcp,
+    Udp,
+    Websocket,
+    Auto,
+}
+
+/// v3 game data delivery classes; `latest` needs a key, the others must not carry one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryClass {
+    Reliable,
+    Latest,
+    Volatile,
+}
+
+impl DeliveryClass {
+    /// INVALID_DELIVERY_CLASS is the answer when this is false.
+    pub fn accepts_key(class: Option<DeliveryClass>, key: Option<u32>) -> bool {
+        matches!(
+            (class, key),
+            (Some(DeliveryClass::Latest), Some(_))
+                | (
+                    None | Some(DeliveryClass::Reliable | DeliveryClass::Volatile),
+                    None
+                )
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Authenticate {
+    pub app_id: String,
+    /// A tenant credential; refused as CONNECT_TOKEN_INVALID / CONNECT_TOKEN_REQUIRED in an
+    /// AuthenticationError that leaves the connection open for another try.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdk_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub game_data_format: Option<GameDataFormat>,
+    /// The highest version the client speaks; absent means the endpoint's default
+    /// (`/v2/ws` → 2, `/v3/ws` → 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supported_transports: Option<Vec<Transport>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supported_topologies: Option<Vec<Topology>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_capabilities: Option<Vec<String>>,
+    /// relaydeck's addition, for apps configured with a shared token; clients that never
+    /// send it are unaffected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl Authenticate {
+    /// The version this session speaks: the client's claim (or the endpoint default) clamped
+    /// into what relaydeck supports. A result below [`MIN_PROTOCOL_VERSION`] is refused with
+    /// UNSUPPORTED_PROTOCOL_VERSION.
+    pub fn negotiated_version(&self, endpoint_default: u16) -> u16 {
+        self.protocol_version
+            .unwrap_or(endpoint_default)
+            .min(MAX_PROTOCOL_VERSION)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct JoinRoom {
+    pub game_name: String,
+    #[serde(default)]
+    pub room_code: Option<String>,
+    pub player_name: String,
+    /// Typed as upstream: a count outside 0..=255 does not parse (INVALID_INPUT); 0 and
+    /// anything above 100 parse and are refused as INVALID_MAX_PLAYERS.
+    #[serde(default)]
+    pub max_players: Option<u8>,
+    #[serde(default)]
+    pub supports_authority: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_transport: Option<RelayTransport>,
+    /// Creating with a password seals the room; joining must present the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_only: Option<bool>,
+    /// relaydeck: rooms accept spectators unless created with `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_spectators: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_spectators: Option<i64>,
+}
+
+/// The operations a v3 client wraps in `RoomOperation` once `room_operation_ids` is agreed.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", content = "data")]
+pub enum RoomOperationRequest {
+    JoinRoom(JoinRoom),
+    LeaveRoom,
+    Reconnect {
+        player_id: String,
+        room_id: String,
+        auth_token: String,
+    },
+    JoinAsSpectator {
+        game_name: String,
+        room_code: String,
+        spectator_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+    },
+    LeaveSpectator,
+    KickPlayer {
+        player_id: String,
+    },
+    RegenerateRoomCode,
+    SetRoomAccess {
+        #[serde(default)]
+        password: Option<String>,
+    },
+    BanPlayer {
+        player_id: String,
+    },
+    UnbanPlayer {
+        player_id: String,
+    },
+    TransferAuthority {
+        player_id: String,
+    },
+}
+
+/// Every client message of signal-fish-server 0.12, fields typed as upstream types them.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Request {
+    Authenticate(Authenticate),
+    JoinRoom(JoinRoom),
+    LeaveRoom,
+    GameData {
+        data: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<DeliveryClass>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<u32>,
+    },
+    Signal {
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        generation: Option<String>,
+        signal: Value,
+    },
+    AuthorityRequest {
+        become_authority: bool,
+    },
+    PlayerReady,
+    StartGame,
+    ProvideConnectionInfo {
+        connection_info: Value,
+    },
+    Ping,
+    Reconnect {
+        player_id: String,
+        room_id: String,
+        auth_token: String,
+    },
+    JoinAsSpectator {
+        game_name: String,
+        room_code: String,
+        spectator_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+    },
+    LeaveSpectator,
+    RoomOperation {
+        operation_id: String,
+        operation: Box<RoomOperationRequest>,
+    },
+    TransportStatus {
+        transport: Transport,
+        connected: bool,
+    },
+}
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -25,8 +268,9 @@ pub enum ClientMessage {
         #[serde(default)]
         room_code: Option<String>,
         player_name: String,
+        /// Typed as upstream (`Option<u8>`).
         #[serde(default)]
-        max_players: Option<i64>,
+        max_players: Option<u8>,
         #[serde(default)]
         supports_authority: Option<bool>,
         #[serde(default)]
@@ -84,6 +328,7 @@ pub struct PlayerNameRules {
     pub allowed_symbols: Vec<String>,
 }
 
+/// The v2 ProtocolInfo: exactly the fields a v2 client may see.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProtocolInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,13 +340,49 @@ pub struct ProtocolInfo {
     pub player_name_rules: PlayerNameRules,
 }
 
+/// ProtocolInfo of a session that negotiated v3: the v2 fields, then the version window and
+/// the message transport. The SDK treats these fields on a v2 session as a violation and
+/// their absence on a v3 session likewise, so the two never mix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProtocolInfoV3 {
+    #[serde(flatten)]
+    pub base: ProtocolInfo,
+    pub protocol_version: u16,
+    pub min_protocol_version: u16,
+    pub max_protocol_version: u16,
+    /// Always `["websocket"]`.
+    pub transports: Vec<String>,
+    pub max_outbound_message_size: usize,
+}
+
+impl ProtocolInfoV3 {
+    pub fn new(base: ProtocolInfo, max_outbound_message_size: usize) -> ProtocolInfoV3 {
+        ProtocolInfoV3 {
+            base,
+            protocol_version: MAX_PROTOCOL_VERSION,
+            min_protocol_version: MIN_PROTOCOL_VERSION,
+            max_protocol_version: MAX_PROTOCOL_VERSION,
+            transports: vec!["websocket".to_owned()],
+            max_outbound_message_size,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlayerInfo {
     pub id: String,
     pub name: String,
     pub is_authority: bool,
     pub is_ready: bool,
-    pub connected_at: String,
+    /// v2 rosters carry it; v3 rosters do not (they carry `epoch` and `seq` instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_at: Option<String>,
+    /// v3 only: the membership incarnation of this player.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u32>,
+    /// v3 only: the last game data sequence number this player sent in `epoch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,11 +414,28 @@ pub struct RoomJoined {
     pub ready_players: Vec<String>,
     pub relay_type: String,
     pub current_spectators: Vec<SpectatorInfo>,
-    /// relaydeck's addition (the real server has none): the secret a client later presents as
-    /// `Reconnect.auth_token`. Always sent by relaydeck; optional so that frames recorded from
-    /// the real server still parse.
+    /// The secret a client later presents as `Reconnect.auth_token`. Sent to v3 sessions only:
+    /// the real server never shows it to a v2 client, and the SDK rejects a v2 RoomJoined that
+    /// carries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconnection_token: Option<String>,
+}
+
+/// How much of what a reconnecting v3 player missed is replayed in `missed_events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayStatus {
+    Complete,
+    Truncated,
+    Unavailable,
+}
+
+/// A sender's delivery position as a reconnecting v3 player should resume from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderWatermark {
+    pub player_id: String,
+    pub epoch: u32,
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,7 +453,15 @@ pub struct Reconnected {
     pub relay_type: String,
     pub current_spectators: Vec<SpectatorInfo>,
     pub missed_events: Vec<Value>,
-    pub reconnection_token: String,
+    /// v3 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayStatus>,
+    /// v3 only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sender_watermarks: Vec<SenderWatermark>,
+    /// v3 only: the rotated token (the one presented is spent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnection_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,6 +476,70 @@ pub struct SpectatorJoined {
     pub reason: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionPeer {
+    pub player_id: String,
+    pub player_name: String,
+    pub is_authority: bool,
+    pub initiate: bool,
+}
+
+/// The v3 data-path decision for one recipient. relaydeck only relays, so every plan it
+/// sends is relay over relay with no peers to dial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionPlan {
+    /// A UUID naming this plan publication (upstream's `SessionGeneration`).
+    pub generation: String,
+    pub topology: Topology,
+    pub transport: Transport,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub peers: Vec<SessionPeer>,
+    pub fallback: Transport,
+}
+
+impl SessionPlan {
+    pub fn relay(generation: String) -> SessionPlan {
+        SessionPlan {
+            generation,
+            topology: Topology::Relay,
+            transport: Transport::Relay,
+            host: None,
+            peers: Vec::new(),
+            fallback: Transport::Relay,
+        }
+    }
+}
+
+/// Answers to a v3 `RoomOperation`, correlated by its `operation_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum RoomOperationResult {
+    OperationFailed {
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_code: Option<String>,
+    },
+    PlayerKicked {
+        player_id: String,
+    },
+    RoomCodeRegenerated {
+        room_code: String,
+    },
+    RoomAccessUpdated {
+        requires_password: bool,
+    },
+    PlayerBanned {
+        player_id: String,
+    },
+    PlayerUnbanned {
+        player_id: String,
+    },
+    AuthorityTransferred {
+        player_id: String,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum ServerMessage {
@@ -178,6 +548,9 @@ pub enum ServerMessage {
         rate_limits: RateLimits,
     },
     ProtocolInfo(ProtocolInfo),
+    /// Serializes as `ProtocolInfo`; parsing always yields the v2 variant above.
+    #[serde(rename = "ProtocolInfo", skip_deserializing)]
+    ProtocolInfoV3(Box<ProtocolInfoV3>),
     AuthenticationError {
         error: String,
         error_code: String,
@@ -193,10 +566,24 @@ pub enum ServerMessage {
     },
     PlayerLeft {
         player_id: String,
+        /// v3 only: the departing membership's epoch and its last sequence number.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        final_seq: Option<u64>,
     },
     GameData {
         from_player: String,
         data: Value,
+        /// v3 only: the sender's per-epoch sequence number, from 1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<DeliveryClass>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<u32>,
     },
     AuthorityChanged {
         authority_player: Option<String>,
@@ -216,6 +603,7 @@ pub enum ServerMessage {
     GameStarting {
         peer_connections: Vec<PeerConnectionInfo>,
     },
+    SessionPlan(Box<SessionPlan>),
     Pong,
     Reconnected(Box<Reconnected>),
     ReconnectionFailed {
@@ -224,6 +612,11 @@ pub enum ServerMessage {
     },
     PlayerReconnected {
         player_id: String,
+        /// v3 only: the new membership epoch and the roster entry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        player: Option<Box<PlayerInfo>>,
     },
     SpectatorJoined(Box<SpectatorJoined>),
     SpectatorJoinFailed {
@@ -235,6 +628,10 @@ pub enum ServerMessage {
         room_code: String,
         reason: String,
         current_spectators: Vec<SpectatorInfo>,
+    },
+    RoomOperationResult {
+        operation_id: String,
+        result: Box<RoomOperationResult>,
     },
     NewSpectatorJoined {
         spectator: SpectatorInfo,
@@ -250,6 +647,12 @@ pub enum ServerMessage {
         message: String,
         error_code: String,
     },
+    /// v3 only: the server is draining; reconnect elsewhere or after `retry_after_secs`.
+    GoingAway {
+        deadline_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_secs: Option<u64>,
+    },
 }
 
 impl ServerMessage {
@@ -263,15 +666,9 @@ impl ServerMessage {
 mod tests {
     use super::*;
 
+    /// Frames recorded from signal-fish-server 0.12 (a copy kept in the repository).
     fn log() -> String {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/reference/signal-fish-v2-frames.log");
-        std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; the reference log is expected beside the repository",
-                path.display()
-            )
-        })
+        include_str!("../../tests/data/signal-fish-v2-frames.log").to_owned()
     }
 
     #[test]
@@ -284,6 +681,8 @@ mod tests {
             let parsed = serde_json::from_str::<ClientMessage>(frame);
             let deliberately_bad = frame.contains("Bogus") || frame.starts_with("{not");
             assert_eq!(parsed.is_err(), deliberately_bad, "{frame}");
+            let full = serde_json::from_str::<Request>(frame);
+            assert_eq!(full.is_err(), deliberately_bad, "{frame}");
         }
     }
 
@@ -410,6 +809,179 @@ mod tests {
         assert_eq!(
             lobby.text(),
             r#"{"type":"LobbyStateChanged","data":{"lobby_state":"lobby","ready_players":[],"all_ready":false}}"#
+        );
+    }
+
+    #[test]
+    fn authenticate_carries_every_upstream_field_typed() {
+        let frame = r#"{"type":"Authenticate","data":{"app_id":"demo","connect_token":"sfct_v1.x","sdk_version":"0.14.0","platform":"rust","game_data_format":"message_pack","protocol_version":3,"supported_transports":["relay"],"supported_topologies":["relay"],"requested_capabilities":["room_operation_ids"]}}"#;
+        let Request::Authenticate(auth) = serde_json::from_str(frame).unwrap() else {
+            panic!("not an Authenticate");
+        };
+        assert_eq!(auth.connect_token.as_deref(), Some("sfct_v1.x"));
+        assert_eq!(auth.game_data_format, Some(GameDataFormat::MessagePack));
+        assert_eq!(auth.protocol_version, Some(3));
+        assert_eq!(auth.supported_transports, Some(vec![Transport::Relay]));
+        assert_eq!(auth.supported_topologies, Some(vec![Topology::Relay]));
+        assert_eq!(auth.negotiated_version(2), 3);
+        // Serializing it back gives the same frame: the field order is upstream's.
+        assert_eq!(
+            serde_json::to_string(&Request::Authenticate(auth)).unwrap(),
+            frame
+        );
+        let bare: Request =
+            serde_json::from_str(r#"{"type":"Authenticate","data":{"app_id":"demo"}}"#).unwrap();
+        let Request::Authenticate(bare) = bare else {
+            panic!("not an Authenticate");
+        };
+        assert_eq!(bare.negotiated_version(2), 2);
+        assert_eq!(bare.negotiated_version(3), 3);
+        let future = Authenticate {
+            protocol_version: Some(9),
+            ..bare
+        };
+        assert_eq!(future.negotiated_version(2), MAX_PROTOCOL_VERSION);
+        assert!(serde_json::from_str::<Request>(
+            r#"{"type":"Authenticate","data":{"app_id":"demo","game_data_format":"xml"}}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn join_room_types_max_players_as_a_byte_and_carries_the_password() {
+        let join = |extra: &str| {
+            serde_json::from_str::<Request>(&format!(
+                r#"{{"type":"JoinRoom","data":{{"game_name":"g","player_name":"p"{extra}}}}}"#
+            ))
+        };
+        let Ok(Request::JoinRoom(room)) = join(r#","max_players":255,"password":"pw""#) else {
+            panic!("a byte-sized max_players parses");
+        };
+        assert_eq!(room.max_players, Some(255));
+        assert_eq!(room.password.as_deref(), Some("pw"));
+        for bad in [
+            r#","max_players":256"#,
+            r#","max_players":-1"#,
+            r#","max_players":"8""#,
+        ] {
+            assert!(join(bad).is_err(), "{bad}");
+            assert!(serde_json::from_str::<ClientMessage>(&format!(
+                r#"{{"type":"JoinRoom","data":{{"game_name":"g","player_name":"p"{bad}}}}}"#
+            ))
+            .is_err());
+        }
+    }
+
+    #[test]
+    fn room_operations_parse_as_upstream_frames_them() {
+        let frame = r#"{"type":"RoomOperation","data":{"operation_id":"6f1c2a8e-2b7d-4c1e-9a0b-3d5e7f901234","operation":{"type":"KickPlayer","data":{"player_id":"p1"}}}}"#;
+        let Request::RoomOperation { operation, .. } = serde_json::from_str(frame).unwrap() else {
+            panic!("not a RoomOperation");
+        };
+        assert_eq!(
+            *operation,
+            RoomOperationRequest::KickPlayer {
+                player_id: "p1".into()
+            }
+        );
+        let failed = ServerMessage::RoomOperationResult {
+            operation_id: "op".into(),
+            result: Box::new(RoomOperationResult::OperationFailed {
+                reason: "Only the room's authority player may moderate this room".into(),
+                error_code: Some("NOT_ROOM_AUTHORITY".into()),
+            }),
+        };
+        assert_eq!(
+            failed.text(),
+            r#"{"type":"RoomOperationResult","data":{"operation_id":"op","result":{"type":"OperationFailed","data":{"reason":"Only the room's authority player may moderate this room","error_code":"NOT_ROOM_AUTHORITY"}}}}"#
+        );
+    }
+
+    #[test]
+    fn a_v2_room_joined_has_no_v3_fields_and_a_v3_one_appends_them_in_order() {
+        let player = |v3: bool| PlayerInfo {
+            id: "p".into(),
+            name: "Alice".into(),
+            is_authority: true,
+            is_ready: false,
+            connected_at: (!v3).then(|| "2026-01-01T00:00:00Z".to_owned()),
+            epoch: v3.then_some(1),
+            seq: v3.then_some(0),
+        };
+        let joined = |v3: bool| {
+            ServerMessage::RoomJoined(Box::new(RoomJoined {
+                room_id: "r".into(),
+                room_code: "ABCDEF".into(),
+                player_id: "p".into(),
+                game_name: "g".into(),
+                max_players: 8,
+                supports_authority: true,
+                current_players: vec![player(v3)],
+                is_authority: true,
+                lobby_state: "waiting".into(),
+                ready_players: vec![],
+                relay_type: "matchbox".into(),
+                current_spectators: vec![],
+                reconnection_token: v3.then(|| "t".to_owned()),
+            }))
+            .text()
+        };
+        assert_eq!(
+            joined(false),
+            r#"{"type":"RoomJoined","data":{"room_id":"r","room_code":"ABCDEF","player_id":"p","game_name":"g","max_players":8,"supports_authority":true,"current_players":[{"id":"p","name":"Alice","is_authority":true,"is_ready":false,"connected_at":"2026-01-01T00:00:00Z"}],"is_authority":true,"lobby_state":"waiting","ready_players":[],"relay_type":"matchbox","current_spectators":[]}}"#
+        );
+        assert_eq!(
+            joined(true),
+            r#"{"type":"RoomJoined","data":{"room_id":"r","room_code":"ABCDEF","player_id":"p","game_name":"g","max_players":8,"supports_authority":true,"current_players":[{"id":"p","name":"Alice","is_authority":true,"is_ready":false,"epoch":1,"seq":0}],"is_authority":true,"lobby_state":"waiting","ready_players":[],"relay_type":"matchbox","current_spectators":[],"reconnection_token":"t"}}"#
+        );
+    }
+
+    #[test]
+    fn v3_protocol_info_appends_the_version_window_after_the_v2_fields() {
+        let base = ProtocolInfo {
+            platform: None,
+            sdk_version: Some("0.14.0".into()),
+            capabilities: vec!["reconnection".into()],
+            game_data_formats: vec!["json".into()],
+            player_name_rules: PlayerNameRules {
+                max_length: 32,
+                min_length: 1,
+                allow_unicode_alphanumeric: true,
+                allow_spaces: true,
+                allow_leading_trailing_whitespace: false,
+                allowed_symbols: vec!["-".into(), "_".into()],
+            },
+        };
+        let v2 = ServerMessage::ProtocolInfo(base.clone()).text();
+        let v3 = ServerMessage::ProtocolInfoV3(Box::new(ProtocolInfoV3::new(base, 1 << 20))).text();
+        let prefix = v2.strip_suffix("}}").unwrap();
+        assert_eq!(
+            v3,
+            format!(
+                r#"{prefix},"protocol_version":3,"min_protocol_version":2,"max_protocol_version":3,"transports":["websocket"],"max_outbound_message_size":1048576}}}}"#
+            )
+        );
+        // Read back, a v3 ProtocolInfo is still a ProtocolInfo.
+        assert!(matches!(
+            serde_json::from_str::<ServerMessage>(&v3),
+            Ok(ServerMessage::ProtocolInfo(_))
+        ));
+    }
+
+    #[test]
+    fn delivery_classes_pair_with_keys_as_upstream_requires() {
+        use DeliveryClass::*;
+        assert!(DeliveryClass::accepts_key(None, None));
+        assert!(DeliveryClass::accepts_key(Some(Reliable), None));
+        assert!(DeliveryClass::accepts_key(Some(Volatile), None));
+        assert!(DeliveryClass::accepts_key(Some(Latest), Some(7)));
+        assert!(!DeliveryClass::accepts_key(Some(Latest), None));
+        assert!(!DeliveryClass::accepts_key(Some(Reliable), Some(7)));
+        assert!(!DeliveryClass::accepts_key(None, Some(7)));
+        let relay = ServerMessage::SessionPlan(Box::new(SessionPlan::relay("g".into()))).text();
+        assert_eq!(
+            relay,
+            r#"{"type":"SessionPlan","data":{"generation":"g","topology":"relay","transport":"relay","peers":[],"fallback":"relay"}}"#
         );
     }
 }

@@ -105,23 +105,17 @@ pub fn authorize(
     None
 }
 
-/// Refuse an upgrade from a browser page that is not allowed here (see the module docs);
-/// `privileged` for the admin and Flow endpoints.
-pub fn check_origin(
-    headers: &HeaderMap,
-    config: &Config,
-    privileged: bool,
-) -> Result<(), Response> {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
+/// The refusal for an upgrade from a browser page that is not allowed here (see the module
+/// docs), if it is one; `privileged` for the admin and Flow endpoints.
+pub fn origin_refusal(headers: &HeaderMap, config: &Config, privileged: bool) -> Option<Response> {
+    let origin = headers.get(header::ORIGIN)?;
     let origin = origin.to_str().unwrap_or("");
     let allowed = &config.security.allowed_origins;
     let listed = allowed.iter().any(|a| a == origin || a == "*");
     if listed || (!privileged && allowed.is_empty()) {
-        return Ok(());
+        return None;
     }
-    Err((
+    Some((
         StatusCode::FORBIDDEN,
         format!(
             "origin {origin:?} is not allowed here: add it to security.allowed_origins in the server's config\n"
@@ -179,13 +173,13 @@ mod tests {
     fn browser_pages_are_refused_on_privileged_endpoints_by_default() {
         let mut config = Config::demo();
         let page = headers(&[("origin", "https://evil.example")]);
-        assert!(check_origin(&page, &config, true).is_err());
-        assert!(check_origin(&page, &config, false).is_ok());
-        assert!(check_origin(&headers(&[]), &config, true).is_ok());
+        assert!(origin_refusal(&page, &config, true).is_some());
+        assert!(origin_refusal(&page, &config, false).is_none());
+        assert!(origin_refusal(&headers(&[]), &config, true).is_none());
         config.security.allowed_origins = vec!["https://game.example".into()];
-        assert!(check_origin(&page, &config, false).is_err());
+        assert!(origin_refusal(&page, &config, false).is_some());
         let game = headers(&[("origin", "https://game.example")]);
-        assert!(check_origin(&game, &config, true).is_ok());
-        assert!(check_origin(&game, &config, false).is_ok());
+        assert!(origin_refusal(&game, &config, true).is_none());
+        assert!(origin_refusal(&game, &config, false).is_none());
     }
 }

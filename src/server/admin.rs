@@ -34,7 +34,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Err(refused) = access::check_origin(&headers, shared.hub.config(), true) {
+    if let Some(refused) = access::origin_refusal(&headers, shared.hub.config(), true) {
         return refused;
     }
     let Some(granted) =

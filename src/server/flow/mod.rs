@@ -47,7 +47,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Err(refused) = access::check_origin(&headers, shared.hub.config(), true) {
+    if let Some(refused) = access::origin_refusal(&headers, shared.hub.config(), true) {
         return refused;
     }
     let Some(granted) = access::authorize(&headers, shared.hub.config(), &shared.admin_token, true)

@@ -142,7 +142,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Err(refused) = access::check_origin(&headers, shared.hub.config(), false) {
+    if let Some(refused) = access::origin_refusal(&headers, shared.hub.config(), false) {
         return refused;
     }
     let probe_nonce = probe_nonce(&headers);

@@ -14,9 +14,11 @@ use serde_json::value::RawValue;
 use super::Refusal;
 use crate::catalog::Dialect;
 use crate::protocol::admin::{RoomInfo, RoomMember};
+use crate::protocol::game_data;
 use crate::protocol::signal_fish::{
-    PeerConnectionInfo, PlayerInfo, Reconnected, RoomJoined, ServerMessage, SpectatorInfo,
-    SpectatorJoined,
+    DeliveryClass, PeerConnectionInfo, PlayerInfo, Reconnected, ReplayStatus, RoomJoined,
+    RoomOperationRequest, RoomOperationResult, SenderWatermark, ServerMessage, SessionPlan,
+    SpectatorInfo, SpectatorJoined, MAX_ROOM_PASSWORD_BYTES,
 };
 use crate::server::config::SignalFishSettings;
 use crate::server::hub::{now_ms, Hub, RoomDirectory};
@@ -24,6 +26,8 @@ use crate::server::peer::{PeerHandle, Priority};
 
 pub const ROOM_CODE_ALPHABET: &str = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 pub const DEFAULT_MAX_PLAYERS: u8 = 8;
+/// signal-fish-server 0.12's `max_players_limit`.
+pub const MAX_PLAYERS_LIMIT: u8 = 100;
 /// What the real server announces by default; Signal Fish clients choose their peer transport
 /// from it, so anything else would make them take an unknown branch.
 const RELAY_TYPE: &str = "matchbox";
@@ -39,6 +43,10 @@ struct Player {
     ready: bool,
     connected_at: String,
     disconnected_at_ms: Option<u64>,
+    /// The membership incarnation v3 clients track: 1 on joining, one more on each reconnect.
+    epoch: u32,
+    /// Game data messages this player sent in `epoch`; v3 recipients see them numbered.
+    seq: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +77,11 @@ struct Room {
     /// False only while the creator's own RoomJoined is built ("waiting").
     opened: bool,
     created_at_ms: u64,
+    /// Set by the creator's JoinRoom `password` (or a v3 SetRoomAccess); every later join
+    /// must present exactly this.
+    password: Option<String>,
+    /// Player ids and connection ids the room's authority banned; the ban dies with the room.
+    banned: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,9 +105,10 @@ struct Seat {
 struct State {
     rooms: BTreeMap<String, Room>,
     membership: HashMap<String, Membership>,
-    /// Handles of members that have sent or received game data, so relaying a frame takes no
-    /// hub lock. Filled on first use, emptied when the connection ends.
-    handles: HashMap<String, Arc<PeerHandle>>,
+    /// Handles of members that have received game data, and whether they speak v3, so
+    /// relaying a frame takes no hub lock. Filled on first use, emptied when the connection
+    /// ends.
+    handles: HashMap<String, (Arc<PeerHandle>, bool)>,
     /// Reconnection token → seat.
     seats: HashMap<String, Seat>,
 }
@@ -104,7 +118,7 @@ pub struct JoinRequest {
     pub game_name: String,
     pub room_code: Option<String>,
     pub player_name: String,
-    pub max_players: Option<i64>,
+    pub max_players: Option<u8>,
     pub supports_authority: Option<bool>,
     pub join_only: bool,
     pub allow_spectators: Option<bool>,
@@ -112,9 +126,47 @@ pub struct JoinRequest {
     pub max_rooms_per_game: usize,
 }
 
+/// What a JoinRoom carries beyond [`JoinRequest`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JoinOptions {
+    pub password: Option<String>,
+}
+
+/// The frame shapes a peer receives, from the protocol version its session negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// No version was reported for the peer: v2 shapes plus the reconnection token, so that a
+    /// connection loop that does not report versions keeps working as it always did.
+    Unreported,
+    V2,
+    V3,
+}
+
+impl Wire {
+    fn of(version: Option<u16>) -> Wire {
+        match version {
+            None => Wire::Unreported,
+            Some(v) if v >= 3 => Wire::V3,
+            Some(_) => Wire::V2,
+        }
+    }
+
+    fn v3(self) -> bool {
+        self == Wire::V3
+    }
+
+    /// A v2 client must never see the token (the real server keeps it off the v2 wire).
+    fn shows_token(self) -> bool {
+        self != Wire::V2
+    }
+}
+
 pub struct Rooms {
     state: Mutex<State>,
     settings: SignalFishSettings,
+    /// Negotiated protocol version per peer, as the connection reported it. Locked after
+    /// `state` when both are needed, never before.
+    versions: Mutex<HashMap<String, u16>>,
 }
 
 fn timestamp() -> String {
@@ -139,16 +191,23 @@ pub fn valid_room_code(code: &str) -> bool {
 }
 
 impl Room {
-    fn player_infos(&self) -> Vec<PlayerInfo> {
+    fn player_info(&self, p: &Player, v3: bool) -> PlayerInfo {
+        PlayerInfo {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            is_authority: self.authority.as_deref() == Some(p.id.as_str()),
+            is_ready: p.ready,
+            connected_at: (!v3).then(|| p.connected_at.clone()),
+            epoch: v3.then_some(p.epoch),
+            seq: v3.then_some(p.seq),
+        }
+    }
+
+    /// The roster: v2 entries carry `connected_at`, v3 entries the delivery baseline instead.
+    fn player_infos(&self, v3: bool) -> Vec<PlayerInfo> {
         self.players
             .iter()
-            .map(|p| PlayerInfo {
-                id: p.id.clone(),
-                name: p.name.clone(),
-                is_authority: self.authority.as_deref() == Some(p.id.as_str()),
-                is_ready: p.ready,
-                connected_at: p.connected_at.clone(),
-            })
+            .map(|p| self.player_info(p, v3))
             .collect()
     }
 
@@ -257,7 +316,52 @@ impl Rooms {
         Rooms {
             state: Mutex::new(State::default()),
             settings,
+            versions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The connection reports the protocol version its Authenticate negotiated; from then on
+    /// the peer's frames take that version's shape (v2: no reconnection token, no delivery
+    /// stamps; v3: both).
+    pub fn set_protocol_version(&self, peer: &str, version: u16) {
+        self.versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer.to_owned(), version);
+    }
+
+    /// The version reported for `peer`, if any.
+    pub fn protocol_version(&self, peer: &str) -> Option<u16> {
+        self.versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(peer)
+            .copied()
+    }
+
+    fn wire(&self, peer: &str) -> Wire {
+        Wire::of(self.protocol_version(peer))
+    }
+
+    fn forget_version(&self, peer: &str) {
+        self.versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(peer);
+    }
+
+    /// Send a frame whose shape depends on the recipient's version: each shape is serialized
+    /// once and shared by every recipient of that version.
+    fn send_shaped(&self, hub: &Hub, peers: &[String], make: impl Fn(bool) -> ServerMessage) {
+        let (v3, v2): (Vec<String>, Vec<String>) = {
+            let versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+            peers
+                .iter()
+                .cloned()
+                .partition(|peer| versions.get(peer).is_some_and(|v| *v >= 3))
+        };
+        Self::send(hub, &v2, &make(false));
+        Self::send(hub, &v3, &make(true));
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -275,10 +379,22 @@ impl Rooms {
     }
 
     pub fn join(&self, hub: &Hub, peer: &str, request: JoinRequest) -> Result<(), Refusal> {
+        self.join_with(hub, peer, request, JoinOptions::default())
+    }
+
+    /// JoinRoom, checked in signal-fish-server 0.12's order: names, player count, join_only,
+    /// password shape, membership, room code; then, for an existing room, password, ban,
+    /// state and capacity. A well-formed code that names no room creates that room unless the
+    /// client asked for `join_only`.
+    pub fn join_with(
+        &self,
+        hub: &Hub,
+        peer: &str,
+        request: JoinRequest,
+        options: JoinOptions,
+    ) -> Result<(), Refusal> {
+        let wire = self.wire(peer);
         let mut state = self.lock();
-        if state.membership.contains_key(peer) {
-            return Err(refusal(Carrier::RoomJoinFailed, "ALREADY_IN_ROOM", None));
-        }
         let name_chars = request.game_name.chars().count();
         if name_chars == 0
             || name_chars > 64
@@ -296,6 +412,42 @@ impl Rooms {
                 Some(format!("Invalid player name: {problem}")),
             ));
         }
+        let max_players = request.max_players.unwrap_or(DEFAULT_MAX_PLAYERS);
+        if max_players < 1 {
+            return Err(refusal(
+                Carrier::RoomJoinFailed,
+                "INVALID_MAX_PLAYERS",
+                Some("Max players must be at least 1".to_owned()),
+            ));
+        }
+        if max_players > MAX_PLAYERS_LIMIT {
+            return Err(refusal(
+                Carrier::RoomJoinFailed,
+                "INVALID_MAX_PLAYERS",
+                Some(format!("Max players cannot exceed {MAX_PLAYERS_LIMIT}")),
+            ));
+        }
+        if request.join_only && request.room_code.is_none() {
+            return Err(refusal(
+                Carrier::RoomJoinFailed,
+                "INVALID_INPUT",
+                Some("join_only requires an explicit room_code".to_owned()),
+            ));
+        }
+        if let Some(password) = &options.password {
+            if password.is_empty() || password.len() > MAX_ROOM_PASSWORD_BYTES {
+                return Err(refusal(
+                    Carrier::RoomJoinFailed,
+                    "INVALID_INPUT",
+                    Some(format!(
+                        "Join password must be non-empty and at most {MAX_ROOM_PASSWORD_BYTES} bytes"
+                    )),
+                ));
+            }
+        }
+        if state.membership.contains_key(peer) {
+            return Err(refusal(Carrier::RoomJoinFailed, "ALREADY_IN_ROOM", None));
+        }
         let player = Player {
             id: new_id(),
             name: request.player_name.clone(),
@@ -303,8 +455,10 @@ impl Rooms {
             ready: false,
             connected_at: timestamp(),
             disconnected_at_ms: None,
+            epoch: 1,
+            seq: 0,
         };
-        let code = match &request.room_code {
+        let requested_code = match &request.room_code {
             Some(code) => {
                 if !valid_room_code(code) {
                     let text = if code.len() != 6 {
@@ -318,11 +472,32 @@ impl Rooms {
                         Some(text.to_owned()),
                     ));
                 }
-                let room = state
-                    .rooms
-                    .get(code)
-                    .filter(|r| r.app == request.app && r.game == request.game_name)
-                    .ok_or_else(|| refusal(Carrier::RoomJoinFailed, "ROOM_NOT_FOUND", None))?;
+                Some(code.clone())
+            }
+            None => None,
+        };
+        let existing = requested_code
+            .as_ref()
+            .and_then(|code| state.rooms.get(code));
+        let code = match (existing, requested_code) {
+            (Some(room), Some(code)) => {
+                // Another app's or game's room is invisible, exactly like a missing one.
+                if room.app != request.app || room.game != request.game_name {
+                    return Err(refusal(Carrier::RoomJoinFailed, "ROOM_NOT_FOUND", None));
+                }
+                // Missing, wrong, or stray (open room) passwords share one answer, so that
+                // the answer does not tell which rooms are sealed.
+                if room.password != options.password {
+                    return Err(refusal(
+                        Carrier::RoomJoinFailed,
+                        "PASSWORD_REQUIRED",
+                        Some("Room requires the join password set by its authority".to_owned()),
+                    ));
+                }
+                // Player ids are minted per join here, so the ban also names the connection.
+                if room.banned.iter().any(|id| id == peer) {
+                    return Err(refusal(Carrier::RoomJoinFailed, "BANNED", None));
+                }
                 if room.started {
                     return Err(refusal(
                         Carrier::RoomJoinFailed,
@@ -333,27 +508,12 @@ impl Rooms {
                 if room.players.len() >= room.max_players as usize {
                     return Err(refusal(Carrier::RoomJoinFailed, "ROOM_FULL", None));
                 }
-                code.clone()
+                code
             }
-            None => {
-                if request.join_only {
-                    return Err(refusal(
-                        Carrier::RoomJoinFailed,
-                        "ROOM_NOT_FOUND",
-                        Some("join_only was set and no room_code was given".to_owned()),
-                    ));
-                }
-                let max_players = match request.max_players {
-                    None => DEFAULT_MAX_PLAYERS,
-                    Some(n) if (1..=100).contains(&n) => n as u8,
-                    Some(_) => {
-                        return Err(refusal(
-                            Carrier::RoomJoinFailed,
-                            "INVALID_MAX_PLAYERS",
-                            Some("max_players must be between 1 and 100".to_owned()),
-                        ))
-                    }
-                };
+            (None, Some(_)) if request.join_only => {
+                return Err(refusal(Carrier::RoomJoinFailed, "ROOM_NOT_FOUND", None));
+            }
+            (_, requested) => {
                 let max_spectators = match request.max_spectators {
                     None => self.settings.max_spectators,
                     Some(n) if (0..=100).contains(&n) => n as usize,
@@ -377,11 +537,18 @@ impl Rooms {
                         None,
                     ));
                 }
-                let mut code = room_code();
-                while state.rooms.contains_key(&code) {
-                    code = room_code();
-                }
-                let supports_authority = request.supports_authority.unwrap_or(false);
+                let code = match requested {
+                    Some(code) => code,
+                    None => {
+                        let mut code = room_code();
+                        while state.rooms.contains_key(&code) {
+                            code = room_code();
+                        }
+                        code
+                    }
+                };
+                // The real server gives rooms authority support unless the creator declines.
+                let supports_authority = request.supports_authority.unwrap_or(true);
                 state.rooms.insert(
                     code.clone(),
                     Room {
@@ -400,6 +567,8 @@ impl Rooms {
                         started: false,
                         opened: false,
                         created_at_ms: now_ms(),
+                        password: options.password.clone(),
+                        banned: Vec::new(),
                     },
                 );
                 code
@@ -426,30 +595,24 @@ impl Rooms {
             game_name: room.game.clone(),
             max_players: room.max_players,
             supports_authority: room.supports_authority,
-            current_players: room.player_infos(),
+            current_players: room.player_infos(wire.v3()),
             is_authority: room.authority.as_deref() == Some(player_id.as_str()),
             lobby_state: room.lobby_state().to_owned(),
             ready_players: room.ready_players(),
             relay_type: RELAY_TYPE.to_owned(),
             current_spectators: room.spectator_infos(),
-            reconnection_token: Some(token.clone()),
+            reconnection_token: wire.shows_token().then(|| token.clone()),
         }));
         hub.send(peer, joined.text());
         // The room leaves "waiting" as soon as its creator is in (as the real server reports).
         room.opened = true;
         if creating {
             hub.send(peer, room.lobby_changed().text());
-        } else {
-            let player_info = room.player_infos().into_iter().find(|p| p.id == player_id);
-            if let Some(player_info) = player_info {
-                Self::send(
-                    hub,
-                    &room.audience(Some(peer)),
-                    &ServerMessage::PlayerJoined {
-                        player: player_info,
-                    },
-                );
-            }
+        } else if let Some(joiner) = room.players.iter().find(|p| p.id == player_id) {
+            let audience = room.audience(Some(peer));
+            self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerJoined {
+                player: room.player_info(joiner, v3),
+            });
         }
         let room_id = room.id.clone();
         let snapshot = room.clone();
@@ -477,19 +640,20 @@ impl Rooms {
     }
 
     /// Remove a player (leave, or a seat whose window expired); closes an empty room.
-    fn remove_player(state: &mut State, hub: &Hub, code: &str, player_id: &str) {
+    fn remove_player(&self, state: &mut State, hub: &Hub, code: &str, player_id: &str) {
         let Some(room) = state.rooms.get_mut(code) else {
             return;
         };
+        let departed = room.players.iter().find(|p| p.id == player_id).cloned();
         room.players.retain(|p| p.id != player_id);
         let audience = room.audience(None);
-        Self::send(
-            hub,
-            &audience,
-            &ServerMessage::PlayerLeft {
-                player_id: player_id.to_owned(),
-            },
-        );
+        // v3 recipients learn the departing membership's last sequence number, so they can
+        // tell a complete stream from a truncated one.
+        self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerLeft {
+            player_id: player_id.to_owned(),
+            epoch: departed.as_ref().filter(|_| v3).map(|p| p.epoch),
+            final_seq: departed.as_ref().filter(|_| v3).map(|p| p.seq),
+        });
         if room.authority.as_deref() == Some(player_id) {
             room.authority = None;
             Self::send(
@@ -521,15 +685,38 @@ impl Rooms {
         };
         state.membership.remove(peer);
         hub.send(peer, ServerMessage::RoomLeft.text());
-        Self::remove_player(&mut state, hub, &room, &player_id);
+        self.remove_player(&mut state, hub, &room, &player_id);
         drop(state);
         hub.update_peer(peer, |p| p.room = None);
         Ok(())
     }
 
-    /// Relay one GameData payload to every other connected member, spliced as sent. The
-    /// frame is serialized once and pushed to the members' handles under this lock only.
     pub fn game_data(&self, hub: &Hub, peer: &str, data: &RawValue) -> Result<(), Refusal> {
+        self.game_data_with(hub, peer, data, None, None)
+    }
+
+    /// Relay game data to every other connected member, the payload spliced as sent. v3
+    /// recipients get the sender's epoch and sequence number (and the delivery class it asked
+    /// for); v2 recipients get the bare frame. Each shape is serialized at most once and
+    /// pushed to the members' handles under this lock only.
+    pub fn game_data_with(
+        &self,
+        hub: &Hub,
+        peer: &str,
+        data: &RawValue,
+        class: Option<DeliveryClass>,
+        key: Option<u32>,
+    ) -> Result<(), Refusal> {
+        if !DeliveryClass::accepts_key(class, key) {
+            return Err(refusal(
+                Carrier::Error,
+                "INVALID_DELIVERY_CLASS",
+                Some(
+                    "Invalid delivery class: latest requires a key; reliable and volatile forbid one"
+                        .to_owned(),
+                ),
+            ));
+        }
         let mut state = self.lock();
         let State {
             rooms,
@@ -540,10 +727,21 @@ impl Rooms {
         let Some(Membership::Player { room, player_id }) = membership.get(peer) else {
             return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
         };
-        let Some(room) = rooms.get(room) else {
+        let Some(room) = rooms.get_mut(room) else {
             return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
         };
-        let text: Utf8Bytes = crate::protocol::game_data::relayed(player_id, data).into();
+        let Some(sender) = room.players.iter_mut().find(|p| &p.id == player_id) else {
+            return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
+        };
+        sender.seq += 1;
+        let stamp = game_data::Stamp {
+            seq: sender.seq,
+            epoch: sender.epoch,
+            class,
+            key,
+        };
+        let mut v2_text: Option<Utf8Bytes> = None;
+        let mut v3_text: Option<Utf8Bytes> = None;
         let members = room
             .players
             .iter()
@@ -551,14 +749,23 @@ impl Rooms {
             .chain(room.spectators.iter().map(|s| s.peer.as_str()))
             .filter(|member| *member != peer);
         for member in members {
-            let handle = match handles.get(member) {
-                Some(handle) => handle,
+            let (handle, v3) = match handles.get(member) {
+                Some(known) => known,
                 None => match hub.handle(member) {
-                    Some(handle) => handles.entry(member.to_owned()).or_insert(handle),
+                    Some(handle) => {
+                        let v3 = self.wire(member).v3();
+                        handles.entry(member.to_owned()).or_insert((handle, v3))
+                    }
                     None => continue,
                 },
             };
-            hub.deliver(handle, &text, Priority::Relay);
+            let text = if *v3 {
+                v3_text
+                    .get_or_insert_with(|| game_data::relayed(player_id, data, Some(&stamp)).into())
+            } else {
+                v2_text.get_or_insert_with(|| game_data::relayed(player_id, data, None).into())
+            };
+            hub.deliver(handle, text, Priority::Relay);
         }
         Ok(())
     }
@@ -660,6 +867,211 @@ impl Rooms {
         }
     }
 
+    /// A v3 `RoomOperation` from the room's authority: kick, ban, unban, authority transfer,
+    /// access and code changes. Every outcome, refusals included, goes back to `peer` as a
+    /// `RoomOperationResult` carrying `operation_id`.
+    pub fn room_operation(
+        &self,
+        hub: &Hub,
+        peer: &str,
+        operation_id: &str,
+        operation: &RoomOperationRequest,
+    ) {
+        let (result, failed) = match self.moderate(hub, peer, operation) {
+            Ok(result) => (result, None),
+            Err((reason, code)) => (
+                RoomOperationResult::OperationFailed {
+                    reason: reason.to_owned(),
+                    error_code: Some(code.to_owned()),
+                },
+                Some(code),
+            ),
+        };
+        let answer = ServerMessage::RoomOperationResult {
+            operation_id: operation_id.to_owned(),
+            result: Box::new(result),
+        };
+        match failed {
+            Some(code) => {
+                if let Some(handle) = hub.handle(peer) {
+                    hub.send_error(&handle, code, None, answer.text());
+                }
+            }
+            None => {
+                hub.send(peer, answer.text());
+            }
+        }
+    }
+
+    fn moderate(
+        &self,
+        hub: &Hub,
+        peer: &str,
+        operation: &RoomOperationRequest,
+    ) -> Result<RoomOperationResult, (&'static str, &'static str)> {
+        const NOT_AUTHORITY: (&str, &str) = (
+            "Only the room's authority player may moderate this room",
+            "NOT_ROOM_AUTHORITY",
+        );
+        let mut state = self.lock();
+        let Some(Membership::Player {
+            room: code,
+            player_id,
+        }) = state.membership.get(peer).cloned()
+        else {
+            return Err(("Not currently in a room", "NOT_IN_ROOM"));
+        };
+        let Some(room) = state.rooms.get_mut(&code) else {
+            return Err(("Room no longer exists", "ROOM_NOT_FOUND"));
+        };
+        let is_authority = room.authority.as_deref() == Some(player_id.as_str());
+        match operation {
+            RoomOperationRequest::KickPlayer { player_id: target }
+            | RoomOperationRequest::BanPlayer { player_id: target } => {
+                if !is_authority {
+                    return Err(NOT_AUTHORITY);
+                }
+                if *target == player_id {
+                    return Err((
+                        "The authority cannot target itself; use LeaveRoom instead",
+                        "INVALID_INPUT",
+                    ));
+                }
+                let Some(victim) = room.players.iter().find(|p| &p.id == target).cloned() else {
+                    return Err((
+                        "Moderation target is not a member of this room",
+                        "KICK_TARGET_NOT_FOUND",
+                    ));
+                };
+                let banning = matches!(operation, RoomOperationRequest::BanPlayer { .. });
+                if banning {
+                    room.banned.push(victim.id.clone());
+                    room.banned.extend(victim.peer.clone());
+                }
+                if let Some(victim_peer) = &victim.peer {
+                    state.membership.remove(victim_peer);
+                    let notice = ServerMessage::Error {
+                        message: "You were removed from the room by its authority player."
+                            .to_owned(),
+                        error_code: "KICKED".to_owned(),
+                    };
+                    if let Some(handle) = hub.handle(victim_peer) {
+                        hub.send_error(&handle, "KICKED", None, notice.text());
+                        hub.close_peer(&handle, 4007, "kicked");
+                    }
+                    hub.update_peer(victim_peer, |p| p.room = None);
+                }
+                self.remove_player(&mut state, hub, &code, target);
+                Ok(if banning {
+                    RoomOperationResult::PlayerBanned {
+                        player_id: target.clone(),
+                    }
+                } else {
+                    RoomOperationResult::PlayerKicked {
+                        player_id: target.clone(),
+                    }
+                })
+            }
+            RoomOperationRequest::UnbanPlayer { player_id: target } => {
+                if !is_authority {
+                    return Err(NOT_AUTHORITY);
+                }
+                room.banned.retain(|id| id != target);
+                Ok(RoomOperationResult::PlayerUnbanned {
+                    player_id: target.clone(),
+                })
+            }
+            RoomOperationRequest::TransferAuthority { player_id: target } => {
+                if !is_authority {
+                    return Err((
+                        "Only the room's authority player may transfer the authority role",
+                        "NOT_ROOM_AUTHORITY",
+                    ));
+                }
+                if *target == player_id {
+                    return Err(("The authority cannot transfer to itself", "INVALID_INPUT"));
+                }
+                if !room.players.iter().any(|p| &p.id == target) {
+                    return Err((
+                        "Transfer target is not a member of this room",
+                        "TRANSFER_TARGET_NOT_FOUND",
+                    ));
+                }
+                room.authority = Some(target.clone());
+                Self::announce_authority(hub, room);
+                Self::publish(hub, room);
+                Ok(RoomOperationResult::AuthorityTransferred {
+                    player_id: target.clone(),
+                })
+            }
+            RoomOperationRequest::SetRoomAccess { password } => {
+                if !is_authority {
+                    return Err(NOT_AUTHORITY);
+                }
+                if password
+                    .as_ref()
+                    .is_some_and(|p| p.is_empty() || p.len() > MAX_ROOM_PASSWORD_BYTES)
+                {
+                    return Err((
+                        "The room password must be non-empty and at most 256 bytes",
+                        "INVALID_INPUT",
+                    ));
+                }
+                room.password = password.clone();
+                Ok(RoomOperationResult::RoomAccessUpdated {
+                    requires_password: room.password.is_some(),
+                })
+            }
+            RoomOperationRequest::RegenerateRoomCode => {
+                if !is_authority {
+                    return Err((
+                        "Only the room's authority player may regenerate the room code",
+                        "NOT_ROOM_AUTHORITY",
+                    ));
+                }
+                let mut fresh = room_code();
+                while state.rooms.contains_key(&fresh) {
+                    fresh = room_code();
+                }
+                let Some(mut moved) = state.rooms.remove(&code) else {
+                    return Err(("Room no longer exists", "ROOM_NOT_FOUND"));
+                };
+                moved.code = fresh.clone();
+                let members = moved.audience(None);
+                for membership in state.membership.values_mut() {
+                    match membership {
+                        Membership::Player { room, .. } | Membership::Spectator { room, .. }
+                            if *room == code =>
+                        {
+                            *room = fresh.clone();
+                        }
+                        _ => {}
+                    }
+                }
+                for seat in state.seats.values_mut().filter(|s| s.room_code == code) {
+                    seat.room_code = fresh.clone();
+                }
+                let snapshot = moved.clone();
+                state.rooms.insert(fresh.clone(), moved);
+                drop(state);
+                for member in &members {
+                    hub.update_peer(member, |p| p.room = Some(fresh.clone()));
+                }
+                hub.room_closed(&code);
+                Self::publish(hub, &snapshot);
+                Ok(RoomOperationResult::RoomCodeRegenerated { room_code: fresh })
+            }
+            RoomOperationRequest::JoinRoom(_)
+            | RoomOperationRequest::LeaveRoom
+            | RoomOperationRequest::Reconnect { .. }
+            | RoomOperationRequest::JoinAsSpectator { .. }
+            | RoomOperationRequest::LeaveSpectator => Err((
+                "relaydeck does not negotiate room_operation_ids: send this request as a plain message",
+                "INVALID_INPUT",
+            )),
+        }
+    }
+
     pub fn ready(&self, hub: &Hub, peer: &str) -> Result<(), Refusal> {
         let mut state = self.lock();
         let (room, player_id) = open_room_of_player(&mut state, peer)?;
@@ -678,6 +1090,7 @@ impl Rooms {
     pub fn start(&self, hub: &Hub, peer: &str) -> Result<(), Refusal> {
         let mut state = self.lock();
         let (room, player_id) = open_room_of_player(&mut state, peer)?;
+        // As 0.12 decides: a designated authority alone may start; without one, anyone may.
         if room
             .authority
             .as_deref()
@@ -685,12 +1098,16 @@ impl Rooms {
         {
             return Err(refusal(
                 Carrier::Error,
-                "AUTHORITY_DENIED",
-                Some("Only the authority player can start the game".to_owned()),
+                "GAME_START_FORBIDDEN",
+                Some("Only the room's authority player may start the game.".to_owned()),
             ));
         }
         if !room.all_ready() {
-            return Err(refusal(Carrier::Error, "GAME_START_NOT_READY", None));
+            return Err(refusal(
+                Carrier::Error,
+                "GAME_START_NOT_READY",
+                Some("Cannot start the game: every player must be ready first.".to_owned()),
+            ));
         }
         room.started = true;
         let peer_connections = room
@@ -703,10 +1120,19 @@ impl Rooms {
                 relay_type: RELAY_TYPE.to_owned(),
             })
             .collect();
+        let audience = room.audience(None);
         Self::send(
             hub,
-            &room.audience(None),
+            &audience,
             &ServerMessage::GameStarting { peer_connections },
+        );
+        // Finalization hands every v3 player one authoritative plan; relaydeck only relays.
+        let players: Vec<String> = room.players.iter().filter_map(|p| p.peer.clone()).collect();
+        let v3_players: Vec<String> = players.into_iter().filter(|p| self.wire(p).v3()).collect();
+        Self::send(
+            hub,
+            &v3_players,
+            &ServerMessage::SessionPlan(Box::new(SessionPlan::relay(new_id()))),
         );
         Self::publish(hub, room);
         Ok(())
@@ -785,7 +1211,25 @@ impl Rooms {
         }
         player.peer = Some(peer.to_owned());
         player.disconnected_at_ms = None;
+        // A new membership incarnation: v3 clients restart this sender's numbering.
+        player.epoch += 1;
+        player.seq = 0;
+        let epoch = player.epoch;
+        let wire = self.wire(peer);
         let new_token = new_id();
+        let roster = room.player_infos(wire.v3());
+        let watermarks = if wire.v3() {
+            roster
+                .iter()
+                .map(|p| SenderWatermark {
+                    player_id: p.id.clone(),
+                    epoch: p.epoch.unwrap_or(1),
+                    seq: p.seq.unwrap_or(0),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let reconnected = ServerMessage::Reconnected(Box::new(Reconnected {
             room_id: room.id.clone(),
             room_code: room.code.clone(),
@@ -793,23 +1237,28 @@ impl Rooms {
             game_name: room.game.clone(),
             max_players: room.max_players,
             supports_authority: room.supports_authority,
-            current_players: room.player_infos(),
+            current_players: roster,
             is_authority: room.authority.as_deref() == Some(player_id),
             lobby_state: room.lobby_state().to_owned(),
             ready_players: room.ready_players(),
             relay_type: RELAY_TYPE.to_owned(),
             current_spectators: room.spectator_infos(),
             missed_events: Vec::new(),
-            reconnection_token: new_token.clone(),
+            // Nothing sent while the player was away is kept for it.
+            replay: wire.v3().then_some(ReplayStatus::Unavailable),
+            sender_watermarks: watermarks,
+            reconnection_token: wire.shows_token().then(|| new_token.clone()),
         }));
         hub.send(peer, reconnected.text());
-        Self::send(
-            hub,
-            &room.audience(Some(peer)),
-            &ServerMessage::PlayerReconnected {
-                player_id: player_id.to_owned(),
-            },
-        );
+        let returning = room.players.iter().find(|p| p.id == player_id);
+        let audience = room.audience(Some(peer));
+        self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerReconnected {
+            player_id: player_id.to_owned(),
+            epoch: v3.then_some(epoch),
+            player: returning
+                .filter(|_| v3)
+                .map(|p| Box::new(room.player_info(p, true))),
+        });
         let code = room.code.clone();
         let snapshot = room.clone();
         state.seats.remove(token);
@@ -901,7 +1350,7 @@ impl Rooms {
             room_code: room.code.clone(),
             spectator_id: spectator.id.clone(),
             game_name: room.game.clone(),
-            current_players: room.player_infos(),
+            current_players: room.player_infos(self.wire(peer).v3()),
             current_spectators: room.spectator_infos(),
             lobby_state: room.lobby_state().to_owned(),
             reason: "joined".to_owned(),
@@ -955,11 +1404,18 @@ impl Rooms {
             return;
         };
         room.spectators.retain(|s| s.id != spectator_id);
+        // Upstream's SpectatorStateChangeReason tokens: a LeaveSpectator is a voluntary
+        // leave, a dropped connection a disconnect. Clients reject any other word.
+        let reason = if told.is_some() {
+            "voluntary_leave"
+        } else {
+            "disconnected"
+        };
         if let Some(peer) = told {
             let left = ServerMessage::SpectatorLeft {
                 room_id: room.id.clone(),
                 room_code: room.code.clone(),
-                reason: "left".to_owned(),
+                reason: reason.to_owned(),
                 current_spectators: room.spectator_infos(),
             };
             hub.send(peer, left.text());
@@ -969,7 +1425,7 @@ impl Rooms {
             &room.audience(None),
             &ServerMessage::SpectatorDisconnected {
                 spectator_id: spectator_id.to_owned(),
-                reason: "left".to_owned(),
+                reason: reason.to_owned(),
                 current_spectators: room.spectator_infos(),
             },
         );
@@ -984,6 +1440,7 @@ impl Rooms {
     /// The peer's connection ended: a player's seat is held for the reconnection window, a
     /// spectator simply leaves.
     pub fn disconnected(&self, hub: &Hub, peer: &str) {
+        self.forget_version(peer);
         let mut state = self.lock();
         state.handles.remove(peer);
         match state.membership.remove(peer) {
@@ -1030,7 +1487,7 @@ impl Rooms {
                 .filter(|(_, seat)| seat.player_id == player_id)
                 .map(|(token, seat)| (token.clone(), seat.clone()))
                 .collect();
-            Self::remove_player(&mut state, hub, &code, &player_id);
+            self.remove_player(&mut state, hub, &code, &player_id);
             for (token, seat) in seats {
                 state.seats.insert(
                     token,
@@ -1050,11 +1507,12 @@ impl Rooms {
 
     /// Kick a peer out of its room (admin kick): players leave, spectators too.
     pub fn remove_peer_now(&self, hub: &Hub, peer: &str) {
+        self.forget_version(peer);
         let mut state = self.lock();
         state.handles.remove(peer);
         match state.membership.remove(peer) {
             Some(Membership::Player { room, player_id }) => {
-                Self::remove_player(&mut state, hub, &room, &player_id)
+                self.remove_player(&mut state, hub, &room, &player_id)
             }
             Some(Membership::Spectator { room, spectator_id }) => {
                 Self::remove_spectator(&mut state, hub, &room, &spectator_id, None)
@@ -1079,7 +1537,7 @@ fn open_room_of_player<'s>(
         return Err(refusal(
             Carrier::Error,
             "INVALID_ROOM_STATE",
-            Some("The game has already started".to_owned()),
+            Some("The game has already started.".to_owned()),
         ));
     }
     Ok((room, player_id))
@@ -1167,7 +1625,7 @@ mod tests {
     use super::*;
     use crate::server::config::Config;
     use crate::server::hub::{NewPeer, Outbound, PeerLink};
-    use serde_json::Value;
+    use serde_json::{json, Value};
 
     fn hub() -> Hub {
         Hub::new(Config::demo(), "127.0.0.1:0".into(), &BTreeMap::new(), 64)
@@ -1303,7 +1761,10 @@ mod tests {
         assert_eq!(refusal.code, "GAME_START_NOT_READY");
         rooms.ready(&hub, bob.id()).unwrap();
         let refusal = rooms.start(&hub, bob.id()).unwrap_err();
-        assert_eq!(refusal.code, "AUTHORITY_DENIED", "only the holder starts");
+        assert_eq!(
+            refusal.code, "GAME_START_FORBIDDEN",
+            "only the holder starts"
+        );
         rooms.start(&hub, alice.id()).unwrap();
         let starting = last_of(&drain(&mut bob), "GameStarting");
         assert_eq!(
@@ -1315,5 +1776,336 @@ mod tests {
         }
         let refusal = rooms.authority_request(&hub, bob.id(), true).unwrap_err();
         assert_eq!(refusal.code, "AUTHORITY_DENIED");
+    }
+
+    fn data(frames: &[Value], kind: &str) -> Value {
+        last_of(frames, kind)["data"].clone()
+    }
+
+    #[test]
+    fn frames_take_the_shape_of_each_peers_protocol_version() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob, mut carol) =
+            (peer(&hub, "Alice"), peer(&hub, "Bob"), peer(&hub, "Carol"));
+        rooms.set_protocol_version(alice.id(), 3);
+        rooms.set_protocol_version(bob.id(), 2);
+
+        rooms
+            .join(&hub, alice.id(), request(None, "Alice"))
+            .unwrap();
+        let joined = data(&drain(&mut alice), "RoomJoined");
+        assert!(
+            joined["reconnection_token"].is_string(),
+            "v3 gets the token"
+        );
+        let me = &joined["current_players"][0];
+        assert_eq!(
+            (me["epoch"].clone(), me["seq"].clone()),
+            (1.into(), 0.into())
+        );
+        assert!(
+            me.get("connected_at").is_none(),
+            "v3 rosters carry no timestamps"
+        );
+        let code = joined["room_code"].as_str().unwrap().to_owned();
+
+        rooms
+            .join(&hub, bob.id(), request(Some(&code), "Bob"))
+            .unwrap();
+        let bob_joined = data(&drain(&mut bob), "RoomJoined");
+        assert!(
+            bob_joined.get("reconnection_token").is_none(),
+            "v2 never sees it"
+        );
+        for player in bob_joined["current_players"].as_array().unwrap() {
+            assert!(player["connected_at"].is_string());
+            assert!(player.get("epoch").is_none() && player.get("seq").is_none());
+        }
+        let announced = data(&drain(&mut alice), "PlayerJoined");
+        assert_eq!(announced["player"]["epoch"], 1);
+
+        // A peer whose version was never reported keeps the token, as before versions existed.
+        rooms
+            .join(&hub, carol.id(), request(Some(&code), "Carol"))
+            .unwrap();
+        let carol_joined = data(&drain(&mut carol), "RoomJoined");
+        assert!(carol_joined["reconnection_token"].is_string());
+        assert!(carol_joined["current_players"][0]["connected_at"].is_string());
+        drain(&mut alice);
+        drain(&mut bob);
+
+        for n in 1..=2 {
+            rooms
+                .game_data(
+                    &hub,
+                    bob.id(),
+                    &serde_json::value::to_raw_value(&json!({"n": n})).unwrap(),
+                )
+                .unwrap();
+        }
+        let to_alice = data(&drain(&mut alice), "GameData");
+        assert_eq!(
+            (to_alice["seq"].clone(), to_alice["epoch"].clone()),
+            (2.into(), 1.into())
+        );
+        let to_carol = data(&drain(&mut carol), "GameData");
+        assert_eq!(
+            to_carol,
+            json!({"from_player": to_alice["from_player"], "data": {"n": 2}})
+        );
+
+        rooms.leave(&hub, bob.id()).unwrap();
+        let left = data(&drain(&mut alice), "PlayerLeft");
+        assert_eq!(
+            (left["epoch"].clone(), left["final_seq"].clone()),
+            (1.into(), 2.into())
+        );
+        let left = data(&drain(&mut carol), "PlayerLeft");
+        assert!(left.get("final_seq").is_none());
+    }
+
+    #[test]
+    fn a_v3_reconnect_starts_a_new_epoch_and_rotates_the_token() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
+        rooms.set_protocol_version(alice.id(), 3);
+        rooms.set_protocol_version(bob.id(), 3);
+        rooms
+            .join(&hub, alice.id(), request(None, "Alice"))
+            .unwrap();
+        let code = data(&drain(&mut alice), "RoomJoined")["room_code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        rooms
+            .join(&hub, bob.id(), request(Some(&code), "Bob"))
+            .unwrap();
+        let joined = data(&drain(&mut bob), "RoomJoined");
+        let (player, room, token) = (
+            joined["player_id"].as_str().unwrap().to_owned(),
+            joined["room_id"].as_str().unwrap().to_owned(),
+            joined["reconnection_token"].as_str().unwrap().to_owned(),
+        );
+        rooms
+            .game_data(
+                &hub,
+                bob.id(),
+                &serde_json::value::to_raw_value(&json!(1)).unwrap(),
+            )
+            .unwrap();
+        rooms.disconnected(&hub, bob.id());
+        drain(&mut alice);
+
+        let mut again = peer(&hub, "Bob");
+        rooms.set_protocol_version(again.id(), 3);
+        rooms
+            .reconnect(&hub, again.id(), &player, &room, &token)
+            .unwrap();
+        let back = data(&drain(&mut again), "Reconnected");
+        assert_eq!(back["replay"], "unavailable");
+        let rotated = back["reconnection_token"].as_str().unwrap();
+        assert_ne!(rotated, token);
+        let watermarks = back["sender_watermarks"].as_array().unwrap();
+        assert_eq!(watermarks.len(), 2, "one per roster entry");
+        let mine = watermarks
+            .iter()
+            .find(|w| w["player_id"] == player.as_str())
+            .unwrap();
+        assert_eq!(
+            (mine["epoch"].clone(), mine["seq"].clone()),
+            (2.into(), 0.into())
+        );
+        let notice = data(&drain(&mut alice), "PlayerReconnected");
+        assert_eq!(notice["epoch"], 2);
+        assert_eq!(notice["player"]["epoch"], 2);
+        let refusal = rooms
+            .reconnect(&hub, peer(&hub, "Eve").id(), &player, &room, &token)
+            .unwrap_err();
+        assert_eq!(refusal.code, "RECONNECTION_TOKEN_INVALID", "a spent token");
+    }
+
+    #[test]
+    fn joins_follow_upstream_rules_for_codes_authority_and_player_counts() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let mut alice = peer(&hub, "Alice");
+        let refused = |req: JoinRequest| rooms.join(&hub, alice.id(), req).unwrap_err();
+        let join_only = JoinRequest {
+            join_only: true,
+            ..request(Some("ZZZZZZ"), "Alice")
+        };
+        assert_eq!(refused(join_only).code, "ROOM_NOT_FOUND");
+        let join_only_without_code = JoinRequest {
+            join_only: true,
+            ..request(None, "Alice")
+        };
+        assert_eq!(refused(join_only_without_code).code, "INVALID_INPUT");
+        for max_players in [0, 101, 255] {
+            let req = JoinRequest {
+                max_players: Some(max_players),
+                ..request(None, "Alice")
+            };
+            assert_eq!(refused(req).code, "INVALID_MAX_PLAYERS", "{max_players}");
+        }
+        // A well-formed code that names no room creates that room, with authority support
+        // unless the creator declines it.
+        let req = JoinRequest {
+            supports_authority: None,
+            max_players: None,
+            ..request(Some("ZZZZZZ"), "Alice")
+        };
+        rooms.join(&hub, alice.id(), req).unwrap();
+        let joined = data(&drain(&mut alice), "RoomJoined");
+        assert_eq!(joined["room_code"], "ZZZZZZ");
+        assert_eq!(joined["max_players"], DEFAULT_MAX_PLAYERS);
+        assert_eq!(joined["supports_authority"], true);
+        assert_eq!(joined["is_authority"], true);
+    }
+
+    #[test]
+    fn sealed_rooms_admit_only_their_password() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, bob, carol) = (peer(&hub, "Alice"), peer(&hub, "Bob"), peer(&hub, "Carol"));
+        let sealed = |password: &str| JoinOptions {
+            password: Some(password.to_owned()),
+        };
+        rooms
+            .join_with(&hub, alice.id(), request(None, "Alice"), sealed("pw"))
+            .unwrap();
+        let code = data(&drain(&mut alice), "RoomJoined")["room_code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for options in [JoinOptions::default(), sealed("PW")] {
+            let refusal = rooms
+                .join_with(&hub, bob.id(), request(Some(&code), "Bob"), options)
+                .unwrap_err();
+            assert_eq!(
+                (refusal.carrier, refusal.code),
+                (Carrier::RoomJoinFailed, "PASSWORD_REQUIRED")
+            );
+        }
+        let refusal = rooms
+            .join_with(&hub, bob.id(), request(Some(&code), "Bob"), sealed(""))
+            .unwrap_err();
+        assert_eq!(
+            refusal.code, "INVALID_INPUT",
+            "an empty password is malformed"
+        );
+        rooms
+            .join_with(&hub, bob.id(), request(Some(&code), "Bob"), sealed("pw"))
+            .unwrap();
+        // A password sent to an open room gets the same answer as a wrong one.
+        rooms
+            .join(&hub, carol.id(), request(Some("PQRS23"), "Carol"))
+            .unwrap();
+        let refusal = rooms
+            .join_with(
+                &hub,
+                peer(&hub, "Dan").id(),
+                request(Some("PQRS23"), "Dan"),
+                sealed("pw"),
+            )
+            .unwrap_err();
+        assert_eq!(refusal.code, "PASSWORD_REQUIRED");
+    }
+
+    #[test]
+    fn the_authority_kicks_bans_and_transfers_by_room_operation() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
+        let (code, alice_id, bob_id) = two_players(&rooms, &hub, &mut alice, &mut bob);
+        let operate = |peer: &str, op: RoomOperationRequest| {
+            rooms.room_operation(&hub, peer, "op-1", &op);
+        };
+        let outcome = |link: &mut PeerLink| {
+            let answer = data(&drain(link), "RoomOperationResult");
+            assert_eq!(answer["operation_id"], "op-1");
+            answer["result"].clone()
+        };
+        let kick = |id: &str| RoomOperationRequest::KickPlayer {
+            player_id: id.to_owned(),
+        };
+
+        operate(bob.id(), kick(&alice_id));
+        assert_eq!(
+            outcome(&mut bob)["data"]["error_code"],
+            "NOT_ROOM_AUTHORITY"
+        );
+        operate(alice.id(), kick("nobody"));
+        assert_eq!(
+            outcome(&mut alice)["data"]["error_code"],
+            "KICK_TARGET_NOT_FOUND"
+        );
+        operate(alice.id(), kick(&alice_id));
+        assert_eq!(outcome(&mut alice)["data"]["error_code"], "INVALID_INPUT");
+        operate(
+            alice.id(),
+            RoomOperationRequest::TransferAuthority {
+                player_id: "nobody".into(),
+            },
+        );
+        assert_eq!(
+            outcome(&mut alice)["data"]["error_code"],
+            "TRANSFER_TARGET_NOT_FOUND"
+        );
+
+        operate(
+            alice.id(),
+            RoomOperationRequest::TransferAuthority {
+                player_id: bob_id.clone(),
+            },
+        );
+        assert_eq!(outcome(&mut alice)["type"], "AuthorityTransferred");
+        assert_eq!(
+            data(&drain(&mut bob), "AuthorityChanged")["you_are_authority"],
+            true
+        );
+
+        operate(
+            bob.id(),
+            RoomOperationRequest::BanPlayer {
+                player_id: alice_id.clone(),
+            },
+        );
+        let frames = drain(&mut bob);
+        assert_eq!(data(&frames, "PlayerLeft")["player_id"], alice_id);
+        assert_eq!(
+            data(&frames, "RoomOperationResult")["result"]["type"],
+            "PlayerBanned"
+        );
+        let notice = data(&drain(&mut alice), "Error");
+        assert_eq!(notice["error_code"], "KICKED");
+        let refusal = rooms
+            .join(&hub, alice.id(), request(Some(&code), "Alice"))
+            .unwrap_err();
+        assert_eq!(refusal.code, "BANNED");
+    }
+
+    #[test]
+    fn delivery_classes_must_pair_with_keys() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
+        two_players(&rooms, &hub, &mut alice, &mut bob);
+        let refusal = rooms
+            .game_data_with(
+                &hub,
+                alice.id(),
+                &serde_json::value::to_raw_value(&json!(1)).unwrap(),
+                Some(DeliveryClass::Latest),
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(refusal.code, "INVALID_DELIVERY_CLASS");
+        rooms
+            .game_data_with(
+                &hub,
+                alice.id(),
+                &serde_json::value::to_raw_value(&json!(1)).unwrap(),
+                Some(DeliveryClass::Latest),
+                Some(4),
+            )
+            .unwrap();
+        // Bob's version was never reported: no v3 metadata reaches him.
+        assert_eq!(data(&drain(&mut bob), "GameData").get("class"), None);
     }
 }
