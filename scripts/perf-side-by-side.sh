@@ -19,6 +19,8 @@
 #   SEARCH_START          first rate of the rate search, per player (default 240)
 #   PORT_RELAYDECK, PORT_SIGNAL_FISH   loopback ports (default 17901, 17902)
 #   TABLE_FROM            a folder of an earlier run: print its table again without running
+#   PERF_NICE             a niceness for this script and everything it starts (both servers and
+#                         the generator alike), e.g. -10 on a machine shared with builds
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,6 +45,9 @@ fi
 command -v jq >/dev/null || { echo "jq is needed to build the table (apt-get install jq)" >&2; exit 1; }
 
 if [[ -z ${TABLE_FROM:-} ]]; then
+    if [[ -n ${PERF_NICE:-} ]]; then
+        renice -n "$PERF_NICE" -p $$ >/dev/null
+    fi
     # Each idle connection is a descriptor in the generator and another in the server.
     ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     FILES=$(ulimit -n)
@@ -209,7 +214,8 @@ else
     LOAD_AVERAGE_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
     RELAYDECK=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')
     RELAYDECK="$RELAYDECK ($("$RELAYDECK_SERVER_BIN" --version))"
-    declare -p LOAD_AVERAGE_BEFORE LOAD_AVERAGE_AFTER ELAPSED IDLE_CONNECTIONS PUBSUB_RATE RELAYDECK >"$OUT/run.env"
+    NICENESS=$(ps -o ni= -p $$ | xargs)
+    declare -p LOAD_AVERAGE_BEFORE LOAD_AVERAGE_AFTER ELAPSED IDLE_CONNECTIONS PUBSUB_RATE RELAYDECK NICENESS >"$OUT/run.env"
 
 fi
 
@@ -280,7 +286,7 @@ f() { echo "$OUT/$1.$2.json"; }
     echo "Machine: $(uname -srm); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores;"
     echo "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; load average $LOAD_AVERAGE_BEFORE before, $LOAD_AVERAGE_AFTER after."
     echo "relaydeck $RELAYDECK;"
-    echo "signal-fish-server $SF_VERSION; $(rustc --version 2>/dev/null || echo 'rustc ?'); ${ELAPSED} s in all."
+    echo "signal-fish-server $SF_VERSION; $(rustc --version 2>/dev/null || echo 'rustc ?'); niceness ${NICENESS:-0}; ${ELAPSED} s in all."
     echo
     echo "Generator CPU per run (cores): $(for x in "$OUT"/*.json; do jq -r --arg n "$(basename "$x" .json)" '(.best // .) | select(.generator.cpu) | "\($n) \(.generator.cpu.cores * 100 | round / 100)"' "$x" 2>/dev/null; done | paste -sd ';' | sed 's/;/; /g')."
 } | tee "$OUT/table.md"
