@@ -49,6 +49,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Open the console on a running relaydeck server.
     Connect(ConnectArgs),
+    /// Load a server (this one or any other) and measure latency, loss and memory.
+    Load(crate::load::LoadArgs),
     /// Measure the console at 1,000 and 10,000 peers (build with --release for real figures).
     Bench {
         /// Repetitions per measurement.
@@ -165,6 +167,7 @@ pub fn main() -> ExitCode {
         Some(Command::Replay(args)) => run_replay(args),
         Some(Command::Serve(args)) => run_serve(args),
         Some(Command::Connect(args)) => run_connect(args, cli.console, &cli.data),
+        Some(Command::Load(args)) => crate::load::main(args),
         Some(Command::Bench { repeat }) => {
             print!("{}", crate::bench::run(repeat.max(1)));
             Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@
 //! - [`report`]: plain-terminal rendering of entries and decodings (decode, codes, explain).
 //! - [`session`]: session files (JSONL) and the replay engine shared by `replay` and the console.
 //! - [`bench`]: the console's cost at 1k and 10k peers, side by side.
+//! - [`load`]: a load generator for the server (or any Signal Fish or pub/sub server).
 //! - [`cli`]: the command line (clap derive) and the subcommands' output.
 
 pub mod bench;
@@ -18,6 +19,7 @@ pub mod catalog;
 pub mod cli;
 pub mod console;
 pub mod demo;
+pub mod load;
 pub mod protocol;
 pub mod report;
 pub mod server;
