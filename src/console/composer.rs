@@ -348,6 +348,7 @@ impl Composer {
                 description: format!("Recorded in the console: {}", self.target.describe()),
                 dialect: *dialect,
                 expect_codes: codes_seen.to_vec(),
+                upstream: None,
             },
             steps,
         })

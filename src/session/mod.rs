@@ -80,6 +80,11 @@ pub struct Header {
     /// Every code this session reproduces, as `dialect:code`.
     #[serde(default)]
     pub expect_codes: Vec<String>,
+    /// How the real server of the dialect answers this session: `"same"` when it passes
+    /// against it too (`scripts/compare-signal-fish.sh` replays it against both), otherwise a
+    /// sentence saying why it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
