@@ -265,7 +265,7 @@ mod tests {
 
     fn log() -> String {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/reference/signal-fish-v2-frames.log");
+            .join("tests/fixtures/signal-fish-v2-frames.log");
         std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
                 "{}: {e}; the reference log is expected beside the repository",
