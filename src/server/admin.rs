@@ -261,10 +261,10 @@ async fn execute(shared: &Arc<Shared>, who: &str, envelope: CommandEnvelope) -> 
     let mut reply = result(id, outcome);
     reply.data = data;
     if let Err(error) = shared.persist.audit_outcome(&ticket, &recorded).await {
-        // The action took effect and its intent is on record; say that the rest is missing.
+        // The intent is on record and the action ran; say that its outcome is missing.
         tracing::error!(%error, action, target, "could not append an outcome to the audit log");
         reply.message.push_str(&format!(
-            " (done, but its outcome could not be written to the audit log: {error})"
+            " (its outcome could not be written to the audit log: {error})"
         ));
     }
     Reply::Result(reply)

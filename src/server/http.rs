@@ -209,16 +209,17 @@ pub async fn kick_peer(
         return error(StatusCode::UNAUTHORIZED, "a valid admin token is required");
     }
     // As on /admin: on record before it takes effect, refused when it cannot be.
-    let ticket =
-        match shared.persist.audit_intent("admin@http", "kick", &id).await {
-            Ok(ticket) => ticket,
-            Err(e) => return error(
+    let ticket = match shared.persist.audit_intent("admin@http", "kick", &id).await {
+        Ok(ticket) => ticket,
+        Err(e) => {
+            return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "refused: the audit log cannot be written ({e}), so the peer was not kicked"
                 ),
-            ),
-        };
+            )
+        }
+    };
     let outcome = shared
         .hub
         .resolve_peer(&id, crate::catalog::Dialect::Pubsub)
