@@ -480,9 +480,9 @@ async fn shutdown_signal() {
 
 /// Logs go to a file in the data folder while the terminal belongs to the console.
 fn log_to_file(data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
-    std::fs::create_dir_all(data_dir).ok()?;
+    crate::server::persist::create_private_dir(data_dir).ok()?;
     let path = data_dir.join("console.log");
-    let file = std::fs::OpenOptions::new()
+    let file = crate::server::persist::private_file()
         .create(true)
         .append(true)
         .open(&path)

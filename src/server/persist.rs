@@ -216,7 +216,7 @@ fn record(ticket: &AuditTicket, phase: AuditPhase, result: &str) -> AuditRecord 
 }
 
 /// Options for a file only the server's user may read, never opened through a symlink.
-fn private_file() -> std::fs::OpenOptions {
+pub fn private_file() -> std::fs::OpenOptions {
     let mut options = std::fs::OpenOptions::new();
     #[cfg(unix)]
     {
@@ -235,7 +235,9 @@ fn read_private(path: &Path) -> std::io::Result<String> {
     Ok(text)
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+/// Create `dir` (and its parents) readable by this user only; warn when an existing one is
+/// open to others.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
