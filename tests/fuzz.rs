@@ -474,6 +474,17 @@ mod flow {
         Ok(())
     }
 
+    /// Found by the long run: without serde_json's `float_roundtrip`, a number beyond u64
+    /// parsed to a float one ulp off what printing it back and parsing again gives.
+    #[test]
+    fn numbers_beyond_u64_survive_a_round_trip() {
+        check(
+            r#"{"action":"subscribe","topic":"t","arguments":{"n":1182281790911822817909531849730,"f":0.30000000000000004}}"#
+                .to_owned(),
+        )
+        .unwrap();
+    }
+
     fn run(cases: u32) {
         let valid = well_formed().prop_map(|r| encode(&r)).boxed();
         fuzz("flow parse", cases, inputs(valid), check);
