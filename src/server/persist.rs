@@ -39,7 +39,7 @@ struct StateFile {
 pub enum AuditPhase {
     /// Written before the action takes effect.
     Intent,
-    /// Written after; the default, for records of a single line.
+    /// Written after. Logs written before intents existed hold only these.
     #[default]
     Outcome,
 }
@@ -181,24 +181,6 @@ impl Persist {
     /// Record how an action whose intent is on record ended.
     pub async fn audit_outcome(&self, ticket: &AuditTicket, result: &str) -> std::io::Result<()> {
         self.write_record(record(ticket, AuditPhase::Outcome, result))
-            .await
-    }
-
-    /// Record an action and its outcome in one line, for actions already done.
-    pub async fn audit(
-        &self,
-        who: &str,
-        action: &str,
-        target: &str,
-        result: &str,
-    ) -> std::io::Result<()> {
-        let ticket = AuditTicket {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            who: who.to_owned(),
-            action: action.to_owned(),
-            target: target.to_owned(),
-        };
-        self.write_record(record(&ticket, AuditPhase::Outcome, result))
             .await
     }
 }
@@ -448,14 +430,16 @@ mod tests {
         let persist = Persist::start(dir.path().to_path_buf()).unwrap();
         let statuses = BTreeMap::from([("demo".to_owned(), AppStatus::Suspended)]);
         persist.save_statuses(statuses.clone()).await.unwrap();
-        persist
-            .audit("admin@test", "set_app_status", "demo", "suspended")
+        let ticket = persist
+            .audit_intent("admin@test", "set_app_status", "demo")
             .await
             .unwrap();
+        persist.audit_outcome(&ticket, "suspended").await.unwrap();
         assert_eq!(load_statuses(dir.path()).unwrap(), statuses);
         let audit = read_audit(dir.path()).unwrap();
-        assert_eq!(audit.len(), 1);
-        assert_eq!(audit[0].action, "set_app_status");
+        assert_eq!(audit.len(), 2);
+        assert_eq!(audit[1].action, "set_app_status");
+        assert_eq!(audit[1].result, "suspended");
 
         let (token, path) = admin_token(dir.path(), None).unwrap();
         assert_eq!(token.len(), 64);
@@ -499,7 +483,7 @@ mod tests {
             .save_statuses(BTreeMap::from([("demo".to_owned(), AppStatus::Revoked)]))
             .await
             .unwrap();
-        persist.audit("t", "kick", "p1", "done").await.unwrap();
+        persist.audit_intent("t", "kick", "p1").await.unwrap();
         admin_token(&dir, None).unwrap();
         assert_eq!(mode(&dir), 0o700);
         for file in [STATE_FILE, AUDIT_FILE, TOKEN_FILE] {
@@ -525,7 +509,6 @@ mod tests {
         std::fs::remove_file(data.join(AUDIT_FILE)).unwrap();
         let persist = Persist::start(data.clone()).unwrap();
         std::os::unix::fs::symlink(&elsewhere, data.join(AUDIT_FILE)).unwrap();
-        assert!(persist.audit("t", "kick", "p1", "done").await.is_err());
         assert!(persist.audit_intent("t", "kick", "p1").await.is_err());
         assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "precious");
     }
@@ -593,7 +576,7 @@ mod tests {
     async fn a_torn_last_line_is_cut_at_start() {
         let dir = tempfile::tempdir().unwrap();
         let persist = Persist::start(dir.path().to_path_buf()).unwrap();
-        persist.audit("a", "kick", "p1", "done").await.unwrap();
+        persist.audit_intent("a", "kick", "p1").await.unwrap();
         drop(persist);
         let path = dir.path().join(AUDIT_FILE);
         let mut file = std::fs::OpenOptions::new()
@@ -605,7 +588,7 @@ mod tests {
         drop(file);
         assert!(read_audit(dir.path()).is_err(), "a torn line is damage");
         let persist = Persist::start(dir.path().to_path_buf()).unwrap();
-        persist.audit("a", "kick", "p2", "done").await.unwrap();
+        persist.audit_intent("a", "kick", "p2").await.unwrap();
         let records = read_audit(dir.path()).unwrap();
         assert_eq!(records.len(), 2);
         assert_eq!(records[1].id, 2);
