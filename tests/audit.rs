@@ -25,6 +25,10 @@ const TOKEN: &str = "audit-test-token";
 /// a full disk fails with ENOSPC). Returns the child and its address, read from its first
 /// line of output.
 fn serve(data: &Path, file_limit_kib: Option<u64>) -> (Child, String) {
+    serve_with(data, file_limit_kib, &["--admin-token", TOKEN])
+}
+
+fn serve_with(data: &Path, file_limit_kib: Option<u64>, extra: &[&str]) -> (Child, String) {
     let binary = env!("CARGO_BIN_EXE_relaydeck");
     let mut command = match file_limit_kib {
         None => Process::new(binary),
@@ -39,14 +43,9 @@ fn serve(data: &Path, file_limit_kib: Option<u64>) -> (Child, String) {
         }
     };
     let mut child = command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-token",
-            TOKEN,
-            "--data-dir",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--data-dir")
         .arg(data)
         .env_remove("RELAYDECK_ADMIN_TOKEN")
         .stdout(Stdio::piped())
@@ -363,5 +362,27 @@ async fn status_changes_from_two_consoles_are_serialized() {
         log.len() as u64,
         2 * 2 * CHANGES,
         "intent and outcome of every change"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_warns_about_a_token_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let token = data.join("admin-token");
+    std::fs::write(&token, "0123456789abcdef").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (mut child, _) = serve_with(&data, None, &[]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The warning is logged before the listening line is printed.
+    let stderr = std::fs::read_to_string(data.with_extension("stderr")).unwrap();
+    assert!(
+        stderr.contains("can be read by other users (mode 644); chmod 600 it"),
+        "{stderr}"
     );
 }
