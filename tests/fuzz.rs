@@ -62,6 +62,23 @@ fn fuzz<S: Strategy>(
     );
 }
 
+/// A target's default run (`cargo test`) and its long run (`--ignored`), both calling the
+/// module's `run(cases)`.
+macro_rules! runs {
+    () => {
+        #[test]
+        fn short() {
+            run(SHORT);
+        }
+
+        #[test]
+        #[ignore = "long run: cargo test --release --test fuzz -- --ignored"]
+        fn long() {
+            run(LONG);
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Input builders shared by the targets
 // ---------------------------------------------------------------------------------------------
@@ -290,16 +307,7 @@ mod pubsub {
         );
     }
 
-    #[test]
-    fn short() {
-        run(SHORT);
-    }
-
-    #[test]
-    #[ignore = "long run: cargo test --release --test fuzz -- --ignored"]
-    fn long() {
-        run(LONG);
-    }
+    runs!();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,16 +400,7 @@ mod talo {
         });
     }
 
-    #[test]
-    fn short() {
-        run(SHORT);
-    }
-
-    #[test]
-    #[ignore = "long run: cargo test --release --test fuzz -- --ignored"]
-    fn long() {
-        run(LONG);
-    }
+    runs!();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -494,16 +493,7 @@ mod flow {
         });
     }
 
-    #[test]
-    fn short() {
-        run(SHORT);
-    }
-
-    #[test]
-    #[ignore = "long run: cargo test --release --test fuzz -- --ignored"]
-    fn long() {
-        run(LONG);
-    }
+    runs!();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -601,16 +591,7 @@ mod signal_fish {
         );
     }
 
-    #[test]
-    fn short() {
-        run(SHORT);
-    }
-
-    #[test]
-    #[ignore = "long run: cargo test --release --test fuzz -- --ignored"]
-    fn long() {
-        run(LONG);
-    }
+    runs!();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -704,16 +685,7 @@ mod admin {
         });
     }
 
-    #[test]
-    fn short() {
-        run(SHORT);
-    }
-
-    #[test]
-    #[ignore = "long run: cargo test --release --test fuzz -- --ignored"]
-    fn long() {
-        run(LONG);
-    }
+    runs!();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -794,16 +766,7 @@ mod pattern {
         fuzz("pubsub channel pattern", cases, strategy, check);
     }
 
-    #[test]
-    fn short() {
-        run(SHORT);
-    }
-
-    #[test]
-    #[ignore = "long run: cargo test --release --test fuzz -- --ignored"]
-    fn long() {
-        run(LONG);
-    }
+    runs!();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -881,7 +844,10 @@ mod token {
         }
     }
 
-    fn run(cases: u32, every_byte: bool) {
+    /// The default run changes every byte of each token; the long run one byte per token,
+    /// so that its million tokens take seconds rather than hours.
+    fn run(cases: u32) {
+        let every_byte = cases <= SHORT;
         let strategy = (claims(), "[ -~]{0,40}", any::<usize>(), any::<u8>());
         fuzz("token sign/verify", cases, strategy, check(every_byte));
         // Noise is never a valid token.
@@ -896,16 +862,7 @@ mod token {
         );
     }
 
-    #[test]
-    fn short() {
-        run(SHORT, true);
-    }
-
-    #[test]
-    #[ignore = "long run: cargo test --release --test fuzz -- --ignored"]
-    fn long() {
-        run(LONG, false);
-    }
+    runs!();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1049,16 +1006,7 @@ mod session {
         fuzz("session files", cases, inputs(file()), check);
     }
 
-    #[test]
-    fn short() {
-        run(SHORT);
-    }
-
-    #[test]
-    #[ignore = "long run: cargo test --release --test fuzz -- --ignored"]
-    fn long() {
-        run(LONG);
-    }
+    runs!();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1104,16 +1052,7 @@ mod config {
         assert!(Config::parse(&serde_json::to_string(&Config::demo()).unwrap(), "demo").is_ok());
     }
 
-    #[test]
-    fn short() {
-        run(SHORT);
-    }
-
-    #[test]
-    #[ignore = "long run: cargo test --release --test fuzz -- --ignored"]
-    fn long() {
-        run(LONG);
-    }
+    runs!();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1185,14 +1124,5 @@ mod decode {
         );
     }
 
-    #[test]
-    fn short() {
-        run(SHORT);
-    }
-
-    #[test]
-    #[ignore = "long run: cargo test --release --test fuzz -- --ignored"]
-    fn long() {
-        run(LONG);
-    }
+    runs!();
 }

@@ -143,21 +143,22 @@ impl Persist {
         &self,
         statuses: BTreeMap<String, AppStatus>,
     ) -> std::io::Result<()> {
-        let (done, wait) = oneshot::channel();
-        self.jobs
-            .send(Job::SaveStatuses(statuses, done))
-            .map_err(|_| std::io::Error::other("the persistence task has stopped"))?;
-        wait.await
-            .map_err(|_| std::io::Error::other("the persistence task has stopped"))?
+        self.submit(|done| Job::SaveStatuses(statuses, done)).await
     }
 
     async fn write_record(&self, record: AuditRecord) -> std::io::Result<()> {
+        self.submit(|done| Job::Audit(record, done)).await
+    }
+
+    /// Hand a job to the writer task and wait until it is on disk.
+    async fn submit(
+        &self,
+        job: impl FnOnce(oneshot::Sender<std::io::Result<()>>) -> Job,
+    ) -> std::io::Result<()> {
+        let stopped = || std::io::Error::other("the persistence task has stopped");
         let (done, wait) = oneshot::channel();
-        self.jobs
-            .send(Job::Audit(record, done))
-            .map_err(|_| std::io::Error::other("the persistence task has stopped"))?;
-        wait.await
-            .map_err(|_| std::io::Error::other("the persistence task has stopped"))?
+        self.jobs.send(job(done)).map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?
     }
 
     /// Put an action on record before it takes effect. An error means it must not be done.
