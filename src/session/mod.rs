@@ -16,17 +16,18 @@
 //!
 //! Steps:
 //! - `connect {conn, path, headers?, expect_status?}` opens a WebSocket named `conn` on the
-//!   server (`path` includes the query and starts with `/`: a session never names a host). With `expect_status`, the upgrade is expected to be
-//!   refused with that HTTP status instead.
+//!   server (`path` includes the query and starts with `/`: a session never names a host).
+//!   With `expect_status`, the upgrade is expected to be refused with that HTTP status instead.
 //! - `send {conn, frame | text, repeat?, pad_to?, binary?}` sends a JSON `frame` or a raw `text`,
 //!   `repeat` times; `pad_to` pads the text with spaces to that many bytes (for size limits);
 //!   `binary` sends the bytes as a binary frame.
 //! - `expect {conn, code?, match?, capture?, timeout_ms?}` waits (default 5 s, at most 60 s)
-//!   for the next frame that is an
-//!   error with `code` (bare or `dialect:code`), or that contains `match` (a JSON subset).
+//!   for the next frame that is an error with `code` (bare or `dialect:code`), or that contains
+//!   `match` (a JSON subset).
 //!   Frames that are not errors are skipped while waiting; an error with another code is a
 //!   mismatch. `capture` stores values (by JSON pointer) into variables.
-//! - `expect_close {conn, code, reason?, timeout_ms?}` waits for the server to close `conn`.
+//! - `expect_close {conn, code, reason?, timeout_ms?}` waits (the same) for the server to close
+//!   `conn`.
 //! - `close {conn, code?}` closes `conn` from the client side.
 //! - `http {method, path, headers?, body?, repeat?, expect_status?, expect_code?, capture?}`
 //!   sends an HTTP request (`repeat` times, checking the last) to a path of the server (like
@@ -452,7 +453,7 @@ pub fn path_problem(path: &str) -> Result<(), String> {
     if !path.starts_with('/') || path.starts_with("//") {
         return Err(format!(
             "path {:?} must be a path on the server, starting with a single /",
-            crate::report::sanitize(&crate::report::one_line(path, 80))
+            crate::report::one_line(path, 80)
         ));
     }
     if path.chars().any(|c| c.is_control() || c.is_whitespace()) {
