@@ -150,7 +150,12 @@ pub struct ReplayArgs {
     /// server with the demo config.
     #[arg(long)]
     pub url: Option<String>,
-    /// The server's admin token, for sessions with admin steps.
+    /// Let sessions' `admin` steps (kick, suspend an app, close a room…) act on the `--url`
+    /// server. Without it, a session with admin steps is refused before it runs. The embedded
+    /// server needs no flag: it lives and dies with the replay.
+    #[arg(long)]
+    pub allow_admin: bool,
+    /// The server's admin token, used only with --allow-admin.
     #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Print only one line per session (and the steps of failing ones).
@@ -293,26 +298,59 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let mut out = anstream::stdout();
+    // The admin token reaches a remote server only when asked for with --allow-admin, so a
+    // session file from elsewhere cannot act as admin with a token that happens to be in the
+    // environment.
     let remote = match &args.url {
-        Some(url) => Some(
-            replay::Target::from_url(url, args.admin_token.clone()).map_err(anyhow::Error::msg)?,
-        ),
+        Some(url) => {
+            let token = match (args.allow_admin, &args.admin_token) {
+                (false, _) => None,
+                (true, Some(token)) => Some(token.clone()),
+                (true, None) => anyhow::bail!(
+                    "--allow-admin needs the server's admin token: --admin-token or RELAYDECK_ADMIN_TOKEN"
+                ),
+            };
+            let target = replay::Target::from_url(url, token).map_err(anyhow::Error::msg)?;
+            if args.allow_admin {
+                writeln!(
+                    out,
+                    "admin steps may act on {} as its admin (--allow-admin)",
+                    target.addr
+                )?;
+            }
+            Some(target)
+        }
         None => None,
     };
     let total = args.files.len();
     let mut failed: Vec<String> = Vec::new();
-    let mut out = anstream::stdout();
     for (index, path) in args.files.iter().enumerate() {
-        let label = format!("[{}/{total}] {}", index + 1, path.display());
+        let label = report::sanitize(&format!("[{}/{total}] {}", index + 1, path.display()));
         let session = match Session::load(path) {
             Ok(session) => session,
             Err(error) => {
-                writeln!(out, "{label}\n  {error}")?;
+                writeln!(out, "{label}\n  {}", report::sanitize(&error.to_string()))?;
                 failed.push(path.display().to_string());
                 continue;
             }
         };
-        writeln!(out, "{label} — {}", session.header.name)?;
+        writeln!(
+            out,
+            "{label} — {}",
+            report::sanitize(&report::one_line(&session.header.name, 120))
+        )?;
+        if let Some(target) = remote.as_ref().filter(|_| !args.allow_admin) {
+            if session.has_admin_steps() {
+                writeln!(
+                    out,
+                    "  refused: this session has admin steps that would act on {} as its admin; pass --allow-admin to let them",
+                    target.addr
+                )?;
+                failed.push(path.display().to_string());
+                continue;
+            }
+        }
         let quiet = args.quiet;
         let mut buffered = Vec::new();
         // Without --url, each session gets a fresh embedded server (Config::for_replay), so
@@ -358,11 +396,13 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             writeln!(
                 out,
                 "  the header expects codes the server never sent: {}",
-                missing
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                report::sanitize(
+                    &missing
+                        .iter()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             )?;
         }
         if report.skipped > 0 {
@@ -378,7 +418,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         for name in &failed {
-            writeln!(out, "  failed: {name}")?;
+            writeln!(out, "  failed: {}", report::sanitize(name))?;
         }
         Ok(ExitCode::FAILURE)
     }
@@ -471,9 +511,9 @@ async fn shutdown_signal() {
 
 /// Logs go to a file in the data folder while the terminal belongs to the console.
 fn log_to_file(data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
-    std::fs::create_dir_all(data_dir).ok()?;
+    crate::server::persist::create_private_dir(data_dir).ok()?;
     let path = data_dir.join("console.log");
-    let file = std::fs::OpenOptions::new()
+    let file = crate::server::persist::private_file()
         .create(true)
         .append(true)
         .open(&path)

@@ -19,12 +19,13 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::{Session, Step, DEFAULT_TIMEOUT_MS};
+use super::{Session, Step, DEFAULT_TIMEOUT_MS, MAX_SESSION_MS};
 use crate::catalog::decode::{decode, DecodeError};
 use crate::catalog::Dialect;
 use crate::protocol::admin::{Event, ServerMessage};
 
-/// Where to replay: the server's `host:port` and, for admin steps, its admin token.
+/// Where to replay: the server's `host:port` and, for admin steps, its admin token. Without
+/// a token, admin steps fail without touching the server.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub addr: String,
@@ -142,9 +143,18 @@ pub async fn run(
     };
     let mut reports = Vec::new();
     let mut skipped = 0;
+    // Step timeouts are bounded one by one; this bounds what they cannot see, such as an
+    // `http` step repeated against a server that answers slowly.
+    let session_deadline = deadline(Some(MAX_SESSION_MS));
     for (index, step) in session.steps.iter().enumerate() {
         let outcome = match runner.resolve(step).await {
-            Ok(resolved) => runner.run_step(&resolved).await,
+            Ok(resolved) => match timeout_at(session_deadline, runner.run_step(&resolved)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome::Failed(format!(
+                    "the session ran past its limit of {} s",
+                    MAX_SESSION_MS / 1000
+                )),
+            },
             Err(message) => Outcome::Failed(message),
         };
         let report = StepReport {
@@ -196,8 +206,13 @@ impl Runner<'_> {
         }
         substitute(&mut value, &self.variables)?;
         stringify_text_fields(&mut value);
-        serde_json::from_value(value)
-            .map_err(|e| format!("step after substitution is invalid: {e}"))
+        let resolved: Step = serde_json::from_value(value)
+            .map_err(|e| format!("step after substitution is invalid: {e}"))?;
+        // A captured value may be anything the server sent: the limits hold for it too.
+        resolved
+            .validate()
+            .map_err(|e| format!("step after substitution: {e}"))?;
+        Ok(resolved)
     }
 
     async fn run_step(&mut self, step: &Step) -> Outcome {
@@ -626,7 +641,7 @@ impl Runner<'_> {
     async fn ensure_admin(&mut self) -> Result<&mut Admin, String> {
         if self.admin.is_none() {
             let token = self.target.admin_token.clone().ok_or(
-                "this session has admin steps; pass --admin-token or set RELAYDECK_ADMIN_TOKEN",
+                "this session has admin steps and no admin token was allowed for them (relaydeck replay --url … --allow-admin --admin-token …)",
             )?;
             let headers = BTreeMap::from([("Authorization".to_owned(), format!("Bearer {token}"))]);
             let (socket, _) = match open_socket(&self.target.addr, "/admin", &headers).await {
@@ -812,7 +827,12 @@ async fn open_socket(
 }
 
 fn deadline(timeout_ms: Option<u64>) -> Instant {
-    Instant::now() + Duration::from_millis(timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS))
+    let now = Instant::now();
+    let wait = Duration::from_millis(timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
+    // Session files are checked against MAX_TIMEOUT_MS; this keeps any other caller from
+    // overflowing the clock.
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_millis(MAX_SESSION_MS))
 }
 
 fn unknown_connection(conn: &str) -> Outcome {
