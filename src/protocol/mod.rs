@@ -1,7 +1,8 @@
-//! Wire types, one module per dialect, plus the admin protocol. No I/O.
+//! Wire types, one module per dialect, plus the admin protocol and the route paths. No I/O.
 
 pub mod admin;
 pub mod flow;
 pub mod pubsub;
+pub mod routes;
 pub mod signal_fish;
 pub mod talo;

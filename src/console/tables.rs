@@ -1,0 +1,545 @@
+//! Tables: the rows each view projects from the model, filtered and sorted as the user asked.
+//!
+//! The current view keeps an index: its rows' keys in display order. A delta about one peer
+//! moves one entry of it (a binary search and a shift), so a sorted table of 100,000 peers
+//! follows live deltas without re-sorting; smaller tables are rebuilt when they change.
+//! Drawing reads a window of the index and builds only the rows on screen.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use super::app::View;
+use super::model::{lookup_qualified, natural_cmp, Applied, Model};
+use crate::catalog::{self, Severity};
+use crate::protocol::admin::{AppStatus, PeerInfo};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableState {
+    pub selected: usize,
+    pub filter: String,
+    /// Column index to sort by; `None` keeps the natural order.
+    pub sort: Option<usize>,
+    pub descending: bool,
+}
+
+/// One table row: a key identifying the object, the cells, and how loud to show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub key: String,
+    pub cells: Vec<String>,
+    pub severity: Option<Severity>,
+}
+
+/// A view's whole table, in display order.
+pub struct TableData {
+    pub headers: &'static [&'static str],
+    pub rows: Vec<Row>,
+}
+
+/// A window of a table's rows, for drawing without building the rows that are not shown.
+pub struct TableWindow {
+    pub headers: &'static [&'static str],
+    /// Rows in the whole (filtered) table.
+    pub total: usize,
+    pub rows: Vec<Row>,
+}
+
+pub fn headers(view: View) -> &'static [&'static str] {
+    match view {
+        View::Peers => &[
+            "ID", "DIALECT", "APP", "IDENTITY", "ROOM", "IN", "OUT", "ERR", "ADDRESS",
+        ],
+        View::Rooms => &[
+            "CODE",
+            "APP",
+            "GAME",
+            "PLAYERS",
+            "SPECT",
+            "LOBBY",
+            "AUTHORITY",
+        ],
+        View::Channels => &["DIALECT", "APP", "CHANNEL", "MEMBERS", "MESSAGES"],
+        View::Subscriptions => &["PEER", "DIALECT", "ID", "TOPIC", "ARGUMENTS"],
+        View::Apps => &["APP", "NAME", "STATUS", "PEERS", "KEYS"],
+        View::Catalog => &["DIALECT", "CODE", "DELIVERY", "RETRY", "TITLE"],
+        View::Overview | View::Log | View::Composer => &[],
+    }
+}
+
+fn peer_cell(p: &PeerInfo, column: usize) -> String {
+    match column {
+        0 => p.id.clone(),
+        1 => p.dialect.id().to_owned(),
+        2 => p.app.clone().unwrap_or_default(),
+        3 => p.identity.clone().unwrap_or_default(),
+        4 => p.room.clone().unwrap_or_default(),
+        5 => p.frames_in.to_string(),
+        6 => p.frames_out.to_string(),
+        7 => p.errors.to_string(),
+        8 => p.addr.clone(),
+        _ => String::new(),
+    }
+}
+
+pub fn peer_row(p: &PeerInfo) -> Row {
+    Row {
+        key: p.id.clone(),
+        cells: (0..9).map(|c| peer_cell(p, c)).collect(),
+        severity: (p.errors > 0).then_some(Severity::Warning),
+    }
+}
+
+/// The row of `key` in `view`, if it still exists.
+pub fn row(model: &Model, view: View, key: &str) -> Option<Row> {
+    match view {
+        View::Peers => model.peer(key).map(peer_row),
+        View::Rooms => model.rooms.get(key).map(|r| Row {
+            key: r.code.clone(),
+            cells: vec![
+                r.code.clone(),
+                r.app.clone(),
+                r.game.clone(),
+                format!("{}/{}", r.players.len(), r.max_players),
+                r.spectators.len().to_string(),
+                r.lobby_state.clone(),
+                r.authority
+                    .as_ref()
+                    .map(|id| {
+                        r.players
+                            .iter()
+                            .find(|p| p.player_id == *id)
+                            .map(|p| p.name.clone())
+                            .unwrap_or_else(|| id.clone())
+                    })
+                    .unwrap_or_else(|| "—".to_owned()),
+            ],
+            severity: None,
+        }),
+        View::Channels => model
+            .channels
+            .values()
+            .find(|c| channel_key(c.dialect.id(), &c.app, &c.name) == key)
+            .map(|c| Row {
+                key: key.to_owned(),
+                cells: vec![
+                    c.dialect.id().to_owned(),
+                    c.app.clone(),
+                    c.name.clone(),
+                    c.members.len().to_string(),
+                    c.messages.to_string(),
+                ],
+                severity: None,
+            }),
+        View::Subscriptions => {
+            let (peer, id) = key.split_once('\u{1f}')?;
+            model
+                .subscriptions
+                .get(&(peer.to_owned(), id.to_owned()))
+                .map(|s| Row {
+                    key: key.to_owned(),
+                    cells: vec![
+                        s.peer.clone(),
+                        s.dialect.id().to_owned(),
+                        s.id.clone(),
+                        s.topic.clone(),
+                        s.arguments.to_string(),
+                    ],
+                    severity: None,
+                })
+        }
+        View::Apps => model.apps.iter().find(|a| a.id == key).map(|a| Row {
+            key: a.id.clone(),
+            cells: vec![
+                a.id.clone(),
+                a.name.clone(),
+                a.status.id().to_owned(),
+                model
+                    .peers_by_app
+                    .get(&a.id)
+                    .copied()
+                    .unwrap_or(0)
+                    .to_string(),
+                a.keys
+                    .iter()
+                    .map(|k| format!("{} ({})", k.id, k.grants.join(" ")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ],
+            severity: (a.status != AppStatus::Active).then_some(Severity::Warning),
+        }),
+        View::Catalog => lookup_qualified(key).map(|e| Row {
+            key: e.qualified(),
+            cells: vec![
+                e.dialect.id().to_owned(),
+                e.code.to_owned(),
+                e.delivery.id().to_owned(),
+                e.retry.id().to_owned(),
+                e.title.to_owned(),
+            ],
+            severity: Some(e.severity()),
+        }),
+        View::Overview | View::Log | View::Composer => None,
+    }
+}
+
+/// The key of a channel row.
+pub fn channel_key(dialect: &str, app: &str, name: &str) -> String {
+    format!("{dialect}/{app}/{name}")
+}
+
+/// Every key of a view in natural order, with its position where the natural order is the
+/// server's own (apps as configured, catalog entries by search rank).
+fn natural_keys(model: &Model, view: View, filter: &str) -> Vec<(String, Option<u64>)> {
+    match view {
+        View::Peers => model.peers.keys().map(|k| (k.clone(), None)).collect(),
+        View::Rooms => model.rooms.keys().map(|k| (k.clone(), None)).collect(),
+        View::Channels => model
+            .channels
+            .keys()
+            .map(|(d, a, n)| (channel_key(d.id(), a, n), None))
+            .collect(),
+        View::Subscriptions => model
+            .subscriptions
+            .keys()
+            .map(|(p, id)| (format!("{p}\u{1f}{id}"), None))
+            .collect(),
+        View::Apps => model
+            .apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id.clone(), Some(i as u64)))
+            .collect(),
+        // The catalog's own search applies the filter, ranking best first.
+        View::Catalog => catalog::search(filter)
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| (e.qualified(), Some(i as u64)))
+            .collect(),
+        View::Overview | View::Log | View::Composer => Vec::new(),
+    }
+}
+
+/// A sort cell: numbers sort as numbers, everything else as text.
+#[derive(Debug, Clone)]
+struct SortKey {
+    number: Option<f64>,
+    text: String,
+}
+
+impl SortKey {
+    fn new(text: String) -> SortKey {
+        SortKey {
+            number: text.parse::<f64>().ok(),
+            text,
+        }
+    }
+
+    fn cmp(&self, other: &SortKey) -> Ordering {
+        match (self.number, other.number) {
+            (Some(a), Some(b)) => a.total_cmp(&b),
+            _ => natural_cmp(&self.text, &other.text),
+        }
+    }
+}
+
+/// One entry of the index.
+#[derive(Debug, Clone)]
+struct Ranked {
+    column: Option<SortKey>,
+    position: Option<u64>,
+    key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Order {
+    view: View,
+    filter: String,
+    sort: Option<usize>,
+    descending: bool,
+}
+
+impl Order {
+    fn of(view: View, state: &TableState) -> Order {
+        Order {
+            view,
+            filter: state.filter.clone(),
+            sort: state.sort,
+            descending: state.descending,
+        }
+    }
+
+    fn compare(&self, a: &Ranked, b: &Ranked) -> Ordering {
+        let by_column = match (&a.column, &b.column) {
+            (Some(x), Some(y)) => x.cmp(y),
+            _ => Ordering::Equal,
+        };
+        let by_column = if self.descending {
+            by_column.reverse()
+        } else {
+            by_column
+        };
+        // Ties keep the natural order whichever way the column sorts.
+        by_column.then_with(|| match (a.position, b.position) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => natural_cmp(&a.key, &b.key).then_with(|| a.key.cmp(&b.key)),
+        })
+    }
+
+    /// The ranked entry of a row, or `None` when the filter hides it.
+    fn rank(&self, row: &Row, position: Option<u64>) -> Option<Ranked> {
+        let filter = self.filter.to_lowercase();
+        // The catalog's search has already applied the filter.
+        if self.view != View::Catalog
+            && !filter.is_empty()
+            && !row.cells.iter().any(|c| contains_folded(c, &filter))
+        {
+            return None;
+        }
+        Some(Ranked {
+            column: self
+                .sort
+                .map(|c| SortKey::new(row.cells.get(c).cloned().unwrap_or_default())),
+            position,
+            key: row.key.clone(),
+        })
+    }
+
+    fn build(&self, model: &Model) -> Vec<Ranked> {
+        let keys = natural_keys(model, self.view, &self.filter);
+        let mut ranked: Vec<Ranked> = if self.view == View::Peers && self.filter.is_empty() {
+            // Only the sort column is needed: building whole rows for 100,000 peers would
+            // cost more than the sort itself.
+            keys.into_iter()
+                .filter_map(|(key, position)| {
+                    let peer = model.peer(&key)?;
+                    Some(Ranked {
+                        column: self.sort.map(|c| SortKey::new(peer_cell(peer, c))),
+                        position,
+                        key,
+                    })
+                })
+                .collect()
+        } else {
+            keys.into_iter()
+                .filter_map(|(key, position)| {
+                    let row = row(model, self.view, &key)?;
+                    self.rank(&row, position)
+                })
+                .collect()
+        };
+        ranked.sort_by(|a, b| self.compare(a, b));
+        ranked
+    }
+
+    fn locate(&self, order: &[Ranked], entry: &Ranked) -> Result<usize, usize> {
+        order.binary_search_by(|probe| self.compare(probe, entry))
+    }
+}
+
+/// The index of one view: its keys in display order.
+#[derive(Debug, Clone)]
+struct Index {
+    order: Order,
+    entries: Vec<Ranked>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tables {
+    states: HashMap<View, TableState>,
+    index: Option<Index>,
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Tables::new()
+    }
+}
+
+impl Tables {
+    pub fn new() -> Tables {
+        Tables {
+            states: HashMap::new(),
+            index: None,
+        }
+    }
+
+    pub fn state(&self, view: View) -> TableState {
+        self.states.get(&view).cloned().unwrap_or_default()
+    }
+
+    pub fn filter(&self, view: View) -> &str {
+        self.states
+            .get(&view)
+            .map(|s| s.filter.as_str())
+            .unwrap_or("")
+    }
+
+    /// A view's state, to change; the index notices the change at the next
+    /// [`Tables::refresh`] and until then readers compute the order afresh.
+    pub fn entry(&mut self, view: View) -> &mut TableState {
+        self.states.entry(view).or_default()
+    }
+
+    /// Make the index serve `view` as its state now asks.
+    pub fn refresh(&mut self, model: &Model, view: View) {
+        if headers(view).is_empty() {
+            self.index = None;
+            return;
+        }
+        let order = Order::of(view, &self.state(view));
+        if self.index.as_ref().is_some_and(|i| i.order == order) {
+            return;
+        }
+        let entries = order.build(model);
+        self.index = Some(Index { order, entries });
+        self.clamp_selection(view);
+    }
+
+    /// Follow one applied message: a peer moves within the index; a smaller table that
+    /// changed is rebuilt.
+    pub fn follow(&mut self, model: &Model, applied: &Applied) {
+        let Some(index) = self.index.as_mut() else {
+            return;
+        };
+        let view = index.order.view;
+        let rebuild = applied.everything
+            || match view {
+                View::Peers => false,
+                View::Rooms => applied.rooms,
+                View::Channels => applied.channels,
+                View::Subscriptions => applied.subscriptions,
+                View::Apps => applied.apps || applied.peer.is_some(),
+                _ => false,
+            };
+        if rebuild {
+            index.entries = index.order.build(model);
+        } else if let (View::Peers, Some(change)) = (view, &applied.peer) {
+            if let Some(before) = &change.before {
+                if let Some(old) = index.order.rank(&peer_row(before), None) {
+                    let at = match index.order.locate(&index.entries, &old) {
+                        Ok(at) if index.entries.get(at).is_some_and(|e| e.key == old.key) => {
+                            Some(at)
+                        }
+                        // Equal sort keys are told apart by key, so a miss means the entry
+                        // was never there; look by key to be sure nothing stale is left.
+                        _ => index.entries.iter().position(|e| e.key == old.key),
+                    };
+                    if let Some(at) = at {
+                        index.entries.remove(at);
+                    }
+                }
+            }
+            if let Some(now) = model.peer(&change.id) {
+                if let Some(new) = index.order.rank(&peer_row(now), None) {
+                    let at = match index.order.locate(&index.entries, &new) {
+                        Ok(at) | Err(at) => at,
+                    };
+                    index.entries.insert(at, new);
+                }
+            }
+        } else {
+            return;
+        }
+        self.clamp_selection(view);
+    }
+
+    fn clamp_selection(&mut self, view: View) {
+        let total = self.index.as_ref().map_or(0, |i| i.entries.len());
+        let state = self.entry(view);
+        state.selected = state.selected.min(total.saturating_sub(1));
+    }
+
+    /// The index, when it is current for `view`.
+    fn index_for(&self, view: View) -> Option<&Index> {
+        let wanted = Order::of(view, &self.state(view));
+        self.index.as_ref().filter(|i| i.order == wanted)
+    }
+
+    fn keys(&self, model: &Model, view: View) -> Vec<String> {
+        Order::of(view, &self.state(view))
+            .build(model)
+            .into_iter()
+            .map(|r| r.key)
+            .collect()
+    }
+
+    /// Rows `first..first + count` in display order, with the table's total.
+    pub fn window(&self, model: &Model, view: View, first: usize, count: usize) -> TableWindow {
+        let (total, keys): (usize, Vec<String>) = match self.index_for(view) {
+            Some(index) => (
+                index.entries.len(),
+                index
+                    .entries
+                    .iter()
+                    .skip(first)
+                    .take(count)
+                    .map(|r| r.key.clone())
+                    .collect(),
+            ),
+            None => {
+                let keys = self.keys(model, view);
+                (
+                    keys.len(),
+                    keys.into_iter().skip(first).take(count).collect(),
+                )
+            }
+        };
+        TableWindow {
+            headers: headers(view),
+            total,
+            rows: keys
+                .iter()
+                .filter_map(|key| row(model, view, key))
+                .collect(),
+        }
+    }
+
+    /// Every row in display order.
+    pub fn table(&self, model: &Model, view: View) -> TableData {
+        let window = self.window(model, view, 0, usize::MAX);
+        TableData {
+            headers: window.headers,
+            rows: window.rows,
+        }
+    }
+
+    /// Rows after filtering.
+    pub fn total(&self, model: &Model, view: View) -> usize {
+        match self.index_for(view) {
+            Some(index) => index.entries.len(),
+            None => self.keys(model, view).len(),
+        }
+    }
+
+    /// The key of the selected row.
+    pub fn selected_key(&self, model: &Model, view: View) -> Option<String> {
+        let selected = self.state(view).selected;
+        match self.index_for(view) {
+            Some(index) => index
+                .entries
+                .get(selected.min(index.entries.len().saturating_sub(1)))
+                .map(|r| r.key.clone()),
+            None => {
+                let keys = self.keys(model, view);
+                let at = selected.min(keys.len().saturating_sub(1));
+                keys.into_iter().nth(at)
+            }
+        }
+    }
+}
+
+/// Whether `haystack` contains `needle_lower` ignoring case; allocation-free for ASCII text,
+/// which is nearly every cell, since filtering runs over every row of a large table.
+pub fn contains_folded(haystack: &str, needle_lower: &str) -> bool {
+    if needle_lower.is_empty() {
+        return true;
+    }
+    if haystack.is_ascii() && needle_lower.is_ascii() {
+        let needle = needle_lower.as_bytes();
+        return haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle));
+    }
+    haystack.to_lowercase().contains(needle_lower)
+}
