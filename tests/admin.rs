@@ -119,6 +119,11 @@ async fn kick_closes_with_4020_and_is_audited() {
         (audit[0].action.as_str(), audit[0].target.as_str()),
         ("kick", id.as_str())
     );
+    assert!(
+        audit[0].result.contains("reason \"testing\""),
+        "the audit log keeps why: {}",
+        audit[0].result
+    );
 
     // The REST kick takes the pub/sub peerId a backend knows, as well as the hub id.
     let mut peer = server.connect("/v1?key=pk_demo").await;

@@ -207,9 +207,14 @@ async fn execute(shared: &Arc<Shared>, who: &str, envelope: CommandEnvelope) -> 
     let (action, target, outcome): (&str, String, Result<String, String>) = match envelope.command {
         Command::Resync => return Reply::Resync(result(id, Ok("fresh snapshot sent".to_owned()))),
         Command::Kick { peer, reason } => {
+            // The reason goes into the result, so that the audit log keeps why as well as who.
+            let told = match &reason {
+                Some(reason) => format!(", reason {reason:?}"),
+                None => String::new(),
+            };
             let outcome = hub.kick(&peer, reason.clone()).map(|info| {
                 format!(
-                    "closing {} ({}, {}, {}) with 4020 admin_disconnect",
+                    "closing {} ({}, {}, {}) with 4020 admin_disconnect{told}",
                     info.id,
                     info.dialect,
                     info.app.as_deref().unwrap_or("no app"),
