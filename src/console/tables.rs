@@ -191,6 +191,7 @@ pub fn channel_key(dialect: &str, app: &str, name: &str) -> String {
 /// server's own (apps as configured, catalog entries by search rank).
 fn natural_keys(model: &Model, view: View, filter: &str) -> Vec<(String, Option<u64>)> {
     match view {
+        // The peers' index is built straight from the model (see `Order::build`).
         View::Peers => model.peers.keys().map(|k| (k.clone(), None)).collect(),
         View::Rooms => model.rooms.keys().map(|k| (k.clone(), None)).collect(),
         View::Channels => model
@@ -219,35 +220,121 @@ fn natural_keys(model: &Model, view: View, filter: &str) -> Vec<(String, Option<
     }
 }
 
-/// A sort cell: numbers sort as numbers, everything else as text.
+/// A sort cell: numbers sort as numbers (before any text), everything else as text.
 #[derive(Debug, Clone)]
-struct SortKey {
-    number: Option<f64>,
-    text: String,
+enum SortKey {
+    Number(f64),
+    Text(Box<str>),
 }
 
 impl SortKey {
     fn new(text: String) -> SortKey {
-        SortKey {
-            number: text.parse::<f64>().ok(),
-            text,
+        match text.parse::<f64>() {
+            Ok(number) => SortKey::Number(number),
+            Err(_) => SortKey::Text(text.into_boxed_str()),
         }
     }
 
     fn cmp(&self, other: &SortKey) -> Ordering {
-        match (self.number, other.number) {
-            (Some(a), Some(b)) => a.total_cmp(&b),
-            _ => natural_cmp(&self.text, &other.text),
+        match (self, other) {
+            (SortKey::Number(a), SortKey::Number(b)) => a.total_cmp(b),
+            (SortKey::Number(_), SortKey::Text(_)) => Ordering::Less,
+            (SortKey::Text(_), SortKey::Number(_)) => Ordering::Greater,
+            (SortKey::Text(a), SortKey::Text(b)) => natural_cmp(a, b),
         }
     }
 }
 
-/// One entry of the index.
+/// Where an entry falls when no column decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Natural {
+    /// The server's own order (apps as configured, catalog entries by search rank).
+    Position(u64),
+    /// A key of the form `prefix` + digits (`p12345`), split once so that comparing two such
+    /// keys with the same prefix is one integer comparison, not a walk through both strings.
+    Numbered { prefix_len: u32, number: u64 },
+    /// Any other key, compared in natural text order.
+    Text,
+}
+
+impl Natural {
+    fn of(key: &str, position: Option<u64>) -> Natural {
+        if let Some(position) = position {
+            return Natural::Position(position);
+        }
+        let numbered = || {
+            let bytes = key.as_bytes();
+            let prefix_len = bytes.iter().position(u8::is_ascii_digit)?;
+            let digits = bytes.get(prefix_len..)?;
+            if digits.len() > 19 {
+                return None;
+            }
+            let mut number: u64 = 0;
+            for digit in digits {
+                if !digit.is_ascii_digit() {
+                    return None;
+                }
+                // 19 digits always fit in a u64.
+                number = number * 10 + u64::from(digit - b'0');
+            }
+            Some(Natural::Numbered {
+                prefix_len: u32::try_from(prefix_len).ok()?,
+                number,
+            })
+        };
+        numbered().unwrap_or(Natural::Text)
+    }
+}
+
+/// One entry of the index, kept small: a sort moves 100,000 of them.
 #[derive(Debug, Clone)]
 struct Ranked {
     column: Option<SortKey>,
-    position: Option<u64>,
-    key: String,
+    natural: Natural,
+    key: Box<str>,
+}
+
+impl Ranked {
+    fn new(column: Option<SortKey>, position: Option<u64>, key: &str) -> Ranked {
+        Ranked {
+            column,
+            natural: Natural::of(key, position),
+            key: key.into(),
+        }
+    }
+
+    /// The natural order: `p2` before `p10`; the plain comparison breaks ties (`p01`, `p1`)
+    /// so that the order is total, as a binary search needs.
+    fn natural_cmp(&self, other: &Ranked) -> Ordering {
+        match (self.natural, other.natural) {
+            (Natural::Position(a), Natural::Position(b)) => a.cmp(&b),
+            (
+                Natural::Numbered {
+                    prefix_len: a_len,
+                    number: a,
+                },
+                Natural::Numbered {
+                    prefix_len: b_len,
+                    number: b,
+                },
+            ) if a_len == b_len
+                && self.key.get(..a_len as usize) == other.key.get(..b_len as usize) =>
+            {
+                a.cmp(&b).then_with(|| self.key.cmp(&other.key))
+            }
+            _ => natural_cmp(&self.key, &other.key).then_with(|| self.key.cmp(&other.key)),
+        }
+    }
+}
+
+/// A peer's sort cell without formatting numbers only to parse them back.
+fn peer_sort_key(p: &PeerInfo, column: usize) -> SortKey {
+    match column {
+        5 => SortKey::Number(p.frames_in as f64),
+        6 => SortKey::Number(p.frames_out as f64),
+        7 => SortKey::Number(p.errors as f64),
+        other => SortKey::new(peer_cell(p, other)),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,10 +366,7 @@ impl Order {
             by_column
         };
         // Ties keep the natural order whichever way the column sorts.
-        by_column.then_with(|| match (a.position, b.position) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            _ => natural_cmp(&a.key, &b.key).then_with(|| a.key.cmp(&b.key)),
-        })
+        by_column.then_with(|| a.natural_cmp(b))
     }
 
     /// The ranked entry of a row, or `None` when the filter hides it.
@@ -295,39 +379,46 @@ impl Order {
         {
             return None;
         }
-        Some(Ranked {
-            column: self
-                .sort
+        Some(Ranked::new(
+            self.sort
                 .map(|c| SortKey::new(row.cells.get(c).cloned().unwrap_or_default())),
             position,
-            key: row.key.clone(),
-        })
+            &row.key,
+        ))
+    }
+
+    /// [`Order::rank`] for a peer, building its whole row only when a filter needs it.
+    fn rank_peer(&self, peer: &PeerInfo) -> Option<Ranked> {
+        if !self.filter.is_empty() {
+            return self.rank(&peer_row(peer), None);
+        }
+        Some(Ranked::new(
+            self.sort.map(|c| peer_sort_key(peer, c)),
+            None,
+            &peer.id,
+        ))
     }
 
     fn build(&self, model: &Model) -> Vec<Ranked> {
-        let keys = natural_keys(model, self.view, &self.filter);
-        let mut ranked: Vec<Ranked> = if self.view == View::Peers && self.filter.is_empty() {
-            // Only the sort column is needed: building whole rows for 100,000 peers would
-            // cost more than the sort itself.
-            keys.into_iter()
-                .filter_map(|(key, position)| {
-                    let peer = model.peer(&key)?;
-                    Some(Ranked {
-                        column: self.sort.map(|c| SortKey::new(peer_cell(peer, c))),
-                        position,
-                        key,
-                    })
-                })
+        let mut ranked: Vec<Ranked> = if self.view == View::Peers {
+            // Straight from the peers: building whole rows for 100,000 of them would cost
+            // more than the sort itself.
+            model
+                .peers
+                .values()
+                .filter_map(|peer| self.rank_peer(peer))
                 .collect()
         } else {
-            keys.into_iter()
+            natural_keys(model, self.view, &self.filter)
+                .into_iter()
                 .filter_map(|(key, position)| {
                     let row = row(model, self.view, &key)?;
                     self.rank(&row, position)
                 })
                 .collect()
         };
-        ranked.sort_by(|a, b| self.compare(a, b));
+        // Keys are unique, so no two entries compare equal and stability buys nothing.
+        ranked.sort_unstable_by(|a, b| self.compare(a, b));
         ranked
     }
 
@@ -415,7 +506,7 @@ impl Tables {
             index.entries = index.order.build(model);
         } else if let (View::Peers, Some(change)) = (view, &applied.peer) {
             if let Some(before) = &change.before {
-                if let Some(old) = index.order.rank(&peer_row(before), None) {
+                if let Some(old) = index.order.rank_peer(before) {
                     let at = match index.order.locate(&index.entries, &old) {
                         Ok(at) if index.entries.get(at).is_some_and(|e| e.key == old.key) => {
                             Some(at)
@@ -430,7 +521,7 @@ impl Tables {
                 }
             }
             if let Some(now) = model.peer(&change.id) {
-                if let Some(new) = index.order.rank(&peer_row(now), None) {
+                if let Some(new) = index.order.rank_peer(now) {
                     let at = match index.order.locate(&index.entries, &new) {
                         Ok(at) | Err(at) => at,
                     };
@@ -459,7 +550,7 @@ impl Tables {
         Order::of(view, &self.state(view))
             .build(model)
             .into_iter()
-            .map(|r| r.key)
+            .map(|r| r.key.into_string())
             .collect()
     }
 
@@ -473,7 +564,7 @@ impl Tables {
                     .iter()
                     .skip(first)
                     .take(count)
-                    .map(|r| r.key.clone())
+                    .map(|r| r.key.to_string())
                     .collect(),
             ),
             None => {
@@ -518,7 +609,7 @@ impl Tables {
             Some(index) => index
                 .entries
                 .get(selected.min(index.entries.len().saturating_sub(1)))
-                .map(|r| r.key.clone()),
+                .map(|r| r.key.to_string()),
             None => {
                 let keys = self.keys(model, view);
                 let at = selected.min(keys.len().saturating_sub(1));

@@ -21,8 +21,9 @@ use crate::protocol::admin::{
 
 impl App {
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        let mut retired = None;
         let effects = match msg {
-            Msg::Server(message) => self.on_server(message),
+            Msg::Server(message) => self.on_server(message, &mut retired),
             Msg::Connection(connection) => {
                 self.on_connection(connection);
                 Vec::new()
@@ -54,6 +55,14 @@ impl App {
         };
         // Whatever changed, the table on screen is ready to be drawn from `&App`.
         self.tables.refresh(&self.model, self.view);
+        if let Some(retired) = retired {
+            // Freeing 100,000 peers takes about as long as building them; the screen need
+            // not wait for it. Should no thread start, the closure is dropped right here, and
+            // the old state with it.
+            let _ = std::thread::Builder::new()
+                .name("retired-snapshot".into())
+                .spawn(move || drop(retired));
+        }
         effects
     }
 
@@ -75,9 +84,14 @@ impl App {
     // Server messages
     // --------------------------------------------------------------------------------------
 
-    fn on_server(&mut self, message: ServerMessage) -> Vec<Effect> {
+    fn on_server(
+        &mut self,
+        message: ServerMessage,
+        retired: &mut Option<super::model::Retired>,
+    ) -> Vec<Effect> {
         self.dirty = true;
-        let applied = self.model.apply(message);
+        let mut applied = self.model.apply(message);
+        *retired = applied.retired.take();
         self.tables.follow(&self.model, &applied);
         if let Some((from, to)) = applied.gap {
             self.set_status(
