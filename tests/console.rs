@@ -658,3 +658,141 @@ fn kicking_from_a_peer_detail_names_the_peer_on_screen() {
         other => panic!("expected a confirmation, got {other:?}"),
     }
 }
+
+#[test]
+fn tap_and_fault_ask_first_and_the_tap_key_toggles() {
+    let mut app = loaded_app(false);
+    app.update(key(KeyCode::Char('2')));
+    assert!(app.update(key(KeyCode::Char('t'))).is_empty());
+    let Mode::Confirm { question, command } = app.mode.clone() else {
+        panic!("tapping must ask first")
+    };
+    assert!(question.starts_with("Tap peer p1"), "{question}");
+    assert_eq!(
+        command,
+        Command::Tap {
+            peer: "p1".into(),
+            on: true
+        }
+    );
+    let effects = app.update(key(KeyCode::Char('y')));
+    let [Effect::Send(envelope)] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    // The console believes the tap once the server confirms it.
+    assert!(!app.is_tapped("p1"));
+    app.update(Msg::Server(ServerMessage::Result(
+        relaydeck::protocol::admin::CommandResult {
+            id: envelope.id,
+            ok: true,
+            message: "tapping frames of p1".into(),
+            data: None,
+        },
+    )));
+    assert!(app.is_tapped("p1"));
+    app.update(key(KeyCode::Char('t')));
+    let Mode::Confirm { question, command } = app.mode.clone() else {
+        panic!("untapping must ask first")
+    };
+    assert!(question.starts_with("Stop tapping peer p1"), "{question}");
+    assert_eq!(
+        command,
+        Command::Tap {
+            peer: "p1".into(),
+            on: false
+        }
+    );
+    app.update(key(KeyCode::Char('n')));
+
+    assert!(app
+        .run_command_line("fault pubsub INTERNAL_ERROR 3")
+        .is_empty());
+    let Mode::Confirm { question, command } = app.mode.clone() else {
+        panic!("arming a fault must ask first")
+    };
+    assert!(
+        question.contains("next 3 requests of every pubsub peer"),
+        "{question}"
+    );
+    assert_eq!(
+        command,
+        Command::ArmFault {
+            target: relaydeck::protocol::admin::FaultTarget::Dialect {
+                dialect: Dialect::Pubsub
+            },
+            code: "INTERNAL_ERROR".into(),
+            count: 3
+        }
+    );
+    app.update(key(KeyCode::Esc));
+    app.run_command_line("fault nobody INTERNAL_ERROR");
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(app.status.as_ref().unwrap().0.contains("neither a dialect"));
+    app.run_command_line("fault pubsub INTERNAL_ERROR zero");
+    assert!(app
+        .status
+        .as_ref()
+        .unwrap()
+        .0
+        .contains("not a positive number"));
+}
+
+#[test]
+fn a_kick_from_the_command_line_carries_its_reason() {
+    let mut app = loaded_app(false);
+    app.run_command_line("kick p2 spamming the lobby");
+    let Mode::Confirm { question, command } = app.mode.clone() else {
+        panic!("no confirmation")
+    };
+    assert!(question.contains("\"spamming the lobby\""), "{question}");
+    assert_eq!(
+        command,
+        Command::Kick {
+            peer: "p2".into(),
+            reason: Some("spamming the lobby".into())
+        }
+    );
+    app.update(key(KeyCode::Esc));
+    app.run_command_line("kick");
+    assert!(app
+        .status
+        .as_ref()
+        .unwrap()
+        .0
+        .contains(":kick <peer> [reason…]"));
+}
+
+#[test]
+fn the_help_scrolls_to_its_last_line_at_80x24() {
+    let mut app = loaded_app(false);
+    app.update(Msg::Resize(80, 24));
+    app.update(key(KeyCode::Char('?')));
+    app.update(key(KeyCode::Char('G')));
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains(":quit"), "{screen}");
+    insta::assert_snapshot!("help_end", screen);
+    // Scrolling back up works, and any other key closes the help.
+    app.update(key(KeyCode::Char('g')));
+    assert_eq!(app.help_scroll, 0);
+    app.update(key(KeyCode::Char('x')));
+    assert_eq!(app.mode, Mode::Normal);
+
+    let mut readonly = loaded_app(true);
+    readonly.update(key(KeyCode::Char('?')));
+    readonly.update(key(KeyCode::Char('G')));
+    let screen = render(&readonly, 80, 24);
+    assert!(!screen.contains(":kick"), "{screen}");
+}
+
+#[test]
+fn a_readonly_console_completes_no_admin_command() {
+    let mut app = loaded_app(true);
+    app.command_line = "ki".into();
+    assert!(app.completions().is_empty());
+    app.command_line = "ta".into();
+    assert_eq!(app.completions(), ["target"]);
+    let app = loaded_app(false);
+    let mut app = app;
+    app.command_line = "kick ".into();
+    assert_eq!(app.completions(), ["p1", "p2", "p3", "p4"]);
+}
