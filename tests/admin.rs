@@ -515,3 +515,33 @@ async fn metrics_and_health() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_kick_reason_is_one_short_line() {
+    let server = TestServer::demo().await;
+    let mut peer = server.connect("/v1?key=pk_demo").await;
+    recv_type(&mut peer, "welcome").await;
+    let mut admin = server.admin().await;
+    let id = admin.snapshot.peers[0].id.clone();
+    for reason in ["x".repeat(257), "two\nlines".to_owned()] {
+        let result = admin
+            .command(Command::Kick {
+                peer: id.clone(),
+                reason: Some(reason),
+            })
+            .await;
+        assert!(!result.ok, "{result:?}");
+    }
+    // Refused, so the peer is still there to be kicked with a proper reason.
+    let result = admin
+        .command(Command::Kick {
+            peer: id,
+            reason: Some("x".repeat(256)),
+        })
+        .await;
+    assert!(result.ok, "{result:?}");
+    assert_eq!(
+        recv_close(&mut peer).await,
+        (4020, "admin_disconnect".to_owned())
+    );
+}

@@ -9,15 +9,11 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::protocol::routes;
+
 pub async fn simulate(addr: SocketAddr, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
-        let url = format!("ws://{addr}/v1/ws");
-        if let Ok(Ok((mut socket, _))) = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio_tungstenite::connect_async(url),
-        )
-        .await
-        {
+        if let Some(mut socket) = super::dial(addr, routes::FLOW).await {
             for frame in [
                 json!({"subscription_id": "errors", "action": "subscribe", "topic": "errors"}),
                 json!({"subscription_id": "rooms", "action": "subscribe", "topic": "rooms"}),

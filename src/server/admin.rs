@@ -212,15 +212,17 @@ async fn execute(shared: &Arc<Shared>, who: &str, envelope: CommandEnvelope) -> 
                 Some(reason) => format!(", reason {reason:?}"),
                 None => String::new(),
             };
-            let outcome = hub.kick(&peer, reason.clone()).map(|info| {
-                format!(
-                    "closing {} ({}, {}, {}) with 4020 admin_disconnect{told}",
-                    info.id,
-                    info.dialect,
-                    info.app.as_deref().unwrap_or("no app"),
-                    info.identity.as_deref().unwrap_or("anonymous")
-                )
-            });
+            let outcome = check_kick_reason(reason.as_deref())
+                .and_then(|()| hub.kick(&peer, reason.clone()))
+                .map(|info| {
+                    format!(
+                        "closing {} ({}, {}, {}) with 4020 admin_disconnect{told}",
+                        info.id,
+                        info.dialect,
+                        info.app.as_deref().unwrap_or("no app"),
+                        info.identity.as_deref().unwrap_or("anonymous")
+                    )
+                });
             ("kick", peer, outcome)
         }
         Command::SetAppStatus { app, status } => {
@@ -303,6 +305,24 @@ async fn execute(shared: &Arc<Shared>, who: &str, envelope: CommandEnvelope) -> 
     };
     audit(shared, who, action, &target, &recorded).await;
     Reply::Result(result(id, outcome))
+}
+
+/// The longest kick reason, in bytes: it may travel to the peer inside a dialect's notice.
+pub const KICK_REASON_MAX: usize = 256;
+
+/// A kick reason is a short line of printable text: it is shown to people (the audit log, the
+/// peer's own notice), so neither a page of text nor control characters belong in it.
+fn check_kick_reason(reason: Option<&str>) -> Result<(), String> {
+    match reason {
+        Some(reason) if reason.len() > KICK_REASON_MAX => Err(format!(
+            "the reason is {} bytes; at most {KICK_REASON_MAX} are kept",
+            reason.len()
+        )),
+        Some(reason) if reason.chars().any(char::is_control) => {
+            Err("the reason must be one line of printable text".to_owned())
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn audit(shared: &Shared, who: &str, action: &str, target: &str, outcome: &str) {
