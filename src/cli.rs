@@ -602,3 +602,44 @@ impl EmbeddedServer {
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_data_folder_is_taken_before_or_after_the_subcommand() {
+        let before = [
+            "relaydeck",
+            "--data-dir",
+            "/d",
+            "connect",
+            "ws://h:1",
+            "--admin-token",
+            "t",
+        ];
+        let after = [
+            "relaydeck",
+            "connect",
+            "ws://h:1",
+            "--admin-token",
+            "t",
+            "--data-dir",
+            "/d",
+        ];
+        for args in [before, after] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(
+                cli.data.data_dir.as_deref(),
+                Some(std::path::Path::new("/d"))
+            );
+        }
+        let serve = Cli::try_parse_from(["relaydeck", "serve", "--data-dir", "/s"]).unwrap();
+        assert_eq!(
+            serve.data.data_dir.as_deref(),
+            Some(std::path::Path::new("/s"))
+        );
+    }
+}

@@ -139,7 +139,7 @@ pub struct Applied {
     /// A snapshot replaced everything.
     pub everything: bool,
     pub peer: Option<PeerChange>,
-    pub rooms: bool,
+    pub room: Option<RoomChange>,
     pub channels: bool,
     pub subscriptions: bool,
     pub apps: bool,
@@ -159,6 +159,13 @@ pub struct Applied {
 pub struct PeerChange {
     pub id: String,
     pub before: Option<PeerInfo>,
+}
+
+/// A room that opened, changed or closed, with what it was before.
+#[derive(Debug, PartialEq)]
+pub struct RoomChange {
+    pub code: String,
+    pub before: Option<RoomInfo>,
 }
 
 /// A thing that happened on the server, as the log shows it.
@@ -300,11 +307,13 @@ impl Model {
                 applied.peer = Some(PeerChange { id: peer, before });
             }
             Event::RoomUpdated { room } => {
-                self.rooms.insert(room.code.clone(), room);
-                applied.rooms = true;
+                let code = room.code.clone();
+                let before = self.rooms.insert(code.clone(), room);
+                applied.room = Some(RoomChange { code, before });
             }
             Event::RoomClosed { code } => {
-                applied.rooms = self.rooms.remove(&code).is_some();
+                let before = self.rooms.remove(&code);
+                applied.room = Some(RoomChange { code, before });
             }
             Event::ChannelJoined {
                 dialect,

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use super::app::View;
 use super::model::{lookup_qualified, natural_cmp, Applied, Model};
 use crate::catalog::{self, Severity};
-use crate::protocol::admin::{AppStatus, PeerInfo};
+use crate::protocol::admin::{AppStatus, PeerInfo, RoomInfo};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableState {
@@ -89,32 +89,36 @@ pub fn peer_row(p: &PeerInfo) -> Row {
     }
 }
 
+pub fn room_row(r: &RoomInfo) -> Row {
+    Row {
+        key: r.code.clone(),
+        cells: vec![
+            r.code.clone(),
+            r.app.clone(),
+            r.game.clone(),
+            format!("{}/{}", r.players.len(), r.max_players),
+            r.spectators.len().to_string(),
+            r.lobby_state.clone(),
+            r.authority
+                .as_ref()
+                .map(|id| {
+                    r.players
+                        .iter()
+                        .find(|p| p.player_id == *id)
+                        .map(|p| p.name.clone())
+                        .unwrap_or_else(|| id.clone())
+                })
+                .unwrap_or_else(|| "—".to_owned()),
+        ],
+        severity: None,
+    }
+}
+
 /// The row of `key` in `view`, if it still exists.
 pub fn row(model: &Model, view: View, key: &str) -> Option<Row> {
     match view {
         View::Peers => model.peer(key).map(peer_row),
-        View::Rooms => model.rooms.get(key).map(|r| Row {
-            key: r.code.clone(),
-            cells: vec![
-                r.code.clone(),
-                r.app.clone(),
-                r.game.clone(),
-                format!("{}/{}", r.players.len(), r.max_players),
-                r.spectators.len().to_string(),
-                r.lobby_state.clone(),
-                r.authority
-                    .as_ref()
-                    .map(|id| {
-                        r.players
-                            .iter()
-                            .find(|p| p.player_id == *id)
-                            .map(|p| p.name.clone())
-                            .unwrap_or_else(|| id.clone())
-                    })
-                    .unwrap_or_else(|| "—".to_owned()),
-            ],
-            severity: None,
-        }),
+        View::Rooms => model.rooms.get(key).map(room_row),
         View::Channels => model
             .channels
             .values()
@@ -434,6 +438,29 @@ struct Index {
     entries: Vec<Ranked>,
 }
 
+impl Index {
+    /// Take out the entry a row had (if the filter showed it) and put in the one it has now.
+    fn shift(&mut self, old: Option<Ranked>, new: Option<Ranked>) {
+        if let Some(old) = old {
+            let at = match self.order.locate(&self.entries, &old) {
+                Ok(at) if self.entries.get(at).is_some_and(|e| e.key == old.key) => Some(at),
+                // Equal sort keys are told apart by key, so a miss means the entry was never
+                // there; look by key to be sure nothing stale is left.
+                _ => self.entries.iter().position(|e| e.key == old.key),
+            };
+            if let Some(at) = at {
+                self.entries.remove(at);
+            }
+        }
+        if let Some(new) = new {
+            let at = match self.order.locate(&self.entries, &new) {
+                Ok(at) | Err(at) => at,
+            };
+            self.entries.insert(at, new);
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Tables {
     states: HashMap<View, TableState>,
@@ -486,48 +513,43 @@ impl Tables {
         self.clamp_selection(view);
     }
 
-    /// Follow one applied message: a peer moves within the index; a smaller table that
-    /// changed is rebuilt.
+    /// Follow one applied message: a peer or a room moves within the index (a binary search
+    /// and a shift); a smaller table that changed is rebuilt.
     pub fn follow(&mut self, model: &Model, applied: &Applied) {
         let Some(index) = self.index.as_mut() else {
             return;
         };
         let view = index.order.view;
+        let order = &index.order;
         let rebuild = applied.everything
             || match view {
-                View::Peers => false,
-                View::Rooms => applied.rooms,
                 View::Channels => applied.channels,
                 View::Subscriptions => applied.subscriptions,
                 View::Apps => applied.apps || applied.peer.is_some(),
                 _ => false,
             };
+        let moved = match (view, &applied.peer, &applied.room) {
+            _ if rebuild => None,
+            (View::Peers, Some(change), _) => Some((
+                change.before.as_ref().and_then(|p| order.rank_peer(p)),
+                model.peer(&change.id).and_then(|p| order.rank_peer(p)),
+            )),
+            (View::Rooms, _, Some(change)) => Some((
+                change
+                    .before
+                    .as_ref()
+                    .and_then(|r| order.rank(&room_row(r), None)),
+                model
+                    .rooms
+                    .get(&change.code)
+                    .and_then(|r| order.rank(&room_row(r), None)),
+            )),
+            _ => None,
+        };
         if rebuild {
             index.entries = index.order.build(model);
-        } else if let (View::Peers, Some(change)) = (view, &applied.peer) {
-            if let Some(before) = &change.before {
-                if let Some(old) = index.order.rank_peer(before) {
-                    let at = match index.order.locate(&index.entries, &old) {
-                        Ok(at) if index.entries.get(at).is_some_and(|e| e.key == old.key) => {
-                            Some(at)
-                        }
-                        // Equal sort keys are told apart by key, so a miss means the entry
-                        // was never there; look by key to be sure nothing stale is left.
-                        _ => index.entries.iter().position(|e| e.key == old.key),
-                    };
-                    if let Some(at) = at {
-                        index.entries.remove(at);
-                    }
-                }
-            }
-            if let Some(now) = model.peer(&change.id) {
-                if let Some(new) = index.order.rank_peer(now) {
-                    let at = match index.order.locate(&index.entries, &new) {
-                        Ok(at) | Err(at) => at,
-                    };
-                    index.entries.insert(at, new);
-                }
-            }
+        } else if let Some((old, new)) = moved {
+            index.shift(old, new);
         } else {
             return;
         }
@@ -665,8 +687,35 @@ mod tests {
         }
     }
 
-    fn fresh_keys(tables: &Tables, model: &Model) -> Vec<String> {
-        Order::of(View::Peers, &tables.state(View::Peers))
+    fn room(n: u8, players: u8) -> RoomInfo {
+        RoomInfo {
+            code: format!("R{n}"),
+            room_id: format!("room-{n}"),
+            app: "demo".into(),
+            game: if n % 3 == 0 {
+                "arena".into()
+            } else {
+                "duel".into()
+            },
+            max_players: 8,
+            supports_authority: false,
+            lobby_state: "lobby".into(),
+            players: (0..players)
+                .map(|k| crate::protocol::admin::RoomMember {
+                    player_id: format!("pl{k}"),
+                    name: format!("P{k}"),
+                    peer: None,
+                    ready: false,
+                })
+                .collect(),
+            spectators: vec![],
+            authority: None,
+            created_at_ms: 0,
+        }
+    }
+
+    fn fresh_keys(tables: &Tables, model: &Model, view: View) -> Vec<String> {
+        Order::of(view, &tables.state(view))
             .build(model)
             .into_iter()
             .map(|r| r.key.into_string())
@@ -710,7 +759,37 @@ mod tests {
                 let window = tables.window(&model, View::Peers, 0, usize::MAX);
                 let shown: Vec<String> = window.rows.into_iter().map(|r| r.key).collect();
                 prop_assert_eq!(window.total, shown.len());
-                prop_assert_eq!(shown, fresh_keys(&tables, &model));
+                prop_assert_eq!(shown, fresh_keys(&tables, &model, View::Peers));
+            }
+        }
+
+        /// The same for rooms, which move by code.
+        #[test]
+        fn the_rooms_index_follows_deltas_as_a_fresh_sort_would(
+            ops in prop::collection::vec((0u8..20, 0u8..5, any::<bool>()), 1..60),
+            sort in prop::option::of(0usize..7),
+            descending in any::<bool>(),
+            filter in prop::sample::select(vec!["", "arena", "r1"]),
+        ) {
+            let mut model = Model::default();
+            let mut tables = Tables::new();
+            let state = tables.entry(View::Rooms);
+            state.sort = sort;
+            state.descending = descending;
+            state.filter = filter.to_owned();
+            tables.refresh(&model, View::Rooms);
+            for (seq, (n, players, close)) in ops.into_iter().enumerate() {
+                let event = if close {
+                    Event::RoomClosed { code: format!("R{n}") }
+                } else {
+                    Event::RoomUpdated { room: room(n, players) }
+                };
+                let applied = model.apply(ServerMessage::Delta { seq: seq as u64 + 1, at_ms: 0, event });
+                tables.follow(&model, &applied);
+                tables.refresh(&model, View::Rooms);
+                let window = tables.window(&model, View::Rooms, 0, usize::MAX);
+                let shown: Vec<String> = window.rows.into_iter().map(|r| r.key).collect();
+                prop_assert_eq!(shown, fresh_keys(&tables, &model, View::Rooms));
             }
         }
     }
