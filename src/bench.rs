@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::catalog::{Delivery, Dialect};
 use crate::console::app::{App, Connection, Msg, View};
 use crate::console::keymap::Keymap;
+use crate::console::model::Model;
 use crate::console::ui;
 use crate::protocol::admin::{
     AppInfo, AppStatus, Event, PeerInfo, RoomInfo, RoomMember, ServerInfo, ServerMessage, Snapshot,
@@ -188,6 +189,8 @@ fn redraw(terminal: &mut Terminal<TestBackend>, app: &App) {
 }
 
 pub struct Figures {
+    /// The reducer alone, as any client of the admin endpoint could use it.
+    pub model_snapshot: Duration,
     pub snapshot: Duration,
     pub deltas_per_event: Duration,
     pub redraw: Vec<(View, Duration)>,
@@ -197,6 +200,22 @@ pub struct Figures {
 }
 
 pub fn measure(size: &Size, repeat: usize) -> Figures {
+    let mut model = Model::default();
+    let mut model_total = Duration::ZERO;
+    let model_repeat = repeat.clamp(1, 5);
+    for _ in 0..model_repeat {
+        let message = ServerMessage::Snapshot {
+            seq: 0,
+            snapshot: Box::new(snapshot(size)),
+        };
+        let start = Instant::now();
+        // What the snapshot replaced is freed outside the measurement, as the console does.
+        let retired = model.apply(message).retired;
+        model_total += start.elapsed();
+        drop(retired);
+    }
+    let model_snapshot = model_total / model_repeat as u32;
+
     // A snapshot lands on a console showing the sorted peers table, so it pays for the table
     // index as well as the model.
     let mut app = loaded(size);
@@ -260,6 +279,7 @@ pub fn measure(size: &Size, repeat: usize) -> Figures {
         redraw(&mut terminal, &app);
     });
     Figures {
+        model_snapshot,
         snapshot: snapshot_cost,
         deltas_per_event,
         redraw: redraw_costs,
@@ -315,7 +335,18 @@ pub fn run(repeat: usize) -> String {
             ratio(z, x)
         ));
     };
-    row("apply snapshot", a.snapshot, b.snapshot, c.snapshot);
+    row(
+        "apply snapshot: model alone",
+        a.model_snapshot,
+        b.model_snapshot,
+        c.model_snapshot,
+    );
+    row(
+        "apply snapshot: sorted peers view",
+        a.snapshot,
+        b.snapshot,
+        c.snapshot,
+    );
     row(
         "apply one delta (burst of 10k)",
         a.deltas_per_event,

@@ -796,3 +796,43 @@ fn a_readonly_console_completes_no_admin_command() {
     app.command_line = "kick ".into();
     assert_eq!(app.completions(), ["p1", "p2", "p3", "p4"]);
 }
+
+#[test]
+fn sending_as_an_existing_peer_asks_first() {
+    let mut app = loaded_app(false);
+    app.run_command_line("compose");
+    app.run_command_line("target peer p2");
+    app.composer.set_text(r#"{"type":"Ping"}"#);
+    let effects = app.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('s'),
+        KeyModifiers::CONTROL,
+    )));
+    assert!(effects.is_empty(), "{effects:?}");
+    let Mode::Confirm { question, command } = app.mode.clone() else {
+        panic!("no confirmation")
+    };
+    assert!(
+        question.starts_with("Send 1 frame(s) as peer p2"),
+        "{question}"
+    );
+    assert_eq!(
+        command,
+        Command::Tap {
+            peer: "p2".into(),
+            on: true
+        }
+    );
+    // Yes sends the tap and then the frame, in that order.
+    let effects = app.update(key(KeyCode::Char('y')));
+    let commands: Vec<&Command> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(envelope) => Some(&envelope.command),
+            _ => None,
+        })
+        .collect();
+    assert!(matches!(
+        commands[..],
+        [Command::Tap { .. }, Command::Inject { .. }]
+    ));
+}
