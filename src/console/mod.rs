@@ -5,7 +5,7 @@
 //! |---|---|
 //! | [`model`] | the server's state, a pure reducer of the admin snapshot and deltas |
 //! | [`app`] | the console's state: model, log, tables, composer, view and mode; messages and effects |
-//! | [`update`] | `App::update`: every message in, effects out; no I/O, no clock |
+//! | [`update`] | `App::update`: every message in, effects out; no I/O, no clock (the composer's keys, sending and recording in `update/composer.rs`) |
 //! | [`commands`] | the one table of commands: command line, completion, help, keymap |
 //! | [`tables`] | rows per view, filtered and sorted, with an index that follows deltas |
 //! | [`log`] | the bounded live log, decoded on arrival, readable back |
