@@ -13,7 +13,7 @@
 //! - [`server`]: the bundled server: hub, dialect handlers, admin endpoint, persistence.
 //! - [`report`]: plain-terminal rendering of entries and decodings (decode, codes, explain).
 //! - [`session`]: session files (JSONL) and the replay engine shared by `replay` and the console.
-//! - [`bench`]: the console's cost at 1k, 10k and 100k peers, side by side.
+//! - [`bench`](mod@bench): the console's cost at 1k, 10k and 100k peers, side by side.
 //! - [`cli`]: the command line (clap derive) and the subcommands' output.
 
 pub mod bench;
