@@ -51,7 +51,7 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Load a server (this one or any other) and measure latency, loss and memory.
     Load(crate::load::LoadArgs),
-    /// Measure the console at 1,000 and 10,000 peers (build with --release for real figures).
+    /// Measure the console at 1,000, 10,000 and 100,000 peers (build with --release for real figures).
     Bench {
         /// Repetitions per measurement.
         #[arg(long, default_value_t = 20)]
@@ -85,14 +85,13 @@ pub struct ServeArgs {
     /// beyond loopback. Without it, that combination is refused.
     #[arg(long)]
     pub expose_demo: bool,
-    #[command(flatten)]
-    pub data: DataDirArg,
 }
 
 #[derive(Debug, Args)]
 pub struct DataDirArg {
-    /// Folder for the admin token, app statuses and the audit log.
-    #[arg(long, env = "RELAYDECK_DATA_DIR")]
+    /// Folder for the admin token, app statuses, the audit log, the console's log and the
+    /// sessions `:record` saves. Accepted before or after the subcommand.
+    #[arg(long, env = "RELAYDECK_DATA_DIR", global = true)]
     pub data_dir: Option<std::path::PathBuf>,
 }
 
@@ -170,7 +169,7 @@ pub fn main() -> ExitCode {
         Some(Command::Codes(args)) => run_codes(args),
         Some(Command::Explain(args)) => run_explain(args),
         Some(Command::Replay(args)) => run_replay(args),
-        Some(Command::Serve(args)) => run_serve(args),
+        Some(Command::Serve(args)) => run_serve(args, &cli.data),
         Some(Command::Connect(args)) => run_connect(args, cli.console, &cli.data),
         Some(Command::Load(args)) => crate::load::main(args),
         Some(Command::Bench { repeat }) => {
@@ -424,7 +423,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
     use crate::server::{config::Config, Server, ServerOptions};
 
     tracing_subscriber::fmt()
@@ -449,7 +448,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let options = ServerOptions {
-        data_dir: args.data.resolve()?,
+        data_dir: data.resolve()?,
         admin_token: args.admin_token.clone(),
         admin_buffer: None,
         readonly: args.readonly,
@@ -530,11 +529,9 @@ fn log_to_file(data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
     Some(path)
 }
 
-fn console_options(
-    console: &ConsoleArgs,
-    admin_url: String,
-    admin_token: String,
-) -> crate::console::Options {
+/// The console's app as the user configured it: theme, keymap, read-only. A bad theme or
+/// keymap file is reported on the status line and the defaults are used.
+fn console_app(console: &ConsoleArgs) -> crate::console::app::App {
     use crate::catalog::Severity;
     use crate::console::{app::App, keymap::Keymap, theme::Theme};
 
@@ -543,6 +540,7 @@ fn console_options(
     let (theme, theme_problem) = Theme::load(&console.theme, config_dir.as_deref(), no_color);
     let (keymap, keymap_problem) = Keymap::load(config_dir.as_deref());
     let mut app = App::new(keymap, console.readonly);
+    app.theme = theme;
     let problems: Vec<String> = [theme_problem, keymap_problem]
         .into_iter()
         .flatten()
@@ -550,17 +548,31 @@ fn console_options(
     if !problems.is_empty() {
         app.set_status(problems.join(" · "), Severity::Warning);
     }
-    let sessions_dir = DataDirArg { data_dir: None }
-        .resolve()
-        .ok()
-        .map(|dir| dir.join("sessions"));
-    crate::console::Options {
-        admin_url,
-        admin_token,
-        theme,
-        app,
-        sessions_dir,
+    app
+}
+
+/// Run the console on the real terminal against the admin endpoint at `admin_url`. The
+/// console's log and the sessions `:record` saves go into `data_dir`.
+fn run_console(
+    runtime: &tokio::runtime::Runtime,
+    console: &ConsoleArgs,
+    admin_url: String,
+    admin_token: String,
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if let Some(dir) = data_dir {
+        log_to_file(dir);
     }
+    let app = console_app(console);
+    let sessions_dir = data_dir.map(|dir| dir.join("sessions"));
+    crate::console::with_terminal(|terminal| {
+        runtime.block_on(async move {
+            let link = crate::console::Link::connect(admin_url, admin_token);
+            let input = crossterm::event::EventStream::new();
+            crate::console::run(terminal, app, input, link, sessions_dir).await
+        })
+    })
+    .map(drop)
 }
 
 fn run_connect(
@@ -570,29 +582,24 @@ fn run_connect(
 ) -> anyhow::Result<ExitCode> {
     let target =
         crate::session::replay::Target::from_url(&args.url, None).map_err(anyhow::Error::msg)?;
-    if let Ok(dir) = data.resolve() {
-        log_to_file(&dir);
-    }
-    let options = console_options(
-        &console,
-        format!("ws://{}/admin", target.addr),
-        args.admin_token,
-    );
+    let data_dir = data.resolve().ok();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    crate::console::with_terminal(|terminal| {
-        runtime.block_on(crate::console::run(terminal, options))
-    })?;
+    run_console(
+        &runtime,
+        &console,
+        crate::protocol::routes::ws_url(&target.addr, crate::protocol::routes::ADMIN),
+        args.admin_token,
+        data_dir.as_deref(),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::Result<ExitCode> {
     use crate::server::{config::Config, spawn, ServerOptions};
 
-    // The embedded server keeps its state apart from a `serve` in the same data folder.
-    let data_dir = data.resolve()?.join("embedded");
-    log_to_file(&data_dir);
+    let data_dir = data.resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -600,7 +607,8 @@ fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::
         "127.0.0.1:0".parse()?,
         Config::demo(),
         ServerOptions {
-            data_dir,
+            // The embedded server keeps its state apart from a `serve` in the same folder.
+            data_dir: data_dir.join("embedded"),
             admin_token: None,
             admin_buffer: None,
             readonly: false,
@@ -608,14 +616,13 @@ fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::
     ))?;
     let (stop_demo, demo_stopped) = tokio::sync::watch::channel(false);
     let demo_task = demo.then(|| runtime.spawn(crate::demo::run_all(server.addr, demo_stopped)));
-    let options = console_options(
+    let outcome = run_console(
+        &runtime,
         &console,
-        format!("ws://{}/admin", server.addr),
+        crate::protocol::routes::ws_url(server.addr, crate::protocol::routes::ADMIN),
         server.admin_token.clone(),
+        Some(&data_dir),
     );
-    let outcome = crate::console::with_terminal(|terminal| {
-        runtime.block_on(crate::console::run(terminal, options))
-    });
     let _ = stop_demo.send(true);
     runtime.block_on(async {
         if let Some(task) = demo_task {
@@ -666,5 +673,46 @@ impl EmbeddedServer {
     async fn stop(self) {
         let _ = self.server.shutdown().await;
         let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_data_folder_is_taken_before_or_after_the_subcommand() {
+        let before = [
+            "relaydeck",
+            "--data-dir",
+            "/d",
+            "connect",
+            "ws://h:1",
+            "--admin-token",
+            "t",
+        ];
+        let after = [
+            "relaydeck",
+            "connect",
+            "ws://h:1",
+            "--admin-token",
+            "t",
+            "--data-dir",
+            "/d",
+        ];
+        for args in [before, after] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(
+                cli.data.data_dir.as_deref(),
+                Some(std::path::Path::new("/d"))
+            );
+        }
+        let serve = Cli::try_parse_from(["relaydeck", "serve", "--data-dir", "/s"]).unwrap();
+        assert_eq!(
+            serve.data.data_dir.as_deref(),
+            Some(std::path::Path::new("/s"))
+        );
     }
 }

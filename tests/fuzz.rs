@@ -255,7 +255,11 @@ mod pubsub {
     /// The frame as a client writes it; the parser's inverse.
     fn encode(frame: &Model, request_id: Option<&str>) -> String {
         let mut object = Map::new();
-        let field = if frame.kind == "send" { "to" } else { "channel" };
+        let field = if frame.kind == "send" {
+            "to"
+        } else {
+            "channel"
+        };
         object.insert("type".into(), frame.kind.into());
         object.insert(field.into(), frame.name.clone().into());
         put(&mut object, "data", frame.data.clone());
@@ -264,7 +268,9 @@ mod pubsub {
     }
 
     /// Parse and turn into owned values, so results can be compared.
-    fn parse(text: &str) -> Result<(Model, Option<String>), relaydeck::protocol::pubsub::Rejection> {
+    fn parse(
+        text: &str,
+    ) -> Result<(Model, Option<String>), relaydeck::protocol::pubsub::Rejection> {
         parse_client(text).map(|(frame, id)| (model(&frame), id))
     }
 

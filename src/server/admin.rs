@@ -284,15 +284,24 @@ async fn perform(
     let hub = &shared.hub;
     let outcome = match command {
         Command::Resync => Ok("fresh snapshot sent".to_owned()),
-        Command::Kick { peer, reason } => hub.kick(&peer, reason).map(|info| {
-            format!(
-                "closing {} ({}, {}, {}) with 4020 admin_disconnect",
-                info.id,
-                info.dialect,
-                info.app.as_deref().unwrap_or("no app"),
-                info.identity.as_deref().unwrap_or("anonymous")
-            )
-        }),
+        Command::Kick { peer, reason } => {
+            // The reason goes into the result, so that the audit log keeps why as well as who.
+            let told = match &reason {
+                Some(reason) => format!(", reason {reason:?}"),
+                None => String::new(),
+            };
+            check_kick_reason(reason.as_deref())
+                .and_then(|()| hub.kick(&peer, reason.clone()))
+                .map(|info| {
+                    format!(
+                        "closing {} ({}, {}, {}) with 4020 admin_disconnect{told}",
+                        info.id,
+                        info.dialect,
+                        info.app.as_deref().unwrap_or("no app"),
+                        info.identity.as_deref().unwrap_or("anonymous")
+                    )
+                })
+        }
         Command::SetAppStatus { app, status } => set_app_status(shared, who, &app, status).await,
         Command::CloseRoom { room } => hub.close_room(&room),
         Command::TransferAuthority { room, player_id } => hub.transfer_authority(&room, &player_id),
@@ -319,6 +328,24 @@ async fn perform(
             .map(|f| format!("fault {} ({} on {:?}) disarmed", f.id, f.code, f.target)),
     };
     (outcome, None)
+}
+
+/// The longest kick reason, in bytes: it may travel to the peer inside a dialect's notice.
+pub const KICK_REASON_MAX: usize = 256;
+
+/// A kick reason is a short line of printable text: it is shown to people (the audit log, the
+/// peer's own notice), so neither a page of text nor control characters belong in it.
+fn check_kick_reason(reason: Option<&str>) -> Result<(), String> {
+    match reason {
+        Some(reason) if reason.len() > KICK_REASON_MAX => Err(format!(
+            "the reason is {} bytes; at most {KICK_REASON_MAX} are kept",
+            reason.len()
+        )),
+        Some(reason) if reason.chars().any(char::is_control) => {
+            Err("the reason must be one line of printable text".to_owned())
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn set_app_status(

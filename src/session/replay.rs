@@ -10,19 +10,17 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 use super::{Session, Step, DEFAULT_TIMEOUT_MS, MAX_SESSION_MS};
 use crate::catalog::decode::{decode, DecodeError};
 use crate::catalog::Dialect;
 use crate::protocol::admin::{Event, ServerMessage};
+use crate::protocol::routes::{ws_url, ADMIN};
+use crate::wsclient::{self, ConnectError, Socket};
 
 /// Where to replay: the server's `host:port` and, for admin steps, its admin token. Without
 /// a token, admin steps fail without touching the server.
@@ -99,8 +97,6 @@ impl SessionReport {
         self.skipped == 0 && self.steps.iter().all(StepReport::passed)
     }
 }
-
-type Socket = WebSocketStream<TcpStream>;
 
 struct Connection {
     socket: Socket,
@@ -371,7 +367,7 @@ impl Runner<'_> {
                     )],
                 },
             },
-            Err(ConnectError::Other(message)) => Outcome::Failed(message),
+            Err(error) => Outcome::Failed(error.to_string()),
         }
     }
 
@@ -644,14 +640,14 @@ impl Runner<'_> {
                 "this session has admin steps and no admin token was allowed for them (relaydeck replay --url … --allow-admin --admin-token …)",
             )?;
             let headers = BTreeMap::from([("Authorization".to_owned(), format!("Bearer {token}"))]);
-            let (socket, _) = match open_socket(&self.target.addr, "/admin", &headers).await {
+            let (socket, _) = match open_socket(&self.target.addr, ADMIN, &headers).await {
                 Ok(opened) => opened,
                 Err(ConnectError::Refused { status, .. }) => {
                     return Err(format!(
                         "the admin endpoint refused the token (HTTP {status})"
                     ))
                 }
-                Err(ConnectError::Other(message)) => return Err(message),
+                Err(error) => return Err(error.to_string()),
             };
             self.admin = Some(Admin {
                 socket,
@@ -771,59 +767,23 @@ impl Admin {
     }
 }
 
-enum ConnectError {
-    Refused { status: u16, body: String },
-    Other(String),
-}
-
+/// Open a session's connection through the shared client, with room for the oversized frames
+/// a session may provoke from the server.
 async fn open_socket(
     addr: &str,
     path: &str,
     headers: &BTreeMap<String, String>,
 ) -> Result<(Socket, SocketAddr), ConnectError> {
-    let url = format!("ws://{addr}{path}");
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| ConnectError::Other(format!("{url}: {e}")))?;
+    let mut request = wsclient::Request::new(ws_url(addr, path))
+        .timeout(Duration::from_millis(DEFAULT_TIMEOUT_MS))
+        .large_messages();
     for (name, value) in headers {
-        let name: tokio_tungstenite::tungstenite::http::HeaderName = name
-            .parse()
-            .map_err(|_| ConnectError::Other(format!("{name:?} is not a valid header name")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| ConnectError::Other(format!("the value of header {name} is not valid")))?;
-        request.headers_mut().insert(name, value);
+        request = request.header(name.as_str(), value.as_str());
     }
-    let deadline = deadline(None);
-    let tcp = timeout_at(deadline, TcpStream::connect(addr))
+    request
+        .connect()
         .await
-        .map_err(|_| ConnectError::Other(format!("connecting to {addr} timed out")))?
-        .map_err(|e| ConnectError::Other(format!("connecting to {addr}: {e}")))?;
-    let local_addr = tcp
-        .local_addr()
-        .map_err(|e| ConnectError::Other(format!("local address: {e}")))?;
-    let mut config = WebSocketConfig::default();
-    // A session may provoke oversized frames from the server; receive whatever it sends.
-    config.max_message_size = Some(64 << 20);
-    config.max_frame_size = Some(64 << 20);
-    let handshake = tokio_tungstenite::client_async_with_config(request, tcp, Some(config));
-    match timeout_at(deadline, handshake).await {
-        Err(_) => Err(ConnectError::Other(format!(
-            "the WebSocket handshake with {url} timed out"
-        ))),
-        Ok(Ok((socket, _))) => Ok((socket, local_addr)),
-        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
-            Err(ConnectError::Refused {
-                status: response.status().as_u16(),
-                body: response
-                    .body()
-                    .as_ref()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default(),
-            })
-        }
-        Ok(Err(error)) => Err(ConnectError::Other(format!("{url}: {error}"))),
-    }
+        .map(|client| (client.socket, client.local_addr))
 }
 
 fn deadline(timeout_ms: Option<u64>) -> Instant {
