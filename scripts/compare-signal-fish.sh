@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
 # Replay the Signal Fish sessions against relaydeck and against the real signal-fish-server
-# 0.12.0, side by side, on loopback. A session whose header says `"upstream": "same"` must pass
-# against both servers; every other session says in its `upstream` field why the real server
-# answers it differently (an addition of relaydeck's, such as app statuses), and is replayed
-# against relaydeck only. Prints a markdown table; exits non-zero if a comparable session fails
-# against either server.
+# 0.12.0, side by side, on loopback. relaydeck runs each on a fresh embedded server with the
+# replay config, the one the sessions are timed for; the real server runs with the demo app
+# allowed. A session whose header says `"upstream": "same"` must pass against both servers;
+# every other session says in its `upstream` field why the real server answers it differently
+# (an addition of relaydeck's, such as app statuses), and is replayed against relaydeck only.
+# Prints a markdown table; exits non-zero if a comparable session fails against either server.
 #
 # Usage: scripts/compare-signal-fish.sh
 # Settings (environment):
 #   PERF_CACHE        where signal-fish-server is installed (default ~/.cache/relaydeck/perf)
 #   RELAYDECK_BIN     the relaydeck binary (default: cargo build --release)
 #   SIGNAL_FISH_BIN   a signal-fish-server binary (default: installed into PERF_CACHE, once)
-#   PORT_RELAYDECK, PORT_SIGNAL_FISH   loopback ports (default 17911, 17912)
+#   PORT_SIGNAL_FISH  the real server's loopback port (default 17912)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SF_VERSION=0.12.0
 PERF_CACHE=${PERF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/relaydeck/perf}
-PORT_RELAYDECK=${PORT_RELAYDECK:-17911}
 PORT_SIGNAL_FISH=${PORT_SIGNAL_FISH:-17912}
-ADMIN_TOKEN=compare-admin-token
 
 command -v jq >/dev/null || { echo "jq is needed (apt-get install jq)" >&2; exit 1; }
 
@@ -69,19 +68,16 @@ wait_for_port() {
     return 1
 }
 
-RELAYDECK_LOG=warn "$RELAYDECK_BIN" serve --listen "127.0.0.1:$PORT_RELAYDECK" \
-    --data-dir "$WORK/data" --admin-token "$ADMIN_TOKEN" >"$WORK/relaydeck.log" 2>&1 &
-PIDS+=($!)
-wait_for_port "$PORT_RELAYDECK" "${PIDS[-1]}"
 (cd "$WORK" && SIGNAL_FISH_CONFIG_PATH="$WORK/signal-fish.json" exec "$SIGNAL_FISH_BIN") \
     >"$WORK/signal-fish.log" 2>&1 &
 PIDS+=($!)
 wait_for_port "$PORT_SIGNAL_FISH" "${PIDS[-1]}"
 
+# replay FILE [URL]: against a fresh embedded relaydeck, or against URL.
 replay() {
-    local url=$1 file=$2
-    if "$RELAYDECK_BIN" replay --url "$url" --admin-token "$ADMIN_TOKEN" "$file" \
-        >"$WORK/last.out" 2>&1; then
+    local file=$1
+    shift
+    if "$RELAYDECK_BIN" replay "$@" "$file" >"$WORK/last.out" 2>&1; then
         echo pass
     else
         echo fail
@@ -95,10 +91,14 @@ echo "|---|---|---|---|"
 for file in "$ROOT"/sessions/signal-fish/*.jsonl; do
     name=$(basename "$file" .jsonl)
     upstream=$(head -n1 "$file" | jq -r '.upstream // "not marked"')
-    ours=$(replay "ws://127.0.0.1:$PORT_RELAYDECK" "$file")
+    ours=$(replay "$file")
+    if [[ $ours != pass ]]; then
+        echo "--- $name against relaydeck:" >&2
+        sed 's/^/    /' "$WORK/last.out" >&2
+    fi
     if [[ $upstream == same ]]; then
         compared=$((compared + 1))
-        theirs=$(replay "ws://127.0.0.1:$PORT_SIGNAL_FISH" "$file")
+        theirs=$(replay "$file" --url "ws://127.0.0.1:$PORT_SIGNAL_FISH")
         if [[ $theirs != pass ]]; then
             echo "--- $name against signal-fish-server:" >&2
             sed 's/^/    /' "$WORK/last.out" >&2

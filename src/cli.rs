@@ -118,6 +118,10 @@ pub struct DecodeArgs {
     /// One JSON object per input instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Read a whole pasted log (`-` for stdin) and print a timeline of the errors and closes
+    /// in it, with the timestamps and the fields that tie them to requests, rooms and players.
+    #[arg(long, value_name = "FILE", conflicts_with = "inputs")]
+    pub timeline: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +192,9 @@ pub fn main() -> ExitCode {
 }
 
 fn run_decode(args: DecodeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.timeline {
+        return run_timeline(path, args.dialect, args.json);
+    }
     let inputs: Vec<String> = if args.inputs.is_empty() {
         let mut lines = Vec::new();
         for line in std::io::stdin().lock().lines() {
@@ -221,6 +228,40 @@ fn run_decode(args: DecodeArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+fn run_timeline(
+    path: &std::path::Path,
+    dialect: Option<catalog::Dialect>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Read as _;
+    let limit = catalog::timeline::MAX_LOG_BYTES as u64 + 1;
+    let mut bytes = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .lock()
+            .take(limit)
+            .read_to_end(&mut bytes)?;
+    } else {
+        std::fs::File::open(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?
+            .take(limit)
+            .read_to_end(&mut bytes)?;
+    }
+    let log = String::from_utf8_lossy(&bytes);
+    let timeline = catalog::timeline::timeline(&log, dialect);
+    let mut out = anstream::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&timeline)?)?;
+    } else {
+        write!(out, "{}", report::timeline_text(&timeline))?;
+    }
+    Ok(if timeline.events.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
 }
 

@@ -72,6 +72,59 @@ fn retry_line(entry: &Entry) -> String {
     line
 }
 
+/// A pasted log's timeline, as `relaydeck decode --timeline` prints it: one line per error or
+/// close (when, where in the log, what it is, whether to retry), its correlation fields, and
+/// a summary of the values to look for among live and historic peers.
+pub fn timeline_text(timeline: &crate::catalog::timeline::Timeline) -> String {
+    let mut text = String::new();
+    if timeline.events.is_empty() {
+        let _ = writeln!(
+            text,
+            "no catalogued error or close in {} lines",
+            timeline.lines
+        );
+    }
+    for event in &timeline.events {
+        let Some(entry) = event.decoding.best() else {
+            continue;
+        };
+        let at = event.at.as_deref().unwrap_or("—");
+        let _ = writeln!(
+            text,
+            "{} {}  {}",
+            paint(DIM, &format!("line {:>4}", event.line)),
+            paint(BOLD, &sanitize(at)),
+            entry_heading(entry)
+        );
+        let _ = writeln!(text, "          {}", entry.meaning);
+        let _ = writeln!(text, "          retry: {}", retry_line(entry));
+        if !event.correlation.is_empty() {
+            let fields: Vec<String> = event
+                .correlation
+                .iter()
+                .map(|(name, value)| format!("{name} {}", sanitize(value)))
+                .collect();
+            let _ = writeln!(text, "          {}", paint(DIM, &fields.join(" · ")));
+        }
+    }
+    let values = timeline.correlation_values();
+    if !values.is_empty() {
+        let _ = writeln!(text, "\nto look for among live and historic peers:");
+        for (name, list) in values {
+            let list: Vec<String> = list.iter().map(|v| sanitize(v)).collect();
+            let _ = writeln!(text, "  {name}: {}", list.join(", "));
+        }
+    }
+    if timeline.truncated {
+        let _ = writeln!(
+            text,
+            "(only the first {} MiB of the log were read)",
+            crate::catalog::timeline::MAX_LOG_BYTES >> 20
+        );
+    }
+    text
+}
+
 /// A decoding, as `relaydeck decode` prints it for a person.
 pub fn decoding_text(input: &str, decoding: &Decoding) -> String {
     let mut out = String::new();

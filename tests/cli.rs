@@ -124,3 +124,54 @@ fn codes_lists_every_entry_and_explain_prints_one() {
     let (status, _) = relaydeck(&["explain", "NOT_A_REAL_CODE"]);
     assert_eq!(status, 1);
 }
+
+/// A player's pasted log, from stdin: a timeline of its errors and closes with timestamps and
+/// correlation fields; a log without any exits non-zero.
+#[test]
+fn decode_timeline_reads_a_pasted_log() {
+    let run = |log: &str, json: bool| {
+        let mut args = vec!["decode", "--timeline", "-"];
+        if json {
+            args.push("--json");
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_relaydeck"))
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(log.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let log = "[14:01:58.200] <- {\"type\":\"Authenticated\",\"data\":{\"app_name\":\"Demo\"}}\n\
+               14:02:03 pub <- {\"type\":\"error\",\"requestId\":\"p-9\",\"code\":\"channel_not_authorized\",\"message\":\"not authorized: x\"}\n\
+               14:02:11.5 WebSocket closed: CLOSED code=4020 reason='admin_disconnect'\n";
+    let (status, out) = run(log, true);
+    assert_eq!(status, 0, "{out}");
+    let timeline: Value = serde_json::from_str(&out).unwrap();
+    let events = timeline["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{out}");
+    assert_eq!(events[0]["line"], 2);
+    assert_eq!(events[0]["at"], "14:02:03");
+    assert_eq!(events[0]["correlation"]["request"], "p-9");
+    assert_eq!(events[1]["decoding"]["code"], "4020");
+    let (status, out) = run(log, false);
+    assert_eq!(status, 0);
+    assert!(out.contains("channel_not_authorized"), "{out}");
+    assert!(out.contains("request: p-9"), "{out}");
+    let (status, out) = run("nothing to see here\n", false);
+    assert_eq!(status, 1, "{out}");
+    assert!(
+        out.contains("no catalogued error or close in 1 lines"),
+        "{out}"
+    );
+}

@@ -11,6 +11,7 @@
 mod entries;
 
 pub mod decode;
+pub mod timeline;
 
 use std::fmt;
 
