@@ -792,6 +792,11 @@ impl Hub {
             return;
         }
         peer.abort();
+        self.count_close(peer, code, reason);
+    }
+
+    /// A close this server sent, counted and shown to admins like an error frame.
+    fn count_close(&self, peer: &PeerHandle, code: u16, reason: &str) {
         let mut state = self.lock();
         self.count_error(
             &mut state,
@@ -919,16 +924,7 @@ impl Hub {
         let is_error =
             catalog::close(peer.dialect, code).is_none_or(|e| e.severity() != Severity::Info);
         if is_error {
-            let mut state = self.lock();
-            self.count_error(
-                &mut state,
-                Some(peer),
-                peer.dialect,
-                &code.to_string(),
-                Delivery::Close,
-                None,
-                format!("close {code} {reason}"),
-            );
+            self.count_close(peer, code, reason);
         }
     }
 
