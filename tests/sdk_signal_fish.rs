@@ -3,10 +3,6 @@
 //! frame into its own types and checks each against the negotiated protocol and the room's
 //! lifecycle; any `DecodeFailed` or `ProtocolViolation` event fails the test, so this suite is
 //! the judge of whether an unchanged Signal Fish client works against relaydeck.
-//!
-//! Tests marked `#[ignore = "needs …"]` wait for changes to the connection loop
-//! (`src/server/signal_fish/mod.rs`); each reason names the change. The room logic they rely on
-//! is already in `rooms.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -312,14 +308,12 @@ async fn an_operator_kick_reaches_the_sdk_as_kicked() {
 }
 
 #[tokio::test]
-#[ignore = "needs signal_fish/mod.rs to report the negotiated protocol version (Rooms::set_protocol_version) after Authenticate, so that a v2 RoomJoined carries no reconnection_token"]
 async fn a_whole_v2_game_create_join_data_authority_ready_start_leave() {
     let _ = NEEDS_VERSION;
     whole_game(false).await;
 }
 
 #[tokio::test]
-#[ignore = "needs signal_fish/mod.rs to negotiate Authenticate.protocol_version: report it with Rooms::set_protocol_version and answer a v3 session with ServerMessage::ProtocolInfoV3 (protocol_version 3, min 2, max 3, transports [\"websocket\"])"]
 async fn a_whole_v3_relay_game_create_join_data_authority_ready_start_leave() {
     whole_game(true).await;
 }
@@ -475,7 +469,6 @@ async fn whole_game(v3: bool) {
 }
 
 #[tokio::test]
-#[ignore = "needs signal_fish/mod.rs to report the negotiated protocol version (Rooms::set_protocol_version) after Authenticate, so that a v2 RoomJoined carries no reconnection_token"]
 async fn spectators_watch_and_leave() {
     let server = TestServer::demo().await;
     let mut alice = Sdk::ready(&server, false, "alice").await;
@@ -525,7 +518,6 @@ async fn spectators_watch_and_leave() {
 }
 
 #[tokio::test]
-#[ignore = "needs signal_fish/mod.rs to negotiate Authenticate.protocol_version (Rooms::set_protocol_version, ProtocolInfoV3): only a v3 session receives the reconnection token the SDK reconnects with"]
 async fn a_v3_player_reconnects_within_the_window_with_a_rotated_token() {
     let server = TestServer::demo().await;
     let mut alice = Sdk::ready(&server, true, "alice").await;
@@ -573,7 +565,6 @@ async fn a_v3_player_reconnects_within_the_window_with_a_rotated_token() {
 }
 
 #[tokio::test]
-#[ignore = "needs signal_fish/mod.rs to tell a live, authenticated connection of its app's suspension with Error APP_ID_SUSPENDED (the SDK accepts AuthenticationError only before authentication) and then close 4007"]
 async fn suspending_the_app_disconnects_a_connected_sdk_without_a_violation() {
     let server = TestServer::start(Config::demo()).await;
     let mut admin = server.admin().await;
@@ -592,7 +583,6 @@ async fn suspending_the_app_disconnects_a_connected_sdk_without_a_violation() {
 }
 
 #[tokio::test]
-#[ignore = "needs signal_fish/mod.rs to report the negotiated protocol version (Rooms::set_protocol_version) and to pass JoinRoom.password to Rooms::join_with"]
 async fn a_sealed_room_admits_only_its_password() {
     let server = TestServer::demo().await;
     let mut alice = Sdk::ready(&server, false, "alice").await;
@@ -621,7 +611,6 @@ async fn a_sealed_room_admits_only_its_password() {
 }
 
 #[tokio::test]
-#[ignore = "needs signal_fish/mod.rs to report the negotiated protocol version (Rooms::set_protocol_version) and to hand v3 RoomOperation frames to Rooms::room_operation"]
 async fn the_room_authority_kicks_an_sdk_player() {
     let server = TestServer::demo().await;
     // The SDK issues no moderation operations, so the authority is a plain v3 socket.
@@ -690,7 +679,6 @@ async fn authentication_error(sdk: &mut Sdk) -> ErrorCode {
 }
 
 #[tokio::test]
-#[ignore = "needs signal_fish/mod.rs to answer an unsupported Authenticate.game_data_format with Error UNSUPPORTED_GAME_DATA_FORMAT and go on authenticated with JSON (it refuses the Authenticate and closes today)"]
 async fn an_unsupported_game_data_format_falls_back_to_json() {
     let server = TestServer::demo().await;
     let mut config = SignalFishConfig::new("demo");
@@ -712,21 +700,20 @@ async fn an_unsupported_game_data_format_falls_back_to_json() {
 }
 
 #[tokio::test]
-#[ignore = "needs signal_fish/mod.rs to read Authenticate.connect_token: an app that requires a token answers its absence with AuthenticationError CONNECT_TOKEN_REQUIRED and a bad one with CONNECT_TOKEN_INVALID, both keeping the connection open (it sends AUTHENTICATION_REQUIRED / UNAUTHORIZED, codes upstream never emits, and closes today)"]
 async fn a_missing_or_wrong_connect_token_is_refused_with_the_upstream_codes() {
     let server = TestServer::demo().await;
-    let mut anonymous = Sdk::connect(&server, "secure-game", false, "anonymous").await;
+    let mut anonymous = Sdk::connect(&server, "tenant-game", false, "anonymous").await;
     assert_eq!(
         authentication_error(&mut anonymous).await,
         ErrorCode::ConnectTokenRequired
     );
-    let config = SignalFishConfig::new("secure-game").with_connect_token("sfct_v1.wrong");
+    let config = SignalFishConfig::new("tenant-game").with_connect_token("sfct_v1.wrong");
     let mut forger = Sdk::connect_with(&server, config, "forger").await;
     assert_eq!(
         authentication_error(&mut forger).await,
         ErrorCode::ConnectTokenInvalid
     );
-    let config = SignalFishConfig::new("secure-game").with_connect_token("sf-demo-token");
+    let config = SignalFishConfig::new("tenant-game").with_connect_token("sf-connect-token");
     let mut member = Sdk::connect_with(&server, config, "member").await;
     member
         .until("ProtocolInfo", |e| {
@@ -739,7 +726,6 @@ async fn a_missing_or_wrong_connect_token_is_refused_with_the_upstream_codes() {
 }
 
 #[tokio::test]
-#[ignore = "needs signal_fish/mod.rs to answer an inbound text frame over 64 KiB with Error MESSAGE_TOO_LARGE \"Message too large (N bytes, max 65536 bytes)\" and keep the connection open (it closes with 1009 today; 1009 is upstream's outbound-only close)"]
 async fn an_oversized_frame_is_refused_and_the_game_goes_on() {
     let server = TestServer::demo().await;
     let mut alice = Sdk::ready(&server, false, "alice").await;
@@ -758,10 +744,9 @@ async fn an_oversized_frame_is_refused_and_the_game_goes_on() {
 }
 
 #[tokio::test]
-#[ignore = "needs signal_fish/mod.rs to end an idle socket as upstream does: Error CONNECTION_IDLE_TIMEOUT \"Idle timeout - no messages received for N seconds\", then close 4004 idle_timeout (it closes with 4003 and no Error today)"]
 async fn an_idle_sdk_is_told_before_it_is_closed() {
     let mut config = Config::demo();
-    config.signal_fish.idle_timeout_ms = 300;
+    config.signal_fish.socket_idle_timeout_ms = 300;
     let server = TestServer::start(config).await;
     let mut alice = Sdk::ready(&server, false, "alice").await;
     assert_eq!(alice.error().await, ErrorCode::ConnectionIdleTimeout);

@@ -44,8 +44,10 @@ async fn expect_code(socket: &mut Socket, carrier: &str, code: &str) -> Value {
     }
 }
 
+/// An authenticated protocol v3 connection (v3 is where reconnection tokens are handed out;
+/// the v2 shapes are the real SDK's to judge, in tests/sdk_signal_fish.rs).
 async fn authenticated(server: &TestServer, app: &str) -> Socket {
-    let mut socket = server.connect("/v2/ws").await;
+    let mut socket = server.connect("/v3/ws").await;
     send(
         &mut socket,
         "Authenticate",
@@ -147,6 +149,16 @@ async fn authentication_codes() {
     .await;
     expect_code(&mut old, "AuthenticationError", "SDK_VERSION_UNSUPPORTED").await;
 
+    // The refusal keeps the connection open: the same client tries again.
+    send(
+        &mut old,
+        "Authenticate",
+        json!({"app_id": "demo", "sdk_version": "1.0.0"}),
+    )
+    .await;
+    assert_eq!(recv_json(&mut old).await["type"], "Authenticated");
+
+    // An unsupported game data format is answered, then the session goes on in JSON.
     let mut packed = server.connect("/v2/ws").await;
     send(
         &mut packed,
@@ -154,12 +166,32 @@ async fn authentication_codes() {
         json!({"app_id": "demo", "game_data_format": "message_pack"}),
     )
     .await;
-    expect_code(
-        &mut packed,
-        "AuthenticationError",
-        "UNSUPPORTED_GAME_DATA_FORMAT",
+    expect_code(&mut packed, "Error", "UNSUPPORTED_GAME_DATA_FORMAT").await;
+    assert_eq!(recv_json(&mut packed).await["type"], "Authenticated");
+
+    // Upstream's connect tokens: refused, and the connection stays open for another try.
+    let mut tenant = server.connect("/v2/ws").await;
+    send(
+        &mut tenant,
+        "Authenticate",
+        json!({"app_id": "tenant-game"}),
     )
     .await;
+    expect_code(&mut tenant, "AuthenticationError", "CONNECT_TOKEN_REQUIRED").await;
+    send(
+        &mut tenant,
+        "Authenticate",
+        json!({"app_id": "tenant-game", "connect_token": "wrong"}),
+    )
+    .await;
+    expect_code(&mut tenant, "AuthenticationError", "CONNECT_TOKEN_INVALID").await;
+    send(
+        &mut tenant,
+        "Authenticate",
+        json!({"app_id": "tenant-game", "connect_token": "sf-connect-token"}),
+    )
+    .await;
+    assert_eq!(recv_json(&mut tenant).await["type"], "Authenticated");
 
     let mut binary = authenticated(&server, "demo").await;
     futures_util::SinkExt::send(
@@ -168,7 +200,27 @@ async fn authentication_codes() {
     )
     .await
     .unwrap();
-    expect_code(&mut binary, "Error", "UNSUPPORTED_GAME_DATA_FORMAT").await;
+    let refused = expect_code(&mut binary, "Error", "INVALID_INPUT").await;
+    assert_eq!(
+        refused["data"]["message"],
+        "Binary payloads are disabled for this connection"
+    );
+    // An oversized text frame is refused and the connection stays open.
+    send_text(
+        &mut binary,
+        &format!("{{\"type\":\"Ping\",\"pad\":\"{}\"}}", "x".repeat(70_000)),
+    )
+    .await;
+    let refused = expect_code(&mut binary, "Error", "MESSAGE_TOO_LARGE").await;
+    assert!(
+        refused["data"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("max 65536 bytes)"),
+        "{refused}"
+    );
+    send(&mut binary, "Ping", Value::Null).await;
+    assert_eq!(recv_json(&mut binary).await["type"], "Pong");
 
     let _first = authenticated(&server, "limited-app").await;
     let _second = authenticated(&server, "limited-app").await;
@@ -455,9 +507,10 @@ async fn a_scripted_two_player_game_with_reconnection() {
     )
     .await;
     let data = recv_type(&mut bob, "GameData").await;
+    // Over v3, relayed game data carries the sender's epoch and sequence number.
     assert_eq!(
         data["data"],
-        json!({"from_player": alice_id, "data": {"action": "move", "x": 1}})
+        json!({"from_player": alice_id, "data": {"action": "move", "x": 1}, "seq": 1, "epoch": 1})
     );
     send(&mut bob, "GameData", json!({"data": {"action": "shoot"}})).await;
     assert_eq!(
@@ -649,7 +702,8 @@ async fn faults_admin_actions_and_closes() {
         bob_player
     );
 
-    // Suspending the app: AuthenticationError APP_ID_SUSPENDED, then close 4007.
+    // Suspending the app: Error APP_ID_SUSPENDED (an AuthenticationError after authentication
+    // is a protocol violation to the SDK), then close 4007.
     assert!(
         admin
             .command(Command::SetAppStatus {
@@ -659,7 +713,7 @@ async fn faults_admin_actions_and_closes() {
             .await
             .ok
     );
-    expect_code(&mut alice, "AuthenticationError", "APP_ID_SUSPENDED").await;
+    expect_code(&mut alice, "Error", "APP_ID_SUSPENDED").await;
     assert_eq!(recv_close(&mut alice).await, (4007, "kicked".to_owned()));
     assert!(
         admin
@@ -671,29 +725,41 @@ async fn faults_admin_actions_and_closes() {
             .ok
     );
 
-    // Idle connections close 4003; oversized frames 1009; shutdown 4000.
+    // A connection that sends no message: Error ACTIVITY_TIMEOUT, close 4003. Shutdown: a v3
+    // session is told GoingAway first, then close 4000.
     let mut idle = authenticated(&server, "demo").await;
+    expect_code(&mut idle, "Error", "ACTIVITY_TIMEOUT").await;
     assert_eq!(
         recv_close(&mut idle).await,
         (4003, "activity_timeout".to_owned())
     );
-    let mut big = authenticated(&server, "demo").await;
-    send_text(
-        &mut big,
-        &format!("{{\"type\":\"Ping\",\"pad\":\"{}\"}}", "x".repeat(70_000)),
-    )
-    .await;
-    assert_eq!(
-        recv_close(&mut big).await,
-        (1009, "outbound_message_too_large".to_owned())
-    );
     let mut last = authenticated(&server, "demo").await;
     let stopping = tokio::spawn(server.stop());
+    assert_eq!(recv_type(&mut last, "GoingAway").await["type"], "GoingAway");
     assert_eq!(
         recv_close(&mut last).await,
         (4000, "server_shutdown".to_owned())
     );
     stopping.await.unwrap();
+}
+
+/// A socket on which nothing arrives at all, WebSocket pings included: Error
+/// CONNECTION_IDLE_TIMEOUT, then close 4004 idle_timeout. A client that pings stays.
+#[tokio::test]
+async fn a_silent_socket_is_told_then_closed_4004() {
+    let mut config = Config::demo();
+    config.signal_fish.socket_idle_timeout_ms = 400;
+    let server = TestServer::start(config).await;
+    let mut silent = authenticated(&server, "demo").await;
+    let told = expect_code(&mut silent, "Error", "CONNECTION_IDLE_TIMEOUT").await;
+    assert_eq!(
+        told["data"]["message"],
+        "Idle timeout - no messages received for 1 seconds"
+    );
+    assert_eq!(
+        recv_close(&mut silent).await,
+        (4004, "idle_timeout".to_owned())
+    );
 }
 
 /// A player that stops reading while its room keeps talking is closed 4002 once its outbox is
@@ -735,11 +801,11 @@ async fn a_player_that_stops_reading_is_closed_as_a_slow_consumer() {
         unreachable!()
     };
     assert_eq!(dialect, Dialect::SignalFish);
-    assert_eq!(frame, "close 4002 slow consumer");
+    assert_eq!(frame, "close 4002 slow_consumer");
     // Reading again drains what was queued; the close comes after it.
     assert_eq!(
         recv_close(&mut bob).await,
-        (4002, "slow consumer".to_owned())
+        (4002, "slow_consumer".to_owned())
     );
     // The rest of the flood is of no interest once the bound has held.
     flood.abort();

@@ -24,20 +24,24 @@ struct Envelope<'a> {
     data: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
-struct Body<'a> {
+/// A client's GameData: the payload borrowed from the frame, and v3's delivery class.
+#[derive(Debug, Deserialize)]
+pub struct Inbound<'a> {
     #[serde(borrow)]
-    data: &'a RawValue,
+    pub data: &'a RawValue,
+    #[serde(default)]
+    pub class: Option<DeliveryClass>,
+    #[serde(default)]
+    pub key: Option<u32>,
 }
 
 /// The payload of a `GameData` frame, borrowed from `text`; `None` for any other frame.
-pub fn payload(text: &str) -> Option<&RawValue> {
+pub fn payload(text: &str) -> Option<Inbound<'_>> {
     let envelope: Envelope<'_> = serde_json::from_str(text).ok()?;
     if envelope.kind != "GameData" {
         return None;
     }
-    let body: Body<'_> = serde_json::from_str(envelope.data?.get()).ok()?;
-    Some(body.data)
+    serde_json::from_str(envelope.data?.get()).ok()
 }
 
 /// What a v3 recipient also gets: the sender's sequence within its epoch and the delivery
@@ -137,8 +141,16 @@ mod tests {
     #[test]
     fn the_payload_is_relayed_compact_in_the_full_format() {
         let text = r#"{"type":"GameData","data":{"data":{"x": 1.50, "tags":["a"]}}}"#;
-        let data = payload(text).unwrap();
+        let inbound = payload(text).unwrap();
+        let data = inbound.data;
         assert_eq!(data.get(), r#"{"x": 1.50, "tags":["a"]}"#);
+        assert_eq!((inbound.class, inbound.key), (None, None));
+        let latest =
+            payload(r#"{"type":"GameData","data":{"data":1,"class":"latest","key":2}}"#).unwrap();
+        assert_eq!(
+            (latest.class, latest.key),
+            (Some(DeliveryClass::Latest), Some(2))
+        );
         assert_eq!(
             relayed("p-1", data, None),
             r#"{"type":"GameData","data":{"from_player":"p-1","data":{"x":1.50,"tags":["a"]}}}"#

@@ -79,8 +79,16 @@ impl Default for SecuritySettings {
 pub struct SignalFishSettings {
     /// A connection that has not authenticated by then gets AUTHENTICATION_TIMEOUT, close 4001.
     pub auth_timeout_ms: u64,
-    /// A connection silent for this long is closed 4003.
+    /// A connection that sends no message for this long gets `Error ACTIVITY_TIMEOUT` and
+    /// close 4003 activity_timeout (0.12's activity reaper, whose default is 30 s; relaydeck
+    /// waits 120 s so that an idle lobby of a client that does not ping survives).
     pub idle_timeout_ms: u64,
+    /// A socket on which nothing at all arrives, WebSocket pings included, for this long gets
+    /// `Error CONNECTION_IDLE_TIMEOUT` and close 4004 idle_timeout (0.12: 300 s).
+    pub socket_idle_timeout_ms: u64,
+    /// Refusals and pongs a connection may be sent per minute; past it, `Error
+    /// RATE_LIMIT_EXCEEDED` and close 4006 inbound_rate_limited (0.12: 3000).
+    pub error_replies_per_minute: u32,
     /// How long a disconnected player's seat is kept for a Reconnect.
     pub reconnect_window_ms: u64,
     /// Largest `GameData.data`, serialized (MESSAGE_TOO_LARGE beyond).
@@ -96,7 +104,9 @@ impl Default for SignalFishSettings {
         SignalFishSettings {
             auth_timeout_ms: 10_000,
             idle_timeout_ms: 120_000,
-            reconnect_window_ms: 30_000,
+            socket_idle_timeout_ms: 300_000,
+            error_replies_per_minute: 3_000,
+            reconnect_window_ms: 300_000,
             max_game_data_bytes: 16 * 1024,
             messages_per_minute: 600,
             max_spectators: 8,
@@ -108,8 +118,14 @@ impl Default for SignalFishSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignalFishApp {
-    /// When set, Authenticate must carry this `token` (AUTHENTICATION_REQUIRED without one,
-    /// INVALID_TOKEN when malformed, UNAUTHORIZED when wrong).
+    /// When set, Authenticate must carry this `connect_token`, as signal-fish-server 0.12's
+    /// apps that require one: CONNECT_TOKEN_REQUIRED without it, CONNECT_TOKEN_INVALID when
+    /// wrong, both AuthenticationErrors that leave the connection open for another try.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_token: Option<String>,
+    /// relaydeck's addition: when set, Authenticate must carry this `token`
+    /// (AUTHENTICATION_REQUIRED without one, INVALID_TOKEN when malformed, UNAUTHORIZED when
+    /// wrong; each closes 1000). Clients of apps without it never see these codes.
     #[serde(default)]
     pub token: Option<String>,
     #[serde(default = "default_max_rooms")]
@@ -120,12 +136,13 @@ pub struct SignalFishApp {
 }
 
 fn default_max_rooms() -> usize {
-    100
+    crate::server::signal_fish::rooms::DEFAULT_MAX_ROOMS_PER_GAME
 }
 
 impl Default for SignalFishApp {
     fn default() -> Self {
         SignalFishApp {
+            connect_token: None,
             token: None,
             max_rooms_per_game: default_max_rooms(),
             min_sdk_version: Some("0.0.1".to_owned()),
@@ -568,6 +585,13 @@ impl Config {
                         ..SignalFishApp::default()
                     }),
                     ..signal_fish_only("secure-game", "Secure game", AppStatus::Active)
+                },
+                AppConfig {
+                    signal_fish: Some(SignalFishApp {
+                        connect_token: Some("sf-connect-token".to_owned()),
+                        ..SignalFishApp::default()
+                    }),
+                    ..signal_fish_only("tenant-game", "Tenant game", AppStatus::Active)
                 },
             ],
         }

@@ -96,6 +96,9 @@ pub trait Session: Send + 'static {
     /// A binary frame.
     fn on_binary(&mut self, bytes: &[u8]) -> Flow;
 
+    /// A WebSocket ping or pong (answered by the library): the socket is alive.
+    fn on_socket_frame(&mut self) {}
+
     /// A kick, an app status change or shutdown (injected frames arrive as [`Session::on_text`]).
     fn on_control(&mut self, control: Control) -> Flow;
 
@@ -108,6 +111,12 @@ pub trait Session: Send + 'static {
 
     fn on_deadline(&mut self) -> Flow {
         Flow::Continue
+    }
+
+    /// The close for a connection on which nothing arrives for `security.idle_timeout_ms`,
+    /// or `None` for a dialect that keeps its own idle timers.
+    fn idle_close(&self) -> Option<(u16, &'static str)> {
+        Some((1000, "idle_timeout"))
     }
 
     /// An event source of the session's own (Flow streams read the hub's deltas here). The
@@ -153,17 +162,30 @@ pub async fn serve<S: Session>(
 
     let mut client_close = None;
     let mut flow = session.on_open();
-    let mut deadline = session.deadline();
+    // The loop's own idle timer, for sessions that do not keep one: looked at when it fires,
+    // so a busy connection does not re-arm it per frame.
+    let idle = session.idle_close().map(|close| {
+        (
+            Duration::from_millis(shared.hub.config().security.idle_timeout_ms),
+            close,
+        )
+    });
+    let mut last_inbound = Instant::now();
+    let mut idle_check = idle.map(|(timeout, _)| last_inbound + timeout);
+    let mut deadline = earliest(session.deadline(), idle_check);
     let mut timer = pin!(sleep_until(deadline.unwrap_or_else(far_future)));
     let mut writer_gone = false;
     while flow == Flow::Continue {
         flow = tokio::select! {
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
+                    last_inbound = Instant::now();
                     hub.record_inbound(&handle, text.as_str());
                     session.on_text(text.as_str())
                 }
                 Some(Ok(Message::Binary(bytes))) => {
+                    last_inbound = Instant::now();
+                    // The text is shown only to admins tapping the peer.
                     if handle.is_tapped() {
                         hub.record_inbound(&handle, &format!("<{} binary bytes>", bytes.len()));
                     } else {
@@ -171,7 +193,11 @@ pub async fn serve<S: Session>(
                     }
                     session.on_binary(&bytes)
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                    last_inbound = Instant::now();
+                    session.on_socket_frame();
+                    Flow::Continue
+                }
                 Some(Ok(Message::Close(frame))) => {
                     client_close = Some(client_close_of(frame));
                     break;
@@ -187,14 +213,27 @@ pub async fn serve<S: Session>(
                 // The handle, which holds the sender, lives as long as this task.
                 None => break,
             },
-            () = &mut timer, if deadline.is_some() => session.on_deadline(),
+            () = &mut timer, if deadline.is_some() => {
+                let now = Instant::now();
+                match (idle, idle_check) {
+                    (Some((timeout, (code, reason))), Some(check)) if now >= check => {
+                        if now >= last_inbound + timeout {
+                            Flow::close(code, reason)
+                        } else {
+                            idle_check = Some(last_inbound + timeout);
+                            Flow::Continue
+                        }
+                    }
+                    _ => session.on_deadline(),
+                }
+            }
             background = session.background() => background,
             _ = &mut writer => {
                 writer_gone = true;
                 break;
             }
         };
-        let next = session.deadline();
+        let next = earliest(session.deadline(), idle_check);
         if next != deadline {
             deadline = next;
             timer.as_mut().reset(deadline.unwrap_or_else(far_future));
@@ -214,6 +253,13 @@ pub async fn serve<S: Session>(
     handle.end();
     if !writer_gone {
         finish_writer(writer).await;
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

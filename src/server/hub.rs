@@ -50,6 +50,23 @@ pub use crate::server::peer::{Control, Outbound, PeerHandle, PeerQueues, Priorit
 /// Deltas buffered per console before it is sent a fresh snapshot instead.
 pub const EVENT_CAPACITY: usize = 4096;
 
+/// The most of a frame an admin event carries (errors and tapped frames). Clients choose what
+/// error frames echo back (a Talo cause is the client's own frame); clipping bounds every
+/// event, so the delta ring holds at most [`EVENT_CAPACITY`] × this much frame text.
+pub const MAX_EVENT_FRAME_BYTES: usize = 4 * 1024;
+
+/// `text` cut to `max` bytes on a character boundary, saying how long it was.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -719,7 +736,7 @@ impl Hub {
                 Event::Frame {
                     peer: peer.id.clone(),
                     direction: Direction::In,
-                    text: text.to_owned(),
+                    text: clip(text, MAX_EVENT_FRAME_BYTES),
                 },
             );
         }
@@ -738,7 +755,7 @@ impl Hub {
                         Event::Frame {
                             peer: peer.id.clone(),
                             direction: Direction::Out,
-                            text: text.as_str().to_owned(),
+                            text: clip(text.as_str(), MAX_EVENT_FRAME_BYTES),
                         },
                     );
                 }
@@ -837,8 +854,8 @@ impl Hub {
                 dialect,
                 code: code.to_owned(),
                 delivery,
-                request_id: request_id.map(str::to_owned),
-                frame,
+                request_id: request_id.map(|id| clip(id, MAX_EVENT_FRAME_BYTES)),
+                frame: clip(&frame, MAX_EVENT_FRAME_BYTES),
             },
         );
     }
@@ -1263,7 +1280,7 @@ impl Hub {
 /// The close code for a peer that cannot keep up, per dialect.
 pub fn slow_consumer_close(dialect: Dialect) -> (u16, &'static str) {
     match dialect {
-        Dialect::SignalFish => (4002, "slow consumer"),
+        Dialect::SignalFish => (4002, "slow_consumer"),
         _ => (1013, "try_again_later"),
     }
 }
@@ -1327,6 +1344,15 @@ mod tests {
         assert_eq!(
             emitted,
             Some(("1013".to_owned(), "close 1013 try_again_later".to_owned()))
+        );
+    }
+
+    #[test]
+    fn event_text_is_clipped_on_a_character_boundary() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("ééé", 3), "é… (6 bytes in all)");
+        assert!(
+            clip(&"x".repeat(100_000), MAX_EVENT_FRAME_BYTES).len() < MAX_EVENT_FRAME_BYTES + 32
         );
     }
 

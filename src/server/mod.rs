@@ -26,6 +26,7 @@ pub mod connection;
 pub mod flow;
 pub mod http;
 pub mod hub;
+pub mod listener;
 pub mod peer;
 pub mod persist;
 pub mod probe;
@@ -42,7 +43,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::{delete, get, post};
-use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -96,6 +96,8 @@ pub struct Shared {
     pub loopback: SocketAddr,
     /// Flipped once at shutdown; admin connections close on it.
     pub stopping: watch::Sender<bool>,
+    /// Open sockets, for the connection caps.
+    pub admission: Arc<listener::Admission>,
 }
 
 pub struct Server {
@@ -153,6 +155,7 @@ impl Server {
             presence: pubsub::PresenceListeners::default(),
             loopback,
             stopping,
+            admission: Arc::new(listener::Admission::default()),
         });
         Ok(Server {
             listener,
@@ -195,19 +198,7 @@ impl Server {
         };
         let router = router(shared.clone());
         let draining = shared.clone();
-        // Realtime frames are small and latency-bound: waiting to coalesce them (Nagle) against
-        // the client's delayed ACKs put a ~40 ms floor under every relay.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "could not set TCP_NODELAY");
-            }
-        });
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
+        let drain = async move {
             tracing::info!("shutting down: closing every peer");
             draining.hub.begin_shutdown();
             let _ = draining.stopping.send(true);
@@ -220,7 +211,15 @@ impl Server {
                     "peers still open after the drain timeout"
                 );
             }
-        })
+        };
+        let served = listener::serve(
+            self.listener,
+            router,
+            shared.hub.config().security.clone(),
+            shared.admission.clone(),
+            shutdown,
+            drain,
+        )
         .await;
         ticker.abort();
         served.map_err(Into::into)
@@ -231,8 +230,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1", get(pubsub::upgrade))
         .route("/v1/ws", get(flow::upgrade))
-        .route("/v2/ws", get(signal_fish::upgrade))
-        .route("/v3/ws", get(signal_fish::upgrade))
+        .route("/v2/ws", get(signal_fish::upgrade_v2))
+        .route("/v3/ws", get(signal_fish::upgrade_v3))
         .route("/", get(talo::socket::upgrade))
         .route("/talo", get(talo::socket::upgrade))
         .route("/v1/socket-tickets", post(talo::http::socket_ticket))

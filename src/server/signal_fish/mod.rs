@@ -1,28 +1,50 @@
-//! The Signal Fish v2 dialect on `GET /v2/ws` (and `/v3/ws`, which accepts the same frames).
+//! The Signal Fish dialect on `GET /v2/ws` and `GET /v3/ws`: one connection, whose protocol
+//! version is what Authenticate negotiates (`protocol_version`, else 2 on `/v2/ws` and 3 on
+//! `/v3/ws`, within 2..=3), as signal-fish-server 0.12 does. v2 sessions get v2 shapes (no
+//! reconnection token, no delivery stamps); v3 sessions get ProtocolInfo's version window,
+//! reconnection tokens, stamped game data, SessionPlan at start, RoomOperation moderation and
+//! GoingAway at shutdown.
 //!
 //! # Connection
 //! Authenticate first: any other message before it gets `Error MISSING_APP_ID` and close
-//! 1000 `unregistered`, as the real server does; nothing within `auth_timeout_ms` gets
-//! `Error AUTHENTICATION_TIMEOUT` and close 4001. Refused authentications
-//! (`AuthenticationError`) close 1000 `unregistered`.
+//! 1000 `unregistered`, as the real server does (a binary frame too); nothing within
+//! `auth_timeout_ms` gets `Error AUTHENTICATION_TIMEOUT` and close 4001 `auth_timeout`.
+//! Refusals of the app itself (`AuthenticationError`) close 1000 `unregistered`; refusals the
+//! client can fix on the same connection (connect token, SDK version, protocol version) leave
+//! it open, as upstream.
 //!
 //! # Conditions behind the codes that are not a client mistake
-//! - APP_ID_EXPIRED / APP_ID_REVOKED / APP_ID_SUSPENDED: the app's status (config or admin).
-//!   A live connection whose app leaves `active` gets the same AuthenticationError, then
-//!   close 4007 kicked.
-//! - AUTHENTICATION_REQUIRED / INVALID_TOKEN / UNAUTHORIZED: apps configured with a token
-//!   (demo `secure-game`, token `sf-demo-token`): missing, malformed, wrong.
+//! - APP_ID_EXPIRED / APP_ID_REVOKED / APP_ID_SUSPENDED: the app's status (config or admin), a
+//!   relaydeck addition (0.12 reserves these codes). A live connection whose app leaves
+//!   `active` gets `Error` with the code (the SDK rejects an AuthenticationError once
+//!   authenticated), then close 4007 kicked.
+//! - CONNECT_TOKEN_REQUIRED / CONNECT_TOKEN_INVALID: apps with a `connect_token` (demo
+//!   `tenant-game`, `sf-connect-token`), as upstream.
+//! - AUTHENTICATION_REQUIRED / INVALID_TOKEN / UNAUTHORIZED: relaydeck's own `token` (demo
+//!   `secure-game`, `sf-demo-token`): missing, malformed, wrong; each closes 1000.
 //! - SDK_VERSION_UNSUPPORTED: `sdk_version` below the app's `min_sdk_version` (or unparsable).
-//! - UNSUPPORTED_GAME_DATA_FORMAT: `game_data_format` other than `json`, or a binary frame.
+//! - UNSUPPORTED_PROTOCOL_VERSION: a client whose highest version is below 2.
+//! - UNSUPPORTED_GAME_DATA_FORMAT: a `game_data_format` other than `json`: answered with an
+//!   `Error`, and the session goes on in JSON (0.12 also offers `message_pack`; relaydeck
+//!   offers JSON only, so binary game data is refused with INVALID_INPUT).
 //! - TOO_MANY_CONNECTIONS: more Signal Fish connections of an app than its `max_connections`.
 //! - MAX_ROOMS_PER_GAME_EXCEEDED: the app's `max_rooms_per_game` (demo `limited-app`: 1).
-//! - MESSAGE_TOO_LARGE: `GameData.data` over `max_game_data_bytes`; frames over 64 KiB close 1009.
-//! - RATE_LIMIT_EXCEEDED: more than `messages_per_minute` in a minute (the excess is
-//!   dropped, and the client is told once per minute); twice that closes 4006.
+//! - MESSAGE_TOO_LARGE: a text frame over 64 KiB (the connection stays open), or
+//!   `GameData.data` over `max_game_data_bytes`.
+//! - RATE_LIMIT_EXCEEDED: more than `messages_per_minute` in a minute (the excess is dropped,
+//!   the client is told once per minute; twice that closes 4006, a relaydeck addition), or the
+//!   error-reply budget (`error_replies_per_minute` refusals and pongs, as upstream) spent,
+//!   which closes 4006 inbound_rate_limited.
 //! - INTERNAL_ERROR, STORAGE_ERROR, SERVICE_UNAVAILABLE, ROOM_CREATION_FAILED: armed faults
 //!   (a fault on a JoinRoom answers with RoomJoinFailed, on anything else with Error).
-//! - KICKED: an admin kick (then close 4020) or an admin closing the room.
-//! - 4003: nothing received for `idle_timeout_ms`; 4000: server shutdown; 4002: slow consumer.
+//! - KICKED: an admin kick (then close 4020), an admin closing the room, or the room's
+//!   authority kicking the player (v3 RoomOperation, then close 4007).
+//! - UNSUPPORTED_TRANSPORT: Signal or ProvideConnectionInfo: peer-to-peer transports are
+//!   never negotiated here.
+//! - 4003 `activity_timeout` after `Error ACTIVITY_TIMEOUT`: no message for `idle_timeout_ms`;
+//!   4004 `idle_timeout` after `Error CONNECTION_IDLE_TIMEOUT`: no frame at all, WebSocket
+//!   pings included, for `socket_idle_timeout_ms`; 4000 `server_shutdown`; 4002
+//!   `slow_consumer` (see [`crate::server::peer`]).
 
 pub mod rooms;
 
@@ -35,11 +57,12 @@ use axum::response::Response;
 use serde_json::value::RawValue;
 use tokio::time::{Duration, Instant};
 
-use self::rooms::{JoinRequest, Rooms};
+use self::rooms::{JoinOptions, JoinRequest, Rooms};
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
 use crate::protocol::signal_fish::{
-    ClientMessage, PlayerNameRules, ProtocolInfo, RateLimits, ServerMessage,
+    Authenticate, DeliveryClass, GameDataFormat, JoinRoom, PlayerNameRules, ProtocolInfo,
+    ProtocolInfoV3, RateLimits, Request, ServerMessage, MIN_PROTOCOL_VERSION,
 };
 use crate::server::access;
 use crate::server::connection::{self, Flow};
@@ -51,6 +74,10 @@ use crate::server::{probe_nonce, Shared};
 
 const DIALECT: Dialect = Dialect::SignalFish;
 const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// The largest frame this server sends, announced to v3 clients (0.12: 8 MiB).
+const MAX_OUTBOUND_MESSAGE_BYTES: usize = 8 << 20;
+/// How long a v3 client is told it has before the connection closes at shutdown.
+const SHUTDOWN_NOTICE_MS: u64 = 1_000;
 const READ_LIMIT_BYTES: usize = 4 << 20;
 pub const MAX_PLAYER_NAME: usize = 32;
 
@@ -136,11 +163,32 @@ impl Refusal {
     }
 }
 
-pub async fn upgrade(
+/// `GET /v2/ws`: sessions default to protocol v2 unless Authenticate asks for more.
+pub async fn upgrade_v2(
+    state: State<Arc<Shared>>,
+    addr: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    serve_upgrade(state, addr, headers, upgrade, 2)
+}
+
+/// `GET /v3/ws`: the same connection, defaulting to protocol v3.
+pub async fn upgrade_v3(
+    state: State<Arc<Shared>>,
+    addr: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    serve_upgrade(state, addr, headers, upgrade, 3)
+}
+
+fn serve_upgrade(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
+    endpoint_version: u16,
 ) -> Response {
     if let Some(refused) = access::origin_refusal(&headers, shared.hub.config(), false) {
         return refused;
@@ -160,7 +208,7 @@ pub async fn upgrade(
             new,
             None,
             |_| (4000, close_reason(4000)),
-            move |peer| Session::new(shared, peer),
+            move |peer| Session::new(shared, peer, endpoint_version),
         )
     })
 }
@@ -189,7 +237,15 @@ struct Session {
     /// very client that is sending too much.
     warned_this_window: bool,
     auth_deadline: Instant,
+    /// The last message (text or binary): the activity timeout (4003) counts from it.
     last_activity: Instant,
+    /// The last frame of any kind, WebSocket pings included: the socket idle timeout (4004).
+    last_frame: Instant,
+    /// Refusals and pongs this minute (4006 past the budget).
+    reply_window: FixedWindow,
+    /// The protocol version the endpoint defaults to, and the one Authenticate negotiated.
+    endpoint_version: u16,
+    version: u16,
     /// When the idle timer is next looked at; moved only when it fires, so a busy
     /// connection does not re-arm a timer per frame.
     idle_check: Instant,
@@ -198,12 +254,21 @@ struct Session {
 }
 
 impl Session {
-    fn new(shared: Arc<Shared>, peer: Arc<PeerHandle>) -> Session {
+    fn new(shared: Arc<Shared>, peer: Arc<PeerHandle>, endpoint_version: u16) -> Session {
         let settings = &shared.hub.config().signal_fish;
         let now = Instant::now();
         Session {
+            last_frame: now,
+            reply_window: FixedWindow::new(Duration::from_secs(60), now.into_std()),
+            endpoint_version,
+            version: endpoint_version,
             auth_deadline: now + Duration::from_millis(settings.auth_timeout_ms),
-            idle_check: now + Duration::from_millis(settings.idle_timeout_ms),
+            idle_check: now
+                + Duration::from_millis(
+                    settings
+                        .idle_timeout_ms
+                        .min(settings.socket_idle_timeout_ms),
+                ),
             shared,
             peer,
             app: None,
@@ -222,12 +287,30 @@ impl connection::Session for Session {
 
     fn on_binary(&mut self, _bytes: &[u8]) -> Flow {
         self.last_activity = Instant::now();
-        self.refuse(&Refusal {
+        self.last_frame = self.last_activity;
+        if self.app.is_none() {
+            self.refuse(&Refusal {
+                carrier: Carrier::Error,
+                code: "MISSING_APP_ID",
+                text: Some("Authentication required before sending binary data".to_owned()),
+            });
+            return Flow::close(1000, "unregistered");
+        }
+        // Every session here negotiates JSON game data, as 0.12 answers binary on one.
+        self.answer_refusal(&Refusal {
             carrier: Carrier::Error,
-            code: "UNSUPPORTED_GAME_DATA_FORMAT",
-            text: Some("This server accepts JSON text frames only".to_owned()),
-        });
-        Flow::Continue
+            code: "INVALID_INPUT",
+            text: Some("Binary payloads are disabled for this connection".to_owned()),
+        })
+    }
+
+    fn on_socket_frame(&mut self) {
+        self.last_frame = Instant::now();
+    }
+
+    // Signal Fish has its own activity (4003) and socket idle (4004) timers.
+    fn idle_close(&self) -> Option<(u16, &'static str)> {
+        None
     }
 
     fn on_control(&mut self, control: Control) -> Flow {
@@ -242,17 +325,27 @@ impl connection::Session for Session {
                 Flow::close(4020, "admin_disconnect")
             }
             Control::AppStatus(AppStatus::Active) => Flow::Continue,
+            // An `Error`, not an AuthenticationError: the SDK treats an AuthenticationError
+            // after authentication as a protocol violation.
             Control::AppStatus(status) if self.app.is_some() => {
                 self.removed_from_room = true;
                 self.refuse(&Refusal {
-                    carrier: Carrier::AuthenticationError,
+                    carrier: Carrier::Error,
                     code: status_code(status),
                     text: None,
                 });
                 Flow::close(4007, close_reason(4007))
             }
             Control::AppStatus(_) => Flow::Continue,
-            Control::Shutdown => Flow::close(4000, close_reason(4000)),
+            Control::Shutdown => {
+                if self.version >= 3 && self.app.is_some() {
+                    self.reply(&ServerMessage::GoingAway {
+                        deadline_ms: SHUTDOWN_NOTICE_MS,
+                        retry_after_secs: Some(1),
+                    });
+                }
+                Flow::close(4000, close_reason(4000))
+            }
             // Injected frames reach `on_text`.
             Control::Inject(_) => Flow::Continue,
         }
@@ -269,19 +362,46 @@ impl connection::Session for Session {
     fn on_deadline(&mut self) -> Flow {
         let now = Instant::now();
         if self.app.is_none() && now >= self.auth_deadline {
+            let seconds = self
+                .hub()
+                .config()
+                .signal_fish
+                .auth_timeout_ms
+                .div_ceil(1000);
             self.refuse(&Refusal {
                 carrier: Carrier::Error,
                 code: "AUTHENTICATION_TIMEOUT",
-                text: None,
+                text: Some(format!(
+                    "Authentication timeout - must authenticate within {seconds} seconds"
+                )),
             });
             return Flow::close(4001, close_reason(4001));
         }
-        let idle_timeout = Duration::from_millis(self.hub().config().signal_fish.idle_timeout_ms);
-        let idle_until = self.last_activity + idle_timeout;
-        if now >= idle_until {
+        let settings = &self.hub().config().signal_fish;
+        let socket_idle = Duration::from_millis(settings.socket_idle_timeout_ms);
+        let activity = Duration::from_millis(settings.idle_timeout_ms);
+        let (socket_idle_until, activity_until) =
+            (self.last_frame + socket_idle, self.last_activity + activity);
+        if now >= socket_idle_until {
+            let seconds = socket_idle.as_millis().div_ceil(1000);
+            self.refuse(&Refusal {
+                carrier: Carrier::Error,
+                code: "CONNECTION_IDLE_TIMEOUT",
+                text: Some(format!(
+                    "Idle timeout - no messages received for {seconds} seconds"
+                )),
+            });
+            return Flow::close(4004, close_reason(4004));
+        }
+        if now >= activity_until {
+            self.refuse(&Refusal {
+                carrier: Carrier::Error,
+                code: "ACTIVITY_TIMEOUT",
+                text: None,
+            });
             return Flow::close(4003, close_reason(4003));
         }
-        self.idle_check = idle_until;
+        self.idle_check = socket_idle_until.min(activity_until);
         Flow::Continue
     }
 
@@ -332,10 +452,43 @@ impl Session {
             .deliver(&self.peer, &message.text().into(), Priority::Reply);
     }
 
+    /// Charge one reply against the error-reply budget (refusals and pongs, as the real
+    /// server counts them); false once it is spent, when the connection must close 4006.
+    fn charge_reply(&mut self) -> bool {
+        let budget = self.hub().config().signal_fish.error_replies_per_minute;
+        self.reply_window.hit(std::time::Instant::now()) <= budget
+    }
+
+    /// Answer with a refusal; when the reply budget is spent, close 4006 instead.
+    fn answer_refusal(&mut self, refusal: &Refusal) -> Flow {
+        if !self.charge_reply() {
+            return self.budget_spent();
+        }
+        self.refuse(refusal);
+        Flow::Continue
+    }
+
+    fn budget_spent(&self) -> Flow {
+        self.refuse(&Refusal {
+            carrier: Carrier::Error,
+            code: "RATE_LIMIT_EXCEEDED",
+            text: Some("Inbound error-reply rate limit exceeded".to_owned()),
+        });
+        Flow::close(4006, close_reason(4006))
+    }
+
     fn handle(&mut self, text: &str) -> Flow {
         self.last_activity = Instant::now();
+        self.last_frame = self.last_activity;
         if text.len() > MAX_FRAME_BYTES {
-            return Flow::close(1009, close_reason(1009));
+            return self.answer_refusal(&Refusal {
+                carrier: Carrier::Error,
+                code: "MESSAGE_TOO_LARGE",
+                text: Some(format!(
+                    "Message too large ({} bytes, max {MAX_FRAME_BYTES} bytes)",
+                    text.len()
+                )),
+            });
         }
         let per_minute = self.hub().config().signal_fish.messages_per_minute;
         let now = Instant::now();
@@ -349,7 +502,7 @@ impl Session {
         if this_minute > per_minute {
             if !self.warned_this_window {
                 self.warned_this_window = true;
-                self.refuse(&Refusal {
+                return self.answer_refusal(&Refusal {
                     carrier: Carrier::Error,
                     code: "RATE_LIMIT_EXCEEDED",
                     text: None,
@@ -358,25 +511,24 @@ impl Session {
             return Flow::Continue;
         }
         if self.app.is_some() {
-            if let Some(data) = crate::protocol::game_data::payload(text) {
-                if let Err(refusal) = self.game_data(data) {
-                    self.refuse(&refusal);
+            if let Some(frame) = crate::protocol::game_data::payload(text) {
+                if let Err(refusal) = self.game_data(frame.data, frame.class, frame.key) {
+                    return self.answer_refusal(&refusal);
                 }
                 return Flow::Continue;
             }
         }
-        let message = match serde_json::from_str::<ClientMessage>(text) {
-            Ok(message) => message,
+        let request = match serde_json::from_str::<Request>(text) {
+            Ok(request) => request,
             Err(_) => {
-                self.refuse(&Refusal {
+                return self.answer_refusal(&Refusal {
                     carrier: Carrier::Error,
                     code: "INVALID_INPUT",
                     text: Some("Invalid client message".to_owned()),
                 });
-                return Flow::Continue;
             }
         };
-        if self.app.is_none() && !message.is_authenticate() {
+        if self.app.is_none() && !matches!(request, Request::Authenticate(_)) {
             self.refuse(&Refusal {
                 carrier: Carrier::Error,
                 code: "MISSING_APP_ID",
@@ -384,108 +536,64 @@ impl Session {
             });
             return Flow::close(1000, "unregistered");
         }
-        if !matches!(
-            message,
-            ClientMessage::Ping | ClientMessage::Authenticate { .. }
-        ) {
+        if !matches!(request, Request::Ping | Request::Authenticate(_)) {
             if let Some(code) = self.hub().take_fault(&self.peer) {
-                let carrier = if matches!(message, ClientMessage::JoinRoom { .. }) {
+                let carrier = if matches!(request, Request::JoinRoom(_)) {
                     Carrier::RoomJoinFailed
                 } else {
                     Carrier::Error
                 };
-                self.refuse(&Refusal {
+                return self.answer_refusal(&Refusal {
                     carrier,
                     code: static_code(&code),
                     text: None,
                 });
-                return Flow::Continue;
             }
         }
-        let outcome = match message {
-            ClientMessage::Authenticate {
-                app_id,
-                sdk_version,
-                platform,
-                game_data_format,
-                token,
-            } => {
-                return self.authenticate(app_id, sdk_version, platform, game_data_format, token);
-            }
-            ClientMessage::Ping => {
+        let peer = self.peer.id.clone();
+        let outcome = match request {
+            Request::Authenticate(authenticate) => return self.authenticate(authenticate),
+            Request::Ping => {
+                if !self.charge_reply() {
+                    return self.budget_spent();
+                }
                 self.reply(&ServerMessage::Pong);
                 Ok(())
             }
-            ClientMessage::JoinRoom {
-                game_name,
-                room_code,
-                player_name,
-                max_players,
-                supports_authority,
-                join_only,
-                allow_spectators,
-                max_spectators,
-            } => {
-                let app = self.app.clone().unwrap_or_default();
-                let max_rooms_per_game = self
-                    .hub()
-                    .config()
-                    .app(&app)
-                    .and_then(|a| a.signal_fish.as_ref())
-                    .map(|sf| sf.max_rooms_per_game)
-                    .unwrap_or(100);
-                let request = JoinRequest {
-                    app,
-                    game_name,
-                    room_code,
-                    player_name: player_name.clone(),
-                    max_players,
-                    supports_authority,
-                    join_only: join_only.unwrap_or(false),
-                    allow_spectators,
-                    max_spectators,
-                    max_rooms_per_game,
-                };
-                let joined = self.rooms().join(self.hub(), &self.peer.id, request);
-                if joined.is_ok() {
-                    self.hub()
-                        .update_peer(&self.peer.id, |p| p.identity = Some(player_name));
-                }
-                joined
-            }
-            ClientMessage::LeaveRoom => self.rooms().leave(self.hub(), &self.peer.id),
+            Request::JoinRoom(join) => self.join(join),
+            Request::LeaveRoom => self.rooms().leave(self.hub(), &peer),
             // Reached only by GameData frames the fast path could not read (the fault was
             // taken above).
-            ClientMessage::GameData { data } => serde_json::value::to_raw_value(&data)
+            Request::GameData { data, class, key } => serde_json::value::to_raw_value(&data)
                 .map_err(|_| Refusal {
                     carrier: Carrier::Error,
                     code: "INVALID_INPUT",
                     text: None,
                 })
-                .and_then(|raw| self.relay_game_data(&raw)),
-            ClientMessage::AuthorityRequest { become_authority } => {
+                .and_then(|raw| self.relay_game_data(&raw, class, key)),
+            Request::AuthorityRequest { become_authority } => {
                 self.rooms()
-                    .authority_request(self.hub(), &self.peer.id, become_authority)
+                    .authority_request(self.hub(), &peer, become_authority)
             }
-            ClientMessage::PlayerReady => self.rooms().ready(self.hub(), &self.peer.id),
-            ClientMessage::StartGame => self.rooms().start(self.hub(), &self.peer.id),
-            ClientMessage::Reconnect {
+            Request::PlayerReady => self.rooms().ready(self.hub(), &peer),
+            Request::StartGame => self.rooms().start(self.hub(), &peer),
+            Request::Reconnect {
                 player_id,
                 room_id,
                 auth_token,
-            } => {
-                self.rooms()
-                    .reconnect(self.hub(), &self.peer.id, &player_id, &room_id, &auth_token)
-            }
-            ClientMessage::JoinAsSpectator {
+            } => self
+                .rooms()
+                .reconnect(self.hub(), &peer, &player_id, &room_id, &auth_token),
+            Request::JoinAsSpectator {
                 game_name,
                 room_code,
                 spectator_name,
+                password: _,
             } => {
                 let app = self.app.clone().unwrap_or_default();
                 let joined = self.rooms().spectate(
                     self.hub(),
-                    &self.peer.id,
+                    &peer,
                     &app,
                     &game_name,
                     &room_code,
@@ -493,22 +601,82 @@ impl Session {
                 );
                 if joined.is_ok() {
                     self.hub()
-                        .update_peer(&self.peer.id, |p| p.identity = Some(spectator_name));
+                        .update_peer(&peer, |p| p.identity = Some(spectator_name));
                 }
                 joined
             }
-            ClientMessage::LeaveSpectator => {
-                self.rooms().leave_spectator(self.hub(), &self.peer.id)
+            Request::LeaveSpectator => self.rooms().leave_spectator(self.hub(), &peer),
+            Request::RoomOperation {
+                operation_id,
+                operation,
+            } => {
+                self.rooms()
+                    .room_operation(self.hub(), &peer, &operation_id, &operation);
+                Ok(())
             }
+            // Peer-to-peer transports are never negotiated here (ProtocolInfo offers the
+            // websocket relay only), so signaling has nowhere to go.
+            Request::Signal { .. } | Request::ProvideConnectionInfo { .. } => Err(Refusal {
+                carrier: Carrier::Error,
+                code: "UNSUPPORTED_TRANSPORT",
+                text: Some(
+                    "This server relays over the WebSocket only; peer-to-peer signaling is not negotiated"
+                        .to_owned(),
+                ),
+            }),
+            // A transport report for the relay changes nothing.
+            Request::TransportStatus { .. } => Ok(()),
         };
-        if let Err(refusal) = outcome {
-            self.refuse(&refusal);
+        match outcome {
+            Ok(()) => Flow::Continue,
+            Err(refusal) => self.answer_refusal(&refusal),
         }
-        Flow::Continue
+    }
+
+    fn join(&mut self, join: JoinRoom) -> Result<(), Refusal> {
+        let app = self.app.clone().unwrap_or_default();
+        let max_rooms_per_game = self
+            .hub()
+            .config()
+            .app(&app)
+            .and_then(|a| a.signal_fish.as_ref())
+            .map(|sf| sf.max_rooms_per_game)
+            .unwrap_or(rooms::DEFAULT_MAX_ROOMS_PER_GAME);
+        let player_name = join.player_name.clone();
+        let request = JoinRequest {
+            app,
+            game_name: join.game_name,
+            room_code: join.room_code,
+            player_name: join.player_name,
+            max_players: join.max_players,
+            supports_authority: join.supports_authority,
+            join_only: join.join_only.unwrap_or(false),
+            allow_spectators: join.allow_spectators,
+            max_spectators: join.max_spectators,
+            max_rooms_per_game,
+        };
+        let joined = self.rooms().join_with(
+            self.hub(),
+            &self.peer.id,
+            request,
+            JoinOptions {
+                password: join.password,
+            },
+        );
+        if joined.is_ok() {
+            self.hub()
+                .update_peer(&self.peer.id, |p| p.identity = Some(player_name));
+        }
+        joined
     }
 
     /// The hot path: a GameData frame read without building a tree of its payload.
-    fn game_data(&mut self, data: &RawValue) -> Result<(), Refusal> {
+    fn game_data(
+        &mut self,
+        data: &RawValue,
+        class: Option<DeliveryClass>,
+        key: Option<u32>,
+    ) -> Result<(), Refusal> {
         if let Some(code) = self.hub().take_fault(&self.peer) {
             return Err(Refusal {
                 carrier: Carrier::Error,
@@ -516,10 +684,15 @@ impl Session {
                 text: None,
             });
         }
-        self.relay_game_data(data)
+        self.relay_game_data(data, class, key)
     }
 
-    fn relay_game_data(&self, data: &RawValue) -> Result<(), Refusal> {
+    fn relay_game_data(
+        &self,
+        data: &RawValue,
+        class: Option<DeliveryClass>,
+        key: Option<u32>,
+    ) -> Result<(), Refusal> {
         if data.get().len() > self.hub().config().signal_fish.max_game_data_bytes {
             return Err(Refusal {
                 carrier: Carrier::Error,
@@ -527,33 +700,39 @@ impl Session {
                 text: None,
             });
         }
-        self.rooms().game_data(self.hub(), &self.peer.id, data)
+        self.rooms()
+            .game_data_with(self.hub(), &self.peer.id, data, class, key)
     }
 
-    fn authenticate(
-        &mut self,
-        app_id: String,
-        sdk_version: Option<String>,
-        platform: Option<String>,
-        game_data_format: Option<String>,
-        token: Option<String>,
-    ) -> Flow {
+    /// Refuse an authentication but keep the connection open for another try, as the real
+    /// server does for connect tokens, SDK versions and protocol versions.
+    fn refuse_and_stay(&mut self, code: &'static str, text: Option<String>) -> Flow {
+        self.answer_refusal(&Refusal {
+            carrier: Carrier::AuthenticationError,
+            code,
+            text,
+        })
+    }
+
+    /// Authenticate, in signal-fish-server 0.12's order: already authenticated, app id,
+    /// app status (relaydeck's addition), tokens, SDK version, protocol version, connection
+    /// limit; then the game data format, which never refuses (it falls back to JSON).
+    fn authenticate(&mut self, authenticate: Authenticate) -> Flow {
         if self.app.is_some() {
-            self.refuse(&Refusal {
+            return self.answer_refusal(&Refusal {
                 carrier: Carrier::Error,
                 code: "INVALID_INPUT",
-                text: Some("Already authenticated".to_owned()),
+                text: Some("Authenticate already completed on this connection".to_owned()),
             });
-            return Flow::Continue;
         }
-        if app_id.trim().is_empty() {
+        if authenticate.app_id.trim().is_empty() {
             return self
                 .refuse_authentication("MISSING_APP_ID", Some("app_id is required".to_owned()));
         }
         let shared = self.shared.clone();
         let config = shared.hub.config();
         let Some((app, settings)) = config
-            .app(&app_id)
+            .app(&authenticate.app_id)
             .and_then(|a| a.signal_fish.as_ref().map(|sf| (a, sf)))
         else {
             return self.refuse_authentication("INVALID_APP_ID", Some("InvalidAppId".to_owned()));
@@ -566,8 +745,25 @@ impl Session {
                     .refuse_authentication("INVALID_APP_ID", Some("InvalidAppId".to_owned()))
             }
         }
+        if let Some(expected) = &settings.connect_token {
+            match &authenticate.connect_token {
+                None => {
+                    return self.refuse_and_stay(
+                        "CONNECT_TOKEN_REQUIRED",
+                        Some("A connect token is required for this app".to_owned()),
+                    )
+                }
+                Some(given) if !token_equals(given, expected) => {
+                    return self.refuse_and_stay(
+                        "CONNECT_TOKEN_INVALID",
+                        Some("The connect token is not valid for this app".to_owned()),
+                    )
+                }
+                Some(_) => {}
+            }
+        }
         if let Some(expected) = &settings.token {
-            match &token {
+            match &authenticate.token {
                 None => return self.refuse_authentication("AUTHENTICATION_REQUIRED", None),
                 Some(given)
                     if given.is_empty()
@@ -576,33 +772,32 @@ impl Session {
                 {
                     return self.refuse_authentication("INVALID_TOKEN", None)
                 }
-                Some(given)
-                    if !bool::from(subtle::ConstantTimeEq::ct_eq(
-                        given.as_bytes(),
-                        expected.as_bytes(),
-                    )) =>
-                {
+                Some(given) if !token_equals(given, expected) => {
                     return self.refuse_authentication("UNAUTHORIZED", None)
                 }
                 Some(_) => {}
             }
         }
-        if let (Some(minimum), Some(given)) = (&settings.min_sdk_version, &sdk_version) {
+        if let (Some(minimum), Some(given)) = (&settings.min_sdk_version, &authenticate.sdk_version)
+        {
             let supported =
                 matches!((version(given), version(minimum)), (Some(g), Some(m)) if g >= m);
             if !supported {
-                return self.refuse_authentication(
+                return self.refuse_and_stay(
                     "SDK_VERSION_UNSUPPORTED",
                     Some(format!(
-                        "SDK version {given} is older than the minimum {minimum}"
+                        "SDK version `{given}` is below the minimum supported version `{minimum}`"
                     )),
                 );
             }
         }
-        if game_data_format.as_deref().is_some_and(|f| f != "json") {
-            return self.refuse_authentication(
-                "UNSUPPORTED_GAME_DATA_FORMAT",
-                Some("This server supports the json game data format only".to_owned()),
+        let negotiated = authenticate.negotiated_version(self.endpoint_version);
+        if negotiated < MIN_PROTOCOL_VERSION {
+            return self.refuse_and_stay(
+                "UNSUPPORTED_PROTOCOL_VERSION",
+                Some(format!(
+                    "Client protocol version {negotiated} is below the server minimum {MIN_PROTOCOL_VERSION}"
+                )),
             );
         }
         let live = self.hub().app_peer_count(DIALECT, &app.id);
@@ -610,9 +805,24 @@ impl Session {
             return self.refuse_authentication("TOO_MANY_CONNECTIONS", None);
         }
         self.app = Some(app.id.clone());
+        self.version = negotiated;
+        self.rooms().set_protocol_version(&self.peer.id, negotiated);
         let app_id = app.id.clone();
         self.hub()
             .update_peer(&self.peer.id, |p| p.app = Some(app_id));
+        if let Some(format) = authenticate
+            .game_data_format
+            .filter(|f| *f != GameDataFormat::Json)
+        {
+            self.refuse(&Refusal {
+                carrier: Carrier::Error,
+                code: "UNSUPPORTED_GAME_DATA_FORMAT",
+                text: Some(format!(
+                    "Requested game data format '{}' is not supported. Server supports: json. Falling back to JSON.",
+                    format.as_str()
+                )),
+            });
+        }
         let per_minute = config.signal_fish.messages_per_minute;
         let authenticated = ServerMessage::Authenticated {
             app_name: app.name.clone(),
@@ -623,9 +833,9 @@ impl Session {
             },
         };
         self.reply(&authenticated);
-        let info = ServerMessage::ProtocolInfo(ProtocolInfo {
-            platform,
-            sdk_version,
+        let info = ProtocolInfo {
+            platform: authenticate.platform,
+            sdk_version: authenticate.sdk_version,
             capabilities: vec![
                 "reconnection".into(),
                 "spectator-mode".into(),
@@ -640,10 +850,25 @@ impl Session {
                 allow_leading_trailing_whitespace: false,
                 allowed_symbols: vec!["-".into(), "_".into()],
             },
-        });
+        };
+        let info = if negotiated >= 3 {
+            ServerMessage::ProtocolInfoV3(Box::new(ProtocolInfoV3::new(
+                info,
+                MAX_OUTBOUND_MESSAGE_BYTES,
+            )))
+        } else {
+            ServerMessage::ProtocolInfo(info)
+        };
         self.reply(&info);
         Flow::Continue
     }
+}
+
+fn token_equals(given: &str, expected: &str) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(
+        given.as_bytes(),
+        expected.as_bytes(),
+    ))
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ use crate::server::peer::{PeerHandle, Priority};
 
 pub const ROOM_CODE_ALPHABET: &str = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 pub const DEFAULT_MAX_PLAYERS: u8 = 8;
+/// Rooms one game may have open at once unless the app says otherwise (0.12's default).
+pub const DEFAULT_MAX_ROOMS_PER_GAME: usize = 1000;
 /// signal-fish-server 0.12's `max_players_limit`.
 pub const MAX_PLAYERS_LIMIT: u8 = 100;
 /// What the real server announces by default; Signal Fish clients choose their peer transport

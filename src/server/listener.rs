@@ -1,0 +1,316 @@
+//! The accept loop: what happens to a TCP connection before the router sees a request.
+//!
+//! - `TCP_NODELAY` on every socket: realtime frames are small and latency-bound, and Nagle's
+//!   algorithm against a client's delayed ACKs put a ~40 ms floor under every relay.
+//! - Admission: at most `security.max_connections` open sockets in all and
+//!   `security.max_connections_per_ip` from one address. A socket over either cap is answered
+//!   at once with a complete HTTP response (503 or 429, `Retry-After: 5`, a sentence saying
+//!   which cap) and closed; a WebSocket client sees the handshake refused with that status. A
+//!   socket is counted until it closes, upgraded WebSockets included.
+//! - A client has `security.header_read_timeout_ms` to send its request headers (slow
+//!   clients holding sockets open without ever finishing a request are dropped).
+//! - Shutdown stops accepting, lets requests in flight finish, and gives up after
+//!   `security.shutdown_timeout_ms`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
+
+use crate::server::config::SecuritySettings;
+
+/// How long a refused client is given to take its refusal.
+const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Open sockets, in all and per address.
+#[derive(Default)]
+pub struct Admission {
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+/// Why a socket was turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Over `max_connections` (HTTP 503).
+    ServerFull,
+    /// Over `max_connections_per_ip` (HTTP 429).
+    AddressFull,
+}
+
+impl Refused {
+    fn response(self) -> String {
+        let (status, body) = match self {
+            Refused::ServerFull => (
+                "503 Service Unavailable",
+                "this server has as many open connections as it accepts (security.max_connections); retry later\n",
+            ),
+            Refused::AddressFull => (
+                "429 Too Many Requests",
+                "this address has as many open connections as one address may (security.max_connections_per_ip); close some or retry later\n",
+            ),
+        };
+        format!(
+            "HTTP/1.1 {status}\r\nRetry-After: 5\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+}
+
+impl Admission {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Count a new socket from `ip`, or say which cap it is over.
+    pub fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        limits: &SecuritySettings,
+    ) -> Result<Permit, Refused> {
+        let mut counts = self.lock();
+        if counts.total >= limits.max_connections {
+            return Err(Refused::ServerFull);
+        }
+        let from_ip = counts.per_ip.entry(ip).or_default();
+        if *from_ip >= limits.max_connections_per_ip {
+            return Err(Refused::AddressFull);
+        }
+        *from_ip += 1;
+        counts.total += 1;
+        Ok(Permit {
+            admission: self.clone(),
+            ip,
+        })
+    }
+
+    pub fn open(&self) -> usize {
+        self.lock().total
+    }
+}
+
+/// One counted socket; dropping it gives the place back.
+pub struct Permit {
+    admission: Arc<Admission>,
+    ip: IpAddr,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut counts = self.admission.lock();
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(count) = counts.per_ip.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A socket that holds its permit for as long as it lives, through an HTTP upgrade too.
+/// Fields drop in order: the place is given back before the socket's FIN goes out, so a
+/// client that saw its connection close can count on the place being free.
+struct Counted {
+    _permit: Permit,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves; then stop accepting, run
+/// `drain` (peers are told to go away), and wait for HTTP requests in flight, all bounded by
+/// the shutdown timeout.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: SecuritySettings,
+    admission: Arc<Admission>,
+    shutdown: impl Future<Output = ()> + Send,
+    drain: impl Future<Output = ()> + Send,
+) -> io::Result<()> {
+    // Shutdown by channels, as mini-redis does: `closing` tells every connection to finish its
+    // request and stop; each holds a `done` sender, whose last drop says all have.
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
+    let (done, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Running out of file descriptors or a connection reset before accept
+                    // are conditions of the moment: keep serving the sockets already open.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+        let permit = match admission.admit(remote.ip(), &limits) {
+            Ok(permit) => permit,
+            Err(refused) => {
+                tokio::spawn(refuse(stream, refused));
+                continue;
+            }
+        };
+        let io = TokioIo::new(Counted {
+            _permit: permit,
+            stream,
+        });
+        let service = router.clone().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo::<SocketAddr>(remote));
+                request
+            },
+        );
+        let connection = http
+            .serve_connection(io, TowerToHyperService::new(service))
+            .with_upgrades();
+        let mut closing = closing_rx.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = async { let _ = closing.wait_for(|closing| *closing).await; } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
+                tracing::trace!(%error, "connection ended with an error");
+            }
+            drop(done);
+        });
+    }
+    drop(listener);
+    let deadline = Duration::from_millis(limits.shutdown_timeout_ms);
+    let finished = tokio::time::timeout(deadline, async {
+        drain.await;
+        let _ = closing.send(true);
+        drop(done);
+        let _ = all_done.recv().await;
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            timeout_ms = limits.shutdown_timeout_ms,
+            "shutdown deadline passed with connections still open; stopping anyway"
+        );
+    }
+    Ok(())
+}
+
+async fn refuse(mut stream: TcpStream, refused: Refused) {
+    let response = refused.response();
+    let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn permits_count_per_address_and_in_all_until_dropped() {
+        let admission = Arc::new(Admission::default());
+        let limits = SecuritySettings {
+            max_connections: 3,
+            max_connections_per_ip: 2,
+            ..SecuritySettings::default()
+        };
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let first = admission.admit(a, &limits).unwrap();
+        let _second = admission.admit(a, &limits).unwrap();
+        assert_eq!(
+            admission.admit(a, &limits).err(),
+            Some(Refused::AddressFull)
+        );
+        let _third = admission.admit(b, &limits).unwrap();
+        assert_eq!(admission.admit(b, &limits).err(), Some(Refused::ServerFull));
+        drop(first);
+        assert_eq!(admission.open(), 2);
+        assert!(admission.admit(a, &limits).is_ok());
+    }
+
+    #[test]
+    fn refusals_are_complete_http_responses() {
+        for refused in [Refused::ServerFull, Refused::AddressFull] {
+            let response = refused.response();
+            let (head, body) = response.split_once("\r\n\r\n").unwrap();
+            assert!(head.contains("Retry-After: 5"));
+            assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Admission over real sockets: connection caps answer with complete HTTP refusals, a client
+//! that never finishes its headers is dropped, and shutdown does not wait for slow clients.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use relaydeck::server::config::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn read_to_end(stream: &mut TcpStream) -> String {
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))
+        .await
+        .expect("the server neither answered nor closed")
+        .unwrap();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[tokio::test]
+async fn sockets_over_the_per_address_cap_are_refused_with_429() {
+    let mut config = Config::demo();
+    config.security.max_connections_per_ip = 2;
+    let server = TestServer::start(config).await;
+    let (mut first, _) = welcomed_pubsub(&server).await;
+    let (_second, _) = welcomed_pubsub(&server).await;
+    match tokio_tungstenite::connect_async(server.url("/v1?key=pk_demo")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert_eq!(response.headers()["retry-after"], "5");
+        }
+        other => panic!("expected HTTP 429, got {:?}", other.map(|_| "a connection")),
+    }
+    // A place frees when a socket closes: once the server has closed its end (the stream
+    // ends), the next client is admitted.
+    futures_util::SinkExt::close(&mut first).await.unwrap();
+    while let Ok(Some(_)) = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures_util::StreamExt::next(&mut first),
+    )
+    .await
+    {}
+    assert!(
+        tokio_tungstenite::connect_async(server.url("/v1?key=pk_demo"))
+            .await
+            .is_ok(),
+        "the freed place is given to the next client"
+    );
+}
+
+#[tokio::test]
+async fn sockets_over_the_global_cap_are_refused_with_503() {
+    let mut config = Config::demo();
+    config.security.max_connections = 1;
+    let server = TestServer::start(config).await;
+    let (_only, _) = welcomed_pubsub(&server).await;
+    let mut refused = TcpStream::connect(server.addr).await.unwrap();
+    let answer = read_to_end(&mut refused).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("security.max_connections"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_dropped() {
+    let mut config = Config::demo();
+    config.security.header_read_timeout_ms = 300;
+    let server = TestServer::start(config).await;
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // No blank line ever follows: the server answers 408 or simply closes, within the timeout.
+    let answer = read_to_end(&mut slow).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_slow_client() {
+    let mut config = Config::demo();
+    config.security.shutdown_timeout_ms = 500;
+    config.security.header_read_timeout_ms = 60_000;
+    let server = TestServer::start(config).await;
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server.stop())
+        .await
+        .expect("shutdown waited on a client that never finished its request");
+}
+
+async fn welcomed_pubsub(server: &TestServer) -> (Socket, serde_json::Value) {
+    let mut socket = server.connect("/v1?key=pk_demo").await;
+    let welcome = recv_type(&mut socket, "welcome").await;
+    (socket, welcome)
+}
+
+#[tokio::test]
+async fn a_silent_pubsub_connection_is_closed_after_the_idle_timeout() {
+    let mut config = Config::demo();
+    config.security.idle_timeout_ms = 300;
+    let server = TestServer::start(config).await;
+    let (mut silent, _) = welcomed_pubsub(&server).await;
+    assert_eq!(
+        recv_close(&mut silent).await,
+        (1000, "idle_timeout".to_owned())
+    );
+}
