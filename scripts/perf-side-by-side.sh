@@ -112,7 +112,8 @@ cat >"$WORK/relaydeck.json" <<'JSON'
       "signal_fish": {"max_rooms_per_game": 100000}
     }
   ],
-  "signal_fish": {"messages_per_minute": 100000000, "idle_timeout_ms": 600000}
+  "signal_fish": {"messages_per_minute": 100000000, "idle_timeout_ms": 600000},
+  "security": {"max_connections": 20000, "max_connections_per_ip": 20000}
 }
 JSON
 cat >"$WORK/signal-fish.json" <<JSON
