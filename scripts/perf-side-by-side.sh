@@ -274,7 +274,8 @@ idle_cell() {
 ratio() {
     jq -rn --slurpfile a "$1" --slurpfile b "$2" "
       (\$a[0] | $3) as \$x | (\$b[0] | $3) as \$y |
-      if (\$x == null or \$y == null or \$x == 0) then \"–\" else \"\(\$y / \$x * 100 | round / 100)×\" end" 2>/dev/null || echo "–"
+      if (\$x == null or \$y == null or \$x == 0) then \"–\"
+      else (\$y / \$x) as \$r | if \$r < 0.1 then \"\(\$r * 1000 | round / 1000)×\" else \"\(\$r * 100 | round / 100)×\" end end" 2>/dev/null || echo "–"
 }
 f() { echo "$OUT/$1.$2.json"; }
 
