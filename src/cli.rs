@@ -51,7 +51,7 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Load a server (this one or any other) and measure latency, loss and memory.
     Load(crate::load::LoadArgs),
-    /// Measure the console at 1,000 and 10,000 peers (build with --release for real figures).
+    /// Measure the console at 1,000, 10,000 and 100,000 peers (build with --release for real figures).
     Bench {
         /// Repetitions per measurement.
         #[arg(long, default_value_t = 20)]
@@ -85,14 +85,13 @@ pub struct ServeArgs {
     /// beyond loopback. Without it, that combination is refused.
     #[arg(long)]
     pub expose_demo: bool,
-    #[command(flatten)]
-    pub data: DataDirArg,
 }
 
 #[derive(Debug, Args)]
 pub struct DataDirArg {
-    /// Folder for the admin token, app statuses and the audit log.
-    #[arg(long, env = "RELAYDECK_DATA_DIR")]
+    /// Folder for the admin token, app statuses, the audit log, the console's log and the
+    /// sessions `:record` saves. Accepted before or after the subcommand.
+    #[arg(long, env = "RELAYDECK_DATA_DIR", global = true)]
     pub data_dir: Option<std::path::PathBuf>,
 }
 
@@ -150,7 +149,12 @@ pub struct ReplayArgs {
     /// server with the demo config.
     #[arg(long)]
     pub url: Option<String>,
-    /// The server's admin token, for sessions with admin steps.
+    /// Let sessions' `admin` steps (kick, suspend an app, close a room…) act on the `--url`
+    /// server. Without it, a session with admin steps is refused before it runs. The embedded
+    /// server needs no flag: it lives and dies with the replay.
+    #[arg(long)]
+    pub allow_admin: bool,
+    /// The server's admin token, used only with --allow-admin.
     #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Print only one line per session (and the steps of failing ones).
@@ -165,7 +169,7 @@ pub fn main() -> ExitCode {
         Some(Command::Codes(args)) => run_codes(args),
         Some(Command::Explain(args)) => run_explain(args),
         Some(Command::Replay(args)) => run_replay(args),
-        Some(Command::Serve(args)) => run_serve(args),
+        Some(Command::Serve(args)) => run_serve(args, &cli.data),
         Some(Command::Connect(args)) => run_connect(args, cli.console, &cli.data),
         Some(Command::Load(args)) => crate::load::main(args),
         Some(Command::Bench { repeat }) => {
@@ -293,26 +297,59 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let mut out = anstream::stdout();
+    // The admin token reaches a remote server only when asked for with --allow-admin, so a
+    // session file from elsewhere cannot act as admin with a token that happens to be in the
+    // environment.
     let remote = match &args.url {
-        Some(url) => Some(
-            replay::Target::from_url(url, args.admin_token.clone()).map_err(anyhow::Error::msg)?,
-        ),
+        Some(url) => {
+            let token = match (args.allow_admin, &args.admin_token) {
+                (false, _) => None,
+                (true, Some(token)) => Some(token.clone()),
+                (true, None) => anyhow::bail!(
+                    "--allow-admin needs the server's admin token: --admin-token or RELAYDECK_ADMIN_TOKEN"
+                ),
+            };
+            let target = replay::Target::from_url(url, token).map_err(anyhow::Error::msg)?;
+            if args.allow_admin {
+                writeln!(
+                    out,
+                    "admin steps may act on {} as its admin (--allow-admin)",
+                    target.addr
+                )?;
+            }
+            Some(target)
+        }
         None => None,
     };
     let total = args.files.len();
     let mut failed: Vec<String> = Vec::new();
-    let mut out = anstream::stdout();
     for (index, path) in args.files.iter().enumerate() {
-        let label = format!("[{}/{total}] {}", index + 1, path.display());
+        let label = report::sanitize(&format!("[{}/{total}] {}", index + 1, path.display()));
         let session = match Session::load(path) {
             Ok(session) => session,
             Err(error) => {
-                writeln!(out, "{label}\n  {error}")?;
+                writeln!(out, "{label}\n  {}", report::sanitize(&error.to_string()))?;
                 failed.push(path.display().to_string());
                 continue;
             }
         };
-        writeln!(out, "{label} — {}", session.header.name)?;
+        writeln!(
+            out,
+            "{label} — {}",
+            report::sanitize(&report::one_line(&session.header.name, 120))
+        )?;
+        if let Some(target) = remote.as_ref().filter(|_| !args.allow_admin) {
+            if session.has_admin_steps() {
+                writeln!(
+                    out,
+                    "  refused: this session has admin steps that would act on {} as its admin; pass --allow-admin to let them",
+                    target.addr
+                )?;
+                failed.push(path.display().to_string());
+                continue;
+            }
+        }
         let quiet = args.quiet;
         let mut buffered = Vec::new();
         // Without --url, each session gets a fresh embedded server (Config::for_replay), so
@@ -358,11 +395,13 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             writeln!(
                 out,
                 "  the header expects codes the server never sent: {}",
-                missing
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                report::sanitize(
+                    &missing
+                        .iter()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             )?;
         }
         if report.skipped > 0 {
@@ -378,13 +417,13 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         for name in &failed {
-            writeln!(out, "  failed: {name}")?;
+            writeln!(out, "  failed: {}", report::sanitize(name))?;
         }
         Ok(ExitCode::FAILURE)
     }
 }
 
-fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
     use crate::server::{config::Config, Server, ServerOptions};
 
     tracing_subscriber::fmt()
@@ -409,7 +448,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let options = ServerOptions {
-        data_dir: args.data.resolve()?,
+        data_dir: data.resolve()?,
         admin_token: args.admin_token.clone(),
         admin_buffer: None,
         readonly: args.readonly,
@@ -471,9 +510,9 @@ async fn shutdown_signal() {
 
 /// Logs go to a file in the data folder while the terminal belongs to the console.
 fn log_to_file(data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
-    std::fs::create_dir_all(data_dir).ok()?;
+    crate::server::persist::create_private_dir(data_dir).ok()?;
     let path = data_dir.join("console.log");
-    let file = std::fs::OpenOptions::new()
+    let file = crate::server::persist::private_file()
         .create(true)
         .append(true)
         .open(&path)
@@ -490,11 +529,9 @@ fn log_to_file(data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
     Some(path)
 }
 
-fn console_options(
-    console: &ConsoleArgs,
-    admin_url: String,
-    admin_token: String,
-) -> crate::console::Options {
+/// The console's app as the user configured it: theme, keymap, read-only. A bad theme or
+/// keymap file is reported on the status line and the defaults are used.
+fn console_app(console: &ConsoleArgs) -> crate::console::app::App {
     use crate::catalog::Severity;
     use crate::console::{app::App, keymap::Keymap, theme::Theme};
 
@@ -503,6 +540,7 @@ fn console_options(
     let (theme, theme_problem) = Theme::load(&console.theme, config_dir.as_deref(), no_color);
     let (keymap, keymap_problem) = Keymap::load(config_dir.as_deref());
     let mut app = App::new(keymap, console.readonly);
+    app.theme = theme;
     let problems: Vec<String> = [theme_problem, keymap_problem]
         .into_iter()
         .flatten()
@@ -510,17 +548,31 @@ fn console_options(
     if !problems.is_empty() {
         app.set_status(problems.join(" · "), Severity::Warning);
     }
-    let sessions_dir = DataDirArg { data_dir: None }
-        .resolve()
-        .ok()
-        .map(|dir| dir.join("sessions"));
-    crate::console::Options {
-        admin_url,
-        admin_token,
-        theme,
-        app,
-        sessions_dir,
+    app
+}
+
+/// Run the console on the real terminal against the admin endpoint at `admin_url`. The
+/// console's log and the sessions `:record` saves go into `data_dir`.
+fn run_console(
+    runtime: &tokio::runtime::Runtime,
+    console: &ConsoleArgs,
+    admin_url: String,
+    admin_token: String,
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if let Some(dir) = data_dir {
+        log_to_file(dir);
     }
+    let app = console_app(console);
+    let sessions_dir = data_dir.map(|dir| dir.join("sessions"));
+    crate::console::with_terminal(|terminal| {
+        runtime.block_on(async move {
+            let link = crate::console::Link::connect(admin_url, admin_token);
+            let input = crossterm::event::EventStream::new();
+            crate::console::run(terminal, app, input, link, sessions_dir).await
+        })
+    })
+    .map(drop)
 }
 
 fn run_connect(
@@ -530,29 +582,24 @@ fn run_connect(
 ) -> anyhow::Result<ExitCode> {
     let target =
         crate::session::replay::Target::from_url(&args.url, None).map_err(anyhow::Error::msg)?;
-    if let Ok(dir) = data.resolve() {
-        log_to_file(&dir);
-    }
-    let options = console_options(
-        &console,
-        format!("ws://{}/admin", target.addr),
-        args.admin_token,
-    );
+    let data_dir = data.resolve().ok();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    crate::console::with_terminal(|terminal| {
-        runtime.block_on(crate::console::run(terminal, options))
-    })?;
+    run_console(
+        &runtime,
+        &console,
+        crate::protocol::routes::ws_url(&target.addr, crate::protocol::routes::ADMIN),
+        args.admin_token,
+        data_dir.as_deref(),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::Result<ExitCode> {
     use crate::server::{config::Config, spawn, ServerOptions};
 
-    // The embedded server keeps its state apart from a `serve` in the same data folder.
-    let data_dir = data.resolve()?.join("embedded");
-    log_to_file(&data_dir);
+    let data_dir = data.resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -560,7 +607,8 @@ fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::
         "127.0.0.1:0".parse()?,
         Config::demo(),
         ServerOptions {
-            data_dir,
+            // The embedded server keeps its state apart from a `serve` in the same folder.
+            data_dir: data_dir.join("embedded"),
             admin_token: None,
             admin_buffer: None,
             readonly: false,
@@ -568,14 +616,13 @@ fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::
     ))?;
     let (stop_demo, demo_stopped) = tokio::sync::watch::channel(false);
     let demo_task = demo.then(|| runtime.spawn(crate::demo::run_all(server.addr, demo_stopped)));
-    let options = console_options(
+    let outcome = run_console(
+        &runtime,
         &console,
-        format!("ws://{}/admin", server.addr),
+        crate::protocol::routes::ws_url(server.addr, crate::protocol::routes::ADMIN),
         server.admin_token.clone(),
+        Some(&data_dir),
     );
-    let outcome = crate::console::with_terminal(|terminal| {
-        runtime.block_on(crate::console::run(terminal, options))
-    });
     let _ = stop_demo.send(true);
     runtime.block_on(async {
         if let Some(task) = demo_task {
@@ -626,5 +673,46 @@ impl EmbeddedServer {
     async fn stop(self) {
         let _ = self.server.shutdown().await;
         let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_data_folder_is_taken_before_or_after_the_subcommand() {
+        let before = [
+            "relaydeck",
+            "--data-dir",
+            "/d",
+            "connect",
+            "ws://h:1",
+            "--admin-token",
+            "t",
+        ];
+        let after = [
+            "relaydeck",
+            "connect",
+            "ws://h:1",
+            "--admin-token",
+            "t",
+            "--data-dir",
+            "/d",
+        ];
+        for args in [before, after] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(
+                cli.data.data_dir.as_deref(),
+                Some(std::path::Path::new("/d"))
+            );
+        }
+        let serve = Cli::try_parse_from(["relaydeck", "serve", "--data-dir", "/s"]).unwrap();
+        assert_eq!(
+            serve.data.data_dir.as_deref(),
+            Some(std::path::Path::new("/s"))
+        );
     }
 }

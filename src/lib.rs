@@ -4,19 +4,23 @@
 //!
 //! # Layout
 //! - [`catalog`]: every documented error and close code as data, and the decoder. No I/O.
-//! - [`protocol`]: serde wire types; [`protocol::admin`] is the console ⇄ server contract.
+//! - [`protocol`]: serde wire types; [`protocol::admin`] is the console ⇄ server contract;
+//!   [`protocol::routes`] names every path once.
+//! - [`wsclient`]: the one WebSocket client (console link, composer, replay, probes).
+//! - [`clock`]: wall-clock milliseconds, shared by server and clients.
 //! - [`console`]: the TUI, a client of the server's admin endpoint.
 //! - [`demo`]: simulated clients that keep the embedded server's views alive.
 //! - [`server`]: the bundled server: hub, dialect handlers, admin endpoint, persistence.
 //! - [`report`]: plain-terminal rendering of entries and decodings (decode, codes, explain).
 //! - [`session`]: session files (JSONL) and the replay engine shared by `replay` and the console.
-//! - [`bench`]: the console's cost at 1k and 10k peers, side by side.
+//! - [`bench`](mod@bench): the console's cost at 1k, 10k and 100k peers, side by side.
 //! - [`load`]: a load generator for the server (or any Signal Fish or pub/sub server).
 //! - [`cli`]: the command line (clap derive) and the subcommands' output.
 
 pub mod bench;
 pub mod catalog;
 pub mod cli;
+pub mod clock;
 pub mod console;
 pub mod demo;
 pub mod load;
@@ -24,3 +28,4 @@ pub mod protocol;
 pub mod report;
 pub mod server;
 pub mod session;
+pub mod wsclient;

@@ -268,6 +268,28 @@ fn compact(value: &Value) -> String {
     }
 }
 
+/// Text from elsewhere (a server's frames, a session file) made safe to print on a terminal:
+/// control characters, escape sequences among them, and the invisible characters that reorder
+/// or hide text are shown as `\u{…}` escapes instead of being obeyed.
+pub fn sanitize(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    };
+    if !text.chars().any(hidden) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hidden(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Collapse whitespace and cut long text, for one-line displays.
 pub fn one_line(text: &str, max_chars: usize) -> String {
     let collapsed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -293,10 +315,10 @@ pub fn step_text(report: &crate::session::replay::StepReport) -> String {
                 "  {} {:>2} {}",
                 paint(severity_style(Severity::Info), "✓"),
                 report.number,
-                report.description
+                sanitize(&report.description)
             );
             for line in lines {
-                let _ = writeln!(out, "         {}", paint(DIM, line));
+                let _ = writeln!(out, "         {}", paint(DIM, &sanitize(line)));
             }
         }
         Outcome::Mismatch { expected, received } => {
@@ -305,12 +327,13 @@ pub fn step_text(report: &crate::session::replay::StepReport) -> String {
                 "  {} {:>2} {}",
                 paint(severity_style(Severity::Error), "✗"),
                 report.number,
-                report.description
+                sanitize(&report.description)
             );
             let _ = writeln!(
                 out,
-                "       {} {expected}",
-                paint(severity_style(Severity::Info), "- expected:")
+                "       {} {}",
+                paint(severity_style(Severity::Info), "- expected:"),
+                sanitize(expected)
             );
             for (index, line) in received.iter().enumerate() {
                 let label = if index == 0 {
@@ -320,8 +343,9 @@ pub fn step_text(report: &crate::session::replay::StepReport) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "       {} {line}",
-                    paint(severity_style(Severity::Error), label)
+                    "       {} {}",
+                    paint(severity_style(Severity::Error), label),
+                    sanitize(line)
                 );
             }
         }
@@ -331,12 +355,13 @@ pub fn step_text(report: &crate::session::replay::StepReport) -> String {
                 "  {} {:>2} {}",
                 paint(severity_style(Severity::Error), "!"),
                 report.number,
-                report.description
+                sanitize(&report.description)
             );
             let _ = writeln!(
                 out,
-                "       {} {message}",
-                paint(severity_style(Severity::Error), "could not run:")
+                "       {} {}",
+                paint(severity_style(Severity::Error), "could not run:"),
+                sanitize(message)
             );
         }
     }

@@ -115,9 +115,16 @@ async fn kick_closes_with_4020_and_is_audited() {
         }
     ));
     let audit = relaydeck::server::persist::read_audit(server.data.path()).unwrap();
+    // An intent line before the action, its outcome after.
+    let outcome = audit.last().unwrap();
     assert_eq!(
-        (audit[0].action.as_str(), audit[0].target.as_str()),
+        (outcome.action.as_str(), outcome.target.as_str()),
         ("kick", id.as_str())
+    );
+    assert!(
+        outcome.result.contains("reason \"testing\""),
+        "the audit log keeps why: {}",
+        outcome.result
     );
 
     // The REST kick takes the pub/sub peerId a backend knows, as well as the hub id.
@@ -580,4 +587,74 @@ async fn viewers_and_read_only_servers_watch_without_acting() {
         "nothing changed"
     );
     assert!(admin.command(Command::Resync).await.ok);
+
+    // `serve --readonly`: even the admin token only watches.
+    let data = tempfile::tempdir().unwrap();
+    let readonly = relaydeck::server::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        Config::demo(),
+        relaydeck::server::ServerOptions {
+            data_dir: data.path().to_path_buf(),
+            admin_token: Some("ro-admin".into()),
+            admin_buffer: None,
+            readonly: true,
+        },
+    )
+    .await
+    .unwrap();
+    let mut request = format!("ws://{}/admin", readonly.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", "Bearer ro-admin".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    recv_json(&mut socket).await;
+    send_json(
+        &mut socket,
+        json!({"id": 1, "command": "kick", "peer": "p1", "reason": null}),
+    )
+    .await;
+    let refused = loop {
+        let message = recv_json(&mut socket).await;
+        if message["type"] == "result" {
+            break message;
+        }
+    };
+    assert_eq!(refused["ok"], false);
+    assert!(
+        refused["message"].as_str().unwrap().contains("read-only"),
+        "{refused}"
+    );
+    readonly.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_kick_reason_is_one_short_line() {
+    let server = TestServer::demo().await;
+    let mut peer = server.connect("/v1?key=pk_demo").await;
+    recv_type(&mut peer, "welcome").await;
+    let mut admin = server.admin().await;
+    let id = admin.snapshot.peers[0].id.clone();
+    for reason in ["x".repeat(257), "two\nlines".to_owned()] {
+        let result = admin
+            .command(Command::Kick {
+                peer: id.clone(),
+                reason: Some(reason),
+            })
+            .await;
+        assert!(!result.ok, "{result:?}");
+    }
+    // Refused, so the peer is still there to be kicked with a proper reason.
+    let result = admin
+        .command(Command::Kick {
+            peer: id,
+            reason: Some("x".repeat(256)),
+        })
+        .await;
+    assert!(result.ok, "{result:?}");
+    assert_eq!(
+        recv_close(&mut peer).await,
+        (4020, "admin_disconnect".to_owned())
+    );
 }

@@ -9,7 +9,6 @@ use ratatui::Terminal;
 use relaydeck::catalog::{Delivery, Dialect};
 use relaydeck::console::app::{App, Connection, Detail, Effect, Mode, Msg, View};
 use relaydeck::console::keymap::Keymap;
-use relaydeck::console::theme::Theme;
 use relaydeck::console::ui;
 use relaydeck::protocol::admin::{
     AppInfo, AppStatus, ChannelInfo, Command, Direction, Event, KeyInfo, PeerInfo, RoomInfo,
@@ -175,10 +174,9 @@ fn key(code: KeyCode) -> Msg {
     Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
 }
 
-fn render(app: &mut App, width: u16, height: u16) -> String {
-    let theme = Theme::built_in("default", false);
+fn render(app: &App, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| ui::draw(app, &theme, frame)).unwrap();
+    terminal.draw(|frame| ui::draw(app, frame)).unwrap();
     terminal.backend().to_string()
 }
 
@@ -189,7 +187,7 @@ fn every_view_at_80x24() {
         app.view = view;
         insta::assert_snapshot!(
             format!("view_{}", view.title().to_lowercase()),
-            render(&mut app, 80, 24)
+            render(&app, 80, 24)
         );
     }
 }
@@ -198,7 +196,7 @@ fn every_view_at_80x24() {
 fn peers_view_at_120x30() {
     let mut app = loaded_app(false);
     app.view = View::Peers;
-    insta::assert_snapshot!(render(&mut app, 120, 30));
+    insta::assert_snapshot!(render(&app, 120, 30));
 }
 
 #[test]
@@ -206,21 +204,21 @@ fn details_help_and_confirmation() {
     let mut app = loaded_app(false);
     app.view = View::Rooms;
     app.detail = Some(Detail::Room("WWGV8B".into()));
-    insta::assert_snapshot!("detail_room", render(&mut app, 80, 24));
+    insta::assert_snapshot!("detail_room", render(&app, 80, 24));
 
     let mut app = loaded_app(false);
     app.view = View::Peers;
     app.detail = Some(Detail::Peer("p1".into()));
-    insta::assert_snapshot!("detail_peer", render(&mut app, 80, 24));
+    insta::assert_snapshot!("detail_peer", render(&app, 80, 24));
 
     let mut app = loaded_app(false);
     app.update(key(KeyCode::Char('?')));
-    insta::assert_snapshot!("help", render(&mut app, 80, 24));
+    insta::assert_snapshot!("help", render(&app, 80, 24));
 
     let mut app = loaded_app(false);
     app.view = View::Peers;
     app.update(key(KeyCode::Char('x')));
-    insta::assert_snapshot!("confirm_kick", render(&mut app, 80, 24));
+    insta::assert_snapshot!("confirm_kick", render(&app, 80, 24));
 
     let mut app = loaded_app(false);
     app.update(Msg::Connection(Connection::Lost {
@@ -228,7 +226,7 @@ fn details_help_and_confirmation() {
         retry_in_ms: 2000,
         attempt: 3,
     }));
-    insta::assert_snapshot!("connection_lost", render(&mut app, 80, 24));
+    insta::assert_snapshot!("connection_lost", render(&app, 80, 24));
 }
 
 #[test]
@@ -338,7 +336,7 @@ fn filters_and_sorting_apply_to_tables() {
     assert_eq!(app.table(View::Peers).rows.len(), 4);
 
     // Sort by the ERR column (index 7), descending after the second press.
-    let state = app.tables.entry(View::Peers).or_default();
+    let state = app.tables.entry(View::Peers);
     state.sort = Some(7);
     state.descending = true;
     assert_eq!(app.table(View::Peers).rows[0].key, "p1");
@@ -347,7 +345,7 @@ fn filters_and_sorting_apply_to_tables() {
 #[test]
 fn a_gap_in_deltas_marks_the_model_stale_until_the_next_snapshot() {
     let mut app = loaded_app(false);
-    assert!(app.synced);
+    assert!(app.model.synced);
     app.update(Msg::Server(ServerMessage::Delta {
         seq: 99,
         at_ms: T0,
@@ -355,13 +353,13 @@ fn a_gap_in_deltas_marks_the_model_stale_until_the_next_snapshot() {
             code: "WWGV8B".into(),
         },
     }));
-    assert!(!app.synced);
+    assert!(!app.model.synced);
     app.update(Msg::Server(ServerMessage::Snapshot {
         seq: 120,
         snapshot: Box::new(fixture()),
     }));
-    assert!(app.synced);
-    assert_eq!(app.seq, 120);
+    assert!(app.model.synced);
+    assert_eq!(app.model.seq, 120);
 }
 
 #[test]
@@ -380,7 +378,7 @@ fn errors_in_the_log_are_decoded_from_the_catalog() {
 #[test]
 fn the_log_is_bounded() {
     let mut app = loaded_app(false);
-    for n in 0..(relaydeck::console::app::LOG_CAPACITY + 50) {
+    for n in 0..(relaydeck::console::log::LOG_CAPACITY + 50) {
         app.update(Msg::Server(ServerMessage::Delta {
             seq: 15 + n as u64,
             at_ms: T0,
@@ -391,7 +389,7 @@ fn the_log_is_bounded() {
             },
         }));
     }
-    assert_eq!(app.log.len(), relaydeck::console::app::LOG_CAPACITY);
+    assert_eq!(app.log.len(), relaydeck::console::log::LOG_CAPACITY);
 }
 
 #[test]
@@ -429,9 +427,9 @@ fn authority_can_be_transferred_and_revoked_after_confirming() {
 fn the_composer_at_80x24() {
     let mut app = loaded_app(false);
     app.run_command_line("compose channel_not_authorized");
-    insta::assert_snapshot!("composer", render(&mut app, 80, 24));
+    insta::assert_snapshot!("composer", render(&app, 80, 24));
     app.composer.set_text("{\"type\":");
-    insta::assert_snapshot!("composer_invalid_json", render(&mut app, 80, 24));
+    insta::assert_snapshot!("composer_invalid_json", render(&app, 80, 24));
 }
 
 #[test]
@@ -517,7 +515,7 @@ fn table_windows_match_the_full_table_and_follow_deltas() {
     assert_eq!(window.rows, full[1..3]);
     assert!(app.table_window(View::Peers, 50, 10).rows.is_empty());
 
-    let state = app.tables.entry(View::Peers).or_default();
+    let state = app.tables.entry(View::Peers);
     state.sort = Some(7);
     state.descending = true;
     let sorted = app.table(View::Peers).rows;
@@ -535,24 +533,24 @@ fn table_windows_match_the_full_table_and_follow_deltas() {
     assert_eq!(window.rows[0].key, "p9");
     assert_eq!(app.selected_key(View::Peers).as_deref(), Some("p9"));
 
-    app.tables.entry(View::Peers).or_default().descending = false;
+    app.tables.entry(View::Peers).descending = false;
     assert_eq!(
         app.table_window(View::Peers, sorted.len(), 1).rows[0].key,
         "p9"
     );
 
     // Filters ignore case, for ASCII and non-ASCII text alike.
-    app.tables.entry(View::Peers).or_default().filter = "ALICE".into();
+    app.tables.entry(View::Peers).filter = "ALICE".into();
     let window = app.table_window(View::Peers, 0, 10);
     assert_eq!(window.total, 1);
     assert_eq!(window.rows[0].key, "p2");
-    app.tables.entry(View::Peers).or_default().filter = "ünï".into();
+    app.tables.entry(View::Peers).filter = "ünï".into();
     assert_eq!(app.table_window(View::Peers, 0, 10).rows[0].key, "p9");
 }
 
 #[test]
 fn sorting_text_puts_p2_before_p10_and_a_startup_warning_survives_the_connect() {
-    use relaydeck::console::app::natural_cmp;
+    use relaydeck::console::model::natural_cmp;
     use std::cmp::Ordering;
     assert_eq!(natural_cmp("p2", "p10"), Ordering::Less);
     assert_eq!(natural_cmp("p10", "p10"), Ordering::Equal);
@@ -578,7 +576,7 @@ fn sorting_text_puts_p2_before_p10_and_a_startup_warning_survives_the_connect() 
             .collect::<Vec<_>>(),
         ["p4", "p10"]
     );
-    let state = app.tables.entry(View::Peers).or_default();
+    let state = app.tables.entry(View::Peers);
     state.sort = Some(0);
     let keys: Vec<String> = app
         .table(View::Peers)
@@ -603,7 +601,7 @@ fn the_log_pauses_while_reading_back_and_follows_live_again() {
     app.update(key(KeyCode::Char('7')));
     assert_eq!(app.log_entries(None).len(), 3);
     app.update(key(KeyCode::Char('k')));
-    let anchor = app.log_anchor;
+    let anchor = app.log.anchor;
     assert!(anchor.is_some());
     app.update(Msg::Server(ServerMessage::Delta {
         seq: 15,
@@ -615,19 +613,19 @@ fn the_log_pauses_while_reading_back_and_follows_live_again() {
         },
     }));
     assert_eq!(
-        app.log_anchor, anchor,
+        app.log.anchor, anchor,
         "new entries do not move a paused log"
     );
-    let screen = render(&mut app, 80, 24);
+    let screen = render(&app, 80, 24);
     assert!(screen.contains("PAUSED, 2 newer"), "{screen}");
     assert!(!screen.contains("over_message_rate"), "{screen}");
     app.update(key(KeyCode::Char('G')));
-    assert_eq!(app.log_anchor, None);
-    assert!(render(&mut app, 80, 24).contains("over_message_rate"));
+    assert_eq!(app.log.anchor, None);
+    assert!(render(&app, 80, 24).contains("over_message_rate"));
     // Scrolling forward past the newest entry follows the live log as well.
     app.update(key(KeyCode::Char('k')));
     app.update(key(KeyCode::Char('j')));
-    assert_eq!(app.log_anchor, None);
+    assert_eq!(app.log.anchor, None);
 }
 
 #[test]
@@ -659,4 +657,182 @@ fn kicking_from_a_peer_detail_names_the_peer_on_screen() {
         }
         other => panic!("expected a confirmation, got {other:?}"),
     }
+}
+
+#[test]
+fn tap_and_fault_ask_first_and_the_tap_key_toggles() {
+    let mut app = loaded_app(false);
+    app.update(key(KeyCode::Char('2')));
+    assert!(app.update(key(KeyCode::Char('t'))).is_empty());
+    let Mode::Confirm { question, command } = app.mode.clone() else {
+        panic!("tapping must ask first")
+    };
+    assert!(question.starts_with("Tap peer p1"), "{question}");
+    assert_eq!(
+        command,
+        Command::Tap {
+            peer: "p1".into(),
+            on: true
+        }
+    );
+    let effects = app.update(key(KeyCode::Char('y')));
+    let [Effect::Send(envelope)] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    // The console believes the tap once the server confirms it.
+    assert!(!app.is_tapped("p1"));
+    app.update(Msg::Server(ServerMessage::Result(
+        relaydeck::protocol::admin::CommandResult {
+            id: envelope.id,
+            ok: true,
+            message: "tapping frames of p1".into(),
+            data: None,
+        },
+    )));
+    assert!(app.is_tapped("p1"));
+    app.update(key(KeyCode::Char('t')));
+    let Mode::Confirm { question, command } = app.mode.clone() else {
+        panic!("untapping must ask first")
+    };
+    assert!(question.starts_with("Stop tapping peer p1"), "{question}");
+    assert_eq!(
+        command,
+        Command::Tap {
+            peer: "p1".into(),
+            on: false
+        }
+    );
+    app.update(key(KeyCode::Char('n')));
+
+    assert!(app
+        .run_command_line("fault pubsub INTERNAL_ERROR 3")
+        .is_empty());
+    let Mode::Confirm { question, command } = app.mode.clone() else {
+        panic!("arming a fault must ask first")
+    };
+    assert!(
+        question.contains("next 3 requests of every pubsub peer"),
+        "{question}"
+    );
+    assert_eq!(
+        command,
+        Command::ArmFault {
+            target: relaydeck::protocol::admin::FaultTarget::Dialect {
+                dialect: Dialect::Pubsub
+            },
+            code: "INTERNAL_ERROR".into(),
+            count: 3
+        }
+    );
+    app.update(key(KeyCode::Esc));
+    app.run_command_line("fault nobody INTERNAL_ERROR");
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(app.status.as_ref().unwrap().0.contains("neither a dialect"));
+    app.run_command_line("fault pubsub INTERNAL_ERROR zero");
+    assert!(app
+        .status
+        .as_ref()
+        .unwrap()
+        .0
+        .contains("not a positive number"));
+}
+
+#[test]
+fn a_kick_from_the_command_line_carries_its_reason() {
+    let mut app = loaded_app(false);
+    app.run_command_line("kick p2 spamming the lobby");
+    let Mode::Confirm { question, command } = app.mode.clone() else {
+        panic!("no confirmation")
+    };
+    assert!(question.contains("\"spamming the lobby\""), "{question}");
+    assert_eq!(
+        command,
+        Command::Kick {
+            peer: "p2".into(),
+            reason: Some("spamming the lobby".into())
+        }
+    );
+    app.update(key(KeyCode::Esc));
+    app.run_command_line("kick");
+    assert!(app
+        .status
+        .as_ref()
+        .unwrap()
+        .0
+        .contains(":kick <peer> [reason…]"));
+}
+
+#[test]
+fn the_help_scrolls_to_its_last_line_at_80x24() {
+    let mut app = loaded_app(false);
+    app.update(Msg::Resize(80, 24));
+    app.update(key(KeyCode::Char('?')));
+    app.update(key(KeyCode::Char('G')));
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains(":quit"), "{screen}");
+    insta::assert_snapshot!("help_end", screen);
+    // Scrolling back up works, and any other key closes the help.
+    app.update(key(KeyCode::Char('g')));
+    assert_eq!(app.help_scroll, 0);
+    app.update(key(KeyCode::Char('x')));
+    assert_eq!(app.mode, Mode::Normal);
+
+    let mut readonly = loaded_app(true);
+    readonly.update(key(KeyCode::Char('?')));
+    readonly.update(key(KeyCode::Char('G')));
+    let screen = render(&readonly, 80, 24);
+    assert!(!screen.contains(":kick"), "{screen}");
+}
+
+#[test]
+fn a_readonly_console_completes_no_admin_command() {
+    let mut app = loaded_app(true);
+    app.command_line = "ki".into();
+    assert!(app.completions().is_empty());
+    app.command_line = "ta".into();
+    assert_eq!(app.completions(), ["target"]);
+    let app = loaded_app(false);
+    let mut app = app;
+    app.command_line = "kick ".into();
+    assert_eq!(app.completions(), ["p1", "p2", "p3", "p4"]);
+}
+
+#[test]
+fn sending_as_an_existing_peer_asks_first() {
+    let mut app = loaded_app(false);
+    app.run_command_line("compose");
+    app.run_command_line("target peer p2");
+    app.composer.set_text(r#"{"type":"Ping"}"#);
+    let effects = app.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('s'),
+        KeyModifiers::CONTROL,
+    )));
+    assert!(effects.is_empty(), "{effects:?}");
+    let Mode::Confirm { question, command } = app.mode.clone() else {
+        panic!("no confirmation")
+    };
+    assert!(
+        question.starts_with("Send 1 frame(s) as peer p2"),
+        "{question}"
+    );
+    assert_eq!(
+        command,
+        Command::Tap {
+            peer: "p2".into(),
+            on: true
+        }
+    );
+    // Yes sends the tap and then the frame, in that order.
+    let effects = app.update(key(KeyCode::Char('y')));
+    let commands: Vec<&Command> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(envelope) => Some(&envelope.command),
+            _ => None,
+        })
+        .collect();
+    assert!(matches!(
+        commands[..],
+        [Command::Tap { .. }, Command::Inject { .. }]
+    ));
 }

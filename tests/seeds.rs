@@ -1,27 +1,37 @@
 //! The five seed documents are the contract: every code they name must be in the catalog and
-//! decode to itself, and every example they show must decode. These tests read the documents
-//! themselves (`../shared/seeds`, or `RELAYDECK_SEEDS_DIR`), so a code added to a document
-//! fails here until the catalog has it.
+//! decode to itself, and every example they show must decode. The codes, statuses and example
+//! frames of each document live in `tests/data/seed-codes/` (extracted by
+//! `examples/seed_data.rs`, which `.ci/run` also uses to confirm they still match the documents
+//! when those are present), so a fresh clone runs these tests with nothing beside it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 
-use regex::Regex;
 use relaydeck::catalog::decode::decode;
 use relaydeck::catalog::{self, seeds, Delivery, Dialect, Retry};
+use serde_json::Value;
 
-fn seed(name: &str) -> String {
-    let dir = std::env::var_os("RELAYDECK_SEEDS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/seeds"));
-    let path = dir.join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read seed {}: {e}; the seeds are expected in ../shared/seeds beside the repository (or set RELAYDECK_SEEDS_DIR)",
-            path.display()
-        )
-    })
+/// What `examples/seed_data.rs` extracted from the seed document `name`.
+fn seed(name: &str) -> Value {
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/seed-codes")
+        .join(format!("{stem}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let data: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(data["seed"], name, "{} names its seed", path.display());
+    data
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {value}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Decodes `input` (with the dialect as a hint) and checks the best entry.
@@ -38,45 +48,10 @@ fn assert_decodes_to(input: &str, dialect: Dialect, code: &str) {
     );
 }
 
-/// Every `{ … }` block of a document that parses as JSON (multi-line ones included).
-fn json_blocks(text: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let bytes = text.as_bytes();
-    let mut start = None;
-    let mut depth = 0usize;
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'{' => {
-                if depth == 0 {
-                    start = Some(i);
-                }
-                depth += 1;
-            }
-            b'}' if depth > 0 => {
-                depth -= 1;
-                if depth == 0 {
-                    if let Some(s) = start.take() {
-                        let block = &text[s..=i];
-                        if serde_json::from_str::<serde_json::Value>(block).is_ok() {
-                            blocks.push(block.to_owned());
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    blocks
-}
-
 #[test]
 fn signal_fish_every_code_in_the_seed() {
-    let text = seed(seeds::SIGNAL_FISH);
-    let code_line = Regex::new(r"(?m)^([A-Z][A-Z0-9_]{3,}) [A-Z]").unwrap();
-    let codes: Vec<&str> = code_line
-        .captures_iter(&text)
-        .map(|c| c.get(1).unwrap().as_str())
-        .collect();
+    let data = seed(seeds::SIGNAL_FISH);
+    let codes = strings(&data["codes"]);
     assert!(
         codes.len() >= 40,
         "found only {} codes in the seed",
@@ -108,8 +83,8 @@ fn signal_fish_every_code_in_the_seed() {
     for extra in ["GAME_START_NOT_READY", "KICKED"] {
         assert_decodes_to(extra, Dialect::SignalFish, extra);
     }
-    for example in json_blocks(&text) {
-        let value: serde_json::Value = serde_json::from_str(&example).unwrap();
+    for example in strings(&data["examples"]) {
+        let value: Value = serde_json::from_str(&example).unwrap();
         let code = value["data"]["error_code"].as_str().unwrap();
         assert_decodes_to(&example, Dialect::SignalFish, code);
     }
@@ -143,19 +118,15 @@ fn signal_fish_close_codes() {
 
 #[test]
 fn talo_socket_every_code_and_example_in_the_seed() {
-    let text = seed(seeds::TALO_SOCKET);
-    let code_field = Regex::new(r#""errorCode":\s*"([A-Z_]+)""#).unwrap();
-    let codes: Vec<&str> = code_field
-        .captures_iter(&text)
-        .map(|c| c.get(1).unwrap().as_str())
-        .collect();
+    let data = seed(seeds::TALO_SOCKET);
+    let codes = strings(&data["codes"]);
     assert_eq!(codes.len(), 8, "the seed documents eight codes");
-    let examples = json_blocks(&text);
+    let examples = strings(&data["examples"]);
     assert_eq!(examples.len(), codes.len(), "one example frame per code");
     for (example, code) in examples.iter().zip(&codes) {
         assert_decodes_to(example, Dialect::Talo, code);
         let decoding = decode(example, None).unwrap();
-        let value: serde_json::Value = serde_json::from_str(example).unwrap();
+        let value: Value = serde_json::from_str(example).unwrap();
         assert_eq!(
             decoding.fields["req"], value["data"]["req"],
             "{code}: req is correlated"
@@ -183,18 +154,17 @@ fn talo_socket_every_code_and_example_in_the_seed() {
 
 #[test]
 fn talo_http_every_status_and_error_code_in_the_seed() {
-    let text = seed(seeds::TALO_HTTP);
-    let status_line = Regex::new(r"(?m)^(\d{3}) [A-Z]").unwrap();
-    let statuses: Vec<&str> = status_line
-        .captures_iter(&text)
-        .map(|c| c.get(1).unwrap().as_str())
-        .collect();
+    let data = seed(seeds::TALO_HTTP);
+    let statuses = strings(&data["statuses"]);
     for status in ["400", "401", "403", "429"] {
-        assert!(statuses.contains(&status), "the seed names {status}");
+        assert!(
+            statuses.iter().any(|s| s == status),
+            "the seed names {status}"
+        );
     }
     for status in &statuses {
         let entries = catalog::of_dialect(Dialect::TaloHttp)
-            .filter(|e| e.status.map(|s| s.to_string()).as_deref() == Some(*status))
+            .filter(|e| e.status.map(|s| s.to_string()).as_ref() == Some(status))
             .count();
         assert!(entries > 0, "HTTP {status} is missing from the catalog");
     }
@@ -210,12 +180,11 @@ fn talo_http_every_status_and_error_code_in_the_seed() {
     assert_eq!(limited.fields["Retry-After"], "60");
     assert_eq!(limited.best().unwrap().retry, Retry::AfterWindow);
 
-    let session = Regex::new(r"(?m)^(401 Authorized - \{.*errorCode: '([A-Z_]+)' \})").unwrap();
     let mut seen = 0;
-    for captures in session.captures_iter(&text) {
+    for session in data["session_lines"].as_array().unwrap() {
         seen += 1;
-        let line = captures.get(1).unwrap().as_str();
-        let code = captures.get(2).unwrap().as_str();
+        let line = session["line"].as_str().unwrap();
+        let code = session["code"].as_str().unwrap();
         assert_decodes_to(line, Dialect::TaloHttp, code);
     }
     assert_eq!(seen, 2, "MISSING_SESSION and INVALID_SESSION");
@@ -223,22 +192,15 @@ fn talo_http_every_status_and_error_code_in_the_seed() {
 
 #[test]
 fn flow_every_message_family_in_the_seed() {
-    let text = seed(seeds::FLOW);
-    let row = Regex::new(r#"(?m)^\| \*"([^"]+)"\* \|(.*)$"#).unwrap();
-    let status_in_row = Regex::new(r"\b(400|404|429|500)\b").unwrap();
+    let data = seed(seeds::FLOW);
     let mut families = 0;
-    for captures in row.captures_iter(&text) {
+    for row in data["messages"].as_array().unwrap() {
         families += 1;
-        let message = captures
-            .get(1)
-            .unwrap()
+        let message = row["message"]
             .as_str()
+            .unwrap()
             .replace("...", "unexpected end of JSON input");
-        // Rows of the "Message Format Errors" table give their status in the section heading.
-        let status: u16 = status_in_row
-            .captures(captures.get(2).unwrap().as_str())
-            .map(|c| c[1].parse().unwrap())
-            .unwrap_or(400);
+        let status = u16::try_from(row["status"].as_u64().unwrap()).unwrap();
         let frame = serde_json::json!({
             "subscription_id": "sub1",
             "error": {"code": status, "message": message},
@@ -270,13 +232,8 @@ fn flow_every_message_family_in_the_seed() {
 
 #[test]
 fn pubsub_every_code_close_and_example_in_the_seed() {
-    let text = seed(seeds::PUBSUB);
-    let row = Regex::new(r"(?m)^([a-z][a-z_]+) \| ").unwrap();
-    let codes: Vec<&str> = row
-        .captures_iter(&text)
-        .map(|c| c.get(1).unwrap().as_str())
-        .filter(|code| *code != "code")
-        .collect();
+    let data = seed(seeds::PUBSUB);
+    let codes = strings(&data["codes"]);
     assert_eq!(codes.len(), 13, "the seed's table has thirteen codes");
     for code in &codes {
         let frame =
@@ -284,12 +241,11 @@ fn pubsub_every_code_close_and_example_in_the_seed() {
         assert_decodes_to(&frame, Dialect::Pubsub, code);
         assert_eq!(decode(&frame, None).unwrap().fields["requestId"], "r-1");
     }
-    let close = Regex::new(r"(\d{4}) ([a-z_]+)").unwrap();
     let mut closes = 0;
-    for captures in close.captures_iter(&text) {
+    for close in data["closes"].as_array().unwrap() {
         closes += 1;
-        let code = captures.get(1).unwrap().as_str();
-        let reason = captures.get(2).unwrap().as_str();
+        let code = close["code"].as_str().unwrap();
+        let reason = close["reason"].as_str().unwrap();
         assert_decodes_to(&format!("close {code} {reason}"), Dialect::Pubsub, code);
         assert_eq!(
             decode(&format!("{code} {reason}"), None)
@@ -304,7 +260,7 @@ fn pubsub_every_code_close_and_example_in_the_seed() {
     for code in ["4002", "4003", "4012", "1009"] {
         assert_decodes_to(&format!("close {code}"), Dialect::Pubsub, code);
     }
-    let examples = json_blocks(&text);
+    let examples = strings(&data["examples"]);
     assert!(!examples.is_empty());
     for example in examples {
         assert_decodes_to(&example, Dialect::Pubsub, "channel_not_authorized");

@@ -687,12 +687,16 @@ async fn faults_admin_actions_and_closes() {
         admin
             .command(Command::Kick {
                 peer: bob_peer,
-                reason: None
+                reason: Some("cheating, reported by three players".into())
             })
             .await
             .ok
     );
-    expect_code(&mut bob, "Error", "KICKED").await;
+    let notice = expect_code(&mut bob, "Error", "KICKED").await;
+    assert_eq!(
+        notice["data"]["message"], "cheating, reported by three players",
+        "the operator's reason reaches the player"
+    );
     assert_eq!(
         recv_close(&mut bob).await,
         (4020, "admin_disconnect".to_owned())

@@ -1,9 +1,9 @@
-//! Replays the frames recorded from the real signal-fish-server (shared/reference) against
-//! relaydeck over real sockets: every server frame must come back byte for byte once ids,
-//! room codes and timestamps are mapped onto the recorded ones, and every recorded close must
-//! carry the same code and reason. Two differences are deliberate and tolerated: relaydeck's
-//! extra `reconnection_token` at the end of RoomJoined, and ProtocolInfo announcing only the
-//! `json` game data format (relaydeck relays JSON text frames; a client asking for
+//! Replays the frames recorded from the real signal-fish-server
+//! (`tests/fixtures/signal-fish-v2-frames.log`) against relaydeck over real sockets: every
+//! server frame must come back byte for byte once ids, room codes and timestamps are mapped
+//! onto the recorded ones, and every recorded close must carry the same code and reason. Two
+//! differences are deliberate and tolerated: relaydeck's extra `reconnection_token` at the end
+//! of RoomJoined, and ProtocolInfo announcing only the `json` game data format (relaydeck relays JSON text frames; a client asking for
 //! `message_pack` gets UNSUPPORTED_GAME_DATA_FORMAT instead of a silent mismatch).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -37,9 +37,8 @@ enum Step {
 
 fn reference_log() -> Vec<(String, Step)> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/reference/signal-fish-v2-frames.log");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; expected beside the repository", path.display()));
+        .join("tests/fixtures/signal-fish-v2-frames.log");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut steps = Vec::new();
     for line in text.lines().filter(|l| l.starts_with('[')) {
         let (label, rest) = line.split_once("] ").unwrap();

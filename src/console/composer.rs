@@ -9,9 +9,9 @@
 use serde_json::Value;
 use tui_textarea::TextArea;
 
-use crate::catalog::Dialect;
+use crate::catalog::{Dialect, Entry};
 use crate::protocol::admin::{Command, InjectTarget};
-use crate::server::probe::dialect_path;
+use crate::protocol::routes::dialect_path;
 use crate::session::{Header, Session, Step, FORMAT_VERSION};
 
 include!(concat!(env!("OUT_DIR"), "/session_templates.rs"));
@@ -116,9 +116,25 @@ pub struct Composer {
     /// The peer whose frames answer what was sent (the probe, or the injected-as peer).
     pub watching: Option<String>,
     /// Replies to a plain client, which never pass through the admin log.
-    pub direct_replies: Vec<String>,
+    pub direct_replies: Vec<DirectReply>,
     /// What was sent, in order, for recording as a session.
     pub sent: Vec<Value>,
+}
+
+/// A reply to the plain client, decoded when it arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectReply {
+    pub text: String,
+    pub decoded: Option<&'static Entry>,
+}
+
+impl DirectReply {
+    pub fn new(text: String) -> DirectReply {
+        let decoded = crate::catalog::decode::decode(&text, None)
+            .ok()
+            .and_then(|d| d.best());
+        DirectReply { text, decoded }
+    }
 }
 
 /// What the composer asks the console to do when sending.
@@ -161,6 +177,9 @@ impl Composer {
 
     pub fn set_text(&mut self, text: &str) {
         self.editor = TextArea::from(text.lines().map(str::to_owned).collect::<Vec<_>>());
+        // The cursor is enough to show where typing goes; a highlighted line only adds noise.
+        self.editor
+            .set_cursor_line_style(ratatui::style::Style::default());
         self.validate();
     }
 
@@ -348,6 +367,7 @@ impl Composer {
                 description: format!("Recorded in the console: {}", self.target.describe()),
                 dialect: *dialect,
                 expect_codes: codes_seen.to_vec(),
+                upstream: None,
             },
             steps,
         })

@@ -85,16 +85,10 @@ impl Action {
         }
     }
 
-    /// Actions that change the server; `--readonly` refuses them.
+    /// Actions that change the server (asking first); `--readonly` refuses them. The
+    /// command table says which they are.
     pub fn is_admin_action(self) -> bool {
-        matches!(
-            self,
-            Action::Kick
-                | Action::SuspendApp
-                | Action::ActivateApp
-                | Action::CloseRoom
-                | Action::Tap
-        )
+        super::commands::for_action(self).is_some_and(|spec| spec.admin)
     }
 }
 

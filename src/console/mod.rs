@@ -1,65 +1,114 @@
-//! The console: a client of the server's `/admin` endpoint, drawn with ratatui.
+//! The console: a client of the server's `/admin` endpoint, drawn with ratatui. It depends on
+//! [`crate::protocol`], [`crate::catalog`] and [`crate::wsclient`], never on the server.
 //!
-//! - [`app`]: state and `update` (no I/O); [`ui`]: pure drawing; [`keymap`], [`theme`]: data.
-//! - [`net`]: the admin connection with reconnection.
-//! - [`run`]: the main loop, generic over the backend so tests drive it on `TestBackend`.
+//! | module | its one job |
+//! |---|---|
+//! | [`model`] | the server's state, a pure reducer of the admin snapshot and deltas |
+//! | [`app`] | the console's state: model, log, tables, composer, view and mode; messages and effects |
+//! | [`update`] | `App::update`: every message in, effects out; no I/O, no clock (the composer's keys, sending and recording in `update/composer.rs`) |
+//! | [`commands`] | the one table of commands: command line, completion, help, keymap |
+//! | [`tables`] | rows per view, filtered and sorted, with an index that follows deltas |
+//! | [`log`] | the bounded live log, decoded on arrival, readable back |
+//! | [`confirm`] | the question asked before each admin action and the command it sends |
+//! | [`composer`] | the frame editor, its targets and templates, recording as a session |
+//! | [`ui`] | `draw(&App, &mut Frame)`, one file per pane |
+//! | [`keymap`], [`theme`] | keys and colours as data, with user overrides |
+//! | [`net`] | the admin link with reconnection, and the composer's plain client |
+//!
+//! [`run`] is the loop: it takes the terminal, the input events and the server link as
+//! arguments, so a test drives the whole console on `TestBackend` against a real server.
 
 pub mod app;
+pub mod commands;
 pub mod composer;
+pub mod confirm;
 pub mod keymap;
+pub mod log;
+pub mod model;
 pub mod net;
+pub mod tables;
 pub mod theme;
 pub mod ui;
+pub mod update;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
-use futures_util::StreamExt;
+use crossterm::event::{Event as TermEvent, KeyEventKind};
+use futures_util::{Stream, StreamExt};
 use ratatui::backend::Backend;
 use ratatui::Terminal;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use self::app::{App, Effect, Msg};
-use self::theme::Theme;
+pub use self::net::Link;
+use crate::catalog::Severity;
 
 /// The shortest time between two draws (about 30 frames a second).
 const FRAME_INTERVAL: Duration = Duration::from_millis(33);
-
-pub struct Options {
-    pub admin_url: String,
-    pub admin_token: String,
-    pub theme: Theme,
-    pub app: App,
-    /// Where `:record` writes session files.
-    pub sessions_dir: Option<std::path::PathBuf>,
-}
+/// How often the clock reaches the app.
+const TICK: Duration = Duration::from_millis(250);
 
 /// The folder for the user's keymap and themes.
-pub fn config_dir() -> Option<std::path::PathBuf> {
+pub fn config_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("dev", "relaydeck", "relaydeck")
         .map(|d| d.config_dir().to_path_buf())
 }
 
-/// Run the console on `terminal` until the user quits. Bursts of server messages are applied
-/// together and drawn once; nothing is drawn when nothing changed.
-pub async fn run<B: Backend>(terminal: &mut Terminal<B>, options: Options) -> anyhow::Result<()> {
-    let Options {
-        admin_url,
-        admin_token,
-        theme,
-        mut app,
-        sessions_dir,
-    } = options;
-    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Msg>();
-    let events_tx_for_direct = events_tx.clone();
-    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-    let network = tokio::spawn(net::run(admin_url, admin_token, events_tx, commands_rx));
-    let mut keys = EventStream::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+/// Run the console on `terminal` until the user quits or `input` ends, and hand back the app
+/// as it was then. Terminal events come from `input` (crossterm's `EventStream` in the binary,
+/// a channel in tests), the server through `link`; `:record` writes into `sessions_dir`.
+/// Bursts of server messages are applied together and drawn once; nothing is drawn when
+/// nothing changed.
+///
+/// # Errors
+/// Drawing failed, or the input stream reported an error.
+pub async fn run<B, E>(
+    terminal: &mut Terminal<B>,
+    mut app: App,
+    mut input: E,
+    link: Link,
+    sessions_dir: Option<PathBuf>,
+) -> anyhow::Result<App>
+where
+    B: Backend,
+    E: Stream<Item = std::io::Result<TermEvent>> + Unpin,
+{
+    let (mut incoming, commands, network) = link.into_parts();
+    let (local_tx, mut local_rx) = mpsc::unbounded_channel::<Msg>();
+    let size = terminal.size()?;
+    let mut effects = app.update(Msg::Resize(size.width, size.height));
+    effects.extend(app.update(Msg::Tick(crate::clock::now_ms())));
+    let mut tick = tokio::time::interval(TICK);
     let mut last_draw: Option<Instant> = None;
+    let mut link_open = true;
     'main: loop {
+        for effect in std::mem::take(&mut effects) {
+            match effect {
+                Effect::Quit => break 'main,
+                Effect::Send(envelope) => {
+                    let _ = commands.send(envelope);
+                }
+                Effect::Direct { url, frames } => {
+                    tokio::spawn(net::direct_exchange(url, frames, local_tx.clone()));
+                }
+                Effect::SaveSession { name, text } => {
+                    let notice = match save_session(sessions_dir.as_deref(), &name, &text) {
+                        Ok(path) => Msg::Notice(
+                            format!(
+                                "session saved to {}; replay it with: relaydeck replay {}",
+                                path.display(),
+                                path.display()
+                            ),
+                            Severity::Info,
+                        ),
+                        Err(problem) => Msg::Notice(problem, Severity::Error),
+                    };
+                    let _ = local_tx.send(notice);
+                }
+            }
+        }
         // Draw when something changed, but no more often than FRAME_INTERVAL: a server that
         // sends deltas one by one then costs at most one draw per interval, not one per delta.
         let mut next_draw = match last_draw {
@@ -68,7 +117,7 @@ pub async fn run<B: Backend>(terminal: &mut Terminal<B>, options: Options) -> an
             _ => None,
         };
         if next_draw.is_some_and(|at| at <= Instant::now()) {
-            terminal.draw(|frame| ui::draw(&mut app, &theme, frame))?;
+            terminal.draw(|frame| ui::draw(&app, frame))?;
             app.dirty = false;
             last_draw = Some(Instant::now());
             next_draw = None;
@@ -76,122 +125,44 @@ pub async fn run<B: Backend>(terminal: &mut Terminal<B>, options: Options) -> an
         let draw_due = async move {
             match next_draw {
                 Some(at) => tokio::time::sleep_until(at).await,
-                _ => std::future::pending().await,
+                None => std::future::pending().await,
             }
         };
-        let mut effects = Vec::new();
         tokio::select! {
             _ = draw_due => {}
-            message = events_rx.recv() => {
-                let Some(message) = message else { break 'main };
-                effects.extend(app.update(message));
-                // Coalesce: apply whatever else is already waiting before drawing again.
-                while let Ok(message) = events_rx.try_recv() {
+            message = incoming.recv(), if link_open => match message {
+                Some(message) => {
                     effects.extend(app.update(message));
+                    // Coalesce: apply whatever else is already waiting before drawing again.
+                    while let Ok(message) = incoming.try_recv() {
+                        effects.extend(app.update(message));
+                    }
                 }
-            }
-            event = keys.next() => match event {
-                Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => effects.extend(app.update(Msg::Key(key))),
-                Some(Ok(TermEvent::Resize(_, _))) => app.dirty = true,
+                None => link_open = false,
+            },
+            Some(message) = local_rx.recv() => effects.extend(app.update(message)),
+            event = input.next() => match event {
+                Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => {
+                    effects.extend(app.update(Msg::Key(key)));
+                }
+                Some(Ok(TermEvent::Resize(width, height))) => {
+                    effects.extend(app.update(Msg::Resize(width, height)));
+                }
                 Some(Ok(_)) => {}
                 Some(Err(error)) => return Err(error.into()),
                 None => break 'main,
             },
-            _ = tick.tick() => {
-                // Keeps the reconnect countdown and relative figures fresh.
-                if matches!(app.connection, app::Connection::Lost { .. }) {
-                    app.dirty = true;
-                }
-            }
-        }
-        let mut effects_after = Vec::new();
-        for effect in effects {
-            match effect {
-                Effect::Quit => break 'main,
-                Effect::Send(envelope) => {
-                    let _ = commands_tx.send(envelope);
-                }
-                Effect::Direct { url, frames } => {
-                    tokio::spawn(direct_exchange(url, frames, events_tx_for_direct.clone()));
-                }
-                Effect::SaveSession { name, text } => {
-                    let outcome = save_session(sessions_dir.as_deref(), &name, &text);
-                    let notice = match outcome {
-                        Ok(path) => Msg::Notice(
-                            format!(
-                                "session saved to {}; replay it with: relaydeck replay {}",
-                                path.display(),
-                                path.display()
-                            ),
-                            crate::catalog::Severity::Info,
-                        ),
-                        Err(problem) => Msg::Notice(problem, crate::catalog::Severity::Error),
-                    };
-                    effects_after.extend(app.update(notice));
-                }
-            }
-        }
-        for effect in effects_after {
-            if let Effect::Send(envelope) = effect {
-                let _ = commands_tx.send(envelope);
-            }
+            _ = tick.tick() => effects.extend(app.update(Msg::Tick(crate::clock::now_ms()))),
         }
     }
-    drop(commands_tx);
-    let _ = tokio::time::timeout(Duration::from_secs(1), network).await;
-    Ok(())
+    drop(commands);
+    if let Some(network) = network {
+        let _ = tokio::time::timeout(Duration::from_secs(1), network).await;
+    }
+    Ok(app)
 }
 
-/// How long the composer's plain client listens for replies.
-const DIRECT_LISTEN: Duration = Duration::from_secs(3);
-
-/// The composer's plain client: connect, send, and report what comes back for a while.
-async fn direct_exchange(url: String, frames: Vec<String>, events: mpsc::UnboundedSender<Msg>) {
-    use futures_util::SinkExt;
-    use tokio_tungstenite::tungstenite::Message;
-    let report = |text: String| {
-        let _ = events.send(Msg::DirectReply(text));
-    };
-    let mut socket = match tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(url.as_str()),
-    )
-    .await
-    {
-        Ok(Ok((socket, _))) => socket,
-        Ok(Err(error)) => return report(format!("(could not connect to {url}: {error})")),
-        Err(_) => return report(format!("(timed out connecting to {url})")),
-    };
-    for frame in frames {
-        if let Err(error) = socket.send(Message::Text(frame.into())).await {
-            return report(format!("(sending failed: {error})"));
-        }
-    }
-    let deadline = tokio::time::Instant::now() + DIRECT_LISTEN;
-    loop {
-        match tokio::time::timeout_at(deadline, socket.next()).await {
-            Err(_) => break,
-            Ok(Some(Ok(Message::Text(text)))) => report(text.to_string()),
-            Ok(Some(Ok(Message::Close(frame)))) => {
-                report(match frame {
-                    Some(frame) => format!("close {} {}", u16::from(frame.code), frame.reason),
-                    None => "close".to_owned(),
-                });
-                return;
-            }
-            Ok(Some(Ok(_))) => {}
-            Ok(Some(Err(error))) => return report(format!("(receive failed: {error})")),
-            Ok(None) => return report("(the connection ended)".to_owned()),
-        }
-    }
-    let _ = socket.close(None).await;
-}
-
-fn save_session(
-    dir: Option<&std::path::Path>,
-    name: &str,
-    text: &str,
-) -> Result<std::path::PathBuf, String> {
+fn save_session(dir: Option<&Path>, name: &str, text: &str) -> Result<PathBuf, String> {
     let dir = dir.ok_or("no data folder to save sessions in")?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join(format!("{name}.jsonl"));

@@ -1,23 +1,69 @@
-//! The admin connection: connect, forward every server message to the app, send the app's
-//! commands, and on loss reconnect with exponential backoff and jitter. A fresh snapshot on
-//! each reconnect resynchronises the views.
+//! The console's connections, both through [`crate::wsclient`]: the admin link (every server
+//! message forwarded to the app, the app's commands sent, reconnection with exponential
+//! backoff and jitter, a fresh snapshot on each reconnect resynchronising the views), and the
+//! composer's plain client.
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message;
+use tokio::task::JoinHandle;
 
 use super::app::{Connection, Msg};
 use crate::protocol::admin::{CommandEnvelope, ServerMessage};
+use crate::wsclient::{describe_close, ConnectError, Received, Request};
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// How long the composer's plain client listens for replies.
+const DIRECT_LISTEN: Duration = Duration::from_secs(3);
+const DIRECT_CONNECT: Duration = Duration::from_secs(5);
+
+/// The console's side of a server link: what arrives, and where commands go. The loop takes
+/// it as an argument, so a test can hand it any link, a real one included.
+pub struct Link {
+    pub incoming: mpsc::UnboundedReceiver<Msg>,
+    pub commands: mpsc::UnboundedSender<CommandEnvelope>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Link {
+    /// A link from channels the caller drives itself.
+    pub fn from_channels(
+        incoming: mpsc::UnboundedReceiver<Msg>,
+        commands: mpsc::UnboundedSender<CommandEnvelope>,
+    ) -> Link {
+        Link {
+            incoming,
+            commands,
+            task: None,
+        }
+    }
+
+    /// Connect to the admin endpoint at `url` (and keep reconnecting) in a task of its own.
+    pub fn connect(url: String, token: String) -> Link {
+        let (events_tx, incoming) = mpsc::unbounded_channel();
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(url, token, events_tx, commands_rx));
+        Link {
+            incoming,
+            commands,
+            task: Some(task),
+        }
+    }
+
+    pub(super) fn into_parts(
+        self,
+    ) -> (
+        mpsc::UnboundedReceiver<Msg>,
+        mpsc::UnboundedSender<CommandEnvelope>,
+        Option<JoinHandle<()>>,
+    ) {
+        (self.incoming, self.commands, self.task)
+    }
+}
 
 /// Run until `commands` is closed (the console quit).
-pub async fn run(
+async fn run(
     url: String,
     token: String,
     events: mpsc::UnboundedSender<Msg>,
@@ -29,7 +75,7 @@ pub async fn run(
             Ok(()) => return,
             Err(error) => error,
         };
-        attempt += 1;
+        attempt = attempt.saturating_add(1);
         let base = BACKOFF_START
             .saturating_mul(1 << attempt.min(6))
             .min(BACKOFF_MAX);
@@ -62,32 +108,19 @@ async fn session(
     events: &mpsc::UnboundedSender<Msg>,
     commands: &mut mpsc::UnboundedReceiver<CommandEnvelope>,
 ) -> Result<(), String> {
-    let mut request = url
-        .into_client_request()
-        .map_err(|e| format!("{url}: {e}"))?;
-    let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|_| "the admin token is not a valid header value".to_owned())?;
-    request.headers_mut().insert("authorization", bearer);
-    let (mut socket, _) = match tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::connect_async(request),
-    )
-    .await
-    {
-        Err(_) => return Err("timed out connecting".to_owned()),
-        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response)))
-            if response.status() == 401 =>
-        {
+    let mut client = match Request::new(url).bearer(token).connect().await {
+        Ok(client) => client,
+        Err(ConnectError::Refused { status: 401, .. }) => {
             return Err("the server refused the admin token (HTTP 401)".to_owned())
         }
-        Ok(Err(error)) => return Err(error.to_string()),
-        Ok(Ok(connected)) => connected,
+        Err(ConnectError::TimedOut(_)) => return Err("timed out connecting".to_owned()),
+        Err(error) => return Err(error.to_string()),
     };
     let _ = events.send(Msg::Connection(Connection::Connected));
     loop {
         tokio::select! {
-            incoming = socket.next() => match incoming {
-                Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerMessage>(text.as_str()) {
+            incoming = client.receive() => match incoming {
+                Received::Text(text) => match serde_json::from_str::<ServerMessage>(&text) {
                     Ok(message) => {
                         if events.send(Msg::Server(message)).is_err() {
                             return Ok(());
@@ -95,26 +128,57 @@ async fn session(
                     }
                     Err(error) => tracing::warn!(%error, "ignoring an admin message this console does not understand"),
                 },
-                Some(Ok(Message::Close(frame))) => {
-                    return Err(match frame {
-                        Some(frame) => format!("the server closed the connection: {} {}", u16::from(frame.code), frame.reason),
-                        None => "the server closed the connection".to_owned(),
-                    })
+                Received::Binary(_) => {}
+                Received::Close(parts) => {
+                    return Err(format!("the server closed the connection: {}", describe_close(parts.as_ref())))
                 }
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(error.to_string()),
-                None => return Err("the connection ended".to_owned()),
+                Received::Ended => return Err("the connection ended".to_owned()),
+                Received::Failed(error) => return Err(error),
             },
             command = commands.recv() => match command {
                 Some(envelope) => {
-                    let text = serde_json::to_string(&envelope).unwrap_or_default();
-                    socket.send(Message::Text(text.into())).await.map_err(|e| e.to_string())?;
+                    let text = serde_json::to_string(&envelope).map_err(|e| e.to_string())?;
+                    client.send_text(text).await?;
                 }
                 None => {
-                    let _ = socket.close(None).await;
+                    client.close().await;
                     return Ok(());
                 }
             },
         }
     }
+}
+
+/// The composer's plain client: connect, send, and report what comes back for a while.
+pub async fn direct_exchange(url: String, frames: Vec<String>, events: mpsc::UnboundedSender<Msg>) {
+    let report = |text: String| {
+        let _ = events.send(Msg::DirectReply(text));
+    };
+    let mut client = match Request::new(url.as_str())
+        .timeout(DIRECT_CONNECT)
+        .connect()
+        .await
+    {
+        Ok(client) => client,
+        Err(ConnectError::TimedOut(_)) => {
+            return report(format!("(timed out connecting to {url})"))
+        }
+        Err(error) => return report(format!("(could not connect to {url}: {error})")),
+    };
+    for frame in frames {
+        if let Err(error) = client.send_text(frame).await {
+            return report(format!("(sending failed: {error})"));
+        }
+    }
+    let deadline = tokio::time::Instant::now() + DIRECT_LISTEN;
+    while let Some(received) = client.receive_until(deadline).await {
+        match received {
+            Received::Text(text) => report(text),
+            Received::Binary(bytes) => report(format!("(binary frame of {} bytes)", bytes.len())),
+            Received::Close(parts) => return report(describe_close(parts.as_ref())),
+            Received::Ended => return report("(the connection ended)".to_owned()),
+            Received::Failed(error) => return report(format!("(receive failed: {error})")),
+        }
+    }
+    client.close().await;
 }

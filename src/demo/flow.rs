@@ -8,24 +8,13 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::protocol::routes;
 
 pub async fn simulate(addr: SocketAddr, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
-        let Ok(mut request) = format!("ws://{addr}/v1/ws").into_client_request() else {
-            return;
-        };
-        request.headers_mut().insert(
-            tokio_tungstenite::tungstenite::http::header::AUTHORIZATION,
-            tokio_tungstenite::tungstenite::http::HeaderValue::from_static("Bearer sk_demo"),
-        );
-        if let Ok(Ok((mut socket, _))) = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio_tungstenite::connect_async(request),
-        )
-        .await
-        {
+        if let Some(mut socket) = super::dial(addr, routes::FLOW).await {
             for frame in [
                 json!({"subscription_id": "errors", "action": "subscribe", "topic": "errors"}),
                 json!({"subscription_id": "rooms", "action": "subscribe", "topic": "rooms"}),

@@ -19,3 +19,20 @@ pub async fn run_all(addr: SocketAddr, stop: watch::Receiver<bool>) {
         flow::simulate(addr, stop),
     );
 }
+
+/// Open a demo client's connection to `path` on the server at `addr`; `None` when the server
+/// refuses or does not answer within a few seconds (the simulations then try again later).
+async fn dial(addr: SocketAddr, path: &str) -> Option<crate::wsclient::Socket> {
+    let mut request = crate::wsclient::Request::new(crate::protocol::routes::ws_url(addr, path));
+    if path == crate::protocol::routes::FLOW {
+        // Flow streams need a credential: the demo app's secret key, which shows that app's
+        // data only.
+        request = request.header("authorization", "Bearer sk_demo");
+    }
+    request
+        .timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+        .ok()
+        .map(|client| client.socket)
+}

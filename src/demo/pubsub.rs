@@ -9,6 +9,8 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::protocol::routes;
+
 const NAMES: [&str; 6] = ["ada", "bo", "cy", "dee", "eli", "fay"];
 
 pub async fn simulate(addr: SocketAddr, stop: watch::Receiver<bool>) {
@@ -32,12 +34,7 @@ async fn chatter(
     let mut round: u64 = 0;
     while !*stop.borrow() {
         round += 1;
-        let url = format!("ws://{addr}/v1?key=pk_demo");
-        let Ok(Ok((mut socket, _))) = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio_tungstenite::connect_async(url),
-        )
-        .await
+        let Some(mut socket) = super::dial(addr, &format!("{}?key=pk_demo", routes::PUBSUB)).await
         else {
             if sleep_or_stop(&mut stop, Duration::from_secs(2)).await {
                 return;
@@ -109,12 +106,8 @@ async fn chatter(
 /// A read-only subscriber that tries to publish once per session and is refused.
 async fn listener(addr: SocketAddr, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
-        let url = format!("ws://{addr}/v1?key=pk_demo_ro");
-        if let Ok(Ok((mut socket, _))) = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio_tungstenite::connect_async(url),
-        )
-        .await
+        if let Some(mut socket) =
+            super::dial(addr, &format!("{}?key=pk_demo_ro", routes::PUBSUB)).await
         {
             let _ = socket
                 .send(Message::Text(

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::protocol::routes;
+use crate::wsclient::Socket;
 
 const HOSTS: [&str; 3] = ["Alice", "Mara", "Quinn"];
 const GUESTS: [&str; 3] = ["Bob", "Nico", "Rui"];
@@ -27,14 +27,7 @@ pub async fn simulate(addr: SocketAddr, stop: watch::Receiver<bool>) {
 }
 
 async fn connect(addr: SocketAddr) -> Option<Socket> {
-    let url = format!("ws://{addr}/v2/ws");
-    let (mut socket, _) = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(url),
-    )
-    .await
-    .ok()?
-    .ok()?;
+    let mut socket = super::dial(addr, routes::SIGNAL_FISH).await?;
     send(&mut socket, json!({"type":"Authenticate","data":{"app_id":"demo","sdk_version":"1.0.0","platform":"relaydeck-demo"}})).await;
     Some(socket)
 }

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::protocol::routes;
+use crate::wsclient::Socket;
 
 pub async fn simulate(addr: SocketAddr, stop: watch::Receiver<bool>) {
     let alice = tokio::spawn(player(addr, "alice", stop.clone()));
@@ -30,7 +30,7 @@ async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) -> bool {
 async fn connect(addr: SocketAddr, http: &reqwest::Client, who: &str) -> Option<Socket> {
     let base = format!("http://{addr}");
     let identity: Value = if who == "bob" {
-        http.post(format!("{base}/v1/players/auth/login"))
+        http.post(format!("{base}{}", routes::TALO_LOGIN))
             .bearer_auth("talo_demo_full")
             .json(&json!({"identifier": "bob", "password": "demo-password"}))
             .send()
@@ -41,7 +41,8 @@ async fn connect(addr: SocketAddr, http: &reqwest::Client, who: &str) -> Option<
             .ok()?
     } else {
         http.get(format!(
-            "{base}/v1/players/identify?service=username&identifier={who}"
+            "{base}{}?service=username&identifier={who}",
+            routes::TALO_IDENTIFY
         ))
         .bearer_auth("talo_demo_full")
         .send()
@@ -52,7 +53,7 @@ async fn connect(addr: SocketAddr, http: &reqwest::Client, who: &str) -> Option<
         .ok()?
     };
     let ticket: Value = http
-        .post(format!("{base}/v1/socket-tickets"))
+        .post(format!("{base}{}", routes::TALO_SOCKET_TICKETS))
         .bearer_auth("talo_demo_full")
         .send()
         .await
@@ -60,14 +61,12 @@ async fn connect(addr: SocketAddr, http: &reqwest::Client, who: &str) -> Option<
         .json()
         .await
         .ok()?;
-    let url = format!("ws://{addr}/?ticket={}", ticket["ticket"].as_str()?);
-    let (mut socket, _) = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(url),
-    )
-    .await
-    .ok()?
-    .ok()?;
+    let path = format!(
+        "{}?ticket={}",
+        routes::TALO_ROOT,
+        ticket["ticket"].as_str()?
+    );
+    let mut socket = super::dial(addr, &path).await?;
     let mut data =
         json!({"playerAliasId": identity["alias"]["id"], "socketToken": identity["socketToken"]});
     if let Some(session) = identity.get("sessionToken") {

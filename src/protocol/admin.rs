@@ -350,6 +350,8 @@ pub enum Command {
     /// one (a Signal Fish `Error` frame).
     Kick {
         peer: PeerId,
+        /// Why, in a person's words (one line, at most 256 bytes): written to the audit log,
+        /// and shown to the peer where its dialect's kick notice has a text field.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },

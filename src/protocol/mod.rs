@@ -1,8 +1,9 @@
-//! Wire types, one module per dialect, plus the admin protocol. No I/O.
+//! Wire types, one module per dialect, plus the admin protocol and the route paths. No I/O.
 
 pub mod admin;
 pub mod flow;
 pub mod game_data;
 pub mod pubsub;
+pub mod routes;
 pub mod signal_fish;
 pub mod talo;

@@ -1,6 +1,6 @@
 //! Signal Fish: `{"type":T,"data":{…}}` frames, field names and order as signal-fish-server
 //! 0.12 sends them. Structs serialize their fields in declaration order, which is what keeps the
-//! frames byte-compatible with the recording in `tests/data/signal-fish-v2-frames.log`.
+//! frames byte-compatible with the recording in `tests/fixtures/signal-fish-v2-frames.log`.
 //!
 //! Protocol v2 and v3 share these types. What v3 adds is optional and skipped when absent
 //! (`reconnection_token`, `epoch`/`seq` stamps, delivery classes, replay status), so a v2
@@ -668,7 +668,7 @@ mod tests {
 
     /// Frames recorded from signal-fish-server 0.12 (a copy kept in the repository).
     fn log() -> String {
-        include_str!("../../tests/data/signal-fish-v2-frames.log").to_owned()
+        include_str!("../../tests/fixtures/signal-fish-v2-frames.log").to_owned()
     }
 
     #[test]

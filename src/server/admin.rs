@@ -6,8 +6,8 @@
 //! console gets a snapshot, then the hub's numbered deltas from a broadcast channel; a console
 //! whose receiver lags is sent a fresh snapshot instead of the deltas it missed. Commands run
 //! one at a time per console, in a task of their own, so a slow command (opening a probe)
-//! never holds up the deltas. Every command that acts is written to the audit log before its
-//! result is sent.
+//! never holds up the deltas. Every command that acts is written to the audit log before it
+//! takes effect (or refused when that fails) and its outcome before its result is sent.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -206,108 +206,145 @@ fn result(id: u64, outcome: Result<String, String>) -> CommandResult {
     }
 }
 
+/// The action's name and target as the audit log records them.
+fn audit_names(command: &Command) -> (&'static str, String) {
+    match command {
+        Command::Resync => ("resync", String::new()),
+        Command::Kick { peer, .. } => ("kick", peer.clone()),
+        Command::SetAppStatus { app, status } => {
+            ("set_app_status", format!("{app} → {}", status.id()))
+        }
+        Command::CloseRoom { room } => ("close_room", room.clone()),
+        Command::TransferAuthority { room, player_id } => {
+            ("transfer_authority", format!("{room} → {player_id}"))
+        }
+        Command::RevokeAuthority { room } => ("revoke_authority", room.clone()),
+        Command::Tap { peer, .. } => ("tap", peer.clone()),
+        Command::Inject { target, .. } => (
+            "inject",
+            match target {
+                InjectTarget::Peer { peer } | InjectTarget::ExistingProbe { peer } => peer.clone(),
+                InjectTarget::Probe { dialect, .. } => format!("new {dialect} probe"),
+            },
+        ),
+        Command::ArmFault { target, .. } => (
+            "arm_fault",
+            match target {
+                FaultTarget::Peer { peer } => peer.clone(),
+                FaultTarget::Dialect { dialect } => dialect.id().to_owned(),
+            },
+        ),
+        Command::DisarmFault { fault } => ("disarm_fault", fault.to_string()),
+    }
+}
+
+/// Run one command. Every action is put on record before it takes effect and its outcome
+/// after; an action that cannot be put on record is refused, so nothing is done unaudited.
 async fn execute(shared: &Arc<Shared>, who: &str, envelope: CommandEnvelope) -> Reply {
     let id = envelope.id;
+    if envelope.command == Command::Resync {
+        return Reply::Resync(result(id, Ok("fresh snapshot sent".to_owned())));
+    }
+    let (action, target) = audit_names(&envelope.command);
+    let ticket = match shared.persist.audit_intent(who, action, &target).await {
+        Ok(ticket) => ticket,
+        Err(error) => {
+            tracing::error!(%error, action, target, "refusing an admin action that cannot be audited");
+            return Reply::Result(result(
+                id,
+                Err(format!(
+                    "refused: the audit log cannot be written ({error}), so {action} was not done"
+                )),
+            ));
+        }
+    };
+    let (outcome, data) = perform(shared, who, envelope.command).await;
+    let recorded = match &outcome {
+        Ok(message) => message.clone(),
+        Err(message) => format!("refused: {message}"),
+    };
+    let mut reply = result(id, outcome);
+    reply.data = data;
+    if let Err(error) = shared.persist.audit_outcome(&ticket, &recorded).await {
+        // The intent is on record and the action ran; say that its outcome is missing.
+        tracing::error!(%error, action, target, "could not append an outcome to the audit log");
+        reply.message.push_str(&format!(
+            " (its outcome could not be written to the audit log: {error})"
+        ));
+    }
+    Reply::Result(reply)
+}
+
+/// Carry out an action; returns the outcome and, for probes, the result's data.
+async fn perform(
+    shared: &Arc<Shared>,
+    who: &str,
+    command: Command,
+) -> (Result<String, String>, Option<serde_json::Value>) {
     let hub = &shared.hub;
-    let (action, target, outcome): (&str, String, Result<String, String>) = match envelope.command {
-        Command::Resync => return Reply::Resync(result(id, Ok("fresh snapshot sent".to_owned()))),
+    let outcome = match command {
+        Command::Resync => Ok("fresh snapshot sent".to_owned()),
         Command::Kick { peer, reason } => {
-            let outcome = hub.kick(&peer, reason.clone()).map(|info| {
-                format!(
-                    "closing {} ({}, {}, {}) with 4020 admin_disconnect",
-                    info.id,
-                    info.dialect,
-                    info.app.as_deref().unwrap_or("no app"),
-                    info.identity.as_deref().unwrap_or("anonymous")
-                )
-            });
-            ("kick", peer, outcome)
-        }
-        Command::SetAppStatus { app, status } => {
-            let outcome = set_app_status(shared, who, &app, status).await;
-            (
-                "set_app_status",
-                format!("{app} → {}", status.id()),
-                outcome,
-            )
-        }
-        Command::CloseRoom { room } => {
-            let outcome = hub.close_room(&room);
-            ("close_room", room, outcome)
-        }
-        Command::TransferAuthority { room, player_id } => {
-            let outcome = hub.transfer_authority(&room, &player_id);
-            (
-                "transfer_authority",
-                format!("{room} → {player_id}"),
-                outcome,
-            )
-        }
-        Command::RevokeAuthority { room } => {
-            let outcome = hub.revoke_authority(&room);
-            ("revoke_authority", room, outcome)
-        }
-        Command::Tap { peer, on } => {
-            let outcome = hub.set_tap(&peer, on).map(|()| {
-                format!(
-                    "{} frames of {peer}",
-                    if on { "tapping" } else { "no longer tapping" }
-                )
-            });
-            ("tap", peer, outcome)
-        }
-        Command::Inject { target, frame } => {
-            let (target_name, outcome) = inject(shared, target, frame).await;
-            return match outcome {
-                Ok((message, peer)) => {
-                    audit(shared, who, "inject", &target_name, &message).await;
-                    let mut reply = result(id, Ok(message));
-                    reply.data = Some(json!({ "peer": peer }));
-                    Reply::Result(reply)
-                }
-                Err(message) => {
-                    audit(
-                        shared,
-                        who,
-                        "inject",
-                        &target_name,
-                        &format!("refused: {message}"),
+            // The reason goes into the result, so that the audit log keeps why as well as who.
+            let told = match &reason {
+                Some(reason) => format!(", reason {reason:?}"),
+                None => String::new(),
+            };
+            check_kick_reason(reason.as_deref())
+                .and_then(|()| hub.kick(&peer, reason.clone()))
+                .map(|info| {
+                    format!(
+                        "closing {} ({}, {}, {}) with 4020 admin_disconnect{told}",
+                        info.id,
+                        info.dialect,
+                        info.app.as_deref().unwrap_or("no app"),
+                        info.identity.as_deref().unwrap_or("anonymous")
                     )
-                    .await;
-                    Reply::Result(result(id, Err(message)))
-                }
+                })
+        }
+        Command::SetAppStatus { app, status } => set_app_status(shared, who, &app, status).await,
+        Command::CloseRoom { room } => hub.close_room(&room),
+        Command::TransferAuthority { room, player_id } => hub.transfer_authority(&room, &player_id),
+        Command::RevokeAuthority { room } => hub.revoke_authority(&room),
+        Command::Tap { peer, on } => hub.set_tap(&peer, on).map(|()| {
+            format!(
+                "{} frames of {peer}",
+                if on { "tapping" } else { "no longer tapping" }
+            )
+        }),
+        Command::Inject { target, frame } => {
+            return match inject(shared, target, frame).await {
+                Ok((message, peer)) => (Ok(message), Some(json!({ "peer": peer }))),
+                Err(message) => (Err(message), None),
             };
         }
         Command::ArmFault {
             target,
             code,
             count,
-        } => {
-            let target_name = match &target {
-                FaultTarget::Peer { peer } => peer.clone(),
-                FaultTarget::Dialect { dialect } => dialect.id().to_owned(),
-            };
-            let outcome = arm_fault(shared, target, code, count);
-            ("arm_fault", target_name, outcome)
-        }
-        Command::DisarmFault { fault } => {
-            let outcome = hub
-                .disarm_fault(fault)
-                .map(|f| format!("fault {} ({} on {:?}) disarmed", f.id, f.code, f.target));
-            ("disarm_fault", fault.to_string(), outcome)
-        }
+        } => arm_fault(shared, target, code, count),
+        Command::DisarmFault { fault } => hub
+            .disarm_fault(fault)
+            .map(|f| format!("fault {} ({} on {:?}) disarmed", f.id, f.code, f.target)),
     };
-    let recorded = match &outcome {
-        Ok(message) => message.clone(),
-        Err(message) => format!("refused: {message}"),
-    };
-    audit(shared, who, action, &target, &recorded).await;
-    Reply::Result(result(id, outcome))
+    (outcome, None)
 }
 
-async fn audit(shared: &Shared, who: &str, action: &str, target: &str, outcome: &str) {
-    if let Err(error) = shared.persist.audit(who, action, target, outcome).await {
-        tracing::error!(%error, action, target, "could not append to the audit log");
+/// The longest kick reason, in bytes: it may travel to the peer inside a dialect's notice.
+pub const KICK_REASON_MAX: usize = 256;
+
+/// A kick reason is a short line of printable text: it is shown to people (the audit log, the
+/// peer's own notice), so neither a page of text nor control characters belong in it.
+fn check_kick_reason(reason: Option<&str>) -> Result<(), String> {
+    match reason {
+        Some(reason) if reason.len() > KICK_REASON_MAX => Err(format!(
+            "the reason is {} bytes; at most {KICK_REASON_MAX} are kept",
+            reason.len()
+        )),
+        Some(reason) if reason.chars().any(char::is_control) => {
+            Err("the reason must be one line of printable text".to_owned())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -317,6 +354,7 @@ async fn set_app_status(
     app: &str,
     status: AppStatus,
 ) -> Result<String, String> {
+    let _serialized = shared.persist.status_change().await;
     let mut statuses = shared.hub.app_statuses();
     if !statuses.contains_key(app) {
         return Err(format!("no app {app:?}"));
@@ -367,43 +405,35 @@ fn arm_fault(
     ))
 }
 
-/// Returns the target's name for the audit log and, on success, a message and the peer id.
+/// On success, a message and the peer id.
 async fn inject(
     shared: &Arc<Shared>,
     target: InjectTarget,
     frame: String,
-) -> (String, Result<(String, String), String>) {
+) -> Result<(String, String), String> {
     match target {
         InjectTarget::Peer { peer } => {
-            let outcome = if shared.hub.control(&peer, Control::Inject(frame)) {
+            if shared.hub.control(&peer, Control::Inject(frame)) {
                 Ok((format!("injected into {peer}"), peer.clone()))
             } else {
                 Err(format!("no live peer {peer}"))
-            };
-            (peer, outcome)
+            }
         }
-        InjectTarget::Probe { dialect, query } => {
-            let name = format!("new {dialect} probe");
-            let outcome = probe::open(shared, dialect, &query)
-                .await
-                .and_then(|peer| match shared.hub.probe_sender(&peer) {
-                    Some(sender) if sender.send(frame).is_ok() => {
-                        Ok((format!("probe {peer} connected; frame sent"), peer))
-                    }
-                    _ => Err(format!(
-                        "probe {peer} closed before the frame could be sent"
-                    )),
-                });
-            (name, outcome)
-        }
-        InjectTarget::ExistingProbe { peer } => {
-            let outcome = match shared.hub.probe_sender(&peer) {
+        InjectTarget::Probe { dialect, query } => probe::open(shared, dialect, &query)
+            .await
+            .and_then(|peer| match shared.hub.probe_sender(&peer) {
                 Some(sender) if sender.send(frame).is_ok() => {
-                    Ok((format!("frame sent through probe {peer}"), peer.clone()))
+                    Ok((format!("probe {peer} connected; frame sent"), peer))
                 }
-                _ => Err(format!("{peer} is not an open probe")),
-            };
-            (peer, outcome)
-        }
+                _ => Err(format!(
+                    "probe {peer} closed before the frame could be sent"
+                )),
+            }),
+        InjectTarget::ExistingProbe { peer } => match shared.hub.probe_sender(&peer) {
+            Some(sender) if sender.send(frame).is_ok() => {
+                Ok((format!("frame sent through probe {peer}"), peer.clone()))
+            }
+            _ => Err(format!("{peer} is not an open probe")),
+        },
     }
 }

@@ -218,22 +218,32 @@ pub async fn kick_peer(
     if !token_matches(presented.as_deref(), &shared.admin_token) {
         return error(StatusCode::UNAUTHORIZED, "a valid admin token is required");
     }
-    match shared
+    // As on /admin: on record before it takes effect, refused when it cannot be.
+    let ticket = match shared.persist.audit_intent("admin@http", "kick", &id).await {
+        Ok(ticket) => ticket,
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "refused: the audit log cannot be written ({e}), so the peer was not kicked"
+                ),
+            )
+        }
+    };
+    let outcome = shared
         .hub
         .resolve_peer(&id, crate::catalog::Dialect::Pubsub)
         .and_then(|peer| shared.hub.kick(&peer, None))
-    {
-        Ok(info) => {
-            let message = format!("closing {} with 4020 admin_disconnect", info.id);
-            if let Err(e) = shared
-                .persist
-                .audit("admin@http", "kick", &id, &message)
-                .await
-            {
-                tracing::error!(error = %e, "could not append to the audit log");
-            }
-            Json(json!({ "ok": true, "message": message })).into_response()
-        }
+        .map(|info| format!("closing {} with 4020 admin_disconnect", info.id));
+    let recorded = match &outcome {
+        Ok(message) => message.clone(),
+        Err(message) => format!("refused: {message}"),
+    };
+    if let Err(e) = shared.persist.audit_outcome(&ticket, &recorded).await {
+        tracing::error!(error = %e, "could not append an outcome to the audit log");
+    }
+    match outcome {
+        Ok(message) => Json(json!({ "ok": true, "message": message })).into_response(),
         Err(message) => error(StatusCode::NOT_FOUND, message),
     }
 }

@@ -51,9 +51,10 @@ use tokio::task::JoinHandle;
 use self::config::Config;
 use self::hub::Hub;
 use self::persist::Persist;
+use crate::protocol::routes;
 
 /// The header a probe connection presents so the server can recognise its own probes.
-pub const PROBE_HEADER: &str = "x-relaydeck-probe";
+pub use crate::protocol::routes::PROBE_HEADER;
 
 /// The probe nonce a connection presents, if it is one of the server's own probes.
 pub fn probe_nonce(headers: &axum::http::HeaderMap) -> Option<String> {
@@ -228,21 +229,21 @@ impl Server {
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/v1", get(pubsub::upgrade))
-        .route("/v1/ws", get(flow::upgrade))
-        .route("/v2/ws", get(signal_fish::upgrade_v2))
-        .route("/v3/ws", get(signal_fish::upgrade_v3))
-        .route("/", get(talo::socket::upgrade))
-        .route("/talo", get(talo::socket::upgrade))
-        .route("/v1/socket-tickets", post(talo::http::socket_ticket))
-        .route("/v1/players/identify", get(talo::http::identify))
-        .route("/v1/players/socket-token", post(talo::http::socket_token))
-        .route("/v1/players/auth/login", post(talo::http::login))
-        .route("/admin", get(admin::upgrade))
-        .route("/v1/tokens", post(http::mint_token))
-        .route("/v1/peers/{id}", delete(http::kick_peer))
-        .route("/health", get(http::health))
-        .route("/metrics", get(http::metrics))
+        .route(routes::PUBSUB, get(pubsub::upgrade))
+        .route(routes::FLOW, get(flow::upgrade))
+        .route(routes::SIGNAL_FISH, get(signal_fish::upgrade_v2))
+        .route(routes::SIGNAL_FISH_V3, get(signal_fish::upgrade_v3))
+        .route(routes::TALO_ROOT, get(talo::socket::upgrade))
+        .route(routes::TALO, get(talo::socket::upgrade))
+        .route(routes::TALO_SOCKET_TICKETS, post(talo::http::socket_ticket))
+        .route(routes::TALO_IDENTIFY, get(talo::http::identify))
+        .route(routes::TALO_SOCKET_TOKEN, post(talo::http::socket_token))
+        .route(routes::TALO_LOGIN, post(talo::http::login))
+        .route(routes::ADMIN, get(admin::upgrade))
+        .route(routes::PUBSUB_TOKENS, post(http::mint_token))
+        .route(routes::PUBSUB_PEER, delete(http::kick_peer))
+        .route(routes::HEALTH, get(http::health))
+        .route(routes::METRICS, get(http::metrics))
         .with_state(shared)
 }
 

@@ -8,27 +8,15 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::catalog::Dialect;
+pub use crate::protocol::routes::dialect_path;
+use crate::protocol::routes::ws_url;
 use crate::server::{Shared, PROBE_HEADER};
+use crate::wsclient::{ConnectError, Request};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The path each dialect is served on.
-pub fn dialect_path(dialect: Dialect) -> Result<&'static str, String> {
-    match dialect {
-        Dialect::Pubsub => Ok("/v1"),
-        Dialect::SignalFish => Ok("/v2/ws"),
-        Dialect::Flow => Ok("/v1/ws"),
-        Dialect::Talo => Ok("/talo"),
-        Dialect::TaloHttp | Dialect::Websocket => Err(format!(
-            "{dialect} has no WebSocket endpoint to open a probe on"
-        )),
-    }
-}
 
 /// Open a probe of `dialect` with the connection query `query`; returns its peer id once the
 /// server has registered it.
@@ -36,9 +24,9 @@ pub async fn open(shared: &Arc<Shared>, dialect: Dialect, query: &str) -> Result
     let path = dialect_path(dialect)?;
     let query = query.trim_start_matches('?');
     let url = if query.is_empty() {
-        format!("ws://{}{path}", shared.loopback)
+        ws_url(shared.loopback, path)
     } else {
-        format!("ws://{}{path}?{query}", shared.loopback)
+        ws_url(shared.loopback, &format!("{path}?{query}"))
     };
     let nonce: String = {
         use rand::RngExt as _;
@@ -47,32 +35,22 @@ pub async fn open(shared: &Arc<Shared>, dialect: Dialect, query: &str) -> Result
             .map(|_| format!("{:02x}", rng.random::<u8>()))
             .collect()
     };
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| format!("{url}: {e}"))?;
-    let header = HeaderValue::from_str(&nonce).map_err(|e| e.to_string())?;
-    request.headers_mut().insert(PROBE_HEADER, header);
+    let registered = shared.hub.expect_probe(nonce.clone());
+    let mut request = Request::new(url.as_str()).header(PROBE_HEADER, nonce.as_str());
     if dialect == Dialect::Flow {
         // Flow streams need a credential; the server's own probe acts with its admin's.
-        let bearer = HeaderValue::from_str(&format!("Bearer {}", shared.admin_token))
-            .map_err(|e| e.to_string())?;
-        request
-            .headers_mut()
-            .insert(axum::http::header::AUTHORIZATION, bearer);
+        request = request.header("authorization", format!("Bearer {}", shared.admin_token));
     }
-    let registered = shared.hub.expect_probe(nonce.clone());
-    let connected =
-        tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await;
+    let connected = request.timeout(CONNECT_TIMEOUT).connect().await;
     let mut socket = match connected {
-        Ok(Ok((socket, _))) => socket,
-        Ok(Err(error)) => {
-            shared.hub.forget_probe_nonce(&nonce);
-            return Err(format!("the probe could not connect to {url}: {error}"));
-        }
-        Err(_) => {
+        Ok(client) => client.socket,
+        Err(ConnectError::TimedOut(_)) => {
             shared.hub.forget_probe_nonce(&nonce);
             return Err(format!("the probe timed out connecting to {url}"));
+        }
+        Err(error) => {
+            shared.hub.forget_probe_nonce(&nonce);
+            return Err(format!("the probe could not connect to {url}: {error}"));
         }
     };
     // Either the server registers the probe as a peer, or it refuses the connection with a

@@ -16,23 +16,41 @@
 //!
 //! Steps:
 //! - `connect {conn, path, headers?, expect_status?}` opens a WebSocket named `conn` on the
-//!   server (`path` includes the query). With `expect_status`, the upgrade is expected to be
-//!   refused with that HTTP status instead.
+//!   server (`path` includes the query and starts with `/`: a session never names a host).
+//!   With `expect_status`, the upgrade is expected to be refused with that HTTP status instead.
 //! - `send {conn, frame | text, repeat?, pad_to?, binary?}` sends a JSON `frame` or a raw `text`,
 //!   `repeat` times; `pad_to` pads the text with spaces to that many bytes (for size limits);
 //!   `binary` sends the bytes as a binary frame.
-//! - `expect {conn, code?, match?, capture?, timeout_ms?}` waits for the next frame that is an
-//!   error with `code` (bare or `dialect:code`), or that contains `match` (a JSON subset).
+//! - `expect {conn, code?, match?, capture?, timeout_ms?}` waits (default 5 s, at most 60 s)
+//!   for the next frame that is an error with `code` (bare or `dialect:code`), or that contains
+//!   `match` (a JSON subset).
 //!   Frames that are not errors are skipped while waiting; an error with another code is a
 //!   mismatch. `capture` stores values (by JSON pointer) into variables.
-//! - `expect_close {conn, code, reason?, timeout_ms?}` waits for the server to close `conn`.
+//! - `expect_close {conn, code, reason?, timeout_ms?}` waits (the same) for the server to close
+//!   `conn`.
 //! - `close {conn, code?}` closes `conn` from the client side.
 //! - `http {method, path, headers?, body?, repeat?, expect_status?, expect_code?, capture?}`
-//!   sends an HTTP request (`repeat` times, checking the last); `expect_code` is decoded from
-//!   the response like a pasted status and body.
+//!   sends an HTTP request (`repeat` times, checking the last) to a path of the server (like
+//!   `connect`, the path starts with `/`); `expect_code` is decoded from the response like a
+//!   pasted status and body.
 //! - `admin {command, expect_ok?, capture?}` sends an admin protocol command (without its
-//!   `id`) over `/admin` and checks the result's `ok` (default true).
+//!   `id`) over `/admin` and checks the result's `ok` (default true). `relaydeck replay --url`
+//!   runs these only with `--allow-admin`.
 //! - `wait {ms}` pauses (at most 60 s), for windows that must pass.
+//!
+//! # Limits
+//! A session file is input like any other: it may come from a bug report. Every step is
+//! checked when the file is read and again once `${…}` variables are substituted.
+//!
+//! | what | limit |
+//! |---|---|
+//! | `wait.ms` | [`MAX_WAIT_MS`] (60 s) |
+//! | `timeout_ms` of `expect` and `expect_close` | [`MAX_TIMEOUT_MS`] (60 s) |
+//! | all waits and timeouts of a session together, and its whole run | [`MAX_SESSION_MS`] (10 min) |
+//! | `repeat` | [`MAX_REPEAT`] (100,000) |
+//! | `pad_to` | [`MAX_PAD_BYTES`] (16 MiB) |
+//! | bytes one `send` step puts on the wire (size × `repeat`) | [`MAX_SEND_BYTES`] (64 MiB) |
+//! | `path` of `connect` and `http` | starts with `/`, no whitespace or control characters |
 //!
 //! Any string in a step may contain `${name}`: a variable captured earlier, or `${peer:conn}`,
 //! the server's peer id of connection `conn` (learnt from the admin snapshot and deltas by
@@ -68,6 +86,15 @@ pub const MAX_REPEAT: u32 = 100_000;
 /// Default receive timeout of `expect` and `expect_close`.
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 
+/// Longest `timeout_ms` of `expect` and `expect_close`.
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
+
+/// Longest a whole session may run, and the most its waits and timeouts may add up to.
+pub const MAX_SESSION_MS: u64 = 600_000;
+
+/// Most bytes one `send` step may put on the wire (the frame's size times `repeat`).
+pub const MAX_SEND_BYTES: usize = 64 << 20;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Header {
@@ -80,6 +107,11 @@ pub struct Header {
     /// Every code this session reproduces, as `dialect:code`.
     #[serde(default)]
     pub expect_codes: Vec<String>,
+    /// How the real server of the dialect answers this session: `"same"` when it passes
+    /// against it too (`scripts/compare-signal-fish.sh` replays it against both), otherwise a
+    /// sentence saying why it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -299,10 +331,23 @@ impl Session {
             ));
         }
         let mut steps = Vec::new();
+        let mut budget_ms = 0u64;
         for (line, text) in lines {
             let step: Step = serde_json::from_str(text)
                 .map_err(|e| line_error(line, format!("bad step: {e}")))?;
-            validate(&step).map_err(|message| line_error(line, message))?;
+            step.check(true)
+                .map_err(|message| line_error(line, message))?;
+            budget_ms = budget_ms.saturating_add(step.time_budget_ms());
+            if budget_ms > MAX_SESSION_MS {
+                return Err(line_error(
+                    line,
+                    format!(
+                        "the waits and timeouts up to here add up to {} s; a session may take at most {} s",
+                        budget_ms / 1000,
+                        MAX_SESSION_MS / 1000
+                    ),
+                ));
+            }
             steps.push(step);
         }
         Ok(Session { header, steps })
@@ -314,6 +359,16 @@ impl Session {
             source,
         })?;
         Session::parse(&text, &path.display().to_string())
+    }
+
+    /// Whether any step acts as the server's admin.
+    pub fn has_admin_steps(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s, Step::Admin { .. }))
+    }
+
+    /// The longest the session's waits and receive timeouts can take together.
+    pub fn time_budget_ms(&self) -> u64 {
+        self.steps.iter().map(Step::time_budget_ms).sum()
     }
 
     /// The JSONL text of the session: header, then one step per line.
@@ -330,30 +385,86 @@ impl Session {
     }
 }
 
-fn validate(step: &Step) -> Result<(), String> {
-    match step {
-        Step::Send { pad_to: Some(size), .. } if *size > MAX_PAD_BYTES => {
-            Err(format!("pad_to is limited to {MAX_PAD_BYTES} bytes"))
-        }
-        Step::Send { repeat: Some(n), .. } | Step::Http { repeat: Some(n), .. } if *n > MAX_REPEAT => {
-            Err(format!("repeat is limited to {MAX_REPEAT}"))
-        }
-        Step::Send { frame, text, .. } => match (frame, text) {
-            (Some(_), Some(_)) => Err("send takes either `frame` or `text`, not both".to_owned()),
-            (None, None) => Err("send needs `frame` (JSON) or `text` (raw)".to_owned()),
-            _ => Ok(()),
-        },
-        Step::Expect { code, matches, .. } if code.is_none() && matches.is_none() => {
-            Err("expect needs `code` or `match`".to_owned())
-        }
-        Step::Wait { ms } if *ms > MAX_WAIT_MS => {
-            Err(format!("wait is limited to {MAX_WAIT_MS} ms"))
-        }
-        Step::Admin { command, .. } if command.get("command").and_then(Value::as_str).is_none() => {
-            Err("admin needs `command` to be an admin protocol command object with a \"command\" field".to_owned())
-        }
-        _ => Ok(()),
+impl Step {
+    /// Check a step ready to run (variables substituted) against the documented limits.
+    pub fn validate(&self) -> Result<(), String> {
+        self.check(false)
     }
+
+    /// As read from a file, a path may start with a variable (a path captured from an
+    /// answer); it is checked once substituted. Every other limit holds already.
+    fn check(&self, variables_pending: bool) -> Result<(), String> {
+        if let Step::Connect { path, .. } | Step::Http { path, .. } = self {
+            if !(variables_pending && path.starts_with("${")) {
+                path_problem(path)?;
+            }
+        }
+        match self {
+            Step::Send { pad_to: Some(size), .. } if *size > MAX_PAD_BYTES => {
+                Err(format!("pad_to is limited to {MAX_PAD_BYTES} bytes"))
+            }
+            Step::Send { repeat: Some(n), .. } | Step::Http { repeat: Some(n), .. } if *n > MAX_REPEAT => {
+                Err(format!("repeat is limited to {MAX_REPEAT}"))
+            }
+            Step::Send { frame, text, repeat, pad_to, .. } => {
+                let size = match (frame, text) {
+                    (Some(_), Some(_)) => return Err("send takes either `frame` or `text`, not both".to_owned()),
+                    (None, None) => return Err("send needs `frame` (JSON) or `text` (raw)".to_owned()),
+                    (Some(frame), None) => frame.to_string().len(),
+                    (None, Some(text)) => text.len(),
+                };
+                let total = size.max(pad_to.unwrap_or(0)).saturating_mul(repeat.unwrap_or(1).max(1) as usize);
+                if total > MAX_SEND_BYTES {
+                    return Err(format!(
+                        "this step would send {total} bytes; one send step may send at most {MAX_SEND_BYTES} (size × repeat)"
+                    ));
+                }
+                Ok(())
+            }
+            Step::Expect { code, matches, .. } if code.is_none() && matches.is_none() => {
+                Err("expect needs `code` or `match`".to_owned())
+            }
+            Step::Expect { timeout_ms: Some(ms), .. } | Step::ExpectClose { timeout_ms: Some(ms), .. }
+                if *ms > MAX_TIMEOUT_MS =>
+            {
+                Err(format!("timeout_ms is limited to {MAX_TIMEOUT_MS} ms"))
+            }
+            Step::Wait { ms } if *ms > MAX_WAIT_MS => {
+                Err(format!("wait is limited to {MAX_WAIT_MS} ms"))
+            }
+            Step::Admin { command, .. } if command.get("command").and_then(Value::as_str).is_none() => {
+                Err("admin needs `command` to be an admin protocol command object with a \"command\" field".to_owned())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The longest this step waits on purpose or for the server.
+    pub fn time_budget_ms(&self) -> u64 {
+        match self {
+            Step::Wait { ms } => *ms,
+            Step::Expect { timeout_ms, .. } | Step::ExpectClose { timeout_ms, .. } => {
+                timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// Why `path` cannot be sent to the server, if it cannot. Requests are built as
+/// `scheme://host:port` followed by the path, so anything but a leading `/` would let the file
+/// choose the host (`@elsewhere/x` becomes user info before another host).
+pub fn path_problem(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || path.starts_with("//") {
+        return Err(format!(
+            "path {:?} must be a path on the server, starting with a single /",
+            crate::report::one_line(path, 80)
+        ));
+    }
+    if path.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("path may not contain whitespace or control characters".to_owned());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,21 +10,20 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
-use super::{Session, Step, DEFAULT_TIMEOUT_MS};
+use super::{Session, Step, DEFAULT_TIMEOUT_MS, MAX_SESSION_MS};
 use crate::catalog::decode::{decode, DecodeError};
 use crate::catalog::Dialect;
 use crate::protocol::admin::{Event, ServerMessage};
+use crate::protocol::routes::{ws_url, ADMIN};
+use crate::wsclient::{self, ConnectError, Socket};
 
-/// Where to replay: the server's `host:port` and, for admin steps, its admin token.
+/// Where to replay: the server's `host:port` and, for admin steps, its admin token. Without
+/// a token, admin steps fail without touching the server.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub addr: String,
@@ -99,8 +98,6 @@ impl SessionReport {
     }
 }
 
-type Socket = WebSocketStream<TcpStream>;
-
 struct Connection {
     socket: Socket,
     local_addr: SocketAddr,
@@ -142,9 +139,18 @@ pub async fn run(
     };
     let mut reports = Vec::new();
     let mut skipped = 0;
+    // Step timeouts are bounded one by one; this bounds what they cannot see, such as an
+    // `http` step repeated against a server that answers slowly.
+    let session_deadline = deadline(Some(MAX_SESSION_MS));
     for (index, step) in session.steps.iter().enumerate() {
         let outcome = match runner.resolve(step).await {
-            Ok(resolved) => runner.run_step(&resolved).await,
+            Ok(resolved) => match timeout_at(session_deadline, runner.run_step(&resolved)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome::Failed(format!(
+                    "the session ran past its limit of {} s",
+                    MAX_SESSION_MS / 1000
+                )),
+            },
             Err(message) => Outcome::Failed(message),
         };
         let report = StepReport {
@@ -196,8 +202,13 @@ impl Runner<'_> {
         }
         substitute(&mut value, &self.variables)?;
         stringify_text_fields(&mut value);
-        serde_json::from_value(value)
-            .map_err(|e| format!("step after substitution is invalid: {e}"))
+        let resolved: Step = serde_json::from_value(value)
+            .map_err(|e| format!("step after substitution is invalid: {e}"))?;
+        // A captured value may be anything the server sent: the limits hold for it too.
+        resolved
+            .validate()
+            .map_err(|e| format!("step after substitution: {e}"))?;
+        Ok(resolved)
     }
 
     async fn run_step(&mut self, step: &Step) -> Outcome {
@@ -356,7 +367,7 @@ impl Runner<'_> {
                     )],
                 },
             },
-            Err(ConnectError::Other(message)) => Outcome::Failed(message),
+            Err(error) => Outcome::Failed(error.to_string()),
         }
     }
 
@@ -626,17 +637,17 @@ impl Runner<'_> {
     async fn ensure_admin(&mut self) -> Result<&mut Admin, String> {
         if self.admin.is_none() {
             let token = self.target.admin_token.clone().ok_or(
-                "this session has admin steps; pass --admin-token or set RELAYDECK_ADMIN_TOKEN",
+                "this session has admin steps and no admin token was allowed for them (relaydeck replay --url … --allow-admin --admin-token …)",
             )?;
             let headers = BTreeMap::from([("Authorization".to_owned(), format!("Bearer {token}"))]);
-            let (socket, _) = match open_socket(&self.target.addr, "/admin", &headers).await {
+            let (socket, _) = match open_socket(&self.target.addr, ADMIN, &headers).await {
                 Ok(opened) => opened,
                 Err(ConnectError::Refused { status, .. }) => {
                     return Err(format!(
                         "the admin endpoint refused the token (HTTP {status})"
                     ))
                 }
-                Err(ConnectError::Other(message)) => return Err(message),
+                Err(error) => return Err(error.to_string()),
             };
             self.admin = Some(Admin {
                 socket,
@@ -756,63 +767,32 @@ impl Admin {
     }
 }
 
-enum ConnectError {
-    Refused { status: u16, body: String },
-    Other(String),
-}
-
+/// Open a session's connection through the shared client, with room for the oversized frames
+/// a session may provoke from the server.
 async fn open_socket(
     addr: &str,
     path: &str,
     headers: &BTreeMap<String, String>,
 ) -> Result<(Socket, SocketAddr), ConnectError> {
-    let url = format!("ws://{addr}{path}");
-    let mut request = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| ConnectError::Other(format!("{url}: {e}")))?;
+    let mut request = wsclient::Request::new(ws_url(addr, path))
+        .timeout(Duration::from_millis(DEFAULT_TIMEOUT_MS))
+        .large_messages();
     for (name, value) in headers {
-        let name: tokio_tungstenite::tungstenite::http::HeaderName = name
-            .parse()
-            .map_err(|_| ConnectError::Other(format!("{name:?} is not a valid header name")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| ConnectError::Other(format!("the value of header {name} is not valid")))?;
-        request.headers_mut().insert(name, value);
+        request = request.header(name.as_str(), value.as_str());
     }
-    let deadline = deadline(None);
-    let tcp = timeout_at(deadline, TcpStream::connect(addr))
+    request
+        .connect()
         .await
-        .map_err(|_| ConnectError::Other(format!("connecting to {addr} timed out")))?
-        .map_err(|e| ConnectError::Other(format!("connecting to {addr}: {e}")))?;
-    let local_addr = tcp
-        .local_addr()
-        .map_err(|e| ConnectError::Other(format!("local address: {e}")))?;
-    let mut config = WebSocketConfig::default();
-    // A session may provoke oversized frames from the server; receive whatever it sends.
-    config.max_message_size = Some(64 << 20);
-    config.max_frame_size = Some(64 << 20);
-    let handshake = tokio_tungstenite::client_async_with_config(request, tcp, Some(config));
-    match timeout_at(deadline, handshake).await {
-        Err(_) => Err(ConnectError::Other(format!(
-            "the WebSocket handshake with {url} timed out"
-        ))),
-        Ok(Ok((socket, _))) => Ok((socket, local_addr)),
-        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
-            Err(ConnectError::Refused {
-                status: response.status().as_u16(),
-                body: response
-                    .body()
-                    .as_ref()
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default(),
-            })
-        }
-        Ok(Err(error)) => Err(ConnectError::Other(format!("{url}: {error}"))),
-    }
+        .map(|client| (client.socket, client.local_addr))
 }
 
 fn deadline(timeout_ms: Option<u64>) -> Instant {
-    Instant::now() + Duration::from_millis(timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS))
+    let now = Instant::now();
+    let wait = Duration::from_millis(timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
+    // Session files are checked against MAX_TIMEOUT_MS; this keeps any other caller from
+    // overflowing the clock.
+    now.checked_add(wait)
+        .unwrap_or_else(|| now + Duration::from_millis(MAX_SESSION_MS))
 }
 
 fn unknown_connection(conn: &str) -> Outcome {

@@ -135,3 +135,119 @@ fn targets_from_urls() {
     assert!(Target::from_url("wss://example.test:443", None).is_err());
     assert!(Target::from_url("ws://nohost", None).is_err());
 }
+
+fn one_step(step: &str) -> Result<Session, SessionError> {
+    Session::parse(
+        &format!("{{\"session\":1,\"name\":\"x\",\"dialect\":\"pubsub\"}}\n{step}\n"),
+        "f",
+    )
+}
+
+#[test]
+fn paths_never_name_another_host() {
+    for path in [
+        "@evil.test/x",
+        "http://evil.test/x",
+        "evil.test:80/x",
+        "//evil.test/x",
+        "",
+        "/v1 tokens",
+        "/v1\r\nHost: evil.test",
+    ] {
+        for step in [
+            json!({"step": "http", "method": "GET", "path": path}),
+            json!({"step": "connect", "conn": "a", "path": path}),
+        ] {
+            let error = one_step(&step.to_string()).unwrap_err().to_string();
+            assert!(error.contains("path"), "{path:?}: {error}");
+        }
+    }
+    assert!(one_step(r#"{"step":"http","method":"GET","path":"/health"}"#).is_ok());
+    assert!(one_step(r#"{"step":"connect","conn":"a","path":"/v1?key=pk_demo&x=@y"}"#).is_ok());
+}
+
+#[test]
+fn timeouts_and_the_whole_run_are_bounded() {
+    for step in [
+        format!(
+            r#"{{"step":"expect","conn":"a","code":"x","timeout_ms":{}}}"#,
+            u64::MAX
+        ),
+        format!(
+            r#"{{"step":"expect_close","conn":"a","code":4001,"timeout_ms":{}}}"#,
+            MAX_TIMEOUT_MS + 1
+        ),
+    ] {
+        let error = one_step(&step).unwrap_err().to_string();
+        assert!(
+            error.contains("timeout_ms is limited to 60000 ms"),
+            "{error}"
+        );
+    }
+    let mut text = "{\"session\":1,\"name\":\"x\",\"dialect\":\"pubsub\"}\n".to_owned();
+    for _ in 0..=(MAX_SESSION_MS / MAX_WAIT_MS) {
+        text.push_str(&format!("{{\"step\":\"wait\",\"ms\":{MAX_WAIT_MS}}}\n"));
+    }
+    let error = Session::parse(&text, "long.jsonl").unwrap_err().to_string();
+    assert!(
+        error.contains("line 12") && error.contains("at most 600 s"),
+        "{error}"
+    );
+    // Expects without a timeout count at the default.
+    let session = Session::parse(EXAMPLE, "example").unwrap();
+    assert_eq!(session.time_budget_ms(), 2 * DEFAULT_TIMEOUT_MS + 10);
+}
+
+#[test]
+fn one_send_step_is_bounded_in_bytes() {
+    let error = one_step(r#"{"step":"send","conn":"a","text":"x","pad_to":16000000,"repeat":5}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("at most 67108864"), "{error}");
+    assert!(one_step(r#"{"step":"send","conn":"a","text":"x","pad_to":70000,"repeat":2}"#).is_ok());
+}
+
+#[test]
+fn admin_steps_are_visible_before_running() {
+    assert!(Session::parse(EXAMPLE, "example")
+        .unwrap()
+        .has_admin_steps());
+    assert!(!one_step(r#"{"step":"wait","ms":1}"#)
+        .unwrap()
+        .has_admin_steps());
+}
+
+#[test]
+fn printed_reports_carry_no_terminal_control_sequences() {
+    let report = replay::StepReport {
+        number: 1,
+        description: "send a \u{1b}]0;title\u{7}".to_owned(),
+        outcome: replay::Outcome::Mismatch {
+            expected: "close 4001 \u{1b}[2J".to_owned(),
+            received: vec!["close 4000 \u{202e}gnp.exe\u{1b}[31m".to_owned()],
+        },
+    };
+    let text = crate::report::step_text(&report);
+    let plain: String = text
+        .split('\u{1b}')
+        .enumerate()
+        .map(|(i, part)| {
+            // Our own styling is SGR (`ESC [ … m`); anything else after an escape came
+            // from the input.
+            if i == 0 {
+                part.to_owned()
+            } else {
+                let end = part.find('m').expect("only SGR escapes remain");
+                assert!(
+                    part[1..end].chars().all(|c| c.is_ascii_digit() || c == ';')
+                        && part.starts_with('['),
+                    "a foreign escape sequence reached the output: {part:?}"
+                );
+                part[end + 1..].to_owned()
+            }
+        })
+        .collect();
+    assert!(plain.contains("\\u{1b}]0;title\\u{7}"), "{plain}");
+    assert!(plain.contains("\\u{202e}gnp.exe"), "{plain}");
+    assert!(!plain.contains('\u{202e}') && !plain.contains('\u{7}'));
+}

@@ -15,6 +15,18 @@ use serde_json::{Map, Value};
 
 use crate::protocol::flow as wire;
 
+/// Most characters of the client's own input an error frame quotes back (an id, an action, a
+/// value of the wrong type): enough to recognise it, never the whole of a large frame.
+pub const MAX_ECHO_CHARS: usize = 64;
+
+/// `text` cut to [`MAX_ECHO_CHARS`], marked with `…` when cut.
+pub fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_ECHO_CHARS) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
 /// An error frame `{"subscription_id"?, "error": {"code", "message"}, "action"?}`;
 /// `subscription_id` and `action` are left out when the frame did not carry them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,10 +44,10 @@ impl FlowError {
         action: Option<&str>,
     ) -> FlowError {
         FlowError {
-            subscription_id: subscription_id.map(str::to_owned),
+            subscription_id: subscription_id.map(clip),
             status: 400,
             message: message.into(),
-            action: action.map(str::to_owned),
+            action: action.map(clip),
         }
     }
 
@@ -103,7 +115,10 @@ pub fn parse(text: &str) -> Result<Request, FlowError> {
         Some(other) => {
             return Err(FlowError::bad_request(
                 None,
-                format!("error unmarshalling base message: action must be a string, not {other}"),
+                format!(
+                    "error unmarshalling base message: action must be a string, not {}",
+                    clip(&other.to_string())
+                ),
                 None,
             ))
         }
@@ -122,8 +137,9 @@ pub fn parse(text: &str) -> Result<Request, FlowError> {
             return Err(FlowError::bad_request(
                 None,
                 format!(
-                "error unmarshalling base message: subscription_id must be a string, not {other}"
-            ),
+                    "error unmarshalling base message: subscription_id must be a string, not {}",
+                    clip(&other.to_string())
+                ),
                 Some(&action),
             ))
         }
@@ -146,7 +162,8 @@ pub fn parse(text: &str) -> Result<Request, FlowError> {
                 Some(extra) => Err(FlowError::bad_request(
                     subscription_id.as_deref(),
                     format!(
-                        "error unmarshalling list subscriptions message: unknown field {extra:?}"
+                        "error unmarshalling list subscriptions message: unknown field {:?}",
+                        clip(extra)
                     ),
                     Some("list_subscriptions"),
                 )),
@@ -155,7 +172,7 @@ pub fn parse(text: &str) -> Result<Request, FlowError> {
         }
         other => Err(FlowError::bad_request(
             subscription_id.as_deref(),
-            format!("unknown action type: {other}"),
+            format!("unknown action type: {}", clip(other)),
             Some(other),
         )),
     }
@@ -174,7 +191,12 @@ fn subscribe(
     };
     let topic = match object.get("topic") {
         Some(Value::String(topic)) => topic.clone(),
-        Some(other) => return Err(malformed(format!("topic must be a string, not {other}"))),
+        Some(other) => {
+            return Err(malformed(format!(
+                "topic must be a string, not {}",
+                clip(&other.to_string())
+            )))
+        }
         None => return Err(malformed("topic is required".to_owned())),
     };
     let arguments = match object.get("arguments") {
@@ -182,7 +204,8 @@ fn subscribe(
         Some(Value::Object(arguments)) => arguments.clone(),
         Some(other) => {
             return Err(malformed(format!(
-                "arguments must be an object, not {other}"
+                "arguments must be an object, not {}",
+                clip(&other.to_string())
             )))
         }
     };
@@ -248,6 +271,24 @@ mod tests {
             parse("x").err().unwrap().frame(),
             r#"{"error":{"code":400,"message":"error parsing message: expected value at line 1 column 1"}}"#
         );
+    }
+
+    #[test]
+    fn echoed_input_is_clipped() {
+        let long = "x".repeat(5000);
+        for frame in [
+            json!({"action": long}),
+            json!({"action": "subscribe", "subscription_id": long, "topic": [long]}),
+            json!({"action": "subscribe", "topic": "t", "arguments": [long]}),
+            json!({"action": vec!["x"; 400]}),
+            json!({"action": "list_subscriptions", long.clone(): 1}),
+        ] {
+            let error = parse(&frame.to_string()).err().unwrap();
+            assert!(error.frame().len() < 400, "{}", error.frame());
+            assert!(error.frame().contains('…'), "{}", error.frame());
+        }
+        assert_eq!(clip("short"), "short");
+        assert_eq!(clip(&"é".repeat(65)).chars().count(), MAX_ECHO_CHARS + 1);
     }
 
     #[test]

@@ -315,12 +315,14 @@ impl connection::Session for Session {
 
     fn on_control(&mut self, control: Control) -> Flow {
         match control {
-            Control::Kick { .. } => {
+            // The operator's reason, when given, is the notice's message; the close reason stays
+            // the documented `admin_disconnect`, which clients match on.
+            Control::Kick { reason } => {
                 self.removed_from_room = true;
                 self.refuse(&Refusal {
                     carrier: Carrier::Error,
                     code: "KICKED",
-                    text: None,
+                    text: reason,
                 });
                 Flow::close(4020, "admin_disconnect")
             }

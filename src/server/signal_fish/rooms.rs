@@ -699,8 +699,8 @@ impl Rooms {
 
     /// Relay game data to every other connected member, the payload spliced as sent. v3
     /// recipients get the sender's epoch and sequence number (and the delivery class it asked
-    /// for); v2 recipients get the bare frame. Each shape is serialized at most once and
-    /// pushed to the members' handles under this lock only.
+    /// for); v2 recipients get the bare frame. The lock is held to find the members' handles
+    /// and stamp the frame; each shape is serialized at most once, after it is released.
     pub fn game_data_with(
         &self,
         hub: &Hub,
@@ -742,16 +742,15 @@ impl Rooms {
             class,
             key,
         };
-        let mut v2_text: Option<Utf8Bytes> = None;
-        let mut v3_text: Option<Utf8Bytes> = None;
         let members = room
             .players
             .iter()
             .filter_map(|p| p.peer.as_deref())
             .chain(room.spectators.iter().map(|s| s.peer.as_str()))
             .filter(|member| *member != peer);
+        let mut targets = Vec::with_capacity(room.players.len() + room.spectators.len());
         for member in members {
-            let (handle, v3) = match handles.get(member) {
+            let known = match handles.get(member) {
                 Some(known) => known,
                 None => match hub.handle(member) {
                     Some(handle) => {
@@ -761,11 +760,22 @@ impl Rooms {
                     None => continue,
                 },
             };
+            targets.push(known.clone());
+        }
+        let player_id = player_id.clone();
+        // Serializing and queueing happen after the lock is released: rooms share this lock
+        // for their structure, and a frame for one room must not hold up the others. A
+        // sender's frames stay in order: its connection relays one before reading the next.
+        drop(state);
+        let mut v2_text: Option<Utf8Bytes> = None;
+        let mut v3_text: Option<Utf8Bytes> = None;
+        for (handle, v3) in &targets {
             let text = if *v3 {
-                v3_text
-                    .get_or_insert_with(|| game_data::relayed(player_id, data, Some(&stamp)).into())
+                v3_text.get_or_insert_with(|| {
+                    game_data::relayed(&player_id, data, Some(&stamp)).into()
+                })
             } else {
-                v2_text.get_or_insert_with(|| game_data::relayed(player_id, data, None).into())
+                v2_text.get_or_insert_with(|| game_data::relayed(&player_id, data, None).into())
             };
             hub.deliver(handle, text, Priority::Relay);
         }

@@ -1,0 +1,196 @@
+//! The questions asked before an admin action: each names exactly what will happen to what,
+//! from the model as it is now, and carries the one command that `y` sends.
+
+use super::model::Model;
+use crate::catalog::Dialect;
+use crate::protocol::admin::{AppStatus, Command, FaultTarget};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confirmation {
+    pub question: String,
+    pub command: Command,
+}
+
+/// # Errors
+/// There is no such peer.
+pub fn kick(model: &Model, peer: &str, reason: Option<String>) -> Result<Confirmation, String> {
+    let info = model.peer(peer).ok_or_else(|| format!("no peer {peer}"))?;
+    let told = match &reason {
+        Some(reason) => format!(", telling it \"{reason}\""),
+        None => String::new(),
+    };
+    Ok(Confirmation {
+        question: format!(
+            "Close peer {} ({}, app {}, {}) with 4020 admin_disconnect{told}?",
+            info.id,
+            info.dialect,
+            info.app.as_deref().unwrap_or("none"),
+            info.identity.as_deref().unwrap_or("anonymous")
+        ),
+        command: Command::Kick {
+            peer: peer.to_owned(),
+            reason,
+        },
+    })
+}
+
+/// # Errors
+/// There is no such app.
+pub fn app_status(model: &Model, app: &str, status: AppStatus) -> Result<Confirmation, String> {
+    if !model.apps.iter().any(|a| a.id == app) {
+        return Err(format!("no app {app}"));
+    }
+    let live = model.peers_by_app.get(app).copied().unwrap_or(0);
+    let question = match status {
+        AppStatus::Active => format!("Set app {app} active, accepting its connections again?"),
+        other => format!(
+            "Set app {app} {}? Its {live} live peers will be closed and new connections refused.",
+            other.id()
+        ),
+    };
+    Ok(Confirmation {
+        question,
+        command: Command::SetAppStatus {
+            app: app.to_owned(),
+            status,
+        },
+    })
+}
+
+/// # Errors
+/// There is no such room.
+pub fn close_room(model: &Model, room: &str) -> Result<Confirmation, String> {
+    let info = model
+        .rooms
+        .get(room)
+        .ok_or_else(|| format!("no room {room}"))?;
+    Ok(Confirmation {
+        question: format!(
+            "Close room {room} ({}, {} players, {} spectators)? Every member is removed.",
+            info.game,
+            info.players.len(),
+            info.spectators.len()
+        ),
+        command: Command::CloseRoom {
+            room: room.to_owned(),
+        },
+    })
+}
+
+/// Transfer authority to `player`, or revoke it when `None`.
+///
+/// # Errors
+/// There is no such room, or no such player in it.
+pub fn authority(model: &Model, room: &str, player: Option<&str>) -> Result<Confirmation, String> {
+    let info = model
+        .rooms
+        .get(room)
+        .ok_or_else(|| format!("no room {room}"))?;
+    let name_of = |id: &str| {
+        info.players
+            .iter()
+            .find(|p| p.player_id == id)
+            .map(|p| p.name.clone())
+    };
+    let holder = info
+        .authority
+        .as_deref()
+        .and_then(name_of)
+        .unwrap_or_else(|| "nobody".to_owned());
+    Ok(match player {
+        Some(player) => {
+            let name = name_of(player).ok_or_else(|| format!("no player {player} in room {room}"))?;
+            Confirmation {
+                question: format!(
+                    "Move authority in room {room} from {holder} to {name} ({player})? Every member is told."
+                ),
+                command: Command::TransferAuthority {
+                    room: room.to_owned(),
+                    player_id: player.to_owned(),
+                },
+            }
+        }
+        None => Confirmation {
+            question: format!(
+                "Revoke authority in room {room} (held by {holder})? The room has no authority afterwards."
+            ),
+            command: Command::RevokeAuthority {
+                room: room.to_owned(),
+            },
+        },
+    })
+}
+
+/// # Errors
+/// There is no such peer.
+pub fn tap(model: &Model, peer: &str, on: bool) -> Result<Confirmation, String> {
+    let info = model.peer(peer).ok_or_else(|| format!("no peer {peer}"))?;
+    let question = if on {
+        format!(
+            "Tap peer {peer} ({}, {})? Every frame it sends and receives is shown to every console.",
+            info.dialect,
+            info.identity.as_deref().unwrap_or("anonymous")
+        )
+    } else {
+        format!("Stop tapping peer {peer}? Its frames no longer reach the consoles.")
+    };
+    Ok(Confirmation {
+        question,
+        command: Command::Tap {
+            peer: peer.to_owned(),
+            on,
+        },
+    })
+}
+
+/// `:fault <dialect|peer> <code> [count]`.
+///
+/// # Errors
+/// The count is not a positive number, or the peer does not exist.
+pub fn fault(
+    model: &Model,
+    target: &str,
+    code: &str,
+    count: Option<&str>,
+) -> Result<Confirmation, String> {
+    let count: u32 = match count {
+        None => 1,
+        Some(text) => text
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("the count {text:?} is not a positive number"))?,
+    };
+    let (target, named) = match target.parse::<Dialect>() {
+        Ok(dialect) => (
+            FaultTarget::Dialect { dialect },
+            format!("every {dialect} peer"),
+        ),
+        Err(_) => {
+            if model.peer(target).is_none() {
+                return Err(format!("{target} is neither a dialect nor a live peer"));
+            }
+            (
+                FaultTarget::Peer {
+                    peer: target.to_owned(),
+                },
+                format!("peer {target}"),
+            )
+        }
+    };
+    let requests = if count == 1 {
+        "request".to_owned()
+    } else {
+        format!("{count} requests")
+    };
+    Ok(Confirmation {
+        question: format!(
+            "Make the next {requests} of {named} fail with {code}? Real clients see the error."
+        ),
+        command: Command::ArmFault {
+            target,
+            code: code.to_owned(),
+            count,
+        },
+    })
+}

@@ -1,0 +1,796 @@
+//! Tables: the rows each view projects from the model, filtered and sorted as the user asked.
+//!
+//! The current view keeps an index: its rows' keys in display order. A delta about one peer
+//! moves one entry of it (a binary search and a shift), so a sorted table of 100,000 peers
+//! follows live deltas without re-sorting; smaller tables are rebuilt when they change.
+//! Drawing reads a window of the index and builds only the rows on screen.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use super::app::View;
+use super::model::{lookup_qualified, natural_cmp, Applied, Model};
+use crate::catalog::{self, Severity};
+use crate::protocol::admin::{AppStatus, PeerInfo, RoomInfo};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableState {
+    pub selected: usize,
+    pub filter: String,
+    /// Column index to sort by; `None` keeps the natural order.
+    pub sort: Option<usize>,
+    pub descending: bool,
+}
+
+/// One table row: a key identifying the object, the cells, and how loud to show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub key: String,
+    pub cells: Vec<String>,
+    pub severity: Option<Severity>,
+}
+
+/// A view's whole table, in display order.
+pub struct TableData {
+    pub headers: &'static [&'static str],
+    pub rows: Vec<Row>,
+}
+
+/// A window of a table's rows, for drawing without building the rows that are not shown.
+pub struct TableWindow {
+    pub headers: &'static [&'static str],
+    /// Rows in the whole (filtered) table.
+    pub total: usize,
+    pub rows: Vec<Row>,
+}
+
+pub fn headers(view: View) -> &'static [&'static str] {
+    match view {
+        View::Peers => &[
+            "ID", "DIALECT", "APP", "IDENTITY", "ROOM", "IN", "OUT", "ERR", "ADDRESS",
+        ],
+        View::Rooms => &[
+            "CODE",
+            "APP",
+            "GAME",
+            "PLAYERS",
+            "SPECT",
+            "LOBBY",
+            "AUTHORITY",
+        ],
+        View::Channels => &["DIALECT", "APP", "CHANNEL", "MEMBERS", "MESSAGES"],
+        View::Subscriptions => &["PEER", "DIALECT", "ID", "TOPIC", "ARGUMENTS"],
+        View::Apps => &["APP", "NAME", "STATUS", "PEERS", "KEYS"],
+        View::Catalog => &["DIALECT", "CODE", "DELIVERY", "RETRY", "TITLE"],
+        View::Overview | View::Log | View::Composer => &[],
+    }
+}
+
+fn peer_cell(p: &PeerInfo, column: usize) -> String {
+    match column {
+        0 => p.id.clone(),
+        1 => p.dialect.id().to_owned(),
+        2 => p.app.clone().unwrap_or_default(),
+        3 => p.identity.clone().unwrap_or_default(),
+        4 => p.room.clone().unwrap_or_default(),
+        5 => p.frames_in.to_string(),
+        6 => p.frames_out.to_string(),
+        7 => p.errors.to_string(),
+        8 => p.addr.clone(),
+        _ => String::new(),
+    }
+}
+
+pub fn peer_row(p: &PeerInfo) -> Row {
+    Row {
+        key: p.id.clone(),
+        cells: (0..9).map(|c| peer_cell(p, c)).collect(),
+        severity: (p.errors > 0).then_some(Severity::Warning),
+    }
+}
+
+pub fn room_row(r: &RoomInfo) -> Row {
+    Row {
+        key: r.code.clone(),
+        cells: vec![
+            r.code.clone(),
+            r.app.clone(),
+            r.game.clone(),
+            format!("{}/{}", r.players.len(), r.max_players),
+            r.spectators.len().to_string(),
+            r.lobby_state.clone(),
+            r.authority
+                .as_ref()
+                .map(|id| {
+                    r.players
+                        .iter()
+                        .find(|p| p.player_id == *id)
+                        .map(|p| p.name.clone())
+                        .unwrap_or_else(|| id.clone())
+                })
+                .unwrap_or_else(|| "—".to_owned()),
+        ],
+        severity: None,
+    }
+}
+
+/// The row of `key` in `view`, if it still exists.
+pub fn row(model: &Model, view: View, key: &str) -> Option<Row> {
+    match view {
+        View::Peers => model.peer(key).map(peer_row),
+        View::Rooms => model.rooms.get(key).map(room_row),
+        View::Channels => model
+            .channels
+            .values()
+            .find(|c| channel_key(c.dialect.id(), &c.app, &c.name) == key)
+            .map(|c| Row {
+                key: key.to_owned(),
+                cells: vec![
+                    c.dialect.id().to_owned(),
+                    c.app.clone(),
+                    c.name.clone(),
+                    c.members.len().to_string(),
+                    c.messages.to_string(),
+                ],
+                severity: None,
+            }),
+        View::Subscriptions => {
+            let (peer, id) = key.split_once('\u{1f}')?;
+            model
+                .subscriptions
+                .get(&(peer.to_owned(), id.to_owned()))
+                .map(|s| Row {
+                    key: key.to_owned(),
+                    cells: vec![
+                        s.peer.clone(),
+                        s.dialect.id().to_owned(),
+                        s.id.clone(),
+                        s.topic.clone(),
+                        s.arguments.to_string(),
+                    ],
+                    severity: None,
+                })
+        }
+        View::Apps => model.apps.iter().find(|a| a.id == key).map(|a| Row {
+            key: a.id.clone(),
+            cells: vec![
+                a.id.clone(),
+                a.name.clone(),
+                a.status.id().to_owned(),
+                model
+                    .peers_by_app
+                    .get(&a.id)
+                    .copied()
+                    .unwrap_or(0)
+                    .to_string(),
+                a.keys
+                    .iter()
+                    .map(|k| format!("{} ({})", k.id, k.grants.join(" ")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ],
+            severity: (a.status != AppStatus::Active).then_some(Severity::Warning),
+        }),
+        View::Catalog => lookup_qualified(key).map(|e| Row {
+            key: e.qualified(),
+            cells: vec![
+                e.dialect.id().to_owned(),
+                e.code.to_owned(),
+                e.delivery.id().to_owned(),
+                e.retry.id().to_owned(),
+                e.title.to_owned(),
+            ],
+            severity: Some(e.severity()),
+        }),
+        View::Overview | View::Log | View::Composer => None,
+    }
+}
+
+/// The key of a channel row.
+pub fn channel_key(dialect: &str, app: &str, name: &str) -> String {
+    format!("{dialect}/{app}/{name}")
+}
+
+/// Every key of a view in natural order, with its position where the natural order is the
+/// server's own (apps as configured, catalog entries by search rank).
+fn natural_keys(model: &Model, view: View, filter: &str) -> Vec<(String, Option<u64>)> {
+    match view {
+        // The peers' index is built straight from the model (see `Order::build`).
+        View::Peers => model.peers.keys().map(|k| (k.clone(), None)).collect(),
+        View::Rooms => model.rooms.keys().map(|k| (k.clone(), None)).collect(),
+        View::Channels => model
+            .channels
+            .keys()
+            .map(|(d, a, n)| (channel_key(d.id(), a, n), None))
+            .collect(),
+        View::Subscriptions => model
+            .subscriptions
+            .keys()
+            .map(|(p, id)| (format!("{p}\u{1f}{id}"), None))
+            .collect(),
+        View::Apps => model
+            .apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id.clone(), Some(i as u64)))
+            .collect(),
+        // The catalog's own search applies the filter, ranking best first.
+        View::Catalog => catalog::search(filter)
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| (e.qualified(), Some(i as u64)))
+            .collect(),
+        View::Overview | View::Log | View::Composer => Vec::new(),
+    }
+}
+
+/// A sort cell: numbers sort as numbers (before any text), everything else as text.
+#[derive(Debug, Clone)]
+enum SortKey {
+    Number(f64),
+    Text(Box<str>),
+}
+
+impl SortKey {
+    fn new(text: String) -> SortKey {
+        match text.parse::<f64>() {
+            Ok(number) => SortKey::Number(number),
+            Err(_) => SortKey::Text(text.into_boxed_str()),
+        }
+    }
+
+    fn cmp(&self, other: &SortKey) -> Ordering {
+        match (self, other) {
+            (SortKey::Number(a), SortKey::Number(b)) => a.total_cmp(b),
+            (SortKey::Number(_), SortKey::Text(_)) => Ordering::Less,
+            (SortKey::Text(_), SortKey::Number(_)) => Ordering::Greater,
+            (SortKey::Text(a), SortKey::Text(b)) => natural_cmp(a, b),
+        }
+    }
+}
+
+/// Where an entry falls when no column decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Natural {
+    /// The server's own order (apps as configured, catalog entries by search rank).
+    Position(u64),
+    /// A key of the form `prefix` + digits (`p12345`), split once so that comparing two such
+    /// keys with the same prefix is one integer comparison, not a walk through both strings.
+    Numbered { prefix_len: u32, number: u64 },
+    /// Any other key, compared in natural text order.
+    Text,
+}
+
+impl Natural {
+    fn of(key: &str, position: Option<u64>) -> Natural {
+        if let Some(position) = position {
+            return Natural::Position(position);
+        }
+        let numbered = || {
+            let bytes = key.as_bytes();
+            let prefix_len = bytes.iter().position(u8::is_ascii_digit)?;
+            let digits = bytes.get(prefix_len..)?;
+            if digits.len() > 19 {
+                return None;
+            }
+            let mut number: u64 = 0;
+            for digit in digits {
+                if !digit.is_ascii_digit() {
+                    return None;
+                }
+                // 19 digits always fit in a u64.
+                number = number * 10 + u64::from(digit - b'0');
+            }
+            Some(Natural::Numbered {
+                prefix_len: u32::try_from(prefix_len).ok()?,
+                number,
+            })
+        };
+        numbered().unwrap_or(Natural::Text)
+    }
+}
+
+/// One entry of the index, kept small: a sort moves 100,000 of them.
+#[derive(Debug, Clone)]
+struct Ranked {
+    column: Option<SortKey>,
+    natural: Natural,
+    key: Box<str>,
+}
+
+impl Ranked {
+    fn new(column: Option<SortKey>, position: Option<u64>, key: &str) -> Ranked {
+        Ranked {
+            column,
+            natural: Natural::of(key, position),
+            key: key.into(),
+        }
+    }
+
+    /// The natural order: `p2` before `p10`; the plain comparison breaks ties (`p01`, `p1`)
+    /// so that the order is total, as a binary search needs.
+    fn natural_cmp(&self, other: &Ranked) -> Ordering {
+        match (self.natural, other.natural) {
+            (Natural::Position(a), Natural::Position(b)) => a.cmp(&b),
+            (
+                Natural::Numbered {
+                    prefix_len: a_len,
+                    number: a,
+                },
+                Natural::Numbered {
+                    prefix_len: b_len,
+                    number: b,
+                },
+            ) if a_len == b_len
+                && self.key.get(..a_len as usize) == other.key.get(..b_len as usize) =>
+            {
+                a.cmp(&b).then_with(|| self.key.cmp(&other.key))
+            }
+            _ => natural_cmp(&self.key, &other.key).then_with(|| self.key.cmp(&other.key)),
+        }
+    }
+}
+
+/// A peer's sort cell without formatting numbers only to parse them back.
+fn peer_sort_key(p: &PeerInfo, column: usize) -> SortKey {
+    match column {
+        5 => SortKey::Number(p.frames_in as f64),
+        6 => SortKey::Number(p.frames_out as f64),
+        7 => SortKey::Number(p.errors as f64),
+        other => SortKey::new(peer_cell(p, other)),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Order {
+    view: View,
+    filter: String,
+    sort: Option<usize>,
+    descending: bool,
+}
+
+impl Order {
+    fn of(view: View, state: &TableState) -> Order {
+        Order {
+            view,
+            filter: state.filter.clone(),
+            sort: state.sort,
+            descending: state.descending,
+        }
+    }
+
+    fn compare(&self, a: &Ranked, b: &Ranked) -> Ordering {
+        let by_column = match (&a.column, &b.column) {
+            (Some(x), Some(y)) => x.cmp(y),
+            _ => Ordering::Equal,
+        };
+        let by_column = if self.descending {
+            by_column.reverse()
+        } else {
+            by_column
+        };
+        // Ties keep the natural order whichever way the column sorts.
+        by_column.then_with(|| a.natural_cmp(b))
+    }
+
+    /// The ranked entry of a row, or `None` when the filter hides it.
+    fn rank(&self, row: &Row, position: Option<u64>) -> Option<Ranked> {
+        let filter = self.filter.to_lowercase();
+        // The catalog's search has already applied the filter.
+        if self.view != View::Catalog
+            && !filter.is_empty()
+            && !row.cells.iter().any(|c| contains_folded(c, &filter))
+        {
+            return None;
+        }
+        Some(Ranked::new(
+            self.sort
+                .map(|c| SortKey::new(row.cells.get(c).cloned().unwrap_or_default())),
+            position,
+            &row.key,
+        ))
+    }
+
+    /// [`Order::rank`] for a peer, building its whole row only when a filter needs it.
+    fn rank_peer(&self, peer: &PeerInfo) -> Option<Ranked> {
+        if !self.filter.is_empty() {
+            return self.rank(&peer_row(peer), None);
+        }
+        Some(Ranked::new(
+            self.sort.map(|c| peer_sort_key(peer, c)),
+            None,
+            &peer.id,
+        ))
+    }
+
+    fn build(&self, model: &Model) -> Vec<Ranked> {
+        let mut ranked: Vec<Ranked> = if self.view == View::Peers {
+            // Straight from the peers: building whole rows for 100,000 of them would cost
+            // more than the sort itself.
+            model
+                .peers
+                .values()
+                .filter_map(|peer| self.rank_peer(peer))
+                .collect()
+        } else {
+            natural_keys(model, self.view, &self.filter)
+                .into_iter()
+                .filter_map(|(key, position)| {
+                    let row = row(model, self.view, &key)?;
+                    self.rank(&row, position)
+                })
+                .collect()
+        };
+        // Keys are unique, so no two entries compare equal and stability buys nothing.
+        ranked.sort_unstable_by(|a, b| self.compare(a, b));
+        ranked
+    }
+
+    fn locate(&self, order: &[Ranked], entry: &Ranked) -> Result<usize, usize> {
+        order.binary_search_by(|probe| self.compare(probe, entry))
+    }
+}
+
+/// The index of one view: its keys in display order.
+#[derive(Debug, Clone)]
+struct Index {
+    order: Order,
+    entries: Vec<Ranked>,
+}
+
+impl Index {
+    /// Take out the entry a row had (if the filter showed it) and put in the one it has now.
+    fn shift(&mut self, old: Option<Ranked>, new: Option<Ranked>) {
+        if let Some(old) = old {
+            let at = match self.order.locate(&self.entries, &old) {
+                Ok(at) if self.entries.get(at).is_some_and(|e| e.key == old.key) => Some(at),
+                // Equal sort keys are told apart by key, so a miss means the entry was never
+                // there; look by key to be sure nothing stale is left.
+                _ => self.entries.iter().position(|e| e.key == old.key),
+            };
+            if let Some(at) = at {
+                self.entries.remove(at);
+            }
+        }
+        if let Some(new) = new {
+            let at = match self.order.locate(&self.entries, &new) {
+                Ok(at) | Err(at) => at,
+            };
+            self.entries.insert(at, new);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tables {
+    states: HashMap<View, TableState>,
+    index: Option<Index>,
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Tables::new()
+    }
+}
+
+impl Tables {
+    pub fn new() -> Tables {
+        Tables {
+            states: HashMap::new(),
+            index: None,
+        }
+    }
+
+    pub fn state(&self, view: View) -> TableState {
+        self.states.get(&view).cloned().unwrap_or_default()
+    }
+
+    pub fn filter(&self, view: View) -> &str {
+        self.states
+            .get(&view)
+            .map(|s| s.filter.as_str())
+            .unwrap_or("")
+    }
+
+    /// A view's state, to change; the index notices the change at the next
+    /// [`Tables::refresh`] and until then readers compute the order afresh.
+    pub fn entry(&mut self, view: View) -> &mut TableState {
+        self.states.entry(view).or_default()
+    }
+
+    /// Make the index serve `view` as its state now asks.
+    pub fn refresh(&mut self, model: &Model, view: View) {
+        if headers(view).is_empty() {
+            self.index = None;
+            return;
+        }
+        let order = Order::of(view, &self.state(view));
+        if self.index.as_ref().is_some_and(|i| i.order == order) {
+            return;
+        }
+        let entries = order.build(model);
+        self.index = Some(Index { order, entries });
+        self.clamp_selection(view);
+    }
+
+    /// Follow one applied message: a peer or a room moves within the index (a binary search
+    /// and a shift); a smaller table that changed is rebuilt.
+    pub fn follow(&mut self, model: &Model, applied: &Applied) {
+        let Some(index) = self.index.as_mut() else {
+            return;
+        };
+        let view = index.order.view;
+        let order = &index.order;
+        let rebuild = applied.everything
+            || match view {
+                View::Channels => applied.channels,
+                View::Subscriptions => applied.subscriptions,
+                View::Apps => applied.apps || applied.peer.is_some(),
+                _ => false,
+            };
+        let moved = match (view, &applied.peer, &applied.room) {
+            _ if rebuild => None,
+            (View::Peers, Some(change), _) => Some((
+                change.before.as_ref().and_then(|p| order.rank_peer(p)),
+                model.peer(&change.id).and_then(|p| order.rank_peer(p)),
+            )),
+            (View::Rooms, _, Some(change)) => Some((
+                change
+                    .before
+                    .as_ref()
+                    .and_then(|r| order.rank(&room_row(r), None)),
+                model
+                    .rooms
+                    .get(&change.code)
+                    .and_then(|r| order.rank(&room_row(r), None)),
+            )),
+            _ => None,
+        };
+        if rebuild {
+            index.entries = index.order.build(model);
+        } else if let Some((old, new)) = moved {
+            index.shift(old, new);
+        } else {
+            return;
+        }
+        self.clamp_selection(view);
+    }
+
+    fn clamp_selection(&mut self, view: View) {
+        let total = self.index.as_ref().map_or(0, |i| i.entries.len());
+        let state = self.entry(view);
+        state.selected = state.selected.min(total.saturating_sub(1));
+    }
+
+    /// The index, when it is current for `view`.
+    fn index_for(&self, view: View) -> Option<&Index> {
+        let wanted = Order::of(view, &self.state(view));
+        self.index.as_ref().filter(|i| i.order == wanted)
+    }
+
+    fn keys(&self, model: &Model, view: View) -> Vec<String> {
+        Order::of(view, &self.state(view))
+            .build(model)
+            .into_iter()
+            .map(|r| r.key.into_string())
+            .collect()
+    }
+
+    /// Rows `first..first + count` in display order, with the table's total.
+    pub fn window(&self, model: &Model, view: View, first: usize, count: usize) -> TableWindow {
+        let (total, keys): (usize, Vec<String>) = match self.index_for(view) {
+            Some(index) => (
+                index.entries.len(),
+                index
+                    .entries
+                    .iter()
+                    .skip(first)
+                    .take(count)
+                    .map(|r| r.key.to_string())
+                    .collect(),
+            ),
+            None => {
+                let keys = self.keys(model, view);
+                (
+                    keys.len(),
+                    keys.into_iter().skip(first).take(count).collect(),
+                )
+            }
+        };
+        TableWindow {
+            headers: headers(view),
+            total,
+            rows: keys
+                .iter()
+                .filter_map(|key| row(model, view, key))
+                .collect(),
+        }
+    }
+
+    /// Every row in display order.
+    pub fn table(&self, model: &Model, view: View) -> TableData {
+        let window = self.window(model, view, 0, usize::MAX);
+        TableData {
+            headers: window.headers,
+            rows: window.rows,
+        }
+    }
+
+    /// Rows after filtering.
+    pub fn total(&self, model: &Model, view: View) -> usize {
+        match self.index_for(view) {
+            Some(index) => index.entries.len(),
+            None => self.keys(model, view).len(),
+        }
+    }
+
+    /// The key of the selected row.
+    pub fn selected_key(&self, model: &Model, view: View) -> Option<String> {
+        let selected = self.state(view).selected;
+        match self.index_for(view) {
+            Some(index) => index
+                .entries
+                .get(selected.min(index.entries.len().saturating_sub(1)))
+                .map(|r| r.key.to_string()),
+            None => {
+                let keys = self.keys(model, view);
+                let at = selected.min(keys.len().saturating_sub(1));
+                keys.into_iter().nth(at)
+            }
+        }
+    }
+}
+
+/// Whether `haystack` contains `needle_lower` ignoring case; allocation-free for ASCII text,
+/// which is nearly every cell, since filtering runs over every row of a large table.
+pub fn contains_folded(haystack: &str, needle_lower: &str) -> bool {
+    if needle_lower.is_empty() {
+        return true;
+    }
+    if haystack.is_ascii() && needle_lower.is_ascii() {
+        let needle = needle_lower.as_bytes();
+        return haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|window| window.eq_ignore_ascii_case(needle));
+    }
+    haystack.to_lowercase().contains(needle_lower)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::catalog::Dialect;
+    use crate::protocol::admin::{Event, ServerMessage, Snapshot};
+
+    fn peer(n: u8, frames: u8, errors: u8) -> PeerInfo {
+        PeerInfo {
+            id: format!("p{n}"),
+            dialect: if n % 2 == 0 {
+                Dialect::Pubsub
+            } else {
+                Dialect::Flow
+            },
+            app: Some("demo".into()),
+            identity: Some(format!("who{}", frames % 3)),
+            addr: format!("127.0.0.1:{}", 1000 + u16::from(n)),
+            connected_at_ms: 0,
+            room: None,
+            probe: false,
+            frames_in: u64::from(frames),
+            frames_out: 0,
+            errors: u64::from(errors),
+        }
+    }
+
+    fn room(n: u8, players: u8) -> RoomInfo {
+        RoomInfo {
+            code: format!("R{n}"),
+            room_id: format!("room-{n}"),
+            app: "demo".into(),
+            game: if n % 3 == 0 {
+                "arena".into()
+            } else {
+                "duel".into()
+            },
+            max_players: 8,
+            supports_authority: false,
+            lobby_state: "lobby".into(),
+            players: (0..players)
+                .map(|k| crate::protocol::admin::RoomMember {
+                    player_id: format!("pl{k}"),
+                    name: format!("P{k}"),
+                    peer: None,
+                    ready: false,
+                })
+                .collect(),
+            spectators: vec![],
+            authority: None,
+            created_at_ms: 0,
+        }
+    }
+
+    fn fresh_keys(tables: &Tables, model: &Model, view: View) -> Vec<String> {
+        Order::of(view, &tables.state(view))
+            .build(model)
+            .into_iter()
+            .map(|r| r.key.into_string())
+            .collect()
+    }
+
+    proptest! {
+        /// However peers come, change and go, the index moved entry by entry holds exactly
+        /// the order a sort from scratch gives, under any sort column, direction and filter.
+        #[test]
+        fn the_index_follows_deltas_as_a_fresh_sort_would(
+            ops in prop::collection::vec((0u8..30, 0u8..5, 0u8..3, any::<bool>()), 1..80),
+            sort in prop::option::of(0usize..9),
+            descending in any::<bool>(),
+            filter in prop::sample::select(vec!["", "who1", "P1", "flow"]),
+        ) {
+            let mut model = Model::default();
+            let mut tables = Tables::new();
+            let state = tables.entry(View::Peers);
+            state.sort = sort;
+            state.descending = descending;
+            state.filter = filter.to_owned();
+            let applied = model.apply(ServerMessage::Snapshot {
+                seq: 0,
+                snapshot: Box::new(Snapshot {
+                    peers: (0..10).map(|n| peer(n, n % 4, n % 2)).collect(),
+                    ..Snapshot::default()
+                }),
+            });
+            tables.follow(&model, &applied);
+            tables.refresh(&model, View::Peers);
+            for (seq, (id, frames, errors, close)) in ops.into_iter().enumerate() {
+                let event = if close {
+                    Event::PeerClosed { peer: format!("p{id}"), code: Some(4020), reason: String::new() }
+                } else {
+                    Event::PeerUpdated { peer: peer(id, frames, errors) }
+                };
+                let applied = model.apply(ServerMessage::Delta { seq: seq as u64 + 1, at_ms: 0, event });
+                tables.follow(&model, &applied);
+                tables.refresh(&model, View::Peers);
+                let window = tables.window(&model, View::Peers, 0, usize::MAX);
+                let shown: Vec<String> = window.rows.into_iter().map(|r| r.key).collect();
+                prop_assert_eq!(window.total, shown.len());
+                prop_assert_eq!(shown, fresh_keys(&tables, &model, View::Peers));
+            }
+        }
+
+        /// The same for rooms, which move by code.
+        #[test]
+        fn the_rooms_index_follows_deltas_as_a_fresh_sort_would(
+            ops in prop::collection::vec((0u8..20, 0u8..5, any::<bool>()), 1..60),
+            sort in prop::option::of(0usize..7),
+            descending in any::<bool>(),
+            filter in prop::sample::select(vec!["", "arena", "r1"]),
+        ) {
+            let mut model = Model::default();
+            let mut tables = Tables::new();
+            let state = tables.entry(View::Rooms);
+            state.sort = sort;
+            state.descending = descending;
+            state.filter = filter.to_owned();
+            tables.refresh(&model, View::Rooms);
+            for (seq, (n, players, close)) in ops.into_iter().enumerate() {
+                let event = if close {
+                    Event::RoomClosed { code: format!("R{n}") }
+                } else {
+                    Event::RoomUpdated { room: room(n, players) }
+                };
+                let applied = model.apply(ServerMessage::Delta { seq: seq as u64 + 1, at_ms: 0, event });
+                tables.follow(&model, &applied);
+                tables.refresh(&model, View::Rooms);
+                let window = tables.window(&model, View::Rooms, 0, usize::MAX);
+                let shown: Vec<String> = window.rows.into_iter().map(|r| r.key).collect();
+                prop_assert_eq!(shown, fresh_keys(&tables, &model, View::Rooms));
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The two bottom lines: the status (or the command line and filter being typed), and the
+//! key hints.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::console::app::{App, Mode, View};
+use crate::console::keymap::Action;
+
+pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = &app.theme;
+    let line = match &app.mode {
+        Mode::Command => Line::from(vec![
+            Span::styled(":", theme.accent),
+            Span::raw(app.command_line.clone()),
+            Span::styled("█", theme.muted),
+        ]),
+        Mode::Filter => Line::from(vec![
+            Span::styled("/", theme.accent),
+            Span::raw(app.tables.filter(app.view).to_owned()),
+            Span::styled("█", theme.muted),
+        ]),
+        _ => match &app.status {
+            Some((text, severity)) => {
+                Line::from(Span::styled(text.clone(), theme.severity(*severity)))
+            }
+            None => Line::from(""),
+        },
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+/// The hint bar, from the live keymap, so rebound keys show as they are bound.
+pub fn draw_hints(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = &app.theme;
+    if app.view == View::Composer {
+        let hints = " ctrl-s send  ctrl-p pretty  ctrl-n/b template  ctrl-o :command (:target :record :fault)  esc leave";
+        frame.render_widget(
+            Paragraph::new(Span::styled(hints, theme.status)).style(theme.status),
+            area,
+        );
+        return;
+    }
+    let mut wanted = vec![
+        (Action::Help, "help"),
+        (Action::Command, "cmd"),
+        (Action::Filter, "filter"),
+        (Action::NextView, "view"),
+        (Action::Open, "open"),
+        (Action::Sort, "sort"),
+        (Action::Quit, "quit"),
+    ];
+    if app.log_shown().is_some() {
+        wanted.truncate(3);
+        wanted.extend([
+            (Action::Up, "older"),
+            (Action::Bottom, "live"),
+            (Action::Quit, "quit"),
+        ]);
+    }
+    if !app.readonly {
+        match app.view {
+            View::Peers => {
+                let peer = match &app.detail {
+                    Some(crate::console::app::Detail::Peer(peer)) => Some(peer.clone()),
+                    _ => app.selected_key(View::Peers),
+                };
+                let tap = if peer.is_some_and(|p| app.is_tapped(&p)) {
+                    "untap"
+                } else {
+                    "tap"
+                };
+                wanted.extend([(Action::Kick, "kick"), (Action::Tap, tap)]);
+            }
+            View::Apps => wanted.extend([
+                (Action::SuspendApp, "suspend"),
+                (Action::ActivateApp, "activate"),
+            ]),
+            View::Rooms => wanted.push((Action::CloseRoom, "close")),
+            View::Log => wanted.push((Action::Edit, "edit")),
+            _ => {}
+        }
+    }
+    let hints: Vec<String> = wanted
+        .into_iter()
+        .filter_map(|(action, label)| {
+            let key = app.keymap.key_for(action)?;
+            Some(match key {
+                "enter" => format!("⏎:{label}"),
+                ":" => format!(":{label}"),
+                key => format!("{key}:{label}"),
+            })
+        })
+        .collect();
+    // Tighter spacing rather than a hint cut off at the edge.
+    let roomy = hints.iter().map(|h| h.chars().count() + 2).sum::<usize>() < area.width as usize;
+    let separator = if roomy { "  " } else { " " };
+    frame.render_widget(
+        Paragraph::new(Span::styled(
+            format!(" {}", hints.join(separator)),
+            theme.status,
+        ))
+        .style(theme.status),
+        area,
+    );
+}

@@ -1,0 +1,225 @@
+//! The one WebSocket client: the console's admin link, the composer's plain exchange, replay's
+//! connections and the server's probes all dial through [`Request`].
+//!
+//! It connects the TCP socket itself (so callers learn their local address, which is how the
+//! server names a peer), bounds the whole handshake by one timeout, and tells a refused upgrade
+//! (an HTTP status and body) from every other failure.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// A connected client socket.
+pub type Socket = WebSocketStream<TcpStream>;
+
+/// How long a connection attempt may take, TCP and upgrade together, unless told otherwise.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a connection attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The server answered the upgrade with an HTTP status instead (401 for a bad token…).
+    Refused { status: u16, body: String },
+    /// The attempt did not finish within its timeout.
+    TimedOut(String),
+    /// Anything else: a bad URL or header, a refused TCP connection, a broken handshake.
+    Failed(String),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Refused { status, body } if body.trim().is_empty() => {
+                write!(f, "the server refused the upgrade with HTTP {status}")
+            }
+            ConnectError::Refused { status, body } => write!(
+                f,
+                "the server refused the upgrade with HTTP {status}: {}",
+                crate::report::one_line(body, 120)
+            ),
+            ConnectError::TimedOut(what) | ConnectError::Failed(what) => f.write_str(what),
+        }
+    }
+}
+
+/// A connection to open: a `ws://` URL, extra headers, a timeout.
+#[derive(Debug, Clone)]
+pub struct Request {
+    url: String,
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+    large_messages: bool,
+}
+
+/// An open connection and the local address the server sees it from.
+pub struct Client {
+    pub socket: Socket,
+    pub local_addr: SocketAddr,
+}
+
+/// One thing read from a socket, control frames left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    Text(String),
+    Binary(Vec<u8>),
+    /// A close frame: its code and reason, when it had them.
+    Close(Option<(u16, String)>),
+    /// The stream ended without a close frame.
+    Ended,
+    Failed(String),
+}
+
+impl Request {
+    pub fn new(url: impl Into<String>) -> Request {
+        Request {
+            url: url.into(),
+            headers: Vec::new(),
+            timeout: CONNECT_TIMEOUT,
+            large_messages: false,
+        }
+    }
+
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// `Authorization: Bearer {token}`.
+    pub fn bearer(self, token: &str) -> Request {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Request {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Accept messages and frames up to 64 MiB instead of the library's defaults, for clients
+    /// that provoke oversized frames on purpose.
+    pub fn large_messages(mut self) -> Request {
+        self.large_messages = true;
+        self
+    }
+
+    /// Connect and upgrade.
+    ///
+    /// # Errors
+    /// [`ConnectError::Refused`] when the server answers the upgrade with an HTTP status,
+    /// [`ConnectError::TimedOut`] past the timeout, [`ConnectError::Failed`] otherwise.
+    pub async fn connect(self) -> Result<Client, ConnectError> {
+        let url = self.url.as_str();
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| ConnectError::Failed(format!("{url}: {e}")))?;
+        for (name, value) in &self.headers {
+            let name: HeaderName = name.parse().map_err(|_| {
+                ConnectError::Failed(format!("{name:?} is not a valid header name"))
+            })?;
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                ConnectError::Failed(format!("the value of header {name} is not valid"))
+            })?;
+            request.headers_mut().insert(name, value);
+        }
+        if request.uri().scheme_str() == Some("wss") {
+            return Err(ConnectError::Failed(format!(
+                "{url}: wss:// needs TLS, which this build does not include"
+            )));
+        }
+        let host = request
+            .uri()
+            .host()
+            .ok_or_else(|| ConnectError::Failed(format!("{url}: no host")))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = request.uri().port_u16().unwrap_or(80);
+        let deadline = Instant::now() + self.timeout;
+        let tcp = timeout_at(deadline, TcpStream::connect((host.as_str(), port)))
+            .await
+            .map_err(|_| ConnectError::TimedOut(format!("connecting to {url} timed out")))?
+            .map_err(|e| ConnectError::Failed(format!("connecting to {url}: {e}")))?;
+        // Frames here are small and interactive; waiting to batch them only adds latency.
+        let _ = tcp.set_nodelay(true);
+        let local_addr = tcp
+            .local_addr()
+            .map_err(|e| ConnectError::Failed(format!("local address: {e}")))?;
+        let mut config = WebSocketConfig::default();
+        if self.large_messages {
+            config.max_message_size = Some(64 << 20);
+            config.max_frame_size = Some(64 << 20);
+        }
+        let handshake = tokio_tungstenite::client_async_with_config(request, tcp, Some(config));
+        match timeout_at(deadline, handshake).await {
+            Err(_) => Err(ConnectError::TimedOut(format!(
+                "the WebSocket handshake with {url} timed out"
+            ))),
+            Ok(Ok((socket, _))) => Ok(Client { socket, local_addr }),
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+                Err(ConnectError::Refused {
+                    status: response.status().as_u16(),
+                    body: response
+                        .body()
+                        .as_ref()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_default(),
+                })
+            }
+            Ok(Err(error)) => Err(ConnectError::Failed(format!("{url}: {error}"))),
+        }
+    }
+}
+
+impl Client {
+    pub async fn send_text(&mut self, text: impl Into<String>) -> Result<(), String> {
+        self.socket
+            .send(Message::Text(text.into().into()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The next data or close frame; pings and pongs are answered by the library and skipped.
+    pub async fn receive(&mut self) -> Received {
+        loop {
+            match self.socket.next().await {
+                Some(Ok(Message::Text(text))) => return Received::Text(text.to_string()),
+                Some(Ok(Message::Binary(bytes))) => return Received::Binary(bytes.to_vec()),
+                Some(Ok(Message::Close(frame))) => return Received::Close(close_parts(frame)),
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => return Received::Failed(error.to_string()),
+                None => return Received::Ended,
+            }
+        }
+    }
+
+    /// [`Client::receive`], or `None` once `deadline` passes.
+    pub async fn receive_until(&mut self, deadline: Instant) -> Option<Received> {
+        timeout_at(deadline, self.receive()).await.ok()
+    }
+
+    /// Close politely; a peer that already left is not an error worth reporting.
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}
+
+/// The code and reason of a close frame.
+pub fn close_parts(frame: Option<CloseFrame>) -> Option<(u16, String)> {
+    frame.map(|f| (u16::from(f.code), f.reason.to_string()))
+}
+
+/// `close 4020 admin_disconnect`, or `close` without a frame.
+pub fn describe_close(parts: Option<&(u16, String)>) -> String {
+    match parts {
+        Some((code, reason)) if reason.is_empty() => format!("close {code}"),
+        Some((code, reason)) => format!("close {code} {reason}"),
+        None => "close".to_owned(),
+    }
+}

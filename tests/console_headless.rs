@@ -1,0 +1,342 @@
+//! The whole console, headless: `console::run` on ratatui's `TestBackend` against a real
+//! server on 127.0.0.1:0, through the real admin link. Keys go in through a channel; what comes
+//! out is checked where it lands: on the screen, at the peers (close codes), at a second admin
+//! client (deltas), in the audit log and in the sessions folder.
+//!
+//! Nothing sleeps for readiness: every wait is a receive (a redraw, a frame, a delta) under a
+//! timeout, followed by a look at the state.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{recv_close, recv_type, TestServer};
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use futures_util::Stream;
+use ratatui::backend::{Backend, ClearType, TestBackend, WindowSize};
+use ratatui::buffer::Cell;
+use ratatui::layout::{Position, Size};
+use ratatui::Terminal;
+use relaydeck::catalog::Dialect;
+use relaydeck::console::app::App;
+use relaydeck::console::keymap::Keymap;
+use relaydeck::console::Link;
+use relaydeck::protocol::admin::{AppStatus, Event};
+use relaydeck::session::replay;
+use relaydeck::session::Session;
+use tokio::sync::mpsc;
+
+const SCREEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `TestBackend` the test can read while the console owns the terminal; every flush (the
+/// end of a draw) is announced on a channel.
+#[derive(Clone)]
+struct Shared {
+    backend: Arc<Mutex<TestBackend>>,
+    drawn: mpsc::UnboundedSender<()>,
+}
+
+impl Shared {
+    fn with<T>(&self, body: impl FnOnce(&mut TestBackend) -> T) -> T {
+        body(&mut self.backend.lock().unwrap())
+    }
+}
+
+impl Backend for Shared {
+    fn draw<'a, I>(&mut self, content: I) -> io::Result<()>
+    where
+        I: Iterator<Item = (u16, u16, &'a Cell)>,
+    {
+        self.with(|b| b.draw(content))
+    }
+    fn hide_cursor(&mut self) -> io::Result<()> {
+        self.with(|b| b.hide_cursor())
+    }
+    fn show_cursor(&mut self) -> io::Result<()> {
+        self.with(|b| b.show_cursor())
+    }
+    fn get_cursor_position(&mut self) -> io::Result<Position> {
+        self.with(|b| b.get_cursor_position())
+    }
+    fn set_cursor_position<P: Into<Position>>(&mut self, position: P) -> io::Result<()> {
+        let position = position.into();
+        self.with(|b| b.set_cursor_position(position))
+    }
+    fn clear(&mut self) -> io::Result<()> {
+        self.with(|b| b.clear())
+    }
+    fn clear_region(&mut self, clear_type: ClearType) -> io::Result<()> {
+        self.with(|b| b.clear_region(clear_type))
+    }
+    fn size(&self) -> io::Result<Size> {
+        self.with(|b| b.size())
+    }
+    fn window_size(&mut self) -> io::Result<WindowSize> {
+        self.with(|b| b.window_size())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.with(|b| b.flush())?;
+        let _ = self.drawn.send(());
+        Ok(())
+    }
+}
+
+struct Console {
+    screen: Arc<Mutex<TestBackend>>,
+    drawn: mpsc::UnboundedReceiver<()>,
+    keys: mpsc::UnboundedSender<io::Result<TermEvent>>,
+    task: tokio::task::JoinHandle<anyhow::Result<App>>,
+}
+
+fn key_stream(
+    keys: mpsc::UnboundedReceiver<io::Result<TermEvent>>,
+) -> impl Stream<Item = io::Result<TermEvent>> + Unpin {
+    Box::pin(futures_util::stream::unfold(keys, |mut keys| async move {
+        keys.recv().await.map(|event| (event, keys))
+    }))
+}
+
+impl Console {
+    /// The console on a `width`×`height` test terminal, linked to `server`'s admin endpoint.
+    fn start(server: &TestServer, sessions: &std::path::Path, width: u16, height: u16) -> Console {
+        let screen = Arc::new(Mutex::new(TestBackend::new(width, height)));
+        let (drawn_tx, drawn) = mpsc::unbounded_channel();
+        let backend = Shared {
+            backend: screen.clone(),
+            drawn: drawn_tx,
+        };
+        let (keys, keys_rx) = mpsc::unbounded_channel();
+        let link = Link::connect(server.url("/admin"), server.token.clone());
+        let sessions = sessions.to_path_buf();
+        let task = tokio::spawn(async move {
+            let mut terminal = Terminal::new(backend)?;
+            let app = App::new(Keymap::defaults(), false);
+            relaydeck::console::run(
+                &mut terminal,
+                app,
+                key_stream(keys_rx),
+                link,
+                Some(sessions),
+            )
+            .await
+        });
+        Console {
+            screen,
+            drawn,
+            keys,
+            task,
+        }
+    }
+
+    fn text(&self) -> String {
+        self.screen.lock().unwrap().to_string()
+    }
+
+    fn press(&self, code: KeyCode) {
+        self.keys
+            .send(Ok(TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))))
+            .unwrap();
+    }
+
+    fn ctrl(&self, c: char) {
+        self.keys
+            .send(Ok(TermEvent::Key(KeyEvent::new(
+                KeyCode::Char(c),
+                KeyModifiers::CONTROL,
+            ))))
+            .unwrap();
+    }
+
+    fn type_text(&self, text: &str) {
+        for c in text.chars() {
+            self.press(KeyCode::Char(c));
+        }
+    }
+
+    /// `:` then the line then Enter.
+    fn command(&self, line: &str) {
+        self.press(KeyCode::Char(':'));
+        self.type_text(line);
+        self.press(KeyCode::Enter);
+    }
+
+    /// Wait, redraw by redraw, until the screen satisfies `wanted`; returns that screen.
+    async fn wait_for(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + SCREEN_TIMEOUT;
+        loop {
+            let text = self.text();
+            if wanted(&text) {
+                return text;
+            }
+            match tokio::time::timeout_at(deadline, self.drawn.recv()).await {
+                Ok(Some(())) => {}
+                Ok(None) => panic!("the console stopped while waiting for {what}:\n{text}"),
+                Err(_) => panic!("the screen never showed {what}:\n{text}"),
+            }
+        }
+    }
+
+    async fn wait_for_text(&mut self, needle: &str) -> String {
+        let wanted = needle.to_owned();
+        self.wait_for(needle, move |screen| screen.contains(&wanted))
+            .await
+    }
+
+    async fn quit(self) -> App {
+        self.press(KeyCode::Char('q'));
+        tokio::time::timeout(SCREEN_TIMEOUT, self.task)
+            .await
+            .expect("the console did not quit")
+            .unwrap()
+            .unwrap()
+    }
+}
+
+/// Screens carry ports and peer numbers that vary from run to run.
+fn stable(screen: &str) -> String {
+    let port = regex::Regex::new(r"127\.0\.0\.1:\d+").unwrap();
+    let clock = regex::Regex::new(r"\d\d:\d\d:\d\d").unwrap();
+    let pubsub_peer = regex::Regex::new(r"peer-[0-9a-f]{8}").unwrap();
+    let text = port.replace_all(screen, "127.0.0.1:PORT");
+    let text = pubsub_peer.replace_all(&text, "peer-XXXXXXXX");
+    clock.replace_all(&text, "HH:MM:SS").into_owned()
+}
+
+#[tokio::test]
+async fn keys_in_screens_and_admin_commands_out() {
+    let server = TestServer::demo().await;
+    let sessions = tempfile::tempdir().unwrap();
+    let mut observer = server.admin().await;
+    let mut victim = server.connect("/v1?key=pk_demo").await;
+    recv_type(&mut victim, "welcome").await;
+    let victim_id = match observer
+        .wait_event(|e| matches!(e, Event::PeerConnected { .. }))
+        .await
+    {
+        Event::PeerConnected { peer } => peer.id,
+        _ => unreachable!(),
+    };
+
+    let mut console = Console::start(&server, sessions.path(), 100, 30);
+    console.wait_for_text("1 peers").await;
+
+    // Kick, with a reason, from the command line; nothing happens before the confirmation.
+    console.press(KeyCode::Char('2'));
+    console.wait_for_text(&format!("{victim_id} ")).await;
+    console.command(&format!("kick {victim_id} flooding the lobby"));
+    let question = console.wait_for_text("Confirm").await;
+    assert!(question.contains("flooding the lobby"), "{question}");
+    insta::assert_snapshot!(
+        "headless_confirm_kick",
+        stable(&question).replace(&victim_id, "pN")
+    );
+    console.press(KeyCode::Char('y'));
+    assert_eq!(
+        recv_close(&mut victim).await,
+        (4020, "admin_disconnect".to_owned())
+    );
+    observer
+        .wait_event(
+            |e| matches!(e, Event::PeerClosed { peer, code: Some(4020), .. } if *peer == victim_id),
+        )
+        .await;
+    console.wait_for_text("0 peers").await;
+    let audit = relaydeck::server::persist::read_audit(server.data.path()).unwrap();
+    // The outcome, which follows the intent recorded before the kick.
+    let kick = audit.iter().rev().find(|r| r.action == "kick").unwrap();
+    assert_eq!(kick.target, victim_id);
+    assert!(
+        kick.result.contains("flooding the lobby"),
+        "{}",
+        kick.result
+    );
+
+    // Suspend an app from the apps view's key, then make it active again.
+    console.press(KeyCode::Char('6'));
+    console.wait_for_text("suspended-app").await;
+    console.press(KeyCode::Char('S'));
+    let question = console.wait_for_text("Confirm").await;
+    assert!(question.contains("Set app demo suspended"), "{question}");
+    console.press(KeyCode::Char('y'));
+    observer
+        .wait_event(|e| matches!(e, Event::AppStatusChanged { app, status: AppStatus::Suspended, .. } if app == "demo"))
+        .await;
+    console.command("activate demo");
+    console.wait_for_text("Confirm").await;
+    console.press(KeyCode::Char('y'));
+    observer
+        .wait_event(|e| matches!(e, Event::AppStatusChanged { app, status: AppStatus::Active, .. } if app == "demo"))
+        .await;
+
+    // Compose and send: the default frame publishes outside the key's channels, through a new
+    // probe; the answer comes back decoded.
+    console.press(KeyCode::Char('9'));
+    console.wait_for_text("Frame → new pubsub probe").await;
+    console.ctrl('s');
+    observer
+        .wait_event(|e| matches!(e, Event::ErrorEmitted { dialect: Dialect::Pubsub, code, .. } if code == "channel_not_authorized"))
+        .await;
+    let answers = console.wait_for_text("channel_not_authorized").await;
+    assert!(answers.contains("Answers to"), "{answers}");
+
+    // Record the exchange, and replay the recording against the same server.
+    console.ctrl('o');
+    console.type_text("record repro-1");
+    console.press(KeyCode::Enter);
+    console.wait_for_text("session saved to").await;
+    let path = sessions.path().join("repro-1.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let session = Session::parse(&text, "repro-1").unwrap();
+    assert_eq!(
+        session.header.expect_codes,
+        ["pubsub:channel_not_authorized"]
+    );
+    let target = replay::Target {
+        addr: server.addr.to_string(),
+        admin_token: Some(server.token.clone()),
+    };
+    let report = replay::run(&session, &target, &mut |_| {}).await;
+    assert!(report.passed(), "{report:?}");
+
+    // Tap toggles: the same key asks to tap, then to stop.
+    console.press(KeyCode::Esc);
+    let mut watched = server.connect("/v1?key=pk_demo").await;
+    recv_type(&mut watched, "welcome").await;
+    let local = match watched.get_ref() {
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap().to_string(),
+        _ => unreachable!("the test connects without TLS"),
+    };
+    let watched_id = match observer
+        .wait_event(|e| matches!(e, Event::PeerConnected { peer } if peer.addr == local))
+        .await
+    {
+        Event::PeerConnected { peer } => peer.id,
+        _ => unreachable!(),
+    };
+    // The composer's probe is still open (and tapped from the start); the new peer is listed
+    // after it, at the bottom.
+    console.press(KeyCode::Char('2'));
+    console.wait_for_text(&format!("{watched_id} ")).await;
+    console.press(KeyCode::Char('G'));
+    console.press(KeyCode::Char('t'));
+    let question = console.wait_for_text("Confirm").await;
+    assert!(
+        question.contains(&format!("Tap peer {watched_id}")),
+        "{question}"
+    );
+    console.press(KeyCode::Char('y'));
+    console.wait_for_text("t:untap").await;
+    console.press(KeyCode::Char('t'));
+    let question = console.wait_for_text("Confirm").await;
+    assert!(question.contains("Stop tapping"), "{question}");
+    console.press(KeyCode::Char('y'));
+    console.wait_for_text("t:tap").await;
+
+    let app = console.quit().await;
+    assert!(!app.is_tapped(&watched_id));
+    drop(watched);
+}

