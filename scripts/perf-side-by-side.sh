@@ -4,7 +4,7 @@
 # on loopback. Prints a markdown table with ratios (see docs/PERFORMANCE.md) and keeps every
 # run's JSON report.
 #
-# Usage: scripts/perf-side-by-side.sh            (about 6 minutes on 2 cores)
+# Usage: scripts/perf-side-by-side.sh            (about 5 minutes on 2 cores)
 #        QUICK=1 scripts/perf-side-by-side.sh    (short windows: a smoke test of the script)
 #
 # Settings (environment):
