@@ -178,8 +178,12 @@ pub async fn drive(socket: Socket, who: usize, sending: Option<Sending>, run: Ar
     };
     let reader = read(&mut stream, who, &run, &dead, &woken);
     let (written, ending) = tokio::join!(writer, reader);
+    // A send that fails because the server dropped the connection is the server's close.
     let ending = match (ending, written) {
-        (Ending::Ours, Err(error)) => Ending::Error(format!("send failed: {error}")),
+        (Ending::Ours, Err(error)) => match ending_of(error) {
+            Ending::Error(error) => Ending::Error(format!("send failed: {error}")),
+            dropped => dropped,
+        },
         (ending, _) => ending,
     };
     if ending == Ending::Ours {
@@ -217,7 +221,6 @@ async fn write(
             let frame = sending.template.render(sending.sender, sequence, stamp);
             sink.feed(Message::text(frame)).await?;
             run.lag.record(who, sent_at.saturating_duration_since(next));
-            Counters::add(&run.counters.sent_all, 1);
             if run.measured(stamp) {
                 Counters::add(&run.counters.sent, 1);
                 Counters::add(&run.counters.expected, sending.audience);
@@ -246,7 +249,6 @@ async fn read(
                 Some(Ok(Message::Text(text))) => {
                     if let Some((_, _, stamp)) = parse_stamp(text.as_str()) {
                         let now = nanos(Instant::now());
-                        Counters::add(&run.counters.received_all, 1);
                         if run.measured(stamp) {
                             Counters::add(&run.counters.received, 1);
                             run.latency.record(who, Duration::from_nanos(now.saturating_sub(stamp)));

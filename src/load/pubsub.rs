@@ -31,8 +31,10 @@ pub const PATH: &str = "/v1";
 pub struct PubsubArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Connections that publish (and do not subscribe).
     #[arg(long, default_value_t = 1)]
     pub publishers: usize,
+    /// Connections that subscribe to the channel.
     #[arg(long, default_value_t = 100)]
     pub subscribers: usize,
     /// Publishes per second per publisher.

@@ -40,6 +40,7 @@ const STEP_PAUSE: Duration = Duration::from_millis(500);
 pub struct RoomsArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Rooms, each created by its first player.
     #[arg(long, default_value_t = 1)]
     pub rooms: usize,
     /// Players per room (2 to 100).
@@ -54,6 +55,7 @@ pub struct RoomsArgs {
     /// The Signal Fish app id to authenticate with.
     #[arg(long, default_value = "demo")]
     pub app_id: String,
+    /// The game every room is created for.
     #[arg(long, default_value = "relaydeck-load")]
     pub game_name: String,
     /// Instead of one run: find the highest rate (from --rate up, doubling, then bisecting)

@@ -87,10 +87,6 @@ pub struct Counters {
     pub expected: AtomicU64,
     /// Deliveries of measured messages that arrived.
     pub received: AtomicU64,
-    /// Every message sent, warm-up included.
-    pub sent_all: AtomicU64,
-    /// Every delivery received, warm-up included.
-    pub received_all: AtomicU64,
 }
 
 impl Counters {
