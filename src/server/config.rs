@@ -38,6 +38,12 @@ pub struct Config {
     /// Who may connect from where, and how many (see SECURITY.md).
     #[serde(default)]
     pub security: SecuritySettings,
+    /// Flow streams: inactivity timeout and how strictly requests are read.
+    #[serde(default)]
+    pub flow: crate::server::flow::FlowSettings,
+    /// Talo socket: rate limits and request signatures.
+    #[serde(default)]
+    pub talo: crate::server::talo::TaloSettings,
 }
 
 /// Connection admission: browser origins, connection caps, timeouts for idle and slow clients.
@@ -461,6 +467,8 @@ impl Config {
             signal_fish: SignalFishSettings::default(),
             outbox: Default::default(),
             security: Default::default(),
+            flow: Default::default(),
+            talo: Default::default(),
             apps: vec![
                 AppConfig {
                     id: "demo".to_owned(),

@@ -27,6 +27,25 @@ pub const REQUESTS_PER_MINUTE: u32 = 100;
 pub const AUTH_REQUESTS_PER_MINUTE: u32 = 20;
 const MAX_TRACKED_WINDOWS: usize = 4096;
 
+/// Server-wide Talo socket settings (`"talo"` in the config file).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaloSettings {
+    /// Requests a second a connection may send before it identifies a player (documented: 25).
+    pub unidentified_per_second: u32,
+    /// Requests a second once a player is identified (documented: 250).
+    pub identified_per_second: u32,
+}
+
+impl Default for TaloSettings {
+    fn default() -> Self {
+        TaloSettings {
+            unidentified_per_second: rate_limit::UNIDENTIFIED_PER_SECOND,
+            identified_per_second: rate_limit::IDENTIFIED_PER_SECOND,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alias {
     pub id: u64,
