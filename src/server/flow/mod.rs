@@ -330,8 +330,10 @@ impl Session {
             let message = format!("{code}: a fault was armed by an operator");
             // The message-level families are answered before a request is understood, with
             // no id or action, as flow-go answers them.
-            let error = if matches!(code.as_str(), "error reading message" | "error parsing message")
-            {
+            let error = if matches!(
+                code.as_str(),
+                "error reading message" | "error parsing message"
+            ) {
                 FlowError::new(status, message, "", "")
             } else {
                 FlowError::new(status, message, "subscribe", &id)

@@ -49,7 +49,11 @@ impl FlowError {
         }
     }
 
-    pub fn bad_request(message: impl Into<String>, action: &str, subscription_id: &str) -> FlowError {
+    pub fn bad_request(
+        message: impl Into<String>,
+        action: &str,
+        subscription_id: &str,
+    ) -> FlowError {
         FlowError::new(400, message, action, subscription_id)
     }
 
@@ -237,9 +241,11 @@ mod tests {
         assert!(m(r#"{"action":"subscribe","topic":"peers","arguments":[]}"#).starts_with(sub));
         assert!(m(r#"{"action":"unsubscribe"}"#)
             .starts_with("error parsing message: error unmarshalling unsubscribe message: "));
-        assert!(m(r#"{"action":"list_subscriptions","topic":"x"}"#).starts_with(
-            "error parsing message: error unmarshalling list subscriptions message: "
-        ));
+        assert!(
+            m(r#"{"action":"list_subscriptions","topic":"x"}"#).starts_with(
+                "error parsing message: error unmarshalling list subscriptions message: "
+            )
+        );
         assert_eq!(
             m(r#"{"subscription_id":"s1","action":"watch"}"#),
             "error parsing message: unknown action type: watch"
@@ -249,7 +255,10 @@ mod tests {
     #[test]
     fn without_strict_requests_read_as_flow_go_reads_them() {
         let m = |text| message(text, false);
-        assert_eq!(m(r#"{"topic":"peers"}"#), "error parsing message: unknown action type: ");
+        assert_eq!(
+            m(r#"{"topic":"peers"}"#),
+            "error parsing message: unknown action type: "
+        );
         assert_eq!(m("null"), "error parsing message: unknown action type: ");
         assert_eq!(
             parse(r#"{"action":"subscribe"}"#, false),
@@ -302,7 +311,10 @@ mod tests {
             })
         );
         assert_eq!(
-            parse_binary(br#"{"action":"subscribe","topic":"stats","arguments":null}"#, true),
+            parse_binary(
+                br#"{"action":"subscribe","topic":"stats","arguments":null}"#,
+                true
+            ),
             Ok(Request::Subscribe {
                 subscription_id: String::new(),
                 topic: "stats".into(),

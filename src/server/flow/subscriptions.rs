@@ -158,7 +158,12 @@ impl Subscriptions {
     pub fn remove(&mut self, subscription_id: &str) -> Result<Subscription, FlowError> {
         parse_client_id(subscription_id, "unsubscribe")?;
         self.by_id.remove(subscription_id).ok_or_else(|| {
-            FlowError::new(404, "subscription not found", "unsubscribe", subscription_id)
+            FlowError::new(
+                404,
+                "subscription not found",
+                "unsubscribe",
+                subscription_id,
+            )
         })
     }
 
@@ -242,7 +247,10 @@ mod tests {
                 error.message,
                 "error parsing subscription id: subscription ID provided by the client must not exceed 20 characters"
             );
-            assert_eq!((error.subscription_id, error.action.as_str()), (bad, "subscribe"));
+            assert_eq!(
+                (error.subscription_id, error.action.as_str()),
+                (bad, "subscribe")
+            );
         }
         let generated = subs.prepare("", "stats", &empty).unwrap();
         assert_eq!(generated.len(), 20);
@@ -333,7 +341,11 @@ mod tests {
             .starts_with("error parsing subscription id: "));
         let missing = subs.remove("s2").unwrap_err();
         assert_eq!(
-            (missing.status, missing.message.as_str(), missing.subscription_id.as_str()),
+            (
+                missing.status,
+                missing.message.as_str(),
+                missing.subscription_id.as_str()
+            ),
             (404, "subscription not found", "s2")
         );
         assert!(subs.remove("s1").is_ok());
@@ -345,7 +357,12 @@ mod tests {
         let mut subs = Subscriptions::default();
         add(&mut subs, "all", "errors", json!({}));
         add(&mut subs, "talo", "errors", json!({"dialect": "talo"}));
-        add(&mut subs, "rate", "errors", json!({"code": "RATE_LIMIT_EXCEEDED"}));
+        add(
+            &mut subs,
+            "rate",
+            "errors",
+            json!({"code": "RATE_LIMIT_EXCEEDED"}),
+        );
         add(&mut subs, "peers", "peers", json!({"dialect": "talo"}));
         let event = json!({"kind": "error_emitted", "dialect": "talo", "code": "NO_PLAYER_FOUND"});
         assert_eq!(
