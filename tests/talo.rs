@@ -498,6 +498,32 @@ async fn every_http_code_of_the_seed() {
 
     let unauthenticated = client.post(url("/v1/socket-tickets")).send().await.unwrap();
     assert_eq!(unauthenticated.status(), 401);
+    assert_eq!(
+        unauthenticated.json::<Value>().await.unwrap(),
+        json!({"message": "Authentication Error"})
+    );
+    let unknown_key = client
+        .post(url("/v1/socket-tickets"))
+        .bearer_auth("not-a-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_key.status(), 401);
+    assert_eq!(
+        unknown_key.json::<Value>().await.unwrap(),
+        json!({"message": "Please provide a valid token in the Authorization header"})
+    );
+    let unknown_talo = client
+        .get(url("/v1/players/identify?service=talo&identifier=nobody"))
+        .bearer_auth("talo_demo_full")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_talo.status(), 404);
+    assert_eq!(
+        unknown_talo.json::<Value>().await.unwrap(),
+        json!({"message": "Player not found: Talo aliases must be created using the /v1/players/auth API"})
+    );
 
     let scopes = client
         .post(url("/v1/players/socket-token"))
@@ -604,6 +630,10 @@ async fn every_http_code_of_the_seed() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry_after));
+    assert_eq!(
+        limited.json::<Value>().await.unwrap(),
+        json!({"message": "Too Many Requests"})
+    );
 }
 
 #[tokio::test]
@@ -640,4 +670,44 @@ async fn admins_see_players_and_game_channels_and_kick_with_4020() {
         recv_close(&mut alice).await,
         (4020, "admin_disconnect".to_owned())
     );
+}
+
+#[tokio::test]
+async fn a_game_that_verifies_requests_needs_signed_frames_once_identified() {
+    let mut config = relaydeck::server::config::Config::demo();
+    for app in &mut config.apps {
+        if let Some(talo) = &mut app.talo {
+            talo.verification_keys
+                .insert("1".to_owned(), "verification-secret".to_owned());
+        }
+    }
+    let server = TestServer::start(config).await;
+    let http = Http::new(&server);
+    // Identify itself is never checked.
+    let mut alice = identified(&server, &http, "talo_demo_full", "alice").await;
+    let json = r#"{"req":"v1.channels.message","data":{"channel":{"id":1},"message":"signed"}}"#;
+    send_text(&mut alice, json).await;
+    expect_error(&mut alice, "v1.channels.message", "INVALID_SIGNATURE").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let wrong = relaydeck::server::talo::signature::sign("1", "not-the-key", "r0", json, now);
+    send_text(&mut alice, &format!("{wrong}\n{json}")).await;
+    expect_error(&mut alice, "v1.channels.message", "INVALID_SIGNATURE").await;
+    let signature =
+        relaydeck::server::talo::signature::sign("1", "verification-secret", "r1", json, now);
+    let frame = format!("{signature}\n{json}");
+    send_text(&mut alice, &frame).await;
+    let message = recv_talo(&mut alice).await;
+    assert_eq!(message["res"], "v1.channels.message", "{message}");
+    assert_eq!(message["data"]["message"], "signed");
+    // The same request id again is a replay.
+    send_text(&mut alice, &frame).await;
+    expect_error(&mut alice, "v1.channels.message", "INVALID_SIGNATURE").await;
+    // A bad envelope names the whole frame, signature line included, as upstream does.
+    let bad = format!("{signature}\n{{\"req\":\"nope\",\"data\":{{}}}}");
+    send_text(&mut alice, &bad).await;
+    let invalid = expect_error(&mut alice, "unknown", "INVALID_MESSAGE").await;
+    assert_eq!(invalid["data"]["cause"], bad);
 }

@@ -187,6 +187,11 @@ pub struct TaloApp {
     pub players: Vec<TaloPlayer>,
     #[serde(default)]
     pub channels: Vec<TaloChannel>,
+    /// Request verification keys by version (`{"1": "…"}`): when there are any, the game
+    /// verifies requests and an identified player's socket frames must be signed
+    /// (`<signature>\n<json>`, see `server::talo::signature`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub verification_keys: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -542,6 +547,7 @@ impl Config {
                                 members: vec![],
                             },
                         ],
+                        verification_keys: Default::default(),
                     }),
                 },
                 AppConfig {

@@ -8,6 +8,7 @@
 pub mod http;
 pub mod password;
 pub mod rate_limit;
+pub mod signature;
 pub mod socket;
 
 use std::collections::HashMap;
@@ -159,6 +160,9 @@ struct State {
     channel_messages: HashMap<(String, u64), u64>,
     /// Peer id → the player its socket identified.
     sockets: HashMap<String, SocketPlayer>,
+    /// Accepted request signatures, per player across connections (upstream keeps them in
+    /// Redis).
+    signatures: signature::Replay,
 }
 
 pub struct Talo {
@@ -326,6 +330,19 @@ impl Talo {
         let before = *total;
         *total += 1;
         before
+    }
+
+    /// Whether a signed request of `alias` verifies with the game's keys.
+    pub fn verify_signature(
+        &self,
+        keys: &std::collections::BTreeMap<String, String>,
+        alias: u64,
+        signature: &str,
+        json: &str,
+    ) -> bool {
+        self.lock()
+            .signatures
+            .verify(keys, alias, signature, json, now_ms())
     }
 
     pub fn bind_socket(&self, peer: &str, player: SocketPlayer) {

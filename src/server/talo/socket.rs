@@ -4,15 +4,16 @@
 //! (TaloDev/backend `src/socket/router/socketRouter.ts`)
 //! rate limit → heartbeat (`v1.heartbeat` is echoed and forgives one rate-limit warning) →
 //! JSON (ROUTING_ERROR) → envelope (INVALID_MESSAGE, with `req` "unknown" and the raw frame as
-//! `cause`) → armed faults → player identified (NO_PLAYER_FOUND) → access key scopes
+//! `cause`) → signature, for an identified player of a game that verifies requests
+//! (INVALID_SIGNATURE, [`super::signature`]) → armed faults → player identified (NO_PLAYER_FOUND) → access key scopes
 //! (MISSING_ACCESS_KEY_SCOPES) → data schema (INVALID_MESSAGE_DATA, the data as `cause`) →
 //! handler (LISTENER_ERROR with its `cause`).
 //!
 //! Rate limit ([`super::rate_limit`]): 25 requests a second before identifying, 250 after
 //! (settings); each excess is a RATE_LIMIT_EXCEEDED frame, and after three warnings the next
 //! excess closes 1008 RATE_LIMIT_EXCEEDED. Envelopes and data schemas are
-//! [`crate::protocol::talo`]'s. UNHANDLED_REQUEST and INVALID_SIGNATURE (server-side conditions
-//! of the real Talo server) and LISTENER_ERROR come from armed faults too.
+//! [`crate::protocol::talo`]'s. UNHANDLED_REQUEST (which upstream's request list makes
+//! unreachable), INVALID_SIGNATURE and LISTENER_ERROR come from armed faults too.
 //!
 //! # Fan-out
 //! A channel message goes to every connection whose player is a member of the channel and whose
@@ -37,6 +38,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::rate_limit::{SocketRateLimit, Verdict};
+use super::signature;
 use super::{Alias, SocketPlayer};
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
@@ -220,7 +222,17 @@ impl Session {
             self.reply(text.to_owned());
             return Flow::Continue;
         }
-        let (kind, data) = match wire::envelope(text) {
+        let config = self.shared.hub.config();
+        let keys = config
+            .app(&self.app)
+            .and_then(|a| a.talo.as_ref())
+            .map(|t| &t.verification_keys)
+            .filter(|keys| !keys.is_empty());
+        let (signature, json) = match keys {
+            Some(_) => signature::split(text),
+            None => (None, text),
+        };
+        let (kind, data) = match wire::envelope(json) {
             Ok(envelope) => envelope,
             Err(NotAnEnvelope::NotJson) => {
                 self.error(
@@ -242,6 +254,23 @@ impl Session {
             }
         };
         let req = kind.name();
+        // Only an identified player's requests are checked, identify never is.
+        if let (Some(keys), Some(alias)) = (keys, &self.alias) {
+            let verified = signature.is_some_and(|signature| {
+                self.shared
+                    .talo
+                    .verify_signature(keys, alias.id, signature, json)
+            });
+            if !verified {
+                self.error(
+                    req,
+                    "INVALID_SIGNATURE",
+                    &wire_text("INVALID_SIGNATURE"),
+                    None,
+                );
+                return Flow::Continue;
+            }
+        }
         if let Some(code) = self.hub().take_fault(&self.peer) {
             let cause = (code == "LISTENER_ERROR").then_some("A fault was armed by an operator");
             self.error(req, &code, &wire_text(&code), cause);
