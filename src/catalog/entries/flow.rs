@@ -62,7 +62,7 @@ pub(super) static ENTRIES: &[Entry] = &[
         window: None,
         guidance: "Read the message after the prefix: it names what was wrong with the request.",
         carriers: &[],
-        example: r#"{"subscription_id":"","error":{"code":400,"message":"error parsing message: unknown action type: publish"},"action":""}"#,
+        example: r#"{"subscription_id":"","error":{"code":400,"message":"error parsing message: a fault was armed by an operator"},"action":""}"#,
         source: SEED,
     },
     Entry {
