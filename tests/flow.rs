@@ -10,12 +10,9 @@ use relaydeck::catalog::Dialect;
 use relaydeck::protocol::admin::{Command, FaultTarget};
 use serde_json::{json, Value};
 
-async fn expect_error(
-    socket: &mut Socket,
-    status: u16,
-    prefix: &str,
-    action: Option<&str>,
-) -> Value {
+/// The next frame is an error with this status, message start and action (`""` when the
+/// request was never understood); `subscription_id` is always present.
+async fn expect_error(socket: &mut Socket, status: u16, prefix: &str, action: &str) -> Value {
     let frame = recv_json(socket).await;
     assert_eq!(frame["error"]["code"], status, "{frame}");
     assert!(
@@ -25,10 +22,8 @@ async fn expect_error(
             .starts_with(prefix),
         "{frame}"
     );
-    match action {
-        Some(action) => assert_eq!(frame["action"], action, "{frame}"),
-        None => assert!(frame.get("action").is_none(), "{frame}"),
-    }
+    assert_eq!(frame["action"], action, "{frame}");
+    assert!(frame["subscription_id"].is_string(), "{frame}");
     frame
 }
 
@@ -43,25 +38,37 @@ async fn every_message_family_of_the_seed() {
     )
     .await
     .unwrap();
-    expect_error(&mut stream, 400, "error reading message", None).await;
+    expect_error(&mut stream, 400, "error reading message: ", "").await;
     send_text(&mut stream, "{oops").await;
-    expect_error(&mut stream, 400, "error parsing message", None).await;
+    expect_error(&mut stream, 400, "error reading message: ", "").await;
     send_json(&mut stream, json!({"action": 5})).await;
-    expect_error(&mut stream, 400, "error unmarshalling base message", None).await;
-    send_json(&mut stream, json!({"action": "subscribe", "topic": 7})).await;
+    let parsing = "error parsing message: ";
     expect_error(
         &mut stream,
         400,
-        "error unmarshalling subscribe message",
-        Some("subscribe"),
+        &format!("{parsing}error unmarshalling base message: "),
+        "",
     )
     .await;
+    send_json(
+        &mut stream,
+        json!({"subscription_id": "s0", "action": "subscribe", "topic": 7}),
+    )
+    .await;
+    let frame = expect_error(
+        &mut stream,
+        400,
+        &format!("{parsing}error unmarshalling subscribe message: "),
+        "",
+    )
+    .await;
+    assert_eq!(frame["subscription_id"], "");
     send_json(&mut stream, json!({"action": "unsubscribe"})).await;
     expect_error(
         &mut stream,
         400,
-        "error unmarshalling unsubscribe message",
-        Some("unsubscribe"),
+        &format!("{parsing}error unmarshalling unsubscribe message: "),
+        "",
     )
     .await;
     send_json(
@@ -72,24 +79,31 @@ async fn every_message_family_of_the_seed() {
     expect_error(
         &mut stream,
         400,
-        "error unmarshalling list subscriptions message",
-        Some("list_subscriptions"),
+        &format!("{parsing}error unmarshalling list subscriptions message: "),
+        "",
     )
     .await;
     send_json(&mut stream, json!({"action": "publish"})).await;
-    expect_error(&mut stream, 400, "unknown action type", Some("publish")).await;
+    expect_error(
+        &mut stream,
+        400,
+        &format!("{parsing}unknown action type: publish"),
+        "",
+    )
+    .await;
     send_json(
         &mut stream,
         json!({"subscription_id": "x".repeat(21), "action": "subscribe", "topic": "peers"}),
     )
     .await;
-    expect_error(
+    let long = expect_error(
         &mut stream,
         400,
-        "error parsing subscription id",
-        Some("subscribe"),
+        "error parsing subscription id: subscription ID provided by the client must not exceed 20 characters",
+        "subscribe",
     )
     .await;
+    assert_eq!(long["subscription_id"], "x".repeat(21));
     send_json(
         &mut stream,
         json!({"subscription_id": "y".repeat(21), "action": "unsubscribe"}),
@@ -99,7 +113,7 @@ async fn every_message_family_of_the_seed() {
         &mut stream,
         400,
         "error parsing subscription id",
-        Some("unsubscribe"),
+        "unsubscribe",
     )
     .await;
     send_json(
@@ -110,8 +124,8 @@ async fn every_message_family_of_the_seed() {
     expect_error(
         &mut stream,
         400,
-        "error creating data provider",
-        Some("subscribe"),
+        r#"error creating data provider: unsupported topic "blocks""#,
+        "subscribe",
     )
     .await;
     send_json(&mut stream, json!({"subscription_id": "s1", "action": "subscribe", "topic": "peers", "arguments": {"colour": "red"}})).await;
@@ -119,11 +133,16 @@ async fn every_message_family_of_the_seed() {
         &mut stream,
         400,
         "error creating data provider: invalid arguments",
-        Some("subscribe"),
+        "subscribe",
     )
     .await;
     assert_eq!(invalid["subscription_id"], "s1");
 
+    send_json(&mut stream, json!({"action": "list_subscriptions"})).await;
+    assert_eq!(
+        recv_json(&mut stream).await,
+        json!({"subscriptions": null, "action": "list_subscriptions"})
+    );
     send_json(
         &mut stream,
         json!({"subscription_id": "s1", "action": "subscribe", "topic": "peers"}),
@@ -141,8 +160,8 @@ async fn every_message_family_of_the_seed() {
     expect_error(
         &mut stream,
         400,
-        "subscription ID is already in use",
-        Some("subscribe"),
+        "error parsing subscription id: subscription ID is already in use: s1",
+        "subscribe",
     )
     .await;
     send_json(
@@ -150,13 +169,7 @@ async fn every_message_family_of_the_seed() {
         json!({"subscription_id": "nope", "action": "unsubscribe"}),
     )
     .await;
-    let missing = expect_error(
-        &mut stream,
-        404,
-        "subscription not found",
-        Some("unsubscribe"),
-    )
-    .await;
+    let missing = expect_error(&mut stream, 404, "subscription not found", "unsubscribe").await;
     assert_eq!(missing["subscription_id"], "nope");
 
     // Generated ids up to the limit of 20, then 429.
@@ -177,7 +190,7 @@ async fn every_message_family_of_the_seed() {
         &mut stream,
         429,
         "error creating new subscription: maximum number of subscriptions reached",
-        Some("subscribe"),
+        "subscribe",
     )
     .await;
     send_json(&mut stream, json!({"action": "list_subscriptions"})).await;
@@ -306,7 +319,7 @@ async fn admins_see_subscriptions_and_kick_streams_with_4020() {
 }
 
 #[tokio::test]
-async fn frames_keep_flow_field_order_and_generated_ids_never_collide() {
+async fn frames_keep_flow_field_order_and_empty_ids_are_generated() {
     let server = TestServer::demo().await;
     let mut stream = server.flow().await;
     send_json(
@@ -318,15 +331,23 @@ async fn frames_keep_flow_field_order_and_generated_ids_never_collide() {
         recv_text(&mut stream).await,
         r#"{"subscription_id":"sub-1","action":"subscribe"}"#
     );
-    send_json(
-        &mut stream,
+    // An empty id asks for a generated one, as an absent id does: 20 characters of URL-safe
+    // base64, as flow-go generates them.
+    for request in [
         json!({"action": "subscribe", "topic": "rooms"}),
-    )
-    .await;
-    assert_eq!(
-        recv_text(&mut stream).await,
-        r#"{"subscription_id":"sub-2","action":"subscribe"}"#
-    );
+        json!({"subscription_id": "", "action": "subscribe", "topic": "rooms"}),
+    ] {
+        send_json(&mut stream, request).await;
+        let ack = recv_json(&mut stream).await;
+        assert_eq!(ack["action"], "subscribe", "{ack}");
+        let id = ack["subscription_id"].as_str().unwrap();
+        assert_eq!(id.len(), 20, "{ack}");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{ack}"
+        );
+    }
     send_json(
         &mut stream,
         json!({"subscription_id": "gone", "action": "unsubscribe"}),
@@ -425,4 +446,107 @@ async fn an_app_key_sees_its_own_app_only() {
     let seen = recv_json(&mut scoped).await;
     assert_eq!(seen["payload"]["kind"], "peer_connected", "{seen}");
     assert_eq!(seen["payload"]["peer"]["app"], "demo", "{seen}");
+}
+
+#[tokio::test]
+async fn binary_frames_are_read_as_json() {
+    let server = TestServer::demo().await;
+    let mut stream = server.flow().await;
+    let request = br#"{"subscription_id":"b1","action":"subscribe","topic":"stats"}"#;
+    futures_util::SinkExt::send(
+        &mut stream,
+        tokio_tungstenite::tungstenite::Message::Binary(request.to_vec().into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        recv_text(&mut stream).await,
+        r#"{"subscription_id":"b1","action":"subscribe"}"#
+    );
+}
+
+fn quick_inactivity() -> relaydeck::server::config::Config {
+    let mut config = relaydeck::server::config::Config::demo();
+    config.flow.inactivity_timeout_ms = 300;
+    config
+}
+
+#[tokio::test]
+async fn a_connection_without_subscriptions_is_closed_when_inactive() {
+    let server = TestServer::start(quick_inactivity()).await;
+    let mut idle = server.flow().await;
+    assert_eq!(
+        recv_close(&mut idle).await,
+        (1000, relaydeck::server::flow::INACTIVITY_REASON.to_owned())
+    );
+
+    // A subscription keeps the connection open however quiet it is; once it is gone the
+    // clock runs again from the last frame sent.
+    let mut busy = server.flow().await;
+    send_json(
+        &mut busy,
+        json!({"subscription_id": "r", "action": "subscribe", "topic": "rooms"}),
+    )
+    .await;
+    assert_eq!(recv_json(&mut busy).await["action"], "subscribe");
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(900), recv_json(&mut busy));
+    assert!(
+        quiet.await.is_err(),
+        "a subscribed stream was sent something"
+    );
+    send_json(
+        &mut busy,
+        json!({"subscription_id": "r", "action": "unsubscribe"}),
+    )
+    .await;
+    assert_eq!(recv_json(&mut busy).await["action"], "unsubscribe");
+    assert_eq!(
+        recv_close(&mut busy).await,
+        (1000, relaydeck::server::flow::INACTIVITY_REASON.to_owned())
+    );
+}
+
+#[tokio::test]
+async fn without_strict_requests_missing_fields_are_read_as_flow_go_reads_them() {
+    let mut config = relaydeck::server::config::Config::demo();
+    config.flow.strict_requests = false;
+    let server = TestServer::start(config).await;
+    let mut stream = server.flow().await;
+    send_json(&mut stream, json!({"action": "unsubscribe"})).await;
+    expect_error(
+        &mut stream,
+        400,
+        "error parsing subscription id: subscription ID provided by the client must not be empty",
+        "unsubscribe",
+    )
+    .await;
+    send_json(&mut stream, json!({"topic": "rooms"})).await;
+    expect_error(
+        &mut stream,
+        400,
+        "error parsing message: unknown action type: ",
+        "",
+    )
+    .await;
+    send_json(
+        &mut stream,
+        json!({"subscription_id": "t", "action": "subscribe"}),
+    )
+    .await;
+    expect_error(
+        &mut stream,
+        400,
+        r#"error creating data provider: unsupported topic """#,
+        "subscribe",
+    )
+    .await;
+    send_json(
+        &mut stream,
+        json!({"action": "list_subscriptions", "extra": 1}),
+    )
+    .await;
+    assert_eq!(
+        recv_json(&mut stream).await,
+        json!({"subscriptions": null, "action": "list_subscriptions"})
+    );
 }

@@ -74,8 +74,19 @@ async fn socket(server: &TestServer, http: &Http, key: &str) -> Socket {
     socket
 }
 
+/// The next frame other than a presence update (every identify and every identified
+/// connection's end tells the game's players with `read:playerPresence`).
+async fn recv_talo(socket: &mut Socket) -> Value {
+    loop {
+        let frame = recv_json(socket).await;
+        if frame["res"] != "v1.players.presence.updated" {
+            return frame;
+        }
+    }
+}
+
 async fn expect_error(socket: &mut Socket, req: &str, code: &str) -> Value {
-    let frame = recv_json(socket).await;
+    let frame = recv_talo(socket).await;
     assert_eq!(frame["res"], "v1.error", "{frame}");
     assert_eq!(frame["data"]["errorCode"], code, "{frame}");
     assert_eq!(frame["data"]["req"], req, "{frame}");
@@ -104,7 +115,7 @@ async fn identified(server: &TestServer, http: &Http, key: &str, identifier: &st
     )
     .await;
     assert_eq!(
-        recv_json(&mut socket).await["res"],
+        recv_talo(&mut socket).await["res"],
         "v1.players.identify.success"
     );
     socket
@@ -241,6 +252,17 @@ async fn chat_heartbeat_and_broadcast_between_identified_players() {
     let http = Http::new(&server);
     let mut alice = identified(&server, &http, "talo_demo_full", "alice").await;
     let mut bob = identified(&server, &http, "talo_demo_full", "bob").await;
+    // Alice hears that bob came online, with his alias's full JSON.
+    let presence = recv_json(&mut alice).await;
+    assert_eq!(presence["res"], "v1.players.presence.updated", "{presence}");
+    assert_eq!(presence["data"]["presence"]["online"], true);
+    assert_eq!(presence["data"]["presence"]["customStatus"], "");
+    assert_eq!(
+        presence["data"]["presence"]["playerAlias"]["identifier"],
+        "bob"
+    );
+    assert_eq!(presence["data"]["meta"]["onlineChanged"], true);
+
     send_text(&mut alice, "v1.heartbeat").await;
     let echoed = tokio::time::timeout(RECEIVE_TIMEOUT, futures_util::StreamExt::next(&mut alice))
         .await
@@ -248,20 +270,186 @@ async fn chat_heartbeat_and_broadcast_between_identified_players() {
         .unwrap()
         .unwrap();
     assert_eq!(echoed.to_text().unwrap(), "v1.heartbeat");
+
+    // Every member with read:gameChannels gets the message, the sender included.
     send_json(&mut alice, json!({"req": "v1.channels.message", "data": {"channel": {"id": 1}, "message": "hello bob"}})).await;
-    let message = recv_json(&mut bob).await;
-    assert_eq!(message["res"], "v1.channels.message");
-    assert_eq!(message["data"]["message"], "hello bob");
-    assert_eq!(message["data"]["playerAlias"]["identifier"], "alice");
+    for socket in [&mut bob, &mut alice] {
+        let message = recv_talo(socket).await;
+        assert_eq!(message["res"], "v1.channels.message", "{message}");
+        let data = &message["data"];
+        assert_eq!(data["message"], "hello bob");
+        assert_eq!(data["channel"]["id"], 1);
+        assert_eq!(data["channel"]["totalMessages"], 0);
+        for field in [
+            "name",
+            "owner",
+            "props",
+            "private",
+            "autoCleanup",
+            "temporaryMembership",
+            "createdAt",
+            "updatedAt",
+        ] {
+            assert!(
+                data["channel"].get(field).is_some(),
+                "channel {field}: {message}"
+            );
+        }
+        let alias = &data["playerAlias"];
+        assert_eq!(alias["identifier"], "alice");
+        assert_eq!(alias["displayName"], "alice");
+        assert!(alias["player"]["props"].is_array(), "{message}");
+        assert!(alias["player"]["groups"].is_array(), "{message}");
+        assert_eq!(alias["player"]["presence"]["online"], true);
+        assert!(alias["player"].get("aliases").is_none(), "{message}");
+    }
+    send_json(
+        &mut bob,
+        json!({"req": "v1.channels.message", "data": {"channel": {"id": 1}, "message": "again"}}),
+    )
+    .await;
+    assert_eq!(
+        recv_talo(&mut alice).await["data"]["channel"]["totalMessages"],
+        1
+    );
+
     send_json(
         &mut bob,
         json!({"req": "v1.player-relationships.broadcast", "data": {"message": "gg"}}),
     )
     .await;
+    let broadcast = recv_talo(&mut alice).await;
+    assert_eq!(broadcast["res"], "v1.player-relationships.broadcast");
+    assert_eq!(broadcast["data"]["message"], "gg");
+    assert_eq!(broadcast["data"]["playerAlias"]["identifier"], "bob");
+
+    // Bob leaving is a presence change too.
+    drop(bob);
+    let offline = recv_json(&mut alice).await;
+    assert_eq!(offline["res"], "v1.players.presence.updated", "{offline}");
+    assert_eq!(offline["data"]["presence"]["online"], false);
     assert_eq!(
-        recv_json(&mut alice).await["res"],
-        "v1.player-relationships.broadcast"
+        offline["data"]["presence"]["playerAlias"]["identifier"],
+        "bob"
     );
+}
+
+#[tokio::test]
+async fn recipients_are_chosen_by_their_access_key_scopes() {
+    let server = TestServer::demo().await;
+    let http = Http::new(&server);
+    // talo_demo_ro reads game channels but not broadcasts or presence, and may not write.
+    let mut reader = identified(&server, &http, "talo_demo_ro", "alice").await;
+    let mut writer = identified(&server, &http, "talo_demo_full", "bob").await;
+    send_json(
+        &mut reader,
+        json!({"req": "v1.player-relationships.broadcast", "data": {"message": "x"}}),
+    )
+    .await;
+    let refused = expect_error(
+        &mut reader,
+        "v1.player-relationships.broadcast",
+        "MISSING_ACCESS_KEY_SCOPES",
+    )
+    .await;
+    assert_eq!(
+        refused["data"]["message"],
+        "Missing access key scope(s): write:playerBroadcasts"
+    );
+    send_json(
+        &mut writer,
+        json!({"req": "v1.player-relationships.broadcast", "data": {"message": "gg"}}),
+    )
+    .await;
+    send_json(
+        &mut writer,
+        json!({"req": "v1.channels.message", "data": {"channel": {"id": 1}, "message": "hi"}}),
+    )
+    .await;
+    // The reader gets the channel message, and nothing before it: no broadcast, no presence.
+    let first = recv_json(&mut reader).await;
+    assert_eq!(first["res"], "v1.channels.message", "{first}");
+    assert_eq!(recv_talo(&mut writer).await["res"], "v1.channels.message");
+}
+
+#[tokio::test]
+async fn not_json_is_a_routing_error_and_a_bad_envelope_an_invalid_message() {
+    let server = TestServer::demo().await;
+    let http = Http::new(&server);
+    let mut player = socket(&server, &http, "talo_demo_full").await;
+    send_text(&mut player, "{not json").await;
+    let routing = expect_error(&mut player, "unknown", "ROUTING_ERROR").await;
+    assert_eq!(
+        routing["data"]["message"],
+        "An error occurred while routing the message"
+    );
+    assert!(routing["data"].get("cause").is_none(), "{routing}");
+    let envelope = r#"{"req":"v1.channels.message"}"#;
+    send_text(&mut player, envelope).await;
+    let invalid = expect_error(&mut player, "unknown", "INVALID_MESSAGE").await;
+    assert_eq!(invalid["data"]["cause"], envelope);
+}
+
+#[tokio::test]
+async fn a_heartbeat_forgives_one_rate_limit_warning() {
+    let mut config = relaydeck::server::config::Config::demo();
+    config.talo.unidentified_per_second = 2;
+    let server = TestServer::start(config).await;
+    let http = Http::new(&server);
+    let mut player = socket(&server, &http, "talo_demo_full").await;
+    // Two allowed, three warned. Everything here happens well within the connection's first
+    // one-second window (a heartbeat text would itself be an excess now, which is why the
+    // forgiving heartbeat below is a WebSocket ping).
+    let bad = r#"{"req":"nope","data":{}}"#;
+    for _ in 0..5 {
+        send_text(&mut player, bad).await;
+    }
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        codes.push(recv_talo(&mut player).await["data"]["errorCode"].clone());
+    }
+    assert_eq!(
+        codes,
+        [
+            "INVALID_MESSAGE",
+            "INVALID_MESSAGE",
+            "RATE_LIMIT_EXCEEDED",
+            "RATE_LIMIT_EXCEEDED",
+            "RATE_LIMIT_EXCEEDED"
+        ]
+    );
+    // Upstream counts a pong as a heartbeat; relaydeck counts the ping its library answers.
+    futures_util::SinkExt::send(
+        &mut player,
+        tokio_tungstenite::tungstenite::Message::Ping(Vec::new().into()),
+    )
+    .await
+    .unwrap();
+    // The fourth excess would close; after forgiveness it warns once more, then closes.
+    let mut frames = Vec::new();
+    for _ in 0..3 {
+        send_text(&mut player, bad).await;
+    }
+    let close = loop {
+        let message =
+            tokio::time::timeout(RECEIVE_TIMEOUT, futures_util::StreamExt::next(&mut player))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+        match message {
+            tokio_tungstenite::tungstenite::Message::Text(text) => {
+                let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+                frames.push(frame["data"]["errorCode"].clone());
+            }
+            tokio_tungstenite::tungstenite::Message::Close(Some(frame)) => {
+                break (u16::from(frame.code), frame.reason.to_string());
+            }
+            _ => {}
+        }
+    };
+    assert_eq!(close, (1008, "RATE_LIMIT_EXCEEDED".to_owned()));
+    assert_eq!(frames, ["RATE_LIMIT_EXCEEDED"], "{frames:?}");
 }
 
 #[tokio::test]
@@ -310,6 +498,32 @@ async fn every_http_code_of_the_seed() {
 
     let unauthenticated = client.post(url("/v1/socket-tickets")).send().await.unwrap();
     assert_eq!(unauthenticated.status(), 401);
+    assert_eq!(
+        unauthenticated.json::<Value>().await.unwrap(),
+        json!({"message": "Authentication Error"})
+    );
+    let unknown_key = client
+        .post(url("/v1/socket-tickets"))
+        .bearer_auth("not-a-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_key.status(), 401);
+    assert_eq!(
+        unknown_key.json::<Value>().await.unwrap(),
+        json!({"message": "Please provide a valid token in the Authorization header"})
+    );
+    let unknown_talo = client
+        .get(url("/v1/players/identify?service=talo&identifier=nobody"))
+        .bearer_auth("talo_demo_full")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_talo.status(), 404);
+    assert_eq!(
+        unknown_talo.json::<Value>().await.unwrap(),
+        json!({"message": "Player not found: Talo aliases must be created using the /v1/players/auth API"})
+    );
 
     let scopes = client
         .post(url("/v1/players/socket-token"))
@@ -416,6 +630,10 @@ async fn every_http_code_of_the_seed() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry_after));
+    assert_eq!(
+        limited.json::<Value>().await.unwrap(),
+        json!({"message": "Too Many Requests"})
+    );
 }
 
 #[tokio::test]
@@ -452,4 +670,44 @@ async fn admins_see_players_and_game_channels_and_kick_with_4020() {
         recv_close(&mut alice).await,
         (4020, "admin_disconnect".to_owned())
     );
+}
+
+#[tokio::test]
+async fn a_game_that_verifies_requests_needs_signed_frames_once_identified() {
+    let mut config = relaydeck::server::config::Config::demo();
+    for app in &mut config.apps {
+        if let Some(talo) = &mut app.talo {
+            talo.verification_keys
+                .insert("1".to_owned(), "verification-secret".to_owned());
+        }
+    }
+    let server = TestServer::start(config).await;
+    let http = Http::new(&server);
+    // Identify itself is never checked.
+    let mut alice = identified(&server, &http, "talo_demo_full", "alice").await;
+    let json = r#"{"req":"v1.channels.message","data":{"channel":{"id":1},"message":"signed"}}"#;
+    send_text(&mut alice, json).await;
+    expect_error(&mut alice, "v1.channels.message", "INVALID_SIGNATURE").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let wrong = relaydeck::server::talo::signature::sign("1", "not-the-key", "r0", json, now);
+    send_text(&mut alice, &format!("{wrong}\n{json}")).await;
+    expect_error(&mut alice, "v1.channels.message", "INVALID_SIGNATURE").await;
+    let signature =
+        relaydeck::server::talo::signature::sign("1", "verification-secret", "r1", json, now);
+    let frame = format!("{signature}\n{json}");
+    send_text(&mut alice, &frame).await;
+    let message = recv_talo(&mut alice).await;
+    assert_eq!(message["res"], "v1.channels.message", "{message}");
+    assert_eq!(message["data"]["message"], "signed");
+    // The same request id again is a replay.
+    send_text(&mut alice, &frame).await;
+    expect_error(&mut alice, "v1.channels.message", "INVALID_SIGNATURE").await;
+    // A bad envelope names the whole frame, signature line included, as upstream does.
+    let bad = format!("{signature}\n{{\"req\":\"nope\",\"data\":{{}}}}");
+    send_text(&mut alice, &bad).await;
+    let invalid = expect_error(&mut alice, "unknown", "INVALID_MESSAGE").await;
+    assert_eq!(invalid["data"]["cause"], bad);
 }

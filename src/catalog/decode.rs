@@ -801,11 +801,9 @@ fn decode_flow(object: &Map<String, Value>) -> Result<Option<Decoding>, DecodeEr
     if let Some(status) = status {
         fields.insert("status".to_owned(), Value::from(status));
     }
-    // The longest matching family wins: "error creating new subscription: maximum …" is more
-    // specific than any shorter prefix it might share.
-    let entry = super::of_dialect(Dialect::Flow)
-        .filter(|e| flow_message_matches(e, message))
-        .max_by_key(|e| e.code.len());
+    // The most specific family wins: the longest prefix, and within it a nested family
+    // ("error parsing message: unknown action type: …").
+    let entry = super::entries::flow::family(message);
     match entry {
         Some(entry) => Ok(Some(Decoding {
             kind: InputKind::Frame,

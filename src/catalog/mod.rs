@@ -9,6 +9,7 @@
 //! files and old player reports keep decoding.
 
 mod entries;
+pub(crate) use entries::flow::family as flow_family;
 
 pub mod decode;
 pub mod timeline;

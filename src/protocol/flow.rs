@@ -11,8 +11,10 @@
 //!                  {"subscription_id":"s1","topic":"errors","payload":{…}}
 //!                  {"subscription_id":"s1","error":{"code":404,"message":"subscription not found"},"action":"unsubscribe"}
 //! ```
-//! Fields are written in this order, as Flow writes them; `subscription_id` and `action` are
-//! left out of an error when the frame that caused it did not carry them.
+//! Fields are written in this order, as Flow writes them. An error always carries
+//! `subscription_id` and `action`, empty when the request had none or could not be read that
+//! far; a connection with no subscriptions lists `"subscriptions": null` (flow-go
+//! `engine/access/rest/websockets/models/`: plain strings and a nil slice).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -33,7 +35,8 @@ pub struct ListedSubscription {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubscriptionList {
-    pub subscriptions: Vec<ListedSubscription>,
+    /// `None` (written `null`) when the connection has no subscriptions.
+    pub subscriptions: Option<Vec<ListedSubscription>>,
     pub action: String,
 }
 
@@ -54,11 +57,11 @@ pub struct ErrorBody {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorFrame {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subscription_id: Option<String>,
+    #[serde(default)]
+    pub subscription_id: String,
     pub error: ErrorBody,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
+    #[serde(default)]
+    pub action: String,
 }
 
 /// Serialize a frame; the types above hold only strings, numbers and JSON values, which always
@@ -91,14 +94,21 @@ mod tests {
         );
         round_trip(
             &SubscriptionList {
-                subscriptions: vec![ListedSubscription {
+                subscriptions: Some(vec![ListedSubscription {
                     subscription_id: "s1".into(),
                     topic: "errors".into(),
                     arguments: json!({"dialect": "talo"}).as_object().cloned().unwrap(),
-                }],
+                }]),
                 action: "list_subscriptions".into(),
             },
             r#"{"subscriptions":[{"subscription_id":"s1","topic":"errors","arguments":{"dialect":"talo"}}],"action":"list_subscriptions"}"#,
+        );
+        round_trip(
+            &SubscriptionList {
+                subscriptions: None,
+                action: "list_subscriptions".into(),
+            },
+            r#"{"subscriptions":null,"action":"list_subscriptions"}"#,
         );
         round_trip(
             &Data {
@@ -110,25 +120,25 @@ mod tests {
         );
         round_trip(
             &ErrorFrame {
-                subscription_id: Some("s1".into()),
+                subscription_id: "s1".into(),
                 error: ErrorBody {
                     code: 404,
                     message: "subscription not found".into(),
                 },
-                action: Some("unsubscribe".into()),
+                action: "unsubscribe".into(),
             },
             r#"{"subscription_id":"s1","error":{"code":404,"message":"subscription not found"},"action":"unsubscribe"}"#,
         );
         round_trip(
             &ErrorFrame {
-                subscription_id: None,
+                subscription_id: String::new(),
                 error: ErrorBody {
                     code: 400,
-                    message: "error parsing message: EOF".into(),
+                    message: "error reading message: EOF".into(),
                 },
-                action: None,
+                action: String::new(),
             },
-            r#"{"error":{"code":400,"message":"error parsing message: EOF"}}"#,
+            r#"{"subscription_id":"","error":{"code":400,"message":"error reading message: EOF"},"action":""}"#,
         );
     }
 }

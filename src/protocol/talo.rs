@@ -11,10 +11,12 @@
 //!                  {"res":"v1.channels.message","data":{"channel":{…},"message":"hello","playerAlias":{…}}}
 //!                  {"res":"v1.error","data":{"req":"v1.channels.message","message":"…","errorCode":"LISTENER_ERROR","cause":"Player not in channel"}}
 //! ```
-//! An envelope whose `req` is not one of the three requests is INVALID_MESSAGE (`req` "unknown",
-//! the raw frame as `cause`); a known `req` whose `data` does not fit its schema is
-//! INVALID_MESSAGE_DATA (the data as `cause`). `sessionToken` is only needed for aliases of
-//! service `talo`.
+//! A frame that is not JSON is ROUTING_ERROR (`req` "unknown": upstream's `JSON.parse` throws
+//! something other than a validation error, TaloDev/backend `src/socket/router/socketRouter.ts`).
+//! JSON that is not an envelope — `req` not one of the three requests, or `data` not an
+//! object — is INVALID_MESSAGE (`req` "unknown", the raw frame as `cause`); a known `req` whose
+//! `data` does not fit its schema is INVALID_MESSAGE_DATA (the data as `cause`).
+//! `sessionToken` is only needed for aliases of service `talo`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -48,7 +50,7 @@ impl RequestKind {
         match self {
             RequestKind::Identify => "read:players",
             RequestKind::ChannelMessage => "write:gameChannels",
-            RequestKind::RelationshipBroadcast => "write:playerRelationships",
+            RequestKind::RelationshipBroadcast => "write:playerBroadcasts",
         }
     }
 
@@ -90,13 +92,27 @@ pub enum Request {
     RelationshipBroadcast(BroadcastData),
 }
 
-/// The request kind and its raw `data`, or `None` when the frame is not a JSON envelope of a
-/// known request (INVALID_MESSAGE).
-pub fn envelope(text: &str) -> Option<(RequestKind, Value)> {
-    let value: Value = serde_json::from_str(text).ok()?;
-    let req = value.get("req")?.as_str()?;
-    let kind = RequestKind::ALL.into_iter().find(|k| k.name() == req)?;
-    Some((kind, value.get("data").cloned().unwrap_or(Value::Null)))
+/// Why a frame is not a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAnEnvelope {
+    /// Not JSON at all: ROUTING_ERROR.
+    NotJson,
+    /// JSON, but not `{"req": <known request>, "data": {…}}`: INVALID_MESSAGE.
+    Invalid,
+}
+
+/// The request kind and its `data` object.
+pub fn envelope(text: &str) -> Result<(RequestKind, Value), NotAnEnvelope> {
+    let value: Value = serde_json::from_str(text).map_err(|_| NotAnEnvelope::NotJson)?;
+    let kind = value
+        .get("req")
+        .and_then(Value::as_str)
+        .and_then(|req| RequestKind::ALL.into_iter().find(|k| k.name() == req))
+        .ok_or(NotAnEnvelope::Invalid)?;
+    match value.get("data") {
+        Some(data @ Value::Object(_)) => Ok((kind, data.clone())),
+        _ => Err(NotAnEnvelope::Invalid),
+    }
 }
 
 /// The typed request, or `None` when `data` does not fit the request's schema
@@ -187,15 +203,18 @@ mod tests {
             r#"{"req":"v1.does.not.exist","data":{}}"#,
             r#"{"req":7}"#,
             r#"{"data":{}}"#,
+            r#"{"req":"v1.channels.message"}"#,
+            r#"{"req":"v1.channels.message","data":[]}"#,
             "[]",
-            "v1.heartbeat!",
-            "",
         ] {
-            assert_eq!(envelope(text), None, "{text}");
+            assert_eq!(envelope(text), Err(NotAnEnvelope::Invalid), "{text}");
+        }
+        for text in ["v1.heartbeat!", "", "{nope"] {
+            assert_eq!(envelope(text), Err(NotAnEnvelope::NotJson), "{text}");
         }
         assert_eq!(
-            envelope(r#"{"req":"v1.channels.message"}"#),
-            Some((RequestKind::ChannelMessage, Value::Null))
+            envelope(r#"{"req":"v1.channels.message","data":{"x":1}}"#),
+            Ok((RequestKind::ChannelMessage, json!({"x": 1})))
         );
     }
 

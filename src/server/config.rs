@@ -38,6 +38,12 @@ pub struct Config {
     /// Who may connect from where, and how many (see SECURITY.md).
     #[serde(default)]
     pub security: SecuritySettings,
+    /// Flow streams: inactivity timeout and how strictly requests are read.
+    #[serde(default)]
+    pub flow: crate::server::flow::FlowSettings,
+    /// Talo socket: rate limits and request signatures.
+    #[serde(default)]
+    pub talo: crate::server::talo::TaloSettings,
 }
 
 /// Connection admission: browser origins, connection caps, timeouts for idle and slow clients.
@@ -181,6 +187,11 @@ pub struct TaloApp {
     pub players: Vec<TaloPlayer>,
     #[serde(default)]
     pub channels: Vec<TaloChannel>,
+    /// Request verification keys by version (`{"1": "…"}`): when there are any, the game
+    /// verifies requests and an identified player's socket frames must be signed
+    /// (`<signature>\n<json>`, see `server::talo::signature`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub verification_keys: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -461,6 +472,8 @@ impl Config {
             signal_fish: SignalFishSettings::default(),
             outbox: Default::default(),
             security: Default::default(),
+            flow: Default::default(),
+            talo: Default::default(),
             apps: vec![
                 AppConfig {
                     id: "demo".to_owned(),
@@ -534,6 +547,7 @@ impl Config {
                                 members: vec![],
                             },
                         ],
+                        verification_keys: Default::default(),
                     }),
                 },
                 AppConfig {

@@ -1,9 +1,36 @@
 //! Flow Access API WebSocket streams: one entry per error message family of its common errors
-//! page. Flow errors carry no code string, so the code is the fixed start of the message.
+//! page. Flow errors carry no code string, so the code is the fixed start of the message, and
+//! flow-go nests them: `error parsing message: unknown action type: x` and `error parsing
+//! subscription id: subscription ID is already in use: s1` name the inner family.
 
 use super::*;
 
 const SEED: Source = Source::Seed(crate::catalog::seeds::FLOW);
+
+/// The most specific family a Flow error message belongs to: the entry whose code starts the
+/// message, or, when a family's detail itself starts with another family, that inner one.
+pub(crate) fn family(message: &str) -> Option<&'static Entry> {
+    let mut rest = message;
+    let mut found = None;
+    while let Some(entry) = ENTRIES
+        .iter()
+        .filter(|e| starts_with_ignore_case(rest, e.code))
+        .max_by_key(|e| e.code.len())
+    {
+        found = Some(entry);
+        match rest[entry.code.len()..].strip_prefix(": ") {
+            Some(inner) => rest = inner,
+            None => break,
+        }
+    }
+    found
+}
+
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.len() >= prefix.len()
+        && text.is_char_boundary(prefix.len())
+        && text[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
 
 pub(super) static ENTRIES: &[Entry] = &[
     Entry {
@@ -14,12 +41,12 @@ pub(super) static ENTRIES: &[Entry] = &[
         category: Category::Protocol,
         title: "Unreadable message",
         wire_text: "error reading message",
-        meaning: "The server could not read the frame off the WebSocket, for example a binary or non-UTF-8 frame, or a connection cut mid-frame.",
+        meaning: "The frame is not JSON. Flow reads every data frame, text or binary, as one JSON value; anything else fails before the request is looked at, so the error names no subscription or action.",
         retry: Retry::Never,
         window: None,
-        guidance: "Send each request as one UTF-8 text frame holding a JSON object.",
+        guidance: "Send each request as one frame holding a JSON object; the detail after the colon names the JSON error.",
         carriers: &[],
-        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error reading message: websocket: invalid UTF-8 in text frame"},"action":"subscribe"}"#,
+        example: r#"{"subscription_id":"","error":{"code":400,"message":"error reading message: invalid character 'x' looking for beginning of value"},"action":""}"#,
         source: SEED,
     },
     Entry {
@@ -30,12 +57,12 @@ pub(super) static ENTRIES: &[Entry] = &[
         category: Category::Protocol,
         title: "Unparsable message",
         wire_text: "error parsing message",
-        meaning: "The frame was read but is not valid JSON.",
+        meaning: "The frame is JSON but the request could not be handled. Flow puts this in front of every request-level failure, followed by the specific message (unmarshalling a message, an unknown action type); the decoder reports that inner family when it knows it. Alone it is what relaydeck sends when an operator armed it as a fault.",
         retry: Retry::Never,
         window: None,
-        guidance: "Serialize requests with a JSON encoder instead of building strings by hand; the detail after the colon names the parse error.",
+        guidance: "Read the message after the prefix: it names what was wrong with the request.",
         carriers: &[],
-        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error parsing message: invalid character 'x' looking for beginning of value"},"action":"subscribe"}"#,
+        example: r#"{"subscription_id":"","error":{"code":400,"message":"error parsing message: a fault was armed by an operator"},"action":""}"#,
         source: SEED,
     },
     Entry {
@@ -51,7 +78,7 @@ pub(super) static ENTRIES: &[Entry] = &[
         window: None,
         guidance: "Make action a string (subscribe, unsubscribe or list_subscriptions) and subscription_id a string.",
         carriers: &[],
-        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error unmarshalling base message: json: cannot unmarshal number into Go struct field BaseMessageRequest.action of type string"},"action":"subscribe"}"#,
+        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error parsing message: error unmarshalling base message: json: cannot unmarshal number into Go struct field BaseMessageRequest.action of type string"},"action":"subscribe"}"#,
         source: SEED,
     },
     Entry {
@@ -67,7 +94,7 @@ pub(super) static ENTRIES: &[Entry] = &[
         window: None,
         guidance: "Send topic as a string and arguments as a JSON object.",
         carriers: &["subscribe"],
-        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error unmarshalling subscribe message: json: cannot unmarshal number into Go struct field SubscribeMessageRequest.topic of type string"},"action":"subscribe"}"#,
+        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error parsing message: error unmarshalling subscribe message: json: cannot unmarshal number into Go struct field SubscribeMessageRequest.topic of type string"},"action":"subscribe"}"#,
         source: SEED,
     },
     Entry {
@@ -83,7 +110,7 @@ pub(super) static ENTRIES: &[Entry] = &[
         window: None,
         guidance: "Send {\"action\":\"unsubscribe\",\"subscription_id\":\"…\"} with the id as a string.",
         carriers: &["unsubscribe"],
-        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error unmarshalling unsubscribe message: json: cannot unmarshal array into Go value of type UnsubscribeMessageRequest"},"action":"unsubscribe"}"#,
+        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error parsing message: error unmarshalling unsubscribe message: json: cannot unmarshal array into Go value of type UnsubscribeMessageRequest"},"action":"unsubscribe"}"#,
         source: SEED,
     },
     Entry {
@@ -99,7 +126,7 @@ pub(super) static ENTRIES: &[Entry] = &[
         window: None,
         guidance: "Send {\"action\":\"list_subscriptions\"} with no other fields of unexpected types.",
         carriers: &["list_subscriptions"],
-        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error unmarshalling list subscriptions message: json: cannot unmarshal array into Go value of type ListSubscriptionsMessageRequest"},"action":"list_subscriptions"}"#,
+        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error parsing message: error unmarshalling list subscriptions message: json: cannot unmarshal array into Go value of type ListSubscriptionsMessageRequest"},"action":"list_subscriptions"}"#,
         source: SEED,
     },
     Entry {
@@ -115,7 +142,7 @@ pub(super) static ENTRIES: &[Entry] = &[
         window: None,
         guidance: "Use one of the three actions; check for typos and for list_subscription without the final s.",
         carriers: &[],
-        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"unknown action type: publish"},"action":"publish"}"#,
+        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error parsing message: unknown action type: publish"},"action":""}"#,
         source: SEED,
     },
     Entry {
@@ -142,12 +169,12 @@ pub(super) static ENTRIES: &[Entry] = &[
         category: Category::Validation,
         title: "Invalid subscription id",
         wire_text: "error parsing subscription id",
-        meaning: "The subscription_id is not acceptable, for example longer than 20 characters.",
+        meaning: "The subscription_id is not acceptable: empty on unsubscribe, or longer than 20 bytes.",
         retry: Retry::Never,
         window: None,
-        guidance: "Use ids of at most 20 characters, or leave subscription_id out when subscribing and let the server generate one.",
+        guidance: "Use ids of at most 20 bytes, or leave subscription_id out (or empty) when subscribing and let the server generate one.",
         carriers: &["subscribe", "unsubscribe"],
-        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error parsing subscription id: subscription ID provided is too long"},"action":"subscribe"}"#,
+        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error parsing subscription id: subscription ID provided by the client must not exceed 20 characters"},"action":"subscribe"}"#,
         source: SEED,
     },
     Entry {
@@ -163,7 +190,7 @@ pub(super) static ENTRIES: &[Entry] = &[
         window: None,
         guidance: "Pick a new id for each subscription, or unsubscribe the old one first if it is being replaced.",
         carriers: &["subscribe"],
-        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"subscription ID is already in use: sub1"},"action":"subscribe"}"#,
+        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error parsing subscription id: subscription ID is already in use: sub1"},"action":"subscribe"}"#,
         source: SEED,
     },
     Entry {
@@ -179,7 +206,7 @@ pub(super) static ENTRIES: &[Entry] = &[
         window: None,
         guidance: "Check the topic name and pass only the arguments that topic documents; the detail names the problem.",
         carriers: &["subscribe"],
-        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error creating data provider: unknown topic: blocks_and_things"},"action":"subscribe"}"#,
+        example: r#"{"subscription_id":"sub1","error":{"code":400,"message":"error creating data provider: unsupported topic \"blocks_and_things\""},"action":"subscribe"}"#,
         source: SEED,
     },
     Entry {

@@ -3,7 +3,7 @@
 
 use super::{Category, Delivery, Dialect, Entry, Retry, Source, Window};
 
-mod flow;
+pub(crate) mod flow;
 mod pubsub;
 mod signal_fish;
 mod talo;

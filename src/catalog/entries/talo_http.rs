@@ -7,6 +7,22 @@ const SEED: Source = Source::Seed(crate::catalog::seeds::TALO_HTTP);
 pub(super) static ENTRIES: &[Entry] = &[
     Entry {
         dialect: Dialect::TaloHttp,
+        code: "404",
+        status: Some(404),
+        delivery: Delivery::Http,
+        category: Category::Validation,
+        title: "Player not found",
+        wire_text: "Player not found: Talo aliases must be created using the /v1/players/auth API",
+        meaning: "Identify named a player of service talo that does not exist. Other services create the player on first identify; talo players only come from registering through the auth API.",
+        retry: Retry::AfterStateChange,
+        window: None,
+        guidance: "Register the player (or log in) through /v1/players/auth first, then identify with the identifier it returned.",
+        carriers: &[],
+        example: r#"404 {"message":"Player not found: Talo aliases must be created using the /v1/players/auth API"}"#,
+        source: Source::Upstream("TaloDev/backend src/routes/api/player/identify.ts"),
+    },
+    Entry {
+        dialect: Dialect::TaloHttp,
         code: "400",
         status: Some(400),
         delivery: Delivery::Http,
@@ -34,7 +50,7 @@ pub(super) static ENTRIES: &[Entry] = &[
         window: None,
         guidance: "Send Authorization: Bearer <your access key> with every request.",
         carriers: &[],
-        example: "401 Unauthorized",
+        example: r#"401 {"message":"Authentication Error"}"#,
         source: SEED,
     },
     Entry {
@@ -69,7 +85,7 @@ pub(super) static ENTRIES: &[Entry] = &[
         }),
         guidance: "Wait the number of seconds in Retry-After before the next request, and batch events and stat updates to stay under the limit.",
         carriers: &[],
-        example: "429 Retry-After: 60",
+        example: "429 Retry-After: 60 {\"message\":\"Too Many Requests\"}",
         source: SEED,
     },
     Entry {

@@ -8,6 +8,11 @@
 //! [`Hub::send_error`] so consoles see it. A subscribe that an armed fault fails gets 500
 //! `internal error: …`, after every other check has passed (as a provider failing after creation
 //! would).
+//!
+//! A connection with no subscriptions that has been sent nothing for
+//! [`FlowSettings::inactivity_timeout_ms`] (flow-go's `DefaultInactivityTimeout`, a minute) is
+//! closed. flow-go drops the TCP connection without a close frame; relaydeck sends close 1000
+//! `inactivity_timeout` first, so that a client and the console can tell why.
 
 pub mod request;
 pub mod subscriptions;
@@ -15,13 +20,16 @@ pub mod subscriptions;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 
 use crate::catalog::Dialect;
 use crate::protocol::admin::{Snapshot, SubscriptionInfo};
@@ -40,6 +48,32 @@ const DIALECT: Dialect = Dialect::Flow;
 
 /// The largest frame read; requests are a few hundred bytes.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The close reason of a connection closed for inactivity.
+pub const INACTIVITY_REASON: &str = "inactivity_timeout";
+
+/// Server-wide Flow stream settings (`"flow"` in the config file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowSettings {
+    /// A connection with no subscriptions that has been sent nothing for this long is closed
+    /// (1000 `inactivity_timeout`); flow-go's default is a minute.
+    pub inactivity_timeout_ms: u64,
+    /// Read requests so that every message of Flow's error page has a trigger (the default):
+    /// a missing `action` or `topic`, an unsubscribe without an id and a list_subscriptions
+    /// with an unknown field are unmarshalling errors. `false` reads requests exactly as
+    /// flow-go does, which ignores missing and unknown fields.
+    pub strict_requests: bool,
+}
+
+impl Default for FlowSettings {
+    fn default() -> Self {
+        FlowSettings {
+            inactivity_timeout_ms: 60_000,
+            strict_requests: true,
+        }
+    }
+}
 
 pub async fn upgrade(
     State(shared): State<Arc<Shared>>,
@@ -76,7 +110,13 @@ pub async fn upgrade(
             move |peer| {
                 let (_, snapshot, events) = shared.hub.subscribe();
                 let scope = granted.app().map(|app| AppScope::new(app, &snapshot));
+                let settings = &shared.hub.config().flow;
+                let inactivity = Duration::from_millis(settings.inactivity_timeout_ms);
+                let strict = settings.strict_requests;
                 Session {
+                    inactivity,
+                    strict,
+                    last_sent: Instant::now(),
                     shared,
                     peer,
                     events,
@@ -95,6 +135,11 @@ struct Session {
     /// Set for a stream opened with an app's secret key: only that app's data goes out.
     scope: Option<AppScope>,
     subscriptions: Subscriptions,
+    inactivity: Duration,
+    strict: bool,
+    /// When this session last queued a frame for the client: flow-go measures inactivity from
+    /// the last message written.
+    last_sent: Instant,
 }
 
 /// What belongs to one app. Closes and errors name only a peer or a room, so the stream keeps
@@ -161,11 +206,9 @@ impl AppScope {
     }
 }
 
-/// The catalog code (message family) a message belongs to.
+/// The catalog code (the most specific message family) a message belongs to.
 fn family(message: &str) -> String {
-    crate::catalog::of_dialect(DIALECT)
-        .filter(|e| message.starts_with(e.code))
-        .max_by_key(|e| e.code.len())
+    crate::catalog::flow_family(message)
         .map(|e| e.code.to_owned())
         .unwrap_or_else(|| message.to_owned())
 }
@@ -177,7 +220,8 @@ impl connection::Session for Session {
     }
 
     fn on_binary(&mut self, bytes: &[u8]) -> Flow {
-        self.fail(&request::binary(bytes.len()));
+        let parsed = request::parse_binary(bytes, self.strict);
+        self.handle_request(parsed);
         Flow::Continue
     }
 
@@ -187,6 +231,20 @@ impl connection::Session for Session {
             Control::Shutdown => Flow::close(1001, "going_away"),
             // Streams are not bound to an app; injected frames reach `on_text`.
             Control::AppStatus(_) | Control::Inject(_) => Flow::Continue,
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.subscriptions
+            .is_empty()
+            .then(|| self.last_sent + self.inactivity)
+    }
+
+    fn on_deadline(&mut self) -> Flow {
+        if self.subscriptions.is_empty() && self.last_sent.elapsed() >= self.inactivity {
+            Flow::close(1000, INACTIVITY_REASON)
+        } else {
+            Flow::Continue
         }
     }
 
@@ -213,22 +271,30 @@ impl Session {
         &self.shared.hub
     }
 
-    fn fail(&self, error: &FlowError) {
+    fn fail(&mut self, error: &FlowError) {
+        self.last_sent = Instant::now();
+        let subscription_id = Some(error.subscription_id.as_str()).filter(|id| !id.is_empty());
         self.hub().send_error(
             &self.peer,
             &family(&error.message),
-            error.subscription_id.as_deref(),
+            subscription_id,
             error.frame(),
         );
     }
 
-    fn reply(&self, text: String) {
+    fn reply(&mut self, text: String) {
+        self.last_sent = Instant::now();
         self.hub()
             .deliver(&self.peer, &text.into(), Priority::Reply);
     }
 
     fn handle(&mut self, text: &str) {
-        let outcome = match request::parse(text) {
+        let parsed = request::parse(text, self.strict);
+        self.handle_request(parsed);
+    }
+
+    fn handle_request(&mut self, parsed: Result<Request, FlowError>) {
+        let outcome = match parsed {
             Ok(Request::Subscribe {
                 subscription_id,
                 topic,
@@ -236,7 +302,8 @@ impl Session {
             }) => self.subscribe(subscription_id, Subscription { topic, arguments }),
             Ok(Request::Unsubscribe { subscription_id }) => self.unsubscribe(subscription_id),
             Ok(Request::ListSubscriptions) => {
-                self.reply(self.subscriptions.list_frame());
+                let list = self.subscriptions.list_frame();
+                self.reply(list);
                 Ok(())
             }
             Err(error) => Err(error),
@@ -248,11 +315,11 @@ impl Session {
 
     fn subscribe(
         &mut self,
-        subscription_id: Option<String>,
+        subscription_id: String,
         subscription: Subscription,
     ) -> Result<(), FlowError> {
-        self.subscriptions.check_new(
-            subscription_id.as_deref(),
+        let id = self.subscriptions.prepare(
+            &subscription_id,
             &subscription.topic,
             &subscription.arguments,
         )?;
@@ -260,16 +327,22 @@ impl Session {
             let status = crate::catalog::get(DIALECT, &code)
                 .and_then(|e| e.status)
                 .unwrap_or(500);
-            return Err(FlowError {
-                subscription_id,
-                status,
-                message: format!("{code}: a fault was armed by an operator"),
-                action: Some("subscribe".to_owned()),
-            });
+            let message = format!("{code}: a fault was armed by an operator");
+            // The message-level families are answered before a request is understood, with
+            // no id or action, as flow-go answers them.
+            let error = if matches!(
+                code.as_str(),
+                "error reading message" | "error parsing message"
+            ) {
+                FlowError::new(status, message, "", "")
+            } else {
+                FlowError::new(status, message, "subscribe", &id)
+            };
+            return Err(error);
         }
         let info_topic = subscription.topic.clone();
         let info_arguments = Value::Object(subscription.arguments.clone());
-        let id = self.subscriptions.insert(subscription_id, subscription);
+        self.subscriptions.insert(id.clone(), subscription);
         self.hub().add_subscription(SubscriptionInfo {
             peer: self.peer.id.clone(),
             dialect: DIALECT,

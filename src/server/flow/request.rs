@@ -1,22 +1,32 @@
 //! Inbound Flow frames turned into requests, or into the error Flow answers them with. No I/O,
-//! no clock: each message family of Flow's documentation has its own trigger here.
+//! no clock.
 //!
-//! | frame | answer |
+//! flow-go (`engine/access/rest/websockets/controller.go`) reads every data frame, text or
+//! binary, as JSON: a frame that is not JSON fails there with `error reading message: …`. A
+//! request that is JSON but cannot be handled fails with `error parsing message: ` followed by
+//! the specific family. Both carry an empty `subscription_id` and `action`, whatever the frame
+//! said: the request was never understood far enough to name them.
+//!
+//! | frame | message |
 //! |---|---|
-//! | binary | 400 `error reading message: …` |
-//! | not JSON | 400 `error parsing message: …` |
-//! | JSON but not an object, `action` missing or not a string, `subscription_id` not a string | 400 `error unmarshalling base message: …` |
-//! | subscribe with `topic` missing or not a string, `arguments` not an object | 400 `error unmarshalling subscribe message: …` |
-//! | unsubscribe without a `subscription_id` | 400 `error unmarshalling unsubscribe message: …` |
-//! | list_subscriptions with a field other than `action` and `subscription_id` | 400 `error unmarshalling list subscriptions message: …` |
-//! | any other action | 400 `unknown action type: …` |
+//! | not JSON (text or binary) | `error reading message: …` |
+//! | not an object, `action` or `subscription_id` of the wrong type | `error parsing message: error unmarshalling base message: …` |
+//! | subscribe with `topic` not a string, `arguments` not an object | `error parsing message: error unmarshalling subscribe message: …` |
+//! | any other action | `error parsing message: unknown action type: …` |
+//!
+//! Go's decoder ignores missing and unknown fields, so upstream cannot emit the seed's
+//! `error unmarshalling unsubscribe message` or `… list subscriptions message`, and reports a
+//! missing `action` as an unknown (empty) action type. With `strict` (the default, so that every
+//! documented message has a trigger) a missing `action` or `topic`, an unsubscribe without an
+//! id and a list_subscriptions with an unknown field are unmarshalling errors of their
+//! family; without it, requests are read exactly as flow-go reads them.
 
 use serde_json::{Map, Value};
 
 use crate::protocol::flow as wire;
 
 /// Most characters of the client's own input an error frame quotes back (an id, an action, a
-/// value of the wrong type): enough to recognise it, never the whole of a large frame.
+/// field name): enough to recognise it, never the whole of a large frame.
 pub const MAX_ECHO_CHARS: usize = 64;
 
 /// `text` cut to [`MAX_ECHO_CHARS`], marked with `…` when cut.
@@ -27,61 +37,65 @@ pub fn clip(text: &str) -> String {
     }
 }
 
-/// An error frame `{"subscription_id"?, "error": {"code", "message"}, "action"?}`;
-/// `subscription_id` and `action` are left out when the frame did not carry them.
+/// An error frame `{"subscription_id", "error": {"code", "message"}, "action"}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowError {
-    pub subscription_id: Option<String>,
+    pub subscription_id: String,
     pub status: u16,
     pub message: String,
-    pub action: Option<String>,
+    pub action: String,
 }
 
 impl FlowError {
-    pub fn bad_request(
-        subscription_id: Option<&str>,
+    pub fn new(
+        status: u16,
         message: impl Into<String>,
-        action: Option<&str>,
+        action: &str,
+        subscription_id: &str,
     ) -> FlowError {
         FlowError {
-            subscription_id: subscription_id.map(clip),
-            status: 400,
+            subscription_id: clip(subscription_id),
+            status,
             message: message.into(),
-            action: action.map(clip),
+            action: clip(action),
         }
     }
 
-    pub fn frame(&self) -> String {
-        error_frame(
-            self.subscription_id.as_deref(),
-            self.status,
-            &self.message,
-            self.action.as_deref(),
-        )
+    pub fn bad_request(
+        message: impl Into<String>,
+        action: &str,
+        subscription_id: &str,
+    ) -> FlowError {
+        FlowError::new(400, message, action, subscription_id)
     }
-}
 
-/// The error frame with Flow's field order.
-pub fn error_frame(
-    subscription_id: Option<&str>,
-    status: u16,
-    message: &str,
-    action: Option<&str>,
-) -> String {
-    wire::to_text(&wire::ErrorFrame {
-        subscription_id: subscription_id.map(str::to_owned),
-        error: wire::ErrorBody {
-            code: status,
-            message: message.to_owned(),
-        },
-        action: action.map(str::to_owned),
-    })
+    /// A frame that is not JSON.
+    fn reading(problem: impl std::fmt::Display) -> FlowError {
+        FlowError::bad_request(format!("error reading message: {problem}"), "", "")
+    }
+
+    /// A JSON request that could not be handled.
+    fn parsing(problem: impl std::fmt::Display) -> FlowError {
+        FlowError::bad_request(format!("error parsing message: {problem}"), "", "")
+    }
+
+    pub fn frame(&self) -> String {
+        wire::to_text(&wire::ErrorFrame {
+            subscription_id: self.subscription_id.clone(),
+            error: wire::ErrorBody {
+                code: self.status,
+                message: self.message.clone(),
+            },
+            action: self.action.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
+    /// `subscription_id` is as sent; empty asks the server to generate one.
     Subscribe {
-        subscription_id: Option<String>,
+        subscription_id: String,
         topic: String,
         arguments: Map<String, Value>,
     },
@@ -91,113 +105,105 @@ pub enum Request {
     ListSubscriptions,
 }
 
-/// A binary frame: Flow streams speak text only.
-pub fn binary(len: usize) -> FlowError {
-    FlowError::bad_request(
-        None,
-        format!("error reading message: binary frame of {len} bytes; frames must be UTF-8 text"),
-        None,
-    )
+/// A binary frame: read as JSON, as flow-go's reader takes any data frame. Bytes that are not
+/// UTF-8 cannot be JSON outside strings, and inside strings Go's decoder replaces them, which
+/// the lossy conversion mirrors.
+pub fn parse_binary(bytes: &[u8], strict: bool) -> Result<Request, FlowError> {
+    parse(&String::from_utf8_lossy(bytes), strict)
 }
 
-pub fn parse(text: &str) -> Result<Request, FlowError> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| FlowError::bad_request(None, format!("error parsing message: {e}"), None))?;
-    let Value::Object(object) = value else {
-        return Err(FlowError::bad_request(
-            None,
-            "error unmarshalling base message: expected a JSON object",
-            None,
-        ));
+pub fn parse(text: &str, strict: bool) -> Result<Request, FlowError> {
+    let value: Value = serde_json::from_str(text).map_err(FlowError::reading)?;
+    let base = |problem: String| {
+        FlowError::parsing(format!("error unmarshalling base message: {problem}"))
+    };
+    let object = match value {
+        Value::Object(object) => object,
+        // Unmarshalling null into a Go struct leaves it empty: an empty action.
+        Value::Null if !strict => Map::new(),
+        other => {
+            return Err(base(format!(
+                "cannot unmarshal {} into a request object",
+                json_kind(&other)
+            )))
+        }
     };
     let action = match object.get("action") {
         Some(Value::String(action)) => action.clone(),
+        None | Some(Value::Null) if !strict => String::new(),
+        None | Some(Value::Null) => return Err(base("action is required".to_owned())),
         Some(other) => {
-            return Err(FlowError::bad_request(
-                None,
-                format!(
-                    "error unmarshalling base message: action must be a string, not {}",
-                    clip(&other.to_string())
-                ),
-                None,
-            ))
-        }
-        None => {
-            return Err(FlowError::bad_request(
-                None,
-                "error unmarshalling base message: action is required",
-                None,
-            ))
+            return Err(base(format!(
+                "action must be a string, not {}",
+                json_kind(other)
+            )))
         }
     };
     let subscription_id = match object.get("subscription_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) => Some(id.clone()),
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(id)) => id.clone(),
         Some(other) => {
-            return Err(FlowError::bad_request(
-                None,
-                format!(
-                    "error unmarshalling base message: subscription_id must be a string, not {}",
-                    clip(&other.to_string())
-                ),
-                Some(&action),
-            ))
+            return Err(base(format!(
+                "subscription_id must be a string, not {}",
+                json_kind(other)
+            )))
         }
     };
     match action.as_str() {
-        "subscribe" => subscribe(&object, subscription_id),
-        "unsubscribe" => match subscription_id {
-            Some(subscription_id) => Ok(Request::Unsubscribe { subscription_id }),
-            None => Err(FlowError::bad_request(
-                None,
-                "error unmarshalling unsubscribe message: subscription_id is required",
-                Some("unsubscribe"),
-            )),
-        },
+        "subscribe" => subscribe(&object, subscription_id, strict),
+        "unsubscribe" if strict && subscription_id.is_empty() => Err(FlowError::parsing(
+            "error unmarshalling unsubscribe message: subscription_id is required",
+        )),
+        "unsubscribe" => Ok(Request::Unsubscribe { subscription_id }),
         "list_subscriptions" => {
-            match object
+            let extra = object
                 .keys()
-                .find(|k| !matches!(k.as_str(), "action" | "subscription_id"))
-            {
-                Some(extra) => Err(FlowError::bad_request(
-                    subscription_id.as_deref(),
-                    format!(
-                        "error unmarshalling list subscriptions message: unknown field {:?}",
-                        clip(extra)
-                    ),
-                    Some("list_subscriptions"),
-                )),
-                None => Ok(Request::ListSubscriptions),
+                .find(|k| !matches!(k.as_str(), "action" | "subscription_id"));
+            match extra {
+                Some(extra) if strict => Err(FlowError::parsing(format!(
+                    "error unmarshalling list subscriptions message: unknown field {:?}",
+                    clip(extra)
+                ))),
+                _ => Ok(Request::ListSubscriptions),
             }
         }
-        other => Err(FlowError::bad_request(
-            subscription_id.as_deref(),
-            format!("unknown action type: {}", clip(other)),
-            Some(other),
-        )),
+        other => Err(FlowError::parsing(format!(
+            "unknown action type: {}",
+            clip(other)
+        ))),
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 
 fn subscribe(
     object: &Map<String, Value>,
-    subscription_id: Option<String>,
+    subscription_id: String,
+    strict: bool,
 ) -> Result<Request, FlowError> {
     let malformed = |problem: String| {
-        FlowError::bad_request(
-            subscription_id.as_deref(),
-            format!("error unmarshalling subscribe message: {problem}"),
-            Some("subscribe"),
-        )
+        FlowError::parsing(format!("error unmarshalling subscribe message: {problem}"))
     };
     let topic = match object.get("topic") {
         Some(Value::String(topic)) => topic.clone(),
+        // Upstream leaves the topic empty, and the data provider refuses it.
+        None | Some(Value::Null) if !strict => String::new(),
+        None | Some(Value::Null) => return Err(malformed("topic is required".to_owned())),
         Some(other) => {
             return Err(malformed(format!(
                 "topic must be a string, not {}",
-                clip(&other.to_string())
+                json_kind(other)
             )))
         }
-        None => return Err(malformed("topic is required".to_owned())),
     };
     let arguments = match object.get("arguments") {
         None | Some(Value::Null) => Map::new(),
@@ -205,7 +211,7 @@ fn subscribe(
         Some(other) => {
             return Err(malformed(format!(
                 "arguments must be an object, not {}",
-                clip(&other.to_string())
+                json_kind(other)
             )))
         }
     };
@@ -221,10 +227,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn message(text: &str) -> String {
-        match parse(text) {
+    fn message(text: &str, strict: bool) -> String {
+        match parse(text, strict) {
             Err(e) => {
                 assert_eq!(e.status, 400);
+                assert_eq!((e.subscription_id.as_str(), e.action.as_str()), ("", ""));
                 e.message
             }
             Ok(request) => panic!("{text} parsed as {request:?}"),
@@ -233,92 +240,111 @@ mod tests {
 
     #[test]
     fn each_message_family_has_its_trigger() {
-        assert!(binary(3).message.starts_with("error reading message: "));
-        assert!(message("{nope").starts_with("error parsing message: "));
-        assert!(message("[1]").starts_with("error unmarshalling base message: "));
-        assert!(message(r#"{"action":7}"#).starts_with("error unmarshalling base message: "));
-        assert!(message(r#"{"topic":"peers"}"#).starts_with("error unmarshalling base message: "));
-        assert!(message(r#"{"action":"subscribe","subscription_id":5}"#)
-            .starts_with("error unmarshalling base message: "));
-        assert!(message(r#"{"action":"subscribe","topic":1}"#)
-            .starts_with("error unmarshalling subscribe message: "));
-        assert!(message(r#"{"action":"subscribe"}"#)
-            .starts_with("error unmarshalling subscribe message: "));
+        let m = |text| message(text, true);
+        assert!(m("{nope").starts_with("error reading message: "));
+        assert!(parse_binary(b"\x01\x02", true)
+            .unwrap_err()
+            .message
+            .starts_with("error reading message: "));
+        let base = "error parsing message: error unmarshalling base message: ";
+        assert!(m("[1]").starts_with(base));
+        assert!(m(r#"{"action":7}"#).starts_with(base));
+        assert!(m(r#"{"topic":"peers"}"#).starts_with(base));
+        assert!(m(r#"{"action":"subscribe","subscription_id":5}"#).starts_with(base));
+        let sub = "error parsing message: error unmarshalling subscribe message: ";
+        assert!(m(r#"{"action":"subscribe","topic":1}"#).starts_with(sub));
+        assert!(m(r#"{"action":"subscribe"}"#).starts_with(sub));
+        assert!(m(r#"{"action":"subscribe","topic":"peers","arguments":[]}"#).starts_with(sub));
+        assert!(m(r#"{"action":"unsubscribe"}"#)
+            .starts_with("error parsing message: error unmarshalling unsubscribe message: "));
         assert!(
-            message(r#"{"action":"subscribe","topic":"peers","arguments":[]}"#)
-                .starts_with("error unmarshalling subscribe message: ")
+            m(r#"{"action":"list_subscriptions","topic":"x"}"#).starts_with(
+                "error parsing message: error unmarshalling list subscriptions message: "
+            )
         );
-        assert!(message(r#"{"action":"unsubscribe"}"#)
-            .starts_with("error unmarshalling unsubscribe message: "));
-        assert!(message(r#"{"action":"list_subscriptions","topic":"x"}"#)
-            .starts_with("error unmarshalling list subscriptions message: "));
         assert_eq!(
-            message(r#"{"action":"watch"}"#),
-            "unknown action type: watch"
+            m(r#"{"subscription_id":"s1","action":"watch"}"#),
+            "error parsing message: unknown action type: watch"
         );
     }
 
     #[test]
-    fn errors_echo_what_the_frame_carried() {
-        let error = parse(r#"{"subscription_id":"s1","action":"subscribe","topic":[]}"#)
-            .err()
-            .unwrap();
+    fn without_strict_requests_read_as_flow_go_reads_them() {
+        let m = |text| message(text, false);
+        assert_eq!(
+            m(r#"{"topic":"peers"}"#),
+            "error parsing message: unknown action type: "
+        );
+        assert_eq!(m("null"), "error parsing message: unknown action type: ");
+        assert_eq!(
+            parse(r#"{"action":"subscribe"}"#, false),
+            Ok(Request::Subscribe {
+                subscription_id: String::new(),
+                topic: String::new(),
+                arguments: Map::new(),
+            })
+        );
+        assert_eq!(
+            parse(r#"{"action":"unsubscribe"}"#, false),
+            Ok(Request::Unsubscribe {
+                subscription_id: String::new()
+            })
+        );
+        assert_eq!(
+            parse(r#"{"action":"list_subscriptions","topic":"x"}"#, false),
+            Ok(Request::ListSubscriptions)
+        );
+    }
+
+    #[test]
+    fn errors_always_carry_subscription_id_and_action() {
+        let error = parse(
+            r#"{"subscription_id":"s1","action":"subscribe","topic":[]}"#,
+            true,
+        )
+        .unwrap_err();
         assert_eq!(
             error.frame(),
-            r#"{"subscription_id":"s1","error":{"code":400,"message":"error unmarshalling subscribe message: topic must be a string, not []"},"action":"subscribe"}"#
+            r#"{"subscription_id":"","error":{"code":400,"message":"error parsing message: error unmarshalling subscribe message: topic must be a string, not array"},"action":""}"#
         );
         assert_eq!(
-            parse("x").err().unwrap().frame(),
-            r#"{"error":{"code":400,"message":"error parsing message: expected value at line 1 column 1"}}"#
+            parse("x", true).unwrap_err().frame(),
+            r#"{"subscription_id":"","error":{"code":400,"message":"error reading message: expected value at line 1 column 1"},"action":""}"#
         );
-    }
-
-    #[test]
-    fn echoed_input_is_clipped() {
-        let long = "x".repeat(5000);
-        for frame in [
-            json!({"action": long}),
-            json!({"action": "subscribe", "subscription_id": long, "topic": [long]}),
-            json!({"action": "subscribe", "topic": "t", "arguments": [long]}),
-            json!({"action": vec!["x"; 400]}),
-            json!({"action": "list_subscriptions", long.clone(): 1}),
-        ] {
-            let error = parse(&frame.to_string()).err().unwrap();
-            assert!(error.frame().len() < 400, "{}", error.frame());
-            assert!(error.frame().contains('…'), "{}", error.frame());
-        }
-        assert_eq!(clip("short"), "short");
-        assert_eq!(clip(&"é".repeat(65)).chars().count(), MAX_ECHO_CHARS + 1);
     }
 
     #[test]
     fn well_formed_requests() {
         assert_eq!(
             parse(
-                r#"{"subscription_id":"s1","action":"subscribe","topic":"errors","arguments":{"dialect":"talo"}}"#
+                r#"{"subscription_id":"s1","action":"subscribe","topic":"errors","arguments":{"dialect":"talo"}}"#,
+                true
             ),
             Ok(Request::Subscribe {
-                subscription_id: Some("s1".into()),
+                subscription_id: "s1".into(),
                 topic: "errors".into(),
                 arguments: json!({"dialect":"talo"}).as_object().cloned().unwrap(),
             })
         );
         assert_eq!(
-            parse(r#"{"action":"subscribe","topic":"stats","arguments":null}"#),
+            parse_binary(
+                br#"{"action":"subscribe","topic":"stats","arguments":null}"#,
+                true
+            ),
             Ok(Request::Subscribe {
-                subscription_id: None,
+                subscription_id: String::new(),
                 topic: "stats".into(),
                 arguments: Map::new(),
             })
         );
         assert_eq!(
-            parse(r#"{"subscription_id":"s1","action":"unsubscribe"}"#),
+            parse(r#"{"subscription_id":"s1","action":"unsubscribe"}"#, true),
             Ok(Request::Unsubscribe {
                 subscription_id: "s1".into()
             })
         );
         assert_eq!(
-            parse(r#"{"action":"list_subscriptions"}"#),
+            parse(r#"{"action":"list_subscriptions"}"#, true),
             Ok(Request::ListSubscriptions)
         );
     }

@@ -11,7 +11,8 @@
 //! | `stats` | none | totals once a second |
 //!
 //! As in Flow, an unknown topic or an unknown or ill-typed argument is refused with
-//! `error creating data provider: …` (`invalid arguments: …` for arguments).
+//! `error creating data provider: …` (`unsupported topic "…"` as flow-go's factory words it,
+//! `invalid arguments: …` for arguments).
 
 use std::collections::BTreeMap;
 
@@ -34,20 +35,33 @@ pub struct Subscription {
 #[derive(Debug, Default)]
 pub struct Subscriptions {
     by_id: BTreeMap<String, Subscription>,
-    generated: u64,
 }
 
-fn check_id(id: &str, action: &str) -> Result<(), FlowError> {
-    if id.is_empty() || id.chars().count() > MAX_SUBSCRIPTION_ID {
-        return Err(FlowError::bad_request(
-            Some(id),
-            format!(
-                "error parsing subscription id: {id:?} must be 1 to {MAX_SUBSCRIPTION_ID} characters"
-            ),
-            Some(action),
-        ));
-    }
-    Ok(())
+/// A client's id, as flow-go's `ParseClientSubscriptionID` takes it: 1 to 20 bytes.
+fn parse_client_id(id: &str, action: &str) -> Result<(), FlowError> {
+    let problem = if id.is_empty() {
+        "subscription ID provided by the client must not be empty".to_owned()
+    } else if id.len() > MAX_SUBSCRIPTION_ID {
+        format!("subscription ID provided by the client must not exceed {MAX_SUBSCRIPTION_ID} characters")
+    } else {
+        return Ok(());
+    };
+    Err(FlowError::bad_request(
+        format!("error parsing subscription id: {problem}"),
+        action,
+        id,
+    ))
+}
+
+/// The characters of flow-go's generated ids (URL-safe base64).
+const ID_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn generate_id() -> String {
+    use rand::RngExt as _;
+    let mut rng = rand::rng();
+    (0..MAX_SUBSCRIPTION_ID)
+        .map(|_| char::from(ID_ALPHABET[usize::from(rng.random::<u8>() & 63)]))
+        .collect()
 }
 
 /// The topic exists and the arguments are the ones it accepts, with the right types.
@@ -56,12 +70,8 @@ pub fn check_topic(topic: &str, arguments: &Map<String, Value>) -> Result<(), St
         "peers" | "channels" => &["dialect"],
         "errors" => &["dialect", "code"],
         "rooms" | "stats" => &[],
-        other => {
-            return Err(format!(
-                "unknown topic: {other} (topics: {})",
-                TOPICS.join(", ")
-            ))
-        }
+        // flow-go's factory words it so; the topics this server has are in the catalog.
+        other => return Err(format!("unsupported topic {other:?}")),
     };
     for (name, value) in arguments {
         if !allowed.contains(&name.as_str()) {
@@ -95,82 +105,82 @@ impl Subscriptions {
         self.by_id.is_empty()
     }
 
-    /// Everything that would refuse this subscribe, in Flow's order: the id, its uniqueness,
-    /// the limit, then the data provider (topic and arguments).
-    pub fn check_new(
+    /// Everything that would refuse this subscribe, in flow-go's order (`handleSubscribe`):
+    /// the per-connection limit, the id (generated when empty, else 1 to 20 bytes and not in
+    /// use), then the data provider (topic and arguments). Returns the id to subscribe under.
+    pub fn prepare(
         &self,
-        subscription_id: Option<&str>,
+        subscription_id: &str,
         topic: &str,
         arguments: &Map<String, Value>,
-    ) -> Result<(), FlowError> {
-        if let Some(id) = subscription_id {
-            check_id(id, "subscribe")?;
-            if self.by_id.contains_key(id) {
-                return Err(FlowError::bad_request(
-                    Some(id),
-                    format!("subscription ID is already in use: {id}"),
-                    Some("subscribe"),
-                ));
-            }
-        }
+    ) -> Result<String, FlowError> {
         if self.by_id.len() >= MAX_SUBSCRIPTIONS {
-            return Err(FlowError {
-                subscription_id: subscription_id.map(str::to_owned),
-                status: 429,
-                message: "error creating new subscription: maximum number of subscriptions reached"
-                    .to_owned(),
-                action: Some("subscribe".to_owned()),
-            });
+            return Err(FlowError::new(
+                429,
+                "error creating new subscription: maximum number of subscriptions reached",
+                "subscribe",
+                subscription_id,
+            ));
+        }
+        let id = if subscription_id.is_empty() {
+            // A collision among 64^20 ids is not worth a loop; a retry costs nothing though.
+            let mut id = generate_id();
+            while self.by_id.contains_key(&id) {
+                id = generate_id();
+            }
+            id
+        } else {
+            parse_client_id(subscription_id, "subscribe")?;
+            subscription_id.to_owned()
+        };
+        if self.by_id.contains_key(&id) {
+            return Err(FlowError::bad_request(
+                format!("error parsing subscription id: subscription ID is already in use: {id}"),
+                "subscribe",
+                subscription_id,
+            ));
         }
         check_topic(topic, arguments).map_err(|problem| {
             FlowError::bad_request(
-                subscription_id,
                 format!("error creating data provider: {problem}"),
-                Some("subscribe"),
+                "subscribe",
+                &id,
             )
-        })
+        })?;
+        Ok(id)
     }
 
-    /// Add a subscription that passed [`Subscriptions::check_new`]; returns its id, generated
-    /// when the client gave none (never one the client already uses).
-    pub fn insert(
-        &mut self,
-        subscription_id: Option<String>,
-        subscription: Subscription,
-    ) -> String {
-        let id = subscription_id.unwrap_or_else(|| loop {
-            self.generated += 1;
-            let candidate = format!("sub-{}", self.generated);
-            if !self.by_id.contains_key(&candidate) {
-                break candidate;
-            }
-        });
-        self.by_id.insert(id.clone(), subscription);
-        id
+    /// Add a subscription under an id [`Subscriptions::prepare`] returned.
+    pub fn insert(&mut self, id: String, subscription: Subscription) {
+        self.by_id.insert(id, subscription);
     }
 
     pub fn remove(&mut self, subscription_id: &str) -> Result<Subscription, FlowError> {
-        check_id(subscription_id, "unsubscribe")?;
-        self.by_id.remove(subscription_id).ok_or_else(|| FlowError {
-            subscription_id: Some(subscription_id.to_owned()),
-            status: 404,
-            message: "subscription not found".to_owned(),
-            action: Some("unsubscribe".to_owned()),
+        parse_client_id(subscription_id, "unsubscribe")?;
+        self.by_id.remove(subscription_id).ok_or_else(|| {
+            FlowError::new(
+                404,
+                "subscription not found",
+                "unsubscribe",
+                subscription_id,
+            )
         })
     }
 
     /// The list_subscriptions answer.
     pub fn list_frame(&self) -> String {
         wire::to_text(&wire::SubscriptionList {
-            subscriptions: self
-                .by_id
-                .iter()
-                .map(|(id, s)| wire::ListedSubscription {
-                    subscription_id: id.clone(),
-                    topic: s.topic.clone(),
-                    arguments: s.arguments.clone(),
-                })
-                .collect(),
+            // flow-go lists a nil slice, `null`, when there is nothing to list.
+            subscriptions: (!self.by_id.is_empty()).then(|| {
+                self.by_id
+                    .iter()
+                    .map(|(id, s)| wire::ListedSubscription {
+                        subscription_id: id.clone(),
+                        topic: s.topic.clone(),
+                        arguments: s.arguments.clone(),
+                    })
+                    .collect()
+            }),
             action: "list_subscriptions".to_owned(),
         })
     }
@@ -210,62 +220,86 @@ mod tests {
         value.as_object().cloned().unwrap()
     }
 
-    fn add(subs: &mut Subscriptions, id: Option<&str>, topic: &str, arguments: Value) -> String {
+    fn add(subs: &mut Subscriptions, id: &str, topic: &str, arguments: Value) -> String {
         let arguments = args(arguments);
-        subs.check_new(id, topic, &arguments).unwrap();
+        let id = subs.prepare(id, topic, &arguments).unwrap();
         subs.insert(
-            id.map(str::to_owned),
+            id.clone(),
             Subscription {
                 topic: topic.to_owned(),
                 arguments,
             },
-        )
+        );
+        id
     }
 
     #[test]
-    fn ids_are_one_to_twenty_characters() {
+    fn ids_are_at_most_twenty_bytes_and_generated_when_empty() {
         let subs = Subscriptions::default();
         let empty = Map::new();
-        assert!(subs
-            .check_new(Some(&"x".repeat(20)), "stats", &empty)
-            .is_ok());
-        assert!(subs
-            .check_new(Some(&"é".repeat(20)), "stats", &empty)
-            .is_ok());
-        for bad in ["", &"x".repeat(21)] {
-            let error = subs.check_new(Some(bad), "stats", &empty).unwrap_err();
+        assert!(subs.prepare(&"x".repeat(20), "stats", &empty).is_ok());
+        // Bytes, not characters: ten two-byte characters fit, eleven do not.
+        assert!(subs.prepare(&"é".repeat(10), "stats", &empty).is_ok());
+        for bad in ["x".repeat(21), "é".repeat(11)] {
+            let error = subs.prepare(&bad, "stats", &empty).unwrap_err();
             assert_eq!(error.status, 400);
-            assert!(error.message.starts_with("error parsing subscription id: "));
+            assert_eq!(
+                error.message,
+                "error parsing subscription id: subscription ID provided by the client must not exceed 20 characters"
+            );
+            assert_eq!(
+                (error.subscription_id, error.action.as_str()),
+                (bad, "subscribe")
+            );
         }
+        let generated = subs.prepare("", "stats", &empty).unwrap();
+        assert_eq!(generated.len(), 20);
+        assert!(generated.bytes().all(|b| ID_ALPHABET.contains(&b)));
     }
 
     #[test]
-    fn an_id_in_use_is_refused_and_generated_ids_avoid_client_ids() {
+    fn an_id_in_use_is_refused() {
         let mut subs = Subscriptions::default();
-        add(&mut subs, Some("sub-1"), "stats", json!({}));
-        let error = subs
-            .check_new(Some("sub-1"), "stats", &Map::new())
-            .unwrap_err();
-        assert_eq!(error.message, "subscription ID is already in use: sub-1");
-        assert_eq!(add(&mut subs, None, "stats", json!({})), "sub-2");
+        add(&mut subs, "s1", "stats", json!({}));
+        let error = subs.prepare("s1", "stats", &Map::new()).unwrap_err();
+        assert_eq!(
+            error.message,
+            "error parsing subscription id: subscription ID is already in use: s1"
+        );
+        add(&mut subs, "", "stats", json!({}));
         assert_eq!(subs.len(), 2);
     }
 
     #[test]
-    fn twenty_subscriptions_per_connection() {
+    fn the_limit_is_checked_before_the_id_and_the_topic() {
         let mut subs = Subscriptions::default();
         for _ in 0..MAX_SUBSCRIPTIONS {
-            add(&mut subs, None, "peers", json!({}));
+            add(&mut subs, "", "peers", json!({}));
         }
         let error = subs
-            .check_new(Some("s21"), "peers", &Map::new())
+            .prepare(&"x".repeat(30), "blocks", &Map::new())
             .unwrap_err();
         assert_eq!(error.status, 429);
         assert_eq!(
             error.message,
             "error creating new subscription: maximum number of subscriptions reached"
         );
-        assert_eq!(error.subscription_id.as_deref(), Some("s21"));
+        assert_eq!(error.subscription_id, "x".repeat(30));
+    }
+
+    #[test]
+    fn the_id_is_checked_before_the_topic_and_a_provider_error_names_the_id() {
+        let subs = Subscriptions::default();
+        let error = subs
+            .prepare(&"x".repeat(21), "blocks", &Map::new())
+            .unwrap_err();
+        assert!(error.message.starts_with("error parsing subscription id: "));
+        let error = subs.prepare("", "blocks", &Map::new()).unwrap_err();
+        assert_eq!(
+            error.message,
+            r#"error creating data provider: unsupported topic "blocks""#
+        );
+        assert_eq!(error.subscription_id.len(), 20);
     }
 
     #[test]
@@ -279,12 +313,13 @@ mod tests {
             ("errors", json!({"code": 500})),
         ];
         for (topic, arguments) in cases {
-            let error = subs.check_new(None, topic, &args(arguments)).unwrap_err();
+            let error = subs.prepare("s1", topic, &args(arguments)).unwrap_err();
             assert_eq!(error.status, 400);
             assert!(error.message.starts_with("error creating data provider: "));
+            assert_eq!(error.subscription_id, "s1");
         }
         let error = subs
-            .check_new(None, "peers", &args(json!({"since": 3})))
+            .prepare("", "peers", &args(json!({"since": 3})))
             .unwrap_err();
         assert!(error
             .message
@@ -294,7 +329,11 @@ mod tests {
     #[test]
     fn unsubscribe_parses_the_id_then_looks_it_up() {
         let mut subs = Subscriptions::default();
-        add(&mut subs, Some("s1"), "rooms", json!({}));
+        add(&mut subs, "s1", "rooms", json!({}));
+        assert_eq!(
+            subs.remove("").unwrap_err().message,
+            "error parsing subscription id: subscription ID provided by the client must not be empty"
+        );
         assert!(subs
             .remove(&"x".repeat(21))
             .unwrap_err()
@@ -302,8 +341,12 @@ mod tests {
             .starts_with("error parsing subscription id: "));
         let missing = subs.remove("s2").unwrap_err();
         assert_eq!(
-            (missing.status, missing.message.as_str()),
-            (404, "subscription not found")
+            (
+                missing.status,
+                missing.message.as_str(),
+                missing.subscription_id.as_str()
+            ),
+            (404, "subscription not found", "s2")
         );
         assert!(subs.remove("s1").is_ok());
         assert!(subs.is_empty());
@@ -312,25 +355,15 @@ mod tests {
     #[test]
     fn events_reach_the_subscriptions_whose_arguments_match() {
         let mut subs = Subscriptions::default();
-        add(&mut subs, Some("all"), "errors", json!({}));
+        add(&mut subs, "all", "errors", json!({}));
+        add(&mut subs, "talo", "errors", json!({"dialect": "talo"}));
         add(
             &mut subs,
-            Some("talo"),
-            "errors",
-            json!({"dialect": "talo"}),
-        );
-        add(
-            &mut subs,
-            Some("rate"),
+            "rate",
             "errors",
             json!({"code": "RATE_LIMIT_EXCEEDED"}),
         );
-        add(
-            &mut subs,
-            Some("peers"),
-            "peers",
-            json!({"dialect": "talo"}),
-        );
+        add(&mut subs, "peers", "peers", json!({"dialect": "talo"}));
         let event = json!({"kind": "error_emitted", "dialect": "talo", "code": "NO_PLAYER_FOUND"});
         assert_eq!(
             subs.matching("errors", &event).collect::<Vec<_>>(),
@@ -343,9 +376,13 @@ mod tests {
     }
 
     #[test]
-    fn list_shows_ids_topics_and_arguments() {
+    fn list_shows_ids_topics_and_arguments_or_null() {
         let mut subs = Subscriptions::default();
-        add(&mut subs, Some("s1"), "errors", json!({"dialect": "talo"}));
+        assert_eq!(
+            subs.list_frame(),
+            r#"{"subscriptions":null,"action":"list_subscriptions"}"#
+        );
+        add(&mut subs, "s1", "errors", json!({"dialect": "talo"}));
         assert_eq!(
             subs.list_frame(),
             r#"{"subscriptions":[{"subscription_id":"s1","topic":"errors","arguments":{"dialect":"talo"}}],"action":"list_subscriptions"}"#

@@ -95,7 +95,10 @@ fn authorize(
             shared,
             StatusCode::UNAUTHORIZED,
             "401",
-            json!({"message": "The Authorization header is required, with its value set to Bearer <access key>"}),
+            // koa-jwt's words for a missing token (TaloDev/backend runs it on every API route,
+            // `src/middleware/api-route-middleware.ts`); the error middleware sends only the
+            // message.
+            json!({"message": "Authentication Error"}),
         ));
     };
     let Some((app, _, access_key)) = Talo::access_key(shared.hub.config(), &key) else {
@@ -103,7 +106,9 @@ fn authorize(
             shared,
             StatusCode::UNAUTHORIZED,
             "401",
-            json!({"message": "Invalid access key"}),
+            // A token that fails verification is a JWT error, which upstream's error
+            // middleware (`src/middleware/error-middleware.ts`) answers with this message.
+            json!({"message": "Please provide a valid token in the Authorization header"}),
         ));
     };
     if let Some(scope) = scope {
@@ -130,7 +135,9 @@ fn rate_limited(shared: &Shared, auth_endpoint: bool, caller: &str) -> Option<Re
         (
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, retry_after.to_string())],
-            Json(json!({"message": "Too many requests"})),
+            // `ctx.throw(429)` (`src/middleware/limiter-middleware.ts`): the status text. Upstream
+            // always says Retry-After 60; the seed documents the seconds left in the window.
+            Json(json!({"message": "Too Many Requests"})),
         )
             .into_response(),
     )
@@ -213,11 +220,12 @@ pub async fn identify(
         Err(response) => return response,
     };
     let Some(alias) = shared.talo.identify(&app, service, identifier) else {
+        // `src/routes/api/player/identify.ts`: talo aliases are only made by the auth API.
         return respond(
             &shared,
-            StatusCode::BAD_REQUEST,
-            "400",
-            json!({"errors": {"identifier": ["no player of service talo has this identifier; register or log in first"]}}),
+            StatusCode::NOT_FOUND,
+            "404",
+            json!({"message": "Player not found: Talo aliases must be created using the /v1/players/auth API"}),
         );
     };
     if let Err(response) = check_session(&shared, &headers, &alias) {

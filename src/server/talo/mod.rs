@@ -8,6 +8,7 @@
 pub mod http;
 pub mod password;
 pub mod rate_limit;
+pub mod signature;
 pub mod socket;
 
 use std::collections::HashMap;
@@ -27,24 +28,113 @@ pub const REQUESTS_PER_MINUTE: u32 = 100;
 pub const AUTH_REQUESTS_PER_MINUTE: u32 = 20;
 const MAX_TRACKED_WINDOWS: usize = 4096;
 
+/// Server-wide Talo socket settings (`"talo"` in the config file).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaloSettings {
+    /// Requests a second a connection may send before it identifies a player (documented: 25).
+    pub unidentified_per_second: u32,
+    /// Requests a second once a player is identified (documented: 250).
+    pub identified_per_second: u32,
+}
+
+impl Default for TaloSettings {
+    fn default() -> Self {
+        TaloSettings {
+            unidentified_per_second: rate_limit::UNIDENTIFIED_PER_SECOND,
+            identified_per_second: rate_limit::IDENTIFIED_PER_SECOND,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alias {
     pub id: u64,
     pub app: String,
     pub service: String,
     pub identifier: String,
+    pub created_ms: u64,
+}
+
+/// A player's presence: online, and when that last changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Presence {
+    pub online: bool,
+    pub updated_ms: u64,
+}
+
+/// Milliseconds since the epoch as Talo's API writes dates (`2026-12-01T06:31:53.123Z`).
+pub fn iso_date(ms: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(time).to_string()
 }
 
 impl Alias {
-    /// The alias as Talo's API shows it.
-    pub fn json(&self) -> Value {
+    /// The alias as Talo's `PlayerAlias.toJSON` gives it (TaloDev/backend
+    /// `src/entities/player-alias.ts`): the player inside, with its props, groups and presence,
+    /// but not its aliases. Players here have no props or groups, so both are empty lists; the
+    /// display name falls back to the identifier, as upstream's does without a display-name prop.
+    pub fn json_with(&self, presence: Option<Presence>) -> Value {
+        let created = iso_date(self.created_ms);
+        let presence = presence.map(|p| {
+            json!({
+                "online": p.online,
+                "customStatus": "",
+                "updatedAt": iso_date(p.updated_ms),
+            })
+        });
         json!({
             "id": self.id,
             "service": self.service,
             "identifier": self.identifier,
-            "player": { "id": format!("player-{}", self.id) },
+            "displayName": self.identifier,
+            "player": {
+                "id": format!("player-{}", self.id),
+                "props": [],
+                "devBuild": false,
+                "createdAt": created,
+                "lastSeenAt": created,
+                "groups": [],
+                "presence": presence,
+            },
+            "lastSeenAt": created,
+            "createdAt": created,
+            "updatedAt": created,
         })
     }
+
+    /// [`Alias::json_with`] and no presence recorded (the HTTP API's view).
+    pub fn json(&self) -> Value {
+        self.json_with(None)
+    }
+}
+
+/// A game channel as Talo's `GameChannel.toJSON` gives it (`src/entities/game-channel.ts`).
+/// Channels here come from the config: no owner, no props, public and permanent.
+pub fn channel_json(id: u64, name: &str, total_messages: u64, created_ms: u64) -> Value {
+    let created = iso_date(created_ms);
+    json!({
+        "id": id,
+        "name": name,
+        "owner": null,
+        "totalMessages": total_messages,
+        "props": [],
+        "autoCleanup": false,
+        "private": false,
+        "temporaryMembership": false,
+        "createdAt": created,
+        "updatedAt": created,
+    })
+}
+
+/// What the server knows of one socket connection once it has identified a player: whom it
+/// speaks for and the access key it connected with (recipients are chosen by the key's scopes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketPlayer {
+    pub app: String,
+    pub alias: u64,
+    pub identifier: String,
+    pub key: String,
 }
 
 #[derive(Debug, Clone)]
@@ -64,10 +154,21 @@ struct State {
     sessions: HashMap<u64, String>,
     /// (endpoint class, caller) → (window start, count).
     windows: HashMap<(bool, String), FixedWindow>,
+    /// Alias id → presence, once the player has been on a socket.
+    presence: HashMap<u64, Presence>,
+    /// (app, channel id) → messages sent in it.
+    channel_messages: HashMap<(String, u64), u64>,
+    /// Peer id → the player its socket identified.
+    sockets: HashMap<String, SocketPlayer>,
+    /// Accepted request signatures, per player across connections (upstream keeps them in
+    /// Redis).
+    signatures: signature::Replay,
 }
 
 pub struct Talo {
     state: Mutex<State>,
+    /// When the server started: the creation date of configured players and channels.
+    pub started_ms: u64,
     /// (app, identifier) → Argon2id PHC string, for `talo`-service players.
     passwords: HashMap<(String, String), String>,
 }
@@ -84,6 +185,7 @@ impl Talo {
     pub fn new(config: &Config) -> Talo {
         let mut state = State::default();
         let mut passwords = HashMap::new();
+        let started_ms = now_ms();
         for app in &config.apps {
             let Some(talo) = &app.talo else { continue };
             for player in &talo.players {
@@ -93,6 +195,7 @@ impl Talo {
                     app: app.id.clone(),
                     service: player.service.clone(),
                     identifier: player.identifier.clone(),
+                    created_ms: started_ms,
                 });
                 let stored = match (&player.password_hash, &player.password) {
                     (Some(phc), _) => Some(phc.clone()),
@@ -112,6 +215,7 @@ impl Talo {
         }
         Talo {
             state: Mutex::new(state),
+            started_ms,
             passwords,
         }
     }
@@ -183,6 +287,7 @@ impl Talo {
             app: app.to_owned(),
             service: service.to_owned(),
             identifier: identifier.to_owned(),
+            created_ms: now_ms(),
         };
         state.aliases.push(alias.clone());
         Some(alias)
@@ -194,6 +299,63 @@ impl Talo {
             .iter()
             .find(|a| a.id == id && a.app == app)
             .cloned()
+    }
+
+    pub fn presence(&self, alias: u64) -> Option<Presence> {
+        self.lock().presence.get(&alias).copied()
+    }
+
+    /// Record a player going on- or offline; returns whether `online` changed.
+    pub fn set_presence(&self, alias: u64, online: bool) -> bool {
+        let mut state = self.lock();
+        let previous = state.presence.insert(
+            alias,
+            Presence {
+                online,
+                updated_ms: now_ms(),
+            },
+        );
+        // A player never seen before was offline, as a new presence row is upstream.
+        previous.is_some_and(|p| p.online) != online
+    }
+
+    /// Count a message in a channel; returns the total before it (what the message carries:
+    /// upstream counts it after fan-out).
+    pub fn count_channel_message(&self, app: &str, channel: u64) -> u64 {
+        let mut state = self.lock();
+        let total = state
+            .channel_messages
+            .entry((app.to_owned(), channel))
+            .or_insert(0);
+        let before = *total;
+        *total += 1;
+        before
+    }
+
+    /// Whether a signed request of `alias` verifies with the game's keys.
+    pub fn verify_signature(
+        &self,
+        keys: &std::collections::BTreeMap<String, String>,
+        alias: u64,
+        signature: &str,
+        json: &str,
+    ) -> bool {
+        self.lock()
+            .signatures
+            .verify(keys, alias, signature, json, now_ms())
+    }
+
+    pub fn bind_socket(&self, peer: &str, player: SocketPlayer) {
+        self.lock().sockets.insert(peer.to_owned(), player);
+    }
+
+    pub fn unbind_socket(&self, peer: &str) -> Option<SocketPlayer> {
+        self.lock().sockets.remove(peer)
+    }
+
+    /// The player a socket identified, if any.
+    pub fn socket(&self, peer: &str) -> Option<SocketPlayer> {
+        self.lock().sockets.get(peer).cloned()
     }
 
     /// A new socket token for the alias, replacing any earlier one.

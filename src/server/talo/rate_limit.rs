@@ -3,9 +3,12 @@
 //!
 //! Talo documents 25 requests a second before a player is identified and 250 after. Each request
 //! over the limit earns a RATE_LIMIT_EXCEEDED warning frame; once three warnings have been given,
-//! the next excess closes the connection (1008, reason RATE_LIMIT_EXCEEDED). Warnings are never
-//! forgiven on the same connection: a client that keeps bursting is closed on its fourth excess,
-//! however far apart the bursts are.
+//! the next excess closes the connection (1008, reason RATE_LIMIT_EXCEEDED). A heartbeat
+//! (`v1.heartbeat`, or a pong to the server's ping) forgives one warning, as upstream's
+//! `SocketConnection.handleHeartbeat` does (TaloDev/backend `src/socket/socketConnection.ts`);
+//! otherwise warnings last as long as the connection. The two limits are settings
+//! ([`super::TaloSettings`]); upstream runs with other numbers (300 and 3600 a minute), the
+//! documented 25 and 250 a second are the defaults.
 
 use std::time::{Duration, Instant};
 
@@ -30,22 +33,36 @@ pub enum Verdict {
 pub struct SocketRateLimit {
     window: FixedWindow,
     warnings: u32,
+    unidentified: u32,
+    identified: u32,
 }
 
 impl SocketRateLimit {
+    /// The documented limits.
     pub fn new(now: Instant) -> SocketRateLimit {
+        SocketRateLimit::with_limits(now, UNIDENTIFIED_PER_SECOND, IDENTIFIED_PER_SECOND)
+    }
+
+    pub fn with_limits(now: Instant, unidentified: u32, identified: u32) -> SocketRateLimit {
         SocketRateLimit {
             window: FixedWindow::new(WINDOW, now),
             warnings: 0,
+            unidentified,
+            identified,
         }
+    }
+
+    /// A heartbeat: one warning fewer.
+    pub fn forgive(&mut self) {
+        self.warnings = self.warnings.saturating_sub(1);
     }
 
     /// Count one request arriving at `now`.
     pub fn check(&mut self, now: Instant, identified: bool) -> Verdict {
         let limit = if identified {
-            IDENTIFIED_PER_SECOND
+            self.identified
         } else {
-            UNIDENTIFIED_PER_SECOND
+            self.unidentified
         };
         if self.window.hit(now) <= limit {
             return Verdict::Allow;
@@ -111,6 +128,31 @@ mod tests {
         let verdicts = burst(&mut limit, next_second, false, 27);
         assert!(verdicts[..25].iter().all(|v| *v == Verdict::Allow));
         assert_eq!(&verdicts[25..], &[Verdict::Warn, Verdict::Close]);
+    }
+
+    #[test]
+    fn a_heartbeat_forgives_one_warning() {
+        let start = Instant::now();
+        let mut limit = SocketRateLimit::new(start);
+        let verdicts = burst(&mut limit, start, false, 28);
+        assert_eq!(&verdicts[25..], &[Verdict::Warn; 3]);
+        limit.forgive();
+        assert_eq!(limit.warnings(), 2);
+        assert_eq!(limit.check(start, false), Verdict::Warn);
+        assert_eq!(limit.check(start, false), Verdict::Close);
+        let mut fresh = SocketRateLimit::new(start);
+        fresh.forgive();
+        assert_eq!(fresh.warnings(), 0);
+    }
+
+    #[test]
+    fn limits_are_settings() {
+        let start = Instant::now();
+        let mut limit = SocketRateLimit::with_limits(start, 2, 5);
+        assert_eq!(
+            burst(&mut limit, start, false, 3),
+            [Verdict::Allow, Verdict::Allow, Verdict::Warn]
+        );
     }
 
     #[test]

@@ -1,15 +1,28 @@
 //! The Talo socket on `GET /?ticket=…` and `/talo?ticket=…`.
 //!
 //! # Check order, as Talo's socket server applies it
-//! rate limit → heartbeat (`v1.heartbeat` is echoed) → JSON envelope (INVALID_MESSAGE, with
-//! `req` "unknown" and the raw frame as `cause`) → armed faults → player identified
-//! (NO_PLAYER_FOUND) → access key scopes (MISSING_ACCESS_KEY_SCOPES) → data schema
-//! (INVALID_MESSAGE_DATA, the data as `cause`) → handler (LISTENER_ERROR with its `cause`).
+//! (TaloDev/backend `src/socket/router/socketRouter.ts`)
+//! rate limit → heartbeat (`v1.heartbeat` is echoed and forgives one rate-limit warning) →
+//! JSON (ROUTING_ERROR) → envelope (INVALID_MESSAGE, with `req` "unknown" and the raw frame as
+//! `cause`) → signature, for an identified player of a game that verifies requests
+//! (INVALID_SIGNATURE, [`super::signature`]) → armed faults → player identified (NO_PLAYER_FOUND) → access key scopes
+//! (MISSING_ACCESS_KEY_SCOPES) → data schema (INVALID_MESSAGE_DATA, the data as `cause`) →
+//! handler (LISTENER_ERROR with its `cause`).
 //!
-//! Rate limit ([`super::rate_limit`]): 25 requests a second before identifying, 250 after; each
-//! excess is a RATE_LIMIT_EXCEEDED frame, and after three warnings the next excess closes 1008
-//! RATE_LIMIT_EXCEEDED. Envelopes and data schemas are [`crate::protocol::talo`]'s. UNHANDLED_REQUEST, ROUTING_ERROR and INVALID_SIGNATURE (server-side
-//! conditions of the real Talo server) and LISTENER_ERROR come from armed faults too.
+//! Rate limit ([`super::rate_limit`]): 25 requests a second before identifying, 250 after
+//! (settings); each excess is a RATE_LIMIT_EXCEEDED frame, and after three warnings the next
+//! excess closes 1008 RATE_LIMIT_EXCEEDED. Envelopes and data schemas are
+//! [`crate::protocol::talo`]'s. UNHANDLED_REQUEST (which upstream's request list makes
+//! unreachable), INVALID_SIGNATURE and LISTENER_ERROR come from armed faults too.
+//!
+//! # Fan-out
+//! A channel message goes to every connection whose player is a member of the channel and whose
+//! access key has `read:gameChannels`, the sender's own included; a broadcast to every
+//! connection with `read:playerBroadcasts` whose player subscribes to the sender (relaydeck has
+//! no relationship graph: every other identified player of the game counts as a confirmed
+//! subscriber); presence changes (identify, and the end of an identified connection) to every
+//! identified connection of the game with `read:playerPresence`, as
+//! `v1.players.presence.updated`. Payloads carry the channel's and alias's full JSON.
 //! A bad, used or expired ticket is refused with close 3000; an app leaving `active` closes its
 //! players with 3000 as well.
 
@@ -25,11 +38,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::rate_limit::{SocketRateLimit, Verdict};
-use super::Alias;
+use super::signature;
+use super::{Alias, SocketPlayer};
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
 use crate::protocol::talo::{
-    self as wire, error_frame, frame, ChannelMessageData, IdentifyData, Request, HEARTBEAT,
+    self as wire, error_frame, frame, ChannelMessageData, IdentifyData, NotAnEnvelope, Request,
+    HEARTBEAT,
 };
 use crate::server::access;
 use crate::server::connection::{self, Flow};
@@ -108,13 +123,21 @@ async fn serve(
         new_peer,
         None,
         |_| (1001, "going_away".to_owned()),
-        move |peer| Session {
-            shared,
-            peer,
-            app: ticket.app,
-            key: ticket.key,
-            alias: None,
-            rate_limit: SocketRateLimit::new(Instant::now()),
+        move |peer| {
+            let settings = &shared.hub.config().talo;
+            let rate_limit = SocketRateLimit::with_limits(
+                Instant::now(),
+                settings.unidentified_per_second,
+                settings.identified_per_second,
+            );
+            Session {
+                shared,
+                peer,
+                app: ticket.app,
+                key: ticket.key,
+                alias: None,
+                rate_limit,
+            }
         },
     )
     .await;
@@ -132,6 +155,21 @@ impl connection::Session for Session {
 
     fn on_binary(&mut self, bytes: &[u8]) -> Flow {
         self.handle(&String::from_utf8_lossy(bytes))
+    }
+
+    /// Upstream counts a pong as a heartbeat; the library answers pings and reports both.
+    fn on_socket_frame(&mut self) {
+        self.rate_limit.forgive();
+    }
+
+    fn on_end(&mut self) {
+        if self.shared.talo.unbind_socket(&self.peer.id).is_none() {
+            return;
+        }
+        if let Some(alias) = self.alias.take() {
+            let changed = self.shared.talo.set_presence(alias.id, false);
+            self.send_presence(&alias, changed);
+        }
     }
 
     fn on_control(&mut self, control: Control) -> Flow {
@@ -180,19 +218,59 @@ impl Session {
             Verdict::Close => return Flow::close(1008, "RATE_LIMIT_EXCEEDED"),
         }
         if text == HEARTBEAT {
+            self.rate_limit.forgive();
             self.reply(text.to_owned());
             return Flow::Continue;
         }
-        let Some((kind, data)) = wire::envelope(text) else {
-            self.error(
-                "unknown",
-                "INVALID_MESSAGE",
-                &wire_text("INVALID_MESSAGE"),
-                Some(text),
-            );
-            return Flow::Continue;
+        let config = self.shared.hub.config();
+        let keys = config
+            .app(&self.app)
+            .and_then(|a| a.talo.as_ref())
+            .map(|t| &t.verification_keys)
+            .filter(|keys| !keys.is_empty());
+        let (signature, json) = match keys {
+            Some(_) => signature::split(text),
+            None => (None, text),
+        };
+        let (kind, data) = match wire::envelope(json) {
+            Ok(envelope) => envelope,
+            Err(NotAnEnvelope::NotJson) => {
+                self.error(
+                    "unknown",
+                    "ROUTING_ERROR",
+                    &wire_text("ROUTING_ERROR"),
+                    None,
+                );
+                return Flow::Continue;
+            }
+            Err(NotAnEnvelope::Invalid) => {
+                self.error(
+                    "unknown",
+                    "INVALID_MESSAGE",
+                    &wire_text("INVALID_MESSAGE"),
+                    Some(text),
+                );
+                return Flow::Continue;
+            }
         };
         let req = kind.name();
+        // Only an identified player's requests are checked, identify never is.
+        if let (Some(keys), Some(alias)) = (keys, &self.alias) {
+            let verified = signature.is_some_and(|signature| {
+                self.shared
+                    .talo
+                    .verify_signature(keys, alias.id, signature, json)
+            });
+            if !verified {
+                self.error(
+                    req,
+                    "INVALID_SIGNATURE",
+                    &wire_text("INVALID_SIGNATURE"),
+                    None,
+                );
+                return Flow::Continue;
+            }
+        }
         if let Some(code) = self.hub().take_fault(&self.peer) {
             let cause = (code == "LISTENER_ERROR").then_some("A fault was armed by an operator");
             self.error(req, &code, &wire_text(&code), cause);
@@ -288,8 +366,70 @@ impl Session {
                 );
             }
         }
-        self.reply(frame("v1.players.identify.success", alias.json()));
+        self.shared.talo.bind_socket(
+            &self.peer.id,
+            SocketPlayer {
+                app: self.app.clone(),
+                alias: alias.id,
+                identifier: alias.identifier.clone(),
+                key: self.key.clone(),
+            },
+        );
+        // Upstream marks the player online, and tells the game, before it answers.
+        let changed = talo.set_presence(alias.id, true);
+        self.send_presence(&alias, changed);
+        let json = alias.json_with(talo.presence(alias.id));
+        self.reply(frame("v1.players.identify.success", json));
         self.alias = Some(alias);
+    }
+
+    /// The identified connections of this game whose access key has `scope`.
+    fn recipients(
+        &self,
+        scope: &str,
+        wanted: impl Fn(&SocketPlayer) -> bool,
+    ) -> Vec<Arc<PeerHandle>> {
+        let config = self.hub().config();
+        let talo = &self.shared.talo;
+        self.hub()
+            .identified_peers(DIALECT, &self.app)
+            .into_iter()
+            .filter(|peer| {
+                talo.socket(&peer.id).is_some_and(|player| {
+                    player.app == self.app
+                        && wanted(&player)
+                        && super::Talo::access_key(config, &player.key)
+                            .is_some_and(|(_, _, key)| key.has_scope(scope))
+                })
+            })
+            .collect()
+    }
+
+    fn send_presence(&self, alias: &Alias, online_changed: bool) {
+        let talo = &self.shared.talo;
+        let Some(presence) = talo.presence(alias.id) else {
+            return;
+        };
+        let recipients = self.recipients("read:playerPresence", |_| true);
+        if recipients.is_empty() {
+            return;
+        }
+        let text = frame(
+            "v1.players.presence.updated",
+            json!({
+                "presence": {
+                    "playerAlias": alias.json_with(Some(presence)),
+                    "online": presence.online,
+                    "customStatus": "",
+                    "updatedAt": super::iso_date(presence.updated_ms),
+                },
+                // Upstream compares the previous custom status with the one passed in, which
+                // is absent on connect and disconnect: it always reports a change.
+                "meta": {"onlineChanged": online_changed, "customStatusChanged": true},
+            }),
+        );
+        self.hub()
+            .deliver_many(&recipients, &text.into(), Priority::Relay);
     }
 
     fn channel_message(&self, req: &str, channel_id: u64, message: &str) {
@@ -312,34 +452,32 @@ impl Session {
             );
             return;
         }
+        let talo = &self.shared.talo;
+        let total = talo.count_channel_message(&self.app, channel.id);
         let text = frame(
             "v1.channels.message",
-            json!({"channel": {"id": channel.id, "name": channel.name}, "message": message, "playerAlias": alias.json()}),
+            json!({
+                "channel": super::channel_json(channel.id, &channel.name, total, talo.started_ms),
+                "message": message,
+                "playerAlias": alias.json_with(talo.presence(alias.id)),
+            }),
         );
-        let name = format!("{}:{}", channel.id, channel.name);
-        self.hub().deliver_to_channel(
-            DIALECT,
-            &self.app,
-            &name,
-            &self.peer.id,
-            &text.into(),
-            Priority::Relay,
-        );
+        let recipients = self.recipients("read:gameChannels", |player| {
+            channel.members.contains(&player.identifier)
+        });
+        self.hub()
+            .deliver_many(&recipients, &text.into(), Priority::Relay);
     }
 
-    /// Talo sends this to the player's relationships; relaydeck has no relationship graph, so
-    /// every other identified player of the game receives it.
+    /// Talo sends this to the players subscribed to the sender; relaydeck has no relationship
+    /// graph, so every other identified player of the game counts as a confirmed subscriber.
     fn broadcast(&self, message: &str) {
         let Some(alias) = &self.alias else { return };
-        let recipients: Vec<Arc<PeerHandle>> = self
-            .hub()
-            .identified_peers(DIALECT, &self.app)
-            .into_iter()
-            .filter(|p| p.id != self.peer.id)
-            .collect();
+        let recipients =
+            self.recipients("read:playerBroadcasts", |player| player.alias != alias.id);
         let text = frame(
             "v1.player-relationships.broadcast",
-            json!({"message": message, "playerAlias": alias.json()}),
+            json!({"message": message, "playerAlias": alias.json_with(self.shared.talo.presence(alias.id))}),
         );
         self.hub()
             .deliver_many(&recipients, &text.into(), Priority::Relay);
