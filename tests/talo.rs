@@ -711,3 +711,28 @@ async fn a_game_that_verifies_requests_needs_signed_frames_once_identified() {
     let invalid = expect_error(&mut alice, "unknown", "INVALID_MESSAGE").await;
     assert_eq!(invalid["data"]["cause"], bad);
 }
+
+/// Authorization comes before rate accounting: requests without a valid key are refused 401
+/// however many there are, and never spend the window of the player they name.
+#[tokio::test]
+async fn unauthorized_requests_never_spend_a_players_rate_window() {
+    let server = TestServer::demo().await;
+    let http = Http::new(&server);
+    for _ in 0..30 {
+        let response = http
+            .client
+            .post(format!("{}/v1/players/auth/login", http.base))
+            .bearer_auth("not-a-key")
+            .json(&json!({"identifier": "bob", "password": "demo-password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            401,
+            "refused as unauthorized, not limited"
+        );
+    }
+    let login = http.login("bob", "demo-password").await;
+    assert_eq!(login.status(), 200, "bob's own window is untouched");
+}

@@ -154,14 +154,23 @@ pub fn frame<T: Serialize>(res: &str, data: T) -> String {
     serde_json::to_string(&Envelope { res, data }).unwrap_or_default()
 }
 
+/// Most characters of a `cause` an error frame carries. Upstream echoes a malformed frame
+/// whole; a client's megabyte of garbage must not come back to it (or reach every console) in
+/// full, and the start of it is what a person needs to recognise it.
+pub const MAX_CAUSE_CHARS: usize = 256;
+
 pub fn error_frame(req: &str, code: &str, message: &str, cause: Option<&str>) -> String {
+    let cause = cause.map(|cause| match cause.char_indices().nth(MAX_CAUSE_CHARS) {
+        None => cause.to_owned(),
+        Some((end, _)) => format!("{}…", &cause[..end]),
+    });
     frame(
         "v1.error",
         ErrorData {
             req,
             message,
             error_code: code,
-            cause,
+            cause: cause.as_deref(),
         },
     )
 }
@@ -170,6 +179,17 @@ pub fn error_frame(req: &str, code: &str, message: &str, cause: Option<&str>) ->
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_long_cause_is_cut() {
+        let long = "x".repeat(10_000);
+        let frame: serde_json::Value =
+            serde_json::from_str(&error_frame("unknown", "INVALID_MESSAGE", "m", Some(&long)))
+                .unwrap();
+        let cause = frame["data"]["cause"].as_str().unwrap();
+        assert_eq!(cause.chars().count(), MAX_CAUSE_CHARS + 1);
+        assert!(cause.ends_with('…'));
+    }
 
     #[test]
     fn error_frames_match_the_documented_examples() {

@@ -34,8 +34,12 @@ fn respond(shared: &Shared, status: StatusCode, code: &str, body: Value) -> Resp
     (status, Json(body)).into_response()
 }
 
-/// What every endpoint checks first, in Talo's order: the caller's rate window, then the
-/// access key and the scope the endpoint needs. Returns the key's app.
+/// What every endpoint checks first: the access key and the scope the endpoint needs, then
+/// the caller's rate window. Returns the key's app.
+///
+/// Talo counts the rate first; relaydeck authorizes first, so that a client without a valid
+/// key can neither fill the rate table with names of its choosing nor spend a real player's
+/// window. Windows are kept per app, so the same identifier in two games is two callers.
 fn admit(
     shared: &Shared,
     headers: &HeaderMap,
@@ -43,10 +47,11 @@ fn admit(
     auth_endpoint: bool,
     scope: Option<&str>,
 ) -> Result<String, Response> {
-    if let Some(limited) = rate_limited(shared, auth_endpoint, caller) {
+    let app = authorize(shared, headers, scope)?;
+    if let Some(limited) = rate_limited(shared, auth_endpoint, &format!("{app}\u{0}{caller}")) {
         return Err(limited);
     }
-    authorize(shared, headers, scope)
+    Ok(app)
 }
 
 /// The present values of required fields `(name, value, where)`, or the 400 naming every
