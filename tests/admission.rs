@@ -114,3 +114,32 @@ async fn a_silent_pubsub_connection_is_closed_after_the_idle_timeout() {
         (1000, "idle_timeout".to_owned())
     );
 }
+
+/// Bound beyond loopback, `/metrics` shows every app's traffic to the network, so it needs the
+/// admin or viewer token. (The server listens on every address; the test talks to it over
+/// loopback only.)
+#[tokio::test]
+async fn metrics_beyond_loopback_need_a_token() {
+    let data = tempfile::tempdir().unwrap();
+    let server = relaydeck::server::spawn(
+        "0.0.0.0:0".parse().unwrap(),
+        Config::demo(),
+        relaydeck::server::ServerOptions {
+            data_dir: data.path().to_path_buf(),
+            admin_token: Some("metrics-admin".into()),
+            admin_buffer: None,
+            readonly: false,
+        },
+    )
+    .await
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}/metrics", server.addr.port());
+    let client = reqwest::Client::new();
+    let anonymous = client.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let viewer = relaydeck::server::access::viewer_token("metrics-admin");
+    let watched = client.get(&url).bearer_auth(viewer).send().await.unwrap();
+    assert_eq!(watched.status(), 200);
+    assert!(watched.text().await.unwrap().contains("relaydeck_peers"));
+    server.shutdown().await.unwrap();
+}

@@ -34,7 +34,33 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+/// Prometheus text. On loopback anyone on the machine may read it; bound beyond loopback it
+/// shows every app's traffic to the network, so it needs the admin or viewer token.
+pub async fn metrics(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let on_loopback = shared
+        .hub
+        .info()
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|addr| addr.ip().is_loopback());
+    if !on_loopback
+        && crate::server::access::authorize(
+            &headers,
+            shared.hub.config(),
+            &shared.admin_token,
+            false,
+        )
+        .is_none()
+    {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            "metrics of a server bound beyond loopback need Authorization: Bearer <admin or viewer token>\n",
+        )
+            .into_response();
+    }
     let (stats, apps, channels) = shared.hub.metrics();
     let mut out = String::new();
     let _ = writeln!(out, "# HELP relaydeck_peers Connected peers by dialect.");
