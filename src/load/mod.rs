@@ -596,7 +596,7 @@ impl Ending {
     }
 }
 
-/// Connections still being established by [`connect_all`].
+/// Connections still being established by `connect_all`.
 pub fn connect_limit() -> Arc<tokio::sync::Semaphore> {
     Arc::new(tokio::sync::Semaphore::new(CONNECT_CONCURRENCY))
 }

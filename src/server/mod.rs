@@ -15,9 +15,16 @@
 //! binary passes `--listen`, tests pass `127.0.0.1:0`) and [`Server::serve`] a shutdown
 //! future. [`spawn`] does both for embedding (tests, the console's embedded mode).
 //!
-//! A dialect plugs in with a route here and a handler that follows the hub's extension points
-//! (see [`hub`]): register the peer, drain its outbox with [`connection::spawn_writer`], send
-//! every error through the hub, react to [`hub::Control`], remove the peer when it ends.
+//! The parts, in the order a connection meets them:
+//! - [`listener`]: the accept loop: `TCP_NODELAY`, connection caps, header timeout, shutdown.
+//! - [`access`]: credentials (admin, viewer, app key) and `Origin`, checked before an upgrade.
+//! - [`connection`]: the one connection lifecycle every dialect runs; a dialect supplies a
+//!   [`connection::Session`] with its protocol logic only.
+//! - [`peer`]: a peer's handle (outbox with its byte budget, counters, flags) shared by `Arc`.
+//! - [`hub`]: the registry, channels, subscriptions, faults and the numbered admin deltas.
+//! - [`rate_limit`]: the fixed window and token bucket the dialects map to their own codes.
+//! - the dialects ([`signal_fish`], [`talo`], [`flow`], [`pubsub`]), [`admin`], [`http`],
+//!   [`probe`], [`persist`], [`token`], [`config`].
 
 pub mod access;
 pub mod admin;
