@@ -41,7 +41,12 @@ pub fn payload(text: &str) -> Option<Inbound<'_>> {
     if envelope.kind != "GameData" {
         return None;
     }
-    serde_json::from_str(envelope.data?.get()).ok()
+    let inbound: Inbound<'_> = serde_json::from_str(envelope.data?.get()).ok()?;
+    // Too deep to relay: the full parser refuses it with its own answer.
+    if super::json::nested_deeper_than(inbound.data.get(), super::json::MAX_DEPTH) {
+        return None;
+    }
+    Some(inbound)
 }
 
 /// What a v3 recipient also gets: the sender's sequence within its epoch and the delivery
@@ -211,5 +216,11 @@ mod tests {
         ] {
             assert!(payload(text).is_none(), "{text}");
         }
+        let deep = format!(
+            r#"{{"type":"GameData","data":{{"data":{}{}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(payload(&deep).is_none(), "too deep to relay");
     }
 }

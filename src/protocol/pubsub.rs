@@ -150,6 +150,20 @@ pub fn parse_client<'a>(text: &'a str) -> Result<(ClientFrame<'a>, Option<String
         }
     };
     let kind = string_field(fields.kind, "type")?;
+    let relayable = |data: Option<&'a RawValue>| -> Result<Option<&'a RawValue>, Rejection> {
+        match data {
+            Some(raw) if super::json::nested_deeper_than(raw.get(), super::json::MAX_DEPTH) => {
+                Err(malformed(
+                    &format!(
+                        "data is nested deeper than {} levels",
+                        super::json::MAX_DEPTH
+                    ),
+                    request_id.clone(),
+                ))
+            }
+            other => Ok(other),
+        }
+    };
     let frame = match kind.as_ref() {
         "subscribe" => ClientFrame::Subscribe {
             channel: string_field(fields.channel, "channel")?,
@@ -159,11 +173,11 @@ pub fn parse_client<'a>(text: &'a str) -> Result<(ClientFrame<'a>, Option<String
         },
         "publish" => ClientFrame::Publish {
             channel: string_field(fields.channel, "channel")?,
-            data: fields.data,
+            data: relayable(fields.data)?,
         },
         "send" => ClientFrame::Send {
             to: string_field(fields.to, "to")?,
-            data: fields.data,
+            data: relayable(fields.data)?,
         },
         other => {
             return Err(Rejection {
@@ -364,6 +378,18 @@ mod tests {
             matches!(frame, ClientFrame::Publish { data: Some(d), .. } if d.get() == "null"),
             "null data is data, not missing"
         );
+    }
+
+    #[test]
+    fn data_too_deep_for_the_subscribers_parsers_is_refused() {
+        let deep = format!(
+            r#"{{"type":"publish","channel":"demo/a","data":{}{},"requestId":"d"}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let rejection = parse_client(&deep).unwrap_err();
+        assert_eq!(rejection.code, "malformed_message");
+        assert_eq!(rejection.request_id.as_deref(), Some("d"));
     }
 
     #[test]
