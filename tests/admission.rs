@@ -158,7 +158,7 @@ fn rss_kib() -> u64 {
 /// process, so its RSS is the test's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_connections_leave_nothing_behind() {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
     let mut config = Config::demo();
     config.apps[0].limits.max_connections = 100_000;
     let server = std::sync::Arc::new(TestServer::start(config).await);
