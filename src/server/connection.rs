@@ -202,7 +202,13 @@ pub async fn serve<S: Session>(
                     client_close = Some(client_close_of(frame));
                     break;
                 }
-                Some(Err(_)) | None => break,
+                // A frame the WebSocket layer itself refuses: say which, with RFC 6455's code,
+                // if the socket still takes a close.
+                Some(Err(error)) => match protocol_failure(error) {
+                    Some((code, reason)) => Flow::close(code, reason),
+                    None => break,
+                },
+                None => break,
             },
             command = control.recv() => match command {
                 Some(Control::Inject(text)) => {
@@ -253,6 +259,19 @@ pub async fn serve<S: Session>(
     handle.end();
     if !writer_gone {
         finish_writer(writer).await;
+    }
+}
+
+/// The RFC 6455 close for a frame the WebSocket layer refused, or `None` when the socket
+/// itself failed and nothing more can be sent.
+fn protocol_failure(error: axum::Error) -> Option<(u16, &'static str)> {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    let inner = error.into_inner();
+    match inner.downcast_ref::<Error>()? {
+        Error::Utf8(_) => Some((1007, "invalid UTF-8 in a text frame")),
+        Error::Capacity(CapacityError::MessageTooLong { .. }) => Some((1009, "message too big")),
+        Error::Capacity(_) | Error::Protocol(_) => Some((1002, "protocol error")),
+        _ => None,
     }
 }
 

@@ -282,3 +282,111 @@ impl Admin {
         }
     }
 }
+
+// Helpers of the adversarial suites (tests/adversarial_*.rs).
+
+/// How a connection ended, seen from the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// A close frame with its code and reason (1005 when it had none).
+    Close(u16, String),
+    /// The stream ended or failed without a close frame.
+    Dropped,
+}
+
+/// Skip frames until the connection ends, bounded by `RECEIVE_TIMEOUT` per frame.
+pub async fn recv_ending(socket: &mut Socket) -> Ending {
+    loop {
+        let message = tokio::time::timeout(RECEIVE_TIMEOUT, socket.next())
+            .await
+            .expect("the connection neither closed nor sent anything before the timeout");
+        match message {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return Ending::Close(u16::from(frame.code), frame.reason.to_string())
+            }
+            Some(Ok(Message::Close(None))) => return Ending::Close(1005, String::new()),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Ending::Dropped,
+        }
+    }
+}
+
+/// Close from the client's side and read until the server's answer ends the stream: the
+/// server answers a close only after it has removed the peer, so when this returns the hub no
+/// longer holds it.
+pub async fn close_and_drain(socket: &mut Socket) {
+    let _ = tokio::time::timeout(RECEIVE_TIMEOUT, socket.close(None)).await;
+    loop {
+        match tokio::time::timeout(RECEIVE_TIMEOUT, socket.next()).await {
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(_)) | None) => return,
+            Err(_) => panic!("the server never finished the close handshake"),
+        }
+    }
+}
+
+pub async fn send_binary(socket: &mut Socket, bytes: Vec<u8>) {
+    socket.send(Message::Binary(bytes.into())).await.unwrap();
+}
+
+/// A text frame whose payload is not checked on the way out: how a broken client sends
+/// invalid UTF-8 as text.
+pub async fn send_raw_text(socket: &mut Socket, bytes: Vec<u8>) {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    let frame = Frame::message(bytes, OpCode::Data(Data::Text), true);
+    socket.send(Message::Frame(frame)).await.unwrap();
+}
+
+/// `depth` nested JSON arrays around `1`.
+pub fn nested_arrays(depth: usize) -> String {
+    format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+/// The resident set of this process (the server runs in it), in KiB.
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// Open a TCP connection and send the first lines of a WebSocket upgrade to `path`, never
+/// the blank line that ends the headers; returns what the server sent before closing, and
+/// how long it took.
+pub async fn slowloris(addr: SocketAddr, path: &str) -> (String, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = std::time::Instant::now();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    // A dribble of one more header byte keeps a naive per-read timeout from ever firing.
+    let _ = stream.write_all(b"Sec-WebSocket-Version: 1").await;
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server kept a client that never finished its headers");
+    // A reset is as good as a close here: the socket is gone either way.
+    let _ = read;
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// Every peer, room, channel and subscription the hub holds, from a fresh admin snapshot.
+pub async fn hub_entries(server: &TestServer) -> (usize, usize, usize, usize) {
+    let admin = server.admin().await;
+    let snapshot = &admin.snapshot;
+    (
+        snapshot.peers.len(),
+        snapshot.rooms.len(),
+        snapshot.channels.len(),
+        snapshot.subscriptions.len(),
+    )
+}
