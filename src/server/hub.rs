@@ -102,6 +102,23 @@ pub struct NewPeer {
     pub probe_nonce: Option<String>,
 }
 
+impl NewPeer {
+    /// A connection that has not said who it is yet (its dialect authenticates in-band).
+    pub fn anonymous(
+        dialect: Dialect,
+        addr: std::net::SocketAddr,
+        probe_nonce: Option<String>,
+    ) -> NewPeer {
+        NewPeer {
+            dialect,
+            app: None,
+            identity: None,
+            addr: addr.to_string(),
+            probe_nonce,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegisterError {
     #[error("app {app} already has {limit} connections")]

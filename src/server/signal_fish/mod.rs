@@ -195,13 +195,7 @@ fn serve_upgrade(
     }
     let probe_nonce = probe_nonce(&headers);
     connection::configure(upgrade, READ_LIMIT_BYTES).on_upgrade(move |socket| {
-        let new = NewPeer {
-            dialect: DIALECT,
-            app: None,
-            identity: None,
-            addr: addr.to_string(),
-            probe_nonce,
-        };
+        let new = NewPeer::anonymous(DIALECT, addr, probe_nonce);
         connection::serve(
             socket,
             shared.clone(),
