@@ -4,9 +4,17 @@
 //! peer id; every notice to the other members goes out through the hub, serialized once per
 //! distinct frame. The lock here is taken before the hub's and never the other way round
 //! (the hub calls the [`RoomDirectory`] methods without holding its own lock).
+//!
+//! # Locking
+//! Joins, leaves, authority, readiness and reconnection change room structure under one lock;
+//! they are rare next to game data. Game data takes no rooms lock: each sender has a
+//! [`Relay`] (its audience's handles, its epoch and sequence counter) built under the lock
+//! and checked against a generation that every structural change bumps, so a frame for one
+//! room never waits for another room's join, and a stale relay is rebuilt before it is used.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
 use serde_json::value::RawValue;
@@ -48,7 +56,8 @@ struct Player {
     /// The membership incarnation v3 clients track: 1 on joining, one more on each reconnect.
     epoch: u32,
     /// Game data messages this player sent in `epoch`; v3 recipients see them numbered.
-    seq: u64,
+    /// Shared with the player's [`Relay`], which counts without the rooms lock.
+    seq: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Clone)]
@@ -163,8 +172,24 @@ impl Wire {
     }
 }
 
+/// What relaying one sender's game data needs, built under the rooms lock and used without it
+/// while `generation` still matches [`Rooms::generation`].
+struct Relay {
+    generation: u64,
+    player_id: String,
+    epoch: u32,
+    seq: Arc<AtomicU64>,
+    /// Every other connected member (players and spectators) and whether it speaks v3.
+    audience: Vec<(Arc<PeerHandle>, bool)>,
+}
+
 pub struct Rooms {
     state: Mutex<State>,
+    /// Bumped whenever room structure may have changed (every [`Rooms::lock`]); relays built
+    /// at an older generation are rebuilt before use.
+    generation: AtomicU64,
+    /// Each game-data sender's relay, by peer id.
+    relays: RwLock<HashMap<String, Arc<Relay>>>,
     settings: SignalFishSettings,
     /// Negotiated protocol version per peer, as the connection reported it. Locked after
     /// `state` when both are needed, never before.
@@ -201,7 +226,7 @@ impl Room {
             is_ready: p.ready,
             connected_at: (!v3).then(|| p.connected_at.clone()),
             epoch: v3.then_some(p.epoch),
-            seq: v3.then_some(p.seq),
+            seq: v3.then_some(p.seq.load(Ordering::Relaxed)),
         }
     }
 
@@ -317,6 +342,8 @@ impl Rooms {
     pub fn new(settings: SignalFishSettings) -> Rooms {
         Rooms {
             state: Mutex::new(State::default()),
+            generation: AtomicU64::new(0),
+            relays: RwLock::new(HashMap::new()),
             settings,
             versions: Mutex::new(HashMap::new()),
         }
@@ -366,8 +393,100 @@ impl Rooms {
         Self::send(hub, &v3, &make(true));
     }
 
+    /// The rooms lock, for a change of structure: every relay built before is stale from
+    /// here on. The bump comes after the lock is taken, so a relay rebuilt under the lock
+    /// sees every change made before it.
     fn lock(&self) -> MutexGuard<'_, State> {
+        let state = self.lock_unchanged();
+        self.structure_changed();
+        state
+    }
+
+    /// The rooms lock, for reading or for changes that no relay depends on.
+    fn lock_unchanged(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn structure_changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn forget_relay(&self, peer: &str) {
+        self.relays
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(peer);
+    }
+
+    /// The sender's relay, rebuilt under the lock when room structure changed since it was
+    /// built.
+    fn relay_of(&self, hub: &Hub, peer: &str) -> Result<Arc<Relay>, Refusal> {
+        let cached = self
+            .relays
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(peer)
+            .cloned();
+        if let Some(relay) = cached {
+            if relay.generation == self.generation.load(Ordering::Acquire) {
+                return Ok(relay);
+            }
+        }
+        let mut state = self.lock_unchanged();
+        let generation = self.generation.load(Ordering::Acquire);
+        let State {
+            rooms,
+            membership,
+            handles,
+            ..
+        } = &mut *state;
+        let not_in_room = || refusal(Carrier::Error, "NOT_IN_ROOM", None);
+        let Some(Membership::Player { room, player_id }) = membership.get(peer) else {
+            drop(state);
+            self.forget_relay(peer);
+            return Err(not_in_room());
+        };
+        let Some(room) = rooms.get(room) else {
+            return Err(not_in_room());
+        };
+        let Some(sender) = room.players.iter().find(|p| &p.id == player_id) else {
+            return Err(not_in_room());
+        };
+        let members = room
+            .players
+            .iter()
+            .filter_map(|p| p.peer.as_deref())
+            .chain(room.spectators.iter().map(|s| s.peer.as_str()))
+            .filter(|member| *member != peer);
+        let mut audience = Vec::with_capacity(room.players.len() + room.spectators.len());
+        for member in members {
+            let known = match handles.get(member) {
+                Some(known) => known,
+                None => match hub.handle(member) {
+                    Some(handle) => {
+                        let v3 = self.wire(member).v3();
+                        handles.entry(member.to_owned()).or_insert((handle, v3))
+                    }
+                    None => continue,
+                },
+            };
+            audience.push(known.clone());
+        }
+        let relay = Arc::new(Relay {
+            generation,
+            player_id: sender.id.clone(),
+            epoch: sender.epoch,
+            seq: Arc::clone(&sender.seq),
+            audience,
+        });
+        // Still under the rooms lock: a change that makes this relay stale bumps the
+        // generation only once it holds the lock, after this insert.
+        self.relays
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer.to_owned(), Arc::clone(&relay));
+        drop(state);
+        Ok(relay)
     }
 
     fn publish(hub: &Hub, room: &Room) {
@@ -458,7 +577,7 @@ impl Rooms {
             connected_at: timestamp(),
             disconnected_at_ms: None,
             epoch: 1,
-            seq: 0,
+            seq: Arc::new(AtomicU64::new(0)),
         };
         let requested_code = match &request.room_code {
             Some(code) => {
@@ -654,7 +773,10 @@ impl Rooms {
         self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerLeft {
             player_id: player_id.to_owned(),
             epoch: departed.as_ref().filter(|_| v3).map(|p| p.epoch),
-            final_seq: departed.as_ref().filter(|_| v3).map(|p| p.seq),
+            final_seq: departed
+                .as_ref()
+                .filter(|_| v3)
+                .map(|p| p.seq.load(Ordering::Relaxed)),
         });
         if room.authority.as_deref() == Some(player_id) {
             room.authority = None;
@@ -699,8 +821,8 @@ impl Rooms {
 
     /// Relay game data to every other connected member, the payload spliced as sent. v3
     /// recipients get the sender's epoch and sequence number (and the delivery class it asked
-    /// for); v2 recipients get the bare frame. The lock is held to find the members' handles
-    /// and stamp the frame; each shape is serialized at most once, after it is released.
+    /// for); v2 recipients get the bare frame. No rooms lock is taken while the sender's relay
+    /// is current; each shape is serialized at most once.
     pub fn game_data_with(
         &self,
         hub: &Hub,
@@ -719,63 +841,24 @@ impl Rooms {
                 ),
             ));
         }
-        let mut state = self.lock();
-        let State {
-            rooms,
-            membership,
-            handles,
-            ..
-        } = &mut *state;
-        let Some(Membership::Player { room, player_id }) = membership.get(peer) else {
-            return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
-        };
-        let Some(room) = rooms.get_mut(room) else {
-            return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
-        };
-        let Some(sender) = room.players.iter_mut().find(|p| &p.id == player_id) else {
-            return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
-        };
-        sender.seq += 1;
+        let relay = self.relay_of(hub, peer)?;
+        // A sender's frames stay in order: its connection relays one before reading the next.
         let stamp = game_data::Stamp {
-            seq: sender.seq,
-            epoch: sender.epoch,
+            seq: relay.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            epoch: relay.epoch,
             class,
             key,
         };
-        let members = room
-            .players
-            .iter()
-            .filter_map(|p| p.peer.as_deref())
-            .chain(room.spectators.iter().map(|s| s.peer.as_str()))
-            .filter(|member| *member != peer);
-        let mut targets = Vec::with_capacity(room.players.len() + room.spectators.len());
-        for member in members {
-            let known = match handles.get(member) {
-                Some(known) => known,
-                None => match hub.handle(member) {
-                    Some(handle) => {
-                        let v3 = self.wire(member).v3();
-                        handles.entry(member.to_owned()).or_insert((handle, v3))
-                    }
-                    None => continue,
-                },
-            };
-            targets.push(known.clone());
-        }
-        let player_id = player_id.clone();
-        // Serializing and queueing happen after the lock is released: rooms share this lock
-        // for their structure, and a frame for one room must not hold up the others. A
-        // sender's frames stay in order: its connection relays one before reading the next.
-        drop(state);
         let mut v2_text: Option<Utf8Bytes> = None;
         let mut v3_text: Option<Utf8Bytes> = None;
-        for (handle, v3) in &targets {
+        for (handle, v3) in &relay.audience {
             let text = if *v3 {
                 v3_text.get_or_insert_with(|| {
-                    game_data::relayed(&player_id, data, Some(&stamp)).into()
+                    game_data::relayed(&relay.player_id, data, Some(&stamp)).into()
                 })
             } else {
-                v2_text.get_or_insert_with(|| game_data::relayed(&player_id, data, None).into())
+                v2_text
+                    .get_or_insert_with(|| game_data::relayed(&relay.player_id, data, None).into())
             };
             hub.deliver(handle, text, Priority::Relay);
         }
@@ -1225,7 +1308,8 @@ impl Rooms {
         player.disconnected_at_ms = None;
         // A new membership incarnation: v3 clients restart this sender's numbering.
         player.epoch += 1;
-        player.seq = 0;
+        // A fresh counter: a relay still holding the old one counts for the old epoch only.
+        player.seq = Arc::new(AtomicU64::new(0));
         let epoch = player.epoch;
         let wire = self.wire(peer);
         let new_token = new_id();
@@ -1453,6 +1537,7 @@ impl Rooms {
     /// spectator simply leaves.
     pub fn disconnected(&self, hub: &Hub, peer: &str) {
         self.forget_version(peer);
+        self.forget_relay(peer);
         let mut state = self.lock();
         state.handles.remove(peer);
         match state.membership.remove(peer) {
@@ -1477,7 +1562,9 @@ impl Rooms {
     pub fn sweep(&self, hub: &Hub) {
         let now = now_ms();
         let window = self.settings.reconnect_window_ms;
-        let mut state = self.lock();
+        // A sweep that releases no seat changes nothing a relay depends on: game data keeps
+        // its relays through the sweep's every-second tick.
+        let mut state = self.lock_unchanged();
         let expired: Vec<(String, String)> = state
             .rooms
             .values()
@@ -1492,6 +1579,9 @@ impl Rooms {
                     .collect::<Vec<_>>()
             })
             .collect();
+        if !expired.is_empty() {
+            self.structure_changed();
+        }
         for (code, player_id) in expired {
             let seats: Vec<(String, Seat)> = state
                 .seats
@@ -1520,6 +1610,7 @@ impl Rooms {
     /// Kick a peer out of its room (admin kick): players leave, spectators too.
     pub fn remove_peer_now(&self, hub: &Hub, peer: &str) {
         self.forget_version(peer);
+        self.forget_relay(peer);
         let mut state = self.lock();
         state.handles.remove(peer);
         match state.membership.remove(peer) {
@@ -1707,6 +1798,51 @@ mod tests {
             joined["data"]["player_id"].as_str().unwrap().to_owned(),
             bob_joined["data"]["player_id"].as_str().unwrap().to_owned(),
         )
+    }
+
+    fn payload(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    /// Game data relays without the rooms lock while the sender's relay is current, and a
+    /// change of room structure (a third player joining) reaches the next frame.
+    #[test]
+    fn game_data_does_not_wait_for_room_structure() {
+        let hub = hub();
+        let rooms = Rooms::new(SignalFishSettings::default());
+        let (mut alice, mut bob, mut carol) = (peer(&hub, "a"), peer(&hub, "b"), peer(&hub, "c"));
+        let (code, alice_id, _) = two_players(&rooms, &hub, &mut alice, &mut bob);
+        rooms.game_data(&hub, alice.id(), &payload("1")).unwrap();
+        assert_eq!(last_of(&drain(&mut bob), "GameData")["data"]["data"], 1);
+
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            let held = rooms.lock_unchanged();
+            scope.spawn(|| {
+                let relayed = rooms.game_data(&hub, alice.id(), &payload("2"));
+                let _ = done_tx.send(relayed.is_ok());
+            });
+            let finished = done_rx.recv_timeout(std::time::Duration::from_secs(5));
+            drop(held);
+            assert_eq!(finished, Ok(true), "game data waited for the rooms lock");
+        });
+        let frame = last_of(&drain(&mut bob), "GameData");
+        assert_eq!(frame["data"]["data"], 2);
+        assert_eq!(frame["data"]["from_player"], alice_id.as_str());
+
+        rooms
+            .join(&hub, carol.id(), request(Some(&code), "Carol"))
+            .unwrap();
+        drain(&mut carol);
+        rooms.game_data(&hub, alice.id(), &payload("3")).unwrap();
+        assert_eq!(last_of(&drain(&mut carol), "GameData")["data"]["data"], 3);
+        assert_eq!(last_of(&drain(&mut bob), "GameData")["data"]["data"], 3);
+
+        rooms.leave(&hub, bob.id()).unwrap();
+        drain(&mut bob);
+        rooms.game_data(&hub, alice.id(), &payload("4")).unwrap();
+        assert!(drain(&mut bob).iter().all(|f| f["type"] != "GameData"));
+        assert_eq!(last_of(&drain(&mut carol), "GameData")["data"]["data"], 4);
     }
 
     #[test]
