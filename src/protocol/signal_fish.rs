@@ -158,24 +158,32 @@ pub struct JoinRoom {
     pub max_spectators: Option<i64>,
 }
 
+/// Reconnect: a player returns to its seat within the reconnection window.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Reconnect {
+    pub player_id: String,
+    pub room_id: String,
+    pub auth_token: String,
+}
+
+/// JoinAsSpectator: watch a room without a seat.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct JoinAsSpectator {
+    pub game_name: String,
+    pub room_code: String,
+    pub spectator_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
 /// The operations a v3 client wraps in `RoomOperation` once `room_operation_ids` is agreed.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "type", content = "data")]
 pub enum RoomOperationRequest {
     JoinRoom(JoinRoom),
     LeaveRoom,
-    Reconnect {
-        player_id: String,
-        room_id: String,
-        auth_token: String,
-    },
-    JoinAsSpectator {
-        game_name: String,
-        room_code: String,
-        spectator_name: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        password: Option<String>,
-    },
+    Reconnect(Reconnect),
+    JoinAsSpectator(JoinAsSpectator),
     LeaveSpectator,
     KickPlayer {
         player_id: String,
@@ -225,18 +233,8 @@ pub enum Request {
         connection_info: Value,
     },
     Ping,
-    Reconnect {
-        player_id: String,
-        room_id: String,
-        auth_token: String,
-    },
-    JoinAsSpectator {
-        game_name: String,
-        room_code: String,
-        spectator_name: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        password: Option<String>,
-    },
+    Reconnect(Reconnect),
+    JoinAsSpectator(JoinAsSpectator),
     LeaveSpectator,
     RoomOperation {
         operation_id: String,
@@ -291,16 +289,8 @@ pub enum ClientMessage {
     PlayerReady,
     StartGame,
     Ping,
-    Reconnect {
-        player_id: String,
-        room_id: String,
-        auth_token: String,
-    },
-    JoinAsSpectator {
-        game_name: String,
-        room_code: String,
-        spectator_name: String,
-    },
+    Reconnect(Reconnect),
+    JoinAsSpectator(JoinAsSpectator),
     LeaveSpectator,
 }
 

@@ -61,8 +61,9 @@ use self::rooms::{JoinOptions, JoinRequest, Rooms};
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
 use crate::protocol::signal_fish::{
-    Authenticate, DeliveryClass, GameDataFormat, JoinRoom, PlayerNameRules, ProtocolInfo,
-    ProtocolInfoV3, RateLimits, Request, ServerMessage, MIN_PROTOCOL_VERSION,
+    Authenticate, DeliveryClass, GameDataFormat, JoinAsSpectator, JoinRoom, PlayerNameRules,
+    ProtocolInfo, ProtocolInfoV3, RateLimits, Reconnect, Request, ServerMessage,
+    MIN_PROTOCOL_VERSION,
 };
 use crate::server::access;
 use crate::server::connection::{self, Flow};
@@ -573,19 +574,19 @@ impl Session {
             }
             Request::PlayerReady => self.rooms().ready(self.hub(), &peer),
             Request::StartGame => self.rooms().start(self.hub(), &peer),
-            Request::Reconnect {
+            Request::Reconnect(Reconnect {
                 player_id,
                 room_id,
                 auth_token,
-            } => self
+            }) => self
                 .rooms()
                 .reconnect(self.hub(), &peer, &player_id, &room_id, &auth_token),
-            Request::JoinAsSpectator {
+            Request::JoinAsSpectator(JoinAsSpectator {
                 game_name,
                 room_code,
                 spectator_name,
                 password: _,
-            } => {
+            }) => {
                 let app = self.app.clone().unwrap_or_default();
                 let joined = self.rooms().spectate(
                     self.hub(),

@@ -1158,8 +1158,8 @@ impl Rooms {
             }
             RoomOperationRequest::JoinRoom(_)
             | RoomOperationRequest::LeaveRoom
-            | RoomOperationRequest::Reconnect { .. }
-            | RoomOperationRequest::JoinAsSpectator { .. }
+            | RoomOperationRequest::Reconnect(_)
+            | RoomOperationRequest::JoinAsSpectator(_)
             | RoomOperationRequest::LeaveSpectator => Err((
                 "relaydeck does not negotiate room_operation_ids: send this request as a plain message",
                 "INVALID_INPUT",
