@@ -85,6 +85,13 @@ pub struct ServeArgs {
     /// beyond loopback. Without it, that combination is refused.
     #[arg(long)]
     pub expose_demo: bool,
+    /// Join a cluster of nodes over this Redis (`redis://127.0.0.1:6379`); overrides the
+    /// config's `cluster.redis`. Needs --node-id.
+    #[arg(long, value_name = "REDIS_URL", requires = "node_id")]
+    pub cluster: Option<String>,
+    /// This node's name in the cluster (letters, digits, '-', '_', '.').
+    #[arg(long, value_name = "NAME")]
+    pub node_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -488,6 +495,22 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
             Config::demo()
         }
     };
+    let mut config = config;
+    if let Some(url) = &args.cluster {
+        config.cluster.redis = Some(url.clone());
+    }
+    if let Some(node) = &args.node_id {
+        config.cluster.node_id = Some(node.clone());
+    }
+    config
+        .cluster
+        .check()
+        .map_err(|e| anyhow::anyhow!("--cluster/--node-id: {e}"))?;
+    let config_node = config
+        .cluster
+        .enabled()
+        .then(|| config.cluster.node_id.clone())
+        .flatten();
     let options = ServerOptions {
         data_dir: data.resolve()?,
         admin_token: args.admin_token.clone(),
@@ -518,6 +541,9 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
         );
         if args.readonly {
             let _ = writeln!(out, "read-only: admin actions are refused");
+        }
+        if let Some(node) = &config_node {
+            let _ = writeln!(out, "cluster node {node}");
         }
         let _ = out.flush();
         drop(out);

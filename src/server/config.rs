@@ -44,6 +44,9 @@ pub struct Config {
     /// Talo socket: rate limits and request signatures.
     #[serde(default)]
     pub talo: crate::server::talo::TaloSettings,
+    /// Several nodes over one Redis (unset: one process, no Redis).
+    #[serde(default)]
+    pub cluster: crate::server::cluster::ClusterSettings,
 }
 
 /// Connection admission: browser origins, connection caps, timeouts for idle and slow clients.
@@ -365,6 +368,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        self.cluster.check()?;
         let security = &self.security;
         if security.max_connections == 0
             || security.max_connections_per_ip == 0
@@ -474,6 +478,7 @@ impl Config {
             security: Default::default(),
             flow: Default::default(),
             talo: Default::default(),
+            cluster: Default::default(),
             apps: vec![
                 AppConfig {
                     id: "demo".to_owned(),

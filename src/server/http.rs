@@ -101,6 +101,37 @@ pub async fn metrics(
         "relaydeck_frames_dropped_total {}",
         shared.hub.frames_dropped()
     );
+    if let Some(cluster) = &shared.cluster {
+        let _ = writeln!(
+            out,
+            "# HELP relaydeck_cluster_redis_up Whether this node reached Redis on its last try."
+        );
+        let _ = writeln!(out, "# TYPE relaydeck_cluster_redis_up gauge");
+        let _ = writeln!(
+            out,
+            "relaydeck_cluster_redis_up{{node=\"{}\"}} {}",
+            cluster.node_id,
+            u8::from(cluster.redis_ok())
+        );
+        let _ = writeln!(
+            out,
+            "# HELP relaydeck_cluster_dropped_total Messages for other nodes dropped while Redis was away or slow."
+        );
+        let _ = writeln!(out, "# TYPE relaydeck_cluster_dropped_total counter");
+        let _ = writeln!(
+            out,
+            "relaydeck_cluster_dropped_total{{node=\"{}\"}} {}",
+            cluster.node_id,
+            cluster.dropped()
+        );
+        let alive = cluster.nodes().iter().filter(|n| n.alive).count();
+        let _ = writeln!(
+            out,
+            "# HELP relaydeck_cluster_nodes_alive Nodes whose heartbeat this node saw last."
+        );
+        let _ = writeln!(out, "# TYPE relaydeck_cluster_nodes_alive gauge");
+        let _ = writeln!(out, "relaydeck_cluster_nodes_alive {alive}");
+    }
     let _ = writeln!(out, "# HELP relaydeck_errors_total Error frames, error closes and error responses sent, by code.");
     let _ = writeln!(out, "# TYPE relaydeck_errors_total counter");
     for (qualified, count) in &stats.errors_by_code {

@@ -28,6 +28,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod flow;
@@ -106,6 +107,8 @@ pub struct Shared {
     pub stopping: watch::Sender<bool>,
     /// Open sockets, for the connection caps.
     pub admission: Arc<listener::Admission>,
+    /// This node's link to the other nodes (`cluster` in the config), if any.
+    pub cluster: Option<Arc<cluster::Cluster>>,
 }
 
 pub struct Server {
@@ -143,6 +146,11 @@ impl Server {
                 SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
             });
         }
+        let cluster = if config.cluster.enabled() {
+            Some(cluster::Cluster::connect(&config.cluster).await?)
+        } else {
+            None
+        };
         let (stopping, _) = watch::channel(false);
         let rooms = Arc::new(signal_fish::rooms::Rooms::new(config.signal_fish.clone()));
         let talo = talo::Talo::new(&config);
@@ -164,6 +172,7 @@ impl Server {
             loopback,
             stopping,
             admission: Arc::new(listener::Admission::default()),
+            cluster,
         });
         Ok(Server {
             listener,
@@ -204,6 +213,11 @@ impl Server {
                 }
             })
         };
+        let cluster_tasks = shared
+            .cluster
+            .as_ref()
+            .map(|cluster| cluster.start(&shared))
+            .unwrap_or_default();
         let router = router(shared.clone());
         let draining = shared.clone();
         let drain = async move {
@@ -230,6 +244,13 @@ impl Server {
         )
         .await;
         ticker.abort();
+        // The heartbeat stops before the goodbye, so it cannot bring the node back.
+        for task in cluster_tasks {
+            task.abort();
+        }
+        if let Some(cluster) = &shared.cluster {
+            cluster.leave().await;
+        }
         served.map_err(Into::into)
     }
 }

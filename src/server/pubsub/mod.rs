@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use axum::extract::ws::WebSocket;
+use axum::extract::ws::{Utf8Bytes, WebSocket};
 use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -36,6 +36,8 @@ use crate::catalog::{self, Dialect};
 use crate::protocol::admin::{AppStatus, SubscriptionInfo};
 use crate::protocol::pubsub::{self as wire, ClientFrame};
 use crate::server::access;
+use crate::server::cluster::bus::{Body, Membership, RemotePeer};
+use crate::server::cluster::Cluster;
 use crate::server::config::PubsubAction;
 use crate::server::connection::{self, Flow};
 use crate::server::hub::{self, ChannelKey, Hub, NewPeer, RegisterError};
@@ -277,6 +279,39 @@ async fn serve(
     .await;
 }
 
+/// Presence notices for a channel's local members who listen for them, except `except`.
+fn announce_to_listeners(
+    shared: &Shared,
+    app: &str,
+    channel: &str,
+    except: Option<&str>,
+    joined: &[&str],
+    left: &[&str],
+) {
+    let members: Vec<Arc<PeerHandle>> = shared
+        .hub
+        .channel_members(DIALECT, app, channel)
+        .into_iter()
+        .filter(|m| Some(m.id.as_str()) != except)
+        .collect();
+    let listeners = shared.presence.filter(members);
+    if !listeners.is_empty() {
+        let text = wire::presence(channel, joined, left).into();
+        shared.hub.deliver_many(&listeners, &text, Priority::Reply);
+    }
+}
+
+/// Presence on another node of the cluster, told to this node's listeners.
+pub fn announce_remote_presence(
+    shared: &Shared,
+    app: &str,
+    channel: &str,
+    joined: &[&str],
+    left: &[&str],
+) {
+    announce_to_listeners(shared, app, channel, None, joined, left);
+}
+
 impl connection::Session for Session {
     fn on_open(&mut self) -> Flow {
         if self.grant.actions.contains(&PubsubAction::Presence) {
@@ -290,6 +325,9 @@ impl connection::Session for Session {
             self.grant.rate.1,
             MAX_FRAME_BYTES,
         ));
+        if let Some(cluster) = self.cluster() {
+            cluster.broadcast(Body::PeerUp(self.remote_self()));
+        }
         for channel in self.grant.initial_channels.clone() {
             self.subscribe(&channel, None);
         }
@@ -327,6 +365,10 @@ impl connection::Session for Session {
         let peer_id = self.grant.peer_id.clone();
         for (_, app, channel) in left {
             self.announce_presence(app, channel, &[], &[peer_id.as_str()]);
+        }
+        // Other nodes drop its memberships with it.
+        if let Some(cluster) = self.cluster() {
+            cluster.broadcast(Body::PeerDown(self.remote_self()));
         }
     }
 }
@@ -450,15 +492,25 @@ impl Session {
                 arguments: Value::Object(serde_json::Map::new()),
             });
             self.reply(wire::ack(request_id));
-            if self.grant.actions.contains(&PubsubAction::Presence) && !existing.is_empty() {
+            let remote = self
+                .cluster()
+                .map(|c| c.directory.channel_members(&app, channel))
+                .unwrap_or_default();
+            if self.grant.actions.contains(&PubsubAction::Presence)
+                && !(existing.is_empty() && remote.is_empty())
+            {
                 let names: Vec<String> = existing
                     .iter()
                     .filter_map(|member| self.hub().peer(&member.id).and_then(|p| p.identity))
+                    .chain(remote)
                     .collect();
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 self.reply(wire::presence(channel, &names, &[]));
             }
             self.announce_presence(&app, channel, &[self.grant.peer_id.as_str()], &[]);
+            if let Some(cluster) = self.cluster() {
+                cluster.broadcast(Body::Joined(self.membership(channel)));
+            }
         } else {
             self.reply(wire::ack(request_id));
         }
@@ -478,21 +530,40 @@ impl Session {
             self.hub().channel_leave(&self.peer, &app, channel);
             self.hub().remove_subscription(&self.peer.id, channel);
             self.announce_presence(&app, channel, &[], &[self.grant.peer_id.as_str()]);
+            if let Some(cluster) = self.cluster() {
+                cluster.broadcast(Body::Left(self.membership(channel)));
+            }
         }
         self.reply(wire::ack(request_id));
     }
 
     fn announce_presence(&self, app: &str, channel: &str, joined: &[&str], left: &[&str]) {
-        let members: Vec<Arc<PeerHandle>> = self
-            .hub()
-            .channel_members(DIALECT, app, channel)
-            .into_iter()
-            .filter(|m| m.id != self.peer.id)
-            .collect();
-        let listeners = self.shared.presence.filter(members);
-        if !listeners.is_empty() {
-            let text = wire::presence(channel, joined, left).into();
-            self.hub().deliver_many(&listeners, &text, Priority::Reply);
+        announce_to_listeners(
+            &self.shared,
+            app,
+            channel,
+            Some(&self.peer.id),
+            joined,
+            left,
+        );
+    }
+
+    fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.shared.cluster.as_ref()
+    }
+
+    fn membership(&self, channel: &str) -> Membership {
+        Membership {
+            app: self.grant.app.clone(),
+            channel: channel.to_owned(),
+            identity: self.grant.peer_id.clone(),
+        }
+    }
+
+    fn remote_self(&self) -> RemotePeer {
+        RemotePeer {
+            app: self.grant.app.clone(),
+            identity: self.grant.peer_id.clone(),
         }
     }
 
@@ -512,7 +583,7 @@ impl Session {
             );
             return;
         }
-        let text = wire::message(channel, &self.grant.peer_id, data).into();
+        let text: Utf8Bytes = wire::message(channel, &self.grant.peer_id, data).into();
         self.hub().deliver_to_channel(
             DIALECT,
             &self.grant.app,
@@ -521,6 +592,13 @@ impl Session {
             &text,
             Priority::Relay,
         );
+        if let Some(cluster) = self.cluster() {
+            cluster.broadcast(Body::ChannelMessage {
+                app: self.grant.app.clone(),
+                channel: channel.to_owned(),
+                text: text.as_str().to_owned(),
+            });
+        }
         self.reply(wire::ack(request_id));
     }
 
@@ -549,17 +627,24 @@ impl Session {
             self.error(request_id, "missing_data", &text_of("missing_data", &[]));
             return;
         };
-        let Some(target) = self
+        let target = self
             .hub()
-            .find_peer_by_identity(DIALECT, &self.grant.app, to)
-        else {
+            .find_peer_by_identity(DIALECT, &self.grant.app, to);
+        let remote = match (&target, self.cluster()) {
+            (None, Some(cluster)) => cluster
+                .directory
+                .node_of(&self.grant.app, to)
+                .map(|node| (Arc::clone(cluster), node)),
+            _ => None,
+        };
+        if target.is_none() && remote.is_none() {
             self.error(
                 request_id,
                 "peer_not_found",
                 &text_of("peer_not_found", &[("to", to)]),
             );
             return;
-        };
+        }
         if !self.hub().charge_quota(&self.grant.app) {
             self.error(
                 request_id,
@@ -568,8 +653,21 @@ impl Session {
             );
             return;
         }
-        let text = wire::direct(&self.grant.peer_id, data).into();
-        self.hub().deliver(&target, &text, Priority::Relay);
+        let text: Utf8Bytes = wire::direct(&self.grant.peer_id, data).into();
+        match (target, remote) {
+            (Some(target), _) => {
+                self.hub().deliver(&target, &text, Priority::Relay);
+            }
+            (None, Some((cluster, node))) => cluster.tell(
+                &node,
+                Body::Direct {
+                    app: self.grant.app.clone(),
+                    to: to.to_owned(),
+                    text: text.as_str().to_owned(),
+                },
+            ),
+            (None, None) => {}
+        }
         self.reply(wire::ack(request_id));
     }
 }

@@ -1,0 +1,179 @@
+//! What nodes tell each other over Redis pub/sub, and what a node does with it.
+//!
+//! An [`Envelope`] is one JSON message on `{prefix}:bus` (every node) or `{prefix}:to:{id}`
+//! (one node). A node ignores its own envelopes and any it cannot read: the bus is input like
+//! any other, and one malformed message must not stop the others.
+
+use serde::{Deserialize, Serialize};
+
+use super::Cluster;
+use crate::catalog::Dialect;
+use crate::server::peer::Priority;
+use crate::server::Shared;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub from: String,
+    pub body: Body,
+}
+
+/// A pub/sub peer as the cluster knows it: the app and the `peerId` clients address it by.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RemotePeer {
+    pub app: String,
+    pub identity: String,
+}
+
+/// A pub/sub peer's membership of one channel.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Membership {
+    pub app: String,
+    pub channel: String,
+    pub identity: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Body {
+    /// A node joined or got Redis back: every node answers with its [`Body::State`].
+    Hello,
+    /// The sender is shutting down: forget it now rather than when its heartbeat expires.
+    Goodbye,
+    /// Everything the sender has: replaces what this node mirrored of it.
+    State {
+        peers: Vec<RemotePeer>,
+        memberships: Vec<Membership>,
+    },
+    PeerUp(RemotePeer),
+    PeerDown(RemotePeer),
+    Joined(Membership),
+    Left(Membership),
+    /// A pub/sub `message` frame for a channel's members on every node.
+    ChannelMessage {
+        app: String,
+        channel: String,
+        text: String,
+    },
+    /// A pub/sub `direct` frame for one peer on the receiving node.
+    Direct {
+        app: String,
+        to: String,
+        text: String,
+    },
+}
+
+/// Act on one envelope from another node.
+pub fn handle(cluster: &Cluster, shared: &Shared, envelope: Envelope) {
+    let from = envelope.from;
+    match envelope.body {
+        Body::Hello => {
+            let (peers, memberships) = super::directory::local_state(shared);
+            cluster.tell(&from, Body::State { peers, memberships });
+        }
+        Body::Goodbye => super::forget_node(cluster, shared, &from),
+        Body::State { peers, memberships } => {
+            let (joined, left) = cluster.directory.replace_node(&from, peers, memberships);
+            for m in left {
+                crate::server::pubsub::announce_remote_presence(
+                    shared,
+                    &m.app,
+                    &m.channel,
+                    &[],
+                    &[m.identity.as_str()],
+                );
+            }
+            for m in joined {
+                crate::server::pubsub::announce_remote_presence(
+                    shared,
+                    &m.app,
+                    &m.channel,
+                    &[m.identity.as_str()],
+                    &[],
+                );
+            }
+        }
+        Body::PeerUp(peer) => cluster.directory.peer_up(&from, peer),
+        Body::PeerDown(peer) => {
+            for m in cluster.directory.peer_down(&from, &peer) {
+                crate::server::pubsub::announce_remote_presence(
+                    shared,
+                    &m.app,
+                    &m.channel,
+                    &[],
+                    &[m.identity.as_str()],
+                );
+            }
+        }
+        Body::Joined(m) => {
+            if cluster.directory.joined(&from, m.clone()) {
+                crate::server::pubsub::announce_remote_presence(
+                    shared,
+                    &m.app,
+                    &m.channel,
+                    &[m.identity.as_str()],
+                    &[],
+                );
+            }
+        }
+        Body::Left(m) => {
+            if cluster.directory.left(&from, &m) {
+                crate::server::pubsub::announce_remote_presence(
+                    shared,
+                    &m.app,
+                    &m.channel,
+                    &[],
+                    &[m.identity.as_str()],
+                );
+            }
+        }
+        Body::ChannelMessage { app, channel, text } => {
+            shared.hub.deliver_to_channel(
+                Dialect::Pubsub,
+                &app,
+                &channel,
+                "",
+                &text.into(),
+                Priority::Relay,
+            );
+        }
+        Body::Direct { app, to, text } => {
+            if let Some(target) = shared.hub.find_peer_by_identity(Dialect::Pubsub, &app, &to) {
+                shared.hub.deliver(&target, &text.into(), Priority::Relay);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip() {
+        let bodies = [
+            Body::Hello,
+            Body::PeerUp(RemotePeer {
+                app: "demo".into(),
+                identity: "peer-1".into(),
+            }),
+            Body::Joined(Membership {
+                app: "demo".into(),
+                channel: "demo/lobby".into(),
+                identity: "peer-1".into(),
+            }),
+            Body::ChannelMessage {
+                app: "demo".into(),
+                channel: "demo/lobby".into(),
+                text: r#"{"type":"message"}"#.into(),
+            },
+        ];
+        for body in bodies {
+            let envelope = Envelope {
+                from: "node-a".into(),
+                body,
+            };
+            let text = serde_json::to_string(&envelope).unwrap();
+            assert_eq!(serde_json::from_str::<Envelope>(&text).unwrap(), envelope);
+        }
+    }
+}

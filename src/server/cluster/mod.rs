@@ -1,0 +1,611 @@
+//! Several relaydeck nodes over one Redis: `serve --cluster redis://… --node-id NAME`.
+//!
+//! Without a `cluster` setting nothing here runs and the server is one process with no Redis.
+//! With it, each node keeps its own peers, and Redis carries what crosses nodes, the way
+//! Centrifugo and the Socket.IO Redis adapter scale out through a broker they do not own:
+//!
+//! | Redis | what |
+//! |---|---|
+//! | `{prefix}:node:{id}` (string, TTL `node_timeout_ms`) | a node's heartbeat: [`NodeStatus`] as JSON, refreshed every `heartbeat_ms` |
+//! | `{prefix}:nodes` (set) | every node that ever joined and has not been cleaned up |
+//! | `{prefix}:bus` (pub/sub) | [`Envelope`]s for every node |
+//! | `{prefix}:to:{id}` (pub/sub) | [`Envelope`]s for one node |
+//!
+//! A node that stops refreshing its heartbeat is noticed by the others within
+//! `node_timeout_ms` plus one heartbeat: they forget its peers and memberships, tell their
+//! own presence listeners those peers left, and remove it from the set.
+//!
+//! Each node mirrors what the others announce (their pub/sub peers and channel memberships,
+//! in [`directory`]), so a request that needs cluster-wide state is answered from memory
+//! without a Redis round trip on the request's path. A node that joins, or that gets Redis
+//! back after losing it, asks the others to announce everything again.
+//!
+//! What crosses nodes so far: pub/sub channel messages, presence, direct `send` and the node
+//! list with liveness. Signal Fish rooms, Talo and Flow stay per node.
+
+pub mod bus;
+pub mod directory;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use self::bus::{Body, Envelope};
+use self::directory::Directory;
+use crate::server::hub::now_ms;
+use crate::server::Shared;
+
+/// Messages waiting for Redis at most; beyond it, cross-node traffic is dropped and counted
+/// rather than held in memory while Redis is slow or away.
+const OUTGOING_CAPACITY: usize = 65_536;
+/// Node ids appear in Redis keys and peer listings.
+pub const MAX_NODE_ID_BYTES: usize = 64;
+
+/// Config key `cluster`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// `redis://host:port[/db]`; unset, the server runs alone.
+    pub redis: Option<String>,
+    /// This node's name, unique in the cluster (letters, digits, `-`, `_`, `.`).
+    pub node_id: Option<String>,
+    /// Key and channel prefix, so that several clusters can share one Redis.
+    pub prefix: String,
+    pub heartbeat_ms: u64,
+    /// A node whose heartbeat is older than this is gone.
+    pub node_timeout_ms: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            redis: None,
+            node_id: None,
+            prefix: "relaydeck".to_owned(),
+            heartbeat_ms: 1_000,
+            node_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl ClusterSettings {
+    pub fn enabled(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// Checked at config load.
+    pub fn check(&self) -> Result<(), String> {
+        let Some(url) = &self.redis else {
+            return Ok(());
+        };
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(format!(
+                "cluster.redis must be a redis:// URL, not {:?}",
+                crate::report::one_line(url, 64)
+            ));
+        }
+        match &self.node_id {
+            None => return Err("cluster.node_id is required with cluster.redis".to_owned()),
+            Some(id) => valid_node_id(id)?,
+        }
+        valid_node_id(&self.prefix).map_err(|e| format!("cluster.prefix: {e}"))?;
+        if !(100..=60_000).contains(&self.heartbeat_ms) {
+            return Err("cluster.heartbeat_ms must be within 100..=60000".to_owned());
+        }
+        if self.node_timeout_ms < 2 * self.heartbeat_ms || self.node_timeout_ms > 600_000 {
+            return Err(
+                "cluster.node_timeout_ms must be at least twice heartbeat_ms and at most 600000"
+                    .to_owned(),
+            );
+        }
+        Ok(())
+    }
+}
+
+pub fn valid_node_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_NODE_ID_BYTES {
+        return Err(format!("must be 1 to {MAX_NODE_ID_BYTES} bytes"));
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err("may hold only letters, digits, '-', '_' and '.'".to_owned());
+    }
+    Ok(())
+}
+
+/// What a node says about itself in its heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: String,
+    /// The address its clients connect to.
+    pub listen: String,
+    pub started_at_ms: u64,
+    pub heartbeat_at_ms: u64,
+    pub peers: u64,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub errors: u64,
+    /// False while the node cannot reach Redis (it says so once it can again).
+    pub redis_ok: bool,
+}
+
+/// A node as this node last saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeView {
+    #[serde(flatten)]
+    pub status: NodeStatus,
+    /// Heartbeat key present at the last check.
+    pub alive: bool,
+    /// This node itself.
+    pub local: bool,
+}
+
+struct Keys {
+    nodes: String,
+    bus: String,
+    prefix: String,
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Keys {
+        Keys {
+            nodes: format!("{prefix}:nodes"),
+            bus: format!("{prefix}:bus"),
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn node(&self, id: &str) -> String {
+        format!("{}:node:{id}", self.prefix)
+    }
+
+    fn inbox(&self, id: &str) -> String {
+        format!("{}:to:{id}", self.prefix)
+    }
+}
+
+/// Where an outgoing envelope goes.
+enum Outgoing {
+    Everyone(Body),
+    Node(String, Body),
+}
+
+/// This node's link to the cluster. Cheap to call from a connection's handler: sending only
+/// queues for the publisher task.
+pub struct Cluster {
+    pub node_id: String,
+    settings: ClusterSettings,
+    keys: Keys,
+    client: redis::Client,
+    outgoing: mpsc::Sender<Outgoing>,
+    outgoing_rx: std::sync::Mutex<Option<mpsc::Receiver<Outgoing>>>,
+    redis_ok: AtomicBool,
+    dropped: AtomicU64,
+    nodes: RwLock<BTreeMap<String, NodeView>>,
+    pub directory: Directory,
+}
+
+impl Cluster {
+    /// Reach Redis once, so that a wrong URL fails `serve` with a clear error instead of a
+    /// node that silently runs alone.
+    pub async fn connect(settings: &ClusterSettings) -> anyhow::Result<Arc<Cluster>> {
+        let (Some(url), Some(node_id)) = (&settings.redis, &settings.node_id) else {
+            anyhow::bail!("cluster.redis and cluster.node_id are both required");
+        };
+        let client = redis::Client::open(url.as_str())
+            .map_err(|e| anyhow::anyhow!("cluster.redis {url:?}: {e}"))?;
+        let mut probe = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("cannot reach Redis at {url}: timed out after 5 s"))?
+        .map_err(|e| anyhow::anyhow!("cannot reach Redis at {url}: {e}"))?;
+        let keys = Keys::new(&settings.prefix);
+        let existing: Option<String> = probe
+            .get(keys.node(node_id))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read from Redis at {url}: {e}"))?;
+        if existing.is_some() {
+            anyhow::bail!(
+                "node id {node_id:?} is already live in this cluster (its heartbeat key {} exists); \
+                 choose another --node-id, or wait {} ms for it to expire",
+                keys.node(node_id),
+                settings.node_timeout_ms
+            );
+        }
+        let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_CAPACITY);
+        Ok(Arc::new(Cluster {
+            node_id: node_id.clone(),
+            settings: settings.clone(),
+            keys,
+            client,
+            outgoing,
+            outgoing_rx: std::sync::Mutex::new(Some(outgoing_rx)),
+            redis_ok: AtomicBool::new(true),
+            dropped: AtomicU64::new(0),
+            nodes: RwLock::new(BTreeMap::new()),
+            directory: Directory::default(),
+        }))
+    }
+
+    /// Start the heartbeat, the subscriber and the publisher. They hold the server weakly and
+    /// end when it is gone.
+    pub fn start(self: &Arc<Self>, shared: &Arc<Shared>) -> Vec<tokio::task::JoinHandle<()>> {
+        let receiver = self
+            .outgoing_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let mut tasks = Vec::new();
+        if let Some(receiver) = receiver {
+            tasks.push(tokio::spawn(publisher(Arc::clone(self), receiver)));
+        }
+        tasks.push(tokio::spawn(heartbeat(
+            Arc::clone(self),
+            Arc::downgrade(shared),
+        )));
+        tasks.push(tokio::spawn(subscriber(
+            Arc::clone(self),
+            Arc::downgrade(shared),
+        )));
+        tasks
+    }
+
+    /// Leave the cluster at shutdown: say goodbye and take the heartbeat down, so that the
+    /// other nodes forget this one at once. Bounded: a Redis that does not answer is left
+    /// to expire the heartbeat.
+    pub async fn leave(&self) {
+        let goodbye = serde_json::to_string(&self.envelope(Body::Goodbye)).unwrap_or_default();
+        let leaving = async {
+            let mut conn = self.client.get_multiplexed_async_connection().await?;
+            let _: () = redis::pipe()
+                .publish(&self.keys.bus, goodbye)
+                .ignore()
+                .del(self.keys.node(&self.node_id))
+                .ignore()
+                .srem(&self.keys.nodes, &self.node_id)
+                .ignore()
+                .query_async(&mut conn)
+                .await?;
+            redis::RedisResult::Ok(())
+        };
+        if tokio::time::timeout(Duration::from_secs(1), leaving)
+            .await
+            .is_err()
+        {
+            tracing::warn!(node = %self.node_id, "could not leave the cluster cleanly: Redis did not answer");
+        }
+    }
+
+    /// Whether Redis answered the last time this node spoke to it.
+    pub fn redis_ok(&self) -> bool {
+        self.redis_ok.load(Ordering::Relaxed)
+    }
+
+    /// Envelopes dropped because Redis was away or slow.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn nodes(&self) -> Vec<NodeView> {
+        self.nodes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// To every other node.
+    pub fn broadcast(&self, body: Body) {
+        self.queue(Outgoing::Everyone(body));
+    }
+
+    /// To one node.
+    pub fn tell(&self, node: &str, body: Body) {
+        self.queue(Outgoing::Node(node.to_owned(), body));
+    }
+
+    fn queue(&self, message: Outgoing) {
+        if self.outgoing.try_send(message).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn set_redis_ok(&self, ok: bool) -> bool {
+        let was = self.redis_ok.swap(ok, Ordering::Relaxed);
+        if was != ok {
+            if ok {
+                tracing::info!(node = %self.node_id, "Redis reachable again");
+            } else {
+                tracing::warn!(node = %self.node_id, "Redis unreachable: cross-node traffic is dropped until it returns");
+            }
+        }
+        was
+    }
+
+    fn envelope(&self, body: Body) -> Envelope {
+        Envelope {
+            from: self.node_id.clone(),
+            body,
+        }
+    }
+}
+
+/// Drains the outgoing queue into Redis, in order.
+async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>) {
+    let mut connection: Option<ConnectionManager> = None;
+    while let Some(message) = receiver.recv().await {
+        let (channel, body) = match message {
+            Outgoing::Everyone(body) => (cluster.keys.bus.clone(), body),
+            Outgoing::Node(node, body) => (cluster.keys.inbox(&node), body),
+        };
+        let text = match serde_json::to_string(&cluster.envelope(body)) {
+            Ok(text) => text,
+            Err(_) => continue,
+        };
+        if connection.is_none() {
+            connection = cluster.client.get_connection_manager().await.ok();
+        }
+        let Some(conn) = connection.as_mut() else {
+            cluster.set_redis_ok(false);
+            cluster.dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let sent: redis::RedisResult<i64> = conn.publish(&channel, text).await;
+        if sent.is_err() {
+            cluster.set_redis_ok(false);
+            cluster.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Refreshes this node's heartbeat and reads every node's.
+async fn heartbeat(cluster: Arc<Cluster>, shared: Weak<Shared>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(cluster.settings.heartbeat_ms));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut connection: Option<ConnectionManager> = None;
+    // When each other node was last seen alive, by this node's clock. A node is gone once
+    // it has not been for `node_timeout_ms`, whether its heartbeat key expired or vanished
+    // with a Redis that restarted empty.
+    let mut last_alive: HashMap<String, u64> = HashMap::new();
+    loop {
+        interval.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if connection.is_none() {
+            connection = cluster.client.get_connection_manager().await.ok();
+        }
+        let beat = match connection.as_mut() {
+            Some(conn) => beat_once(&cluster, &shared, conn).await,
+            None => Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "no connection",
+            ))),
+        };
+        match beat {
+            Ok(views) => {
+                cluster.set_redis_ok(true);
+                let gone = replace_nodes(&cluster, views, &mut last_alive);
+                for node in gone {
+                    forget_node(&cluster, &shared, &node);
+                    if let Some(conn) = connection.as_mut() {
+                        let _: redis::RedisResult<i64> =
+                            conn.srem(&cluster.keys.nodes, &node).await;
+                    }
+                }
+            }
+            Err(_) => {
+                cluster.set_redis_ok(false);
+            }
+        }
+    }
+}
+
+async fn beat_once(
+    cluster: &Cluster,
+    shared: &Shared,
+    conn: &mut ConnectionManager,
+) -> redis::RedisResult<Vec<NodeView>> {
+    let (stats, _, peers) = shared.hub.metrics();
+    let status = NodeStatus {
+        node_id: cluster.node_id.clone(),
+        listen: shared.hub.info().listen.clone(),
+        started_at_ms: shared.hub.info().started_at_ms,
+        heartbeat_at_ms: now_ms(),
+        peers: peers as u64,
+        frames_in: stats.frames_in,
+        frames_out: stats.frames_out,
+        errors: stats.errors,
+        redis_ok: true,
+    };
+    let text = serde_json::to_string(&status).unwrap_or_default();
+    let _: () = redis::pipe()
+        .set_options(
+            cluster.keys.node(&cluster.node_id),
+            text,
+            redis::SetOptions::default()
+                .with_expiration(redis::SetExpiry::PX(cluster.settings.node_timeout_ms)),
+        )
+        .ignore()
+        .sadd(&cluster.keys.nodes, &cluster.node_id)
+        .ignore()
+        .query_async(conn)
+        .await?;
+    let members: Vec<String> = conn.smembers(&cluster.keys.nodes).await?;
+    let mut views = Vec::with_capacity(members.len());
+    if members.is_empty() {
+        return Ok(views);
+    }
+    let keys: Vec<String> = members.iter().map(|m| cluster.keys.node(m)).collect();
+    let beats: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(conn).await?;
+    for (node, beat) in members.into_iter().zip(beats) {
+        let status = beat.and_then(|text| serde_json::from_str::<NodeStatus>(&text).ok());
+        let alive = status.is_some();
+        views.push(NodeView {
+            local: node == cluster.node_id,
+            status: status.unwrap_or(NodeStatus {
+                node_id: node,
+                listen: String::new(),
+                started_at_ms: 0,
+                heartbeat_at_ms: 0,
+                peers: 0,
+                frames_in: 0,
+                frames_out: 0,
+                errors: 0,
+                redis_ok: false,
+            }),
+            alive,
+        });
+    }
+    Ok(views)
+}
+
+/// Store the latest node list; returns the nodes gone since the last check: listed but not
+/// alive, or known (from the list or from what they announced) and not seen alive for
+/// `node_timeout_ms`.
+fn replace_nodes(
+    cluster: &Cluster,
+    views: Vec<NodeView>,
+    last_alive: &mut HashMap<String, u64>,
+) -> Vec<String> {
+    let now = now_ms();
+    let mut gone = Vec::new();
+    for view in &views {
+        if view.local {
+            continue;
+        }
+        if view.alive {
+            last_alive.insert(view.status.node_id.clone(), now);
+        } else {
+            gone.push(view.status.node_id.clone());
+        }
+    }
+    for node in cluster.directory.nodes() {
+        last_alive.entry(node).or_insert(now);
+    }
+    let alive: std::collections::HashSet<&str> = views
+        .iter()
+        .filter(|v| v.alive)
+        .map(|v| v.status.node_id.as_str())
+        .collect();
+    for (node, seen) in last_alive.iter() {
+        if !alive.contains(node.as_str())
+            && now.saturating_sub(*seen) >= cluster.settings.node_timeout_ms
+            && !gone.contains(node)
+        {
+            gone.push(node.clone());
+        }
+    }
+    for node in &gone {
+        last_alive.remove(node);
+    }
+    *cluster.nodes.write().unwrap_or_else(|p| p.into_inner()) = views
+        .into_iter()
+        .filter(|v| v.alive || v.local)
+        .map(|v| (v.status.node_id.clone(), v))
+        .collect();
+    gone
+}
+
+/// A node is gone: its peers and memberships leave this node's mirror, and local presence
+/// listeners hear that its peers left.
+fn forget_node(cluster: &Cluster, shared: &Shared, node: &str) {
+    tracing::warn!(node, "cluster node gone");
+    let left = cluster.directory.forget_node(node);
+    for (app, channel, identities) in left {
+        let names: Vec<&str> = identities.iter().map(String::as_str).collect();
+        crate::server::pubsub::announce_remote_presence(shared, &app, &channel, &[], &names);
+    }
+}
+
+/// Reads both this node's inbox and the bus, and hands each envelope to its handler. After
+/// losing Redis it reconnects with a backoff and asks every node to announce again.
+async fn subscriber(cluster: Arc<Cluster>, shared: Weak<Shared>) {
+    use futures_util::StreamExt;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if shared.strong_count() == 0 {
+            return;
+        }
+        let subscribed = async {
+            let mut pubsub = cluster.client.get_async_pubsub().await?;
+            pubsub.subscribe(&cluster.keys.bus).await?;
+            pubsub
+                .subscribe(cluster.keys.inbox(&cluster.node_id))
+                .await?;
+            redis::RedisResult::Ok(pubsub)
+        }
+        .await;
+        let pubsub = match subscribed {
+            Ok(pubsub) => pubsub,
+            Err(_) => {
+                cluster.set_redis_ok(false);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            // Joining, or back after losing Redis: tell everyone what is here and ask them
+            // to do the same.
+            directory::announce_all(&cluster, &shared);
+            cluster.broadcast(Body::Hello);
+        }
+        let mut messages = pubsub.into_on_message();
+        while let Some(message) = messages.next().await {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let Ok(payload) = message.get_payload::<String>() else {
+                continue;
+            };
+            let Ok(envelope) = serde_json::from_str::<Envelope>(&payload) else {
+                tracing::debug!("cluster: ignoring a malformed envelope");
+                continue;
+            };
+            if envelope.from == cluster.node_id {
+                continue;
+            }
+            bus::handle(&cluster, &shared, envelope);
+        }
+        // The stream ended: the connection to Redis is gone.
+        cluster.set_redis_ok(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_checked() {
+        let mut settings = ClusterSettings::default();
+        assert!(settings.check().is_ok(), "no cluster is fine");
+        settings.redis = Some("redis://127.0.0.1:6379".into());
+        assert!(settings.check().unwrap_err().contains("node_id"));
+        settings.node_id = Some("node a".into());
+        assert!(settings.check().is_err());
+        settings.node_id = Some("node-a".into());
+        assert!(settings.check().is_ok());
+        settings.node_timeout_ms = settings.heartbeat_ms;
+        assert!(settings.check().is_err());
+        settings.node_timeout_ms = 5_000;
+        settings.redis = Some("http://127.0.0.1:6379".into());
+        assert!(settings.check().is_err());
+    }
+}

@@ -1,0 +1,359 @@
+//! Several nodes over one real Redis: each test starts its own `redis-server` on a free
+//! loopback port (`.ci/run` installs it) and two or three relaydeck nodes against it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use relaydeck::server::config::Config;
+use serde_json::{json, Value};
+
+const CHANNEL: &str = "demo/lobby";
+/// Long enough for a heartbeat to lapse and be noticed on a loaded machine, with margin.
+const NOTICE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A `redis-server` of this test's own, on a free loopback port, stopped on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        Redis::start_on(free_port())
+    }
+
+    /// Start on `port` and wait for the server to say it is ready (no sleeping).
+    fn start_on(port: u16) -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                dir.path().to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("redis-server is needed for the cluster tests (.ci/run installs it): {e}")
+            });
+        let stdout = child.stdout.take().unwrap();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ready = Some(ready_tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("Ready to accept connections") {
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("redis-server did not become ready");
+        Redis {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn node_config(redis: &Redis, node: &str) -> Config {
+    let mut config = Config::demo();
+    config.cluster.redis = Some(redis.url());
+    config.cluster.node_id = Some(node.to_owned());
+    config.cluster.heartbeat_ms = 100;
+    config.cluster.node_timeout_ms = 600;
+    config
+}
+
+async fn node(redis: &Redis, name: &str) -> TestServer {
+    TestServer::start(node_config(redis, name)).await
+}
+
+async fn welcomed(server: &TestServer) -> (Socket, String) {
+    let mut socket = server.connect("/v1?key=pk_demo").await;
+    let welcome = recv_type(&mut socket, "welcome").await;
+    (socket, welcome["peerId"].as_str().unwrap().to_owned())
+}
+
+/// The next presence frame that names `who` as joined (or left), skipping others.
+async fn presence_of(socket: &mut Socket, who: &str, joined: bool) -> Value {
+    let field = if joined { "joined" } else { "left" };
+    let deadline = Instant::now() + NOTICE_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no presence {field} of {who}");
+        let frame = recv_json_within(socket, left).await;
+        if frame["type"] == "presence"
+            && frame[field]
+                .as_array()
+                .is_some_and(|names| names.iter().any(|n| n == who))
+        {
+            return frame;
+        }
+    }
+}
+
+async fn subscribe(socket: &mut Socket, channel: &str) {
+    send_json(socket, json!({"type":"subscribe","channel":channel})).await;
+    recv_type(socket, "ack").await;
+}
+
+/// Alice on node a and Bob on node b in one channel, each having seen the other arrive: from
+/// then on both nodes' bus subscriptions are known to work.
+async fn pair(a: &TestServer, b: &TestServer) -> (Socket, String, Socket, String) {
+    let (mut alice, alice_id) = welcomed(a).await;
+    subscribe(&mut alice, CHANNEL).await;
+    let (mut bob, bob_id) = welcomed(b).await;
+    send_json(&mut bob, json!({"type":"subscribe","channel":CHANNEL})).await;
+    // Bob learns of Alice from the presence list or a later notice; Alice of Bob by notice.
+    presence_of(&mut bob, &alice_id, true).await;
+    presence_of(&mut alice, &bob_id, true).await;
+    (alice, alice_id, bob, bob_id)
+}
+
+async fn recv_json_within(socket: &mut Socket, within: Duration) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(within, socket.next())
+            .await
+            .expect("timed out waiting for a frame")
+            .expect("socket ended")
+            .expect("socket error");
+        match message {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// The next frame of `kind`, skipping presence and others.
+async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    let deadline = Instant::now() + NOTICE_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no {kind} frame");
+        let frame = recv_json_within(socket, left).await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test]
+async fn channel_messages_presence_and_direct_sends_cross_nodes() {
+    let redis = Redis::start();
+    let a = node(&redis, "node-a").await;
+    let b = node(&redis, "node-b").await;
+    let (mut alice, alice_id, mut bob, bob_id) = pair(&a, &b).await;
+
+    send_json(
+        &mut alice,
+        json!({"type":"publish","channel":CHANNEL,"data":{"hp":3},"requestId":"p1"}),
+    )
+    .await;
+    assert_eq!(recv_type(&mut alice, "ack").await["requestId"], "p1");
+    assert_eq!(
+        next_of(&mut bob, "message").await,
+        json!({"type":"message","channel":CHANNEL,"from":alice_id,"data":{"hp":3}})
+    );
+
+    send_json(
+        &mut bob,
+        json!({"type":"send","to":alice_id,"data":"psst","requestId":"s1"}),
+    )
+    .await;
+    assert_eq!(next_of(&mut bob, "ack").await["requestId"], "s1");
+    let direct = next_of(&mut alice, "direct").await;
+    assert_eq!(direct["from"], bob_id.as_str());
+    assert_eq!(direct["data"], "psst");
+
+    // A peer on neither node is still not found.
+    send_json(
+        &mut bob,
+        json!({"type":"send","to":"peer-nobody","data":1,"requestId":"s2"}),
+    )
+    .await;
+    let refused = next_of(&mut bob, "error").await;
+    assert_eq!(refused["code"], "peer_not_found");
+
+    // Bob leaves the channel: Alice hears it from the other node.
+    send_json(&mut bob, json!({"type":"unsubscribe","channel":CHANNEL})).await;
+    presence_of(&mut alice, &bob_id, false).await;
+}
+
+#[tokio::test]
+async fn a_node_that_shuts_down_or_dies_is_forgotten() {
+    let redis = Redis::start();
+    let a = node(&redis, "node-a").await;
+    let b = node(&redis, "node-b").await;
+    let (mut alice, _, _bob, bob_id) = pair(&a, &b).await;
+    // A clean shutdown says goodbye: Bob leaves Alice's channel at once.
+    b.stop().await;
+    presence_of(&mut alice, &bob_id, false).await;
+
+    // A node killed outright says nothing: its heartbeat lapses instead.
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.json");
+    std::fs::write(
+        &config_path,
+        serde_json::to_string(&node_config(&redis, "node-c")).unwrap(),
+    )
+    .unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_relaydeck"))
+        .args(["--data-dir", dir.path().to_str().unwrap(), "serve"])
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(&config_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.strip_prefix("listening on ").unwrap().to_owned();
+    let (mut carol, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1?key=pk_demo"))
+        .await
+        .unwrap();
+    let welcome = next_of(&mut carol, "welcome").await;
+    let carol_id = welcome["peerId"].as_str().unwrap().to_owned();
+    send_json(&mut carol, json!({"type":"subscribe","channel":CHANNEL})).await;
+    presence_of(&mut alice, &carol_id, true).await;
+    c.kill().unwrap();
+    c.wait().unwrap();
+    presence_of(&mut alice, &carol_id, false).await;
+}
+
+#[tokio::test]
+async fn local_traffic_flows_without_redis_and_the_cluster_heals_when_it_returns() {
+    let mut redis = Redis::start();
+    let port = redis.port;
+    let a = node(&redis, "node-a").await;
+    let b = node(&redis, "node-b").await;
+    let (mut alice, _, mut bob, _) = pair(&a, &b).await;
+    let (mut dave, dave_id) = welcomed(&a).await;
+    subscribe(&mut dave, CHANNEL).await;
+    presence_of(&mut alice, &dave_id, true).await;
+
+    redis.kill();
+    // Alice and Dave share node a: they keep talking while Redis is away.
+    send_json(
+        &mut dave,
+        json!({"type":"publish","channel":CHANNEL,"data":"local","requestId":"d1"}),
+    )
+    .await;
+    let heard = next_of(&mut alice, "message").await;
+    assert_eq!(heard["data"], "local");
+
+    let _redis = Redis::start_on(port);
+    // Once both nodes are back on the bus, a message crosses again. The first tries may be
+    // dropped while the nodes reconnect; keep publishing, bounded in count and time.
+    let deadline = Instant::now() + NOTICE_TIMEOUT;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        assert!(
+            Instant::now() < deadline && attempt < 200,
+            "no message crossed after Redis returned"
+        );
+        let marker = format!("again-{attempt}");
+        send_json(
+            &mut alice,
+            json!({"type":"publish","channel":CHANNEL,"data":marker}),
+        )
+        .await;
+        recv_type(&mut alice, "ack").await;
+        use futures_util::StreamExt;
+        match tokio::time::timeout(Duration::from_millis(100), bob.next()).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text)))) => {
+                let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+                if frame["type"] == "message" {
+                    break;
+                }
+            }
+            Ok(other) => {
+                assert!(
+                    matches!(other, Some(Ok(_))),
+                    "Bob's socket ended: {other:?}"
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_second_node_with_a_live_nodes_name_is_refused() {
+    let redis = Redis::start();
+    let _a = node(&redis, "node-a").await;
+    let data = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // The first node's heartbeat is written within one heartbeat of starting.
+    let deadline = Instant::now() + NOTICE_TIMEOUT;
+    let error = loop {
+        let attempt = relaydeck::server::Server::bind(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            node_config(&redis, "node-a"),
+            relaydeck::server::ServerOptions {
+                data_dir: data.path().to_path_buf(),
+                admin_token: None,
+                admin_buffer: None,
+                readonly: false,
+            },
+        )
+        .await;
+        match attempt {
+            Err(e) => break e.to_string(),
+            Ok(_) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "a duplicate node id was accepted"
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    drop(listener);
+    assert!(error.contains("already live"), "{error}");
+}
