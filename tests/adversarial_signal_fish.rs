@@ -565,6 +565,8 @@ async fn a_player_that_stops_reading_is_closed_4002_and_memory_stays_flat() {
         .unwrap();
     let after = rss_kib();
     eprintln!("RSS {before} KiB before the flood, {after} KiB after");
+    // The budget held: game data past it was dropped, not queued.
+    assert!(frames_dropped(&server).await > 0, "no frame was dropped");
     // Without the bound the stalled player's queue would hold what was sent in the second
     // before the stall was noticed and the 15 MB after it. With it, the queue holds at most
     // 64 KiB; the growth measured (allocator and runtime slack, the other tests of this file

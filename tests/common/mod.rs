@@ -390,3 +390,23 @@ pub async fn hub_entries(server: &TestServer) -> (usize, usize, usize, usize) {
         snapshot.subscriptions.len(),
     )
 }
+
+/// `relaydeck_frames_dropped_total` from `/metrics`: relayed frames dropped because their
+/// peer was behind.
+pub async fn frames_dropped(server: &TestServer) -> u64 {
+    let metrics = tokio::time::timeout(RECEIVE_TIMEOUT, async {
+        reqwest::get(server.http("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    })
+    .await
+    .expect("/metrics answered before the timeout");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("relaydeck_frames_dropped_total "))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("relaydeck_frames_dropped_total in /metrics")
+}
