@@ -234,7 +234,10 @@ async fn invalid_utf8_in_a_text_frame_closes_1007() {
         .map(|s| s.id.as_str())
         .collect();
     assert!(!ids.contains(&"mine"), "{ids:?}");
-    assert!(ids.contains(&"watch-1") && ids.contains(&"watch-2"), "{ids:?}");
+    assert!(
+        ids.contains(&"watch-1") && ids.contains(&"watch-2"),
+        "{ids:?}"
+    );
 }
 
 #[tokio::test]
@@ -326,15 +329,21 @@ async fn a_stream_that_stops_reading_is_closed_1013_and_memory_stays_flat() {
     let mut bystanders = bystanders(&server).await;
     // A third stream watches Flow's own errors: the slow-consumer close is one.
     let mut watcher = server.flow().await;
-    subscribe(&mut watcher, "flow-errors", "errors", json!({"dialect": "flow"})).await;
+    subscribe(
+        &mut watcher,
+        "flow-errors",
+        "errors",
+        json!({"dialect": "flow"}),
+    )
+    .await;
     let mut stalled = server.flow().await;
     subscribe(&mut stalled, "all-channels", "channels", json!({})).await;
 
     let before = rss_kib();
     // Channel names near the 256-byte limit make each event a few hundred bytes. The churn
     // runs in rounds of 100 joins and leaves whose acks are read, so that it never runs ahead
-    // of the server; until the close is seen and then 50 rounds more, or 20,000 rounds or 20
-    // seconds at most.
+    // of the server; until the close is seen and then 50 rounds more, or 20,000 rounds or
+    // `STALL_TIMEOUT` at most.
     let closed_seen = Arc::new(AtomicBool::new(false));
     let mut churner = server.connect("/v1?key=pk_demo").await;
     recv_type(&mut churner, "welcome").await;
@@ -347,11 +356,7 @@ async fn a_stream_that_stops_reading_is_closed_1013_and_memory_stays_flat() {
                 for n in 0..50 {
                     let channel = format!("demo/{:0>240}", round * 50 + n);
                     for kind in ["subscribe", "unsubscribe"] {
-                        send_json(
-                            &mut churner,
-                            json!({"type": kind, "channel": channel}),
-                        )
-                        .await;
+                        send_json(&mut churner, json!({"type": kind, "channel": channel})).await;
                     }
                 }
                 for _ in 0..100 {
@@ -360,27 +365,26 @@ async fn a_stream_that_stops_reading_is_closed_1013_and_memory_stays_flat() {
                 if closed_seen.load(Ordering::Relaxed) {
                     after_close += 1;
                 }
-                if after_close >= 50 || started.elapsed() > Duration::from_secs(20) {
+                if after_close >= 50 || started.elapsed() > STALL_TIMEOUT {
                     return (round, churner);
                 }
             }
             (20_000, churner)
         }
     });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
     let close = loop {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the stalled stream was never closed"
-        );
-        let frame = recv_json(&mut watcher).await;
+        let frame = recv_json_before(&mut watcher, deadline).await;
         if frame["payload"]["code"] == "1013" {
             break frame;
         }
     };
     closed_seen.store(true, Ordering::Relaxed);
-    assert_eq!(close["payload"]["frame"], "close 1013 try_again_later", "{close}");
-    let (rounds, _churner) = tokio::time::timeout(Duration::from_secs(30), churn)
+    assert_eq!(
+        close["payload"]["frame"], "close 1013 try_again_later",
+        "{close}"
+    );
+    let (rounds, _churner) = tokio::time::timeout(2 * STALL_TIMEOUT, churn)
         .await
         .expect("the churn ended")
         .unwrap();

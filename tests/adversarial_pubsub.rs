@@ -348,7 +348,7 @@ async fn a_subscriber_that_stops_reading_is_closed_1013_and_memory_stays_flat() 
     let before = rss_kib();
     // Bob publishes 16 kB messages until the server reports the stall, then 1,000 more (16 MB
     // that the closed subscriber must not hold), in rounds of 100 whose acks he reads, so
-    // that he never runs ahead of the server; 20,000 messages or 15 seconds at most.
+    // that he never runs ahead of the server; 20,000 messages or `STALL_TIMEOUT` at most.
     let stalled_seen = Arc::new(AtomicBool::new(false));
     let publishing = tokio::spawn({
         let stalled_seen = stalled_seen.clone();
@@ -370,7 +370,7 @@ async fn a_subscriber_that_stops_reading_is_closed_1013_and_memory_stays_flat() 
                 if stalled_seen.load(Ordering::Relaxed) {
                     after_stall += 100;
                 }
-                if after_stall >= 1_000 || started.elapsed() > Duration::from_secs(15) {
+                if after_stall >= 1_000 || started.elapsed() > STALL_TIMEOUT {
                     break;
                 }
             }
@@ -378,14 +378,14 @@ async fn a_subscriber_that_stops_reading_is_closed_1013_and_memory_stays_flat() 
         }
     });
     let event = admin
-        .wait_event(|e| matches!(e, Event::ErrorEmitted { code, .. } if code == "1013"))
+        .wait_error_before("1013", tokio::time::Instant::now() + STALL_TIMEOUT)
         .await;
     stalled_seen.store(true, Ordering::Relaxed);
     let Event::ErrorEmitted { frame, .. } = event else {
         unreachable!()
     };
     assert_eq!(frame, "close 1013 try_again_later");
-    let mut bob = tokio::time::timeout(Duration::from_secs(30), publishing)
+    let mut bob = tokio::time::timeout(2 * STALL_TIMEOUT, publishing)
         .await
         .expect("the publishing ended")
         .unwrap();
@@ -416,7 +416,10 @@ async fn a_subscriber_that_stops_reading_is_closed_1013_and_memory_stays_flat() 
     // messages she has not read yet) catches her up, then Bob's next message reaches her.
     stop_alice.send(()).unwrap();
     let (mut alice, frames) = alice_reader.await.unwrap();
-    assert!(frames > 0, "Alice received messages while the publishing ran");
+    assert!(
+        frames > 0,
+        "Alice received messages while the publishing ran"
+    );
     still_open(&mut alice, "catch-up").await;
     still_relaying(&mut alice, &mut bob, &bob_id, "after-stall").await;
 }

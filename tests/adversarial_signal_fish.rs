@@ -330,7 +330,12 @@ async fn invalid_utf8_in_a_text_frame_closes_1007_and_the_seat_is_kept() {
     room_holds(&server, &code, &["Alice", "Bob"]).await;
     // A dropped connection keeps its seat for the reconnection window, as any other would.
     let admin = server.admin().await;
-    let room = admin.snapshot.rooms.iter().find(|r| r.code == code).unwrap();
+    let room = admin
+        .snapshot
+        .rooms
+        .iter()
+        .find(|r| r.code == code)
+        .unwrap();
     let seat = room.players.iter().find(|p| p.name == "Mallory").unwrap();
     assert_eq!(seat.peer, None, "{seat:?}");
 }
@@ -404,7 +409,10 @@ async fn a_message_flood_warns_once_then_closes_4006() {
         }
     }
     let (frames, ending) = frames_until_ending(&mut mallory).await;
-    assert_eq!(ending, Ending::Close(4006, "inbound_rate_limited".to_owned()));
+    assert_eq!(
+        ending,
+        Ending::Close(4006, "inbound_rate_limited".to_owned())
+    );
     let pongs = frames.iter().filter(|f| f["type"] == "Pong").count();
     let warnings: Vec<_> = frames.iter().filter(|f| f["type"] == "Error").collect();
     // Authenticate and JoinRoom were two of the minute's 600.
@@ -522,7 +530,7 @@ async fn a_player_that_stops_reading_is_closed_4002_and_memory_stays_flat() {
     // (15 MB that the closed player must not hold). The stall is noticed when a frame is
     // queued a second after the stalled writer last moved, so the flood runs on until then:
     // in rounds of 100 frames closed by a ping, so that it never runs ahead of the server,
-    // and for 20,000 frames or 15 seconds at most.
+    // and for 20,000 frames or `STALL_TIMEOUT` at most.
     let stalled_seen = Arc::new(AtomicBool::new(false));
     let flood = tokio::spawn({
         let stalled_seen = stalled_seen.clone();
@@ -543,7 +551,7 @@ async fn a_player_that_stops_reading_is_closed_4002_and_memory_stays_flat() {
                 if stalled_seen.load(Ordering::Relaxed) {
                     after_stall += 100;
                 }
-                if after_stall >= 1_000 || started.elapsed() > Duration::from_secs(15) {
+                if after_stall >= 1_000 || started.elapsed() > STALL_TIMEOUT {
                     break;
                 }
             }
@@ -551,7 +559,7 @@ async fn a_player_that_stops_reading_is_closed_4002_and_memory_stays_flat() {
         }
     });
     let event = admin
-        .wait_event(|e| matches!(e, Event::ErrorEmitted { code, .. } if code == "4002"))
+        .wait_error_before("4002", tokio::time::Instant::now() + STALL_TIMEOUT)
         .await;
     stalled_seen.store(true, Ordering::Relaxed);
     let Event::ErrorEmitted { dialect, frame, .. } = event else {
@@ -559,7 +567,7 @@ async fn a_player_that_stops_reading_is_closed_4002_and_memory_stays_flat() {
     };
     assert_eq!(dialect, Dialect::SignalFish);
     assert_eq!(frame, "close 4002 slow_consumer");
-    let mut alice = tokio::time::timeout(Duration::from_secs(30), flood)
+    let mut alice = tokio::time::timeout(2 * STALL_TIMEOUT, flood)
         .await
         .expect("the flood ended")
         .unwrap();

@@ -192,7 +192,11 @@ async fn a_large_frame_under_the_limit_is_echoed_cut_to_256_characters() {
     send_text(&mut mallory, &large).await;
     let refused = expect_error(&mut mallory, "INVALID_MESSAGE").await;
     let cause = refused["data"]["cause"].as_str().unwrap();
-    assert_eq!(cause.chars().count(), 257, "256 characters and the ellipsis");
+    assert_eq!(
+        cause.chars().count(),
+        257,
+        "256 characters and the ellipsis"
+    );
     assert!(cause.ends_with('…'));
     // A channel message of the same size is relayed: requests carry no size of their own.
     send_text(&mut mallory, &channel_message(&"z".repeat(900 * 1024))).await;
@@ -244,7 +248,8 @@ async fn invalid_utf8_in_a_binary_frame_is_read_as_node_reads_it() {
     expect_error(&mut mallory, "ROUTING_ERROR").await;
     // Inside a string, a broken byte becomes U+FFFD, as Node's Buffer#toString makes it
     // upstream: the request goes through with the replacement character, never the byte.
-    let mut frame = br#"{"req":"v1.channels.message","data":{"channel":{"id":1},"message":"a"#.to_vec();
+    let mut frame =
+        br#"{"req":"v1.channels.message","data":{"channel":{"id":1},"message":"a"#.to_vec();
     frame.extend_from_slice(&[0xff, b'b', b'"', b'}', b'}']);
     send_binary(&mut mallory, frame).await;
     for socket in [&mut alice, &mut carol, &mut mallory] {
@@ -295,7 +300,9 @@ async fn deeply_nested_json_is_a_routing_error_and_the_connection_stays_open() {
     for frame in [
         deep.clone(),
         format!(r#"{{"req":"v1.channels.message","data":{deep}}}"#),
-        format!(r#"{{"req":"v1.channels.message","data":{{"channel":{{"id":1}},"message":{deep}}}}}"#),
+        format!(
+            r#"{{"req":"v1.channels.message","data":{{"channel":{{"id":1}},"message":{deep}}}}}"#
+        ),
     ] {
         send_text(&mut mallory, &frame).await;
         expect_error(&mut mallory, "ROUTING_ERROR").await;
@@ -441,8 +448,11 @@ async fn an_http_flood_is_answered_429_and_spares_other_players() {
     assert!(statuses[19..].iter().all(|s| *s == 429), "{statuses:?}");
 
     // Socket tokens are not: 100 a minute per alias.
-    let alias = identify_http(&server, "carol").await.json::<Value>().await.unwrap()["alias"]
-        ["id"]
+    let alias = identify_http(&server, "carol")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["alias"]["id"]
         .as_u64()
         .unwrap();
     let response = identify_http(&server, "alice").await;

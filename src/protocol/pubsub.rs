@@ -154,12 +154,10 @@ pub fn parse_client<'a>(text: &'a str) -> Result<(ClientFrame<'a>, Option<String
     let max_depth = super::json::relayable_depth(1);
     let relayable = |data: Option<&'a RawValue>| -> Result<Option<&'a RawValue>, Rejection> {
         match data {
-            Some(raw) if super::json::nested_deeper_than(raw.get(), max_depth) => {
-                Err(malformed(
-                    &format!("data is nested deeper than {max_depth} levels"),
-                    request_id.clone(),
-                ))
-            }
+            Some(raw) if super::json::nested_deeper_than(raw.get(), max_depth) => Err(malformed(
+                &format!("data is nested deeper than {max_depth} levels"),
+                request_id.clone(),
+            )),
             other => Ok(other),
         }
     };
