@@ -479,6 +479,69 @@ async fn a_client_that_never_finishes_its_upgrade_headers_is_dropped() {
     room_holds(&server, &code, &["Alice", "Bob", "Mallory"]).await;
 }
 
+/// A player that stops reading just as the room goes quiet: nothing newer is queued for it to
+/// notice the stall by, so its writer, stuck for `outbox.stall_ms`, gives it up and the
+/// admin sees the documented 4002 `slow_consumer` rather than a connection that vanished.
+#[tokio::test]
+async fn a_player_that_stops_reading_as_the_room_goes_quiet_is_closed_4002() {
+    let _memory = MEMORY.lock().await;
+    let mut config = Config::demo();
+    config.signal_fish.messages_per_minute = 1_000_000;
+    config.outbox = relaydeck::server::peer::OutboxLimits {
+        soft_bytes: 64 * 1024,
+        hard_bytes: 1 << 20,
+        stall_ms: 1_000,
+    };
+    let server = TestServer::start(config).await;
+    let mut admin = server.admin().await;
+    let Table {
+        mut alice,
+        bob,
+        mallory: _stalled,
+        ..
+    } = table(&server).await;
+    // Bob leaves, so that only the player who stopped reading receives the burst.
+    drop(bob);
+    // Rounds of 15 kB game data until one whole round is dropped: the kernel's buffers are
+    // full and the writer took nothing during the round. Then silence, well within
+    // `stall_ms` of the writer's last progress, so no later frame can reveal the stall.
+    // Bounded in count and time.
+    let filler = "x".repeat(15_000);
+    let started = std::time::Instant::now();
+    let mut round = 0;
+    let mut dropped = frames_dropped(&server).await;
+    loop {
+        assert!(
+            round < 400 && started.elapsed() < STALL_TIMEOUT,
+            "the stalled player's writer never stopped"
+        );
+        for n in 0..50 {
+            send(
+                &mut alice,
+                "GameData",
+                json!({"data": {"n": round * 50 + n, "filler": filler}}),
+            )
+            .await;
+        }
+        still_open(&mut alice).await;
+        round += 1;
+        let now = frames_dropped(&server).await;
+        if now - dropped >= 50 {
+            break;
+        }
+        dropped = now;
+    }
+    let event = admin
+        .wait_error_before("4002", tokio::time::Instant::now() + STALL_TIMEOUT)
+        .await;
+    let Event::ErrorEmitted { dialect, frame, .. } = event else {
+        unreachable!()
+    };
+    assert_eq!(dialect, Dialect::SignalFish);
+    assert_eq!(frame, "close 4002 slow_consumer");
+    still_open(&mut alice).await;
+}
+
 /// A player that stops reading while the room keeps talking: its outbox stays within the
 /// configured budget, it is closed 4002 `slow_consumer` once its writer has made no progress
 /// for `outbox.stall_ms`, the process's memory does not grow with the flood, and the players
