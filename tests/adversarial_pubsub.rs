@@ -14,6 +14,10 @@ use serde_json::json;
 
 const CHANNEL: &str = "demo/lobby";
 
+/// Tests that allocate megabytes, or measure the process's memory, run one at a time: the
+/// server shares this process with every other test of the file.
+static MEMORY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn welcomed(server: &TestServer) -> (Socket, String) {
     let mut socket = server.connect("/v1?key=pk_demo").await;
     let welcome = recv_type(&mut socket, "welcome").await;
@@ -96,6 +100,7 @@ async fn an_oversized_frame_closes_1009_and_spares_the_channel() {
 
 #[tokio::test]
 async fn a_frame_over_the_read_limit_ends_only_that_connection() {
+    let _memory = MEMORY.lock().await;
     let server = TestServer::demo().await;
     let (mut alice, mut bob, bob_id) = bystanders(&server).await;
     let (mut attacker, _) = welcomed(&server).await;
@@ -220,6 +225,36 @@ async fn deeply_nested_data_is_not_relayed() {
     )
     .await;
     expect_error(&mut attacker, "malformed_message").await;
+    // serde_json reads 127 levels and the relayed message holds `data` one object deep: 127
+    // levels of data are refused, 126 relayed whole, readable by a client with serde_json's
+    // limit (this test's).
+    send_text(
+        &mut attacker,
+        &format!(
+            r#"{{"type":"publish","channel":"{CHANNEL}","data":{},"requestId":"edge"}}"#,
+            nested_arrays(127)
+        ),
+    )
+    .await;
+    let refused = recv_type(&mut attacker, "error").await;
+    assert_eq!(refused["code"], "malformed_message", "{refused}");
+    assert_eq!(
+        refused["message"],
+        "malformed message: data is nested deeper than 126 levels"
+    );
+    send_text(
+        &mut attacker,
+        &format!(
+            r#"{{"type":"publish","channel":"{CHANNEL}","data":{},"requestId":"fits"}}"#,
+            nested_arrays(126)
+        ),
+    )
+    .await;
+    recv_type(&mut attacker, "ack").await;
+    for member in [&mut alice, &mut bob] {
+        let relayed = recv_type(member, "message").await;
+        assert_eq!(relayed["data"].to_string(), nested_arrays(126));
+    }
     still_relaying(&mut alice, &mut bob, &bob_id, "after-deep-data").await;
 }
 
@@ -259,4 +294,127 @@ async fn a_client_that_never_finishes_its_upgrade_headers_is_dropped() {
     );
     assert!(took < Duration::from_secs(5), "dropped after {took:?}");
     still_relaying(&mut alice, &mut bob, &bob_id, "after-slowloris").await;
+}
+
+/// A subscriber that stops reading while a publisher keeps publishing: its outbox stays within
+/// the configured budget, it is closed 1013 once its writer has made no progress for
+/// `outbox.stall_ms`, the process's memory does not grow with the publishing, and the
+/// publisher and the subscriber who kept reading keep relaying.
+#[tokio::test]
+async fn a_subscriber_that_stops_reading_is_closed_1013_and_memory_stays_flat() {
+    use relaydeck::protocol::admin::Event;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let _memory = MEMORY.lock().await;
+    let mut config = Config::demo();
+    // The publishing must meet the outbox bound, not the publisher's rate limit.
+    config.apps[0].pubsub_keys[0].rate = relaydeck::server::config::PubsubRate {
+        messages_per_second: 1_000_000,
+        burst: 1_000_000,
+    };
+    // Past 64 KiB queued a subscriber loses messages; with no progress for a second while
+    // frames wait it has stopped reading. A second, not less: Alice below reads while the
+    // publishing runs, and a loaded machine must not make her look stalled.
+    config.outbox = relaydeck::server::peer::OutboxLimits {
+        soft_bytes: 64 * 1024,
+        hard_bytes: 1 << 20,
+        stall_ms: 1_000,
+    };
+    let server = TestServer::start(config).await;
+    let mut admin = server.admin().await;
+    let (alice, mut bob, bob_id) = bystanders(&server).await;
+    let (mut stalled, _) = welcomed(&server).await;
+    send_json(&mut stalled, json!({"type":"subscribe","channel":CHANNEL})).await;
+    assert_eq!(recv_json(&mut stalled).await, json!({"type":"ack"}));
+
+    // Alice reads everything, on her own task, until told to stop; a cancelled `next` loses
+    // nothing, so her socket comes back whole.
+    let (stop_alice, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let alice_reader = tokio::spawn(async move {
+        use futures_util::StreamExt;
+        let mut alice = alice;
+        let mut frames = 0usize;
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return (alice, frames),
+                message = alice.next() => match message {
+                    Some(Ok(_)) => frames += 1,
+                    other => panic!("Alice's connection ended: {other:?}"),
+                },
+            }
+        }
+    });
+
+    let before = rss_kib();
+    // Bob publishes 16 kB messages until the server reports the stall, then 1,000 more (16 MB
+    // that the closed subscriber must not hold), in rounds of 100 whose acks he reads, so
+    // that he never runs ahead of the server; 20,000 messages or `STALL_TIMEOUT` at most.
+    let stalled_seen = Arc::new(AtomicBool::new(false));
+    let publishing = tokio::spawn({
+        let stalled_seen = stalled_seen.clone();
+        async move {
+            let pad = "p".repeat(16_000);
+            let started = std::time::Instant::now();
+            let mut after_stall = 0;
+            for round in 0..200 {
+                for n in 0..100 {
+                    send_json(
+                        &mut bob,
+                        json!({"type":"publish","channel":CHANNEL,"data":{"n": round * 100 + n, "pad": pad}}),
+                    )
+                    .await;
+                }
+                for _ in 0..100 {
+                    recv_type(&mut bob, "ack").await;
+                }
+                if stalled_seen.load(Ordering::Relaxed) {
+                    after_stall += 100;
+                }
+                if after_stall >= 1_000 || started.elapsed() > STALL_TIMEOUT {
+                    break;
+                }
+            }
+            bob
+        }
+    });
+    let event = admin
+        .wait_error_before("1013", tokio::time::Instant::now() + STALL_TIMEOUT)
+        .await;
+    stalled_seen.store(true, Ordering::Relaxed);
+    let Event::ErrorEmitted { frame, .. } = event else {
+        unreachable!()
+    };
+    assert_eq!(frame, "close 1013 try_again_later");
+    let mut bob = tokio::time::timeout(2 * STALL_TIMEOUT, publishing)
+        .await
+        .expect("the publishing ended")
+        .unwrap();
+    let after = rss_kib();
+    eprintln!("RSS {before} KiB before the publishing, {after} KiB after");
+    // The budget held: messages past it were dropped, not queued.
+    assert!(frames_dropped(&server).await > 0, "no frame was dropped");
+    // Without the bound the stalled subscriber's queue would hold what was published in the
+    // second before the stall was noticed and the 16 MB after it. With it, the queue holds at
+    // most 64 KiB; the growth measured (allocator and runtime slack, the file's other tests
+    // alongside) was under 1 MiB; 12 MiB leaves room for a loaded machine and stays under the
+    // 16 MB an unbounded queue would have kept.
+    assert!(
+        after <= before + 12 * 1024,
+        "RSS {before} KiB before the publishing, {after} KiB after"
+    );
+
+    // Reading again drains what the kernel held; the close comes after it.
+    let ending = recv_ending(&mut stalled).await;
+    assert_eq!(ending, Ending::Close(1013, "try_again_later".to_owned()));
+
+    // Alice kept reading and keeps her membership: an ack (a reply, queued behind whatever
+    // messages she has not read yet) catches her up, then Bob's next message reaches her.
+    stop_alice.send(()).unwrap();
+    let (mut alice, frames) = alice_reader.await.unwrap();
+    assert!(
+        frames > 0,
+        "Alice received messages while the publishing ran"
+    );
+    still_open(&mut alice, "catch-up").await;
+    still_relaying(&mut alice, &mut bob, &bob_id, "after-stall").await;
 }

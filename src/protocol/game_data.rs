@@ -42,8 +42,9 @@ pub fn payload(text: &str) -> Option<Inbound<'_>> {
         return None;
     }
     let inbound: Inbound<'_> = serde_json::from_str(envelope.data?.get()).ok()?;
-    // Too deep to relay: the full parser refuses it with its own answer.
-    if super::json::nested_deeper_than(inbound.data.get(), super::json::MAX_DEPTH) {
+    // Too deep to relay: the full parser refuses it with its own answer. Both the client's
+    // frame and the relayed one hold the payload two objects deep.
+    if super::json::nested_deeper_than(inbound.data.get(), super::json::relayable_depth(2)) {
         return None;
     }
     Some(inbound)

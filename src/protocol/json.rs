@@ -1,8 +1,15 @@
 //! Checks on JSON text that the relays splice without parsing into a tree.
 
-/// The deepest nesting a relayed value may have: serde_json's own recursion limit, so that
-/// every frame relayed is one a depth-limited parser on the other side can read.
-pub const MAX_DEPTH: usize = 128;
+/// The deepest nesting of a whole frame that serde_json reads: its recursion limit of 128
+/// refuses the 128th level. A relayed value sits inside its frame's envelope, so a relay
+/// allows this less the envelope's levels ([`relayable_depth`]): every frame relayed is then
+/// one a depth-limited parser on the other side can read.
+pub const MAX_DEPTH: usize = 127;
+
+/// The deepest a value relayed inside `envelope_levels` levels of objects may nest.
+pub const fn relayable_depth(envelope_levels: usize) -> usize {
+    MAX_DEPTH.saturating_sub(envelope_levels)
+}
 
 /// Whether valid JSON text nests arrays and objects deeper than `max`. Raw values are skipped
 /// over by a scanner that does not count depth, so relaying them unchecked would hand other
@@ -46,9 +53,19 @@ mod tests {
         assert!(nested_deeper_than(r#"{"a":[1,{"b":[]}]}"#, 3));
         assert!(!nested_deeper_than(r#""[[[[[[""#, 1));
         assert!(!nested_deeper_than(r#"["\"[[[["]"#, 1));
-        let deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
+        let deep = format!("{}{}", "[".repeat(128), "]".repeat(128));
         assert!(nested_deeper_than(&deep, MAX_DEPTH));
-        let fine = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        let fine = format!("{}{}", "[".repeat(127), "]".repeat(127));
         assert!(!nested_deeper_than(&fine, MAX_DEPTH));
+    }
+
+    #[test]
+    fn max_depth_is_what_serde_json_reads() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(MAX_DEPTH)).is_ok());
+        assert!(serde_json::from_str::<serde_json::Value>(&nested(MAX_DEPTH + 1)).is_err());
+        // A value at the relayable depth inside its envelope is still readable whole.
+        let framed = format!(r#"{{"data":{{"data":{}}}}}"#, nested(relayable_depth(2)));
+        assert!(serde_json::from_str::<serde_json::Value>(&framed).is_ok());
     }
 }

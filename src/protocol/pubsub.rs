@@ -150,17 +150,14 @@ pub fn parse_client<'a>(text: &'a str) -> Result<(ClientFrame<'a>, Option<String
         }
     };
     let kind = string_field(fields.kind, "type")?;
+    // A relayed message holds `data` one object deep.
+    let max_depth = super::json::relayable_depth(1);
     let relayable = |data: Option<&'a RawValue>| -> Result<Option<&'a RawValue>, Rejection> {
         match data {
-            Some(raw) if super::json::nested_deeper_than(raw.get(), super::json::MAX_DEPTH) => {
-                Err(malformed(
-                    &format!(
-                        "data is nested deeper than {} levels",
-                        super::json::MAX_DEPTH
-                    ),
-                    request_id.clone(),
-                ))
-            }
+            Some(raw) if super::json::nested_deeper_than(raw.get(), max_depth) => Err(malformed(
+                &format!("data is nested deeper than {max_depth} levels"),
+                request_id.clone(),
+            )),
             other => Ok(other),
         }
     };

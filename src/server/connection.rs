@@ -10,7 +10,10 @@
 //! The writer task owns the sink, so a client that stops reading only ever blocks its own
 //! writer. It takes everything queued at once, feeds it and flushes once: one write (and, with
 //! `TCP_NODELAY`, one segment train) per batch instead of one per frame. An abort (a slow
-//! consumer, see [`crate::server::peer`]) makes it give up on a stalled send and close.
+//! consumer, see [`crate::server::peer`]) makes it give up on a stalled send and close. A
+//! write that makes no progress for `outbox.stall_ms` ends the writer on its own, and the
+//! connection closes as a slow consumer: a client that stops reading just as its traffic
+//! stops has no later frame to reveal the stall.
 //!
 //! # Closing
 //! A close from the server is queued behind the frames before it. The connection then keeps
@@ -236,6 +239,9 @@ pub async fn serve<S: Session>(
             background = session.background() => background,
             _ = &mut writer => {
                 writer_gone = true;
+                if handle.writer_stalled() {
+                    hub.close_slow_consumer(&handle);
+                }
                 break;
             }
         };
@@ -348,12 +354,18 @@ fn spawn_writer(
                     send_abort_close(&mut sink, &peer).await;
                     return;
                 }
-                written = tokio::time::timeout(WRITE_TIMEOUT, write_batch(&mut sink, &mut batch, &peer)) => written,
+                written = tokio::time::timeout(peer.stall_timeout(), write_batch(&mut sink, &mut batch, &peer)) => written,
             };
             match written {
                 Ok(Ok(Batch::Continue)) => peer.writer_progressed(),
                 Ok(Ok(Batch::Finished)) => break,
-                Ok(Err(_)) | Err(_) => return,
+                Ok(Err(_)) => return,
+                // The client stopped reading and nothing newer arrived to notice it: the
+                // connection task closes it as a slow consumer.
+                Err(_) => {
+                    peer.mark_writer_stalled();
+                    return;
+                }
             }
         }
         let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;

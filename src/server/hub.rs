@@ -803,7 +803,9 @@ impl Hub {
             .count()
     }
 
-    fn close_slow_consumer(&self, peer: &PeerHandle) {
+    /// Close a peer that stopped reading, with its dialect's code, counted like any error
+    /// close. Also for a peer whose writer gave up while nothing more was being queued.
+    pub fn close_slow_consumer(&self, peer: &PeerHandle) {
         let (code, reason) = slow_consumer_close(peer.dialect);
         if !peer.begin_close(code, reason) {
             return;

@@ -115,6 +115,8 @@ pub struct PeerHandle {
     dropped: AtomicU64,
     counters_changed: AtomicBool,
     tapped: AtomicBool,
+    /// The writer gave up: one write made no progress for `stall_ms`.
+    writer_stalled: AtomicBool,
 }
 
 /// The receiving ends a connection task keeps.
@@ -148,6 +150,7 @@ impl PeerHandle {
             dropped: AtomicU64::new(0),
             counters_changed: AtomicBool::new(false),
             tapped: AtomicBool::new(tapped),
+            writer_stalled: AtomicBool::new(false),
         });
         (handle, PeerQueues { outbox, control })
     }
@@ -222,6 +225,19 @@ impl PeerHandle {
     pub fn writer_progressed(&self) {
         self.writer_progress_ms
             .store(monotonic_ms(), Ordering::Relaxed);
+    }
+
+    /// How long one write may make no progress before the peer counts as not reading.
+    pub fn stall_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.limits.stall_ms)
+    }
+
+    pub fn mark_writer_stalled(&self) {
+        self.writer_stalled.store(true, Ordering::Relaxed);
+    }
+
+    pub fn writer_stalled(&self) -> bool {
+        self.writer_stalled.load(Ordering::Relaxed)
     }
 
     pub fn queued_bytes(&self) -> usize {

@@ -390,3 +390,65 @@ pub async fn hub_entries(server: &TestServer) -> (usize, usize, usize, usize) {
         snapshot.subscriptions.len(),
     )
 }
+
+/// `relaydeck_frames_dropped_total` from `/metrics`: relayed frames dropped because their
+/// peer was behind.
+pub async fn frames_dropped(server: &TestServer) -> u64 {
+    let metrics = tokio::time::timeout(RECEIVE_TIMEOUT, async {
+        reqwest::get(server.http("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    })
+    .await
+    .expect("/metrics answered before the timeout");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("relaydeck_frames_dropped_total "))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("relaydeck_frames_dropped_total in /metrics")
+}
+
+/// How long the stall tests wait for the slow-consumer close: the flood that provokes it
+/// has to fill a socket's kernel buffers first, which takes a loaded machine a while.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The next text frame as JSON, waiting until `deadline` rather than `RECEIVE_TIMEOUT`: for
+/// a frame that comes only once something slow has happened elsewhere.
+pub async fn recv_json_before(socket: &mut Socket, deadline: tokio::time::Instant) -> Value {
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .expect("no frame before the deadline")
+            .expect("the connection ended")
+            .expect("receive failed");
+        if let Message::Text(text) = message {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+impl Admin {
+    /// Wait until `deadline` for an error event with this code (deltas and snapshots in
+    /// between are taken as they come).
+    pub async fn wait_error_before(&mut self, code: &str, deadline: tokio::time::Instant) -> Event {
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .unwrap_or_else(|_| panic!("no error {code} before the deadline"))
+                .expect("the admin connection ended")
+                .expect("admin receive failed");
+            let Message::Text(text) = message else {
+                continue;
+            };
+            if let ServerMessage::Delta { event, .. } = serde_json::from_str(text.as_str()).unwrap()
+            {
+                if matches!(&event, Event::ErrorEmitted { code: c, .. } if c == code) {
+                    return event;
+                }
+            }
+        }
+    }
+}
