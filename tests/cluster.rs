@@ -276,7 +276,22 @@ async fn local_traffic_flows_without_redis_and_the_cluster_heals_when_it_returns
     subscribe(&mut dave, CHANNEL).await;
     presence_of(&mut alice, &dave_id, true).await;
 
+    let up = metrics(&a).await;
+    assert!(
+        up.contains("relaydeck_cluster_redis_up{node=\"node-a\"} 1"),
+        "{up}"
+    );
+
     redis.kill();
+    // Node a says Redis is down once it has tried and failed (a heartbeat at most later).
+    let deadline = Instant::now() + NOTICE_TIMEOUT;
+    while !metrics(&a)
+        .await
+        .contains("relaydeck_cluster_redis_up{node=\"node-a\"} 0")
+    {
+        assert!(Instant::now() < deadline, "node a never noticed Redis left");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Alice and Dave share node a: they keep talking while Redis is away.
     send_json(
         &mut dave,

@@ -391,10 +391,9 @@ pub async fn hub_entries(server: &TestServer) -> (usize, usize, usize, usize) {
     )
 }
 
-/// `relaydeck_frames_dropped_total` from `/metrics`: relayed frames dropped because their
-/// peer was behind.
-pub async fn frames_dropped(server: &TestServer) -> u64 {
-    let metrics = tokio::time::timeout(RECEIVE_TIMEOUT, async {
+/// The server's `/metrics` text.
+pub async fn metrics(server: &TestServer) -> String {
+    tokio::time::timeout(RECEIVE_TIMEOUT, async {
         reqwest::get(server.http("/metrics"))
             .await
             .unwrap()
@@ -403,8 +402,14 @@ pub async fn frames_dropped(server: &TestServer) -> u64 {
             .unwrap()
     })
     .await
-    .expect("/metrics answered before the timeout");
-    metrics
+    .expect("/metrics answered before the timeout")
+}
+
+/// `relaydeck_frames_dropped_total` from `/metrics`: relayed frames dropped because their
+/// peer was behind.
+pub async fn frames_dropped(server: &TestServer) -> u64 {
+    metrics(server)
+        .await
         .lines()
         .find_map(|line| line.strip_prefix("relaydeck_frames_dropped_total "))
         .and_then(|count| count.trim().parse().ok())
