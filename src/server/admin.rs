@@ -235,6 +235,10 @@ fn audit_names(command: &Command) -> (&'static str, String) {
             },
         ),
         Command::DisarmFault { fault } => ("disarm_fault", fault.to_string()),
+        Command::Ban { .. }
+        | Command::Unban { .. }
+        | Command::Frames { .. }
+        | Command::Export { .. } => ("triage", String::new()),
     }
 }
 
@@ -326,6 +330,10 @@ async fn perform(
         Command::DisarmFault { fault } => hub
             .disarm_fault(fault)
             .map(|f| format!("fault {} ({} on {:?}) disarmed", f.id, f.code, f.target)),
+        Command::Ban { .. }
+        | Command::Unban { .. }
+        | Command::Frames { .. }
+        | Command::Export { .. } => Err("TODO(triage-server)".to_owned()),
     };
     (outcome, None)
 }

@@ -287,6 +287,7 @@ impl Hub {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 listen,
                 started_at_ms: started,
+                history: Default::default(),
             },
             rooms: Mutex::new(None),
             peers_gone: Notify::new(),
@@ -374,6 +375,8 @@ impl Hub {
             subscriptions: state.subscriptions.values().cloned().collect(),
             faults: state.faults.clone(),
             stats: self.stats_of(state),
+            history: Vec::new(),
+            bans: Vec::new(),
         }
     }
 
