@@ -1,6 +1,8 @@
 //! Triage over real sockets: the history of closed peers and rooms, the flight recorder, bans
 //! in every dialect, and exports that replay green on a fresh server.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;
