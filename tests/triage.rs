@@ -442,3 +442,42 @@ async fn bans_survive_a_restart_and_are_audited() {
     );
     server.stop().await;
 }
+
+/// A viewer reads the flight recorder (frames, export) but may not ban.
+#[tokio::test]
+async fn viewers_read_recorded_frames_and_may_not_ban() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = TestServer::demo().await;
+    let _player = signal_fish(&server).await;
+    let peer = newest_peer(&server).await;
+    let viewer = relaydeck::server::access::viewer_token(&server.token);
+    let mut request = server.url("/admin").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {viewer}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(recv_json(&mut socket).await["type"], "snapshot");
+    let commands = [
+        json!({"id": 1, "command": "frames", "peer": peer}),
+        json!({"id": 2, "command": "export", "peer": peer}),
+        json!({"id": 3, "command": "ban", "target": {"by": "identity", "identity": "x"}, "duration_ms": 1000, "reason": "r"}),
+    ];
+    for command in commands {
+        let id = command["id"].clone();
+        send_json(&mut socket, command).await;
+        let result = loop {
+            let message = recv_json(&mut socket).await;
+            if message["type"] == "result" && message["id"] == id {
+                break message;
+            }
+        };
+        let may = id != 3;
+        assert_eq!(result["ok"], may, "{result}");
+        if may {
+            assert!(result["data"].is_object(), "{result}");
+        } else {
+            assert!(result["message"].as_str().unwrap().contains("viewer token"));
+        }
+    }
+    server.stop().await;
+}
