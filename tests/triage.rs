@@ -311,6 +311,38 @@ async fn bans_refuse_each_dialect_with_its_code_and_are_lifted_or_expire() {
         .wait_event(|e| matches!(e, Event::BanLifted { id: i, .. } if *i == id))
         .await;
 
+    // A pub/sub token names its peer id before the upgrade: a banned one gets 403.
+    let minted: Value = reqwest::Client::new()
+        .post(server.http("/v1/tokens"))
+        .bearer_auth("sk_demo")
+        .json(&json!({"peerId": "player-9"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/v1?token={}", minted["token"].as_str().unwrap());
+    let mut player = server.connect(&path).await;
+    recv_type(&mut player, "welcome").await;
+    let banned = admin
+        .command(Command::Ban {
+            target: BanTarget::Identity {
+                app: Some("demo".into()),
+                identity: "player-9".into(),
+            },
+            duration_ms: 3_600_000,
+            reason: "spam".into(),
+        })
+        .await;
+    assert!(banned.ok, "{}", banned.message);
+    assert_eq!(recv_close(&mut player).await.0, 4020);
+    let (status, body) = refused_upgrade(&server, &path).await;
+    assert_eq!(status, 403);
+    decodes_to_a_ban(&format!("403 {body}"));
+    let token_ban = banned.data.unwrap()["ban"].as_u64().unwrap();
+    assert!(admin.command(Command::Unban { ban: token_ban }).await.ok);
+
     // An address ban: every dialect refuses loopback clients.
     let banned = admin
         .command(Command::Ban {

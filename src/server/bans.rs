@@ -9,7 +9,7 @@
 //! How each dialect refuses a banned connection:
 //! - Signal Fish: an identity ban (the player name, within the app) answers JoinRoom with
 //!   `RoomJoinFailed BANNED` ("Player is banned from this room", upstream's text for its own
-//!   room bans). An address ban answers Authenticate with `AuthenticationError UNAUTHORIZED`
+//!   room bans), and JoinAsSpectator with `SpectatorJoinFailed BANNED`. An address ban answers Authenticate with `AuthenticationError UNAUTHORIZED`
 //!   (upstream: "Access denied by the app-ID handshake policy", the closest documented code to
 //!   "this client may not connect") and closes 1000 `unregistered`, as every refused
 //!   Authenticate does.

@@ -592,6 +592,13 @@ impl Session {
                 password: _,
             } => {
                 let app = self.app.clone().unwrap_or_default();
+                if self.hub().identity_ban(Some(&app), &spectator_name).is_some() {
+                    return self.answer_refusal(&Refusal {
+                        carrier: Carrier::SpectatorJoinFailed,
+                        code: "BANNED",
+                        text: None,
+                    });
+                }
                 let joined = self.rooms().spectate(
                     self.hub(),
                     &peer,
