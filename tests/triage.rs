@@ -513,3 +513,94 @@ async fn viewers_read_recorded_frames_and_may_not_ban() {
     }
     server.stop().await;
 }
+
+/// A pub/sub peer's refused subscribe, exported after it left, replays green.
+#[tokio::test]
+async fn a_pubsub_export_replays_green() {
+    let server = TestServer::demo().await;
+    let mut admin = server.admin().await;
+    let mut socket = server.connect("/v1?key=pk_demo").await;
+    recv_type(&mut socket, "welcome").await;
+    let peer = newest_peer(&server).await;
+    send_json(
+        &mut socket,
+        json!({"type": "subscribe", "channel": "demo/lobby", "requestId": "s-1"}),
+    )
+    .await;
+    recv_json(&mut socket).await;
+    send_json(
+        &mut socket,
+        json!({"type": "subscribe", "channel": "other-app/room-1", "requestId": "s-2"}),
+    )
+    .await;
+    assert_eq!(
+        recv_type(&mut socket, "error").await["code"],
+        "channel_not_authorized"
+    );
+    close_and_drain(&mut socket).await;
+    history_of(&mut admin, &peer).await;
+    let (session, connections) = export(&mut admin, &peer).await;
+    assert_eq!(connections, 1);
+    assert_eq!(
+        session.header.expect_codes,
+        ["pubsub:channel_not_authorized"]
+    );
+    replays_green(&session).await;
+    server.stop().await;
+}
+
+/// A v3 player who reconnects into its seat: the export replays the room's creator and the
+/// player's first connection (closed where it closed), and substitutes the player id, room id
+/// and reconnection token the server generated.
+#[tokio::test]
+async fn a_reconnection_export_replays_with_the_generated_token() {
+    let server = TestServer::demo().await;
+    let mut admin = server.admin().await;
+    let v3 = |server: &TestServer| {
+        let url = server.url("/v3/ws");
+        async move {
+            let (mut socket, _) =
+                tokio::time::timeout(RECEIVE_TIMEOUT, tokio_tungstenite::connect_async(url))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            send_json(&mut socket, authenticate()).await;
+            recv_type(&mut socket, "ProtocolInfo").await;
+            socket
+        }
+    };
+    let mut alice = v3(&server).await;
+    let created = join(&mut alice, "Alice", None).await;
+    let code = created["data"]["room_code"].as_str().unwrap().to_owned();
+    let room_id = created["data"]["room_id"].clone();
+    let mut bob = v3(&server).await;
+    let joined = join(&mut bob, "Bob", Some(&code)).await;
+    let bob_peer = newest_peer(&server).await;
+    close_and_drain(&mut bob).await;
+    history_of(&mut admin, &bob_peer).await;
+    let mut again = v3(&server).await;
+    let peer = newest_peer(&server).await;
+    send_json(
+        &mut again,
+        json!({"type": "Reconnect", "data": {
+            "player_id": joined["data"]["player_id"],
+            "room_id": room_id,
+            "auth_token": joined["data"]["reconnection_token"],
+        }}),
+    )
+    .await;
+    recv_type(&mut again, "Reconnected").await;
+    let (session, connections) = export(&mut admin, &peer).await;
+    assert_eq!(connections, 3, "{}", session.to_jsonl());
+    let text = session.to_jsonl();
+    assert!(
+        !text.contains(joined["data"]["reconnection_token"].as_str().unwrap()),
+        "the token is captured, not replayed verbatim:\n{text}"
+    );
+    assert!(
+        text.contains(&format!(r#"{{"step":"close","conn":"{bob_peer}"}}"#)),
+        "{text}"
+    );
+    replays_green(&session).await;
+    server.stop().await;
+}

@@ -490,6 +490,7 @@ fn export(shared: &Shared, id: u64, peer: &str) -> CommandResult {
             })
             .collect(),
         closed: record.closed.clone(),
+        closed_at_ms: record.closed_at_ms,
     };
     // The rooms the peer was in or tried to join: their other members are replayed too.
     let mut rooms = record.rooms.clone();

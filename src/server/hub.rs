@@ -236,6 +236,7 @@ pub struct PeerRecord {
     pub frames: Vec<Record>,
     /// `Some` once closed: the close code sent (if any) and the reason.
     pub closed: Option<(Option<u16>, String)>,
+    pub closed_at_ms: Option<u64>,
     pub rooms: Vec<String>,
 }
 
@@ -1420,6 +1421,7 @@ impl Hub {
                 path: recording.and_then(|r| r.path().map(str::to_owned)),
                 frames: recording.map(|r| r.records()).unwrap_or_default(),
                 closed: None,
+                closed_at_ms: None,
                 rooms: peer.rooms.clone(),
             });
         }
@@ -1438,6 +1440,7 @@ impl Hub {
                         .map(|r| r.records().cloned().collect())
                         .unwrap_or_default(),
                     closed: Some((closed.code, closed.reason.clone())),
+                    closed_at_ms: Some(item.entry.closed_at_ms),
                     rooms: closed.rooms.clone(),
                 }),
                 _ => None,

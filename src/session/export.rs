@@ -15,7 +15,9 @@
 //!
 //! Frames of all connections are interleaved in the order the server recorded them (a
 //! server-wide sequence, not a clock, so two frames in the same millisecond keep their order).
-//! Other connections contribute only their frames recorded before the peer's last frame.
+//! Other connections contribute only their frames recorded before the peer's last frame; one
+//! that closed before then is closed from the client side where it closed (by the clock, to the
+//! millisecond), so that a player who reconnects finds its seat free as it did.
 //!
 //! A generated value is recognised without knowing the dialect: a string in an answer that no
 //! earlier inbound frame contained and that a later inbound frame sends (a Signal Fish room
@@ -48,6 +50,8 @@ pub struct Participant {
     pub frames: Vec<Recorded>,
     /// `Some` once the peer closed: the close code sent, if any, and the reason.
     pub closed: Option<(Option<u16>, String)>,
+    /// When it closed (a history entry's `closed_at_ms`).
+    pub closed_at_ms: Option<u64>,
 }
 
 /// The error a dialect sends before its admin kick close (Signal Fish's `Error KICKED`).
@@ -57,10 +61,12 @@ const KICK_NOTICE: &str = "KICKED";
 const MIN_GENERATED_LEN: usize = 4;
 
 struct Event<'a> {
-    seq: u64,
+    /// The order: the recording sequence, then closes before frames of the same sequence.
+    key: (u64, u8),
     conn: &'a str,
     dialect: Dialect,
-    frame: &'a RecordedFrame,
+    /// `None`: the connection closes here.
+    frame: Option<&'a RecordedFrame>,
     is_target: bool,
 }
 
@@ -82,28 +88,53 @@ pub fn export(target: &Participant, others: &[Participant]) -> Result<Session, S
             continue;
         }
         participants.push(other);
-        events.extend(before.into_iter().map(|f| Event {
-            seq: f.seq,
+        events.extend(before.iter().map(|f| Event {
+            key: (f.seq, 1),
             conn: &other.peer,
             dialect: other.dialect,
-            frame: &f.frame,
+            frame: Some(&f.frame),
             is_target: false,
         }));
     }
     participants.push(target);
     events.extend(target.frames.iter().map(|f| Event {
-        seq: f.seq,
+        key: (f.seq, 1),
         conn: &target.peer,
         dialect: target.dialect,
-        frame: &f.frame,
+        frame: Some(&f.frame),
         is_target: true,
     }));
-    events.sort_by_key(|e| e.seq);
+    // Others that closed before the peer's last frame close where they closed: before the
+    // first frame recorded after that millisecond, and after their own last frame.
+    let mut closes = Vec::new();
+    for other in &participants[..participants.len() - 1] {
+        let (Some(closed_at), Some(last)) = (
+            other.closed_at_ms,
+            other.frames.iter().filter(|f| f.seq < cutoff).last(),
+        ) else {
+            continue;
+        };
+        let next = events
+            .iter()
+            .filter(|e| e.frame.is_some_and(|f| f.at_ms > closed_at))
+            .map(|e| e.key.0)
+            .min();
+        let Some(next) = next else { continue };
+        closes.push(Event {
+            key: (next.max(last.seq + 1), 0),
+            conn: &other.peer,
+            dialect: other.dialect,
+            frame: None,
+            is_target: false,
+        });
+    }
+    events.extend(closes);
+    events.sort_by_key(|e| e.key);
 
     let generated = generated_values(&events);
     let last_target_in = events
         .iter()
-        .rposition(|e| e.is_target && e.frame.direction == Direction::In);
+        .rposition(|e| e.is_target && e.frame.is_some_and(|f| f.direction == Direction::In));
     let kicked = matches!(target.closed, Some((Some(4020), _)));
 
     let mut steps = Vec::new();
@@ -129,8 +160,15 @@ pub fn export(target: &Participant, others: &[Participant]) -> Result<Session, S
             }
             awaiting_reply.insert(event.conn);
         }
-        let text = event.frame.text.as_str();
-        match event.frame.direction {
+        let Some(frame) = event.frame else {
+            steps.push(Step::Close {
+                conn: event.conn.to_owned(),
+                code: None,
+            });
+            continue;
+        };
+        let text = frame.text.as_str();
+        match frame.direction {
             Direction::In => {
                 steps.push(send_step(event.conn, text, &variables));
                 awaiting_reply.insert(event.conn);
@@ -308,12 +346,12 @@ fn generated_values(events: &[Event]) -> HashSet<String> {
     let mut seen_in: HashSet<String> = HashSet::new();
     let mut offered: HashSet<String> = HashSet::new();
     let mut generated = HashSet::new();
-    for event in events {
-        let Ok(value) = serde_json::from_str::<Value>(&event.frame.text) else {
+    for frame in events.iter().filter_map(|e| e.frame) {
+        let Ok(value) = serde_json::from_str::<Value>(&frame.text) else {
             continue;
         };
         let strings = strings_of(&value);
-        match event.frame.direction {
+        match frame.direction {
             Direction::Out => {
                 for (_, found) in strings {
                     if found.len() >= MIN_GENERATED_LEN && !seen_in.contains(&found) {
@@ -442,6 +480,7 @@ mod tests {
                 ),
             ],
             closed: None,
+            closed_at_ms: None,
         };
         let bob = Participant {
             peer: "p2".into(),
@@ -466,6 +505,7 @@ mod tests {
                 ),
             ],
             closed: Some((None, "closed by the client".into())),
+            closed_at_ms: Some(9),
         };
         let session = export(&bob, &[alice]).unwrap();
         let text = session.to_jsonl();
@@ -507,6 +547,7 @@ mod tests {
                 ),
             ],
             closed: Some((Some(4020), "admin_disconnect".into())),
+            closed_at_ms: Some(4),
         };
         let session = export(&peer, &[]).unwrap();
         let kinds: Vec<String> = session.steps.iter().map(Step::describe).collect();
