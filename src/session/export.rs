@@ -110,7 +110,7 @@ pub fn export(target: &Participant, others: &[Participant]) -> Result<Session, S
     for other in &participants[..participants.len() - 1] {
         let (Some(closed_at), Some(last)) = (
             other.closed_at_ms,
-            other.frames.iter().filter(|f| f.seq < cutoff).last(),
+            other.frames.iter().rfind(|f| f.seq < cutoff),
         ) else {
             continue;
         };
