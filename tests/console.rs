@@ -50,6 +50,7 @@ fn fixture() -> Snapshot {
             version: "0.1.0".into(),
             listen: "127.0.0.1:7878".into(),
             started_at_ms: T0,
+            history: Default::default(),
         },
         apps: vec![
             AppInfo {
@@ -136,6 +137,8 @@ fn fixture() -> Snapshot {
             .into(),
             channel_messages: [("pubsub/demo/demo/lobby".to_owned(), 42)].into(),
         },
+        history: vec![],
+        bans: vec![],
     }
 }
 

@@ -421,6 +421,7 @@ impl Model {
                 applied.stats = true;
                 applied.channels = !self.channels.is_empty();
             }
+            Event::HistoryAdded { .. } | Event::BanAdded { .. } | Event::BanLifted { .. } => {} // TODO(triage-console)
         }
         applied
     }

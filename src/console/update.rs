@@ -669,5 +669,9 @@ pub fn describe_command(command: &Command) -> String {
         Command::ArmFault { code, .. } => format!("arm fault {code}"),
         Command::DisarmFault { fault } => format!("disarm fault {fault}"),
         Command::Resync => "resync".to_owned(),
+        Command::Ban { .. }
+        | Command::Unban { .. }
+        | Command::Frames { .. }
+        | Command::Export { .. } => "TODO(triage-console)".to_owned(),
     }
 }
