@@ -669,9 +669,17 @@ pub fn describe_command(command: &Command) -> String {
         Command::ArmFault { code, .. } => format!("arm fault {code}"),
         Command::DisarmFault { fault } => format!("disarm fault {fault}"),
         Command::Resync => "resync".to_owned(),
-        Command::Ban { .. }
-        | Command::Unban { .. }
-        | Command::Frames { .. }
-        | Command::Export { .. } => "TODO(triage-console)".to_owned(),
+        Command::Ban {
+            target,
+            duration_ms,
+            ..
+        } => format!(
+            "ban {} for {}",
+            super::model::describe_ban_target(target),
+            humantime::format_duration(std::time::Duration::from_millis(*duration_ms))
+        ),
+        Command::Unban { ban } => format!("lift ban {ban}"),
+        Command::Frames { peer } => format!("read the recorded frames of {peer}"),
+        Command::Export { peer } => format!("export {peer} as a session"),
     }
 }
