@@ -54,6 +54,8 @@ fn column_widths(view: View, count: usize) -> Vec<Constraint> {
         View::Subscriptions => &[7, 11, 20, 20, 30],
         View::Apps => &[14, 16, 10, 6, 60],
         View::Catalog => &[12, 32, 9, 23, 40],
+        View::History => &[8, 6, 11, 6, 10, 8, 30, 14, 21],
+        View::Bans => &[4, 30, 9, 20, 20],
         _ => &[],
     };
     (0..count)
