@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
 use crate::catalog::{self, Dialect, Severity};
+use crate::protocol::admin::Direction;
 use crate::server::hub::{ChannelKey, NewPeer, RegisterError};
 use crate::server::peer::{Control, Outbound, PeerHandle};
 use crate::server::Shared;
@@ -136,10 +137,13 @@ pub trait Session: Send + 'static {
 pub type Refusal = (u16, String);
 
 /// Run one connection from upgrade to removal. `refused` maps a registration refusal to the
-/// dialect's close; `make` builds the session once the peer has a handle.
+/// dialect's close; `make` builds the session once the peer has a handle. `path` is the
+/// upgrade's path and query, kept by the flight recorder (an export reconnects with it).
+#[allow(clippy::too_many_arguments)]
 pub async fn serve<S: Session>(
     socket: WebSocket,
     shared: Arc<Shared>,
+    path: String,
     new: NewPeer,
     app_limit: Option<usize>,
     refused: impl FnOnce(&RegisterError) -> Refusal,
@@ -154,6 +158,9 @@ pub async fn serve<S: Session>(
         }
     };
     let handle = link.handle;
+    if let Some(recording) = handle.recording() {
+        recording.set_path(path);
+    }
     let mut control = link.queues.control;
     let (sink, mut stream) = socket.split();
     let mut writer = spawn_writer(sink, link.queues.outbox, handle.clone());
@@ -181,6 +188,7 @@ pub async fn serve<S: Session>(
                 Some(Ok(Message::Text(text))) => {
                     last_inbound = Instant::now();
                     hub.record_inbound(&handle, text.as_str());
+                    handle.record(Direction::In, &text);
                     session.on_text(text.as_str())
                 }
                 Some(Ok(Message::Binary(bytes))) => {
@@ -190,6 +198,9 @@ pub async fn serve<S: Session>(
                         hub.record_inbound(&handle, &format!("<{} binary bytes>", bytes.len()));
                     } else {
                         hub.record_inbound(&handle, "");
+                    }
+                    if handle.recording().is_some() {
+                        handle.record(Direction::In, &format!("<{} binary bytes>", bytes.len()).into());
                     }
                     session.on_binary(&bytes)
                 }
@@ -213,6 +224,9 @@ pub async fn serve<S: Session>(
             command = control.recv() => match command {
                 Some(Control::Inject(text)) => {
                     hub.record_inbound(&handle, &text);
+                    if handle.recording().is_some() {
+                        handle.record(Direction::In, &text.as_str().into());
+                    }
                     session.on_text(&text)
                 }
                 Some(command) => session.on_control(command),

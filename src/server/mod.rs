@@ -28,6 +28,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod bans;
 pub mod config;
 pub mod connection;
 pub mod flow;
@@ -39,6 +40,7 @@ pub mod persist;
 pub mod probe;
 pub mod pubsub;
 pub mod rate_limit;
+pub mod recorder;
 pub mod signal_fish;
 pub mod talo;
 pub mod token;
@@ -153,6 +155,9 @@ impl Server {
             options.admin_buffer.unwrap_or(hub::EVENT_CAPACITY),
         );
         hub.set_room_directory(rooms.clone());
+        let (bans, last_ban_id) =
+            persist::load_bans(&options.data_dir).map_err(anyhow::Error::msg)?;
+        hub.restore_bans(bans, last_ban_id);
         let shared = Arc::new(Shared {
             hub,
             signal_fish: rooms,

@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 
 use crate::catalog::Dialect;
-use crate::protocol::admin::PeerId;
+use crate::protocol::admin::{Direction, PeerId};
+use crate::server::recorder::{PeerRecording, Recorder};
 
 /// What a peer's writer task sends.
 #[derive(Debug, Clone)]
@@ -115,6 +116,8 @@ pub struct PeerHandle {
     dropped: AtomicU64,
     counters_changed: AtomicBool,
     tapped: AtomicBool,
+    /// The flight recorder's ring, when the recorder is on.
+    recording: Option<(Arc<Recorder>, PeerRecording)>,
 }
 
 /// The receiving ends a connection task keeps.
@@ -129,7 +132,10 @@ impl PeerHandle {
         dialect: Dialect,
         limits: OutboxLimits,
         tapped: bool,
+        recorder: Option<&Arc<Recorder>>,
     ) -> (Arc<PeerHandle>, PeerQueues) {
+        let recording =
+            recorder.and_then(|recorder| Some((recorder.clone(), recorder.recording()?)));
         let (outbox_tx, outbox) = mpsc::unbounded_channel();
         let (control_tx, control) = mpsc::unbounded_channel();
         let handle = Arc::new(PeerHandle {
@@ -148,6 +154,7 @@ impl PeerHandle {
             dropped: AtomicU64::new(0),
             counters_changed: AtomicBool::new(false),
             tapped: AtomicBool::new(tapped),
+            recording,
         });
         (handle, PeerQueues { outbox, control })
     }
@@ -178,7 +185,19 @@ impl PeerHandle {
         }
         self.frames_out.fetch_add(1, Ordering::Relaxed);
         self.counters_changed.store(true, Ordering::Relaxed);
+        self.record(Direction::Out, text);
         Enqueued::Queued
+    }
+
+    /// Keep a frame in the flight recorder (a no-op when it is off).
+    pub fn record(&self, direction: Direction, text: &Utf8Bytes) {
+        if let Some((recorder, recording)) = &self.recording {
+            recording.record(recorder, direction, text);
+        }
+    }
+
+    pub fn recording(&self) -> Option<&PeerRecording> {
+        self.recording.as_ref().map(|(_, recording)| recording)
     }
 
     /// Mark the peer closing with this code; false when it already was. Only the first close
@@ -276,7 +295,7 @@ mod tests {
     use super::*;
 
     fn handle(limits: OutboxLimits) -> (Arc<PeerHandle>, PeerQueues) {
-        PeerHandle::new("p1".into(), Dialect::Pubsub, limits, false)
+        PeerHandle::new("p1".into(), Dialect::Pubsub, limits, false, None)
     }
 
     #[test]

@@ -61,6 +61,7 @@
 //! are written for [`crate::server::config::Config::for_replay`], the configuration of the
 //! embedded server `relaydeck replay` starts when no `--url` is given.
 
+pub mod export;
 pub mod replay;
 
 use std::collections::BTreeMap;
