@@ -93,14 +93,12 @@ pub fn history_row(entry: &HistoryEntry) -> Row {
                     rooms.push(room.clone());
                 }
             }
+            // The reason as sent; when the server sent none, the catalog's name for the code.
             let close = match decoded {
-                Some(entry) if !closed.reason.is_empty() => format!(
-                    "{} · {}",
-                    super::triage::close_text(closed.code, &closed.reason),
-                    entry.title
-                ),
-                Some(entry) => format!("{} {}", entry.code, entry.title),
-                None => super::triage::close_text(closed.code, &closed.reason),
+                Some(entry) if closed.reason.is_empty() => {
+                    format!("{} {}", entry.code, entry.title)
+                }
+                _ => super::triage::close_text(closed.code, &closed.reason),
             };
             Row {
                 key,
@@ -133,7 +131,7 @@ pub fn history_row(entry: &HistoryEntry) -> Row {
                 "room".to_owned(),
                 "signal-fish".to_owned(),
                 closed.room.app.clone(),
-                closed.room.game.clone(),
+                String::new(),
                 closed.room.code.clone(),
                 closed.reason.clone(),
                 String::new(),

@@ -351,6 +351,9 @@ pub struct PastedTimeline {
 /// Tie each event of `timeline` to the live and closed peers it names: by room code, Signal
 /// Fish player id, peer id or identity.
 pub fn correlate(model: &Model, timeline: &Timeline) -> PastedTimeline {
+    // In id order, so that the same paste always points at the same peers first.
+    let mut live: Vec<&PeerInfo> = model.peers.values().collect();
+    live.sort_by(|a, b| natural_cmp(&a.id, &b.id));
     let events = timeline
         .events
         .iter()
@@ -364,7 +367,7 @@ pub fn correlate(model: &Model, timeline: &Timeline) -> PastedTimeline {
             for (name, value) in &event.correlation {
                 match name.as_str() {
                     "room" => {
-                        for peer in model.peers.values() {
+                        for peer in &live {
                             if peer.room.as_deref() == Some(value) {
                                 add(Found::Peer(peer.id.clone()), format!("in room {value}"));
                             }
@@ -407,7 +410,7 @@ pub fn correlate(model: &Model, timeline: &Timeline) -> PastedTimeline {
                         }
                     }
                     "peer" => {
-                        for peer in model.peers.values() {
+                        for peer in &live {
                             if peer.id == *value || peer.identity.as_deref() == Some(value) {
                                 add(Found::Peer(peer.id.clone()), format!("peer {value}"));
                             }

@@ -133,7 +133,7 @@ fn draw_closed_peer(
     let theme = &app.theme;
     let p = &closed.peer;
     let lives = app.model.player_timeline(p, closed.player_id.as_deref());
-    let timeline_height = (lives.len() as u16 + 3).min(area.height / 2).max(4);
+    let timeline_height = (lives.len() as u16 + 2).min(area.height / 2).max(3);
     let [top, bottom] =
         Layout::vertical([Constraint::Min(6), Constraint::Length(timeline_height)]).areas(area);
     let width = top.width.saturating_sub(2) as usize;
@@ -155,17 +155,21 @@ fn draw_closed_peer(
         Line::from(Span::styled(
             cut(
                 &format!(
-                    "connected {} · closed {} after {} · rooms {} · player {} · in {} out {} · {} recorded frames",
+                    "connected {} · closed {} after {} · rooms {} · player {}",
                     time_of(p.connected_at_ms),
                     time_of(entry.closed_at_ms),
                     span(entry.closed_at_ms.saturating_sub(p.connected_at_ms)),
                     if rooms.is_empty() { "—".to_owned() } else { rooms.join(" ") },
                     closed.player_id.as_deref().unwrap_or("—"),
-                    p.frames_in,
-                    p.frames_out,
-                    closed.recorded_frames
                 ),
                 width,
+            ),
+            theme.muted,
+        )),
+        Line::from(Span::styled(
+            format!(
+                "frames in {} · out {} · errors {} · {} still in the flight recorder",
+                p.frames_in, p.frames_out, p.errors, closed.recorded_frames
             ),
             theme.muted,
         )),
@@ -214,7 +218,10 @@ fn draw_lives(
                         format!(
                             "{}{}{}",
                             close_text(closed.code, &closed.reason),
-                            decoded.map(|e| format!(" ({})", e.title)).unwrap_or_default(),
+                            decoded
+                                .filter(|e| e.title != closed.reason)
+                                .map(|e| format!(" ({})", e.title))
+                                .unwrap_or_default(),
                             if closed.rooms.is_empty() {
                                 String::new()
                             } else {
