@@ -9,12 +9,12 @@ use ratatui::Terminal;
 use relaydeck::catalog::{Delivery, Dialect};
 use relaydeck::console::app::{App, Connection, Detail, Effect, Mode, Msg, View};
 use relaydeck::console::keymap::Keymap;
-use relaydeck::console::ui;
 use relaydeck::console::log::LogKind;
+use relaydeck::console::ui;
 use relaydeck::protocol::admin::{
-    AppInfo, AppStatus, BanInfo, BanTarget, ChannelInfo, Closed, ClosedPeer, ClosedRoom,
-    Command, CommandResult, Direction, Event, HistoryEntry, KeyInfo, PeerInfo, RecentError,
-    RoomInfo, RoomMember, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
+    AppInfo, AppStatus, BanInfo, BanTarget, ChannelInfo, Closed, ClosedPeer, ClosedRoom, Command,
+    CommandResult, Direction, Event, HistoryEntry, KeyInfo, PeerInfo, RecentError, RoomInfo,
+    RoomMember, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
 };
 use serde_json::json;
 
@@ -1001,12 +1001,13 @@ fn bans_are_listed_and_lifted_after_confirming() {
     let Mode::Confirm { question, command } = app.mode.clone() else {
         panic!("no confirmation")
     };
-    assert!(question.contains("Lift ban 3 on identity Mallory in app demo"), "{question}");
+    assert!(
+        question.contains("Lift ban 3 on identity Mallory in app demo"),
+        "{question}"
+    );
     assert_eq!(command, Command::Unban { ban: 3 });
     let effects = app.update(key(KeyCode::Char('y')));
-    assert!(
-        matches!(&effects[..], [Effect::Send(e)] if e.command == Command::Unban { ban: 3 })
-    );
+    assert!(matches!(&effects[..], [Effect::Send(e)] if e.command == Command::Unban { ban: 3 }));
     app.run_command_line("unban 99");
     assert_eq!(app.mode, Mode::Normal);
     assert!(app.status.as_ref().unwrap().0.contains("no ban 99"));
@@ -1136,8 +1137,13 @@ fn ban_names_what_it_bans_and_for_how_long() {
     let Mode::Confirm { command, question } = app.mode.clone() else {
         panic!("no confirmation")
     };
-    assert!(question.contains("address 203.0.113.9 for 10m"), "{question}");
-    assert!(matches!(command, Command::Ban { target: BanTarget::Address { ip }, duration_ms: 600_000, .. } if ip == "203.0.113.9"));
+    assert!(
+        question.contains("address 203.0.113.9 for 10m"),
+        "{question}"
+    );
+    assert!(
+        matches!(command, Command::Ban { target: BanTarget::Address { ip }, duration_ms: 600_000, .. } if ip == "203.0.113.9")
+    );
     // Bad durations and read-only consoles are refused.
     let mut app = triage_app();
     app.view = View::Peers;
@@ -1206,7 +1212,9 @@ fn repro_runs_a_shipped_session_and_the_composer_runs_multi_connection_templates
     assert!(app.log.iter().any(|e| matches!(&e.kind, LogKind::Notice { text, .. } if text.contains("running signal-fish ROOM_FULL"))));
     // A file is read by the loop, then run.
     let effects = app.run_command_line("repro sessions/mine.jsonl");
-    assert!(matches!(&effects[..], [Effect::LoadSession { path, .. }] if path == "sessions/mine.jsonl"));
+    assert!(
+        matches!(&effects[..], [Effect::LoadSession { path, .. }] if path == "sessions/mine.jsonl")
+    );
     // Unknown codes are refused without running anything.
     assert!(app.run_command_line("repro NOT_A_CODE").is_empty());
     // The composer sends a template of two connections as its session.

@@ -178,7 +178,10 @@ pub enum Effect {
         text: String,
     },
     /// Read and parse a session file; the answer comes back as [`Msg::SessionLoaded`].
-    LoadSession { label: String, path: String },
+    LoadSession {
+        label: String,
+        path: String,
+    },
     /// Run a session against the connected server in the background; progress comes back as
     /// [`Msg::Repro`].
     RunSession(Box<ReproRun>),

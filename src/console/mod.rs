@@ -95,8 +95,8 @@ where
                     tokio::spawn(net::direct_exchange(url, frames, local_tx.clone()));
                 }
                 Effect::LoadSession { label, path } => {
-                    let session = crate::session::Session::load(Path::new(&path))
-                        .map_err(|e| e.to_string());
+                    let session =
+                        crate::session::Session::load(Path::new(&path)).map_err(|e| e.to_string());
                     let _ = local_tx.send(Msg::SessionLoaded { label, session });
                 }
                 Effect::RunSession(run) => {
@@ -184,10 +184,9 @@ fn save_session(dir: Option<&Path>, name: &str, text: &str) -> Result<PathBuf, S
         .create_new(true)
         .open(&path)
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => format!(
-                "{} already exists; choose another name",
-                path.display()
-            ),
+            std::io::ErrorKind::AlreadyExists => {
+                format!("{} already exists; choose another name", path.display())
+            }
             _ => format!("cannot write {}: {e}", path.display()),
         })?;
     file.write_all(text.as_bytes())

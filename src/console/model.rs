@@ -11,8 +11,7 @@ use super::log::LogKind;
 use crate::catalog::{self, Delivery, Dialect, Entry};
 use crate::protocol::admin::{
     AppInfo, BanInfo, BanTarget, ChannelInfo, Closed, CommandResult, Event, FaultInfo,
-    HistoryEntry, PeerInfo, RoomInfo, ServerInfo, ServerMessage, Snapshot, Stats,
-    SubscriptionInfo,
+    HistoryEntry, PeerInfo, RoomInfo, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
 };
 
 /// Stats samples kept for the sparklines (one a second).

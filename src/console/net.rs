@@ -210,37 +210,37 @@ pub async fn run_session(
     let Some(target) = target else {
         let _ = events.send(Msg::Repro(
             label,
-            ReproProgress::Failed("this console has no server address to run sessions against".into()),
+            ReproProgress::Failed(
+                "this console has no server address to run sessions against".into(),
+            ),
         ));
         return;
     };
-    let (frames_tx, mut frames_rx) = mpsc::unbounded_channel();
-    let forward = {
-        let events = events.clone();
-        let label = label.clone();
-        tokio::spawn(async move {
-            while let Some(frame) = frames_rx.recv().await {
-                if events
-                    .send(Msg::Repro(label.clone(), ReproProgress::Frame(frame)))
-                    .is_err()
-                {
-                    return;
-                }
+    let (frames_tx, frames_rx) = mpsc::unbounded_channel();
+    let frames_rx = std::sync::Mutex::new(frames_rx);
+    // The frames a step exchanged are reported just before the step itself, so the log reads
+    // in the order things happened.
+    let flush_frames = |events: &mpsc::UnboundedSender<Msg>, label: &str| {
+        if let Ok(mut frames) = frames_rx.lock() {
+            while let Ok(frame) = frames.try_recv() {
+                let _ = events.send(Msg::Repro(label.to_owned(), ReproProgress::Frame(frame)));
             }
-        })
+        }
     };
-    let step_events = events.clone();
-    let step_label = label.clone();
-    let mut observer = move |report: &crate::session::replay::StepReport| {
-        let _ = step_events.send(Msg::Repro(
-            step_label.clone(),
+    let mut observer = |report: &crate::session::replay::StepReport| {
+        flush_frames(&events, &label);
+        let _ = events.send(Msg::Repro(
+            label.clone(),
             ReproProgress::Step(report.clone()),
         ));
     };
-    let report =
-        crate::session::replay::run_streaming(&run.session, &target, &mut observer, Some(frames_tx))
-            .await;
-    // Every frame is reported before the outcome: the sender is gone once the run returns.
-    let _ = forward.await;
+    let report = crate::session::replay::run_streaming(
+        &run.session,
+        &target,
+        &mut observer,
+        Some(frames_tx),
+    )
+    .await;
+    flush_frames(&events, &label);
     let _ = events.send(Msg::Repro(label, ReproProgress::Done(report)));
 }

@@ -261,7 +261,9 @@ pub fn ip_of(addr: &str) -> String {
     match addr.rsplit_once(':') {
         // One colon: v4 with a port. More: a bare v6 address, which has no port here.
         Some((host, port))
-            if !host.contains(':') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) =>
+            if !host.contains(':')
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit()) =>
         {
             host.to_owned()
         }
@@ -282,8 +284,8 @@ pub fn ban_target(peer: &PeerInfo) -> BanTarget {
     }
 }
 
-/// The longest ban the console asks for: a year. Longer is a typo, not a decision.
-pub const MAX_BAN: Duration = Duration::from_secs(366 * 86_400);
+/// The longest ban the console asks for: the server's own limit, 90 days.
+pub const MAX_BAN: Duration = Duration::from_secs(90 * 86_400);
 
 /// `10m`, `2h`, `1d`, `1h30m` in milliseconds.
 ///
@@ -296,7 +298,7 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         return Err("a ban of no time bans nothing".to_owned());
     }
     if duration > MAX_BAN {
-        return Err(format!("{text} is longer than a year; lift bans rather than guess"));
+        return Err(format!("{text} is longer than the 90 days a ban may last"));
     }
     u64::try_from(duration.as_millis()).map_err(|_| format!("{text} is too long"))
 }

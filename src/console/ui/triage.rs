@@ -19,7 +19,12 @@ use crate::protocol::admin::{Closed, ClosedPeer, ClosedRoom, HistoryEntry};
 
 /// The decoded lines of a catalog entry as the log shows them: title and retry policy, then
 /// what it means and what to do, wrapped to `width`.
-fn entry_lines<'a>(entry: &'static Entry, theme: &Theme, width: usize, meaning: bool) -> Vec<Line<'a>> {
+fn entry_lines<'a>(
+    entry: &'static Entry,
+    theme: &Theme,
+    width: usize,
+    meaning: bool,
+) -> Vec<Line<'a>> {
     let mut lines = vec![Line::from(vec![
         Span::raw("  "),
         Span::styled(
@@ -33,17 +38,28 @@ fn entry_lines<'a>(entry: &'static Entry, theme: &Theme, width: usize, meaning: 
     let width = width.saturating_sub(4).max(20);
     if meaning {
         for part in wrap_words(entry.meaning, width) {
-            lines.push(Line::from(vec![Span::raw("  "), Span::styled(part, theme.text)]));
+            lines.push(Line::from(vec![
+                Span::raw("  "),
+                Span::styled(part, theme.text),
+            ]));
         }
     }
     for part in wrap_words(&format!("Do: {}", entry.guidance), width) {
-        lines.push(Line::from(vec![Span::raw("  "), Span::styled(part, theme.muted)]));
+        lines.push(Line::from(vec![
+            Span::raw("  "),
+            Span::styled(part, theme.muted),
+        ]));
     }
     lines
 }
 
 /// A closed peer's close and last errors, decoded.
-fn close_lines<'a>(closed: &ClosedPeer, theme: &Theme, width: usize, meaning: bool) -> Vec<Line<'a>> {
+fn close_lines<'a>(
+    closed: &ClosedPeer,
+    theme: &Theme,
+    width: usize,
+    meaning: bool,
+) -> Vec<Line<'a>> {
     let dialect = closed.peer.dialect;
     let mut lines = vec![Line::from(vec![
         Span::styled("Close ", theme.header),
@@ -69,7 +85,13 @@ fn close_lines<'a>(closed: &ClosedPeer, theme: &Theme, width: usize, meaning: bo
                 .unwrap_or(theme.error);
             lines.push(Line::from(vec![
                 Span::styled(format!("  {} ", time_of(error.at_ms)), theme.muted),
-                Span::styled(cut(&format!("✖ {}{title}", error.code), width.saturating_sub(12)), style),
+                Span::styled(
+                    cut(
+                        &format!("✖ {}{title}", error.code),
+                        width.saturating_sub(12),
+                    ),
+                    style,
+                ),
             ]));
         }
     }
@@ -159,7 +181,11 @@ fn draw_closed_peer(
                     time_of(p.connected_at_ms),
                     time_of(entry.closed_at_ms),
                     span(entry.closed_at_ms.saturating_sub(p.connected_at_ms)),
-                    if rooms.is_empty() { "—".to_owned() } else { rooms.join(" ") },
+                    if rooms.is_empty() {
+                        "—".to_owned()
+                    } else {
+                        rooms.join(" ")
+                    },
                     closed.player_id.as_deref().unwrap_or("—"),
                 ),
                 width,
@@ -179,7 +205,14 @@ fn draw_closed_peer(
         Paragraph::new(lines).block(block(theme, format!(" Closed peer {} ", p.id))),
         top,
     );
-    draw_lives(app, frame, bottom, &lives, &p.id, closed.player_id.as_deref());
+    draw_lives(
+        app,
+        frame,
+        bottom,
+        &lives,
+        &p.id,
+        closed.player_id.as_deref(),
+    );
 }
 
 /// One player's connections in time order, the one on screen marked.
@@ -208,13 +241,26 @@ fn draw_lives(
             let (span_text, close, severity) = match life {
                 Life::Live(_) => (
                     format!("{}–now     ", time_of(peer.connected_at_ms)),
-                    format!("live{}", peer.room.as_deref().map(|r| format!(" in {r}")).unwrap_or_default()),
+                    format!(
+                        "live{}",
+                        peer.room
+                            .as_deref()
+                            .map(|r| format!(" in {r}"))
+                            .unwrap_or_default()
+                    ),
                     Severity::Info,
                 ),
-                Life::Closed { closed_at_ms, peer: closed } => {
+                Life::Closed {
+                    closed_at_ms,
+                    peer: closed,
+                } => {
                     let decoded = decode_close(peer.dialect, closed.code);
                     (
-                        format!("{}–{}", time_of(peer.connected_at_ms), time_of(*closed_at_ms)),
+                        format!(
+                            "{}–{}",
+                            time_of(peer.connected_at_ms),
+                            time_of(*closed_at_ms)
+                        ),
                         format!(
                             "{}{}{}",
                             close_text(closed.code, &closed.reason),
@@ -246,7 +292,10 @@ fn draw_lives(
             Line::from(Span::styled(cut(&text, width), style))
         })
         .collect();
-    let who = match (lives.iter().find_map(|l| l.peer().identity.clone()), player_id) {
+    let who = match (
+        lives.iter().find_map(|l| l.peer().identity.clone()),
+        player_id,
+    ) {
         (Some(identity), Some(player)) => format!("{identity} / player {player}"),
         (Some(identity), None) => identity,
         (None, Some(player)) => format!("player {player}"),
@@ -255,7 +304,11 @@ fn draw_lives(
     frame.render_widget(
         Paragraph::new(lines).block(block(
             theme,
-            format!(" Timeline of {} across reconnects ({}) ", cut(&who, 30), lives.len()),
+            format!(
+                " Timeline of {} across reconnects ({}) ",
+                cut(&who, 30),
+                lives.len()
+            ),
         )),
         area,
     );
@@ -307,7 +360,10 @@ fn draw_closed_room(
         })
         .collect();
     if !peers.is_empty() {
-        lines.push(Line::from(Span::styled("Closed peers that were in it", theme.header)));
+        lines.push(Line::from(Span::styled(
+            "Closed peers that were in it",
+            theme.header,
+        )));
         lines.push(Line::from(format!("  {}", peers.join(" "))));
     }
     frame.render_widget(
@@ -319,7 +375,9 @@ fn draw_closed_room(
 /// A window of `count` items of `height` lines each around `selected`.
 fn window(selected: usize, count: usize, rows: usize, height: usize) -> (usize, usize) {
     let fits = (rows / height.max(1)).max(1);
-    let first = selected.min(count.saturating_sub(1)).saturating_sub(fits - 1);
+    let first = selected
+        .min(count.saturating_sub(1))
+        .saturating_sub(fits - 1);
     (first, fits)
 }
 
@@ -367,7 +425,11 @@ pub fn draw_find(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(
         Paragraph::new(lines).block(block(
             theme,
-            format!(" Find {:?} ({}{more}) · ⏎ opens ", find.query, find.hits.len()),
+            format!(
+                " Find {:?} ({}{more}) · ⏎ opens ",
+                find.query,
+                find.hits.len()
+            ),
         )),
         area,
     );

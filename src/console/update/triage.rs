@@ -233,10 +233,7 @@ impl App {
                 text: text.to_owned(),
             }],
             None => {
-                self.set_status(
-                    "the server's export carried no session",
-                    Severity::Error,
-                );
+                self.set_status("the server's export carried no session", Severity::Error);
                 Vec::new()
             }
         }
@@ -249,8 +246,7 @@ impl App {
                 session,
             });
         }
-        let looks_like_file =
-            what.contains('/') || what.contains('\\') || what.ends_with(".jsonl");
+        let looks_like_file = what.contains('/') || what.contains('\\') || what.ends_with(".jsonl");
         if !looks_like_file {
             self.set_status(
                 format!("no shipped session reproduces {what}; name a code or a session file"),
@@ -490,7 +486,11 @@ impl App {
     /// Enter on a find result or a timeline event: the detail of what it points at.
     pub(super) fn open_in_list(&mut self) -> bool {
         let found = match self.view {
-            View::Find => self.find.hits.get(self.find.selected).map(|h| h.found.clone()),
+            View::Find => self
+                .find
+                .hits
+                .get(self.find.selected)
+                .map(|h| h.found.clone()),
             View::Timeline => self
                 .timeline
                 .events
