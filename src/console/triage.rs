@@ -42,6 +42,8 @@ pub struct Hit {
     pub summary: String,
     /// Which field matched, and its value.
     pub matched: String,
+    /// The whole value matched, not a part of it.
+    pub exact: bool,
 }
 
 /// The results of `:find`, kept as found so that the list does not move while it is read.
@@ -112,11 +114,18 @@ fn closed_peer_fields(closed: &ClosedPeer) -> Vec<(&'static str, String)> {
     fields
 }
 
-fn first_match(fields: &[(&'static str, String)], needle: &str) -> Option<String> {
+/// The first field containing `needle`, preferring one that is exactly it; with whether it is.
+fn first_match(fields: &[(&'static str, String)], needle: &str) -> Option<(String, bool)> {
+    let exact = fields
+        .iter()
+        .find(|(_, value)| value.to_lowercase() == needle);
+    if let Some((name, value)) = exact {
+        return Some((format!("{name} {value}"), true));
+    }
     fields
         .iter()
         .find(|(_, value)| super::tables::contains_folded(value, needle))
-        .map(|(name, value)| format!("{name} {value}"))
+        .map(|(name, value)| (format!("{name} {value}"), false))
 }
 
 /// One line about a peer: `p4 signal-fish demo Bob 127.0.0.1:50200`.
@@ -158,13 +167,14 @@ pub fn find(model: &Model, query: &str) -> FindResults {
         if let Some(player) = model.player_id_of(peer) {
             fields.push(("player id", player.to_owned()));
         }
-        if let Some(matched) = first_match(&fields, &needle) {
+        if let Some((matched, exact)) = first_match(&fields, &needle) {
             push(
                 Hit {
                     found: Found::Peer(peer.id.clone()),
                     at_ms: peer.connected_at_ms,
                     summary: peer_summary(peer),
                     matched,
+                    exact,
                 },
                 &mut hits,
             );
@@ -180,7 +190,7 @@ pub fn find(model: &Model, query: &str) -> FindResults {
             fields.push(("player", member.name.clone()));
             fields.push(("player id", member.player_id.clone()));
         }
-        if let Some(matched) = first_match(&fields, &needle) {
+        if let Some((matched, exact)) = first_match(&fields, &needle) {
             push(
                 Hit {
                     found: Found::Room(room.code.clone()),
@@ -194,6 +204,7 @@ pub fn find(model: &Model, query: &str) -> FindResults {
                         room.max_players
                     ),
                     matched,
+                    exact,
                 },
                 &mut hits,
             );
@@ -222,18 +233,22 @@ pub fn find(model: &Model, query: &str) -> FindResults {
                 ),
             ),
         };
-        if let Some(matched) = first_match(&fields, &needle) {
+        if let Some((matched, exact)) = first_match(&fields, &needle) {
             push(
                 Hit {
                     found: Found::History(history_key(entry)),
                     at_ms: entry.closed_at_ms,
                     summary,
                     matched,
+                    exact,
                 },
                 &mut hits,
             );
         }
     }
+    // A whole value matched (`p3`, not `p30`) is what was meant: those come first, live
+    // before history still. The sort is stable.
+    hits.sort_by_key(|hit| !hit.exact);
     FindResults {
         query: query.to_owned(),
         hits,
