@@ -873,7 +873,7 @@ fn closed_peer(
 /// Talo peer p5 was kicked, a room closed, and Bob was banned.
 fn triage_app() -> App {
     let mut app = loaded_app(false);
-    let mut bob = |id: &str, connected: u64| {
+    let bob = |id: &str, connected: u64| {
         let mut p = peer(id, Dialect::SignalFish, "demo", "Bob", Some("WWGV8B"), 1);
         p.connected_at_ms = connected;
         p
