@@ -522,7 +522,9 @@ pub enum Command {
     /// Ask for a fresh snapshot (answered by a `snapshot` message, then the result).
     Resync,
     /// Refuse connections matching `target` for `duration_ms` (persisted, audited). Live
-    /// matching peers are kicked with 4020 `admin_disconnect`.
+    /// matching peers are kicked with 4020 `admin_disconnect`. `duration_ms` is 1 ms to 90
+    /// days; `reason` is required (one line, at most 200 bytes). The result's `data` is
+    /// `{"ban":<id>}`.
     Ban {
         target: BanTarget,
         duration_ms: u64,
@@ -532,12 +534,14 @@ pub enum Command {
         ban: u64,
     },
     /// Read the flight recorder of a live or closed peer: the result's `data` is
-    /// `{"peer":…,"path":…,"frames":[RecordedFrame…]}`. Read-only.
+    /// `{"peer":…,"path":…,"frames":[RecordedFrame…]}` (`path` is null and `frames` empty
+    /// when the recorder was off). Read-only, not audited.
     Frames {
         peer: PeerId,
     },
     /// Build a session file that reproduces what a live or closed peer went through: the
-    /// result's `data` is `{"name":…,"session":"<JSONL text>","connections":N}`. Read-only.
+    /// result's `data` is `{"name":…,"session":"<JSONL text>","connections":N}`. Read-only,
+    /// not audited; refused (`ok: false`) when the recorder holds no upgrade path for the peer.
     Export {
         peer: PeerId,
     },

@@ -17,7 +17,8 @@
 //!   `{"message":"Banned: …","errorCode":"BANNED"}` (for pub/sub, an identity ban matches the
 //!   `peerId` of a token).
 //! - Talo HTTP: the same 403 on every endpoint for an address ban, and on identify and login
-//!   for a banned player identifier.
+//!   for a banned player identifier. A Talo socket identifies with the socket token those two
+//!   hand out, so a banned identifier gets no new socket; live ones are kicked.
 //!
 //! Live peers matching a new ban are kicked with 4020 `admin_disconnect`.
 

@@ -1680,6 +1680,39 @@ mod tests {
     }
 
     #[test]
+    fn a_closed_peers_frames_move_to_its_history_entry_and_leave_with_it() {
+        let mut config = Config::demo();
+        config.history.max_entries = 1;
+        let hub = Hub::new(config, "test".into(), &BTreeMap::new(), 64);
+        let new = || NewPeer {
+            dialect: Dialect::Pubsub,
+            app: Some("demo".into()),
+            identity: None,
+            addr: "127.0.0.1:1".into(),
+            probe_nonce: None,
+        };
+        let first = hub.register_peer(new(), None).unwrap();
+        let frame: Utf8Bytes = "hello".into();
+        assert!(hub.deliver(&first.handle, &frame, Priority::Reply));
+        first.handle.record(Direction::In, &"hi".into());
+        assert_eq!(hub.recorder().used_bytes(), 7);
+        hub.remove_peer(first.id(), None);
+        let record = hub.peer_record(first.id()).unwrap();
+        assert_eq!(record.frames.len(), 2);
+        assert_eq!(record.closed, Some((None, "connection dropped".to_owned())));
+        assert_eq!(hub.recorder().used_bytes(), 7, "kept while in the history");
+        let second = hub.register_peer(new(), None).unwrap();
+        hub.remove_peer(second.id(), None);
+        assert!(
+            hub.peer_record(first.id()).is_none(),
+            "pushed out by the newer entry"
+        );
+        assert_eq!(hub.recorder().used_bytes(), 0, "its frames left with it");
+        let (_, snapshot, _) = hub.subscribe();
+        assert_eq!(snapshot.history.len(), 1);
+    }
+
+    #[test]
     fn event_text_is_clipped_on_a_character_boundary() {
         assert_eq!(clip("short", 10), "short");
         assert_eq!(clip("ééé", 3), "é… (6 bytes in all)");

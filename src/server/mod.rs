@@ -21,7 +21,10 @@
 //! - [`connection`]: the one connection lifecycle every dialect runs; a dialect supplies a
 //!   [`connection::Session`] with its protocol logic only.
 //! - [`peer`]: a peer's handle (outbox with its byte budget, counters, flags) shared by `Arc`.
-//! - [`hub`]: the registry, channels, subscriptions, faults and the numbered admin deltas.
+//! - [`hub`]: the registry, channels, subscriptions, faults, the numbered admin deltas and the
+//!   history of closed peers and rooms.
+//! - [`recorder`]: every peer's last frames in and out (admin `frames` and `export`).
+//! - [`bans`]: admin bans, and how each dialect refuses a banned client.
 //! - [`rate_limit`]: the fixed window and token bucket the dialects map to their own codes.
 //! - the dialects ([`signal_fish`], [`talo`], [`flow`], [`pubsub`]), [`admin`], [`http`],
 //!   [`probe`], [`persist`], [`token`], [`config`].
