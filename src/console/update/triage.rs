@@ -124,6 +124,14 @@ impl App {
             );
             return;
         };
+        // The server's own limit: the reason is shown to the kicked player and audited.
+        if reason.len() > 200 {
+            self.set_status(
+                "a ban's reason is at most 200 bytes: it is shown to the player and audited",
+                Severity::Warning,
+            );
+            return;
+        }
         let duration_ms = match triage::parse_duration(duration) {
             Ok(ms) => ms,
             Err(problem) => {
