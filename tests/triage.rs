@@ -549,6 +549,32 @@ async fn a_pubsub_export_replays_green() {
     server.stop().await;
 }
 
+/// A Flow stream's credential is not recorded: its export presents the replay's own admin
+/// token, and replays green.
+#[tokio::test]
+async fn a_flow_export_replays_with_the_replays_own_credential() {
+    let server = TestServer::demo().await;
+    let mut admin = server.admin().await;
+    let mut socket = server.connect_bearer("/v1/ws", "sk_demo").await;
+    let peer = newest_peer(&server).await;
+    send_json(
+        &mut socket,
+        json!({"subscription_id": "s1", "action": "subscribe", "topic": "no-such-topic"}),
+    )
+    .await;
+    let refused = recv_json(&mut socket).await;
+    assert!(refused.get("error").is_some(), "{refused}");
+    close_and_drain(&mut socket).await;
+    history_of(&mut admin, &peer).await;
+    let (session, connections) = export(&mut admin, &peer).await;
+    assert_eq!(connections, 1);
+    let text = session.to_jsonl();
+    assert!(text.contains("Bearer ${admin_token}"), "{text}");
+    assert!(!text.contains("sk_demo"), "{text}");
+    replays_green(&session).await;
+    server.stop().await;
+}
+
 /// A v3 player who reconnects into its seat: the export replays the room's creator and the
 /// player's first connection (closed where it closed), and substitutes the player id, room id
 /// and reconnection token the server generated.

@@ -41,6 +41,8 @@ use crate::server::Shared;
 
 /// How long one batch of frames may take to go out before the connection is considered dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a writer that gave up waits for the connection task to decide the close.
+const STALL_CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// How long the connection waits for its writer to flush a final close.
 pub const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -251,6 +253,10 @@ pub async fn serve<S: Session>(
                 }
             }
             background = session.background() => background,
+            () = handle.writer_gave_up() => {
+                hub.close_slow_consumer(&handle);
+                Flow::Continue
+            }
             _ = &mut writer => {
                 writer_gone = true;
                 if handle.writer_stalled() {
@@ -375,9 +381,12 @@ fn spawn_writer(
                 Ok(Ok(Batch::Finished)) => break,
                 Ok(Err(_)) => return,
                 // The client stopped reading and nothing newer arrived to notice it: the
-                // connection task closes it as a slow consumer.
+                // connection task closes it as a slow consumer, and the close still goes out
+                // if the client reads again in time.
                 Err(_) => {
                     peer.mark_writer_stalled();
+                    let _ = tokio::time::timeout(STALL_CLOSE_WAIT, peer.aborted()).await;
+                    send_abort_close(&mut sink, &peer).await;
                     return;
                 }
             }

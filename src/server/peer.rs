@@ -118,6 +118,8 @@ pub struct PeerHandle {
     tapped: AtomicBool,
     /// The writer gave up: one write made no progress for `stall_ms`.
     writer_stalled: AtomicBool,
+    /// Wakes the connection task when the writer gives up.
+    stall: Notify,
     /// The flight recorder's ring, when the recorder is on.
     recording: Option<(Arc<Recorder>, PeerRecording)>,
 }
@@ -157,6 +159,7 @@ impl PeerHandle {
             counters_changed: AtomicBool::new(false),
             tapped: AtomicBool::new(tapped),
             writer_stalled: AtomicBool::new(false),
+            stall: Notify::new(),
             recording,
         });
         (handle, PeerQueues { outbox, control })
@@ -251,8 +254,16 @@ impl PeerHandle {
         std::time::Duration::from_millis(self.limits.stall_ms)
     }
 
+    /// Called by the writer when a write made no progress for `stall_ms`; wakes the
+    /// connection task, which closes the peer as a slow consumer.
     pub fn mark_writer_stalled(&self) {
         self.writer_stalled.store(true, Ordering::Relaxed);
+        self.stall.notify_one();
+    }
+
+    /// Resolves once the writer has given up on a stalled write.
+    pub async fn writer_gave_up(&self) {
+        self.stall.notified().await;
     }
 
     pub fn writer_stalled(&self) -> bool {

@@ -275,10 +275,20 @@ pub fn export(target: &Participant, others: &[Participant]) -> Result<Session, S
 }
 
 fn connect_step(participant: &Participant) -> Step {
+    // A Flow stream needs a credential, and the one the peer used is not recorded: the
+    // replay presents its own target's admin token.
+    let headers = if participant.dialect == Dialect::Flow {
+        BTreeMap::from([(
+            "Authorization".to_owned(),
+            format!("Bearer {}", crate::session::replay::ADMIN_TOKEN_VARIABLE),
+        )])
+    } else {
+        BTreeMap::new()
+    };
     Step::Connect {
         conn: participant.peer.clone(),
         path: participant.path.clone(),
-        headers: BTreeMap::new(),
+        headers,
         expect_status: None,
     }
 }

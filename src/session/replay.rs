@@ -224,7 +224,21 @@ impl Runner<'_> {
                 self.variables.insert(key, Value::String(id));
             }
         }
-        substitute(&mut value, &self.variables)?;
+        // The admin token is offered to `connect` headers alone (a Flow stream's credential in
+        // an exported session), and only where admin steps are allowed: it never becomes a
+        // frame the server would record.
+        let wants_token = matches!(step, Step::Connect { headers, .. }
+            if headers.values().any(|v| v.contains(ADMIN_TOKEN_VARIABLE)));
+        let mut variables = std::borrow::Cow::Borrowed(&self.variables);
+        if wants_token {
+            let token = self.target.admin_token.clone().ok_or(
+                "this connection presents the admin token (${admin_token}), and no admin token was allowed (relaydeck replay --url … --allow-admin --admin-token …)",
+            )?;
+            variables
+                .to_mut()
+                .insert("admin_token".to_owned(), Value::String(token));
+        }
+        substitute(&mut value, &variables)?;
         stringify_text_fields(&mut value);
         let resolved: Step = serde_json::from_value(value)
             .map_err(|e| format!("step after substitution is invalid: {e}"))?;
@@ -963,6 +977,9 @@ fn collect_peer_refs(value: &Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// In a `connect` step's headers, the admin token of the replay's target.
+pub const ADMIN_TOKEN_VARIABLE: &str = "${admin_token}";
 
 /// Replace `${name}` in every string. A string that is exactly one `${name}` becomes the
 /// captured value itself, keeping its JSON type (an alias id stays a number).
