@@ -21,6 +21,9 @@
 #   TABLE_FROM            a folder of an earlier run: print its table again without running
 #   PERF_NICE             a niceness for this script and everything it starts (both servers and
 #                         the generator alike), e.g. -10 on a machine shared with builds
+#   PERF_PIN              1: the server on CPU 0 and the generator on CPU 1 (taskset), so that
+#                         neither takes the other's core; shows what the generator costs the
+#                         server on a 2-core machine
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -77,6 +80,12 @@ if [[ -z ${TABLE_FROM:-} ]]; then
             cargo install signal-fish-server --version "$SF_VERSION" --locked --root "$PERF_CACHE" >&2
         fi
     fi
+fi
+
+SERVER_CPU=() GENERATOR_CPU=()
+if [[ ${PERF_PIN:-0} == 1 ]]; then
+    command -v taskset >/dev/null || { echo "PERF_PIN needs taskset (util-linux)" >&2; exit 1; }
+    SERVER_CPU=(taskset -c 0) GENERATOR_CPU=(taskset -c 1)
 fi
 
 [[ -n ${TABLE_FROM:-} ]] || mkdir -p "$OUT"
@@ -153,7 +162,7 @@ start_server() {
     case $1 in
         relaydeck)
             rm -rf "$WORK/data"
-            RELAYDECK_LOG=warn "$RELAYDECK_SERVER_BIN" serve --listen "127.0.0.1:$PORT_RELAYDECK" \
+            RELAYDECK_LOG=warn "${SERVER_CPU[@]}" "$RELAYDECK_SERVER_BIN" serve --listen "127.0.0.1:$PORT_RELAYDECK" \
                 --config "$WORK/relaydeck.json" --data-dir "$WORK/data" --admin-token "$ADMIN_TOKEN" \
                 >>"$OUT/relaydeck.log" 2>&1 &
             SERVER_PID=$!
@@ -161,7 +170,7 @@ start_server() {
             URL=ws://127.0.0.1:$PORT_RELAYDECK ;;
         signal-fish)
             # It also reads ./config.json: run it where there is none.
-            (cd "$WORK" && SIGNAL_FISH_CONFIG_PATH="$WORK/signal-fish.json" exec "$SIGNAL_FISH_BIN") \
+            (cd "$WORK" && SIGNAL_FISH_CONFIG_PATH="$WORK/signal-fish.json" exec "${SERVER_CPU[@]}" "$SIGNAL_FISH_BIN") \
                 >>"$OUT/signal-fish.log" 2>&1 &
             SERVER_PID=$!
             wait_for_port "$PORT_SIGNAL_FISH"
@@ -175,7 +184,7 @@ load() {
     shift 3
     start_server "$server"
     echo "· $name on $server" >&2
-    if ! "$RELAYDECK_BIN" load "$workload" --url "$URL" --server-pid "$SERVER_PID" --json "$@" \
+    if ! "${GENERATOR_CPU[@]}" "$RELAYDECK_BIN" load "$workload" --url "$URL" --server-pid "$SERVER_PID" --json "$@" \
         >"$OUT/$name.$server.json" 2>"$OUT/$name.$server.err"; then
         jq -n --arg e "$(cat "$OUT/$name.$server.err")" '{error: $e}' >"$OUT/$name.$server.json"
     fi
@@ -227,7 +236,8 @@ else
     if [[ -r /proc/$$/autogroup ]]; then
         NICENESS="$NICENESS ($(cut -d' ' -f2- "/proc/$$/autogroup"))"
     fi
-    declare -p LOAD_AVERAGE_BEFORE LOAD_AVERAGE_AFTER ELAPSED IDLE_CONNECTIONS PUBSUB_RATE RELAYDECK NICENESS >"$OUT/run.env"
+    PINNING=${PERF_PIN:-0}
+    declare -p LOAD_AVERAGE_BEFORE LOAD_AVERAGE_AFTER ELAPSED IDLE_CONNECTIONS PUBSUB_RATE RELAYDECK NICENESS PINNING >"$OUT/run.env"
 
 fi
 
@@ -299,7 +309,7 @@ f() { echo "$OUT/$1.$2.json"; }
     echo "Machine: $(uname -srm); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores;"
     echo "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; load average $LOAD_AVERAGE_BEFORE before, $LOAD_AVERAGE_AFTER after."
     echo "relaydeck $RELAYDECK;"
-    echo "signal-fish-server $SF_VERSION; $(rustc --version 2>/dev/null || echo 'rustc ?'); niceness ${NICENESS:-0}; ${ELAPSED} s in all."
+    echo "signal-fish-server $SF_VERSION; $(rustc --version 2>/dev/null || echo 'rustc ?'); niceness ${NICENESS:-0}; $([[ ${PINNING:-0} == 1 ]] && echo 'server pinned to CPU 0, generator to CPU 1' || echo 'not pinned'); ${ELAPSED} s in all."
     echo
     echo "Generator CPU per run (cores): $(for x in "$OUT"/*.json; do jq -r --arg n "$(basename "$x" .json)" '(.best // .) | select(.generator.cpu) | "\($n) \(.generator.cpu.cores * 100 | round / 100)"' "$x" 2>/dev/null; done | paste -sd ';' | sed 's/;/; /g')."
 } | tee "$OUT/table.md"

@@ -81,6 +81,7 @@ pub fn snapshot(size: &Size) -> Snapshot {
             version: "bench".into(),
             listen: "127.0.0.1:7878".into(),
             started_at_ms: 0,
+            history: Default::default(),
         },
         apps: vec![AppInfo {
             id: "demo".into(),
@@ -94,6 +95,8 @@ pub fn snapshot(size: &Size) -> Snapshot {
         subscriptions: vec![],
         faults: vec![],
         stats: Stats::default(),
+        history: vec![],
+        bans: vec![],
     }
 }
 

@@ -497,7 +497,7 @@ async fn a_player_that_stops_reading_as_the_room_goes_quiet_is_closed_4002() {
     let Table {
         mut alice,
         bob,
-        mallory: _stalled,
+        mallory: mut stalled,
         ..
     } = table(&server).await;
     // Bob leaves, so that only the player who stopped reading receives the burst.
@@ -540,6 +540,11 @@ async fn a_player_that_stops_reading_as_the_room_goes_quiet_is_closed_4002() {
     assert_eq!(dialect, Dialect::SignalFish);
     assert_eq!(frame, "close 4002 slow_consumer");
     still_open(&mut alice).await;
+    // Reading again, the player drains what the kernel held, then finds the close.
+    assert_eq!(
+        recv_ending(&mut stalled).await,
+        Ending::Close(4002, "slow_consumer".to_owned())
+    );
 }
 
 /// A player that stops reading while the room keeps talking: its outbox stays within the

@@ -9,9 +9,11 @@ use ratatui::Terminal;
 use relaydeck::catalog::{Delivery, Dialect};
 use relaydeck::console::app::{App, Connection, Detail, Effect, Mode, Msg, View};
 use relaydeck::console::keymap::Keymap;
+use relaydeck::console::log::LogKind;
 use relaydeck::console::ui;
 use relaydeck::protocol::admin::{
-    AppInfo, AppStatus, ChannelInfo, Command, Direction, Event, KeyInfo, PeerInfo, RoomInfo,
+    AppInfo, AppStatus, BanInfo, BanTarget, ChannelInfo, Closed, ClosedPeer, ClosedRoom, Command,
+    CommandResult, Direction, Event, HistoryEntry, KeyInfo, PeerInfo, RecentError, RoomInfo,
     RoomMember, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
 };
 use serde_json::json;
@@ -50,6 +52,7 @@ fn fixture() -> Snapshot {
             version: "0.1.0".into(),
             listen: "127.0.0.1:7878".into(),
             started_at_ms: T0,
+            history: Default::default(),
         },
         apps: vec![
             AppInfo {
@@ -136,6 +139,8 @@ fn fixture() -> Snapshot {
             .into(),
             channel_messages: [("pubsub/demo/demo/lobby".to_owned(), 42)].into(),
         },
+        history: vec![],
+        bans: vec![],
     }
 }
 
@@ -835,4 +840,392 @@ fn sending_as_an_existing_peer_asks_first() {
         commands[..],
         [Command::Tap { .. }, Command::Inject { .. }]
     ));
+}
+
+// ------------------------------------------------------------------------------------------
+// Triage: history, bans, find, paste, ban/export/repro
+// ------------------------------------------------------------------------------------------
+
+fn closed_peer(
+    peer: PeerInfo,
+    closed_at_ms: u64,
+    code: Option<u16>,
+    reason: &str,
+    rooms: &[&str],
+    player_id: Option<&str>,
+    last_errors: Vec<RecentError>,
+) -> HistoryEntry {
+    HistoryEntry {
+        closed_at_ms,
+        closed: Closed::Peer(Box::new(ClosedPeer {
+            peer,
+            code,
+            reason: reason.into(),
+            rooms: rooms.iter().map(|r| (*r).to_owned()).collect(),
+            player_id: player_id.map(str::to_owned),
+            last_errors,
+            recorded_frames: 12,
+        })),
+    }
+}
+
+/// The loaded console after Bob lost two connections before the one that is live (p3), the
+/// Talo peer p5 was kicked, a room closed, and Bob was banned.
+fn triage_app() -> App {
+    let mut app = loaded_app(false);
+    let bob = |id: &str, connected: u64| {
+        let mut p = peer(id, Dialect::SignalFish, "demo", "Bob", Some("WWGV8B"), 1);
+        p.connected_at_ms = connected;
+        p
+    };
+    let first = bob("p10", T0 - 600_000);
+    let second = bob("p12", T0 - 300_000);
+    let kicked_talo = peer("p5", Dialect::Talo, "demo", "alice", None, 2);
+    let mut room = fixture().rooms[0].clone();
+    room.code = "K7Q2PX".into();
+    room.players.clear();
+    let events = [
+        Event::HistoryAdded {
+            entry: closed_peer(
+                first,
+                T0 - 420_000,
+                Some(4020),
+                "admin_disconnect",
+                &["WWGV8B"],
+                Some("93f3d64e"),
+                vec![RecentError {
+                    at_ms: T0 - 421_000,
+                    dialect: Dialect::SignalFish,
+                    code: "RATE_LIMIT_EXCEEDED".into(),
+                    frame: r#"{"type":"Error","data":{"message":"slow down","error_code":"RATE_LIMIT_EXCEEDED"}}"#.into(),
+                }],
+            ),
+        },
+        Event::HistoryAdded {
+            entry: closed_peer(
+                second,
+                T0 - 120_000,
+                None,
+                "",
+                &["WWGV8B"],
+                Some("93f3d64e"),
+                vec![],
+            ),
+        },
+        Event::HistoryAdded {
+            entry: HistoryEntry {
+                closed_at_ms: T0 - 60_000,
+                closed: Closed::Room(Box::new(ClosedRoom {
+                    room,
+                    reason: "empty".into(),
+                })),
+            },
+        },
+        Event::HistoryAdded {
+            entry: closed_peer(
+                kicked_talo,
+                T0 + 2000,
+                Some(4020),
+                "admin_disconnect",
+                &[],
+                None,
+                vec![],
+            ),
+        },
+        Event::BanAdded {
+            ban: BanInfo {
+                id: 3,
+                target: BanTarget::Identity {
+                    app: Some("demo".into()),
+                    identity: "Mallory".into(),
+                },
+                reason: "griefing in WWGV8B".into(),
+                by: "admin@127.0.0.1:50300".into(),
+                created_at_ms: T0,
+                until_ms: T0 + 2 * 3_600_000 + 5000,
+            },
+        },
+        Event::BanAdded {
+            ban: BanInfo {
+                id: 4,
+                target: BanTarget::Address {
+                    ip: "203.0.113.7".into(),
+                },
+                reason: "connection flood".into(),
+                by: "admin@127.0.0.1:50300".into(),
+                created_at_ms: T0,
+                until_ms: T0 + 600_000,
+            },
+        },
+    ];
+    for (offset, event) in events.into_iter().enumerate() {
+        app.update(Msg::Server(ServerMessage::Delta {
+            seq: 15 + offset as u64,
+            at_ms: T0 + 3000,
+            event,
+        }));
+    }
+    app.status = None;
+    app
+}
+
+#[test]
+fn the_history_and_a_closed_peer_with_its_players_timeline() {
+    let mut app = triage_app();
+    app.run_command_line("history");
+    assert_eq!(app.view, View::History);
+    insta::assert_snapshot!("history_view", render(&app, 80, 24));
+    // Newest first: p5, the room, p12, p10. Down twice lands on p12, Bob's second life.
+    app.update(key(KeyCode::Char('j')));
+    app.update(key(KeyCode::Char('j')));
+    app.update(key(KeyCode::Enter));
+    assert_eq!(app.detail, Some(Detail::History("p12".into())));
+    app.update(key(KeyCode::Esc));
+    app.update(key(KeyCode::Char('j')));
+    app.update(key(KeyCode::Enter));
+    assert_eq!(app.detail, Some(Detail::History("p10".into())));
+    insta::assert_snapshot!("history_detail_timeline", render(&app, 100, 30));
+    // The `h` key opens the same view.
+    let mut app = triage_app();
+    app.update(key(KeyCode::Char('h')));
+    assert_eq!(app.view, View::History);
+}
+
+#[test]
+fn bans_are_listed_and_lifted_after_confirming() {
+    let mut app = triage_app();
+    app.update(key(KeyCode::Char('b')));
+    assert_eq!(app.view, View::Bans);
+    insta::assert_snapshot!("bans_view", render(&app, 80, 24));
+    assert!(app.update(key(KeyCode::Char('u'))).is_empty());
+    let Mode::Confirm { question, command } = app.mode.clone() else {
+        panic!("no confirmation")
+    };
+    assert!(
+        question.contains("Lift ban 3 on identity Mallory in app demo"),
+        "{question}"
+    );
+    assert_eq!(command, Command::Unban { ban: 3 });
+    let effects = app.update(key(KeyCode::Char('y')));
+    assert!(matches!(&effects[..], [Effect::Send(e)] if e.command == Command::Unban { ban: 3 }));
+    app.run_command_line("unban 99");
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(app.status.as_ref().unwrap().0.contains("no ban 99"));
+    let mut readonly = triage_app();
+    readonly.readonly = true;
+    readonly.update(key(KeyCode::Char('b')));
+    readonly.update(key(KeyCode::Char('u')));
+    assert_eq!(readonly.mode, Mode::Normal);
+}
+
+#[test]
+fn find_searches_live_peers_rooms_and_history_together() {
+    let mut app = triage_app();
+    app.run_command_line("find BOB");
+    assert_eq!(app.view, View::Find);
+    let found: Vec<String> = app
+        .find
+        .hits
+        .iter()
+        .map(|h| format!("{} {:?}", h.found.label(), h.found))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "live Peer(\"p3\")",
+            "live Room(\"WWGV8B\")",
+            "history History(\"p12\")",
+            "history History(\"p10\")"
+        ]
+    );
+    insta::assert_snapshot!("find_results", render(&app, 80, 24));
+    // By close code, error code and error name; Enter opens the detail.
+    app.run_command_line("find 4020");
+    assert_eq!(app.find.hits.len(), 2, "{:?}", app.find.hits);
+    app.run_command_line("find rate_limit_exc");
+    assert_eq!(app.find.hits.len(), 1);
+    app.run_command_line("find k7q2");
+    assert_eq!(app.find.hits.len(), 1);
+    app.update(key(KeyCode::Enter));
+    assert!(matches!(&app.detail, Some(Detail::History(k)) if k.starts_with("K7Q2PX@")));
+    app.run_command_line("find 127.0.0.1:50003");
+    app.update(key(KeyCode::Enter));
+    assert_eq!(app.detail, Some(Detail::Peer("p3".into())));
+}
+
+#[test]
+fn a_pasted_log_becomes_a_timeline_tied_to_peers() {
+    let mut app = triage_app();
+    app.run_command_line("paste");
+    assert_eq!(app.mode, Mode::Paste);
+    app.update(Msg::Paste(
+        "[14:01:58.200] <- {\"type\":\"Authenticated\",\"data\":{\"app_name\":\"Demo\"}}\r\n\
+         2026-12-01T14:02:03.120Z <- {\"type\":\"RoomJoinFailed\",\"data\":{\"reason\":\"Room is full\",\"error_code\":\"ROOM_FULL\",\"room_code\":\"WWGV8B\"}}\n\
+         14:02:09 <- {\"type\":\"Error\",\"data\":{\"message\":\"slow down\",\"error_code\":\"RATE_LIMIT_EXCEEDED\",\"player_id\":\"93f3d64e\"}}\n\
+         14:02:11.5 WebSocket closed: CLOSED code=4020 reason='admin_disconnect'\n\
+         {\"type\":\"error\",\"code\":\"channel_not_authorized\",\"peerId\":\"peer-ada\"}"
+            .into(),
+    ));
+    app.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('s'),
+        KeyModifiers::CONTROL,
+    )));
+    assert_eq!(app.mode, Mode::Normal);
+    assert_eq!(app.view, View::Timeline);
+    assert_eq!(app.timeline.events.len(), 4, "{:?}", app.timeline.events);
+    insta::assert_snapshot!("paste_timeline", render(&app, 100, 24));
+    // Enter opens the first peer the selected event points at.
+    app.update(key(KeyCode::Enter));
+    assert_eq!(app.detail, Some(Detail::Peer("p2".into())));
+    // Hostile pastes do not panic.
+    let mut app = triage_app();
+    app.run_command_line("paste");
+    app.update(Msg::Paste(format!(
+        "{}\u{0}\u{feff}[99:99:99] {{\"type\":",
+        "{\"a\":".repeat(3000)
+    )));
+    app.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('s'),
+        KeyModifiers::CONTROL,
+    )));
+    render(&app, 80, 24);
+}
+
+#[test]
+fn ban_names_what_it_bans_and_for_how_long() {
+    // A closed peer with an identity: its identity, within its app.
+    let mut app = triage_app();
+    app.run_command_line("history");
+    app.update(key(KeyCode::Char('j')));
+    app.update(key(KeyCode::Char('j')));
+    assert!(app.run_command_line("ban 2h cheating in ranked").is_empty());
+    let Mode::Confirm { question, command } = app.mode.clone() else {
+        panic!("no confirmation: {:?}", app.status)
+    };
+    assert!(
+        question.contains("Ban identity Bob in app demo for 2h")
+            && question.contains("closed peer p12")
+            && question.contains("cheating in ranked")
+            && question.contains("1 live peer(s)"),
+        "{question}"
+    );
+    assert_eq!(
+        command,
+        Command::Ban {
+            target: BanTarget::Identity {
+                app: Some("demo".into()),
+                identity: "Bob".into()
+            },
+            duration_ms: 7_200_000,
+            reason: "cheating in ranked".into()
+        }
+    );
+    insta::assert_snapshot!("confirm_ban", render(&app, 80, 24));
+    // A live peer without an identity: its IP, port stripped.
+    let mut app = triage_app();
+    let mut anonymous = peer("p9", Dialect::SignalFish, "demo", "", None, 0);
+    anonymous.identity = None;
+    anonymous.addr = "203.0.113.9:41000".into();
+    app.update(Msg::Server(ServerMessage::Delta {
+        seq: 30,
+        at_ms: T0 + 4000,
+        event: Event::PeerConnected { peer: anonymous },
+    }));
+    app.detail = Some(Detail::Peer("p9".into()));
+    app.view = View::Peers;
+    app.run_command_line("ban 10m flood");
+    let Mode::Confirm { command, question } = app.mode.clone() else {
+        panic!("no confirmation")
+    };
+    assert!(
+        question.contains("address 203.0.113.9 for 10m"),
+        "{question}"
+    );
+    assert!(
+        matches!(command, Command::Ban { target: BanTarget::Address { ip }, duration_ms: 600_000, .. } if ip == "203.0.113.9")
+    );
+    // Bad durations and read-only consoles are refused.
+    let mut app = triage_app();
+    app.view = View::Peers;
+    app.run_command_line("ban soon x");
+    assert_eq!(app.mode, Mode::Normal);
+    let mut readonly = triage_app();
+    readonly.readonly = true;
+    readonly.view = View::Peers;
+    readonly.run_command_line("ban 1h x");
+    assert_eq!(readonly.mode, Mode::Normal);
+    assert!(readonly.status.unwrap().0.contains("read-only"));
+}
+
+#[test]
+fn export_sends_export_and_saves_what_comes_back() {
+    let mut app = triage_app();
+    app.run_command_line("history");
+    app.update(key(KeyCode::Char('G')));
+    app.run_command_line("export ../evil");
+    assert!(app.status.as_ref().unwrap().0.contains("session name"));
+    let effects = app.run_command_line("export bob-first");
+    let [Effect::Send(envelope)] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(envelope.command, Command::Export { peer: "p10".into() });
+    let effects = app.update(Msg::Server(ServerMessage::Result(CommandResult {
+        id: envelope.id,
+        ok: true,
+        message: "exported p10".into(),
+        data: Some(json!({"name": "p10", "session": "{\"session\":1}\n", "connections": 1})),
+    })));
+    assert_eq!(
+        effects,
+        [Effect::SaveSession {
+            name: "bob-first".into(),
+            text: "{\"session\":1}\n".into()
+        }]
+    );
+    // A log line naming a peer exports that peer.
+    let mut app = triage_app();
+    app.view = View::Log;
+    app.update(Msg::Server(ServerMessage::Delta {
+        seq: 40,
+        at_ms: T0 + 5000,
+        event: Event::PeerClosed {
+            peer: "p4".into(),
+            code: Some(1000),
+            reason: "bye".into(),
+        },
+    }));
+    let effects = app.run_command_line("export flow-one");
+    assert!(
+        matches!(&effects[..], [Effect::Send(e)] if e.command == Command::Export { peer: "p4".into() }),
+        "{effects:?}"
+    );
+}
+
+#[test]
+fn repro_runs_a_shipped_session_and_the_composer_runs_multi_connection_templates() {
+    let mut app = triage_app();
+    let effects = app.run_command_line("repro ROOM_FULL");
+    let [Effect::RunSession(run)] = &effects[..] else {
+        panic!("{effects:?} {:?}", app.status)
+    };
+    assert_eq!(run.session.header.expect_codes, ["signal-fish:ROOM_FULL"]);
+    assert!(app.log.iter().any(|e| matches!(&e.kind, LogKind::Notice { text, .. } if text.contains("running signal-fish ROOM_FULL"))));
+    // A file is read by the loop, then run.
+    let effects = app.run_command_line("repro sessions/mine.jsonl");
+    assert!(
+        matches!(&effects[..], [Effect::LoadSession { path, .. }] if path == "sessions/mine.jsonl")
+    );
+    // Unknown codes are refused without running anything.
+    assert!(app.run_command_line("repro NOT_A_CODE").is_empty());
+    // The composer sends a template of two connections as its session.
+    let mut app = triage_app();
+    app.run_command_line("compose ROOM_FULL");
+    let effects = app.update(Msg::Key(KeyEvent::new(
+        KeyCode::Char('s'),
+        KeyModifiers::CONTROL,
+    )));
+    assert!(
+        matches!(&effects[..], [Effect::RunSession(run)] if run.session.header.name == "signal-fish ROOM_FULL"),
+        "{effects:?}"
+    );
 }

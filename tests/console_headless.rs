@@ -28,6 +28,7 @@ use relaydeck::console::Link;
 use relaydeck::protocol::admin::{AppStatus, Event};
 use relaydeck::session::replay;
 use relaydeck::session::Session;
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -339,4 +340,192 @@ async fn keys_in_screens_and_admin_commands_out() {
     let app = console.quit().await;
     assert!(!app.is_tapped(&watched_id));
     drop(watched);
+}
+
+/// A pub/sub peer of the demo app, connected; its id and identity as the server lists it.
+async fn pubsub_peer(
+    server: &TestServer,
+    observer: &mut common::Admin,
+) -> (common::Socket, String, String) {
+    let mut socket = server.connect("/v1?key=pk_demo").await;
+    recv_type(&mut socket, "welcome").await;
+    let local = match socket.get_ref() {
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp) => tcp.local_addr().unwrap().to_string(),
+        _ => unreachable!("the test connects without TLS"),
+    };
+    let peer = match observer
+        .wait_event(|e| matches!(e, Event::PeerConnected { peer } if peer.addr == local))
+        .await
+    {
+        Event::PeerConnected { peer } => peer,
+        _ => unreachable!(),
+    };
+    (socket, peer.id, peer.identity.unwrap_or_default())
+}
+
+/// A Signal Fish player of the demo app in a room of its own.
+async fn signal_fish_player(server: &TestServer, name: &str) -> (common::Socket, Value) {
+    let mut socket = server.connect("/v2/ws").await;
+    common::send_json(
+        &mut socket,
+        json!({"type": "Authenticate", "data": {"app_id": "demo", "sdk_version": "1.0.0"}}),
+    )
+    .await;
+    recv_type(&mut socket, "ProtocolInfo").await;
+    common::send_json(
+        &mut socket,
+        json!({"type": "JoinRoom", "data": {"game_name": "demo", "player_name": name, "max_players": 2}}),
+    )
+    .await;
+    let answer = recv_json_any(&mut socket, &["RoomJoined", "RoomJoinFailed"]).await;
+    (socket, answer)
+}
+
+async fn recv_json_any(socket: &mut common::Socket, kinds: &[&str]) -> Value {
+    loop {
+        let frame = common::recv_json(socket).await;
+        if kinds.iter().any(|k| frame["type"] == *k) {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test]
+async fn find_shows_a_kicked_peer_in_history_with_its_close_decoded() {
+    let server = TestServer::demo().await;
+    let sessions = tempfile::tempdir().unwrap();
+    let mut observer = server.admin().await;
+    let (mut victim, id, identity) = pubsub_peer(&server, &mut observer).await;
+    let mut console = Console::start(&server, sessions.path(), 100, 30);
+    console.wait_for_text("1 peers").await;
+    console.command(&format!("kick {id} testing triage"));
+    console.wait_for_text("Confirm").await;
+    console.press(KeyCode::Char('y'));
+    assert_eq!(recv_close(&mut victim).await.0, 4020);
+    console.wait_for_text("0 peers").await;
+
+    console.command(&format!("find {}", identity.to_uppercase()));
+    let screen = console.wait_for_text("history ").await;
+    assert!(
+        screen.contains(&format!("{id} pubsub demo {identity}")),
+        "{screen}"
+    );
+    assert!(screen.contains("4020 admin_disconnect"), "{screen}");
+    console.press(KeyCode::Enter);
+    let detail = console.wait_for_text(&format!("Closed peer {id}")).await;
+    assert!(
+        detail.contains("pubsub:4020 — admin_disconnect — retry: sometimes"),
+        "{detail}"
+    );
+    assert!(detail.contains("across reconnects (1)"), "{detail}");
+    console.quit().await;
+}
+
+#[tokio::test]
+async fn ban_kicks_the_player_and_refuses_it_again() {
+    let server = TestServer::demo().await;
+    let sessions = tempfile::tempdir().unwrap();
+    let mut observer = server.admin().await;
+    let (mut mallory, joined) = signal_fish_player(&server, "Mallory").await;
+    assert_eq!(joined["type"], "RoomJoined", "{joined}");
+    observer
+        .wait_event(|e| matches!(e, Event::PeerUpdated { peer } if peer.identity.as_deref() == Some("Mallory")))
+        .await;
+    let mut console = Console::start(&server, sessions.path(), 100, 30);
+    console.wait_for_text("1 peers").await;
+    console.command("find mallory");
+    console.wait_for_text("live ").await;
+    console.press(KeyCode::Enter);
+    console.wait_for_text("Mallory").await;
+    console.command("ban 10m griefing in the lobby");
+    let question = console.wait_for_text("Confirm").await;
+    assert!(
+        question.contains("Ban identity Mallory in app demo for 10m"),
+        "{question}"
+    );
+    console.press(KeyCode::Char('y'));
+    assert_eq!(recv_close(&mut mallory).await.0, 4020);
+    observer
+        .wait_event(
+            |e| matches!(e, Event::BanAdded { ban } if ban.reason == "griefing in the lobby"),
+        )
+        .await;
+    console.command("bans");
+    console.wait_for_text("identity Mallory in app demo").await;
+
+    let (_again, refused) = signal_fish_player(&server, "Mallory").await;
+    assert_eq!(refused["type"], "RoomJoinFailed", "{refused}");
+    assert_eq!(refused["data"]["error_code"], "BANNED", "{refused}");
+
+    // Lifting it from the bans view lets the player in again.
+    console.press(KeyCode::Char('u'));
+    console.wait_for_text("Lift ban").await;
+    console.press(KeyCode::Char('y'));
+    observer
+        .wait_event(|e| matches!(e, Event::BanLifted { .. }))
+        .await;
+    let (_back, joined) = signal_fish_player(&server, "Mallory").await;
+    assert_eq!(joined["type"], "RoomJoined", "{joined}");
+    console.quit().await;
+}
+
+#[tokio::test]
+async fn export_writes_a_session_that_replays_green() {
+    let server = TestServer::demo().await;
+    let sessions = tempfile::tempdir().unwrap();
+    let mut observer = server.admin().await;
+    let (mut victim, id, identity) = pubsub_peer(&server, &mut observer).await;
+    common::send_json(
+        &mut victim,
+        json!({"type": "publish", "channel": "other-app/room-1", "data": 1, "requestId": "pub-2"}),
+    )
+    .await;
+    recv_type(&mut victim, "error").await;
+    let mut console = Console::start(&server, sessions.path(), 100, 30);
+    console.wait_for_text("1 peers").await;
+    console.command(&format!("kick {id}"));
+    console.wait_for_text("Confirm").await;
+    console.press(KeyCode::Char('y'));
+    assert_eq!(recv_close(&mut victim).await.0, 4020);
+    console.command(&format!("find {identity}"));
+    console.wait_for_text("history ").await;
+    console.command("export kicked-peer");
+    let screen = console.wait_for_text("session saved to").await;
+    assert!(screen.contains("relaydeck replay"), "{screen}");
+    let path = sessions.path().join("kicked-peer.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let session = Session::parse(&text, "kicked-peer").unwrap();
+    let target = replay::Target {
+        addr: server.addr.to_string(),
+        admin_token: Some(server.token.clone()),
+    };
+    let report = replay::run(&session, &target, &mut |_| {}).await;
+    assert!(report.passed(), "{report:#?}\n{text}");
+    // The same name again is refused rather than written over.
+    console.command("export kicked-peer");
+    console.wait_for_text("already exists").await;
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    console.quit().await;
+}
+
+#[tokio::test]
+async fn repro_room_full_shows_it_decoded_in_the_log() {
+    let server = TestServer::demo().await;
+    let sessions = tempfile::tempdir().unwrap();
+    let mut console = Console::start(&server, sessions.path(), 120, 40);
+    console.wait_for_text("0 peers").await;
+    console.press(KeyCode::Char('7'));
+    console.command("repro ROOM_FULL");
+    let screen = console
+        .wait_for("ROOM_FULL decoded and the session passed", |s| {
+            s.contains("✖ ROOM_FULL") && s.contains("Room full — retry") && s.contains("passed")
+        })
+        .await;
+    assert!(screen.contains("step 10 ✓ expect b"), "{screen}");
+    // Its frames are in the log too, under the peers the server listed.
+    assert!(
+        screen.contains("→ {\"data\":{\"game_name\":\"demo\""),
+        "{screen}"
+    );
+    console.quit().await;
 }

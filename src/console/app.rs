@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crossterm::event::KeyEvent;
+use tui_textarea::TextArea;
 
 use super::composer::Composer;
 use super::keymap::Keymap;
@@ -12,8 +13,11 @@ use super::log::{Log, LogEntry};
 use super::model::Model;
 use super::tables::{TableData, TableState, TableWindow, Tables};
 use super::theme::Theme;
+use super::triage::{FindResults, PastedTimeline};
 use crate::catalog::{Dialect, Severity};
 use crate::protocol::admin::{Command, CommandEnvelope, ServerMessage};
+use crate::session::replay::{SeenFrame, SessionReport, StepReport};
+use crate::session::Session;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum View {
@@ -26,6 +30,13 @@ pub enum View {
     Log,
     Catalog,
     Composer,
+    /// Closed peers and rooms, newest first.
+    History,
+    Bans,
+    /// The results of `:find`.
+    Find,
+    /// A pasted log's timeline.
+    Timeline,
 }
 
 impl View {
@@ -52,9 +63,15 @@ impl View {
             View::Log => "Log",
             View::Catalog => "Catalog",
             View::Composer => "Compose",
+            View::History => "History",
+            View::Bans => "Bans",
+            View::Find => "Find",
+            View::Timeline => "Timeline",
         }
     }
 
+    /// The views with a numbered tab; the others are reached by command or key, and next and
+    /// previous move on from the first tab.
     pub fn index(self) -> usize {
         View::ALL.iter().position(|v| *v == self).unwrap_or(0)
     }
@@ -77,6 +94,8 @@ pub enum Detail {
     Room(String),
     Channel(Dialect, String, String),
     Code(String),
+    /// A closed peer or room, by its history key.
+    History(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -90,6 +109,32 @@ pub enum Mode {
         question: String,
         command: Command,
     },
+    /// Waiting for y/n on running a session whose steps act on the server.
+    ConfirmRun {
+        question: String,
+        run: Box<ReproRun>,
+    },
+    /// Typing or pasting a player's log.
+    Paste,
+}
+
+/// A session the console runs against its server (`:repro`, or a template the composer
+/// cannot send frame by frame).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReproRun {
+    /// What the user asked for: a code or a file.
+    pub label: String,
+    pub session: Session,
+}
+
+/// What a running session reports back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReproProgress {
+    Step(StepReport),
+    Frame(SeenFrame),
+    Done(SessionReport),
+    /// It could not start (no server address to run against).
+    Failed(String),
 }
 
 /// Everything that reaches the console: the server, the link's state, the user, the clock,
@@ -107,6 +152,15 @@ pub enum Msg {
     DirectReply(String),
     /// Something the main loop did for the app (a saved session, a failed write).
     Notice(String, Severity),
+    /// A session file `:repro` asked for, read and parsed (or why not).
+    SessionLoaded {
+        label: String,
+        session: Result<Session, String>,
+    },
+    /// Progress of a running session.
+    Repro(String, ReproProgress),
+    /// Text pasted into the terminal (bracketed paste).
+    Paste(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +177,14 @@ pub enum Effect {
         name: String,
         text: String,
     },
+    /// Read and parse a session file; the answer comes back as [`Msg::SessionLoaded`].
+    LoadSession {
+        label: String,
+        path: String,
+    },
+    /// Run a session against the connected server in the background; progress comes back as
+    /// [`Msg::Repro`].
+    RunSession(Box<ReproRun>),
     Quit,
 }
 
@@ -160,6 +222,16 @@ pub struct App {
     pub(super) probe_request: Option<u64>,
     /// Commands sent after the one a confirmation names, once it is accepted.
     pub(super) confirm_then: Vec<Command>,
+    /// The last `:find`.
+    pub find: FindResults,
+    /// The last pasted log, read.
+    pub timeline: PastedTimeline,
+    /// The editor `:paste` opens.
+    pub paste: TextArea<'static>,
+    /// `:export` commands awaiting their session, by command id: the name to save it as.
+    pub(super) exports: HashMap<u64, String>,
+    /// Sessions running now, by label.
+    pub running: Vec<String>,
 }
 
 impl App {
@@ -189,6 +261,11 @@ impl App {
             probe_queue: Vec::new(),
             probe_request: None,
             confirm_then: Vec::new(),
+            find: FindResults::default(),
+            timeline: PastedTimeline::default(),
+            paste: TextArea::default(),
+            exports: HashMap::new(),
+            running: Vec::new(),
         }
     }
 

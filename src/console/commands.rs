@@ -26,6 +26,12 @@ pub enum Arg {
     Name,
     /// `probe <dialect> [query]`, `peer <id>`, `url ws://…` (to the end of the line).
     Target,
+    /// `10m`, `2h`, `1d`.
+    Duration,
+    /// A ban in force, by id.
+    Ban,
+    /// A code with a shipped session, or a session file.
+    Session,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +59,12 @@ pub enum Id {
     RevokeAuthority,
     Tap,
     Untap,
+    Find,
+    Ban,
+    Unban,
+    Export,
+    Repro,
+    Paste,
     Help,
     Quit,
 }
@@ -148,6 +160,45 @@ pub const COMMANDS: &[Spec] = &[
             Action::ViewCatalog,
         )
     },
+    show(
+        View::History,
+        "history",
+        "closed peers and rooms, decoded",
+        Action::ViewHistory,
+    ),
+    show(
+        View::Bans,
+        "bans",
+        "bans in force; a key lifts one",
+        Action::ViewBans,
+    ),
+    Spec {
+        id: Id::Find,
+        name: "find",
+        aliases: &[],
+        args: &[arg("text…", Arg::Reason)],
+        help: "search live peers, rooms and history",
+        admin: false,
+        action: None,
+    },
+    Spec {
+        id: Id::Paste,
+        name: "paste",
+        aliases: &[],
+        args: &[],
+        help: "read a player's log into a timeline",
+        admin: false,
+        action: None,
+    },
+    Spec {
+        id: Id::Export,
+        name: "export",
+        aliases: &[],
+        args: &[arg("name", Arg::Name)],
+        help: "save the selected peer as a session",
+        admin: false,
+        action: None,
+    },
     Spec {
         id: Id::Compose,
         name: "compose",
@@ -226,6 +277,33 @@ pub const COMMANDS: &[Spec] = &[
         aliases: &[],
         args: &[arg("room", Arg::Room)],
         help: "leave a room without authority",
+        admin: true,
+        action: None,
+    },
+    Spec {
+        id: Id::Ban,
+        name: "ban",
+        aliases: &[],
+        args: &[arg("duration", Arg::Duration), arg("reason…", Arg::Reason)],
+        help: "ban the selected peer's player or IP",
+        admin: true,
+        action: None,
+    },
+    Spec {
+        id: Id::Unban,
+        name: "unban",
+        aliases: &[],
+        args: &[arg("id", Arg::Ban)],
+        help: "lift a ban",
+        admin: true,
+        action: Some(Action::LiftBan),
+    },
+    Spec {
+        id: Id::Repro,
+        name: "repro",
+        aliases: &[],
+        args: &[arg("code|file", Arg::Session)],
+        help: "run a code's session or a file here",
         admin: true,
         action: None,
     },
@@ -398,6 +476,9 @@ pub fn completions(line: &str, model: &Model, readonly: bool) -> Vec<String> {
             .chain(model.peers.keys().cloned())
             .collect(),
         Arg::Target => ["probe", "peer", "url"].map(str::to_owned).to_vec(),
+        Arg::Duration => ["10m", "1h", "1d"].map(str::to_owned).to_vec(),
+        Arg::Ban => model.bans.keys().map(u64::to_string).collect(),
+        Arg::Session => super::composer::session_codes(),
         Arg::Code | Arg::Count | Arg::Reason | Arg::Name => Vec::new(),
     };
     pool.retain(|c| c.starts_with(prefix));

@@ -67,6 +67,54 @@ pub struct Template {
     /// The path of the session's first connection (with its query), for a probe.
     pub query: String,
     pub frames: Vec<Value>,
+    /// The whole session: what runs when the frames alone cannot (several connections,
+    /// placeholders filled from earlier answers).
+    pub session: Session,
+}
+
+impl Template {
+    /// Connections the session opens.
+    pub fn connections(&self) -> usize {
+        self.session
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Connect { .. }))
+            .count()
+    }
+}
+
+/// Every shipped session, parsed.
+pub fn shipped_sessions() -> Vec<Session> {
+    SESSION_TEMPLATES
+        .iter()
+        .filter_map(|(name, text)| Session::parse(text, name).ok())
+        .collect()
+}
+
+fn code_matches(listed: &str, asked: &str) -> bool {
+    listed.eq_ignore_ascii_case(asked)
+        || listed
+            .split_once(':')
+            .is_some_and(|(_, bare)| bare.eq_ignore_ascii_case(asked))
+}
+
+/// The shipped session that reproduces `code` (bare or qualified), the first in name order.
+pub fn session_for(code: &str) -> Option<Session> {
+    shipped_sessions()
+        .into_iter()
+        .find(|s| s.header.expect_codes.iter().any(|c| code_matches(c, code)))
+}
+
+/// The codes shipped sessions reproduce, bare, for completion.
+pub fn session_codes() -> Vec<String> {
+    let mut codes: Vec<String> = shipped_sessions()
+        .iter()
+        .flat_map(|s| s.header.expect_codes.clone())
+        .map(|c| c.split_once(':').map(|(_, b)| b.to_owned()).unwrap_or(c))
+        .collect();
+    codes.sort();
+    codes.dedup();
+    codes
 }
 
 pub fn templates() -> Vec<Template> {
@@ -101,6 +149,7 @@ pub fn templates() -> Vec<Template> {
                 dialect: session.header.dialect,
                 query,
                 frames,
+                session,
             })
         })
         .collect()
@@ -119,6 +168,8 @@ pub struct Composer {
     pub direct_replies: Vec<DirectReply>,
     /// What was sent, in order, for recording as a session.
     pub sent: Vec<Value>,
+    /// The editor's text as the selected template left it, to tell an edit from the template.
+    template_text: Option<String>,
 }
 
 /// A reply to the plain client, decoded when it arrived.
@@ -164,6 +215,7 @@ impl Composer {
             watching: None,
             direct_replies: Vec::new(),
             sent: Vec::new(),
+            template_text: None,
         };
         composer.set_text(
             r#"{"type":"publish","channel":"other-app/room-1","data":1,"requestId":"pub-2"}"#,
@@ -231,6 +283,7 @@ impl Composer {
             serde_json::to_string_pretty(&Value::Array(template.frames.clone())).unwrap_or_default()
         };
         self.set_text(&text);
+        self.template_text = Some(self.text());
         self.target = Target::Probe {
             dialect: template.dialect,
             query: template.query.clone(),
@@ -238,15 +291,23 @@ impl Composer {
         self.templates.get(next)
     }
 
+    /// The selected template's whole session, when the editor still holds that template and
+    /// its frames cannot be sent one by one through a probe: several connections, or
+    /// placeholders only earlier answers fill.
+    pub fn template_session(&self) -> Option<&Template> {
+        let template = self.templates.get(self.template?)?;
+        let unchanged = self.template_text.as_deref() == Some(self.text().as_str());
+        let needs_session = template.connections() > 1 || self.text().contains("${");
+        (unchanged && needs_session && matches!(self.target, Target::Probe { .. }))
+            .then_some(template)
+    }
+
     /// Select the template reproducing `code` (bare or qualified).
     pub fn template_for(&mut self, code: &str) -> bool {
-        let found = self.templates.iter().position(|t| {
-            t.codes.iter().any(|c| {
-                c.eq_ignore_ascii_case(code)
-                    || c.split_once(':')
-                        .is_some_and(|(_, bare)| bare.eq_ignore_ascii_case(code))
-            })
-        });
+        let found = self
+            .templates
+            .iter()
+            .position(|t| t.codes.iter().any(|c| code_matches(c, code)));
         match found {
             Some(index) => {
                 self.template = Some((index + self.templates.len() - 1) % self.templates.len());

@@ -44,6 +44,10 @@ pub enum Action {
     /// Open the selected log line in the composer.
     Edit,
     ViewComposer,
+    ViewHistory,
+    ViewBans,
+    /// Lift the selected ban.
+    LiftBan,
     /// Unbinds a key in a user file.
     None,
 }
@@ -81,6 +85,9 @@ impl Action {
             Action::Tap => "tap the selected peer's frames on or off",
             Action::Edit => "edit the selected log line in the composer",
             Action::ViewComposer => "composer",
+            Action::ViewHistory => "history of closed peers and rooms",
+            Action::ViewBans => "bans in force",
+            Action::LiftBan => "lift the selected ban",
             Action::None => "nothing",
         }
     }

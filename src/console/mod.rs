@@ -28,6 +28,7 @@ pub mod model;
 pub mod net;
 pub mod tables;
 pub mod theme;
+pub mod triage;
 pub mod ui;
 pub mod update;
 
@@ -75,7 +76,7 @@ where
     B: Backend,
     E: Stream<Item = std::io::Result<TermEvent>> + Unpin,
 {
-    let (mut incoming, commands, network) = link.into_parts();
+    let (mut incoming, commands, network, replay) = link.into_parts();
     let (local_tx, mut local_rx) = mpsc::unbounded_channel::<Msg>();
     let size = terminal.size()?;
     let mut effects = app.update(Msg::Resize(size.width, size.height));
@@ -92,6 +93,14 @@ where
                 }
                 Effect::Direct { url, frames } => {
                     tokio::spawn(net::direct_exchange(url, frames, local_tx.clone()));
+                }
+                Effect::LoadSession { label, path } => {
+                    let session =
+                        crate::session::Session::load(Path::new(&path)).map_err(|e| e.to_string());
+                    let _ = local_tx.send(Msg::SessionLoaded { label, session });
+                }
+                Effect::RunSession(run) => {
+                    tokio::spawn(net::run_session(*run, replay.clone(), local_tx.clone()));
                 }
                 Effect::SaveSession { name, text } => {
                     let notice = match save_session(sessions_dir.as_deref(), &name, &text) {
@@ -145,6 +154,7 @@ where
                 Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => {
                     effects.extend(app.update(Msg::Key(key)));
                 }
+                Some(Ok(TermEvent::Paste(text))) => effects.extend(app.update(Msg::Paste(text))),
                 Some(Ok(TermEvent::Resize(width, height))) => {
                     effects.extend(app.update(Msg::Resize(width, height)));
                 }
@@ -162,11 +172,25 @@ where
     Ok(app)
 }
 
+/// Write a session into the sessions folder, never over an existing file: a recording or an
+/// export is evidence, and a second one with the same name must not erase the first.
 fn save_session(dir: Option<&Path>, name: &str, text: &str) -> Result<PathBuf, String> {
+    use std::io::Write as _;
     let dir = dir.ok_or("no data folder to save sessions in")?;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join(format!("{name}.jsonl"));
-    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                format!("{} already exists; choose another name", path.display())
+            }
+            _ => format!("cannot write {}: {e}", path.display()),
+        })?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)
 }
 
@@ -183,7 +207,12 @@ pub fn with_terminal<T>(
         previous_hook(info);
     }));
     crossterm::terminal::enable_raw_mode()?;
-    crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
+    crossterm::execute!(
+        std::io::stdout(),
+        crossterm::terminal::EnterAlternateScreen,
+        // A pasted log arrives as one event, not as keys that each redraw the editor.
+        crossterm::event::EnableBracketedPaste
+    )?;
     let backend = ratatui::backend::CrosstermBackend::new(std::io::stdout());
     let result = Terminal::new(backend)
         .map_err(anyhow::Error::from)
@@ -196,6 +225,7 @@ fn restore_terminal() {
     let _ = crossterm::terminal::disable_raw_mode();
     let _ = crossterm::execute!(
         std::io::stdout(),
+        crossterm::event::DisableBracketedPaste,
         crossterm::terminal::LeaveAlternateScreen,
         crossterm::cursor::Show
     );

@@ -10,8 +10,8 @@ use std::hash::{Hash, Hasher};
 use super::log::LogKind;
 use crate::catalog::{self, Delivery, Dialect, Entry};
 use crate::protocol::admin::{
-    AppInfo, ChannelInfo, CommandResult, Event, FaultInfo, PeerInfo, RoomInfo, ServerInfo,
-    ServerMessage, Snapshot, Stats, SubscriptionInfo,
+    AppInfo, BanInfo, BanTarget, ChannelInfo, Closed, CommandResult, Event, FaultInfo,
+    HistoryEntry, PeerInfo, RoomInfo, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
 };
 
 /// Stats samples kept for the sparklines (one a second).
@@ -131,6 +131,15 @@ pub struct Model {
     last_totals: Option<(u64, u64)>,
     /// The most frequent error codes since the server started, with their catalog entries.
     pub top_errors: Vec<(String, u64, Option<&'static Entry>)>,
+    /// Closed peers and rooms, oldest first, trimmed as the server trims its own
+    /// ([`ServerInfo::history`]).
+    pub history: VecDeque<HistoryEntry>,
+    /// Bans in force, by id.
+    pub bans: BTreeMap<u64, BanInfo>,
+    /// The server's clock as of the last delta: ages and expiries are measured against it, so
+    /// the model needs no clock of its own and a console with a skewed clock still agrees
+    /// with the server.
+    pub server_ms: u64,
 }
 
 /// What one message changed.
@@ -152,6 +161,10 @@ pub struct Applied {
     pub result: Option<CommandResult>,
     /// What a snapshot replaced.
     pub retired: Option<Retired>,
+    /// The history gained or lost entries.
+    pub history: bool,
+    /// A ban was added or lifted.
+    pub bans: bool,
 }
 
 /// A peer that connected, changed or closed, with what it was before.
@@ -204,6 +217,7 @@ impl Model {
                     self.synced = false;
                 }
                 self.seq = seq;
+                self.server_ms = self.server_ms.max(at_ms);
                 let mut applied = self.apply_event(at_ms, event);
                 applied.gap = gap;
                 applied
@@ -243,6 +257,15 @@ impl Model {
             .map(|s| ((s.peer.clone(), s.id.clone()), s))
             .collect();
         self.faults = snapshot.faults;
+        self.history = snapshot.history.into();
+        self.bans = snapshot.bans.into_iter().map(|b| (b.id, b)).collect();
+        // A snapshot is not dated; its newest entry is the latest moment it is known to show.
+        let newest = self.history.iter().map(|h| h.closed_at_ms).max();
+        self.server_ms = self
+            .server_ms
+            .max(newest.unwrap_or(0))
+            .max(self.server.started_at_ms);
+        self.trim_history();
         self.peers_by_dialect.clear();
         self.peers_by_app.clear();
         let peers_by_app = &mut self.peers_by_app;
@@ -420,9 +443,125 @@ impl Model {
                 self.set_stats(stats);
                 applied.stats = true;
                 applied.channels = !self.channels.is_empty();
+                // Once a second: entries age out even when nothing closes.
+                applied.history = self.trim_history();
+            }
+            Event::HistoryAdded { entry } => {
+                self.history.push_back(entry);
+                self.trim_history();
+                applied.history = true;
+            }
+            Event::BanAdded { ban } => {
+                applied.happened = happening(
+                    None,
+                    None,
+                    LogKind::Notice {
+                        text: format!(
+                            "ban {} on {} ({}) by {}",
+                            ban.id,
+                            describe_ban_target(&ban.target),
+                            ban.reason,
+                            ban.by
+                        ),
+                        severity: catalog::Severity::Warning,
+                    },
+                );
+                self.bans.insert(ban.id, ban);
+                applied.bans = true;
+            }
+            Event::BanLifted { id, by } => {
+                let lifted = self.bans.remove(&id);
+                let target = lifted
+                    .map(|b| format!(" on {}", describe_ban_target(&b.target)))
+                    .unwrap_or_default();
+                applied.happened = happening(
+                    None,
+                    None,
+                    LogKind::Notice {
+                        text: format!("ban {id}{target} lifted by {by}"),
+                        severity: catalog::Severity::Info,
+                    },
+                );
+                applied.bans = true;
             }
         }
         applied
+    }
+
+    /// Drop what the server would have dropped: the oldest entries past the count, and those
+    /// older than the retention at the server's clock. True when something went.
+    fn trim_history(&mut self) -> bool {
+        let limits = self.server.history;
+        let before = self.history.len();
+        let keep = usize::try_from(limits.max_entries).unwrap_or(usize::MAX);
+        while self.history.len() > keep {
+            self.history.pop_front();
+        }
+        let oldest_kept = self.server_ms.saturating_sub(limits.retain_ms);
+        // Entries arrive in closing order, so the old ones are at the front; one out of order
+        // (a clock step on the server) is left for the count to push out.
+        while self
+            .history
+            .front()
+            .is_some_and(|h| h.closed_at_ms < oldest_kept)
+        {
+            self.history.pop_front();
+        }
+        self.history.len() != before
+    }
+
+    /// The history entry with `key` (see [`history_key`]), newest first.
+    pub fn history_entry(&self, key: &str) -> Option<&HistoryEntry> {
+        self.history.iter().rev().find(|h| history_key(h) == key)
+    }
+
+    /// The Signal Fish player id of a live peer, from the room it is a member of.
+    pub fn player_id_of(&self, peer: &PeerInfo) -> Option<&str> {
+        let room = self.rooms.get(peer.room.as_deref()?)?;
+        room.players
+            .iter()
+            .chain(&room.spectators)
+            .find(|m| m.peer.as_deref() == Some(peer.id.as_str()))
+            .map(|m| m.player_id.as_str())
+    }
+
+    /// One player's life across reconnects: every live peer and closed peer that shares the
+    /// identity (within the same app) or the Signal Fish player id of `peer`, oldest first.
+    pub fn player_timeline(&self, peer: &PeerInfo, player_id: Option<&str>) -> Vec<Life<'_>> {
+        let same = |other: &PeerInfo, other_player: Option<&str>| {
+            other.id == peer.id
+                || (peer.identity.is_some()
+                    && other.identity == peer.identity
+                    && other.app == peer.app
+                    && other.dialect == peer.dialect)
+                || (player_id.is_some() && other_player == player_id)
+        };
+        let mut lives: Vec<Life<'_>> = self
+            .history
+            .iter()
+            .filter_map(|h| match &h.closed {
+                Closed::Peer(closed) => Some((h.closed_at_ms, closed.as_ref())),
+                Closed::Room(_) => None,
+            })
+            .filter(|(_, closed)| same(&closed.peer, closed.player_id.as_deref()))
+            .map(|(closed_at_ms, closed)| Life::Closed {
+                closed_at_ms,
+                peer: closed,
+            })
+            .collect();
+        lives.extend(
+            self.peers
+                .values()
+                .filter(|p| same(p, self.player_id_of(p)))
+                .map(Life::Live),
+        );
+        lives.sort_by(|a, b| {
+            a.peer()
+                .connected_at_ms
+                .cmp(&b.peer().connected_at_ms)
+                .then_with(|| natural_cmp(&a.peer().id, &b.peer().id))
+        });
+        lives
     }
 
     fn set_stats(&mut self, stats: Stats) {
@@ -461,6 +600,49 @@ impl Model {
             })
             .collect();
         self.stats = stats;
+    }
+}
+
+/// One connection of a player: still live, or closed and in the history.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Life<'a> {
+    Live(&'a PeerInfo),
+    Closed {
+        closed_at_ms: u64,
+        peer: &'a crate::protocol::admin::ClosedPeer,
+    },
+}
+
+impl Life<'_> {
+    pub fn peer(&self) -> &PeerInfo {
+        match self {
+            Life::Live(peer) => peer,
+            Life::Closed { peer, .. } => &peer.peer,
+        }
+    }
+}
+
+/// The key a history entry goes by in tables and details: a closed peer's id (ids are never
+/// reused while the server runs), a closed room's code with its closing time (codes are).
+pub fn history_key(entry: &HistoryEntry) -> String {
+    match &entry.closed {
+        Closed::Peer(closed) => closed.peer.id.clone(),
+        Closed::Room(closed) => format!("{}@{}", closed.room.code, entry.closed_at_ms),
+    }
+}
+
+/// `identity Bob in app demo`, `address 203.0.113.7`.
+pub fn describe_ban_target(target: &BanTarget) -> String {
+    match target {
+        BanTarget::Identity {
+            app: Some(app),
+            identity,
+        } => format!("identity {identity} in app {app}"),
+        BanTarget::Identity {
+            app: None,
+            identity,
+        } => format!("identity {identity} in every app"),
+        BanTarget::Address { ip } => format!("address {ip}"),
     }
 }
 
@@ -524,4 +706,251 @@ pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 fn trim_zeros(digits: &[u8]) -> &[u8] {
     let zeros = digits.iter().take_while(|c| **c == b'0').count();
     digits.get(zeros..).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::protocol::admin::{ClosedPeer, ClosedRoom, HistoryLimits, RoomMember};
+
+    fn peer(id: &str, identity: Option<&str>, connected_at_ms: u64) -> PeerInfo {
+        PeerInfo {
+            id: id.into(),
+            dialect: Dialect::SignalFish,
+            app: Some("demo".into()),
+            identity: identity.map(str::to_owned),
+            addr: "127.0.0.1:5000".into(),
+            connected_at_ms,
+            room: None,
+            probe: false,
+            frames_in: 0,
+            frames_out: 0,
+            errors: 0,
+        }
+    }
+
+    fn closed(id: &str, identity: Option<&str>, at: u64, player: Option<&str>) -> HistoryEntry {
+        HistoryEntry {
+            closed_at_ms: at,
+            closed: Closed::Peer(Box::new(ClosedPeer {
+                peer: peer(id, identity, at.saturating_sub(500)),
+                code: Some(4020),
+                reason: "admin_disconnect".into(),
+                rooms: vec![],
+                player_id: player.map(str::to_owned),
+                last_errors: vec![],
+                recorded_frames: 0,
+            })),
+        }
+    }
+
+    fn ban(id: u64) -> BanInfo {
+        BanInfo {
+            id,
+            target: BanTarget::Identity {
+                app: Some("demo".into()),
+                identity: "Bob".into(),
+            },
+            reason: "griefing".into(),
+            by: "admin".into(),
+            created_at_ms: 1000,
+            until_ms: 5000,
+        }
+    }
+
+    fn snapshot(limits: HistoryLimits, history: Vec<HistoryEntry>) -> ServerMessage {
+        ServerMessage::Snapshot {
+            seq: 1,
+            snapshot: Box::new(Snapshot {
+                server: ServerInfo {
+                    history: limits,
+                    ..ServerInfo::default()
+                },
+                history,
+                bans: vec![ban(1)],
+                ..Snapshot::default()
+            }),
+        }
+    }
+
+    fn delta(seq: u64, at_ms: u64, event: Event) -> ServerMessage {
+        ServerMessage::Delta { seq, at_ms, event }
+    }
+
+    fn keys(model: &Model) -> Vec<String> {
+        model.history.iter().map(history_key).collect()
+    }
+
+    #[test]
+    fn history_comes_from_the_snapshot_and_grows_with_deltas_within_the_count() {
+        let mut model = Model::default();
+        let limits = HistoryLimits {
+            max_entries: 3,
+            retain_ms: 1_000_000,
+        };
+        model.apply(snapshot(
+            limits,
+            vec![closed("p1", None, 100, None), closed("p2", None, 200, None)],
+        ));
+        assert_eq!(keys(&model), ["p1", "p2"]);
+        let applied = model.apply(delta(
+            2,
+            300,
+            Event::HistoryAdded {
+                entry: closed("p3", None, 300, None),
+            },
+        ));
+        assert!(applied.history);
+        model.apply(delta(
+            3,
+            400,
+            Event::HistoryAdded {
+                entry: closed("p4", None, 400, None),
+            },
+        ));
+        assert_eq!(keys(&model), ["p2", "p3", "p4"], "the oldest goes first");
+        assert_eq!(model.history_entry("p3").unwrap().closed_at_ms, 300);
+        assert!(model.history_entry("p1").is_none());
+    }
+
+    #[test]
+    fn history_ages_out_at_the_server_clock() {
+        let mut model = Model::default();
+        let limits = HistoryLimits {
+            max_entries: 100,
+            retain_ms: 1000,
+        };
+        model.apply(snapshot(
+            limits,
+            vec![closed("p1", None, 100, None), closed("p2", None, 900, None)],
+        ));
+        assert_eq!(keys(&model), ["p1", "p2"]);
+        // A stats tick moves the clock: p1 is now older than the retention, p2 is not.
+        let applied = model.apply(delta(
+            2,
+            1500,
+            Event::Stats {
+                stats: Stats::default(),
+            },
+        ));
+        assert!(applied.history);
+        assert_eq!(keys(&model), ["p2"]);
+        let applied = model.apply(delta(
+            3,
+            1600,
+            Event::Stats {
+                stats: Stats::default(),
+            },
+        ));
+        assert!(!applied.history, "nothing changed");
+        let room = HistoryEntry {
+            closed_at_ms: 2500,
+            closed: Closed::Room(Box::new(ClosedRoom {
+                room: RoomInfo {
+                    code: "ABC123".into(),
+                    room_id: "r".into(),
+                    app: "demo".into(),
+                    game: "g".into(),
+                    max_players: 2,
+                    supports_authority: false,
+                    lobby_state: "lobby".into(),
+                    players: vec![],
+                    spectators: vec![],
+                    authority: None,
+                    created_at_ms: 0,
+                },
+                reason: "empty".into(),
+            })),
+        };
+        model.apply(delta(4, 2500, Event::HistoryAdded { entry: room }));
+        assert_eq!(keys(&model), ["ABC123@2500"]);
+    }
+
+    #[test]
+    fn bans_follow_the_snapshot_and_their_deltas_and_are_logged() {
+        let mut model = Model::default();
+        model.apply(snapshot(HistoryLimits::default(), vec![]));
+        assert_eq!(model.bans.keys().copied().collect::<Vec<_>>(), [1]);
+        let applied = model.apply(delta(2, 2000, Event::BanAdded { ban: ban(2) }));
+        assert!(applied.bans);
+        let happened = applied.happened.unwrap();
+        assert!(
+            matches!(&happened.kind, LogKind::Notice { text, .. } if text.contains("identity Bob in app demo")),
+            "{happened:?}"
+        );
+        let applied = model.apply(delta(
+            3,
+            2100,
+            Event::BanLifted {
+                id: 1,
+                by: "admin".into(),
+            },
+        ));
+        assert!(applied.bans);
+        assert_eq!(model.bans.keys().copied().collect::<Vec<_>>(), [2]);
+        // Lifting an unknown ban (already gone) changes nothing and does not fail.
+        model.apply(delta(
+            4,
+            2200,
+            Event::BanLifted {
+                id: 9,
+                by: "admin".into(),
+            },
+        ));
+        assert_eq!(model.bans.len(), 1);
+    }
+
+    #[test]
+    fn a_players_timeline_joins_identity_and_player_id_across_reconnects() {
+        let mut model = Model::default();
+        model.apply(snapshot(
+            HistoryLimits::default(),
+            vec![
+                closed("p1", Some("Bob"), 1000, Some("pl-9")),
+                closed("p2", Some("Alice"), 1100, None),
+                // Renamed, but the same Signal Fish player.
+                closed("p3", Some("Bobby"), 2000, Some("pl-9")),
+            ],
+        ));
+        let mut live = peer("p7", Some("Bob"), 3000);
+        live.room = Some("ROOM01".into());
+        model.apply(delta(2, 3000, Event::PeerConnected { peer: live.clone() }));
+        model.apply(delta(
+            3,
+            3001,
+            Event::RoomUpdated {
+                room: RoomInfo {
+                    code: "ROOM01".into(),
+                    room_id: "r".into(),
+                    app: "demo".into(),
+                    game: "g".into(),
+                    max_players: 2,
+                    supports_authority: false,
+                    lobby_state: "lobby".into(),
+                    players: vec![RoomMember {
+                        player_id: "pl-9".into(),
+                        name: "Bob".into(),
+                        peer: Some("p7".into()),
+                        ready: false,
+                    }],
+                    spectators: vec![],
+                    authority: None,
+                    created_at_ms: 0,
+                },
+            },
+        ));
+        assert_eq!(model.player_id_of(&live), Some("pl-9"));
+        let ids: Vec<String> = model
+            .player_timeline(&live, Some("pl-9"))
+            .iter()
+            .map(|l| l.peer().id.clone())
+            .collect();
+        assert_eq!(ids, ["p1", "p3", "p7"]);
+        // Another app's Bob is someone else.
+        let mut elsewhere = peer("p8", Some("Bob"), 3500);
+        elsewhere.app = Some("other".into());
+        assert!(model.player_timeline(&elsewhere, None).is_empty());
+    }
 }

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use super::app::{Connection, Msg};
 use crate::protocol::admin::{CommandEnvelope, ServerMessage};
+use crate::session::replay::Target;
 use crate::wsclient::{describe_close, ConnectError, Received, Request};
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
@@ -24,6 +25,8 @@ pub struct Link {
     pub incoming: mpsc::UnboundedReceiver<Msg>,
     pub commands: mpsc::UnboundedSender<CommandEnvelope>,
     task: Option<JoinHandle<()>>,
+    /// Where sessions run from the console go: the server behind the link.
+    pub replay: Option<Target>,
 }
 
 impl Link {
@@ -36,18 +39,29 @@ impl Link {
             incoming,
             commands,
             task: None,
+            replay: None,
         }
+    }
+
+    /// Run `:repro` sessions against `target` (a link from channels has no server of its own).
+    pub fn with_replay(mut self, target: Target) -> Link {
+        self.replay = Some(target);
+        self
     }
 
     /// Connect to the admin endpoint at `url` (and keep reconnecting) in a task of its own.
     pub fn connect(url: String, token: String) -> Link {
         let (events_tx, incoming) = mpsc::unbounded_channel();
         let (commands, commands_rx) = mpsc::unbounded_channel();
+        // The admin endpoint's host and port are the server's; the token lets sessions run
+        // their admin steps as this console would.
+        let replay = Target::from_url(&url, Some(token.clone())).ok();
         let task = tokio::spawn(run(url, token, events_tx, commands_rx));
         Link {
             incoming,
             commands,
             task: Some(task),
+            replay,
         }
     }
 
@@ -57,8 +71,9 @@ impl Link {
         mpsc::UnboundedReceiver<Msg>,
         mpsc::UnboundedSender<CommandEnvelope>,
         Option<JoinHandle<()>>,
+        Option<Target>,
     ) {
-        (self.incoming, self.commands, self.task)
+        (self.incoming, self.commands, self.task, self.replay)
     }
 }
 
@@ -181,4 +196,51 @@ pub async fn direct_exchange(url: String, frames: Vec<String>, events: mpsc::Unb
         }
     }
     client.close().await;
+}
+
+/// Run `run` against `target`, reporting every step and frame as [`Msg::Repro`] under
+/// `label`, and the whole outcome last.
+pub async fn run_session(
+    run: super::app::ReproRun,
+    target: Option<Target>,
+    events: mpsc::UnboundedSender<Msg>,
+) {
+    use super::app::ReproProgress;
+    let label = run.label.clone();
+    let Some(target) = target else {
+        let _ = events.send(Msg::Repro(
+            label,
+            ReproProgress::Failed(
+                "this console has no server address to run sessions against".into(),
+            ),
+        ));
+        return;
+    };
+    let (frames_tx, frames_rx) = mpsc::unbounded_channel();
+    let frames_rx = std::sync::Mutex::new(frames_rx);
+    // The frames a step exchanged are reported just before the step itself, so the log reads
+    // in the order things happened.
+    let flush_frames = |events: &mpsc::UnboundedSender<Msg>, label: &str| {
+        if let Ok(mut frames) = frames_rx.lock() {
+            while let Ok(frame) = frames.try_recv() {
+                let _ = events.send(Msg::Repro(label.to_owned(), ReproProgress::Frame(frame)));
+            }
+        }
+    };
+    let mut observer = |report: &crate::session::replay::StepReport| {
+        flush_frames(&events, &label);
+        let _ = events.send(Msg::Repro(
+            label.clone(),
+            ReproProgress::Step(report.clone()),
+        ));
+    };
+    let report = crate::session::replay::run_streaming(
+        &run.session,
+        &target,
+        &mut observer,
+        Some(frames_tx),
+    )
+    .await;
+    flush_frames(&events, &label);
+    let _ = events.send(Msg::Repro(label, ReproProgress::Done(report)));
 }

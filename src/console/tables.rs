@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use super::app::View;
 use super::model::{lookup_qualified, natural_cmp, Applied, Model};
 use crate::catalog::{self, Severity};
-use crate::protocol::admin::{AppStatus, PeerInfo, RoomInfo};
+use crate::protocol::admin::{AppStatus, BanInfo, Closed, HistoryEntry, PeerInfo, RoomInfo};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableState {
@@ -62,7 +62,97 @@ pub fn headers(view: View) -> &'static [&'static str] {
         View::Subscriptions => &["PEER", "DIALECT", "ID", "TOPIC", "ARGUMENTS"],
         View::Apps => &["APP", "NAME", "STATUS", "PEERS", "KEYS"],
         View::Catalog => &["DIALECT", "CODE", "DELIVERY", "RETRY", "TITLE"],
-        View::Overview | View::Log | View::Composer => &[],
+        View::History => &[
+            "CLOSED", "PEER", "DIALECT", "APP", "IDENTITY", "ROOMS", "CLOSE", "ERRORS", "ADDRESS",
+        ],
+        View::Bans => &["ID", "TARGET", "UNTIL", "REASON", "BY"],
+        View::Overview | View::Log | View::Composer | View::Find | View::Timeline => &[],
+    }
+}
+
+/// `14:02:11`: the time of day (UTC) of a moment, as the log shows it.
+pub fn time_of(at_ms: u64) -> String {
+    let seconds = (at_ms / 1000) % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}",
+        seconds / 3600,
+        (seconds / 60) % 60,
+        seconds % 60
+    )
+}
+
+pub fn history_row(entry: &HistoryEntry) -> Row {
+    let key = super::model::history_key(entry);
+    match &entry.closed {
+        Closed::Peer(closed) => {
+            let p = &closed.peer;
+            let decoded = super::triage::decode_close(p.dialect, closed.code);
+            let mut rooms = closed.rooms.clone();
+            if let Some(room) = &p.room {
+                if !rooms.contains(room) {
+                    rooms.push(room.clone());
+                }
+            }
+            // The reason as sent; when the server sent none, the catalog's name for the code.
+            let close = match decoded {
+                Some(entry) if closed.reason.is_empty() => {
+                    format!("{} {}", entry.code, entry.title)
+                }
+                _ => super::triage::close_text(closed.code, &closed.reason),
+            };
+            Row {
+                key,
+                cells: vec![
+                    time_of(entry.closed_at_ms),
+                    p.id.clone(),
+                    p.dialect.id().to_owned(),
+                    p.app.clone().unwrap_or_default(),
+                    p.identity.clone().unwrap_or_default(),
+                    rooms.join(" "),
+                    close,
+                    closed
+                        .last_errors
+                        .iter()
+                        .map(|e| e.code.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    p.addr.clone(),
+                ],
+                severity: decoded
+                    .map(|e| e.severity())
+                    .filter(|s| *s != Severity::Info)
+                    .or_else(|| (!closed.last_errors.is_empty()).then_some(Severity::Warning)),
+            }
+        }
+        Closed::Room(closed) => Row {
+            key,
+            cells: vec![
+                time_of(entry.closed_at_ms),
+                "room".to_owned(),
+                "signal-fish".to_owned(),
+                closed.room.app.clone(),
+                String::new(),
+                closed.room.code.clone(),
+                closed.reason.clone(),
+                String::new(),
+                String::new(),
+            ],
+            severity: None,
+        },
+    }
+}
+
+pub fn ban_row(ban: &BanInfo, now_ms: u64) -> Row {
+    Row {
+        key: ban.id.to_string(),
+        cells: vec![
+            ban.id.to_string(),
+            super::model::describe_ban_target(&ban.target),
+            super::triage::until(now_ms, ban.until_ms),
+            ban.reason.clone(),
+            ban.by.clone(),
+        ],
+        severity: (ban.until_ms <= now_ms).then_some(Severity::Info),
     }
 }
 
@@ -182,7 +272,13 @@ pub fn row(model: &Model, view: View, key: &str) -> Option<Row> {
             ],
             severity: Some(e.severity()),
         }),
-        View::Overview | View::Log | View::Composer => None,
+        View::History => model.history_entry(key).map(history_row),
+        View::Bans => key
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| model.bans.get(&id))
+            .map(|ban| ban_row(ban, model.server_ms)),
+        View::Overview | View::Log | View::Composer | View::Find | View::Timeline => None,
     }
 }
 
@@ -220,7 +316,20 @@ fn natural_keys(model: &Model, view: View, filter: &str) -> Vec<(String, Option<
             .enumerate()
             .map(|(i, e)| (e.qualified(), Some(i as u64)))
             .collect(),
-        View::Overview | View::Log | View::Composer => Vec::new(),
+        // Newest first.
+        View::History => model
+            .history
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, h)| (super::model::history_key(h), Some(i as u64)))
+            .collect(),
+        View::Bans => model
+            .bans
+            .keys()
+            .map(|id| (id.to_string(), Some(*id)))
+            .collect(),
+        View::Overview | View::Log | View::Composer | View::Find | View::Timeline => Vec::new(),
     }
 }
 
@@ -526,6 +635,8 @@ impl Tables {
                 View::Channels => applied.channels,
                 View::Subscriptions => applied.subscriptions,
                 View::Apps => applied.apps || applied.peer.is_some(),
+                View::History => applied.history,
+                View::Bans => applied.bans,
                 _ => false,
             };
         let moved = match (view, &applied.peer, &applied.room) {

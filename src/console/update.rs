@@ -5,6 +5,7 @@
 //! command (after a confirmation) and shows its result; the views change when deltas arrive.
 
 mod composer;
+mod triage;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -52,6 +53,15 @@ impl App {
             }
             Msg::Notice(text, severity) => {
                 self.set_status(text, severity);
+                Vec::new()
+            }
+            Msg::SessionLoaded { label, session } => self.session_loaded(label, session),
+            Msg::Repro(label, progress) => {
+                self.on_repro(label, progress);
+                Vec::new()
+            }
+            Msg::Paste(text) => {
+                self.pasted(&text);
                 Vec::new()
             }
         };
@@ -169,6 +179,7 @@ impl App {
                 }
             }
         }
+        effects.extend(self.exported(&result));
         let asked = self.pending.remove(&result.id);
         if let (true, Some(Command::Tap { peer, on })) = (result.ok, &asked) {
             if *on {
@@ -236,6 +247,23 @@ impl App {
                 }
                 _ => Vec::new(),
             },
+            Mode::ConfirmRun { run, .. } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    let run = (**run).clone();
+                    self.mode = Mode::Normal;
+                    self.run_session(run)
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                    self.mode = Mode::Normal;
+                    self.set_status("cancelled", Severity::Info);
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            },
+            Mode::Paste => {
+                self.paste_key(key);
+                Vec::new()
+            }
             Mode::Normal if self.view == View::Composer => self.composer_key(key),
             Mode::Normal => match self.keymap.action(&key) {
                 Some(action) => self.on_action(action),
@@ -437,6 +465,15 @@ impl App {
                 let asked = confirm::tap(&self.model, arg(0), parsed.spec.id == Id::Tap);
                 self.ask(asked);
             }
+            Id::Find => self.find(&args.join(" ")),
+            Id::Ban => {
+                let reason = args.get(1..).map(|w| w.join(" ")).unwrap_or_default();
+                self.ban(arg(0), &reason);
+            }
+            Id::Unban => self.unban(args.first().copied()),
+            Id::Export => return self.export(arg(0)),
+            Id::Repro => return self.repro(arg(0)),
+            Id::Paste => self.open_paste(),
         }
         Vec::new()
     }
@@ -484,7 +521,12 @@ impl App {
                     self.status = None;
                 }
             }
-            Action::Open => self.open_selected(),
+            Action::Open => {
+                let listed = self.detail.is_none() && self.open_in_list();
+                if !listed {
+                    self.open_selected();
+                }
+            }
             Action::NextView => self.switch(View::ALL[(self.view.index() + 1) % View::ALL.len()]),
             Action::PreviousView => {
                 self.switch(View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()])
@@ -498,11 +540,23 @@ impl App {
             Action::ViewLog => self.switch(View::Log),
             Action::ViewCatalog => self.switch(View::Catalog),
             Action::ViewComposer => self.open_composer(),
+            Action::ViewHistory => self.switch(View::History),
+            Action::ViewBans => self.switch(View::Bans),
+            Action::LiftBan => match self.view {
+                View::Bans if self.detail.is_none() => self.unban(None),
+                _ => self.set_status(
+                    "select a ban in the bans view to lift it",
+                    Severity::Warning,
+                ),
+            },
             Action::Down => self.move_selection(1),
             Action::Up => self.move_selection(-1),
             Action::PageDown => self.move_selection(self.page_rows() as isize),
             Action::PageUp => self.move_selection(-(self.page_rows() as isize)),
             Action::Top if self.log_shown().is_some() => self.move_selection(isize::MIN / 2),
+            Action::Top if matches!(self.view, View::Find | View::Timeline) => {
+                self.move_selection(isize::MIN / 2)
+            }
             Action::Bottom if self.log_shown().is_some() => self.log.anchor = None,
             Action::Top => self.tables.entry(self.view).selected = 0,
             Action::Bottom => self.move_selection(isize::MAX / 2),
@@ -580,6 +634,9 @@ impl App {
     }
 
     fn move_selection(&mut self, delta: isize) {
+        if self.detail.is_none() && self.move_in_list(delta) {
+            return;
+        }
         if let Some(peer) = self.log_shown() {
             let peer = peer.map(str::to_owned);
             let filter = self.tables.filter(View::Log).to_owned();
@@ -617,6 +674,7 @@ impl App {
                 .find(|(d, a, n)| super::tables::channel_key(d.id(), a, n) == key)
                 .map(|(d, a, n)| Detail::Channel(*d, a.clone(), n.clone())),
             View::Catalog => lookup_qualified(&key).map(|e| Detail::Code(e.qualified())),
+            View::History => Some(Detail::History(key)),
             View::Subscriptions => key
                 .split_once('\u{1f}')
                 .map(|(peer, _)| Detail::Peer(peer.to_owned())),
@@ -669,5 +727,17 @@ pub fn describe_command(command: &Command) -> String {
         Command::ArmFault { code, .. } => format!("arm fault {code}"),
         Command::DisarmFault { fault } => format!("disarm fault {fault}"),
         Command::Resync => "resync".to_owned(),
+        Command::Ban {
+            target,
+            duration_ms,
+            ..
+        } => format!(
+            "ban {} for {}",
+            super::model::describe_ban_target(target),
+            humantime::format_duration(std::time::Duration::from_millis(*duration_ms))
+        ),
+        Command::Unban { ban } => format!("lift ban {ban}"),
+        Command::Frames { peer } => format!("read the recorded frames of {peer}"),
+        Command::Export { peer } => format!("export {peer} as a session"),
     }
 }

@@ -74,6 +74,13 @@ pub struct Snapshot {
     pub subscriptions: Vec<SubscriptionInfo>,
     pub faults: Vec<FaultInfo>,
     pub stats: Stats,
+    /// Peers and rooms that closed, oldest first, within the server's history limits
+    /// ([`HistoryLimits`]): what a support engineer searches when the player is already gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+    /// Bans in force, oldest first. Expired bans are not listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bans: Vec<BanInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -82,6 +89,114 @@ pub struct ServerInfo {
     /// The address the server listens on, as bound (`127.0.0.1:7878`).
     pub listen: String,
     pub started_at_ms: UnixMillis,
+    /// How much history the server keeps; a console trims its copy the same way.
+    #[serde(default)]
+    pub history: HistoryLimits,
+}
+
+/// The bounds of the closed-peer and closed-room history (config key `history`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryLimits {
+    /// Entries kept at most; the oldest go first.
+    pub max_entries: u32,
+    /// Entries older than this are dropped.
+    pub retain_ms: u64,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        HistoryLimits {
+            max_entries: 2_000,
+            retain_ms: 3_600_000,
+        }
+    }
+}
+
+/// One closed peer or room, as it was when it closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub closed_at_ms: UnixMillis,
+    #[serde(flatten)]
+    pub closed: Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum Closed {
+    Peer(Box<ClosedPeer>),
+    Room(Box<ClosedRoom>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClosedPeer {
+    /// The peer as last known: identity, app, room, counters.
+    pub peer: PeerInfo,
+    /// The close code sent, or `None` when the socket simply dropped.
+    pub code: Option<u16>,
+    pub reason: String,
+    /// Every room code the peer was in during its life, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rooms: Vec<String>,
+    /// The Signal Fish player id: the same player across reconnects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub player_id: Option<String>,
+    /// The peer's last errors, oldest first (a few, each frame clipped like `error_emitted`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_errors: Vec<RecentError>,
+    /// Frames the flight recorder still holds for this peer (read them with `frames`).
+    #[serde(default)]
+    pub recorded_frames: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecentError {
+    pub at_ms: UnixMillis,
+    pub dialect: Dialect,
+    pub code: String,
+    pub frame: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClosedRoom {
+    /// The room as it last was.
+    pub room: RoomInfo,
+    /// Why it closed: `empty`, `closed by admin@…`, `inactive`, …
+    pub reason: String,
+}
+
+/// A ban in force: matching connections get their dialect's own refusal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BanInfo {
+    pub id: u64,
+    pub target: BanTarget,
+    pub reason: String,
+    /// Who banned (the admin's label).
+    pub by: String,
+    pub created_at_ms: UnixMillis,
+    pub until_ms: UnixMillis,
+}
+
+/// What a ban matches. A console bans a peer by its identity, or by its address when the peer
+/// has no identity yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum BanTarget {
+    /// A player name, Talo alias or pub/sub peer id, within one app (or every app).
+    Identity {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        app: Option<String>,
+        identity: String,
+    },
+    /// Every connection from one IP address (the port is ignored).
+    Address { ip: String },
+}
+
+/// One frame kept by the flight recorder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedFrame {
+    pub at_ms: UnixMillis,
+    pub direction: Direction,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -321,6 +436,19 @@ pub enum Event {
     Stats {
         stats: Stats,
     },
+    /// A peer or room closed and went into the history (right after its `peer_closed` or
+    /// `room_closed`).
+    HistoryAdded {
+        entry: HistoryEntry,
+    },
+    BanAdded {
+        ban: BanInfo,
+    },
+    /// Lifted by an admin, or expired.
+    BanLifted {
+        id: u64,
+        by: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -393,6 +521,30 @@ pub enum Command {
     },
     /// Ask for a fresh snapshot (answered by a `snapshot` message, then the result).
     Resync,
+    /// Refuse connections matching `target` for `duration_ms` (persisted, audited). Live
+    /// matching peers are kicked with 4020 `admin_disconnect`. `duration_ms` is 1 ms to 90
+    /// days; `reason` is required (one line, at most 200 bytes). The result's `data` is
+    /// `{"ban":<id>}`.
+    Ban {
+        target: BanTarget,
+        duration_ms: u64,
+        reason: String,
+    },
+    Unban {
+        ban: u64,
+    },
+    /// Read the flight recorder of a live or closed peer: the result's `data` is
+    /// `{"peer":…,"path":…,"frames":[RecordedFrame…]}` (`path` is null and `frames` empty
+    /// when the recorder was off). Read-only, not audited.
+    Frames {
+        peer: PeerId,
+    },
+    /// Build a session file that reproduces what a live or closed peer went through: the
+    /// result's `data` is `{"name":…,"session":"<JSONL text>","connections":N}`. Read-only,
+    /// not audited; refused (`ok: false`) when the recorder holds no upgrade path for the peer.
+    Export {
+        peer: PeerId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -414,7 +566,7 @@ pub enum InjectTarget {
 
 /// One example of every message, for documentation and tests.
 pub mod examples {
-    pub const SNAPSHOT: &str = r#"{"type":"snapshot","seq":41,"snapshot":{"server":{"version":"0.1.0","listen":"127.0.0.1:7878","started_at_ms":1764000000000},"apps":[{"id":"demo","name":"Demo","status":"active","keys":[{"id":"pk_demo","dialect":"pubsub","grants":["demo/**","publish","subscribe","presence","send"]}]}],"peers":[{"id":"p1","dialect":"pubsub","app":"demo","identity":"peer-7f3a","addr":"127.0.0.1:50123","connected_at_ms":1764000001000,"room":null,"probe":false,"frames_in":12,"frames_out":30,"errors":1}],"rooms":[{"code":"WWGV8B","room_id":"16dde87b-ee1f-4f7c-8a66-d0bc1a8a709b","app":"demo","game":"demo","max_players":2,"supports_authority":true,"lobby_state":"lobby","players":[{"player_id":"d64d4457","name":"Alice","peer":"p2","ready":false}],"spectators":[],"authority":"d64d4457","created_at_ms":1764000002000}],"channels":[{"dialect":"pubsub","app":"demo","name":"demo/lobby","members":["p1"],"messages":5}],"subscriptions":[{"peer":"p3","dialect":"flow","id":"sub1","topic":"rooms","arguments":{}}],"faults":[],"stats":{"frames_in":12,"frames_out":30,"errors":1,"peers_by_dialect":{"pubsub":1},"errors_by_code":{"pubsub:channel_not_authorized":1}}}}"#;
+    pub const SNAPSHOT: &str = r#"{"type":"snapshot","seq":41,"snapshot":{"server":{"version":"0.1.0","listen":"127.0.0.1:7878","started_at_ms":1764000000000,"history":{"max_entries":2000,"retain_ms":3600000}},"apps":[{"id":"demo","name":"Demo","status":"active","keys":[{"id":"pk_demo","dialect":"pubsub","grants":["demo/**","publish","subscribe","presence","send"]}]}],"peers":[{"id":"p1","dialect":"pubsub","app":"demo","identity":"peer-7f3a","addr":"127.0.0.1:50123","connected_at_ms":1764000001000,"room":null,"probe":false,"frames_in":12,"frames_out":30,"errors":1}],"rooms":[{"code":"WWGV8B","room_id":"16dde87b-ee1f-4f7c-8a66-d0bc1a8a709b","app":"demo","game":"demo","max_players":2,"supports_authority":true,"lobby_state":"lobby","players":[{"player_id":"d64d4457","name":"Alice","peer":"p2","ready":false}],"spectators":[],"authority":"d64d4457","created_at_ms":1764000002000}],"channels":[{"dialect":"pubsub","app":"demo","name":"demo/lobby","members":["p1"],"messages":5}],"subscriptions":[{"peer":"p3","dialect":"flow","id":"sub1","topic":"rooms","arguments":{}}],"faults":[],"stats":{"frames_in":12,"frames_out":30,"errors":1,"peers_by_dialect":{"pubsub":1},"errors_by_code":{"pubsub:channel_not_authorized":1}}}}"#;
     pub const PEER_CONNECTED: &str = r#"{"type":"delta","seq":42,"at_ms":1764000003000,"event":{"kind":"peer_connected","peer":{"id":"p4","dialect":"signal-fish","app":null,"identity":null,"addr":"127.0.0.1:50200","connected_at_ms":1764000003000,"room":null,"probe":false,"frames_in":0,"frames_out":0,"errors":0}}}"#;
     pub const PEER_UPDATED: &str = r#"{"type":"delta","seq":43,"at_ms":1764000003100,"event":{"kind":"peer_updated","peer":{"id":"p4","dialect":"signal-fish","app":"demo","identity":"Bob","addr":"127.0.0.1:50200","connected_at_ms":1764000003000,"room":"WWGV8B","probe":false,"frames_in":2,"frames_out":3,"errors":0}}}"#;
     pub const PEER_CLOSED: &str = r#"{"type":"delta","seq":44,"at_ms":1764000004000,"event":{"kind":"peer_closed","peer":"p1","code":4020,"reason":"admin_disconnect"}}"#;
@@ -430,6 +582,10 @@ pub mod examples {
     pub const FAULT_ARMED: &str = r#"{"type":"delta","seq":54,"at_ms":1764000005000,"event":{"kind":"fault_armed","fault":{"id":1,"target":{"scope":"dialect","dialect":"pubsub"},"code":"backend_error","remaining":2}}}"#;
     pub const FAULT_UPDATED: &str = r#"{"type":"delta","seq":55,"at_ms":1764000005100,"event":{"kind":"fault_updated","fault":{"id":1,"target":{"scope":"peer","peer":"p6"},"code":"backend_error","remaining":1}}}"#;
     pub const STATS: &str = r#"{"type":"delta","seq":56,"at_ms":1764000006000,"event":{"kind":"stats","stats":{"frames_in":100,"frames_out":250,"errors":3,"peers_by_dialect":{"pubsub":4,"signal-fish":2},"errors_by_code":{"pubsub:channel_not_authorized":3}}}}"#;
+    pub const HISTORY_ADDED_PEER: &str = r#"{"type":"delta","seq":57,"at_ms":1764000007000,"event":{"kind":"history_added","entry":{"closed_at_ms":1764000007000,"what":"peer","peer":{"id":"p4","dialect":"signal-fish","app":"demo","identity":"Bob","addr":"127.0.0.1:50200","connected_at_ms":1764000003000,"room":"WWGV8B","probe":false,"frames_in":9,"frames_out":14,"errors":1},"code":4020,"reason":"admin_disconnect","rooms":["WWGV8B"],"player_id":"93f3d64e","last_errors":[{"at_ms":1764000006000,"dialect":"signal-fish","code":"KICKED","frame":"{\"type\":\"Error\",\"data\":{\"message\":\"Kicked: spamming\",\"error_code\":\"KICKED\"}}"}],"recorded_frames":23}}}"#;
+    pub const HISTORY_ADDED_ROOM: &str = r#"{"type":"delta","seq":58,"at_ms":1764000007100,"event":{"kind":"history_added","entry":{"closed_at_ms":1764000007100,"what":"room","room":{"code":"WWGV8B","room_id":"16dde87b-ee1f-4f7c-8a66-d0bc1a8a709b","app":"demo","game":"demo","max_players":2,"supports_authority":true,"lobby_state":"lobby","players":[],"spectators":[],"authority":null,"created_at_ms":1764000002000},"reason":"empty"}}}"#;
+    pub const BAN_ADDED: &str = r#"{"type":"delta","seq":59,"at_ms":1764000008000,"event":{"kind":"ban_added","ban":{"id":3,"target":{"by":"identity","app":"demo","identity":"Bob"},"reason":"griefing","by":"admin@127.0.0.1:50300","created_at_ms":1764000008000,"until_ms":1764003608000}}}"#;
+    pub const BAN_LIFTED: &str = r#"{"type":"delta","seq":60,"at_ms":1764000009000,"event":{"kind":"ban_lifted","id":3,"by":"admin@127.0.0.1:50300"}}"#;
     pub const RESULT: &str =
         r#"{"type":"result","id":7,"ok":true,"message":"closed p1 with 4020 admin_disconnect"}"#;
     pub const RESULT_WITH_DATA: &str =
@@ -450,6 +606,11 @@ pub mod examples {
     pub const ARM_FAULT: &str = r#"{"id":16,"command":"arm_fault","target":{"scope":"dialect","dialect":"signal-fish"},"code":"STORAGE_ERROR","count":1}"#;
     pub const DISARM_FAULT: &str = r#"{"id":17,"command":"disarm_fault","fault":1}"#;
     pub const RESYNC: &str = r#"{"id":18,"command":"resync"}"#;
+    pub const BAN_IDENTITY: &str = r#"{"id":19,"command":"ban","target":{"by":"identity","app":"demo","identity":"Bob"},"duration_ms":3600000,"reason":"griefing"}"#;
+    pub const BAN_ADDRESS: &str = r#"{"id":20,"command":"ban","target":{"by":"address","ip":"203.0.113.7"},"duration_ms":600000,"reason":"connection flood"}"#;
+    pub const UNBAN: &str = r#"{"id":21,"command":"unban","ban":3}"#;
+    pub const FRAMES: &str = r#"{"id":22,"command":"frames","peer":"p4"}"#;
+    pub const EXPORT: &str = r#"{"id":23,"command":"export","peer":"p4"}"#;
 
     pub const SERVER_MESSAGES: &[&str] = &[
         SNAPSHOT,
@@ -468,6 +629,10 @@ pub mod examples {
         FAULT_ARMED,
         FAULT_UPDATED,
         STATS,
+        HISTORY_ADDED_PEER,
+        HISTORY_ADDED_ROOM,
+        BAN_ADDED,
+        BAN_LIFTED,
         RESULT,
         RESULT_WITH_DATA,
     ];
@@ -485,6 +650,11 @@ pub mod examples {
         ARM_FAULT,
         DISARM_FAULT,
         RESYNC,
+        BAN_IDENTITY,
+        BAN_ADDRESS,
+        UNBAN,
+        FRAMES,
+        EXPORT,
     ];
 }
 
@@ -539,6 +709,9 @@ mod tests {
             "fault_armed",
             "fault_updated",
             "stats",
+            "history_added",
+            "ban_added",
+            "ban_lifted",
         ] {
             assert!(kinds.contains(kind), "no example of event {kind}");
         }

@@ -2,7 +2,8 @@
 //!
 //! The admin or viewer token is checked before the upgrade (HTTP 401 otherwise), in constant
 //! time, and only from the `Authorization` header ([`access`]); a viewer, or any console of a
-//! `--readonly` server, may watch and resync but every acting command is refused. Each
+//! `--readonly` server, may watch, resync and read the flight recorder (`frames`, `export`)
+//! but every acting command is refused. Each
 //! console gets a snapshot, then the hub's numbered deltas from a broadcast channel; a console
 //! whose receiver lags is sent a fresh snapshot instead of the deltas it missed. Commands run
 //! one at a time per console, in a task of their own, so a slow command (opening a probe)
@@ -22,7 +23,8 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::catalog;
 use crate::protocol::admin::{
-    AppStatus, Command, CommandEnvelope, CommandResult, FaultTarget, InjectTarget, ServerMessage,
+    AppStatus, BanInfo, BanTarget, Command, CommandEnvelope, CommandResult, FaultTarget,
+    InjectTarget, ServerMessage,
 };
 use crate::server::access::{self, Access};
 use crate::server::hub::Control;
@@ -56,9 +58,13 @@ pub async fn upgrade(
         .on_upgrade(move |socket| serve(socket, shared, who, may_act))
 }
 
-/// Whether a command changes anything; a read-only console or server may only resync.
+/// Whether a command changes anything; a read-only console or server may only resync and
+/// read the flight recorder.
 fn acts(command: &Command) -> bool {
-    !matches!(command, Command::Resync)
+    !matches!(
+        command,
+        Command::Resync | Command::Frames { .. } | Command::Export { .. }
+    )
 }
 
 enum Reply {
@@ -235,6 +241,24 @@ fn audit_names(command: &Command) -> (&'static str, String) {
             },
         ),
         Command::DisarmFault { fault } => ("disarm_fault", fault.to_string()),
+        Command::Ban { target, .. } => ("ban", describe_target(target)),
+        Command::Unban { ban } => ("unban", ban.to_string()),
+        Command::Frames { peer } => ("frames", peer.clone()),
+        Command::Export { peer } => ("export", peer.clone()),
+    }
+}
+
+fn describe_target(target: &BanTarget) -> String {
+    match target {
+        BanTarget::Identity {
+            app: Some(app),
+            identity,
+        } => format!("{identity} in {app}"),
+        BanTarget::Identity {
+            app: None,
+            identity,
+        } => format!("{identity} in every app"),
+        BanTarget::Address { ip } => format!("address {ip}"),
     }
 }
 
@@ -242,8 +266,15 @@ fn audit_names(command: &Command) -> (&'static str, String) {
 /// after; an action that cannot be put on record is refused, so nothing is done unaudited.
 async fn execute(shared: &Arc<Shared>, who: &str, envelope: CommandEnvelope) -> Reply {
     let id = envelope.id;
-    if envelope.command == Command::Resync {
-        return Reply::Resync(result(id, Ok("fresh snapshot sent".to_owned())));
+    match envelope.command {
+        Command::Resync => {
+            return Reply::Resync(result(id, Ok("fresh snapshot sent".to_owned())));
+        }
+        // Reading changes nothing, so it is not put on record (viewers and read-only servers
+        // may read; see SECURITY.md).
+        Command::Frames { peer } => return Reply::Result(frames(shared, id, &peer)),
+        Command::Export { peer } => return Reply::Result(export(shared, id, &peer)),
+        _ => {}
     }
     let (action, target) = audit_names(&envelope.command);
     let ticket = match shared.persist.audit_intent(who, action, &target).await {
@@ -326,8 +357,190 @@ async fn perform(
         Command::DisarmFault { fault } => hub
             .disarm_fault(fault)
             .map(|f| format!("fault {} ({} on {:?}) disarmed", f.id, f.code, f.target)),
+        Command::Ban {
+            target,
+            duration_ms,
+            reason,
+        } => {
+            return match ban(shared, who, target, duration_ms, reason).await {
+                Ok((message, id)) => (Ok(message), Some(json!({ "ban": id }))),
+                Err(message) => (Err(message), None),
+            };
+        }
+        Command::Unban { ban } => unban(shared, who, ban).await,
+        // Answered in `execute`, without an audit record.
+        Command::Frames { .. } | Command::Export { .. } => {
+            Err("a read is not an action".to_owned())
+        }
     };
     (outcome, None)
+}
+
+/// Put a ban in force: persisted first (nothing changes when that fails), then live matching
+/// peers are kicked and new ones refused. Returns a message and the ban's id.
+async fn ban(
+    shared: &Shared,
+    who: &str,
+    target: BanTarget,
+    duration_ms: u64,
+    reason: String,
+) -> Result<(String, u64), String> {
+    let target = crate::server::bans::check(&target, duration_ms, &reason)?;
+    // The same guard as app statuses: two consoles persisting at once must not write each
+    // other's stale list.
+    let _serialized = shared.persist.status_change().await;
+    let id = shared.hub.allocate_ban_id();
+    let now = crate::server::hub::now_ms();
+    let ban = BanInfo {
+        id,
+        target,
+        reason,
+        by: who.to_owned(),
+        created_at_ms: now,
+        until_ms: now.saturating_add(duration_ms),
+    };
+    let (mut bans, last_id) = shared.hub.bans();
+    bans.push(ban.clone());
+    shared
+        .persist
+        .save_bans(bans, last_id.max(id))
+        .await
+        .map_err(|e| format!("could not persist the ban, nothing was changed: {e}"))?;
+    let described = describe_target(&ban.target);
+    let until = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ban.until_ms),
+    );
+    let kicked = shared.hub.add_ban(ban);
+    Ok((
+        format!("ban {id} on {described} until {until}; {kicked} live peers kicked"),
+        id,
+    ))
+}
+
+async fn unban(shared: &Shared, who: &str, id: u64) -> Result<String, String> {
+    let _serialized = shared.persist.status_change().await;
+    let (bans, last_id) = shared.hub.bans();
+    if !bans.iter().any(|b| b.id == id) {
+        return Err(format!("no ban {id} in force"));
+    }
+    let rest: Vec<BanInfo> = bans.into_iter().filter(|b| b.id != id).collect();
+    shared
+        .persist
+        .save_bans(rest, last_id)
+        .await
+        .map_err(|e| format!("could not persist the change, the ban stays: {e}"))?;
+    let lifted = shared.hub.lift_ban(id, who)?;
+    Ok(format!(
+        "ban {id} on {} lifted",
+        describe_target(&lifted.target)
+    ))
+}
+
+/// `frames`: what the flight recorder holds of a live or closed peer.
+fn frames(shared: &Shared, id: u64, peer: &str) -> CommandResult {
+    match shared.hub.peer_record(peer) {
+        Some(record) => {
+            let frames: Vec<_> = record.frames.iter().map(|r| r.frame()).collect();
+            CommandResult {
+                id,
+                ok: true,
+                message: format!(
+                    "{} frames of {peer}{}",
+                    frames.len(),
+                    if record.closed.is_some() {
+                        " (closed)"
+                    } else {
+                        ""
+                    }
+                ),
+                data: Some(json!({ "peer": peer, "path": record.path, "frames": frames })),
+            }
+        }
+        None => result(
+            id,
+            Err(format!(
+                "no peer {peer}, live or in the history (it may have aged out)"
+            )),
+        ),
+    }
+}
+
+/// `export`: a session file reproducing what a peer went through, with the room members its
+/// failure needed.
+fn export(shared: &Shared, id: u64, peer: &str) -> CommandResult {
+    use crate::session::export::{Participant, Recorded};
+    let Some(record) = shared.hub.peer_record(peer) else {
+        return result(
+            id,
+            Err(format!(
+                "no peer {peer}, live or in the history (it may have aged out)"
+            )),
+        );
+    };
+    let participant = |record: &crate::server::hub::PeerRecord| Participant {
+        peer: record.info.id.clone(),
+        dialect: record.info.dialect,
+        path: record.path.clone().unwrap_or_default(),
+        frames: record
+            .frames
+            .iter()
+            .map(|r| Recorded {
+                seq: r.seq,
+                frame: r.frame(),
+            })
+            .collect(),
+        closed: record.closed.clone(),
+        closed_at_ms: record.closed_at_ms,
+    };
+    // The rooms the peer was in or tried to join: their other members are replayed too.
+    let mut rooms = record.rooms.clone();
+    for frame in &record.frames {
+        if frame.direction == crate::protocol::admin::Direction::In {
+            if let Some(code) = serde_json::from_str::<serde_json::Value>(frame.text.as_str())
+                .ok()
+                .and_then(|v| {
+                    v.pointer("/data/room_code")
+                        .and_then(|c| c.as_str())
+                        .map(str::to_owned)
+                })
+            {
+                if !rooms.contains(&code) {
+                    rooms.push(code);
+                }
+            }
+        }
+    }
+    let mut others: Vec<Participant> = Vec::new();
+    for room in &rooms {
+        for other in shared.hub.room_participants(room, peer) {
+            if !others.iter().any(|o| o.peer == other.info.id) {
+                others.push(participant(&other));
+            }
+        }
+    }
+    match crate::session::export::export(&participant(&record), &others) {
+        Ok(session) => {
+            let connections = others
+                .iter()
+                .filter(|o| session.steps.iter().any(|s| matches!(s, crate::session::Step::Connect { conn, .. } if *conn == o.peer)))
+                .count()
+                + 1;
+            CommandResult {
+                id,
+                ok: true,
+                message: format!(
+                    "exported {peer}: {} steps over {connections} connections",
+                    session.steps.len()
+                ),
+                data: Some(json!({
+                    "name": session.header.name,
+                    "session": session.to_jsonl(),
+                    "connections": connections,
+                })),
+            }
+        }
+        Err(message) => result(id, Err(message)),
+    }
 }
 
 /// The longest kick reason, in bytes: it may travel to the peer inside a dialect's notice.

@@ -47,6 +47,57 @@ pub struct Config {
     /// Several nodes over one Redis (unset: one process, no Redis).
     #[serde(default)]
     pub cluster: crate::server::cluster::ClusterSettings,
+    /// How many closed peers and rooms the server remembers, and for how long.
+    #[serde(default)]
+    pub history: HistorySettings,
+    /// The flight recorder: every peer's last frames (see SECURITY.md for who may read them).
+    #[serde(default)]
+    pub recorder: crate::server::recorder::RecorderSettings,
+}
+
+/// Config key `history`: the bounds of the closed-peer and closed-room history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistorySettings {
+    pub max_entries: u32,
+    pub retain_ms: u64,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        let limits = crate::protocol::admin::HistoryLimits::default();
+        HistorySettings {
+            max_entries: limits.max_entries,
+            retain_ms: limits.retain_ms,
+        }
+    }
+}
+
+impl HistorySettings {
+    /// The longest the history may be kept: a week.
+    pub const MAX_RETAIN_MS: u64 = 7 * 24 * 3_600_000;
+    /// The most entries: each holds a peer's recorded frames, so this bounds memory too.
+    pub const MAX_ENTRIES: u32 = 100_000;
+
+    pub fn limits(&self) -> crate::protocol::admin::HistoryLimits {
+        crate::protocol::admin::HistoryLimits {
+            max_entries: self.max_entries,
+            retain_ms: self.retain_ms,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=Self::MAX_ENTRIES).contains(&self.max_entries)
+            || !(1_000..=Self::MAX_RETAIN_MS).contains(&self.retain_ms)
+        {
+            return Err(format!(
+                "history: max_entries must be within 1..={}, retain_ms within 1000..={}",
+                Self::MAX_ENTRIES,
+                Self::MAX_RETAIN_MS
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Connection admission: browser origins, connection caps, timeouts for idle and slow clients.
@@ -387,6 +438,8 @@ impl Config {
                     .to_owned(),
             );
         }
+        self.history.validate()?;
+        self.recorder.validate()?;
         let mut app_ids = std::collections::HashSet::new();
         let mut key_ids = std::collections::HashSet::new();
         for app in &self.apps {
@@ -479,6 +532,8 @@ impl Config {
             flow: Default::default(),
             talo: Default::default(),
             cluster: Default::default(),
+            history: Default::default(),
+            recorder: Default::default(),
             apps: vec![
                 AppConfig {
                     id: "demo".to_owned(),
@@ -627,6 +682,29 @@ mod tests {
         demo.validate().unwrap();
         let text = serde_json::to_string(&demo).unwrap();
         assert_eq!(Config::parse(&text, "demo").unwrap(), demo);
+    }
+
+    #[test]
+    fn history_and_recorder_are_range_checked() {
+        let with = |extra: &str| format!(r#"{{"apps":[],{extra}}}"#);
+        let ok = Config::parse(
+            &with(r#""history":{"max_entries":10,"retain_ms":60000},"recorder":{"enabled":false}"#),
+            "c",
+        )
+        .unwrap();
+        assert_eq!(ok.history.max_entries, 10);
+        assert!(!ok.recorder.enabled);
+        assert_eq!(ok.recorder.frames_per_peer, 64);
+        for bad in [
+            r#""history":{"max_entries":0}"#,
+            r#""history":{"retain_ms":5}"#,
+            r#""recorder":{"frames_per_peer":0}"#,
+            r#""recorder":{"bytes_per_peer":100}"#,
+            r#""recorder":{"budget_bytes":1024}"#,
+            r#""recorder":{"enable":true}"#,
+        ] {
+            assert!(Config::parse(&with(bad), "c").is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -34,12 +34,15 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
 use crate::catalog::{self, Dialect, Severity};
+use crate::protocol::admin::Direction;
 use crate::server::hub::{ChannelKey, NewPeer, RegisterError};
 use crate::server::peer::{Control, Outbound, PeerHandle};
 use crate::server::Shared;
 
 /// How long one batch of frames may take to go out before the connection is considered dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a writer that gave up waits for the connection task to decide the close.
+const STALL_CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// How long the connection waits for its writer to flush a final close.
 pub const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -139,10 +142,13 @@ pub trait Session: Send + 'static {
 pub type Refusal = (u16, String);
 
 /// Run one connection from upgrade to removal. `refused` maps a registration refusal to the
-/// dialect's close; `make` builds the session once the peer has a handle.
+/// dialect's close; `make` builds the session once the peer has a handle. `path` is the
+/// upgrade's path and query, kept by the flight recorder (an export reconnects with it).
+#[allow(clippy::too_many_arguments)]
 pub async fn serve<S: Session>(
     socket: WebSocket,
     shared: Arc<Shared>,
+    path: String,
     new: NewPeer,
     app_limit: Option<usize>,
     refused: impl FnOnce(&RegisterError) -> Refusal,
@@ -157,6 +163,9 @@ pub async fn serve<S: Session>(
         }
     };
     let handle = link.handle;
+    if let Some(recording) = handle.recording() {
+        recording.set_path(path);
+    }
     let mut control = link.queues.control;
     let (sink, mut stream) = socket.split();
     let mut writer = spawn_writer(sink, link.queues.outbox, handle.clone());
@@ -184,6 +193,7 @@ pub async fn serve<S: Session>(
                 Some(Ok(Message::Text(text))) => {
                     last_inbound = Instant::now();
                     hub.record_inbound(&handle, text.as_str());
+                    handle.record(Direction::In, &text);
                     session.on_text(text.as_str())
                 }
                 Some(Ok(Message::Binary(bytes))) => {
@@ -193,6 +203,9 @@ pub async fn serve<S: Session>(
                         hub.record_inbound(&handle, &format!("<{} binary bytes>", bytes.len()));
                     } else {
                         hub.record_inbound(&handle, "");
+                    }
+                    if handle.recording().is_some() {
+                        handle.record(Direction::In, &format!("<{} binary bytes>", bytes.len()).into());
                     }
                     session.on_binary(&bytes)
                 }
@@ -216,6 +229,9 @@ pub async fn serve<S: Session>(
             command = control.recv() => match command {
                 Some(Control::Inject(text)) => {
                     hub.record_inbound(&handle, &text);
+                    if handle.recording().is_some() {
+                        handle.record(Direction::In, &text.as_str().into());
+                    }
                     session.on_text(&text)
                 }
                 Some(command) => session.on_control(command),
@@ -237,6 +253,10 @@ pub async fn serve<S: Session>(
                 }
             }
             background = session.background() => background,
+            () = handle.writer_gave_up() => {
+                hub.close_slow_consumer(&handle);
+                Flow::Continue
+            }
             _ = &mut writer => {
                 writer_gone = true;
                 if handle.writer_stalled() {
@@ -361,9 +381,12 @@ fn spawn_writer(
                 Ok(Ok(Batch::Finished)) => break,
                 Ok(Err(_)) => return,
                 // The client stopped reading and nothing newer arrived to notice it: the
-                // connection task closes it as a slow consumer.
+                // connection task closes it as a slow consumer, and the close still goes out
+                // if the client reads again in time.
                 Err(_) => {
                     peer.mark_writer_stalled();
+                    let _ = tokio::time::timeout(STALL_CLOSE_WAIT, peer.aborted()).await;
+                    send_abort_close(&mut sink, &peer).await;
                     return;
                 }
             }

@@ -30,7 +30,7 @@
 //! - Rooms: [`RoomDirectory`], implemented by the Signal Fish dialect, answers the admin's
 //!   room commands.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -40,12 +40,15 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
 use crate::catalog::{self, Delivery, Dialect, Severity};
 use crate::protocol::admin::{
-    AppInfo, AppStatus, ChannelInfo, Direction, Event, FaultInfo, FaultTarget, KeyInfo, PeerId,
-    PeerInfo, RoomInfo, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
+    AppInfo, AppStatus, BanInfo, BanTarget, ChannelInfo, Closed, ClosedPeer, ClosedRoom, Direction,
+    Event, FaultInfo, FaultTarget, HistoryEntry, KeyInfo, PeerId, PeerInfo, RecentError, RoomInfo,
+    ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
 };
+use crate::server::bans::Bans;
 use crate::server::config::Config;
 use crate::server::peer::Enqueued;
 pub use crate::server::peer::{Control, Outbound, PeerHandle, PeerQueues, Priority};
+use crate::server::recorder::{Record, Recorder, Ring};
 
 /// Deltas buffered per console before it is sent a fresh snapshot instead.
 pub const EVENT_CAPACITY: usize = 4096;
@@ -54,6 +57,12 @@ pub const EVENT_CAPACITY: usize = 4096;
 /// error frames echo back (a Talo cause is the client's own frame); clipping bounds every
 /// event, so the delta ring holds at most [`EVENT_CAPACITY`] × this much frame text.
 pub const MAX_EVENT_FRAME_BYTES: usize = 4 * 1024;
+
+/// The errors a closed peer's history entry keeps.
+pub const LAST_ERRORS: usize = 5;
+
+/// Room codes a peer's history entry keeps (a peer hopping rooms all day keeps the last ones).
+pub const MAX_ROOMS_PER_PEER: usize = 32;
 
 /// `text` cut to `max` bytes on a character boundary, saying how long it was.
 pub fn clip(text: &str, max: usize) -> String {
@@ -142,6 +151,10 @@ struct PeerEntry {
     /// server has.
     channels: BTreeSet<ChannelKey>,
     subscriptions: BTreeSet<String>,
+    /// For its history entry: rooms it was in, its Signal Fish player id, its last errors.
+    rooms: Vec<String>,
+    player_id: Option<String>,
+    last_errors: VecDeque<RecentError>,
 }
 
 impl PeerEntry {
@@ -202,6 +215,29 @@ struct State {
     pending_probes: HashMap<String, oneshot::Sender<PeerId>>,
     probes: HashMap<PeerId, mpsc::UnboundedSender<String>>,
     shutting_down: bool,
+    /// Closed peers and rooms, oldest first.
+    history: VecDeque<HistoryItem>,
+    bans: Bans,
+}
+
+/// One history entry and what only the server keeps of it: the peer's recorded frames.
+struct HistoryItem {
+    entry: HistoryEntry,
+    path: Option<String>,
+    /// Dropped with the entry, which gives its bytes back to the recorder's budget.
+    ring: Option<Ring>,
+}
+
+/// What the flight recorder holds of one peer, live or closed (for `frames` and `export`).
+#[derive(Debug, Clone)]
+pub struct PeerRecord {
+    pub info: PeerInfo,
+    pub path: Option<String>,
+    pub frames: Vec<Record>,
+    /// `Some` once closed: the close code sent (if any) and the reason.
+    pub closed: Option<(Option<u16>, String)>,
+    pub closed_at_ms: Option<u64>,
+    pub rooms: Vec<String>,
 }
 
 impl State {
@@ -255,6 +291,9 @@ pub struct Hub {
     frames_dropped: AtomicU64,
     /// How many faults are armed: requests check this before taking the lock.
     faults_armed: AtomicUsize,
+    recorder: Arc<Recorder>,
+    /// How many bans are in force: connections check this before taking the lock.
+    bans_active: AtomicUsize,
 }
 
 impl Hub {
@@ -267,6 +306,8 @@ impl Hub {
     ) -> Hub {
         let (events, _) = broadcast::channel(admin_buffer.max(1));
         let started = now_ms();
+        let recorder = Arc::new(Recorder::new(config.recorder));
+        let history = config.history.limits();
         let mut state = State::default();
         for app in &config.apps {
             state.apps.insert(
@@ -287,6 +328,7 @@ impl Hub {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 listen,
                 started_at_ms: started,
+                history,
             },
             rooms: Mutex::new(None),
             peers_gone: Notify::new(),
@@ -294,7 +336,13 @@ impl Hub {
             frames_out: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
             faults_armed: AtomicUsize::new(0),
+            recorder,
+            bans_active: AtomicUsize::new(0),
         }
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 
     pub fn config(&self) -> &Config {
@@ -358,7 +406,8 @@ impl Hub {
 
     /// A snapshot and a receiver of every delta after it, taken atomically.
     pub fn subscribe(&self) -> (u64, Snapshot, broadcast::Receiver<Arc<Delta>>) {
-        let state = self.lock();
+        let mut state = self.lock();
+        self.trim_history(&mut state, now_ms());
         let receiver = self.events.subscribe();
         let snapshot = self.snapshot_of(&state);
         (state.seq, snapshot, receiver)
@@ -374,6 +423,8 @@ impl Hub {
             subscriptions: state.subscriptions.values().cloned().collect(),
             faults: state.faults.clone(),
             stats: self.stats_of(state),
+            history: state.history.iter().map(|h| h.entry.clone()).collect(),
+            bans: state.bans.list(),
         }
     }
 
@@ -455,6 +506,9 @@ impl Hub {
     /// would cost consoles more than the frames themselves; a second is fresh enough.
     pub fn emit_stats(&self) {
         let mut state = self.lock();
+        let now = now_ms();
+        self.trim_history(&mut state, now);
+        self.expire_bans(&mut state, now);
         if self.events.receiver_count() == 0 {
             // Nobody to tell; the flags are cleared so a console arriving later is not sent
             // a burst of stale updates (its snapshot has the counters).
@@ -570,7 +624,13 @@ impl Hub {
                 let _ = waiter.send(id.clone());
             })
             .is_some();
-        let (handle, queues) = PeerHandle::new(id.clone(), new.dialect, self.config.outbox, probe);
+        let (handle, queues) = PeerHandle::new(
+            id.clone(),
+            new.dialect,
+            self.config.outbox,
+            probe,
+            Some(&self.recorder),
+        );
         let info = PeerInfo {
             id: id.clone(),
             dialect: new.dialect,
@@ -593,6 +653,9 @@ impl Hub {
                 info: info.clone(),
                 channels: BTreeSet::new(),
                 subscriptions: BTreeSet::new(),
+                rooms: Vec::new(),
+                player_id: None,
+                last_errors: VecDeque::new(),
             },
         );
         self.emit(&mut state, Event::PeerConnected { peer: info });
@@ -608,6 +671,14 @@ impl Hub {
         change(&mut peer.info);
         let dialect = peer.info.dialect;
         let after = (peer.info.app.clone(), peer.info.identity.clone());
+        if let Some(room) = &peer.info.room {
+            if peer.rooms.last() != Some(room) {
+                if peer.rooms.len() >= MAX_ROOMS_PER_PEER {
+                    peer.rooms.remove(0);
+                }
+                peer.rooms.push(room.clone());
+            }
+        }
         let info = peer.info();
         if before.0 != after.0 {
             state.count_peer(dialect, before.0.as_ref(), -1);
@@ -701,6 +772,23 @@ impl Hub {
                 },
             );
         }
+        let ring = peer.handle.recording().map(|r| r.take());
+        let path = peer
+            .handle
+            .recording()
+            .and_then(|r| r.path().map(str::to_owned));
+        let entry = HistoryEntry {
+            closed_at_ms: now_ms(),
+            closed: Closed::Peer(Box::new(ClosedPeer {
+                peer: peer.info(),
+                code,
+                reason: reason.clone(),
+                rooms: peer.rooms.clone(),
+                player_id: peer.player_id.clone(),
+                last_errors: peer.last_errors.iter().cloned().collect(),
+                recorded_frames: ring.as_ref().map_or(0, |r| r.len() as u32),
+            })),
+        };
         self.emit(
             &mut state,
             Event::PeerClosed {
@@ -709,6 +797,7 @@ impl Hub {
                 reason,
             },
         );
+        self.add_history(&mut state, entry, path, ring);
         if state.peers.is_empty() {
             self.peers_gone.notify_waiters();
         }
@@ -868,8 +957,20 @@ impl Hub {
             .errors_by_code
             .entry(format!("{}:{code}", dialect.id()))
             .or_default() += 1;
+        let frame = clip(&frame, MAX_EVENT_FRAME_BYTES);
         if let Some(peer) = peer {
             peer.count_error();
+            if let Some(entry) = state.peers.get_mut(&peer.id) {
+                if entry.last_errors.len() >= LAST_ERRORS {
+                    entry.last_errors.pop_front();
+                }
+                entry.last_errors.push_back(RecentError {
+                    at_ms: now_ms(),
+                    dialect,
+                    code: code.to_owned(),
+                    frame: frame.clone(),
+                });
+            }
         }
         self.emit(
             state,
@@ -879,7 +980,7 @@ impl Hub {
                 code: code.to_owned(),
                 delivery,
                 request_id: request_id.map(|id| clip(id, MAX_EVENT_FRAME_BYTES)),
-                frame: clip(&frame, MAX_EVENT_FRAME_BYTES),
+                frame,
             },
         );
     }
@@ -1116,19 +1217,41 @@ impl Hub {
 
     pub fn room_updated(&self, room: RoomInfo) {
         let mut state = self.lock();
+        // Members learn their player id here: it links a player's connections across
+        // reconnects in the history.
+        for member in room.players.iter().chain(&room.spectators) {
+            if let Some(entry) = member.peer.as_ref().and_then(|p| state.peers.get_mut(p)) {
+                if entry.player_id.as_ref() != Some(&member.player_id) {
+                    entry.player_id = Some(member.player_id.clone());
+                }
+            }
+        }
         state.rooms.insert(room.code.clone(), room.clone());
         self.emit(&mut state, Event::RoomUpdated { room });
     }
 
+    /// A room closed because its last member left.
     pub fn room_closed(&self, code: &str) {
+        self.room_closed_because(code, "empty");
+    }
+
+    pub fn room_closed_because(&self, code: &str, reason: &str) {
         let mut state = self.lock();
-        if state.rooms.remove(code).is_some() {
+        if let Some(room) = state.rooms.remove(code) {
             self.emit(
                 &mut state,
                 Event::RoomClosed {
                     code: code.to_owned(),
                 },
             );
+            let entry = HistoryEntry {
+                closed_at_ms: now_ms(),
+                closed: Closed::Room(Box::new(ClosedRoom {
+                    room,
+                    reason: reason.to_owned(),
+                })),
+            };
+            self.add_history(&mut state, entry, None, None);
         }
     }
 
@@ -1257,6 +1380,205 @@ impl Hub {
     }
 
     // ------------------------------------------------------------------------------------
+    // History and the flight recorder
+    // ------------------------------------------------------------------------------------
+
+    fn add_history(
+        &self,
+        state: &mut State,
+        entry: HistoryEntry,
+        path: Option<String>,
+        ring: Option<Ring>,
+    ) {
+        self.emit(
+            state,
+            Event::HistoryAdded {
+                entry: entry.clone(),
+            },
+        );
+        state.history.push_back(HistoryItem { entry, path, ring });
+        self.trim_history(state, now_ms());
+    }
+
+    /// Drop entries past the count or the age limit; each costs only its own removal.
+    fn trim_history(&self, state: &mut State, now: u64) {
+        let limits = self.config.history;
+        while state.history.len() > limits.max_entries as usize
+            || state
+                .history
+                .front()
+                .is_some_and(|h| h.entry.closed_at_ms.saturating_add(limits.retain_ms) <= now)
+        {
+            state.history.pop_front();
+        }
+    }
+
+    /// What the recorder holds of a peer, live or in the history.
+    pub fn peer_record(&self, id: &str) -> Option<PeerRecord> {
+        let state = self.lock();
+        if let Some(peer) = state.peers.get(id) {
+            let recording = peer.handle.recording();
+            return Some(PeerRecord {
+                info: peer.info(),
+                path: recording.and_then(|r| r.path().map(str::to_owned)),
+                frames: recording.map(|r| r.records()).unwrap_or_default(),
+                closed: None,
+                closed_at_ms: None,
+                rooms: peer.rooms.clone(),
+            });
+        }
+        // The newest entry first: a history holds one entry per peer id, but be sure.
+        state
+            .history
+            .iter()
+            .rev()
+            .find_map(|item| match &item.entry.closed {
+                Closed::Peer(closed) if closed.peer.id == id => Some(PeerRecord {
+                    info: closed.peer.clone(),
+                    path: item.path.clone(),
+                    frames: item
+                        .ring
+                        .as_ref()
+                        .map(|r| r.records().cloned().collect())
+                        .unwrap_or_default(),
+                    closed: Some((closed.code, closed.reason.clone())),
+                    closed_at_ms: Some(item.entry.closed_at_ms),
+                    rooms: closed.rooms.clone(),
+                }),
+                _ => None,
+            })
+    }
+
+    /// The peers, live and closed, that were in (or tried to join) room `code`, except
+    /// `except`. An export of a room failure replays them too.
+    pub fn room_participants(&self, code: &str, except: &str) -> Vec<PeerRecord> {
+        let ids: Vec<PeerId> = {
+            let state = self.lock();
+            let live = state
+                .peers
+                .iter()
+                .filter(|(id, p)| id.as_str() != except && p.rooms.iter().any(|r| r == code))
+                .map(|(id, _)| id.clone());
+            let closed = state
+                .history
+                .iter()
+                .filter_map(|item| match &item.entry.closed {
+                    Closed::Peer(c) if c.peer.id != except && c.rooms.iter().any(|r| r == code) => {
+                        Some(c.peer.id.clone())
+                    }
+                    _ => None,
+                });
+            live.chain(closed).collect()
+        };
+        ids.iter().filter_map(|id| self.peer_record(id)).collect()
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Bans
+    // ------------------------------------------------------------------------------------
+
+    /// Bans read from the data folder at start.
+    pub fn restore_bans(&self, bans: Vec<BanInfo>, next_id: u64) {
+        let mut state = self.lock();
+        let now = now_ms();
+        for ban in bans.into_iter().filter(|b| b.until_ms > now) {
+            state.bans.insert(ban);
+        }
+        state.bans.set_next_id(next_id);
+        self.bans_active.store(state.bans.len(), Ordering::Relaxed);
+    }
+
+    pub fn bans(&self) -> (Vec<BanInfo>, u64) {
+        let state = self.lock();
+        (state.bans.list(), state.bans.next_id())
+    }
+
+    pub fn allocate_ban_id(&self) -> u64 {
+        self.lock().bans.allocate_id()
+    }
+
+    /// Put a ban in force and kick the live peers it matches; returns how many.
+    pub fn add_ban(&self, ban: BanInfo) -> usize {
+        let mut state = self.lock();
+        let kick = Control::Kick {
+            reason: Some(format!("banned: {}", ban.reason)),
+        };
+        let mut kicked = 0;
+        for peer in state.peers.values() {
+            let matches = match &ban.target {
+                BanTarget::Identity { app, identity } => {
+                    peer.info.identity.as_ref() == Some(identity)
+                        && (app.is_none() || peer.info.app == *app)
+                }
+                BanTarget::Address { ip } => {
+                    crate::server::bans::ip_of(&peer.info.addr).map(|a| a.to_string())
+                        == Some(ip.clone())
+                }
+            };
+            if matches && peer.handle.closing().is_none() && peer.handle.control(kick.clone()) {
+                kicked += 1;
+            }
+        }
+        state.bans.insert(ban.clone());
+        self.bans_active.store(state.bans.len(), Ordering::Relaxed);
+        self.emit(&mut state, Event::BanAdded { ban });
+        kicked
+    }
+
+    pub fn lift_ban(&self, id: u64, by: &str) -> Result<BanInfo, String> {
+        let mut state = self.lock();
+        let ban = state
+            .bans
+            .remove(id)
+            .ok_or_else(|| format!("no ban {id} in force"))?;
+        self.bans_active.store(state.bans.len(), Ordering::Relaxed);
+        self.emit(
+            &mut state,
+            Event::BanLifted {
+                id,
+                by: by.to_owned(),
+            },
+        );
+        Ok(ban)
+    }
+
+    fn expire_bans(&self, state: &mut State, now: u64) {
+        if self.bans_active.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        for ban in state.bans.expire(now) {
+            self.emit(
+                state,
+                Event::BanLifted {
+                    id: ban.id,
+                    by: "expired".to_owned(),
+                },
+            );
+        }
+        self.bans_active.store(state.bans.len(), Ordering::Relaxed);
+    }
+
+    pub fn bans_in_force(&self) -> bool {
+        self.bans_active.load(Ordering::Relaxed) > 0
+    }
+
+    /// The ban in force on a client address, if any; free while no ban is in force.
+    pub fn address_ban(&self, addr: std::net::IpAddr) -> Option<BanInfo> {
+        if self.bans_active.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.lock().bans.address(addr, now_ms()).cloned()
+    }
+
+    /// The ban in force on an identity within an app, if any; free while no ban is in force.
+    pub fn identity_ban(&self, app: Option<&str>, identity: &str) -> Option<BanInfo> {
+        if self.bans_active.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.lock().bans.identity(app, identity, now_ms()).cloned()
+    }
+
+    // ------------------------------------------------------------------------------------
     // Shutdown
     // ------------------------------------------------------------------------------------
 
@@ -1360,6 +1682,39 @@ mod tests {
             emitted,
             Some(("1013".to_owned(), "close 1013 try_again_later".to_owned()))
         );
+    }
+
+    #[test]
+    fn a_closed_peers_frames_move_to_its_history_entry_and_leave_with_it() {
+        let mut config = Config::demo();
+        config.history.max_entries = 1;
+        let hub = Hub::new(config, "test".into(), &BTreeMap::new(), 64);
+        let new = || NewPeer {
+            dialect: Dialect::Pubsub,
+            app: Some("demo".into()),
+            identity: None,
+            addr: "127.0.0.1:1".into(),
+            probe_nonce: None,
+        };
+        let first = hub.register_peer(new(), None).unwrap();
+        let frame: Utf8Bytes = "hello".into();
+        assert!(hub.deliver(&first.handle, &frame, Priority::Reply));
+        first.handle.record(Direction::In, &"hi".into());
+        assert_eq!(hub.recorder().used_bytes(), 7);
+        hub.remove_peer(first.id(), None);
+        let record = hub.peer_record(first.id()).unwrap();
+        assert_eq!(record.frames.len(), 2);
+        assert_eq!(record.closed, Some((None, "connection dropped".to_owned())));
+        assert_eq!(hub.recorder().used_bytes(), 7, "kept while in the history");
+        let second = hub.register_peer(new(), None).unwrap();
+        hub.remove_peer(second.id(), None);
+        assert!(
+            hub.peer_record(first.id()).is_none(),
+            "pushed out by the newer entry"
+        );
+        assert_eq!(hub.recorder().used_bytes(), 0, "its frames left with it");
+        let (_, snapshot, _) = hub.subscribe();
+        assert_eq!(snapshot.history.len(), 1);
     }
 
     #[test]

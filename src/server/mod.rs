@@ -21,7 +21,10 @@
 //! - [`connection`]: the one connection lifecycle every dialect runs; a dialect supplies a
 //!   [`connection::Session`] with its protocol logic only.
 //! - [`peer`]: a peer's handle (outbox with its byte budget, counters, flags) shared by `Arc`.
-//! - [`hub`]: the registry, channels, subscriptions, faults and the numbered admin deltas.
+//! - [`hub`]: the registry, channels, subscriptions, faults, the numbered admin deltas and the
+//!   history of closed peers and rooms.
+//! - [`recorder`]: every peer's last frames in and out (admin `frames` and `export`).
+//! - [`bans`]: admin bans, and how each dialect refuses a banned client.
 //! - [`rate_limit`]: the fixed window and token bucket the dialects map to their own codes.
 //! - the dialects ([`signal_fish`], [`talo`], [`flow`], [`pubsub`]), [`admin`], [`http`],
 //!   [`probe`], [`persist`], [`token`], [`config`].
@@ -29,6 +32,7 @@
 pub mod access;
 pub mod admin;
 pub mod cluster;
+pub mod bans;
 pub mod config;
 pub mod connection;
 pub mod flow;
@@ -40,6 +44,7 @@ pub mod persist;
 pub mod probe;
 pub mod pubsub;
 pub mod rate_limit;
+pub mod recorder;
 pub mod signal_fish;
 pub mod talo;
 pub mod token;
@@ -161,6 +166,9 @@ impl Server {
             options.admin_buffer.unwrap_or(hub::EVENT_CAPACITY),
         );
         hub.set_room_directory(rooms.clone());
+        let (bans, last_ban_id) =
+            persist::load_bans(&options.data_dir).map_err(anyhow::Error::msg)?;
+        hub.restore_bans(bans, last_ban_id);
         let shared = Arc::new(Shared {
             hub,
             signal_fish: rooms,

@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 
 use crate::catalog::Dialect;
-use crate::protocol::admin::PeerId;
+use crate::protocol::admin::{Direction, PeerId};
+use crate::server::recorder::{PeerRecording, Recorder};
 
 /// What a peer's writer task sends.
 #[derive(Debug, Clone)]
@@ -117,6 +118,10 @@ pub struct PeerHandle {
     tapped: AtomicBool,
     /// The writer gave up: one write made no progress for `stall_ms`.
     writer_stalled: AtomicBool,
+    /// Wakes the connection task when the writer gives up.
+    stall: Notify,
+    /// The flight recorder's ring, when the recorder is on.
+    recording: Option<(Arc<Recorder>, PeerRecording)>,
 }
 
 /// The receiving ends a connection task keeps.
@@ -131,7 +136,10 @@ impl PeerHandle {
         dialect: Dialect,
         limits: OutboxLimits,
         tapped: bool,
+        recorder: Option<&Arc<Recorder>>,
     ) -> (Arc<PeerHandle>, PeerQueues) {
+        let recording =
+            recorder.and_then(|recorder| Some((recorder.clone(), recorder.recording()?)));
         let (outbox_tx, outbox) = mpsc::unbounded_channel();
         let (control_tx, control) = mpsc::unbounded_channel();
         let handle = Arc::new(PeerHandle {
@@ -151,6 +159,8 @@ impl PeerHandle {
             counters_changed: AtomicBool::new(false),
             tapped: AtomicBool::new(tapped),
             writer_stalled: AtomicBool::new(false),
+            stall: Notify::new(),
+            recording,
         });
         (handle, PeerQueues { outbox, control })
     }
@@ -181,7 +191,19 @@ impl PeerHandle {
         }
         self.frames_out.fetch_add(1, Ordering::Relaxed);
         self.counters_changed.store(true, Ordering::Relaxed);
+        self.record(Direction::Out, text);
         Enqueued::Queued
+    }
+
+    /// Keep a frame in the flight recorder (a no-op when it is off).
+    pub fn record(&self, direction: Direction, text: &Utf8Bytes) {
+        if let Some((recorder, recording)) = &self.recording {
+            recording.record(recorder, direction, text);
+        }
+    }
+
+    pub fn recording(&self) -> Option<&PeerRecording> {
+        self.recording.as_ref().map(|(_, recording)| recording)
     }
 
     /// Mark the peer closing with this code; false when it already was. Only the first close
@@ -232,8 +254,16 @@ impl PeerHandle {
         std::time::Duration::from_millis(self.limits.stall_ms)
     }
 
+    /// Called by the writer when a write made no progress for `stall_ms`; wakes the
+    /// connection task, which closes the peer as a slow consumer.
     pub fn mark_writer_stalled(&self) {
         self.writer_stalled.store(true, Ordering::Relaxed);
+        self.stall.notify_one();
+    }
+
+    /// Resolves once the writer has given up on a stalled write.
+    pub async fn writer_gave_up(&self) {
+        self.stall.notified().await;
     }
 
     pub fn writer_stalled(&self) -> bool {
@@ -292,7 +322,7 @@ mod tests {
     use super::*;
 
     fn handle(limits: OutboxLimits) -> (Arc<PeerHandle>, PeerQueues) {
-        PeerHandle::new("p1".into(), Dialect::Pubsub, limits, false)
+        PeerHandle::new("p1".into(), Dialect::Pubsub, limits, false, None)
     }
 
     #[test]

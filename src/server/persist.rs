@@ -1,4 +1,4 @@
-//! What survives a restart: app status changes and the audit log, in the data folder.
+//! What survives a restart: app status changes, bans and the audit log, in the data folder.
 //!
 //! One task owns the files, so writes never interleave and no lock is held across the disk
 //! I/O. The state file is replaced atomically (write a temporary file, fsync it, rename it
@@ -22,15 +22,21 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::protocol::admin::AppStatus;
+use crate::protocol::admin::{AppStatus, BanInfo};
 
 const STATE_FILE: &str = "state.json";
 const AUDIT_FILE: &str = "audit.jsonl";
 const TOKEN_FILE: &str = "admin-token";
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct StateFile {
     app_status: BTreeMap<String, AppStatus>,
+    /// Bans in force when the file was written (expired ones are dropped at load).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    bans: Vec<BanInfo>,
+    /// The last ban id given out: ids are never reused, so an audit line names one ban.
+    #[serde(default)]
+    last_ban_id: u64,
 }
 
 /// Whether a record announces an action or reports how it ended.
@@ -75,6 +81,7 @@ enum Job {
         BTreeMap<String, AppStatus>,
         oneshot::Sender<std::io::Result<()>>,
     ),
+    SaveBans(Vec<BanInfo>, u64, oneshot::Sender<std::io::Result<()>>),
     Audit(AuditRecord, oneshot::Sender<std::io::Result<()>>),
 }
 
@@ -89,17 +96,24 @@ pub struct Persist {
 
 /// Read the persisted app statuses; a missing file means none were changed yet.
 pub fn load_statuses(dir: &Path) -> Result<BTreeMap<String, AppStatus>, String> {
+    load_state(dir).map(|s| s.app_status)
+}
+
+/// Read the persisted bans and the last ban id given out.
+pub fn load_bans(dir: &Path) -> Result<(Vec<BanInfo>, u64), String> {
+    load_state(dir).map(|s| (s.bans, s.last_ban_id))
+}
+
+fn load_state(dir: &Path) -> Result<StateFile, String> {
     let path = dir.join(STATE_FILE);
     match read_private(&path) {
-        Ok(text) => serde_json::from_str::<StateFile>(&text)
-            .map(|s| s.app_status)
-            .map_err(|e| {
-                format!(
-                    "{}: {e}; move the file away to start from the config's statuses",
-                    path.display()
-                )
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Ok(text) => serde_json::from_str::<StateFile>(&text).map_err(|e| {
+            format!(
+                "{}: {e}; move the file away to start from the config's statuses",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StateFile::default()),
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
 }
@@ -109,21 +123,45 @@ impl Persist {
     pub fn start(dir: PathBuf) -> std::io::Result<Persist> {
         create_private_dir(&dir)?;
         let last_id = repair_audit(&dir.join(AUDIT_FILE))?;
+        // The writer keeps the whole state file in memory: statuses and bans are saved by
+        // different commands, and each save writes both.
+        let mut state = load_state(&dir).unwrap_or_default();
         let (jobs, mut receiver) = mpsc::unbounded_channel::<Job>();
         tokio::spawn(async move {
             while let Some(job) = receiver.recv().await {
                 let dir = dir.clone();
-                // The blocking pool keeps fsync off the async workers; jobs stay in order
-                // because the next one starts only after this one finished.
-                let _ = tokio::task::spawn_blocking(move || match job {
+                let (next, written) = match job {
                     Job::SaveStatuses(statuses, done) => {
-                        let _ = done.send(save_statuses(&dir, &statuses));
+                        let mut next = state.clone();
+                        next.app_status = statuses;
+                        (next, Some(done))
+                    }
+                    Job::SaveBans(bans, last_ban_id, done) => {
+                        let mut next = state.clone();
+                        next.bans = bans;
+                        next.last_ban_id = last_ban_id;
+                        (next, Some(done))
                     }
                     Job::Audit(record, done) => {
-                        let _ = done.send(append_audit(&dir, &record));
+                        // The blocking pool keeps fsync off the async workers; jobs stay in
+                        // order because the next one starts only after this one finished.
+                        let _ = tokio::task::spawn_blocking(move || {
+                            let _ = done.send(append_audit(&dir, &record));
+                        })
+                        .await;
+                        continue;
                     }
-                })
-                .await;
+                };
+                let snapshot = next.clone();
+                let saved = tokio::task::spawn_blocking(move || save_state(&dir, &snapshot))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+                if saved.is_ok() {
+                    state = next;
+                }
+                if let Some(done) = written {
+                    let _ = done.send(saved);
+                }
             }
         });
         Ok(Persist {
@@ -144,6 +182,12 @@ impl Persist {
         statuses: BTreeMap<String, AppStatus>,
     ) -> std::io::Result<()> {
         self.submit(|done| Job::SaveStatuses(statuses, done)).await
+    }
+
+    /// Replace the persisted bans (the ones in force, and the last id given out).
+    pub async fn save_bans(&self, bans: Vec<BanInfo>, last_ban_id: u64) -> std::io::Result<()> {
+        self.submit(|done| Job::SaveBans(bans, last_ban_id, done))
+            .await
     }
 
     async fn write_record(&self, record: AuditRecord) -> std::io::Result<()> {
@@ -274,11 +318,8 @@ fn repair_audit(path: &Path) -> std::io::Result<u64> {
         .unwrap_or(0))
 }
 
-fn save_statuses(dir: &Path, statuses: &BTreeMap<String, AppStatus>) -> std::io::Result<()> {
-    let text = serde_json::to_string_pretty(&StateFile {
-        app_status: statuses.clone(),
-    })
-    .map_err(std::io::Error::other)?;
+fn save_state(dir: &Path, state: &StateFile) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(state).map_err(std::io::Error::other)?;
     let temporary = dir.join(format!("{STATE_FILE}.tmp"));
     {
         let mut file = private_file()

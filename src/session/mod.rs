@@ -54,13 +54,16 @@
 //!
 //! Any string in a step may contain `${name}`: a variable captured earlier, or `${peer:conn}`,
 //! the server's peer id of connection `conn` (learnt from the admin snapshot and deltas by
-//! matching the connection's local address). A string that is exactly `"${name}"` becomes the
+//! matching the connection's local address). In a `connect` step's `headers` only, `${admin_token}` is the
+//! admin token of the replay's target (exported Flow streams present it, since the credential
+//! the peer used is not recorded); it is there only where admin steps are allowed. A string that is exactly `"${name}"` becomes the
 //! captured JSON value itself, so a captured number stays a number.
 //!
 //! Sessions that depend on timers (authentication and activity timeouts, reconnection windows)
 //! are written for [`crate::server::config::Config::for_replay`], the configuration of the
 //! embedded server `relaydeck replay` starts when no `--url` is given.
 
+pub mod export;
 pub mod replay;
 
 use std::collections::BTreeMap;

@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::{Session, Step, DEFAULT_TIMEOUT_MS, MAX_SESSION_MS};
 use crate::catalog::decode::{decode, DecodeError};
 use crate::catalog::Dialect;
-use crate::protocol::admin::{Event, ServerMessage};
+use crate::protocol::admin::{Direction, Event, ServerMessage};
 use crate::protocol::routes::{ws_url, ADMIN};
 use crate::wsclient::{self, ConnectError, Socket};
 
@@ -98,6 +98,18 @@ impl SessionReport {
     }
 }
 
+/// A frame a session sent or received, for a console that shows them as they pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeenFrame {
+    /// The session's name for the connection.
+    pub conn: String,
+    /// The connection's own address: the server lists the peer under it.
+    pub local_addr: SocketAddr,
+    /// `In` for what the session sent to the server, as the admin protocol counts it.
+    pub direction: Direction,
+    pub text: String,
+}
+
 struct Connection {
     socket: Socket,
     local_addr: SocketAddr,
@@ -120,6 +132,7 @@ struct Runner<'a> {
     variables: BTreeMap<String, Value>,
     codes_seen: Vec<String>,
     http: reqwest::Client,
+    frames: Option<tokio::sync::mpsc::UnboundedSender<SeenFrame>>,
 }
 
 /// Run one session. `observer` sees each step's report as soon as it is known.
@@ -127,6 +140,16 @@ pub async fn run(
     session: &Session,
     target: &Target,
     observer: &mut (dyn FnMut(&StepReport) + Send),
+) -> SessionReport {
+    run_streaming(session, target, observer, None).await
+}
+
+/// [`run`], also sending every WebSocket frame the session sends or receives to `frames`.
+pub async fn run_streaming(
+    session: &Session,
+    target: &Target,
+    observer: &mut (dyn FnMut(&StepReport) + Send),
+    frames: Option<tokio::sync::mpsc::UnboundedSender<SeenFrame>>,
 ) -> SessionReport {
     let mut runner = Runner {
         target,
@@ -136,6 +159,7 @@ pub async fn run(
         variables: BTreeMap::new(),
         codes_seen: Vec::new(),
         http: reqwest::Client::new(),
+        frames,
     };
     let mut reports = Vec::new();
     let mut skipped = 0;
@@ -200,7 +224,21 @@ impl Runner<'_> {
                 self.variables.insert(key, Value::String(id));
             }
         }
-        substitute(&mut value, &self.variables)?;
+        // The admin token is offered to `connect` headers alone (a Flow stream's credential in
+        // an exported session), and only where admin steps are allowed: it never becomes a
+        // frame the server would record.
+        let wants_token = matches!(step, Step::Connect { headers, .. }
+            if headers.values().any(|v| v.contains(ADMIN_TOKEN_VARIABLE)));
+        let mut variables = std::borrow::Cow::Borrowed(&self.variables);
+        if wants_token {
+            let token = self.target.admin_token.clone().ok_or(
+                "this connection presents the admin token (${admin_token}), and no admin token was allowed (relaydeck replay --url … --allow-admin --admin-token …)",
+            )?;
+            variables
+                .to_mut()
+                .insert("admin_token".to_owned(), Value::String(token));
+        }
+        substitute(&mut value, &variables)?;
         stringify_text_fields(&mut value);
         let resolved: Step = serde_json::from_value(value)
             .map_err(|e| format!("step after substitution is invalid: {e}"))?;
@@ -375,6 +413,19 @@ impl Runner<'_> {
         let Some(connection) = self.connections.get_mut(conn) else {
             return unknown_connection(conn);
         };
+        if let Some(frames) = &self.frames {
+            let text = if repeat > 1 {
+                format!("{} (×{repeat})", crate::report::one_line(&payload, 512))
+            } else {
+                crate::report::one_line(&payload, 512)
+            };
+            let _ = frames.send(SeenFrame {
+                conn: conn.to_owned(),
+                local_addr: connection.local_addr,
+                direction: Direction::In,
+                text,
+            });
+        }
         let message = if binary {
             Message::Binary(payload.into_bytes().into())
         } else {
@@ -443,6 +494,14 @@ impl Runner<'_> {
                 }
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             };
+            if let Some(frames) = &self.frames {
+                let _ = frames.send(SeenFrame {
+                    conn: conn.to_owned(),
+                    local_addr: connection.local_addr,
+                    direction: Direction::Out,
+                    text: crate::report::one_line(&text, 512),
+                });
+            }
             let decoded = decode(&text, Some(dialect)).or_else(|_| decode(&text, None));
             let error_code = match &decoded {
                 Ok(decoding) => decoding.best().map(|e| e.qualified()),
@@ -525,6 +584,14 @@ impl Runner<'_> {
                     };
                 }
                 Ok(Some(Ok(Message::Text(text)))) => {
+                    if let Some(frames) = &self.frames {
+                        let _ = frames.send(SeenFrame {
+                            conn: conn.to_owned(),
+                            local_addr: connection.local_addr,
+                            direction: Direction::Out,
+                            text: crate::report::one_line(&text, 512),
+                        });
+                    }
                     let decoded = decode(&text, Some(dialect)).ok();
                     if let Some(entry) = decoded.as_ref().and_then(|d| d.best()) {
                         self.codes_seen.push(entry.qualified());
@@ -910,6 +977,9 @@ fn collect_peer_refs(value: &Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// In a `connect` step's headers, the admin token of the replay's target.
+pub const ADMIN_TOKEN_VARIABLE: &str = "${admin_token}";
 
 /// Replace `${name}` in every string. A string that is exactly one `${name}` becomes the
 /// captured value itself, keeping its JSON type (an alias id stays a number).

@@ -132,6 +132,8 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, shown: &Detail) {
                 area,
             );
         }
+        // Drawn by the triage pane before this one is asked.
+        Detail::History(key) => super::triage::draw_history_detail(app, frame, area, &key),
         Detail::Code(qualified) => {
             let entry = lookup_qualified(&qualified);
             let lines = match entry {

@@ -18,15 +18,7 @@ use crate::protocol::admin::Direction;
 /// Indent of the lines that continue a log entry, under its event column.
 const LOG_INDENT: &str = "         ";
 
-fn time_of(at_ms: u64) -> String {
-    let seconds = (at_ms / 1000) % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}",
-        seconds / 3600,
-        (seconds / 60) % 60,
-        seconds % 60
-    )
-}
+use crate::console::tables::time_of;
 
 /// The lines for one log entry: the event, and for errors the decoded title and retry policy,
 /// then the guidance wrapped to `inner_width`, so that advice is never cut at the edge.

@@ -12,13 +12,14 @@ pub mod log;
 pub mod overview;
 pub mod status;
 pub mod table;
+pub mod triage;
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders};
 use ratatui::Frame;
 
-use super::app::{App, Mode, View};
+use super::app::{App, Detail, Mode, View};
 use super::theme::Theme;
 
 pub fn draw(app: &App, frame: &mut Frame) {
@@ -33,9 +34,13 @@ pub fn draw(app: &App, frame: &mut Frame) {
     header::draw_tabs(app, frame, tabs);
     header::draw_info(app, frame, info);
     match &app.detail {
+        Some(Detail::History(key)) => triage::draw_history_detail(app, frame, body, key),
         Some(shown) => detail::draw(app, frame, body, shown),
         None => match app.view {
             View::Overview => overview::draw(app, frame, body),
+            View::History => triage::draw_history(app, frame, body),
+            View::Find => triage::draw_find(app, frame, body),
+            View::Timeline => triage::draw_timeline(app, frame, body),
             View::Log => log::draw(app, frame, body, None, "Live log"),
             View::Composer => composer::draw(app, frame, body),
             view => table::draw(app, frame, body, view),
@@ -45,7 +50,10 @@ pub fn draw(app: &App, frame: &mut Frame) {
     status::draw_hints(app, frame, hints);
     match &app.mode {
         Mode::Help => help::draw(app, frame),
-        Mode::Confirm { question, .. } => confirm::draw(&app.theme, frame, question),
+        Mode::Confirm { question, .. } | Mode::ConfirmRun { question, .. } => {
+            confirm::draw(&app.theme, frame, question)
+        }
+        Mode::Paste => triage::draw_paste(app, frame, body),
         _ => {}
     }
 }

@@ -17,6 +17,10 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
             Span::raw(app.command_line.clone()),
             Span::styled("█", theme.muted),
         ]),
+        Mode::Paste => Line::from(Span::styled(
+            "paste or type the log; ctrl-s reads it into a timeline, esc cancels",
+            theme.muted,
+        )),
         Mode::Filter => Line::from(vec![
             Span::styled("/", theme.accent),
             Span::raw(app.tables.filter(app.view).to_owned()),
@@ -80,6 +84,7 @@ pub fn draw_hints(app: &App, frame: &mut Frame, area: Rect) {
             ]),
             View::Rooms => wanted.push((Action::CloseRoom, "close")),
             View::Log => wanted.push((Action::Edit, "edit")),
+            View::Bans => wanted.push((Action::LiftBan, "lift")),
             _ => {}
         }
     }

@@ -47,6 +47,16 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, view: View) {
 }
 
 fn column_widths(view: View, count: usize) -> Vec<Constraint> {
+    // What tells one close from another fits 80 columns; errors and addresses take what is
+    // left, rather than squeezing every column.
+    if view == View::History {
+        return [8, 5, 11, 6, 9, 7, 24]
+            .into_iter()
+            .map(Constraint::Length)
+            .chain([Constraint::Fill(1), Constraint::Fill(1)])
+            .take(count)
+            .collect();
+    }
     let fixed: &[u16] = match view {
         View::Peers => &[6, 11, 13, 14, 7, 6, 6, 4, 21],
         View::Rooms => &[7, 12, 12, 8, 6, 10, 14],
@@ -54,6 +64,7 @@ fn column_widths(view: View, count: usize) -> Vec<Constraint> {
         View::Subscriptions => &[7, 11, 20, 20, 30],
         View::Apps => &[14, 16, 10, 6, 60],
         View::Catalog => &[12, 32, 9, 23, 40],
+        View::Bans => &[4, 30, 9, 20, 20],
         _ => &[],
     };
     (0..count)

@@ -110,6 +110,15 @@ impl App {
         if self.admin_refused() {
             return Vec::new();
         }
+        // A template of several connections, or with answers to capture, runs as the
+        // session it comes from; the replay engine fills its placeholders.
+        if let Some(template) = self.composer.template_session() {
+            let run = crate::console::app::ReproRun {
+                label: format!("template {}", template.name),
+                session: template.session.clone(),
+            };
+            return self.start_session(run);
+        }
         match self.composer.dispatch() {
             Err(problem) => {
                 self.set_status(problem, Severity::Warning);
@@ -177,16 +186,8 @@ impl App {
 
     /// The composer's probe exchange as a session file.
     pub(super) fn record(&mut self, name: &str) -> Vec<Effect> {
-        let valid_name = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && !name.starts_with('.');
-        if !valid_name {
-            self.set_status(
-                "a session name is letters, digits, '-', '_' and '.' (not first)",
-                Severity::Warning,
-            );
+        if !super::triage::valid_session_name(name) {
+            self.set_status(super::triage::SESSION_NAME_RULE, Severity::Warning);
             return Vec::new();
         }
         let watching = self.composer.watching.clone();

@@ -78,12 +78,17 @@ impl Default for FlowSettings {
 pub async fn upgrade(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if let Some(refused) = access::origin_refusal(&headers, shared.hub.config(), true) {
         return refused;
     }
+    if let Some(banned) = crate::server::bans::address_refusal(&shared.hub, addr) {
+        return banned;
+    }
+    let path = crate::server::bans::path_of(&uri);
     let Some(granted) = access::authorize(&headers, shared.hub.config(), &shared.admin_token, true)
     else {
         return (
@@ -98,6 +103,7 @@ pub async fn upgrade(
         connection::serve(
             socket,
             shared.clone(),
+            path,
             new,
             None,
             |_| (1001, "going_away".to_owned()),

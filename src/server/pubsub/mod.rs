@@ -85,15 +85,30 @@ pub async fn upgrade(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<ConnectQuery>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if let Some(refused) = access::origin_refusal(&headers, shared.hub.config(), false) {
         return refused;
     }
+    if shared.hub.bans_in_force() {
+        if let Some(banned) = crate::server::bans::address_refusal(&shared.hub, addr) {
+            return banned;
+        }
+        // A token names its peer id before the upgrade; a key gets a fresh one, never banned.
+        if query.token.is_some() {
+            if let Ok(grant) = authenticate(&shared, &query) {
+                if let Some(ban) = shared.hub.identity_ban(Some(&grant.app), &grant.peer_id) {
+                    return crate::server::bans::refuse_http(&shared.hub, &ban);
+                }
+            }
+        }
+    }
     let probe_nonce = probe_nonce(&headers);
+    let path = crate::server::bans::path_of(&uri);
     connection::configure(upgrade, READ_LIMIT_BYTES)
-        .on_upgrade(move |socket| serve(socket, shared, query, addr, probe_nonce))
+        .on_upgrade(move |socket| serve(socket, shared, path, query, addr, probe_nonce))
 }
 
 /// The message text the catalog gives for a code, with `{placeholders}` filled in.
@@ -235,6 +250,7 @@ struct Session {
 async fn serve(
     socket: WebSocket,
     shared: Arc<Shared>,
+    path: String,
     query: ConnectQuery,
     addr: SocketAddr,
     probe_nonce: Option<String>,
@@ -265,6 +281,7 @@ async fn serve(
     connection::serve(
         socket,
         shared.clone(),
+        path,
         new_peer,
         limit,
         refused,

@@ -168,25 +168,28 @@ impl Refusal {
 pub async fn upgrade_v2(
     state: State<Arc<Shared>>,
     addr: ConnectInfo<SocketAddr>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    serve_upgrade(state, addr, headers, upgrade, 2)
+    serve_upgrade(state, addr, &uri, headers, upgrade, 2)
 }
 
 /// `GET /v3/ws`: the same connection, defaulting to protocol v3.
 pub async fn upgrade_v3(
     state: State<Arc<Shared>>,
     addr: ConnectInfo<SocketAddr>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    serve_upgrade(state, addr, headers, upgrade, 3)
+    serve_upgrade(state, addr, &uri, headers, upgrade, 3)
 }
 
 fn serve_upgrade(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    uri: &axum::http::Uri,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
     endpoint_version: u16,
@@ -195,11 +198,13 @@ fn serve_upgrade(
         return refused;
     }
     let probe_nonce = probe_nonce(&headers);
+    let path = crate::server::bans::path_of(uri);
     connection::configure(upgrade, READ_LIMIT_BYTES).on_upgrade(move |socket| {
         let new = NewPeer::anonymous(DIALECT, addr, probe_nonce);
         connection::serve(
             socket,
             shared.clone(),
+            path,
             new,
             None,
             |_| (4000, close_reason(4000)),
@@ -588,6 +593,13 @@ impl Session {
                 password: _,
             }) => {
                 let app = self.app.clone().unwrap_or_default();
+                if self.hub().identity_ban(Some(&app), &spectator_name).is_some() {
+                    return self.answer_refusal(&Refusal {
+                        carrier: Carrier::SpectatorJoinFailed,
+                        code: "BANNED",
+                        text: None,
+                    });
+                }
                 let joined = self.rooms().spectate(
                     self.hub(),
                     &peer,
@@ -640,6 +652,13 @@ impl Session {
             .map(|sf| sf.max_rooms_per_game)
             .unwrap_or(rooms::DEFAULT_MAX_ROOMS_PER_GAME);
         let player_name = join.player_name.clone();
+        if let Some(_ban) = self.hub().identity_ban(Some(&app), &player_name) {
+            return Err(Refusal {
+                carrier: Carrier::RoomJoinFailed,
+                code: "BANNED",
+                text: None,
+            });
+        }
         let request = JoinRequest {
             app,
             game_name: join.game_name,
@@ -734,6 +753,19 @@ impl Session {
         else {
             return self.refuse_authentication("INVALID_APP_ID", Some("InvalidAppId".to_owned()));
         };
+        if self.hub().bans_in_force() {
+            let banned = self
+                .hub()
+                .peer(&self.peer.id)
+                .and_then(|p| crate::server::bans::ip_of(&p.addr))
+                .and_then(|ip| self.hub().address_ban(ip));
+            if banned.is_some() {
+                return self.refuse_authentication(
+                    "UNAUTHORIZED",
+                    Some("Access denied: this address is banned".to_owned()),
+                );
+            }
+        }
         match self.hub().app_status(&app.id) {
             Some(AppStatus::Active) => {}
             Some(status) => return self.refuse_authentication(status_code(status), None),

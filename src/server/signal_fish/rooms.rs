@@ -1152,7 +1152,7 @@ impl Rooms {
                 for member in &members {
                     hub.update_peer(member, |p| p.room = Some(fresh.clone()));
                 }
-                hub.room_closed(&code);
+                hub.room_closed_because(&code, &format!("renamed to {fresh}"));
                 Self::publish(hub, &snapshot);
                 Ok(RoomOperationResult::RoomCodeRegenerated { room_code: fresh })
             }
@@ -1678,7 +1678,7 @@ impl RoomDirectory for Rooms {
         for peer in &members {
             hub.update_peer(peer, |p| p.room = None);
         }
-        hub.room_closed(code);
+        hub.room_closed_because(code, "closed by an operator");
         Ok(format!(
             "room {code} closed; {} members removed",
             members.len()

@@ -184,6 +184,9 @@ pub async fn socket_ticket(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(banned) = crate::server::bans::address_refusal(&shared.hub, addr) {
+        return banned;
+    }
     let app = match admit(&shared, &headers, &addr.ip().to_string(), true, None) {
         Ok(app) => app,
         Err(response) => return response,
@@ -199,6 +202,9 @@ pub async fn identify(
     headers: HeaderMap,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
+    if let Some(banned) = crate::server::bans::address_refusal(&shared.hub, addr) {
+        return banned;
+    }
     let service = query
         .get("service")
         .map(String::as_str)
@@ -224,6 +230,9 @@ pub async fn identify(
         Ok(values) => values,
         Err(response) => return response,
     };
+    if let Some(ban) = shared.hub.identity_ban(Some(&app), identifier) {
+        return crate::server::bans::refuse_http(&shared.hub, &ban);
+    }
     let Some(alias) = shared.talo.identify(&app, service, identifier) else {
         // `src/routes/api/player/identify.ts`: talo aliases are only made by the auth API.
         return respond(
@@ -246,6 +255,9 @@ pub async fn socket_token(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(banned) = crate::server::bans::address_refusal(&shared.hub, addr) {
+        return banned;
+    }
     let alias_header = header_value(&headers, "x-talo-alias").map(str::to_owned);
     let caller = alias_header
         .clone()
@@ -278,6 +290,9 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(banned) = crate::server::bans::address_refusal(&shared.hub, addr) {
+        return banned;
+    }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let identifier = body
         .get("identifier")
@@ -304,6 +319,9 @@ pub async fn login(
         Ok(values) => values,
         Err(response) => return response,
     };
+    if let Some(ban) = shared.hub.identity_ban(Some(&app), identifier) {
+        return crate::server::bans::refuse_http(&shared.hub, &ban);
+    }
     let verifier = shared.clone();
     let (identifier, password) = (identifier.to_owned(), password.to_owned());
     let verified =

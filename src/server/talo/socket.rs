@@ -67,15 +67,20 @@ pub async fn upgrade(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<TicketQuery>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if let Some(refused) = access::origin_refusal(&headers, shared.hub.config(), false) {
         return refused;
     }
+    if let Some(banned) = crate::server::bans::address_refusal(&shared.hub, addr) {
+        return banned;
+    }
     let probe_nonce = probe_nonce(&headers);
+    let path = crate::server::bans::path_of(&uri);
     connection::configure(upgrade, MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| serve(socket, shared, query.ticket, addr, probe_nonce))
+        .on_upgrade(move |socket| serve(socket, shared, path, query.ticket, addr, probe_nonce))
 }
 
 fn wire_text(code: &str) -> String {
@@ -96,6 +101,7 @@ struct Session {
 async fn serve(
     socket: WebSocket,
     shared: Arc<Shared>,
+    path: String,
     ticket: Option<String>,
     addr: SocketAddr,
     probe_nonce: Option<String>,
@@ -120,6 +126,7 @@ async fn serve(
     connection::serve(
         socket,
         shared.clone(),
+        path,
         new_peer,
         None,
         |_| (1001, "going_away".to_owned()),
