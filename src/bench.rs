@@ -97,6 +97,7 @@ pub fn snapshot(size: &Size) -> Snapshot {
         stats: Stats::default(),
         history: vec![],
         bans: vec![],
+        nodes: vec![],
     }
 }
 

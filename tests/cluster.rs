@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use relaydeck::protocol::admin::Event;
 use relaydeck::server::config::Config;
 use serde_json::{json, Value};
 
@@ -224,15 +225,58 @@ async fn channel_messages_presence_and_direct_sends_cross_nodes() {
     presence_of(&mut alice, &bob_id, false).await;
 }
 
+/// The node list a console of `node` sees, once it names exactly `alive` as live nodes.
+async fn nodes_until(
+    admin: &mut Admin,
+    alive: &[&str],
+) -> Vec<relaydeck::protocol::admin::NodeInfo> {
+    let event = admin
+        .wait_event(|event| match event {
+            Event::Nodes { nodes } => {
+                let live: Vec<&str> = nodes
+                    .iter()
+                    .filter(|n| n.alive)
+                    .map(|n| n.node_id.as_str())
+                    .collect();
+                live == alive
+            }
+            _ => false,
+        })
+        .await;
+    match event {
+        Event::Nodes { nodes } => nodes,
+        _ => unreachable!(),
+    }
+}
+
+async fn admin_sees_peers(admin: &mut Admin, node: &str, peers: u64) {
+    admin
+        .wait_event(|event| {
+            matches!(event, Event::Nodes { nodes }
+                if nodes.iter().any(|n| n.node_id == node && n.peers == peers))
+        })
+        .await;
+}
+
 #[tokio::test]
 async fn a_node_that_shuts_down_or_dies_is_forgotten() {
     let redis = Redis::start();
     let a = node(&redis, "node-a").await;
     let b = node(&redis, "node-b").await;
+    let mut console = a.admin().await;
     let (mut alice, _, _bob, bob_id) = pair(&a, &b).await;
-    // A clean shutdown says goodbye: Bob leaves Alice's channel at once.
+    let nodes = nodes_until(&mut console, &["node-a", "node-b"]).await;
+    assert!(nodes
+        .iter()
+        .any(|n| n.node_id == "node-a" && n.local && n.redis_ok));
+    assert!(nodes.iter().any(|n| n.node_id == "node-b" && !n.local));
+    // Node b's own heartbeat reports Bob within one heartbeat of his arrival.
+    admin_sees_peers(&mut console, "node-b", 1).await;
+    // A clean shutdown says goodbye: Bob leaves Alice's channel at once, and the console's
+    // node list loses node b.
     b.stop().await;
     presence_of(&mut alice, &bob_id, false).await;
+    nodes_until(&mut console, &["node-a"]).await;
 
     // A node killed outright says nothing: its heartbeat lapses instead.
     let dir = tempfile::tempdir().unwrap();

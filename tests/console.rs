@@ -13,8 +13,8 @@ use relaydeck::console::log::LogKind;
 use relaydeck::console::ui;
 use relaydeck::protocol::admin::{
     AppInfo, AppStatus, BanInfo, BanTarget, ChannelInfo, Closed, ClosedPeer, ClosedRoom, Command,
-    CommandResult, Direction, Event, HistoryEntry, KeyInfo, PeerInfo, RecentError, RoomInfo,
-    RoomMember, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
+    CommandResult, Direction, Event, HistoryEntry, KeyInfo, NodeInfo, PeerInfo, RecentError,
+    RoomInfo, RoomMember, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
 };
 use serde_json::json;
 
@@ -141,6 +141,7 @@ fn fixture() -> Snapshot {
         },
         history: vec![],
         bans: vec![],
+        nodes: vec![],
     }
 }
 
@@ -1016,6 +1017,80 @@ fn bans_are_listed_and_lifted_after_confirming() {
     readonly.update(key(KeyCode::Char('b')));
     readonly.update(key(KeyCode::Char('u')));
     assert_eq!(readonly.mode, Mode::Normal);
+}
+
+fn node(name: &str, heartbeat: u64, peers: u64, frames: u64, errors: u64) -> NodeInfo {
+    NodeInfo {
+        node_id: name.into(),
+        listen: format!(
+            "10.0.0.{}:7878",
+            u32::from(name.as_bytes()[name.len() - 1]) - 96
+        ),
+        started_at_ms: T0 - 3_600_000,
+        heartbeat_at_ms: heartbeat,
+        peers,
+        frames_in: frames / 4,
+        frames_out: frames - frames / 4,
+        errors,
+        redis_ok: true,
+        alive: true,
+        local: name == "node-a",
+    }
+}
+
+/// Two heartbeats a second apart give each node its rates; a node whose heartbeat lapsed, and
+/// one that lost Redis, stand out.
+#[test]
+fn the_nodes_view_shows_liveness_and_rates_from_successive_heartbeats() {
+    let mut app = loaded_app(false);
+    let lists = [
+        vec![
+            node("node-a", T0, 12, 10_000, 3),
+            node("node-b", T0 - 200, 9, 4_000, 0),
+            node("node-c", T0 - 300, 4, 1_000, 1),
+        ],
+        vec![
+            node("node-a", T0 + 1000, 13, 12_500, 5),
+            node("node-b", T0 + 800, 9, 4_900, 0),
+            NodeInfo {
+                alive: false,
+                ..node("node-c", T0 - 300, 4, 1_000, 1)
+            },
+            NodeInfo {
+                redis_ok: false,
+                ..node("node-d", T0 + 900, 2, 100, 0)
+            },
+        ],
+    ];
+    for (offset, nodes) in lists.into_iter().enumerate() {
+        app.update(Msg::Server(ServerMessage::Delta {
+            seq: 15 + offset as u64,
+            at_ms: T0 + 1000,
+            event: Event::Nodes { nodes },
+        }));
+    }
+    app.run_command_line("nodes");
+    assert_eq!(app.view, View::Nodes);
+    let rates: Vec<(String, Option<u64>, Option<u64>)> = app
+        .model
+        .nodes
+        .iter()
+        .map(|n| (n.info.node_id.clone(), n.frames_per_s, n.errors_per_s))
+        .collect();
+    assert_eq!(
+        rates,
+        [
+            ("node-a".into(), Some(2_500), Some(2)),
+            ("node-b".into(), Some(900), Some(0)),
+            ("node-c".into(), None, None),
+            ("node-d".into(), None, None),
+        ]
+    );
+    insta::assert_snapshot!("nodes_view", render(&app, 100, 16));
+    // The `N` key opens the same view.
+    let mut app = loaded_app(false);
+    app.update(key(KeyCode::Char('N')));
+    assert_eq!(app.view, View::Nodes);
 }
 
 #[test]

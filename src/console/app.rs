@@ -37,6 +37,8 @@ pub enum View {
     Find,
     /// A pasted log's timeline.
     Timeline,
+    /// The cluster's nodes (`serve --cluster`).
+    Nodes,
 }
 
 impl View {
@@ -67,6 +69,7 @@ impl View {
             View::Bans => "Bans",
             View::Find => "Find",
             View::Timeline => "Timeline",
+            View::Nodes => "Nodes",
         }
     }
 

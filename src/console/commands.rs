@@ -172,6 +172,12 @@ pub const COMMANDS: &[Spec] = &[
         "bans in force; a key lifts one",
         Action::ViewBans,
     ),
+    show(
+        View::Nodes,
+        "nodes",
+        "the cluster's nodes: liveness, peers, rates",
+        Action::ViewNodes,
+    ),
     Spec {
         id: Id::Find,
         name: "find",

@@ -46,6 +46,7 @@ pub enum Action {
     ViewComposer,
     ViewHistory,
     ViewBans,
+    ViewNodes,
     /// Lift the selected ban.
     LiftBan,
     /// Unbinds a key in a user file.
@@ -87,6 +88,7 @@ impl Action {
             Action::ViewComposer => "composer",
             Action::ViewHistory => "history of closed peers and rooms",
             Action::ViewBans => "bans in force",
+            Action::ViewNodes => "the cluster's nodes",
             Action::LiftBan => "lift the selected ban",
             Action::None => "nothing",
         }

@@ -11,7 +11,8 @@ use super::log::LogKind;
 use crate::catalog::{self, Delivery, Dialect, Entry};
 use crate::protocol::admin::{
     AppInfo, BanInfo, BanTarget, ChannelInfo, Closed, CommandResult, Event, FaultInfo,
-    HistoryEntry, PeerInfo, RoomInfo, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
+    HistoryEntry, NodeInfo, PeerInfo, RoomInfo, ServerInfo, ServerMessage, Snapshot, Stats,
+    SubscriptionInfo,
 };
 
 /// Stats samples kept for the sparklines (one a second).
@@ -136,6 +137,8 @@ pub struct Model {
     pub history: VecDeque<HistoryEntry>,
     /// Bans in force, by id.
     pub bans: BTreeMap<u64, BanInfo>,
+    /// The cluster's nodes, with rates from the previous list (empty when running alone).
+    pub nodes: Vec<NodeRow>,
     /// The server's clock as of the last delta: ages and expiries are measured against it, so
     /// the model needs no clock of its own and a console with a skewed clock still agrees
     /// with the server.
@@ -165,6 +168,16 @@ pub struct Applied {
     pub history: bool,
     /// A ban was added or lifted.
     pub bans: bool,
+    /// A new node list arrived.
+    pub nodes: bool,
+}
+
+/// A cluster node and its rates since the list before (`None` for a node seen once).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRow {
+    pub info: NodeInfo,
+    pub frames_per_s: Option<u64>,
+    pub errors_per_s: Option<u64>,
 }
 
 /// A peer that connected, changed or closed, with what it was before.
@@ -259,6 +272,8 @@ impl Model {
         self.faults = snapshot.faults;
         self.history = snapshot.history.into();
         self.bans = snapshot.bans.into_iter().map(|b| (b.id, b)).collect();
+        self.nodes.clear();
+        self.set_nodes(snapshot.nodes);
         // A snapshot is not dated; its newest entry is the latest moment it is known to show.
         let newest = self.history.iter().map(|h| h.closed_at_ms).max();
         self.server_ms = self
@@ -469,6 +484,10 @@ impl Model {
                 self.bans.insert(ban.id, ban);
                 applied.bans = true;
             }
+            Event::Nodes { nodes } => {
+                self.set_nodes(nodes);
+                applied.nodes = true;
+            }
             Event::BanLifted { id, by } => {
                 let lifted = self.bans.remove(&id);
                 let target = lifted
@@ -562,6 +581,37 @@ impl Model {
                 .then_with(|| natural_cmp(&a.peer().id, &b.peer().id))
         });
         lives
+    }
+
+    /// A node's rates come from its counters in the previous list and the time between the
+    /// two heartbeats, both the node's own.
+    fn set_nodes(&mut self, nodes: Vec<NodeInfo>) {
+        let before = std::mem::take(&mut self.nodes);
+        self.nodes = nodes
+            .into_iter()
+            .map(|info| {
+                let previous = before
+                    .iter()
+                    .find(|b| b.info.node_id == info.node_id)
+                    .map(|b| &b.info)
+                    .filter(|b| info.heartbeat_at_ms > b.heartbeat_at_ms);
+                let per_s = |now: u64, then: u64, b: &NodeInfo| {
+                    let ms = info.heartbeat_at_ms - b.heartbeat_at_ms;
+                    now.saturating_sub(then) * 1000 / ms
+                };
+                NodeRow {
+                    frames_per_s: previous.map(|b| {
+                        per_s(
+                            info.frames_in + info.frames_out,
+                            b.frames_in + b.frames_out,
+                            b,
+                        )
+                    }),
+                    errors_per_s: previous.map(|b| per_s(info.errors, b.errors, b)),
+                    info,
+                }
+            })
+            .collect();
     }
 
     fn set_stats(&mut self, stats: Stats) {

@@ -66,6 +66,16 @@ pub fn headers(view: View) -> &'static [&'static str] {
             "CLOSED", "PEER", "DIALECT", "APP", "IDENTITY", "ROOMS", "CLOSE", "ERRORS", "ADDRESS",
         ],
         View::Bans => &["ID", "TARGET", "UNTIL", "REASON", "BY"],
+        View::Nodes => &[
+            "NODE",
+            "STATE",
+            "LISTEN",
+            "PEERS",
+            "FRAMES/S",
+            "ERR/S",
+            "REDIS",
+            "HEARTBEAT",
+        ],
         View::Overview | View::Log | View::Composer | View::Find | View::Timeline => &[],
     }
 }
@@ -153,6 +163,37 @@ pub fn ban_row(ban: &BanInfo, now_ms: u64) -> Row {
             ban.by.clone(),
         ],
         severity: (ban.until_ms <= now_ms).then_some(Severity::Info),
+    }
+}
+
+/// A cluster node: dead or cut off from Redis shows as an error, this console's own node is
+/// marked.
+pub fn node_row(node: &super::model::NodeRow, now_ms: u64) -> Row {
+    let info = &node.info;
+    let state = match (info.alive, info.local) {
+        (true, true) => "this",
+        (true, false) => "alive",
+        (false, _) => "gone",
+    };
+    let rate = |r: Option<u64>| r.map(|r| r.to_string()).unwrap_or_else(|| "…".to_owned());
+    let age_ms = now_ms.saturating_sub(info.heartbeat_at_ms);
+    Row {
+        key: info.node_id.clone(),
+        cells: vec![
+            info.node_id.clone(),
+            state.to_owned(),
+            info.listen.clone(),
+            info.peers.to_string(),
+            rate(node.frames_per_s),
+            rate(node.errors_per_s),
+            if info.redis_ok { "ok" } else { "lost" }.to_owned(),
+            if info.heartbeat_at_ms == 0 {
+                "never".to_owned()
+            } else {
+                format!("{:.1} s ago", age_ms as f64 / 1000.0)
+            },
+        ],
+        severity: (!info.alive || !info.redis_ok).then_some(Severity::Error),
     }
 }
 
@@ -278,6 +319,11 @@ pub fn row(model: &Model, view: View, key: &str) -> Option<Row> {
             .ok()
             .and_then(|id| model.bans.get(&id))
             .map(|ban| ban_row(ban, model.server_ms)),
+        View::Nodes => model
+            .nodes
+            .iter()
+            .find(|n| n.info.node_id == key)
+            .map(|node| node_row(node, model.server_ms)),
         View::Overview | View::Log | View::Composer | View::Find | View::Timeline => None,
     }
 }
@@ -328,6 +374,13 @@ fn natural_keys(model: &Model, view: View, filter: &str) -> Vec<(String, Option<
             .bans
             .keys()
             .map(|id| (id.to_string(), Some(*id)))
+            .collect(),
+        // As the heartbeat lists them: by name.
+        View::Nodes => model
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.info.node_id.clone(), Some(i as u64)))
             .collect(),
         View::Overview | View::Log | View::Composer | View::Find | View::Timeline => Vec::new(),
     }
@@ -637,6 +690,7 @@ impl Tables {
                 View::Apps => applied.apps || applied.peer.is_some(),
                 View::History => applied.history,
                 View::Bans => applied.bans,
+                View::Nodes => applied.nodes,
                 _ => false,
             };
         let moved = match (view, &applied.peer, &applied.room) {

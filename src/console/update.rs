@@ -542,6 +542,7 @@ impl App {
             Action::ViewComposer => self.open_composer(),
             Action::ViewHistory => self.switch(View::History),
             Action::ViewBans => self.switch(View::Bans),
+            Action::ViewNodes => self.switch(View::Nodes),
             Action::LiftBan => match self.view {
                 View::Bans if self.detail.is_none() => self.unban(None),
                 _ => self.set_status(

@@ -81,6 +81,30 @@ pub struct Snapshot {
     /// Bans in force, oldest first. Expired bans are not listed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bans: Vec<BanInfo>,
+    /// The cluster's nodes as this node last saw them; empty when the server runs alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// One node of a cluster (`serve --cluster`), from its heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub node_id: String,
+    /// The address its clients connect to.
+    pub listen: String,
+    pub started_at_ms: UnixMillis,
+    pub heartbeat_at_ms: UnixMillis,
+    pub peers: u64,
+    /// Totals since the node started; consoles derive rates from successive lists.
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub errors: u64,
+    /// Whether the node reached Redis on its last try.
+    pub redis_ok: bool,
+    /// Its heartbeat was present at the last check.
+    pub alive: bool,
+    /// The node this console is connected to.
+    pub local: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -449,6 +473,11 @@ pub enum Event {
         id: u64,
         by: String,
     },
+    /// The cluster's node list, after each heartbeat of the node the console is connected
+    /// to (only with `serve --cluster`).
+    Nodes {
+        nodes: Vec<NodeInfo>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -586,6 +615,7 @@ pub mod examples {
     pub const HISTORY_ADDED_ROOM: &str = r#"{"type":"delta","seq":58,"at_ms":1764000007100,"event":{"kind":"history_added","entry":{"closed_at_ms":1764000007100,"what":"room","room":{"code":"WWGV8B","room_id":"16dde87b-ee1f-4f7c-8a66-d0bc1a8a709b","app":"demo","game":"demo","max_players":2,"supports_authority":true,"lobby_state":"lobby","players":[],"spectators":[],"authority":null,"created_at_ms":1764000002000},"reason":"empty"}}}"#;
     pub const BAN_ADDED: &str = r#"{"type":"delta","seq":59,"at_ms":1764000008000,"event":{"kind":"ban_added","ban":{"id":3,"target":{"by":"identity","app":"demo","identity":"Bob"},"reason":"griefing","by":"admin@127.0.0.1:50300","created_at_ms":1764000008000,"until_ms":1764003608000}}}"#;
     pub const BAN_LIFTED: &str = r#"{"type":"delta","seq":60,"at_ms":1764000009000,"event":{"kind":"ban_lifted","id":3,"by":"admin@127.0.0.1:50300"}}"#;
+    pub const NODES: &str = r#"{"type":"delta","seq":61,"at_ms":1764000010000,"event":{"kind":"nodes","nodes":[{"node_id":"node-a","listen":"127.0.0.1:7001","started_at_ms":1764000000000,"heartbeat_at_ms":1764000010000,"peers":12,"frames_in":5000,"frames_out":42000,"errors":3,"redis_ok":true,"alive":true,"local":true},{"node_id":"node-b","listen":"127.0.0.1:7002","started_at_ms":1764000001000,"heartbeat_at_ms":1764000009800,"peers":9,"frames_in":3100,"frames_out":27000,"errors":0,"redis_ok":true,"alive":true,"local":false}]}}"#;
     pub const RESULT: &str =
         r#"{"type":"result","id":7,"ok":true,"message":"closed p1 with 4020 admin_disconnect"}"#;
     pub const RESULT_WITH_DATA: &str =
@@ -633,6 +663,7 @@ pub mod examples {
         HISTORY_ADDED_ROOM,
         BAN_ADDED,
         BAN_LIFTED,
+        NODES,
         RESULT,
         RESULT_WITH_DATA,
     ];
@@ -712,6 +743,7 @@ mod tests {
             "history_added",
             "ban_added",
             "ban_lifted",
+            "nodes",
         ] {
             assert!(kinds.contains(kind), "no example of event {kind}");
         }

@@ -41,8 +41,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use crate::catalog::{self, Delivery, Dialect, Severity};
 use crate::protocol::admin::{
     AppInfo, AppStatus, BanInfo, BanTarget, ChannelInfo, Closed, ClosedPeer, ClosedRoom, Direction,
-    Event, FaultInfo, FaultTarget, HistoryEntry, KeyInfo, PeerId, PeerInfo, RecentError, RoomInfo,
-    ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
+    Event, FaultInfo, FaultTarget, HistoryEntry, KeyInfo, NodeInfo, PeerId, PeerInfo, RecentError,
+    RoomInfo, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
 };
 use crate::server::bans::Bans;
 use crate::server::config::Config;
@@ -218,6 +218,8 @@ struct State {
     /// Closed peers and rooms, oldest first.
     history: VecDeque<HistoryItem>,
     bans: Bans,
+    /// The cluster's nodes from the last heartbeat (empty when running alone).
+    nodes: Vec<NodeInfo>,
 }
 
 /// One history entry and what only the server keeps of it: the peer's recorded frames.
@@ -425,6 +427,7 @@ impl Hub {
             stats: self.stats_of(state),
             history: state.history.iter().map(|h| h.entry.clone()).collect(),
             bans: state.bans.list(),
+            nodes: state.nodes.clone(),
         }
     }
 
@@ -504,6 +507,14 @@ impl Hub {
 
     /// Once a second: the counters of peers that were busy, then the totals. Per-frame deltas
     /// would cost consoles more than the frames themselves; a second is fresh enough.
+    /// The cluster's node list, from this node's heartbeat; told to consoles every time, as
+    /// it carries the nodes' counters.
+    pub fn set_nodes(&self, nodes: Vec<NodeInfo>) {
+        let mut state = self.lock();
+        state.nodes = nodes.clone();
+        self.emit(&mut state, Event::Nodes { nodes });
+    }
+
     pub fn emit_stats(&self) {
         let mut state = self.lock();
         let now = now_ms();

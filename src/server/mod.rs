@@ -31,8 +31,8 @@
 
 pub mod access;
 pub mod admin;
-pub mod cluster;
 pub mod bans;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod flow;

@@ -65,6 +65,7 @@ fn column_widths(view: View, count: usize) -> Vec<Constraint> {
         View::Apps => &[14, 16, 10, 6, 60],
         View::Catalog => &[12, 32, 9, 23, 40],
         View::Bans => &[4, 30, 9, 20, 20],
+        View::Nodes => &[14, 7, 22, 7, 10, 7, 6, 10],
         _ => &[],
     };
     (0..count)

@@ -38,6 +38,7 @@ use tokio::sync::mpsc;
 
 use self::bus::{Body, Envelope};
 use self::directory::Directory;
+use crate::protocol::admin::NodeInfo;
 use crate::server::hub::now_ms;
 use crate::server::Shared;
 
@@ -137,15 +138,23 @@ pub struct NodeStatus {
     pub redis_ok: bool,
 }
 
-/// A node as this node last saw it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NodeView {
-    #[serde(flatten)]
-    pub status: NodeStatus,
-    /// Heartbeat key present at the last check.
-    pub alive: bool,
-    /// This node itself.
-    pub local: bool,
+impl NodeStatus {
+    /// As this node saw it: `alive` when its heartbeat key was present, `local` for itself.
+    fn seen(self, alive: bool, local: bool) -> NodeInfo {
+        NodeInfo {
+            node_id: self.node_id,
+            listen: self.listen,
+            started_at_ms: self.started_at_ms,
+            heartbeat_at_ms: self.heartbeat_at_ms,
+            peers: self.peers,
+            frames_in: self.frames_in,
+            frames_out: self.frames_out,
+            errors: self.errors,
+            redis_ok: self.redis_ok,
+            alive,
+            local,
+        }
+    }
 }
 
 struct Keys {
@@ -189,7 +198,7 @@ pub struct Cluster {
     outgoing_rx: std::sync::Mutex<Option<mpsc::Receiver<Outgoing>>>,
     redis_ok: AtomicBool,
     dropped: AtomicU64,
-    nodes: RwLock<BTreeMap<String, NodeView>>,
+    nodes: RwLock<BTreeMap<String, NodeInfo>>,
     pub directory: Directory,
 }
 
@@ -296,7 +305,7 @@ impl Cluster {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    pub fn nodes(&self) -> Vec<NodeView> {
+    pub fn nodes(&self) -> Vec<NodeInfo> {
         self.nodes
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -397,6 +406,7 @@ async fn heartbeat(cluster: Arc<Cluster>, shared: Weak<Shared>) {
             Ok(views) => {
                 cluster.set_redis_ok(true);
                 let gone = replace_nodes(&cluster, views, &mut last_alive);
+                shared.hub.set_nodes(cluster.nodes());
                 for node in gone {
                     forget_node(&cluster, &shared, &node);
                     if let Some(conn) = connection.as_mut() {
@@ -407,6 +417,18 @@ async fn heartbeat(cluster: Arc<Cluster>, shared: Weak<Shared>) {
             }
             Err(_) => {
                 cluster.set_redis_ok(false);
+                // Consoles learn that this node lost Redis; the others are as last seen.
+                let nodes = cluster
+                    .nodes()
+                    .into_iter()
+                    .map(|mut node| {
+                        if node.local {
+                            node.redis_ok = false;
+                        }
+                        node
+                    })
+                    .collect();
+                shared.hub.set_nodes(nodes);
             }
         }
     }
@@ -416,7 +438,7 @@ async fn beat_once(
     cluster: &Cluster,
     shared: &Shared,
     conn: &mut ConnectionManager,
-) -> redis::RedisResult<Vec<NodeView>> {
+) -> redis::RedisResult<Vec<NodeInfo>> {
     let (stats, _, peers) = shared.hub.metrics();
     let status = NodeStatus {
         node_id: cluster.node_id.clone(),
@@ -452,21 +474,19 @@ async fn beat_once(
     for (node, beat) in members.into_iter().zip(beats) {
         let status = beat.and_then(|text| serde_json::from_str::<NodeStatus>(&text).ok());
         let alive = status.is_some();
-        views.push(NodeView {
-            local: node == cluster.node_id,
-            status: status.unwrap_or(NodeStatus {
-                node_id: node,
-                listen: String::new(),
-                started_at_ms: 0,
-                heartbeat_at_ms: 0,
-                peers: 0,
-                frames_in: 0,
-                frames_out: 0,
-                errors: 0,
-                redis_ok: false,
-            }),
-            alive,
+        let local = node == cluster.node_id;
+        let status = status.unwrap_or(NodeStatus {
+            node_id: node,
+            listen: String::new(),
+            started_at_ms: 0,
+            heartbeat_at_ms: 0,
+            peers: 0,
+            frames_in: 0,
+            frames_out: 0,
+            errors: 0,
+            redis_ok: false,
         });
+        views.push(status.seen(alive, local));
     }
     Ok(views)
 }
@@ -476,7 +496,7 @@ async fn beat_once(
 /// `node_timeout_ms`.
 fn replace_nodes(
     cluster: &Cluster,
-    views: Vec<NodeView>,
+    views: Vec<NodeInfo>,
     last_alive: &mut HashMap<String, u64>,
 ) -> Vec<String> {
     let now = now_ms();
@@ -486,9 +506,9 @@ fn replace_nodes(
             continue;
         }
         if view.alive {
-            last_alive.insert(view.status.node_id.clone(), now);
+            last_alive.insert(view.node_id.clone(), now);
         } else {
-            gone.push(view.status.node_id.clone());
+            gone.push(view.node_id.clone());
         }
     }
     for node in cluster.directory.nodes() {
@@ -497,7 +517,7 @@ fn replace_nodes(
     let alive: std::collections::HashSet<&str> = views
         .iter()
         .filter(|v| v.alive)
-        .map(|v| v.status.node_id.as_str())
+        .map(|v| v.node_id.as_str())
         .collect();
     for (node, seen) in last_alive.iter() {
         if !alive.contains(node.as_str())
@@ -513,7 +533,7 @@ fn replace_nodes(
     *cluster.nodes.write().unwrap_or_else(|p| p.into_inner()) = views
         .into_iter()
         .filter(|v| v.alive || v.local)
-        .map(|v| (v.status.node_id.clone(), v))
+        .map(|v| (v.node_id.clone(), v))
         .collect();
     gone
 }
