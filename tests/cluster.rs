@@ -416,3 +416,61 @@ async fn a_second_node_with_a_live_nodes_name_is_refused() {
     drop(listener);
     assert!(error.contains("already live"), "{error}");
 }
+
+/// A console on node a sees node b's players, named by node, and kicks one of them: node b
+/// closes it with 4020, and the close reaches the console from node b.
+#[tokio::test]
+async fn a_console_on_one_node_sees_and_kicks_the_peers_of_another() {
+    use relaydeck::protocol::admin::Command;
+    let redis = Redis::start();
+    let a = node(&redis, "node-a").await;
+    let b = node(&redis, "node-b").await;
+    let mut console = a.admin().await;
+    let (_alice, _, mut bob, bob_identity) = pair(&a, &b).await;
+    let connected = console
+        .wait_event(|event| {
+            matches!(event, Event::PeerConnected { peer }
+                if peer.identity.as_deref() == Some(bob_identity.as_str()))
+        })
+        .await;
+    let Event::PeerConnected { peer: bob_info } = connected else {
+        unreachable!()
+    };
+    assert_eq!(bob_info.node.as_deref(), Some("node-b"));
+    assert!(bob_info.id.starts_with("node-b.p"), "{}", bob_info.id);
+
+    // A console that connects later finds Bob in its snapshot.
+    let late = a.admin().await;
+    assert!(
+        late.snapshot.peers.iter().any(|p| p.id == bob_info.id),
+        "{:?}",
+        late.snapshot.peers
+    );
+
+    let result = console
+        .command(Command::Kick {
+            peer: bob_info.id.clone(),
+            reason: Some("griefing".into()),
+        })
+        .await;
+    assert!(result.ok, "{}", result.message);
+    assert!(result.message.contains("node node-b"), "{}", result.message);
+    assert_eq!(
+        recv_ending(&mut bob).await,
+        Ending::Close(4020, "admin_disconnect".to_owned())
+    );
+    console
+        .wait_event(|event| {
+            matches!(event, Event::PeerClosed { peer, code: Some(4020), .. } if *peer == bob_info.id)
+        })
+        .await;
+
+    // A peer id of node b that node b never had is refused, not sent.
+    let refused = console
+        .command(Command::Kick {
+            peer: "node-b.p999".into(),
+            reason: None,
+        })
+        .await;
+    assert!(!refused.ok);
+}

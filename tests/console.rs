@@ -43,6 +43,7 @@ fn peer(
         frames_in: 12,
         frames_out: 30,
         errors,
+        node: None,
     }
 }
 

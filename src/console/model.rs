@@ -778,6 +778,7 @@ mod tests {
             frames_in: 0,
             frames_out: 0,
             errors: 0,
+            node: None,
         }
     }
 

@@ -849,6 +849,7 @@ mod tests {
             frames_in: u64::from(frames),
             frames_out: 0,
             errors: u64::from(errors),
+            node: None,
         }
     }
 

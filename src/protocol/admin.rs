@@ -299,6 +299,10 @@ pub struct PeerInfo {
     pub frames_in: u64,
     pub frames_out: u64,
     pub errors: u64,
+    /// The cluster node the peer is connected to (`serve --cluster`); absent when the server
+    /// runs alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -321,6 +321,39 @@ async fn perform(
                 Some(reason) => format!(", reason {reason:?}"),
                 None => String::new(),
             };
+            // A peer of another node of the cluster: its node closes it, and every console
+            // sees the close in that node's deltas.
+            let elsewhere = shared
+                .cluster
+                .as_ref()
+                .and_then(|cluster| Some((cluster, cluster.node_of_peer(&peer)?)));
+            if let Some((cluster, node)) = elsewhere {
+                return (
+                    check_kick_reason(reason.as_deref())
+                        .and_then(|()| {
+                            hub.remote_peer(&peer)
+                                .ok_or_else(|| format!("no peer {peer} on node {node}"))
+                        })
+                        .map(|info| {
+                            cluster.tell(
+                                node,
+                                crate::server::cluster::bus::Body::Kick {
+                                    peer: peer.clone(),
+                                    reason: reason.clone(),
+                                    by: who.to_owned(),
+                                },
+                            );
+                            format!(
+                                "asked node {node} to close {} ({}, {}, {}) with 4020 admin_disconnect{told}",
+                                info.id,
+                                info.dialect,
+                                info.app.as_deref().unwrap_or("no app"),
+                                info.identity.as_deref().unwrap_or("anonymous")
+                            )
+                        }),
+                    None,
+                );
+            }
             check_kick_reason(reason.as_deref())
                 .and_then(|()| hub.kick(&peer, reason.clone()))
                 .map(|info| {

@@ -32,7 +32,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
@@ -220,6 +220,8 @@ struct State {
     bans: Bans,
     /// The cluster's nodes from the last heartbeat (empty when running alone).
     nodes: Vec<NodeInfo>,
+    /// The other nodes' peers and rooms, as their deltas describe them.
+    remote: BTreeMap<String, RemoteNode>,
 }
 
 /// One history entry and what only the server keeps of it: the peer's recorded frames.
@@ -296,6 +298,32 @@ pub struct Hub {
     recorder: Arc<Recorder>,
     /// How many bans are in force: connections check this before taking the lock.
     bans_active: AtomicUsize,
+    /// Where this node's deltas go for the other nodes of a cluster.
+    forward: OnceLock<Forward>,
+}
+
+/// Hands a delta to the cluster link; called under the hub lock, so it must only queue.
+pub type Forward = Box<dyn Fn(&Event) + Send + Sync>;
+
+/// The deltas other nodes' consoles see: peers, rooms and errors. Channels, subscriptions,
+/// faults, history and bans stay with the node that holds them.
+fn shown_to_other_nodes(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::PeerConnected { .. }
+            | Event::PeerUpdated { .. }
+            | Event::PeerClosed { .. }
+            | Event::RoomUpdated { .. }
+            | Event::RoomClosed { .. }
+            | Event::ErrorEmitted { .. }
+    )
+}
+
+/// Another node's peers and rooms.
+#[derive(Default)]
+struct RemoteNode {
+    peers: BTreeMap<PeerId, PeerInfo>,
+    rooms: BTreeMap<String, RoomInfo>,
 }
 
 impl Hub {
@@ -340,11 +368,21 @@ impl Hub {
             faults_armed: AtomicUsize::new(0),
             recorder,
             bans_active: AtomicUsize::new(0),
+            forward: OnceLock::new(),
         }
     }
 
     pub fn recorder(&self) -> &Recorder {
         &self.recorder
+    }
+
+    /// This node's name when it is part of a cluster.
+    pub fn node(&self) -> Option<&str> {
+        self.config
+            .cluster
+            .enabled()
+            .then_some(self.config.cluster.node_id.as_deref())
+            .flatten()
     }
 
     pub fn config(&self) -> &Config {
@@ -382,6 +420,16 @@ impl Hub {
     }
 
     fn emit(&self, state: &mut State, event: Event) {
+        if let Some(forward) = self.forward.get() {
+            if shown_to_other_nodes(&event) {
+                forward(&event);
+            }
+        }
+        self.emit_here(state, event);
+    }
+
+    /// A delta for this node's consoles and streams only (one that came from another node).
+    fn emit_here(&self, state: &mut State, event: Event) {
         state.seq += 1;
         let seq = state.seq;
         // With nobody listening (no console, no Flow stream) the delta is only counted: a
@@ -416,11 +464,22 @@ impl Hub {
     }
 
     fn snapshot_of(&self, state: &State) -> Snapshot {
+        let remote = state.remote.values();
         Snapshot {
             server: self.info.clone(),
             apps: self.apps_of(state),
-            peers: state.peers.values().map(PeerEntry::info).collect(),
-            rooms: state.rooms.values().cloned().collect(),
+            peers: state
+                .peers
+                .values()
+                .map(PeerEntry::info)
+                .chain(remote.clone().flat_map(|n| n.peers.values().cloned()))
+                .collect(),
+            rooms: state
+                .rooms
+                .values()
+                .cloned()
+                .chain(remote.flat_map(|n| n.rooms.values().cloned()))
+                .collect(),
             channels: self.channel_infos(),
             subscriptions: state.subscriptions.values().cloned().collect(),
             faults: state.faults.clone(),
@@ -507,6 +566,126 @@ impl Hub {
 
     /// Once a second: the counters of peers that were busy, then the totals. Per-frame deltas
     /// would cost consoles more than the frames themselves; a second is fresh enough.
+    /// Send this node's peer, room and error deltas to the other nodes (set once, by the
+    /// cluster link).
+    pub fn forward_events(&self, forward: Forward) {
+        let _ = self.forward.set(forward);
+    }
+
+    /// A peer of another node, as its deltas last described it.
+    pub fn remote_peer(&self, id: &str) -> Option<PeerInfo> {
+        let state = self.lock();
+        state
+            .remote
+            .values()
+            .find_map(|node| node.peers.get(id).cloned())
+    }
+
+    /// This node's own peers and rooms, for the other nodes' consoles.
+    pub fn local_admin_state(&self) -> (Vec<PeerInfo>, Vec<RoomInfo>) {
+        let state = self.lock();
+        (
+            state.peers.values().map(PeerEntry::info).collect(),
+            state.rooms.values().cloned().collect(),
+        )
+    }
+
+    /// A delta from another node: kept for snapshots and passed on to this node's consoles
+    /// and streams. Only the kinds [`shown_to_other_nodes`] lets through are kept.
+    pub fn apply_remote(&self, node: &str, event: Event) {
+        if !shown_to_other_nodes(&event) {
+            return;
+        }
+        let mut state = self.lock();
+        let mirror = state.remote.entry(node.to_owned()).or_default();
+        match &event {
+            Event::PeerConnected { peer } | Event::PeerUpdated { peer } => {
+                mirror.peers.insert(peer.id.clone(), peer.clone());
+            }
+            Event::PeerClosed { peer, .. } => {
+                mirror.peers.remove(peer);
+            }
+            Event::RoomUpdated { room } => {
+                mirror.rooms.insert(room.code.clone(), room.clone());
+            }
+            Event::RoomClosed { code } => {
+                mirror.rooms.remove(code);
+            }
+            _ => {}
+        }
+        self.emit_here(&mut state, event);
+    }
+
+    /// Everything another node has now (when it joins, or after Redis came back): consoles
+    /// see the difference as deltas.
+    pub fn replace_remote(&self, node: &str, peers: Vec<PeerInfo>, rooms: Vec<RoomInfo>) {
+        let mut state = self.lock();
+        let before = state.remote.remove(node).unwrap_or_default();
+        let mut after = RemoteNode::default();
+        for peer in peers {
+            after.peers.insert(peer.id.clone(), peer);
+        }
+        for room in rooms {
+            after.rooms.insert(room.code.clone(), room);
+        }
+        let mut events = Vec::new();
+        for id in before
+            .peers
+            .keys()
+            .filter(|id| !after.peers.contains_key(*id))
+        {
+            events.push(Event::PeerClosed {
+                peer: id.clone(),
+                code: None,
+                reason: String::new(),
+            });
+        }
+        for code in before
+            .rooms
+            .keys()
+            .filter(|c| !after.rooms.contains_key(*c))
+        {
+            events.push(Event::RoomClosed { code: code.clone() });
+        }
+        for (id, peer) in &after.peers {
+            match before.peers.get(id) {
+                Some(known) if known == peer => {}
+                Some(_) => events.push(Event::PeerUpdated { peer: peer.clone() }),
+                None => events.push(Event::PeerConnected { peer: peer.clone() }),
+            }
+        }
+        for (code, room) in &after.rooms {
+            if before.rooms.get(code) != Some(room) {
+                events.push(Event::RoomUpdated { room: room.clone() });
+            }
+        }
+        state.remote.insert(node.to_owned(), after);
+        for event in events {
+            self.emit_here(&mut state, event);
+        }
+    }
+
+    /// A node went away: its peers and rooms close for this node's consoles.
+    pub fn forget_remote(&self, node: &str) {
+        let mut state = self.lock();
+        let Some(gone) = state.remote.remove(node) else {
+            return;
+        };
+        for id in gone.peers.into_keys() {
+            self.emit_here(
+                &mut state,
+                Event::PeerClosed {
+                    peer: id,
+                    code: None,
+                    reason: format!("node {node} gone"),
+                },
+            );
+        }
+        for code in gone.rooms.into_keys() {
+            self.emit_here(&mut state, Event::RoomClosed { code });
+        }
+    }
+
     /// The cluster's node list, from this node's heartbeat; told to consoles every time, as
     /// it carries the nodes' counters.
     pub fn set_nodes(&self, nodes: Vec<NodeInfo>) {
@@ -626,7 +805,12 @@ impl Hub {
             }
         }
         state.next_peer += 1;
-        let id = format!("p{}", state.next_peer);
+        // In a cluster, ids name their node, so that every node's peers can share one console
+        // and a command finds the node that holds its peer.
+        let id = match self.node() {
+            Some(node) => format!("{node}.p{}", state.next_peer),
+            None => format!("p{}", state.next_peer),
+        };
         let probe = new
             .probe_nonce
             .as_ref()
@@ -654,6 +838,7 @@ impl Hub {
             frames_in: 0,
             frames_out: 0,
             errors: 0,
+            node: self.node().map(str::to_owned),
         };
         state.count_peer(info.dialect, info.app.as_ref(), 1);
         state.index_identity(info.dialect, info.identity.as_ref(), &id, true);

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Cluster;
 use crate::catalog::Dialect;
+use crate::protocol::admin::{Event, PeerInfo, RoomInfo};
 use crate::server::peer::Priority;
 use crate::server::Shared;
 
@@ -60,6 +61,21 @@ pub enum Body {
         to: String,
         text: String,
     },
+    /// One of the sender's admin deltas (peers, rooms, errors), for every node's consoles.
+    Admin {
+        event: Event,
+    },
+    /// The sender's peers and rooms now, for every node's consoles.
+    AdminState {
+        peers: Vec<PeerInfo>,
+        rooms: Vec<RoomInfo>,
+    },
+    /// An operator on another node kicks a peer of the receiving node.
+    Kick {
+        peer: String,
+        reason: Option<String>,
+        by: String,
+    },
 }
 
 /// Act on one envelope from another node.
@@ -69,7 +85,17 @@ pub fn handle(cluster: &Cluster, shared: &Shared, envelope: Envelope) {
         Body::Hello => {
             let (peers, memberships) = super::directory::local_state(shared);
             cluster.tell(&from, Body::State { peers, memberships });
+            let (peers, rooms) = shared.hub.local_admin_state();
+            cluster.tell(&from, Body::AdminState { peers, rooms });
         }
+        Body::Admin { event } => shared.hub.apply_remote(&from, event),
+        Body::AdminState { peers, rooms } => shared.hub.replace_remote(&from, peers, rooms),
+        Body::Kick { peer, reason, by } => match shared.hub.kick(&peer, reason) {
+            Ok(info) => {
+                tracing::info!(peer = %info.id, by, from, "kicked for an operator on another node")
+            }
+            Err(error) => tracing::info!(peer, by, from, error, "kick from another node not done"),
+        },
         Body::Goodbye => super::forget_node(cluster, shared, &from),
         Body::State { peers, memberships } => {
             let (joined, left) = cluster.directory.replace_node(&from, peers, memberships);

@@ -230,10 +230,12 @@ impl Directory {
 /// This node's own pub/sub peers and memberships, read from the hub.
 pub fn local_state(shared: &Shared) -> (Vec<RemotePeer>, Vec<Membership>) {
     let (_, snapshot, _) = shared.hub.subscribe();
+    let here = shared.hub.node();
     let mut identities = HashMap::new();
     let mut peers = Vec::new();
     for peer in &snapshot.peers {
-        if peer.dialect != Dialect::Pubsub || peer.probe {
+        // The snapshot also lists the other nodes' peers, for consoles.
+        if peer.dialect != Dialect::Pubsub || peer.probe || peer.node.as_deref() != here {
             continue;
         }
         if let (Some(app), Some(identity)) = (&peer.app, &peer.identity) {
@@ -266,6 +268,8 @@ pub fn local_state(shared: &Shared) -> (Vec<RemotePeer>, Vec<Membership>) {
 pub fn announce_all(cluster: &Cluster, shared: &Shared) {
     let (peers, memberships) = local_state(shared);
     cluster.broadcast(Body::State { peers, memberships });
+    let (peers, rooms) = shared.hub.local_admin_state();
+    cluster.broadcast(Body::AdminState { peers, rooms });
 }
 
 #[cfg(test)]

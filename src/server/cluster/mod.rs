@@ -254,6 +254,12 @@ impl Cluster {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
+        let forwarding = Arc::clone(self);
+        shared.hub.forward_events(Box::new(move |event| {
+            forwarding.broadcast(Body::Admin {
+                event: event.clone(),
+            })
+        }));
         let mut tasks = Vec::new();
         if let Some(receiver) = receiver {
             tasks.push(tokio::spawn(publisher(Arc::clone(self), receiver)));
@@ -317,6 +323,13 @@ impl Cluster {
     /// To every other node.
     pub fn broadcast(&self, body: Body) {
         self.queue(Outgoing::Everyone(body));
+    }
+
+    /// The node holding a peer, from its id (`node.pN`), when that is another node.
+    pub fn node_of_peer<'a>(&self, peer: &'a str) -> Option<&'a str> {
+        peer.rsplit_once('.')
+            .map(|(node, _)| node)
+            .filter(|node| *node != self.node_id)
     }
 
     /// To one node.
@@ -542,6 +555,7 @@ fn replace_nodes(
 /// listeners hear that its peers left.
 fn forget_node(cluster: &Cluster, shared: &Shared, node: &str) {
     tracing::warn!(node, "cluster node gone");
+    shared.hub.forget_remote(node);
     let left = cluster.directory.forget_node(node);
     for (app, channel, identities) in left {
         let names: Vec<&str> = identities.iter().map(String::as_str).collect();
