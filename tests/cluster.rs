@@ -447,6 +447,19 @@ async fn a_console_on_one_node_sees_and_kicks_the_peers_of_another() {
         late.snapshot.peers
     );
 
+    // Node b answers for its own peer's flight recorder.
+    let frames = console
+        .command(Command::Frames {
+            peer: bob_info.id.clone(),
+        })
+        .await;
+    assert!(frames.ok, "{}", frames.message);
+    let data = frames.data.expect("frames carry data");
+    assert!(
+        data["frames"].as_array().is_some_and(|f| !f.is_empty()),
+        "{data}"
+    );
+
     let result = console
         .command(Command::Kick {
             peer: bob_info.id.clone(),
@@ -473,4 +486,59 @@ async fn a_console_on_one_node_sees_and_kicks_the_peers_of_another() {
         })
         .await;
     assert!(!refused.ok);
+}
+
+/// An operator suspends an app on node a: node b closes its live peers of that app with the
+/// dialect's code, its console says which node acted, and a node that starts later refuses
+/// the app from the start (Redis keeps the status).
+#[tokio::test]
+async fn an_app_suspended_on_one_node_is_suspended_on_every_node() {
+    use relaydeck::protocol::admin::{AppStatus, Command};
+    let redis = Redis::start();
+    let a = node(&redis, "node-a").await;
+    let b = node(&redis, "node-b").await;
+    let mut console_b = b.admin().await;
+    let (_alice, _, mut bob, _) = pair(&a, &b).await;
+    let mut console_a = a.admin().await;
+    let result = console_a
+        .command(Command::SetAppStatus {
+            app: "demo".into(),
+            status: AppStatus::Suspended,
+        })
+        .await;
+    assert!(result.ok, "{}", result.message);
+    let Ending::Close(code, _) = recv_ending(&mut bob).await else {
+        panic!("Bob's connection dropped without a close")
+    };
+    assert_eq!(code, 4012);
+    let changed = console_b
+        .wait_event(|event| matches!(event, Event::AppStatusChanged { app, .. } if app == "demo"))
+        .await;
+    let Event::AppStatusChanged { status, by, .. } = changed else {
+        unreachable!()
+    };
+    assert_eq!(status, AppStatus::Suspended);
+    assert!(by.ends_with("on node-a"), "{by}");
+
+    let c = node(&redis, "node-c").await;
+    // Node c adopts the stored status as it joins the bus; its console's snapshot may come
+    // before that, so wait for the change rather than read the snapshot.
+    let mut console_c = c.admin().await;
+    if console_c
+        .snapshot
+        .apps
+        .iter()
+        .any(|app| app.id == "demo" && app.status != AppStatus::Suspended)
+    {
+        console_c
+            .wait_event(|event| {
+                matches!(event, Event::AppStatusChanged { app, status: AppStatus::Suspended, .. } if app == "demo")
+            })
+            .await;
+    }
+    let mut refused = c.connect("/v1?key=pk_demo").await;
+    let Ending::Close(code, _) = recv_ending(&mut refused).await else {
+        panic!("node c dropped the connection without a close")
+    };
+    assert_eq!(code, 4012);
 }

@@ -266,6 +266,11 @@ fn describe_target(target: &BanTarget) -> String {
 /// after; an action that cannot be put on record is refused, so nothing is done unaudited.
 async fn execute(shared: &Arc<Shared>, who: &str, envelope: CommandEnvelope) -> Reply {
     let id = envelope.id;
+    // A peer or room of another node of a cluster: that node runs the command (and puts it
+    // in its own audit log), and its answer comes back here.
+    if let Some((cluster, node)) = remote_node(shared, &envelope.command) {
+        return Reply::Result(cluster.ask(&node, envelope, who).await);
+    }
     match envelope.command {
         Command::Resync => {
             return Reply::Resync(result(id, Ok("fresh snapshot sent".to_owned())));
@@ -321,39 +326,6 @@ async fn perform(
                 Some(reason) => format!(", reason {reason:?}"),
                 None => String::new(),
             };
-            // A peer of another node of the cluster: its node closes it, and every console
-            // sees the close in that node's deltas.
-            let elsewhere = shared
-                .cluster
-                .as_ref()
-                .and_then(|cluster| Some((cluster, cluster.node_of_peer(&peer)?)));
-            if let Some((cluster, node)) = elsewhere {
-                return (
-                    check_kick_reason(reason.as_deref())
-                        .and_then(|()| {
-                            hub.remote_peer(&peer)
-                                .ok_or_else(|| format!("no peer {peer} on node {node}"))
-                        })
-                        .map(|info| {
-                            cluster.tell(
-                                node,
-                                crate::server::cluster::bus::Body::Kick {
-                                    peer: peer.clone(),
-                                    reason: reason.clone(),
-                                    by: who.to_owned(),
-                                },
-                            );
-                            format!(
-                                "asked node {node} to close {} ({}, {}, {}) with 4020 admin_disconnect{told}",
-                                info.id,
-                                info.dialect,
-                                info.app.as_deref().unwrap_or("no app"),
-                                info.identity.as_deref().unwrap_or("anonymous")
-                            )
-                        }),
-                    None,
-                );
-            }
             check_kick_reason(reason.as_deref())
                 .and_then(|()| hub.kick(&peer, reason.clone()))
                 .map(|info| {
@@ -600,6 +572,84 @@ async fn set_app_status(
     app: &str,
     status: AppStatus,
 ) -> Result<String, String> {
+    let told = apply_app_status(shared, who, app, status).await?;
+    // Every node of a cluster applies it too, and Redis keeps it for nodes that start later.
+    if let Some(cluster) = &shared.cluster {
+        cluster.set_app_status(app, status, who);
+    }
+    Ok(match status {
+        AppStatus::Active => format!("{app} is active; {told} live peers"),
+        other => format!(
+            "{app} is {}; {told} live peers are being closed and new ones refused",
+            other.id()
+        ),
+    })
+}
+
+/// The other cluster node a command is for: the node named in its peer id, or the node
+/// holding its room.
+fn remote_node<'a>(
+    shared: &'a Shared,
+    command: &Command,
+) -> Option<(&'a Arc<crate::server::cluster::Cluster>, String)> {
+    let cluster = shared.cluster.as_ref()?;
+    let peer = match command {
+        Command::Kick { peer, .. }
+        | Command::Tap { peer, .. }
+        | Command::Frames { peer }
+        | Command::Export { peer }
+        | Command::Inject {
+            target: InjectTarget::Peer { peer } | InjectTarget::ExistingProbe { peer },
+            ..
+        }
+        | Command::ArmFault {
+            target: FaultTarget::Peer { peer },
+            ..
+        } => Some(peer),
+        _ => None,
+    };
+    let node = match (peer, command) {
+        (Some(peer), _) => cluster.node_of_peer(peer).map(str::to_owned),
+        (
+            None,
+            Command::CloseRoom { room }
+            | Command::TransferAuthority { room, .. }
+            | Command::RevokeAuthority { room },
+        ) => shared.hub.remote_room_node(room),
+        _ => None,
+    }?;
+    Some((cluster, node))
+}
+
+/// A command another node of the cluster sent for one of this node's peers or rooms, run
+/// and audited here as `by` (the operator) from `from` (their node).
+pub async fn execute_for_node(
+    shared: &Arc<Shared>,
+    by: &str,
+    from: &str,
+    envelope: CommandEnvelope,
+) -> CommandResult {
+    if shared.readonly && acts(&envelope.command) {
+        return result(
+            envelope.id,
+            Err("this node is read-only (serve --readonly): admin actions are refused".to_owned()),
+        );
+    }
+    let who = format!("{by} via {from}");
+    match Box::pin(execute(shared, &who, envelope)).await {
+        Reply::Result(result) | Reply::Resync(result) => result,
+    }
+}
+
+/// Persist an app's new status, then apply it: live peers of a suspended or revoked app are
+/// closed with their dialect's code. Changes are serialized, so two consoles (or a console
+/// and another node) cannot interleave their writes. Returns how many live peers were told.
+pub async fn apply_app_status(
+    shared: &Shared,
+    who: &str,
+    app: &str,
+    status: AppStatus,
+) -> Result<usize, String> {
     let _serialized = shared.persist.status_change().await;
     let mut statuses = shared.hub.app_statuses();
     if !statuses.contains_key(app) {
@@ -611,14 +661,7 @@ async fn set_app_status(
         .save_statuses(statuses)
         .await
         .map_err(|e| format!("could not persist the change, nothing was changed: {e}"))?;
-    let told = shared.hub.set_app_status(app, status, who)?;
-    Ok(match status {
-        AppStatus::Active => format!("{app} is active; {told} live peers"),
-        other => format!(
-            "{app} is {}; {told} live peers are being closed and new ones refused",
-            other.id()
-        ),
-    })
+    shared.hub.set_app_status(app, status, who)
 }
 
 fn arm_fault(

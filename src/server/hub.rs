@@ -572,6 +572,16 @@ impl Hub {
         let _ = self.forward.set(forward);
     }
 
+    /// The other node holding a room, by its code.
+    pub fn remote_room_node(&self, code: &str) -> Option<String> {
+        let state = self.lock();
+        state
+            .remote
+            .iter()
+            .find(|(_, node)| node.rooms.contains_key(code))
+            .map(|(name, _)| name.clone())
+    }
+
     /// A peer of another node, as its deltas last described it.
     pub fn remote_peer(&self, id: &str) -> Option<PeerInfo> {
         let state = self.lock();

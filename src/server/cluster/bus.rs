@@ -4,11 +4,15 @@
 //! (one node). A node ignores its own envelopes and any it cannot read: the bus is input like
 //! any other, and one malformed message must not stop the others.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::Cluster;
 use crate::catalog::Dialect;
-use crate::protocol::admin::{Event, PeerInfo, RoomInfo};
+use crate::protocol::admin::{
+    AppStatus, CommandEnvelope, CommandResult, Event, PeerInfo, RoomInfo,
+};
 use crate::server::peer::Priority;
 use crate::server::Shared;
 
@@ -70,18 +74,40 @@ pub enum Body {
         peers: Vec<PeerInfo>,
         rooms: Vec<RoomInfo>,
     },
-    /// An operator on another node kicks a peer of the receiving node.
-    Kick {
-        peer: String,
-        reason: Option<String>,
+    /// An operator on the sender changed an app's status (already stored in Redis).
+    AppStatus {
+        app: String,
+        status: AppStatus,
         by: String,
+    },
+    /// An operator on the sender acts on a peer or room of the receiving node.
+    Command {
+        request: u64,
+        envelope: CommandEnvelope,
+        by: String,
+    },
+    /// The receiving node's answer to its `request`.
+    CommandResult {
+        request: u64,
+        result: CommandResult,
     },
 }
 
 /// Act on one envelope from another node.
-pub fn handle(cluster: &Cluster, shared: &Shared, envelope: Envelope) {
+pub fn handle(cluster: &Cluster, shared: &Arc<Shared>, envelope: Envelope) {
     let from = envelope.from;
     match envelope.body {
+        Body::AppStatus { app, status, by } => {
+            // Persisting waits for the disk: not on the bus reader.
+            let shared = Arc::clone(shared);
+            tokio::spawn(async move {
+                if let Err(error) =
+                    crate::server::admin::apply_app_status(&shared, &by, &app, status).await
+                {
+                    tracing::warn!(app, error, "could not apply another node's app status");
+                }
+            });
+        }
         Body::Hello => {
             let (peers, memberships) = super::directory::local_state(shared);
             cluster.tell(&from, Body::State { peers, memberships });
@@ -90,12 +116,22 @@ pub fn handle(cluster: &Cluster, shared: &Shared, envelope: Envelope) {
         }
         Body::Admin { event } => shared.hub.apply_remote(&from, event),
         Body::AdminState { peers, rooms } => shared.hub.replace_remote(&from, peers, rooms),
-        Body::Kick { peer, reason, by } => match shared.hub.kick(&peer, reason) {
-            Ok(info) => {
-                tracing::info!(peer = %info.id, by, from, "kicked for an operator on another node")
-            }
-            Err(error) => tracing::info!(peer, by, from, error, "kick from another node not done"),
-        },
+        Body::Command {
+            request,
+            envelope,
+            by,
+        } => {
+            let shared = Arc::clone(shared);
+            let cluster = shared.cluster.clone();
+            tokio::spawn(async move {
+                let result =
+                    crate::server::admin::execute_for_node(&shared, &by, &from, envelope).await;
+                if let Some(cluster) = cluster {
+                    cluster.tell(&from, Body::CommandResult { request, result });
+                }
+            });
+        }
+        Body::CommandResult { request, result } => cluster.answered(request, result),
         Body::Goodbye => super::forget_node(cluster, shared, &from),
         Body::State { peers, memberships } => {
             let (joined, left) = cluster.directory.replace_node(&from, peers, memberships);

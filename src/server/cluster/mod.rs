@@ -34,17 +34,19 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use self::bus::{Body, Envelope};
 use self::directory::Directory;
-use crate::protocol::admin::NodeInfo;
+use crate::protocol::admin::{AppStatus, CommandEnvelope, CommandResult, NodeInfo};
 use crate::server::hub::now_ms;
 use crate::server::Shared;
 
 /// Messages waiting for Redis at most; beyond it, cross-node traffic is dropped and counted
 /// rather than held in memory while Redis is slow or away.
 const OUTGOING_CAPACITY: usize = 65_536;
+/// How long an admin command sent to another node waits for its answer.
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Node ids appear in Redis keys and peer listings.
 pub const MAX_NODE_ID_BYTES: usize = 64;
 
@@ -160,6 +162,8 @@ impl NodeStatus {
 struct Keys {
     nodes: String,
     bus: String,
+    /// App statuses set by operators, app id → status: what a node that starts applies.
+    apps: String,
     prefix: String,
 }
 
@@ -168,6 +172,7 @@ impl Keys {
         Keys {
             nodes: format!("{prefix}:nodes"),
             bus: format!("{prefix}:bus"),
+            apps: format!("{prefix}:apps"),
             prefix: prefix.to_owned(),
         }
     }
@@ -185,6 +190,12 @@ impl Keys {
 enum Outgoing {
     Everyone(Body),
     Node(String, Body),
+    /// Store an app's status in Redis, then tell every node.
+    AppStatus {
+        app: String,
+        status: AppStatus,
+        by: String,
+    },
 }
 
 /// This node's link to the cluster. Cheap to call from a connection's handler: sending only
@@ -200,6 +211,9 @@ pub struct Cluster {
     dropped: AtomicU64,
     nodes: RwLock<BTreeMap<String, NodeInfo>>,
     pub directory: Directory,
+    /// Commands sent to other nodes, waiting for their answers.
+    asked: std::sync::Mutex<HashMap<u64, oneshot::Sender<CommandResult>>>,
+    next_request: AtomicU64,
 }
 
 impl Cluster {
@@ -243,6 +257,8 @@ impl Cluster {
             dropped: AtomicU64::new(0),
             nodes: RwLock::new(BTreeMap::new()),
             directory: Directory::default(),
+            asked: std::sync::Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
         }))
     }
 
@@ -320,6 +336,69 @@ impl Cluster {
             .collect()
     }
 
+    /// An operator changed an app's status on this node: Redis keeps it for nodes that start
+    /// later, and every node applies it.
+    pub fn set_app_status(&self, app: &str, status: AppStatus, by: &str) {
+        self.queue(Outgoing::AppStatus {
+            app: app.to_owned(),
+            status,
+            by: by.to_owned(),
+        });
+    }
+
+    /// Have another node run an admin command and wait (bounded) for its answer, which keeps
+    /// the command's own id.
+    pub async fn ask(&self, node: &str, envelope: CommandEnvelope, by: &str) -> CommandResult {
+        let id = envelope.id;
+        let request = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        self.asked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(request, answer);
+        self.tell(
+            node,
+            Body::Command {
+                request,
+                envelope,
+                by: by.to_owned(),
+            },
+        );
+        let outcome = tokio::time::timeout(ASK_TIMEOUT, answered).await;
+        self.asked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&request);
+        match outcome {
+            Ok(Ok(mut result)) => {
+                result.id = id;
+                result.message = format!("node {node}: {}", result.message);
+                result
+            }
+            _ => CommandResult {
+                id,
+                ok: false,
+                message: format!(
+                    "node {node} did not answer within {} s; it may be gone, or Redis away",
+                    ASK_TIMEOUT.as_secs()
+                ),
+                data: None,
+            },
+        }
+    }
+
+    /// Another node answered request `request`.
+    pub fn answered(&self, request: u64, result: CommandResult) {
+        let waiting = self
+            .asked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&request);
+        if let Some(waiting) = waiting {
+            let _ = waiting.send(result);
+        }
+    }
+
     /// To every other node.
     pub fn broadcast(&self, body: Body) {
         self.queue(Outgoing::Everyone(body));
@@ -367,9 +446,21 @@ impl Cluster {
 async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>) {
     let mut connection: Option<ConnectionManager> = None;
     while let Some(message) = receiver.recv().await {
+        let mut status_change = None;
         let (channel, body) = match message {
             Outgoing::Everyone(body) => (cluster.keys.bus.clone(), body),
             Outgoing::Node(node, body) => (cluster.keys.inbox(&node), body),
+            Outgoing::AppStatus { app, status, by } => {
+                status_change = Some((app.clone(), status));
+                (
+                    cluster.keys.bus.clone(),
+                    Body::AppStatus {
+                        app,
+                        status,
+                        by: format!("{by} on {}", cluster.node_id),
+                    },
+                )
+            }
         };
         let text = match serde_json::to_string(&cluster.envelope(body)) {
             Ok(text) => text,
@@ -383,6 +474,13 @@ async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>
             cluster.dropped.fetch_add(1, Ordering::Relaxed);
             continue;
         };
+        if let Some((app, status)) = status_change {
+            let stored: redis::RedisResult<i64> =
+                conn.hset(&cluster.keys.apps, app, status.id()).await;
+            if stored.is_err() {
+                cluster.set_redis_ok(false);
+            }
+        }
         let sent: redis::RedisResult<i64> = conn.publish(&channel, text).await;
         if sent.is_err() {
             cluster.set_redis_ok(false);
@@ -595,8 +693,9 @@ async fn subscriber(cluster: Arc<Cluster>, shared: Weak<Shared>) {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            // Joining, or back after losing Redis: tell everyone what is here and ask them
-            // to do the same.
+            // Joining, or back after losing Redis: take the app statuses operators set while
+            // this node was away, tell everyone what is here and ask them to do the same.
+            adopt_app_statuses(&cluster, &shared).await;
             directory::announce_all(&cluster, &shared);
             cluster.broadcast(Body::Hello);
         }
@@ -619,6 +718,32 @@ async fn subscriber(cluster: Arc<Cluster>, shared: Weak<Shared>) {
         }
         // The stream ended: the connection to Redis is gone.
         cluster.set_redis_ok(false);
+    }
+}
+
+/// Apply the app statuses stored in Redis that differ from this node's.
+async fn adopt_app_statuses(cluster: &Cluster, shared: &Arc<Shared>) {
+    let stored: redis::RedisResult<HashMap<String, String>> = async {
+        let mut conn = cluster.client.get_multiplexed_async_connection().await?;
+        conn.hgetall(&cluster.keys.apps).await
+    }
+    .await;
+    let Ok(stored) = stored else {
+        return;
+    };
+    let here = shared.hub.app_statuses();
+    for (app, status) in stored {
+        let Ok(status) = status.parse::<AppStatus>() else {
+            continue;
+        };
+        if here.get(&app).is_some_and(|current| *current != status) {
+            let by = format!("the cluster (Redis {})", cluster.keys.apps);
+            if let Err(error) =
+                crate::server::admin::apply_app_status(shared, &by, &app, status).await
+            {
+                tracing::warn!(app, error, "could not adopt the cluster's app status");
+            }
+        }
     }
 }
 
