@@ -120,6 +120,59 @@ async fn substituted_values_are_checked_like_the_file() {
     );
 }
 
+/// The admin token reaches a Flow stream's `Authorization` header and nothing else: not the
+/// admin endpoint, not a path (which the recorder keeps), and a session asking for it counts
+/// as one with admin steps.
+#[tokio::test]
+async fn the_admin_token_goes_only_to_a_flow_streams_credential() {
+    let server = TestServer::demo().await;
+    let target = Target {
+        addr: server.addr.to_string(),
+        admin_token: Some(server.token.clone()),
+    };
+    let header = r#""headers":{"Authorization":"Bearer ${admin_token}"}"#;
+    let run_one = |connect: String| {
+        let target = target.clone();
+        async move {
+            let text = format!(
+                "{{\"session\":1,\"name\":\"token\",\"dialect\":\"flow\"}}\n{connect}"
+            );
+            let session = Session::parse(&text, "inline").unwrap();
+            assert!(session.has_admin_steps(), "{text}");
+            replay::run(&session, &target, &mut |_| {}).await
+        }
+    };
+    let flow = run_one(format!(
+        r#"{{"step":"connect","conn":"a","path":"/v1/ws",{header}}}"#
+    ))
+    .await;
+    assert!(flow.passed(), "{flow:#?}");
+    let admin = run_one(format!(
+        r#"{{"step":"connect","conn":"a","path":"/admin",{header}}}"#
+    ))
+    .await;
+    let Outcome::Failed(message) = &admin.steps[0].outcome else {
+        panic!("{:?}", admin.steps[0].outcome)
+    };
+    assert!(message.contains("only a Flow stream"), "{message}");
+    let in_path = run_one(
+        r#"{"step":"connect","conn":"a","path":"/v1?key=pk_demo&x=${admin_token}","headers":{"Authorization":"Bearer ${admin_token}"}}"#.to_owned(),
+    )
+    .await;
+    assert!(!in_path.passed(), "{in_path:#?}");
+    let in_other_header = Session::parse(
+        r#"{"session":1,"name":"token","dialect":"flow"}
+{"step":"connect","conn":"a","path":"/v1/ws","headers":{"Authorization":"Bearer sk_demo","X-Leak":"${admin_token}"}}"#,
+        "inline",
+    )
+    .unwrap();
+    let report = replay::run(&in_other_header, &target, &mut |_| {}).await;
+    let Outcome::Failed(message) = &report.steps[0].outcome else {
+        panic!("{:?}", report.steps[0].outcome)
+    };
+    assert!(message.contains("admin_token"), "{message}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_timeouts_and_foreign_hosts_are_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();

@@ -280,7 +280,7 @@ fn connect_step(participant: &Participant) -> Step {
     let headers = if participant.dialect == Dialect::Flow {
         BTreeMap::from([(
             "Authorization".to_owned(),
-            format!("Bearer {}", crate::session::replay::ADMIN_TOKEN_VARIABLE),
+            crate::session::replay::ADMIN_BEARER.to_owned(),
         )])
     } else {
         BTreeMap::new()

@@ -54,9 +54,10 @@
 //!
 //! Any string in a step may contain `${name}`: a variable captured earlier, or `${peer:conn}`,
 //! the server's peer id of connection `conn` (learnt from the admin snapshot and deltas by
-//! matching the connection's local address). In a `connect` step's `headers` only, `${admin_token}` is the
-//! admin token of the replay's target (exported Flow streams present it, since the credential
-//! the peer used is not recorded); it is there only where admin steps are allowed. A string that is exactly `"${name}"` becomes the
+//! matching the connection's local address). A Flow stream's `connect` may carry the header
+//! `"Authorization": "Bearer ${admin_token}"`: the admin token of the replay's target
+//! (exported Flow streams present it, since the credential the peer used is not recorded). It
+//! counts as an admin step, and `${admin_token}` means nothing anywhere else. A string that is exactly `"${name}"` becomes the
 //! captured JSON value itself, so a captured number stays a number.
 //!
 //! Sessions that depend on timers (authentication and activity timeouts, reconnection windows)
@@ -365,8 +366,14 @@ impl Session {
     }
 
     /// Whether any step acts as the server's admin.
+    /// Admin commands, or a connection that presents the admin token: either needs the
+    /// operator's consent (`--allow-admin`, or the console's confirmation).
     pub fn has_admin_steps(&self) -> bool {
-        self.steps.iter().any(|s| matches!(s, Step::Admin { .. }))
+        self.steps.iter().any(|s| match s {
+            Step::Admin { .. } => true,
+            Step::Connect { headers, .. } => replay::presents_admin_token(headers),
+            _ => false,
+        })
     }
 
     /// The longest the session's waits and receive timeouts can take together.

@@ -224,24 +224,34 @@ impl Runner<'_> {
                 self.variables.insert(key, Value::String(id));
             }
         }
-        // The admin token is offered to `connect` headers alone (a Flow stream's credential in
-        // an exported session), and only where admin steps are allowed: it never becomes a
-        // frame the server would record.
-        let wants_token = matches!(step, Step::Connect { headers, .. }
-            if headers.values().any(|v| v.contains(ADMIN_TOKEN_VARIABLE)));
-        let mut variables = std::borrow::Cow::Borrowed(&self.variables);
-        if wants_token {
-            let token = self.target.admin_token.clone().ok_or(
-                "this connection presents the admin token (${admin_token}), and no admin token was allowed (relaydeck replay --url … --allow-admin --admin-token …)",
-            )?;
-            variables
-                .to_mut()
-                .insert("admin_token".to_owned(), Value::String(token));
-        }
-        substitute(&mut value, &variables)?;
+        // The admin token goes to one place only: the `Authorization` header of a Flow stream
+        // (an exported stream's credential, which the recorder does not keep), and only where
+        // admin steps are allowed. Anywhere else `${admin_token}` is an unset variable, so it
+        // can never reach a path, a frame or another endpoint.
+        let token = match step {
+            Step::Connect { path, headers, .. } if presents_admin_token(headers) => {
+                if path.split('?').next() != Some(crate::protocol::routes::FLOW) {
+                    return Err(format!(
+                        "only a Flow stream ({}) may present the admin token",
+                        crate::protocol::routes::FLOW
+                    ));
+                }
+                if let Some(headers) = value.get_mut("headers").and_then(Value::as_object_mut) {
+                    headers.remove("Authorization");
+                }
+                Some(self.target.admin_token.clone().ok_or(
+                    "this connection presents the admin token (${admin_token}), and no admin token was allowed (relaydeck replay --url … --allow-admin --admin-token …)",
+                )?)
+            }
+            _ => None,
+        };
+        substitute(&mut value, &self.variables)?;
         stringify_text_fields(&mut value);
-        let resolved: Step = serde_json::from_value(value)
+        let mut resolved: Step = serde_json::from_value(value)
             .map_err(|e| format!("step after substitution is invalid: {e}"))?;
+        if let (Some(token), Step::Connect { headers, .. }) = (token, &mut resolved) {
+            headers.insert("Authorization".to_owned(), format!("Bearer {token}"));
+        }
         // A captured value may be anything the server sent: the limits hold for it too.
         resolved
             .validate()
@@ -978,8 +988,16 @@ fn collect_peer_refs(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// In a `connect` step's headers, the admin token of the replay's target.
-pub const ADMIN_TOKEN_VARIABLE: &str = "${admin_token}";
+/// The `Authorization` header value of a Flow stream that presents the replay target's admin
+/// token (exported streams do: the credential the peer used is not recorded).
+pub const ADMIN_BEARER: &str = "Bearer ${admin_token}";
+
+/// Whether a `connect` step presents the admin token.
+pub fn presents_admin_token(headers: &BTreeMap<String, String>) -> bool {
+    headers
+        .get("Authorization")
+        .is_some_and(|value| value == ADMIN_BEARER)
+}
 
 /// Replace `${name}` in every string. A string that is exactly one `${name}` becomes the
 /// captured value itself, keeping its JSON type (an alias id stays a number).
