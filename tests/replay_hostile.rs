@@ -134,9 +134,8 @@ async fn the_admin_token_goes_only_to_a_flow_streams_credential() {
     let run_one = |connect: String| {
         let target = target.clone();
         async move {
-            let text = format!(
-                "{{\"session\":1,\"name\":\"token\",\"dialect\":\"flow\"}}\n{connect}"
-            );
+            let text =
+                format!("{{\"session\":1,\"name\":\"token\",\"dialect\":\"flow\"}}\n{connect}");
             let session = Session::parse(&text, "inline").unwrap();
             assert!(session.has_admin_steps(), "{text}");
             replay::run(&session, &target, &mut |_| {}).await

@@ -647,7 +647,7 @@ async fn admins_see_players_and_game_channels_and_kick_with_4020() {
         .snapshot
         .peers
         .iter()
-        .find(|p| p.dialect == Dialect::Talo && p.identity.as_deref() == Some("alice (username)"))
+        .find(|p| p.dialect == Dialect::Talo && p.identity.as_deref() == Some("alice"))
         .unwrap_or_else(|| panic!("no Talo peer for alice in {:?}", admin.snapshot.peers))
         .id
         .clone();
@@ -670,6 +670,45 @@ async fn admins_see_players_and_game_channels_and_kick_with_4020() {
         recv_close(&mut alice).await,
         (4020, "admin_disconnect".to_owned())
     );
+}
+
+/// An operator's ban on a player's identifier reaches its live socket (as identified over
+/// HTTP, so the ban's name and the socket's identity agree) and refuses it a new socket token
+/// for an alias id it already knows.
+#[tokio::test]
+async fn a_banned_identifier_is_kicked_and_gets_no_new_socket_token() {
+    use relaydeck::protocol::admin::BanTarget;
+    let server = TestServer::demo().await;
+    let http = Http::new(&server);
+    let alias = http.identify("username", "alice").await["alias"]["id"].clone();
+    let mut alice = identified(&server, &http, "talo_demo_full", "alice").await;
+    let mut admin = server.admin().await;
+    let banned = admin
+        .command(Command::Ban {
+            target: BanTarget::Identity {
+                app: Some("demo".into()),
+                identity: "alice".into(),
+            },
+            duration_ms: 600_000,
+            reason: "cheating".into(),
+        })
+        .await;
+    assert!(banned.ok, "{}", banned.message);
+    assert_eq!(
+        recv_close(&mut alice).await,
+        (4020, "admin_disconnect".to_owned())
+    );
+    let refused = http
+        .client
+        .post(format!("{}/v1/players/socket-token", http.base))
+        .bearer_auth("talo_demo_full")
+        .header("x-talo-alias", alias.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["errorCode"], "BANNED", "{body}");
 }
 
 #[tokio::test]

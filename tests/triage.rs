@@ -630,3 +630,54 @@ async fn a_reconnection_export_replays_with_the_generated_token() {
     replays_green(&session).await;
     server.stop().await;
 }
+
+/// A banned player whose socket dropped cannot come back through its reconnection token: the
+/// ban on its name holds for the seat too, refused as BANNED.
+#[tokio::test]
+async fn a_ban_holds_against_a_reconnection_into_the_seat() {
+    let server = TestServer::demo().await;
+    let mut admin = server.admin().await;
+    let v3 = |server: &TestServer| {
+        let url = server.url("/v3/ws");
+        async move {
+            let (mut socket, _) =
+                tokio::time::timeout(RECEIVE_TIMEOUT, tokio_tungstenite::connect_async(url))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            send_json(&mut socket, authenticate()).await;
+            recv_type(&mut socket, "ProtocolInfo").await;
+            socket
+        }
+    };
+    let mut alice = v3(&server).await;
+    let created = join(&mut alice, "Alice", None).await;
+    let code = created["data"]["room_code"].as_str().unwrap().to_owned();
+    let mut bob = v3(&server).await;
+    let joined = join(&mut bob, "Bob", Some(&code)).await;
+    close_and_drain(&mut bob).await;
+    let banned = admin
+        .command(Command::Ban {
+            target: BanTarget::Identity {
+                app: Some("demo".into()),
+                identity: "Bob".into(),
+            },
+            duration_ms: 3_600_000,
+            reason: "griefing".into(),
+        })
+        .await;
+    assert!(banned.ok, "{}", banned.message);
+    let mut again = v3(&server).await;
+    send_json(
+        &mut again,
+        json!({"type": "Reconnect", "data": {
+            "player_id": joined["data"]["player_id"],
+            "room_id": created["data"]["room_id"],
+            "auth_token": joined["data"]["reconnection_token"],
+        }}),
+    )
+    .await;
+    let refused = recv_type(&mut again, "ReconnectionFailed").await;
+    assert_eq!(refused["data"]["error_code"], "BANNED", "{refused}");
+    server.stop().await;
+}

@@ -9,16 +9,20 @@
 //! How each dialect refuses a banned connection:
 //! - Signal Fish: an identity ban (the player name, within the app) answers JoinRoom with
 //!   `RoomJoinFailed BANNED` ("Player is banned from this room", upstream's text for its own
-//!   room bans), and JoinAsSpectator with `SpectatorJoinFailed BANNED`. An address ban answers Authenticate with `AuthenticationError UNAUTHORIZED`
+//!   room bans), JoinAsSpectator with `SpectatorJoinFailed BANNED`, and a Reconnect into the
+//!   player's seat with `ReconnectionFailed BANNED`. An address ban answers Authenticate with
+//!   `AuthenticationError UNAUTHORIZED`
 //!   (upstream: "Access denied by the app-ID handshake policy", the closest documented code to
 //!   "this client may not connect") and closes 1000 `unregistered`, as every refused
 //!   Authenticate does.
 //! - pub/sub, Talo socket, Flow: HTTP 403 before the upgrade, body
 //!   `{"message":"Banned: …","errorCode":"BANNED"}` (for pub/sub, an identity ban matches the
 //!   `peerId` of a token).
-//! - Talo HTTP: the same 403 on every endpoint for an address ban, and on identify and login
-//!   for a banned player identifier. A Talo socket identifies with the socket token those two
-//!   hand out, so a banned identifier gets no new socket; live ones are kicked.
+//! - Talo HTTP: the same 403 on every endpoint for an address ban, and on identify, login and
+//!   socket-token for a banned player identifier. A Talo socket identifies with the socket
+//!   token those hand out, so a banned identifier gets no new socket; live ones (whose
+//!   identity is the bare identifier) are kicked. A socket token handed out before the ban
+//!   still identifies once.
 //!
 //! Live peers matching a new ban are kicked with 4020 `admin_disconnect`.
 

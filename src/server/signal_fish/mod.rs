@@ -583,9 +583,14 @@ impl Session {
                 player_id,
                 room_id,
                 auth_token,
-            }) => self
-                .rooms()
-                .reconnect(self.hub(), &peer, &player_id, &room_id, &auth_token),
+            }) => {
+                let app = self.app.clone();
+                let hub = self.hub();
+                self.rooms()
+                    .reconnect(hub, &peer, &player_id, &room_id, &auth_token, |name| {
+                        hub.identity_ban(app.as_deref(), name).is_some()
+                    })
+            }
             Request::JoinAsSpectator(JoinAsSpectator {
                 game_name,
                 room_code,

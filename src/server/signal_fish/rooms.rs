@@ -1240,6 +1240,7 @@ impl Rooms {
         player_id: &str,
         room_id: &str,
         token: &str,
+        banned: impl Fn(&str) -> bool,
     ) -> Result<(), Refusal> {
         let mut state = self.lock();
         if state.membership.contains_key(peer) {
@@ -1304,6 +1305,12 @@ impl Rooms {
                 None,
             ));
         }
+        // An operator's ban on the player's name holds across reconnects: the seat waits out
+        // its window instead.
+        if banned(&player.name) {
+            return Err(refusal(Carrier::ReconnectionFailed, "BANNED", None));
+        }
+        let name = player.name.clone();
         player.peer = Some(peer.to_owned());
         player.disconnected_at_ms = None;
         // A new membership incarnation: v3 clients restart this sender's numbering.
@@ -1374,7 +1381,11 @@ impl Rooms {
             },
         );
         drop(state);
-        hub.update_peer(peer, |p| p.room = Some(code));
+        // The same player as before: an identity ban made later finds this connection too.
+        hub.update_peer(peer, |p| {
+            p.room = Some(code);
+            p.identity = Some(name);
+        });
         Self::publish(hub, &snapshot);
         Ok(())
     }
@@ -2047,7 +2058,7 @@ mod tests {
         let mut again = peer(&hub, "Bob");
         rooms.set_protocol_version(again.id(), 3);
         rooms
-            .reconnect(&hub, again.id(), &player, &room, &token)
+            .reconnect(&hub, again.id(), &player, &room, &token, |_| false)
             .unwrap();
         let back = data(&drain(&mut again), "Reconnected");
         assert_eq!(back["replay"], "unavailable");
@@ -2067,7 +2078,9 @@ mod tests {
         assert_eq!(notice["epoch"], 2);
         assert_eq!(notice["player"]["epoch"], 2);
         let refusal = rooms
-            .reconnect(&hub, peer(&hub, "Eve").id(), &player, &room, &token)
+            .reconnect(&hub, peer(&hub, "Eve").id(), &player, &room, &token, |_| {
+                false
+            })
             .unwrap_err();
         assert_eq!(refusal.code, "RECONNECTION_TOKEN_INVALID", "a spent token");
     }

@@ -277,6 +277,10 @@ pub async fn socket_token(
             json!({"errors": {"x-talo-alias": ["no player alias of this game has this id"]}}),
         );
     };
+    // A banned player must not get a new socket token from an alias id it already knows.
+    if let Some(ban) = shared.hub.identity_ban(Some(&app), &alias.identifier) {
+        return crate::server::bans::refuse_http(&shared.hub, &ban);
+    }
     if let Err(response) = check_session(&shared, &headers, &alias) {
         return response;
     }

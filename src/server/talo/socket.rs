@@ -352,7 +352,8 @@ impl Session {
             );
             return;
         }
-        let identity = format!("{} ({})", alias.identifier, alias.service);
+        // The bare identifier, as players are identified over HTTP and banned by operators.
+        let identity = alias.identifier.clone();
         self.hub()
             .update_peer(&self.peer.id, |p| p.identity = Some(identity));
         if let Some(talo_app) = self
