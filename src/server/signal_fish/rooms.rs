@@ -9,8 +9,9 @@
 //! Joins, leaves, authority, readiness and reconnection change room structure under one lock;
 //! they are rare next to game data. Game data takes no rooms lock: each sender has a
 //! [`Relay`] (its audience's handles, its epoch and sequence counter) built under the lock
-//! and checked against a generation that every structural change bumps, so a frame for one
-//! room never waits for another room's join, and a stale relay is rebuilt before it is used.
+//! and checked against its room's generation, which every mutable access to that room bumps
+//! ([`RoomTable::get_mut`]). A change in one room leaves the other rooms' relays current, so
+//! their frames never wait for it; a stale relay is rebuilt, under the lock, before use.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,6 +94,9 @@ struct Room {
     password: Option<String>,
     /// Player ids and connection ids the room's authority banned; the ban dies with the room.
     banned: Vec<String>,
+    /// Bumped on every change to the room ([`RoomTable`]); its members' relays were built at
+    /// one value of it.
+    generation: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -112,9 +116,45 @@ struct Seat {
     room_closed_at_ms: Option<u64>,
 }
 
+/// The rooms by code. Handing out a room to change bumps its generation, so a change cannot
+/// forget to make its room's relays stale.
+#[derive(Default)]
+struct RoomTable(BTreeMap<String, Room>);
+
+impl RoomTable {
+    fn get(&self, code: &str) -> Option<&Room> {
+        self.0.get(code)
+    }
+
+    fn get_mut(&mut self, code: &str) -> Option<&mut Room> {
+        let room = self.0.get_mut(code)?;
+        room.generation.fetch_add(1, Ordering::AcqRel);
+        Some(room)
+    }
+
+    fn contains_key(&self, code: &str) -> bool {
+        self.0.contains_key(code)
+    }
+
+    fn insert(&mut self, code: String, room: Room) {
+        room.generation.fetch_add(1, Ordering::AcqRel);
+        self.0.insert(code, room);
+    }
+
+    fn remove(&mut self, code: &str) -> Option<Room> {
+        let room = self.0.remove(code)?;
+        room.generation.fetch_add(1, Ordering::AcqRel);
+        Some(room)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Room> + Clone {
+        self.0.values()
+    }
+}
+
 #[derive(Default)]
 struct State {
-    rooms: BTreeMap<String, Room>,
+    rooms: RoomTable,
     membership: HashMap<String, Membership>,
     /// Handles of members that have received game data, and whether they speak v3, so
     /// relaying a frame takes no hub lock. Filled on first use, emptied when the connection
@@ -172,9 +212,14 @@ impl Wire {
     }
 }
 
+/// Set in a player's sequence counter when its membership ends: no number after it.
+const SEQ_CLOSED: u64 = 1 << 63;
+
 /// What relaying one sender's game data needs, built under the rooms lock and used without it
 /// while `generation` still matches [`Rooms::generation`].
 struct Relay {
+    /// The room's generation, and the value it had when this relay was built.
+    room_generation: Arc<AtomicU64>,
     generation: u64,
     player_id: String,
     epoch: u32,
@@ -185,9 +230,6 @@ struct Relay {
 
 pub struct Rooms {
     state: Mutex<State>,
-    /// Bumped whenever room structure may have changed (every [`Rooms::lock`]); relays built
-    /// at an older generation are rebuilt before use.
-    generation: AtomicU64,
     /// Each game-data sender's relay, by peer id.
     relays: RwLock<HashMap<String, Arc<Relay>>>,
     settings: SignalFishSettings,
@@ -226,7 +268,7 @@ impl Room {
             is_ready: p.ready,
             connected_at: (!v3).then(|| p.connected_at.clone()),
             epoch: v3.then_some(p.epoch),
-            seq: v3.then_some(p.seq.load(Ordering::Relaxed)),
+            seq: v3.then_some(p.seq.load(Ordering::Relaxed) & !SEQ_CLOSED),
         }
     }
 
@@ -342,7 +384,6 @@ impl Rooms {
     pub fn new(settings: SignalFishSettings) -> Rooms {
         Rooms {
             state: Mutex::new(State::default()),
-            generation: AtomicU64::new(0),
             relays: RwLock::new(HashMap::new()),
             settings,
             versions: Mutex::new(HashMap::new()),
@@ -393,22 +434,8 @@ impl Rooms {
         Self::send(hub, &v3, &make(true));
     }
 
-    /// The rooms lock, for a change of structure: every relay built before is stale from
-    /// here on. The bump comes after the lock is taken, so a relay rebuilt under the lock
-    /// sees every change made before it.
     fn lock(&self) -> MutexGuard<'_, State> {
-        let state = self.lock_unchanged();
-        self.structure_changed();
-        state
-    }
-
-    /// The rooms lock, for reading or for changes that no relay depends on.
-    fn lock_unchanged(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn structure_changed(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn forget_relay(&self, peer: &str) {
@@ -428,12 +455,11 @@ impl Rooms {
             .get(peer)
             .cloned();
         if let Some(relay) = cached {
-            if relay.generation == self.generation.load(Ordering::Acquire) {
+            if relay.generation == relay.room_generation.load(Ordering::Acquire) {
                 return Ok(relay);
             }
         }
-        let mut state = self.lock_unchanged();
-        let generation = self.generation.load(Ordering::Acquire);
+        let mut state = self.lock();
         let State {
             rooms,
             membership,
@@ -473,7 +499,10 @@ impl Rooms {
             audience.push(known.clone());
         }
         let relay = Arc::new(Relay {
-            generation,
+            // Read under the rooms lock: a change bumps it only once it holds the lock and
+            // has the room in hand, after this relay is in the index.
+            generation: room.generation.load(Ordering::Acquire),
+            room_generation: Arc::clone(&room.generation),
             player_id: sender.id.clone(),
             epoch: sender.epoch,
             seq: Arc::clone(&sender.seq),
@@ -690,6 +719,7 @@ impl Rooms {
                         created_at_ms: now_ms(),
                         password: options.password.clone(),
                         banned: Vec::new(),
+                        generation: Arc::new(AtomicU64::new(0)),
                     },
                 );
                 code
@@ -768,15 +798,18 @@ impl Rooms {
         let departed = room.players.iter().find(|p| p.id == player_id).cloned();
         room.players.retain(|p| p.id != player_id);
         let audience = room.audience(None);
+        // The membership's numbering ends here: closing the counter takes its last number,
+        // and a frame the player's connection is relaying at this moment, outside the rooms
+        // lock, finds it closed and is not relayed past `final_seq`.
+        let final_seq = departed
+            .as_ref()
+            .map(|p| p.seq.fetch_or(SEQ_CLOSED, Ordering::AcqRel) & !SEQ_CLOSED);
         // v3 recipients learn the departing membership's last sequence number, so they can
         // tell a complete stream from a truncated one.
         self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerLeft {
             player_id: player_id.to_owned(),
             epoch: departed.as_ref().filter(|_| v3).map(|p| p.epoch),
-            final_seq: departed
-                .as_ref()
-                .filter(|_| v3)
-                .map(|p| p.seq.load(Ordering::Relaxed)),
+            final_seq: final_seq.filter(|_| v3),
         });
         if room.authority.as_deref() == Some(player_id) {
             room.authority = None;
@@ -843,8 +876,13 @@ impl Rooms {
         }
         let relay = self.relay_of(hub, peer)?;
         // A sender's frames stay in order: its connection relays one before reading the next.
+        let numbered = relay.seq.fetch_add(1, Ordering::AcqRel);
+        if numbered & SEQ_CLOSED != 0 {
+            // The player left (or was kicked) while this frame was on its way.
+            return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
+        }
         let stamp = game_data::Stamp {
-            seq: relay.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            seq: numbered + 1,
             epoch: relay.epoch,
             class,
             key,
@@ -1573,9 +1611,9 @@ impl Rooms {
     pub fn sweep(&self, hub: &Hub) {
         let now = now_ms();
         let window = self.settings.reconnect_window_ms;
-        // A sweep that releases no seat changes nothing a relay depends on: game data keeps
-        // its relays through the sweep's every-second tick.
-        let mut state = self.lock_unchanged();
+        // Reading every room hands none out to change: game data keeps its relays through
+        // the sweep's every-second tick unless a seat is released.
+        let mut state = self.lock();
         let expired: Vec<(String, String)> = state
             .rooms
             .values()
@@ -1590,9 +1628,6 @@ impl Rooms {
                     .collect::<Vec<_>>()
             })
             .collect();
-        if !expired.is_empty() {
-            self.structure_changed();
-        }
         for (code, player_id) in expired {
             let seats: Vec<(String, Seat)> = state
                 .seats
@@ -1828,7 +1863,7 @@ mod tests {
 
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         std::thread::scope(|scope| {
-            let held = rooms.lock_unchanged();
+            let held = rooms.lock();
             scope.spawn(|| {
                 let relayed = rooms.game_data(&hub, alice.id(), &payload("2"));
                 let _ = done_tx.send(relayed.is_ok());
@@ -1854,6 +1889,59 @@ mod tests {
         rooms.game_data(&hub, alice.id(), &payload("4")).unwrap();
         assert!(drain(&mut bob).iter().all(|f| f["type"] != "GameData"));
         assert_eq!(last_of(&drain(&mut carol), "GameData")["data"]["data"], 4);
+    }
+
+    /// A join in one room leaves the relays of another room current.
+    #[test]
+    fn a_change_in_one_room_keeps_the_other_rooms_relays() {
+        let hub = hub();
+        let rooms = Rooms::new(SignalFishSettings::default());
+        let (mut alice, mut bob) = (peer(&hub, "a"), peer(&hub, "b"));
+        let (mut carol, mut dave) = (peer(&hub, "c"), peer(&hub, "d"));
+        two_players(&rooms, &hub, &mut alice, &mut bob);
+        rooms
+            .join(&hub, carol.id(), request(None, "Carol"))
+            .unwrap();
+        let code = last_of(&drain(&mut carol), "RoomJoined")["data"]["room_code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let relay = rooms.relay_of(&hub, alice.id()).unwrap();
+        let current =
+            |relay: &Relay| relay.generation == relay.room_generation.load(Ordering::Acquire);
+        assert!(current(&relay));
+        rooms
+            .join(&hub, dave.id(), request(Some(&code), "Dave"))
+            .unwrap();
+        rooms.ready(&hub, carol.id()).unwrap();
+        assert!(
+            current(&relay),
+            "another room's join made Alice's relay stale"
+        );
+        rooms.ready(&hub, bob.id()).unwrap();
+        assert!(!current(&relay), "her own room changed");
+    }
+
+    /// A frame whose relay was taken before its player left is never numbered past the
+    /// `final_seq` the room was told.
+    #[test]
+    fn a_departed_players_counter_is_closed_at_its_final_seq() {
+        let hub = hub();
+        let rooms = Rooms::new(SignalFishSettings::default());
+        let (mut alice, mut bob) = (peer(&hub, "a"), peer(&hub, "b"));
+        two_players(&rooms, &hub, &mut alice, &mut bob);
+        rooms.game_data(&hub, bob.id(), &payload("1")).unwrap();
+        rooms.game_data(&hub, bob.id(), &payload("2")).unwrap();
+        // What Bob's connection holds while the room changes under it.
+        let in_flight = rooms.relay_of(&hub, bob.id()).unwrap();
+        rooms.leave(&hub, bob.id()).unwrap();
+        assert_eq!(
+            in_flight.seq.load(Ordering::Relaxed) & !SEQ_CLOSED,
+            2,
+            "final_seq is the last number handed out"
+        );
+        assert_ne!(in_flight.seq.load(Ordering::Relaxed) & SEQ_CLOSED, 0);
+        assert!(rooms.game_data(&hub, bob.id(), &payload("3")).is_err());
     }
 
     #[test]
