@@ -1897,7 +1897,7 @@ mod tests {
         let hub = hub();
         let rooms = Rooms::new(SignalFishSettings::default());
         let (mut alice, mut bob) = (peer(&hub, "a"), peer(&hub, "b"));
-        let (mut carol, mut dave) = (peer(&hub, "c"), peer(&hub, "d"));
+        let (mut carol, dave) = (peer(&hub, "c"), peer(&hub, "d"));
         two_players(&rooms, &hub, &mut alice, &mut bob);
         rooms
             .join(&hub, carol.id(), request(None, "Carol"))
