@@ -374,16 +374,16 @@ fn spawn_writer(
                     send_abort_close(&mut sink, &peer).await;
                     return;
                 }
-                written = tokio::time::timeout(peer.stall_timeout(), write_batch(&mut sink, &mut batch, &peer)) => written,
+                written = write_batch(&mut sink, &mut batch, &peer) => written,
             };
             match written {
-                Ok(Ok(Batch::Continue)) => peer.writer_progressed(),
-                Ok(Ok(Batch::Finished)) => break,
-                Ok(Err(_)) => return,
+                Ok(Batch::Continue) => peer.writer_progressed(),
+                Ok(Batch::Finished) => break,
+                Err(WriteFailure::Socket) => return,
                 // The client stopped reading and nothing newer arrived to notice it: the
                 // connection task closes it as a slow consumer, and the close still goes out
                 // if the client reads again in time.
-                Err(_) => {
+                Err(WriteFailure::Stalled) => {
                     peer.mark_writer_stalled();
                     let _ = tokio::time::timeout(STALL_CLOSE_WAIT, peer.aborted()).await;
                     send_abort_close(&mut sink, &peer).await;
@@ -401,21 +401,38 @@ enum Batch {
     Finished,
 }
 
+enum WriteFailure {
+    /// One write made no progress for `outbox.stall_ms`: the client stopped reading.
+    Stalled,
+    /// The socket failed.
+    Socket,
+}
+
+/// Write one batch. Each write is timed on its own, so a client that reads, however slowly,
+/// is never taken for one that stopped: only a single write stuck for `stall_ms` is.
 async fn write_batch(
     sink: &mut SplitSink<WebSocket, Message>,
     batch: &mut Vec<Outbound>,
     peer: &PeerHandle,
-) -> Result<Batch, axum::Error> {
+) -> Result<Batch, WriteFailure> {
+    let stall = peer.stall_timeout();
+    let step = |written: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>| match written
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(WriteFailure::Socket),
+        Err(_) => Err(WriteFailure::Stalled),
+    };
     let mut outcome = Batch::Continue;
     for item in batch.drain(..) {
         match item {
             Outbound::Text(text) => {
                 let length = text.len();
-                sink.feed(Message::Text(text)).await?;
+                step(tokio::time::timeout(stall, sink.feed(Message::Text(text))).await)?;
                 peer.written(length);
+                peer.writer_progressed();
             }
             Outbound::Close(code, reason) => {
-                sink.feed(close_message(code, &reason)).await?;
+                step(tokio::time::timeout(stall, sink.feed(close_message(code, &reason))).await)?;
                 outcome = Batch::Finished;
                 break;
             }
@@ -425,7 +442,7 @@ async fn write_batch(
             }
         }
     }
-    sink.flush().await?;
+    step(tokio::time::timeout(stall, sink.flush()).await)?;
     Ok(outcome)
 }
 

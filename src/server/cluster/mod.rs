@@ -42,9 +42,10 @@ use crate::protocol::admin::{AppStatus, CommandEnvelope, CommandResult, NodeInfo
 use crate::server::hub::now_ms;
 use crate::server::Shared;
 
-/// Messages waiting for Redis at most; beyond it, cross-node traffic is dropped and counted
-/// rather than held in memory while Redis is slow or away.
+/// Messages waiting for Redis at most, and their bytes; beyond either, cross-node traffic is
+/// dropped and counted rather than held in memory while Redis is slow or away.
 const OUTGOING_CAPACITY: usize = 65_536;
+const OUTGOING_BYTES: usize = 64 << 20;
 /// How long an admin command sent to another node waits for its answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Node ids appear in Redis keys and peer listings.
@@ -90,7 +91,7 @@ impl ClusterSettings {
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
             return Err(format!(
                 "cluster.redis must be a redis:// URL, not {:?}",
-                crate::report::one_line(url, 64)
+                crate::report::one_line(&redact(url), 64)
             ));
         }
         match &self.node_id {
@@ -108,6 +109,20 @@ impl ClusterSettings {
             );
         }
         Ok(())
+    }
+}
+
+/// A Redis URL without the password it may carry (`redis://user:…@host:6379`).
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:…@{host}")
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -186,6 +201,20 @@ impl Keys {
     }
 }
 
+impl Outgoing {
+    /// The bytes a message holds that a client chose: relayed frames. The rest is small.
+    fn weight(&self) -> usize {
+        let body = match self {
+            Outgoing::Everyone(body) | Outgoing::Node(_, body) => body,
+            Outgoing::AppStatus { .. } => return 0,
+        };
+        match body {
+            Body::ChannelMessage { text, .. } | Body::Direct { text, .. } => text.len(),
+            _ => 0,
+        }
+    }
+}
+
 /// Where an outgoing envelope goes.
 enum Outgoing {
     Everyone(Body),
@@ -209,6 +238,8 @@ pub struct Cluster {
     outgoing_rx: std::sync::Mutex<Option<mpsc::Receiver<Outgoing>>>,
     redis_ok: AtomicBool,
     dropped: AtomicU64,
+    /// Bytes of relayed frames waiting in `outgoing`.
+    queued_bytes: std::sync::atomic::AtomicUsize,
     nodes: RwLock<BTreeMap<String, NodeInfo>>,
     pub directory: Directory,
     /// Commands sent to other nodes, waiting for their answers.
@@ -223,8 +254,10 @@ impl Cluster {
         let (Some(url), Some(node_id)) = (&settings.redis, &settings.node_id) else {
             anyhow::bail!("cluster.redis and cluster.node_id are both required");
         };
-        let client = redis::Client::open(url.as_str())
-            .map_err(|e| anyhow::anyhow!("cluster.redis {url:?}: {e}"))?;
+        // Errors name Redis without the password a URL may carry.
+        let url = &redact(url);
+        let client = redis::Client::open(settings.redis.as_deref().unwrap_or_default())
+            .map_err(|e| anyhow::anyhow!("cluster.redis {url}: {e}"))?;
         let mut probe = tokio::time::timeout(
             Duration::from_secs(5),
             client.get_multiplexed_async_connection(),
@@ -255,6 +288,7 @@ impl Cluster {
             outgoing_rx: std::sync::Mutex::new(Some(outgoing_rx)),
             redis_ok: AtomicBool::new(true),
             dropped: AtomicU64::new(0),
+            queued_bytes: std::sync::atomic::AtomicUsize::new(0),
             nodes: RwLock::new(BTreeMap::new()),
             directory: Directory::default(),
             asked: std::sync::Mutex::new(HashMap::new()),
@@ -417,7 +451,11 @@ impl Cluster {
     }
 
     fn queue(&self, message: Outgoing) {
-        if self.outgoing.try_send(message).is_err() {
+        let bytes = message.weight();
+        if self.queued_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes > OUTGOING_BYTES
+            || self.outgoing.try_send(message).is_err()
+        {
+            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -446,6 +484,9 @@ impl Cluster {
 async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>) {
     let mut connection: Option<ConnectionManager> = None;
     while let Some(message) = receiver.recv().await {
+        cluster
+            .queued_bytes
+            .fetch_sub(message.weight(), Ordering::AcqRel);
         let mut status_change = None;
         let (channel, body) = match message {
             Outgoing::Everyone(body) => (cluster.keys.bus.clone(), body),
@@ -617,7 +658,13 @@ fn replace_nodes(
             continue;
         }
         if view.alive {
-            last_alive.insert(view.node_id.clone(), now);
+            // A node seen alive that this one did not know (new, or forgotten while it was
+            // paused) is asked for everything it has: it may not know it was forgotten.
+            if last_alive.insert(view.node_id.clone(), now).is_none()
+                && !cluster.directory.nodes().contains(&view.node_id)
+            {
+                cluster.tell(&view.node_id, Body::Hello);
+            }
         } else {
             gone.push(view.node_id.clone());
         }
@@ -766,5 +813,14 @@ mod tests {
         settings.node_timeout_ms = 5_000;
         settings.redis = Some("http://127.0.0.1:6379".into());
         assert!(settings.check().is_err());
+    }
+
+    #[test]
+    fn passwords_never_reach_an_error() {
+        assert_eq!(
+            redact("redis://app:s3cret@10.0.0.5:6379/0"),
+            "redis://app:…@10.0.0.5:6379/0"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }
