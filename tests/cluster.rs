@@ -26,12 +26,25 @@ struct Redis {
 }
 
 impl Redis {
+    /// On a free port. Another process may take the port between finding it and the server
+    /// binding it, so a start that fails is tried again on another, a few times.
     fn start() -> Redis {
-        Redis::start_on(free_port())
+        for _ in 0..5 {
+            if let Some(redis) = Redis::try_start_on(free_port()) {
+                return redis;
+            }
+        }
+        panic!("redis-server did not start on any of 5 free ports")
     }
 
-    /// Start on `port` and wait for the server to say it is ready (no sleeping).
+    /// Start on `port` (a restart on the port a test's nodes know).
     fn start_on(port: u16) -> Redis {
+        Redis::try_start_on(port).expect("redis-server did not become ready")
+    }
+
+    /// Start on `port` and wait for the server to say it is ready (no sleeping); `None` when
+    /// it exits or stays silent instead.
+    fn try_start_on(port: u16) -> Option<Redis> {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new("redis-server")
             .args([
@@ -64,14 +77,16 @@ impl Redis {
                 }
             }
         });
-        ready_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("redis-server did not become ready");
-        Redis {
+        if ready_rx.recv_timeout(Duration::from_secs(10)).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        Some(Redis {
             child,
             port,
             _dir: dir,
-        }
+        })
     }
 
     fn url(&self) -> String {
@@ -387,8 +402,7 @@ async fn a_second_node_with_a_live_nodes_name_is_refused() {
     let redis = Redis::start();
     let _a = node(&redis, "node-a").await;
     let data = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    // The first node's heartbeat is written within one heartbeat of starting.
+    // The first node's heartbeat is written within one heartbeat (100 ms) of starting.
     let deadline = Instant::now() + NOTICE_TIMEOUT;
     let error = loop {
         let attempt = relaydeck::server::Server::bind(
@@ -409,11 +423,11 @@ async fn a_second_node_with_a_live_nodes_name_is_refused() {
                     Instant::now() < deadline,
                     "a duplicate node id was accepted"
                 );
-                tokio::task::yield_now().await;
+                // Polling a state that announces nothing: once per heartbeat.
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     };
-    drop(listener);
     assert!(error.contains("already live"), "{error}");
 }
 
