@@ -6,125 +6,17 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::redis::*;
 use common::*;
 use relaydeck::protocol::admin::Event;
-use relaydeck::server::config::Config;
 use serde_json::{json, Value};
 
 const CHANNEL: &str = "demo/lobby";
 /// Long enough for a heartbeat to lapse and be noticed on a loaded machine, with margin.
 const NOTICE_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// A `redis-server` of this test's own, on a free loopback port, stopped on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    /// On a free port. Another process may take the port between finding it and the server
-    /// binding it, so a start that fails is tried again on another, a few times.
-    fn start() -> Redis {
-        for _ in 0..5 {
-            if let Some(redis) = Redis::try_start_on(free_port()) {
-                return redis;
-            }
-        }
-        panic!("redis-server did not start on any of 5 free ports")
-    }
-
-    /// Start on `port` (a restart on the port a test's nodes know).
-    fn start_on(port: u16) -> Redis {
-        Redis::try_start_on(port).expect("redis-server did not become ready")
-    }
-
-    /// Start on `port` and wait for the server to say it is ready (no sleeping); `None` when
-    /// it exits or stays silent instead.
-    fn try_start_on(port: u16) -> Option<Redis> {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                dir.path().to_str().unwrap(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("redis-server is needed for the cluster tests (.ci/run installs it): {e}")
-            });
-        let stdout = child.stdout.take().unwrap();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut ready = Some(ready_tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("Ready to accept connections") {
-                    if let Some(tx) = ready.take() {
-                        let _ = tx.send(());
-                    }
-                }
-            }
-        });
-        if ready_rx.recv_timeout(Duration::from_secs(10)).is_err() {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        Some(Redis {
-            child,
-            port,
-            _dir: dir,
-        })
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn node_config(redis: &Redis, node: &str) -> Config {
-    let mut config = Config::demo();
-    config.cluster.redis = Some(redis.url());
-    config.cluster.node_id = Some(node.to_owned());
-    config.cluster.heartbeat_ms = 100;
-    config.cluster.node_timeout_ms = 600;
-    config
-}
-
-async fn node(redis: &Redis, name: &str) -> TestServer {
-    TestServer::start(node_config(redis, name)).await
-}
 
 async fn welcomed(server: &TestServer) -> (Socket, String) {
     let mut socket = server.connect("/v1?key=pk_demo").await;

@@ -597,7 +597,7 @@ impl Model {
                     .filter(|b| info.heartbeat_at_ms > b.heartbeat_at_ms);
                 let per_s = |now: u64, then: u64, b: &NodeInfo| {
                     let ms = info.heartbeat_at_ms - b.heartbeat_at_ms;
-                    now.saturating_sub(then) * 1000 / ms
+                    now.saturating_sub(then).saturating_mul(1000) / ms
                 };
                 NodeRow {
                     frames_per_s: previous.map(|b| {

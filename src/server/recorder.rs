@@ -244,7 +244,8 @@ impl PeerRecording {
         self.ring().len()
     }
 
-    /// Take the ring out (the peer closed); the live peer records nothing more.
+    /// Take the ring out (the peer closed): its frames move to the history entry and the ring
+    /// starts empty (a frame still in flight lands there and is dropped with the peer).
     pub fn take(&self) -> Ring {
         let mut ring = self.ring();
         let used = ring.used.clone();

@@ -251,7 +251,9 @@ pub fn export(target: &Participant, others: &[Participant]) -> Result<Session, S
         }
         _ => {}
     }
-    codes.dedup();
+    // The order of first appearance is the order the replay meets them in.
+    let mut seen = std::collections::HashSet::new();
+    codes.retain(|code| seen.insert(code.clone()));
     let connections = participants.len();
     Ok(Session {
         header: Header {

@@ -17,6 +17,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod redis;
+
 pub const RECEIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;

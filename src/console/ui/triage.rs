@@ -155,7 +155,11 @@ fn draw_closed_peer(
     let theme = &app.theme;
     let p = &closed.peer;
     let lives = app.model.player_timeline(p, closed.player_id.as_deref());
-    let timeline_height = (lives.len() as u16 + 2).min(area.height / 2).max(3);
+    let timeline_height = u16::try_from(lives.len())
+        .unwrap_or(u16::MAX)
+        .saturating_add(2)
+        .min(area.height / 2)
+        .max(3);
     let [top, bottom] =
         Layout::vertical([Constraint::Min(6), Constraint::Length(timeline_height)]).areas(area);
     let width = top.width.saturating_sub(2) as usize;
