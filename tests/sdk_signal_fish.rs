@@ -318,10 +318,34 @@ async fn a_whole_v3_relay_game_create_join_data_authority_ready_start_leave() {
     whole_game(true).await;
 }
 
+/// Two nodes over one Redis, each with its own players: a room lives on one node, and the
+/// players of the other reach it through their own.
+#[tokio::test]
+async fn a_whole_v2_game_with_players_on_two_nodes() {
+    let redis = common::redis::Redis::start();
+    let a = common::redis::node(&redis, "a").await;
+    let b = common::redis::node(&redis, "b").await;
+    whole_game_on(false, &a, &b).await;
+}
+
+#[tokio::test]
+async fn a_whole_v3_game_with_players_on_two_nodes() {
+    let redis = common::redis::Redis::start();
+    let a = common::redis::node(&redis, "a").await;
+    let b = common::redis::node(&redis, "b").await;
+    whole_game_on(true, &a, &b).await;
+}
+
 async fn whole_game(v3: bool) {
     let server = TestServer::demo().await;
-    let mut alice = Sdk::ready(&server, v3, "alice").await;
-    let mut bob = Sdk::ready(&server, v3, "bob").await;
+    whole_game_on(v3, &server, &server).await;
+}
+
+/// Alice creates the room on `home`; Bob, and Carol whom the full room refuses, play from
+/// `away`.
+async fn whole_game_on(v3: bool, home: &TestServer, away: &TestServer) {
+    let mut alice = Sdk::ready(home, v3, "alice").await;
+    let mut bob = Sdk::ready(away, v3, "bob").await;
 
     let created = alice.create(room("Alice", 2)).await;
     assert!(created.authority, "the creator holds authority");
@@ -336,9 +360,29 @@ async fn whole_game(v3: bool) {
             _ => None,
         })
         .await;
+    if home.addr != away.addr {
+        // The room is on Alice's node, and Bob sits in it through a peer that node runs
+        // for him, named after his connection on the other node.
+        let mut admin = home.admin().await;
+        assert!(admin.command(Command::Resync).await.ok);
+        let room = admin
+            .snapshot
+            .rooms
+            .iter()
+            .find(|r| r.code == created.code)
+            .expect("the room is on Alice's node");
+        assert_eq!(room.players.len(), 2);
+        let through = admin
+            .snapshot
+            .peers
+            .iter()
+            .filter(|p| p.addr.contains(" via b."))
+            .count();
+        assert_eq!(through, 1, "Bob's seat is held through node b");
+    }
 
     // A full room refuses a third player with the SDK's own ROOM_FULL.
-    let mut carol = Sdk::ready(&server, v3, "carol").await;
+    let mut carol = Sdk::ready(away, v3, "carol").await;
     assert_eq!(
         carol
             .join_refused(JoinRoomParams::new(GAME, "Carol").with_room_code(&created.code))
@@ -520,8 +564,23 @@ async fn spectators_watch_and_leave() {
 #[tokio::test]
 async fn a_v3_player_reconnects_within_the_window_with_a_rotated_token() {
     let server = TestServer::demo().await;
-    let mut alice = Sdk::ready(&server, true, "alice").await;
-    let mut bob = Sdk::ready(&server, true, "bob").await;
+    reconnection_on(&server, &server, &server).await;
+}
+
+/// Bob plays from node b in Alice's room on node a, loses his connection, and takes his
+/// seat back through node c.
+#[tokio::test]
+async fn a_v3_player_reconnects_through_another_node_within_the_window() {
+    let redis = common::redis::Redis::start();
+    let a = common::redis::node(&redis, "a").await;
+    let b = common::redis::node(&redis, "b").await;
+    let c = common::redis::node(&redis, "c").await;
+    reconnection_on(&a, &b, &c).await;
+}
+
+async fn reconnection_on(home: &TestServer, first: &TestServer, again: &TestServer) {
+    let mut alice = Sdk::ready(home, true, "alice").await;
+    let mut bob = Sdk::ready(first, true, "bob").await;
     let created = alice.create(room("Alice", 4)).await;
     let joined = bob.join_code(&created.code, "Bob").await;
     bob.client.send_game_data(json!({"before": true})).unwrap();
@@ -529,7 +588,7 @@ async fn a_v3_player_reconnects_within_the_window_with_a_rotated_token() {
     let token = joined.token.clone().expect("a v3 token");
     bob.stop().await;
 
-    let mut again = Sdk::ready(&server, true, "bob again").await;
+    let mut again = Sdk::ready(again, true, "bob again").await;
     again
         .client
         .reconnect(joined.player, joined.room_id, token.clone())

@@ -27,9 +27,9 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
@@ -70,6 +70,26 @@ pub fn configure(upgrade: WebSocketUpgrade, max_message_bytes: usize) -> WebSock
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(max_message_bytes)
         .max_frame_size(max_message_bytes)
+}
+
+/// What a connection runs over: a WebSocket, or a tunnel from another node of the cluster
+/// that carries one player's frames (see [`crate::server::cluster::tunnel`]).
+pub trait Transport:
+    Stream<Item = Result<Message, axum::Error>>
+    + Sink<Message, Error = axum::Error>
+    + Send
+    + Unpin
+    + 'static
+{
+}
+
+impl<T> Transport for T where
+    T: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Send
+        + Unpin
+        + 'static
+{
 }
 
 /// What a session wants after handling something.
@@ -145,8 +165,8 @@ pub type Refusal = (u16, String);
 /// dialect's close; `make` builds the session once the peer has a handle. `path` is the
 /// upgrade's path and query, kept by the flight recorder (an export reconnects with it).
 #[allow(clippy::too_many_arguments)]
-pub async fn serve<S: Session>(
-    socket: WebSocket,
+pub async fn serve<S: Session, T: Transport>(
+    socket: T,
     shared: Arc<Shared>,
     path: String,
     new: NewPeer,
@@ -227,6 +247,7 @@ pub async fn serve<S: Session>(
                 None => break,
             },
             command = control.recv() => match command {
+                Some(Control::Close(code, reason)) => Flow::Close(code, reason),
                 Some(Control::Inject(text)) => {
                     hub.record_inbound(&handle, &text);
                     if handle.recording().is_some() {
@@ -319,7 +340,7 @@ fn client_close_of(frame: Option<CloseFrame>) -> (u16, String) {
 }
 
 /// Read (and discard) until the client's close, bounded in time.
-async fn finish_close_handshake(stream: &mut SplitStream<WebSocket>) {
+async fn finish_close_handshake<T: Transport>(stream: &mut SplitStream<T>) {
     let _ = tokio::time::timeout(CLOSE_HANDSHAKE_TIMEOUT, async {
         while let Some(Ok(message)) = stream.next().await {
             if let Message::Close(_) = message {
@@ -332,7 +353,13 @@ async fn finish_close_handshake(stream: &mut SplitStream<WebSocket>) {
 
 /// Refuse a connection that never became a peer: the dialect's close, counted for admins
 /// when it is an error, and a bounded wait for the client's answer.
-pub async fn refuse(socket: WebSocket, shared: &Shared, dialect: Dialect, code: u16, reason: &str) {
+pub async fn refuse<T: Transport>(
+    socket: T,
+    shared: &Shared,
+    dialect: Dialect,
+    code: u16,
+    reason: &str,
+) {
     let is_error = catalog::close(dialect, code).is_none_or(|e| e.severity() != Severity::Info);
     if is_error {
         shared.hub.record_unattached_error(
@@ -348,8 +375,8 @@ pub async fn refuse(socket: WebSocket, shared: &Shared, dialect: Dialect, code: 
     }
 }
 
-fn spawn_writer(
-    mut sink: SplitSink<WebSocket, Message>,
+fn spawn_writer<T: Transport>(
+    mut sink: SplitSink<T, Message>,
     mut outbox: tokio::sync::mpsc::UnboundedReceiver<Outbound>,
     peer: Arc<PeerHandle>,
 ) -> JoinHandle<()> {
@@ -410,8 +437,8 @@ enum WriteFailure {
 
 /// Write one batch. Each write is timed on its own, so a client that reads, however slowly,
 /// is never taken for one that stopped: only a single write stuck for `stall_ms` is.
-async fn write_batch(
-    sink: &mut SplitSink<WebSocket, Message>,
+async fn write_batch<T: Transport>(
+    sink: &mut SplitSink<T, Message>,
     batch: &mut Vec<Outbound>,
     peer: &PeerHandle,
 ) -> Result<Batch, WriteFailure> {
@@ -446,7 +473,7 @@ async fn write_batch(
     Ok(outcome)
 }
 
-async fn send_abort_close(sink: &mut SplitSink<WebSocket, Message>, peer: &PeerHandle) {
+async fn send_abort_close<T: Transport>(sink: &mut SplitSink<T, Message>, peer: &PeerHandle) {
     let (code, reason) = peer
         .closing()
         .cloned()

@@ -582,6 +582,16 @@ impl Hub {
             .map(|(name, _)| name.clone())
     }
 
+    /// The other node holding a room, by its id.
+    pub fn remote_room_node_by_id(&self, room_id: &str) -> Option<String> {
+        let state = self.lock();
+        state
+            .remote
+            .iter()
+            .find(|(_, node)| node.rooms.values().any(|room| room.room_id == room_id))
+            .map(|(name, _)| name.clone())
+    }
+
     /// A peer of another node, as its deltas last described it.
     pub fn remote_peer(&self, id: &str) -> Option<PeerInfo> {
         let state = self.lock();

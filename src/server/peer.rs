@@ -46,6 +46,9 @@ pub enum Control {
     Inject(String),
     /// The server is shutting down.
     Shutdown,
+    /// Close with this code and reason: the session that decided it runs on another node
+    /// (a Signal Fish player in a room held elsewhere in the cluster).
+    Close(u16, String),
 }
 
 /// How a frame is treated when its peer is behind.

@@ -91,10 +91,33 @@ pub enum Body {
         request: u64,
         result: CommandResult,
     },
+    /// Front → host: a player's frames start to cross to the node holding its room.
+    TunnelOpen(super::tunnel::TunnelOpen),
+    /// Front → host: the player's next frame.
+    TunnelIn {
+        peer: String,
+        text: String,
+    },
+    /// Front → host: the player's connection is over (`removed`: its seat goes too).
+    TunnelEnd {
+        peer: String,
+        removed: bool,
+    },
+    /// Host → front: a frame for the player.
+    TunnelOut {
+        peer: String,
+        text: String,
+    },
+    /// Host → front: the player's session closed with this code.
+    TunnelClose {
+        peer: String,
+        code: u16,
+        reason: String,
+    },
 }
 
 /// Act on one envelope from another node.
-pub fn handle(cluster: &Cluster, shared: &Arc<Shared>, envelope: Envelope) {
+pub fn handle(cluster: &Arc<Cluster>, shared: &Arc<Shared>, envelope: Envelope) {
     let from = envelope.from;
     match envelope.body {
         Body::AppStatus { app, status, by } => {
@@ -132,6 +155,13 @@ pub fn handle(cluster: &Cluster, shared: &Arc<Shared>, envelope: Envelope) {
             });
         }
         Body::CommandResult { request, result } => cluster.answered(request, result),
+        Body::TunnelOpen(open) => cluster.host(shared, &from, open),
+        Body::TunnelIn { peer, text } => cluster.hosted_frame(&peer, text),
+        Body::TunnelEnd { peer, removed } => cluster.hosted_end(&peer, removed),
+        Body::TunnelOut { peer, text } => Cluster::fronted_frame(shared, &peer, text),
+        Body::TunnelClose { peer, code, reason } => {
+            cluster.fronted_close(shared, &peer, code, reason)
+        }
         Body::Goodbye => super::forget_node(cluster, shared, &from),
         Body::State { peers, memberships } => {
             let (joined, left) = cluster.directory.replace_node(&from, peers, memberships);

@@ -20,11 +20,19 @@
 //! without a Redis round trip on the request's path. A node that joins, or that gets Redis
 //! back after losing it, asks the others to announce everything again.
 //!
-//! What crosses nodes so far: pub/sub channel messages, presence, direct `send` and the node
-//! list with liveness. Signal Fish rooms, Talo and Flow stay per node.
+//! What crosses nodes: pub/sub channel messages, presence and direct `send`; Signal Fish
+//! rooms, whose players may be on any node ([`tunnel`]); every node's peers, rooms and errors
+//! for the consoles; admin commands; app statuses; the node list with liveness. Talo and Flow
+//! stay per node.
+//!
+//! | Redis | what |
+//! |---|---|
+//! | `{prefix}:rooms` (hash) | Signal Fish room code → the node holding the room |
+//! | `{prefix}:apps` (hash) | app id → the status an operator set |
 
 pub mod bus;
 pub mod directory;
+pub mod tunnel;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -179,6 +187,8 @@ struct Keys {
     bus: String,
     /// App statuses set by operators, app id → status: what a node that starts applies.
     apps: String,
+    /// Signal Fish room code → the node holding the room.
+    rooms: String,
     prefix: String,
 }
 
@@ -188,6 +198,7 @@ impl Keys {
             nodes: format!("{prefix}:nodes"),
             bus: format!("{prefix}:bus"),
             apps: format!("{prefix}:apps"),
+            rooms: format!("{prefix}:rooms"),
             prefix: prefix.to_owned(),
         }
     }
@@ -206,10 +217,14 @@ impl Outgoing {
     fn weight(&self) -> usize {
         let body = match self {
             Outgoing::Everyone(body) | Outgoing::Node(_, body) => body,
-            Outgoing::AppStatus { .. } => return 0,
+            Outgoing::AppStatus { .. } | Outgoing::Release(_) => return 0,
         };
         match body {
-            Body::ChannelMessage { text, .. } | Body::Direct { text, .. } => text.len(),
+            Body::ChannelMessage { text, .. }
+            | Body::Direct { text, .. }
+            | Body::TunnelIn { text, .. }
+            | Body::TunnelOut { text, .. } => text.len(),
+            Body::TunnelOpen(open) => open.first.len(),
             _ => 0,
         }
     }
@@ -225,6 +240,8 @@ enum Outgoing {
         status: AppStatus,
         by: String,
     },
+    /// Free a room code this node held (only if it still names this node).
+    Release(String),
 }
 
 /// This node's link to the cluster. Cheap to call from a connection's handler: sending only
@@ -245,6 +262,10 @@ pub struct Cluster {
     /// Commands sent to other nodes, waiting for their answers.
     asked: std::sync::Mutex<HashMap<u64, oneshot::Sender<CommandResult>>>,
     next_request: AtomicU64,
+    /// Requests whose answer a player waits for (room lookups and claims); it reconnects
+    /// on its own after Redis comes back.
+    commands: ConnectionManager,
+    pub tunnels: tunnel::Tunnels,
 }
 
 impl Cluster {
@@ -278,8 +299,15 @@ impl Cluster {
                 settings.node_timeout_ms
             );
         }
+        let commands =
+            tokio::time::timeout(Duration::from_secs(5), client.get_connection_manager())
+                .await
+                .map_err(|_| anyhow::anyhow!("cannot reach Redis at {url}: timed out after 5 s"))?
+                .map_err(|e| anyhow::anyhow!("cannot reach Redis at {url}: {e}"))?;
         let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_CAPACITY);
         Ok(Arc::new(Cluster {
+            commands,
+            tunnels: tunnel::Tunnels::default(),
             node_id: node_id.clone(),
             settings: settings.clone(),
             keys,
@@ -306,6 +334,9 @@ impl Cluster {
             .take();
         let forwarding = Arc::clone(self);
         shared.hub.forward_events(Box::new(move |event| {
+            if let crate::protocol::admin::Event::RoomClosed { code } = event {
+                forwarding.release_room(code);
+            }
             forwarding.broadcast(Body::Admin {
                 event: event.clone(),
             })
@@ -450,6 +481,10 @@ impl Cluster {
         self.queue(Outgoing::Node(node.to_owned(), body));
     }
 
+    fn note_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn queue(&self, message: Outgoing) {
         let bytes = message.weight();
         if self.queued_bytes.fetch_add(bytes, Ordering::AcqRel) + bytes > OUTGOING_BYTES
@@ -480,6 +515,13 @@ impl Cluster {
     }
 }
 
+/// Deletes a room claim only while it still names the node releasing it: a code freed and
+/// claimed again by another node in between stays with the new holder.
+const RELEASE_IF_OURS: &str = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) else return 0 end";
+
+/// Claims of a node that is gone, deleted by whichever node notices first.
+const RELEASE_NODE: &str = "local all = redis.call('HGETALL', KEYS[1]) local n = 0 for i = 1, #all, 2 do if all[i + 1] == ARGV[1] then n = n + redis.call('HDEL', KEYS[1], all[i]) end end return n";
+
 /// Drains the outgoing queue into Redis, in order.
 async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>) {
     let mut connection: Option<ConnectionManager> = None;
@@ -489,6 +531,25 @@ async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>
             .fetch_sub(message.weight(), Ordering::AcqRel);
         let mut status_change = None;
         let (channel, body) = match message {
+            Outgoing::Release(code) => {
+                if connection.is_none() {
+                    connection = cluster.client.get_connection_manager().await.ok();
+                }
+                if let Some(conn) = connection.as_mut() {
+                    let released: redis::RedisResult<i64> = redis::cmd("EVAL")
+                        .arg(RELEASE_IF_OURS)
+                        .arg(1)
+                        .arg(&cluster.keys.rooms)
+                        .arg(&code)
+                        .arg(&cluster.node_id)
+                        .query_async(conn)
+                        .await;
+                    if released.is_err() {
+                        cluster.set_redis_ok(false);
+                    }
+                }
+                continue;
+            }
             Outgoing::Everyone(body) => (cluster.keys.bus.clone(), body),
             Outgoing::Node(node, body) => (cluster.keys.inbox(&node), body),
             Outgoing::AppStatus { app, status, by } => {
@@ -564,11 +625,21 @@ async fn heartbeat(cluster: Arc<Cluster>, shared: Weak<Shared>) {
                     if let Some(conn) = connection.as_mut() {
                         let _: redis::RedisResult<i64> =
                             conn.srem(&cluster.keys.nodes, &node).await;
+                        let _: redis::RedisResult<i64> = redis::cmd("EVAL")
+                            .arg(RELEASE_NODE)
+                            .arg(1)
+                            .arg(&cluster.keys.rooms)
+                            .arg(&node)
+                            .query_async(conn)
+                            .await;
                     }
                 }
             }
             Err(_) => {
                 cluster.set_redis_ok(false);
+                // Frames can no longer cross: players waiting on another node are told now,
+                // not left hanging (again at every beat, for a tunnel opened in between).
+                cluster.cut_tunnels(&shared, None);
                 // Consoles learn that this node lost Redis; the others are as last seen.
                 let nodes = cluster
                     .nodes()
@@ -700,6 +771,7 @@ fn replace_nodes(
 /// listeners hear that its peers left.
 fn forget_node(cluster: &Cluster, shared: &Shared, node: &str) {
     tracing::warn!(node, "cluster node gone");
+    cluster.cut_tunnels(shared, Some(node));
     shared.hub.forget_remote(node);
     let left = cluster.directory.forget_node(node);
     for (app, channel, identities) in left {
@@ -743,6 +815,7 @@ async fn subscriber(cluster: Arc<Cluster>, shared: Weak<Shared>) {
             // Joining, or back after losing Redis: take the app statuses operators set while
             // this node was away, tell everyone what is here and ask them to do the same.
             adopt_app_statuses(&cluster, &shared).await;
+            reclaim_rooms(&cluster, &shared).await;
             directory::announce_all(&cluster, &shared);
             cluster.broadcast(Body::Hello);
         }
@@ -765,6 +838,37 @@ async fn subscriber(cluster: Arc<Cluster>, shared: Weak<Shared>) {
         }
         // The stream ended: the connection to Redis is gone.
         cluster.set_redis_ok(false);
+        if let Some(shared) = shared.upgrade() {
+            cluster.cut_tunnels(&shared, None);
+        }
+    }
+}
+
+/// Claim this node's rooms again: a Redis that restarted empty forgot them, and a code
+/// unclaimed could be given to a second room elsewhere.
+async fn reclaim_rooms(cluster: &Cluster, shared: &Shared) {
+    let (_, rooms) = shared.hub.local_admin_state();
+    if rooms.is_empty() {
+        return;
+    }
+    let mut conn = cluster.commands.clone();
+    for room in rooms {
+        let claimed: redis::RedisResult<bool> = conn
+            .hset_nx(&cluster.keys.rooms, &room.code, &cluster.node_id)
+            .await;
+        match claimed {
+            Ok(true) => {}
+            Ok(false) => {
+                let owner: Option<String> = conn
+                    .hget(&cluster.keys.rooms, &room.code)
+                    .await
+                    .unwrap_or_default();
+                if owner.as_deref() != Some(cluster.node_id.as_str()) {
+                    tracing::warn!(code = %room.code, ?owner, "room code claimed by another node while Redis was away");
+                }
+            }
+            Err(_) => return,
+        }
     }
 }
 

@@ -231,6 +231,7 @@ impl connection::Session for Session {
             Control::Shutdown => Flow::close(1001, "going_away"),
             // Streams are not bound to an app; injected frames reach `on_text`.
             Control::AppStatus(_) | Control::Inject(_) => Flow::Continue,
+            Control::Close(code, reason) => Flow::Close(code, reason),
         }
     }
 

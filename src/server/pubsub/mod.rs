@@ -371,6 +371,7 @@ impl connection::Session for Session {
             }
             // Injected frames reach `on_text`.
             Control::Inject(_) => Flow::Continue,
+            Control::Close(code, reason) => Flow::Close(code, reason),
         }
     }
 

@@ -48,7 +48,11 @@
 
 pub mod rooms;
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
@@ -66,6 +70,7 @@ use crate::protocol::signal_fish::{
     MIN_PROTOCOL_VERSION,
 };
 use crate::server::access;
+use crate::server::cluster::tunnel::{Placement, TunnelOpen, TunnelSocket};
 use crate::server::connection::{self, Flow};
 use crate::server::hub::{Hub, NewPeer};
 use crate::server::peer::Priority;
@@ -81,6 +86,9 @@ const MAX_OUTBOUND_MESSAGE_BYTES: usize = 8 << 20;
 const SHUTDOWN_NOTICE_MS: u64 = 1_000;
 const READ_LIMIT_BYTES: usize = 4 << 20;
 pub const MAX_PLAYER_NAME: usize = 32;
+/// Frames that may arrive while a cluster node looks up where a room lives; they wait, in
+/// order, and a client that sends more in that moment is flooding.
+const MAX_HELD_FRAMES: usize = 256;
 
 /// The message type a refusal travels in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +259,22 @@ struct Session {
     idle_check: Instant,
     /// Kicked or cut off by its app's status: its seat is not kept for a reconnection.
     removed_from_room: bool,
+    /// In a cluster: the node holding this player's room, when it is another node; every
+    /// frame from then on goes there ([`crate::server::cluster::tunnel`]).
+    tunnel: Option<String>,
+    /// A lookup of where a room lives, under way; frames meanwhile wait in `held`.
+    pending: Option<Pin<Box<dyn Future<Output = Resolved> + Send>>>,
+    held: VecDeque<String>,
+    /// Set when this session runs on the room's node for a player of another node; the flag
+    /// says the player's own node ended it for good (its seat goes).
+    hosted: Option<Arc<AtomicBool>>,
+}
+
+/// Where Redis says a requested room lives, with the request that asked.
+struct Resolved {
+    text: String,
+    carrier: Carrier,
+    placement: Result<Placement, ()>,
 }
 
 impl Session {
@@ -276,8 +300,57 @@ impl Session {
             warned_this_window: false,
             last_activity: now,
             removed_from_room: false,
+            tunnel: None,
+            pending: None,
+            held: VecDeque::new(),
+            hosted: None,
         }
     }
+
+    /// The session a room's node runs for a player connected to another node: already
+    /// authenticated there, with its timers kept there.
+    fn hosted(
+        shared: Arc<Shared>,
+        peer: Arc<PeerHandle>,
+        open: &TunnelOpen,
+        removed: Arc<AtomicBool>,
+    ) -> Session {
+        let mut session = Session::new(shared, peer, open.version);
+        session.app = Some(open.app.clone());
+        session
+            .rooms()
+            .set_protocol_version(&session.peer.id, open.version);
+        session.hosted = Some(removed);
+        session
+    }
+}
+
+/// Run the session of a player of another node whose room is here, over the bus.
+pub async fn host_tunnel(
+    shared: Arc<Shared>,
+    socket: TunnelSocket,
+    open: TunnelOpen,
+    removed: Arc<AtomicBool>,
+) {
+    let new = NewPeer {
+        dialect: DIALECT,
+        app: Some(open.app.clone()),
+        identity: None,
+        addr: format!("{} via {}", open.address, open.peer),
+        probe_nonce: None,
+    };
+    let path = format!("/v{}/ws", open.version);
+    let session_shared = Arc::clone(&shared);
+    connection::serve(
+        socket,
+        shared,
+        path,
+        new,
+        None,
+        |_| (4000, close_reason(4000)),
+        move |peer| Session::hosted(session_shared, peer, &open, removed),
+    )
+    .await;
 }
 
 impl connection::Session for Session {
@@ -350,10 +423,15 @@ impl connection::Session for Session {
             }
             // Injected frames reach `on_text`.
             Control::Inject(_) => Flow::Continue,
+            Control::Close(code, reason) => Flow::Close(code, reason),
         }
     }
 
     fn deadline(&self) -> Option<Instant> {
+        // The player's own node keeps its timers: it sees the socket's every frame.
+        if self.hosted.is_some() {
+            return None;
+        }
         Some(if self.app.is_none() {
             self.auth_deadline.min(self.idle_check)
         } else {
@@ -407,7 +485,38 @@ impl connection::Session for Session {
         Flow::Continue
     }
 
+    fn background(&mut self) -> impl Future<Output = Flow> + Send + '_ {
+        async move {
+            let Some(pending) = self.pending.as_mut() else {
+                return std::future::pending().await;
+            };
+            // Nothing after this await can be cancelled: the lookup's outcome is used at once.
+            let resolved = pending.await;
+            self.pending = None;
+            let mut flow = self.resolved(resolved);
+            while flow == Flow::Continue && self.pending.is_none() {
+                let Some(text) = self.held.pop_front() else {
+                    break;
+                };
+                flow = self.process(&text);
+            }
+            flow
+        }
+    }
+
     fn on_end(&mut self) {
+        if self
+            .hosted
+            .as_ref()
+            .is_some_and(|r| r.load(Ordering::Relaxed))
+        {
+            self.removed_from_room = true;
+        }
+        if self.tunnel.is_some() {
+            if let Some(cluster) = &self.shared.cluster {
+                cluster.end_tunnel(&self.peer.id, self.removed_from_room);
+            }
+        }
         if self.removed_from_room {
             self.rooms().remove_peer_now(self.hub(), &self.peer.id);
         } else {
@@ -512,6 +621,23 @@ impl Session {
             }
             return Flow::Continue;
         }
+        self.process(text)
+    }
+
+    /// A frame past the size and rate limits: held while a room lookup runs, forwarded when
+    /// the player's room is on another node, handled here otherwise.
+    fn process(&mut self, text: &str) -> Flow {
+        if self.pending.is_some() {
+            if self.held.len() >= MAX_HELD_FRAMES {
+                return self.budget_spent();
+            }
+            self.held.push_back(text.to_owned());
+            return Flow::Continue;
+        }
+        if let (Some(node), Some(cluster)) = (&self.tunnel, &self.shared.cluster) {
+            cluster.forward(node, &self.peer.id, text);
+            return Flow::Continue;
+        }
         if self.app.is_some() {
             if let Some(frame) = crate::protocol::game_data::payload(text) {
                 if let Err(refusal) = self.game_data(frame.data, frame.class, frame.key) {
@@ -550,6 +676,16 @@ impl Session {
                     code: static_code(&code),
                     text: None,
                 });
+            }
+        }
+        self.dispatch(request, text, false)
+    }
+
+    /// Act on one request; `placed` once the cluster said the room it names is here.
+    fn dispatch(&mut self, request: Request, text: &str, placed: bool) -> Flow {
+        if !placed {
+            if let Some(flow) = self.route(&request, text) {
+                return flow;
             }
         }
         let peer = self.peer.id.clone();
@@ -645,6 +781,151 @@ impl Session {
             Ok(()) => Flow::Continue,
             Err(refusal) => self.answer_refusal(&refusal),
         }
+    }
+
+    /// In a cluster, a request naming a room that is not on this node: forwarded to the
+    /// room's node, looked up in Redis first when no node has announced it, or (creating a
+    /// room) given a code claimed cluster-wide. `None`: handle it here.
+    fn route(&mut self, request: &Request, text: &str) -> Option<Flow> {
+        let cluster = self.shared.cluster.clone()?;
+        let rooms = self.rooms();
+        let (carrier, code, claim) = match request {
+            Request::JoinRoom(join) => match &join.room_code {
+                // A malformed code is refused here, as on a single node.
+                Some(code) if !rooms::valid_room_code(code) || rooms.holds_code(code) => {
+                    return None
+                }
+                Some(code) => (
+                    Carrier::RoomJoinFailed,
+                    Some(code.clone()),
+                    !join.join_only.unwrap_or(false),
+                ),
+                None => (Carrier::RoomJoinFailed, None, true),
+            },
+            Request::JoinAsSpectator(spectate) => {
+                if !rooms::valid_room_code(&spectate.room_code)
+                    || rooms.holds_code(&spectate.room_code)
+                {
+                    return None;
+                }
+                (
+                    Carrier::SpectatorJoinFailed,
+                    Some(spectate.room_code.clone()),
+                    false,
+                )
+            }
+            // Seats are found by the room id the player was given; a room gone everywhere is
+            // refused here as on a single node.
+            Request::Reconnect(reconnect) => {
+                if rooms.holds_room_id(&reconnect.room_id) {
+                    return None;
+                }
+                let node = self.hub().remote_room_node_by_id(&reconnect.room_id)?;
+                return Some(self.open_tunnel(&node, text, Carrier::ReconnectionFailed));
+            }
+            _ => return None,
+        };
+        if !cluster.redis_ok() {
+            return Some(self.storage_unreachable(carrier));
+        }
+        if let Some(node) = code.as_deref().and_then(|c| self.hub().remote_room_node(c)) {
+            return Some(self.open_tunnel(&node, text, carrier));
+        }
+        let text = text.to_owned();
+        self.pending = Some(Box::pin(async move {
+            let placement = match code {
+                Some(code) => cluster.place_room(&code, claim).await,
+                None => cluster
+                    .claim_new_room(rooms::room_code)
+                    .await
+                    .map(|code| Placement::Here(Some(code))),
+            };
+            Resolved {
+                text,
+                carrier,
+                placement: placement.map_err(|error| {
+                    tracing::warn!(%error, "cluster: room lookup failed");
+                }),
+            }
+        }));
+        Some(Flow::Continue)
+    }
+
+    fn resolved(&mut self, resolved: Resolved) -> Flow {
+        let Resolved {
+            text,
+            carrier,
+            placement,
+        } = resolved;
+        let claimed = match placement {
+            Err(()) => return self.storage_unreachable(carrier),
+            Ok(Placement::There(node)) => return self.open_tunnel(&node, &text, carrier),
+            Ok(Placement::Here(claimed)) => claimed,
+            Ok(Placement::Nowhere) => None,
+        };
+        // The frame parsed before it was held.
+        let Ok(mut request) = serde_json::from_str::<Request>(&text) else {
+            return Flow::Continue;
+        };
+        if let (Request::JoinRoom(join), Some(code)) = (&mut request, &claimed) {
+            join.room_code = Some(code.clone());
+            join.join_only = Some(false);
+        }
+        let flow = self.dispatch(request, &text, true);
+        // A claim the join did not use (a refused name, say) is freed at once.
+        if let (Some(code), Some(cluster)) = (claimed, &self.shared.cluster) {
+            if !self.rooms().holds_code(&code) {
+                cluster.release_room(&code);
+            }
+        }
+        flow
+    }
+
+    /// From now on this player's frames go to `node`, which holds its room.
+    fn open_tunnel(&mut self, node: &str, text: &str, carrier: Carrier) -> Flow {
+        let Some(cluster) = self.shared.cluster.clone() else {
+            return Flow::Continue;
+        };
+        // A player served for another node stays with this node's rooms: one hop only.
+        if self.hosted.is_some() {
+            return self.answer_refusal(&Refusal {
+                carrier,
+                code: "ROOM_NOT_FOUND",
+                text: Some("The room is held by another node; connect again to join it".to_owned()),
+            });
+        }
+        if !cluster.redis_ok() {
+            return self.storage_unreachable(carrier);
+        }
+        let address = self
+            .hub()
+            .peer(&self.peer.id)
+            .map(|p| p.addr)
+            .unwrap_or_default();
+        cluster.open_tunnel(
+            node,
+            TunnelOpen {
+                peer: self.peer.id.clone(),
+                app: self.app.clone().unwrap_or_default(),
+                address,
+                version: self.version,
+                first: text.to_owned(),
+            },
+        );
+        self.tunnel = Some(node.to_owned());
+        Flow::Continue
+    }
+
+    /// Redis, which says where rooms live, cannot be reached.
+    fn storage_unreachable(&mut self, carrier: Carrier) -> Flow {
+        self.answer_refusal(&Refusal {
+            carrier,
+            code: "STORAGE_ERROR",
+            text: Some(
+                "The cluster's room directory cannot be reached; try again in a few seconds"
+                    .to_owned(),
+            ),
+        })
     }
 
     fn join(&mut self, join: JoinRoom) -> Result<(), Refusal> {

@@ -246,7 +246,8 @@ fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn room_code() -> String {
+/// A random code from the room code alphabet (a cluster node claims it before using it).
+pub fn room_code() -> String {
     use rand::RngExt as _;
     let alphabet = ROOM_CODE_ALPHABET.as_bytes();
     let mut rng = rand::rng();
@@ -436,6 +437,16 @@ impl Rooms {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the room with this code is on this node.
+    pub fn holds_code(&self, code: &str) -> bool {
+        self.lock().rooms.contains_key(code)
+    }
+
+    /// Whether the room with this id is on this node (a Reconnect names rooms by id).
+    pub fn holds_room_id(&self, room_id: &str) -> bool {
+        self.lock().rooms.values().any(|room| room.id == room_id)
     }
 
     fn forget_relay(&self, peer: &str) {

@@ -187,6 +187,7 @@ impl connection::Session for Session {
             Control::Shutdown => Flow::close(1001, "going_away"),
             // Injected frames reach `on_text`.
             Control::Inject(_) => Flow::Continue,
+            Control::Close(code, reason) => Flow::Close(code, reason),
         }
     }
 }
