@@ -115,3 +115,35 @@ pub fn node_config(redis: &Redis, node: &str) -> Config {
 pub async fn node(redis: &Redis, name: &str) -> TestServer {
     TestServer::start(node_config(redis, name)).await
 }
+
+/// A node as its own `relaydeck serve` process, so that a test can kill it outright (no
+/// goodbye, no closes): returns the process, its address and its data folder.
+pub fn node_process(redis: &Redis, name: &str) -> (Child, std::net::SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.json");
+    std::fs::write(
+        &config_path,
+        serde_json::to_string(&node_config(redis, name)).unwrap(),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relaydeck"))
+        .args(["--data-dir", dir.path().to_str().unwrap(), "serve"])
+        .args(["--listen", "127.0.0.1:0", "--config"])
+        .arg(&config_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first line names the address; it is printed once the listener is bound.
+    let first = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let addr = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .parse()
+        .unwrap();
+    (child, addr, dir)
+}

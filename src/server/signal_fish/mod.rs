@@ -485,23 +485,21 @@ impl connection::Session for Session {
         Flow::Continue
     }
 
-    fn background(&mut self) -> impl Future<Output = Flow> + Send + '_ {
-        async move {
-            let Some(pending) = self.pending.as_mut() else {
-                return std::future::pending().await;
+    async fn background(&mut self) -> Flow {
+        let Some(pending) = self.pending.as_mut() else {
+            return std::future::pending().await;
+        };
+        // Nothing after this await can be cancelled: the lookup's outcome is used at once.
+        let resolved = pending.await;
+        self.pending = None;
+        let mut flow = self.resolved(resolved);
+        while flow == Flow::Continue && self.pending.is_none() {
+            let Some(text) = self.held.pop_front() else {
+                break;
             };
-            // Nothing after this await can be cancelled: the lookup's outcome is used at once.
-            let resolved = pending.await;
-            self.pending = None;
-            let mut flow = self.resolved(resolved);
-            while flow == Flow::Continue && self.pending.is_none() {
-                let Some(text) = self.held.pop_front() else {
-                    break;
-                };
-                flow = self.process(&text);
-            }
-            flow
+            flow = self.process(&text);
         }
+        flow
     }
 
     fn on_end(&mut self) {
