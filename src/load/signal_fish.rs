@@ -66,6 +66,11 @@ pub struct RoomsArgs {
     /// The highest rate a search tries.
     #[arg(long, default_value_t = 20_000.0)]
     pub max_rate: f64,
+    /// Other nodes of the same cluster (`ws://host:port`, repeated): players are seated in
+    /// turn on --url and these, each room's creator on --url, so that every room relays
+    /// between nodes.
+    #[arg(long = "spread-over", value_name = "URL")]
+    pub spread_over: Vec<String>,
 }
 
 impl RoomsArgs {
@@ -111,7 +116,11 @@ pub async fn main(args: RoomsArgs) -> anyhow::Result<Output> {
 pub async fn run(args: &RoomsArgs, target: &Target, rate: f64) -> anyhow::Result<Report> {
     args.check()?;
     let url = target.url(PATH);
-    let rooms = set_up(args, target, &url).await?;
+    let mut nodes = vec![target.clone()];
+    for other in &args.spread_over {
+        nodes.push(Target::resolve(other, args.common.allow_remote).await?);
+    }
+    let rooms = set_up(args, &nodes).await?;
     let run = Run::new(args.common.window())?;
     let template = Arc::new(Template::new(
         r#"{"type":"GameData","data":{"data":"#,
@@ -152,6 +161,7 @@ pub async fn run(args: &RoomsArgs, target: &Target, rate: f64) -> anyhow::Result
             "rate": rate,
             "payload": args.payload,
             "app_id": args.app_id,
+            "nodes": nodes.len(),
         }),
         connections: total,
         send_interval_ms: 1000.0 / rate,
@@ -224,14 +234,14 @@ pub async fn collect(
 }
 
 /// Connect, authenticate and seat every player; rooms are set up side by side.
-async fn set_up(args: &RoomsArgs, target: &Target, url: &str) -> anyhow::Result<Vec<Vec<Socket>>> {
+async fn set_up(args: &RoomsArgs, nodes: &[Target]) -> anyhow::Result<Vec<Vec<Socket>>> {
     let limit = super::connect_limit();
+    let url = nodes.first().map(|n| n.url(PATH)).unwrap_or_default();
     let mut rooms = Vec::with_capacity(args.rooms);
     for room in 0..args.rooms {
-        let (args, target, url, limit) =
-            (args.clone(), target.clone(), url.to_owned(), limit.clone());
+        let (args, nodes, limit) = (args.clone(), nodes.to_vec(), limit.clone());
         rooms.push(tokio::spawn(async move {
-            set_up_room(&args, &target, &url, &limit, room).await
+            set_up_room(&args, &nodes, &limit, room).await
         }));
     }
     let mut seated = Vec::with_capacity(args.rooms);
@@ -258,19 +268,23 @@ async fn set_up(args: &RoomsArgs, target: &Target, url: &str) -> anyhow::Result<
     Ok(seated)
 }
 
+/// Seat one room: its creator on the first node, the others on the nodes in turn.
 async fn set_up_room(
     args: &RoomsArgs,
-    target: &Target,
-    url: &str,
+    nodes: &[Target],
     limit: &tokio::sync::Semaphore,
     room: usize,
 ) -> anyhow::Result<Vec<Socket>> {
+    let urls: Vec<String> = nodes.iter().map(|n| n.url(PATH)).collect();
+    let (Some(home), Some(home_url)) = (nodes.first(), urls.first()) else {
+        anyhow::bail!("no node to seat players on");
+    };
     let create = json!({"type": "JoinRoom", "data": {
         "game_name": args.game_name,
         "player_name": format!("r{room}p0"),
         "max_players": args.players,
     }});
-    let (creator, code) = limited(limit, join(target, url, &args.app_id, create)).await?;
+    let (creator, code) = limited(limit, join(home, home_url, &args.app_id, create)).await?;
     let mut joining = Vec::with_capacity(args.players - 1);
     for seat in 1..args.players {
         let frame = json!({"type": "JoinRoom", "data": {
@@ -278,7 +292,11 @@ async fn set_up_room(
             "room_code": code,
             "player_name": format!("r{room}p{seat}"),
         }});
-        joining.push(limited(limit, join(target, url, &args.app_id, frame)));
+        let node = seat % nodes.len();
+        joining.push(limited(
+            limit,
+            join(&nodes[node], &urls[node], &args.app_id, frame),
+        ));
     }
     let mut players = vec![creator];
     for joined in futures_util::future::join_all(joining).await {

@@ -522,71 +522,68 @@ const RELEASE_IF_OURS: &str = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2
 /// Claims of a node that is gone, deleted by whichever node notices first.
 const RELEASE_NODE: &str = "local all = redis.call('HGETALL', KEYS[1]) local n = 0 for i = 1, #all, 2 do if all[i + 1] == ARGV[1] then n = n + redis.call('HDEL', KEYS[1], all[i]) end end return n";
 
-/// Drains the outgoing queue into Redis, in order.
+/// Messages sent to Redis in one pipeline: one round trip for everything queued meanwhile.
+const PUBLISH_BATCH: usize = 256;
+
+/// Drains the outgoing queue into Redis, in order: whatever queued while the previous batch
+/// was on its way goes in one pipeline, so cross-node traffic costs a round trip per batch,
+/// not per message.
 async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>) {
     let mut connection: Option<ConnectionManager> = None;
-    while let Some(message) = receiver.recv().await {
-        cluster
-            .queued_bytes
-            .fetch_sub(message.weight(), Ordering::AcqRel);
-        let mut status_change = None;
-        let (channel, body) = match message {
-            Outgoing::Release(code) => {
-                if connection.is_none() {
-                    connection = cluster.client.get_connection_manager().await.ok();
-                }
-                if let Some(conn) = connection.as_mut() {
-                    let released: redis::RedisResult<i64> = redis::cmd("EVAL")
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    loop {
+        if receiver.recv_many(&mut batch, PUBLISH_BATCH).await == 0 {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        let mut messages = 0u64;
+        for message in batch.drain(..) {
+            cluster
+                .queued_bytes
+                .fetch_sub(message.weight(), Ordering::AcqRel);
+            let (channel, body) = match message {
+                Outgoing::Release(code) => {
+                    pipe.cmd("EVAL")
                         .arg(RELEASE_IF_OURS)
                         .arg(1)
                         .arg(&cluster.keys.rooms)
                         .arg(&code)
                         .arg(&cluster.node_id)
-                        .query_async(conn)
-                        .await;
-                    if released.is_err() {
-                        cluster.set_redis_ok(false);
-                    }
+                        .ignore();
+                    continue;
                 }
+                Outgoing::Everyone(body) => (cluster.keys.bus.clone(), body),
+                Outgoing::Node(node, body) => (cluster.keys.inbox(&node), body),
+                Outgoing::AppStatus { app, status, by } => {
+                    pipe.hset(&cluster.keys.apps, &app, status.id()).ignore();
+                    (
+                        cluster.keys.bus.clone(),
+                        Body::AppStatus {
+                            app,
+                            status,
+                            by: format!("{by} on {}", cluster.node_id),
+                        },
+                    )
+                }
+            };
+            let Ok(text) = serde_json::to_string(&cluster.envelope(body)) else {
                 continue;
-            }
-            Outgoing::Everyone(body) => (cluster.keys.bus.clone(), body),
-            Outgoing::Node(node, body) => (cluster.keys.inbox(&node), body),
-            Outgoing::AppStatus { app, status, by } => {
-                status_change = Some((app.clone(), status));
-                (
-                    cluster.keys.bus.clone(),
-                    Body::AppStatus {
-                        app,
-                        status,
-                        by: format!("{by} on {}", cluster.node_id),
-                    },
-                )
-            }
-        };
-        let text = match serde_json::to_string(&cluster.envelope(body)) {
-            Ok(text) => text,
-            Err(_) => continue,
-        };
+            };
+            pipe.publish(channel, text).ignore();
+            messages += 1;
+        }
         if connection.is_none() {
             connection = cluster.client.get_connection_manager().await.ok();
         }
         let Some(conn) = connection.as_mut() else {
             cluster.set_redis_ok(false);
-            cluster.dropped.fetch_add(1, Ordering::Relaxed);
+            cluster.dropped.fetch_add(messages, Ordering::Relaxed);
             continue;
         };
-        if let Some((app, status)) = status_change {
-            let stored: redis::RedisResult<i64> =
-                conn.hset(&cluster.keys.apps, app, status.id()).await;
-            if stored.is_err() {
-                cluster.set_redis_ok(false);
-            }
-        }
-        let sent: redis::RedisResult<i64> = conn.publish(&channel, text).await;
+        let sent: redis::RedisResult<()> = pipe.query_async(conn).await;
         if sent.is_err() {
             cluster.set_redis_ok(false);
-            cluster.dropped.fetch_add(1, Ordering::Relaxed);
+            cluster.dropped.fetch_add(messages, Ordering::Relaxed);
         }
     }
 }
