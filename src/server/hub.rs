@@ -205,6 +205,9 @@ struct State {
     /// authenticate, so limits are checked without walking every peer.
     peers_per_app: HashMap<String, usize>,
     peers_per_dialect_app: HashMap<(Dialect, String), usize>,
+    /// What the other nodes of a cluster last reported their apps use, one entry per live
+    /// node: connection limits and message quotas count them too.
+    remote_usage: Vec<AppUsage>,
     /// Peers by (dialect, identity): pub/sub `send` targets and REST kicks by peerId.
     identities: HashMap<(Dialect, String), BTreeSet<PeerId>>,
     subscriptions: BTreeMap<(PeerId, String), SubscriptionInfo>,
@@ -244,7 +247,38 @@ pub struct PeerRecord {
     pub rooms: Vec<String>,
 }
 
+/// What a node's apps use, as it reports it to the other nodes of a cluster in its heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AppUsage {
+    /// Live peers per app, any dialect.
+    pub peers: BTreeMap<String, u64>,
+    /// Live peers per `dialect/app`.
+    pub dialect_peers: BTreeMap<String, u64>,
+    /// Messages charged against each app's quota in the node's current period.
+    pub quota: BTreeMap<String, QuotaUse>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QuotaUse {
+    pub period_start_ms: u64,
+    pub used: u64,
+}
+
+fn dialect_app(dialect: Dialect, app: &str) -> String {
+    format!("{}/{app}", dialect.id())
+}
+
 impl State {
+    /// Peers of `app` on the other nodes of the cluster (0 alone).
+    fn remote_peers(&self, app: &str) -> usize {
+        let total: u64 = self
+            .remote_usage
+            .iter()
+            .filter_map(|usage| usage.peers.get(app))
+            .sum();
+        usize::try_from(total).unwrap_or(usize::MAX)
+    }
+
     fn count_peer(&mut self, dialect: Dialect, app: Option<&String>, delta: isize) {
         let Some(app) = app else { return };
         for count in [
@@ -796,10 +830,23 @@ impl Hub {
             entry.quota_period_start_ms = now;
             entry.quota_used = 0;
         }
-        if entry.quota_used >= quota.max_messages {
+        let used_here = entry.quota_used;
+        // Other nodes' messages in their own current periods count too; each node starts
+        // its period at its first message, so the cluster's total is as fresh as a heartbeat.
+        let period_ms = quota.period_secs.saturating_mul(1000);
+        let used_elsewhere: u64 = state
+            .remote_usage
+            .iter()
+            .filter_map(|usage| usage.quota.get(app))
+            .filter(|q| now.saturating_sub(q.period_start_ms) < period_ms)
+            .map(|q| q.used)
+            .sum();
+        if used_here.saturating_add(used_elsewhere) >= quota.max_messages {
             return false;
         }
-        entry.quota_used += 1;
+        if let Some(entry) = state.apps.get_mut(app) {
+            entry.quota_used += 1;
+        }
         true
     }
 
@@ -817,7 +864,8 @@ impl Hub {
             return Err(RegisterError::ShuttingDown);
         }
         if let (Some(app), Some(limit)) = (&new.app, app_limit) {
-            if state.peers_per_app.get(app).copied().unwrap_or(0) >= limit {
+            let here = state.peers_per_app.get(app).copied().unwrap_or(0);
+            if here.saturating_add(state.remote_peers(app)) >= limit {
                 return Err(RegisterError::OverConcurrentLimit {
                     app: app.clone(),
                     limit,
@@ -1035,12 +1083,58 @@ impl Hub {
     }
 
     /// Live peers of one dialect belonging to an app.
+    /// Live peers of an app in one dialect, on every node of a cluster (as their last
+    /// heartbeats reported the others).
     pub fn app_peer_count(&self, dialect: Dialect, app: &str) -> usize {
-        self.lock()
+        let state = self.lock();
+        let here = state
             .peers_per_dialect_app
             .get(&(dialect, app.to_owned()))
             .copied()
-            .unwrap_or(0)
+            .unwrap_or(0);
+        let key = dialect_app(dialect, app);
+        let elsewhere: u64 = state
+            .remote_usage
+            .iter()
+            .filter_map(|usage| usage.dialect_peers.get(&key))
+            .sum();
+        here.saturating_add(usize::try_from(elsewhere).unwrap_or(usize::MAX))
+    }
+
+    /// This node's use of its apps, for the other nodes' limits and quotas.
+    pub fn app_usage(&self) -> AppUsage {
+        let state = self.lock();
+        AppUsage {
+            peers: state
+                .peers_per_app
+                .iter()
+                .map(|(app, n)| (app.clone(), *n as u64))
+                .collect(),
+            dialect_peers: state
+                .peers_per_dialect_app
+                .iter()
+                .map(|((dialect, app), n)| (dialect_app(*dialect, app), *n as u64))
+                .collect(),
+            quota: state
+                .apps
+                .iter()
+                .filter(|(_, a)| a.quota_used > 0)
+                .map(|(app, a)| {
+                    (
+                        app.clone(),
+                        QuotaUse {
+                            period_start_ms: a.quota_period_start_ms,
+                            used: a.quota_used,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The other live nodes' use of their apps, from their latest heartbeats.
+    pub fn set_remote_usage(&self, usage: Vec<AppUsage>) {
+        self.lock().remote_usage = usage;
     }
 
     pub fn peer_count(&self) -> usize {

@@ -161,6 +161,9 @@ pub struct NodeStatus {
     pub errors: u64,
     /// False while the node cannot reach Redis (it says so once it can again).
     pub redis_ok: bool,
+    /// Its apps' connections and quota use: limits and quotas count every node.
+    #[serde(default)]
+    pub usage: crate::server::hub::AppUsage,
 }
 
 impl NodeStatus {
@@ -613,8 +616,9 @@ async fn heartbeat(cluster: Arc<Cluster>, shared: Weak<Shared>) {
             ))),
         };
         match beat {
-            Ok(views) => {
+            Ok((views, usages)) => {
                 cluster.set_redis_ok(true);
+                shared.hub.set_remote_usage(usages);
                 let gone = replace_nodes(&cluster, views, &mut last_alive);
                 shared.hub.set_nodes(cluster.nodes());
                 for node in gone {
@@ -658,7 +662,7 @@ async fn beat_once(
     cluster: &Cluster,
     shared: &Shared,
     conn: &mut ConnectionManager,
-) -> redis::RedisResult<Vec<NodeInfo>> {
+) -> redis::RedisResult<(Vec<NodeInfo>, Vec<crate::server::hub::AppUsage>)> {
     let (stats, _, peers) = shared.hub.metrics();
     let status = NodeStatus {
         node_id: cluster.node_id.clone(),
@@ -670,6 +674,7 @@ async fn beat_once(
         frames_out: stats.frames_out,
         errors: stats.errors,
         redis_ok: true,
+        usage: shared.hub.app_usage(),
     };
     let text = serde_json::to_string(&status).unwrap_or_default();
     let _: () = redis::pipe()
@@ -686,8 +691,9 @@ async fn beat_once(
         .await?;
     let members: Vec<String> = conn.smembers(&cluster.keys.nodes).await?;
     let mut views = Vec::with_capacity(members.len());
+    let mut usages = Vec::new();
     if members.is_empty() {
-        return Ok(views);
+        return Ok((views, usages));
     }
     let keys: Vec<String> = members.iter().map(|m| cluster.keys.node(m)).collect();
     let beats: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(conn).await?;
@@ -705,10 +711,14 @@ async fn beat_once(
             frames_out: 0,
             errors: 0,
             redis_ok: false,
+            usage: Default::default(),
         });
+        if alive && !local {
+            usages.push(status.usage.clone());
+        }
         views.push(status.seen(alive, local));
     }
-    Ok(views)
+    Ok((views, usages))
 }
 
 /// Store the latest node list; returns the nodes gone since the last check: listed but not

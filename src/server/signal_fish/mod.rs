@@ -332,9 +332,11 @@ pub async fn host_tunnel(
     open: TunnelOpen,
     removed: Arc<AtomicBool>,
 ) {
+    // Without an app: the player counts against its app's limits on its own node only, and
+    // an app suspension reaches it there (which ends this session, seat and all).
     let new = NewPeer {
         dialect: DIALECT,
-        app: Some(open.app.clone()),
+        app: None,
         identity: None,
         addr: format!("{} via {}", open.address, open.peer),
         probe_nonce: None,
