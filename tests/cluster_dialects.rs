@@ -1,7 +1,8 @@
-//! Signal Fish rooms across nodes when something fails: the node holding a room dies, or
-//! Redis goes away and comes back. Each test starts its own `redis-server` on a free loopback
-//! port (`.ci/run` installs it). The happy paths, played by the real SDK, are in
-//! tests/sdk_signal_fish.rs.
+//! The dialects across the nodes of a cluster: Signal Fish rooms when something fails (the
+//! node holding a room dies, Redis goes away and comes back), app limits and quotas counted on
+//! every node, Flow streams that see every node. Each test starts its own `redis-server` on a
+//! free loopback port (`.ci/run` installs it). Signal Fish games across nodes, played by the
+//! real SDK, are in tests/sdk_signal_fish.rs; pub/sub across nodes in tests/cluster.rs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::redis::*;
 use common::*;
+use relaydeck::protocol::admin::Event;
 use serde_json::{json, Value};
 
 /// Long enough for a heartbeat to lapse and be noticed on a loaded machine, with margin.
@@ -211,6 +213,129 @@ async fn without_redis_local_rooms_play_on_and_a_seat_elsewhere_comes_back_with_
         let frame = recv_type(&mut alice, "GameData").await;
         if frame["data"]["data"] == json!({"back": true}) {
             break;
+        }
+    }
+}
+
+// App limits and quotas.
+
+/// `limited-app` in the demo config: 2 connections, 3 messages an hour.
+const LIMITED: &str = "/v1?key=pk_limited";
+const CHANNEL: &str = "limited/room";
+
+/// Wait until `console`'s node has read a heartbeat of `other` written after `after_ms`: from
+/// then on its limits count what `other` had at that moment.
+async fn heard_from_since(console: &mut Admin, other: &str, after_ms: u64) {
+    console
+        .wait_event(|event| {
+            matches!(event, Event::Nodes { nodes }
+                if nodes.iter().any(|n| n.node_id == other && n.heartbeat_at_ms > after_ms))
+        })
+        .await;
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+async fn welcomed(server: &TestServer) -> Socket {
+    let mut socket = server.connect(LIMITED).await;
+    recv_type(&mut socket, "welcome").await;
+    socket
+}
+
+#[tokio::test]
+async fn an_apps_connection_limit_counts_its_peers_on_every_node() {
+    let redis = Redis::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let mut console = a.admin().await;
+    let _first = welcomed(&a).await;
+    let _second = welcomed(&b).await;
+    heard_from_since(&mut console, "b", now_ms()).await;
+
+    // One on each node: the app's two connections are taken, and node a knows it.
+    let mut third = a.connect(LIMITED).await;
+    let (code, _) = recv_close(&mut third).await;
+    assert_eq!(code, 4010, "over_concurrent_limit across the cluster");
+}
+
+#[tokio::test]
+async fn an_apps_message_quota_counts_its_messages_on_every_node() {
+    let redis = Redis::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let mut console = b.admin().await;
+    let mut alice = welcomed(&a).await;
+    let mut bob = welcomed(&b).await;
+    for n in 0..2 {
+        send_json(
+            &mut alice,
+            json!({"type":"publish","channel":CHANNEL,"data":n,"requestId":format!("a{n}")}),
+        )
+        .await;
+        recv_type(&mut alice, "ack").await;
+    }
+    heard_from_since(&mut console, "a", now_ms()).await;
+
+    // Two of the three spent on node a: node b lets one more through, then refuses.
+    send_json(
+        &mut bob,
+        json!({"type":"publish","channel":CHANNEL,"data":"b0","requestId":"b0"}),
+    )
+    .await;
+    recv_type(&mut bob, "ack").await;
+    send_json(
+        &mut bob,
+        json!({"type":"publish","channel":CHANNEL,"data":"b1","requestId":"b1"}),
+    )
+    .await;
+    let refused = recv_type(&mut bob, "error").await;
+    assert_eq!(refused["code"], "over_message_quota", "{refused}");
+    assert_eq!(refused["requestId"], "b1", "{refused}");
+}
+
+// Flow streams.
+
+#[tokio::test]
+async fn a_flow_stream_on_one_node_sees_the_peers_and_errors_of_every_node() {
+    let redis = Redis::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let mut stream = a.flow().await;
+    send_json(
+        &mut stream,
+        json!({"subscription_id": "p", "action": "subscribe", "topic": "peers"}),
+    )
+    .await;
+    send_json(&mut stream, json!({"subscription_id": "e", "action": "subscribe", "topic": "errors", "arguments": {"dialect": "pubsub"}})).await;
+
+    // A pub/sub peer on node b, and an error it earns there.
+    let mut bob = b.connect("/v1?key=pk_demo").await;
+    recv_type(&mut bob, "welcome").await;
+    send_json(
+        &mut bob,
+        json!({"type": "publish", "channel": "elsewhere", "data": 1}),
+    )
+    .await;
+    recv_type(&mut bob, "error").await;
+
+    let mut saw_peer = false;
+    let mut saw_error = false;
+    let deadline = Instant::now() + NOTICE_TIMEOUT;
+    while !(saw_peer && saw_error) {
+        assert!(
+            Instant::now() < deadline,
+            "node a's stream never showed node b's peer and error"
+        );
+        let frame = recv_json(&mut stream).await;
+        match frame["subscription_id"].as_str() {
+            Some("p") if frame["payload"]["peer"]["node"] == "b" => saw_peer = true,
+            Some("e") if frame["payload"]["code"] == "channel_not_authorized" => saw_error = true,
+            _ => {}
         }
     }
 }
