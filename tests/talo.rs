@@ -775,3 +775,47 @@ async fn unauthorized_requests_never_spend_a_players_rate_window() {
     let login = http.login("bob", "demo-password").await;
     assert_eq!(login.status(), 200, "bob's own window is untouched");
 }
+
+/// Alice on node a, Bob on node b: channel messages, broadcasts and presence reach the
+/// players of the other node (each identifies on the node it connects to).
+#[tokio::test]
+async fn channel_messages_broadcasts_and_presence_cross_the_nodes_of_a_cluster() {
+    let redis = common::redis::Redis::start();
+    let a = common::redis::node(&redis, "a").await;
+    let b = common::redis::node(&redis, "b").await;
+    let (http_a, http_b) = (Http::new(&a), Http::new(&b));
+    let mut alice = identified(&a, &http_a, "talo_demo_full", "alice").await;
+    let mut bob = identified(&b, &http_b, "talo_demo_full", "bob").await;
+    // Node b's identify reaches Alice on node a as a presence update.
+    let presence = recv_json(&mut alice).await;
+    assert_eq!(presence["res"], "v1.players.presence.updated", "{presence}");
+    assert_eq!(
+        presence["data"]["presence"]["playerAlias"]["identifier"],
+        "bob"
+    );
+
+    send_json(&mut alice, json!({"req": "v1.channels.message", "data": {"channel": {"id": 1}, "message": "hello bob"}})).await;
+    let message = recv_talo(&mut bob).await;
+    assert_eq!(message["res"], "v1.channels.message", "{message}");
+    assert_eq!(message["data"]["message"], "hello bob");
+    assert_eq!(message["data"]["playerAlias"]["identifier"], "alice");
+    // The sender is a member too, and hears its own message once.
+    assert_eq!(recv_talo(&mut alice).await["data"]["message"], "hello bob");
+
+    send_json(
+        &mut bob,
+        json!({"req": "v1.player-relationships.broadcast", "data": {"message": "gg"}}),
+    )
+    .await;
+    let broadcast = recv_talo(&mut alice).await;
+    assert_eq!(
+        broadcast["res"], "v1.player-relationships.broadcast",
+        "{broadcast}"
+    );
+    assert_eq!(broadcast["data"]["playerAlias"]["identifier"], "bob");
+
+    drop(bob);
+    let offline = recv_json(&mut alice).await;
+    assert_eq!(offline["res"], "v1.players.presence.updated", "{offline}");
+    assert_eq!(offline["data"]["presence"]["online"], false);
+}

@@ -91,6 +91,13 @@ pub enum Body {
         request: u64,
         result: CommandResult,
     },
+    /// A Talo presence, channel or broadcast frame: each node delivers it to its own players
+    /// in the audience.
+    TaloFanOut {
+        app: String,
+        audience: crate::server::talo::socket::Audience,
+        text: String,
+    },
     /// Front → host: a player's frames start to cross to the node holding its room.
     TunnelOpen(super::tunnel::TunnelOpen),
     /// Front → host: the player's next frame.
@@ -155,6 +162,11 @@ pub fn handle(cluster: &Arc<Cluster>, shared: &Arc<Shared>, envelope: Envelope) 
             });
         }
         Body::CommandResult { request, result } => cluster.answered(request, result),
+        Body::TaloFanOut {
+            app,
+            audience,
+            text,
+        } => crate::server::talo::socket::deliver_remote(shared, &app, &audience, text),
         Body::TunnelOpen(open) => cluster.host(shared, &from, open),
         Body::TunnelIn { peer, text } => cluster.hosted_frame(&peer, text),
         Body::TunnelEnd { peer, removed } => cluster.hosted_end(&peer, removed),

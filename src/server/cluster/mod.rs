@@ -226,7 +226,8 @@ impl Outgoing {
             Body::ChannelMessage { text, .. }
             | Body::Direct { text, .. }
             | Body::TunnelIn { text, .. }
-            | Body::TunnelOut { text, .. } => text.len(),
+            | Body::TunnelOut { text, .. }
+            | Body::TaloFanOut { text, .. } => text.len(),
             Body::TunnelOpen(open) => open.first.len(),
             _ => 0,
         }

@@ -398,20 +398,20 @@ impl Session {
         scope: &str,
         wanted: impl Fn(&SocketPlayer) -> bool,
     ) -> Vec<Arc<PeerHandle>> {
-        let config = self.hub().config();
-        let talo = &self.shared.talo;
+        recipients(&self.shared, &self.app, scope, wanted)
+    }
+
+    /// Deliver here, and have every other node of a cluster deliver to its own players.
+    fn fan_out(&self, audience: Audience, recipients: &[Arc<PeerHandle>], text: String) {
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.broadcast(crate::server::cluster::bus::Body::TaloFanOut {
+                app: self.app.clone(),
+                audience: audience.clone(),
+                text: text.clone(),
+            });
+        }
         self.hub()
-            .identified_peers(DIALECT, &self.app)
-            .into_iter()
-            .filter(|peer| {
-                talo.socket(&peer.id).is_some_and(|player| {
-                    player.app == self.app
-                        && wanted(&player)
-                        && super::Talo::access_key(config, &player.key)
-                            .is_some_and(|(_, _, key)| key.has_scope(scope))
-                })
-            })
-            .collect()
+            .deliver_many(recipients, &text.into(), Priority::Relay);
     }
 
     fn send_presence(&self, alias: &Alias, online_changed: bool) {
@@ -420,7 +420,7 @@ impl Session {
             return;
         };
         let recipients = self.recipients("read:playerPresence", |_| true);
-        if recipients.is_empty() {
+        if recipients.is_empty() && self.shared.cluster.is_none() {
             return;
         }
         let text = frame(
@@ -437,8 +437,7 @@ impl Session {
                 "meta": {"onlineChanged": online_changed, "customStatusChanged": true},
             }),
         );
-        self.hub()
-            .deliver_many(&recipients, &text.into(), Priority::Relay);
+        self.fan_out(Audience::Presence, &recipients, text);
     }
 
     fn channel_message(&self, req: &str, channel_id: u64, message: &str) {
@@ -474,8 +473,7 @@ impl Session {
         let recipients = self.recipients("read:gameChannels", |player| {
             channel.members.contains(&player.identifier)
         });
-        self.hub()
-            .deliver_many(&recipients, &text.into(), Priority::Relay);
+        self.fan_out(Audience::Channel(channel.id), &recipients, text);
     }
 
     /// Talo sends this to the players subscribed to the sender; relaydeck has no relationship
@@ -488,7 +486,62 @@ impl Session {
             "v1.player-relationships.broadcast",
             json!({"message": message, "playerAlias": alias.json_with(self.shared.talo.presence(alias.id))}),
         );
-        self.hub()
-            .deliver_many(&recipients, &text.into(), Priority::Relay);
+        self.fan_out(Audience::Broadcast, &recipients, text);
     }
+}
+
+/// Who a Talo frame is for, as the nodes of a cluster tell each other: each node picks its
+/// own players by the same rule the sender's node used.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// Identified players whose key may read presence.
+    Presence,
+    /// Members of this game channel.
+    Channel(u64),
+    /// Every identified player who may read broadcasts (the sender is on another node).
+    Broadcast,
+}
+
+/// The identified players of `app` on this node with `scope` that `wanted` accepts.
+fn recipients(
+    shared: &Shared,
+    app: &str,
+    scope: &str,
+    wanted: impl Fn(&SocketPlayer) -> bool,
+) -> Vec<Arc<PeerHandle>> {
+    let config = shared.hub.config();
+    let talo = &shared.talo;
+    shared
+        .hub
+        .identified_peers(DIALECT, app)
+        .into_iter()
+        .filter(|peer| {
+            talo.socket(&peer.id).is_some_and(|player| {
+                player.app == app
+                    && wanted(&player)
+                    && super::Talo::access_key(config, &player.key)
+                        .is_some_and(|(_, _, key)| key.has_scope(scope))
+            })
+        })
+        .collect()
+}
+
+/// Another node's Talo frame, for this node's players in its audience.
+pub fn deliver_remote(shared: &Shared, app: &str, audience: &Audience, text: String) {
+    let peers = match audience {
+        Audience::Presence => recipients(shared, app, "read:playerPresence", |_| true),
+        Audience::Broadcast => recipients(shared, app, "read:playerBroadcasts", |_| true),
+        Audience::Channel(id) => {
+            let Some(channel) = super::Talo::channel(shared.hub.config(), app, *id) else {
+                return;
+            };
+            recipients(shared, app, "read:gameChannels", |player| {
+                channel.members.contains(&player.identifier)
+            })
+        }
+    };
+    shared
+        .hub
+        .deliver_many(&peers, &text.into(), Priority::Relay);
 }
