@@ -124,6 +124,27 @@ pub async fn metrics(
             cluster.node_id,
             cluster.dropped()
         );
+        let (published, round_trips) = cluster.publish_counts();
+        let _ = writeln!(
+            out,
+            "# HELP relaydeck_cluster_published_total Messages this node published for other nodes."
+        );
+        let _ = writeln!(out, "# TYPE relaydeck_cluster_published_total counter");
+        let _ = writeln!(
+            out,
+            "relaydeck_cluster_published_total{{node=\"{}\"}} {published}",
+            cluster.node_id
+        );
+        let _ = writeln!(
+            out,
+            "# HELP relaydeck_cluster_round_trips_total Pipelines sent to Redis (each one round trip, carrying every message queued meanwhile)."
+        );
+        let _ = writeln!(out, "# TYPE relaydeck_cluster_round_trips_total counter");
+        let _ = writeln!(
+            out,
+            "relaydeck_cluster_round_trips_total{{node=\"{}\"}} {round_trips}",
+            cluster.node_id
+        );
         let alive = cluster.nodes().iter().filter(|n| n.alive).count();
         let _ = writeln!(
             out,

@@ -259,6 +259,8 @@ pub struct Cluster {
     outgoing_rx: std::sync::Mutex<Option<mpsc::Receiver<Outgoing>>>,
     redis_ok: AtomicBool,
     dropped: AtomicU64,
+    published: AtomicU64,
+    round_trips: AtomicU64,
     /// Bytes of relayed frames waiting in `outgoing`.
     queued_bytes: std::sync::atomic::AtomicUsize,
     nodes: RwLock<BTreeMap<String, NodeInfo>>,
@@ -320,6 +322,8 @@ impl Cluster {
             outgoing_rx: std::sync::Mutex::new(Some(outgoing_rx)),
             redis_ok: AtomicBool::new(true),
             dropped: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            round_trips: AtomicU64::new(0),
             queued_bytes: std::sync::atomic::AtomicUsize::new(0),
             nodes: RwLock::new(BTreeMap::new()),
             directory: Directory::default(),
@@ -389,6 +393,14 @@ impl Cluster {
     /// Whether Redis answered the last time this node spoke to it.
     pub fn redis_ok(&self) -> bool {
         self.redis_ok.load(Ordering::Relaxed)
+    }
+
+    /// Messages published to Redis, and the pipelines (round trips) that carried them.
+    pub fn publish_counts(&self) -> (u64, u64) {
+        (
+            self.published.load(Ordering::Relaxed),
+            self.round_trips.load(Ordering::Relaxed),
+        )
     }
 
     /// Envelopes dropped because Redis was away or slow.
@@ -588,6 +600,9 @@ async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>
         if sent.is_err() {
             cluster.set_redis_ok(false);
             cluster.dropped.fetch_add(messages, Ordering::Relaxed);
+        } else {
+            cluster.published.fetch_add(messages, Ordering::Relaxed);
+            cluster.round_trips.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
