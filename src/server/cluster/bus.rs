@@ -91,6 +91,11 @@ pub enum Body {
         request: u64,
         result: CommandResult,
     },
+    /// Several messages for the same channel, in order: what one publish carries when the
+    /// sender had more than one queued.
+    Batch {
+        bodies: Vec<Body>,
+    },
     /// A Talo presence, channel or broadcast frame: each node delivers it to its own players
     /// in the audience.
     TaloFanOut {
@@ -127,6 +132,18 @@ pub enum Body {
 pub fn handle(cluster: &Arc<Cluster>, shared: &Arc<Shared>, envelope: Envelope) {
     let from = envelope.from;
     match envelope.body {
+        Body::Batch { bodies } => {
+            for body in bodies {
+                handle(
+                    cluster,
+                    shared,
+                    Envelope {
+                        from: from.clone(),
+                        body,
+                    },
+                );
+            }
+        }
         Body::AppStatus { app, status, by } => {
             // Persisting waits for the disk: not on the bus reader.
             let shared = Arc::clone(shared);

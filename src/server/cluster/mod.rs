@@ -553,12 +553,28 @@ async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>
         }
         let mut pipe = redis::pipe();
         let mut messages = 0u64;
+        // Consecutive messages for one channel travel as one publish: Redis and the receiving
+        // node handle one message instead of many, in the same order.
+        let mut run: Option<(String, Vec<Body>)> = None;
+        let publish = |pipe: &mut redis::Pipeline, (channel, mut bodies): (String, Vec<Body>)| {
+            let body = if bodies.len() == 1 {
+                bodies.pop()
+            } else {
+                Some(Body::Batch { bodies })
+            };
+            if let Some(Ok(text)) = body.map(|b| serde_json::to_string(&cluster.envelope(b))) {
+                pipe.publish(channel, text).ignore();
+            }
+        };
         for message in batch.drain(..) {
             cluster
                 .queued_bytes
                 .fetch_sub(message.weight(), Ordering::AcqRel);
             let (channel, body) = match message {
                 Outgoing::Release(code) => {
+                    if let Some(pending) = run.take() {
+                        publish(&mut pipe, pending);
+                    }
                     pipe.cmd("EVAL")
                         .arg(RELEASE_IF_OURS)
                         .arg(1)
@@ -571,6 +587,9 @@ async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>
                 Outgoing::Everyone(body) => (cluster.keys.bus.clone(), body),
                 Outgoing::Node(node, body) => (cluster.keys.inbox(&node), body),
                 Outgoing::AppStatus { app, status, by } => {
+                    if let Some(pending) = run.take() {
+                        publish(&mut pipe, pending);
+                    }
                     pipe.hset(&cluster.keys.apps, &app, status.id()).ignore();
                     (
                         cluster.keys.bus.clone(),
@@ -582,11 +601,18 @@ async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>
                     )
                 }
             };
-            let Ok(text) = serde_json::to_string(&cluster.envelope(body)) else {
-                continue;
-            };
-            pipe.publish(channel, text).ignore();
             messages += 1;
+            match &mut run {
+                Some((current, bodies)) if *current == channel => bodies.push(body),
+                _ => {
+                    if let Some(pending) = run.replace((channel, vec![body])) {
+                        publish(&mut pipe, pending);
+                    }
+                }
+            }
+        }
+        if let Some(pending) = run.take() {
+            publish(&mut pipe, pending);
         }
         if connection.is_none() {
             connection = cluster.client.get_connection_manager().await.ok();
