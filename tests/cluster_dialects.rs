@@ -339,3 +339,47 @@ async fn a_flow_stream_on_one_node_sees_the_peers_and_errors_of_every_node() {
         }
     }
 }
+
+// The console.
+
+/// A console on node a taps a player on node b: the command runs on node b, and the player's
+/// frames reach the console from there.
+#[tokio::test]
+async fn a_console_on_one_node_taps_a_player_of_another() {
+    use relaydeck::protocol::admin::{Command, Direction};
+    let redis = Redis::start();
+    let a = node(&redis, "a").await;
+    let b = node(&redis, "b").await;
+    let mut console = a.admin().await;
+    let mut bob = authenticated(&b).await;
+    let connected = console
+        .wait_event(|event| {
+            matches!(event, Event::PeerUpdated { peer } | Event::PeerConnected { peer }
+                if peer.node.as_deref() == Some("b") && peer.app.as_deref() == Some("demo"))
+        })
+        .await;
+    let (Event::PeerUpdated { peer } | Event::PeerConnected { peer }) = connected else {
+        unreachable!()
+    };
+    let tapped = console
+        .command(Command::Tap {
+            peer: peer.id.clone(),
+            on: true,
+        })
+        .await;
+    assert!(tapped.ok, "{}", tapped.message);
+    send(&mut bob, "Ping", json!(null)).await;
+    assert_eq!(recv_json(&mut bob).await["type"], "Pong");
+    console
+        .wait_event(|event| {
+            matches!(event, Event::Frame { peer: id, direction: Direction::In, text }
+                if *id == peer.id && text.contains("Ping"))
+        })
+        .await;
+    console
+        .wait_event(|event| {
+            matches!(event, Event::Frame { peer: id, direction: Direction::Out, text }
+                if *id == peer.id && text.contains("Pong"))
+        })
+        .await;
+}

@@ -350,6 +350,11 @@ fn shown_to_other_nodes(event: &Event) -> bool {
             | Event::RoomUpdated { .. }
             | Event::RoomClosed { .. }
             | Event::ErrorEmitted { .. }
+            // A console on another node tapped the peer or armed the fault (commands run on
+            // the peer's node): it sees what came of it.
+            | Event::Frame { .. }
+            | Event::FaultArmed { .. }
+            | Event::FaultUpdated { .. }
     )
 }
 
