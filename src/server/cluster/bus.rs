@@ -120,6 +120,12 @@ pub enum Body {
         peer: String,
         text: String,
     },
+    /// Host → front: one frame for several players (a room's relay to the players of one
+    /// node, merged by the publisher).
+    TunnelOutMany {
+        peers: Vec<String>,
+        text: String,
+    },
     /// Host → front: the player's session closed with this code.
     TunnelClose {
         peer: String,
@@ -188,6 +194,12 @@ pub fn handle(cluster: &Arc<Cluster>, shared: &Arc<Shared>, envelope: Envelope) 
         Body::TunnelIn { peer, text } => cluster.hosted_frame(&peer, text),
         Body::TunnelEnd { peer, removed } => cluster.hosted_end(&peer, removed),
         Body::TunnelOut { peer, text } => Cluster::fronted_frame(shared, &peer, text),
+        Body::TunnelOutMany { peers, text } => {
+            let text = text.into();
+            for peer in peers {
+                Cluster::fronted_shared_frame(shared, &peer, &text);
+            }
+        }
         Body::TunnelClose { peer, code, reason } => {
             cluster.fronted_close(shared, &peer, code, reason)
         }

@@ -227,6 +227,7 @@ impl Outgoing {
             | Body::Direct { text, .. }
             | Body::TunnelIn { text, .. }
             | Body::TunnelOut { text, .. }
+            | Body::TunnelOutMany { text, .. }
             | Body::TaloFanOut { text, .. } => text.len(),
             Body::TunnelOpen(open) => open.first.len(),
             _ => 0,
@@ -556,7 +557,8 @@ async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>
         // Consecutive messages for one channel travel as one publish: Redis and the receiving
         // node handle one message instead of many, in the same order.
         let mut run: Option<(String, Vec<Body>)> = None;
-        let publish = |pipe: &mut redis::Pipeline, (channel, mut bodies): (String, Vec<Body>)| {
+        let publish = |pipe: &mut redis::Pipeline, (channel, bodies): (String, Vec<Body>)| {
+            let mut bodies = tunnel::merge_fan_out(bodies);
             let body = if bodies.len() == 1 {
                 bodies.pop()
             } else {

@@ -242,6 +242,16 @@ impl Cluster {
         }
     }
 
+    pub(super) fn fronted_shared_frame(
+        shared: &Shared,
+        peer: &str,
+        text: &axum::extract::ws::Utf8Bytes,
+    ) {
+        if let Some(handle) = shared.hub.handle(peer) {
+            shared.hub.deliver(&handle, text, Priority::Reply);
+        }
+    }
+
     /// The host closed a fronted player's session: the socket closes the same way. The
     /// tunnel stays listed until the connection ends, so that its end reaches the host, whose
     /// session waits for it to finish its close.
@@ -343,6 +353,129 @@ impl Cluster {
     }
 }
 
+/// One publish's messages with the copies of a frame for several players of the receiving
+/// node merged into one message: a room relays each frame to every remote player, and the
+/// node those players sit on needs it once. A player's frames keep their order: a copy joins
+/// an earlier message only if none of that player's frames lies between.
+pub(super) fn merge_fan_out(bodies: Vec<Body>) -> Vec<Body> {
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::{Hash, Hasher};
+    if bodies.len() < 2 {
+        return bodies;
+    }
+    let mut merged: Vec<Body> = Vec::with_capacity(bodies.len());
+    // The latest merged message carrying a text (by hash; checked for equality).
+    let mut by_text: HashMap<u64, usize> = HashMap::new();
+    // Each player's latest message.
+    let mut last_of: HashMap<String, usize> = HashMap::new();
+    for body in bodies {
+        let Body::TunnelOut { peer, text } = body else {
+            merged.push(body);
+            continue;
+        };
+        let mut hasher = DefaultHasher::new();
+        text.hash(&mut hasher);
+        let key = hasher.finish();
+        let joinable = by_text.get(&key).copied().filter(|&at| {
+            last_of.get(&peer).is_none_or(|&last| last < at)
+                && matches!(&merged[at], Body::TunnelOutMany { text: t, .. } if *t == text)
+        });
+        match joinable {
+            Some(at) => {
+                if let Body::TunnelOutMany { peers, .. } = &mut merged[at] {
+                    peers.push(peer.clone());
+                }
+                last_of.insert(peer, at);
+            }
+            None => {
+                let at = merged.len();
+                last_of.insert(peer.clone(), at);
+                by_text.insert(key, at);
+                merged.push(Body::TunnelOutMany {
+                    peers: vec![peer],
+                    text,
+                });
+            }
+        }
+    }
+    // A message for one player keeps the plain shape.
+    merged
+        .into_iter()
+        .map(|body| match body {
+            Body::TunnelOutMany { mut peers, text } if peers.len() == 1 => Body::TunnelOut {
+                peer: peers.pop().unwrap_or_default(),
+                text,
+            },
+            other => other,
+        })
+        .collect()
+}
+
 fn timed_out() -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Io, "Redis did not answer in time"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(peer: &str, text: &str) -> Body {
+        Body::TunnelOut {
+            peer: peer.into(),
+            text: text.into(),
+        }
+    }
+
+    /// What each player receives, in order.
+    fn received(bodies: &[Body]) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut got: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for body in bodies {
+            match body {
+                Body::TunnelOut { peer, text } => {
+                    got.entry(peer.clone()).or_default().push(text.clone())
+                }
+                Body::TunnelOutMany { peers, text } => {
+                    for peer in peers {
+                        got.entry(peer.clone()).or_default().push(text.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn copies_of_a_frame_for_one_node_travel_once() {
+        let bodies = vec![
+            out("a.p1", "x"),
+            out("a.p2", "x"),
+            out("a.p3", "x"),
+            out("a.p1", "y"),
+        ];
+        let merged = merge_fan_out(bodies.clone());
+        assert_eq!(merged.len(), 2, "{merged:?}");
+        assert_eq!(received(&merged), received(&bodies));
+    }
+
+    #[test]
+    fn a_players_frames_keep_their_order_when_copies_merge() {
+        // p2 has t0 before its copy of t1: its t1 cannot join p1's earlier t1.
+        let bodies = vec![
+            out("a.p1", "t1"),
+            out("a.p2", "t0"),
+            out("a.p2", "t1"),
+            out("a.p1", "t1"),
+        ];
+        let merged = merge_fan_out(bodies.clone());
+        assert_eq!(received(&merged), received(&bodies));
+        // The same frame twice to one player stays twice.
+        assert_eq!(received(&merged)["a.p1"], ["t1", "t1"]);
+    }
+
+    #[test]
+    fn other_messages_pass_unchanged() {
+        let bodies = vec![Body::Hello, out("a.p1", "x"), Body::Goodbye];
+        assert_eq!(merge_fan_out(bodies.clone()), bodies);
+    }
 }
