@@ -25,6 +25,7 @@
 
 pub mod bus;
 pub mod directory;
+pub mod outage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
