@@ -216,16 +216,205 @@ async fn a_node_that_shuts_down_or_dies_is_forgotten() {
     presence_of(&mut alice, &carol_id, false).await;
 }
 
+/// The answer (`ack` or `error`) to the request `id`, skipping every other frame.
+async fn answer_to(socket: &mut Socket, id: &str) -> Value {
+    let deadline = Instant::now() + NOTICE_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no answer to {id}");
+        let frame = recv_json_within(socket, left).await;
+        if frame["requestId"] == id {
+            return frame;
+        }
+    }
+}
+
+/// The channel message carrying `data`, skipping every other frame.
+async fn message_with(socket: &mut Socket, data: &str) -> Value {
+    let deadline = Instant::now() + NOTICE_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no message {data}");
+        let frame = recv_json_within(socket, left).await;
+        if frame["type"] == "message" && frame["data"] == data {
+            return frame;
+        }
+    }
+}
+
+/// Whether `socket` receives, within `within`, a channel message whose data starts with
+/// `tag`; other frames are skipped.
+async fn hears_within(socket: &mut Socket, tag: &str, within: Duration) -> bool {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => return false,
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let frame: Value = serde_json::from_str(text.as_str()).unwrap();
+                if frame["type"] == "message"
+                    && frame["data"].as_str().is_some_and(|d| d.starts_with(tag))
+                {
+                    return true;
+                }
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => panic!("closed: {frame:?}"),
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => panic!("the socket ended: {other:?}"),
+        }
+    }
+}
+
+/// What a publish loop waits for.
+enum Until {
+    /// The publisher is refused: its node knows Redis is gone.
+    Refused,
+    /// The listener on the other node hears one of the publishes.
+    Heard,
+}
+
+/// Publishes `{tag}-1`, `{tag}-2`, … on the channel from `from`, each answered before the
+/// next, and gives `to` (on another node) 100 ms to hear one, which also paces the tries;
+/// until `until`, bounded in count and time. Returns the last publish's data and answer.
+async fn publish_until(
+    from: &mut Socket,
+    to: &mut Socket,
+    tag: &str,
+    until: Until,
+) -> (String, Value) {
+    let deadline = Instant::now() + NOTICE_TIMEOUT;
+    for attempt in 1..=150u32 {
+        assert!(
+            Instant::now() < deadline,
+            "{tag}: gave up after {attempt} publishes"
+        );
+        let data = format!("{tag}-{attempt}");
+        send_json(
+            from,
+            json!({"type":"publish","channel":CHANNEL,"data":data,"requestId":data}),
+        )
+        .await;
+        let answer = answer_to(from, &data).await;
+        match answer["type"].as_str() {
+            Some("ack") => {}
+            Some("error") => assert_eq!(answer["code"], "backend_error", "{answer}"),
+            _ => panic!("not an answer: {answer}"),
+        }
+        if matches!(until, Until::Refused) && answer["type"] == "error" {
+            return (data, answer);
+        }
+        let heard = hears_within(to, tag, Duration::from_millis(100)).await;
+        if matches!(until, Until::Heard) && heard {
+            return (data, answer);
+        }
+    }
+    panic!("{tag}: 150 publishes and still not there")
+}
+
+/// Follows a console's node list (its snapshot, then its updates) until `node` is alive
+/// there, with Redis reachable or not as `redis_ok` says, in a heartbeat written at
+/// `since_ms` or later. Bounded by `NOTICE_TIMEOUT`: a node may take a few reconnection tries
+/// to find Redis back.
+async fn console_sees(console: &mut Admin, node: &str, redis_ok: bool, since_ms: u64) {
+    use relaydeck::protocol::admin::{NodeInfo, ServerMessage};
+    let says = |nodes: &[NodeInfo]| {
+        nodes.iter().any(|n| {
+            n.node_id == node && n.alive && n.redis_ok == redis_ok && n.heartbeat_at_ms >= since_ms
+        })
+    };
+    if says(&console.snapshot.nodes) {
+        return;
+    }
+    let deadline = Instant::now() + NOTICE_TIMEOUT;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the console never said {node} has redis_ok {redis_ok}"
+        );
+        match console.next().await {
+            ServerMessage::Delta { seq, event, .. } => {
+                console.seq = seq;
+                if matches!(&event, Event::Nodes { nodes } if says(nodes)) {
+                    return;
+                }
+            }
+            ServerMessage::Snapshot { seq, snapshot } => {
+                console.seq = seq;
+                console.snapshot = *snapshot;
+                if says(&console.snapshot.nodes) {
+                    return;
+                }
+            }
+            ServerMessage::Result(_) => {}
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A newcomer's view of the channel, from the list it gets at subscribe and the notices
+/// after it, until it names every one of `wanted`; bounded in time.
+async fn presence_reaches(socket: &mut Socket, wanted: &[&str]) {
+    send_json(socket, json!({"type":"subscribe","channel":CHANNEL})).await;
+    let mut here = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + NOTICE_TIMEOUT;
+    while !wanted.iter().all(|w| here.contains(*w)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "presence never named {wanted:?}, only {here:?}"
+        );
+        let frame = recv_json_within(socket, left).await;
+        if frame["type"] != "presence" {
+            continue;
+        }
+        let names = |field: &str| -> Vec<String> {
+            frame[field]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        here.extend(names("joined"));
+        for gone in names("left") {
+            here.remove(&gone);
+        }
+    }
+}
+
+fn dropped_across(metrics: &str, node: &str) -> u64 {
+    let prefix = format!("relaydeck_cluster_dropped_total{{node=\"{node}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+}
+
+/// Redis goes away and comes back under two nodes. Meanwhile each node's peers keep talking,
+/// a publish or `send` that other nodes should have had is answered `backend_error` (with
+/// its requestId) instead of a silent ack, and a console attached during the outage shows the
+/// nodes losing Redis and getting it back. Afterwards, without any client reconnecting,
+/// messages cross both ways and what node b's clients did meanwhile is known on node a.
 #[tokio::test]
 async fn local_traffic_flows_without_redis_and_the_cluster_heals_when_it_returns() {
     let mut redis = Redis::start();
     let port = redis.port;
     let a = node(&redis, "node-a").await;
     let b = node(&redis, "node-b").await;
-    let (mut alice, _, mut bob, _) = pair(&a, &b).await;
-    let (mut dave, dave_id) = welcomed(&a).await;
-    subscribe(&mut dave, CHANNEL).await;
-    presence_of(&mut alice, &dave_id, true).await;
+    let (mut alice, _, mut bob, bob_id) = pair(&a, &b).await;
+    let (mut carol, carol_id) = welcomed(&a).await;
+    subscribe(&mut carol, CHANNEL).await;
+    presence_of(&mut alice, &carol_id, true).await;
 
     let up = metrics(&a).await;
     assert!(
@@ -234,59 +423,99 @@ async fn local_traffic_flows_without_redis_and_the_cluster_heals_when_it_returns
     );
 
     redis.kill();
-    // Node a says Redis is down once it has tried and failed (a heartbeat at most later).
-    let deadline = Instant::now() + NOTICE_TIMEOUT;
-    while !metrics(&a)
-        .await
-        .contains("relaydeck_cluster_redis_up{node=\"node-a\"} 0")
-    {
-        assert!(Instant::now() < deadline, "node a never noticed Redis left");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // Alice and Dave share node a: they keep talking while Redis is away.
+    // Node a notices when its bus subscription drops or a heartbeat fails; until then its
+    // publishes are acked (and lost for Bob). Once it knows, Alice is told.
+    let (refused, answer) = publish_until(&mut alice, &mut bob, "out", Until::Refused).await;
+    assert_eq!(
+        answer,
+        json!({"type":"error","requestId":refused,"code":"backend_error","message":"backend error"})
+    );
+    // Carol shares node a: the refused message reached her all the same.
+    assert_eq!(message_with(&mut carol, &refused).await["channel"], CHANNEL);
+    let down = metrics(&a).await;
+    assert!(
+        down.contains("relaydeck_cluster_redis_up{node=\"node-a\"} 0"),
+        "{down}"
+    );
+    assert!(dropped_across(&down, "node-a") >= 1, "{down}");
+
+    // A console attached during the outage says node a has lost Redis.
+    let mut console_a = a.admin().await;
+    console_sees(&mut console_a, "node-a", false, 0).await;
+
+    // Carol is refused likewise (Bob is in the channel on node b), and Alice hears her.
     send_json(
-        &mut dave,
-        json!({"type":"publish","channel":CHANNEL,"data":"local","requestId":"d1"}),
+        &mut carol,
+        json!({"type":"publish","channel":CHANNEL,"data":"local","requestId":"c1"}),
     )
     .await;
-    let heard = next_of(&mut alice, "message").await;
-    assert_eq!(heard["data"], "local");
+    assert_eq!(next_of(&mut alice, "message").await["data"], "local");
+    assert_eq!(answer_to(&mut carol, "c1").await["code"], "backend_error");
 
+    // A channel with no member on another node loses nothing: acked.
+    subscribe(&mut carol, "demo/side").await;
+    send_json(
+        &mut alice,
+        json!({"type":"publish","channel":"demo/side","data":"aside","requestId":"side-1"}),
+    )
+    .await;
+    assert_eq!(
+        answer_to(&mut alice, "side-1").await,
+        json!({"type":"ack","requestId":"side-1"})
+    );
+    assert_eq!(
+        message_with(&mut carol, "aside").await["channel"],
+        "demo/side"
+    );
+
+    // A direct send to a peer of node a is delivered; to Bob, on node b, it is refused.
+    send_json(
+        &mut alice,
+        json!({"type":"send","to":carol_id,"data":"psst","requestId":"d1"}),
+    )
+    .await;
+    assert_eq!(answer_to(&mut alice, "d1").await["type"], "ack");
+    assert_eq!(next_of(&mut carol, "direct").await["data"], "psst");
+    send_json(
+        &mut alice,
+        json!({"type":"send","to":bob_id,"data":"psst","requestId":"d2"}),
+    )
+    .await;
+    assert_eq!(
+        answer_to(&mut alice, "d2").await,
+        json!({"type":"error","requestId":"d2","code":"backend_error","message":"backend error"})
+    );
+
+    // Once node b knows too, Frank arrives there and joins the channel: node a cannot hear
+    // of it until Redis returns.
+    let mut console_b = b.admin().await;
+    console_sees(&mut console_b, "node-b", false, 0).await;
+    let (mut frank, frank_id) = welcomed(&b).await;
+    subscribe(&mut frank, CHANNEL).await;
+
+    let restarted = now_ms();
     let _redis = Redis::start_on(port);
-    // Once both nodes are back on the bus, a message crosses again. The first tries may be
-    // dropped while the nodes reconnect; keep publishing, bounded in count and time.
-    let deadline = Instant::now() + NOTICE_TIMEOUT;
-    let mut attempt = 0u32;
-    loop {
-        attempt += 1;
-        assert!(
-            Instant::now() < deadline && attempt < 200,
-            "no message crossed after Redis returned"
-        );
-        let marker = format!("again-{attempt}");
-        send_json(
-            &mut alice,
-            json!({"type":"publish","channel":CHANNEL,"data":marker}),
-        )
-        .await;
-        recv_type(&mut alice, "ack").await;
-        use futures_util::StreamExt;
-        match tokio::time::timeout(Duration::from_millis(100), bob.next()).await {
-            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text)))) => {
-                let frame: Value = serde_json::from_str(text.as_str()).unwrap();
-                if frame["type"] == "message" {
-                    break;
-                }
-            }
-            Ok(other) => {
-                assert!(
-                    matches!(other, Some(Ok(_))),
-                    "Bob's socket ended: {other:?}"
-                );
-            }
-            Err(_) => {}
-        }
-    }
+    // The same console shows both nodes' fresh heartbeats with Redis back.
+    console_sees(&mut console_a, "node-a", true, restarted).await;
+    console_sees(&mut console_a, "node-b", true, restarted).await;
+    // The first publishes may still be lost while the nodes resubscribe; keep trying, bounded.
+    publish_until(&mut alice, &mut bob, "again", Until::Heard).await;
+    publish_until(&mut bob, &mut alice, "back", Until::Heard).await;
+    // Node a learns of Frank: Carol hears him join, a newcomer finds Bob and Frank in the
+    // channel, and Alice's direct send reaches Frank on node b.
+    presence_of(&mut carol, &frank_id, true).await;
+    let (mut erin, _) = welcomed(&a).await;
+    presence_reaches(&mut erin, &[bob_id.as_str(), frank_id.as_str()]).await;
+    send_json(
+        &mut alice,
+        json!({"type":"send","to":frank_id,"data":"welcome","requestId":"d3"}),
+    )
+    .await;
+    assert_eq!(
+        answer_to(&mut alice, "d3").await,
+        json!({"type":"ack","requestId":"d3"})
+    );
+    assert_eq!(next_of(&mut frank, "direct").await["data"], "welcome");
 }
 
 #[tokio::test]

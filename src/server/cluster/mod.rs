@@ -22,8 +22,9 @@
 //!
 //! What crosses nodes: pub/sub channel messages, presence and direct `send`; Signal Fish
 //! rooms, whose players may be on any node ([`tunnel`]); every node's peers, rooms and errors
-//! for the consoles; admin commands; app statuses; the node list with liveness. Talo and Flow
-//! stay per node.
+//! for the consoles (and the Flow streams, which read the same deltas); Talo presence, channel
+//! messages and broadcasts; admin commands; app statuses; each node's app usage, so that
+//! connection limits and quotas count every node; the node list with liveness.
 //!
 //! | Redis | what |
 //! |---|---|
@@ -32,6 +33,7 @@
 
 pub mod bus;
 pub mod directory;
+pub mod outage;
 pub mod tunnel;
 
 use std::collections::{BTreeMap, HashMap};
@@ -644,6 +646,9 @@ async fn heartbeat(cluster: Arc<Cluster>, shared: Weak<Shared>) {
     // it has not been for `node_timeout_ms`, whether its heartbeat key expired or vanished
     // with a Redis that restarted empty.
     let mut last_alive: HashMap<String, u64> = HashMap::new();
+    // Whether the last beat reached Redis. The time this node could not look does not count
+    // as the others' silence: after an outage each gets a full `node_timeout_ms` to beat again.
+    let mut beating = true;
     loop {
         interval.tick().await;
         let Some(shared) = shared.upgrade() else {
@@ -661,6 +666,11 @@ async fn heartbeat(cluster: Arc<Cluster>, shared: Weak<Shared>) {
         };
         match beat {
             Ok((views, usages)) => {
+                if !beating {
+                    let now = now_ms();
+                    last_alive.values_mut().for_each(|seen| *seen = now);
+                    beating = true;
+                }
                 cluster.set_redis_ok(true);
                 shared.hub.set_remote_usage(usages);
                 let gone = replace_nodes(&cluster, views, &mut last_alive);
@@ -681,6 +691,7 @@ async fn heartbeat(cluster: Arc<Cluster>, shared: Weak<Shared>) {
                 }
             }
             Err(_) => {
+                beating = false;
                 cluster.set_redis_ok(false);
                 // Frames can no longer cross: players waiting on another node are told now,
                 // not left hanging (again at every beat, for a tunnel opened in between).

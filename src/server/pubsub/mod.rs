@@ -15,6 +15,32 @@
 //! (`over_message_quota`, the connection stays open). A subscriber that falls behind loses
 //! channel messages (never acks, errors or presence) until it catches up; one that stops
 //! reading is closed with 1013 try_again_later (see [`crate::server::peer`]).
+//!
+//! # Several nodes
+//! In a cluster ([`crate::server::cluster`]) channel messages, presence and `send` cross
+//! nodes through Redis, at most once. An `ack` to `publish` or `send` means the frame reached
+//! the recipients on this node and, for those on other nodes, was queued for Redis.
+//!
+//! A node has lost Redis from the moment its bus subscription drops or Redis fails to answer
+//! it until a heartbeat succeeds again (`relaydeck_cluster_redis_up` and the console's node
+//! list say so). Before it notices, publishes are acked and their copies for other nodes may be
+//! lost.
+//! Once it knows, no channel message or `send` is queued for other nodes, and:
+//! - `publish` still reaches the channel's subscribers on this node and counts against the
+//!   quota. It is acked when no other node has a member in the channel, as last announced to
+//!   this node; otherwise the publisher gets `error` `backend_error` with its `requestId`: the
+//!   members elsewhere missed it, and a retry reaches this node's subscribers a second time.
+//! - `send` to a peer on this node is delivered and acked; to a peer another node announced it
+//!   is `backend_error`, with nothing delivered or charged; to a peer no node announced it is
+//!   `peer_not_found`, as always.
+//! - `subscribe` and `unsubscribe` are acked: they change this node's state, which the other
+//!   nodes learn when Redis returns. The presence list at subscribe names the other nodes'
+//!   members as last announced.
+//!
+//! When Redis returns, every node announces its peers and memberships again, presence
+//! listeners hear what changed meanwhile (after an outage longer than `node_timeout_ms`, a node
+//! whose heartbeat is not back yet may be taken for gone and its members heard leaving, then
+//! joining again), and cross-node traffic resumes on the same connections.
 
 pub mod pattern;
 
@@ -405,6 +431,11 @@ impl Session {
         );
     }
 
+    /// The message could not reach the other nodes: this node has lost Redis.
+    fn backend_error(&self, request_id: Option<&str>) {
+        self.error(request_id, "backend_error", &text_of("backend_error", &[]));
+    }
+
     fn reply(&self, text: String) {
         self.hub()
             .deliver(&self.peer, &text.into(), Priority::Reply);
@@ -610,14 +641,28 @@ impl Session {
             &text,
             Priority::Relay,
         );
-        if let Some(cluster) = self.cluster() {
-            cluster.broadcast(Body::ChannelMessage {
-                app: self.grant.app.clone(),
-                channel: channel.to_owned(),
-                text: text.as_str().to_owned(),
-            });
+        let stranded = match self.cluster() {
+            Some(cluster) if cluster.can_cross() => {
+                cluster.broadcast(Body::ChannelMessage {
+                    app: self.grant.app.clone(),
+                    channel: channel.to_owned(),
+                    text: text.as_str().to_owned(),
+                });
+                false
+            }
+            // Without Redis the mirror is all this node knows of the other nodes' members: a
+            // channel without any is fully served here.
+            Some(cluster) => !cluster
+                .directory
+                .channel_members(&self.grant.app, channel)
+                .is_empty(),
+            None => false,
+        };
+        if stranded {
+            self.backend_error(request_id);
+        } else {
+            self.reply(wire::ack(request_id));
         }
-        self.reply(wire::ack(request_id));
     }
 
     fn send(&mut self, to: &str, data: Option<&RawValue>, request_id: Option<&str>) {
@@ -661,6 +706,14 @@ impl Session {
                 "peer_not_found",
                 &text_of("peer_not_found", &[("to", to)]),
             );
+            return;
+        }
+        // Refused before the quota is charged: nothing will be delivered.
+        if remote
+            .as_ref()
+            .is_some_and(|(cluster, _)| !cluster.can_cross())
+        {
+            self.backend_error(request_id);
             return;
         }
         if !self.hub().charge_quota(&self.grant.app) {
