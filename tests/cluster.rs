@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::redis::*;
@@ -186,24 +184,7 @@ async fn a_node_that_shuts_down_or_dies_is_forgotten() {
     nodes_until(&mut console, &["node-a"]).await;
 
     // A node killed outright says nothing: its heartbeat lapses instead.
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("config.json");
-    std::fs::write(
-        &config_path,
-        serde_json::to_string(&node_config(&redis, "node-c")).unwrap(),
-    )
-    .unwrap();
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_relaydeck"))
-        .args(["--data-dir", dir.path().to_str().unwrap(), "serve"])
-        .args(["--listen", "127.0.0.1:0", "--config"])
-        .arg(&config_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(c.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first.strip_prefix("listening on ").unwrap().to_owned();
+    let (mut c, addr, _dir) = node_process(&redis, "node-c");
     let (mut carol, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1?key=pk_demo"))
         .await
         .unwrap();

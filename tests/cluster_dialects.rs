@@ -76,6 +76,18 @@ async fn next_error(socket: &mut Socket) -> Value {
     }
 }
 
+/// Bob's room cannot be reached: he is told, and closed so that his client reconnects rather
+/// than waits.
+async fn told_to_come_back(bob: &mut Socket) {
+    let notice = next_error(bob).await;
+    assert_eq!(notice["type"], "Error", "{notice}");
+    assert_eq!(
+        notice["data"]["error_code"], "SERVICE_UNAVAILABLE",
+        "{notice}"
+    );
+    assert_eq!(recv_close(bob).await, (1013, "try_again_later".to_owned()));
+}
+
 /// Wait (bounded) until `server`'s metrics say whether it reaches Redis.
 async fn redis_up_is(server: &TestServer, node: &str, up: bool) {
     let wanted = format!(
@@ -103,16 +115,7 @@ async fn players_elsewhere_are_told_when_the_node_holding_their_room_dies() {
     // Bob, whose room went with the node, instead of leaving him waiting.
     b.kill().unwrap();
     b.wait().unwrap();
-    let notice = next_error(&mut bob).await;
-    assert_eq!(notice["type"], "Error", "{notice}");
-    assert_eq!(
-        notice["data"]["error_code"], "SERVICE_UNAVAILABLE",
-        "{notice}"
-    );
-    assert_eq!(
-        recv_close(&mut bob).await,
-        (1013, "try_again_later".to_owned())
-    );
+    told_to_come_back(&mut bob).await;
 
     // The dead node's claim on the code is gone with it: the code can name a new room.
     let mut carol = authenticated(&a).await;
@@ -156,17 +159,8 @@ async fn without_redis_local_rooms_play_on_and_a_seat_elsewhere_comes_back_with_
     let mut frank = authenticated(&a).await;
 
     redis.kill();
-    // Bob's frames can no longer reach the room: he is told, and closed so that his client
-    // reconnects rather than waits.
-    let notice = next_error(&mut bob).await;
-    assert_eq!(
-        notice["data"]["error_code"], "SERVICE_UNAVAILABLE",
-        "{notice}"
-    );
-    assert_eq!(
-        recv_close(&mut bob).await,
-        (1013, "try_again_later".to_owned())
-    );
+    // Bob's frames can no longer reach the room.
+    told_to_come_back(&mut bob).await;
     redis_up_is(&b, "b", false).await;
 
     // A room on another node cannot be reached: the documented storage error, at once.

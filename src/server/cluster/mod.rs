@@ -833,8 +833,9 @@ fn replace_nodes(
 /// listeners hear that its peers left.
 fn forget_node(cluster: &Cluster, shared: &Shared, node: &str) {
     tracing::warn!(node, "cluster node gone");
-    cluster.cut_tunnels(shared, Some(node));
+    // Its rooms leave the mirror first: a player told to come back must not be routed there.
     shared.hub.forget_remote(node);
+    cluster.cut_tunnels(shared, Some(node));
     let left = cluster.directory.forget_node(node);
     for (app, channel, identities) in left {
         let names: Vec<&str> = identities.iter().map(String::as_str).collect();

@@ -43,6 +43,8 @@ use crate::server::Shared;
 const HOSTED_QUEUE: usize = 4_096;
 /// How long a room lookup or claim may wait for Redis before the player is told.
 const ROOM_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Moves a room claim from a node that is gone to this one, only if the dead node still holds it.
+const TAKE_OVER: &str = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) return 1 else return 0 end";
 /// Tries to find a free code for a new room before giving up.
 const CLAIM_TRIES: usize = 8;
 
@@ -314,6 +316,36 @@ impl Cluster {
                     return Ok(Placement::Here(Some(code.to_owned())));
                 }
             }
+            let owner: Option<String> = conn.hget(&self.keys.rooms, code).await?;
+            let Some(owner) = owner else {
+                return Ok(Placement::Nowhere);
+            };
+            if owner == self.node_id {
+                return Ok(Placement::Here(None));
+            }
+            // A claim outlives its node until a survivor notices the lapsed heartbeat and frees
+            // it; the heartbeat key itself says at once whether the holder still lives. Its
+            // room went with it, so the code is free.
+            let alive: bool = conn.exists(self.keys.node(&owner)).await?;
+            if alive {
+                return Ok(Placement::There(owner));
+            }
+            if !claim {
+                return Ok(Placement::Nowhere);
+            }
+            let taken: i64 = redis::cmd("EVAL")
+                .arg(TAKE_OVER)
+                .arg(1)
+                .arg(&self.keys.rooms)
+                .arg(code)
+                .arg(&owner)
+                .arg(&self.node_id)
+                .query_async(&mut conn)
+                .await?;
+            if taken == 1 {
+                return Ok(Placement::Here(Some(code.to_owned())));
+            }
+            // Another node took it first.
             let owner: Option<String> = conn.hget(&self.keys.rooms, code).await?;
             Ok(match owner {
                 Some(owner) if owner == self.node_id => Placement::Here(None),
