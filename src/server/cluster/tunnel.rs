@@ -196,7 +196,9 @@ impl Cluster {
         let (sender, inbound) = mpsc::channel(HOSTED_QUEUE);
         let removed = Arc::new(AtomicBool::new(false));
         let _ = sender.try_send(Message::Text(open.first.clone().into()));
-        let replaced = self.tunnels.hosted().insert(
+        // An entry already there lost its TunnelEnd (a front that restarted counts its peer ids
+        // from 1 again): its session ends as its queue drops with it.
+        self.tunnels.hosted().insert(
             open.peer.clone(),
             Hosted {
                 node: front.to_owned(),
@@ -204,8 +206,6 @@ impl Cluster {
                 removed: Arc::clone(&removed),
             },
         );
-        // A front reuses a peer id only after ending it; an old entry is a lost TunnelEnd.
-        drop(replaced);
         let socket = TunnelSocket {
             inbound,
             cluster: Arc::clone(self),
@@ -215,9 +215,17 @@ impl Cluster {
         let shared = Arc::clone(shared);
         let cluster = Arc::clone(self);
         let peer = open.peer.clone();
+        let mine = Arc::clone(&removed);
         tokio::spawn(async move {
             crate::server::signal_fish::host_tunnel(shared, socket, open, removed).await;
-            cluster.tunnels.hosted().remove(&peer);
+            // Only this session's entry: a newer tunnel may have the same name by now.
+            let mut hosted = cluster.tunnels.hosted();
+            if hosted
+                .get(&peer)
+                .is_some_and(|entry| Arc::ptr_eq(&entry.removed, &mine))
+            {
+                hosted.remove(&peer);
+            }
         });
     }
 
