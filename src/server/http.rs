@@ -102,56 +102,45 @@ pub async fn metrics(
         shared.hub.frames_dropped()
     );
     if let Some(cluster) = &shared.cluster {
-        let _ = writeln!(
-            out,
-            "# HELP relaydeck_cluster_redis_up Whether this node reached Redis on its last try."
-        );
-        let _ = writeln!(out, "# TYPE relaydeck_cluster_redis_up gauge");
-        let _ = writeln!(
-            out,
-            "relaydeck_cluster_redis_up{{node=\"{}\"}} {}",
-            cluster.node_id,
-            u8::from(cluster.redis_ok())
-        );
-        let _ = writeln!(
-            out,
-            "# HELP relaydeck_cluster_dropped_total Messages for other nodes dropped while Redis was away or slow."
-        );
-        let _ = writeln!(out, "# TYPE relaydeck_cluster_dropped_total counter");
-        let _ = writeln!(
-            out,
-            "relaydeck_cluster_dropped_total{{node=\"{}\"}} {}",
-            cluster.node_id,
-            cluster.dropped()
-        );
+        // One sample each, labelled with this node (every node of a cluster serves its own).
+        let node = label(&cluster.node_id);
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name}{{node=\"{node}\"}} {value}");
+        };
         let (published, round_trips) = cluster.publish_counts();
-        let _ = writeln!(
-            out,
-            "# HELP relaydeck_cluster_published_total Messages this node published for other nodes."
+        metric(
+            "relaydeck_cluster_redis_up",
+            "gauge",
+            "Whether this node reached Redis on its last try.",
+            u64::from(cluster.redis_ok()),
         );
-        let _ = writeln!(out, "# TYPE relaydeck_cluster_published_total counter");
-        let _ = writeln!(
-            out,
-            "relaydeck_cluster_published_total{{node=\"{}\"}} {published}",
-            cluster.node_id
+        metric(
+            "relaydeck_cluster_dropped_total",
+            "counter",
+            "Messages for other nodes dropped while Redis was away or slow.",
+            cluster.dropped(),
         );
-        let _ = writeln!(
-            out,
-            "# HELP relaydeck_cluster_round_trips_total Pipelines sent to Redis (each one round trip, carrying every message queued meanwhile)."
+        metric(
+            "relaydeck_cluster_published_total",
+            "counter",
+            "Messages this node published for other nodes.",
+            published,
         );
-        let _ = writeln!(out, "# TYPE relaydeck_cluster_round_trips_total counter");
-        let _ = writeln!(
-            out,
-            "relaydeck_cluster_round_trips_total{{node=\"{}\"}} {round_trips}",
-            cluster.node_id
+        metric(
+            "relaydeck_cluster_round_trips_total",
+            "counter",
+            "Pipelines sent to Redis (each one round trip, carrying every message queued meanwhile).",
+            round_trips,
         );
         let alive = cluster.nodes().iter().filter(|n| n.alive).count();
-        let _ = writeln!(
-            out,
-            "# HELP relaydeck_cluster_nodes_alive Nodes whose heartbeat this node saw last."
+        metric(
+            "relaydeck_cluster_nodes_alive",
+            "gauge",
+            "Nodes whose heartbeat this node saw last.",
+            alive as u64,
         );
-        let _ = writeln!(out, "# TYPE relaydeck_cluster_nodes_alive gauge");
-        let _ = writeln!(out, "relaydeck_cluster_nodes_alive {alive}");
     }
     let _ = writeln!(out, "# HELP relaydeck_errors_total Error frames, error closes and error responses sent, by code.");
     let _ = writeln!(out, "# TYPE relaydeck_errors_total counter");

@@ -193,16 +193,14 @@ pub fn handle(cluster: &Arc<Cluster>, shared: &Arc<Shared>, envelope: Envelope) 
         Body::TunnelOpen(open) => cluster.host(shared, &from, open),
         Body::TunnelIn { peer, text } => cluster.hosted_frame(&peer, text),
         Body::TunnelEnd { peer, removed } => cluster.hosted_end(&peer, removed),
-        Body::TunnelOut { peer, text } => Cluster::fronted_frame(shared, &peer, text),
+        Body::TunnelOut { peer, text } => cluster.fronted_frame(shared, &peer, &text.into()),
         Body::TunnelOutMany { peers, text } => {
             let text = text.into();
             for peer in peers {
-                Cluster::fronted_shared_frame(shared, &peer, &text);
+                cluster.fronted_frame(shared, &peer, &text);
             }
         }
-        Body::TunnelClose { peer, code, reason } => {
-            cluster.fronted_close(shared, &peer, code, reason)
-        }
+        Body::TunnelClose { peer, code, reason } => cluster.fronted_close(&peer, code, reason),
         Body::Goodbye => super::forget_node(cluster, shared, &from),
         Body::State { peers, memberships } => {
             let (joined, left) = cluster.directory.replace_node(&from, peers, memberships);

@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 
 use super::bus::Body;
 use super::Cluster;
-use crate::server::peer::{Control, Priority};
+use crate::server::peer::{Control, PeerHandle, Priority};
 use crate::server::Shared;
 
 /// Frames from a front waiting for the host's session; a front never has more in flight
@@ -75,8 +75,15 @@ pub enum Placement {
 pub struct Tunnels {
     /// Players of other nodes whose rooms are here, by their front peer id.
     hosted: Mutex<HashMap<String, Hosted>>,
-    /// This node's players whose rooms are elsewhere: peer id → the room's node.
-    fronted: Mutex<HashMap<String, String>>,
+    /// This node's players whose rooms are elsewhere, by peer id: the host's frames reach
+    /// them through their handle, without the hub's lock.
+    fronted: Mutex<HashMap<String, Fronted>>,
+}
+
+struct Fronted {
+    /// The node holding the player's room.
+    node: String,
+    handle: Arc<PeerHandle>,
 }
 
 struct Hosted {
@@ -91,13 +98,12 @@ impl Tunnels {
         self.hosted.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn fronted(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn fronted(&self) -> std::sync::MutexGuard<'_, HashMap<String, Fronted>> {
         self.fronted.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Tunnels in use on this node: hosted for other nodes, and fronted to other nodes.
-    pub fn counts(&self) -> (usize, usize) {
-        (self.hosted().len(), self.fronted().len())
+    fn fronted_handle(&self, peer: &str) -> Option<Arc<PeerHandle>> {
+        self.fronted().get(peer).map(|f| Arc::clone(&f.handle))
     }
 }
 
@@ -158,11 +164,16 @@ impl Sink<Message> for TunnelSocket {
 }
 
 impl Cluster {
-    /// The front starts forwarding `open.peer`'s frames to `node`, which holds its room.
-    pub fn open_tunnel(&self, node: &str, open: TunnelOpen) {
-        self.tunnels
-            .fronted()
-            .insert(open.peer.clone(), node.to_owned());
+    /// The front starts forwarding the frames of `handle`'s player to `node`, which holds
+    /// its room.
+    pub fn open_tunnel(&self, node: &str, handle: Arc<PeerHandle>, open: TunnelOpen) {
+        self.tunnels.fronted().insert(
+            open.peer.clone(),
+            Fronted {
+                node: node.to_owned(),
+                handle,
+            },
+        );
         self.tell(node, Body::TunnelOpen(open));
     }
 
@@ -179,8 +190,8 @@ impl Cluster {
 
     /// A fronted player's connection is over; `removed` when its seat must go with it.
     pub fn end_tunnel(&self, peer: &str, removed: bool) {
-        let node = self.tunnels.fronted().remove(peer);
-        if let Some(node) = node {
+        let fronted = self.tunnels.fronted().remove(peer);
+        if let Some(Fronted { node, .. }) = fronted {
             self.tell(
                 &node,
                 Body::TunnelEnd {
@@ -245,19 +256,14 @@ impl Cluster {
         }
     }
 
-    /// Frames the host sent a fronted player.
-    pub(super) fn fronted_frame(shared: &Shared, peer: &str, text: String) {
-        if let Some(handle) = shared.hub.handle(peer) {
-            shared.hub.deliver(&handle, &text.into(), Priority::Reply);
-        }
-    }
-
-    pub(super) fn fronted_shared_frame(
+    /// A frame the host sent a fronted player.
+    pub(super) fn fronted_frame(
+        &self,
         shared: &Shared,
         peer: &str,
         text: &axum::extract::ws::Utf8Bytes,
     ) {
-        if let Some(handle) = shared.hub.handle(peer) {
+        if let Some(handle) = self.tunnels.fronted_handle(peer) {
             shared.hub.deliver(&handle, text, Priority::Reply);
         }
     }
@@ -265,8 +271,10 @@ impl Cluster {
     /// The host closed a fronted player's session: the socket closes the same way. The
     /// tunnel stays listed until the connection ends, so that its end reaches the host, whose
     /// session waits for it to finish its close.
-    pub(super) fn fronted_close(&self, shared: &Shared, peer: &str, code: u16, reason: String) {
-        shared.hub.control(peer, Control::Close(code, reason));
+    pub(super) fn fronted_close(&self, peer: &str, code: u16, reason: String) {
+        if let Some(handle) = self.tunnels.fronted_handle(peer) {
+            handle.control(Control::Close(code, reason));
+        }
     }
 
     /// Cut the tunnels to and from `node` (gone), or every tunnel (`None`: Redis is away).
@@ -282,34 +290,33 @@ impl Cluster {
         for peer in hosted {
             self.hosted_end(&peer, false);
         }
-        let fronted: Vec<String> = {
+        let cut: Vec<Fronted> = {
             let mut fronted = self.tunnels.fronted();
-            let cut: Vec<String> = fronted
+            let peers: Vec<String> = fronted
                 .iter()
-                .filter(|(_, room_node)| through(room_node))
+                .filter(|(_, f)| through(&f.node))
                 .map(|(peer, _)| peer.clone())
                 .collect();
-            for peer in &cut {
-                fronted.remove(peer);
-            }
-            cut
+            peers
+                .iter()
+                .filter_map(|peer| fronted.remove(peer))
+                .collect()
         };
-        for peer in fronted {
-            let Some(handle) = shared.hub.handle(&peer) else {
-                continue;
-            };
-            let notice = crate::protocol::signal_fish::ServerMessage::Error {
-                message:
-                    "The node holding this room cannot be reached; reconnect to take the seat back"
-                        .to_owned(),
-                error_code: "SERVICE_UNAVAILABLE".to_owned(),
-            };
+        let notice = crate::server::signal_fish::Refusal {
+            carrier: crate::server::signal_fish::Carrier::Error,
+            code: "SERVICE_UNAVAILABLE",
+            text: Some(
+                "The node holding this room cannot be reached; reconnect to take the seat back"
+                    .to_owned(),
+            ),
+        }
+        .frame()
+        .text();
+        for Fronted { handle, .. } in cut {
             shared
                 .hub
-                .send_error(&handle, "SERVICE_UNAVAILABLE", None, notice.text());
-            shared
-                .hub
-                .control(&peer, Control::Close(1013, "try_again_later".to_owned()));
+                .send_error(&handle, "SERVICE_UNAVAILABLE", None, notice.clone());
+            handle.control(Control::Close(1013, "try_again_later".to_owned()));
         }
     }
 

@@ -904,6 +904,7 @@ impl Session {
             .unwrap_or_default();
         cluster.open_tunnel(
             node,
+            Arc::clone(&self.peer),
             TunnelOpen {
                 peer: self.peer.id.clone(),
                 app: self.app.clone().unwrap_or_default(),
