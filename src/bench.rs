@@ -19,8 +19,8 @@ use crate::console::keymap::Keymap;
 use crate::console::model::Model;
 use crate::console::ui;
 use crate::protocol::admin::{
-    AppInfo, AppStatus, Event, PeerInfo, RoomInfo, RoomMember, ServerInfo, ServerMessage, Snapshot,
-    Stats,
+    AppInfo, AppStatus, Closed, ClosedPeer, Event, HistoryEntry, HistoryLimits, PeerInfo,
+    RecentError, RoomInfo, RoomMember, ServerInfo, ServerMessage, Snapshot, Stats,
 };
 
 const DIALECTS: [Dialect; 4] = [
@@ -203,6 +203,8 @@ pub struct Figures {
     pub filter_sort: Duration,
     pub sorted_redraw_after_delta: Duration,
     pub sorted_scroll_redraw: Duration,
+    /// A full history (as many entries as peers) while closes arrive: one close + redraw.
+    pub history_close_redraw: Duration,
 }
 
 pub fn measure(size: &Size, repeat: usize) -> Figures {
@@ -235,6 +237,8 @@ pub fn measure(size: &Size, repeat: usize) -> Figures {
         });
         let start = Instant::now();
         app.update(message);
+        // The loop folds the snapshot into the table before the next draw.
+        app.settle();
         snapshot_total += start.elapsed();
     }
     let snapshot_cost = snapshot_total / snapshot_repeat as u32;
@@ -246,6 +250,7 @@ pub fn measure(size: &Size, repeat: usize) -> Figures {
     for message in messages {
         app.update(message);
     }
+    app.settle();
     let deltas_per_event = start.elapsed() / burst as u32;
 
     let mut app = loaded(size);
@@ -277,8 +282,10 @@ pub fn measure(size: &Size, repeat: usize) -> Figures {
     let sorted_redraw_after_delta = time(repeat.max(100), || {
         seq += 1;
         app.update(peer_update(size, seq));
+        app.settle();
         redraw(&mut terminal, &app);
     });
+    let history_close_redraw = history_under_closes(size, repeat, &mut terminal);
     let down = crossterm::event::KeyEvent::from(crossterm::event::KeyCode::Down);
     let sorted_scroll_redraw = time(repeat, || {
         app.update(Msg::Key(down));
@@ -292,7 +299,66 @@ pub fn measure(size: &Size, repeat: usize) -> Figures {
         filter_sort,
         sorted_redraw_after_delta,
         sorted_scroll_redraw,
+        history_close_redraw,
     }
+}
+
+/// A closed peer as the history keeps it.
+fn closed(i: usize) -> HistoryEntry {
+    HistoryEntry {
+        closed_at_ms: 1_764_000_000_000 + i as u64,
+        closed: Closed::Peer(Box::new(ClosedPeer {
+            peer: peer(i, 0),
+            code: Some(1008),
+            reason: String::new(),
+            rooms: vec![],
+            player_id: None,
+            last_errors: vec![RecentError {
+                at_ms: 1_764_000_000_000 + i as u64,
+                dialect: Dialect::SignalFish,
+                code: "APP_ID_SUSPENDED".into(),
+                frame: "{\"type\":\"Error\"}".into(),
+            }],
+            recorded_frames: 2,
+        })),
+    }
+}
+
+/// The History view, full (as many entries as the size has peers), while closes flood in:
+/// each close pushes the oldest entry out and the view is redrawn.
+fn history_under_closes(
+    size: &Size,
+    repeat: usize,
+    terminal: &mut Terminal<TestBackend>,
+) -> Duration {
+    let mut app = App::new(Keymap::defaults(), false);
+    app.update(Msg::Connection(Connection::Connected));
+    app.update(Msg::Resize(200, 50));
+    let mut with_history = snapshot(&Size { peers: 0, rooms: 0 });
+    with_history.server.history = HistoryLimits {
+        max_entries: u32::try_from(size.peers).unwrap_or(u32::MAX),
+        retain_ms: u64::MAX,
+    };
+    with_history.history = (0..size.peers).map(closed).collect();
+    app.update(Msg::Server(ServerMessage::Snapshot {
+        seq: 0,
+        snapshot: Box::new(with_history),
+    }));
+    app.view = View::History;
+    app.update(Msg::Tick(0));
+    let mut seq = 0;
+    time(repeat.max(20), || {
+        seq += 1;
+        app.update(Msg::Server(ServerMessage::Delta {
+            seq,
+            at_ms: 1_764_000_000_000,
+            event: Event::HistoryAdded {
+                entry: closed(size.peers + seq as usize),
+            },
+        }));
+        app.settle();
+        redraw(terminal, &app);
+    })
 }
 
 fn micros(d: Duration) -> String {
@@ -379,6 +445,12 @@ pub fn run(repeat: usize) -> String {
         a.sorted_scroll_redraw,
         b.sorted_scroll_redraw,
         c.sorted_scroll_redraw,
+    );
+    row(
+        "history of n: close + redraw",
+        a.history_close_redraw,
+        b.history_close_redraw,
+        c.history_close_redraw,
     );
     let verdict = |cost: Duration, budget: Duration| {
         if cost <= budget {

@@ -641,7 +641,8 @@ fn kicking_from_a_peer_detail_names_the_peer_on_screen() {
     app.update(key(KeyCode::Char('2')));
     app.update(key(KeyCode::Enter));
     assert_eq!(app.detail, Some(Detail::Peer("p1".into())));
-    // A peer that sorts first arrives, so the table's selected row is now another peer.
+    // A peer that sorts first arrives: the selected row stays on the peer it was on, one
+    // row further down.
     app.update(Msg::Server(ServerMessage::Delta {
         seq: 15,
         at_ms: T0,
@@ -649,7 +650,9 @@ fn kicking_from_a_peer_detail_names_the_peer_on_screen() {
             peer: peer("p0", Dialect::Pubsub, "demo", "newcomer", None, 0),
         },
     }));
-    assert_eq!(app.selected_key(View::Peers).as_deref(), Some("p0"));
+    app.settle();
+    assert_eq!(app.selected_key(View::Peers).as_deref(), Some("p1"));
+    assert_eq!(app.table_state(View::Peers).selected, 1);
     app.update(key(KeyCode::Char('x')));
     match &app.mode {
         Mode::Confirm { command, question } => {

@@ -104,6 +104,12 @@ fn key_stream(
 impl Console {
     /// The console on a `width`×`height` test terminal, linked to `server`'s admin endpoint.
     fn start(server: &TestServer, sessions: &std::path::Path, width: u16, height: u16) -> Console {
+        let link = Link::connect(server.url("/admin"), server.token.clone());
+        Console::start_with(link, sessions, width, height)
+    }
+
+    /// The console on a `width`×`height` test terminal, linked to whatever drives `link`.
+    fn start_with(link: Link, sessions: &std::path::Path, width: u16, height: u16) -> Console {
         let screen = Arc::new(Mutex::new(TestBackend::new(width, height)));
         let (drawn_tx, drawn) = mpsc::unbounded_channel();
         let backend = Shared {
@@ -111,7 +117,6 @@ impl Console {
             drawn: drawn_tx,
         };
         let (keys, keys_rx) = mpsc::unbounded_channel();
-        let link = Link::connect(server.url("/admin"), server.token.clone());
         let sessions = sessions.to_path_buf();
         let task = tokio::spawn(async move {
             let mut terminal = Terminal::new(backend)?;
@@ -528,4 +533,127 @@ async fn repro_room_full_shows_it_decoded_in_the_log() {
         "{screen}"
     );
     console.quit().await;
+}
+
+/// A closed Signal Fish peer refused with APP_ID_SUSPENDED, as a suspended app's clients
+/// leave them in the history once a second each.
+fn suspended_close(n: u64) -> relaydeck::protocol::admin::HistoryEntry {
+    use relaydeck::protocol::admin::{ClosedPeer, HistoryEntry, PeerInfo, RecentError};
+    HistoryEntry {
+        closed_at_ms: 1_000_000 + n,
+        closed: relaydeck::protocol::admin::Closed::Peer(Box::new(ClosedPeer {
+            peer: PeerInfo {
+                id: format!("p{n}"),
+                dialect: Dialect::SignalFish,
+                app: Some("demo".into()),
+                identity: None,
+                addr: format!("127.0.0.1:{}", 20_000 + n % 40_000),
+                connected_at_ms: 1_000_000 + n,
+                room: None,
+                probe: false,
+                frames_in: 1,
+                frames_out: 1,
+                errors: 1,
+                node: None,
+            },
+            code: Some(1008),
+            reason: String::new(),
+            rooms: Vec::new(),
+            player_id: None,
+            last_errors: vec![RecentError {
+                at_ms: 1_000_000 + n,
+                dialect: Dialect::SignalFish,
+                code: "APP_ID_SUSPENDED".into(),
+                frame: "{\"type\":\"Error\"}".into(),
+            }],
+            recorded_frames: 2,
+        })),
+    }
+}
+
+/// Opening History while closes flood in once froze the console for good: every row of every
+/// rebuild scanned the whole history, and every delta rebuilt. With a full history (2,000) and
+/// 10,000 deltas a second, `h`, `2` and `q` must each still be answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_closes_never_stops_the_console_answering_keys() {
+    use relaydeck::console::app::{Connection, Msg};
+    use relaydeck::protocol::admin::{ServerMessage, Snapshot};
+
+    let (server, incoming) = mpsc::unbounded_channel();
+    let (commands, _commands) = mpsc::unbounded_channel();
+    let sessions = tempfile::tempdir().unwrap();
+    let mut console = Console::start_with(
+        Link::from_channels(incoming, commands),
+        sessions.path(),
+        120,
+        30,
+    );
+    server.send(Msg::Connection(Connection::Connected)).unwrap();
+    let history: Vec<_> = (0..2_000).map(suspended_close).collect();
+    server
+        .send(Msg::Server(ServerMessage::Snapshot {
+            seq: 0,
+            snapshot: Box::new(Snapshot {
+                history,
+                ..Snapshot::default()
+            }),
+        }))
+        .unwrap();
+    console.wait_for_text("Overview").await;
+
+    // 10 deltas a millisecond, for at most 60 s: a close and its history entry, an error.
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let flood = tokio::spawn(async move {
+        let mut every_ms = tokio::time::interval(Duration::from_millis(1));
+        let mut seq = 0u64;
+        for tick in 0..60_000u64 {
+            every_ms.tick().await;
+            if stopped.try_recv().is_ok() {
+                break;
+            }
+            for k in 0..10 {
+                let n = 2_000 + tick * 10 + k;
+                let event = match k % 2 {
+                    0 => Event::HistoryAdded {
+                        entry: suspended_close(n),
+                    },
+                    _ => Event::ErrorEmitted {
+                        peer: Some(format!("p{n}")),
+                        dialect: Dialect::SignalFish,
+                        code: "APP_ID_SUSPENDED".into(),
+                        delivery: relaydeck::catalog::Delivery::Frame,
+                        request_id: None,
+                        frame: "{\"type\":\"Error\"}".into(),
+                    },
+                };
+                seq += 1;
+                let delta = ServerMessage::Delta {
+                    seq,
+                    at_ms: 1_000_000 + n,
+                    event,
+                };
+                if server.send(Msg::Server(delta)).is_err() {
+                    return seq;
+                }
+            }
+        }
+        seq
+    });
+
+    console.press(KeyCode::Char('h'));
+    console
+        .wait_for("the history table", |s| {
+            s.contains("CLOSED") && s.contains("APP_ID_SUSPENDED")
+        })
+        .await;
+    console.press(KeyCode::Char('2'));
+    console
+        .wait_for("the peers table", |s| {
+            s.contains("IDENTITY") && !s.contains("CLOSED")
+        })
+        .await;
+    console.quit().await;
+    let _ = stop.send(());
+    let sent = flood.await.unwrap();
+    assert!(sent > 0, "the flood never started");
 }

@@ -272,6 +272,12 @@ impl App {
         }
     }
 
+    /// Bring the table on screen up to date with everything applied so far; the loop calls
+    /// it once before each draw, so a burst of deltas costs one rebuild, not one per delta.
+    pub fn settle(&mut self) {
+        self.tables.refresh(&self.model, self.view);
+    }
+
     pub fn set_status(&mut self, text: impl Into<String>, severity: Severity) {
         self.status = Some((text.into(), severity));
         self.dirty = true;

@@ -50,6 +50,10 @@ use crate::catalog::Severity;
 const FRAME_INTERVAL: Duration = Duration::from_millis(33);
 /// How often the clock reaches the app.
 const TICK: Duration = Duration::from_millis(250);
+/// At most this many server messages, or this long, are applied between two looks at the
+/// keyboard and the draw deadline.
+const COALESCE_MAX_MESSAGES: usize = 4096;
+const COALESCE_MAX_TIME: Duration = Duration::from_millis(8);
 
 /// The folder for the user's keymap and themes.
 pub fn config_dir() -> Option<PathBuf> {
@@ -126,6 +130,7 @@ where
             _ => None,
         };
         if next_draw.is_some_and(|at| at <= Instant::now()) {
+            app.settle();
             terminal.draw(|frame| ui::draw(&app, frame))?;
             app.dirty = false;
             last_draw = Some(Instant::now());
@@ -138,18 +143,9 @@ where
             }
         };
         tokio::select! {
-            _ = draw_due => {}
-            message = incoming.recv(), if link_open => match message {
-                Some(message) => {
-                    effects.extend(app.update(message));
-                    // Coalesce: apply whatever else is already waiting before drawing again.
-                    while let Ok(message) = incoming.try_recv() {
-                        effects.extend(app.update(message));
-                    }
-                }
-                None => link_open = false,
-            },
-            Some(message) = local_rx.recv() => effects.extend(app.update(message)),
+            // The user first: however fast the server talks, a key (`q`, ctrl-c) is handled
+            // within one pass of the loop.
+            biased;
             event = input.next() => match event {
                 Some(Ok(TermEvent::Key(key))) if key.kind == KeyEventKind::Press => {
                     effects.extend(app.update(Msg::Key(key)));
@@ -162,7 +158,24 @@ where
                 Some(Err(error)) => return Err(error.into()),
                 None => break 'main,
             },
+            _ = draw_due => {}
+            Some(message) = local_rx.recv() => effects.extend(app.update(message)),
             _ = tick.tick() => effects.extend(app.update(Msg::Tick(crate::clock::now_ms()))),
+            message = incoming.recv(), if link_open => match message {
+                Some(message) => {
+                    effects.extend(app.update(message));
+                    // Coalesce what is already waiting into one draw, but only for a bounded
+                    // time: a server that never pauses must not keep keys and draws waiting.
+                    let started = Instant::now();
+                    let mut taken = 1;
+                    while taken < COALESCE_MAX_MESSAGES && started.elapsed() < COALESCE_MAX_TIME {
+                        let Ok(message) = incoming.try_recv() else { break };
+                        effects.extend(app.update(message));
+                        taken += 1;
+                    }
+                }
+                None => link_open = false,
+            },
         }
     }
     drop(commands);

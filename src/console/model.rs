@@ -102,6 +102,80 @@ impl FromIterator<PeerInfo> for Peers {
     }
 }
 
+/// Closed peers and rooms, oldest first, with an index by [`history_key`]: tables, details
+/// and `:find` look entries up by key once per row drawn, and a scan of 2,000 entries per
+/// lookup (building each key to compare it) froze the console under a flood of closes.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    entries: VecDeque<HistoryEntry>,
+    /// Number of entries ever pushed before the oldest one kept: an entry's position is
+    /// `first + its index`, so dropping the oldest never renumbers the rest.
+    first: u64,
+    /// The position of the newest entry with each key.
+    by_key: HashMap<String, u64, foldhash::fast::RandomState>,
+}
+
+impl History {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Oldest first.
+    pub fn iter(&self) -> std::collections::vec_deque::Iter<'_, HistoryEntry> {
+        self.entries.iter()
+    }
+
+    pub fn oldest(&self) -> Option<&HistoryEntry> {
+        self.entries.front()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&HistoryEntry> {
+        let position = *self.by_key.get(key)?;
+        let index = usize::try_from(position.checked_sub(self.first)?).ok()?;
+        self.entries.get(index)
+    }
+
+    pub fn push(&mut self, entry: HistoryEntry) {
+        let position = self.first + self.entries.len() as u64;
+        self.by_key.insert(history_key(&entry), position);
+        self.entries.push_back(entry);
+    }
+
+    pub fn pop_oldest(&mut self) -> Option<HistoryEntry> {
+        let entry = self.entries.pop_front()?;
+        let key = history_key(&entry);
+        // A newer entry with the same key keeps its place in the index.
+        if self.by_key.get(&key) == Some(&self.first) {
+            self.by_key.remove(&key);
+        }
+        self.first += 1;
+        Some(entry)
+    }
+}
+
+impl FromIterator<HistoryEntry> for History {
+    fn from_iter<I: IntoIterator<Item = HistoryEntry>>(iter: I) -> Self {
+        let mut history = History::default();
+        for entry in iter {
+            history.push(entry);
+        }
+        history
+    }
+}
+
+impl<'a> IntoIterator for &'a History {
+    type Item = &'a HistoryEntry;
+    type IntoIter = std::collections::vec_deque::Iter<'a, HistoryEntry>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter()
+    }
+}
+
 /// What a snapshot replaced: large, and slow to free, so the caller may free it elsewhere.
 #[derive(Debug, Default)]
 pub struct Retired {
@@ -134,7 +208,7 @@ pub struct Model {
     pub top_errors: Vec<(String, u64, Option<&'static Entry>)>,
     /// Closed peers and rooms, oldest first, trimmed as the server trims its own
     /// ([`ServerInfo::history`]).
-    pub history: VecDeque<HistoryEntry>,
+    pub history: History,
     /// Bans in force, by id.
     pub bans: BTreeMap<u64, BanInfo>,
     /// The cluster's nodes, with rates from the previous list (empty when running alone).
@@ -270,7 +344,7 @@ impl Model {
             .map(|s| ((s.peer.clone(), s.id.clone()), s))
             .collect();
         self.faults = snapshot.faults;
-        self.history = snapshot.history.into();
+        self.history = snapshot.history.into_iter().collect();
         self.bans = snapshot.bans.into_iter().map(|b| (b.id, b)).collect();
         self.nodes.clear();
         self.set_nodes(snapshot.nodes);
@@ -462,7 +536,7 @@ impl Model {
                 applied.history = self.trim_history();
             }
             Event::HistoryAdded { entry } => {
-                self.history.push_back(entry);
+                self.history.push(entry);
                 self.trim_history();
                 applied.history = true;
             }
@@ -514,24 +588,24 @@ impl Model {
         let before = self.history.len();
         let keep = usize::try_from(limits.max_entries).unwrap_or(usize::MAX);
         while self.history.len() > keep {
-            self.history.pop_front();
+            self.history.pop_oldest();
         }
         let oldest_kept = self.server_ms.saturating_sub(limits.retain_ms);
         // Entries arrive in closing order, so the old ones are at the front; one out of order
         // (a clock step on the server) is left for the count to push out.
         while self
             .history
-            .front()
+            .oldest()
             .is_some_and(|h| h.closed_at_ms < oldest_kept)
         {
-            self.history.pop_front();
+            self.history.pop_oldest();
         }
         self.history.len() != before
     }
 
-    /// The history entry with `key` (see [`history_key`]), newest first.
+    /// The history entry with `key` (see [`history_key`]); the newest, should a key recur.
     pub fn history_entry(&self, key: &str) -> Option<&HistoryEntry> {
-        self.history.iter().rev().find(|h| history_key(h) == key)
+        self.history.get(key)
     }
 
     /// The Signal Fish player id of a live peer, from the room it is a member of.

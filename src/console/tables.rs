@@ -598,11 +598,16 @@ impl Order {
 struct Index {
     order: Order,
     entries: Vec<Ranked>,
+    /// A delta asked for a rebuild that has not happened yet: bursts of deltas cost one
+    /// rebuild before the next draw or key, not one each.
+    stale: bool,
 }
 
 impl Index {
-    /// Take out the entry a row had (if the filter showed it) and put in the one it has now.
-    fn shift(&mut self, old: Option<Ranked>, new: Option<Ranked>) {
+    /// Take out the entry a row had (if the filter showed it) and put in the one it has now;
+    /// `selected` stays on the entry it was on, wherever that entry or others move.
+    fn shift(&mut self, old: Option<Ranked>, new: Option<Ranked>, selected: &mut usize) {
+        let mut selected_moved = false;
         if let Some(old) = old {
             let at = match self.order.locate(&self.entries, &old) {
                 Ok(at) if self.entries.get(at).is_some_and(|e| e.key == old.key) => Some(at),
@@ -612,6 +617,11 @@ impl Index {
             };
             if let Some(at) = at {
                 self.entries.remove(at);
+                if at < *selected {
+                    *selected -= 1;
+                } else if at == *selected {
+                    selected_moved = new.as_ref().is_some_and(|n| n.key == old.key);
+                }
             }
         }
         if let Some(new) = new {
@@ -619,7 +629,16 @@ impl Index {
                 Ok(at) | Err(at) => at,
             };
             self.entries.insert(at, new);
+            if selected_moved {
+                *selected = at;
+            } else if at <= *selected && self.entries.len() > 1 {
+                *selected += 1;
+            }
         }
+    }
+
+    fn key_at(&self, position: usize) -> Option<&str> {
+        self.entries.get(position).map(|e| &*e.key)
     }
 }
 
@@ -660,27 +679,52 @@ impl Tables {
         self.states.entry(view).or_default()
     }
 
-    /// Make the index serve `view` as its state now asks.
+    /// Make the index serve `view` as its state now asks, rebuilding it when a delta left it
+    /// stale or the view, filter or sort changed. The selected row stays on the entry it was on
+    /// when that entry is still shown.
     pub fn refresh(&mut self, model: &Model, view: View) {
         if headers(view).is_empty() {
             self.index = None;
             return;
         }
         let order = Order::of(view, &self.state(view));
-        if self.index.as_ref().is_some_and(|i| i.order == order) {
+        if self
+            .index
+            .as_ref()
+            .is_some_and(|i| i.order == order && !i.stale)
+        {
             return;
         }
+        let selected = self.state(view).selected;
+        let selected_key: Option<Box<str>> = self
+            .index
+            .as_ref()
+            .filter(|i| i.order.view == view)
+            .and_then(|i| i.key_at(selected.min(i.entries.len().saturating_sub(1))))
+            .map(Box::from);
         let entries = order.build(model);
-        self.index = Some(Index { order, entries });
+        let found = selected_key.and_then(|key| entries.iter().position(|e| e.key == key));
+        self.index = Some(Index {
+            order,
+            entries,
+            stale: false,
+        });
+        if let Some(at) = found {
+            self.entry(view).selected = at;
+        }
         self.clamp_selection(view);
     }
 
     /// Follow one applied message: a peer or a room moves within the index (a binary search
-    /// and a shift); a smaller table that changed is rebuilt.
+    /// and a shift); a smaller table that changed is marked for a rebuild at the next
+    /// [`Tables::refresh`].
     pub fn follow(&mut self, model: &Model, applied: &Applied) {
         let Some(index) = self.index.as_mut() else {
             return;
         };
+        if index.stale {
+            return;
+        }
         let view = index.order.view;
         let order = &index.order;
         let rebuild = applied.everything
@@ -693,8 +737,11 @@ impl Tables {
                 View::Nodes => applied.nodes,
                 _ => false,
             };
+        if rebuild {
+            index.stale = true;
+            return;
+        }
         let moved = match (view, &applied.peer, &applied.room) {
-            _ if rebuild => None,
             (View::Peers, Some(change), _) => Some((
                 change.before.as_ref().and_then(|p| order.rank_peer(p)),
                 model.peer(&change.id).and_then(|p| order.rank_peer(p)),
@@ -711,14 +758,22 @@ impl Tables {
             )),
             _ => None,
         };
-        if rebuild {
-            index.entries = index.order.build(model);
-        } else if let Some((old, new)) = moved {
-            index.shift(old, new);
-        } else {
+        let Some((old, new)) = moved else {
             return;
-        }
+        };
+        let mut selected = self
+            .states
+            .get(&view)
+            .map_or(0, |s| s.selected)
+            .min(index.entries.len().saturating_sub(1));
+        index.shift(old, new, &mut selected);
+        self.entry(view).selected = selected;
         self.clamp_selection(view);
+    }
+
+    /// Whether a delta left the index waiting for a rebuild.
+    pub fn is_stale(&self) -> bool {
+        self.index.as_ref().is_some_and(|i| i.stale)
     }
 
     fn clamp_selection(&mut self, view: View) {
@@ -730,7 +785,9 @@ impl Tables {
     /// The index, when it is current for `view`.
     fn index_for(&self, view: View) -> Option<&Index> {
         let wanted = Order::of(view, &self.state(view));
-        self.index.as_ref().filter(|i| i.order == wanted)
+        self.index
+            .as_ref()
+            .filter(|i| !i.stale && i.order == wanted)
     }
 
     fn keys(&self, model: &Model, view: View) -> Vec<String> {
@@ -897,6 +954,7 @@ mod tests {
             sort in prop::option::of(0usize..9),
             descending in any::<bool>(),
             filter in prop::sample::select(vec!["", "who1", "P1", "flow"]),
+            selected in 0usize..10,
         ) {
             let mut model = Model::default();
             let mut tables = Tables::new();
@@ -913,6 +971,9 @@ mod tests {
             });
             tables.follow(&model, &applied);
             tables.refresh(&model, View::Peers);
+            // The user selects a row; whatever else arrives, it stays on that peer.
+            tables.entry(View::Peers).selected = selected % 10;
+            let mut followed = tables.selected_key(&model, View::Peers);
             for (seq, (id, frames, errors, close)) in ops.into_iter().enumerate() {
                 let event = if close {
                     Event::PeerClosed { peer: format!("p{id}"), code: Some(4020), reason: String::new() }
@@ -925,7 +986,14 @@ mod tests {
                 let window = tables.window(&model, View::Peers, 0, usize::MAX);
                 let shown: Vec<String> = window.rows.into_iter().map(|r| r.key).collect();
                 prop_assert_eq!(window.total, shown.len());
-                prop_assert_eq!(shown, fresh_keys(&tables, &model, View::Peers));
+                prop_assert_eq!(&shown, &fresh_keys(&tables, &model, View::Peers));
+                match &followed {
+                    Some(key) if shown.contains(key) => {
+                        prop_assert_eq!(tables.selected_key(&model, View::Peers), followed.clone());
+                    }
+                    // The selected peer closed or the filter hid it: the selection moves on.
+                    _ => followed = tables.selected_key(&model, View::Peers),
+                }
             }
         }
 

@@ -263,7 +263,13 @@ pub fn close_text(code: Option<u16>, reason: &str) -> String {
         (Some(code), true) => code.to_string(),
         (Some(code), false) => format!("{code} {reason}"),
         (None, true) => "dropped (no close frame)".to_owned(),
-        (None, false) => format!("dropped: {reason}"),
+        // The server's words for a socket that ended without a close frame.
+        (None, false) if reason == "connection dropped" => "dropped (no close frame)".to_owned(),
+        // A close frame without a code (1005) is the client's clean goodbye, not a drop.
+        (None, false) => match reason.strip_prefix("closed by the client") {
+            Some(rest) => format!("clean close by the client{rest}"),
+            None => reason.to_owned(),
+        },
     }
 }
 

@@ -25,6 +25,12 @@ use crate::protocol::admin::{
 impl App {
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
         let mut retired = None;
+        let from_server = matches!(msg, Msg::Server(_));
+        if !from_server {
+            // A key or command acts on the rows as drawn: deltas that left the table stale
+            // are folded in first.
+            self.settle();
+        }
         let effects = match msg {
             Msg::Server(message) => self.on_server(message, &mut retired),
             Msg::Connection(connection) => {
@@ -65,8 +71,12 @@ impl App {
                 Vec::new()
             }
         };
-        // Whatever changed, the table on screen is ready to be drawn from `&App`.
-        self.tables.refresh(&self.model, self.view);
+        // A server message moves the table's index or marks it stale; a burst of them is
+        // folded in once, by `settle` before the next draw. Anything else (a key, a view
+        // change) leaves the table ready to be drawn from `&App`.
+        if !from_server {
+            self.settle();
+        }
         if let Some(retired) = retired {
             // Freeing 100,000 peers takes about as long as building them; the screen need
             // not wait for it. Should no thread start, the closure is dropped right here, and

@@ -31,8 +31,10 @@ fn log_lines<'a>(
     let head = vec![
         Span::styled(time_of(entry.at_ms), theme.muted),
         Span::raw(" "),
+        // Padded for the usual short ids, and always followed by a space: a long id must
+        // not run into the dialect.
         Span::styled(
-            format!("{:<6}", entry.peer.as_deref().unwrap_or("-")),
+            format!("{:<6} ", entry.peer.as_deref().unwrap_or("-")),
             theme.accent,
         ),
         Span::styled(
