@@ -252,6 +252,44 @@ impl Retry {
     }
 }
 
+impl Retry {
+    /// How long an automated client waits before its next attempt after this policy refused it
+    /// `refusals` times in a row, or `None` when it must not try again by itself. The waits
+    /// double from the first refusal, so a client that loops on a refusal costs the server
+    /// a handful of attempts a minute, never thousands a second; a stated window
+    /// (`retry_after`) is honoured when the policy has one.
+    pub fn wait_before_retry(
+        self,
+        refusals: u32,
+        retry_after: Option<std::time::Duration>,
+    ) -> Option<std::time::Duration> {
+        use std::time::Duration;
+        let doubling = |first: Duration, most: Duration| {
+            let factor = 1u32 << refusals.saturating_sub(1).min(16);
+            Some(first.saturating_mul(factor).min(most))
+        };
+        match self {
+            Retry::None => Some(Duration::ZERO),
+            Retry::Never => None,
+            // A person has to change something first; checking again now and then finds out
+            // when they have (an app activated again, a key restored).
+            Retry::NotOnThisConnection | Retry::Reauthenticate => {
+                doubling(Duration::from_secs(5), Duration::from_secs(60))
+            }
+            Retry::AfterWindow => match retry_after {
+                Some(window) => Some(window),
+                None => doubling(Duration::from_secs(1), Duration::from_secs(60)),
+            },
+            Retry::Backoff | Retry::Sometimes => {
+                doubling(Duration::from_secs(1), Duration::from_secs(30))
+            }
+            Retry::AfterStateChange | Retry::Rejoin => {
+                doubling(Duration::from_secs(1), Duration::from_secs(10))
+            }
+        }
+    }
+}
+
 impl fmt::Display for Retry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.id())

@@ -196,3 +196,38 @@ fn signal_fish_close_reasons_are_spelled_as_upstream() {
         );
     }
 }
+
+#[test]
+fn automated_retries_slow_down_and_stop_where_the_policy_says() {
+    use std::time::Duration;
+    // A refusal that needs a person waits longer each time, up to a minute.
+    let waits: Vec<_> = (1..=6)
+        .map(|n| Retry::NotOnThisConnection.wait_before_retry(n, None))
+        .collect();
+    assert_eq!(waits[0], Some(Duration::from_secs(5)));
+    assert_eq!(waits[1], Some(Duration::from_secs(10)));
+    assert_eq!(waits[5], Some(Duration::from_secs(60)));
+    assert_eq!(Retry::Never.wait_before_retry(1, None), None);
+    // A stated window is honoured; none falls back to doubling.
+    assert_eq!(
+        Retry::AfterWindow.wait_before_retry(3, Some(Duration::from_millis(1500))),
+        Some(Duration::from_millis(1500))
+    );
+    assert_eq!(
+        Retry::AfterWindow.wait_before_retry(3, None),
+        Some(Duration::from_secs(4))
+    );
+    // However many refusals, no overflow and no wait beyond the cap.
+    assert_eq!(
+        Retry::Backoff.wait_before_retry(u32::MAX, None),
+        Some(Duration::from_secs(30))
+    );
+    // Every policy but `never` lets a client try again by itself.
+    for retry in Retry::ALL {
+        assert_eq!(
+            retry.wait_before_retry(1, None).is_none(),
+            retry == Retry::Never,
+            "{retry}"
+        );
+    }
+}

@@ -7,8 +7,11 @@ pub mod signal_fish;
 pub mod talo;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::sync::watch;
+
+use crate::catalog::{Entry, Retry};
 
 /// Run every dialect's simulation until `stop` becomes true.
 pub async fn run_all(addr: SocketAddr, stop: watch::Receiver<bool>) {
@@ -35,4 +38,30 @@ async fn dial(addr: SocketAddr, path: &str) -> Option<crate::wsclient::Socket> {
         .await
         .ok()
         .map(|client| client.socket)
+}
+
+/// A simulated client's refusals in a row, and the wait its catalog entry's retry policy asks
+/// for before the next attempt: a suspended app's clients check back a few times a minute
+/// rather than flooding the server, and every console's history, with the same refusal.
+#[derive(Debug, Default)]
+struct Refusals {
+    in_a_row: u32,
+}
+
+impl Refusals {
+    /// The client was refused (with `entry`, when the refusal is a documented code): how long
+    /// to wait before trying again.
+    fn refused(&mut self, entry: Option<&Entry>) -> Duration {
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        let retry = entry.map_or(Retry::Backoff, |e| e.retry);
+        // Told never to retry, a demo client still looks in once a minute: an operator who
+        // fixes what refused it expects the traffic back.
+        retry
+            .wait_before_retry(self.in_a_row, None)
+            .unwrap_or(Duration::from_secs(60))
+    }
+
+    fn succeeded(&mut self) {
+        self.in_a_row = 0;
+    }
 }

@@ -32,15 +32,18 @@ async fn chatter(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut round: u64 = 0;
+    let mut refusals = super::Refusals::default();
     while !*stop.borrow() {
         round += 1;
         let Some(mut socket) = super::dial(addr, &format!("{}?key=pk_demo", routes::PUBSUB)).await
         else {
-            if sleep_or_stop(&mut stop, Duration::from_secs(2)).await {
+            if sleep_or_stop(&mut stop, refusals.refused(None)).await {
                 return;
             }
             continue;
         };
+        // The code of a close the server sent, when it ended the session.
+        let mut closed_with = None;
         let room = format!("demo/room-{}", index % 3);
         for channel in ["demo/lobby", room.as_str()] {
             let _ = socket
@@ -68,10 +71,17 @@ async fn chatter(
                         }
                     }
                     incoming = socket.next() => match incoming {
+                        Some(Ok(Message::Close(frame))) => {
+                            closed_with = frame.map(|f| u16::from(f.code));
+                            break;
+                        }
                         Some(Ok(_)) => {}
                         _ => break,
                     },
                 }
+            }
+            if closed_with.is_some() {
+                break;
             }
             let frame = match (tick + index as u64) % 23 {
                 // Now and then, the mistakes real clients make.
@@ -97,7 +107,16 @@ async fn chatter(
             }
         }
         let _ = socket.close(None).await;
-        if sleep_or_stop(&mut stop, Duration::from_millis(1500 + index as u64 * 200)).await {
+        let wait = match closed_with {
+            Some(code) => {
+                refusals.refused(crate::catalog::close(crate::catalog::Dialect::Pubsub, code))
+            }
+            None => {
+                refusals.succeeded();
+                Duration::from_millis(1500 + index as u64 * 200)
+            }
+        };
+        if sleep_or_stop(&mut stop, wait).await {
             return;
         }
     }

@@ -39,21 +39,33 @@ async fn send(socket: &mut Socket, frame: Value) -> bool {
         .is_ok()
 }
 
-/// Read frames until one of type `kind` (or give up after a while).
-async fn wait_for(socket: &mut Socket, kind: &str) -> Option<Value> {
+/// Read frames until one of type `kind`. `Err` carries the refusal that came instead (an
+/// error code, when the server named one), or `None` when the socket ended or nothing came.
+async fn wait_for(socket: &mut Socket, kind: &str) -> Result<Value, Option<String>> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let message = tokio::time::timeout_at(deadline, socket.next())
             .await
-            .ok()??
-            .ok()?;
-        if let Message::Text(text) = message {
-            let value: Value = serde_json::from_str(text.as_str()).ok()?;
-            if value["type"] == kind {
-                return Some(value);
-            }
+            .ok()
+            .flatten()
+            .and_then(Result::ok)
+            .ok_or(None)?;
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let value: Value = serde_json::from_str(text.as_str()).map_err(|_| None)?;
+        if value["type"] == kind {
+            return Ok(value);
+        }
+        if let Some(code) = value["data"]["error_code"].as_str() {
+            return Err(Some(code.to_owned()));
         }
     }
+}
+
+/// The catalog's entry for a refusal, if it named a code.
+fn refusal_entry(code: Option<String>) -> Option<&'static crate::catalog::Entry> {
+    crate::catalog::get(crate::catalog::Dialect::SignalFish, code.as_deref()?)
 }
 
 /// Drain whatever the server sent, so that no simulated client becomes a slow consumer.
@@ -74,18 +86,27 @@ async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) -> bool {
 /// little, a spectator watches, someone is turned away, everyone leaves.
 async fn room_life(addr: SocketAddr, index: usize, mut stop: watch::Receiver<bool>) {
     let mut round = 0u64;
+    let mut refusals = super::Refusals::default();
     while !*stop.borrow() {
         round += 1;
         let Some(mut host) = connect(addr).await else {
-            if pause(&mut stop, Duration::from_secs(2)).await {
+            if pause(&mut stop, refusals.refused(None)).await {
                 return;
             }
             continue;
         };
         send(&mut host, json!({"type":"JoinRoom","data":{"game_name":"arena","player_name":HOSTS[index],"max_players":2,"supports_authority":true}})).await;
-        let Some(joined) = wait_for(&mut host, "RoomJoined").await else {
-            continue;
+        let joined = match wait_for(&mut host, "RoomJoined").await {
+            Ok(joined) => joined,
+            Err(code) => {
+                let _ = host.close(None).await;
+                if pause(&mut stop, refusals.refused(refusal_entry(code))).await {
+                    return;
+                }
+                continue;
+            }
         };
+        refusals.succeeded();
         let code = joined["data"]["room_code"]
             .as_str()
             .unwrap_or_default()

@@ -86,14 +86,21 @@ async fn connect(addr: SocketAddr, http: &reqwest::Client, who: &str) -> Option<
 async fn player(addr: SocketAddr, who: &'static str, mut stop: watch::Receiver<bool>) {
     let http = reqwest::Client::new();
     let mut round = 0u64;
+    let mut refusals = super::Refusals::default();
     while !*stop.borrow() {
         round += 1;
         let Some(mut socket) = connect(addr, &http, who).await else {
-            if pause(&mut stop, Duration::from_secs(3)).await {
+            if pause(
+                &mut stop,
+                refusals.refused(None).max(Duration::from_secs(3)),
+            )
+            .await
+            {
                 return;
             }
             continue;
         };
+        refusals.succeeded();
         for tick in 0..40u64 {
             let frame = if who == "alice" && tick % 13 == 7 {
                 json!({"req": "v1.channels.message", "data": {"channel": {"id": 2}, "message": "anyone in staff?"}})

@@ -6,6 +6,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::console::app::{App, Connection, View};
+use crate::protocol::admin::AppStatus;
 
 pub fn draw_tabs(app: &App, frame: &mut Frame, area: Rect) {
     let theme = &app.theme;
@@ -43,7 +44,7 @@ pub fn draw_info(app: &App, frame: &mut Frame, area: Rect) {
             let model = &app.model;
             let readonly = if app.readonly { " · READ-ONLY" } else { "" };
             let synced = if model.synced { "" } else { " · resynchronising" };
-            Line::from(vec![
+            let mut spans = vec![
                 Span::styled(format!(" {} ", model.server.listen), theme.accent),
                 Span::styled(
                     format!(
@@ -56,7 +57,26 @@ pub fn draw_info(app: &App, frame: &mut Frame, area: Rect) {
                     ),
                     theme.muted,
                 ),
-            ])
+            ];
+            // An app left suspended (a status kept from an earlier run) refuses every client
+            // of it; say so where it cannot be missed, or its refusals look like an outage.
+            let suspended: Vec<&str> = model
+                .apps
+                .iter()
+                .filter(|a| a.status == AppStatus::Suspended)
+                .map(|a| a.id.as_str())
+                .collect();
+            if !suspended.is_empty() {
+                // Before the counts, so that 80 columns still show it.
+                spans.insert(
+                    1,
+                    Span::styled(
+                        format!("SUSPENDED {} (:activate) ", suspended.join(", ")),
+                        theme.warning,
+                    ),
+                );
+            }
+            Line::from(spans)
         }
     };
     frame.render_widget(Paragraph::new(line), area);
