@@ -215,7 +215,12 @@ fn run_decode(args: DecodeArgs) -> anyhow::Result<ExitCode> {
         args.inputs
     };
     if inputs.is_empty() {
-        anyhow::bail!("nothing to decode: pass inputs as arguments or one per line on stdin");
+        // A usage error, as clap's own are: 2, not the 1 of an input that did not decode.
+        let _ = writeln!(
+            anstream::stderr(),
+            "relaydeck: nothing to decode: pass inputs as arguments or one per line on stdin"
+        );
+        return Ok(ExitCode::from(2));
     }
     let mut out = anstream::stdout().lock();
     let mut all_decoded = true;
@@ -480,6 +485,8 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person watching; a log file or a journal gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = match &args.config {
         Some(path) => Config::load(path)?,
@@ -636,10 +643,36 @@ fn run_console(
         runtime.block_on(async move {
             let link = crate::console::Link::connect(admin_url, admin_token);
             let input = crossterm::event::EventStream::new();
-            crate::console::run(terminal, app, input, link, sessions_dir).await
+            // Ended from outside (kill, a closed terminal window), the console still leaves
+            // the terminal as it found it: returning here lets `with_terminal` restore it.
+            tokio::select! {
+                outcome = crate::console::run(terminal, app, input, link, sessions_dir) => outcome.map(drop),
+                () = terminated() => Ok(()),
+            }
         })
     })
-    .map(drop)
+}
+
+/// SIGTERM or SIGHUP (on Unix; never elsewhere).
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hup)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = hup.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
 }
 
 fn run_connect(

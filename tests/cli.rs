@@ -175,3 +175,15 @@ fn decode_timeline_reads_a_pasted_log() {
         "{out}"
     );
 }
+
+#[test]
+fn decode_with_nothing_to_decode_is_a_usage_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_relaydeck"))
+        .arg("decode")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("nothing to decode"), "{stderr}");
+}

@@ -730,11 +730,20 @@ fn tap_and_fault_ask_first_and_the_tap_key_toggles() {
             target: relaydeck::protocol::admin::FaultTarget::Dialect {
                 dialect: Dialect::Pubsub
             },
-            code: "INTERNAL_ERROR".into(),
+            // The catalog's own spelling, as the server arms it.
+            code: "internal_error".into(),
             count: 3
         }
     );
     app.update(key(KeyCode::Esc));
+    // A code the catalog does not know is refused before any question.
+    app.run_command_line("fault pubsub NOPE");
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(
+        app.status.as_ref().unwrap().0.contains("not a pubsub code"),
+        "{:?}",
+        app.status
+    );
     app.run_command_line("fault nobody INTERNAL_ERROR");
     assert_eq!(app.mode, Mode::Normal);
     assert!(app.status.as_ref().unwrap().0.contains("neither a dialect"));

@@ -135,7 +135,7 @@ pub const COMMANDS: &[Spec] = &[
         ..show(
             View::Subscriptions,
             "subs",
-            "Flow subscriptions",
+            "subscriptions of every dialect (Flow, pub/sub)",
             Action::ViewSubscriptions,
         )
     },

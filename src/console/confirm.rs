@@ -161,23 +161,33 @@ pub fn fault(
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("the count {text:?} is not a positive number"))?,
     };
-    let (target, named) = match target.parse::<Dialect>() {
+    let (target, named, dialect) = match target.parse::<Dialect>() {
         Ok(dialect) => (
             FaultTarget::Dialect { dialect },
             format!("every {dialect} peer"),
+            dialect,
         ),
         Err(_) => {
-            if model.peer(target).is_none() {
+            let Some(peer) = model.peer(target) else {
                 return Err(format!("{target} is neither a dialect nor a live peer"));
-            }
+            };
             (
                 FaultTarget::Peer {
                     peer: target.to_owned(),
                 },
                 format!("peer {target}"),
+                peer.dialect,
             )
         }
     };
+    // Checked before asking, as the server checks it: a question about a code that cannot be
+    // armed only wastes the answer.
+    let Some(entry) = crate::catalog::get(dialect, code) else {
+        return Err(format!(
+            "{code:?} is not a {dialect} code in the catalog (Catalog view, 8, lists them)"
+        ));
+    };
+    let code = entry.code;
     let requests = if count == 1 {
         "request".to_owned()
     } else {

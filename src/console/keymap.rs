@@ -36,6 +36,8 @@ pub enum Action {
     Top,
     Bottom,
     Sort,
+    /// Flip the sort direction.
+    ReverseSort,
     Kick,
     SuspendApp,
     ActivateApp,
@@ -78,7 +80,8 @@ impl Action {
             Action::PageUp => "page up",
             Action::Top => "first row, oldest log",
             Action::Bottom => "last row, live log",
-            Action::Sort => "cycle the sort column",
+            Action::Sort => "sort by the next column (numbers largest first)",
+            Action::ReverseSort => "reverse the sort",
             Action::Kick => "kick the selected peer (4020)",
             Action::SuspendApp => "suspend the selected app",
             Action::ActivateApp => "activate the selected app",

@@ -190,18 +190,28 @@ where
 fn save_session(dir: Option<&Path>, name: &str, text: &str) -> Result<PathBuf, String> {
     use std::io::Write as _;
     let dir = dir.ok_or("no data folder to save sessions in")?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // Sessions hold what players sent (tokens and passwords among it): the folder and the
+    // files are the user's alone.
+    let mut folder = std::fs::DirBuilder::new();
+    folder.recursive(true);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        folder.mode(0o700);
+        options.mode(0o600);
+    }
+    folder
+        .create(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join(format!("{name}.jsonl"));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => {
-                format!("{} already exists; choose another name", path.display())
-            }
-            _ => format!("cannot write {}: {e}", path.display()),
-        })?;
+    let mut file = options.open(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            format!("{} already exists; choose another name", path.display())
+        }
+        _ => format!("cannot write {}: {e}", path.display()),
+    })?;
     file.write_all(text.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok(path)

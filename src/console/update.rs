@@ -571,20 +571,27 @@ impl App {
             Action::Bottom if self.log_shown().is_some() => self.log.anchor = None,
             Action::Top => self.tables.entry(self.view).selected = 0,
             Action::Bottom => self.move_selection(isize::MAX / 2),
+            // One press per column, each in the direction people read it in (counts largest
+            // first); `r` turns it around.
             Action::Sort => {
-                let columns = headers(self.view).len();
+                let columns = headers(self.view);
                 let state = self.tables.entry(self.view);
-                state.sort = match (state.sort, state.descending) {
-                    (None, _) => Some(0),
-                    (Some(c), false) => {
-                        state.descending = true;
-                        Some(c)
-                    }
-                    (Some(c), true) => {
-                        state.descending = false;
-                        (c + 1 < columns).then_some(c + 1)
-                    }
+                state.sort = match state.sort {
+                    None => Some(0),
+                    Some(c) => (c + 1 < columns.len()).then_some(c + 1),
                 };
+                state.descending = state
+                    .sort
+                    .and_then(|c| columns.get(c))
+                    .is_some_and(|header| counts_column(header));
+            }
+            Action::ReverseSort => {
+                let state = self.tables.entry(self.view);
+                if state.sort.is_some() {
+                    state.descending = !state.descending;
+                } else {
+                    self.set_status("press s to sort by a column first", Severity::Info);
+                }
             }
             // In a detail, an action is about the object on screen, not whichever row the
             // table's selection has drifted to since.
@@ -751,4 +758,20 @@ pub fn describe_command(command: &Command) -> String {
         Command::Frames { peer } => format!("read the recorded frames of {peer}"),
         Command::Export { peer } => format!("export {peer} as a session"),
     }
+}
+
+/// Columns of counts and rates, which sort largest first.
+fn counts_column(header: &str) -> bool {
+    matches!(
+        header,
+        "IN" | "OUT"
+            | "ERR"
+            | "PLAYERS"
+            | "SPECT"
+            | "MEMBERS"
+            | "MESSAGES"
+            | "PEERS"
+            | "FRAMES/S"
+            | "ERR/S"
+    )
 }

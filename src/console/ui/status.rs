@@ -88,17 +88,31 @@ pub fn draw_hints(app: &App, frame: &mut Frame, area: Rect) {
             _ => {}
         }
     }
-    let hints: Vec<String> = wanted
-        .into_iter()
-        .filter_map(|(action, label)| {
-            let key = app.keymap.key_for(action)?;
-            Some(match key {
-                "enter" => format!("⏎:{label}"),
-                ":" => format!(":{label}"),
-                key => format!("{key}:{label}"),
-            })
+    let hint = |(action, label): (Action, &str)| {
+        let key = app.keymap.key_for(action)?;
+        Some(match key {
+            "enter" => format!("⏎:{label}"),
+            ":" => format!(":{label}"),
+            key => format!("{key}:{label}"),
         })
-        .collect();
+    };
+    let mut hints: Vec<String> = wanted.into_iter().filter_map(hint).collect();
+    // The triage keys, as far as the line has room for them: finding a player is most of a
+    // support engineer's night.
+    let triage = [
+        Some(":find".to_owned()),
+        hint((Action::ViewHistory, "history")),
+        Some(":paste".to_owned()),
+        hint((Action::ViewBans, "bans")),
+        hint((Action::ViewNodes, "nodes")),
+    ];
+    for extra in triage.into_iter().flatten() {
+        let used: usize = hints.iter().map(|h| h.chars().count() + 1).sum();
+        if used + extra.chars().count() + 2 > area.width as usize {
+            break;
+        }
+        hints.push(extra);
+    }
     // Tighter spacing rather than a hint cut off at the edge.
     let roomy = hints.iter().map(|h| h.chars().count() + 2).sum::<usize>() < area.width as usize;
     let separator = if roomy { "  " } else { " " };

@@ -51,6 +51,35 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, view: View) {
         .header(TableRow::new(header_cells).style(theme.header))
         .block(block(theme, title));
     frame.render_widget(widget, area);
+    if table.total == 0 && state.filter.is_empty() {
+        if let Some(why) = empty_because(view) {
+            let inner = Rect {
+                x: area.x.saturating_add(1),
+                y: area.y.saturating_add(2),
+                width: area.width.saturating_sub(2),
+                height: area.height.saturating_sub(3),
+            };
+            frame.render_widget(
+                ratatui::widgets::Paragraph::new(why)
+                    .style(theme.muted)
+                    .wrap(ratatui::widgets::Wrap { trim: true }),
+                inner,
+            );
+        }
+    }
+}
+
+/// What an empty table means, where an empty table could be mistaken for a fault.
+fn empty_because(view: View) -> Option<&'static str> {
+    match view {
+        View::Nodes => Some(
+            "This server runs alone: nodes appear here when servers share a cluster \
+             (relaydeck serve --cluster redis://HOST).",
+        ),
+        View::History => Some("Peers and rooms appear here when they close."),
+        View::Bans => Some("No bans in force. :ban puts one on a peer's identity or address."),
+        _ => None,
+    }
 }
 
 /// How a view's columns give way when they do not fit: `keep` never shrinks (the columns that
