@@ -443,8 +443,10 @@ impl Report {
             .map(|(k, _)| k.chars().count())
             .max()
             .unwrap_or(0);
+        // Close reasons and error messages come from the server measured, which may be
+        // anyone's.
         rows.iter()
-            .map(|(k, v)| format!("{k:<width$}  {v}"))
+            .map(|(k, v)| format!("{k:<width$}  {}", crate::text::printable(v)))
             .collect::<Vec<_>>()
             .join("\n")
     }

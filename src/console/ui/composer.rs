@@ -3,10 +3,9 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::{block, cut};
+use super::{block, cut, paragraph};
 use crate::console::app::App;
 use crate::console::composer::Target;
 
@@ -66,10 +65,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
                     theme.muted,
                 )));
             }
-            frame.render_widget(
-                Paragraph::new(lines).block(block(theme, " Answers ")),
-                answers,
-            );
+            frame.render_widget(paragraph(lines).block(block(theme, " Answers ")), answers);
         }
         (_, Some(peer)) => super::log::draw(
             app,
@@ -79,7 +75,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
             &format!("Answers to {peer}"),
         ),
         (_, None) => frame.render_widget(
-            Paragraph::new(Span::styled(
+            paragraph(Span::styled(
                 "send with ctrl-s; the server's answers appear here, decoded",
                 theme.muted,
             ))

@@ -1,8 +1,8 @@
 //! The two top lines: the view tabs, and the server and connection line.
 
+use super::paragraph;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::console::app::{App, Connection, View};
@@ -25,7 +25,7 @@ pub fn draw_tabs(app: &App, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled(label, style));
         spans.push(Span::raw(" "));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    frame.render_widget(paragraph(Line::from(spans)), area);
 }
 
 pub fn draw_info(app: &App, frame: &mut Frame, area: Rect) {
@@ -59,5 +59,5 @@ pub fn draw_info(app: &App, frame: &mut Frame, area: Rect) {
             ])
         }
     };
-    frame.render_widget(Paragraph::new(line), area);
+    frame.render_widget(paragraph(line), area);
 }

@@ -25,7 +25,13 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, view: View) {
                 .map(|s| theme.severity(s))
                 .unwrap_or(theme.text)
         };
-        TableRow::new(row.cells.iter().map(|c| Cell::from(c.clone()))).style(style)
+        // Cells hold what clients sent; they are escaped here, where they become widgets.
+        TableRow::new(
+            row.cells
+                .iter()
+                .map(|c| Cell::from(crate::text::printable(c).into_owned())),
+        )
+        .style(style)
     });
     let widths = column_widths(view, table.headers.len());
     let header_cells = table.headers.iter().enumerate().map(|(index, h)| {
