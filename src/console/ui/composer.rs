@@ -32,6 +32,9 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let inner = frame_block.inner(editor_area);
     frame.render_widget(frame_block, editor_area);
     frame.render_widget(&composer.editor, inner);
+    // The editor draws its text as it is, and it may hold a frame a peer sent (`e` on a log
+    // line): what a terminal would obey is replaced in its cells.
+    super::neutralise(frame.buffer_mut(), inner);
     match (&composer.target, composer.watching.as_deref()) {
         (Target::Url(_), _) => {
             let width = answers.width.saturating_sub(4) as usize;

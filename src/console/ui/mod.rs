@@ -36,7 +36,8 @@ use super::theme::Theme;
 /// reached a widget without going through [`crate::text::printable`].
 pub fn draw(app: &App, frame: &mut Frame) {
     draw_panes(app, frame);
-    neutralise(frame.buffer_mut());
+    let area = frame.area();
+    neutralise(frame.buffer_mut(), area);
 }
 
 /// Every pane, as drawn before [`neutralise`] looks at the frame. Public so that tests can
@@ -108,16 +109,22 @@ fn printable_spans(line: &mut Line<'_>) {
     }
 }
 
-/// Replace, in every cell of `buffer`, what a terminal would obey rather than draw: a cell
+/// Replace, in every cell of `area`, what a terminal would obey rather than draw: a cell
 /// made only of hidden characters shows a stand-in (a control picture such as `␛`, or `�`),
-/// and hidden characters riding on a visible one are dropped. Each cell keeps its width, so
-/// the layout drawn around it holds.
-pub fn neutralise(buffer: &mut Buffer) {
-    for cell in &mut buffer.content {
+/// and hidden characters riding on a visible one are dropped. A cell whose symbol takes no
+/// column (a combining mark with nothing before it in its span) gets a space to sit on, or
+/// the terminal would draw it over the cell before and shift the rest of the row left. Each
+/// cell keeps its width, so the layout drawn around it holds.
+pub fn neutralise(buffer: &mut Buffer, area: Rect) {
+    let area = area.intersection(buffer.area);
+    for position in area.positions() {
+        let cell = &mut buffer[position];
         let symbol = cell.symbol();
-        if symbol.bytes().all(|b| (0x20..0x7f).contains(&b))
-            || !symbol.chars().any(crate::text::is_hidden)
-        {
+        if symbol.bytes().all(|b| (0x20..0x7f).contains(&b)) && !symbol.is_empty() {
+            continue;
+        }
+        let hidden = symbol.chars().any(crate::text::is_hidden);
+        if !hidden && crate::text::width(symbol) > 0 {
             continue;
         }
         let kept: String = symbol
@@ -127,6 +134,8 @@ pub fn neutralise(buffer: &mut Buffer) {
         if kept.is_empty() {
             let first = symbol.chars().next().unwrap_or(' ');
             cell.set_char(stand_in(first));
+        } else if crate::text::width(&kept) == 0 {
+            cell.set_symbol(&format!(" {kept}"));
         } else {
             cell.set_symbol(&kept);
         }
@@ -229,8 +238,12 @@ mod tests {
         buffer[(4, 0)].set_symbol("\u{7f}");
         buffer[(5, 0)].set_symbol("\u{202e}");
         buffer[(6, 0)].set_symbol("\u{9b}x");
-        neutralise(&mut buffer);
+        buffer[(7, 0)].set_symbol("\u{301}");
+        neutralise(&mut buffer, Rect::new(0, 0, 8, 1));
         let symbols: Vec<&str> = buffer.content.iter().map(|c| c.symbol()).collect();
-        assert_eq!(symbols, ["o", "k", "a", "␛", "␡", "\u{fffd}", "x", " "]);
+        assert_eq!(
+            symbols,
+            ["o", "k", "a", "␛", "␡", "\u{fffd}", "x", " \u{301}"]
+        );
     }
 }

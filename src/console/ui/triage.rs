@@ -532,4 +532,7 @@ pub fn draw_paste(app: &App, frame: &mut Frame, area: Rect) {
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     frame.render_widget(&app.paste, inner);
+    // A pasted log keeps its bytes for the parser (colour codes included); the editor's cells
+    // show them as symbols.
+    super::neutralise(frame.buffer_mut(), inner);
 }
