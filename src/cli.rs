@@ -223,7 +223,8 @@ fn run_decode(args: DecodeArgs) -> anyhow::Result<ExitCode> {
         let result = decode::decode(input, args.dialect);
         all_decoded &= result.is_ok();
         if args.json {
-            writeln!(out, "{}", report::decoding_json(input, &result))?;
+            let json = report::decoding_json(input, &result).to_string();
+            writeln!(out, "{}", crate::text::printable_json(&json))?;
         } else {
             match &result {
                 Ok(decoding) => write!(out, "{}", report::decoding_text(input, decoding))?,
@@ -261,7 +262,8 @@ fn run_timeline(
     let timeline = catalog::timeline::timeline(&log, dialect);
     let mut out = anstream::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&timeline)?)?;
+        let json = serde_json::to_string_pretty(&timeline)?;
+        writeln!(out, "{}", crate::text::printable_json(&json))?;
     } else {
         write!(out, "{}", report::timeline_text(&timeline))?;
     }

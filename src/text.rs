@@ -64,6 +64,33 @@ pub fn printable(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text as it may be printed: every [hidden](is_hidden) character that a JSON writer
+/// leaves as it is (DEL, C1, bidi and invisible characters; serde escapes only C0) written as
+/// a `\uXXXX` escape, which is the same JSON value. For `--json` output that lands on a
+/// terminal. Such characters only occur inside strings, where the escape is valid.
+pub fn printable_json(json: &str) -> Cow<'_, str> {
+    // C0 is escaped inside strings by every JSON writer; outside them it is the layout of
+    // pretty-printed JSON (newlines, indentation), which stays.
+    let hidden = |c: char| is_hidden(c) && u32::from(c) >= 0x7f;
+    let Some(first) = json.find(hidden) else {
+        return Cow::Borrowed(json);
+    };
+    let mut out = String::with_capacity(json.len() + 8);
+    out.push_str(&json[..first]);
+    for c in json[first..].chars() {
+        if hidden(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\u{:04x}", unit);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// The columns a terminal gives `c`: two for wide (East Asian, most emoji), none for
 /// combining marks, one otherwise. Hidden characters count as none; [`printable`] text has
 /// none of them.
@@ -265,6 +292,23 @@ mod tests {
         );
         assert!(!shown.chars().any(is_hidden));
         assert!(shown.contains("PWNED-TITLE"));
+    }
+
+    #[test]
+    fn json_keeps_its_value_and_loses_its_hidden_characters() {
+        let value = serde_json::json!({
+            "input": "a\u{1b}]2;x\u{7}\u{7f}\u{9b}2J\u{202e}\u{e0041}\u{200d}名前",
+        });
+        let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+        let shown = printable_json(&text);
+        assert!(!shown.chars().any(|c| is_hidden(c) && c != '\n'), "{shown}");
+        assert!(
+            shown.contains("\\u007f\\u009b2J\\u202e\\udb40\\udc41"),
+            "{shown}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&shown).unwrap_or_default();
+        assert_eq!(back, value);
+        assert!(matches!(printable_json("{\"a\":1}"), Cow::Borrowed(_)));
     }
 
     #[test]

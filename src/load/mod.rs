@@ -204,10 +204,12 @@ pub enum Output {
 
 impl Output {
     pub fn json(&self) -> anyhow::Result<String> {
-        Ok(match self {
+        let json = match self {
             Output::Run(report) => serde_json::to_string_pretty(report)?,
             Output::Search(search) => serde_json::to_string_pretty(search)?,
-        })
+        };
+        // Close reasons in it come from the server measured.
+        Ok(crate::text::printable_json(&json).into_owned())
     }
 
     pub fn table(&self) -> String {
