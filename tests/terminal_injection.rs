@@ -521,7 +521,11 @@ fn draw_everything(strings: Vec<String>, width: u16, height: u16) -> Result<(), 
 #[test]
 fn the_issues_title_sequence_is_shown_escaped_on_every_screen() {
     let eve = "Eve\u{1b}]2;PWNED-TITLE\u{7}\u{1b}[31mRED\u{1b}[0m".to_owned();
-    let strings = vec![eve.clone(), "\u{202e}KCAB".into(), "名前の🦀".into()];
+    let strings = vec![
+        eve.clone(),
+        "\u{202e}KCAB".into(),
+        "名前の🦀\u{200d}🦀".into(),
+    ];
     draw_everything(strings.clone(), 120, 30).unwrap();
     draw_everything(strings.clone(), 60, 18).unwrap();
 
@@ -535,6 +539,20 @@ fn the_issues_title_sequence_is_shown_escaped_on_every_screen() {
         "{screen}"
     );
     assert!(screen.contains("\\u{202e}KCAB"), "{screen}");
+    // `e` on the log puts the hostile frame, as sent, in the composer's editor, whose cells
+    // the composer neutralises itself.
+    app.view = View::Log;
+    app.update(key(KeyCode::Char('e')));
+    assert_eq!(app.view, View::Composer);
+    assert!(
+        app.composer
+            .editor
+            .lines()
+            .iter()
+            .any(|l| l.chars().any(is_hidden)),
+        "{:?}",
+        app.composer.editor.lines()
+    );
     // The model keeps what was sent: `:find` matches the real characters.
     assert!(app
         .model
