@@ -580,7 +580,11 @@ fn hostile_names_and_frames_leave_the_terminal_as_the_console_drew_it() {
         closed.contains("Mallory\\u{1b}]2;PWNED-TITLE\\u{7}\\u{1b}[31mRED\\u{1b}[0m\\u{202e}"),
         "{closed}"
     );
+    // Esc alone, seen to have landed: a key right behind it would read as Alt plus that key.
     tmux.keys("Escape");
+    tmux.wait_for("the history again", Duration::from_secs(10), |s| {
+        s.contains("History (") && !s.contains("Closed peer")
+    });
 
     tmux.keys("2");
     tmux.keys("/Eve");

@@ -1,10 +1,10 @@
 //! The two top lines: the view tabs, and the server and connection line.
 
-use super::paragraph;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
+use super::paragraph;
 use crate::console::app::{App, Connection, View};
 
 pub fn draw_tabs(app: &App, frame: &mut Frame, area: Rect) {

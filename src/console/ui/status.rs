@@ -1,11 +1,11 @@
 //! The two bottom lines: the status (or the command line and filter being typed), and the
 //! key hints.
 
-use super::paragraph;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::Frame;
 
+use super::paragraph;
 use crate::console::app::{App, Mode, View};
 use crate::console::keymap::Action;
 
