@@ -228,7 +228,8 @@ fn run_decode(args: DecodeArgs) -> anyhow::Result<ExitCode> {
         let result = decode::decode(input, args.dialect);
         all_decoded &= result.is_ok();
         if args.json {
-            writeln!(out, "{}", report::decoding_json(input, &result))?;
+            let json = report::decoding_json(input, &result).to_string();
+            writeln!(out, "{}", crate::text::printable_json(&json))?;
         } else {
             match &result {
                 Ok(decoding) => write!(out, "{}", report::decoding_text(input, decoding))?,
@@ -266,7 +267,8 @@ fn run_timeline(
     let timeline = catalog::timeline::timeline(&log, dialect);
     let mut out = anstream::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&timeline)?)?;
+        let json = serde_json::to_string_pretty(&timeline)?;
+        writeln!(out, "{}", crate::text::printable_json(&json))?;
     } else {
         write!(out, "{}", report::timeline_text(&timeline))?;
     }
@@ -378,11 +380,16 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let total = args.files.len();
     let mut failed: Vec<String> = Vec::new();
     for (index, path) in args.files.iter().enumerate() {
-        let label = report::sanitize(&format!("[{}/{total}] {}", index + 1, path.display()));
+        let label = crate::text::printable(&format!("[{}/{total}] {}", index + 1, path.display()))
+            .into_owned();
         let session = match Session::load(path) {
             Ok(session) => session,
             Err(error) => {
-                writeln!(out, "{label}\n  {}", report::sanitize(&error.to_string()))?;
+                writeln!(
+                    out,
+                    "{label}\n  {}",
+                    crate::text::printable(&error.to_string())
+                )?;
                 failed.push(path.display().to_string());
                 continue;
             }
@@ -390,7 +397,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         writeln!(
             out,
             "{label} — {}",
-            report::sanitize(&report::one_line(&session.header.name, 120))
+            crate::text::printable(&report::one_line(&session.header.name, 120))
         )?;
         if let Some(target) = remote.as_ref().filter(|_| !args.allow_admin) {
             if session.has_admin_steps() {
@@ -448,7 +455,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             writeln!(
                 out,
                 "  the header expects codes the server never sent: {}",
-                report::sanitize(
+                crate::text::printable(
                     &missing
                         .iter()
                         .map(|c| c.as_str())
@@ -470,7 +477,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::SUCCESS)
     } else {
         for name in &failed {
-            writeln!(out, "  failed: {}", report::sanitize(name))?;
+            writeln!(out, "  failed: {}", crate::text::printable(name))?;
         }
         Ok(ExitCode::FAILURE)
     }
@@ -484,6 +491,7 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
             tracing_subscriber::EnvFilter::try_from_env("RELAYDECK_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .fmt_fields(crate::text::PrintableFields)
         .with_writer(std::io::stderr)
         // Colours only for a person watching; a log file or a journal gets plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -597,6 +605,7 @@ fn log_to_file(data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_ansi(false)
+        .fmt_fields(crate::text::PrintableFields)
         .with_writer(std::sync::Mutex::new(file))
         .try_init()
         .ok()?;

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::catalog::decode::{DecodeError, Decoding};
 use crate::catalog::{Entry, Severity, Source};
+use crate::text::printable;
 
 const BOLD: Style = Style::new().bold();
 const DIM: Style = Style::new().dimmed();
@@ -93,7 +94,7 @@ pub fn timeline_text(timeline: &crate::catalog::timeline::Timeline) -> String {
             text,
             "{} {}  {}",
             paint(DIM, &format!("line {:>4}", event.line)),
-            paint(BOLD, &sanitize(at)),
+            paint(BOLD, &printable(at)),
             entry_heading(entry)
         );
         let _ = writeln!(text, "          {}", entry.meaning);
@@ -102,7 +103,7 @@ pub fn timeline_text(timeline: &crate::catalog::timeline::Timeline) -> String {
             let fields: Vec<String> = event
                 .correlation
                 .iter()
-                .map(|(name, value)| format!("{name} {}", sanitize(value)))
+                .map(|(name, value)| format!("{name} {}", printable(value)))
                 .collect();
             let _ = writeln!(text, "          {}", paint(DIM, &fields.join(" · ")));
         }
@@ -111,7 +112,7 @@ pub fn timeline_text(timeline: &crate::catalog::timeline::Timeline) -> String {
     if !values.is_empty() {
         let _ = writeln!(text, "\nto look for among live and historic peers:");
         for (name, list) in values {
-            let list: Vec<String> = list.iter().map(|v| sanitize(v)).collect();
+            let list: Vec<String> = list.iter().map(|v| printable(v).into_owned()).collect();
             let _ = writeln!(text, "  {name}: {}", list.join(", "));
         }
     }
@@ -128,12 +129,18 @@ pub fn timeline_text(timeline: &crate::catalog::timeline::Timeline) -> String {
 /// A decoding, as `relaydeck decode` prints it for a person.
 pub fn decoding_text(input: &str, decoding: &Decoding) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} {}", paint(DIM, "input"), one_line(input, 100));
+    let _ = writeln!(
+        out,
+        "{} {}",
+        paint(DIM, "input"),
+        printable(&one_line(input, 100))
+    );
     if let Some(what) = &decoding.not_an_error {
         let _ = writeln!(
             out,
-            "  {} {what}",
-            paint(severity_style(Severity::Info), "not an error:")
+            "  {} {}",
+            paint(severity_style(Severity::Info), "not an error:"),
+            printable(what)
         );
         return out;
     }
@@ -170,10 +177,11 @@ pub fn decoding_text(input: &str, decoding: &Decoding) -> String {
 
 pub fn decode_error_text(input: &str, error: &DecodeError) -> String {
     format!(
-        "{} {}\n  {} {error}\n",
+        "{} {}\n  {} {}\n",
         paint(DIM, "input"),
-        one_line(input, 100),
-        paint(severity_style(Severity::Error), "cannot decode:")
+        printable(&one_line(input, 100)),
+        paint(severity_style(Severity::Error), "cannot decode:"),
+        printable(&error.to_string())
     )
 }
 
@@ -314,33 +322,11 @@ fn compact(value: &Value) -> String {
             if s.contains(char::is_whitespace) || s.is_empty() {
                 format!("{s:?}")
             } else {
-                s.clone()
+                printable(s).into_owned()
             }
         }
         other => other.to_string(),
     }
-}
-
-/// Text from elsewhere (a server's frames, a session file) made safe to print on a terminal:
-/// control characters, escape sequences among them, and the invisible characters that reorder
-/// or hide text are shown as `\u{…}` escapes instead of being obeyed.
-pub fn sanitize(text: &str) -> String {
-    let hidden = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
-    };
-    if !text.chars().any(hidden) {
-        return text.to_owned();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if hidden(c) {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Collapse whitespace and cut long text, for one-line displays.
@@ -368,10 +354,10 @@ pub fn step_text(report: &crate::session::replay::StepReport) -> String {
                 "  {} {:>2} {}",
                 paint(severity_style(Severity::Info), "✓"),
                 report.number,
-                sanitize(&report.description)
+                printable(&report.description)
             );
             for line in lines {
-                let _ = writeln!(out, "         {}", paint(DIM, &sanitize(line)));
+                let _ = writeln!(out, "         {}", paint(DIM, &printable(line)));
             }
         }
         Outcome::Mismatch { expected, received } => {
@@ -380,13 +366,13 @@ pub fn step_text(report: &crate::session::replay::StepReport) -> String {
                 "  {} {:>2} {}",
                 paint(severity_style(Severity::Error), "✗"),
                 report.number,
-                sanitize(&report.description)
+                printable(&report.description)
             );
             let _ = writeln!(
                 out,
                 "       {} {}",
                 paint(severity_style(Severity::Info), "- expected:"),
-                sanitize(expected)
+                printable(expected)
             );
             for (index, line) in received.iter().enumerate() {
                 let label = if index == 0 {
@@ -398,7 +384,7 @@ pub fn step_text(report: &crate::session::replay::StepReport) -> String {
                     out,
                     "       {} {}",
                     paint(severity_style(Severity::Error), label),
-                    sanitize(line)
+                    printable(line)
                 );
             }
         }
@@ -408,13 +394,13 @@ pub fn step_text(report: &crate::session::replay::StepReport) -> String {
                 "  {} {:>2} {}",
                 paint(severity_style(Severity::Error), "!"),
                 report.number,
-                sanitize(&report.description)
+                printable(&report.description)
             );
             let _ = writeln!(
                 out,
                 "       {} {}",
                 paint(severity_style(Severity::Error), "could not run:"),
-                sanitize(message)
+                printable(message)
             );
         }
     }

@@ -187,3 +187,32 @@ fn decode_with_nothing_to_decode_is_a_usage_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("nothing to decode"), "{stderr}");
 }
+
+/// What a player pasted is printed as text: the title sequence, C1 and bidi controls in the
+/// input and in the fields echoed from it are shown as `\u{…}`, in the human output and in
+/// `--json` (where they are JSON escapes of the same value).
+#[test]
+fn decode_prints_hostile_input_escaped() {
+    let hostile = "{\"req\":\"v1.\u{1b}]2;PWNED\u{7}\u{9b}2J\u{202e}\",\"data\":{}}";
+    let undecodable = "close 4020 \u{1b}[2J\u{202e}";
+    let (_, out) = relaydeck(&["decode", hostile, undecodable, "\u{1b}]2;PWNED\u{7}"]);
+    assert!(
+        !out.chars()
+            .any(|c| c != '\n' && relaydeck::text::is_hidden(c)),
+        "{out:?}"
+    );
+    assert!(
+        out.contains("a Talo socket request (v1.\\u{1b}]2;PWNED\\u{7}\\u{9b}2J\\u{202e})"),
+        "{out}"
+    );
+    assert!(out.contains("\\u{1b}]2;PWNED\\u{7}"), "{out}");
+
+    let (_, out) = relaydeck(&["decode", "--json", hostile]);
+    assert!(
+        !out.chars()
+            .any(|c| c != '\n' && relaydeck::text::is_hidden(c)),
+        "{out:?}"
+    );
+    let value: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(value["input"], hostile);
+}

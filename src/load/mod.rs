@@ -204,10 +204,12 @@ pub enum Output {
 
 impl Output {
     pub fn json(&self) -> anyhow::Result<String> {
-        Ok(match self {
+        let json = match self {
             Output::Run(report) => serde_json::to_string_pretty(report)?,
             Output::Search(search) => serde_json::to_string_pretty(search)?,
-        })
+        };
+        // Close reasons in it come from the server measured.
+        Ok(crate::text::printable_json(&json).into_owned())
     }
 
     pub fn table(&self) -> String {
@@ -443,8 +445,10 @@ impl Report {
             .map(|(k, _)| k.chars().count())
             .max()
             .unwrap_or(0);
+        // Close reasons and error messages come from the server measured, which may be
+        // anyone's.
         rows.iter()
-            .map(|(k, v)| format!("{k:<width$}  {v}"))
+            .map(|(k, v)| format!("{k:<width$}  {}", crate::text::printable(v)))
             .collect::<Vec<_>>()
             .join("\n")
     }

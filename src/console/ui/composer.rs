@@ -3,10 +3,9 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::{block, cut};
+use super::{block, cut, paragraph};
 use crate::console::app::App;
 use crate::console::composer::Target;
 
@@ -33,6 +32,9 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let inner = frame_block.inner(editor_area);
     frame.render_widget(frame_block, editor_area);
     frame.render_widget(&composer.editor, inner);
+    // The editor draws its text as it is, and it may hold a frame a peer sent (`e` on a log
+    // line): what a terminal would obey is replaced in its cells.
+    super::neutralise(frame.buffer_mut(), inner);
     match (&composer.target, composer.watching.as_deref()) {
         (Target::Url(_), _) => {
             let width = answers.width.saturating_sub(4) as usize;
@@ -66,10 +68,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
                     theme.muted,
                 )));
             }
-            frame.render_widget(
-                Paragraph::new(lines).block(block(theme, " Answers ")),
-                answers,
-            );
+            frame.render_widget(paragraph(lines).block(block(theme, " Answers ")), answers);
         }
         (_, Some(peer)) => super::log::draw(
             app,
@@ -79,7 +78,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
             &format!("Answers to {peer}"),
         ),
         (_, None) => frame.render_widget(
-            Paragraph::new(Span::styled(
+            paragraph(Span::styled(
                 "send with ctrl-s; the server's answers appear here, decoded",
                 theme.muted,
             ))

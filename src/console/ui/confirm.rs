@@ -1,10 +1,10 @@
 //! The confirmation dialog in front of every admin action.
 
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph, Wrap};
+use ratatui::widgets::{Clear, Wrap};
 use ratatui::Frame;
 
-use super::{block, centered};
+use super::{block, centered, paragraph};
 use crate::console::theme::Theme;
 
 pub fn draw(theme: &Theme, frame: &mut Frame, question: &str) {
@@ -21,7 +21,7 @@ pub fn draw(theme: &Theme, frame: &mut Frame, question: &str) {
         ]),
     ];
     frame.render_widget(
-        Paragraph::new(lines)
+        paragraph(lines)
             .wrap(Wrap { trim: true })
             .block(block(theme, " Confirm ").border_style(theme.warning)),
         area,

@@ -2,10 +2,10 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Wrap;
 use ratatui::Frame;
 
-use super::block;
+use super::{block, paragraph};
 use crate::console::app::{App, Detail};
 use crate::console::keymap::Action;
 use crate::console::model::lookup_qualified;
@@ -41,7 +41,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, shown: &Detail) {
                 ))],
             };
             frame.render_widget(
-                Paragraph::new(text).block(block(theme, format!(" Peer {id} "))),
+                paragraph(text).block(block(theme, format!(" Peer {id} "))),
                 head,
             );
             let tap_key = app.keymap.key_for(Action::Tap).unwrap_or(":tap");
@@ -94,7 +94,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, shown: &Detail) {
                 ))),
             }
             frame.render_widget(
-                Paragraph::new(lines).block(block(theme, format!(" Room {code} "))),
+                paragraph(lines).block(block(theme, format!(" Room {code} "))),
                 area,
             );
         }
@@ -128,7 +128,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, shown: &Detail) {
                 ))),
             }
             frame.render_widget(
-                Paragraph::new(lines).block(block(theme, format!(" Channel {name} "))),
+                paragraph(lines).block(block(theme, format!(" Channel {name} "))),
                 area,
             );
         }
@@ -166,7 +166,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, shown: &Detail) {
                 None => vec![Line::from(qualified.clone())],
             };
             frame.render_widget(
-                Paragraph::new(lines)
+                paragraph(lines)
                     .wrap(Wrap { trim: false })
                     .block(block(theme, " Code ")),
                 area,

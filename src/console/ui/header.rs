@@ -2,9 +2,9 @@
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
+use super::paragraph;
 use crate::console::app::{App, Connection, View};
 use crate::protocol::admin::AppStatus;
 
@@ -26,7 +26,7 @@ pub fn draw_tabs(app: &App, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled(label, style));
         spans.push(Span::raw(" "));
     }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    frame.render_widget(paragraph(Line::from(spans)), area);
 }
 
 pub fn draw_info(app: &App, frame: &mut Frame, area: Rect) {
@@ -79,5 +79,5 @@ pub fn draw_info(app: &App, frame: &mut Frame, area: Rect) {
             Line::from(spans)
         }
     };
-    frame.render_widget(Paragraph::new(line), area);
+    frame.render_widget(paragraph(line), area);
 }

@@ -3,10 +3,10 @@
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph};
+use ratatui::widgets::Clear;
 use ratatui::Frame;
 
-use super::{block, centered, cut};
+use super::{block, centered, cut, paragraph};
 use crate::console::app::App;
 use crate::console::commands::{help_lines, HelpLine};
 
@@ -45,7 +45,9 @@ pub fn draw(app: &App, frame: &mut Frame) {
                 .unwrap_or_default()
                 .iter()
                 .filter_map(|l| match l {
-                    HelpLine::Item { keys, .. } => Some(keys.chars().count()),
+                    HelpLine::Item { keys, .. } => {
+                        Some(crate::text::width(&crate::text::printable(keys)))
+                    }
                     HelpLine::Heading(_) => None,
                 })
                 .max()
@@ -62,9 +64,10 @@ pub fn draw(app: &App, frame: &mut Frame) {
         .map(|(line, column)| match line {
             HelpLine::Heading(text) => Line::from(Span::styled(cut(text, width), theme.header)),
             HelpLine::Item { keys, text } => {
-                let keys = cut(keys, column.saturating_sub(1));
+                // A custom keymap names its keys; they are measured and escaped as drawn.
+                let keys = crate::text::fit(keys, column.saturating_sub(1));
                 Line::from(Span::styled(
-                    cut(&format!(" {keys:<column$}{text}"), width),
+                    cut(&format!(" {keys} {text}"), width),
                     theme.text,
                 ))
             }
@@ -84,5 +87,5 @@ pub fn draw(app: &App, frame: &mut Frame) {
         "any key closes this help".to_owned()
     };
     lines.push(Line::from(Span::styled(cut(&footer, width), theme.muted)));
-    frame.render_widget(Paragraph::new(lines).block(block(theme, " Help ")), area);
+    frame.render_widget(paragraph(lines).block(block(theme, " Help ")), area);
 }

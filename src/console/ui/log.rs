@@ -4,10 +4,9 @@
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::{block, wrap_words};
+use super::{block, cut, paragraph, wrap_words};
 use crate::catalog::Severity;
 use crate::console::app::App;
 use crate::console::keymap::Action;
@@ -61,7 +60,7 @@ fn log_lines<'a>(
                 spans.push(Span::styled(format!(" req={id}"), theme.text));
             }
             spans.push(Span::styled(
-                format!("  {}", crate::report::one_line(frame, width)),
+                format!("  {}", cut(&crate::report::one_line(frame, width), width)),
                 theme.muted,
             ));
         }
@@ -79,7 +78,10 @@ fn log_lines<'a>(
                 Direction::Out => "←",
             };
             spans.push(Span::styled(
-                format!("{arrow} {}", crate::report::one_line(text, width)),
+                format!(
+                    "{arrow} {}",
+                    cut(&crate::report::one_line(text, width), width)
+                ),
                 theme.text,
             ));
         }
@@ -146,5 +148,5 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, peer: Option<&str>, title:
         ));
     }
     // No wrapping: one entry is exactly its lines, and long frames are cut at the edge.
-    frame.render_widget(Paragraph::new(lines).block(block(theme, title)), area);
+    frame.render_widget(paragraph(lines).block(block(theme, title)), area);
 }

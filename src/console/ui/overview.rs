@@ -2,10 +2,10 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Sparkline};
+use ratatui::widgets::Sparkline;
 use ratatui::Frame;
 
-use super::block;
+use super::{block, paragraph};
 use crate::catalog::Dialect;
 use crate::console::app::App;
 
@@ -40,7 +40,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
             Span::styled(format!("{count:>6}"), theme.accent),
         ]));
     }
-    frame.render_widget(Paragraph::new(lines).block(block(theme, " Live ")), left);
+    frame.render_widget(paragraph(lines).block(block(theme, " Live ")), left);
 
     let [frames, errors, top] = Layout::vertical([
         Constraint::Length(4),
@@ -86,7 +86,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         lines.push(Line::from(Span::styled("no errors yet", theme.muted)));
     }
     frame.render_widget(
-        Paragraph::new(lines).block(block(theme, " Top error codes ")),
+        paragraph(lines).block(block(theme, " Top error codes ")),
         top,
     );
 }

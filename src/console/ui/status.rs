@@ -3,9 +3,9 @@
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
+use super::paragraph;
 use crate::console::app::{App, Mode, View};
 use crate::console::keymap::Action;
 
@@ -33,7 +33,7 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
             None => Line::from(""),
         },
     };
-    frame.render_widget(Paragraph::new(line), area);
+    frame.render_widget(paragraph(line), area);
 }
 
 /// The hint bar, from the live keymap, so rebound keys show as they are bound.
@@ -42,7 +42,7 @@ pub fn draw_hints(app: &App, frame: &mut Frame, area: Rect) {
     if app.view == View::Composer {
         let hints = " ctrl-s send  ctrl-p pretty  ctrl-n/b template  ctrl-o :command (:target :record :fault)  esc leave";
         frame.render_widget(
-            Paragraph::new(Span::styled(hints, theme.status)).style(theme.status),
+            paragraph(Span::styled(hints, theme.status)).style(theme.status),
             area,
         );
         return;
@@ -114,10 +114,14 @@ pub fn draw_hints(app: &App, frame: &mut Frame, area: Rect) {
         hints.push(extra);
     }
     // Tighter spacing rather than a hint cut off at the edge.
-    let roomy = hints.iter().map(|h| h.chars().count() + 2).sum::<usize>() < area.width as usize;
+    let roomy = hints
+        .iter()
+        .map(|h| crate::text::width(&crate::text::printable(h)) + 2)
+        .sum::<usize>()
+        < area.width as usize;
     let separator = if roomy { "  " } else { " " };
     frame.render_widget(
-        Paragraph::new(Span::styled(
+        paragraph(Span::styled(
             format!(" {}", hints.join(separator)),
             theme.status,
         ))

@@ -40,7 +40,13 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, view: View) {
                 .map(|s| theme.severity(s))
                 .unwrap_or(theme.text)
         };
-        TableRow::new(row.cells.iter().map(|c| Cell::from(c.clone()))).style(style)
+        // Cells hold what clients sent; they are escaped here, where they become widgets.
+        TableRow::new(
+            row.cells
+                .iter()
+                .map(|c| Cell::from(crate::text::printable(c).into_owned())),
+        )
+        .style(style)
     });
     let header_cells = headers.into_iter().map(Cell::from);
     let mut title = format!(" {} ({}) ", view.title(), table.total);
@@ -161,8 +167,9 @@ fn sum(widths: &[u16]) -> u32 {
     widths.iter().map(|w| u32::from(*w)).sum()
 }
 
+/// The columns `text` takes once drawn, escapes included (see [`crate::text::printable`]).
 fn text_width(text: &str) -> u16 {
-    u16::try_from(ratatui::text::Span::raw(text).width()).unwrap_or(u16::MAX)
+    u16::try_from(crate::text::width(&crate::text::printable(text))).unwrap_or(u16::MAX)
 }
 
 /// Shrink the widest of `natural` (except those in `keep`) to a common cap until the sum fits

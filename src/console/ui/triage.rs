@@ -5,10 +5,10 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph};
+use ratatui::widgets::Clear;
 use ratatui::Frame;
 
-use super::{block, cut, wrap_words};
+use super::{block, cut, paragraph, wrap_words};
 use crate::catalog::{Entry, Severity};
 use crate::console::app::{App, View};
 use crate::console::model::{history_key, Life};
@@ -120,7 +120,7 @@ pub fn draw_history(app: &App, frame: &mut Frame, area: Rect) {
         ))],
     };
     frame.render_widget(
-        Paragraph::new(lines).block(block(theme, " Selected close ")),
+        paragraph(lines).block(block(theme, " Selected close ")),
         preview,
     );
 }
@@ -130,7 +130,7 @@ pub fn draw_history_detail(app: &App, frame: &mut Frame, area: Rect, key: &str) 
     let theme = &app.theme;
     let Some(entry) = app.model.history_entry(key) else {
         frame.render_widget(
-            Paragraph::new(Span::styled(
+            paragraph(Span::styled(
                 format!("{key} is no longer in the server's history"),
                 theme.warning,
             ))
@@ -206,7 +206,7 @@ fn draw_closed_peer(
     ];
     lines.extend(close_lines(closed, theme, width, true));
     frame.render_widget(
-        Paragraph::new(lines).block(block(theme, format!(" Closed peer {} ", p.id))),
+        paragraph(lines).block(block(theme, format!(" Closed peer {} ", p.id))),
         top,
     );
     draw_lives(
@@ -284,9 +284,9 @@ fn draw_lives(
             };
             let marker = if peer.id == current { "▶" } else { " " };
             let text = format!(
-                "{marker} {span_text} {:<6} {:<10} {close}",
+                "{marker} {span_text} {:<6} {} {close}",
                 peer.id,
-                cut(peer.identity.as_deref().unwrap_or("anonymous"), 10)
+                crate::text::fit(peer.identity.as_deref().unwrap_or("anonymous"), 10)
             );
             let style = if peer.id == current {
                 theme.accent
@@ -306,7 +306,7 @@ fn draw_lives(
         (None, None) => "this connection".to_owned(),
     };
     frame.render_widget(
-        Paragraph::new(lines).block(block(
+        paragraph(lines).block(block(
             theme,
             format!(
                 " Timeline of {} across reconnects ({}) ",
@@ -371,7 +371,7 @@ fn draw_closed_room(
         lines.push(Line::from(format!("  {}", peers.join(" "))));
     }
     frame.render_widget(
-        Paragraph::new(lines).block(block(theme, format!(" Closed room {} ", room.code))),
+        paragraph(lines).block(block(theme, format!(" Closed room {} ", room.code))),
         area,
     );
 }
@@ -427,7 +427,7 @@ pub fn draw_find(app: &App, frame: &mut Frame, area: Rect) {
     }
     let more = if find.cut { "+" } else { "" };
     frame.render_widget(
-        Paragraph::new(lines).block(block(
+        paragraph(lines).block(block(
             theme,
             format!(
                 " Find {:?} ({}{more}) · ⏎ opens ",
@@ -462,10 +462,10 @@ pub fn draw_timeline(app: &App, frame: &mut Frame, area: Rect) {
             None => ("?".to_owned(), String::new(), theme.muted),
         };
         let head = format!(
-            "{} line {:<4} {:<12} ✖ {code} — {title}",
+            "{} line {:<4} {} ✖ {code} — {title}",
             if selected { "▶" } else { " " },
             event.line,
-            event.at.as_deref().map(|a| cut(a, 12)).unwrap_or_default(),
+            crate::text::fit(event.at.as_deref().unwrap_or_default(), 12),
         );
         lines.push(Line::from(Span::styled(
             cut(&head, width),
@@ -510,7 +510,7 @@ pub fn draw_timeline(app: &App, frame: &mut Frame, area: Rect) {
     }
     let cut_note = if timeline.truncated { ", cut" } else { "" };
     frame.render_widget(
-        Paragraph::new(lines).block(block(
+        paragraph(lines).block(block(
             theme,
             format!(
                 " Pasted log: {} event(s) in {} line(s){cut_note} · ⏎ opens the peer ",
@@ -532,4 +532,7 @@ pub fn draw_paste(app: &App, frame: &mut Frame, area: Rect) {
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     frame.render_widget(&app.paste, inner);
+    // A pasted log keeps its bytes for the parser (colour codes included); the editor's cells
+    // show them as symbols.
+    super::neutralise(frame.buffer_mut(), inner);
 }
