@@ -1,7 +1,9 @@
 //! The command line: parse, dispatch, map failures to exit codes.
 //!
 //! Exit status: 0 on success, 1 when an input could not be decoded or a command failed,
-//! 2 for usage errors (clap's own).
+//! 2 for usage errors (clap's own). The console (`connect`, or no subcommand) exits 1 when
+//! its server was never reached, refused the token, or was unreachable when the user quit:
+//! a script that runs it learns that the session did not end connected.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -23,6 +25,16 @@ pub struct Cli {
     pub console: ConsoleArgs,
     #[command(flatten)]
     pub data: DataDirArg,
+    #[command(flatten)]
+    pub ca: CaFileArg,
+}
+
+#[derive(Debug, Args)]
+pub struct CaFileArg {
+    /// Also trust the CA certificates in this PEM file (a private CA, a self-signed server)
+    /// for wss://, https:// and rediss://, besides the platform's roots.
+    #[arg(long, env = "RELAYDECK_CA_FILE", global = true, value_name = "PEM")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -51,6 +63,11 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Load a server (this one or any other) and measure latency, loss and memory.
     Load(crate::load::LoadArgs),
+    /// Print a shell completion script: `relaydeck completions bash > /etc/bash_completion.d/relaydeck`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Measure the console at 1,000, 10,000 and 100,000 peers (build with --release for real figures).
     Bench {
         /// Repetitions per measurement.
@@ -61,10 +78,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// The server: ws://host:port (the admin endpoint's path is added).
+    /// The server: ws://host:port or wss://host:port (the admin endpoint's path is added).
     pub url: String,
+    /// The server's admin (or viewer) token. Without it, the token a `serve` with the same
+    /// data folder stored (DATA_DIR/admin-token), then the embedded server's
+    /// (DATA_DIR/embedded/admin-token), are tried.
     #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: String,
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +112,22 @@ pub struct ServeArgs {
     /// This node's name in the cluster (letters, digits, '-', '_', '.').
     #[arg(long, value_name = "NAME")]
     pub node_id: Option<String>,
+    /// Serve https:// and wss:// with this PEM certificate chain (overrides the config's
+    /// `tls.cert`). SIGHUP reads it and the key again.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's PEM private key (overrides the config's `tls.key`).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Log lines as text or as one JSON object per line.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +211,13 @@ pub struct ReplayArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::tls::install_default_provider();
+    if let Some(path) = &cli.ca.ca_file {
+        if let Err(error) = crate::tls::add_ca_file(path) {
+            let _ = writeln!(anstream::stderr(), "relaydeck: --ca-file: {error}");
+            return ExitCode::from(2);
+        }
+    }
     let result = match cli.command {
         Some(Command::Decode(args)) => run_decode(args),
         Some(Command::Codes(args)) => run_codes(args),
@@ -183,6 +226,16 @@ pub fn main() -> ExitCode {
         Some(Command::Serve(args)) => run_serve(args, &cli.data),
         Some(Command::Connect(args)) => run_connect(args, cli.console, &cli.data),
         Some(Command::Load(args)) => crate::load::main(args),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "relaydeck",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Bench { repeat }) => {
             print!("{}", crate::bench::run(repeat.max(1)));
             Ok(ExitCode::SUCCESS)
@@ -474,13 +527,19 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
     use crate::server::{config::Config, Server, ServerOptions};
 
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RELAYDECK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RELAYDECK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match args.log_format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     let config = match &args.config {
         Some(path) => Config::load(path)?,
         None => {
@@ -501,6 +560,10 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
     }
     if let Some(node) = &args.node_id {
         config.cluster.node_id = Some(node.clone());
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls.cert = Some(cert.clone());
+        config.tls.key = Some(key.clone());
     }
     config
         .cluster
@@ -525,9 +588,26 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
         let server = Server::bind(listener, config, options).await?;
+        let tls = server.tls();
+        if let Some(tls) = &tls {
+            tokio::spawn(reload_on_hangup(tls.clone()));
+        }
         // Whoever started the server may stop reading its stdout; that must not stop it.
         let mut out = std::io::stdout().lock();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let _ = writeln!(out, "listening on {}", server.local_addr()?);
+        let _ = writeln!(
+            out,
+            "serving {scheme}://{} ({}; connect with relaydeck connect {}://{})",
+            server.local_addr()?,
+            if tls.is_some() {
+                "TLS: SIGHUP reloads the certificate"
+            } else {
+                "plain text"
+            },
+            if tls.is_some() { "wss" } else { "ws" },
+            server.local_addr()?,
+        );
         let _ = match server.admin_token_path() {
             Some(path) => writeln!(out, "admin token in {}", path.display()),
             None => writeln!(out, "admin token given on the command line"),
@@ -550,6 +630,33 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
         server.serve(shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Read the certificate and key again on every SIGHUP (a renewal); open connections keep the
+/// pair they started with. A pair that does not load is logged and the old one stays.
+async fn reload_on_hangup(tls: std::sync::Arc<crate::tls::ServerTls>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot watch SIGHUP; restart the server to take a new certificate");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => {
+                    tracing::info!(cert = %tls.cert_path().display(), "TLS certificate reloaded")
+                }
+                Err(error) => {
+                    tracing::error!(%error, "TLS certificate not reloaded; the previous one stays in use")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tls;
+    }
 }
 
 /// Ctrl-C, or SIGTERM where there are signals.
@@ -618,28 +725,160 @@ fn console_app(console: &ConsoleArgs) -> crate::console::app::App {
     app
 }
 
-/// Run the console on the real terminal against the admin endpoint at `admin_url`. The
-/// console's log and the sessions `:record` saves go into `data_dir`.
+/// The console draws on a terminal and reads keys from it; without one, say so plainly
+/// (crossterm's own error is "No such device or address").
+fn require_terminal() -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    let missing: Vec<&str> = [
+        ("stdin", std::io::stdin().is_terminal()),
+        ("stdout", std::io::stdout().is_terminal()),
+    ]
+    .into_iter()
+    .filter(|(_, is)| !is)
+    .map(|(name, _)| name)
+    .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the console needs a terminal, and {} is not one (redirected or run without a tty). \
+         For scripts use `relaydeck replay`, `relaydeck load` or the server's /metrics; in CI \
+         run it inside tmux or `script`",
+        missing.join(" and ")
+    )
+}
+
+/// An admin token to try, and where it came from (never the token itself in a message).
+struct TokenSource {
+    from: String,
+    token: String,
+}
+
+/// The tokens `connect` tries when given none: what a `serve` or the embedded server with
+/// the same data folder stored.
+fn stored_tokens(
+    data_dir: Option<&std::path::Path>,
+) -> (Vec<TokenSource>, Vec<std::path::PathBuf>) {
+    use crate::server::persist::{admin_token_file, read_admin_token};
+    let Some(dir) = data_dir else {
+        return (Vec::new(), Vec::new());
+    };
+    let paths = vec![
+        admin_token_file(dir),
+        admin_token_file(&dir.join("embedded")),
+    ];
+    let found = paths
+        .iter()
+        .filter_map(|path| {
+            read_admin_token(path).map(|token| TokenSource {
+                from: format!("the token stored in {}", path.display()),
+                token,
+            })
+        })
+        .collect();
+    (found, paths)
+}
+
+/// Reach the server once before the console takes the terminal: a server that is not there,
+/// or refuses every token, ends here with a sentence that says which.
+async fn first_contact(
+    admin_url: &str,
+    tokens: Vec<TokenSource>,
+) -> anyhow::Result<(crate::wsclient::Client, String)> {
+    use crate::wsclient::ConnectError;
+    let mut refused = Vec::new();
+    let mut last_status = 401;
+    for source in tokens {
+        match crate::console::net::first_contact(admin_url, &source.token).await {
+            Ok(client) => return Ok((client, source.token)),
+            Err(ConnectError::Refused {
+                status: status @ (401 | 403),
+                ..
+            }) => {
+                last_status = status;
+                refused.push(source.from);
+            }
+            Err(ConnectError::Unreachable(error)) => anyhow::bail!(
+                "could not reach the server ({error}). Nothing answered at that address: is \
+                 `relaydeck serve` running there, on this port? The console retries only after \
+                 it has been connected once"
+            ),
+            Err(ConnectError::TimedOut(_)) => anyhow::bail!(
+                "no answer from {admin_url} within {} s: check the address, and that no firewall \
+                 drops the connection",
+                crate::console::net::FIRST_CONTACT_TIMEOUT.as_secs()
+            ),
+            Err(ConnectError::Refused { status, body }) => anyhow::bail!(
+                "{admin_url} refused the console's connection with HTTP {status}{}: is this a \
+                 relaydeck server, and the right scheme (ws:// or wss://)?",
+                if body.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", report::one_line(body.trim(), 120))
+                }
+            ),
+            Err(ConnectError::Failed(error)) => anyhow::bail!("{error}"),
+        }
+    }
+    anyhow::bail!(
+        "{}. Tried: {}",
+        crate::console::net::refused_token_sentence(last_status),
+        refused.join("; ")
+    )
+}
+
+/// Run the console on the real terminal against the admin endpoint at `admin_url`, with the
+/// first of `tokens` the server accepts. The console's log and the sessions `:record` saves
+/// go into `data_dir`.
 fn run_console(
     runtime: &tokio::runtime::Runtime,
     console: &ConsoleArgs,
     admin_url: String,
-    admin_token: String,
+    tokens: Vec<TokenSource>,
     data_dir: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
+    use crate::console::app::Connection;
+    use futures_util::StreamExt as _;
+
+    require_terminal()?;
     if let Some(dir) = data_dir {
         log_to_file(dir);
     }
+    let (client, token) = runtime.block_on(first_contact(&admin_url, tokens))?;
     let app = console_app(console);
     let sessions_dir = data_dir.map(|dir| dir.join("sessions"));
-    crate::console::with_terminal(|terminal| {
+    let (connection, fatal) = crate::console::with_terminal(|terminal| {
         runtime.block_on(async move {
-            let link = crate::console::Link::connect(admin_url, admin_token);
-            let input = crossterm::event::EventStream::new();
-            crate::console::run(terminal, app, input, link, sessions_dir).await
+            let link = crate::console::Link::connected(client, admin_url, token);
+            let fatal = link.fatal();
+            // A link that gave up (the token refused on a reconnect) ends the console as if
+            // its input had ended; the reason is said once the terminal is restored.
+            let watched = fatal.clone();
+            let gave_up = Box::pin(async move {
+                match watched {
+                    Some(mut watched) => {
+                        let _ = watched.wait_for(Option::is_some).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            });
+            let input = crossterm::event::EventStream::new().take_until(gave_up);
+            let app = crate::console::run(terminal, app, input, link, sessions_dir).await?;
+            let fatal = fatal.and_then(|f| f.borrow().clone());
+            anyhow::Ok((app.connection, fatal))
         })
-    })
-    .map(drop)
+    })?;
+    if let Some(sentence) = fatal {
+        anyhow::bail!(sentence);
+    }
+    if let Connection::Lost { error, .. } = connection {
+        let _ = writeln!(
+            anstream::stderr(),
+            "relaydeck: quit while the connection to the server was lost ({error})"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_connect(
@@ -649,23 +888,49 @@ fn run_connect(
 ) -> anyhow::Result<ExitCode> {
     let target =
         crate::session::replay::Target::from_url(&args.url, None).map_err(anyhow::Error::msg)?;
+    require_terminal()?;
     let data_dir = data.resolve().ok();
+    let tokens = match args.admin_token {
+        Some(token) => vec![TokenSource {
+            from: "the token given with --admin-token or RELAYDECK_ADMIN_TOKEN".to_owned(),
+            token,
+        }],
+        None => {
+            let (found, looked) = stored_tokens(data_dir.as_deref());
+            if found.is_empty() {
+                anyhow::bail!(
+                    "no admin token: pass --admin-token (or RELAYDECK_ADMIN_TOKEN); none is stored \
+                     where a server with this data folder keeps one ({})",
+                    if looked.is_empty() {
+                        "no data folder; pass --data-dir".to_owned()
+                    } else {
+                        looked
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                );
+            }
+            found
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     run_console(
         &runtime,
         &console,
-        crate::protocol::routes::ws_url(&target.addr, crate::protocol::routes::ADMIN),
-        args.admin_token,
+        target.ws_url(crate::protocol::routes::ADMIN),
+        tokens,
         data_dir.as_deref(),
-    )?;
-    Ok(ExitCode::SUCCESS)
+    )
 }
 
 fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::Result<ExitCode> {
     use crate::server::{config::Config, spawn, ServerOptions};
 
+    require_terminal()?;
     let data_dir = data.resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -687,7 +952,10 @@ fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::
         &runtime,
         &console,
         crate::protocol::routes::ws_url(server.addr, crate::protocol::routes::ADMIN),
-        server.admin_token.clone(),
+        vec![TokenSource {
+            from: "the embedded server's own token".to_owned(),
+            token: server.admin_token.clone(),
+        }],
         Some(&data_dir),
     );
     let _ = stop_demo.send(true);
@@ -697,8 +965,7 @@ fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::
         }
         server.shutdown().await
     })?;
-    outcome?;
-    Ok(ExitCode::SUCCESS)
+    outcome
 }
 
 /// A replay server in a temporary data folder, removed when it stops.

@@ -16,6 +16,7 @@
 //! - [`bench`](mod@bench): the console's cost at 1k, 10k and 100k peers, side by side.
 //! - [`load`]: a load generator for the server (or any Signal Fish or pub/sub server).
 //! - [`cli`]: the command line (clap derive) and the subcommands' output.
+//! - [`tls`]: rustls for the server (reloadable certificate) and every client (`--ca-file`).
 
 pub mod bench;
 pub mod catalog;
@@ -28,4 +29,5 @@ pub mod protocol;
 pub mod report;
 pub mod server;
 pub mod session;
+pub mod tls;
 pub mod wsclient;
