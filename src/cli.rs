@@ -748,17 +748,14 @@ fn require_terminal() -> anyhow::Result<()> {
     )
 }
 
-/// An admin token to try, and where it came from (never the token itself in a message).
-struct TokenSource {
-    from: String,
-    token: String,
-}
-
 /// The tokens `connect` tries when given none: what a `serve` or the embedded server with
 /// the same data folder stored.
 fn stored_tokens(
     data_dir: Option<&std::path::Path>,
-) -> (Vec<TokenSource>, Vec<std::path::PathBuf>) {
+) -> (
+    Vec<crate::console::net::TokenSource>,
+    Vec<std::path::PathBuf>,
+) {
     use crate::server::persist::{admin_token_file, read_admin_token};
     let Some(dir) = data_dir else {
         return (Vec::new(), Vec::new());
@@ -770,61 +767,13 @@ fn stored_tokens(
     let found = paths
         .iter()
         .filter_map(|path| {
-            read_admin_token(path).map(|token| TokenSource {
+            read_admin_token(path).map(|token| crate::console::net::TokenSource {
                 from: format!("the token stored in {}", path.display()),
                 token,
             })
         })
         .collect();
     (found, paths)
-}
-
-/// Reach the server once before the console takes the terminal: a server that is not there,
-/// or refuses every token, ends here with a sentence that says which.
-async fn first_contact(
-    admin_url: &str,
-    tokens: Vec<TokenSource>,
-) -> anyhow::Result<(crate::wsclient::Client, String)> {
-    use crate::wsclient::ConnectError;
-    let mut refused = Vec::new();
-    let mut last_status = 401;
-    for source in tokens {
-        match crate::console::net::first_contact(admin_url, &source.token).await {
-            Ok(client) => return Ok((client, source.token)),
-            Err(ConnectError::Refused {
-                status: status @ (401 | 403),
-                ..
-            }) => {
-                last_status = status;
-                refused.push(source.from);
-            }
-            Err(ConnectError::Unreachable(error)) => anyhow::bail!(
-                "could not reach the server ({error}). Nothing answered at that address: is \
-                 `relaydeck serve` running there, on this port? The console retries only after \
-                 it has been connected once"
-            ),
-            Err(ConnectError::TimedOut(_)) => anyhow::bail!(
-                "no answer from {admin_url} within {} s: check the address, and that no firewall \
-                 drops the connection",
-                crate::console::net::FIRST_CONTACT_TIMEOUT.as_secs()
-            ),
-            Err(ConnectError::Refused { status, body }) => anyhow::bail!(
-                "{admin_url} refused the console's connection with HTTP {status}{}: is this a \
-                 relaydeck server, and the right scheme (ws:// or wss://)?",
-                if body.trim().is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", report::one_line(body.trim(), 120))
-                }
-            ),
-            Err(ConnectError::Failed(error)) => anyhow::bail!("{error}"),
-        }
-    }
-    anyhow::bail!(
-        "{}. Tried: {}",
-        crate::console::net::refused_token_sentence(last_status),
-        refused.join("; ")
-    )
 }
 
 /// Run the console on the real terminal against the admin endpoint at `admin_url`, with the
@@ -834,7 +783,7 @@ fn run_console(
     runtime: &tokio::runtime::Runtime,
     console: &ConsoleArgs,
     admin_url: String,
-    tokens: Vec<TokenSource>,
+    tokens: Vec<crate::console::net::TokenSource>,
     data_dir: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
     use crate::console::app::Connection;
@@ -844,7 +793,7 @@ fn run_console(
     if let Some(dir) = data_dir {
         log_to_file(dir);
     }
-    let (client, token) = runtime.block_on(first_contact(&admin_url, tokens))?;
+    let (client, token) = runtime.block_on(crate::console::net::reach(&admin_url, tokens))?;
     let app = console_app(console);
     let sessions_dir = data_dir.map(|dir| dir.join("sessions"));
     let (connection, fatal) = crate::console::with_terminal(|terminal| {
@@ -891,7 +840,7 @@ fn run_connect(
     require_terminal()?;
     let data_dir = data.resolve().ok();
     let tokens = match args.admin_token {
-        Some(token) => vec![TokenSource {
+        Some(token) => vec![crate::console::net::TokenSource {
             from: "the token given with --admin-token or RELAYDECK_ADMIN_TOKEN".to_owned(),
             token,
         }],
@@ -952,7 +901,7 @@ fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::
         &runtime,
         &console,
         crate::protocol::routes::ws_url(server.addr, crate::protocol::routes::ADMIN),
-        vec![TokenSource {
+        vec![crate::console::net::TokenSource {
             from: "the embedded server's own token".to_owned(),
             token: server.admin_token.clone(),
         }],

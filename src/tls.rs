@@ -365,9 +365,11 @@ pub fn describe_handshake_error(host: &str, error: &io::Error) -> String {
         Some(rustls::Error::InvalidMessage(_)) => format!(
             "{host} did not answer in TLS: this port speaks plain text; use ws:// or http://"
         ),
-        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
+        Some(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature,
+        )) => {
             format!(
-                "the certificate of {host} is signed by a CA this machine does not trust; \
+                "the certificate of {host} is not signed by a CA this machine trusts; \
                  pass --ca-file PEM with that CA (or the self-signed certificate)"
             )
         }

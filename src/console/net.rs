@@ -119,6 +119,64 @@ pub async fn first_contact(url: &str, token: &str) -> Result<Client, ConnectErro
         .await
 }
 
+/// An admin token to try, and where it came from (messages name the source, never the
+/// token).
+pub struct TokenSource {
+    pub from: String,
+    pub token: String,
+}
+
+/// Reach the admin endpoint at `admin_url` once, with the first of `tokens` the server
+/// accepts: a server that is not there, or refuses every token, ends here with a sentence
+/// that says which, and what was tried.
+///
+/// # Errors
+/// That sentence.
+pub async fn reach(admin_url: &str, tokens: Vec<TokenSource>) -> anyhow::Result<(Client, String)> {
+    let mut refused = Vec::new();
+    let mut last_status = 401;
+    for source in tokens {
+        match first_contact(admin_url, &source.token).await {
+            Ok(client) => return Ok((client, source.token)),
+            Err(ConnectError::Refused {
+                status: status @ (401 | 403),
+                ..
+            }) => {
+                last_status = status;
+                refused.push(source.from);
+            }
+            Err(ConnectError::Unreachable(error)) => anyhow::bail!(
+                "could not reach the server ({error}). Nothing answered at that address: is \
+                 `relaydeck serve` running there, on this port? The console retries only after \
+                 it has been connected once"
+            ),
+            Err(ConnectError::TimedOut(_)) => anyhow::bail!(
+                "no answer from {admin_url} within {} s: check the address, and that no firewall \
+                 drops the connection",
+                FIRST_CONTACT_TIMEOUT.as_secs()
+            ),
+            Err(ConnectError::Refused { status, body }) => anyhow::bail!(
+                "{admin_url} refused the console's connection with HTTP {status}{}: is this a \
+                 relaydeck server, and the right scheme (ws:// or wss://)?",
+                if body.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", crate::report::one_line(body.trim(), 120))
+                }
+            ),
+            Err(ConnectError::Failed(error)) => anyhow::bail!("{error}"),
+        }
+    }
+    if refused.is_empty() {
+        anyhow::bail!("no admin token to try");
+    }
+    anyhow::bail!(
+        "{}. Tried: {}",
+        refused_token_sentence(last_status),
+        refused.join("; ")
+    )
+}
+
 /// Why a connection attempt failed, and whether trying again can help.
 enum Failure {
     /// Reconnect with backoff: the server restarted, the network dropped.
