@@ -132,6 +132,9 @@ impl Server {
         options: ServerOptions,
     ) -> anyhow::Result<Server> {
         let addr = listener.local_addr()?;
+        // HTTP and Redis clients that build their own TLS configuration (reqwest's
+        // `Client::new`, the redis crate) take the process default; ring is the one compiled in.
+        crate::tls::install_default_provider();
         // A certificate that cannot be used is said before anything else is set up.
         let tls = match config.tls.pair().map_err(anyhow::Error::msg)? {
             Some((cert, key)) => {
