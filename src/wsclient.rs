@@ -2,8 +2,10 @@
 //! connections and the server's probes all dial through [`Request`].
 //!
 //! It connects the TCP socket itself (so callers learn their local address, which is how the
-//! server names a peer), bounds the whole handshake by one timeout, and tells a refused upgrade
-//! (an HTTP status and body) from every other failure.
+//! server names a peer), runs the TLS handshake for `wss://` with the shared configuration of
+//! [`crate::tls`] (platform roots and `--ca-file`), bounds the whole handshake by one timeout,
+//! and tells a refused upgrade (an HTTP status and body) and an address where nothing answers
+//! from every other failure.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -202,9 +202,14 @@ impl Drop for Tmux {
 
 /// `relaydeck serve` on a free loopback port with `data` as its data folder.
 fn serve(data: &std::path::Path) -> (Child, String) {
+    serve_with(data, &[])
+}
+
+fn serve_with(data: &std::path::Path, extra: &[&std::ffi::OsStr]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_relaydeck"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
+        .args(extra)
         .env_remove("RELAYDECK_ADMIN_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -275,4 +280,57 @@ fn in_a_terminal_connect_fails_fast_finds_the_stored_token_and_reports_a_lost_li
     });
     assert!(screen.contains("EXIT=1"), "{screen}");
     assert!(screen.contains("quit while the connection"), "{screen}");
+}
+
+#[test]
+fn in_a_terminal_connect_opens_the_console_over_wss_with_a_ca_file() {
+    let home = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert = home.path().join("server.crt");
+    let key = home.path().join("server.key");
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let data = home.path().join("serve-data");
+    let (mut server, addr) = serve_with(
+        &data,
+        &[
+            "--tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--tls-key".as_ref(),
+            key.as_os_str(),
+        ],
+    );
+
+    // Without the CA, the refusal says what to pass.
+    let tmux = Tmux::new("untrusted");
+    tmux.start(
+        home.path(),
+        &format!("--data-dir {} connect wss://{addr}", data.display()),
+    );
+    let screen = tmux.wait_for("the exit status", Duration::from_secs(10), |s| {
+        s.contains("EXIT=")
+    });
+    assert!(screen.contains("EXIT=1"), "{screen}");
+    assert!(screen.contains("--ca-file"), "{screen}");
+    drop(tmux);
+
+    let tmux = Tmux::new("wss");
+    tmux.start(
+        home.path(),
+        &format!(
+            "--data-dir {} connect wss://{addr} --ca-file {}",
+            data.display(),
+            cert.display()
+        ),
+    );
+    tmux.wait_for("the connected console", Duration::from_secs(15), |s| {
+        s.contains("peers ·")
+    });
+    tmux.run(&["send-keys", "-t", "deck", "q"]);
+    let screen = tmux.wait_for("the exit status", Duration::from_secs(10), |s| {
+        s.contains("EXIT=")
+    });
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    let _ = server.kill();
+    let _ = server.wait();
 }
