@@ -426,3 +426,82 @@ async fn serve_reloads_its_certificate_on_sighup_without_dropping_connections() 
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The cluster's link to Redis over `rediss://`, trusting a self-signed Redis through
+/// `--ca-file`: the node starts only if it reached Redis (it reads and writes its heartbeat).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_reaches_redis_over_rediss() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = write_pair(dir.path(), "redis");
+    relaydeck::tls::add_ca_file(&pair.cert).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &port.to_string()])
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--tls-cert-file")
+        .arg(&pair.cert)
+        .arg("--tls-key-file")
+        .arg(&pair.key)
+        .arg("--tls-ca-cert-file")
+        .arg(&pair.cert)
+        .args(["--tls-auth-clients", "no", "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is needed (bash scripts/test.sh installs it)");
+    let stdout = redis.stdout.take().unwrap();
+    let ready = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("Ready to accept connections"))
+    });
+    let ready = tokio::time::timeout(Duration::from_secs(10), ready).await;
+    assert!(
+        matches!(ready, Ok(Ok(true))),
+        "redis-server with TLS did not start"
+    );
+    let mut config = Config::demo();
+    config.cluster.redis = Some(format!("rediss://127.0.0.1:{port}"));
+    config.cluster.node_id = Some("tls-node".into());
+    let server = TestServer::start(config).await;
+    let health = reqwest::Client::new()
+        .get(format!("http://{}/health", server.addr))
+        .timeout(RECEIVE_TIMEOUT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    server.stop().await;
+    let _ = redis.kill();
+    let _ = redis.wait();
+}
+
+/// A client that opens a socket on the TLS port and stalls, before or inside the handshake,
+/// is closed after `security.header_read_timeout_ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_is_closed_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let pair = write_pair(dir.path(), "server");
+    let mut config = Config::demo();
+    config.tls.cert = Some(pair.cert.clone());
+    config.tls.key = Some(pair.key.clone());
+    config.security.header_read_timeout_ms = 300;
+    let server = TestServer::start(config).await;
+    for first_bytes in [&b""[..], &[0x16, 0x03, 0x01][..]] {
+        let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        socket.write_all(first_bytes).await.unwrap();
+        let mut buffer = [0u8; 64];
+        let read = tokio::time::timeout(RECEIVE_TIMEOUT, socket.read(&mut buffer))
+            .await
+            .expect("the server closed the stalled socket");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    server.stop().await;
+}
