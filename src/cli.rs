@@ -592,6 +592,7 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
         if let Some(tls) = &tls {
             tokio::spawn(reload_on_hangup(tls.clone()));
         }
+        let shutdown = shutdown_signal();
         // Whoever started the server may stop reading its stdout; that must not stop it.
         let mut out = std::io::stdout().lock();
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -627,18 +628,23 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
         }
         let _ = out.flush();
         drop(out);
-        server.serve(shutdown_signal()).await
+        server.serve(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Read the certificate and key again on every SIGHUP (a renewal); open connections keep the
-/// pair they started with. A pair that does not load is logged and the old one stays.
-async fn reload_on_hangup(tls: std::sync::Arc<crate::tls::ServerTls>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+/// pair they started with. A pair that does not load is logged and the old one stays. The
+/// handler is installed before this returns, so a SIGHUP sent once `serve` has printed its
+/// address never falls to the default action (which would end the process).
+#[cfg(unix)]
+fn reload_on_hangup(
+    tls: std::sync::Arc<crate::tls::ServerTls>,
+) -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let hangups = signal(SignalKind::hangup());
+    async move {
+        let Ok(mut hangups) = hangups else {
             tracing::warn!("cannot watch SIGHUP; restart the server to take a new certificate");
             return;
         };
@@ -653,32 +659,54 @@ async fn reload_on_hangup(tls: std::sync::Arc<crate::tls::ServerTls>) {
             }
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tls;
-    }
 }
 
-/// Ctrl-C, or SIGTERM where there are signals.
-async fn shutdown_signal() {
+#[cfg(not(unix))]
+fn reload_on_hangup(
+    tls: std::sync::Arc<crate::tls::ServerTls>,
+) -> impl std::future::Future<Output = ()> {
+    let _ = tls;
+    std::future::ready(())
+}
+
+/// Ctrl-C, or SIGTERM where there are signals. The handlers are installed before this
+/// returns: a SIGTERM sent right after `serve` printed its address shuts down gracefully.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
+        let terminate = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            let terminate = async {
+                match terminate {
+                    Some(mut terminate) => {
+                        terminate.recv().await;
+                    }
+                    None => std::future::pending().await,
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            let interrupt = async {
+                match interrupt {
+                    Some(mut interrupt) => {
+                        interrupt.recv().await;
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::select! {
+                () = terminate => {}
+                () = interrupt => {}
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
