@@ -380,6 +380,21 @@ pub fn describe_handshake_error(host: &str, error: &io::Error) -> String {
         Some(rustls::Error::InvalidCertificate(
             rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. },
         )) => format!("the certificate of {host} has expired"),
+        // `openssl req -x509` marks its certificates CA:TRUE unless told otherwise, and a CA
+        // certificate may not be a server's own.
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)))
+            if format!("{other:?}").contains("CaUsedAsEndEntity") =>
+        {
+            format!(
+                "the certificate of {host} is a CA certificate, which cannot be a server's own; \
+                 make one with basicConstraints CA:FALSE (openssl req -x509 … -addext \
+                 basicConstraints=critical,CA:FALSE) or sign a server certificate with that CA"
+            )
+        }
+        Some(rustls::Error::InvalidCertificate(other)) => format!(
+            "the certificate of {host} was not accepted ({other:?}); if it is self-signed or from \
+             a private CA, pass --ca-file PEM with that CA"
+        ),
         Some(other) => format!("the TLS handshake with {host} failed: {other}"),
         None if error.kind() == io::ErrorKind::UnexpectedEof => format!(
             "{host} closed the connection during the TLS handshake (a plain-text port, or a \
