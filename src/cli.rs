@@ -768,11 +768,14 @@ fn require_terminal() -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    let which = match missing.as_slice() {
+        [one] => format!("{one} is not one"),
+        _ => "neither stdin nor stdout is one".to_owned(),
+    };
     anyhow::bail!(
-        "the console needs a terminal, and {} is not one (redirected or run without a tty). \
-         For scripts use `relaydeck replay`, `relaydeck load` or the server's /metrics; in CI \
-         run it inside tmux or `script`",
-        missing.join(" and ")
+        "the console needs a terminal, and {which} (redirected, or run without a tty). For \
+         scripts use `relaydeck replay`, `relaydeck load` or the server's /metrics; in CI run it \
+         inside tmux or `script`"
     )
 }
 
