@@ -725,6 +725,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tls_files_are_taken_from_the_config_files_folder_and_come_in_pairs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apps.json");
+        std::fs::write(
+            &path,
+            r#"{"apps":[],"tls":{"cert":"tls/fullchain.pem","key":"/etc/key.pem"}}"#,
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(
+            config.tls.cert.as_deref(),
+            Some(dir.path().join("tls/fullchain.pem").as_path())
+        );
+        assert_eq!(config.tls.key.as_deref(), Some(Path::new("/etc/key.pem")));
+        let half = Config::parse(r#"{"apps":[],"tls":{"cert":"c.pem"}}"#, "c").unwrap_err();
+        assert!(half.to_string().contains("without its key"), "{half}");
+        // A config without TLS says nothing about it when written back.
+        assert!(!serde_json::to_string(&Config::demo())
+            .unwrap()
+            .contains("\"tls\""));
+    }
+
+    #[test]
     fn the_demo_config_is_valid_and_round_trips() {
         let demo = Config::demo();
         demo.validate().unwrap();
