@@ -1,7 +1,9 @@
 //! The command line: parse, dispatch, map failures to exit codes.
 //!
 //! Exit status: 0 on success, 1 when an input could not be decoded or a command failed,
-//! 2 for usage errors (clap's own).
+//! 2 for usage errors (clap's own). The console (`connect`, or no subcommand) exits 1 when
+//! its server was never reached, refused the token, or was unreachable when the user quit:
+//! a script that runs it learns that the session did not end connected.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -23,6 +25,16 @@ pub struct Cli {
     pub console: ConsoleArgs,
     #[command(flatten)]
     pub data: DataDirArg,
+    #[command(flatten)]
+    pub ca: CaFileArg,
+}
+
+#[derive(Debug, Args)]
+pub struct CaFileArg {
+    /// Also trust the CA certificates in this PEM file (a private CA, a self-signed server)
+    /// for wss://, https:// and rediss://, besides the platform's roots.
+    #[arg(long, env = "RELAYDECK_CA_FILE", global = true, value_name = "PEM")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -51,6 +63,11 @@ pub enum Command {
     Connect(ConnectArgs),
     /// Load a server (this one or any other) and measure latency, loss and memory.
     Load(crate::load::LoadArgs),
+    /// Print a shell completion script: `relaydeck completions bash > /etc/bash_completion.d/relaydeck`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Measure the console at 1,000, 10,000 and 100,000 peers (build with --release for real figures).
     Bench {
         /// Repetitions per measurement.
@@ -61,10 +78,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// The server: ws://host:port (the admin endpoint's path is added).
+    /// The server: ws://host:port or wss://host:port (the admin endpoint's path is added).
     pub url: String,
+    /// The server's admin (or viewer) token. Without it, the token a `serve` with the same
+    /// data folder stored (DATA_DIR/admin-token), then the embedded server's
+    /// (DATA_DIR/embedded/admin-token), are tried.
     #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: String,
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +112,22 @@ pub struct ServeArgs {
     /// This node's name in the cluster (letters, digits, '-', '_', '.').
     #[arg(long, value_name = "NAME")]
     pub node_id: Option<String>,
+    /// Serve https:// and wss:// with this PEM certificate chain (overrides the config's
+    /// `tls.cert`). SIGHUP reads it and the key again.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's PEM private key (overrides the config's `tls.key`).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Log lines as text or as one JSON object per line.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +211,13 @@ pub struct ReplayArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::tls::install_default_provider();
+    if let Some(path) = &cli.ca.ca_file {
+        if let Err(error) = crate::tls::add_ca_file(path) {
+            let _ = writeln!(anstream::stderr(), "relaydeck: --ca-file: {error}");
+            return ExitCode::from(2);
+        }
+    }
     let result = match cli.command {
         Some(Command::Decode(args)) => run_decode(args),
         Some(Command::Codes(args)) => run_codes(args),
@@ -183,6 +226,16 @@ pub fn main() -> ExitCode {
         Some(Command::Serve(args)) => run_serve(args, &cli.data),
         Some(Command::Connect(args)) => run_connect(args, cli.console, &cli.data),
         Some(Command::Load(args)) => crate::load::main(args),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "relaydeck",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Bench { repeat }) => {
             print!("{}", crate::bench::run(repeat.max(1)));
             Ok(ExitCode::SUCCESS)
@@ -486,16 +539,22 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
     use crate::server::{config::Config, Server, ServerOptions};
 
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RELAYDECK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .fmt_fields(crate::text::PrintableFields)
-        .with_writer(std::io::stderr)
-        // Colours only for a person watching; a log file or a journal gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RELAYDECK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match args.log_format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .fmt_fields(crate::text::PrintableFields)
+            .with_writer(std::io::stderr)
+            // Colours only for a person watching; a log file or a journal gets plain text.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     let config = match &args.config {
         Some(path) => Config::load(path)?,
         None => {
@@ -516,6 +575,10 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
     }
     if let Some(node) = &args.node_id {
         config.cluster.node_id = Some(node.clone());
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls.cert = Some(cert.clone());
+        config.tls.key = Some(key.clone());
     }
     config
         .cluster
@@ -540,9 +603,27 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
         let server = Server::bind(listener, config, options).await?;
+        let tls = server.tls();
+        if let Some(tls) = &tls {
+            tokio::spawn(reload_on_hangup(tls.clone()));
+        }
+        let shutdown = shutdown_signal();
         // Whoever started the server may stop reading its stdout; that must not stop it.
         let mut out = std::io::stdout().lock();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let _ = writeln!(out, "listening on {}", server.local_addr()?);
+        let _ = writeln!(
+            out,
+            "serving {scheme}://{} ({}; connect with relaydeck connect {}://{})",
+            server.local_addr()?,
+            if tls.is_some() {
+                "TLS: SIGHUP reloads the certificate"
+            } else {
+                "plain text"
+            },
+            if tls.is_some() { "wss" } else { "ws" },
+            server.local_addr()?,
+        );
         let _ = match server.admin_token_path() {
             Some(path) => writeln!(out, "admin token in {}", path.display()),
             None => writeln!(out, "admin token given on the command line"),
@@ -562,31 +643,85 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
         }
         let _ = out.flush();
         drop(out);
-        server.serve(shutdown_signal()).await
+        server.serve(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ctrl-C, or SIGTERM where there are signals.
-async fn shutdown_signal() {
+/// Read the certificate and key again on every SIGHUP (a renewal); open connections keep the
+/// pair they started with. A pair that does not load is logged and the old one stays. The
+/// handler is installed before this returns, so a SIGHUP sent once `serve` has printed its
+/// address never falls to the default action (which would end the process).
+#[cfg(unix)]
+fn reload_on_hangup(
+    tls: std::sync::Arc<crate::tls::ServerTls>,
+) -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let hangups = signal(SignalKind::hangup());
+    async move {
+        let Ok(mut hangups) = hangups else {
+            tracing::warn!("cannot watch SIGHUP; restart the server to take a new certificate");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => {
+                    tracing::info!(cert = %tls.cert_path().display(), "TLS certificate reloaded")
+                }
+                Err(error) => {
+                    tracing::error!(%error, "TLS certificate not reloaded; the previous one stays in use")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn reload_on_hangup(
+    tls: std::sync::Arc<crate::tls::ServerTls>,
+) -> impl std::future::Future<Output = ()> {
+    let _ = tls;
+    std::future::ready(())
+}
+
+/// Ctrl-C, or SIGTERM where there are signals. The handlers are installed before this
+/// returns: a SIGTERM sent right after `serve` printed its address shuts down gracefully.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
+        let terminate = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            let terminate = async {
+                match terminate {
+                    Some(mut terminate) => {
+                        terminate.recv().await;
+                    }
+                    None => std::future::pending().await,
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            let interrupt = async {
+                match interrupt {
+                    Some(mut interrupt) => {
+                        interrupt.recv().await;
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::select! {
+                () = terminate => {}
+                () = interrupt => {}
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -634,32 +769,120 @@ fn console_app(console: &ConsoleArgs) -> crate::console::app::App {
     app
 }
 
-/// Run the console on the real terminal against the admin endpoint at `admin_url`. The
-/// console's log and the sessions `:record` saves go into `data_dir`.
+/// The console draws on a terminal and reads keys from it; without one, say so plainly
+/// (crossterm's own error is "No such device or address").
+fn require_terminal() -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
+    let missing: Vec<&str> = [
+        ("stdin", std::io::stdin().is_terminal()),
+        ("stdout", std::io::stdout().is_terminal()),
+    ]
+    .into_iter()
+    .filter(|(_, is)| !is)
+    .map(|(name, _)| name)
+    .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let which = match missing.as_slice() {
+        [one] => format!("{one} is not one"),
+        _ => "neither stdin nor stdout is one".to_owned(),
+    };
+    anyhow::bail!(
+        "the console needs a terminal, and {which} (redirected, or run without a tty). For \
+         scripts use `relaydeck replay`, `relaydeck load` or the server's /metrics; in CI run it \
+         inside tmux or `script`"
+    )
+}
+
+/// The tokens `connect` tries when given none: what a `serve` or the embedded server with
+/// the same data folder stored.
+fn stored_tokens(
+    data_dir: Option<&std::path::Path>,
+) -> (
+    Vec<crate::console::net::TokenSource>,
+    Vec<std::path::PathBuf>,
+) {
+    use crate::server::persist::{admin_token_file, read_admin_token};
+    let Some(dir) = data_dir else {
+        return (Vec::new(), Vec::new());
+    };
+    let paths = vec![
+        admin_token_file(dir),
+        admin_token_file(&dir.join("embedded")),
+    ];
+    let found = paths
+        .iter()
+        .filter_map(|path| {
+            read_admin_token(path).map(|token| crate::console::net::TokenSource {
+                from: format!("the token stored in {}", path.display()),
+                token,
+            })
+        })
+        .collect();
+    (found, paths)
+}
+
+/// Run the console on the real terminal against the admin endpoint at `admin_url`, with the
+/// first of `tokens` the server accepts. The console's log and the sessions `:record` saves
+/// go into `data_dir`.
 fn run_console(
     runtime: &tokio::runtime::Runtime,
     console: &ConsoleArgs,
     admin_url: String,
-    admin_token: String,
+    tokens: Vec<crate::console::net::TokenSource>,
     data_dir: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
+    use crate::console::app::Connection;
+    use futures_util::StreamExt as _;
+
+    require_terminal()?;
     if let Some(dir) = data_dir {
         log_to_file(dir);
     }
+    let (client, token) = runtime.block_on(crate::console::net::reach(&admin_url, tokens))?;
     let app = console_app(console);
     let sessions_dir = data_dir.map(|dir| dir.join("sessions"));
-    crate::console::with_terminal(|terminal| {
+    let (connection, fatal) = crate::console::with_terminal(|terminal| {
         runtime.block_on(async move {
-            let link = crate::console::Link::connect(admin_url, admin_token);
-            let input = crossterm::event::EventStream::new();
-            // Ended from outside (kill, a closed terminal window), the console still leaves
-            // the terminal as it found it: returning here lets `with_terminal` restore it.
-            tokio::select! {
-                outcome = crate::console::run(terminal, app, input, link, sessions_dir) => outcome.map(drop),
-                () = terminated() => Ok(()),
-            }
+            let link = crate::console::Link::connected(client, admin_url, token);
+            let fatal = link.fatal();
+            // A link that gave up (the token refused on a reconnect) ends the console as if
+            // its input had ended; the reason is said once the terminal is restored.
+            let watched = fatal.clone();
+            // So does SIGTERM or SIGHUP (a kill, a closed terminal window): the console still
+            // leaves the terminal as it found it.
+            let gave_up = Box::pin(async move {
+                let link_gave_up = async move {
+                    match watched {
+                        Some(mut watched) => {
+                            let _ = watched.wait_for(Option::is_some).await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    () = link_gave_up => {}
+                    () = terminated() => {}
+                }
+            });
+            let input = crossterm::event::EventStream::new().take_until(gave_up);
+            let app = crate::console::run(terminal, app, input, link, sessions_dir).await?;
+            let fatal = fatal.and_then(|f| f.borrow().clone());
+            anyhow::Ok((app.connection, fatal))
         })
-    })
+    })?;
+    if let Some(sentence) = fatal {
+        anyhow::bail!(sentence);
+    }
+    if let Connection::Lost { error, .. } = connection {
+        let _ = writeln!(
+            anstream::stderr(),
+            "relaydeck: quit while the connection to the server was lost ({error})"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// SIGTERM or SIGHUP (on Unix; never elsewhere).
@@ -691,23 +914,49 @@ fn run_connect(
 ) -> anyhow::Result<ExitCode> {
     let target =
         crate::session::replay::Target::from_url(&args.url, None).map_err(anyhow::Error::msg)?;
+    require_terminal()?;
     let data_dir = data.resolve().ok();
+    let tokens = match args.admin_token {
+        Some(token) => vec![crate::console::net::TokenSource {
+            from: "the token given with --admin-token or RELAYDECK_ADMIN_TOKEN".to_owned(),
+            token,
+        }],
+        None => {
+            let (found, looked) = stored_tokens(data_dir.as_deref());
+            if found.is_empty() {
+                anyhow::bail!(
+                    "no admin token: pass --admin-token (or RELAYDECK_ADMIN_TOKEN); none is stored \
+                     where a server with this data folder keeps one ({})",
+                    if looked.is_empty() {
+                        "no data folder; pass --data-dir".to_owned()
+                    } else {
+                        looked
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                );
+            }
+            found
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     run_console(
         &runtime,
         &console,
-        crate::protocol::routes::ws_url(&target.addr, crate::protocol::routes::ADMIN),
-        args.admin_token,
+        target.ws_url(crate::protocol::routes::ADMIN),
+        tokens,
         data_dir.as_deref(),
-    )?;
-    Ok(ExitCode::SUCCESS)
+    )
 }
 
 fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::Result<ExitCode> {
     use crate::server::{config::Config, spawn, ServerOptions};
 
+    require_terminal()?;
     let data_dir = data.resolve()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -729,7 +978,10 @@ fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::
         &runtime,
         &console,
         crate::protocol::routes::ws_url(server.addr, crate::protocol::routes::ADMIN),
-        server.admin_token.clone(),
+        vec![crate::console::net::TokenSource {
+            from: "the embedded server's own token".to_owned(),
+            token: server.admin_token.clone(),
+        }],
         Some(&data_dir),
     );
     let _ = stop_demo.send(true);
@@ -739,8 +991,7 @@ fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::
         }
         server.shutdown().await
     })?;
-    outcome?;
-    Ok(ExitCode::SUCCESS)
+    outcome
 }
 
 /// A replay server in a temporary data folder, removed when it stops.

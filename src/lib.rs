@@ -17,6 +17,7 @@
 //! - [`load`]: a load generator for the server (or any Signal Fish or pub/sub server).
 //! - [`cli`]: the command line (clap derive) and the subcommands' output.
 //! - [`text`]: untrusted text made safe to draw on a terminal, and measured as one shows it.
+//! - [`tls`]: rustls for the server (reloadable certificate) and every client (`--ca-file`).
 
 pub mod bench;
 pub mod catalog;
@@ -30,4 +31,5 @@ pub mod report;
 pub mod server;
 pub mod session;
 pub mod text;
+pub mod tls;
 pub mod wsclient;

@@ -2,10 +2,13 @@
 //! connections and the server's probes all dial through [`Request`].
 //!
 //! It connects the TCP socket itself (so callers learn their local address, which is how the
-//! server names a peer), bounds the whole handshake by one timeout, and tells a refused upgrade
-//! (an HTTP status and body) from every other failure.
+//! server names a peer), runs the TLS handshake for `wss://` with the shared configuration of
+//! [`crate::tls`] (platform roots and `--ca-file`), bounds the whole handshake by one timeout,
+//! and tells a refused upgrade (an HTTP status and body) and an address where nothing answers
+//! from every other failure.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -15,10 +18,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// A connected client socket.
-pub type Socket = WebSocketStream<TcpStream>;
+/// A connected client socket, plain (`ws://`) or over TLS (`wss://`).
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long a connection attempt may take, TCP and upgrade together, unless told otherwise.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +33,9 @@ pub enum ConnectError {
     Refused { status: u16, body: String },
     /// The attempt did not finish within its timeout.
     TimedOut(String),
+    /// No TCP connection could be made (refused, no route, no such host): nothing at that
+    /// address answered.
+    Unreachable(String),
     /// Anything else: a bad URL or header, a refused TCP connection, a broken handshake.
     Failed(String),
 }
@@ -45,7 +51,9 @@ impl std::fmt::Display for ConnectError {
                 "the server refused the upgrade with HTTP {status}: {}",
                 crate::report::one_line(body, 120)
             ),
-            ConnectError::TimedOut(what) | ConnectError::Failed(what) => f.write_str(what),
+            ConnectError::TimedOut(what)
+            | ConnectError::Unreachable(what)
+            | ConnectError::Failed(what) => f.write_str(what),
         }
     }
 }
@@ -57,6 +65,7 @@ pub struct Request {
     headers: Vec<(String, String)>,
     timeout: Duration,
     large_messages: bool,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// An open connection and the local address the server sees it from.
@@ -84,6 +93,7 @@ impl Request {
             headers: Vec::new(),
             timeout: CONNECT_TIMEOUT,
             large_messages: false,
+            tls: None,
         }
     }
 
@@ -109,11 +119,19 @@ impl Request {
         self
     }
 
+    /// Use this TLS configuration for a `wss://` URL instead of the shared one (platform
+    /// roots and `--ca-file`).
+    pub fn tls(mut self, config: Arc<rustls::ClientConfig>) -> Request {
+        self.tls = Some(config);
+        self
+    }
+
     /// Connect and upgrade.
     ///
     /// # Errors
     /// [`ConnectError::Refused`] when the server answers the upgrade with an HTTP status,
-    /// [`ConnectError::TimedOut`] past the timeout, [`ConnectError::Failed`] otherwise.
+    /// [`ConnectError::TimedOut`] past the timeout, [`ConnectError::Unreachable`] when no TCP
+    /// connection could be made, [`ConnectError::Failed`] otherwise.
     pub async fn connect(self) -> Result<Client, ConnectError> {
         let url = self.url.as_str();
         let mut request = url
@@ -128,11 +146,7 @@ impl Request {
             })?;
             request.headers_mut().insert(name, value);
         }
-        if request.uri().scheme_str() == Some("wss") {
-            return Err(ConnectError::Failed(format!(
-                "{url}: wss:// needs TLS, which this build does not include"
-            )));
-        }
+        let secure = request.uri().scheme_str() == Some("wss");
         let host = request
             .uri()
             .host()
@@ -140,12 +154,15 @@ impl Request {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        let port = request.uri().port_u16().unwrap_or(80);
+        let port = request
+            .uri()
+            .port_u16()
+            .unwrap_or(if secure { 443 } else { 80 });
         let deadline = Instant::now() + self.timeout;
         let tcp = timeout_at(deadline, TcpStream::connect((host.as_str(), port)))
             .await
             .map_err(|_| ConnectError::TimedOut(format!("connecting to {url} timed out")))?
-            .map_err(|e| ConnectError::Failed(format!("connecting to {url}: {e}")))?;
+            .map_err(|e| ConnectError::Unreachable(format!("connecting to {url}: {e}")))?;
         // Frames here are small and interactive; waiting to batch them only adds latency.
         let _ = tcp.set_nodelay(true);
         let local_addr = tcp
@@ -156,7 +173,22 @@ impl Request {
             config.max_message_size = Some(64 << 20);
             config.max_frame_size = Some(64 << 20);
         }
-        let handshake = tokio_tungstenite::client_async_with_config(request, tcp, Some(config));
+        let stream = if secure {
+            let tls = match self.tls {
+                Some(tls) => tls,
+                None => crate::tls::client_config().map_err(ConnectError::Failed)?,
+            };
+            let tls = timeout_at(deadline, crate::tls::connect(tls, &host, tcp))
+                .await
+                .map_err(|_| {
+                    ConnectError::TimedOut(format!("the TLS handshake with {url} timed out"))
+                })?
+                .map_err(|e| ConnectError::Failed(format!("{url}: {e}")))?;
+            MaybeTlsStream::Rustls(tls)
+        } else {
+            MaybeTlsStream::Plain(tcp)
+        };
+        let handshake = tokio_tungstenite::client_async_with_config(request, stream, Some(config));
         match timeout_at(deadline, handshake).await {
             Err(_) => Err(ConnectError::TimedOut(format!(
                 "the WebSocket handshake with {url} timed out"

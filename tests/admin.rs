@@ -107,13 +107,16 @@ async fn kick_closes_with_4020_and_is_audited() {
     let closed = admin
         .wait_event(|e| matches!(e, Event::PeerClosed { .. }))
         .await;
-    assert!(matches!(
-        closed,
+    // The operator's reason goes with the kick into the log and the history; the wire keeps
+    // the documented reason alone.
+    match &closed {
         Event::PeerClosed {
             code: Some(4020),
+            reason,
             ..
-        }
-    ));
+        } => assert_eq!(reason, "admin_disconnect — operator's reason: testing"),
+        other => panic!("{other:?}"),
+    }
     let audit = relaydeck::server::persist::read_audit(server.data.path()).unwrap();
     // An intent line before the action, its outcome after.
     let outcome = audit.last().unwrap();

@@ -246,11 +246,14 @@ fn decode_close(close: CloseInput) -> Decoding {
         })
     };
     // Stable sort: a matching reason wins; without one, the RFC meaning of a 1000–1015 code is
-    // the likeliest, otherwise table order (which puts documented dialects first).
+    // the likeliest, otherwise table order (which puts documented dialects first). Among
+    // equals, a close a system's own error page names comes before one another dialect also
+    // sends (4020 admin_disconnect is pub/sub's, and relaydeck sends it in every dialect).
     candidates.sort_by_key(|e| {
         (
             !reason_matches(e),
             close.reason.is_some() || e.dialect != Dialect::Websocket,
+            e.seed().is_none() && e.code == "4020",
         )
     });
     let mut fields = BTreeMap::new();

@@ -422,10 +422,12 @@ pub fn get(dialect: Dialect, code: &str) -> Option<&'static Entry> {
 /// RFC 6455 meaning, then any dialect that uses the number.
 pub fn close(dialect: Dialect, code: u16) -> Option<&'static Entry> {
     let matches = |e: &&Entry| e.close_code() == Some(code);
+    // Across dialects, a close that a system's own error page names is the better guess than
+    // one relaydeck adds to a dialect (Signal Fish's 4020 is pub/sub's kick, sent everywhere).
     of_dialect(dialect)
         .find(matches)
         .or_else(|| of_dialect(Dialect::Websocket).find(matches))
-        .or_else(|| all().find(matches))
+        .or_else(|| all().filter(matches).min_by_key(|e| e.seed().is_none()))
 }
 
 /// Every entry whose code matches, across dialects, exact matches first.

@@ -46,7 +46,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use self::stats::{CpuUse, LatencySummary};
 
@@ -465,11 +465,15 @@ fn join_counts(counts: &BTreeMap<String, u64>) -> String {
 /// A resolved target: where to connect and what URL to ask for.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// `ws://host:port` without a path.
+    /// `ws://host:port` (or `wss://`) without a path.
     pub base: String,
     /// The path and query the URL was given with, if any beyond `/`.
     pub path: Option<String>,
     pub addr: SocketAddr,
+    /// The host as given, which a server's certificate is checked against.
+    pub host: String,
+    /// For `wss://`: the shared client configuration (platform roots and `--ca-file`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Target {
@@ -478,17 +482,15 @@ impl Target {
         let uri: Uri = url
             .parse()
             .map_err(|e| anyhow::anyhow!("{url:?} is not a URL: {e}"))?;
-        match uri.scheme_str() {
-            Some("ws") => {}
-            Some("wss") => {
-                anyhow::bail!("wss:// is not supported: the generator speaks plain ws://")
-            }
-            _ => anyhow::bail!("{url:?}: the URL must start with ws://"),
-        }
+        let secure = match uri.scheme_str() {
+            Some("ws") => false,
+            Some("wss") => true,
+            _ => anyhow::bail!("{url:?}: the URL must start with ws:// or wss://"),
+        };
         let host = uri
             .host()
             .ok_or_else(|| anyhow::anyhow!("{url:?} has no host"))?;
-        let port = uri.port_u16().unwrap_or(80);
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
         let authority = match uri.authority() {
             Some(authority) => authority.as_str().to_owned(),
             None => format!("{host}:{port}"),
@@ -510,10 +512,17 @@ impl Target {
             .path_and_query()
             .map(|p| p.as_str().to_owned())
             .filter(|p| !p.is_empty() && p != "/");
+        let tls = if secure {
+            Some(crate::tls::client_config().map_err(anyhow::Error::msg)?)
+        } else {
+            None
+        };
         Ok(Target {
-            base: format!("ws://{authority}"),
+            base: format!("{}://{authority}", if secure { "wss" } else { "ws" }),
             path,
             addr,
+            host: lookup_host.to_owned(),
+            tls,
         })
     }
 
@@ -527,7 +536,7 @@ impl Target {
     }
 }
 
-pub type Socket = WebSocketStream<TcpStream>;
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Buffer sizes per connection: loaded connections read bursts, idle ones should cost the
 /// generator little (tungstenite's default is 128 KiB each way).
@@ -561,6 +570,14 @@ pub async fn connect(
     };
     let stream = TcpStream::connect(target.addr).await?;
     stream.set_nodelay(true)?;
+    let stream = match &target.tls {
+        Some(tls) => MaybeTlsStream::Rustls(
+            crate::tls::connect(tls.clone(), &target.host, stream)
+                .await
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => MaybeTlsStream::Plain(stream),
+    };
     let (socket, _) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     Ok(socket)
@@ -737,7 +754,7 @@ mod tests {
 
     #[tokio::test]
     async fn other_schemes_are_refused() {
-        for url in ["wss://127.0.0.1:9", "http://127.0.0.1:9", "127.0.0.1:9", ""] {
+        for url in ["http://127.0.0.1:9", "127.0.0.1:9", ""] {
             assert!(Target::resolve(url, false).await.is_err(), "{url}");
         }
     }

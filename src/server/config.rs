@@ -19,7 +19,7 @@
 //! Each dialect reads its own credentials from an app; an app without them simply cannot be
 //! used in that dialect.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,41 @@ pub struct Config {
     /// The flight recorder: every peer's last frames (see SECURITY.md for who may read them).
     #[serde(default)]
     pub recorder: crate::server::recorder::RecorderSettings,
+    /// Serve https:// and wss:// with this certificate and key (unset: plain text).
+    #[serde(default, skip_serializing_if = "TlsSettings::is_unset")]
+    pub tls: TlsSettings,
+}
+
+/// Config key `tls`: PEM files of the certificate chain and its private key. Relative paths
+/// in a config file are taken from the file's folder. SIGHUP reads both again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    pub fn is_unset(&self) -> bool {
+        self.cert.is_none() && self.key.is_none()
+    }
+
+    /// Both files, when TLS is on.
+    ///
+    /// # Errors
+    /// One file without the other.
+    pub fn pair(&self) -> Result<Option<(&Path, &Path)>, String> {
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Ok(Some((cert, key))),
+            (None, None) => Ok(None),
+            (Some(_), None) => {
+                Err("tls: a certificate without its key (tls.key, --tls-key)".into())
+            }
+            (None, Some(_)) => {
+                Err("tls: a key without its certificate (tls.cert, --tls-cert)".into())
+            }
+        }
+    }
 }
 
 /// Config key `history`: the bounds of the closed-peer and closed-room history.
@@ -402,7 +437,18 @@ impl Config {
             path: display.clone(),
             source,
         })?;
-        Config::parse(&text, &display)
+        let mut config = Config::parse(&text, &display)?;
+        if let Some(folder) = path.parent() {
+            for file in [&mut config.tls.cert, &mut config.tls.key]
+                .into_iter()
+                .flatten()
+            {
+                if file.is_relative() {
+                    *file = folder.join(&*file);
+                }
+            }
+        }
+        Ok(config)
     }
 
     /// Parse and check a config; errors name the file and the line and column.
@@ -420,6 +466,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         self.cluster.check()?;
+        self.tls.pair()?;
         let security = &self.security;
         if security.max_connections == 0
             || security.max_connections_per_ip == 0
@@ -534,6 +581,7 @@ impl Config {
             cluster: Default::default(),
             history: Default::default(),
             recorder: Default::default(),
+            tls: Default::default(),
             apps: vec![
                 AppConfig {
                     id: "demo".to_owned(),
@@ -675,6 +723,29 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_files_are_taken_from_the_config_files_folder_and_come_in_pairs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apps.json");
+        std::fs::write(
+            &path,
+            r#"{"apps":[],"tls":{"cert":"tls/fullchain.pem","key":"/etc/key.pem"}}"#,
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(
+            config.tls.cert.as_deref(),
+            Some(dir.path().join("tls/fullchain.pem").as_path())
+        );
+        assert_eq!(config.tls.key.as_deref(), Some(Path::new("/etc/key.pem")));
+        let half = Config::parse(r#"{"apps":[],"tls":{"cert":"c.pem"}}"#, "c").unwrap_err();
+        assert!(half.to_string().contains("without its key"), "{half}");
+        // A config without TLS says nothing about it when written back.
+        assert!(!serde_json::to_string(&Config::demo())
+            .unwrap()
+            .contains("\"tls\""));
+    }
 
     #[test]
     fn the_demo_config_is_valid_and_round_trips() {

@@ -1016,7 +1016,12 @@ impl Hub {
         state.count_peer(peer.info.dialect, peer.info.app.as_ref(), -1);
         state.index_identity(peer.info.dialect, peer.info.identity.as_ref(), id, false);
         let (code, reason) = match (peer.handle.closing().cloned(), client_close) {
-            (Some((code, reason)), _) => (Some(code), reason),
+            // An operator's reason goes with the kick into the history and the log, where the
+            // person triaging the player looks; the close frame keeps only the wire reason.
+            (Some((code, reason)), _) => match peer.handle.kick_reason() {
+                Some(why) => (Some(code), format!("{reason} — operator's reason: {why}")),
+                None => (Some(code), reason),
+            },
             // A client that closes without a code (1005) closed normally as far as it is
             // concerned; reporting 1005 would dress a clean goodbye up as an error.
             (None, Some((1005, _))) => (None, "closed by the client".to_owned()),

@@ -9,6 +9,9 @@
 //!   socket is counted until it closes, upgraded WebSockets included.
 //! - A client has `security.header_read_timeout_ms` to send its request headers (slow
 //!   clients holding sockets open without ever finishing a request are dropped).
+//! - With TLS, the handshake runs in the connection's own task, bounded by the same
+//!   `header_read_timeout_ms`, and a client that opens with plain HTTP is answered in plain
+//!   HTTP (400, "this port speaks TLS") instead of being left to guess.
 //! - Shutdown stops accepting, lets requests in flight finish, and gives up after
 //!   `security.shutdown_timeout_ms`.
 
@@ -173,6 +176,112 @@ impl AsyncWrite for Counted {
     }
 }
 
+/// What hyper reads from: a counted socket, plain or inside TLS.
+enum Stream {
+    Plain(Counted),
+    Tls(Box<tokio_rustls::server::TlsStream<Counted>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+/// The answer to a plain-text request on a TLS port.
+const PLAIN_ON_TLS: &str = "this port speaks TLS: use https:// or wss://\n";
+
+/// Open TLS on `counted` within `limit`; `None` when the client went away, spoke plain
+/// text (it is told so), or took too long.
+async fn accept_tls(
+    tls: &crate::tls::ServerTls,
+    mut counted: Counted,
+    limit: Duration,
+    remote: SocketAddr,
+) -> Option<Stream> {
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout(limit, counted.stream.peek(&mut first)).await;
+    match peeked {
+        Ok(Ok(1..)) if first[0] == crate::tls::HANDSHAKE_RECORD => {}
+        Ok(Ok(1..)) => {
+            let response = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{PLAIN_ON_TLS}",
+                PLAIN_ON_TLS.len()
+            );
+            let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
+                let _ = counted.stream.write_all(response.as_bytes()).await;
+                let _ = counted.stream.shutdown().await;
+            })
+            .await;
+            return None;
+        }
+        _ => return None,
+    }
+    match tokio::time::timeout(limit, tls.acceptor().accept(counted)).await {
+        Ok(Ok(stream)) => Some(Stream::Tls(Box::new(stream))),
+        Ok(Err(error)) => {
+            tracing::debug!(%error, %remote, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
 /// Serve `router` on `listener` until `shutdown` resolves; then stop accepting, run
 /// `drain` (peers are told to go away), and wait for HTTP requests in flight, all bounded by
 /// the shutdown timeout.
@@ -181,6 +290,7 @@ pub async fn serve(
     router: Router,
     limits: SecuritySettings,
     admission: Arc<Admission>,
+    tls: Option<Arc<crate::tls::ServerTls>>,
     shutdown: impl Future<Output = ()> + Send,
     drain: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
@@ -216,10 +326,10 @@ pub async fn serve(
                 continue;
             }
         };
-        let io = TokioIo::new(Counted {
+        let counted = Counted {
             _permit: permit,
             stream,
-        });
+        };
         let service = router.clone().map_request(
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
                 request
@@ -228,12 +338,31 @@ pub async fn serve(
                 request
             },
         );
-        let connection = http
-            .serve_connection(io, TowerToHyperService::new(service))
-            .with_upgrades();
+        let http = http.clone();
+        let tls = tls.clone();
+        let handshake_limit = Duration::from_millis(limits.header_read_timeout_ms);
         let mut closing = closing_rx.clone();
         let done = done.clone();
         tokio::spawn(async move {
+            let stream = match &tls {
+                None => Stream::Plain(counted),
+                Some(tls) => {
+                    let accepted = tokio::select! {
+                        accepted = accept_tls(tls, counted, handshake_limit, remote) => accepted,
+                        _ = closing.wait_for(|closing| *closing) => None,
+                    };
+                    match accepted {
+                        Some(stream) => stream,
+                        None => {
+                            drop(done);
+                            return;
+                        }
+                    }
+                }
+            };
+            let connection = http
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .with_upgrades();
             let mut connection = std::pin::pin!(connection);
             let ended = tokio::select! {
                 ended = connection.as_mut() => ended,

@@ -114,6 +114,8 @@ pub struct Shared {
     pub admission: Arc<listener::Admission>,
     /// This node's link to the other nodes (`cluster` in the config), if any.
     pub cluster: Option<Arc<cluster::Cluster>>,
+    /// The certificate and key when the server speaks TLS (`tls` in the config).
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
 }
 
 pub struct Server {
@@ -130,6 +132,16 @@ impl Server {
         options: ServerOptions,
     ) -> anyhow::Result<Server> {
         let addr = listener.local_addr()?;
+        // HTTP and Redis clients that build their own TLS configuration (reqwest's
+        // `Client::new`, the redis crate) take the process default; ring is the one compiled in.
+        crate::tls::install_default_provider();
+        // A certificate that cannot be used is said before anything else is set up.
+        let tls = match config.tls.pair().map_err(anyhow::Error::msg)? {
+            Some((cert, key)) => {
+                Some(crate::tls::ServerTls::load(cert, key).map_err(anyhow::Error::msg)?)
+            }
+            None => None,
+        };
         let statuses = persist::load_statuses(&options.data_dir).map_err(anyhow::Error::msg)?;
         let persist = Persist::start(options.data_dir.clone()).map_err(|e| {
             anyhow::anyhow!(
@@ -181,6 +193,7 @@ impl Server {
             stopping,
             admission: Arc::new(listener::Admission::default()),
             cluster,
+            tls,
         });
         Ok(Server {
             listener,
@@ -195,6 +208,11 @@ impl Server {
 
     pub fn admin_token(&self) -> &str {
         &self.shared.admin_token
+    }
+
+    /// The server's TLS, whose [`crate::tls::ServerTls::reload`] takes a renewed certificate.
+    pub fn tls(&self) -> Option<Arc<crate::tls::ServerTls>> {
+        self.shared.tls.clone()
     }
 
     /// Where the admin token is stored, unless it was given explicitly.
@@ -247,6 +265,7 @@ impl Server {
             router,
             shared.hub.config().security.clone(),
             shared.admission.clone(),
+            shared.tls.clone(),
             shutdown,
             drain,
         )
@@ -287,6 +306,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub admin_token: String,
+    /// Set when the server speaks TLS.
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -311,6 +332,7 @@ pub async fn spawn(
     let server = Server::bind(listener, config, options).await?;
     let addr = server.local_addr()?;
     let admin_token = server.admin_token().to_owned();
+    let tls = server.tls();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async move {
         let _ = stopped.await;
@@ -318,6 +340,7 @@ pub async fn spawn(
     Ok(RunningServer {
         addr,
         admin_token,
+        tls,
         stop: Some(stop),
         task,
     })

@@ -109,6 +109,9 @@ pub struct PeerHandle {
     /// Wakes the writer to give up on a stalled send and close at once.
     abort: Notify,
     closing: OnceLock<(u16, String)>,
+    /// The operator's reason for a kick (or a ban), kept for the closed-peer history: the
+    /// close frame itself carries only the documented `admin_disconnect`.
+    kick_reason: OnceLock<String>,
     limits: OutboxLimits,
     queued_bytes: AtomicUsize,
     /// When the writer last took frames or finished a flush ([`monotonic_ms`]).
@@ -152,6 +155,7 @@ impl PeerHandle {
             control: control_tx,
             abort: Notify::new(),
             closing: OnceLock::new(),
+            kick_reason: OnceLock::new(),
             limits,
             queued_bytes: AtomicUsize::new(0),
             writer_progress_ms: AtomicU64::new(monotonic_ms()),
@@ -239,7 +243,22 @@ impl PeerHandle {
     }
 
     pub fn control(&self, control: Control) -> bool {
-        self.control.send(control).is_ok()
+        let reason = match &control {
+            Control::Kick {
+                reason: Some(reason),
+            } => Some(reason.clone()),
+            _ => None,
+        };
+        let sent = self.control.send(control).is_ok();
+        if let (true, Some(reason)) = (sent, reason) {
+            let _ = self.kick_reason.set(reason);
+        }
+        sent
+    }
+
+    /// The operator's reason, when this peer was kicked with one.
+    pub fn kick_reason(&self) -> Option<&str> {
+        self.kick_reason.get().map(String::as_str)
     }
 
     /// The writer took `bytes` off the queue.

@@ -441,6 +441,16 @@ pub fn token_file_problem(path: &Path) -> Option<String> {
 }
 
 /// The token in `path`, if the file exists and is not empty.
+/// Where a server keeping its data in `dir` stores a generated admin token.
+pub fn admin_token_file(dir: &Path) -> PathBuf {
+    dir.join(TOKEN_FILE)
+}
+
+/// The admin token stored at `path`, if one is there and readable.
+pub fn read_admin_token(path: &Path) -> Option<String> {
+    stored_token(path).ok().flatten()
+}
+
 fn stored_token(path: &Path) -> std::io::Result<Option<String>> {
     let text = match read_private(path) {
         Ok(text) => text,

@@ -23,10 +23,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub async fn open(shared: &Arc<Shared>, dialect: Dialect, query: &str) -> Result<String, String> {
     let path = dialect_path(dialect)?;
     let query = query.trim_start_matches('?');
-    let url = if query.is_empty() {
-        ws_url(shared.loopback, path)
+    let path = if query.is_empty() {
+        path.to_owned()
     } else {
-        ws_url(shared.loopback, &format!("{path}?{query}"))
+        format!("{path}?{query}")
+    };
+    // A server behind TLS answers only TLS, on its own address too; the probe trusts exactly
+    // the certificate the server presents.
+    let (url, tls) = match &shared.tls {
+        Some(tls) => (
+            format!("wss://{}{path}", shared.loopback),
+            Some(tls.pinned_client()?),
+        ),
+        None => (ws_url(shared.loopback, &path), None),
     };
     let nonce: String = {
         use rand::RngExt as _;
@@ -40,6 +49,9 @@ pub async fn open(shared: &Arc<Shared>, dialect: Dialect, query: &str) -> Result
     if dialect == Dialect::Flow {
         // Flow streams need a credential; the server's own probe acts with its admin's.
         request = request.header("authorization", format!("Bearer {}", shared.admin_token));
+    }
+    if let Some(tls) = tls {
+        request = request.tls(tls);
     }
     let connected = request.timeout(CONNECT_TIMEOUT).connect().await;
     let mut socket = match connected {

@@ -24,6 +24,9 @@ use crate::wsclient::{self, ConnectError, Socket};
 
 /// Where to replay: the server's `host:port` and, for admin steps, its admin token. Without
 /// a token, admin steps fail without touching the server.
+///
+/// A server behind TLS is written `wss://host:port` in `addr`: one string keeps every
+/// `Target { addr, admin_token }` written for a plain server meaning what it did.
 #[derive(Debug, Clone)]
 pub struct Target {
     pub addr: String,
@@ -31,27 +34,67 @@ pub struct Target {
 }
 
 impl Target {
-    /// From `ws://host:port`, `http://host:port`, or `host:port` (a path is ignored).
+    /// From `ws://host:port`, `http://host:port`, `wss://…`, `https://…` or `host:port` (a
+    /// path is ignored). A TLS URL without a port means 443.
     pub fn from_url(url: &str, admin_token: Option<String>) -> Result<Target, String> {
-        let rest = url
-            .strip_prefix("ws://")
-            .or_else(|| url.strip_prefix("http://"))
-            .unwrap_or(url);
-        if url.starts_with("wss://") || url.starts_with("https://") {
-            return Err(format!(
-                "{url}: TLS is not supported; replay against a plain ws:// or http:// address"
-            ));
-        }
-        let addr = rest.split('/').next().unwrap_or_default();
-        if addr.is_empty() || !addr.contains(':') {
+        let (secure, rest) = if let Some(rest) = url
+            .strip_prefix("wss://")
+            .or_else(|| url.strip_prefix("https://"))
+        {
+            (true, rest)
+        } else {
+            (
+                false,
+                url.strip_prefix("ws://")
+                    .or_else(|| url.strip_prefix("http://"))
+                    .unwrap_or(url),
+            )
+        };
+        let addr = rest.split(['/', '?']).next().unwrap_or_default();
+        if addr.is_empty() || addr.contains('@') {
             return Err(format!(
                 "{url}: expected host:port, e.g. ws://127.0.0.1:7878"
             ));
         }
-        Ok(Target {
-            addr: addr.to_owned(),
-            admin_token,
-        })
+        let has_port = addr
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok() && !port.is_empty())
+            && !addr.ends_with(']');
+        let addr = match (secure, has_port) {
+            (true, true) => format!("wss://{addr}"),
+            (true, false) => format!("wss://{addr}:443"),
+            (false, true) => addr.to_owned(),
+            (false, false) => {
+                return Err(format!(
+                    "{url}: expected host:port, e.g. ws://127.0.0.1:7878"
+                ))
+            }
+        };
+        Ok(Target { addr, admin_token })
+    }
+
+    /// Whether the server is reached over TLS, and its `host:port`.
+    fn parts(&self) -> (bool, &str) {
+        match self.addr.strip_prefix("wss://") {
+            Some(authority) => (true, authority),
+            None => (false, &self.addr),
+        }
+    }
+
+    /// `ws://host:port{path}`, or `wss://` for a server behind TLS.
+    pub fn ws_url(&self, path: &str) -> String {
+        match self.parts() {
+            (true, authority) => format!("wss://{authority}{path}"),
+            (false, authority) => ws_url(authority, path),
+        }
+    }
+
+    /// `http://host:port{path}`, or `https://`.
+    pub fn http_url(&self, path: &str) -> String {
+        match self.parts() {
+            (true, authority) => format!("https://{authority}{path}"),
+            (false, authority) => format!("http://{authority}{path}"),
+        }
     }
 }
 
@@ -131,7 +174,7 @@ struct Runner<'a> {
     admin: Option<Admin>,
     variables: BTreeMap<String, Value>,
     codes_seen: Vec<String>,
-    http: reqwest::Client,
+    http: Result<reqwest::Client, String>,
     frames: Option<tokio::sync::mpsc::UnboundedSender<SeenFrame>>,
 }
 
@@ -158,7 +201,7 @@ pub async fn run_streaming(
         admin: None,
         variables: BTreeMap::new(),
         codes_seen: Vec::new(),
-        http: reqwest::Client::new(),
+        http: crate::tls::http_client(),
         frames,
     };
     let mut reports = Vec::new();
@@ -383,7 +426,7 @@ impl Runner<'_> {
                 "connection {conn} is already open; name the new one differently"
             ));
         }
-        match open_socket(&self.target.addr, path, headers).await {
+        match open_socket(self.target, path, headers).await {
             Ok((socket, local_addr)) => {
                 if let Some(status) = expect_status {
                     return Outcome::Mismatch {
@@ -632,9 +675,12 @@ impl Runner<'_> {
             Ok(method) => method,
             Err(_) => return Outcome::Failed(format!("{method:?} is not an HTTP method")),
         };
-        let url = format!("http://{}{}", self.target.addr, path);
-        let mut request = self
-            .http
+        let url = self.target.http_url(path);
+        let http = match &self.http {
+            Ok(http) => http,
+            Err(error) => return Outcome::Failed(error.clone()),
+        };
+        let mut request = http
             .request(method, &url)
             .timeout(Duration::from_millis(DEFAULT_TIMEOUT_MS));
         for (name, value) in headers {
@@ -717,7 +763,7 @@ impl Runner<'_> {
                 "this session has admin steps and no admin token was allowed for them (relaydeck replay --url … --allow-admin --admin-token …)",
             )?;
             let headers = BTreeMap::from([("Authorization".to_owned(), format!("Bearer {token}"))]);
-            let (socket, _) = match open_socket(&self.target.addr, ADMIN, &headers).await {
+            let (socket, _) = match open_socket(self.target, ADMIN, &headers).await {
                 Ok(opened) => opened,
                 Err(ConnectError::Refused { status, .. }) => {
                     return Err(format!(
@@ -847,11 +893,11 @@ impl Admin {
 /// Open a session's connection through the shared client, with room for the oversized frames
 /// a session may provoke from the server.
 async fn open_socket(
-    addr: &str,
+    target: &Target,
     path: &str,
     headers: &BTreeMap<String, String>,
 ) -> Result<(Socket, SocketAddr), ConnectError> {
-    let mut request = wsclient::Request::new(ws_url(addr, path))
+    let mut request = wsclient::Request::new(target.ws_url(path))
         .timeout(Duration::from_millis(DEFAULT_TIMEOUT_MS))
         .large_messages();
     for (name, value) in headers {

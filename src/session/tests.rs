@@ -132,7 +132,16 @@ fn targets_from_urls() {
             .addr,
         "[::1]:9000"
     );
-    assert!(Target::from_url("wss://example.test:443", None).is_err());
+    let secure = Target::from_url("wss://example.test:8443/x", None).unwrap();
+    assert_eq!(secure.ws_url("/admin"), "wss://example.test:8443/admin");
+    assert_eq!(
+        secure.http_url("/health"),
+        "https://example.test:8443/health"
+    );
+    assert_eq!(
+        Target::from_url("https://example.test", None).unwrap().addr,
+        "wss://example.test:443"
+    );
     assert!(Target::from_url("ws://nohost", None).is_err());
 }
 

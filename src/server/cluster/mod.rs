@@ -122,6 +122,23 @@ impl ClusterSettings {
     }
 }
 
+/// A Redis client for `redis://` or `rediss://`. Over TLS it trusts the platform's roots, or
+/// only the CAs given with `--ca-file` when there are any (the Redis client takes one or the
+/// other).
+fn open_client(url: &str) -> redis::RedisResult<redis::Client> {
+    crate::tls::install_default_provider();
+    match crate::tls::extra_ca_pem() {
+        Some(root_cert) if url.starts_with("rediss://") => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            },
+        ),
+        _ => redis::Client::open(url),
+    }
+}
+
 /// A Redis URL without the password it may carry (`redis://user:…@host:6379`).
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -286,7 +303,7 @@ impl Cluster {
         };
         // Errors name Redis without the password a URL may carry.
         let url = &redact(url);
-        let client = redis::Client::open(settings.redis.as_deref().unwrap_or_default())
+        let client = open_client(settings.redis.as_deref().unwrap_or_default())
             .map_err(|e| anyhow::anyhow!("cluster.redis {url}: {e}"))?;
         let mut probe = tokio::time::timeout(
             Duration::from_secs(5),
