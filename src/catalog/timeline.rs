@@ -87,9 +87,15 @@ pub fn timeline(log: &str, dialect: Option<Dialect>) -> Timeline {
     let log = &log[..end];
     let mut events = Vec::new();
     let mut lines = 0;
+    // The dialect the surrounding lines show (a `/v2/ws` URL, a `RoomJoinFailed` frame): a
+    // bare `4020` after them is that dialect's 4020, not the first dialect that has one.
+    let mut context: Option<Dialect> = None;
     for (index, line) in log.lines().enumerate() {
         lines += 1;
         let (at, rest) = split_timestamp(line);
+        if let Some(shown) = dialect_of_url(rest) {
+            context = Some(shown);
+        }
         let objects = json_objects(rest);
         let plain = objects.is_empty();
         let candidates = if plain {
@@ -101,9 +107,15 @@ pub fn timeline(log: &str, dialect: Option<Dialect>) -> Timeline {
             if input.is_empty() {
                 continue;
             }
-            let Ok(decoding) = decode::decode(input, dialect) else {
+            let Some(decoding) = decode_in_context(input, dialect, context) else {
                 continue;
             };
+            // A frame's shape names its dialect, errors and ordinary frames alike.
+            if !plain {
+                if let Some(shown) = decoding.dialect {
+                    context = Some(shown);
+                }
+            }
             if decoding.best().is_none() {
                 continue;
             }
@@ -125,6 +137,40 @@ pub fn timeline(log: &str, dialect: Option<Dialect>) -> Timeline {
         events,
         lines,
         truncated,
+    }
+}
+
+/// Decode `input` as `dialect` when one was asked for; otherwise as the dialect of the
+/// surrounding lines when that reads it as a catalogued code, and as any dialect when not.
+fn decode_in_context(
+    input: &str,
+    dialect: Option<Dialect>,
+    context: Option<Dialect>,
+) -> Option<Decoding> {
+    if dialect.is_none() {
+        if let Some(context) = context {
+            if let Ok(decoding) = decode::decode(input, Some(context)) {
+                if decoding.best().is_some() {
+                    return Some(decoding);
+                }
+            }
+        }
+    }
+    decode::decode(input, dialect).ok()
+}
+
+/// The dialect a WebSocket URL or path in a log line names, by the server's routes.
+fn dialect_of_url(line: &str) -> Option<Dialect> {
+    if line.contains("/v2/ws") || line.contains("/v3/ws") {
+        Some(Dialect::SignalFish)
+    } else if line.contains("/v1/ws") {
+        Some(Dialect::Flow)
+    } else if line.contains("?ticket=") || line.contains("/talo") {
+        Some(Dialect::Talo)
+    } else if line.contains("/v1?") {
+        Some(Dialect::Pubsub)
+    } else {
+        None
     }
 }
 
@@ -325,6 +371,39 @@ just a sentence with 429 in it
             timeline.correlation_values().get("request"),
             Some(&vec!["p-17".to_owned()])
         );
+    }
+
+    #[test]
+    fn a_bare_close_code_takes_the_dialect_of_the_lines_around_it() {
+        let log = "12:00:00 connecting to wss://game.example/v2/ws\n\
+                   12:00:01 {\"type\":\"RoomJoined\",\"data\":{\"room_code\":\"ABC123\"}}\n\
+                   12:00:09 closed: 4020\n";
+        let timeline = timeline(log, None);
+        let event = timeline.events.last().unwrap();
+        assert_eq!(
+            event.decoding.best().unwrap().qualified(),
+            "signal-fish:4020"
+        );
+        // Without the surrounding lines, the code alone is pub/sub's.
+        let alone = timeline_of_one("12:00:09 closed: 4020");
+        assert_eq!(alone.decoding.best().unwrap().qualified(), "pubsub:4020");
+        // Asked for explicitly, a dialect wins over the context.
+        let asked = super::timeline(log, Some(Dialect::Pubsub));
+        assert_eq!(
+            asked
+                .events
+                .last()
+                .unwrap()
+                .decoding
+                .best()
+                .unwrap()
+                .qualified(),
+            "pubsub:4020"
+        );
+    }
+
+    fn timeline_of_one(line: &str) -> Event {
+        timeline(line, None).events.remove(0)
     }
 
     #[test]

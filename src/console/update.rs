@@ -414,7 +414,7 @@ impl App {
         let args = parsed.args;
         let arg = |n: usize| args.get(n).copied().unwrap_or("");
         match parsed.spec.id {
-            Id::Show(view) => self.switch(view),
+            Id::Show(view) => self.go_to(view),
             Id::Help => self.mode = Mode::Help,
             Id::Quit => return vec![Effect::Quit],
             Id::Compose => {
@@ -499,6 +499,15 @@ impl App {
         }
     }
 
+    /// The user moves to another view: what the last view said (a sort, a completion, a
+    /// result) is about that view and goes; a warning or an error stays until read.
+    fn go_to(&mut self, view: View) {
+        if view != self.view && matches!(self.status, Some((_, Severity::Info))) {
+            self.status = None;
+        }
+        self.switch(view);
+    }
+
     fn switch(&mut self, view: View) {
         self.view = view;
         self.detail = None;
@@ -537,22 +546,22 @@ impl App {
                     self.open_selected();
                 }
             }
-            Action::NextView => self.switch(View::ALL[(self.view.index() + 1) % View::ALL.len()]),
+            Action::NextView => self.go_to(View::ALL[(self.view.index() + 1) % View::ALL.len()]),
             Action::PreviousView => {
-                self.switch(View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()])
+                self.go_to(View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()])
             }
-            Action::ViewOverview => self.switch(View::Overview),
-            Action::ViewPeers => self.switch(View::Peers),
-            Action::ViewRooms => self.switch(View::Rooms),
-            Action::ViewChannels => self.switch(View::Channels),
-            Action::ViewSubscriptions => self.switch(View::Subscriptions),
-            Action::ViewApps => self.switch(View::Apps),
-            Action::ViewLog => self.switch(View::Log),
-            Action::ViewCatalog => self.switch(View::Catalog),
+            Action::ViewOverview => self.go_to(View::Overview),
+            Action::ViewPeers => self.go_to(View::Peers),
+            Action::ViewRooms => self.go_to(View::Rooms),
+            Action::ViewChannels => self.go_to(View::Channels),
+            Action::ViewSubscriptions => self.go_to(View::Subscriptions),
+            Action::ViewApps => self.go_to(View::Apps),
+            Action::ViewLog => self.go_to(View::Log),
+            Action::ViewCatalog => self.go_to(View::Catalog),
             Action::ViewComposer => self.open_composer(),
-            Action::ViewHistory => self.switch(View::History),
-            Action::ViewBans => self.switch(View::Bans),
-            Action::ViewNodes => self.switch(View::Nodes),
+            Action::ViewHistory => self.go_to(View::History),
+            Action::ViewBans => self.go_to(View::Bans),
+            Action::ViewNodes => self.go_to(View::Nodes),
             Action::LiftBan => match self.view {
                 View::Bans if self.detail.is_none() => self.unban(None),
                 _ => self.set_status(

@@ -121,8 +121,21 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, peer: Option<&str>, title:
     let shown_up_to = app.log.shown_up_to(&entries);
     // Newest at the bottom: walk back from the newest shown entry until the area is full.
     let mut lines: Vec<Line> = Vec::new();
-    for (_, entry) in entries.get(..shown_up_to).unwrap_or_default().iter().rev() {
+    for (index, (_, entry)) in entries
+        .get(..shown_up_to)
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .enumerate()
+    {
         let mut entry_lines = log_lines(entry, theme, width, inner_width);
+        // The newest entry on screen is the one `e` and the other log keys act on: marked as
+        // a table marks its selected row.
+        if index == 0 {
+            if let Some(first) = entry_lines.first_mut() {
+                first.style = theme.selection;
+            }
+        }
         if lines.len() + entry_lines.len() > height {
             break;
         }
