@@ -227,7 +227,7 @@ pub fn room_row(r: &RoomInfo) -> Row {
             r.code.clone(),
             r.app.clone(),
             r.game.clone(),
-            format!("{}/{}", r.players.len(), r.max_players),
+            players_cell(r),
             r.spectators.len().to_string(),
             r.lobby_state.clone(),
             r.authority
@@ -242,6 +242,18 @@ pub fn room_row(r: &RoomInfo) -> Row {
                 .unwrap_or_else(|| "—".to_owned()),
         ],
         severity: None,
+    }
+}
+
+/// `2/4`: players connected of the room's size; seats held for players who may come back
+/// (Signal Fish reconnection) are counted apart, since nobody is playing in them now.
+fn players_cell(room: &RoomInfo) -> String {
+    let held = room.players.iter().filter(|p| p.peer.is_none()).count();
+    let connected = room.players.len() - held;
+    if held == 0 {
+        format!("{connected}/{}", room.max_players)
+    } else {
+        format!("{connected}/{} +{held} held", room.max_players)
     }
 }
 

@@ -27,12 +27,13 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, shown: &Detail) {
                         p.addr
                     )),
                     Line::from(format!(
-                        "frames in {} · out {} · errors {} · room {}{}",
+                        "frames in {} · out {} · errors {} · room {}{} · connected {}",
                         p.frames_in,
                         p.frames_out,
                         p.errors,
                         p.room.as_deref().unwrap_or("—"),
-                        if p.probe { " · probe" } else { "" }
+                        if p.probe { " · probe" } else { "" },
+                        age(app.model.server_ms, p.connected_at_ms)
                     )),
                 ],
                 None => vec![Line::from(Span::styled(
@@ -172,5 +173,20 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, shown: &Detail) {
                 area,
             );
         }
+    }
+}
+
+/// `3m 12s ago`: how long before the server's clock `since_ms` was, to the second (the
+/// server's clock, so that a console with a skewed clock still agrees with the server).
+fn age(now_ms: u64, since_ms: u64) -> String {
+    if since_ms == 0 || since_ms > now_ms {
+        return "just now".to_owned();
+    }
+    let seconds = (now_ms - since_ms) / 1000;
+    let text = humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string();
+    if seconds == 0 {
+        "just now".to_owned()
+    } else {
+        format!("{text} ago")
     }
 }
