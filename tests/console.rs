@@ -1317,3 +1317,87 @@ fn repro_runs_a_shipped_session_and_the_composer_runs_multi_connection_templates
         "{effects:?}"
     );
 }
+
+/// A long frame, as a player sent it: the log cuts it to a line; Enter shows it whole, `y`
+/// copies every byte of it, Esc goes back.
+#[test]
+fn a_log_entry_opens_whole_and_copies_every_byte() {
+    let mut app = loaded_app(false);
+    let long = format!(
+        r#"{{"type":"publish","channel":"demo/lobby","data":"{}","requestId":"tail-marker"}}"#,
+        "x".repeat(300)
+    );
+    app.update(Msg::Server(ServerMessage::Delta {
+        seq: 15,
+        at_ms: T0 + 5000,
+        event: Event::Frame {
+            peer: "p1".into(),
+            direction: Direction::In,
+            text: long.clone(),
+        },
+    }));
+    app.update(key(KeyCode::Char('7')));
+    assert!(
+        !render(&app, 80, 24).contains("tail-marker"),
+        "the log cuts it"
+    );
+    app.update(key(KeyCode::Enter));
+    assert!(matches!(app.detail, Some(Detail::Entry { .. })));
+    let screen = render(&app, 80, 40);
+    assert!(screen.contains("tail-marker"), "{screen}");
+    let effects = app.update(key(KeyCode::Char('y')));
+    match effects.as_slice() {
+        [Effect::Copy { text, .. }] => assert_eq!(*text, long),
+        other => panic!("expected a copy, got {other:?}"),
+    }
+    app.update(key(KeyCode::Esc));
+    assert_eq!(app.detail, None);
+    assert_eq!(app.view, View::Log);
+}
+
+/// `f` on a closed peer asks the server for its recorded frames and shows them, newest
+/// selected and whole under the list; up moves to the one before.
+#[test]
+fn a_closed_peers_recorded_frames_open_and_read_whole() {
+    let mut app = triage_app();
+    app.update(key(KeyCode::Char('h')));
+    // Newest first: p5, the room, p12.
+    app.update(key(KeyCode::Char('j')));
+    app.update(key(KeyCode::Char('j')));
+    app.update(key(KeyCode::Enter));
+    assert!(
+        matches!(app.detail, Some(Detail::History(_))),
+        "{:?}",
+        app.detail
+    );
+    let effects = app.update(key(KeyCode::Char('f')));
+    let id = match effects.as_slice() {
+        [Effect::Send(envelope)] => {
+            assert_eq!(envelope.command, Command::Frames { peer: "p12".into() });
+            envelope.id
+        }
+        other => panic!("expected the frames command, got {other:?}"),
+    };
+    app.update(Msg::Server(ServerMessage::Result(CommandResult {
+        id,
+        ok: true,
+        message: "2 frames".into(),
+        data: Some(json!({
+            "peer": "p12",
+            "path": null,
+            "frames": [
+                {"at_ms": T0, "direction": "in", "text": "{\"type\":\"JoinRoom\",\"data\":{\"player_name\":\"Bob\"}}"},
+                {"at_ms": T0 + 10, "direction": "out", "text": "{\"type\":\"RoomJoinFailed\",\"data\":{\"error_code\":\"ROOM_FULL\"}}"}
+            ]
+        })),
+    })));
+    assert!(matches!(app.detail, Some(Detail::Frames { .. })));
+    let screen = render(&app, 100, 30);
+    assert!(screen.contains("Recorded frames of p12 (2)"), "{screen}");
+    assert!(screen.contains("\"error_code\": \"ROOM_FULL\""), "{screen}");
+    app.update(key(KeyCode::Up));
+    let screen = render(&app, 100, 30);
+    assert!(screen.contains("\"player_name\": \"Bob\""), "{screen}");
+    app.update(key(KeyCode::Esc));
+    assert!(matches!(app.detail, Some(Detail::History(_))));
+}

@@ -410,7 +410,7 @@ async fn find_shows_a_kicked_peer_in_history_with_its_close_decoded() {
     console.wait_for_text("0 peers").await;
 
     console.command(&format!("find {}", identity.to_uppercase()));
-    let screen = console.wait_for_text("match(es) for").await;
+    let screen = console.wait_for_text("│history ").await;
     assert!(
         screen.contains(&format!("{id} pubsub demo {identity}")),
         "{screen}"
@@ -492,8 +492,10 @@ async fn export_writes_a_session_that_replays_green() {
     console.wait_for_text("Confirm").await;
     console.press(KeyCode::Char('y'));
     assert_eq!(recv_close(&mut victim).await.0, 4020);
+    // The close reaches the console as a delta of its own; find once it has.
+    console.wait_for_text("0 peers").await;
     console.command(&format!("find {identity}"));
-    console.wait_for_text("match(es) for").await;
+    console.wait_for_text("│history ").await;
     console.command("export kicked-peer");
     let screen = console.wait_for_text("session saved to").await;
     assert!(screen.contains("relaydeck replay"), "{screen}");

@@ -99,6 +99,16 @@ pub enum Detail {
     Code(String),
     /// A closed peer or room, by its history key.
     History(String),
+    /// One log entry in full, by its number, and the detail it was opened from.
+    Entry {
+        number: u64,
+        from: Option<Box<Detail>>,
+    },
+    /// The frames the flight recorder kept for a peer ([`App::recorded`]), and the detail
+    /// they were opened from.
+    Frames {
+        from: Option<Box<Detail>>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +198,11 @@ pub enum Effect {
     /// Run a session against the connected server in the background; progress comes back as
     /// [`Msg::Repro`].
     RunSession(Box<ReproRun>),
+    /// Put the text on the terminal's clipboard (OSC 52) and into a file in the data folder.
+    Copy {
+        label: String,
+        text: String,
+    },
     Quit,
 }
 
@@ -235,6 +250,10 @@ pub struct App {
     pub(super) exports: HashMap<u64, String>,
     /// Sessions running now, by label.
     pub running: Vec<String>,
+    /// The last flight recorder read (`f`).
+    pub recorded: super::frames::RecordedFrames,
+    /// The `frames` command awaiting its answer.
+    pub(super) frames_request: Option<u64>,
 }
 
 impl App {
@@ -269,6 +288,8 @@ impl App {
             paste: TextArea::default(),
             exports: HashMap::new(),
             running: Vec::new(),
+            recorded: super::frames::RecordedFrames::default(),
+            frames_request: None,
         }
     }
 

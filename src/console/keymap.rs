@@ -51,6 +51,10 @@ pub enum Action {
     ViewNodes,
     /// Lift the selected ban.
     LiftBan,
+    /// Copy the frame on screen (clipboard and a file).
+    Copy,
+    /// Read the flight recorder of the peer on screen.
+    RecordedFrames,
     /// Unbinds a key in a user file.
     None,
 }
@@ -82,6 +86,8 @@ impl Action {
             Action::Bottom => "last row, live log",
             Action::Sort => "sort by the next column (numbers largest first)",
             Action::ReverseSort => "reverse the sort",
+            Action::Copy => "copy the frame on screen (clipboard and a file)",
+            Action::RecordedFrames => "the peer's frames from the flight recorder",
             Action::Kick => "kick the selected peer (4020)",
             Action::SuspendApp => "suspend the selected app",
             Action::ActivateApp => "activate the selected app",

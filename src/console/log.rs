@@ -141,6 +141,23 @@ impl Log {
             .collect()
     }
 
+    /// The entry numbered `number`, while it is still kept.
+    pub fn get(&self, number: u64) -> Option<&LogEntry> {
+        let first = self.total - self.entries.len() as u64;
+        let index = usize::try_from(number.checked_sub(first)?).ok()?;
+        self.entries.get(index)
+    }
+
+    /// The number of the entry being read (the newest on screen).
+    pub fn current_number(&self, peer: Option<&str>, filter: &str) -> Option<u64> {
+        let entries = self.entries(peer, filter);
+        let shown = self.shown_up_to(&entries);
+        shown
+            .checked_sub(1)
+            .and_then(|last| entries.get(last))
+            .map(|(n, _)| *n)
+    }
+
     /// How many of `entries` are shown: those up to the anchor, or all when following live.
     pub fn shown_up_to(&self, entries: &[(u64, &LogEntry)]) -> usize {
         match self.anchor {

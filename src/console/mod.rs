@@ -11,6 +11,7 @@
 //! | [`log`] | the bounded live log, decoded on arrival, readable back |
 //! | [`confirm`] | the question asked before each admin action and the command it sends |
 //! | [`composer`] | the frame editor, its targets and templates, recording as a session |
+//! | [`frames`] | whole frames: a log entry in full, a peer's recorded frames, what a copy takes |
 //! | [`ui`] | `draw(&App, &mut Frame)`, one file per pane |
 //! | [`keymap`], [`theme`] | keys and colours as data, with user overrides |
 //! | [`net`] | the admin link with reconnection, and the composer's plain client |
@@ -22,6 +23,7 @@ pub mod app;
 pub mod commands;
 pub mod composer;
 pub mod confirm;
+pub mod frames;
 pub mod keymap;
 pub mod log;
 pub mod model;
@@ -106,6 +108,10 @@ where
                 Effect::RunSession(run) => {
                     tokio::spawn(net::run_session(*run, replay.clone(), local_tx.clone()));
                 }
+                Effect::Copy { label, text } => {
+                    let notice = copy(sessions_dir.as_deref(), &label, &text);
+                    let _ = local_tx.send(notice);
+                }
                 Effect::SaveSession { name, text } => {
                     let notice = match save_session(sessions_dir.as_deref(), &name, &text) {
                         Ok(path) => Msg::Notice(
@@ -185,11 +191,50 @@ where
     Ok(app)
 }
 
+/// Put `text` on the terminal's clipboard with OSC 52 (when the console draws on a real
+/// terminal; many terminals and tmux honour it) and into a file beside the sessions, since a
+/// terminal may ignore the sequence and a frame of megabytes is better read from a file.
+fn copy(sessions_dir: Option<&Path>, label: &str, text: &str) -> Msg {
+    use std::io::{IsTerminal as _, Write as _};
+    let mut stdout = std::io::stdout();
+    let clipboard = stdout.is_terminal()
+        && stdout
+            .write_all(frames::osc52(text).as_bytes())
+            .and_then(|()| stdout.flush())
+            .is_ok();
+    let saved = sessions_dir
+        .and_then(Path::parent)
+        .map(|dir| dir.join("copied"))
+        .ok_or_else(|| "no data folder to save it in".to_owned())
+        .and_then(|dir| save_private(&dir, &format!("{label}.txt"), text));
+    let to_clipboard = if clipboard {
+        "copied to the clipboard; "
+    } else {
+        ""
+    };
+    match saved {
+        Ok(path) => Msg::Notice(
+            format!("{to_clipboard}saved to {}", path.display()),
+            Severity::Info,
+        ),
+        Err(problem) if clipboard => Msg::Notice(
+            format!("copied to the clipboard; not saved: {problem}"),
+            Severity::Warning,
+        ),
+        Err(problem) => Msg::Notice(format!("not copied: {problem}"), Severity::Error),
+    }
+}
+
 /// Write a session into the sessions folder, never over an existing file: a recording or an
 /// export is evidence, and a second one with the same name must not erase the first.
 fn save_session(dir: Option<&Path>, name: &str, text: &str) -> Result<PathBuf, String> {
-    use std::io::Write as _;
     let dir = dir.ok_or("no data folder to save sessions in")?;
+    save_private(dir, &format!("{name}.jsonl"), text)
+}
+
+/// Write `text` as `dir/file_name`, never over an existing file, readable by the user alone.
+fn save_private(dir: &Path, file_name: &str, text: &str) -> Result<PathBuf, String> {
+    use std::io::Write as _;
     // Sessions hold what players sent (tokens and passwords among it): the folder and the
     // files are the user's alone.
     let mut folder = std::fs::DirBuilder::new();
@@ -205,7 +250,7 @@ fn save_session(dir: Option<&Path>, name: &str, text: &str) -> Result<PathBuf, S
     folder
         .create(dir)
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let path = dir.join(format!("{name}.jsonl"));
+    let path = dir.join(file_name);
     let mut file = options.open(&path).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => {
             format!("{} already exists; choose another name", path.display())

@@ -5,6 +5,7 @@
 //! command (after a confirmation) and shows its result; the views change when deltas arrive.
 
 mod composer;
+mod frames;
 mod triage;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -190,6 +191,7 @@ impl App {
             }
         }
         effects.extend(self.exported(&result));
+        self.recorded_frames_answered(&result);
         let asked = self.pending.remove(&result.id);
         if let (true, Some(Command::Tap { peer, on })) = (result.ok, &asked) {
             if *on {
@@ -531,7 +533,9 @@ impl App {
             }
             Action::Filter => self.mode = Mode::Filter,
             Action::Back => {
-                if self.detail.is_some() {
+                if self.back_from_frames() {
+                    self.log.anchor = None;
+                } else if self.detail.is_some() {
                     self.detail = None;
                     self.log.anchor = None;
                 } else if !self.tables.filter(self.view).is_empty() {
@@ -540,6 +544,7 @@ impl App {
                     self.status = None;
                 }
             }
+            Action::Open if self.open_log_entry() => {}
             Action::Open => {
                 let listed = self.detail.is_none() && self.open_in_list();
                 if !listed {
@@ -562,6 +567,8 @@ impl App {
             Action::ViewHistory => self.go_to(View::History),
             Action::ViewBans => self.go_to(View::Bans),
             Action::ViewNodes => self.go_to(View::Nodes),
+            Action::Copy => return self.copy_on_screen(),
+            Action::RecordedFrames => return self.read_recorded_frames(),
             Action::LiftBan => match self.view {
                 View::Bans if self.detail.is_none() => self.unban(None),
                 _ => self.set_status(
@@ -661,6 +668,9 @@ impl App {
     }
 
     fn move_selection(&mut self, delta: isize) {
+        if self.move_in_recorded(delta) {
+            return;
+        }
         if self.detail.is_none() && self.move_in_list(delta) {
             return;
         }

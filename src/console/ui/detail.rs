@@ -135,6 +135,9 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, shown: &Detail) {
         }
         // Drawn by the triage pane before this one is asked.
         Detail::History(key) => super::triage::draw_history_detail(app, frame, area, &key),
+        shown @ (Detail::Entry { .. } | Detail::Frames { .. }) => {
+            super::frames::draw(app, frame, area, &shown)
+        }
         Detail::Code(qualified) => {
             let entry = lookup_qualified(&qualified);
             let lines = match entry {

@@ -13,6 +13,7 @@
 pub mod composer;
 pub mod confirm;
 pub mod detail;
+pub mod frames;
 pub mod header;
 pub mod help;
 pub mod log;
@@ -55,6 +56,9 @@ pub fn draw_panes(app: &App, frame: &mut Frame) {
     header::draw_info(app, frame, info);
     match &app.detail {
         Some(Detail::History(key)) => triage::draw_history_detail(app, frame, body, key),
+        Some(shown @ (Detail::Entry { .. } | Detail::Frames { .. })) => {
+            frames::draw(app, frame, body, shown)
+        }
         Some(shown) => detail::draw(app, frame, body, shown),
         None => match app.view {
             View::Overview => overview::draw(app, frame, body),

@@ -61,8 +61,25 @@ pub fn draw_hints(app: &App, frame: &mut Frame, area: Rect) {
         wanted.extend([
             (Action::Up, "older"),
             (Action::Bottom, "live"),
+            (Action::Open, "whole"),
+            (Action::Copy, "copy"),
             (Action::Quit, "quit"),
         ]);
+    }
+    if matches!(
+        app.detail,
+        Some(
+            crate::console::app::Detail::Entry { .. } | crate::console::app::Detail::Frames { .. }
+        )
+    ) {
+        wanted = vec![
+            (Action::Copy, "copy"),
+            (Action::Down, "next"),
+            (Action::Back, "back"),
+            (Action::Quit, "quit"),
+        ];
+    } else if matches!(app.view, View::Peers | View::History | View::Find) {
+        wanted.push((Action::RecordedFrames, "frames"));
     }
     if !app.readonly {
         match app.view {
