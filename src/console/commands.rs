@@ -514,14 +514,65 @@ pub fn help_lines(keymap: &Keymap, readonly: bool) -> Vec<HelpLine> {
     let mut lines = vec![HelpLine::Heading(
         "Keys (keymap.json in the config folder overrides them)",
     )];
-    for (action, keys) in keymap.by_action() {
-        if readonly && action.is_admin_action() {
+    let bound = keymap.by_action();
+    // Keys of one kind share a line (every view, every move), so that the whole list fits a
+    // screen or two instead of three.
+    let groups: [(&[Action], &str); 2] = [
+        (
+            &[
+                Action::ViewOverview,
+                Action::ViewPeers,
+                Action::ViewRooms,
+                Action::ViewChannels,
+                Action::ViewSubscriptions,
+                Action::ViewApps,
+                Action::ViewLog,
+                Action::ViewCatalog,
+                Action::ViewComposer,
+                Action::ViewHistory,
+                Action::ViewBans,
+                Action::ViewNodes,
+            ],
+            "views, in that order: overview, peers, rooms, channels, subs, apps, log, \
+             catalog, compose, history, bans, nodes",
+        ),
+        (
+            &[
+                Action::Down,
+                Action::Up,
+                Action::PageDown,
+                Action::PageUp,
+                Action::Top,
+                Action::Bottom,
+            ],
+            "move: next, previous, page down, page up, first, last (in a log: newer, \
+             older, …, live)",
+        ),
+    ];
+    let grouped: Vec<Action> = groups.iter().flat_map(|(g, _)| g.iter().copied()).collect();
+    for (action, keys) in &bound {
+        if (readonly && action.is_admin_action()) || grouped.contains(action) {
             continue;
         }
         lines.push(HelpLine::Item {
             keys: keys.join(" "),
             text: action.describe().to_owned(),
         });
+    }
+    lines.push(HelpLine::Heading("Views and moving"));
+    for (actions, text) in groups {
+        // The first key of each action, in the group's order; an unbound one is left out.
+        let keys: Vec<&str> = actions
+            .iter()
+            .filter_map(|a| bound.get(a).and_then(|k| k.first()).map(String::as_str))
+            .collect();
+        if !keys.is_empty() {
+            let keys = keys.join(" ").replace("1 2 3 4 5 6 7 8 9", "1–9");
+            lines.push(HelpLine::Item {
+                keys,
+                text: text.to_owned(),
+            });
+        }
     }
     lines.push(HelpLine::Heading("In the composer"));
     for (keys, text) in COMPOSER_KEYS {
@@ -531,7 +582,20 @@ pub fn help_lines(keymap: &Keymap, readonly: bool) -> Vec<HelpLine> {
         });
     }
     lines.push(HelpLine::Heading("Commands (: then Tab completes)"));
-    for spec in COMMANDS.iter().filter(|c| !(readonly && c.admin)) {
+    // The commands that only show a view share one line, as their keys do.
+    let views: Vec<&str> = COMMANDS
+        .iter()
+        .filter(|c| matches!(c.id, Id::Show(_)))
+        .map(|c| c.name)
+        .collect();
+    lines.push(HelpLine::Item {
+        keys: ":VIEW".to_owned(),
+        text: format!("show a view: {}", views.join(", ")),
+    });
+    for spec in COMMANDS
+        .iter()
+        .filter(|c| !(readonly && c.admin) && !matches!(c.id, Id::Show(_)))
+    {
         lines.push(HelpLine::Item {
             keys: usage(spec),
             text: spec.help.to_owned(),
