@@ -594,7 +594,8 @@ pub fn help_lines(keymap: &Keymap, readonly: bool) -> Vec<HelpLine> {
     });
     for spec in COMMANDS
         .iter()
-        .filter(|c| !(readonly && c.admin) && !matches!(c.id, Id::Show(_)))
+        .filter(|c| !matches!(c.id, Id::Show(_)))
+        .filter(|c| !(readonly && c.admin))
     {
         lines.push(HelpLine::Item {
             keys: usage(spec),
