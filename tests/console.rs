@@ -7,7 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use relaydeck::catalog::{Delivery, Dialect};
-use relaydeck::console::app::{App, Connection, Detail, Effect, Mode, Msg, View};
+use relaydeck::console::app::{App, Connection, Detail, Effect, Mode, Msg, ReproProgress, View};
 use relaydeck::console::keymap::Keymap;
 use relaydeck::console::log::LogKind;
 use relaydeck::console::ui;
@@ -16,6 +16,7 @@ use relaydeck::protocol::admin::{
     CommandResult, Direction, Event, HistoryEntry, KeyInfo, NodeInfo, PeerInfo, RecentError,
     RoomInfo, RoomMember, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
 };
+use relaydeck::session::replay::{Outcome, SeenFrame, StepReport};
 use serde_json::json;
 
 const T0: u64 = 1_764_000_000_000;
@@ -1312,10 +1313,44 @@ fn repro_runs_a_shipped_session_and_the_composer_runs_multi_connection_templates
         KeyCode::Char('s'),
         KeyModifiers::CONTROL,
     )));
-    assert!(
-        matches!(&effects[..], [Effect::RunSession(run)] if run.session.header.name == "signal-fish ROOM_FULL"),
-        "{effects:?}"
-    );
+    let [Effect::RunSession(run)] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(run.session.header.name, "signal-fish ROOM_FULL");
+    // What the session's connections receive shows in the answers pane, after the step that
+    // opened the connection, though the frame arrives before the step's report.
+    let label = run.label.clone();
+    app.update(Msg::Repro(
+        label.clone(),
+        ReproProgress::Frame(SeenFrame {
+            conn: "late".into(),
+            local_addr: "127.0.0.1:40000".parse().unwrap(),
+            direction: Direction::Out,
+            text: r#"{"type":"RoomJoinFailed","data":{"reason":"full","error_code":"ROOM_FULL"}}"#
+                .into(),
+        }),
+    ));
+    app.update(Msg::Repro(
+        label.clone(),
+        ReproProgress::Step(StepReport {
+            number: 3,
+            description: "connect late".into(),
+            outcome: Outcome::Passed(vec![]),
+        }),
+    ));
+    let screen = render(&app, 100, 30);
+    let step = screen.find("step 3 ✓ connect late").expect(&screen);
+    let refusal = screen.find("RoomJoinFailed").expect(&screen);
+    assert!(step < refusal, "{screen}");
+    assert!(screen.contains(&format!("Answers to {label}")), "{screen}");
+    let order: Vec<bool> = app
+        .log
+        .iter()
+        .rev()
+        .take(2)
+        .map(|e| matches!(e.kind, LogKind::Notice { .. }))
+        .collect();
+    assert_eq!(order, [false, true], "the step, then its frame, in the log");
 }
 
 /// A long frame, as a player sent it: the log cuts it to a line; Enter shows it whole, `y`

@@ -254,6 +254,8 @@ pub struct App {
     pub recorded: super::frames::RecordedFrames,
     /// The `frames` command awaiting its answer.
     pub(super) frames_request: Option<u64>,
+    /// Frames of running sessions waiting for their step's report, by session label.
+    pub(super) repro_frames: HashMap<String, Vec<LogEntry>>,
 }
 
 impl App {
@@ -290,6 +292,7 @@ impl App {
             running: Vec::new(),
             recorded: super::frames::RecordedFrames::default(),
             frames_request: None,
+            repro_frames: HashMap::new(),
         }
     }
 

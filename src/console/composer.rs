@@ -168,6 +168,9 @@ pub struct Composer {
     pub direct_replies: Vec<DirectReply>,
     /// What was sent, in order, for recording as a session.
     pub sent: Vec<Value>,
+    /// A template run as a session (several connections): its label and what it reported,
+    /// shown as the answers.
+    pub session_answers: Option<(String, Vec<super::log::LogEntry>)>,
     /// The editor's text as the selected template left it, to tell an edit from the template.
     template_text: Option<String>,
 }
@@ -201,7 +204,22 @@ impl Default for Composer {
     }
 }
 
+/// Entries a template's session keeps for the answers pane; older ones stay in the log.
+const SESSION_ANSWERS_KEPT: usize = 500;
+
 impl Composer {
+    /// Keep `entry` as an answer when the composer started the session `label`.
+    pub fn answer_session(&mut self, label: &str, entry: &super::log::LogEntry) {
+        if let Some((running, entries)) = self.session_answers.as_mut() {
+            if running == label {
+                if entries.len() >= SESSION_ANSWERS_KEPT {
+                    entries.remove(0);
+                }
+                entries.push(entry.clone());
+            }
+        }
+    }
+
     pub fn new() -> Composer {
         let mut composer = Composer {
             editor: TextArea::default(),
@@ -215,6 +233,7 @@ impl Composer {
             watching: None,
             direct_replies: Vec::new(),
             sent: Vec::new(),
+            session_answers: None,
             template_text: None,
         };
         composer.set_text(

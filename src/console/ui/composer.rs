@@ -77,6 +77,14 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
             Some(peer),
             &format!("Answers to {peer}"),
         ),
+        (_, None) if composer.session_answers.is_some() => {
+            let (label, entries) = composer
+                .session_answers
+                .as_ref()
+                .map(|(l, e)| (l.as_str(), e.as_slice()))
+                .unwrap_or_default();
+            super::log::draw_entries(app, frame, answers, entries, &format!("Answers to {label}"));
+        }
         (_, None) => frame.render_widget(
             paragraph(Span::styled(
                 "send with ctrl-s; the server's answers appear here, decoded",

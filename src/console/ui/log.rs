@@ -163,3 +163,31 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, peer: Option<&str>, title:
     // No wrapping: one entry is exactly its lines, and long frames are cut at the edge.
     frame.render_widget(paragraph(lines).block(block(theme, title)), area);
 }
+
+/// A fixed list of entries (a session's answers in the composer), newest at the bottom, as
+/// the live log draws them.
+pub fn draw_entries(app: &App, frame: &mut Frame, area: Rect, entries: &[LogEntry], title: &str) {
+    let theme = &app.theme;
+    let height = area.height.saturating_sub(2) as usize;
+    let width = area.width.saturating_sub(50).max(20) as usize;
+    let inner_width = area.width.saturating_sub(2) as usize;
+    let mut lines: Vec<Line> = Vec::new();
+    for entry in entries.iter().rev() {
+        let mut entry_lines = log_lines(entry, theme, width, inner_width);
+        if lines.len() + entry_lines.len() > height {
+            break;
+        }
+        entry_lines.append(&mut lines);
+        lines = entry_lines;
+    }
+    if lines.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "the session's steps and what its connections receive appear here",
+            theme.muted,
+        )));
+    }
+    frame.render_widget(
+        paragraph(lines).block(block(theme, format!(" {title} ({}) ", entries.len()))),
+        area,
+    );
+}

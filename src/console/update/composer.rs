@@ -117,6 +117,9 @@ impl App {
                 label: format!("template {}", template.name),
                 session: template.session.clone(),
             };
+            // Its connections are its own, not the probe's: the answers pane follows it.
+            self.composer.watching = None;
+            self.composer.session_answers = Some((run.label.clone(), Vec::new()));
             return self.start_session(run);
         }
         match self.composer.dispatch() {

@@ -32,6 +32,10 @@ pub(super) fn valid_session_name(name: &str) -> bool {
 pub(super) const SESSION_NAME_RULE: &str =
     "a session name is letters, digits, '-', '_' and '.' (not first)";
 
+/// Frames of one running session held back until its next step is reported; a session that
+/// receives more between two steps has them logged from this many on.
+const REPRO_FRAMES_HELD: usize = 1_000;
+
 impl App {
     /// The peer on screen: a detail's, the selected row's (peers, history, find results), or
     /// the one the log line being read names.
@@ -323,6 +327,23 @@ impl App {
         vec![Effect::RunSession(Box::new(run))]
     }
 
+    /// A session's notice, with the frames held since its last one: after them when the
+    /// session ended (`last`), before them otherwise. Into the log, and into the composer's
+    /// answers when the composer started the session.
+    fn repro_notice(&mut self, label: &str, text: String, severity: Severity, last: bool) {
+        let notice = LogEntry::new(self.now_ms, None, None, LogKind::Notice { text, severity });
+        let frames = self.repro_frames.remove(label).unwrap_or_default();
+        let entries: Vec<LogEntry> = if last {
+            frames.into_iter().chain([notice]).collect()
+        } else {
+            [notice].into_iter().chain(frames).collect()
+        };
+        for entry in entries {
+            self.composer.answer_session(label, &entry);
+            self.log.push(entry);
+        }
+    }
+
     fn log_notice(&mut self, text: String, severity: Severity) {
         self.log.push(LogEntry::new(
             self.now_ms,
@@ -346,7 +367,9 @@ impl App {
                     .find(|p| p.addr == addr)
                     .map(|p| (p.id.clone(), Some(p.dialect)));
                 let (peer, dialect) = peer.unwrap_or_else(|| (frame.conn.clone(), None));
-                self.log.push(LogEntry::new(
+                // Held until the step they belong to is reported, so that the log reads
+                // "step 3 connect", then what that connection was told.
+                let entry = LogEntry::new(
                     self.now_ms,
                     Some(peer),
                     dialect,
@@ -354,7 +377,11 @@ impl App {
                         direction: frame.direction,
                         text: frame.text,
                     },
-                ));
+                );
+                let held = self.repro_frames.entry(label).or_default();
+                if held.len() < REPRO_FRAMES_HELD {
+                    held.push(entry);
+                }
             }
             ReproProgress::Step(report) => {
                 let (mark, severity, detail) = match &report.outcome {
@@ -371,13 +398,11 @@ impl App {
                 } else {
                     format!(" — {}", crate::report::one_line(&detail, 200))
                 };
-                self.log_notice(
-                    format!(
-                        "{label} step {} {mark} {}{detail}",
-                        report.number, report.description
-                    ),
-                    severity,
+                let text = format!(
+                    "{label} step {} {mark} {}{detail}",
+                    report.number, report.description
                 );
+                self.repro_notice(&label, text, severity, false);
             }
             ReproProgress::Done(report) => {
                 if let Some(at) = self.running.iter().position(|l| *l == label) {
@@ -409,7 +434,7 @@ impl App {
                         Severity::Error,
                     )
                 };
-                self.log_notice(text.clone(), severity);
+                self.repro_notice(&label, text.clone(), severity, true);
                 self.set_status(text, severity);
             }
             ReproProgress::Failed(why) => {
@@ -417,7 +442,7 @@ impl App {
                     self.running.remove(at);
                 }
                 let text = format!("{label}: {why}");
-                self.log_notice(text.clone(), Severity::Error);
+                self.repro_notice(&label, text.clone(), Severity::Error, true);
                 self.set_status(text, Severity::Error);
             }
         }
