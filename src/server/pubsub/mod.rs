@@ -66,7 +66,7 @@ use crate::server::cluster::bus::{Body, Membership, RemotePeer};
 use crate::server::cluster::Cluster;
 use crate::server::config::PubsubAction;
 use crate::server::connection::{self, Flow};
-use crate::server::hub::{self, ChannelKey, Hub, NewPeer, RegisterError};
+use crate::server::hub::{ChannelKey, Hub, NewPeer, RegisterError};
 use crate::server::peer::{Control, PeerHandle, Priority};
 use crate::server::rate_limit::TokenBucket;
 use crate::server::{probe_nonce, token, Shared};
@@ -118,14 +118,14 @@ pub async fn upgrade(
     if let Some(refused) = access::origin_refusal(&headers, shared.hub.config(), false) {
         return refused;
     }
-    if shared.hub.bans_in_force() {
+    if shared.hub.bans().in_force() {
         if let Some(banned) = crate::server::bans::address_refusal(&shared.hub, addr) {
             return banned;
         }
         // A token names its peer id before the upgrade; a key gets a fresh one, never banned.
         if query.token.is_some() {
             if let Ok(grant) = authenticate(&shared, &query) {
-                if let Some(ban) = shared.hub.identity_ban(Some(&grant.app), &grant.peer_id) {
+                if let Some(ban) = shared.hub.bans().identity(Some(&grant.app), &grant.peer_id) {
                     return crate::server::bans::refuse_http(&shared.hub, &ban);
                 }
             }
@@ -181,7 +181,7 @@ fn authenticate(shared: &Shared, query: &ConnectQuery) -> Result<Grant, u16> {
         let claims = token::verify(
             token_text,
             |app| config.app(app).and_then(|a| a.secret_key.clone()),
-            hub::now_ms() / 1000,
+            crate::clock::now_ms() / 1000,
         )
         .map_err(|e| match e {
             token::TokenError::Expired => 4002u16,

@@ -724,7 +724,7 @@ impl Session {
                 let hub = self.hub();
                 self.rooms()
                     .reconnect(hub, &peer, &player_id, &room_id, &auth_token, |name| {
-                        hub.identity_ban(app.as_deref(), name).is_some()
+                        hub.bans().identity(app.as_deref(), name).is_some()
                     })
             }
             Request::JoinAsSpectator(JoinAsSpectator {
@@ -734,7 +734,7 @@ impl Session {
                 password: _,
             }) => {
                 let app = self.app.clone().unwrap_or_default();
-                if self.hub().identity_ban(Some(&app), &spectator_name).is_some() {
+                if self.hub().bans().identity(Some(&app), &spectator_name).is_some() {
                     return self.answer_refusal(&Refusal {
                         carrier: Carrier::SpectatorJoinFailed,
                         code: "BANNED",
@@ -939,7 +939,7 @@ impl Session {
             .map(|sf| sf.max_rooms_per_game)
             .unwrap_or(rooms::DEFAULT_MAX_ROOMS_PER_GAME);
         let player_name = join.player_name.clone();
-        if let Some(_ban) = self.hub().identity_ban(Some(&app), &player_name) {
+        if let Some(_ban) = self.hub().bans().identity(Some(&app), &player_name) {
             return Err(Refusal {
                 carrier: Carrier::RoomJoinFailed,
                 code: "BANNED",
@@ -1040,12 +1040,12 @@ impl Session {
         else {
             return self.refuse_authentication("INVALID_APP_ID", Some("InvalidAppId".to_owned()));
         };
-        if self.hub().bans_in_force() {
+        if self.hub().bans().in_force() {
             let banned = self
                 .hub()
                 .peer(&self.peer.id)
                 .and_then(|p| crate::server::bans::ip_of(&p.addr))
-                .and_then(|ip| self.hub().address_ban(ip));
+                .and_then(|ip| self.hub().bans().address(ip));
             if banned.is_some() {
                 return self.refuse_authentication(
                     "UNAUTHORIZED",

@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 
 use super::Refusal;
 use crate::catalog::Dialect;
+use crate::clock::now_ms;
 use crate::protocol::admin::{RoomInfo, RoomMember};
 use crate::protocol::game_data;
 use crate::protocol::signal_fish::{
@@ -30,7 +31,7 @@ use crate::protocol::signal_fish::{
     SpectatorInfo, SpectatorJoined, MAX_ROOM_PASSWORD_BYTES,
 };
 use crate::server::config::SignalFishSettings;
-use crate::server::hub::{now_ms, Hub, RoomDirectory};
+use crate::server::hub::{Hub, RoomDirectory};
 use crate::server::peer::{PeerHandle, Priority};
 
 pub const ROOM_CODE_ALPHABET: &str = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";

@@ -1,0 +1,482 @@
+//! The hub: the registry of apps, peers, channels, subscriptions and faults, and the one place
+//! where admin deltas are numbered.
+//!
+//! This file is the facade: the lock, the [`Journal`] that numbers and broadcasts deltas, the
+//! snapshot, the stats tick and shutdown. Each job is a typed part in a file of its own,
+//! holding its own data and recording its deltas in the journal it is handed:
+//!
+//! | file | part |
+//! |---|---|
+//! | `registry.rs` | peers, their identities and per-app counts; register, update, remove, kick |
+//! | `apps.rs` | app statuses, message quotas, what this node's apps use (for the cluster) |
+//! | `channels.rs` | channel members by handle, read without the lock on the data path |
+//! | `subscriptions.rs` | Flow/pub/sub subscriptions as the console lists them |
+//! | `delivery.rs` | the data path: deliver, error frames and closes (counted for admins) |
+//! | `faults.rs` | armed faults |
+//! | `probes.rs` | the server's own probe connections |
+//! | `history.rs` | closed peers and rooms, with the flight recorder's frames |
+//! | `rooms.rs` | rooms as admins see them; admin room commands go to the dialect |
+//! | `bans.rs` | ban changes (the bans themselves are in [`crate::server::bans::BanStore`]) |
+//!
+//! The other nodes' peers and rooms are the cluster's ([`crate::server::cluster::mirror`]); the
+//! hub only keeps that mirror under its lock so its snapshot and its deltas agree.
+//!
+//! # Locking
+//! Structural state (who is connected, who is in which channel, what is armed) sits behind one
+//! `std::sync::Mutex`. Every operation on it is short and does no I/O, so it is never held
+//! across an `.await` (it could not be: the guard is not `Send`). A plain mutex is also what
+//! makes delta numbering simple: the `seq` of an event is assigned under the same lock as the
+//! change it describes, so a snapshot taken under the lock and the deltas after it line up
+//! exactly. The journal lives inside the locked state, so a part can only record a delta
+//! while the lock is held: a part's changing methods take `&mut Journal`.
+//!
+//! The data path does not take that lock. Each peer is a [`PeerHandle`] shared by `Arc`;
+//! channels keep their members' handles in an index of their own, and Signal Fish rooms keep
+//! theirs, so a frame fans out with a read lock on one channel or room and a push per member.
+//! Counters are atomics read by the stats tick; "is any fault armed" is an atomic check, and so
+//! is "is any ban in force". The lock is taken on the data path only for what admins must see
+//! in order: an error frame, a close, a tapped frame.
+//!
+//! Lock order: the state, then the channel index, then one channel; the state, then the ban
+//! store. Nothing taken after the state calls back into the hub.
+//!
+//! # Extension points for a dialect
+//! - [`crate::server::connection`] runs the connection: it registers the peer
+//!   ([`Hub::register_peer`], which enforces the app's connection limit) and removes it.
+//!   [`Hub::update_peer`] when identity, app or room becomes known.
+//! - [`Hub::record_inbound`] for every frame received; [`Hub::deliver`] /
+//!   [`Hub::deliver_many`] to deliver frames (serialized once, shared bytes);
+//!   [`Hub::send_error`] and [`Hub::close_peer`] for every error frame and close, so admins
+//!   see `error_emitted`.
+//! - [`Hub::take_fault`] before handling a request, to honour armed faults.
+//! - Channels ([`Hub::channel_join`] …) and subscriptions ([`Hub::add_subscription`] …) for
+//!   what the console's channels and subscriptions views show.
+//! - Rooms: [`RoomDirectory`], implemented by the Signal Fish dialect, answers the admin's
+//!   room commands.
+
+mod apps;
+mod bans;
+mod channels;
+mod delivery;
+mod faults;
+mod history;
+mod probes;
+mod registry;
+mod rooms;
+mod subscriptions;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::{broadcast, Notify};
+
+use crate::catalog::Dialect;
+use crate::clock::now_ms;
+use crate::protocol::admin::{
+    AppStatus, Event, NodeInfo, PeerInfo, RoomInfo, ServerInfo, ServerMessage, Snapshot, Stats,
+};
+use crate::server::bans::BanStore;
+use crate::server::cluster::mirror::{shown_to_other_nodes, Mirror};
+use crate::server::config::Config;
+pub use crate::server::peer::{Control, Outbound, PeerHandle, PeerQueues, Priority};
+use crate::server::recorder::Recorder;
+
+pub use self::apps::{AppUsage, QuotaUse};
+pub use self::channels::{Channel, ChannelKey};
+pub use self::delivery::{clip, slow_consumer_close};
+pub use self::history::PeerRecord;
+pub use self::registry::{NewPeer, PeerLink, RegisterError};
+pub use self::rooms::RoomDirectory;
+
+/// Deltas buffered per console before it is sent a fresh snapshot instead.
+pub const EVENT_CAPACITY: usize = 4096;
+
+/// The most of a frame an admin event carries (errors and tapped frames). Clients choose what
+/// error frames echo back (a Talo cause is the client's own frame); clipping bounds every
+/// event, so the delta ring holds at most [`EVENT_CAPACITY`] × this much frame text.
+pub const MAX_EVENT_FRAME_BYTES: usize = 4 * 1024;
+
+/// The errors a closed peer's history entry keeps.
+pub const LAST_ERRORS: usize = 5;
+
+/// Room codes a peer's history entry keeps (a peer hopping rooms all day keeps the last ones).
+pub const MAX_ROOMS_PER_PEER: usize = 32;
+
+/// One numbered delta, serialized once for every console.
+#[derive(Debug)]
+pub struct Delta {
+    pub seq: u64,
+    pub text: Utf8Bytes,
+}
+
+/// Hands a delta to the cluster link; called under the hub lock, so it must only queue.
+pub type Forward = Box<dyn Fn(&Event) + Send + Sync>;
+
+/// Where deltas are numbered and broadcast. It lives inside the locked state, so holding a
+/// `&mut Journal` proves the lock is held: a change and its delta cannot come apart.
+struct Journal {
+    seq: u64,
+    events: broadcast::Sender<Arc<Delta>>,
+    /// Where this node's deltas go for the other nodes of a cluster.
+    forward: Option<Forward>,
+}
+
+impl Journal {
+    /// Number a delta and tell this node's consoles and, if shown there, the other nodes.
+    fn record(&mut self, event: Event) {
+        if let Some(forward) = &self.forward {
+            if shown_to_other_nodes(&event) {
+                forward(&event);
+            }
+        }
+        self.record_here(event);
+    }
+
+    /// A delta for this node's consoles and streams only (one that came from another node).
+    fn record_here(&mut self, event: Event) {
+        self.seq += 1;
+        let seq = self.seq;
+        // With nobody listening (no console, no Flow stream) the delta is only counted: a
+        // subscriber that arrives later starts from a snapshot taken at this seq anyway.
+        if !self.listening() {
+            return;
+        }
+        let message = ServerMessage::Delta {
+            seq,
+            at_ms: now_ms(),
+            event,
+        };
+        // Serializing plain data with string keys cannot fail.
+        let text = serde_json::to_string(&message).unwrap_or_default();
+        let _ = self.events.send(Arc::new(Delta {
+            seq,
+            text: text.into(),
+        }));
+    }
+
+    fn listening(&self) -> bool {
+        self.events.receiver_count() > 0
+    }
+}
+
+/// Errors sent since start, for the stats.
+#[derive(Default)]
+struct ErrorCounts {
+    total: u64,
+    by_code: BTreeMap<String, u64>,
+}
+
+/// Everything behind the hub's one lock, part by part.
+struct State {
+    journal: Journal,
+    registry: registry::Registry,
+    apps: apps::Apps,
+    subscriptions: subscriptions::Subscriptions,
+    rooms: rooms::Rooms,
+    faults: faults::Faults,
+    probes: probes::Probes,
+    history: history::History,
+    errors: ErrorCounts,
+    shutting_down: bool,
+    /// The cluster's nodes from the last heartbeat (empty when running alone).
+    nodes: Vec<NodeInfo>,
+    /// The other nodes' peers and rooms, as their deltas describe them.
+    remote: Mirror,
+}
+
+pub struct Hub {
+    state: Mutex<State>,
+    /// Channels by key. Changed only while `state` is held (so deltas and snapshots agree);
+    /// read without it on the data path. Lock order: `state`, then this, then a channel.
+    channels: channels::Channels,
+    /// Looked up without `state`; changed only while `state` is held (lock order: `state`,
+    /// then the store).
+    bans: BanStore,
+    config: Config,
+    info: ServerInfo,
+    rooms: Mutex<Option<Arc<dyn RoomDirectory>>>,
+    peers_gone: Notify,
+    frames_in: AtomicU64,
+    frames_out: AtomicU64,
+    frames_dropped: AtomicU64,
+    /// How many faults are armed: requests check this before taking the lock.
+    faults_armed: AtomicUsize,
+    recorder: Arc<Recorder>,
+}
+
+impl Hub {
+    /// `statuses` are the persisted app statuses, which win over the config's.
+    pub fn new(
+        config: Config,
+        listen: String,
+        statuses: &BTreeMap<String, AppStatus>,
+        admin_buffer: usize,
+    ) -> Hub {
+        let (events, _) = broadcast::channel(admin_buffer.max(1));
+        let started = now_ms();
+        let recorder = Arc::new(Recorder::new(config.recorder));
+        let history = config.history.limits();
+        let state = State {
+            journal: Journal {
+                seq: 0,
+                events,
+                forward: None,
+            },
+            registry: registry::Registry::default(),
+            apps: apps::Apps::new(&config, statuses, started),
+            subscriptions: subscriptions::Subscriptions::default(),
+            rooms: rooms::Rooms::default(),
+            faults: faults::Faults::default(),
+            probes: probes::Probes::default(),
+            history: history::History::default(),
+            errors: ErrorCounts::default(),
+            shutting_down: false,
+            nodes: Vec::new(),
+            remote: Mirror::default(),
+        };
+        Hub {
+            state: Mutex::new(state),
+            channels: channels::Channels::default(),
+            bans: BanStore::default(),
+            config,
+            info: ServerInfo {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                listen,
+                started_at_ms: started,
+                history,
+            },
+            rooms: Mutex::new(None),
+            peers_gone: Notify::new(),
+            frames_in: AtomicU64::new(0),
+            frames_out: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            faults_armed: AtomicUsize::new(0),
+            recorder,
+        }
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// This node's name when it is part of a cluster.
+    pub fn node(&self) -> Option<&str> {
+        self.config
+            .cluster
+            .enabled()
+            .then_some(self.config.cluster.node_id.as_deref())
+            .flatten()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn info(&self) -> &ServerInfo {
+        &self.info
+    }
+
+    /// The bans in force, for the connections and HTTP endpoints that refuse banned clients.
+    pub fn bans(&self) -> &BanStore {
+        &self.bans
+    }
+
+    /// A poisoned lock means a panic happened while the state was being changed; the state
+    /// itself is still structurally valid (every change is a few assignments), so keep serving.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Admins
+    // ------------------------------------------------------------------------------------
+
+    /// A snapshot and a receiver of every delta after it, taken atomically.
+    pub fn subscribe(&self) -> (u64, Snapshot, broadcast::Receiver<Arc<Delta>>) {
+        let mut state = self.lock();
+        state.history.trim(self.config.history, now_ms());
+        let receiver = state.journal.events.subscribe();
+        let snapshot = self.snapshot_of(&state);
+        (state.journal.seq, snapshot, receiver)
+    }
+
+    fn snapshot_of(&self, state: &State) -> Snapshot {
+        Snapshot {
+            server: self.info.clone(),
+            apps: state.apps.infos(&self.config),
+            peers: state
+                .registry
+                .infos()
+                .chain(state.remote.peers().cloned())
+                .collect(),
+            rooms: state
+                .rooms
+                .list()
+                .chain(state.remote.rooms())
+                .cloned()
+                .collect(),
+            channels: self.channels.infos(),
+            subscriptions: state.subscriptions.list(),
+            faults: state.faults.list(),
+            stats: self.stats_of(state),
+            history: state.history.entries(),
+            bans: self.bans.list().0,
+            nodes: state.nodes.clone(),
+        }
+    }
+
+    fn stats_of(&self, state: &State) -> Stats {
+        let mut peers_by_dialect: BTreeMap<Dialect, u64> = BTreeMap::new();
+        for dialect in state.registry.dialects() {
+            *peers_by_dialect.entry(dialect).or_default() += 1;
+        }
+        Stats {
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            frames_out: self.frames_out.load(Ordering::Relaxed),
+            errors: state.errors.total,
+            peers_by_dialect,
+            errors_by_code: state.errors.by_code.clone(),
+            channel_messages: self.channels.message_counts(),
+        }
+    }
+
+    /// Relayed frames dropped since start because their peer was behind.
+    pub fn frames_dropped(&self) -> u64 {
+        self.frames_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Send this node's peer, room and error deltas to the other nodes (set once, by the
+    /// cluster link).
+    pub fn forward_events(&self, forward: Forward) {
+        let mut state = self.lock();
+        if state.journal.forward.is_none() {
+            state.journal.forward = Some(forward);
+        }
+    }
+
+    /// Once a second: the counters of peers that were busy, then the totals. Per-frame deltas
+    /// would cost consoles more than the frames themselves; a second is fresh enough.
+    pub fn emit_stats(&self) {
+        let mut state = self.lock();
+        let now = now_ms();
+        state.history.trim(self.config.history, now);
+        self.expire_bans(&mut state, now);
+        let State {
+            journal, registry, ..
+        } = &mut *state;
+        if !journal.listening() {
+            // Nobody to tell; the flags are cleared so a console arriving later is not sent
+            // a burst of stale updates (its snapshot has the counters).
+            registry.clear_counter_flags();
+            return;
+        }
+        let changed: Vec<PeerInfo> = registry.changed_counters().collect();
+        for peer in changed {
+            journal.record(Event::PeerUpdated { peer });
+        }
+        let stats = self.stats_of(&state);
+        state.journal.record(Event::Stats { stats });
+    }
+
+    // ------------------------------------------------------------------------------------
+    // The cluster (its mirror of the other nodes is kept here so snapshots agree with deltas)
+    // ------------------------------------------------------------------------------------
+
+    /// The other node holding a room, by its code.
+    pub fn remote_room_node(&self, code: &str) -> Option<String> {
+        self.lock().remote.room_node(code)
+    }
+
+    /// The other node holding a room, by its id.
+    pub fn remote_room_node_by_id(&self, room_id: &str) -> Option<String> {
+        self.lock().remote.room_node_by_id(room_id)
+    }
+
+    /// A peer of another node, as its deltas last described it.
+    pub fn remote_peer(&self, id: &str) -> Option<PeerInfo> {
+        self.lock().remote.peer(id)
+    }
+
+    /// This node's own peers and rooms, for the other nodes' consoles.
+    pub fn local_admin_state(&self) -> (Vec<PeerInfo>, Vec<RoomInfo>) {
+        let state = self.lock();
+        (
+            state.registry.infos().collect(),
+            state.rooms.list().cloned().collect(),
+        )
+    }
+
+    /// A delta from another node: kept for snapshots and passed on to this node's consoles
+    /// and streams. Only the kinds [`shown_to_other_nodes`] lets through are kept.
+    pub fn apply_remote(&self, node: &str, event: Event) {
+        if !shown_to_other_nodes(&event) {
+            return;
+        }
+        let mut state = self.lock();
+        state.remote.apply(node, &event);
+        state.journal.record_here(event);
+    }
+
+    /// Everything another node has now (when it joins, or after Redis came back): consoles
+    /// see the difference as deltas.
+    pub fn replace_remote(&self, node: &str, peers: Vec<PeerInfo>, rooms: Vec<RoomInfo>) {
+        let mut state = self.lock();
+        for event in state.remote.replace(node, peers, rooms) {
+            state.journal.record_here(event);
+        }
+    }
+
+    /// A node went away: its peers and rooms close for this node's consoles.
+    pub fn forget_remote(&self, node: &str) {
+        let mut state = self.lock();
+        for event in state.remote.forget(node) {
+            state.journal.record_here(event);
+        }
+    }
+
+    /// The cluster's node list, from this node's heartbeat; told to consoles every time, as
+    /// it carries the nodes' counters.
+    pub fn set_nodes(&self, nodes: Vec<NodeInfo>) {
+        let mut state = self.lock();
+        state.nodes = nodes.clone();
+        state.journal.record(Event::Nodes { nodes });
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Shutdown
+    // ------------------------------------------------------------------------------------
+
+    /// Refuse new peers and tell every live one to close.
+    pub fn begin_shutdown(&self) {
+        let mut state = self.lock();
+        state.shutting_down = true;
+        for peer in state.registry.handles() {
+            peer.control(Control::Shutdown);
+        }
+    }
+
+    /// Wait until every peer is gone.
+    pub async fn peers_drained(&self) {
+        loop {
+            let notified = self.peers_gone.notified();
+            if self.peer_count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Every value in an admin-facing text form, for `/metrics`.
+    pub fn metrics(&self) -> (Stats, BTreeMap<String, AppStatus>, usize) {
+        let state = self.lock();
+        (
+            self.stats_of(&state),
+            state.apps.statuses(),
+            self.channels.len(),
+        )
+    }
+}
