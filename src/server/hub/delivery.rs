@@ -1,92 +1,15 @@
 //! The data path: frames in and out, error frames and closes. Delivering takes only the
 //! peer's own outbox; the hub's lock is taken for what admins must see in order (an error
-//! frame, a close, a tapped frame).
+//! frame, a close, a tapped frame), whose counts are in `parts/errors.rs`.
 
+use super::parts::errors::*;
+use super::{Hub, State, MAX_EVENT_FRAME_BYTES};
+use crate::catalog::{self, Delivery, Dialect, Severity};
+use crate::protocol::admin::{Direction, Event, PeerId};
+use crate::server::peer::{Enqueued, PeerHandle, Priority};
+use axum::extract::ws::Utf8Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-use axum::extract::ws::Utf8Bytes;
-
-use super::{ErrorCounts, Hub, Journal, State, MAX_EVENT_FRAME_BYTES};
-use crate::catalog::{self, Delivery, Dialect, Severity};
-use crate::clock::now_ms;
-use crate::protocol::admin::{Direction, Event, PeerId, RecentError};
-use crate::server::peer::{Enqueued, PeerHandle, Priority};
-
-/// `text` cut to `max` bytes on a character boundary, saying how long it was.
-pub fn clip(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes in all)", &text[..end], text.len())
-}
-
-/// The close code for a peer that cannot keep up, per dialect.
-pub fn slow_consumer_close(dialect: Dialect) -> (u16, &'static str) {
-    match dialect {
-        Dialect::SignalFish => (4002, "slow_consumer"),
-        _ => (1013, "try_again_later"),
-    }
-}
-
-/// One error this server sent, as admins are told of it.
-struct SentError<'a> {
-    peer: Option<&'a PeerHandle>,
-    dialect: Dialect,
-    code: &'a str,
-    delivery: Delivery,
-    request_id: Option<&'a str>,
-    frame: String,
-}
-
-impl ErrorCounts {
-    /// Count an error, keep it on its peer's entry, and tell admins.
-    fn record(
-        &mut self,
-        journal: &mut Journal,
-        registry: &mut super::registry::Registry,
-        error: SentError<'_>,
-    ) {
-        let SentError {
-            peer,
-            dialect,
-            code,
-            delivery,
-            request_id,
-            frame,
-        } = error;
-        self.total += 1;
-        *self
-            .by_code
-            .entry(format!("{}:{code}", dialect.id()))
-            .or_default() += 1;
-        let frame = clip(&frame, MAX_EVENT_FRAME_BYTES);
-        if let Some(peer) = peer {
-            peer.count_error();
-            registry.note_error(
-                &peer.id,
-                RecentError {
-                    at_ms: now_ms(),
-                    dialect,
-                    code: code.to_owned(),
-                    frame: frame.clone(),
-                },
-            );
-        }
-        journal.record(Event::ErrorEmitted {
-            peer: peer.map(|p| p.id.clone()),
-            dialect,
-            code: code.to_owned(),
-            delivery,
-            request_id: request_id.map(|id| clip(id, MAX_EVENT_FRAME_BYTES)),
-            frame,
-        });
-    }
-}
 
 impl Hub {
     fn count_error(&self, error: SentError<'_>) {

@@ -1,80 +1,10 @@
-//! Armed faults: the code a peer's (or a dialect's) next requests fail with.
+//! The hub's methods for armed faults (the list is in `parts/faults.rs`); an atomic count lets
+//! requests skip the lock while nothing is armed.
 
-use std::sync::atomic::Ordering;
-
-use super::{Hub, Journal, State};
-use crate::protocol::admin::{Event, FaultInfo, FaultTarget};
+use super::{Hub, State};
+use crate::protocol::admin::{FaultInfo, FaultTarget};
 use crate::server::peer::PeerHandle;
-
-#[derive(Default)]
-pub(super) struct Faults {
-    next_id: u64,
-    armed: Vec<FaultInfo>,
-}
-
-impl Faults {
-    pub(super) fn list(&self) -> Vec<FaultInfo> {
-        self.armed.clone()
-    }
-
-    fn arm(
-        &mut self,
-        journal: &mut Journal,
-        target: FaultTarget,
-        code: String,
-        count: u32,
-    ) -> FaultInfo {
-        self.next_id += 1;
-        let fault = FaultInfo {
-            id: self.next_id,
-            target,
-            code,
-            remaining: count,
-        };
-        self.armed.push(fault.clone());
-        journal.record(Event::FaultArmed {
-            fault: fault.clone(),
-        });
-        fault
-    }
-
-    fn disarm(&mut self, journal: &mut Journal, id: u64) -> Result<FaultInfo, String> {
-        let index = self
-            .armed
-            .iter()
-            .position(|f| f.id == id)
-            .ok_or_else(|| format!("no armed fault {id}"))?;
-        let mut fault = self.armed.remove(index);
-        fault.remaining = 0;
-        journal.record(Event::FaultUpdated {
-            fault: fault.clone(),
-        });
-        Ok(fault)
-    }
-
-    /// Spend one use of the fault armed for `peer` (a fault on the peer wins over one on its
-    /// dialect) and return its code.
-    fn take(&mut self, journal: &mut Journal, peer: &PeerHandle) -> Option<String> {
-        let index = self
-            .armed
-            .iter()
-            .position(|f| matches!(&f.target, FaultTarget::Peer { peer: p } if *p == peer.id))
-            .or_else(|| {
-                self.armed.iter().position(
-                    |f| matches!(&f.target, FaultTarget::Dialect { dialect: d } if *d == peer.dialect),
-                )
-            })?;
-        let fault = &mut self.armed[index];
-        fault.remaining = fault.remaining.saturating_sub(1);
-        let updated = fault.clone();
-        if updated.remaining == 0 {
-            self.armed.remove(index);
-        }
-        let code = updated.code.clone();
-        journal.record(Event::FaultUpdated { fault: updated });
-        Some(code)
-    }
-}
+use std::sync::atomic::Ordering;
 
 impl Hub {
     fn faults_changed(&self, state: &State) {

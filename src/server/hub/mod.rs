@@ -1,22 +1,25 @@
 //! The hub: the registry of apps, peers, channels, subscriptions and faults, and the one place
 //! where admin deltas are numbered.
 //!
-//! This file is the facade: the lock, the [`Journal`] that numbers and broadcasts deltas, the
-//! snapshot, the stats tick and shutdown. Each job is a typed part in a file of its own,
-//! holding its own data and recording its deltas in the journal it is handed:
+//! This file is the facade: the lock, the snapshot, the stats tick and shutdown. Each job is a
+//! typed part in `parts/`, holding its own data and recording its deltas in the journal it is
+//! handed (`parts/journal.rs`, which numbers and broadcasts them); the hub's methods for a part
+//! are in the file of the same name here. The parts know neither the hub nor one another
+//! (except that a peer's entry names its channels and keeps its last errors), so imports go one
+//! way: a part's methods → the facade → the parts → the journal.
 //!
-//! | file | part |
+//! | part | what |
 //! |---|---|
-//! | `registry.rs` | peers, their identities and per-app counts; register, update, remove, kick |
-//! | `apps.rs` | app statuses, message quotas, what this node's apps use (for the cluster) |
-//! | `channels.rs` | channel members by handle, read without the lock on the data path |
-//! | `subscriptions.rs` | Flow/pub/sub subscriptions as the console lists them |
-//! | `delivery.rs` | the data path: deliver, error frames and closes (counted for admins) |
-//! | `faults.rs` | armed faults |
-//! | `probes.rs` | the server's own probe connections |
-//! | `history.rs` | closed peers and rooms, with the flight recorder's frames |
-//! | `rooms.rs` | rooms as admins see them; admin room commands go to the dialect |
-//! | `bans.rs` | ban changes (the bans themselves are in [`crate::server::bans::BanStore`]) |
+//! | `registry` | peers, their identities and per-app counts; register, update, remove, kick |
+//! | `apps` | app statuses, message quotas, what this node's apps use (for the cluster) |
+//! | `channels` | channel members by handle, read without the lock on the data path |
+//! | `subscriptions` | Flow/pub/sub subscriptions as the console lists them |
+//! | `delivery` (`parts/errors.rs`) | the data path: deliver, error frames and closes, counted for admins |
+//! | `faults` | armed faults |
+//! | `probes` | the server's own probe connections |
+//! | `history` | closed peers and rooms, with the flight recorder's frames |
+//! | `rooms` | rooms as admins see them; admin room commands go to the dialect |
+//! | `bans` | ban changes (the bans themselves are in [`crate::server::bans::BanStore`]) |
 //!
 //! The other nodes' peers and rooms are the cluster's ([`crate::server::cluster::mirror`]); the
 //! hub only keeps that mirror under its lock so its snapshot and its deltas agree.
@@ -60,6 +63,7 @@ mod channels;
 mod delivery;
 mod faults;
 mod history;
+mod parts;
 mod probes;
 mod registry;
 mod rooms;
@@ -69,13 +73,12 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{broadcast, Notify};
 
 use crate::catalog::Dialect;
 use crate::clock::now_ms;
 use crate::protocol::admin::{
-    AppStatus, Event, NodeInfo, PeerInfo, RoomInfo, ServerInfo, ServerMessage, Snapshot, Stats,
+    AppStatus, Event, NodeInfo, PeerInfo, RoomInfo, ServerInfo, Snapshot, Stats,
 };
 use crate::server::bans::BanStore;
 use crate::server::cluster::mirror::{shown_to_other_nodes, Mirror};
@@ -83,101 +86,40 @@ use crate::server::config::Config;
 pub use crate::server::peer::{Control, Outbound, PeerHandle, PeerQueues, Priority};
 use crate::server::recorder::Recorder;
 
-pub use self::apps::{AppUsage, QuotaUse};
-pub use self::channels::{Channel, ChannelKey};
-pub use self::delivery::{clip, slow_consumer_close};
-pub use self::history::PeerRecord;
-pub use self::registry::{NewPeer, PeerLink, RegisterError};
-pub use self::rooms::RoomDirectory;
+pub use self::parts::apps::{AppUsage, QuotaUse};
+pub use self::parts::channels::{Channel, ChannelKey};
+pub use self::parts::errors::{clip, slow_consumer_close, MAX_EVENT_FRAME_BYTES};
+pub use self::parts::history::PeerRecord;
+use self::parts::journal::Journal;
+pub use self::parts::journal::{Delta, Forward};
+pub use self::parts::registry::{
+    NewPeer, PeerLink, RegisterError, LAST_ERRORS, MAX_ROOMS_PER_PEER,
+};
+use self::parts::{
+    apps::Apps, channels::Channels, errors::ErrorCounts, faults::Faults, history::History,
+    probes::Probes, registry::Registry, rooms::Rooms, subscriptions::Subscriptions,
+};
 
 /// Deltas buffered per console before it is sent a fresh snapshot instead.
 pub const EVENT_CAPACITY: usize = 4096;
 
-/// The most of a frame an admin event carries (errors and tapped frames). Clients choose what
-/// error frames echo back (a Talo cause is the client's own frame); clipping bounds every
-/// event, so the delta ring holds at most [`EVENT_CAPACITY`] × this much frame text.
-pub const MAX_EVENT_FRAME_BYTES: usize = 4 * 1024;
-
-/// The errors a closed peer's history entry keeps.
-pub const LAST_ERRORS: usize = 5;
-
-/// Room codes a peer's history entry keeps (a peer hopping rooms all day keeps the last ones).
-pub const MAX_ROOMS_PER_PEER: usize = 32;
-
-/// One numbered delta, serialized once for every console.
-#[derive(Debug)]
-pub struct Delta {
-    pub seq: u64,
-    pub text: Utf8Bytes,
-}
-
-/// Hands a delta to the cluster link; called under the hub lock, so it must only queue.
-pub type Forward = Box<dyn Fn(&Event) + Send + Sync>;
-
-/// Where deltas are numbered and broadcast. It lives inside the locked state, so holding a
-/// `&mut Journal` proves the lock is held: a change and its delta cannot come apart.
-struct Journal {
-    seq: u64,
-    events: broadcast::Sender<Arc<Delta>>,
-    /// Where this node's deltas go for the other nodes of a cluster.
-    forward: Option<Forward>,
-}
-
-impl Journal {
-    /// Number a delta and tell this node's consoles and, if shown there, the other nodes.
-    fn record(&mut self, event: Event) {
-        if let Some(forward) = &self.forward {
-            if shown_to_other_nodes(&event) {
-                forward(&event);
-            }
-        }
-        self.record_here(event);
-    }
-
-    /// A delta for this node's consoles and streams only (one that came from another node).
-    fn record_here(&mut self, event: Event) {
-        self.seq += 1;
-        let seq = self.seq;
-        // With nobody listening (no console, no Flow stream) the delta is only counted: a
-        // subscriber that arrives later starts from a snapshot taken at this seq anyway.
-        if !self.listening() {
-            return;
-        }
-        let message = ServerMessage::Delta {
-            seq,
-            at_ms: now_ms(),
-            event,
-        };
-        // Serializing plain data with string keys cannot fail.
-        let text = serde_json::to_string(&message).unwrap_or_default();
-        let _ = self.events.send(Arc::new(Delta {
-            seq,
-            text: text.into(),
-        }));
-    }
-
-    fn listening(&self) -> bool {
-        self.events.receiver_count() > 0
-    }
-}
-
-/// Errors sent since start, for the stats.
-#[derive(Default)]
-struct ErrorCounts {
-    total: u64,
-    by_code: BTreeMap<String, u64>,
+/// Admin room commands, answered by the dialect that owns rooms.
+pub trait RoomDirectory: Send + Sync {
+    fn close_room(&self, hub: &Hub, room: &str) -> Result<String, String>;
+    fn transfer_authority(&self, hub: &Hub, room: &str, player_id: &str) -> Result<String, String>;
+    fn revoke_authority(&self, hub: &Hub, room: &str) -> Result<String, String>;
 }
 
 /// Everything behind the hub's one lock, part by part.
 struct State {
     journal: Journal,
-    registry: registry::Registry,
-    apps: apps::Apps,
-    subscriptions: subscriptions::Subscriptions,
-    rooms: rooms::Rooms,
-    faults: faults::Faults,
-    probes: probes::Probes,
-    history: history::History,
+    registry: Registry,
+    apps: Apps,
+    subscriptions: Subscriptions,
+    rooms: Rooms,
+    faults: Faults,
+    probes: Probes,
+    history: History,
     errors: ErrorCounts,
     shutting_down: bool,
     /// The cluster's nodes from the last heartbeat (empty when running alone).
@@ -190,7 +132,7 @@ pub struct Hub {
     state: Mutex<State>,
     /// Channels by key. Changed only while `state` is held (so deltas and snapshots agree);
     /// read without it on the data path. Lock order: `state`, then this, then a channel.
-    channels: channels::Channels,
+    channels: Channels,
     /// Looked up without `state`; changed only while `state` is held (lock order: `state`,
     /// then the store).
     bans: BanStore,
@@ -224,13 +166,13 @@ impl Hub {
                 events,
                 forward: None,
             },
-            registry: registry::Registry::default(),
-            apps: apps::Apps::new(&config, statuses, started),
-            subscriptions: subscriptions::Subscriptions::default(),
-            rooms: rooms::Rooms::default(),
-            faults: faults::Faults::default(),
-            probes: probes::Probes::default(),
-            history: history::History::default(),
+            registry: Registry::default(),
+            apps: Apps::new(&config, statuses, started),
+            subscriptions: Subscriptions::default(),
+            rooms: Rooms::default(),
+            faults: Faults::default(),
+            probes: Probes::default(),
+            history: History::default(),
             errors: ErrorCounts::default(),
             shutting_down: false,
             nodes: Vec::new(),
@@ -238,7 +180,7 @@ impl Hub {
         };
         Hub {
             state: Mutex::new(state),
-            channels: channels::Channels::default(),
+            channels: Channels::default(),
             bans: BanStore::default(),
             config,
             info: ServerInfo {

@@ -1,32 +1,10 @@
-//! Rooms as admins see them. Rooms belong to the Signal Fish dialect; the hub keeps the view
-//! its snapshot lists and passes the admin's room commands to the dialect through
-//! [`RoomDirectory`].
+//! The hub's methods for rooms as admins see them (the view is in `parts/rooms.rs`); admin
+//! room commands go to the dialect through [`RoomDirectory`].
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use super::{Hub, State};
+use super::{Hub, RoomDirectory, State};
 use crate::clock::now_ms;
 use crate::protocol::admin::{Closed, ClosedRoom, Event, HistoryEntry, RoomInfo};
-
-/// Admin room commands, answered by the dialect that owns rooms.
-pub trait RoomDirectory: Send + Sync {
-    fn close_room(&self, hub: &Hub, room: &str) -> Result<String, String>;
-    fn transfer_authority(&self, hub: &Hub, room: &str, player_id: &str) -> Result<String, String>;
-    fn revoke_authority(&self, hub: &Hub, room: &str) -> Result<String, String>;
-}
-
-/// This node's rooms by code, as their last update described them.
-#[derive(Default)]
-pub(super) struct Rooms {
-    by_code: BTreeMap<String, RoomInfo>,
-}
-
-impl Rooms {
-    pub(super) fn list(&self) -> impl Iterator<Item = &RoomInfo> + Clone {
-        self.by_code.values()
-    }
-}
+use std::sync::Arc;
 
 impl Hub {
     pub fn set_room_directory(&self, directory: Arc<dyn RoomDirectory>) {

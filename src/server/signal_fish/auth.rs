@@ -11,15 +11,6 @@ pub(super) fn version(text: &str) -> Option<Vec<u64>> {
         .collect()
 }
 
-pub(super) fn status_code(status: AppStatus) -> &'static str {
-    match status {
-        AppStatus::Active => "INVALID_APP_ID",
-        AppStatus::Suspended => "APP_ID_SUSPENDED",
-        AppStatus::Revoked => "APP_ID_REVOKED",
-        AppStatus::Expired => "APP_ID_EXPIRED",
-    }
-}
-
 impl Session {
     /// Refuse an authentication and close the way the real server does.
     pub(super) fn refuse_authentication(&self, code: &'static str, text: Option<String>) -> Flow {

@@ -60,6 +60,7 @@ mod auth;
 mod dispatch;
 mod limits;
 mod placement;
+mod refusal;
 pub mod rooms;
 
 use std::collections::VecDeque;
@@ -75,9 +76,9 @@ use axum::response::Response;
 use serde_json::value::RawValue;
 use tokio::time::{Duration, Instant};
 
-use self::auth::status_code;
-pub use self::placement::host_tunnel;
-use self::placement::Resolved;
+pub use self::refusal::{
+    player_name_problem, static_code, status_code, Carrier, Refusal, MAX_PLAYER_NAME,
+};
 use self::rooms::{JoinOptions, JoinRequest, Rooms};
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
@@ -102,92 +103,9 @@ const MAX_OUTBOUND_MESSAGE_BYTES: usize = 8 << 20;
 /// How long a v3 client is told it has before the connection closes at shutdown.
 const SHUTDOWN_NOTICE_MS: u64 = 1_000;
 const READ_LIMIT_BYTES: usize = 4 << 20;
-pub const MAX_PLAYER_NAME: usize = 32;
 /// Frames that may arrive while a cluster node looks up where a room lives; they wait, in
 /// order, and a client that sends more in that moment is flooding.
 const MAX_HELD_FRAMES: usize = 256;
-
-/// The message type a refusal travels in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Carrier {
-    Error,
-    RoomJoinFailed,
-    AuthenticationError,
-    ReconnectionFailed,
-    SpectatorJoinFailed,
-    AuthorityResponse,
-}
-
-/// A request refused with a documented code; `text` overrides the catalog's wire text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Refusal {
-    pub carrier: Carrier,
-    pub code: &'static str,
-    pub text: Option<String>,
-}
-
-/// The catalog's `'static` spelling of a code (armed faults arrive as owned strings).
-pub fn static_code(code: &str) -> &'static str {
-    catalog::get(DIALECT, code)
-        .map(|e| e.code)
-        .unwrap_or("INTERNAL_ERROR")
-}
-
-pub fn player_name_problem(name: &str) -> Option<&'static str> {
-    let length = name.chars().count();
-    if length == 0 {
-        Some("it is empty")
-    } else if length > MAX_PLAYER_NAME {
-        Some("it is longer than 32 characters")
-    } else if name.trim() != name {
-        Some("it starts or ends with whitespace")
-    } else if !name
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
-    {
-        Some("only letters, digits, spaces, '-' and '_' are allowed")
-    } else {
-        None
-    }
-}
-
-impl Refusal {
-    pub fn frame(&self) -> ServerMessage {
-        let text = self.text.clone().unwrap_or_else(|| {
-            catalog::get(DIALECT, self.code)
-                .map(|e| e.wire_text.to_owned())
-                .unwrap_or_else(|| self.code.to_owned())
-        });
-        let code = self.code.to_owned();
-        match self.carrier {
-            Carrier::Error => ServerMessage::Error {
-                message: text,
-                error_code: code,
-            },
-            Carrier::RoomJoinFailed => ServerMessage::RoomJoinFailed {
-                reason: text,
-                error_code: code,
-            },
-            Carrier::AuthenticationError => ServerMessage::AuthenticationError {
-                error: text,
-                error_code: code,
-            },
-            Carrier::ReconnectionFailed => ServerMessage::ReconnectionFailed {
-                reason: text,
-                error_code: code,
-            },
-            Carrier::SpectatorJoinFailed => ServerMessage::SpectatorJoinFailed {
-                reason: text,
-                error_code: code,
-            },
-            Carrier::AuthorityResponse => ServerMessage::AuthorityResponse {
-                granted: false,
-                reason: Some(text),
-                error_code: Some(code),
-            },
-        }
-    }
-}
 
 /// `GET /v2/ws`: sessions default to protocol v2 unless Authenticate asks for more.
 pub async fn upgrade_v2(
@@ -325,6 +243,43 @@ impl Session {
         session.hosted = Some(removed);
         session
     }
+}
+
+/// Where Redis says a requested room lives, with the request that asked.
+struct Resolved {
+    text: String,
+    carrier: Carrier,
+    placement: Result<Placement, ()>,
+}
+
+/// Run the session of a player of another node whose room is here, over the bus.
+pub async fn host_tunnel(
+    shared: Arc<Shared>,
+    socket: TunnelSocket,
+    open: TunnelOpen,
+    removed: Arc<AtomicBool>,
+) {
+    // Without an app: the player counts against its app's limits on its own node only, and
+    // an app suspension reaches it there (which ends this session, seat and all).
+    let new = NewPeer {
+        dialect: DIALECT,
+        app: None,
+        identity: None,
+        addr: format!("{} via {}", open.address, open.peer),
+        probe_nonce: None,
+    };
+    let path = format!("/v{}/ws", open.version);
+    let session_shared = Arc::clone(&shared);
+    connection::serve(
+        socket,
+        shared,
+        path,
+        new,
+        None,
+        |_| (4000, close_reason(4000)),
+        move |peer| Session::hosted(session_shared, peer, &open, removed),
+    )
+    .await;
 }
 
 impl connection::Session for Session {

@@ -3,43 +3,6 @@
 
 use super::*;
 
-/// Where Redis says a requested room lives, with the request that asked.
-pub(super) struct Resolved {
-    text: String,
-    carrier: Carrier,
-    placement: Result<Placement, ()>,
-}
-
-/// Run the session of a player of another node whose room is here, over the bus.
-pub async fn host_tunnel(
-    shared: Arc<Shared>,
-    socket: TunnelSocket,
-    open: TunnelOpen,
-    removed: Arc<AtomicBool>,
-) {
-    // Without an app: the player counts against its app's limits on its own node only, and
-    // an app suspension reaches it there (which ends this session, seat and all).
-    let new = NewPeer {
-        dialect: DIALECT,
-        app: None,
-        identity: None,
-        addr: format!("{} via {}", open.address, open.peer),
-        probe_nonce: None,
-    };
-    let path = format!("/v{}/ws", open.version);
-    let session_shared = Arc::clone(&shared);
-    connection::serve(
-        socket,
-        shared,
-        path,
-        new,
-        None,
-        |_| (4000, close_reason(4000)),
-        move |peer| Session::hosted(session_shared, peer, &open, removed),
-    )
-    .await;
-}
-
 impl Session {
     /// In a cluster, a request naming a room that is not on this node: forwarded to the
     /// room's node, looked up in Redis first when no node has announced it, or (creating a

@@ -2,6 +2,7 @@
 //! or a new room.
 
 use super::*;
+use crate::server::signal_fish::refusal::player_name_problem;
 
 impl Rooms {
     pub fn join(&self, hub: &Hub, peer: &str, request: JoinRequest) -> Result<(), Refusal> {
@@ -31,7 +32,7 @@ impl Rooms {
         {
             return Err(refusal(Carrier::RoomJoinFailed, "INVALID_GAME_NAME", None));
         }
-        if let Some(problem) = super::super::player_name_problem(&request.player_name) {
+        if let Some(problem) = player_name_problem(&request.player_name) {
             return Err(refusal(
                 Carrier::RoomJoinFailed,
                 "INVALID_PLAYER_NAME",

@@ -40,28 +40,26 @@ mod table;
 #[cfg(test)]
 mod test_support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
 use serde_json::value::RawValue;
 
-use super::Refusal;
 use crate::catalog::Dialect;
 use crate::clock::now_ms;
-use crate::protocol::admin::{RoomInfo, RoomMember};
 use crate::protocol::game_data;
 use crate::protocol::signal_fish::{
-    DeliveryClass, PeerConnectionInfo, PlayerInfo, Reconnected, ReplayStatus, RoomJoined,
-    RoomOperationRequest, RoomOperationResult, SenderWatermark, ServerMessage, SessionPlan,
-    SpectatorInfo, SpectatorJoined, MAX_ROOM_PASSWORD_BYTES,
+    DeliveryClass, PeerConnectionInfo, Reconnected, ReplayStatus, RoomJoined, RoomOperationRequest,
+    RoomOperationResult, SenderWatermark, ServerMessage, SessionPlan, SpectatorInfo,
+    SpectatorJoined, MAX_ROOM_PASSWORD_BYTES,
 };
 use crate::server::config::SignalFishSettings;
 use crate::server::hub::{Hub, RoomDirectory};
 use crate::server::peer::{PeerHandle, Priority};
+use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
-pub const ROOM_CODE_ALPHABET: &str = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 pub const DEFAULT_MAX_PLAYERS: u8 = 8;
 /// Rooms one game may have open at once unless the app says otherwise (0.12's default).
 pub const DEFAULT_MAX_ROOMS_PER_GAME: usize = 1000;
@@ -74,9 +72,10 @@ const RELAY_TYPE: &str = "matchbox";
 /// window passed (RECONNECTION_EXPIRED) rather than that its token is unknown.
 const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
 
-use self::relay::{Relay, SEQ_CLOSED};
-use self::table::{new_id, timestamp, Membership, Player, Room, RoomTable, Seat, Spectator};
-pub use self::table::{room_code, valid_room_code};
+use self::table::{
+    new_id, timestamp, Membership, Player, Relay, Room, RoomTable, Seat, Spectator, SEQ_CLOSED,
+};
+pub use self::table::{room_code, valid_room_code, ROOM_CODE_ALPHABET};
 
 #[derive(Default)]
 struct State {
@@ -148,15 +147,13 @@ pub struct Rooms {
     versions: Mutex<HashMap<String, u16>>,
 }
 
-fn refusal(carrier: super::Carrier, code: &'static str, text: Option<String>) -> Refusal {
+fn refusal(carrier: Carrier, code: &'static str, text: Option<String>) -> Refusal {
     Refusal {
         carrier,
         code,
         text,
     }
 }
-
-use super::Carrier;
 
 impl Rooms {
     pub fn new(settings: SignalFishSettings) -> Rooms {

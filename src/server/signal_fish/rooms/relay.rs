@@ -3,22 +3,6 @@
 
 use super::*;
 
-/// Set in a player's sequence counter when its membership ends: no number after it.
-pub(super) const SEQ_CLOSED: u64 = 1 << 63;
-
-/// What relaying one sender's game data needs, built under the rooms lock and used without it
-/// while `generation` still matches [`Rooms::generation`].
-pub(super) struct Relay {
-    /// The room's generation, and the value it had when this relay was built.
-    room_generation: Arc<AtomicU64>,
-    generation: u64,
-    player_id: String,
-    epoch: u32,
-    seq: Arc<AtomicU64>,
-    /// Every other connected member (players and spectators) and whether it speaks v3.
-    audience: Vec<(Arc<PeerHandle>, bool)>,
-}
-
 impl Rooms {
     pub(super) fn forget_relay(&self, peer: &str) {
         self.relays

@@ -1,6 +1,7 @@
 //! Spectators: JoinAsSpectator and LeaveSpectator.
 
 use super::*;
+use crate::server::signal_fish::refusal::player_name_problem;
 
 impl Rooms {
     pub fn spectate(
@@ -20,7 +21,7 @@ impl Rooms {
                 Some("Leave your current room before spectating".to_owned()),
             ));
         }
-        if let Some(problem) = super::super::player_name_problem(name) {
+        if let Some(problem) = player_name_problem(name) {
             return Err(refusal(
                 Carrier::SpectatorJoinFailed,
                 "INVALID_PLAYER_NAME",

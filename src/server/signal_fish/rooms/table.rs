@@ -1,7 +1,32 @@
 //! The rooms' data: players, spectators, rooms, memberships, reconnection seats, and the
 //! table that bumps a room's generation whenever it is handed out to change.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::protocol::admin::{RoomInfo, RoomMember};
+use crate::protocol::signal_fish::{PlayerInfo, ServerMessage, SpectatorInfo};
+use crate::server::peer::PeerHandle;
+
+/// The letters and digits of a room code: no 0/O, 1/I/L, so a code read aloud is unambiguous.
+pub const ROOM_CODE_ALPHABET: &str = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+
+/// Set in a player's sequence counter when its membership ends: no number after it.
+pub(super) const SEQ_CLOSED: u64 = 1 << 63;
+
+/// What relaying one sender's game data needs, built under the rooms lock and used without it
+/// while `generation` still matches its room's generation.
+pub(super) struct Relay {
+    /// The room's generation, and the value it had when this relay was built.
+    pub(super) room_generation: Arc<AtomicU64>,
+    pub(super) generation: u64,
+    pub(super) player_id: String,
+    pub(super) epoch: u32,
+    pub(super) seq: Arc<AtomicU64>,
+    /// Every other connected member (players and spectators) and whether it speaks v3.
+    pub(super) audience: Vec<(Arc<PeerHandle>, bool)>,
+}
 
 #[derive(Debug, Clone)]
 pub(super) struct Player {
