@@ -67,7 +67,7 @@ use crate::server::cluster::Cluster;
 use crate::server::config::PubsubAction;
 use crate::server::connection::{self, Flow};
 use crate::server::hub::{ChannelKey, Hub, NewPeer, RegisterError};
-use crate::server::peer::{Control, PeerHandle, Priority};
+use crate::server::peer::{Notice, PeerHandle, Priority};
 use crate::server::rate_limit::TokenBucket;
 use crate::server::{probe_nonce, token, Shared};
 
@@ -385,19 +385,16 @@ impl connection::Session for Session {
         self.handle(&String::from_utf8_lossy(bytes))
     }
 
-    fn on_control(&mut self, command: Control) -> Flow {
-        match command {
-            Control::Kick { .. } => Flow::close(4020, close_reason(4020)),
-            Control::AppStatus(AppStatus::Active) => Flow::Continue,
-            Control::AppStatus(AppStatus::Suspended) => Flow::close(4012, close_reason(4012)),
-            Control::AppStatus(_) => Flow::close(4001, close_reason(4001)),
-            Control::Shutdown => {
+    fn on_control(&mut self, notice: Notice) -> Flow {
+        match notice {
+            Notice::Kick { .. } => Flow::close(4020, close_reason(4020)),
+            Notice::AppStatus(AppStatus::Active) => Flow::Continue,
+            Notice::AppStatus(AppStatus::Suspended) => Flow::close(4012, close_reason(4012)),
+            Notice::AppStatus(_) => Flow::close(4001, close_reason(4001)),
+            Notice::Shutdown => {
                 self.reply(wire::going_away(GOING_AWAY_RETRY_MS));
                 Flow::close(1001, "going_away")
             }
-            // Injected frames reach `on_text`.
-            Control::Inject(_) => Flow::Continue,
-            Control::Close(code, reason) => Flow::Close(code, reason),
         }
     }
 

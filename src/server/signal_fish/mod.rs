@@ -92,7 +92,7 @@ use crate::server::cluster::tunnel::{Placement, TunnelOpen, TunnelSocket};
 use crate::server::connection::{self, Flow};
 use crate::server::hub::{Hub, NewPeer};
 use crate::server::peer::Priority;
-use crate::server::peer::{Control, PeerHandle};
+use crate::server::peer::{Notice, PeerHandle};
 use crate::server::rate_limit::FixedWindow;
 use crate::server::{probe_nonce, Shared};
 
@@ -315,11 +315,11 @@ impl connection::Session for Session {
         None
     }
 
-    fn on_control(&mut self, control: Control) -> Flow {
-        match control {
+    fn on_control(&mut self, notice: Notice) -> Flow {
+        match notice {
             // The operator's reason, when given, is the notice's message; the close reason stays
             // the documented `admin_disconnect`, which clients match on.
-            Control::Kick { reason } => {
+            Notice::Kick { reason } => {
                 self.removed_from_room = true;
                 self.refuse(&Refusal {
                     carrier: Carrier::Error,
@@ -328,10 +328,10 @@ impl connection::Session for Session {
                 });
                 Flow::close(4020, "admin_disconnect")
             }
-            Control::AppStatus(AppStatus::Active) => Flow::Continue,
+            Notice::AppStatus(AppStatus::Active) => Flow::Continue,
             // An `Error`, not an AuthenticationError: the SDK treats an AuthenticationError
             // after authentication as a protocol violation.
-            Control::AppStatus(status) if self.app.is_some() => {
+            Notice::AppStatus(status) if self.app.is_some() => {
                 self.removed_from_room = true;
                 self.refuse(&Refusal {
                     carrier: Carrier::Error,
@@ -340,8 +340,8 @@ impl connection::Session for Session {
                 });
                 Flow::close(4007, close_reason(4007))
             }
-            Control::AppStatus(_) => Flow::Continue,
-            Control::Shutdown => {
+            Notice::AppStatus(_) => Flow::Continue,
+            Notice::Shutdown => {
                 if self.version >= 3 && self.app.is_some() {
                     self.reply(&ServerMessage::GoingAway {
                         deadline_ms: SHUTDOWN_NOTICE_MS,
@@ -350,9 +350,6 @@ impl connection::Session for Session {
                 }
                 Flow::close(4000, close_reason(4000))
             }
-            // Injected frames reach `on_text`.
-            Control::Inject(_) => Flow::Continue,
-            Control::Close(code, reason) => Flow::Close(code, reason),
         }
     }
 
