@@ -27,7 +27,7 @@ use crate::protocol::admin::{
     InjectTarget, ServerMessage,
 };
 use crate::server::access::{self, Access};
-use crate::server::hub::Control;
+use crate::server::peer::Control;
 use crate::server::{probe, Shared};
 
 pub async fn upgrade(

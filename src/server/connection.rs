@@ -98,8 +98,6 @@ pub enum Flow {
     Continue,
     /// Close the connection with this code and reason (after what is queued).
     Close(u16, String),
-    /// The session already closed the peer (through [`crate::server::hub::Hub::close_peer`]).
-    Stop,
 }
 
 impl Flow {

@@ -31,22 +31,22 @@
 //!   [`probe`], [`persist`], [`token`], [`config`].
 
 pub mod access;
-pub mod admin;
-pub mod bans;
-pub mod cluster;
+pub(crate) mod admin;
+pub(crate) mod bans;
+pub(crate) mod cluster;
 pub mod config;
-pub mod connection;
+pub(crate) mod connection;
 pub mod flow;
-pub mod http;
-pub mod hub;
-pub mod listener;
+pub(crate) mod http;
+pub(crate) mod hub;
+pub(crate) mod listener;
 pub mod peer;
 pub mod persist;
-pub mod probe;
+pub(crate) mod probe;
 pub mod pubsub;
-pub mod rate_limit;
-pub mod recorder;
-pub mod signal_fish;
+pub(crate) mod rate_limit;
+pub(crate) mod recorder;
+pub(crate) mod signal_fish;
 pub mod talo;
 pub mod token;
 

@@ -1,11 +1,12 @@
 //! The hub's methods for apps: statuses, quotas and usage (the data is in `parts/apps.rs`).
 
+use std::collections::BTreeMap;
+
 use super::parts::apps::*;
 use super::{Hub, State};
 use crate::clock::now_ms;
 use crate::protocol::admin::{AppStatus, Event};
 use crate::server::peer::Control;
-use std::collections::BTreeMap;
 
 impl Hub {
     pub fn app_status(&self, app: &str) -> Option<AppStatus> {

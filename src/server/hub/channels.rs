@@ -1,12 +1,14 @@
 //! The hub's methods for channels: join, leave, members, and the fan-out that takes only a
 //! channel's own locks (the index is in `parts/channels.rs`).
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+
 use super::Hub;
 use crate::catalog::Dialect;
 use crate::server::peer::{PeerHandle, Priority};
-use axum::extract::ws::Utf8Bytes;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 impl Hub {
     /// Add a member; returns false when it already was one.

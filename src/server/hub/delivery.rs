@@ -2,14 +2,16 @@
 //! peer's own outbox; the hub's lock is taken for what admins must see in order (an error
 //! frame, a close, a tapped frame), whose counts are in `parts/errors.rs`.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+
 use super::parts::errors::*;
 use super::{Hub, State, MAX_EVENT_FRAME_BYTES};
 use crate::catalog::{self, Delivery, Dialect, Severity};
 use crate::protocol::admin::{Direction, Event, PeerId};
 use crate::server::peer::{Enqueued, PeerHandle, Priority};
-use axum::extract::ws::Utf8Bytes;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 impl Hub {
     fn count_error(&self, error: SentError<'_>) {

@@ -1,10 +1,11 @@
 //! The hub's methods for armed faults (the list is in `parts/faults.rs`); an atomic count lets
 //! requests skip the lock while nothing is armed.
 
+use std::sync::atomic::Ordering;
+
 use super::{Hub, State};
 use crate::protocol::admin::{FaultInfo, FaultTarget};
 use crate::server::peer::PeerHandle;
-use std::sync::atomic::Ordering;
 
 impl Hub {
     fn faults_changed(&self, state: &State) {

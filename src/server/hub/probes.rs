@@ -1,8 +1,9 @@
 //! The hub's methods for the server's own probe connections (the data is in `parts/probes.rs`).
 
+use tokio::sync::{mpsc, oneshot};
+
 use super::Hub;
 use crate::protocol::admin::PeerId;
-use tokio::sync::{mpsc, oneshot};
 
 impl Hub {
     /// Expect a probe connection presenting `nonce`; the receiver yields its peer id.

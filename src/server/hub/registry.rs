@@ -1,13 +1,14 @@
 //! The hub's methods for peers: register, update, look up, remove, kick and tap (the peers,
 //! their identities and per-app counts are in `parts/registry.rs`).
 
+use std::sync::Arc;
+
 use super::parts::registry::*;
 use super::{ChannelKey, Hub, State};
 use crate::catalog::Dialect;
 use crate::clock::now_ms;
 use crate::protocol::admin::{Closed, Event, HistoryEntry, PeerId, PeerInfo};
 use crate::server::peer::{Control, PeerHandle};
-use std::sync::Arc;
 
 impl Hub {
     pub fn register_peer(

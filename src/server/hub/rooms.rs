@@ -1,10 +1,11 @@
 //! The hub's methods for rooms as admins see them (the view is in `parts/rooms.rs`); admin
 //! room commands go to the dialect through [`RoomDirectory`].
 
+use std::sync::Arc;
+
 use super::{Hub, RoomDirectory, State};
 use crate::clock::now_ms;
 use crate::protocol::admin::{Closed, ClosedRoom, Event, HistoryEntry, RoomInfo};
-use std::sync::Arc;
 
 impl Hub {
     pub fn set_room_directory(&self, directory: Arc<dyn RoomDirectory>) {

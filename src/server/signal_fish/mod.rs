@@ -8,7 +8,8 @@
 //! # Where things live
 //! | file | what |
 //! |---|---|
-//! | `mod.rs` | the upgrade, refusals and their carriers, the session and its lifecycle (timers, controls, end) |
+//! | `mod.rs` | the upgrade, the session and its lifecycle (timers, notices, end) |
+//! | `refusal.rs` | refusals and the message type each travels in; the player-name rule |
 //! | `limits.rs` | frame size, messages per minute, the error-reply budget |
 //! | `dispatch.rs` | one request: parsed, faults honoured, handed to its handler |
 //! | `auth.rs` | Authenticate: app, status, credentials, SDK and protocol versions |
@@ -76,9 +77,7 @@ use axum::response::Response;
 use serde_json::value::RawValue;
 use tokio::time::{Duration, Instant};
 
-pub use self::refusal::{
-    player_name_problem, static_code, status_code, Carrier, Refusal, MAX_PLAYER_NAME,
-};
+pub use self::refusal::{static_code, status_code, Carrier, Refusal, MAX_PLAYER_NAME};
 use self::rooms::{JoinOptions, JoinRequest, Rooms};
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
@@ -466,42 +465,5 @@ impl Session {
     fn reply(&self, message: &ServerMessage) {
         self.hub()
             .deliver(&self.peer, &message.text().into(), Priority::Reply);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn player_names_follow_the_announced_rules() {
-        assert_eq!(player_name_problem("Alice"), None);
-        assert_eq!(player_name_problem("Zoë the-2nd_"), None);
-        assert!(player_name_problem("").is_some());
-        assert!(player_name_problem(" Alice").is_some());
-        assert!(player_name_problem("a!").is_some());
-        assert!(player_name_problem(&"a".repeat(33)).is_some());
-    }
-
-    #[test]
-    fn refusals_use_the_carrier_the_seed_names() {
-        let full = Refusal {
-            carrier: Carrier::RoomJoinFailed,
-            code: "ROOM_FULL",
-            text: None,
-        };
-        assert_eq!(
-            full.frame().text(),
-            r#"{"type":"RoomJoinFailed","data":{"reason":"Room is full","error_code":"ROOM_FULL"}}"#
-        );
-        let conflict = Refusal {
-            carrier: Carrier::AuthorityResponse,
-            code: "AUTHORITY_CONFLICT",
-            text: None,
-        };
-        assert!(conflict
-            .frame()
-            .text()
-            .starts_with(r#"{"type":"AuthorityResponse","data":{"granted":false"#));
     }
 }

@@ -99,3 +99,40 @@ pub fn status_code(status: AppStatus) -> &'static str {
         AppStatus::Expired => "APP_ID_EXPIRED",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn player_names_follow_the_announced_rules() {
+        assert_eq!(player_name_problem("Alice"), None);
+        assert_eq!(player_name_problem("Zoë the-2nd_"), None);
+        assert!(player_name_problem("").is_some());
+        assert!(player_name_problem(" Alice").is_some());
+        assert!(player_name_problem("a!").is_some());
+        assert!(player_name_problem(&"a".repeat(33)).is_some());
+    }
+
+    #[test]
+    fn refusals_use_the_carrier_the_seed_names() {
+        let full = Refusal {
+            carrier: Carrier::RoomJoinFailed,
+            code: "ROOM_FULL",
+            text: None,
+        };
+        assert_eq!(
+            full.frame().text(),
+            r#"{"type":"RoomJoinFailed","data":{"reason":"Room is full","error_code":"ROOM_FULL"}}"#
+        );
+        let conflict = Refusal {
+            carrier: Carrier::AuthorityResponse,
+            code: "AUTHORITY_CONFLICT",
+            text: None,
+        };
+        assert!(conflict
+            .frame()
+            .text()
+            .starts_with(r#"{"type":"AuthorityResponse","data":{"granted":false"#));
+    }
+}

@@ -1,10 +1,11 @@
 //! Apps: their statuses, their message quotas, and what this node's apps use (which the other
 //! nodes of a cluster count against their limits, as this node counts theirs).
 
+use std::collections::BTreeMap;
+
 use crate::catalog::Dialect;
 use crate::protocol::admin::{AppInfo, AppStatus, KeyInfo};
 use crate::server::config::Config;
-use std::collections::BTreeMap;
 
 /// What a node's apps use, as it reports it to the other nodes of a cluster in its heartbeat.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

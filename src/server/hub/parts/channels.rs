@@ -5,13 +5,14 @@
 //! lock: membership changes and their deltas happen together. Lock order: the hub's state,
 //! then the index, then one channel's members.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
 use super::journal::Journal;
 use crate::catalog::Dialect;
 use crate::protocol::admin::{ChannelInfo, Event, PeerId};
 use crate::server::peer::PeerHandle;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub type ChannelKey = (Dialect, String, String);
 

@@ -1,13 +1,14 @@
 //! Errors this server sent: counted by code, kept on their peer's entry, told to admins; and
 //! how frame text is clipped for an admin event.
 
+use std::collections::BTreeMap;
+
 use super::journal::Journal;
 use super::registry::Registry;
 use crate::catalog::{Delivery, Dialect};
 use crate::clock::now_ms;
 use crate::protocol::admin::{Event, RecentError};
 use crate::server::peer::PeerHandle;
-use std::collections::BTreeMap;
 
 /// The most of a frame an admin event carries (errors and tapped frames). Clients choose what
 /// error frames echo back (a Talo cause is the client's own frame); clipping bounds every

@@ -1,12 +1,13 @@
 //! The history of closed peers and rooms, and what the flight recorder still holds of each
 //! peer (live or closed) for the admin's `frames` and `export`.
 
+use std::collections::VecDeque;
+
 use super::journal::Journal;
 use crate::clock::now_ms;
 use crate::protocol::admin::{Closed, Event, HistoryEntry, PeerId, PeerInfo};
 use crate::server::config::HistorySettings;
 use crate::server::recorder::{Record, Ring};
-use std::collections::VecDeque;
 
 /// One history entry and what only the server keeps of it: the peer's recorded frames.
 pub(in crate::server::hub) struct HistoryItem {

@@ -1,9 +1,11 @@
 //! The server's own probe connections: a probe presents a nonce the server expects, and its
 //! peer then takes the probe's frames from a sender of its own.
 
-use crate::protocol::admin::PeerId;
 use std::collections::HashMap;
+
 use tokio::sync::{mpsc, oneshot};
+
+use crate::protocol::admin::PeerId;
 
 #[derive(Default)]
 pub(in crate::server::hub) struct Probes {

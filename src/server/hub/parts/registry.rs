@@ -1,13 +1,14 @@
 //! Peers: who is connected, by id and by identity, and how many per app; registering,
 //! updating, removing and kicking them.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
 use super::channels::ChannelKey;
 use super::journal::Journal;
 use crate::catalog::Dialect;
 use crate::protocol::admin::{ClosedPeer, Event, PeerId, PeerInfo, RecentError, RoomInfo};
 use crate::server::peer::{PeerHandle, PeerQueues};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
 
 /// The errors a closed peer's history entry keeps.
 pub const LAST_ERRORS: usize = 5;

@@ -1,8 +1,9 @@
 //! This node's rooms as their last update described them (rooms themselves belong to the
 //! Signal Fish dialect).
 
-use crate::protocol::admin::RoomInfo;
 use std::collections::BTreeMap;
+
+use crate::protocol::admin::RoomInfo;
 
 /// This node's rooms by code, as their last update described them.
 #[derive(Default)]

@@ -1,8 +1,9 @@
 //! Subscriptions (Flow streams, pub/sub) as the console's subscriptions view lists them.
 
+use std::collections::BTreeMap;
+
 use super::journal::Journal;
 use crate::protocol::admin::{Event, PeerId, SubscriptionInfo};
-use std::collections::BTreeMap;
 
 #[derive(Default)]
 pub(in crate::server::hub) struct Subscriptions {

@@ -9,7 +9,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `table.rs` | players, spectators, rooms, memberships, seats; the table that bumps generations |
+//! | `table.rs` | the data: players, spectators, rooms, memberships, seats, relays; the table that bumps generations |
 //! | `relay.rs` | GameData: each sender's cached relay |
 //! | `join.rs` | JoinRoom |
 //! | `authority.rs` | AuthorityRequest, RoomOperation moderation, the admin's room commands |
@@ -75,7 +75,7 @@ const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
 use self::table::{
     new_id, timestamp, Membership, Player, Relay, Room, RoomTable, Seat, Spectator, SEQ_CLOSED,
 };
-pub use self::table::{room_code, valid_room_code, ROOM_CODE_ALPHABET};
+pub use self::table::{room_code, valid_room_code};
 
 #[derive(Default)]
 struct State {

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use super::*;
 use crate::server::config::Config;
-use crate::server::hub::{NewPeer, Outbound, PeerLink};
+use crate::server::hub::{NewPeer, PeerLink};
+use crate::server::peer::Outbound;
 
 pub(super) fn hub() -> Hub {
     Hub::new(Config::demo(), "127.0.0.1:0".into(), &BTreeMap::new(), 64)
