@@ -33,7 +33,8 @@
 //! exactly. The journal lives inside the locked state, so a part can only record a delta
 //! while the lock is held: a part's changing methods take `&mut Journal`.
 //!
-//! The data path does not take that lock. Each peer is a [`PeerHandle`] shared by `Arc`;
+//! The data path does not take that lock. Each peer is a [`crate::server::peer::PeerHandle`] shared by
+//! `Arc`;
 //! channels keep their members' handles in an index of their own, and Signal Fish rooms keep
 //! theirs, so a frame fans out with a read lock on one channel or room and a push per member.
 //! Counters are atomics read by the stats tick; "is any fault armed" is an atomic check, and so
@@ -41,7 +42,10 @@
 //! in order: an error frame, a close, a tapped frame.
 //!
 //! Lock order: the state, then the channel index, then one channel; the state, then the ban
-//! store. Nothing taken after the state calls back into the hub.
+//! store. Nothing taken after the state calls back into the hub. One path runs the other way:
+//! a channel fan-out ([`Hub::deliver_to_channel`]) holds that channel's read lock while it
+//! delivers, and a frame for a tapped member takes the state to record it; a leave of the same
+//! channel at that moment (the state, then the channel's write lock) would wait on it.
 //!
 //! # Extension points for a dialect
 //! - [`crate::server::connection`] runs the connection: it registers the peer
