@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::parts::apps::*;
+use super::parts::apps::{dialect_app, AppUsage};
 use super::{Hub, State};
 use crate::clock::now_ms;
 use crate::protocol::admin::{AppStatus, Event};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
 
-use super::parts::errors::*;
+use super::parts::errors::{clip, slow_consumer_close, SentError};
 use super::{Hub, State, MAX_EVENT_FRAME_BYTES};
 use crate::catalog::{self, Delivery, Dialect, Severity};
 use crate::protocol::admin::{Direction, Event, PeerId};

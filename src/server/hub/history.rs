@@ -1,7 +1,7 @@
 //! The hub's methods for what the flight recorder holds of a peer, live or closed (the
 //! history itself is in `parts/history.rs`).
 
-use super::parts::history::*;
+use super::parts::history::PeerRecord;
 use super::Hub;
 use crate::protocol::admin::PeerId;
 

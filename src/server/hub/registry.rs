@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::parts::registry::*;
+use super::parts::registry::{NewPeer, PeerEntry, PeerLink, RegisterError};
 use super::{ChannelKey, Hub, State};
 use crate::catalog::Dialect;
 use crate::clock::now_ms;

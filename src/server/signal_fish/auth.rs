@@ -1,7 +1,14 @@
 //! Authenticate: the app, its status and credentials, the SDK and protocol versions, and
 //! what the session learns from them.
 
-use super::*;
+use super::refusal::{status_code, Carrier, Refusal, MAX_PLAYER_NAME};
+use super::{Session, DIALECT, MAX_OUTBOUND_MESSAGE_BYTES};
+use crate::protocol::admin::AppStatus;
+use crate::protocol::signal_fish::{
+    Authenticate, GameDataFormat, PlayerNameRules, ProtocolInfo, ProtocolInfoV3, RateLimits,
+    ServerMessage, MIN_PROTOCOL_VERSION,
+};
+use crate::server::connection::Flow;
 
 /// Semantic version as numbers; anything unparsable compares as unsupported.
 pub(super) fn version(text: &str) -> Option<Vec<u64>> {

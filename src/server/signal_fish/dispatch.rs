@@ -1,7 +1,15 @@
 //! One request, from the frame to the rooms: held while a room lookup runs, forwarded when
 //! the room is on another node, otherwise parsed and handed to the request kind's handler.
 
-use super::*;
+use serde_json::value::RawValue;
+
+use super::refusal::{static_code, Carrier, Refusal};
+use super::rooms::{JoinOptions, JoinRequest};
+use super::{rooms, Session, MAX_HELD_FRAMES};
+use crate::protocol::signal_fish::{
+    DeliveryClass, JoinAsSpectator, JoinRoom, Reconnect, Request, ServerMessage,
+};
+use crate::server::connection::Flow;
 
 impl Session {
     /// A frame past the size and rate limits: held while a room lookup runs, forwarded when

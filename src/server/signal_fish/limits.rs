@@ -1,7 +1,11 @@
 //! What a session may send: the frame size, the messages-per-minute window, and the
 //! error-reply budget (refusals and pongs).
 
-use super::*;
+use tokio::time::Instant;
+
+use super::refusal::{Carrier, Refusal};
+use super::{close_reason, Session, MAX_FRAME_BYTES};
+use crate::server::connection::Flow;
 
 impl Session {
     /// Charge one reply against the error-reply budget (refusals and pongs, as the real

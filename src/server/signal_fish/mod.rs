@@ -74,18 +74,13 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use serde_json::value::RawValue;
 use tokio::time::{Duration, Instant};
 
-pub use self::refusal::{static_code, status_code, Carrier, Refusal, MAX_PLAYER_NAME};
-use self::rooms::{JoinOptions, JoinRequest, Rooms};
+pub use self::refusal::{status_code, Carrier, Refusal};
+use self::rooms::Rooms;
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
-use crate::protocol::signal_fish::{
-    Authenticate, DeliveryClass, GameDataFormat, JoinAsSpectator, JoinRoom, PlayerNameRules,
-    ProtocolInfo, ProtocolInfoV3, RateLimits, Reconnect, Request, ServerMessage,
-    MIN_PROTOCOL_VERSION,
-};
+use crate::protocol::signal_fish::ServerMessage;
 use crate::server::access;
 use crate::server::cluster::tunnel::{Placement, TunnelOpen, TunnelSocket};
 use crate::server::connection::{self, Flow};

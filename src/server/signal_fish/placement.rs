@@ -1,7 +1,13 @@
 //! In a cluster: which node holds the room a request names, and the tunnel to it when it is
 //! another node; a room's node runs a hosted session for a player of another node.
 
-use super::*;
+use std::sync::Arc;
+
+use super::refusal::{Carrier, Refusal};
+use super::{rooms, Resolved, Session};
+use crate::protocol::signal_fish::Request;
+use crate::server::cluster::tunnel::{Placement, TunnelOpen};
+use crate::server::connection::Flow;
 
 impl Session {
     /// In a cluster, a request naming a room that is not on this node: forwarded to the

@@ -1,7 +1,15 @@
 //! Authority and moderation: AuthorityRequest, the v3 RoomOperation moderation, and the
 //! admin's room commands ([`RoomDirectory`]).
 
-use super::*;
+use super::table::{room_code, Membership, Room};
+use super::{refusal, Rooms};
+use crate::catalog::Dialect;
+use crate::clock::now_ms;
+use crate::protocol::signal_fish::{
+    RoomOperationRequest, RoomOperationResult, ServerMessage, MAX_ROOM_PASSWORD_BYTES,
+};
+use crate::server::hub::{Hub, RoomDirectory};
+use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 impl Rooms {
     pub fn authority_request(
@@ -389,7 +397,8 @@ mod tests {
     use crate::server::hub::PeerLink;
 
     use super::super::test_support::*;
-    use super::super::*;
+    use super::*;
+    use crate::server::config::SignalFishSettings;
 
     #[test]
     fn authority_claims_follow_the_real_server() {

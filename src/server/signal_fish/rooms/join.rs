@@ -1,8 +1,17 @@
 //! JoinRoom: the checks in signal-fish-server 0.12's order, then a seat in an existing room
 //! or a new room.
 
-use super::*;
-use crate::server::signal_fish::refusal::player_name_problem;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use super::table::{new_id, room_code, timestamp, valid_room_code, Membership, Player, Room, Seat};
+use super::{
+    refusal, JoinOptions, JoinRequest, Rooms, DEFAULT_MAX_PLAYERS, MAX_PLAYERS_LIMIT, RELAY_TYPE,
+};
+use crate::clock::now_ms;
+use crate::protocol::signal_fish::{RoomJoined, ServerMessage, MAX_ROOM_PASSWORD_BYTES};
+use crate::server::hub::Hub;
+use crate::server::signal_fish::refusal::{player_name_problem, Carrier, Refusal};
 
 impl Rooms {
     pub fn join(&self, hub: &Hub, peer: &str, request: JoinRequest) -> Result<(), Refusal> {
@@ -271,7 +280,8 @@ impl Rooms {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
-    use super::super::*;
+    use super::*;
+    use crate::server::config::SignalFishSettings;
 
     #[test]
     fn generated_room_codes_use_only_the_unambiguous_alphabet() {

@@ -1,7 +1,14 @@
 //! How memberships end: LeaveRoom, a dropped connection (the seat waits out the reconnection
 //! window), the sweep that releases expired seats, an admin kick, an operator closing a room.
 
-use super::*;
+use std::sync::atomic::Ordering;
+
+use super::table::{Membership, Seat, SEQ_CLOSED};
+use super::{refusal, Rooms, State, EXPIRED_TOKEN_MEMORY_MS};
+use crate::clock::now_ms;
+use crate::protocol::signal_fish::ServerMessage;
+use crate::server::hub::Hub;
+use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 impl Rooms {
     /// Remove a player (leave, or a seat whose window expired); closes an empty room.

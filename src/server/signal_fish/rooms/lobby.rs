@@ -1,6 +1,10 @@
 //! The lobby: PlayerReady and StartGame.
 
-use super::*;
+use super::table::{new_id, Membership, Room};
+use super::{refusal, Rooms, State, RELAY_TYPE};
+use crate::protocol::signal_fish::{PeerConnectionInfo, ServerMessage, SessionPlan};
+use crate::server::hub::Hub;
+use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 impl Rooms {
     pub fn ready(&self, hub: &Hub, peer: &str) -> Result<(), Refusal> {
@@ -94,7 +98,8 @@ fn open_room_of_player<'s>(
 #[cfg(test)]
 mod tests {
     use super::super::test_support::*;
-    use super::super::*;
+    use super::*;
+    use crate::server::config::SignalFishSettings;
 
     #[test]
     fn ready_players_are_listed_in_the_order_they_became_ready() {

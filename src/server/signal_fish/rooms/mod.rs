@@ -41,23 +41,12 @@ mod table;
 mod test_support;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use axum::extract::ws::Utf8Bytes;
-use serde_json::value::RawValue;
-
-use crate::catalog::Dialect;
-use crate::clock::now_ms;
-use crate::protocol::game_data;
-use crate::protocol::signal_fish::{
-    DeliveryClass, PeerConnectionInfo, Reconnected, ReplayStatus, RoomJoined, RoomOperationRequest,
-    RoomOperationResult, SenderWatermark, ServerMessage, SessionPlan, SpectatorInfo,
-    SpectatorJoined, MAX_ROOM_PASSWORD_BYTES,
-};
+use crate::protocol::signal_fish::ServerMessage;
 use crate::server::config::SignalFishSettings;
-use crate::server::hub::{Hub, RoomDirectory};
-use crate::server::peer::{PeerHandle, Priority};
+use crate::server::hub::Hub;
+use crate::server::peer::PeerHandle;
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 pub const DEFAULT_MAX_PLAYERS: u8 = 8;
@@ -72,10 +61,8 @@ const RELAY_TYPE: &str = "matchbox";
 /// window passed (RECONNECTION_EXPIRED) rather than that its token is unknown.
 const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
 
-use self::table::{
-    new_id, timestamp, Membership, Player, Relay, Room, RoomTable, Seat, Spectator, SEQ_CLOSED,
-};
 pub use self::table::{room_code, valid_room_code};
+use self::table::{Membership, Relay, Room, RoomTable, Seat};
 
 #[derive(Default)]
 struct State {

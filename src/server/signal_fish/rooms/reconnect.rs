@@ -1,6 +1,13 @@
 //! Reconnect: a player takes its seat back with the token it was given, within the window.
 
-use super::*;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use super::table::{new_id, Membership, Seat};
+use super::{refusal, Rooms, RELAY_TYPE};
+use crate::protocol::signal_fish::{Reconnected, ReplayStatus, SenderWatermark, ServerMessage};
+use crate::server::hub::Hub;
+use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 /// Why a Reconnect into a room that is gone fails, whether an operator closed it or it went
 /// some other way: the client can do the same thing about either (join again).
@@ -170,7 +177,8 @@ mod tests {
     use serde_json::json;
 
     use super::super::test_support::*;
-    use super::super::*;
+    use super::*;
+    use crate::server::config::SignalFishSettings;
 
     #[test]
     fn a_v3_reconnect_starts_a_new_epoch_and_rotates_the_token() {

@@ -1,7 +1,19 @@
 //! Game data: each sender's relay (its audience's handles, its epoch and sequence counter),
 //! built under the rooms lock and used without it while its room's generation holds.
 
-use super::*;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use serde_json::value::RawValue;
+
+use super::table::{Membership, Relay, SEQ_CLOSED};
+use super::{refusal, Rooms, State};
+use crate::protocol::game_data;
+use crate::protocol::signal_fish::DeliveryClass;
+use crate::server::hub::Hub;
+use crate::server::peer::Priority;
+use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 impl Rooms {
     pub(super) fn forget_relay(&self, peer: &str) {
@@ -145,7 +157,8 @@ mod tests {
     use serde_json::json;
 
     use super::super::test_support::*;
-    use super::super::*;
+    use super::*;
+    use crate::server::config::SignalFishSettings;
 
     /// Game data relays without the rooms lock while the sender's relay is current, and a
     /// change of room structure (a third player joining) reaches the next frame.

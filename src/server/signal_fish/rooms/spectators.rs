@@ -1,7 +1,10 @@
 //! Spectators: JoinAsSpectator and LeaveSpectator.
 
-use super::*;
-use crate::server::signal_fish::refusal::player_name_problem;
+use super::table::{new_id, timestamp, Membership, Spectator};
+use super::{refusal, Rooms, State};
+use crate::protocol::signal_fish::{ServerMessage, SpectatorInfo, SpectatorJoined};
+use crate::server::hub::Hub;
+use crate::server::signal_fish::refusal::{player_name_problem, Carrier, Refusal};
 
 impl Rooms {
     pub fn spectate(

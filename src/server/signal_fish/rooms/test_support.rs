@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::*;
+use crate::catalog::Dialect;
 use crate::server::config::Config;
 use crate::server::hub::{NewPeer, PeerLink};
 use crate::server::peer::Outbound;
+use serde_json::value::RawValue;
 
 pub(super) fn hub() -> Hub {
     Hub::new(Config::demo(), "127.0.0.1:0".into(), &BTreeMap::new(), 64)
