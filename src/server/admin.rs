@@ -27,7 +27,7 @@ use crate::protocol::admin::{
     InjectTarget, ServerMessage,
 };
 use crate::server::access::{self, Access};
-use crate::server::hub::Control;
+use crate::server::peer::Control;
 use crate::server::{probe, Shared};
 
 pub async fn upgrade(
@@ -394,8 +394,8 @@ async fn ban(
     // The same guard as app statuses: two consoles persisting at once must not write each
     // other's stale list.
     let _serialized = shared.persist.status_change().await;
-    let id = shared.hub.allocate_ban_id();
-    let now = crate::server::hub::now_ms();
+    let id = shared.hub.bans().allocate_id();
+    let now = crate::clock::now_ms();
     let ban = BanInfo {
         id,
         target,
@@ -404,7 +404,7 @@ async fn ban(
         created_at_ms: now,
         until_ms: now.saturating_add(duration_ms),
     };
-    let (mut bans, last_id) = shared.hub.bans();
+    let (mut bans, last_id) = shared.hub.bans().list();
     bans.push(ban.clone());
     shared
         .persist
@@ -424,7 +424,7 @@ async fn ban(
 
 async fn unban(shared: &Shared, who: &str, id: u64) -> Result<String, String> {
     let _serialized = shared.persist.status_change().await;
-    let (bans, last_id) = shared.hub.bans();
+    let (bans, last_id) = shared.hub.bans().list();
     if !bans.iter().any(|b| b.id == id) {
         return Err(format!("no ban {id} in force"));
     }

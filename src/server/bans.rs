@@ -3,7 +3,7 @@
 //! A ban matches an identity (a Signal Fish player name, a Talo player identifier, a pub/sub
 //! peer id; within one app or every app) or an IP address. Bans are looked up through two
 //! indexes (identity, address), never by walking the list, and only when at least one ban is
-//! in force (the hub keeps that count in an atomic), so a server without bans pays one atomic
+//! in force ([`BanStore`] keeps that count in an atomic), so a server without bans pays one atomic
 //! load per connection.
 //!
 //! How each dialect refuses a banned connection:
@@ -28,6 +28,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::protocol::admin::{BanInfo, BanTarget};
 
@@ -68,7 +70,9 @@ pub fn address_refusal(
     hub: &crate::server::hub::Hub,
     addr: std::net::SocketAddr,
 ) -> Option<axum::response::Response> {
-    hub.address_ban(addr.ip()).map(|ban| refuse_http(hub, &ban))
+    hub.bans()
+        .address(addr.ip())
+        .map(|ban| refuse_http(hub, &ban))
 }
 
 /// The path and query of an upgrade, as the flight recorder keeps it.
@@ -125,6 +129,96 @@ pub fn check(target: &BanTarget, duration_ms: u64, reason: &str) -> Result<BanTa
     }
 }
 
+/// The bans in force, behind a lock of their own: connections look a ban up without the hub's
+/// lock, and only while at least one ban is in force (an atomic count says so).
+///
+/// Changed only by the hub while it holds its own lock, so that a change and its numbered
+/// admin delta happen together and a snapshot lists exactly the bans its deltas describe. Lock
+/// order: the hub's state, then this; nothing here calls out while holding it.
+#[derive(Debug, Default)]
+pub struct BanStore {
+    bans: Mutex<Bans>,
+    active: AtomicUsize,
+}
+
+impl BanStore {
+    /// A poisoned lock means a panic mid-change; the indexes are updated by plain inserts and
+    /// removes, so they are still usable.
+    fn lock(&self) -> MutexGuard<'_, Bans> {
+        self.bans.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn changed(&self, bans: &Bans) {
+        self.active.store(bans.len(), Ordering::Relaxed);
+    }
+
+    pub fn in_force(&self) -> bool {
+        self.active.load(Ordering::Relaxed) > 0
+    }
+
+    /// The ban in force on a client address, if any; free while no ban is in force.
+    pub fn address(&self, ip: IpAddr) -> Option<BanInfo> {
+        if !self.in_force() {
+            return None;
+        }
+        self.lock().address(ip, crate::clock::now_ms()).cloned()
+    }
+
+    /// The ban in force on an identity within an app, if any; free while no ban is in force.
+    pub fn identity(&self, app: Option<&str>, identity: &str) -> Option<BanInfo> {
+        if !self.in_force() {
+            return None;
+        }
+        self.lock()
+            .identity(app, identity, crate::clock::now_ms())
+            .cloned()
+    }
+
+    /// Bans in force, oldest first, and the last id handed out (what the data folder keeps).
+    pub fn list(&self) -> (Vec<BanInfo>, u64) {
+        let bans = self.lock();
+        (bans.list(), bans.next_id())
+    }
+
+    pub fn allocate_id(&self) -> u64 {
+        self.lock().allocate_id()
+    }
+
+    /// Bans read from the data folder at start; those whose time is up are dropped.
+    pub fn restore(&self, restored: Vec<BanInfo>, next_id: u64, now_ms: u64) {
+        let mut bans = self.lock();
+        for ban in restored.into_iter().filter(|b| b.until_ms > now_ms) {
+            bans.insert(ban);
+        }
+        bans.set_next_id(next_id);
+        self.changed(&bans);
+    }
+
+    pub fn insert(&self, ban: BanInfo) {
+        let mut bans = self.lock();
+        bans.insert(ban);
+        self.changed(&bans);
+    }
+
+    pub fn remove(&self, id: u64) -> Option<BanInfo> {
+        let mut bans = self.lock();
+        let removed = bans.remove(id);
+        self.changed(&bans);
+        removed
+    }
+
+    /// Remove and return the bans whose time is up; free while no ban is in force.
+    pub fn expire(&self, now_ms: u64) -> Vec<BanInfo> {
+        if !self.in_force() {
+            return Vec::new();
+        }
+        let mut bans = self.lock();
+        let expired = bans.expire(now_ms);
+        self.changed(&bans);
+        expired
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Bans {
     by_id: BTreeMap<u64, BanInfo>,
@@ -136,10 +230,6 @@ pub struct Bans {
 impl Bans {
     pub fn len(&self) -> usize {
         self.by_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
     }
 
     /// The id the next ban gets (ids are never reused, across restarts too).
@@ -288,7 +378,7 @@ mod tests {
         assert_eq!(expired.len(), 1);
         assert_eq!(bans.len(), 1);
         assert!(bans.remove(2).is_some());
-        assert!(bans.is_empty());
+        assert_eq!(bans.len(), 0);
     }
 
     #[test]

@@ -36,7 +36,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::catalog::{self, Dialect, Severity};
 use crate::protocol::admin::Direction;
 use crate::server::hub::{ChannelKey, NewPeer, RegisterError};
-use crate::server::peer::{Control, Outbound, PeerHandle};
+use crate::server::peer::{Control, Notice, Outbound, PeerHandle};
 use crate::server::Shared;
 
 /// How long one batch of frames may take to go out before the connection is considered dead.
@@ -98,8 +98,6 @@ pub enum Flow {
     Continue,
     /// Close the connection with this code and reason (after what is queued).
     Close(u16, String),
-    /// The session already closed the peer (through [`crate::server::hub::Hub::close_peer`]).
-    Stop,
 }
 
 impl Flow {
@@ -125,8 +123,9 @@ pub trait Session: Send + 'static {
     /// A WebSocket ping or pong (answered by the library): the socket is alive.
     fn on_socket_frame(&mut self) {}
 
-    /// A kick, an app status change or shutdown (injected frames arrive as [`Session::on_text`]).
-    fn on_control(&mut self, control: Control) -> Flow;
+    /// A kick, an app status change or shutdown (injected frames arrive as [`Session::on_text`];
+    /// a close decided elsewhere is carried out by the loop).
+    fn on_control(&mut self, notice: Notice) -> Flow;
 
     /// The next moment the session wants to act without input (authentication or idle
     /// timeouts). Called after every event; keep it stable between events so the timer is not
@@ -255,7 +254,9 @@ pub async fn serve<S: Session, T: Transport>(
                     }
                     session.on_text(&text)
                 }
-                Some(command) => session.on_control(command),
+                Some(Control::Kick { reason }) => session.on_control(Notice::Kick { reason }),
+                Some(Control::AppStatus(status)) => session.on_control(Notice::AppStatus(status)),
+                Some(Control::Shutdown) => session.on_control(Notice::Shutdown),
                 // The handle, which holds the sender, lives as long as this task.
                 None => break,
             },

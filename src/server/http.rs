@@ -12,9 +12,9 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use crate::clock::now_ms;
 use crate::server::access::{bearer, token_matches};
 use crate::server::config::PubsubAction;
-use crate::server::hub::now_ms;
 use crate::server::{token, Shared};
 
 pub async fn health(State(shared): State<Arc<Shared>>) -> Response {

@@ -21,31 +21,32 @@
 //! - [`connection`]: the one connection lifecycle every dialect runs; a dialect supplies a
 //!   [`connection::Session`] with its protocol logic only.
 //! - [`peer`]: a peer's handle (outbox with its byte budget, counters, flags) shared by `Arc`.
-//! - [`hub`]: the registry, channels, subscriptions, faults, the numbered admin deltas and the
-//!   history of closed peers and rooms.
+//! - [`hub`]: the numbered admin deltas and the snapshot (its `mod.rs`), with a file per part:
+//!   the registry of peers, apps, channels, subscriptions, delivery, faults, probes, the
+//!   history of closed peers and rooms, the rooms admins see, ban changes.
 //! - [`recorder`]: every peer's last frames in and out (admin `frames` and `export`).
-//! - [`bans`]: admin bans, and how each dialect refuses a banned client.
+//! - [`bans`]: admin bans in their own store, and how each dialect refuses a banned client.
 //! - [`rate_limit`]: the fixed window and token bucket the dialects map to their own codes.
 //! - the dialects ([`signal_fish`], [`talo`], [`flow`], [`pubsub`]), [`admin`], [`http`],
 //!   [`probe`], [`persist`], [`token`], [`config`].
 
 pub mod access;
-pub mod admin;
-pub mod bans;
-pub mod cluster;
+pub(crate) mod admin;
+pub(crate) mod bans;
+pub(crate) mod cluster;
 pub mod config;
-pub mod connection;
+pub(crate) mod connection;
 pub mod flow;
-pub mod http;
-pub mod hub;
-pub mod listener;
+pub(crate) mod http;
+pub(crate) mod hub;
+pub(crate) mod listener;
 pub mod peer;
 pub mod persist;
-pub mod probe;
+pub(crate) mod probe;
 pub mod pubsub;
-pub mod rate_limit;
-pub mod recorder;
-pub mod signal_fish;
+pub(crate) mod rate_limit;
+pub(crate) mod recorder;
+pub(crate) mod signal_fish;
 pub mod talo;
 pub mod token;
 

@@ -51,6 +51,19 @@ pub enum Control {
     Close(u16, String),
 }
 
+/// What a connection's session is told. The connection loop turns the other [`Control`]s
+/// (an injected frame, a close decided on another node) into input and closes itself, so a
+/// session only ever sees these.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// An admin kick: send the dialect's notice, then close 4020 admin_disconnect.
+    Kick { reason: Option<String> },
+    /// The peer's app changed status.
+    AppStatus(crate::protocol::admin::AppStatus),
+    /// The server is shutting down.
+    Shutdown,
+}
+
 /// How a frame is treated when its peer is behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {

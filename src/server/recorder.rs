@@ -29,8 +29,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now_ms;
 use crate::protocol::admin::{Direction, RecordedFrame};
-use crate::server::hub::now_ms;
 
 /// Inbound frames up to this size are copied rather than kept as a slice of the read buffer.
 pub const COPY_INBOUND_BELOW: usize = 1024;

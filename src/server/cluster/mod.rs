@@ -16,8 +16,9 @@
 //! own presence listeners those peers left, and remove it from the set.
 //!
 //! Each node mirrors what the others announce (their pub/sub peers and channel memberships,
-//! in [`directory`]), so a request that needs cluster-wide state is answered from memory
-//! without a Redis round trip on the request's path. A node that joins, or that gets Redis
+//! in [`directory`]; their peers and rooms as the consoles see them, in [`mirror`]), so a
+//! request that needs cluster-wide state is answered from memory without a Redis round trip
+//! on the request's path. A node that joins, or that gets Redis
 //! back after losing it, asks the others to announce everything again.
 //!
 //! What crosses nodes: pub/sub channel messages, presence and direct `send`; Signal Fish
@@ -33,6 +34,7 @@
 
 pub mod bus;
 pub mod directory;
+pub mod mirror;
 pub mod outage;
 pub mod tunnel;
 
@@ -48,8 +50,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::bus::{Body, Envelope};
 use self::directory::Directory;
+use crate::clock::now_ms;
 use crate::protocol::admin::{AppStatus, CommandEnvelope, CommandResult, NodeInfo};
-use crate::server::hub::now_ms;
 use crate::server::Shared;
 
 /// Messages waiting for Redis at most, and their bytes; beyond either, cross-node traffic is

@@ -36,7 +36,7 @@ use crate::protocol::admin::{Snapshot, SubscriptionInfo};
 use crate::server::access;
 use crate::server::connection::{self, Flow};
 use crate::server::hub::{Delta, Hub, NewPeer};
-use crate::server::peer::{Control, PeerHandle, Priority};
+use crate::server::peer::{Notice, PeerHandle, Priority};
 use crate::server::{probe_nonce, Shared};
 
 use self::request::{FlowError, Request};
@@ -225,13 +225,12 @@ impl connection::Session for Session {
         Flow::Continue
     }
 
-    fn on_control(&mut self, control: Control) -> Flow {
-        match control {
-            Control::Kick { .. } => Flow::close(4020, "admin_disconnect"),
-            Control::Shutdown => Flow::close(1001, "going_away"),
-            // Streams are not bound to an app; injected frames reach `on_text`.
-            Control::AppStatus(_) | Control::Inject(_) => Flow::Continue,
-            Control::Close(code, reason) => Flow::Close(code, reason),
+    fn on_control(&mut self, notice: Notice) -> Flow {
+        match notice {
+            Notice::Kick { .. } => Flow::close(4020, "admin_disconnect"),
+            Notice::Shutdown => Flow::close(1001, "going_away"),
+            // Streams are not bound to an app.
+            Notice::AppStatus(_) => Flow::Continue,
         }
     }
 

@@ -66,8 +66,8 @@ use crate::server::cluster::bus::{Body, Membership, RemotePeer};
 use crate::server::cluster::Cluster;
 use crate::server::config::PubsubAction;
 use crate::server::connection::{self, Flow};
-use crate::server::hub::{self, ChannelKey, Hub, NewPeer, RegisterError};
-use crate::server::peer::{Control, PeerHandle, Priority};
+use crate::server::hub::{ChannelKey, Hub, NewPeer, RegisterError};
+use crate::server::peer::{Notice, PeerHandle, Priority};
 use crate::server::rate_limit::TokenBucket;
 use crate::server::{probe_nonce, token, Shared};
 
@@ -118,14 +118,14 @@ pub async fn upgrade(
     if let Some(refused) = access::origin_refusal(&headers, shared.hub.config(), false) {
         return refused;
     }
-    if shared.hub.bans_in_force() {
+    if shared.hub.bans().in_force() {
         if let Some(banned) = crate::server::bans::address_refusal(&shared.hub, addr) {
             return banned;
         }
         // A token names its peer id before the upgrade; a key gets a fresh one, never banned.
         if query.token.is_some() {
             if let Ok(grant) = authenticate(&shared, &query) {
-                if let Some(ban) = shared.hub.identity_ban(Some(&grant.app), &grant.peer_id) {
+                if let Some(ban) = shared.hub.bans().identity(Some(&grant.app), &grant.peer_id) {
                     return crate::server::bans::refuse_http(&shared.hub, &ban);
                 }
             }
@@ -181,7 +181,7 @@ fn authenticate(shared: &Shared, query: &ConnectQuery) -> Result<Grant, u16> {
         let claims = token::verify(
             token_text,
             |app| config.app(app).and_then(|a| a.secret_key.clone()),
-            hub::now_ms() / 1000,
+            crate::clock::now_ms() / 1000,
         )
         .map_err(|e| match e {
             token::TokenError::Expired => 4002u16,
@@ -385,19 +385,16 @@ impl connection::Session for Session {
         self.handle(&String::from_utf8_lossy(bytes))
     }
 
-    fn on_control(&mut self, command: Control) -> Flow {
-        match command {
-            Control::Kick { .. } => Flow::close(4020, close_reason(4020)),
-            Control::AppStatus(AppStatus::Active) => Flow::Continue,
-            Control::AppStatus(AppStatus::Suspended) => Flow::close(4012, close_reason(4012)),
-            Control::AppStatus(_) => Flow::close(4001, close_reason(4001)),
-            Control::Shutdown => {
+    fn on_control(&mut self, notice: Notice) -> Flow {
+        match notice {
+            Notice::Kick { .. } => Flow::close(4020, close_reason(4020)),
+            Notice::AppStatus(AppStatus::Active) => Flow::Continue,
+            Notice::AppStatus(AppStatus::Suspended) => Flow::close(4012, close_reason(4012)),
+            Notice::AppStatus(_) => Flow::close(4001, close_reason(4001)),
+            Notice::Shutdown => {
                 self.reply(wire::going_away(GOING_AWAY_RETRY_MS));
                 Flow::close(1001, "going_away")
             }
-            // Injected frames reach `on_text`.
-            Control::Inject(_) => Flow::Continue,
-            Control::Close(code, reason) => Flow::Close(code, reason),
         }
     }
 

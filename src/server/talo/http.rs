@@ -230,7 +230,7 @@ pub async fn identify(
         Ok(values) => values,
         Err(response) => return response,
     };
-    if let Some(ban) = shared.hub.identity_ban(Some(&app), identifier) {
+    if let Some(ban) = shared.hub.bans().identity(Some(&app), identifier) {
         return crate::server::bans::refuse_http(&shared.hub, &ban);
     }
     let Some(alias) = shared.talo.identify(&app, service, identifier) else {
@@ -278,7 +278,7 @@ pub async fn socket_token(
         );
     };
     // A banned player must not get a new socket token from an alias id it already knows.
-    if let Some(ban) = shared.hub.identity_ban(Some(&app), &alias.identifier) {
+    if let Some(ban) = shared.hub.bans().identity(Some(&app), &alias.identifier) {
         return crate::server::bans::refuse_http(&shared.hub, &ban);
     }
     if let Err(response) = check_session(&shared, &headers, &alias) {
@@ -323,7 +323,7 @@ pub async fn login(
         Ok(values) => values,
         Err(response) => return response,
     };
-    if let Some(ban) = shared.hub.identity_ban(Some(&app), identifier) {
+    if let Some(ban) = shared.hub.bans().identity(Some(&app), identifier) {
         return crate::server::bans::refuse_http(&shared.hub, &ban);
     }
     let verifier = shared.clone();

@@ -17,8 +17,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use crate::clock::now_ms;
 use crate::server::config::{Config, TaloAccessKey, TaloApp};
-use crate::server::hub::now_ms;
 use crate::server::rate_limit::FixedWindow;
 
 pub const TICKET_TTL_MS: u64 = 5 * 60 * 1000;

@@ -49,7 +49,7 @@ use crate::protocol::talo::{
 use crate::server::access;
 use crate::server::connection::{self, Flow};
 use crate::server::hub::{Hub, NewPeer};
-use crate::server::peer::{Control, PeerHandle, Priority};
+use crate::server::peer::{Notice, PeerHandle, Priority};
 use crate::server::{probe_nonce, Shared};
 
 const DIALECT: Dialect = Dialect::Talo;
@@ -179,15 +179,12 @@ impl connection::Session for Session {
         }
     }
 
-    fn on_control(&mut self, control: Control) -> Flow {
-        match control {
-            Control::Kick { .. } => Flow::close(4020, "admin_disconnect"),
-            Control::AppStatus(AppStatus::Active) => Flow::Continue,
-            Control::AppStatus(status) => Flow::close(3000, format!("app {}", status.id())),
-            Control::Shutdown => Flow::close(1001, "going_away"),
-            // Injected frames reach `on_text`.
-            Control::Inject(_) => Flow::Continue,
-            Control::Close(code, reason) => Flow::Close(code, reason),
+    fn on_control(&mut self, notice: Notice) -> Flow {
+        match notice {
+            Notice::Kick { .. } => Flow::close(4020, "admin_disconnect"),
+            Notice::AppStatus(AppStatus::Active) => Flow::Continue,
+            Notice::AppStatus(status) => Flow::close(3000, format!("app {}", status.id())),
+            Notice::Shutdown => Flow::close(1001, "going_away"),
         }
     }
 }

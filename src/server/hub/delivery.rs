@@ -1,0 +1,270 @@
+//! The data path: frames in and out, error frames and closes. Delivering takes only the
+//! peer's own outbox; the hub's lock is taken for what admins must see in order (an error
+//! frame, a close, a tapped frame), whose counts are in `parts/errors.rs`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+
+use super::parts::errors::{clip, slow_consumer_close, SentError};
+use super::{Hub, State, MAX_EVENT_FRAME_BYTES};
+use crate::catalog::{self, Delivery, Dialect, Severity};
+use crate::protocol::admin::{Direction, Event, PeerId};
+use crate::server::peer::{Enqueued, PeerHandle, Priority};
+
+impl Hub {
+    fn count_error(&self, error: SentError<'_>) {
+        let mut state = self.lock();
+        let State {
+            journal,
+            registry,
+            errors,
+            ..
+        } = &mut *state;
+        errors.record(journal, registry, error);
+    }
+
+    /// A frame shown to the admins tapping its peer.
+    fn tapped(&self, peer: &PeerHandle, direction: Direction, text: &str) {
+        self.lock().journal.record(Event::Frame {
+            peer: peer.id.clone(),
+            direction,
+            text: clip(text, MAX_EVENT_FRAME_BYTES),
+        });
+    }
+
+    /// Count an inbound frame and show it to admins tapping the peer.
+    pub fn record_inbound(&self, peer: &PeerHandle, text: &str) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        peer.count_inbound();
+        if peer.is_tapped() {
+            self.tapped(peer, Direction::In, text);
+        }
+    }
+
+    /// Queue a frame for one peer without touching the hub's lock (unless an admin taps the
+    /// peer or it has to be closed). False when the frame was not queued.
+    pub fn deliver(&self, peer: &PeerHandle, text: &Utf8Bytes, priority: Priority) -> bool {
+        match peer.enqueue(text, priority) {
+            Enqueued::Queued => {
+                self.frames_out.fetch_add(1, Ordering::Relaxed);
+                if peer.is_tapped() {
+                    self.tapped(peer, Direction::Out, text.as_str());
+                }
+                true
+            }
+            Enqueued::Dropped => {
+                self.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Enqueued::Closed => false,
+            Enqueued::Stalled => {
+                self.close_slow_consumer(peer);
+                false
+            }
+        }
+    }
+
+    /// Queue the same bytes for many peers (serialized once by the caller); how many took it.
+    pub fn deliver_many<'a>(
+        &self,
+        peers: impl IntoIterator<Item = &'a Arc<PeerHandle>>,
+        text: &Utf8Bytes,
+        priority: Priority,
+    ) -> usize {
+        peers
+            .into_iter()
+            .filter(|peer| self.deliver(peer, text, priority))
+            .count()
+    }
+
+    /// Close a peer that stopped reading, with its dialect's code, counted like any error
+    /// close. Also for a peer whose writer gave up while nothing more was being queued.
+    pub fn close_slow_consumer(&self, peer: &PeerHandle) {
+        let (code, reason) = slow_consumer_close(peer.dialect);
+        if !peer.begin_close(code, reason) {
+            return;
+        }
+        peer.abort();
+        self.count_close(peer, code, reason);
+    }
+
+    /// A close this server sent, counted and shown to admins like an error frame.
+    fn count_close(&self, peer: &PeerHandle, code: u16, reason: &str) {
+        self.count_error(SentError {
+            peer: Some(peer),
+            dialect: peer.dialect,
+            code: &code.to_string(),
+            delivery: Delivery::Close,
+            request_id: None,
+            frame: format!("close {code} {reason}"),
+        });
+    }
+
+    /// Queue a reply for one peer by id. False when the peer is gone or closing.
+    pub fn send(&self, id: &str, text: impl Into<Utf8Bytes>) -> bool {
+        let Some(peer) = self.handle(id) else {
+            return false;
+        };
+        self.deliver(&peer, &text.into(), Priority::Reply)
+    }
+
+    /// Queue the same reply for peers named by id (structural notices: joins, leaves,
+    /// authority). The handles are looked up under the lock and delivered outside it.
+    pub fn send_many<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a PeerId>,
+        text: impl Into<Utf8Bytes>,
+    ) -> usize {
+        let handles: Vec<Arc<PeerHandle>> = {
+            let state = self.lock();
+            ids.into_iter()
+                .filter_map(|id| state.registry.get(id).map(|p| p.handle.clone()))
+                .collect()
+        };
+        self.deliver_many(&handles, &text.into(), Priority::Reply)
+    }
+
+    /// Send an error frame: the single path every dialect's error frames take, so that they
+    /// are counted and every console sees them.
+    pub fn send_error(
+        &self,
+        peer: &PeerHandle,
+        code: &str,
+        request_id: Option<&str>,
+        frame: String,
+    ) {
+        let text: Utf8Bytes = frame.into();
+        if self.deliver(peer, &text, Priority::Reply) {
+            self.count_error(SentError {
+                peer: Some(peer),
+                dialect: peer.dialect,
+                code,
+                delivery: Delivery::Frame,
+                request_id,
+                frame: text.as_str().to_owned(),
+            });
+        }
+    }
+
+    /// Record an error that went out over HTTP (no peer).
+    pub fn record_http_error(&self, dialect: Dialect, code: &str, body: String) {
+        self.count_error(SentError {
+            peer: None,
+            dialect,
+            code,
+            delivery: Delivery::Http,
+            request_id: None,
+            frame: body,
+        });
+    }
+
+    /// Record a close sent to a connection refused before it became a peer.
+    pub fn record_unattached_error(&self, dialect: Dialect, code: &str, frame: String) {
+        self.count_error(SentError {
+            peer: None,
+            dialect,
+            code,
+            delivery: Delivery::Close,
+            request_id: None,
+            frame,
+        });
+    }
+
+    /// Close a peer after the frames already queued (at once if it is too far behind for
+    /// them to matter). Error closes are reported like error frames; normal ones (1000, 1001)
+    /// are not.
+    pub fn close_peer(&self, peer: &PeerHandle, code: u16, reason: &str) {
+        if !peer.begin_close(code, reason) {
+            return;
+        }
+        if peer.queued_bytes() > self.config.outbox.soft_bytes {
+            peer.abort();
+        } else {
+            peer.queue_close(code, reason);
+        }
+        let is_error =
+            catalog::close(peer.dialect, code).is_none_or(|e| e.severity() != Severity::Info);
+        if is_error {
+            self.count_close(peer, code, reason);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::protocol::admin::ServerMessage;
+    use crate::server::config::Config;
+    use crate::server::hub::NewPeer;
+    use crate::server::peer::OutboxLimits;
+
+    #[test]
+    fn a_peer_that_stops_reading_is_closed_as_a_slow_consumer() {
+        let mut config = Config::demo();
+        config.outbox = OutboxLimits {
+            soft_bytes: 4,
+            hard_bytes: 8,
+            stall_ms: u64::MAX,
+        };
+        let hub = Hub::new(config, "test".into(), &BTreeMap::new(), 64);
+        let (_, _, mut events) = hub.subscribe();
+        let link = hub
+            .register_peer(
+                NewPeer {
+                    dialect: Dialect::Pubsub,
+                    app: Some("demo".into()),
+                    identity: None,
+                    addr: "127.0.0.1:1".into(),
+                    probe_nonce: None,
+                },
+                None,
+            )
+            .unwrap();
+        let frame: Utf8Bytes = "{}".into();
+        for _ in 0..4 {
+            assert!(hub.deliver(&link.handle, &frame, Priority::Reply));
+        }
+        assert!(
+            !hub.deliver(&link.handle, &frame, Priority::Reply),
+            "the frame past the hard budget is refused"
+        );
+        assert_eq!(
+            link.handle.closing().cloned(),
+            Some((1013, "try_again_later".to_owned()))
+        );
+        assert!(
+            !hub.deliver(&link.handle, &frame, Priority::Reply),
+            "a closing peer takes no more frames"
+        );
+        let mut emitted = None;
+        while let Ok(delta) = events.try_recv() {
+            let message: ServerMessage = serde_json::from_str(delta.text.as_str()).unwrap();
+            if let ServerMessage::Delta {
+                event: Event::ErrorEmitted { code, frame, .. },
+                ..
+            } = message
+            {
+                emitted = Some((code, frame));
+            }
+        }
+        assert_eq!(
+            emitted,
+            Some(("1013".to_owned(), "close 1013 try_again_later".to_owned()))
+        );
+    }
+
+    #[test]
+    fn event_text_is_clipped_on_a_character_boundary() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("ééé", 3), "é… (6 bytes in all)");
+        assert!(
+            clip(&"x".repeat(100_000), MAX_EVENT_FRAME_BYTES).len() < MAX_EVENT_FRAME_BYTES + 32
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! Authenticate: the app, its status and credentials, the SDK and protocol versions, and
+//! what the session learns from them.
+
+use super::refusal::{status_code, Carrier, Refusal, MAX_PLAYER_NAME};
+use super::{Session, DIALECT, MAX_OUTBOUND_MESSAGE_BYTES};
+use crate::protocol::admin::AppStatus;
+use crate::protocol::signal_fish::{
+    Authenticate, GameDataFormat, PlayerNameRules, ProtocolInfo, ProtocolInfoV3, RateLimits,
+    ServerMessage, MIN_PROTOCOL_VERSION,
+};
+use crate::server::connection::Flow;
+
+/// Semantic version as numbers; anything unparsable compares as unsupported.
+pub(super) fn version(text: &str) -> Option<Vec<u64>> {
+    text.trim_start_matches('v')
+        .split('.')
+        .map(|part| part.parse().ok())
+        .collect()
+}
+
+impl Session {
+    /// Refuse an authentication and close the way the real server does.
+    pub(super) fn refuse_authentication(&self, code: &'static str, text: Option<String>) -> Flow {
+        self.refuse(&Refusal {
+            carrier: Carrier::AuthenticationError,
+            code,
+            text,
+        });
+        Flow::close(1000, "unregistered")
+    }
+
+    /// Refuse an authentication but keep the connection open for another try, as the real
+    /// server does for connect tokens, SDK versions and protocol versions.
+    pub(super) fn refuse_and_stay(&mut self, code: &'static str, text: Option<String>) -> Flow {
+        self.answer_refusal(&Refusal {
+            carrier: Carrier::AuthenticationError,
+            code,
+            text,
+        })
+    }
+
+    /// Authenticate, in signal-fish-server 0.12's order: already authenticated, app id,
+    /// app status (relaydeck's addition), tokens, SDK version, protocol version, connection
+    /// limit; then the game data format, which never refuses (it falls back to JSON).
+    pub(super) fn authenticate(&mut self, authenticate: Authenticate) -> Flow {
+        if self.app.is_some() {
+            return self.answer_refusal(&Refusal {
+                carrier: Carrier::Error,
+                code: "INVALID_INPUT",
+                text: Some("Authenticate already completed on this connection".to_owned()),
+            });
+        }
+        if authenticate.app_id.trim().is_empty() {
+            return self
+                .refuse_authentication("MISSING_APP_ID", Some("app_id is required".to_owned()));
+        }
+        let shared = self.shared.clone();
+        let config = shared.hub.config();
+        let Some((app, settings)) = config
+            .app(&authenticate.app_id)
+            .and_then(|a| a.signal_fish.as_ref().map(|sf| (a, sf)))
+        else {
+            return self.refuse_authentication("INVALID_APP_ID", Some("InvalidAppId".to_owned()));
+        };
+        if self.hub().bans().in_force() {
+            let banned = self
+                .hub()
+                .peer(&self.peer.id)
+                .and_then(|p| crate::server::bans::ip_of(&p.addr))
+                .and_then(|ip| self.hub().bans().address(ip));
+            if banned.is_some() {
+                return self.refuse_authentication(
+                    "UNAUTHORIZED",
+                    Some("Access denied: this address is banned".to_owned()),
+                );
+            }
+        }
+        match self.hub().app_status(&app.id) {
+            Some(AppStatus::Active) => {}
+            Some(status) => return self.refuse_authentication(status_code(status), None),
+            None => {
+                return self
+                    .refuse_authentication("INVALID_APP_ID", Some("InvalidAppId".to_owned()))
+            }
+        }
+        if let Some(expected) = &settings.connect_token {
+            match &authenticate.connect_token {
+                None => {
+                    return self.refuse_and_stay(
+                        "CONNECT_TOKEN_REQUIRED",
+                        Some("A connect token is required for this app".to_owned()),
+                    )
+                }
+                Some(given) if !token_equals(given, expected) => {
+                    return self.refuse_and_stay(
+                        "CONNECT_TOKEN_INVALID",
+                        Some("The connect token is not valid for this app".to_owned()),
+                    )
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(expected) = &settings.token {
+            match &authenticate.token {
+                None => return self.refuse_authentication("AUTHENTICATION_REQUIRED", None),
+                Some(given)
+                    if given.is_empty()
+                        || given.len() > 256
+                        || given.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                {
+                    return self.refuse_authentication("INVALID_TOKEN", None)
+                }
+                Some(given) if !token_equals(given, expected) => {
+                    return self.refuse_authentication("UNAUTHORIZED", None)
+                }
+                Some(_) => {}
+            }
+        }
+        if let (Some(minimum), Some(given)) = (&settings.min_sdk_version, &authenticate.sdk_version)
+        {
+            let supported =
+                matches!((version(given), version(minimum)), (Some(g), Some(m)) if g >= m);
+            if !supported {
+                return self.refuse_and_stay(
+                    "SDK_VERSION_UNSUPPORTED",
+                    Some(format!(
+                        "SDK version `{given}` is below the minimum supported version `{minimum}`"
+                    )),
+                );
+            }
+        }
+        let negotiated = authenticate.negotiated_version(self.endpoint_version);
+        if negotiated < MIN_PROTOCOL_VERSION {
+            return self.refuse_and_stay(
+                "UNSUPPORTED_PROTOCOL_VERSION",
+                Some(format!(
+                    "Client protocol version {negotiated} is below the server minimum {MIN_PROTOCOL_VERSION}"
+                )),
+            );
+        }
+        let live = self.hub().app_peer_count(DIALECT, &app.id);
+        if live >= app.limits.max_connections {
+            return self.refuse_authentication("TOO_MANY_CONNECTIONS", None);
+        }
+        self.app = Some(app.id.clone());
+        self.version = negotiated;
+        self.rooms().set_protocol_version(&self.peer.id, negotiated);
+        let app_id = app.id.clone();
+        self.hub()
+            .update_peer(&self.peer.id, |p| p.app = Some(app_id));
+        if let Some(format) = authenticate
+            .game_data_format
+            .filter(|f| *f != GameDataFormat::Json)
+        {
+            self.refuse(&Refusal {
+                carrier: Carrier::Error,
+                code: "UNSUPPORTED_GAME_DATA_FORMAT",
+                text: Some(format!(
+                    "Requested game data format '{}' is not supported. Server supports: json. Falling back to JSON.",
+                    format.as_str()
+                )),
+            });
+        }
+        let per_minute = config.signal_fish.messages_per_minute;
+        let authenticated = ServerMessage::Authenticated {
+            app_name: app.name.clone(),
+            rate_limits: RateLimits {
+                per_minute,
+                per_hour: per_minute * 60,
+                per_day: per_minute * 60 * 24,
+            },
+        };
+        self.reply(&authenticated);
+        let info = ProtocolInfo {
+            platform: authenticate.platform,
+            sdk_version: authenticate.sdk_version,
+            capabilities: vec![
+                "reconnection".into(),
+                "spectator-mode".into(),
+                "rate-limits-v2".into(),
+            ],
+            game_data_formats: vec!["json".into()],
+            player_name_rules: PlayerNameRules {
+                max_length: MAX_PLAYER_NAME,
+                min_length: 1,
+                allow_unicode_alphanumeric: true,
+                allow_spaces: true,
+                allow_leading_trailing_whitespace: false,
+                allowed_symbols: vec!["-".into(), "_".into()],
+            },
+        };
+        let info = if negotiated >= 3 {
+            ServerMessage::ProtocolInfoV3(Box::new(ProtocolInfoV3::new(
+                info,
+                MAX_OUTBOUND_MESSAGE_BYTES,
+            )))
+        } else {
+            ServerMessage::ProtocolInfo(info)
+        };
+        self.reply(&info);
+        Flow::Continue
+    }
+}
+
+pub(super) fn token_equals(given: &str, expected: &str) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(
+        given.as_bytes(),
+        expected.as_bytes(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert!(version("0.10.0") > version("0.9.9"));
+        assert_eq!(version("v1.2.3"), Some(vec![1, 2, 3]));
+        assert_eq!(version("one"), None);
+    }
+}

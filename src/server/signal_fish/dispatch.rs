@@ -1,0 +1,251 @@
+//! One request, from the frame to the rooms: held while a room lookup runs, forwarded when
+//! the room is on another node, otherwise parsed and handed to the request kind's handler.
+
+use serde_json::value::RawValue;
+
+use super::refusal::{static_code, Carrier, Refusal};
+use super::rooms::{JoinOptions, JoinRequest};
+use super::{rooms, Session, MAX_HELD_FRAMES};
+use crate::protocol::signal_fish::{
+    DeliveryClass, JoinAsSpectator, JoinRoom, Reconnect, Request, ServerMessage,
+};
+use crate::server::connection::Flow;
+
+impl Session {
+    /// A frame past the size and rate limits: held while a room lookup runs, forwarded when
+    /// the player's room is on another node, handled here otherwise.
+    pub(super) fn process(&mut self, text: &str) -> Flow {
+        if self.pending.is_some() {
+            if self.held.len() >= MAX_HELD_FRAMES {
+                return self.budget_spent();
+            }
+            self.held.push_back(text.to_owned());
+            return Flow::Continue;
+        }
+        if let (Some(node), Some(cluster)) = (&self.tunnel, &self.shared.cluster) {
+            cluster.forward(node, &self.peer.id, text);
+            return Flow::Continue;
+        }
+        if self.app.is_some() {
+            if let Some(frame) = crate::protocol::game_data::payload(text) {
+                if let Err(refusal) = self.game_data(frame.data, frame.class, frame.key) {
+                    return self.answer_refusal(&refusal);
+                }
+                return Flow::Continue;
+            }
+        }
+        let request = match serde_json::from_str::<Request>(text) {
+            Ok(request) => request,
+            Err(_) => {
+                return self.answer_refusal(&Refusal {
+                    carrier: Carrier::Error,
+                    code: "INVALID_INPUT",
+                    text: Some("Invalid client message".to_owned()),
+                });
+            }
+        };
+        if self.app.is_none() && !matches!(request, Request::Authenticate(_)) {
+            self.refuse(&Refusal {
+                carrier: Carrier::Error,
+                code: "MISSING_APP_ID",
+                text: None,
+            });
+            return Flow::close(1000, "unregistered");
+        }
+        if !matches!(request, Request::Ping | Request::Authenticate(_)) {
+            if let Some(code) = self.hub().take_fault(&self.peer) {
+                let carrier = if matches!(request, Request::JoinRoom(_)) {
+                    Carrier::RoomJoinFailed
+                } else {
+                    Carrier::Error
+                };
+                return self.answer_refusal(&Refusal {
+                    carrier,
+                    code: static_code(&code),
+                    text: None,
+                });
+            }
+        }
+        self.dispatch(request, text, false)
+    }
+
+    /// Act on one request; `placed` once the cluster said the room it names is here.
+    pub(super) fn dispatch(&mut self, request: Request, text: &str, placed: bool) -> Flow {
+        if !placed {
+            if let Some(flow) = self.route(&request, text) {
+                return flow;
+            }
+        }
+        let peer = self.peer.id.clone();
+        let outcome = match request {
+            Request::Authenticate(authenticate) => return self.authenticate(authenticate),
+            Request::Ping => {
+                if !self.charge_reply() {
+                    return self.budget_spent();
+                }
+                self.reply(&ServerMessage::Pong);
+                Ok(())
+            }
+            Request::JoinRoom(join) => self.join(join),
+            Request::LeaveRoom => self.rooms().leave(self.hub(), &peer),
+            // Reached only by GameData frames the fast path could not read (the fault was
+            // taken above).
+            Request::GameData { data, class, key } => serde_json::value::to_raw_value(&data)
+                .map_err(|_| Refusal {
+                    carrier: Carrier::Error,
+                    code: "INVALID_INPUT",
+                    text: None,
+                })
+                .and_then(|raw| self.relay_game_data(&raw, class, key)),
+            Request::AuthorityRequest { become_authority } => {
+                self.rooms()
+                    .authority_request(self.hub(), &peer, become_authority)
+            }
+            Request::PlayerReady => self.rooms().ready(self.hub(), &peer),
+            Request::StartGame => self.rooms().start(self.hub(), &peer),
+            Request::Reconnect(Reconnect {
+                player_id,
+                room_id,
+                auth_token,
+            }) => {
+                let app = self.app.clone();
+                let hub = self.hub();
+                self.rooms()
+                    .reconnect(hub, &peer, &player_id, &room_id, &auth_token, |name| {
+                        hub.bans().identity(app.as_deref(), name).is_some()
+                    })
+            }
+            Request::JoinAsSpectator(JoinAsSpectator {
+                game_name,
+                room_code,
+                spectator_name,
+                password: _,
+            }) => {
+                let app = self.app.clone().unwrap_or_default();
+                if self.hub().bans().identity(Some(&app), &spectator_name).is_some() {
+                    return self.answer_refusal(&Refusal {
+                        carrier: Carrier::SpectatorJoinFailed,
+                        code: "BANNED",
+                        text: None,
+                    });
+                }
+                let joined = self.rooms().spectate(
+                    self.hub(),
+                    &peer,
+                    &app,
+                    &game_name,
+                    &room_code,
+                    &spectator_name,
+                );
+                if joined.is_ok() {
+                    self.hub()
+                        .update_peer(&peer, |p| p.identity = Some(spectator_name));
+                }
+                joined
+            }
+            Request::LeaveSpectator => self.rooms().leave_spectator(self.hub(), &peer),
+            Request::RoomOperation {
+                operation_id,
+                operation,
+            } => {
+                self.rooms()
+                    .room_operation(self.hub(), &peer, &operation_id, &operation);
+                Ok(())
+            }
+            // Peer-to-peer transports are never negotiated here (ProtocolInfo offers the
+            // websocket relay only), so signaling has nowhere to go.
+            Request::Signal { .. } | Request::ProvideConnectionInfo { .. } => Err(Refusal {
+                carrier: Carrier::Error,
+                code: "UNSUPPORTED_TRANSPORT",
+                text: Some(
+                    "This server relays over the WebSocket only; peer-to-peer signaling is not negotiated"
+                        .to_owned(),
+                ),
+            }),
+            // A transport report for the relay changes nothing.
+            Request::TransportStatus { .. } => Ok(()),
+        };
+        match outcome {
+            Ok(()) => Flow::Continue,
+            Err(refusal) => self.answer_refusal(&refusal),
+        }
+    }
+
+    pub(super) fn join(&mut self, join: JoinRoom) -> Result<(), Refusal> {
+        let app = self.app.clone().unwrap_or_default();
+        let max_rooms_per_game = self
+            .hub()
+            .config()
+            .app(&app)
+            .and_then(|a| a.signal_fish.as_ref())
+            .map(|sf| sf.max_rooms_per_game)
+            .unwrap_or(rooms::DEFAULT_MAX_ROOMS_PER_GAME);
+        let player_name = join.player_name.clone();
+        if let Some(_ban) = self.hub().bans().identity(Some(&app), &player_name) {
+            return Err(Refusal {
+                carrier: Carrier::RoomJoinFailed,
+                code: "BANNED",
+                text: None,
+            });
+        }
+        let request = JoinRequest {
+            app,
+            game_name: join.game_name,
+            room_code: join.room_code,
+            player_name: join.player_name,
+            max_players: join.max_players,
+            supports_authority: join.supports_authority,
+            join_only: join.join_only.unwrap_or(false),
+            allow_spectators: join.allow_spectators,
+            max_spectators: join.max_spectators,
+            max_rooms_per_game,
+        };
+        let joined = self.rooms().join_with(
+            self.hub(),
+            &self.peer.id,
+            request,
+            JoinOptions {
+                password: join.password,
+            },
+        );
+        if joined.is_ok() {
+            self.hub()
+                .update_peer(&self.peer.id, |p| p.identity = Some(player_name));
+        }
+        joined
+    }
+
+    /// The hot path: a GameData frame read without building a tree of its payload.
+    pub(super) fn game_data(
+        &mut self,
+        data: &RawValue,
+        class: Option<DeliveryClass>,
+        key: Option<u32>,
+    ) -> Result<(), Refusal> {
+        if let Some(code) = self.hub().take_fault(&self.peer) {
+            return Err(Refusal {
+                carrier: Carrier::Error,
+                code: static_code(&code),
+                text: None,
+            });
+        }
+        self.relay_game_data(data, class, key)
+    }
+
+    pub(super) fn relay_game_data(
+        &self,
+        data: &RawValue,
+        class: Option<DeliveryClass>,
+        key: Option<u32>,
+    ) -> Result<(), Refusal> {
+        if data.get().len() > self.hub().config().signal_fish.max_game_data_bytes {
+            return Err(Refusal {
+                carrier: Carrier::Error,
+                code: "MESSAGE_TOO_LARGE",
+                text: None,
+            });
+        }
+        self.rooms()
+            .game_data_with(self.hub(), &self.peer.id, data, class, key)
+    }
+}

@@ -1,0 +1,381 @@
+//! JoinRoom: the checks in signal-fish-server 0.12's order, then a seat in an existing room
+//! or a new room.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use super::table::{new_id, room_code, timestamp, valid_room_code, Membership, Player, Room, Seat};
+use super::{
+    refusal, JoinOptions, JoinRequest, Rooms, DEFAULT_MAX_PLAYERS, MAX_PLAYERS_LIMIT, RELAY_TYPE,
+};
+use crate::clock::now_ms;
+use crate::protocol::signal_fish::{RoomJoined, ServerMessage, MAX_ROOM_PASSWORD_BYTES};
+use crate::server::hub::Hub;
+use crate::server::signal_fish::refusal::{player_name_problem, Carrier, Refusal};
+
+impl Rooms {
+    pub fn join(&self, hub: &Hub, peer: &str, request: JoinRequest) -> Result<(), Refusal> {
+        self.join_with(hub, peer, request, JoinOptions::default())
+    }
+
+    /// JoinRoom, checked in signal-fish-server 0.12's order: names, player count, join_only,
+    /// password shape, membership, room code; then, for an existing room, password, ban,
+    /// state and capacity. A well-formed code that names no room creates that room unless the
+    /// client asked for `join_only`.
+    pub fn join_with(
+        &self,
+        hub: &Hub,
+        peer: &str,
+        request: JoinRequest,
+        options: JoinOptions,
+    ) -> Result<(), Refusal> {
+        let wire = self.wire(peer);
+        let mut state = self.lock();
+        let name_chars = request.game_name.chars().count();
+        if name_chars == 0
+            || name_chars > 64
+            || !request
+                .game_name
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'))
+        {
+            return Err(refusal(Carrier::RoomJoinFailed, "INVALID_GAME_NAME", None));
+        }
+        if let Some(problem) = player_name_problem(&request.player_name) {
+            return Err(refusal(
+                Carrier::RoomJoinFailed,
+                "INVALID_PLAYER_NAME",
+                Some(format!("Invalid player name: {problem}")),
+            ));
+        }
+        let max_players = request.max_players.unwrap_or(DEFAULT_MAX_PLAYERS);
+        if max_players < 1 {
+            return Err(refusal(
+                Carrier::RoomJoinFailed,
+                "INVALID_MAX_PLAYERS",
+                Some("Max players must be at least 1".to_owned()),
+            ));
+        }
+        if max_players > MAX_PLAYERS_LIMIT {
+            return Err(refusal(
+                Carrier::RoomJoinFailed,
+                "INVALID_MAX_PLAYERS",
+                Some(format!("Max players cannot exceed {MAX_PLAYERS_LIMIT}")),
+            ));
+        }
+        if request.join_only && request.room_code.is_none() {
+            return Err(refusal(
+                Carrier::RoomJoinFailed,
+                "INVALID_INPUT",
+                Some("join_only requires an explicit room_code".to_owned()),
+            ));
+        }
+        if let Some(password) = &options.password {
+            if password.is_empty() || password.len() > MAX_ROOM_PASSWORD_BYTES {
+                return Err(refusal(
+                    Carrier::RoomJoinFailed,
+                    "INVALID_INPUT",
+                    Some(format!(
+                        "Join password must be non-empty and at most {MAX_ROOM_PASSWORD_BYTES} bytes"
+                    )),
+                ));
+            }
+        }
+        if state.membership.contains_key(peer) {
+            return Err(refusal(Carrier::RoomJoinFailed, "ALREADY_IN_ROOM", None));
+        }
+        let player = Player {
+            id: new_id(),
+            name: request.player_name.clone(),
+            peer: Some(peer.to_owned()),
+            ready: false,
+            connected_at: timestamp(),
+            disconnected_at_ms: None,
+            epoch: 1,
+            seq: Arc::new(AtomicU64::new(0)),
+        };
+        let requested_code = match &request.room_code {
+            Some(code) => {
+                if !valid_room_code(code) {
+                    let text = if code.len() != 6 {
+                        "Room code must be exactly 6 characters"
+                    } else {
+                        "Room code contains characters outside the room code alphabet"
+                    };
+                    return Err(refusal(
+                        Carrier::RoomJoinFailed,
+                        "INVALID_ROOM_CODE",
+                        Some(text.to_owned()),
+                    ));
+                }
+                Some(code.clone())
+            }
+            None => None,
+        };
+        let existing = requested_code
+            .as_ref()
+            .and_then(|code| state.rooms.get(code));
+        let code = match (existing, requested_code) {
+            (Some(room), Some(code)) => {
+                // Another app's or game's room is invisible, exactly like a missing one.
+                if room.app != request.app || room.game != request.game_name {
+                    return Err(refusal(Carrier::RoomJoinFailed, "ROOM_NOT_FOUND", None));
+                }
+                // Missing, wrong, or stray (open room) passwords share one answer, so that
+                // the answer does not tell which rooms are sealed.
+                if room.password != options.password {
+                    return Err(refusal(
+                        Carrier::RoomJoinFailed,
+                        "PASSWORD_REQUIRED",
+                        Some("Room requires the join password set by its authority".to_owned()),
+                    ));
+                }
+                // Player ids are minted per join here, so the ban also names the connection.
+                if room.banned.iter().any(|id| id == peer) {
+                    return Err(refusal(Carrier::RoomJoinFailed, "BANNED", None));
+                }
+                if room.started {
+                    return Err(refusal(
+                        Carrier::RoomJoinFailed,
+                        "INVALID_ROOM_STATE",
+                        Some("The game in this room has already started".to_owned()),
+                    ));
+                }
+                if room.players.len() >= room.max_players as usize {
+                    return Err(refusal(Carrier::RoomJoinFailed, "ROOM_FULL", None));
+                }
+                code
+            }
+            (None, Some(_)) if request.join_only => {
+                return Err(refusal(Carrier::RoomJoinFailed, "ROOM_NOT_FOUND", None));
+            }
+            (_, requested) => {
+                let max_spectators = match request.max_spectators {
+                    None => self.settings.max_spectators,
+                    Some(n) if (0..=100).contains(&n) => n as usize,
+                    Some(_) => {
+                        return Err(refusal(
+                            Carrier::RoomJoinFailed,
+                            "INVALID_INPUT",
+                            Some("max_spectators must be between 0 and 100".to_owned()),
+                        ))
+                    }
+                };
+                let open_rooms = state
+                    .rooms
+                    .values()
+                    .filter(|r| r.app == request.app && r.game == request.game_name)
+                    .count();
+                if open_rooms >= request.max_rooms_per_game {
+                    return Err(refusal(
+                        Carrier::RoomJoinFailed,
+                        "MAX_ROOMS_PER_GAME_EXCEEDED",
+                        None,
+                    ));
+                }
+                let code = match requested {
+                    Some(code) => code,
+                    None => {
+                        let mut code = room_code();
+                        while state.rooms.contains_key(&code) {
+                            code = room_code();
+                        }
+                        code
+                    }
+                };
+                // The real server gives rooms authority support unless the creator declines.
+                let supports_authority = request.supports_authority.unwrap_or(true);
+                state.rooms.insert(
+                    code.clone(),
+                    Room {
+                        id: new_id(),
+                        code: code.clone(),
+                        app: request.app.clone(),
+                        game: request.game_name.clone(),
+                        max_players,
+                        supports_authority,
+                        allow_spectators: request.allow_spectators.unwrap_or(true),
+                        max_spectators,
+                        players: Vec::new(),
+                        spectators: Vec::new(),
+                        authority: None,
+                        ready_order: Vec::new(),
+                        started: false,
+                        opened: false,
+                        created_at_ms: now_ms(),
+                        password: options.password.clone(),
+                        banned: Vec::new(),
+                        generation: Arc::new(AtomicU64::new(0)),
+                    },
+                );
+                code
+            }
+        };
+        let token = new_id();
+        let player_id = player.id.clone();
+        let creating = state.rooms.get(&code).is_some_and(|r| r.players.is_empty());
+        let Some(room) = state.rooms.get_mut(&code) else {
+            return Err(refusal(
+                Carrier::RoomJoinFailed,
+                "ROOM_CREATION_FAILED",
+                None,
+            ));
+        };
+        if creating && room.supports_authority {
+            room.authority = Some(player_id.clone());
+        }
+        room.players.insert(0, player.clone());
+        let joined = ServerMessage::RoomJoined(Box::new(RoomJoined {
+            room_id: room.id.clone(),
+            room_code: room.code.clone(),
+            player_id: player_id.clone(),
+            game_name: room.game.clone(),
+            max_players: room.max_players,
+            supports_authority: room.supports_authority,
+            current_players: room.player_infos(wire.v3()),
+            is_authority: room.authority.as_deref() == Some(player_id.as_str()),
+            lobby_state: room.lobby_state().to_owned(),
+            ready_players: room.ready_players(),
+            relay_type: RELAY_TYPE.to_owned(),
+            current_spectators: room.spectator_infos(),
+            reconnection_token: wire.shows_token().then(|| token.clone()),
+        }));
+        hub.send(peer, joined.text());
+        // The room leaves "waiting" as soon as its creator is in (as the real server reports).
+        room.opened = true;
+        if creating {
+            hub.send(peer, room.lobby_changed().text());
+        } else if let Some(joiner) = room.players.iter().find(|p| p.id == player_id) {
+            let audience = room.audience(Some(peer));
+            self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerJoined {
+                player: room.player_info(joiner, v3),
+            });
+        }
+        let room_id = room.id.clone();
+        let snapshot = room.clone();
+        state.seats.insert(
+            token,
+            Seat {
+                player_id: player_id.clone(),
+                room_id,
+                room_code: code.clone(),
+                expired_at_ms: None,
+                room_closed_at_ms: None,
+            },
+        );
+        state.membership.insert(
+            peer.to_owned(),
+            Membership::Player {
+                room: code.clone(),
+                player_id,
+            },
+        );
+        drop(state);
+        hub.update_peer(peer, |p| p.room = Some(code));
+        Self::publish(hub, &snapshot);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+    use crate::server::config::SignalFishSettings;
+
+    #[test]
+    fn generated_room_codes_use_only_the_unambiguous_alphabet() {
+        for _ in 0..2000 {
+            let code = room_code();
+            assert!(valid_room_code(&code), "{code}");
+        }
+        assert!(!valid_room_code("ab!"));
+        assert!(!valid_room_code("WWGV8O"), "O is left out as ambiguous");
+        assert!(!valid_room_code("WWGV8"));
+    }
+
+    #[test]
+    fn joins_follow_upstream_rules_for_codes_authority_and_player_counts() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let mut alice = peer(&hub, "Alice");
+        let refused = |req: JoinRequest| rooms.join(&hub, alice.id(), req).unwrap_err();
+        let join_only = JoinRequest {
+            join_only: true,
+            ..request(Some("ZZZZZZ"), "Alice")
+        };
+        assert_eq!(refused(join_only).code, "ROOM_NOT_FOUND");
+        let join_only_without_code = JoinRequest {
+            join_only: true,
+            ..request(None, "Alice")
+        };
+        assert_eq!(refused(join_only_without_code).code, "INVALID_INPUT");
+        for max_players in [0, 101, 255] {
+            let req = JoinRequest {
+                max_players: Some(max_players),
+                ..request(None, "Alice")
+            };
+            assert_eq!(refused(req).code, "INVALID_MAX_PLAYERS", "{max_players}");
+        }
+        // A well-formed code that names no room creates that room, with authority support
+        // unless the creator declines it.
+        let req = JoinRequest {
+            supports_authority: None,
+            max_players: None,
+            ..request(Some("ZZZZZZ"), "Alice")
+        };
+        rooms.join(&hub, alice.id(), req).unwrap();
+        let joined = data(&drain(&mut alice), "RoomJoined");
+        assert_eq!(joined["room_code"], "ZZZZZZ");
+        assert_eq!(joined["max_players"], DEFAULT_MAX_PLAYERS);
+        assert_eq!(joined["supports_authority"], true);
+        assert_eq!(joined["is_authority"], true);
+    }
+
+    #[test]
+    fn sealed_rooms_admit_only_their_password() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, bob, carol) = (peer(&hub, "Alice"), peer(&hub, "Bob"), peer(&hub, "Carol"));
+        let sealed = |password: &str| JoinOptions {
+            password: Some(password.to_owned()),
+        };
+        rooms
+            .join_with(&hub, alice.id(), request(None, "Alice"), sealed("pw"))
+            .unwrap();
+        let code = data(&drain(&mut alice), "RoomJoined")["room_code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for options in [JoinOptions::default(), sealed("PW")] {
+            let refusal = rooms
+                .join_with(&hub, bob.id(), request(Some(&code), "Bob"), options)
+                .unwrap_err();
+            assert_eq!(
+                (refusal.carrier, refusal.code),
+                (Carrier::RoomJoinFailed, "PASSWORD_REQUIRED")
+            );
+        }
+        let refusal = rooms
+            .join_with(&hub, bob.id(), request(Some(&code), "Bob"), sealed(""))
+            .unwrap_err();
+        assert_eq!(
+            refusal.code, "INVALID_INPUT",
+            "an empty password is malformed"
+        );
+        rooms
+            .join_with(&hub, bob.id(), request(Some(&code), "Bob"), sealed("pw"))
+            .unwrap();
+        // A password sent to an open room gets the same answer as a wrong one.
+        rooms
+            .join(&hub, carol.id(), request(Some("PQRS23"), "Carol"))
+            .unwrap();
+        let refusal = rooms
+            .join_with(
+                &hub,
+                peer(&hub, "Dan").id(),
+                request(Some("PQRS23"), "Dan"),
+                sealed("pw"),
+            )
+            .unwrap_err();
+        assert_eq!(refusal.code, "PASSWORD_REQUIRED");
+    }
+}

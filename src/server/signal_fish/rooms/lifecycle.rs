@@ -1,0 +1,159 @@
+//! How memberships end: LeaveRoom, a dropped connection (the seat waits out the reconnection
+//! window), the sweep that releases expired seats, an admin kick, an operator closing a room.
+
+use std::sync::atomic::Ordering;
+
+use super::table::{Membership, Seat, SEQ_CLOSED};
+use super::{refusal, Rooms, State, EXPIRED_TOKEN_MEMORY_MS};
+use crate::clock::now_ms;
+use crate::protocol::signal_fish::ServerMessage;
+use crate::server::hub::Hub;
+use crate::server::signal_fish::refusal::{Carrier, Refusal};
+
+impl Rooms {
+    /// Remove a player (leave, or a seat whose window expired); closes an empty room.
+    pub(super) fn remove_player(&self, state: &mut State, hub: &Hub, code: &str, player_id: &str) {
+        let Some(room) = state.rooms.get_mut(code) else {
+            return;
+        };
+        let departed = room.players.iter().find(|p| p.id == player_id).cloned();
+        room.players.retain(|p| p.id != player_id);
+        let audience = room.audience(None);
+        // The membership's numbering ends here: closing the counter takes its last number,
+        // and a frame the player's connection is relaying at this moment, outside the rooms
+        // lock, finds it closed and is not relayed past `final_seq`.
+        let final_seq = departed
+            .as_ref()
+            .map(|p| p.seq.fetch_or(SEQ_CLOSED, Ordering::AcqRel) & !SEQ_CLOSED);
+        // v3 recipients learn the departing membership's last sequence number, so they can
+        // tell a complete stream from a truncated one.
+        self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerLeft {
+            player_id: player_id.to_owned(),
+            epoch: departed.as_ref().filter(|_| v3).map(|p| p.epoch),
+            final_seq: final_seq.filter(|_| v3),
+        });
+        if room.authority.as_deref() == Some(player_id) {
+            room.authority = None;
+            Self::send(
+                hub,
+                &audience,
+                &ServerMessage::AuthorityChanged {
+                    authority_player: None,
+                    you_are_authority: false,
+                },
+            );
+        }
+        if !room.started && !room.players.is_empty() {
+            Self::send(hub, &room.audience(None), &room.lobby_changed());
+        }
+        state.seats.retain(|_, seat| seat.player_id != player_id);
+        if room.players.is_empty() && room.spectators.is_empty() {
+            state.rooms.remove(code);
+            hub.room_closed(code);
+        } else {
+            Self::publish(hub, room);
+        }
+    }
+
+    pub fn leave(&self, hub: &Hub, peer: &str) -> Result<(), Refusal> {
+        let mut state = self.lock();
+        let Some(Membership::Player { room, player_id }) = state.membership.get(peer).cloned()
+        else {
+            return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
+        };
+        state.membership.remove(peer);
+        hub.send(peer, ServerMessage::RoomLeft.text());
+        self.remove_player(&mut state, hub, &room, &player_id);
+        drop(state);
+        hub.update_peer(peer, |p| p.room = None);
+        Ok(())
+    }
+
+    /// The peer's connection ended: a player's seat is held for the reconnection window, a
+    /// spectator simply leaves.
+    pub fn disconnected(&self, hub: &Hub, peer: &str) {
+        self.forget_version(peer);
+        self.forget_relay(peer);
+        let mut state = self.lock();
+        state.handles.remove(peer);
+        match state.membership.remove(peer) {
+            Some(Membership::Player { room, player_id }) => {
+                let Some(entry) = state.rooms.get_mut(&room) else {
+                    return;
+                };
+                if let Some(player) = entry.players.iter_mut().find(|p| p.id == player_id) {
+                    player.peer = None;
+                    player.disconnected_at_ms = Some(now_ms());
+                }
+                Self::publish(hub, entry);
+            }
+            Some(Membership::Spectator { room, spectator_id }) => {
+                Self::remove_spectator(&mut state, hub, &room, &spectator_id, None)
+            }
+            None => {}
+        }
+    }
+
+    /// Release the seats whose reconnection window passed; forget long-expired tokens.
+    pub fn sweep(&self, hub: &Hub) {
+        let now = now_ms();
+        let window = self.settings.reconnect_window_ms;
+        // Reading every room hands none out to change: game data keeps its relays through
+        // the sweep's every-second tick unless a seat is released.
+        let mut state = self.lock();
+        let expired: Vec<(String, String)> = state
+            .rooms
+            .values()
+            .flat_map(|room| {
+                room.players
+                    .iter()
+                    .filter(|p| {
+                        p.disconnected_at_ms
+                            .is_some_and(|at| now.saturating_sub(at) >= window)
+                    })
+                    .map(|p| (room.code.clone(), p.id.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (code, player_id) in expired {
+            let seats: Vec<(String, Seat)> = state
+                .seats
+                .iter()
+                .filter(|(_, seat)| seat.player_id == player_id)
+                .map(|(token, seat)| (token.clone(), seat.clone()))
+                .collect();
+            self.remove_player(&mut state, hub, &code, &player_id);
+            for (token, seat) in seats {
+                state.seats.insert(
+                    token,
+                    Seat {
+                        expired_at_ms: Some(now),
+                        ..seat
+                    },
+                );
+            }
+        }
+        state.seats.retain(|_, seat| {
+            seat.expired_at_ms
+                .or(seat.room_closed_at_ms)
+                .is_none_or(|at| now.saturating_sub(at) < EXPIRED_TOKEN_MEMORY_MS)
+        });
+    }
+
+    /// Kick a peer out of its room (admin kick): players leave, spectators too.
+    pub fn remove_peer_now(&self, hub: &Hub, peer: &str) {
+        self.forget_version(peer);
+        self.forget_relay(peer);
+        let mut state = self.lock();
+        state.handles.remove(peer);
+        match state.membership.remove(peer) {
+            Some(Membership::Player { room, player_id }) => {
+                self.remove_player(&mut state, hub, &room, &player_id)
+            }
+            Some(Membership::Spectator { room, spectator_id }) => {
+                Self::remove_spectator(&mut state, hub, &room, &spectator_id, None)
+            }
+            None => {}
+        }
+    }
+}

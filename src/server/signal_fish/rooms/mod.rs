@@ -1,0 +1,312 @@
+//! Signal Fish rooms: membership, authority, readiness, spectators and reconnection seats.
+//!
+//! This is the one place that knows who is in which room. Connection tasks call in with their
+//! peer id; every notice to the other members goes out through the hub, serialized once per
+//! distinct frame. The lock here is taken before the hub's and never the other way round
+//! (the hub calls the [`RoomDirectory`] methods without holding its own lock).
+//!
+//! One file per request kind, each its own `impl Rooms` block with its tests beside it:
+//!
+//! | file | what |
+//! |---|---|
+//! | `table.rs` | the data: players, spectators, rooms, memberships, seats, relays; the table that bumps generations |
+//! | `relay.rs` | GameData: each sender's cached relay |
+//! | `join.rs` | JoinRoom |
+//! | `authority.rs` | AuthorityRequest, RoomOperation moderation, the admin's room commands |
+//! | `lobby.rs` | PlayerReady, StartGame |
+//! | `reconnect.rs` | Reconnect |
+//! | `spectators.rs` | JoinAsSpectator, LeaveSpectator |
+//! | `lifecycle.rs` | LeaveRoom, a dropped connection, the seat sweep, an admin kick |
+//!
+//! This file keeps the shared state, the lock, and the per-peer frame shapes (protocol
+//! versions).
+//!
+//! # Locking
+//! Joins, leaves, authority, readiness and reconnection change room structure under one lock;
+//! they are rare next to game data. Game data takes no rooms lock: each sender has a
+//! [`Relay`] (its audience's handles, its epoch and sequence counter) built under the lock
+//! and checked against its room's generation, which every mutable access to that room bumps
+//! ([`RoomTable::get_mut`]). A change in one room leaves the other rooms' relays current, so
+//! their frames never wait for it; a stale relay is rebuilt, under the lock, before use.
+
+mod authority;
+mod join;
+mod lifecycle;
+mod lobby;
+mod reconnect;
+mod relay;
+mod spectators;
+mod table;
+#[cfg(test)]
+mod test_support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use crate::protocol::signal_fish::ServerMessage;
+use crate::server::config::SignalFishSettings;
+use crate::server::hub::Hub;
+use crate::server::peer::PeerHandle;
+use crate::server::signal_fish::refusal::{Carrier, Refusal};
+
+pub const DEFAULT_MAX_PLAYERS: u8 = 8;
+/// Rooms one game may have open at once unless the app says otherwise (0.12's default).
+pub const DEFAULT_MAX_ROOMS_PER_GAME: usize = 1000;
+/// signal-fish-server 0.12's `max_players_limit`.
+pub const MAX_PLAYERS_LIMIT: u8 = 100;
+/// What the real server announces by default; Signal Fish clients choose their peer transport
+/// from it, so anything else would make them take an unknown branch.
+const RELAY_TYPE: &str = "matchbox";
+/// Expired reconnection tokens are remembered this long, so a late Reconnect learns that its
+/// window passed (RECONNECTION_EXPIRED) rather than that its token is unknown.
+const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
+
+pub use self::table::{room_code, valid_room_code};
+use self::table::{Membership, Relay, Room, RoomTable, Seat};
+
+#[derive(Default)]
+struct State {
+    rooms: RoomTable,
+    membership: HashMap<String, Membership>,
+    /// Handles of members that have received game data, and whether they speak v3, so
+    /// relaying a frame takes no hub lock. Filled on first use, emptied when the connection
+    /// ends.
+    handles: HashMap<String, (Arc<PeerHandle>, bool)>,
+    /// Reconnection token → seat.
+    seats: HashMap<String, Seat>,
+}
+
+pub struct JoinRequest {
+    pub app: String,
+    pub game_name: String,
+    pub room_code: Option<String>,
+    pub player_name: String,
+    pub max_players: Option<u8>,
+    pub supports_authority: Option<bool>,
+    pub join_only: bool,
+    pub allow_spectators: Option<bool>,
+    pub max_spectators: Option<i64>,
+    pub max_rooms_per_game: usize,
+}
+
+/// What a JoinRoom carries beyond [`JoinRequest`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JoinOptions {
+    pub password: Option<String>,
+}
+
+/// The frame shapes a peer receives, from the protocol version its session negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// No version was reported for the peer: v2 shapes plus the reconnection token, so that a
+    /// connection loop that does not report versions keeps working as it always did.
+    Unreported,
+    V2,
+    V3,
+}
+
+impl Wire {
+    fn of(version: Option<u16>) -> Wire {
+        match version {
+            None => Wire::Unreported,
+            Some(v) if v >= 3 => Wire::V3,
+            Some(_) => Wire::V2,
+        }
+    }
+
+    fn v3(self) -> bool {
+        self == Wire::V3
+    }
+
+    /// A v2 client must never see the token (the real server keeps it off the v2 wire).
+    fn shows_token(self) -> bool {
+        self != Wire::V2
+    }
+}
+
+pub struct Rooms {
+    state: Mutex<State>,
+    /// Each game-data sender's relay, by peer id.
+    relays: RwLock<HashMap<String, Arc<Relay>>>,
+    settings: SignalFishSettings,
+    /// Negotiated protocol version per peer, as the connection reported it. Locked after
+    /// `state` when both are needed, never before.
+    versions: Mutex<HashMap<String, u16>>,
+}
+
+fn refusal(carrier: Carrier, code: &'static str, text: Option<String>) -> Refusal {
+    Refusal {
+        carrier,
+        code,
+        text,
+    }
+}
+
+impl Rooms {
+    pub fn new(settings: SignalFishSettings) -> Rooms {
+        Rooms {
+            state: Mutex::new(State::default()),
+            relays: RwLock::new(HashMap::new()),
+            settings,
+            versions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The connection reports the protocol version its Authenticate negotiated; from then on
+    /// the peer's frames take that version's shape (v2: no reconnection token, no delivery
+    /// stamps; v3: both).
+    pub fn set_protocol_version(&self, peer: &str, version: u16) {
+        self.versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer.to_owned(), version);
+    }
+
+    /// The version reported for `peer`, if any.
+    pub fn protocol_version(&self, peer: &str) -> Option<u16> {
+        self.versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(peer)
+            .copied()
+    }
+
+    fn wire(&self, peer: &str) -> Wire {
+        Wire::of(self.protocol_version(peer))
+    }
+
+    fn forget_version(&self, peer: &str) {
+        self.versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(peer);
+    }
+
+    /// Send a frame whose shape depends on the recipient's version: each shape is serialized
+    /// once and shared by every recipient of that version.
+    fn send_shaped(&self, hub: &Hub, peers: &[String], make: impl Fn(bool) -> ServerMessage) {
+        let (v3, v2): (Vec<String>, Vec<String>) = {
+            let versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+            peers
+                .iter()
+                .cloned()
+                .partition(|peer| versions.get(peer).is_some_and(|v| *v >= 3))
+        };
+        Self::send(hub, &v2, &make(false));
+        Self::send(hub, &v3, &make(true));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the room with this code is on this node.
+    pub fn holds_code(&self, code: &str) -> bool {
+        self.lock().rooms.contains_key(code)
+    }
+
+    /// Whether the room with this id is on this node (a Reconnect names rooms by id).
+    pub fn holds_room_id(&self, room_id: &str) -> bool {
+        self.lock().rooms.values().any(|room| room.id == room_id)
+    }
+
+    fn publish(hub: &Hub, room: &Room) {
+        hub.room_updated(room.info());
+    }
+
+    fn send(hub: &Hub, peers: &[String], message: &ServerMessage) {
+        if !peers.is_empty() {
+            hub.send_many(peers, message.text());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn frames_take_the_shape_of_each_peers_protocol_version() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob, mut carol) =
+            (peer(&hub, "Alice"), peer(&hub, "Bob"), peer(&hub, "Carol"));
+        rooms.set_protocol_version(alice.id(), 3);
+        rooms.set_protocol_version(bob.id(), 2);
+
+        rooms
+            .join(&hub, alice.id(), request(None, "Alice"))
+            .unwrap();
+        let joined = data(&drain(&mut alice), "RoomJoined");
+        assert!(
+            joined["reconnection_token"].is_string(),
+            "v3 gets the token"
+        );
+        let me = &joined["current_players"][0];
+        assert_eq!(
+            (me["epoch"].clone(), me["seq"].clone()),
+            (1.into(), 0.into())
+        );
+        assert!(
+            me.get("connected_at").is_none(),
+            "v3 rosters carry no timestamps"
+        );
+        let code = joined["room_code"].as_str().unwrap().to_owned();
+
+        rooms
+            .join(&hub, bob.id(), request(Some(&code), "Bob"))
+            .unwrap();
+        let bob_joined = data(&drain(&mut bob), "RoomJoined");
+        assert!(
+            bob_joined.get("reconnection_token").is_none(),
+            "v2 never sees it"
+        );
+        for player in bob_joined["current_players"].as_array().unwrap() {
+            assert!(player["connected_at"].is_string());
+            assert!(player.get("epoch").is_none() && player.get("seq").is_none());
+        }
+        let announced = data(&drain(&mut alice), "PlayerJoined");
+        assert_eq!(announced["player"]["epoch"], 1);
+
+        // A peer whose version was never reported keeps the token, as before versions existed.
+        rooms
+            .join(&hub, carol.id(), request(Some(&code), "Carol"))
+            .unwrap();
+        let carol_joined = data(&drain(&mut carol), "RoomJoined");
+        assert!(carol_joined["reconnection_token"].is_string());
+        assert!(carol_joined["current_players"][0]["connected_at"].is_string());
+        drain(&mut alice);
+        drain(&mut bob);
+
+        for n in 1..=2 {
+            rooms
+                .game_data(
+                    &hub,
+                    bob.id(),
+                    &serde_json::value::to_raw_value(&json!({"n": n})).unwrap(),
+                )
+                .unwrap();
+        }
+        let to_alice = data(&drain(&mut alice), "GameData");
+        assert_eq!(
+            (to_alice["seq"].clone(), to_alice["epoch"].clone()),
+            (2.into(), 1.into())
+        );
+        let to_carol = data(&drain(&mut carol), "GameData");
+        assert_eq!(
+            to_carol,
+            json!({"from_player": to_alice["from_player"], "data": {"n": 2}})
+        );
+
+        rooms.leave(&hub, bob.id()).unwrap();
+        let left = data(&drain(&mut alice), "PlayerLeft");
+        assert_eq!(
+            (left["epoch"].clone(), left["final_seq"].clone()),
+            (1.into(), 2.into())
+        );
+        let left = data(&drain(&mut carol), "PlayerLeft");
+        assert!(left.get("final_seq").is_none());
+    }
+}

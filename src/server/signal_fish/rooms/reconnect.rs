@@ -1,0 +1,244 @@
+//! Reconnect: a player takes its seat back with the token it was given, within the window.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use super::table::{new_id, Membership, Seat};
+use super::{refusal, Rooms, RELAY_TYPE};
+use crate::protocol::signal_fish::{Reconnected, ReplayStatus, SenderWatermark, ServerMessage};
+use crate::server::hub::Hub;
+use crate::server::signal_fish::refusal::{Carrier, Refusal};
+
+/// Why a Reconnect into a room that is gone fails, whether an operator closed it or it went
+/// some other way: the client can do the same thing about either (join again).
+const ROOM_CLOSED: &str = "The room was closed";
+
+impl Rooms {
+    pub fn reconnect(
+        &self,
+        hub: &Hub,
+        peer: &str,
+        player_id: &str,
+        room_id: &str,
+        token: &str,
+        banned: impl Fn(&str) -> bool,
+    ) -> Result<(), Refusal> {
+        let mut state = self.lock();
+        if state.membership.contains_key(peer) {
+            return Err(refusal(
+                Carrier::ReconnectionFailed,
+                "ALREADY_IN_ROOM",
+                None,
+            ));
+        }
+        let Some(seat) = state.seats.get(token).cloned() else {
+            return Err(refusal(
+                Carrier::ReconnectionFailed,
+                "RECONNECTION_TOKEN_INVALID",
+                None,
+            ));
+        };
+        if seat.player_id != player_id || seat.room_id != room_id {
+            return Err(refusal(
+                Carrier::ReconnectionFailed,
+                "RECONNECTION_TOKEN_INVALID",
+                Some("The token belongs to another player or room".to_owned()),
+            ));
+        }
+        if seat.room_closed_at_ms.is_some() {
+            state.seats.remove(token);
+            return Err(refusal(
+                Carrier::ReconnectionFailed,
+                "RECONNECTION_FAILED",
+                Some(ROOM_CLOSED.to_owned()),
+            ));
+        }
+        if seat.expired_at_ms.is_some() {
+            return Err(refusal(
+                Carrier::ReconnectionFailed,
+                "RECONNECTION_EXPIRED",
+                None,
+            ));
+        }
+        let Some(room) = state
+            .rooms
+            .get_mut(&seat.room_code)
+            .filter(|r| r.id == seat.room_id)
+        else {
+            state.seats.remove(token);
+            return Err(refusal(
+                Carrier::ReconnectionFailed,
+                "RECONNECTION_FAILED",
+                Some(ROOM_CLOSED.to_owned()),
+            ));
+        };
+        let Some(player) = room.players.iter_mut().find(|p| p.id == player_id) else {
+            return Err(refusal(
+                Carrier::ReconnectionFailed,
+                "RECONNECTION_FAILED",
+                Some("The player is no longer in the room".to_owned()),
+            ));
+        };
+        if player.peer.is_some() {
+            return Err(refusal(
+                Carrier::ReconnectionFailed,
+                "PLAYER_ALREADY_CONNECTED",
+                None,
+            ));
+        }
+        // An operator's ban on the player's name holds across reconnects: the seat waits out
+        // its window instead.
+        if banned(&player.name) {
+            return Err(refusal(Carrier::ReconnectionFailed, "BANNED", None));
+        }
+        let name = player.name.clone();
+        player.peer = Some(peer.to_owned());
+        player.disconnected_at_ms = None;
+        // A new membership incarnation: v3 clients restart this sender's numbering.
+        player.epoch += 1;
+        // A fresh counter: a relay still holding the old one counts for the old epoch only.
+        player.seq = Arc::new(AtomicU64::new(0));
+        let epoch = player.epoch;
+        let wire = self.wire(peer);
+        let new_token = new_id();
+        let roster = room.player_infos(wire.v3());
+        let watermarks = if wire.v3() {
+            roster
+                .iter()
+                .map(|p| SenderWatermark {
+                    player_id: p.id.clone(),
+                    epoch: p.epoch.unwrap_or(1),
+                    seq: p.seq.unwrap_or(0),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let reconnected = ServerMessage::Reconnected(Box::new(Reconnected {
+            room_id: room.id.clone(),
+            room_code: room.code.clone(),
+            player_id: player_id.to_owned(),
+            game_name: room.game.clone(),
+            max_players: room.max_players,
+            supports_authority: room.supports_authority,
+            current_players: roster,
+            is_authority: room.authority.as_deref() == Some(player_id),
+            lobby_state: room.lobby_state().to_owned(),
+            ready_players: room.ready_players(),
+            relay_type: RELAY_TYPE.to_owned(),
+            current_spectators: room.spectator_infos(),
+            missed_events: Vec::new(),
+            // Nothing sent while the player was away is kept for it.
+            replay: wire.v3().then_some(ReplayStatus::Unavailable),
+            sender_watermarks: watermarks,
+            reconnection_token: wire.shows_token().then(|| new_token.clone()),
+        }));
+        hub.send(peer, reconnected.text());
+        let returning = room.players.iter().find(|p| p.id == player_id);
+        let audience = room.audience(Some(peer));
+        self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerReconnected {
+            player_id: player_id.to_owned(),
+            epoch: v3.then_some(epoch),
+            player: returning
+                .filter(|_| v3)
+                .map(|p| Box::new(room.player_info(p, true))),
+        });
+        let code = room.code.clone();
+        let snapshot = room.clone();
+        state.seats.remove(token);
+        state.seats.insert(
+            new_token,
+            Seat {
+                expired_at_ms: None,
+                room_closed_at_ms: None,
+                ..seat
+            },
+        );
+        state.membership.insert(
+            peer.to_owned(),
+            Membership::Player {
+                room: code.clone(),
+                player_id: player_id.to_owned(),
+            },
+        );
+        drop(state);
+        // The same player as before: an identity ban made later finds this connection too.
+        hub.update_peer(peer, |p| {
+            p.room = Some(code);
+            p.identity = Some(name);
+        });
+        Self::publish(hub, &snapshot);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::test_support::*;
+    use super::*;
+    use crate::server::config::SignalFishSettings;
+
+    #[test]
+    fn a_v3_reconnect_starts_a_new_epoch_and_rotates_the_token() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
+        rooms.set_protocol_version(alice.id(), 3);
+        rooms.set_protocol_version(bob.id(), 3);
+        rooms
+            .join(&hub, alice.id(), request(None, "Alice"))
+            .unwrap();
+        let code = data(&drain(&mut alice), "RoomJoined")["room_code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        rooms
+            .join(&hub, bob.id(), request(Some(&code), "Bob"))
+            .unwrap();
+        let joined = data(&drain(&mut bob), "RoomJoined");
+        let (player, room, token) = (
+            joined["player_id"].as_str().unwrap().to_owned(),
+            joined["room_id"].as_str().unwrap().to_owned(),
+            joined["reconnection_token"].as_str().unwrap().to_owned(),
+        );
+        rooms
+            .game_data(
+                &hub,
+                bob.id(),
+                &serde_json::value::to_raw_value(&json!(1)).unwrap(),
+            )
+            .unwrap();
+        rooms.disconnected(&hub, bob.id());
+        drain(&mut alice);
+
+        let mut again = peer(&hub, "Bob");
+        rooms.set_protocol_version(again.id(), 3);
+        rooms
+            .reconnect(&hub, again.id(), &player, &room, &token, |_| false)
+            .unwrap();
+        let back = data(&drain(&mut again), "Reconnected");
+        assert_eq!(back["replay"], "unavailable");
+        let rotated = back["reconnection_token"].as_str().unwrap();
+        assert_ne!(rotated, token);
+        let watermarks = back["sender_watermarks"].as_array().unwrap();
+        assert_eq!(watermarks.len(), 2, "one per roster entry");
+        let mine = watermarks
+            .iter()
+            .find(|w| w["player_id"] == player.as_str())
+            .unwrap();
+        assert_eq!(
+            (mine["epoch"].clone(), mine["seq"].clone()),
+            (2.into(), 0.into())
+        );
+        let notice = data(&drain(&mut alice), "PlayerReconnected");
+        assert_eq!(notice["epoch"], 2);
+        assert_eq!(notice["player"]["epoch"], 2);
+        let refusal = rooms
+            .reconnect(&hub, peer(&hub, "Eve").id(), &player, &room, &token, |_| {
+                false
+            })
+            .unwrap_err();
+        assert_eq!(refusal.code, "RECONNECTION_TOKEN_INVALID", "a spent token");
+    }
+}
