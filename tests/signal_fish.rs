@@ -324,6 +324,14 @@ async fn validation_and_room_codes() {
     .await;
     let full = expect_code(&mut bob, "RoomJoinFailed", "ROOM_FULL").await;
     assert_eq!(full["data"]["reason"], "Room is full");
+    // Bob was turned away, yet whoever looks for him finds the peer he came in on.
+    let peers = server.admin().await.snapshot.peers;
+    assert!(
+        peers
+            .iter()
+            .any(|p| p.identity.as_deref() == Some("Bob") && p.room.is_none()),
+        "{peers:?}"
+    );
 
     // limited-app allows one room per game.
     let mut first = authenticated(&server, "limited-app").await;

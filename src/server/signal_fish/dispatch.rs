@@ -11,6 +11,10 @@ use crate::protocol::signal_fish::{
 };
 use crate::server::connection::Flow;
 
+/// The longest name of a refused join kept as the peer's identity (upstream's own limit for
+/// player names is lower; a longer one was refused for it and is not worth keeping).
+const REFUSED_NAME_KEPT: usize = 64;
+
 impl Session {
     /// A frame past the size and rate limits: held while a room lookup runs, forwarded when
     /// the player's room is on another node, handled here otherwise.
@@ -208,9 +212,25 @@ impl Session {
                 password: join.password,
             },
         );
-        if joined.is_ok() {
-            self.hub()
-                .update_peer(&self.peer.id, |p| p.identity = Some(player_name));
+        match &joined {
+            Ok(()) => self
+                .hub()
+                .update_peer(&self.peer.id, |p| p.identity = Some(player_name)),
+            // A refused player still said who they are: a support engineer looking for
+            // "Latecomer" finds the peer that was turned away. Not a name the refusal was
+            // about, and never over a name the peer already has.
+            Err(refusal)
+                if !matches!(refusal.code, "INVALID_PLAYER_NAME" | "BANNED")
+                    && !player_name.is_empty()
+                    && player_name.chars().count() <= REFUSED_NAME_KEPT =>
+            {
+                self.hub().update_peer(&self.peer.id, |p| {
+                    if p.identity.is_none() {
+                        p.identity = Some(player_name);
+                    }
+                });
+            }
+            Err(_) => {}
         }
         joined
     }
