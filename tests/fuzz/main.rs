@@ -1,0 +1,221 @@
+//! Fuzzing on stable Rust: every parser that reads input from outside, driven by proptest.
+//!
+//! Each target mixes well-formed inputs built from the wire format, the same inputs with a few
+//! bytes mutated (replaced, inserted, deleted, truncated), and free noise, and checks
+//! invariants rather than only the absence of a panic: what parses re-serializes to something
+//! that parses the same, limits hold, and a rejection carries what the protocol says it must.
+//!
+//! ```text
+//! cargo test --test fuzz                                   # a few hundred inputs per target
+//! cargo test --release --test fuzz -- --ignored --nocapture   # 1,000,000 inputs per target
+//! ```
+//! The runs are deterministic (a fixed seed), so a failure reproduces; proptest shrinks it and
+//! prints the smallest input that still fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::cell::Cell;
+
+use proptest::collection::{btree_map, vec};
+use proptest::prelude::*;
+use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+use serde_json::{json, Map, Value};
+
+/// Inputs per target in the default run: enough to catch regressions, fast in CI.
+const SHORT: u32 = 400;
+/// Inputs per target in the long run.
+const LONG: u32 = 1_000_000;
+
+/// Run `check` on `cases` inputs from `strategy` and print how many were executed.
+fn fuzz<S: Strategy>(
+    name: &str,
+    cases: u32,
+    strategy: S,
+    check: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) {
+    let config = ProptestConfig {
+        cases,
+        failure_persistence: None,
+        max_global_rejects: cases,
+        ..ProptestConfig::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let executed = Cell::new(0u64);
+    let started = std::time::Instant::now();
+    let result = runner.run(&strategy, |input| {
+        executed.set(executed.get() + 1);
+        check(input)
+    });
+    println!(
+        "fuzz {name}: {} inputs in {:.1} s",
+        executed.get(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Err(error) = result {
+        panic!("{name}: {error}");
+    }
+    assert!(
+        executed.get() >= u64::from(cases),
+        "{name}: only {} of {cases} inputs ran",
+        executed.get()
+    );
+}
+
+/// A target's default run (`cargo test`) and its long run (`--ignored`), both calling the
+/// module's `run(cases)`.
+macro_rules! runs {
+    () => {
+        #[test]
+        fn short() {
+            run(SHORT);
+        }
+
+        #[test]
+        #[ignore = "long run: cargo test --release --test fuzz -- --ignored"]
+        fn long() {
+            run(LONG);
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input builders shared by the targets
+// ---------------------------------------------------------------------------------------------
+
+/// Apply byte edits `(operation, position, byte)` to `text`.
+fn mutate(text: String, edits: Vec<(u8, usize, u8)>) -> String {
+    let mut bytes = text.into_bytes();
+    for (operation, position, byte) in edits {
+        let at = position % (bytes.len() + 1);
+        match operation % 5 {
+            0 if at < bytes.len() => bytes[at] = byte,
+            1 => bytes.insert(at, byte),
+            2 if at < bytes.len() => {
+                bytes.remove(at);
+            }
+            3 => bytes.truncate(at),
+            _ if at < bytes.len() => {
+                // Duplicate a run: repeated keys, doubled brackets.
+                let end = (at + usize::from(byte % 16) + 1).min(bytes.len());
+                let run = bytes[at..end].to_vec();
+                bytes.splice(at..at, run);
+            }
+            _ => {}
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Bytes that matter to JSON and to the formats built on it, plus anything at all.
+fn edit_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        3 => proptest::sample::select(b"{}[]\":,\\ 0123456789-.eEtfnulrasx/*\x00\x1b\xff\xc3".to_vec()),
+        1 => any::<u8>(),
+    ]
+}
+
+/// `text` (JSON) with one of its values, chosen by `at`, replaced by a large one: a long
+/// string or a long array. Limits and echo bounds only show with inputs this size.
+fn inflate(text: String, at: usize, size: usize, as_array: bool) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(&text) else {
+        return text;
+    };
+    let mut all = Vec::new();
+    pointers(&value, String::new(), &mut all);
+    let big = if as_array {
+        Value::Array(vec![Value::from(0); size / 2])
+    } else {
+        Value::from("x".repeat(size))
+    };
+    if let Some(slot) = value.pointer_mut(&all[at % all.len()]) {
+        *slot = big;
+    }
+    value.to_string()
+}
+
+/// Every JSON pointer of `value`.
+fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+    out.push(at.clone());
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let escaped = key.replace('~', "~0").replace('/', "~1");
+                pointers(child, format!("{at}/{escaped}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                pointers(child, format!("{at}/{index}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Well-formed inputs, the same mutated or with a value made large, and free noise.
+fn inputs(valid: BoxedStrategy<String>) -> BoxedStrategy<String> {
+    prop_oneof![
+        3 => valid.clone(),
+        1 => (valid.clone(), any::<usize>(), 200usize..5000, any::<bool>())
+            .prop_map(|(text, at, size, as_array)| inflate(text, at, size, as_array)),
+        4 => (valid, vec((any::<u8>(), any::<usize>(), edit_byte()), 1..5))
+            .prop_map(|(text, edits)| mutate(text, edits)),
+        1 => ".{0,120}",
+        1 => arbitrary_json().prop_map(|v| v.to_string()),
+    ]
+    .boxed()
+}
+
+/// Any JSON value, a few levels deep. Numbers are integers: they round-trip exactly.
+fn arbitrary_json() -> BoxedStrategy<Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        "[ -~]{0,12}".prop_map(Value::from),
+        "\\PC{0,6}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            vec(inner.clone(), 0..4).prop_map(Value::Array),
+            btree_map("[a-zA-Z_]{0,8}", inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+    .boxed()
+}
+
+fn short_text() -> BoxedStrategy<String> {
+    prop_oneof![
+        4 => "[a-zA-Z0-9_/.-]{0,24}",
+        1 => "\\PC{0,24}",
+        1 => Just(String::new()),
+    ]
+    .boxed()
+}
+
+fn optional<T: std::fmt::Debug + Clone + 'static>(
+    strategy: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<Option<T>> {
+    prop_oneof![1 => Just(None), 2 => strategy.prop_map(Some)].boxed()
+}
+
+/// Insert `key: value` when `value` is given.
+fn put(object: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    if let Some(value) = value {
+        object.insert(key.to_owned(), value);
+    }
+}
+
+mod admin;
+mod config;
+mod decode;
+mod flow;
+mod pattern;
+mod pubsub;
+mod session;
+mod signal_fish;
+mod talo;
+mod token;
