@@ -4,13 +4,19 @@
 //! bytes mutated (replaced, inserted, deleted, truncated), and free noise, and checks
 //! invariants rather than only the absence of a panic: what parses re-serializes to something
 //! that parses the same, limits hold, and a rejection carries what the protocol says it must.
+//! The README's "Fuzzing" section lists what each target checks.
 //!
 //! ```text
-//! cargo test --test fuzz                                   # a few hundred inputs per target
+//! cargo test --test fuzz                                      # 400 inputs per target
 //! cargo test --release --test fuzz -- --ignored --nocapture   # 1,000,000 inputs per target
+//! RELAYDECK_FUZZ_CASES=200000 cargo test --release --test fuzz -- --ignored   # what CI runs
 //! ```
-//! The runs are deterministic (a fixed seed), so a failure reproduces; proptest shrinks it and
-//! prints the smallest input that still fails.
+//! The runs are deterministic: the same budget and seed (`RELAYDECK_FUZZ_SEED`, default 0)
+//! give the same inputs, so a failure reproduces. proptest shrinks a failing input and prints
+//! the smallest that still fails, with the seed and the command that reproduces it. Failures
+//! are not persisted to `proptest-regressions/` files: each minimal input found becomes an
+//! explicit `#[test]` beside its target, named for what it showed, so that it runs in every
+//! `cargo test` whatever the budget.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,8 +29,42 @@ use serde_json::{json, Map, Value};
 
 /// Inputs per target in the default run: enough to catch regressions, fast in CI.
 const SHORT: u32 = 400;
-/// Inputs per target in the long run.
+/// Inputs per target in the long run unless `RELAYDECK_FUZZ_CASES` says otherwise.
 const LONG: u32 = 1_000_000;
+
+/// The long run's budget: `RELAYDECK_FUZZ_CASES` (underscores allowed), else [`LONG`]. A value
+/// that does not read as a count stops the run rather than quietly running another budget.
+fn long_cases() -> u32 {
+    match std::env::var("RELAYDECK_FUZZ_CASES") {
+        Ok(text) => text
+            .replace('_', "")
+            .parse()
+            .unwrap_or_else(|_| panic!("RELAYDECK_FUZZ_CASES={text:?} is not a count")),
+        Err(_) => LONG,
+    }
+}
+
+/// `RELAYDECK_FUZZ_SEED`: 0 (the default) is proptest's fixed ChaCha seed; any other number
+/// explores other inputs, and is printed with a failure so that it can be replayed.
+fn seed() -> u64 {
+    match std::env::var("RELAYDECK_FUZZ_SEED") {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|_| panic!("RELAYDECK_FUZZ_SEED={text:?} is not a number")),
+        Err(_) => 0,
+    }
+}
+
+fn rng(seed: u64) -> TestRng {
+    if seed == 0 {
+        return TestRng::deterministic_rng(RngAlgorithm::ChaCha);
+    }
+    let mut bytes = [0u8; 32];
+    for chunk in bytes.chunks_mut(8) {
+        chunk.copy_from_slice(&seed.to_le_bytes());
+    }
+    TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
+}
 
 /// Run `check` on `cases` inputs from `strategy` and print how many were executed.
 fn fuzz<S: Strategy>(
@@ -35,12 +75,13 @@ fn fuzz<S: Strategy>(
 ) {
     let config = ProptestConfig {
         cases,
+        // Minimal inputs become named regression tests instead (see the module comment).
         failure_persistence: None,
         max_global_rejects: cases,
         ..ProptestConfig::default()
     };
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let seed = seed();
+    let mut runner = TestRunner::new_with_rng(config, rng(seed));
     let executed = Cell::new(0u64);
     let started = std::time::Instant::now();
     let result = runner.run(&strategy, |input| {
@@ -53,7 +94,11 @@ fn fuzz<S: Strategy>(
         started.elapsed().as_secs_f64()
     );
     if let Err(error) = result {
-        panic!("{name}: {error}");
+        panic!(
+            "{name}: {error}\n(seed {seed}, {cases} inputs of {name}: the same seed and \
+             RELAYDECK_FUZZ_CASES give the same inputs again; add the minimal input as a \
+             regression test beside the target)"
+        );
     }
     assert!(
         executed.get() >= u64::from(cases),
@@ -74,7 +119,7 @@ macro_rules! runs {
         #[test]
         #[ignore = "long run: cargo test --release --test fuzz -- --ignored"]
         fn long() {
-            run(LONG);
+            run(long_cases());
         }
     };
 }
@@ -185,6 +230,61 @@ fn arbitrary_json() -> BoxedStrategy<Value> {
         ]
     })
     .boxed()
+}
+
+/// A JSON number as a client may write it: beyond u64 and f64 (`1e400`, thirty digits),
+/// signed zero, exponents and fractions a float cannot hold exactly.
+fn number_text() -> BoxedStrategy<String> {
+    "-?(0|[1-9][0-9]{0,30})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,4})?".boxed()
+}
+
+/// JSON text as clients write it, which a relay passes on byte for byte: trees, numbers no
+/// `serde_json::Value` holds, and whitespace between tokens.
+fn raw_json() -> BoxedStrategy<String> {
+    prop_oneof![
+        3 => arbitrary_json().prop_map(|v| v.to_string()),
+        1 => arbitrary_json().prop_map(|v| serde_json::to_string_pretty(&v).unwrap()),
+        1 => number_text(),
+        1 => vec(number_text(), 0..4).prop_map(|n| format!("[ {} ]", n.join(" ,"))),
+        1 => (number_text(), "[ -~]{0,8}")
+            .prop_map(|(n, s)| format!("{{\"n\": {n}, \"s\":{}}}", json!(s))),
+        // Around the depth a relay allows (`protocol::json::MAX_DEPTH` less the envelope).
+        1 => (120usize..130, any::<bool>()).prop_map(|(n, object)| if object {
+            format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n))
+        } else {
+            format!("{}{}", "[".repeat(n), "]".repeat(n))
+        }),
+    ]
+    .boxed()
+}
+
+/// How deep valid JSON text nests arrays and objects, read independently of the server's
+/// scanner.
+fn depth(json: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = json.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn short_text() -> BoxedStrategy<String> {
