@@ -56,7 +56,7 @@ fn command() -> BoxedStrategy<Command> {
     .boxed()
 }
 
-fn envelope() -> BoxedStrategy<CommandEnvelope> {
+pub(crate) fn envelope() -> BoxedStrategy<CommandEnvelope> {
     (any::<u64>(), command())
         .prop_map(|(id, command)| CommandEnvelope { id, command })
         .boxed()

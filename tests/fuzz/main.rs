@@ -310,6 +310,7 @@ fn put(object: &mut Map<String, Value>, key: &str, value: Option<Value>) {
 }
 
 mod admin;
+mod bus;
 mod config;
 mod decode;
 mod flow;

@@ -1,10 +1,18 @@
-//! Talo socket: protocol::talo::{envelope, request, error_frame}
+//! Talo socket frames, in the order a session reads them: the signature line
+//! (`server::talo::signature::{split, Replay::verify}`, for games that verify requests), then
+//! `protocol::talo::{envelope, request}`, and the `error_frame` a refusal is answered with.
+
+use std::collections::BTreeMap;
 
 use super::*;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use relaydeck::catalog::{self, Dialect};
 use relaydeck::protocol::talo::{
     envelope, error_frame, request, BroadcastData, ChannelMessageData, ChannelRef, IdentifyData,
-    Request, RequestKind, HEARTBEAT,
+    NotAnEnvelope, Request, RequestKind, HEARTBEAT,
 };
+use relaydeck::server::talo::signature::{sign, split, Replay};
 
 fn data_of(request: &Request) -> (RequestKind, Value) {
     match request {
@@ -46,7 +54,17 @@ fn well_formed() -> BoxedStrategy<Request> {
 }
 
 fn check(text: String) -> Result<(), TestCaseError> {
-    let Ok((kind, data)) = envelope(&text) else {
+    let parsed = envelope(&text);
+    // The session answers these codes; clients look them up in the catalog.
+    let code = match &parsed {
+        Err(NotAnEnvelope::NotJson) => Some("ROUTING_ERROR"),
+        Err(NotAnEnvelope::Invalid) => Some("INVALID_MESSAGE"),
+        Ok(_) => None,
+    };
+    if let Some(code) = code {
+        prop_assert!(catalog::get(Dialect::Talo, code).is_some(), "{}", code);
+    }
+    let Ok((kind, data)) = parsed else {
         // INVALID_MESSAGE echoes the raw frame as `cause`; the frame it builds is JSON
         // whatever the text holds.
         let frame: Value =
@@ -73,6 +91,82 @@ fn check(text: String) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Node's base64 decoder, which the verifier follows: either alphabet, padded or not.
+fn base64_any(text: &str) -> Option<Vec<u8>> {
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
+}
+
+/// A signed frame verifies once, at its time, for its player; a replay, a frame too far from
+/// now, another key and any change to the JSON are refused. A change to the signature line is
+/// refused unless it decodes to the same MAC (the verifier, like Node, reads either base64
+/// alphabet), which leaves what was signed unchanged.
+#[allow(clippy::type_complexity)]
+fn check_signature(
+    (json, key, rid, timestamp, alias, position, byte): (
+        String,
+        String,
+        String,
+        u64,
+        u64,
+        usize,
+        u8,
+    ),
+) -> Result<(), TestCaseError> {
+    let keys = BTreeMap::from([("v1".to_owned(), key.clone())]);
+    let line = sign("v1", &key, &rid, &json, timestamp);
+    let frame = format!("{line}\n{json}");
+    prop_assert_eq!(split(&frame), (Some(line.as_str()), json.as_str()));
+    // The frame the session reads after the line is the request, as without signatures.
+    prop_assert_eq!(envelope(&json).is_ok(), envelope(split(&frame).1).is_ok());
+    let mut replay = Replay::default();
+    prop_assert!(replay.verify(&keys, alias, &line, &json, timestamp));
+    prop_assert!(
+        !replay.verify(&keys, alias, &line, &json, timestamp),
+        "a replay"
+    );
+    let late = timestamp.saturating_add(300_001);
+    prop_assert!(!Replay::default().verify(&keys, alias, &line, &json, late));
+    let other = BTreeMap::from([("v1".to_owned(), format!("{key}x"))]);
+    prop_assert!(!Replay::default().verify(&other, alias, &line, &json, timestamp));
+    // One byte of the JSON changed.
+    let mut changed = json.clone().into_bytes();
+    if !changed.is_empty() {
+        let at = position % changed.len();
+        changed[at] = if changed[at] == byte % 128 {
+            (byte % 128) ^ 1
+        } else {
+            byte % 128
+        };
+        // A broken character reads as U+FFFD: still a change.
+        let changed = String::from_utf8_lossy(&changed).into_owned();
+        prop_assert_ne!(&changed, &json);
+        prop_assert!(!Replay::default().verify(&keys, alias, &line, &changed, timestamp));
+    }
+    // One byte of the signature line changed.
+    let mut mutated = line.clone().into_bytes();
+    let at = position % mutated.len();
+    mutated[at] = if mutated[at] == byte % 128 {
+        (byte % 128) ^ 1
+    } else {
+        byte % 128
+    };
+    let mutated = String::from_utf8(mutated).unwrap();
+    if Replay::default().verify(&keys, alias, &mutated, &json, timestamp) {
+        let (head, mac) = line.rsplit_once('.').unwrap();
+        let (mutated_head, mutated_mac) = mutated.rsplit_once('.').unwrap();
+        prop_assert_eq!(head, mutated_head, "{} verifies", mutated);
+        prop_assert_eq!(
+            base64_any(mac),
+            base64_any(mutated_mac),
+            "{} verifies",
+            mutated
+        );
+    }
+    Ok(())
+}
+
 fn run(cases: u32) {
     let valid = well_formed().prop_map(|r| encode(&r)).boxed();
     fuzz("talo envelope+request", cases, inputs(valid), check);
@@ -83,6 +177,16 @@ fn run(cases: u32) {
         );
         Ok(())
     });
+    let signed = (
+        prop_oneof![3 => well_formed().prop_map(|r| encode(&r)), 1 => ".{0,40}"],
+        "[ -~]{1,24}",
+        "[a-z0-9-]{0,36}",
+        0u64..4_000_000_000_000,
+        any::<u64>(),
+        any::<usize>(),
+        any::<u8>(),
+    );
+    fuzz("talo signed frames", cases / 4, signed, check_signature);
 }
 
 runs!();
