@@ -197,6 +197,14 @@ impl Server {
         &self.shared.admin_token
     }
 
+    /// The routes alone, without the listener's admission and connection handling: requests
+    /// can then be handed to the handlers in-process, without a socket per request (the HTTP
+    /// fuzz target in `tests/fuzz/` sends a million).
+    #[doc(hidden)]
+    pub fn router(&self) -> Router {
+        router(self.shared.clone())
+    }
+
     /// Where the admin token is stored, unless it was given explicitly.
     pub fn admin_token_path(&self) -> Option<&PathBuf> {
         self.admin_token_path.as_ref()

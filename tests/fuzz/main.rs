@@ -314,6 +314,7 @@ mod bus;
 mod config;
 mod decode;
 mod flow;
+mod http;
 mod pattern;
 mod pubsub;
 mod session;
