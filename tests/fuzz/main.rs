@@ -313,6 +313,7 @@ mod admin;
 mod bus;
 mod config;
 mod decode;
+mod files;
 mod flow;
 mod http;
 mod pattern;
