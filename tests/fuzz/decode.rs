@@ -1,7 +1,9 @@
-//! The decoder: catalog::decode::decode
+//! The decoder (`catalog::decode::decode`: `relaydeck decode`, the console's `:decode`) and
+//! pasted logs (`catalog::timeline::timeline`: `relaydeck timeline`, the console's `:paste`)
 
 use super::*;
 use relaydeck::catalog::decode::decode;
+use relaydeck::catalog::timeline::timeline;
 use relaydeck::catalog::{self, Dialect, Entry};
 
 fn example() -> BoxedStrategy<String> {
@@ -39,8 +41,67 @@ fn check((input, hint): (String, Option<Dialect>)) -> Result<(), TestCaseError> 
     Ok(())
 }
 
+/// One line of a pasted log: catalogued frames, close and HTTP lines, noise, behind a
+/// timestamp or not.
+fn log_line() -> BoxedStrategy<String> {
+    let body = prop_oneof![
+        3 => inputs(example()),
+        1 => ("(close |HTTP/1.1 |code )", 0u32..70_000, "[ -~]{0,20}")
+            .prop_map(|(head, number, tail)| format!("{head}{number}{tail}")),
+    ];
+    let stamp = proptest::sample::select(vec![
+        "",
+        "2026-01-01T00:00:00Z ",
+        "[12:00:01.250] ",
+        "2026-01-01 12:00:01,5 INFO ",
+    ]);
+    (stamp, body)
+        .prop_map(|(stamp, body)| format!("{stamp}{}", body.replace(['\n', '\r'], " ")))
+        .boxed()
+}
+
+/// A log is read line by line: the timeline of the whole is each line's timeline in order,
+/// every event quotes its own line and decodes as the decoder decodes that part alone.
+fn check_timeline((lines, hint): (Vec<String>, Option<Dialect>)) -> Result<(), TestCaseError> {
+    let log = lines.join("\n");
+    let whole = timeline(&log, hint);
+    prop_assert!(!whole.truncated);
+    prop_assert_eq!(whole.lines, lines.len());
+    let mut expected = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        for mut event in timeline(line, hint).events {
+            event.line = index + 1;
+            expected.push(event);
+        }
+    }
+    prop_assert_eq!(&whole.events, &expected);
+    for event in &whole.events {
+        let line = &lines[event.line - 1];
+        prop_assert!(
+            line.contains(&event.input),
+            "{:?} not in {:?}",
+            event.input,
+            line
+        );
+        prop_assert!(event.decoding.best().is_some());
+        let alone = decode(&event.input, hint).ok();
+        prop_assert_eq!(alone.as_ref(), Some(&event.decoding));
+        if let Some(at) = &event.at {
+            // As written, less any brackets around it.
+            prop_assert!(line.contains(at.as_str()), "{:?}", at);
+        }
+    }
+    Ok(())
+}
+
 fn run(cases: u32) {
     let hint = optional(proptest::sample::select(Dialect::ALL.to_vec()));
+    fuzz(
+        "decode timeline (pasted logs)",
+        cases / 4,
+        (vec(log_line(), 0..5), hint.clone()),
+        check_timeline,
+    );
     let text = prop_oneof![
         2 => inputs(example()),
         1 => ("(close |HTTP/1.1 |)", 0u32..70_000, "[ -~\n]{0,40}")
