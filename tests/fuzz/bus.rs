@@ -70,13 +70,14 @@ fn body() -> BoxedStrategy<Body> {
             short_text(),
             optional(arbitrary_json())
         )
+            // `null` data is no data: it reads back as absent.
             .prop_map(|(request, id, ok, message, data)| Body::CommandResult {
                 request,
                 result: CommandResult {
                     id,
                     ok,
                     message,
-                    data,
+                    data: data.filter(|d| !d.is_null()),
                 },
             }),
         (

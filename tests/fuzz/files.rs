@@ -169,22 +169,25 @@ fn check_state(folder: &Folder, text: String) -> Result<(), TestCaseError> {
         prop_assert!(message.contains("state.json"), "{}", message);
         return Ok(());
     };
-    let value: Value = serde_json::from_str(&text).unwrap();
-    // serde reads a struct from an object, or from an array of its fields in order.
-    let field = |name: &str, index: usize| match &value {
-        Value::Array(fields) => fields.get(index).cloned(),
-        other => other.get(name).cloned(),
-    };
-    prop_assert_eq!(
-        field("app_status", 0).and_then(|s| s.as_object().map(Map::len)),
-        Some(statuses.len())
-    );
-    prop_assert_eq!(
-        field("last_ban_id", 2)
-            .and_then(|id| id.as_u64())
-            .unwrap_or(0),
-        last_ban_id
-    );
+    // Fields the server does not know it skips unread, numbers no tree holds included; the
+    // model reads a tree, so it judges only files it can read.
+    if let Ok(value) = serde_json::from_str::<Value>(&text) {
+        // serde reads a struct from an object, or from an array of its fields in order.
+        let field = |name: &str, index: usize| match &value {
+            Value::Array(fields) => fields.get(index).cloned(),
+            other => other.get(name).cloned(),
+        };
+        prop_assert_eq!(
+            field("app_status", 0).and_then(|s| s.as_object().map(Map::len)),
+            Some(statuses.len())
+        );
+        prop_assert_eq!(
+            field("last_ban_id", 2)
+                .and_then(|id| id.as_u64())
+                .unwrap_or(0),
+            last_ban_id
+        );
+    }
     let written = json!({"app_status": statuses, "bans": bans, "last_ban_id": last_ban_id});
     folder.write("state.json", written.to_string().as_bytes());
     prop_assert_eq!(load_statuses(dir).ok(), Some(statuses));
@@ -425,4 +428,15 @@ fn an_audit_log_at_the_largest_id_is_refused_not_wrapped() {
     };
     let line = format!("{}\n", serde_json::to_string(&record).unwrap());
     check_audit(&folder, Log(line.into_bytes())).unwrap();
+}
+
+/// Found by the long run: a field the server skips may hold a number no tree holds.
+#[test]
+fn unknown_fields_of_the_state_file_are_skipped_whatever_they_hold() {
+    let folder = Folder::new();
+    check_state(
+        &folder,
+        "{\n  \"app_status\": {},\n  \"laslast_ban_id\": 1e000000000000000309\n}".to_owned(),
+    )
+    .unwrap();
 }
