@@ -272,6 +272,13 @@ fn well_formed() -> BoxedStrategy<String> {
     .boxed()
 }
 
+/// A frame's type, whatever else it holds.
+#[derive(Deserialize)]
+struct Tag {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
 /// What the relay's fast path hands on, as owned values.
 #[derive(Debug, PartialEq)]
 struct Fast {
@@ -352,14 +359,19 @@ fn check(text: String) -> Result<(), TestCaseError> {
     };
     // What parses is a JSON object of a documented type, and it means the same however it is
     // spaced or ordered: the re-serialized request parses to an equal one.
-    let value: Value = serde_json::from_str(&text).unwrap();
-    let kind = value["type"].as_str().unwrap_or_default();
-    prop_assert!(TYPES.contains(&kind), "{}", kind);
     let again = serde_json::to_string(&request).unwrap();
     prop_assert_eq!(parse(&again).ok(), Some(request.clone()));
-    prop_assert_eq!(parse(&value.to_string()).ok(), Some(request.clone()));
-    let pretty = serde_json::to_string_pretty(&value).unwrap();
-    prop_assert_eq!(parse(&pretty).ok(), Some(request.clone()));
+    // A field the parser skips may hold a number no tree holds: the frame then has no tree
+    // to reorder, and its type is read on its own.
+    if let Ok(value) = serde_json::from_str::<Value>(&text) {
+        let kind = value["type"].as_str().unwrap_or_default();
+        prop_assert!(TYPES.contains(&kind), "{}", kind);
+        prop_assert_eq!(parse(&value.to_string()).ok(), Some(request.clone()));
+        let pretty = serde_json::to_string_pretty(&value).unwrap();
+        prop_assert_eq!(parse(&pretty).ok(), Some(request.clone()));
+    } else if let Ok(Tag { kind }) = serde_json::from_str::<Tag>(&text) {
+        prop_assert!(TYPES.contains(&kind.as_str()), "{}", kind);
+    }
     if let Request::GameData { data, .. } = &request {
         // The fast path takes every GameData the full parser takes, unless it nests too
         // deep to relay (the full parser then answers for it).
@@ -421,3 +433,13 @@ fn run(cases: u32) {
 }
 
 runs!();
+
+/// Found by the long run: a field the parser skips may hold a number no tree holds.
+#[test]
+fn skipped_fields_may_hold_numbers_beyond_f64() {
+    check(
+        r#"{"type":"GameData","data":{"data": {},"class":"latest","{key":1e00000000000003030}}"#
+            .to_owned(),
+    )
+    .unwrap();
+}
