@@ -140,23 +140,40 @@ pub fn timeline(log: &str, dialect: Option<Dialect>) -> Timeline {
     }
 }
 
-/// Decode `input` as `dialect` when one was asked for; otherwise as the dialect of the
-/// surrounding lines when that reads it as a catalogued code, and as any dialect when not.
+/// Decode `input` as `dialect` when one was asked for. Otherwise the decoder ranks every
+/// dialect's reading, and the dialect of the surrounding lines goes first among them, unless
+/// the best reading quotes the input's reason word for word (`close 4001 invalid_token` is
+/// pub/sub's, whatever came before it).
 fn decode_in_context(
     input: &str,
     dialect: Option<Dialect>,
     context: Option<Dialect>,
 ) -> Option<Decoding> {
-    if dialect.is_none() {
-        if let Some(context) = context {
-            if let Ok(decoding) = decode::decode(input, Some(context)) {
-                if decoding.best().is_some() {
-                    return Some(decoding);
-                }
-            }
+    let mut decoding = decode::decode(input, dialect).ok()?;
+    let (None, Some(context)) = (dialect, context) else {
+        return Some(decoding);
+    };
+    let reason = decoding
+        .fields
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let quoted = decoding
+        .best()
+        .is_some_and(|best| !reason.is_empty() && best.wire_text == reason);
+    if !quoted {
+        if let Some(at) = decoding
+            .candidates
+            .iter()
+            .position(|e| e.dialect == context)
+            .filter(|at| *at > 0)
+        {
+            let entry = decoding.candidates.remove(at);
+            decoding.candidates.insert(0, entry);
+            decoding.dialect = Some(context);
         }
     }
-    decode::decode(input, dialect).ok()
+    Some(decoding)
 }
 
 /// The dialect a WebSocket URL or path in a log line names, by the server's routes.
@@ -388,6 +405,15 @@ just a sentence with 429 in it
         let alone = timeline_of_one("12:00:09 closed: 4020");
         assert_eq!(alone.decoding.best().unwrap().qualified(), "pubsub:4020");
         // Asked for explicitly, a dialect wins over the context.
+        // A reason that is one dialect's own word keeps that dialect.
+        let quoted = super::timeline(
+            "12:00:00 wss://game.example/v2/ws\n12:00:09 close 4001 invalid_token",
+            None,
+        );
+        assert_eq!(
+            quoted.events[0].decoding.best().unwrap().qualified(),
+            "pubsub:4001"
+        );
         let asked = super::timeline(log, Some(Dialect::Pubsub));
         assert_eq!(
             asked

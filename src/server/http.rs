@@ -223,7 +223,12 @@ pub async fn mint_token(
     } else {
         match serde_json::from_slice(&body) {
             Ok(request) => request,
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+            // serde quotes a value of the wrong type whole: a megabyte string must not come
+            // back in full, as no other refusal echoes more than the start of its input.
+            Err(e) => {
+                let problem = crate::report::one_line(&e.to_string(), 256);
+                return error(StatusCode::BAD_REQUEST, format!("invalid body: {problem}"));
+            }
         }
     };
     let ttl = request.ttl_seconds.unwrap_or(3600);

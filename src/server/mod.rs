@@ -34,6 +34,13 @@ pub mod access;
 pub(crate) mod admin;
 pub(crate) mod bans;
 pub(crate) mod cluster;
+/// The cluster's wire messages, for the fuzz target that reads them back; the rest of the
+/// cluster stays inside the server.
+#[doc(hidden)]
+pub mod cluster_wire {
+    pub use super::cluster::bus::{Body, Envelope, Membership, RemotePeer};
+    pub use super::cluster::tunnel::TunnelOpen;
+}
 pub mod config;
 pub(crate) mod connection;
 pub mod flow;
@@ -214,6 +221,14 @@ impl Server {
     /// The server's TLS, whose [`crate::tls::ServerTls::reload`] takes a renewed certificate.
     pub fn tls(&self) -> Option<Arc<crate::tls::ServerTls>> {
         self.shared.tls.clone()
+    }
+
+    /// The routes alone, without the listener's admission and connection handling: requests
+    /// can then be handed to the handlers in-process, without a socket per request (the HTTP
+    /// fuzz target in `tests/fuzz/` sends a million).
+    #[doc(hidden)]
+    pub fn router(&self) -> Router {
+        router(self.shared.clone())
     }
 
     /// Where the admin token is stored, unless it was given explicitly.

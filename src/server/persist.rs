@@ -123,6 +123,17 @@ impl Persist {
     pub fn start(dir: PathBuf) -> std::io::Result<Persist> {
         create_private_dir(&dir)?;
         let last_id = repair_audit(&dir.join(AUDIT_FILE))?;
+        // Ids are never reused, so a log that already holds the largest one cannot go on: the
+        // next action would wrap to an id on record (or overflow).
+        let Some(next_id) = last_id.checked_add(1) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{AUDIT_FILE} holds action id {last_id}, the largest there is; move the log \
+                     away to number actions afresh"
+                ),
+            ));
+        };
         // The writer keeps the whole state file in memory: statuses and bans are saved by
         // different commands, and each save writes both.
         let mut state = load_state(&dir).unwrap_or_default();
@@ -166,7 +177,7 @@ impl Persist {
         });
         Ok(Persist {
             jobs,
-            next_id: Arc::new(AtomicU64::new(last_id + 1)),
+            next_id: Arc::new(AtomicU64::new(next_id)),
             status_changes: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
