@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::decode::{self, Decoding};
-use super::Dialect;
+use super::{Dialect, Entry};
 
 /// The largest log considered; a longer paste is cut here (the cut is reported).
 pub const MAX_LOG_BYTES: usize = 8 << 20;
@@ -158,16 +158,17 @@ fn decode_in_context(
         .get("reason")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let quoted = decoding
-        .best()
-        .is_some_and(|best| !reason.is_empty() && best.wire_text == reason);
-    if !quoted {
-        if let Some(at) = decoding
-            .candidates
-            .iter()
-            .position(|e| e.dialect == context)
-            .filter(|at| *at > 0)
-        {
+    let quotes = |entry: &Entry| !reason.is_empty() && entry.wire_text == reason;
+    let best_quotes = decoding.best().is_some_and(quotes);
+    if let Some(at) = decoding
+        .candidates
+        .iter()
+        .position(|e| e.dialect == context)
+        .filter(|at| *at > 0)
+    {
+        // The surrounding lines decide between readings the input itself does not tell
+        // apart; a reason that is one dialect's own word does.
+        if !best_quotes || decoding.candidates.get(at).is_some_and(|e| quotes(e)) {
             let entry = decoding.candidates.remove(at);
             decoding.candidates.insert(0, entry);
             decoding.dialect = Some(context);

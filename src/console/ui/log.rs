@@ -115,33 +115,16 @@ fn log_lines<'a>(
 pub fn draw(app: &App, frame: &mut Frame, area: Rect, peer: Option<&str>, title: &str) {
     let theme = &app.theme;
     let entries = app.log_entries(peer);
-    let height = area.height.saturating_sub(2) as usize;
-    let width = area.width.saturating_sub(50).max(20) as usize;
-    let inner_width = area.width.saturating_sub(2) as usize;
     let shown_up_to = app.log.shown_up_to(&entries);
-    // Newest at the bottom: walk back from the newest shown entry until the area is full.
-    let mut lines: Vec<Line> = Vec::new();
-    for (index, (_, entry)) in entries
+    let shown: Vec<&LogEntry> = entries
         .get(..shown_up_to)
         .unwrap_or_default()
         .iter()
-        .rev()
-        .enumerate()
-    {
-        let mut entry_lines = log_lines(entry, theme, width, inner_width);
-        // The newest entry on screen is the one `e` and the other log keys act on: marked as
-        // a table marks its selected row.
-        if index == 0 {
-            if let Some(first) = entry_lines.first_mut() {
-                first.style = theme.selection;
-            }
-        }
-        if lines.len() + entry_lines.len() > height {
-            break;
-        }
-        entry_lines.append(&mut lines);
-        lines = entry_lines;
-    }
+        .map(|(_, e)| *e)
+        .collect();
+    // The newest entry on screen is the one `e` and the other log keys act on: marked as a
+    // table marks its selected row.
+    let mut lines = newest_lines(&shown, theme, area, true);
     if lines.is_empty() {
         lines.push(Line::from(Span::styled(
             "nothing yet: errors, closes and tapped frames appear here",
@@ -168,18 +151,8 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, peer: Option<&str>, title:
 /// the live log draws them.
 pub fn draw_entries(app: &App, frame: &mut Frame, area: Rect, entries: &[LogEntry], title: &str) {
     let theme = &app.theme;
-    let height = area.height.saturating_sub(2) as usize;
-    let width = area.width.saturating_sub(50).max(20) as usize;
-    let inner_width = area.width.saturating_sub(2) as usize;
-    let mut lines: Vec<Line> = Vec::new();
-    for entry in entries.iter().rev() {
-        let mut entry_lines = log_lines(entry, theme, width, inner_width);
-        if lines.len() + entry_lines.len() > height {
-            break;
-        }
-        entry_lines.append(&mut lines);
-        lines = entry_lines;
-    }
+    let entries: Vec<&LogEntry> = entries.iter().collect();
+    let mut lines = newest_lines(&entries, theme, area, false);
     if lines.is_empty() {
         lines.push(Line::from(Span::styled(
             "the session's steps and what its connections receive appear here",
@@ -190,4 +163,32 @@ pub fn draw_entries(app: &App, frame: &mut Frame, area: Rect, entries: &[LogEntr
         paragraph(lines).block(block(theme, format!(" {title} ({}) ", entries.len()))),
         area,
     );
+}
+
+/// The lines of the newest `entries` that fit `area`, oldest first, newest at the bottom;
+/// `mark_newest` highlights the newest entry's first line.
+fn newest_lines<'a>(
+    entries: &[&LogEntry],
+    theme: &Theme,
+    area: Rect,
+    mark_newest: bool,
+) -> Vec<Line<'a>> {
+    let height = area.height.saturating_sub(2) as usize;
+    let width = area.width.saturating_sub(50).max(20) as usize;
+    let inner_width = area.width.saturating_sub(2) as usize;
+    let mut lines: Vec<Line> = Vec::new();
+    for (index, entry) in entries.iter().rev().enumerate() {
+        let mut entry_lines = log_lines(entry, theme, width, inner_width);
+        if mark_newest && index == 0 {
+            if let Some(first) = entry_lines.first_mut() {
+                first.style = theme.selection;
+            }
+        }
+        if lines.len() + entry_lines.len() > height {
+            break;
+        }
+        entry_lines.append(&mut lines);
+        lines = entry_lines;
+    }
+    lines
 }
