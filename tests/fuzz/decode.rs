@@ -90,10 +90,13 @@ fn check_timeline((lines, hint): (Vec<String>, Option<Dialect>)) -> Result<(), T
             // Moved first for the surrounding lines: a dialect some line before it showed.
             let best = event.decoding.best().map(|e| e.dialect);
             prop_assert!(hint.is_none());
+            // Shown by an event, a URL, or a frame (any JSON object names its dialect).
             prop_assert!(best.is_some_and(|d| shown.contains(&d)
-                || lines[..event.line]
-                    .iter()
-                    .any(|l| l.contains("/ws") || l.contains("ticket=") || l.contains("/v1?"))));
+                || lines[..event.line].iter().any(|l| l.contains("/ws")
+                    || l.contains("ticket=")
+                    || l.contains("/talo")
+                    || l.contains("/v1?")
+                    || l.contains('{'))));
         }
         ours.sort_by_key(|e| e.qualified());
         theirs.sort_by_key(|e| e.qualified());
