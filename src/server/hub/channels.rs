@@ -71,11 +71,28 @@ impl Hub {
             return 0;
         };
         channel.messages.fetch_add(1, Ordering::Relaxed);
-        let members = channel.members();
-        members
-            .values()
-            .filter(|member| member.id != from)
-            .filter(|member| self.deliver(member, text, priority))
-            .count()
+        // Tapped and stalled members are seen to after the members' read lock is released:
+        // both take the hub's lock, and a peer leaving the channel holds the hub's lock while
+        // it waits for the members' write lock. Empty, as it nearly always is, the list costs
+        // no allocation.
+        let mut after = Vec::new();
+        let delivered = {
+            let members = channel.members();
+            members
+                .values()
+                .filter(|member| member.id != from)
+                .filter(|member| {
+                    let (queued, follow) = self.enqueue(member, text, priority);
+                    if let Some(follow) = follow {
+                        after.push((Arc::clone(member), follow));
+                    }
+                    queued
+                })
+                .count()
+        };
+        for (member, follow) in after {
+            self.follow_up(&member, follow, text);
+        }
+        delivered
     }
 }

@@ -13,6 +13,15 @@ use crate::catalog::{self, Delivery, Dialect, Severity};
 use crate::protocol::admin::{Direction, Event, PeerId};
 use crate::server::peer::{Enqueued, PeerHandle, Priority};
 
+/// What a delivery leaves to record under the hub's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AfterDelivery {
+    /// An admin taps the peer: the frame goes into the journal.
+    Tapped,
+    /// The peer's outbox is full past its patience: it is closed.
+    SlowConsumer,
+}
+
 impl Hub {
     fn count_error(&self, error: SentError<'_>) {
         let mut state = self.lock();
@@ -46,23 +55,41 @@ impl Hub {
     /// Queue a frame for one peer without touching the hub's lock (unless an admin taps the
     /// peer or it has to be closed). False when the frame was not queued.
     pub fn deliver(&self, peer: &PeerHandle, text: &Utf8Bytes, priority: Priority) -> bool {
+        let (queued, after) = self.enqueue(peer, text, priority);
+        if let Some(after) = after {
+            self.follow_up(peer, after, text);
+        }
+        queued
+    }
+
+    /// Queue a frame for one peer and count it, taking no lock but the peer's outbox; what
+    /// must be recorded under the hub's lock is returned, for the caller to do once it holds
+    /// no other lock (a channel's members, say: see the lock order in `hub/mod.rs`).
+    pub(super) fn enqueue(
+        &self,
+        peer: &PeerHandle,
+        text: &Utf8Bytes,
+        priority: Priority,
+    ) -> (bool, Option<AfterDelivery>) {
         match peer.enqueue(text, priority) {
             Enqueued::Queued => {
                 self.frames_out.fetch_add(1, Ordering::Relaxed);
-                if peer.is_tapped() {
-                    self.tapped(peer, Direction::Out, text.as_str());
-                }
-                true
+                (true, peer.is_tapped().then_some(AfterDelivery::Tapped))
             }
             Enqueued::Dropped => {
                 self.frames_dropped.fetch_add(1, Ordering::Relaxed);
-                false
+                (false, None)
             }
-            Enqueued::Closed => false,
-            Enqueued::Stalled => {
-                self.close_slow_consumer(peer);
-                false
-            }
+            Enqueued::Closed => (false, None),
+            Enqueued::Stalled => (false, Some(AfterDelivery::SlowConsumer)),
+        }
+    }
+
+    /// What [`Hub::enqueue`] left to do under the hub's lock.
+    pub(super) fn follow_up(&self, peer: &PeerHandle, after: AfterDelivery, text: &Utf8Bytes) {
+        match after {
+            AfterDelivery::Tapped => self.tapped(peer, Direction::Out, text.as_str()),
+            AfterDelivery::SlowConsumer => self.close_slow_consumer(peer),
         }
     }
 

@@ -42,10 +42,11 @@
 //! in order: an error frame, a close, a tapped frame.
 //!
 //! Lock order: the state, then the channel index, then one channel; the state, then the ban
-//! store. Nothing taken after the state calls back into the hub. One path runs the other way:
-//! a channel fan-out ([`Hub::deliver_to_channel`]) holds that channel's read lock while it
-//! delivers, and a frame for a tapped member takes the state to record it; a leave of the same
-//! channel at that moment (the state, then the channel's write lock) would wait on it.
+//! store. Nothing taken after the state calls back into the hub, and nothing takes the state
+//! while it holds a channel's lock: a channel fan-out ([`Hub::deliver_to_channel`]) records a
+//! tapped member's frame, or closes a stalled member, only after it has released the
+//! channel's read lock, since a leave of that channel holds the state while it waits for the
+//! channel's write lock.
 //!
 //! # Extension points for a dialect
 //! - [`crate::server::connection`] runs the connection: it registers the peer
