@@ -14,18 +14,18 @@
 //! closed. flow-go drops the TCP connection without a close frame; relaydeck sends close 1000
 //! `inactivity_timeout` first, so that a client and the console can tell why.
 
+pub mod chain;
 pub mod request;
 pub mod subscriptions;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -64,6 +64,8 @@ pub struct FlowSettings {
     /// with an unknown field are unmarshalling errors. `false` reads requests exactly as
     /// flow-go does, which ignores missing and unknown fields.
     pub strict_requests: bool,
+    /// The simulated chain of the chain topics finalizes a block this often.
+    pub block_interval_ms: u64,
 }
 
 impl Default for FlowSettings {
@@ -71,6 +73,7 @@ impl Default for FlowSettings {
         FlowSettings {
             inactivity_timeout_ms: 60_000,
             strict_requests: true,
+            block_interval_ms: 1_000,
         }
     }
 }
@@ -82,21 +85,18 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Some(refused) = access::origin_refusal(&headers, shared.hub.config(), true) {
-        return refused;
-    }
     if let Some(banned) = crate::server::bans::address_refusal(&shared.hub, addr) {
         return banned;
     }
     let path = crate::server::bans::path_of(&uri);
-    let Some(granted) = access::authorize(&headers, shared.hub.config(), &shared.admin_token, true)
-    else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "Flow streams show server-wide state: Authorization: Bearer <admin token, viewer token or an app's secret key>\n",
-        )
-            .into_response();
-    };
+    // flow-go's streams are open: no credential, any Origin. A credential unlocks relaydeck's
+    // own topics, and only from a page the config allows, so a page elsewhere cannot borrow it;
+    // a wrong one opens the stream as none would (flow-go ignores the header), and asking for
+    // those topics then says what is missing.
+    let page_allowed = access::origin_refusal(&headers, shared.hub.config(), true).is_none();
+    let granted = page_allowed
+        .then(|| access::authorize(&headers, shared.hub.config(), &shared.admin_token, true))
+        .flatten();
     let probe_nonce = probe_nonce(&headers);
     connection::configure(upgrade, MAX_MESSAGE_BYTES).on_upgrade(move |socket| {
         let new = NewPeer::anonymous(DIALECT, addr, probe_nonce);
@@ -109,11 +109,18 @@ pub async fn upgrade(
             |_| (1001, "going_away".to_owned()),
             move |peer| {
                 let (_, snapshot, events) = shared.hub.subscribe();
-                let scope = granted.app().map(|app| AppScope::new(app, &snapshot));
+                let scope = granted
+                    .as_ref()
+                    .and_then(|g| g.app())
+                    .map(|app| AppScope::new(app, &snapshot));
                 let settings = &shared.hub.config().flow;
                 let inactivity = Duration::from_millis(settings.inactivity_timeout_ms);
                 let strict = settings.strict_requests;
+                let chain = chain::Chain::new(settings.block_interval_ms);
                 Session {
+                    open: granted.is_none(),
+                    chain,
+                    streams: BTreeMap::new(),
                     inactivity,
                     strict,
                     last_sent: Instant::now(),
@@ -140,7 +147,22 @@ struct Session {
     /// When this session last queued a frame for the client: flow-go measures inactivity from
     /// the last message written.
     last_sent: Instant,
+    /// Opened without a credential: only the chain topics.
+    open: bool,
+    chain: chain::Chain,
+    /// The chain-topic subscriptions, by id, with the next block each sends.
+    streams: BTreeMap<String, ChainStream>,
 }
+
+struct ChainStream {
+    topic: String,
+    status: chain::BlockStatus,
+    next: u64,
+}
+
+/// Most blocks one stream sends per wake-up, so a start far in the past catches up in steps
+/// between other work.
+const CATCH_UP_BLOCKS: u64 = 64;
 
 /// What belongs to one app. Closes and errors name only a peer or a room, so the stream keeps
 /// track of which of those are the app's, from its snapshot on.
@@ -250,12 +272,23 @@ impl connection::Session for Session {
     }
 
     async fn background(&mut self) -> Flow {
-        if self.subscriptions.is_empty() {
-            // Nothing to forward: skip deltas rather than read them (a new subscription sees
-            // state from then on, as a fresh subscriber would).
-            std::future::pending::<()>().await;
-        }
-        match self.events.recv().await {
+        // Without subscriptions to relaydeck's own topics deltas are skipped rather than read
+        // (a new subscription sees state from then on, as a fresh subscriber would).
+        let own = self.subscriptions.len() > self.streams.len();
+        let next_block = self
+            .streams
+            .values()
+            .map(|s| self.chain.due(s.next, s.status))
+            .min();
+        let received = tokio::select! {
+            received = self.events.recv(), if own => received,
+            () = tokio::time::sleep_until(next_block.unwrap_or_else(Instant::now)), if next_block.is_some() => {
+                self.send_blocks();
+                return Flow::Continue;
+            }
+            else => std::future::pending().await,
+        };
+        match received {
             Ok(delta) => {
                 self.publish(&delta.text);
                 Flow::Continue
@@ -324,6 +357,18 @@ impl Session {
             &subscription.topic,
             &subscription.arguments,
         )?;
+        let is_chain = chain::CHAIN_TOPICS.contains(&subscription.topic.as_str());
+        if self.open && !is_chain {
+            return Err(FlowError::bad_request(
+                format!(
+                    "error creating data provider: topic {:?} shows server-wide state and needs Authorization: Bearer <admin token, viewer token or an app's secret key>; without one only {} stream",
+                    request::clip(&subscription.topic),
+                    chain::CHAIN_TOPICS.join(", ")
+                ),
+                "subscribe",
+                &id,
+            ));
+        }
         if let Some(code) = self.hub().take_fault(&self.peer) {
             let status = crate::catalog::get(DIALECT, &code)
                 .and_then(|e| e.status)
@@ -343,6 +388,24 @@ impl Session {
         }
         let info_topic = subscription.topic.clone();
         let info_arguments = Value::Object(subscription.arguments.clone());
+        if is_chain {
+            if let Ok(arguments) = chain::parse_block_arguments(&subscription.arguments) {
+                // From the latest block of that status, as flow-go's `…FromLatest` starts.
+                let now = Instant::now();
+                let next = arguments
+                    .start_height
+                    .or_else(|| self.chain.head(arguments.status, now))
+                    .unwrap_or(0);
+                self.streams.insert(
+                    id.clone(),
+                    ChainStream {
+                        topic: subscription.topic.clone(),
+                        status: arguments.status,
+                        next,
+                    },
+                );
+            }
+        }
         self.subscriptions.insert(id.clone(), subscription);
         self.hub().add_subscription(SubscriptionInfo {
             peer: self.peer.id.clone(),
@@ -360,6 +423,7 @@ impl Session {
 
     fn unsubscribe(&mut self, subscription_id: String) -> Result<(), FlowError> {
         self.subscriptions.remove(&subscription_id)?;
+        self.streams.remove(&subscription_id);
         self.hub()
             .remove_subscription(&self.peer.id, &subscription_id);
         self.reply(wire::to_text(&wire::Ack {
@@ -367,6 +431,36 @@ impl Session {
             action: "unsubscribe".to_owned(),
         }));
         Ok(())
+    }
+
+    /// Send every block that has reached its stream's status since the stream's last one.
+    fn send_blocks(&mut self) {
+        let now = Instant::now();
+        let mut frames = Vec::new();
+        for (id, stream) in &mut self.streams {
+            let Some(head) = self.chain.head(stream.status, now) else {
+                continue;
+            };
+            let last = head.min(stream.next.saturating_add(CATCH_UP_BLOCKS - 1));
+            while stream.next <= last {
+                if let Some(payload) = self
+                    .chain
+                    .payload(&stream.topic, stream.next, stream.status)
+                {
+                    frames.push(wire::to_text(&wire::Data {
+                        subscription_id: id.clone(),
+                        topic: stream.topic.clone(),
+                        payload,
+                    }));
+                }
+                stream.next = stream.next.saturating_add(1);
+            }
+        }
+        for text in frames {
+            self.last_sent = now;
+            self.hub()
+                .deliver(&self.peer, &text.into(), Priority::Relay);
+        }
     }
 
     /// Forward one admin delta to the subscriptions whose topic and arguments it matches.

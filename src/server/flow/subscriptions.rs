@@ -70,6 +70,11 @@ pub fn check_topic(topic: &str, arguments: &Map<String, Value>) -> Result<(), St
         "peers" | "channels" => &["dialect"],
         "errors" => &["dialect", "code"],
         "rooms" | "stats" => &[],
+        topic if super::chain::CHAIN_TOPICS.contains(&topic) => {
+            return super::chain::parse_block_arguments(arguments)
+                .map(|_| ())
+                .map_err(|problem| format!("invalid arguments: {problem}"));
+        }
         // flow-go's factory words it so; the topics this server has are in the catalog.
         other => return Err(format!("unsupported topic {other:?}")),
     };
@@ -294,10 +299,10 @@ mod tests {
             .prepare(&"x".repeat(21), "blocks", &Map::new())
             .unwrap_err();
         assert!(error.message.starts_with("error parsing subscription id: "));
-        let error = subs.prepare("", "blocks", &Map::new()).unwrap_err();
+        let error = subs.prepare("", "blockz", &Map::new()).unwrap_err();
         assert_eq!(
             error.message,
-            r#"error creating data provider: unsupported topic "blocks""#
+            r#"error creating data provider: unsupported topic "blockz""#
         );
         assert_eq!(error.subscription_id.len(), 20);
     }
@@ -306,6 +311,7 @@ mod tests {
     fn unknown_topics_and_arguments_fail_the_data_provider() {
         let subs = Subscriptions::default();
         let cases = [
+            ("blockz", json!({})),
             ("blocks", json!({})),
             ("stats", json!({"dialect": "talo"})),
             ("peers", json!({"since": 3})),
