@@ -38,6 +38,7 @@ pub mod connection;
 pub mod flow;
 pub mod http;
 pub mod hub;
+pub mod keepalive;
 pub mod listener;
 pub mod peer;
 pub mod persist;

@@ -66,6 +66,12 @@ pub struct FlowSettings {
     pub strict_requests: bool,
     /// The simulated chain of the chain topics finalizes a block this often.
     pub block_interval_ms: u64,
+    /// The server pings every stream this often (flow-go's `PingPeriod`, 9 s); 0 turns pings
+    /// off.
+    pub ping_interval_ms: u64,
+    /// A stream whose last pong (or its opening) is this old is dropped without a close
+    /// (flow-go's `PongWait`, 10 s).
+    pub pong_wait_ms: u64,
 }
 
 impl Default for FlowSettings {
@@ -74,6 +80,8 @@ impl Default for FlowSettings {
             inactivity_timeout_ms: 60_000,
             strict_requests: true,
             block_interval_ms: 1_000,
+            ping_interval_ms: 9_000,
+            pong_wait_ms: 10_000,
         }
     }
 }
@@ -255,6 +263,20 @@ impl connection::Session for Session {
             Control::AppStatus(_) | Control::Inject(_) => Flow::Continue,
             Control::Close(code, reason) => Flow::Close(code, reason),
         }
+    }
+
+    fn keepalive(&self) -> Option<connection::Keepalive> {
+        let settings = &self.shared.hub.config().flow;
+        (settings.ping_interval_ms > 0).then(|| connection::Keepalive::Deadline {
+            every: Duration::from_millis(settings.ping_interval_ms),
+            pong_wait: Duration::from_millis(settings.pong_wait_ms),
+        })
+    }
+
+    /// flow-go has no timeout for a client that sends nothing: pongs keep a stream, and its
+    /// own inactivity close (below) only concerns streams without subscriptions.
+    fn idle_close(&self) -> Option<(u16, &'static str)> {
+        None
     }
 
     fn deadline(&self) -> Option<Instant> {

@@ -164,6 +164,15 @@ impl connection::Session for Session {
         self.handle(&String::from_utf8_lossy(bytes))
     }
 
+    /// Talo's heartbeat: a ping every `talo.ping_interval_ms`, a socket that did not answer
+    /// the last one dropped at the next.
+    fn keepalive(&self) -> Option<connection::Keepalive> {
+        let every = self.shared.hub.config().talo.ping_interval_ms;
+        (every > 0).then(|| connection::Keepalive::SinceLastTick {
+            every: std::time::Duration::from_millis(every),
+        })
+    }
+
     /// Upstream counts a pong as a heartbeat; the library answers pings and reports both.
     fn on_socket_frame(&mut self) {
         self.rate_limit.forgive();
