@@ -29,7 +29,10 @@ async fn expect_error(socket: &mut Socket, status: u16, prefix: &str, action: &s
 
 #[tokio::test]
 async fn every_message_family_of_the_seed() {
-    let server = TestServer::demo().await;
+    // Strict reading gives the seed's unmarshalling errors of missing and unknown fields.
+    let mut config = relaydeck::server::config::Config::demo();
+    config.flow.strict_requests = true;
+    let server = TestServer::start(config).await;
     let mut stream = server.flow().await;
 
     futures_util::SinkExt::send(
@@ -329,7 +332,8 @@ async fn frames_keep_flow_field_order_and_empty_ids_are_generated() {
     .await;
     assert_eq!(
         recv_text(&mut stream).await,
-        r#"{"subscription_id":"sub-1","action":"subscribe"}"#
+        r#"{"subscription_id":"sub-1","action":"subscribe"}
+"#
     );
     // An empty id asks for a generated one, as an absent id does: 20 characters of URL-safe
     // base64, as flow-go generates them.
@@ -355,7 +359,8 @@ async fn frames_keep_flow_field_order_and_empty_ids_are_generated() {
     .await;
     assert_eq!(
         recv_text(&mut stream).await,
-        r#"{"subscription_id":"gone","error":{"code":404,"message":"subscription not found"},"action":"unsubscribe"}"#
+        r#"{"subscription_id":"gone","error":{"code":404,"message":"subscription not found"},"action":"unsubscribe"}
+"#
     );
 }
 
@@ -589,7 +594,8 @@ async fn binary_frames_are_read_as_json() {
     .unwrap();
     assert_eq!(
         recv_text(&mut stream).await,
-        r#"{"subscription_id":"b1","action":"subscribe"}"#
+        r#"{"subscription_id":"b1","action":"subscribe"}
+"#
     );
 }
 
@@ -636,9 +642,7 @@ async fn a_connection_without_subscriptions_is_closed_when_inactive() {
 
 #[tokio::test]
 async fn without_strict_requests_missing_fields_are_read_as_flow_go_reads_them() {
-    let mut config = relaydeck::server::config::Config::demo();
-    config.flow.strict_requests = false;
-    let server = TestServer::start(config).await;
+    let server = TestServer::demo().await;
     let mut stream = server.flow().await;
     send_json(&mut stream, json!({"action": "unsubscribe"})).await;
     expect_error(
@@ -676,5 +680,27 @@ async fn without_strict_requests_missing_fields_are_read_as_flow_go_reads_them()
     assert_eq!(
         recv_json(&mut stream).await,
         json!({"subscriptions": null, "action": "list_subscriptions"})
+    );
+}
+
+/// By default frames go out as Go's json.Encoder writes them and come in as gorilla's
+/// ReadJSON reads them: the first value, field names in any case.
+#[tokio::test]
+async fn bytes_are_written_and_read_as_flow_go_does() {
+    let server = TestServer::demo().await;
+    let mut stream = server.flow().await;
+    send_text(
+        &mut stream,
+        r#"{"Subscription_ID":"a<b>&","ACTION":"unsubscribe"} {"action":"ignored"}"#,
+    )
+    .await;
+    assert_eq!(
+        recv_text(&mut stream).await,
+        "{\"subscription_id\":\"a\\u003cb\\u003e\\u0026\",\"error\":{\"code\":404,\"message\":\"subscription not found\"},\"action\":\"unsubscribe\"}\n"
+    );
+    send_text(&mut stream, "").await;
+    assert_eq!(
+        recv_text(&mut stream).await,
+        "{\"subscription_id\":\"\",\"error\":{\"code\":400,\"message\":\"error reading message: EOF\"},\"action\":\"\"}\n"
     );
 }

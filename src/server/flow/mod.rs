@@ -15,6 +15,7 @@
 //! `inactivity_timeout` first, so that a client and the console can tell why.
 
 pub mod chain;
+pub mod encoding;
 pub mod request;
 pub mod subscriptions;
 
@@ -59,10 +60,11 @@ pub struct FlowSettings {
     /// A connection with no subscriptions that has been sent nothing for this long is closed
     /// (1000 `inactivity_timeout`); flow-go's default is a minute.
     pub inactivity_timeout_ms: u64,
-    /// Read requests so that every message of Flow's error page has a trigger (the default):
-    /// a missing `action` or `topic`, an unsubscribe without an id and a list_subscriptions
-    /// with an unknown field are unmarshalling errors. `false` reads requests exactly as
-    /// flow-go does, which ignores missing and unknown fields.
+    /// Read requests so that every message of Flow's error page has a trigger: a missing
+    /// `action` or `topic`, an unsubscribe without an id and a list_subscriptions with an
+    /// unknown field are unmarshalling errors, and a frame must be exactly one JSON value with
+    /// exact keys. `false` (the default) reads requests as flow-go does: the first value, keys
+    /// in any case, missing and unknown fields ignored.
     pub strict_requests: bool,
     /// The simulated chain of the chain topics finalizes a block this often.
     pub block_interval_ms: u64,
@@ -78,7 +80,7 @@ impl Default for FlowSettings {
     fn default() -> Self {
         FlowSettings {
             inactivity_timeout_ms: 60_000,
-            strict_requests: true,
+            strict_requests: false,
             block_interval_ms: 1_000,
             ping_interval_ms: 9_000,
             pong_wait_ms: 10_000,
@@ -334,14 +336,17 @@ impl Session {
             &self.peer,
             &family(&error.message),
             subscription_id,
-            error.frame(),
+            encoding::go_encoded(&error.frame()),
         );
     }
 
     fn reply(&mut self, text: String) {
         self.last_sent = Instant::now();
-        self.hub()
-            .deliver(&self.peer, &text.into(), Priority::Reply);
+        self.hub().deliver(
+            &self.peer,
+            &encoding::go_encoded(&text).into(),
+            Priority::Reply,
+        );
     }
 
     fn handle(&mut self, text: &str) {
@@ -480,8 +485,11 @@ impl Session {
         }
         for text in frames {
             self.last_sent = now;
-            self.hub()
-                .deliver(&self.peer, &text.into(), Priority::Relay);
+            self.hub().deliver(
+                &self.peer,
+                &encoding::go_encoded(&text).into(),
+                Priority::Relay,
+            );
         }
     }
 
@@ -518,7 +526,7 @@ impl Session {
                 topic: topic.to_owned(),
                 payload: event,
             };
-            let text = wire::to_text(&data).into();
+            let text = encoding::go_encoded(&wire::to_text(&data)).into();
             self.hub().deliver(&self.peer, &text, Priority::Relay);
         }
     }
