@@ -126,9 +126,10 @@ async fn every_socket_code_of_the_seed() {
     let server = TestServer::demo().await;
     let http = Http::new(&server);
 
-    // A bad ticket, and a ticket used twice, are closed with 3000.
+    // A bad ticket, and a ticket used twice, are closed with 3000 and no reason, as Talo
+    // closes them.
     let mut bad = server.connect("/?ticket=nope").await;
-    assert_eq!(recv_close(&mut bad).await.0, 3000);
+    assert_eq!(recv_close(&mut bad).await, (3000, String::new()));
     let ticket = http.ticket("talo_demo_full").await;
     let _first = server.connect(&format!("/talo?ticket={ticket}")).await;
     let mut reused = server.connect(&format!("/talo?ticket={ticket}")).await;
@@ -158,6 +159,28 @@ async fn every_socket_code_of_the_seed() {
     .await;
     let data_error = expect_error(&mut player, "v1.players.identify", "INVALID_MESSAGE_DATA").await;
     assert_eq!(data_error["data"]["cause"], r#"{"playerAliasId":"one"}"#);
+    assert_eq!(
+        data_error["data"]["message"],
+        "Invalid message data for request"
+    );
+    // The cause is JSON.stringify of the data: the client's key order, JavaScript's numbers.
+    send_text(
+        &mut player,
+        r#"{"req":"v1.players.identify","data":{"socketToken":"t","playerAliasId":1.0,"sessionToken":null}}"#,
+    )
+    .await;
+    let data_error = expect_error(&mut player, "v1.players.identify", "INVALID_MESSAGE_DATA").await;
+    assert_eq!(
+        data_error["data"]["cause"],
+        r#"{"socketToken":"t","playerAliasId":1,"sessionToken":null}"#
+    );
+    // Talo's schema takes any number as an alias id; 1.5 is simply no alias's.
+    send_json(
+        &mut player,
+        json!({"req": "v1.players.identify", "data": {"playerAliasId": 1.5, "socketToken": "t"}}),
+    )
+    .await;
+    expect_error(&mut player, "v1.players.identify", "INVALID_SOCKET_TOKEN").await;
 
     // bob uses Talo player authentication: no session token, no identify.
     let bob = http

@@ -6,6 +6,7 @@
 //! windows.
 
 pub mod http;
+pub mod js_json;
 pub mod password;
 pub mod rate_limit;
 pub mod signature;
