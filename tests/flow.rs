@@ -704,3 +704,70 @@ async fn bytes_are_written_and_read_as_flow_go_does() {
         "{\"subscription_id\":\"\",\"error\":{\"code\":400,\"message\":\"error reading message: EOF\"},\"action\":\"\"}\n"
     );
 }
+
+/// events and account_statuses stream heartbeats of the simulated chain (it has no
+/// transactions), every `heartbeat_interval` blocks, counted by `message_index`.
+#[tokio::test]
+async fn events_and_account_statuses_send_heartbeats() {
+    let mut config = relaydeck::server::config::Config::demo();
+    config.flow.block_interval_ms = 50;
+    let server = TestServer::start(config).await;
+    let (mut open, _) = tokio_tungstenite::connect_async(server.url("/v1/ws"))
+        .await
+        .unwrap();
+    send_json(
+        &mut open,
+        json!({"subscription_id": "e", "action": "subscribe", "topic": "events", "arguments": {"heartbeat_interval": "2", "event_types": ["A.0000000000000001.X.Y"]}}),
+    )
+    .await;
+    send_json(
+        &mut open,
+        json!({"subscription_id": "a", "action": "subscribe", "topic": "account_statuses", "arguments": {}}),
+    )
+    .await;
+    let (mut events, mut statuses) = (Vec::new(), Vec::new());
+    for _ in 0..200 {
+        let frame = recv_json(&mut open).await;
+        match (frame["subscription_id"].as_str(), frame.get("payload")) {
+            (Some("e"), Some(payload)) => events.push(payload.clone()),
+            (Some("a"), Some(payload)) => statuses.push(payload.clone()),
+            (_, None) => assert_eq!(frame["action"], "subscribe", "{frame}"),
+            _ => {}
+        }
+        if events.len() >= 2 && statuses.len() >= 2 {
+            break;
+        }
+    }
+    let height = |p: &Value, field: &str| p[field].as_str().unwrap().parse::<u64>().unwrap();
+    assert_eq!(events[0]["message_index"], 0);
+    assert_eq!(events[1]["message_index"], 1);
+    assert_eq!(
+        height(&events[1], "block_height"),
+        height(&events[0], "block_height") + 2
+    );
+    assert!(events[0].get("events").is_none(), "{}", events[0]);
+    assert!(events[0]["block_timestamp"].is_string());
+    assert_eq!(statuses[0]["account_events"], json!({}));
+    assert_eq!(
+        height(&statuses[1], "height"),
+        height(&statuses[0], "height") + 1
+    );
+    send_json(
+        &mut open,
+        json!({"subscription_id": "x", "action": "subscribe", "topic": "account_statuses", "arguments": {"addresses": []}}),
+    )
+    .await;
+    let mut refused = false;
+    for _ in 0..200 {
+        let frame = recv_json(&mut open).await;
+        if frame["subscription_id"] == "x" {
+            assert_eq!(
+                frame["error"]["message"],
+                "error creating data provider: invalid arguments: unexpected field: 'addresses'"
+            );
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused);
+}

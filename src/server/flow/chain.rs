@@ -22,7 +22,16 @@ use tokio::time::Instant;
 pub const SEAL_LAG: u64 = 2;
 
 /// The chain topics this module feeds.
-pub const CHAIN_TOPICS: [&str; 3] = ["blocks", "block_headers", "block_digests"];
+pub const CHAIN_TOPICS: [&str; 5] = [
+    "blocks",
+    "block_headers",
+    "block_digests",
+    "events",
+    "account_statuses",
+];
+
+/// flow-go's `subscription.DefaultHeartbeatInterval`: a message every block.
+pub const DEFAULT_HEARTBEAT_INTERVAL: u64 = 1;
 
 /// The moment block 0 was finalized: when the process first needed the chain.
 static GENESIS: LazyLock<(Instant, u64)> = LazyLock::new(|| {
@@ -54,6 +63,99 @@ pub struct BlockArguments {
     pub status: BlockStatus,
     /// Where to start; `None` starts at the latest block of that status.
     pub start_height: Option<u64>,
+    /// For events and account statuses: a message at least every this many blocks.
+    pub heartbeat_interval: Option<u64>,
+}
+
+/// The arguments of any chain topic, `Err` with flow-go's words when they do not fit.
+pub fn parse_arguments(
+    topic: &str,
+    arguments: &Map<String, Value>,
+) -> Result<BlockArguments, String> {
+    match topic {
+        "events" => parse_state_arguments(
+            arguments,
+            &[
+                "start_block_id",
+                "start_block_height",
+                "event_types",
+                "addresses",
+                "contracts",
+                "heartbeat_interval",
+            ],
+            &["event_types", "addresses", "contracts"],
+        ),
+        "account_statuses" => parse_state_arguments(
+            arguments,
+            &[
+                "start_block_id",
+                "start_block_height",
+                "event_types",
+                "account_addresses",
+                "heartbeat_interval",
+            ],
+            &["event_types", "account_addresses"],
+        ),
+        _ => parse_block_arguments(arguments),
+    }
+}
+
+/// Go's `%T` of a decoded JSON value, as flow-go's messages name types.
+fn go_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "<nil>",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "float64",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
+/// `parseEventsArguments` and `parseAccountStatusesArguments`: allowed fields, the start,
+/// `heartbeat_interval`, then the string arrays. The simulated chain has no transactions, so
+/// no event matches a filter and every message is a heartbeat.
+fn parse_state_arguments(
+    arguments: &Map<String, Value>,
+    allowed: &[&str],
+    arrays: &[&str],
+) -> Result<BlockArguments, String> {
+    if let Some(key) = arguments.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(format!("unexpected field: '{key}'"));
+    }
+    let start_height = parse_start(arguments)?;
+    let heartbeat_interval = match arguments.get("heartbeat_interval") {
+        None => DEFAULT_HEARTBEAT_INTERVAL,
+        Some(Value::String(text)) => text.parse::<u64>().map_err(|e| {
+            format!("'heartbeat_interval' must be convertible to uint64: strconv.ParseUint: parsing {text:?}: {}",
+                if *e.kind() == std::num::IntErrorKind::PosOverflow { "value out of range" } else { "invalid syntax" })
+        })?,
+        Some(_) => return Err("'heartbeat_interval' must be a string".into()),
+    };
+    for name in arrays {
+        match arguments.get(*name) {
+            None => {}
+            Some(Value::Array(items)) => {
+                if let Some(item) = items.iter().find(|i| !i.is_string()) {
+                    return Err(format!(
+                        "'{name}' must be an array of strings: value must be an array of strings. got {}",
+                        go_type(item)
+                    ));
+                }
+            }
+            Some(other) => {
+                return Err(format!(
+                    "'{name}' must be an array of strings: value must be an array. got {}",
+                    go_type(other)
+                ))
+            }
+        }
+    }
+    Ok(BlockArguments {
+        status: BlockStatus::Finalized,
+        start_height,
+        heartbeat_interval: Some(heartbeat_interval),
+    })
 }
 
 /// Parse and validate the arguments of `blocks`, `block_headers` and `block_digests`, with
@@ -67,6 +169,28 @@ pub fn parse_block_arguments(arguments: &Map<String, Value>) -> Result<BlockArgu
             return Err(format!("unexpected field: '{key}'"));
         }
     }
+    let start_height = parse_start(arguments)?;
+    let status = match arguments.get("block_status") {
+        None => return Err("missing 'block_status' field".into()),
+        Some(Value::String(s)) if s.is_empty() => {
+            return Err("'block_status' field must not be empty".into())
+        }
+        Some(Value::String(s)) if s == "finalized" => BlockStatus::Finalized,
+        Some(Value::String(s)) if s == "sealed" => BlockStatus::Sealed,
+        Some(Value::String(_)) => {
+            return Err("invalid 'block_status', must be 'finalized' or 'sealed'".into())
+        }
+        Some(_) => return Err("'block_status' must be string".into()),
+    };
+    Ok(BlockArguments {
+        status,
+        start_height,
+        heartbeat_interval: None,
+    })
+}
+
+/// flow-go's `parseStartBlock`: at most one of `start_block_id` and `start_block_height`.
+fn parse_start(arguments: &Map<String, Value>) -> Result<Option<u64>, String> {
     let by_id = arguments.get("start_block_id");
     let by_height = arguments.get("start_block_height");
     let start_height = match (by_id, by_height) {
@@ -99,22 +223,7 @@ pub fn parse_block_arguments(arguments: &Map<String, Value>) -> Result<BlockArgu
         }
         (None, None) => None,
     };
-    let status = match arguments.get("block_status") {
-        None => return Err("missing 'block_status' field".into()),
-        Some(Value::String(s)) if s.is_empty() => {
-            return Err("'block_status' field must not be empty".into())
-        }
-        Some(Value::String(s)) if s == "finalized" => BlockStatus::Finalized,
-        Some(Value::String(s)) if s == "sealed" => BlockStatus::Sealed,
-        Some(Value::String(_)) => {
-            return Err("invalid 'block_status', must be 'finalized' or 'sealed'".into())
-        }
-        Some(_) => return Err("'block_status' must be string".into()),
-    };
-    Ok(BlockArguments {
-        status,
-        start_height,
-    })
+    Ok(start_height)
 }
 
 /// The simulated chain, one block every `interval`.
@@ -226,14 +335,52 @@ impl Chain {
     }
 
     /// The payload of a chain topic for block `height`, or `None` for another topic.
-    pub fn payload(&self, topic: &str, height: u64, status: BlockStatus) -> Option<ChainPayload> {
+    /// `message_index` counts the messages of an events or account-statuses stream.
+    pub fn payload(
+        &self,
+        topic: &str,
+        height: u64,
+        status: BlockStatus,
+        message_index: u64,
+    ) -> Option<ChainPayload> {
         Some(match topic {
             "blocks" => ChainPayload::Block(Box::new(self.block(height, status))),
             "block_headers" => ChainPayload::Header(self.header(height)),
             "block_digests" => ChainPayload::Digest(self.digest(height)),
+            // flow-go omits an empty `events`; the simulated chain's blocks have none.
+            "events" => ChainPayload::Events(EventsMessage {
+                block_id: block_id(height),
+                block_height: height.to_string(),
+                block_timestamp: self.timestamp(height),
+                message_index,
+            }),
+            "account_statuses" => ChainPayload::AccountStatuses(AccountStatusesMessage {
+                block_id: block_id(height),
+                height: height.to_string(),
+                account_events: Map::new(),
+                message_index,
+            }),
             _ => return None,
         })
     }
+}
+
+/// flow-go's `EventResponse` with no events (its `events` is omitted when empty).
+#[derive(Debug, Clone, Serialize)]
+pub struct EventsMessage {
+    pub block_id: String,
+    pub block_height: String,
+    pub block_timestamp: String,
+    pub message_index: u64,
+}
+
+/// flow-go's `AccountStatusesResponse`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountStatusesMessage {
+    pub block_id: String,
+    pub height: String,
+    pub account_events: Map<String, Value>,
+    pub message_index: u64,
 }
 
 /// One chain topic's payload, written as the model itself.
@@ -243,6 +390,8 @@ pub enum ChainPayload {
     Block(Box<Block>),
     Header(Header),
     Digest(BlockDigest),
+    Events(EventsMessage),
+    AccountStatuses(AccountStatusesMessage),
 }
 
 // The payload models, fields in flow-go's order (the order its encoder writes them).
@@ -431,8 +580,32 @@ mod tests {
             )),
             Ok(BlockArguments {
                 status: BlockStatus::Sealed,
-                start_height: Some(9)
+                start_height: Some(9),
+                heartbeat_interval: None,
             })
+        );
+        let state = |topic, value: Value| parse_arguments(topic, &args(value));
+        assert_eq!(
+            state("events", json!({"account_addresses": []})).unwrap_err(),
+            "unexpected field: 'account_addresses'"
+        );
+        assert_eq!(
+            state("events", json!({"heartbeat_interval": 3})).unwrap_err(),
+            "'heartbeat_interval' must be a string"
+        );
+        assert_eq!(
+            state("account_statuses", json!({"event_types": "x"})).unwrap_err(),
+            "'event_types' must be an array of strings: value must be an array. got string"
+        );
+        assert_eq!(
+            state("events", json!({"contracts": ["A.1.X", 2]})).unwrap_err(),
+            "'contracts' must be an array of strings: value must be an array of strings. got float64"
+        );
+        assert_eq!(
+            state("events", json!({"heartbeat_interval": "5"}))
+                .unwrap()
+                .heartbeat_interval,
+            Some(5)
         );
     }
 
@@ -440,7 +613,11 @@ mod tests {
     fn blocks_use_flow_go_field_names() {
         let chain = Chain::new(1_000);
         let block =
-            serde_json::to_value(chain.payload("blocks", 3, BlockStatus::Finalized)).unwrap();
+            serde_json::to_value(chain.payload("blocks", 3, BlockStatus::Finalized, 0)).unwrap();
+        let events =
+            serde_json::to_string(&chain.payload("events", 3, BlockStatus::Finalized, 7)).unwrap();
+        assert!(events.starts_with(r#"{"block_id":""#), "{events}");
+        assert!(events.ends_with(r#"","message_index":7}"#), "{events}");
         assert_eq!(block["header"]["height"], "3");
         assert_eq!(block["header"]["parent_id"], block_id(2));
         assert_eq!(block["payload"]["block_seals"][0]["block_id"], block_id(1));

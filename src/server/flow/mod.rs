@@ -168,6 +168,11 @@ struct ChainStream {
     topic: String,
     status: chain::BlockStatus,
     next: u64,
+    /// Events and account statuses: a message when a block has matching events (never, on
+    /// the simulated chain) or after this many blocks, as flow-go's providers count them.
+    heartbeat: Option<u64>,
+    blocks_since_message: u64,
+    message_index: u64,
 }
 
 /// Most blocks one stream sends per wake-up, so a start far in the past catches up in steps
@@ -416,7 +421,9 @@ impl Session {
         let info_topic = subscription.topic.clone();
         let info_arguments = Value::Object(subscription.arguments.clone());
         if is_chain {
-            if let Ok(arguments) = chain::parse_block_arguments(&subscription.arguments) {
+            if let Ok(arguments) =
+                chain::parse_arguments(&subscription.topic, &subscription.arguments)
+            {
                 // From the latest block of that status, as flow-go's `…FromLatest` starts.
                 let now = Instant::now();
                 let next = arguments
@@ -429,6 +436,9 @@ impl Session {
                         topic: subscription.topic.clone(),
                         status: arguments.status,
                         next,
+                        heartbeat: arguments.heartbeat_interval,
+                        blocks_since_message: 0,
+                        message_index: 0,
                     },
                 );
             }
@@ -470,9 +480,22 @@ impl Session {
             };
             let last = head.min(stream.next.saturating_add(CATCH_UP_BLOCKS - 1));
             while stream.next <= last {
-                if let Some(payload) = self
-                    .chain
-                    .payload(&stream.topic, stream.next, stream.status)
+                let height = stream.next;
+                stream.next = stream.next.saturating_add(1);
+                if let Some(heartbeat) = stream.heartbeat {
+                    stream.blocks_since_message += 1;
+                    if stream.blocks_since_message < heartbeat {
+                        continue;
+                    }
+                    stream.blocks_since_message = 0;
+                }
+                let index = stream.message_index;
+                if stream.heartbeat.is_some() {
+                    stream.message_index += 1;
+                }
+                if let Some(payload) =
+                    self.chain
+                        .payload(&stream.topic, height, stream.status, index)
                 {
                     frames.push(wire::to_text(&wire::Data {
                         subscription_id: id.clone(),
@@ -480,7 +503,6 @@ impl Session {
                         payload,
                     }));
                 }
-                stream.next = stream.next.saturating_add(1);
             }
         }
         for text in frames {

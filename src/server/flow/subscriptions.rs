@@ -71,7 +71,7 @@ pub fn check_topic(topic: &str, arguments: &Map<String, Value>) -> Result<(), St
         "errors" => &["dialect", "code"],
         "rooms" | "stats" => &[],
         topic if super::chain::CHAIN_TOPICS.contains(&topic) => {
-            return super::chain::parse_block_arguments(arguments)
+            return super::chain::parse_arguments(topic, arguments)
                 .map(|_| ())
                 .map_err(|problem| format!("invalid arguments: {problem}"));
         }
