@@ -172,3 +172,17 @@ async fn a_talo_socket_that_stops_answering_is_dropped_at_the_next_tick() {
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     expect_dropped(&mut socket, Duration::from_secs(5)).await;
 }
+
+/// The defaults are upstream's: flow-go pings every 9 s and waits 10 s for a pong, Talo pings
+/// every 30 s.
+#[test]
+fn the_defaults_are_upstreams() {
+    let config = Config::demo();
+    assert_eq!(
+        (config.flow.ping_interval_ms, config.flow.pong_wait_ms),
+        (9_000, 10_000)
+    );
+    assert_eq!(config.talo.ping_interval_ms, 30_000);
+    assert_eq!(config.flow.block_interval_ms, 1_000);
+    assert!(!config.flow.strict_requests);
+}
