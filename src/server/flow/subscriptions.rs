@@ -10,6 +10,10 @@
 //! | `errors` | `dialect`, `code` | every error the server sends, as admins see it |
 //! | `stats` | none | totals once a second |
 //!
+//! The chain topics (`blocks`, `block_headers`, `block_digests`, `events`,
+//! `account_statuses`) take flow-go's arguments, checked by [`super::chain`]; the topics
+//! above show server-wide state and need a credential (the session refuses them otherwise).
+//!
 //! As in Flow, an unknown topic or an unknown or ill-typed argument is refused with
 //! `error creating data provider: …` (`unsupported topic "…"` as flow-go's factory words it,
 //! `invalid arguments: …` for arguments).
