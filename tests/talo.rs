@@ -572,6 +572,37 @@ async fn every_http_code_of_the_seed() {
         missing.json::<Value>().await.unwrap(),
         json!({"errors": {"identifier": ["identifier is missing from the request query"]}})
     );
+    // Talo tells an empty value from a missing one, and checks the alias header's form before
+    // looking the alias up (404 for one the game does not have).
+    let empty = client
+        .get(url("/v1/players/identify?service=&identifier=x"))
+        .bearer_auth("talo_demo_full")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 400);
+    assert_eq!(
+        empty.json::<Value>().await.unwrap(),
+        json!({"errors": {"service": ["Invalid service, must be a non-empty string"]}})
+    );
+    for (alias, status, body) in [
+        (
+            "abc",
+            400,
+            json!({"errors": {"x-talo-alias": ["x-talo-alias header must be a numeric string"]}}),
+        ),
+        ("999999", 404, json!({"message": "Player not found"})),
+    ] {
+        let answer = client
+            .post(url("/v1/players/socket-token"))
+            .bearer_auth("talo_demo_full")
+            .header("x-talo-alias", alias)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{alias}");
+        assert_eq!(answer.json::<Value>().await.unwrap(), body, "{alias}");
+    }
 
     let bob_alias = client
         .post(url("/v1/players/auth/login"))

@@ -220,6 +220,30 @@ pub async fn identify(
         Ok(app) => app,
         Err(response) => return response,
     };
+    // Talo's schema tells an empty value from a missing one (`identify.ts`).
+    let empty: serde_json::Map<String, Value> = ["service", "identifier"]
+        .into_iter()
+        .filter(|field| query.get(*field).is_some_and(String::is_empty))
+        .map(|field| {
+            let message = format!("Invalid {field}, must be a non-empty string");
+            (field.to_owned(), json!([message]))
+        })
+        .collect();
+    if !empty.is_empty() {
+        let mut errors = empty;
+        for field in ["service", "identifier"] {
+            if !query.contains_key(field) {
+                let message = format!("{field} is missing from the request query");
+                errors.insert(field.to_owned(), json!([message]));
+            }
+        }
+        return respond(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            "400",
+            json!({ "errors": errors }),
+        );
+    }
     let [service, identifier] = match require(
         &shared,
         [
@@ -266,15 +290,26 @@ pub async fn socket_token(
         Ok(app) => app,
         Err(response) => return response,
     };
-    let Some(alias_id) = alias_header.and_then(|a| a.parse::<u64>().ok()) else {
+    let Some(alias_header) = alias_header else {
         return missing_fields(&shared, &[("x-talo-alias", "headers")]);
     };
-    let Some(alias) = shared.talo.alias(&app, alias_id) else {
+    // Talo's header schema: digits only (`playerAliasHeaderSchema.ts`).
+    let digits = !alias_header.is_empty() && alias_header.bytes().all(|b| b.is_ascii_digit());
+    let Some(alias_id) = alias_header.parse::<u64>().ok().filter(|_| digits) else {
         return respond(
             &shared,
             StatusCode::BAD_REQUEST,
             "400",
-            json!({"errors": {"x-talo-alias": ["no player alias of this game has this id"]}}),
+            json!({"errors": {"x-talo-alias": ["x-talo-alias header must be a numeric string"]}}),
+        );
+    };
+    // `player-alias-middleware.ts`: an alias the game does not have is 404.
+    let Some(alias) = shared.talo.alias(&app, alias_id) else {
+        return respond(
+            &shared,
+            StatusCode::NOT_FOUND,
+            "404",
+            json!({"message": "Player not found"}),
         );
     };
     // A banned player must not get a new socket token from an alias id it already knows.
