@@ -525,6 +525,35 @@ async fn every_http_code_of_the_seed() {
         unauthenticated.json::<Value>().await.unwrap(),
         json!({"message": "Authentication Error"})
     );
+    for malformed in [
+        "talo_demo_full",
+        "Basic talo_demo_full",
+        "Bearer  talo_demo_full",
+    ] {
+        let answer = client
+            .post(url("/v1/socket-tickets"))
+            .header("authorization", malformed)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401, "{malformed}");
+        assert_eq!(
+            answer.json::<Value>().await.unwrap(),
+            json!({"message": "Bad Authorization header format. Format is \"Authorization: Bearer <token>\""}),
+            "{malformed}"
+        );
+    }
+    let lower_case = client
+        .post(url("/v1/socket-tickets"))
+        .header("authorization", "bearer talo_demo_full")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        lower_case.status(),
+        200,
+        "koa-jwt takes the scheme in any case"
+    );
     let unknown_key = client
         .post(url("/v1/socket-tickets"))
         .bearer_auth("not-a-key")

@@ -95,7 +95,30 @@ fn authorize(
     headers: &HeaderMap,
     scope: Option<&str>,
 ) -> Result<String, Response> {
-    let Some(key) = bearer(headers).map(str::to_owned) else {
+    // koa-jwt's header check: a header that is not `<Bearer> <token>` (one space, the scheme
+    // in any case) has its own message; only a missing or empty header is the generic one.
+    let raw = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+        .filter(|v| !v.is_empty());
+    let well_formed = raw.as_deref().and_then(|raw| {
+        let mut parts = raw.split(' ');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(scheme), Some(token), None) if scheme.eq_ignore_ascii_case("Bearer") => {
+                Some(token.to_owned())
+            }
+            _ => None,
+        }
+    });
+    if raw.is_some() && well_formed.is_none() {
+        return Err(respond(
+            shared,
+            StatusCode::UNAUTHORIZED,
+            "401",
+            json!({"message": "Bad Authorization header format. Format is \"Authorization: Bearer <token>\""}),
+        ));
+    }
+    let Some(key) = well_formed else {
         return Err(respond(
             shared,
             StatusCode::UNAUTHORIZED,
