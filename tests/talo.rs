@@ -589,6 +589,19 @@ async fn every_http_code_of_the_seed() {
         scopes.json::<Value>().await.unwrap()["message"],
         "Missing access key scope(s): write:players"
     );
+    // Login needs read:players and write:players; the message names the missing one.
+    let login_scopes = client
+        .post(url("/v1/players/auth/login"))
+        .bearer_auth("talo_demo_ro")
+        .json(&json!({"identifier": "bob", "password": "demo-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login_scopes.status(), 403);
+    assert_eq!(
+        login_scopes.json::<Value>().await.unwrap()["message"],
+        "Missing access key scope(s): write:players"
+    );
 
     let missing = client
         .get(url("/v1/players/identify?service=username"))

@@ -139,13 +139,19 @@ fn authorize(
             json!({"message": "Please provide a valid token in the Authorization header"}),
         ));
     };
+    // `scope` lists every scope the route needs, ", "-separated as Talo's policy middleware
+    // names the missing ones.
     if let Some(scope) = scope {
-        if !access_key.has_scope(scope) {
+        let missing: Vec<&str> = scope
+            .split(", ")
+            .filter(|needed| !access_key.has_scope(needed))
+            .collect();
+        if !missing.is_empty() {
             return Err(respond(
                 shared,
                 StatusCode::FORBIDDEN,
                 "403",
-                json!({"message": format!("Missing access key scope(s): {scope}")}),
+                json!({"message": format!("Missing access key scope(s): {}", missing.join(", "))}),
             ));
         }
     }
@@ -367,7 +373,14 @@ pub async fn login(
     let caller = identifier
         .map(str::to_owned)
         .unwrap_or_else(|| addr.ip().to_string());
-    let app = match admit(&shared, &headers, &caller, true, Some("write:players")) {
+    // Login needs both player scopes upstream (`player-auth/login.ts`).
+    let app = match admit(
+        &shared,
+        &headers,
+        &caller,
+        true,
+        Some("read:players, write:players"),
+    ) {
         Ok(app) => app,
         Err(response) => return response,
     };
