@@ -8,7 +8,7 @@ const path = require("path");
 const { createRequire } = require("module");
 
 const [modules, node] = process.argv.slice(2);
-const load = createRequire(path.join(modules, "package.json"));
+const load = createRequire(path.resolve(modules, "package.json"));
 const sdk = load("@onflow/sdk");
 const { httpTransport } = load("@onflow/transport-http");
 
