@@ -29,7 +29,10 @@ async fn expect_error(socket: &mut Socket, status: u16, prefix: &str, action: &s
 
 #[tokio::test]
 async fn every_message_family_of_the_seed() {
-    let server = TestServer::demo().await;
+    // Strict reading gives the seed's unmarshalling errors of missing and unknown fields.
+    let mut config = relaydeck::server::config::Config::demo();
+    config.flow.strict_requests = true;
+    let server = TestServer::start(config).await;
     let mut stream = server.flow().await;
 
     futures_util::SinkExt::send(
@@ -118,13 +121,13 @@ async fn every_message_family_of_the_seed() {
     .await;
     send_json(
         &mut stream,
-        json!({"subscription_id": "s1", "action": "subscribe", "topic": "blocks"}),
+        json!({"subscription_id": "s1", "action": "subscribe", "topic": "blockz"}),
     )
     .await;
     expect_error(
         &mut stream,
         400,
-        r#"error creating data provider: unsupported topic "blocks""#,
+        r#"error creating data provider: unsupported topic "blockz""#,
         "subscribe",
     )
     .await;
@@ -329,7 +332,8 @@ async fn frames_keep_flow_field_order_and_empty_ids_are_generated() {
     .await;
     assert_eq!(
         recv_text(&mut stream).await,
-        r#"{"subscription_id":"sub-1","action":"subscribe"}"#
+        r#"{"subscription_id":"sub-1","action":"subscribe"}
+"#
     );
     // An empty id asks for a generated one, as an absent id does: 20 characters of URL-safe
     // base64, as flow-go generates them.
@@ -355,7 +359,8 @@ async fn frames_keep_flow_field_order_and_empty_ids_are_generated() {
     .await;
     assert_eq!(
         recv_text(&mut stream).await,
-        r#"{"subscription_id":"gone","error":{"code":404,"message":"subscription not found"},"action":"unsubscribe"}"#
+        r#"{"subscription_id":"gone","error":{"code":404,"message":"subscription not found"},"action":"unsubscribe"}
+"#
     );
 }
 
@@ -387,10 +392,10 @@ async fn upgrade_status(
     }
 }
 
-/// Flow streams show server-wide state, so they need a credential, from the header only, and
-/// browser pages may not open them.
+/// Streams open as flow-go's do: no credential and any Origin. A credential unlocks
+/// relaydeck's own topics; from a page the config does not allow it is ignored.
 #[tokio::test]
-async fn streams_need_a_credential_and_refuse_browser_pages() {
+async fn streams_are_open_and_own_topics_need_a_credential() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let server = TestServer::demo().await;
     let request = |headers: &[(&'static str, String)]| {
@@ -401,20 +406,44 @@ async fn streams_need_a_credential_and_refuse_browser_pages() {
         request
     };
     let bearer = |token: &str| ("authorization", format!("Bearer {token}"));
-    assert_eq!(upgrade_status(request(&[])).await, 401);
-    assert_eq!(upgrade_status(request(&[bearer("wrong")])).await, 401);
-    let in_query = format!("{}?token={}", server.url("/v1/ws"), server.token)
-        .into_client_request()
-        .unwrap();
-    assert_eq!(upgrade_status(in_query).await, 401);
-    assert_eq!(upgrade_status(request(&[bearer(&server.token)])).await, 101);
-    let viewer = relaydeck::server::access::viewer_token(&server.token);
-    assert_eq!(upgrade_status(request(&[bearer(&viewer)])).await, 101);
-    assert_eq!(upgrade_status(request(&[bearer("sk_demo")])).await, 101);
     let page = ("origin", "https://page.example".to_owned());
+    for headers in [
+        vec![],
+        vec![bearer("wrong")],
+        vec![page.clone()],
+        vec![bearer(&server.token)],
+        vec![bearer("sk_demo")],
+    ] {
+        assert_eq!(upgrade_status(request(&headers)).await, 101, "{headers:?}");
+    }
+    let own_topic = json!({"subscription_id": "p", "action": "subscribe", "topic": "peers"});
+    // Open connections: relaydeck's topics are refused with an error frame, chain topics served.
+    for headers in [vec![], vec![bearer(&server.token), page.clone()]] {
+        let (mut open, _) = tokio_tungstenite::connect_async(request(&headers))
+            .await
+            .unwrap();
+        send_json(&mut open, own_topic.clone()).await;
+        let frame = expect_error(
+            &mut open,
+            400,
+            r#"error creating data provider: topic "peers" shows server-wide state"#,
+            "subscribe",
+        )
+        .await;
+        assert_eq!(frame["subscription_id"], "p");
+        send_json(&mut open, json!({"action": "list_subscriptions"})).await;
+        assert_eq!(
+            recv_json(&mut open).await,
+            json!({"subscriptions": null, "action": "list_subscriptions"})
+        );
+    }
+    let (mut credentialed, _) = tokio_tungstenite::connect_async(request(&[bearer(&server.token)]))
+        .await
+        .unwrap();
+    send_json(&mut credentialed, own_topic).await;
     assert_eq!(
-        upgrade_status(request(&[bearer(&server.token), page.clone()])).await,
-        403
+        recv_json(&mut credentialed).await,
+        json!({"subscription_id": "p", "action": "subscribe"})
     );
     let mut admin = server.url("/admin").into_client_request().unwrap();
     admin.headers_mut().insert(
@@ -425,6 +454,110 @@ async fn streams_need_a_credential_and_refuse_browser_pages() {
         .headers_mut()
         .insert("origin", "https://page.example".parse().unwrap());
     assert_eq!(upgrade_status(admin).await, 403);
+}
+
+/// The chain topics stream a simulated chain with flow-go's models, from a connection with no
+/// credential, and stop on unsubscribe.
+#[tokio::test]
+async fn chain_topics_stream_blocks_without_a_credential() {
+    let mut config = relaydeck::server::config::Config::demo();
+    config.flow.block_interval_ms = 100;
+    let server = TestServer::start(config).await;
+    let (mut open, _) = tokio_tungstenite::connect_async(server.url("/v1/ws"))
+        .await
+        .unwrap();
+    send_json(
+        &mut open,
+        json!({"subscription_id": "b", "action": "subscribe", "topic": "blocks", "arguments": {"block_status": "finalized"}}),
+    )
+    .await;
+    assert_eq!(
+        recv_json(&mut open).await,
+        json!({"subscription_id": "b", "action": "subscribe"})
+    );
+    let first = recv_json(&mut open).await;
+    assert_eq!(
+        (&first["subscription_id"], &first["topic"]),
+        (&json!("b"), &json!("blocks"))
+    );
+    let block = &first["payload"];
+    let height: u64 = block["header"]["height"].as_str().unwrap().parse().unwrap();
+    assert_eq!(block["header"]["id"].as_str().unwrap().len(), 64);
+    assert_eq!(block["block_status"], "BLOCK_FINALIZED");
+    assert!(block["payload"]["collection_guarantees"].is_array());
+    assert!(block["payload"]["block_seals"].is_array());
+    let second = recv_json(&mut open).await;
+    assert_eq!(
+        second["payload"]["header"]["parent_id"], block["header"]["id"],
+        "{second}"
+    );
+    assert_eq!(
+        second["payload"]["header"]["height"],
+        (height + 1).to_string()
+    );
+
+    let start = height.to_string();
+    send_json(
+        &mut open,
+        json!({"subscription_id": "h", "action": "subscribe", "topic": "block_headers", "arguments": {"block_status": "sealed", "start_block_height": start}}),
+    )
+    .await;
+    send_json(
+        &mut open,
+        json!({"subscription_id": "d", "action": "subscribe", "topic": "block_digests", "arguments": {"block_status": "finalized", "start_block_id": block["header"]["id"]}}),
+    )
+    .await;
+    send_json(
+        &mut open,
+        json!({"subscription_id": "b", "action": "unsubscribe"}),
+    )
+    .await;
+    let (mut header, mut digest, mut unsubscribed) = (None, None, false);
+    for _ in 0..200 {
+        let frame = recv_json(&mut open).await;
+        match (frame["subscription_id"].as_str(), frame.get("payload")) {
+            (Some("h"), Some(payload)) => {
+                header.get_or_insert(payload.clone());
+            }
+            (Some("d"), Some(payload)) => {
+                digest.get_or_insert(payload.clone());
+            }
+            (Some("b"), None) => unsubscribed = frame["action"] == "unsubscribe",
+            (Some("b"), Some(_)) => assert!(!unsubscribed, "data after unsubscribe"),
+            _ => {}
+        }
+        if header.is_some() && digest.is_some() && unsubscribed {
+            break;
+        }
+    }
+    let header = header.unwrap();
+    assert_eq!(header["height"], start);
+    assert_eq!(header["id"], block["header"]["id"]);
+    assert_eq!(header["timestamp"], block["header"]["timestamp"]);
+    let digest = digest.unwrap();
+    assert_eq!(
+        digest,
+        json!({"block_id": block["header"]["id"], "height": start, "timestamp": block["header"]["timestamp"]})
+    );
+
+    send_json(
+        &mut open,
+        json!({"subscription_id": "x", "action": "subscribe", "topic": "blocks", "arguments": {"block_status": "executed"}}),
+    )
+    .await;
+    let mut seen = false;
+    for _ in 0..200 {
+        let frame = recv_json(&mut open).await;
+        if frame["subscription_id"] == "x" {
+            assert_eq!(
+                frame["error"]["message"],
+                "error creating data provider: invalid arguments: invalid 'block_status', must be 'finalized' or 'sealed'"
+            );
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "no answer to the bad block_status");
 }
 
 /// An app's secret key opens a stream of that app's peers and errors only.
@@ -461,7 +594,8 @@ async fn binary_frames_are_read_as_json() {
     .unwrap();
     assert_eq!(
         recv_text(&mut stream).await,
-        r#"{"subscription_id":"b1","action":"subscribe"}"#
+        r#"{"subscription_id":"b1","action":"subscribe"}
+"#
     );
 }
 
@@ -508,9 +642,7 @@ async fn a_connection_without_subscriptions_is_closed_when_inactive() {
 
 #[tokio::test]
 async fn without_strict_requests_missing_fields_are_read_as_flow_go_reads_them() {
-    let mut config = relaydeck::server::config::Config::demo();
-    config.flow.strict_requests = false;
-    let server = TestServer::start(config).await;
+    let server = TestServer::demo().await;
     let mut stream = server.flow().await;
     send_json(&mut stream, json!({"action": "unsubscribe"})).await;
     expect_error(
@@ -549,4 +681,93 @@ async fn without_strict_requests_missing_fields_are_read_as_flow_go_reads_them()
         recv_json(&mut stream).await,
         json!({"subscriptions": null, "action": "list_subscriptions"})
     );
+}
+
+/// By default frames go out as Go's json.Encoder writes them and come in as gorilla's
+/// ReadJSON reads them: the first value, field names in any case.
+#[tokio::test]
+async fn bytes_are_written_and_read_as_flow_go_does() {
+    let server = TestServer::demo().await;
+    let mut stream = server.flow().await;
+    send_text(
+        &mut stream,
+        r#"{"Subscription_ID":"a<b>&","ACTION":"unsubscribe"} {"action":"ignored"}"#,
+    )
+    .await;
+    assert_eq!(
+        recv_text(&mut stream).await,
+        "{\"subscription_id\":\"a\\u003cb\\u003e\\u0026\",\"error\":{\"code\":404,\"message\":\"subscription not found\"},\"action\":\"unsubscribe\"}\n"
+    );
+    send_text(&mut stream, "").await;
+    assert_eq!(
+        recv_text(&mut stream).await,
+        "{\"subscription_id\":\"\",\"error\":{\"code\":400,\"message\":\"error reading message: EOF\"},\"action\":\"\"}\n"
+    );
+}
+
+/// events and account_statuses stream heartbeats of the simulated chain (it has no
+/// transactions), every `heartbeat_interval` blocks, counted by `message_index`.
+#[tokio::test]
+async fn events_and_account_statuses_send_heartbeats() {
+    let mut config = relaydeck::server::config::Config::demo();
+    config.flow.block_interval_ms = 50;
+    let server = TestServer::start(config).await;
+    let (mut open, _) = tokio_tungstenite::connect_async(server.url("/v1/ws"))
+        .await
+        .unwrap();
+    send_json(
+        &mut open,
+        json!({"subscription_id": "e", "action": "subscribe", "topic": "events", "arguments": {"heartbeat_interval": "2", "event_types": ["A.0000000000000001.X.Y"]}}),
+    )
+    .await;
+    send_json(
+        &mut open,
+        json!({"subscription_id": "a", "action": "subscribe", "topic": "account_statuses", "arguments": {}}),
+    )
+    .await;
+    let (mut events, mut statuses) = (Vec::new(), Vec::new());
+    for _ in 0..200 {
+        let frame = recv_json(&mut open).await;
+        match (frame["subscription_id"].as_str(), frame.get("payload")) {
+            (Some("e"), Some(payload)) => events.push(payload.clone()),
+            (Some("a"), Some(payload)) => statuses.push(payload.clone()),
+            (_, None) => assert_eq!(frame["action"], "subscribe", "{frame}"),
+            _ => {}
+        }
+        if events.len() >= 2 && statuses.len() >= 2 {
+            break;
+        }
+    }
+    let height = |p: &Value, field: &str| p[field].as_str().unwrap().parse::<u64>().unwrap();
+    assert_eq!(events[0]["message_index"], 0);
+    assert_eq!(events[1]["message_index"], 1);
+    assert_eq!(
+        height(&events[1], "block_height"),
+        height(&events[0], "block_height") + 2
+    );
+    assert!(events[0].get("events").is_none(), "{}", events[0]);
+    assert!(events[0]["block_timestamp"].is_string());
+    assert_eq!(statuses[0]["account_events"], json!({}));
+    assert_eq!(
+        height(&statuses[1], "height"),
+        height(&statuses[0], "height") + 1
+    );
+    send_json(
+        &mut open,
+        json!({"subscription_id": "x", "action": "subscribe", "topic": "account_statuses", "arguments": {"addresses": []}}),
+    )
+    .await;
+    let mut refused = false;
+    for _ in 0..200 {
+        let frame = recv_json(&mut open).await;
+        if frame["subscription_id"] == "x" {
+            assert_eq!(
+                frame["error"]["message"],
+                "error creating data provider: invalid arguments: unexpected field: 'addresses'"
+            );
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused);
 }

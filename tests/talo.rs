@@ -126,9 +126,10 @@ async fn every_socket_code_of_the_seed() {
     let server = TestServer::demo().await;
     let http = Http::new(&server);
 
-    // A bad ticket, and a ticket used twice, are closed with 3000.
+    // A bad ticket, and a ticket used twice, are closed with 3000 and no reason, as Talo
+    // closes them.
     let mut bad = server.connect("/?ticket=nope").await;
-    assert_eq!(recv_close(&mut bad).await.0, 3000);
+    assert_eq!(recv_close(&mut bad).await, (3000, String::new()));
     let ticket = http.ticket("talo_demo_full").await;
     let _first = server.connect(&format!("/talo?ticket={ticket}")).await;
     let mut reused = server.connect(&format!("/talo?ticket={ticket}")).await;
@@ -158,6 +159,28 @@ async fn every_socket_code_of_the_seed() {
     .await;
     let data_error = expect_error(&mut player, "v1.players.identify", "INVALID_MESSAGE_DATA").await;
     assert_eq!(data_error["data"]["cause"], r#"{"playerAliasId":"one"}"#);
+    assert_eq!(
+        data_error["data"]["message"],
+        "Invalid message data for request"
+    );
+    // The cause is JSON.stringify of the data: the client's key order, JavaScript's numbers.
+    send_text(
+        &mut player,
+        r#"{"req":"v1.players.identify","data":{"socketToken":"t","playerAliasId":1.0,"sessionToken":null}}"#,
+    )
+    .await;
+    let data_error = expect_error(&mut player, "v1.players.identify", "INVALID_MESSAGE_DATA").await;
+    assert_eq!(
+        data_error["data"]["cause"],
+        r#"{"socketToken":"t","playerAliasId":1,"sessionToken":null}"#
+    );
+    // Talo's schema takes any number as an alias id; 1.5 is simply no alias's.
+    send_json(
+        &mut player,
+        json!({"req": "v1.players.identify", "data": {"playerAliasId": 1.5, "socketToken": "t"}}),
+    )
+    .await;
+    expect_error(&mut player, "v1.players.identify", "INVALID_SOCKET_TOKEN").await;
 
     // bob uses Talo player authentication: no session token, no identify.
     let bob = http
@@ -502,6 +525,35 @@ async fn every_http_code_of_the_seed() {
         unauthenticated.json::<Value>().await.unwrap(),
         json!({"message": "Authentication Error"})
     );
+    for malformed in [
+        "talo_demo_full",
+        "Basic talo_demo_full",
+        "Bearer  talo_demo_full",
+    ] {
+        let answer = client
+            .post(url("/v1/socket-tickets"))
+            .header("authorization", malformed)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401, "{malformed}");
+        assert_eq!(
+            answer.json::<Value>().await.unwrap(),
+            json!({"message": "Bad Authorization header format. Format is \"Authorization: Bearer <token>\""}),
+            "{malformed}"
+        );
+    }
+    let lower_case = client
+        .post(url("/v1/socket-tickets"))
+        .header("authorization", "bearer talo_demo_full")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        lower_case.status(),
+        200,
+        "koa-jwt takes the scheme in any case"
+    );
     let unknown_key = client
         .post(url("/v1/socket-tickets"))
         .bearer_auth("not-a-key")
@@ -537,6 +589,19 @@ async fn every_http_code_of_the_seed() {
         scopes.json::<Value>().await.unwrap()["message"],
         "Missing access key scope(s): write:players"
     );
+    // Login needs read:players and write:players; the message names the missing one.
+    let login_scopes = client
+        .post(url("/v1/players/auth/login"))
+        .bearer_auth("talo_demo_ro")
+        .json(&json!({"identifier": "bob", "password": "demo-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login_scopes.status(), 403);
+    assert_eq!(
+        login_scopes.json::<Value>().await.unwrap()["message"],
+        "Missing access key scope(s): write:players"
+    );
 
     let missing = client
         .get(url("/v1/players/identify?service=username"))
@@ -549,6 +614,37 @@ async fn every_http_code_of_the_seed() {
         missing.json::<Value>().await.unwrap(),
         json!({"errors": {"identifier": ["identifier is missing from the request query"]}})
     );
+    // Talo tells an empty value from a missing one, and checks the alias header's form before
+    // looking the alias up (404 for one the game does not have).
+    let empty = client
+        .get(url("/v1/players/identify?service=&identifier=x"))
+        .bearer_auth("talo_demo_full")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 400);
+    assert_eq!(
+        empty.json::<Value>().await.unwrap(),
+        json!({"errors": {"service": ["Invalid service, must be a non-empty string"]}})
+    );
+    for (alias, status, body) in [
+        (
+            "abc",
+            400,
+            json!({"errors": {"x-talo-alias": ["x-talo-alias header must be a numeric string"]}}),
+        ),
+        ("999999", 404, json!({"message": "Player not found"})),
+    ] {
+        let answer = client
+            .post(url("/v1/players/socket-token"))
+            .bearer_auth("talo_demo_full")
+            .header("x-talo-alias", alias)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{alias}");
+        assert_eq!(answer.json::<Value>().await.unwrap(), body, "{alias}");
+    }
 
     let bob_alias = client
         .post(url("/v1/players/auth/login"))

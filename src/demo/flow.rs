@@ -20,7 +20,7 @@ pub async fn simulate(addr: SocketAddr, mut stop: watch::Receiver<bool>) {
                 json!({"subscription_id": "rooms", "action": "subscribe", "topic": "rooms"}),
                 json!({"subscription_id": "stats", "action": "subscribe", "topic": "stats"}),
                 json!({"action": "list_subscriptions"}),
-                json!({"subscription_id": "blocks", "action": "subscribe", "topic": "blocks"}),
+                json!({"subscription_id": "blocks", "action": "subscribe", "topic": "blockz"}),
             ] {
                 let _ = socket.send(Message::Text(frame.to_string().into())).await;
             }

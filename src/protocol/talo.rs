@@ -120,7 +120,7 @@ pub fn envelope(text: &str) -> Result<(RequestKind, Value), NotAnEnvelope> {
 pub fn request(kind: RequestKind, data: &Value) -> Option<Request> {
     let data = data.clone();
     match kind {
-        RequestKind::Identify => serde_json::from_value(data).ok().map(Request::Identify),
+        RequestKind::Identify => identify_data(&data).map(Request::Identify),
         RequestKind::ChannelMessage => serde_json::from_value(data)
             .ok()
             .map(Request::ChannelMessage),
@@ -128,6 +128,31 @@ pub fn request(kind: RequestKind, data: &Value) -> Option<Request> {
             .ok()
             .map(Request::RelationshipBroadcast),
     }
+}
+
+/// Identify's data as Talo's zod schema takes it (`playerListeners.ts`): `playerAliasId` any
+/// number, `socketToken` a string, `sessionToken` a string or absent (`null` is refused).
+fn identify_data(data: &Value) -> Option<IdentifyData> {
+    let object = data.as_object()?;
+    let id = object.get("playerAliasId")?;
+    // Upstream accepts any number and then finds no socket token for one that is not an
+    // alias id (1.5, -1): the id no alias has stands for those, so the answer is the same.
+    let player_alias_id = match id.as_u64() {
+        Some(id) => id,
+        None if id.is_number() => u64::MAX,
+        None => return None,
+    };
+    let socket_token = object.get("socketToken")?.as_str()?.to_owned();
+    let session_token = match object.get("sessionToken") {
+        None => None,
+        Some(Value::String(token)) => Some(token.clone()),
+        Some(_) => return None,
+    };
+    Some(IdentifyData {
+        player_alias_id,
+        socket_token,
+        session_token,
+    })
 }
 
 /// `v1.error` data, in the field order of Talo's documentation.
@@ -257,6 +282,10 @@ mod tests {
             (
                 RequestKind::Identify,
                 json!({"playerAliasId": 1, "socketToken": "t", "sessionToken": 5}),
+            ),
+            (
+                RequestKind::Identify,
+                json!({"playerAliasId": 1, "socketToken": "t", "sessionToken": null}),
             ),
             (
                 RequestKind::ChannelMessage,

@@ -555,6 +555,9 @@ impl Config {
         config.signal_fish.auth_timeout_ms = 1_000;
         config.signal_fish.idle_timeout_ms = 2_500;
         config.signal_fish.reconnect_window_ms = 800;
+        // The seed's Flow unmarshalling errors have a trigger only when requests are read
+        // strictly, and every shipped session reproduces one.
+        config.flow.strict_requests = true;
         config
     }
 

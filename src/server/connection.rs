@@ -36,6 +36,8 @@ use tokio::time::{sleep_until, Instant};
 use crate::catalog::{self, Dialect, Severity};
 use crate::protocol::admin::Direction;
 use crate::server::hub::{ChannelKey, NewPeer, RegisterError};
+pub use crate::server::keepalive::Keepalive;
+use crate::server::keepalive::{Pinger, Tick};
 use crate::server::peer::{Control, Notice, Outbound, PeerHandle};
 use crate::server::Shared;
 
@@ -144,6 +146,11 @@ pub trait Session: Send + 'static {
         Some((1000, "idle_timeout"))
     }
 
+    /// The server's pings for this dialect, as its upstream sends them, or `None` for none.
+    fn keepalive(&self) -> Option<Keepalive> {
+        None
+    }
+
     /// An event source of the session's own (Flow streams read the hub's deltas here). The
     /// future is dropped and made again around every other event, so it must be cancel-safe.
     fn background(&mut self) -> impl Future<Output = Flow> + Send + '_ {
@@ -205,6 +212,11 @@ pub async fn serve<S: Session, T: Transport>(
     let mut idle_check = idle.map(|(timeout, _)| last_inbound + timeout);
     let mut deadline = earliest(session.deadline(), idle_check);
     let mut timer = pin!(sleep_until(deadline.unwrap_or_else(far_future)));
+    let mut pinger = session.keepalive().map(|k| Pinger::new(k, Instant::now()));
+    let mut ping_at = pinger.as_ref().map_or_else(far_future, Pinger::next);
+    let mut ping_timer = pin!(sleep_until(ping_at));
+    // Set when the peer stopped answering pings: dropped without a close, as upstream does.
+    let mut unresponsive = false;
     let mut writer_gone = false;
     while flow == Flow::Continue {
         flow = tokio::select! {
@@ -228,8 +240,11 @@ pub async fn serve<S: Session, T: Transport>(
                     }
                     session.on_binary(&bytes)
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                Some(Ok(message @ (Message::Ping(_) | Message::Pong(_)))) => {
                     last_inbound = Instant::now();
+                    if let (Some(pinger), Message::Pong(_)) = (&mut pinger, &message) {
+                        pinger.answered(last_inbound);
+                    }
                     session.on_socket_frame();
                     Flow::Continue
                 }
@@ -274,6 +289,18 @@ pub async fn serve<S: Session, T: Transport>(
                     _ => session.on_deadline(),
                 }
             }
+            () = &mut ping_timer, if pinger.is_some() => match pinger.as_mut().map(|p| p.tick(Instant::now())) {
+                Some(Tick::Ping) => {
+                    handle.queue_ping();
+                    Flow::Continue
+                }
+                Some(Tick::Drop) => {
+                    unresponsive = true;
+                    handle.begin_close(1006, "no pong: dropped without a close frame");
+                    break;
+                }
+                _ => Flow::Continue,
+            },
             background = session.background() => background,
             () = handle.writer_gave_up() => {
                 hub.close_slow_consumer(&handle);
@@ -287,6 +314,10 @@ pub async fn serve<S: Session, T: Transport>(
                 break;
             }
         };
+        if let Some(next) = pinger.as_ref().map(Pinger::next).filter(|n| *n != ping_at) {
+            ping_at = next;
+            ping_timer.as_mut().reset(ping_at);
+        }
         let next = earliest(session.deadline(), idle_check);
         if next != deadline {
             deadline = next;
@@ -301,6 +332,12 @@ pub async fn serve<S: Session, T: Transport>(
     session.on_end();
     let left = hub.remove_peer(&handle.id, client_close);
     session.on_removed(&left);
+    if unresponsive {
+        // A peer that stopped answering gets no close frame: the socket is dropped, as flow-go
+        // and Talo drop it.
+        writer.abort();
+        return;
+    }
     if !writer_gone && handle.closing().is_some() {
         finish_close_handshake(&mut stream).await;
     }
@@ -467,6 +504,11 @@ async fn write_batch<T: Transport>(
             Outbound::End => {
                 outcome = Batch::Finished;
                 break;
+            }
+            Outbound::Ping => {
+                step(
+                    tokio::time::timeout(stall, sink.feed(Message::Ping(Default::default()))).await,
+                )?;
             }
         }
     }

@@ -46,6 +46,7 @@ pub(crate) mod connection;
 pub mod flow;
 pub(crate) mod http;
 pub(crate) mod hub;
+pub(crate) mod keepalive;
 pub(crate) mod listener;
 pub mod peer;
 pub mod persist;

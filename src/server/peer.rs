@@ -33,6 +33,8 @@ pub enum Outbound {
     Close(u16, String),
     /// The connection is over (the client closed or vanished): stop after what is queued.
     End,
+    /// A WebSocket ping, the server's keepalive.
+    Ping,
 }
 
 /// Requests to a peer's connection task, which owns the dialect's per-connection state.
@@ -244,6 +246,11 @@ impl PeerHandle {
 
     pub async fn aborted(&self) {
         self.abort.notified().await;
+    }
+
+    /// Send a keepalive ping after what is queued.
+    pub fn queue_ping(&self) {
+        let _ = self.outbox.send(Outbound::Ping);
     }
 
     /// Let the writer finish once what is queued is out.

@@ -14,18 +14,19 @@
 //! closed. flow-go drops the TCP connection without a close frame; relaydeck sends close 1000
 //! `inactivity_timeout` first, so that a client and the console can tell why.
 
+pub mod chain;
+pub mod encoding;
 pub mod request;
 pub mod subscriptions;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -59,18 +60,30 @@ pub struct FlowSettings {
     /// A connection with no subscriptions that has been sent nothing for this long is closed
     /// (1000 `inactivity_timeout`); flow-go's default is a minute.
     pub inactivity_timeout_ms: u64,
-    /// Read requests so that every message of Flow's error page has a trigger (the default):
-    /// a missing `action` or `topic`, an unsubscribe without an id and a list_subscriptions
-    /// with an unknown field are unmarshalling errors. `false` reads requests exactly as
-    /// flow-go does, which ignores missing and unknown fields.
+    /// Read requests so that every message of Flow's error page has a trigger: a missing
+    /// `action` or `topic`, an unsubscribe without an id and a list_subscriptions with an
+    /// unknown field are unmarshalling errors, and a frame must be exactly one JSON value with
+    /// exact keys. `false` (the default) reads requests as flow-go does: the first value, keys
+    /// in any case, missing and unknown fields ignored.
     pub strict_requests: bool,
+    /// The simulated chain of the chain topics finalizes a block this often.
+    pub block_interval_ms: u64,
+    /// The server pings every stream this often (flow-go's `PingPeriod`, 9 s); 0 turns pings
+    /// off.
+    pub ping_interval_ms: u64,
+    /// A stream whose last pong (or its opening) is this old is dropped without a close
+    /// (flow-go's `PongWait`, 10 s).
+    pub pong_wait_ms: u64,
 }
 
 impl Default for FlowSettings {
     fn default() -> Self {
         FlowSettings {
             inactivity_timeout_ms: 60_000,
-            strict_requests: true,
+            strict_requests: false,
+            block_interval_ms: 1_000,
+            ping_interval_ms: 9_000,
+            pong_wait_ms: 10_000,
         }
     }
 }
@@ -82,21 +95,18 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Some(refused) = access::origin_refusal(&headers, shared.hub.config(), true) {
-        return refused;
-    }
     if let Some(banned) = crate::server::bans::address_refusal(&shared.hub, addr) {
         return banned;
     }
     let path = crate::server::bans::path_of(&uri);
-    let Some(granted) = access::authorize(&headers, shared.hub.config(), &shared.admin_token, true)
-    else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "Flow streams show server-wide state: Authorization: Bearer <admin token, viewer token or an app's secret key>\n",
-        )
-            .into_response();
-    };
+    // flow-go's streams are open: no credential, any Origin. A credential unlocks relaydeck's
+    // own topics, and only from a page the config allows, so a page elsewhere cannot borrow it;
+    // a wrong one opens the stream as none would (flow-go ignores the header), and asking for
+    // those topics then says what is missing.
+    let page_allowed = access::origin_refusal(&headers, shared.hub.config(), true).is_none();
+    let granted = page_allowed
+        .then(|| access::authorize(&headers, shared.hub.config(), &shared.admin_token, true))
+        .flatten();
     let probe_nonce = probe_nonce(&headers);
     connection::configure(upgrade, MAX_MESSAGE_BYTES).on_upgrade(move |socket| {
         let new = NewPeer::anonymous(DIALECT, addr, probe_nonce);
@@ -109,11 +119,18 @@ pub async fn upgrade(
             |_| (1001, "going_away".to_owned()),
             move |peer| {
                 let (_, snapshot, events) = shared.hub.subscribe();
-                let scope = granted.app().map(|app| AppScope::new(app, &snapshot));
+                let scope = granted
+                    .as_ref()
+                    .and_then(|g| g.app())
+                    .map(|app| AppScope::new(app, &snapshot));
                 let settings = &shared.hub.config().flow;
                 let inactivity = Duration::from_millis(settings.inactivity_timeout_ms);
                 let strict = settings.strict_requests;
+                let chain = chain::Chain::new(settings.block_interval_ms);
                 Session {
+                    open: granted.is_none(),
+                    chain,
+                    streams: BTreeMap::new(),
                     inactivity,
                     strict,
                     last_sent: Instant::now(),
@@ -140,7 +157,27 @@ struct Session {
     /// When this session last queued a frame for the client: flow-go measures inactivity from
     /// the last message written.
     last_sent: Instant,
+    /// Opened without a credential: only the chain topics.
+    open: bool,
+    chain: chain::Chain,
+    /// The chain-topic subscriptions, by id, with the next block each sends.
+    streams: BTreeMap<String, ChainStream>,
 }
+
+struct ChainStream {
+    topic: String,
+    status: chain::BlockStatus,
+    next: u64,
+    /// Events and account statuses: a message when a block has matching events (never, on
+    /// the simulated chain) or after this many blocks, as flow-go's providers count them.
+    heartbeat: Option<u64>,
+    blocks_since_message: u64,
+    message_index: u64,
+}
+
+/// Most blocks one stream sends per wake-up, so a start far in the past catches up in steps
+/// between other work.
+const CATCH_UP_BLOCKS: u64 = 64;
 
 /// What belongs to one app. Closes and errors name only a peer or a room, so the stream keeps
 /// track of which of those are the app's, from its snapshot on.
@@ -234,6 +271,20 @@ impl connection::Session for Session {
         }
     }
 
+    fn keepalive(&self) -> Option<connection::Keepalive> {
+        let settings = &self.shared.hub.config().flow;
+        (settings.ping_interval_ms > 0).then(|| connection::Keepalive::Deadline {
+            every: Duration::from_millis(settings.ping_interval_ms),
+            pong_wait: Duration::from_millis(settings.pong_wait_ms),
+        })
+    }
+
+    /// flow-go has no timeout for a client that sends nothing: pongs keep a stream, and its
+    /// own inactivity close (below) only concerns streams without subscriptions.
+    fn idle_close(&self) -> Option<(u16, &'static str)> {
+        None
+    }
+
     fn deadline(&self) -> Option<Instant> {
         self.subscriptions
             .is_empty()
@@ -249,12 +300,23 @@ impl connection::Session for Session {
     }
 
     async fn background(&mut self) -> Flow {
-        if self.subscriptions.is_empty() {
-            // Nothing to forward: skip deltas rather than read them (a new subscription sees
-            // state from then on, as a fresh subscriber would).
-            std::future::pending::<()>().await;
-        }
-        match self.events.recv().await {
+        // Without subscriptions to relaydeck's own topics deltas are skipped rather than read
+        // (a new subscription sees state from then on, as a fresh subscriber would).
+        let own = self.subscriptions.len() > self.streams.len();
+        let next_block = self
+            .streams
+            .values()
+            .map(|s| self.chain.due(s.next, s.status))
+            .min();
+        let received = tokio::select! {
+            received = self.events.recv(), if own => received,
+            () = tokio::time::sleep_until(next_block.unwrap_or_else(Instant::now)), if next_block.is_some() => {
+                self.send_blocks();
+                return Flow::Continue;
+            }
+            else => std::future::pending().await,
+        };
+        match received {
             Ok(delta) => {
                 self.publish(&delta.text);
                 Flow::Continue
@@ -278,14 +340,17 @@ impl Session {
             &self.peer,
             &family(&error.message),
             subscription_id,
-            error.frame(),
+            encoding::go_encoded(&error.frame()),
         );
     }
 
     fn reply(&mut self, text: String) {
         self.last_sent = Instant::now();
-        self.hub()
-            .deliver(&self.peer, &text.into(), Priority::Reply);
+        self.hub().deliver(
+            &self.peer,
+            &encoding::go_encoded(&text).into(),
+            Priority::Reply,
+        );
     }
 
     fn handle(&mut self, text: &str) {
@@ -323,6 +388,18 @@ impl Session {
             &subscription.topic,
             &subscription.arguments,
         )?;
+        let is_chain = chain::CHAIN_TOPICS.contains(&subscription.topic.as_str());
+        if self.open && !is_chain {
+            return Err(FlowError::bad_request(
+                format!(
+                    "error creating data provider: topic {:?} shows server-wide state and needs Authorization: Bearer <admin token, viewer token or an app's secret key>; without one only {} stream",
+                    request::clip(&subscription.topic),
+                    chain::CHAIN_TOPICS.join(", ")
+                ),
+                "subscribe",
+                &id,
+            ));
+        }
         if let Some(code) = self.hub().take_fault(&self.peer) {
             let status = crate::catalog::get(DIALECT, &code)
                 .and_then(|e| e.status)
@@ -342,6 +419,29 @@ impl Session {
         }
         let info_topic = subscription.topic.clone();
         let info_arguments = Value::Object(subscription.arguments.clone());
+        if is_chain {
+            if let Ok(arguments) =
+                chain::parse_arguments(&subscription.topic, &subscription.arguments)
+            {
+                // From the latest block of that status, as flow-go's `…FromLatest` starts.
+                let now = Instant::now();
+                let next = arguments
+                    .start_height
+                    .or_else(|| self.chain.head(arguments.status, now))
+                    .unwrap_or(0);
+                self.streams.insert(
+                    id.clone(),
+                    ChainStream {
+                        topic: subscription.topic.clone(),
+                        status: arguments.status,
+                        next,
+                        heartbeat: arguments.heartbeat_interval,
+                        blocks_since_message: 0,
+                        message_index: 0,
+                    },
+                );
+            }
+        }
         self.subscriptions.insert(id.clone(), subscription);
         self.hub().add_subscription(SubscriptionInfo {
             peer: self.peer.id.clone(),
@@ -359,6 +459,7 @@ impl Session {
 
     fn unsubscribe(&mut self, subscription_id: String) -> Result<(), FlowError> {
         self.subscriptions.remove(&subscription_id)?;
+        self.streams.remove(&subscription_id);
         self.hub()
             .remove_subscription(&self.peer.id, &subscription_id);
         self.reply(wire::to_text(&wire::Ack {
@@ -366,6 +467,51 @@ impl Session {
             action: "unsubscribe".to_owned(),
         }));
         Ok(())
+    }
+
+    /// Send every block that has reached its stream's status since the stream's last one.
+    fn send_blocks(&mut self) {
+        let now = Instant::now();
+        let mut frames = Vec::new();
+        for (id, stream) in &mut self.streams {
+            let Some(head) = self.chain.head(stream.status, now) else {
+                continue;
+            };
+            let last = head.min(stream.next.saturating_add(CATCH_UP_BLOCKS - 1));
+            while stream.next <= last {
+                let height = stream.next;
+                stream.next = stream.next.saturating_add(1);
+                if let Some(heartbeat) = stream.heartbeat {
+                    stream.blocks_since_message += 1;
+                    if stream.blocks_since_message < heartbeat {
+                        continue;
+                    }
+                    stream.blocks_since_message = 0;
+                }
+                let index = stream.message_index;
+                if stream.heartbeat.is_some() {
+                    stream.message_index += 1;
+                }
+                if let Some(payload) =
+                    self.chain
+                        .payload(&stream.topic, height, stream.status, index)
+                {
+                    frames.push(wire::to_text(&wire::Data {
+                        subscription_id: id.clone(),
+                        topic: stream.topic.clone(),
+                        payload,
+                    }));
+                }
+            }
+        }
+        for text in frames {
+            self.last_sent = now;
+            self.hub().deliver(
+                &self.peer,
+                &encoding::go_encoded(&text).into(),
+                Priority::Relay,
+            );
+        }
     }
 
     /// Forward one admin delta to the subscriptions whose topic and arguments it matches.
@@ -401,7 +547,7 @@ impl Session {
                 topic: topic.to_owned(),
                 payload: event,
             };
-            let text = wire::to_text(&data).into();
+            let text = encoding::go_encoded(&wire::to_text(&data)).into();
             self.hub().deliver(&self.peer, &text, Priority::Relay);
         }
     }

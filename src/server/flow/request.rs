@@ -19,7 +19,9 @@
 //! missing `action` as an unknown (empty) action type. With `strict` (the default, so that every
 //! documented message has a trigger) a missing `action` or `topic`, an unsubscribe without an
 //! id and a list_subscriptions with an unknown field are unmarshalling errors of their
-//! family; without it, requests are read exactly as flow-go reads them.
+//! family; without it (the default), requests are read as flow-go reads them: the first JSON
+//! value of the frame, request fields matched without regard to case (see
+//! [`super::encoding`]).
 
 use serde_json::{Map, Value};
 
@@ -113,7 +115,11 @@ pub fn parse_binary(bytes: &[u8], strict: bool) -> Result<Request, FlowError> {
 }
 
 pub fn parse(text: &str, strict: bool) -> Result<Request, FlowError> {
-    let value: Value = serde_json::from_str(text).map_err(FlowError::reading)?;
+    let value: Value = if strict {
+        serde_json::from_str(text).map_err(FlowError::reading)?
+    } else {
+        super::encoding::read_first(text).map_err(FlowError::reading)?
+    };
     let base = |problem: String| {
         FlowError::parsing(format!("error unmarshalling base message: {problem}"))
     };

@@ -10,6 +10,10 @@
 //! | `errors` | `dialect`, `code` | every error the server sends, as admins see it |
 //! | `stats` | none | totals once a second |
 //!
+//! The chain topics (`blocks`, `block_headers`, `block_digests`, `events`,
+//! `account_statuses`) take flow-go's arguments, checked by [`super::chain`]; the topics
+//! above show server-wide state and need a credential (the session refuses them otherwise).
+//!
 //! As in Flow, an unknown topic or an unknown or ill-typed argument is refused with
 //! `error creating data provider: …` (`unsupported topic "…"` as flow-go's factory words it,
 //! `invalid arguments: …` for arguments).
@@ -70,6 +74,11 @@ pub fn check_topic(topic: &str, arguments: &Map<String, Value>) -> Result<(), St
         "peers" | "channels" => &["dialect"],
         "errors" => &["dialect", "code"],
         "rooms" | "stats" => &[],
+        topic if super::chain::CHAIN_TOPICS.contains(&topic) => {
+            return super::chain::parse_arguments(topic, arguments)
+                .map(|_| ())
+                .map_err(|problem| format!("invalid arguments: {problem}"));
+        }
         // flow-go's factory words it so; the topics this server has are in the catalog.
         other => return Err(format!("unsupported topic {other:?}")),
     };
@@ -294,10 +303,10 @@ mod tests {
             .prepare(&"x".repeat(21), "blocks", &Map::new())
             .unwrap_err();
         assert!(error.message.starts_with("error parsing subscription id: "));
-        let error = subs.prepare("", "blocks", &Map::new()).unwrap_err();
+        let error = subs.prepare("", "blockz", &Map::new()).unwrap_err();
         assert_eq!(
             error.message,
-            r#"error creating data provider: unsupported topic "blocks""#
+            r#"error creating data provider: unsupported topic "blockz""#
         );
         assert_eq!(error.subscription_id.len(), 20);
     }
@@ -306,6 +315,7 @@ mod tests {
     fn unknown_topics_and_arguments_fail_the_data_provider() {
         let subs = Subscriptions::default();
         let cases = [
+            ("blockz", json!({})),
             ("blocks", json!({})),
             ("stats", json!({"dialect": "talo"})),
             ("peers", json!({"since": 3})),

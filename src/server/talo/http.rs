@@ -95,7 +95,30 @@ fn authorize(
     headers: &HeaderMap,
     scope: Option<&str>,
 ) -> Result<String, Response> {
-    let Some(key) = bearer(headers).map(str::to_owned) else {
+    // koa-jwt's header check: a header that is not `<Bearer> <token>` (one space, the scheme
+    // in any case) has its own message; only a missing or empty header is the generic one.
+    let raw = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
+        .filter(|v| !v.is_empty());
+    let well_formed = raw.as_deref().and_then(|raw| {
+        let mut parts = raw.split(' ');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(scheme), Some(token), None) if scheme.eq_ignore_ascii_case("Bearer") => {
+                Some(token.to_owned())
+            }
+            _ => None,
+        }
+    });
+    if raw.is_some() && well_formed.is_none() {
+        return Err(respond(
+            shared,
+            StatusCode::UNAUTHORIZED,
+            "401",
+            json!({"message": "Bad Authorization header format. Format is \"Authorization: Bearer <token>\""}),
+        ));
+    }
+    let Some(key) = well_formed else {
         return Err(respond(
             shared,
             StatusCode::UNAUTHORIZED,
@@ -116,13 +139,19 @@ fn authorize(
             json!({"message": "Please provide a valid token in the Authorization header"}),
         ));
     };
+    // `scope` lists every scope the route needs, ", "-separated as Talo's policy middleware
+    // names the missing ones.
     if let Some(scope) = scope {
-        if !access_key.has_scope(scope) {
+        let missing: Vec<&str> = scope
+            .split(", ")
+            .filter(|needed| !access_key.has_scope(needed))
+            .collect();
+        if !missing.is_empty() {
             return Err(respond(
                 shared,
                 StatusCode::FORBIDDEN,
                 "403",
-                json!({"message": format!("Missing access key scope(s): {scope}")}),
+                json!({"message": format!("Missing access key scope(s): {}", missing.join(", "))}),
             ));
         }
     }
@@ -220,6 +249,30 @@ pub async fn identify(
         Ok(app) => app,
         Err(response) => return response,
     };
+    // Talo's schema tells an empty value from a missing one (`identify.ts`).
+    let empty: serde_json::Map<String, Value> = ["service", "identifier"]
+        .into_iter()
+        .filter(|field| query.get(*field).is_some_and(String::is_empty))
+        .map(|field| {
+            let message = format!("Invalid {field}, must be a non-empty string");
+            (field.to_owned(), json!([message]))
+        })
+        .collect();
+    if !empty.is_empty() {
+        let mut errors = empty;
+        for field in ["service", "identifier"] {
+            if !query.contains_key(field) {
+                let message = format!("{field} is missing from the request query");
+                errors.insert(field.to_owned(), json!([message]));
+            }
+        }
+        return respond(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            "400",
+            json!({ "errors": errors }),
+        );
+    }
     let [service, identifier] = match require(
         &shared,
         [
@@ -266,15 +319,26 @@ pub async fn socket_token(
         Ok(app) => app,
         Err(response) => return response,
     };
-    let Some(alias_id) = alias_header.and_then(|a| a.parse::<u64>().ok()) else {
+    let Some(alias_header) = alias_header else {
         return missing_fields(&shared, &[("x-talo-alias", "headers")]);
     };
-    let Some(alias) = shared.talo.alias(&app, alias_id) else {
+    // Talo's header schema: digits only (`playerAliasHeaderSchema.ts`).
+    let digits = !alias_header.is_empty() && alias_header.bytes().all(|b| b.is_ascii_digit());
+    let Some(alias_id) = alias_header.parse::<u64>().ok().filter(|_| digits) else {
         return respond(
             &shared,
             StatusCode::BAD_REQUEST,
             "400",
-            json!({"errors": {"x-talo-alias": ["no player alias of this game has this id"]}}),
+            json!({"errors": {"x-talo-alias": ["x-talo-alias header must be a numeric string"]}}),
+        );
+    };
+    // `player-alias-middleware.ts`: an alias the game does not have is 404.
+    let Some(alias) = shared.talo.alias(&app, alias_id) else {
+        return respond(
+            &shared,
+            StatusCode::NOT_FOUND,
+            "404",
+            json!({"message": "Player not found"}),
         );
     };
     // A banned player must not get a new socket token from an alias id it already knows.
@@ -309,7 +373,14 @@ pub async fn login(
     let caller = identifier
         .map(str::to_owned)
         .unwrap_or_else(|| addr.ip().to_string());
-    let app = match admit(&shared, &headers, &caller, true, Some("write:players")) {
+    // Login needs both player scopes upstream (`player-auth/login.ts`).
+    let app = match admit(
+        &shared,
+        &headers,
+        &caller,
+        true,
+        Some("read:players, write:players"),
+    ) {
         Ok(app) => app,
         Err(response) => return response,
     };

@@ -6,6 +6,7 @@
 //! windows.
 
 pub mod http;
+pub mod js_json;
 pub mod password;
 pub mod rate_limit;
 pub mod signature;
@@ -36,6 +37,9 @@ pub struct TaloSettings {
     pub unidentified_per_second: u32,
     /// Requests a second once a player is identified (documented: 250).
     pub identified_per_second: u32,
+    /// The server pings every socket this often and drops one that did not answer the previous
+    /// ping (Talo's heartbeat: 30 s); 0 turns pings off.
+    pub ping_interval_ms: u64,
 }
 
 impl Default for TaloSettings {
@@ -43,6 +47,7 @@ impl Default for TaloSettings {
         TaloSettings {
             unidentified_per_second: rate_limit::UNIDENTIFIED_PER_SECOND,
             identified_per_second: rate_limit::IDENTIFIED_PER_SECOND,
+            ping_interval_ms: 30_000,
         }
     }
 }

@@ -111,10 +111,8 @@ async fn serve(
         .as_ref()
         .is_some_and(|t| shared.hub.app_status(&t.app) == Some(AppStatus::Active));
     let (Some(ticket), true) = (redeemed, active) else {
-        let reason = catalog::close(DIALECT, 3000)
-            .map(|e| e.wire_text)
-            .unwrap_or("Invalid ticket");
-        return connection::refuse(socket, &shared, DIALECT, 3000, reason).await;
+        // Talo closes a bad ticket with 3000 and no reason (`closeConnection`'s default).
+        return connection::refuse(socket, &shared, DIALECT, 3000, "").await;
     };
     let new_peer = NewPeer {
         dialect: DIALECT,
@@ -162,6 +160,15 @@ impl connection::Session for Session {
 
     fn on_binary(&mut self, bytes: &[u8]) -> Flow {
         self.handle(&String::from_utf8_lossy(bytes))
+    }
+
+    /// Talo's heartbeat: a ping every `talo.ping_interval_ms`, a socket that did not answer
+    /// the last one dropped at the next.
+    fn keepalive(&self) -> Option<connection::Keepalive> {
+        let every = self.shared.hub.config().talo.ping_interval_ms;
+        (every > 0).then(|| connection::Keepalive::SinceLastTick {
+            every: std::time::Duration::from_millis(every),
+        })
     }
 
     /// Upstream counts a pong as a heartbeat; the library answers pings and reports both.
@@ -298,11 +305,15 @@ impl Session {
             return Flow::Continue;
         }
         let Some(request) = wire::request(kind, &data) else {
+            // Upstream's words (`socketRouter.ts`; the seed shortens them) and its cause,
+            // `JSON.stringify(message.data)`, which keeps the client's key order.
+            let cause =
+                super::js_json::stringify_member(json, "data").unwrap_or_else(|| data.to_string());
             self.error(
                 req,
                 "INVALID_MESSAGE_DATA",
-                &wire_text("INVALID_MESSAGE_DATA"),
-                Some(&data.to_string()),
+                "Invalid message data for request",
+                Some(&cause),
             );
             return Flow::Continue;
         };
