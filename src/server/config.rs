@@ -153,6 +153,15 @@ pub struct SecuritySettings {
     pub idle_timeout_ms: u64,
     /// How long shutdown waits for peers and HTTP requests before it stops anyway.
     pub shutdown_timeout_ms: u64,
+    /// Bytes all WebSocket connections together may hold in messages not yet complete
+    /// (see [`crate::server::frames`]).
+    pub frame_budget_bytes: usize,
+    /// Bytes a WebSocket connection may hold in one message before it has authenticated
+    /// (Signal Fish) or identified (Talo socket).
+    pub unidentified_read_limit_bytes: usize,
+    /// How long a message may take from its first byte to its last; pings in between do
+    /// not extend it.
+    pub frame_deadline_ms: u64,
 }
 
 impl Default for SecuritySettings {
@@ -164,6 +173,9 @@ impl Default for SecuritySettings {
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 300_000,
             shutdown_timeout_ms: 5_000,
+            frame_budget_bytes: 64 << 20,
+            unidentified_read_limit_bytes: 128 << 10,
+            frame_deadline_ms: 10_000,
         }
     }
 }
@@ -477,6 +489,15 @@ impl Config {
                 "security: max_connections, max_connections_per_ip, header_read_timeout_ms and idle_timeout_ms must be positive"
                     .to_owned(),
             );
+        }
+        if security.frame_budget_bytes < crate::server::frames::ALLOWANCE
+            || security.unidentified_read_limit_bytes < 1024
+            || security.frame_deadline_ms == 0
+        {
+            return Err(format!(
+                "security: frame_budget_bytes must be at least {}, unidentified_read_limit_bytes at least 1024, frame_deadline_ms positive",
+                crate::server::frames::ALLOWANCE
+            ));
         }
         let outbox = &self.outbox;
         if outbox.soft_bytes == 0 || outbox.hard_bytes < outbox.soft_bytes || outbox.stall_ms == 0 {

@@ -125,6 +125,12 @@ pub trait Session: Send + 'static {
     /// A WebSocket ping or pong (answered by the library): the socket is alive.
     fn on_socket_frame(&mut self) {}
 
+    /// Whether the peer has authenticated or identified in-band; until then its socket may
+    /// hold only `security.unidentified_read_limit_bytes` of an unfinished message.
+    fn identified(&self) -> bool {
+        true
+    }
+
     /// A kick, an app status change or shutdown (injected frames arrive as [`Session::on_text`]).
     fn on_control(&mut self, control: Control) -> Flow;
 
@@ -175,6 +181,7 @@ pub async fn serve<S: Session, T: Transport>(
     make: impl FnOnce(Arc<PeerHandle>) -> S,
 ) {
     let dialect = new.dialect;
+    let addr = new.addr.clone();
     let link = match shared.hub.register_peer(new, app_limit) {
         Ok(link) => link,
         Err(error) => {
@@ -191,6 +198,9 @@ pub async fn serve<S: Session, T: Transport>(
     let mut writer = spawn_writer(sink, link.queues.outbox, handle.clone());
     let mut session = make(handle.clone());
     let hub = &shared.hub;
+    let mut identified = session.identified();
+    let meter = shared.admission.frames.take(&addr, identified);
+    let mut frames_tripped = false;
 
     let mut client_close = None;
     let mut flow = session.on_open();
@@ -211,12 +221,18 @@ pub async fn serve<S: Session, T: Transport>(
         flow = tokio::select! {
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
+                    if let Some(meter) = &meter {
+                        meter.message_done();
+                    }
                     last_inbound = Instant::now();
                     hub.record_inbound(&handle, text.as_str());
                     handle.record(Direction::In, &text);
                     session.on_text(text.as_str())
                 }
                 Some(Ok(Message::Binary(bytes))) => {
+                    if let Some(meter) = &meter {
+                        meter.message_done();
+                    }
                     last_inbound = Instant::now();
                     // The text is shown only to admins tapping the peer.
                     if handle.is_tapped() {
@@ -229,7 +245,10 @@ pub async fn serve<S: Session, T: Transport>(
                     }
                     session.on_binary(&bytes)
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                Some(Ok(Message::Ping(payload) | Message::Pong(payload))) => {
+                    if let Some(meter) = &meter {
+                        meter.control_done(payload.len());
+                    }
                     last_inbound = Instant::now();
                     session.on_socket_frame();
                     Flow::Continue
@@ -274,6 +293,17 @@ pub async fn serve<S: Session, T: Transport>(
                 }
             }
             background = session.background() => background,
+            why = async {
+                match &meter {
+                    Some(meter) => meter.tripped().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                frames_tripped = true;
+                let (code, reason) = why.close();
+                tracing::debug!(peer = %handle.id, %addr, ?why, "closed for its unfinished frames");
+                Flow::close(code, reason)
+            }
             () = handle.writer_gave_up() => {
                 hub.close_slow_consumer(&handle);
                 Flow::Continue
@@ -286,6 +316,12 @@ pub async fn serve<S: Session, T: Transport>(
                 break;
             }
         };
+        if !identified && session.identified() {
+            identified = true;
+            if let Some(meter) = &meter {
+                meter.identified();
+            }
+        }
         let next = earliest(session.deadline(), idle_check);
         if next != deadline {
             deadline = next;
@@ -300,7 +336,9 @@ pub async fn serve<S: Session, T: Transport>(
     session.on_end();
     let left = hub.remove_peer(&handle.id, client_close);
     session.on_removed(&left);
-    if !writer_gone && handle.closing().is_some() {
+    // A socket closed for its unfinished frames is no longer read, so the client's close
+    // could not be seen; its memory goes as soon as the close is written.
+    if !writer_gone && handle.closing().is_some() && !frames_tripped {
         finish_close_handshake(&mut stream).await;
     }
     handle.end();

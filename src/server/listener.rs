@@ -41,6 +41,8 @@ const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct Admission {
     counts: Mutex<Counts>,
+    /// Bytes upgraded sockets hold in unfinished messages.
+    pub frames: Arc<crate::server::frames::FrameBudget>,
 }
 
 #[derive(Default)]
@@ -133,6 +135,7 @@ impl Drop for Permit {
 /// client that saw its connection close can count on the place being free.
 struct Counted {
     _permit: Permit,
+    meter: crate::server::frames::MeterGuard,
     stream: TcpStream,
 }
 
@@ -142,7 +145,17 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        // A socket over its frame limits is no longer read: what it sends waits in the
+        // kernel until its connection loop closes it (which wakes nobody here).
+        if !self.meter.meter().readable() {
+            return Poll::Pending;
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            self.meter.meter().read(buf.filled().len() - before);
+        }
+        polled
     }
 }
 
@@ -302,6 +315,8 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms));
     let mut shutdown = std::pin::pin!(shutdown);
+    admission.frames.configure(&limits);
+    admission.frames.start_sweeper();
     loop {
         let (stream, remote) = tokio::select! {
             () = &mut shutdown => break,
@@ -328,6 +343,7 @@ pub async fn serve(
         };
         let counted = Counted {
             _permit: permit,
+            meter: admission.frames.open(remote),
             stream,
         };
         let service = router.clone().map_request(

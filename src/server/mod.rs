@@ -36,6 +36,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod flow;
+pub mod frames;
 pub mod http;
 pub mod hub;
 pub mod listener;
