@@ -317,6 +317,7 @@ pub async fn serve(
     let mut shutdown = std::pin::pin!(shutdown);
     admission.frames.configure(&limits);
     admission.frames.start_sweeper();
+    let mut accept_backoff = AcceptBackoff::default();
     loop {
         let (stream, remote) = tokio::select! {
             () = &mut shutdown => break,
@@ -324,13 +325,16 @@ pub async fn serve(
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // Running out of file descriptors or a connection reset before accept
-                    // are conditions of the moment: keep serving the sockets already open.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // are conditions of the moment: keep serving the sockets already open,
+                    // and wait longer each time it fails again, so that a server out of
+                    // descriptors neither spins nor fills its log.
+                    let delay = accept_backoff.failed(&error);
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
             },
         };
+        accept_backoff.succeeded();
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
@@ -411,6 +415,48 @@ pub async fn serve(
     Ok(())
 }
 
+/// How long the accept loop waits after `accept` fails, and when it says so.
+#[derive(Default)]
+struct AcceptBackoff {
+    /// Failures since the last accepted socket.
+    failures: u32,
+    /// Failures not yet logged.
+    unlogged: u64,
+    last_log: Option<std::time::Instant>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const LONGEST: Duration = Duration::from_secs(1);
+    const LOG_EVERY: Duration = Duration::from_secs(10);
+
+    fn failed(&mut self, error: &io::Error) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        self.unlogged += 1;
+        let now = std::time::Instant::now();
+        if self
+            .last_log
+            .is_none_or(|last| now.duration_since(last) >= Self::LOG_EVERY)
+        {
+            let out_of_files = matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+            tracing::warn!(
+                %error,
+                failures = self.unlogged,
+                hint = if out_of_files { "out of file descriptors: lower security.max_connections or raise `ulimit -n`" } else { "" },
+                "accept failed"
+            );
+            self.unlogged = 0;
+            self.last_log = Some(now);
+        }
+        let doublings = self.failures.saturating_sub(1).min(7);
+        (Self::FIRST * 2u32.pow(doublings)).min(Self::LONGEST)
+    }
+
+    fn succeeded(&mut self) {
+        self.failures = 0;
+    }
+}
+
 async fn refuse(mut stream: TcpStream, refused: Refused) {
     let response = refused.response();
     let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
@@ -447,6 +493,18 @@ mod tests {
         drop(first);
         assert_eq!(admission.open(), 2);
         assert!(admission.admit(a, &limits).is_ok());
+    }
+
+    #[test]
+    fn accept_failures_back_off_up_to_a_second() {
+        let mut backoff = AcceptBackoff::default();
+        let error = io::Error::from_raw_os_error(libc::EMFILE);
+        let delays: Vec<_> = (0..12).map(|_| backoff.failed(&error)).collect();
+        assert_eq!(delays[0], Duration::from_millis(10));
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(delays[11], Duration::from_secs(1));
+        backoff.succeeded();
+        assert_eq!(backoff.failed(&error), Duration::from_millis(10));
     }
 
     #[test]

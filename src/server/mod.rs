@@ -35,6 +35,7 @@ pub mod bans;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod fds;
 pub mod flow;
 pub mod frames;
 pub mod http;
@@ -261,10 +262,12 @@ impl Server {
                 );
             }
         };
+        let mut security = shared.hub.config().security.clone();
+        fds::fit(&mut security, fds::raise_limit());
         let served = listener::serve(
             self.listener,
             router,
-            shared.hub.config().security.clone(),
+            security,
             shared.admission.clone(),
             shared.tls.clone(),
             shutdown,
