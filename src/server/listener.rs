@@ -43,6 +43,8 @@ pub struct Admission {
     counts: Mutex<Counts>,
     /// Bytes upgraded sockets hold in unfinished messages.
     pub frames: Arc<crate::server::frames::FrameBudget>,
+    /// Failed admin authentications per address.
+    pub auth_failures: crate::server::auth_failures::AuthFailures,
 }
 
 #[derive(Default)]

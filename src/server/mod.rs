@@ -31,6 +31,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod auth_failures;
 pub mod bans;
 pub mod cluster;
 pub mod config;
