@@ -142,6 +142,9 @@ pub struct SecuritySettings {
     /// Browser origins allowed to open sockets (`*` for any). Empty: any origin on the game
     /// endpoints, none on `/admin` and Flow streams.
     pub allowed_origins: Vec<String>,
+    /// Host names a loopback-bound server answers besides loopback ones (DNS rebinding;
+    /// see [`crate::server::host_check`]).
+    pub allowed_hosts: Vec<String>,
     /// Open TCP connections, all clients together (HTTP 503 beyond).
     pub max_connections: usize,
     /// Open TCP connections from one IP address (HTTP 429 beyond).
@@ -168,6 +171,7 @@ impl Default for SecuritySettings {
     fn default() -> Self {
         SecuritySettings {
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_connections: 20_000,
             max_connections_per_ip: 2_000,
             header_read_timeout_ms: 10_000,

@@ -39,6 +39,7 @@ pub mod connection;
 pub mod fds;
 pub mod flow;
 pub mod frames;
+pub mod host_check;
 pub mod http;
 pub mod hub;
 pub mod listener;
@@ -304,6 +305,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route(routes::PUBSUB_PEER, delete(http::kick_peer))
         .route(routes::HEALTH, get(http::health))
         .route(routes::METRICS, get(http::metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(host_check::HostPolicy::new(
+                &shared.hub.info().listen,
+                &shared.hub.config().security.allowed_hosts,
+            )),
+            host_check::check,
+        ))
         .with_state(shared)
 }
 
