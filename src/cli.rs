@@ -1041,6 +1041,24 @@ fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::
     outcome
 }
 
+/// A fresh folder in `parent` for an embedded replay server: a random name (another user
+/// cannot guess it to plant a FIFO or attach to the server first), made here, 0700.
+fn replay_data_dir(parent: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    let dir = parent.join(format!(
+        "relaydeck-replay-{}",
+        crate::server::talo::random_token()
+    ));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    // Not recursive: a folder of that name that already exists is an error, not reused.
+    builder.create(&dir)?;
+    Ok(dir)
+}
+
 /// A replay server in a temporary data folder, removed when it stops.
 struct EmbeddedServer {
     server: crate::server::RunningServer,
@@ -1049,13 +1067,7 @@ struct EmbeddedServer {
 
 impl EmbeddedServer {
     async fn start() -> anyhow::Result<EmbeddedServer> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let data_dir = std::env::temp_dir().join(format!(
-            "relaydeck-replay-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        let data_dir = replay_data_dir(&std::env::temp_dir())?;
         let server = crate::server::spawn(
             "127.0.0.1:0".parse()?,
             crate::server::config::Config::for_replay(),
@@ -1086,6 +1098,20 @@ impl EmbeddedServer {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn replay_folders_are_random_private_and_never_reused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let parent = tempfile::tempdir().unwrap();
+        let first = replay_data_dir(parent.path()).unwrap();
+        let second = replay_data_dir(parent.path()).unwrap();
+        assert_ne!(first, second);
+        let name = first.file_name().unwrap().to_string_lossy().to_string();
+        // 24 random bytes in hex after the prefix: nothing another user can predict.
+        assert_eq!(name.len(), "relaydeck-replay-".len() + 48, "{name}");
+        let mode = std::fs::metadata(&first).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 
     use super::*;
 
