@@ -603,7 +603,8 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
         let has_password = url
             .split_once("://")
             .and_then(|(_, rest)| rest.split('/').next())
-            .is_some_and(|authority| authority.contains('@'));
+            .is_some_and(|authority| authority.contains('@'))
+            || url.to_ascii_lowercase().contains("password=");
         if has_password && !from_env {
             use std::io::Write as _;
             let _ = writeln!(

@@ -328,6 +328,21 @@ fn repair_audit(path: &Path) -> std::io::Result<u64> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
+    // An audit log made by an older version, or by hand, may be open to others: it names
+    // every action and who took it, so it is made the user's alone, and the log says so.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            tracing::warn!(
+                file = %path.display(),
+                was = format!("{:o}", mode & 0o777),
+                "the audit log was open to other users; it is 0600 now"
+            );
+        }
+    }
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     let whole = bytes
@@ -515,6 +530,18 @@ fn stored_token(path: &Path) -> std::io::Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_audit_log_open_to_others_is_made_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join(AUDIT_FILE);
+        std::fs::write(&log, "").unwrap();
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+        repair_audit(&log).unwrap();
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 
     #[test]
     fn a_folder_or_token_file_others_can_write_is_refused_with_the_fix() {
