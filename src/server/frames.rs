@@ -19,13 +19,16 @@
 //! kernel's buffer, not in ours) and its connection loop closes it with 1009, or 1008 for
 //! the deadline, the codes every dialect already uses past its read limit.
 //!
-//! Cost on the hot path: two relaxed atomic additions per socket read, one store per
-//! message, and an uncontended `Notify` poll per connection-loop turn.
+//! Bytes are counted after TLS, as the WebSocket library reads them.
+//!
+//! Cost on the hot path: per socket read, two relaxed loads and two relaxed additions (one
+//! on the server-wide total, a cache line every connection shares); per message, a swap and
+//! a subtraction from the total; per connection-loop turn, an uncontended `Notify` poll.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -129,7 +132,7 @@ impl FrameBudget {
     /// takes it ([`FrameBudget::take`]), so plain HTTP requests are never counted.
     pub fn open(self: &Arc<Self>, remote: SocketAddr) -> MeterGuard {
         let meter = Arc::new(Meter {
-            budget: Arc::downgrade(self),
+            budget: self.clone(),
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
             active: AtomicBool::new(false),
             pending: AtomicUsize::new(0),
@@ -221,7 +224,10 @@ impl FrameBudget {
 
 /// One upgraded socket's count.
 pub struct Meter {
-    budget: Weak<FrameBudget>,
+    /// A strong reference: upgrading a weak one on every read would be a compare-and-swap
+    /// on a count every connection shares. The budget's map holds the meter back only until
+    /// the socket's guard drops, so the two do not keep each other alive.
+    budget: Arc<FrameBudget>,
     seq: u64,
     active: AtomicBool,
     pending: AtomicUsize,
@@ -243,9 +249,7 @@ impl Meter {
         if bytes == 0 || !self.active.load(Ordering::Relaxed) {
             return;
         }
-        let Some(budget) = self.budget.upgrade() else {
-            return;
-        };
+        let budget = &self.budget;
         let before = self.pending.fetch_add(bytes, Ordering::Relaxed);
         if before == 0 {
             // 0 means "nothing pending"; a clock that reads 0 is taken as 1.
@@ -297,9 +301,7 @@ impl Meter {
         if bytes == 0 {
             return;
         }
-        if let Some(budget) = self.budget.upgrade() {
-            budget.held.fetch_sub(bytes, Ordering::Relaxed);
-        }
+        self.budget.held.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     fn trip(&self, why: Tripped) {

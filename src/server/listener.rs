@@ -147,17 +147,7 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        // A socket over its frame limits is no longer read: what it sends waits in the
-        // kernel until its connection loop closes it (which wakes nobody here).
-        if !self.meter.meter().readable() {
-            return Poll::Pending;
-        }
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            self.meter.meter().read(buf.filled().len() - before);
-        }
-        polled
+        Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
@@ -197,16 +187,38 @@ enum Stream {
     Tls(Box<tokio_rustls::server::TlsStream<Counted>>),
 }
 
+impl Stream {
+    fn meter(&self) -> &crate::server::frames::Meter {
+        match self {
+            Stream::Plain(s) => s.meter.meter(),
+            Stream::Tls(s) => s.get_ref().0.meter.meter(),
+        }
+    }
+}
+
+/// Bytes are counted as the WebSocket library reads them, after TLS: what it holds is
+/// plaintext, and a ping's size is known only there.
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
+        let this = self.get_mut();
+        // A socket over its frame limits is no longer read: what it sends waits in the
+        // kernel until its connection loop closes it (which wakes nobody here).
+        if !this.meter().readable() {
+            return Poll::Pending;
+        }
+        let before = buf.filled().len();
+        let polled = match this {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        if let Poll::Ready(Ok(())) = polled {
+            this.meter().read(buf.filled().len() - before);
         }
+        polled
     }
 }
 
