@@ -324,3 +324,29 @@ async fn two_hundred_unfinished_4_mib_frames_stay_within_160_mib() {
     );
     drop(held);
 }
+
+/// A client that sends only pings between its messages (a keepalive) never meets the frame
+/// deadline: a ping is a frame of its own, and leaves nothing unfinished behind it.
+#[tokio::test]
+async fn pings_alone_never_meet_the_frame_deadline() {
+    let _memory = MEMORY.lock().await;
+    let mut config = Config::demo();
+    config.security.frame_deadline_ms = 300;
+    let server = TestServer::start(config).await;
+    let mut raw = Raw::signal_fish(server.addr).await;
+    let mut ticks = tokio::time::interval(Duration::from_millis(100));
+    for n in 0..12u8 {
+        ticks.tick().await;
+        raw.send(&frame(OP_PING, &[n; 8])).await;
+        let (opcode, payload) = raw.next().await;
+        assert_eq!(
+            opcode,
+            0xA,
+            "a pong, not {:?}",
+            String::from_utf8_lossy(&payload)
+        );
+        assert_eq!(payload, vec![n; 8]);
+    }
+    raw.send(&frame(OP_TEXT, br#"{"type":"Ping"}"#)).await;
+    assert_eq!(raw.text().await["type"], "Pong");
+}
