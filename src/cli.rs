@@ -85,6 +85,10 @@ pub struct ConnectArgs {
     /// (DATA_DIR/embedded/admin-token), are tried.
     #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Read the admin token from this file instead (yours, writable by nobody else): unlike
+    /// --admin-token, it stays out of the process list.
+    #[arg(long, value_name = "PATH")]
+    pub admin_token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +102,10 @@ pub struct ServeArgs {
     /// Admin token for /admin; without it one is generated once and kept in the data folder.
     #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Read the admin token from this file instead (yours, writable by nobody else): unlike
+    /// --admin-token, it stays out of the process list.
+    #[arg(long, value_name = "PATH")]
+    pub admin_token_file: Option<std::path::PathBuf>,
     /// Watch only: consoles see everything, and every admin action is refused.
     #[arg(long)]
     pub readonly: bool,
@@ -106,8 +114,15 @@ pub struct ServeArgs {
     #[arg(long)]
     pub expose_demo: bool,
     /// Join a cluster of nodes over this Redis (`redis://127.0.0.1:6379`); overrides the
-    /// config's `cluster.redis`. Needs --node-id.
-    #[arg(long, value_name = "REDIS_URL", requires = "node_id")]
+    /// config's `cluster.redis`. Needs --node-id. A URL with a password belongs in the config
+    /// file or RELAYDECK_CLUSTER: the command line is in the process list.
+    #[arg(
+        long,
+        value_name = "REDIS_URL",
+        requires = "node_id",
+        env = "RELAYDECK_CLUSTER",
+        hide_env_values = true
+    )]
     pub cluster: Option<String>,
     /// This node's name in the cluster (letters, digits, '-', '_', '.').
     #[arg(long, value_name = "NAME")]
@@ -204,6 +219,10 @@ pub struct ReplayArgs {
     /// The server's admin token, used only with --allow-admin.
     #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Read the admin token from this file instead (yours, writable by nobody else): unlike
+    /// --admin-token, it stays out of the process list.
+    #[arg(long, value_name = "PATH")]
+    pub admin_token_file: Option<std::path::PathBuf>,
     /// Print only one line per session (and the steps of failing ones).
     #[arg(long, short)]
     pub quiet: bool,
@@ -411,11 +430,20 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     // environment.
     let remote = match &args.url {
         Some(url) => {
-            let token = match (args.allow_admin, &args.admin_token) {
+            let given = if args.allow_admin {
+                crate::admin_token::resolve(
+                    args.admin_token.clone(),
+                    args.admin_token_file.as_deref(),
+                )
+                .map_err(anyhow::Error::msg)?
+            } else {
+                None
+            };
+            let token = match (args.allow_admin, given) {
                 (false, _) => None,
-                (true, Some(token)) => Some(token.clone()),
+                (true, Some(token)) => Some(token),
                 (true, None) => anyhow::bail!(
-                    "--allow-admin needs the server's admin token: --admin-token or RELAYDECK_ADMIN_TOKEN"
+                    "--allow-admin needs the server's admin token: --admin-token-file, RELAYDECK_ADMIN_TOKEN or --admin-token"
                 ),
             };
             let target = replay::Target::from_url(url, token).map_err(anyhow::Error::msg)?;
@@ -571,6 +599,19 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
     };
     let mut config = config;
     if let Some(url) = &args.cluster {
+        let from_env = std::env::var("RELAYDECK_CLUSTER").is_ok_and(|v| &v == url);
+        let has_password = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .is_some_and(|authority| authority.contains('@'))
+            || url.to_ascii_lowercase().contains("password=");
+        if has_password && !from_env {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "relaydeck: warning: --cluster carries Redis credentials in the process list, visible to every local user; put the URL in the config file (cluster.redis) or RELAYDECK_CLUSTER"
+            );
+        }
         config.cluster.redis = Some(url.clone());
     }
     if let Some(node) = &args.node_id {
@@ -591,7 +632,11 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
         .flatten();
     let options = ServerOptions {
         data_dir: data.resolve()?,
-        admin_token: args.admin_token.clone(),
+        admin_token: crate::admin_token::resolve_for_server(
+            args.admin_token.clone(),
+            args.admin_token_file.as_deref(),
+        )
+        .map_err(anyhow::Error::msg)?,
         admin_buffer: None,
         readonly: args.readonly,
     };
@@ -916,9 +961,12 @@ fn run_connect(
         crate::session::replay::Target::from_url(&args.url, None).map_err(anyhow::Error::msg)?;
     require_terminal()?;
     let data_dir = data.resolve().ok();
-    let tokens = match args.admin_token {
+    let given = crate::admin_token::resolve(args.admin_token, args.admin_token_file.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let tokens = match given {
         Some(token) => vec![crate::console::net::TokenSource {
-            from: "the token given with --admin-token or RELAYDECK_ADMIN_TOKEN".to_owned(),
+            from: "the token given with --admin-token-file, RELAYDECK_ADMIN_TOKEN or --admin-token"
+                .to_owned(),
             token,
         }],
         None => {
@@ -994,6 +1042,24 @@ fn run_embedded(console: ConsoleArgs, data: &DataDirArg, demo: bool) -> anyhow::
     outcome
 }
 
+/// A fresh folder in `parent` for an embedded replay server: a random name (another user
+/// cannot guess it to plant a FIFO or attach to the server first), made here, 0700.
+fn replay_data_dir(parent: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    let dir = parent.join(format!(
+        "relaydeck-replay-{}",
+        crate::server::talo::random_token()
+    ));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+    }
+    // Not recursive: a folder of that name that already exists is an error, not reused.
+    builder.create(&dir)?;
+    Ok(dir)
+}
+
 /// A replay server in a temporary data folder, removed when it stops.
 struct EmbeddedServer {
     server: crate::server::RunningServer,
@@ -1002,13 +1068,7 @@ struct EmbeddedServer {
 
 impl EmbeddedServer {
     async fn start() -> anyhow::Result<EmbeddedServer> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let data_dir = std::env::temp_dir().join(format!(
-            "relaydeck-replay-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        let data_dir = replay_data_dir(&std::env::temp_dir())?;
         let server = crate::server::spawn(
             "127.0.0.1:0".parse()?,
             crate::server::config::Config::for_replay(),
@@ -1039,6 +1099,20 @@ impl EmbeddedServer {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn replay_folders_are_random_private_and_never_reused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let parent = tempfile::tempdir().unwrap();
+        let first = replay_data_dir(parent.path()).unwrap();
+        let second = replay_data_dir(parent.path()).unwrap();
+        assert_ne!(first, second);
+        let name = first.file_name().unwrap().to_string_lossy().to_string();
+        // 24 random bytes in hex after the prefix: nothing another user can predict.
+        assert_eq!(name.len(), "relaydeck-replay-".len() + 48, "{name}");
+        let mode = std::fs::metadata(&first).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
 
     use super::*;
 

@@ -19,6 +19,7 @@
 //! - [`text`]: untrusted text made safe to draw on a terminal, and measured as one shows it.
 //! - [`tls`]: rustls for the server (reloadable certificate) and every client (`--ca-file`).
 
+pub mod admin_token;
 pub mod bench;
 pub mod catalog;
 pub mod cli;

@@ -335,6 +335,9 @@ pub fn http_client() -> Result<reqwest::Client, String> {
     let config = client_config()?;
     reqwest::Client::builder()
         .tls_backend_preconfigured((*config).clone())
+        // A step's headers (a Talo session) and body (a password) are for the target alone:
+        // a 3xx is the step's answer, never a trip to the host it names.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }

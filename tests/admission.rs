@@ -143,3 +143,57 @@ async fn metrics_beyond_loopback_need_a_token() {
     assert!(watched.text().await.unwrap().contains("relaydeck_peers"));
     server.shutdown().await.unwrap();
 }
+
+/// `GET path` with `Host: host`, raw; the status line.
+async fn status_for_host(server: &TestServer, path: &str, host: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream =
+        tokio::time::timeout(RECEIVE_TIMEOUT, tokio::net::TcpStream::connect(server.addr))
+            .await
+            .unwrap()
+            .unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(RECEIVE_TIMEOUT, stream.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// DNS rebinding: a page whose name resolves to 127.0.0.1 sends its own name in `Host`; a
+/// loopback-bound server answers only loopback names and those in `security.allowed_hosts`.
+#[tokio::test]
+async fn a_loopback_server_answers_loopback_and_listed_host_names_only() {
+    let mut config = relaydeck::server::config::Config::demo();
+    config.security.allowed_hosts = vec!["relay.internal".to_owned()];
+    let server = TestServer::start(config).await;
+    let port = server.addr.port();
+    for path in ["/health", "/metrics"] {
+        assert_eq!(
+            status_for_host(&server, path, &format!("rebind.evil.test:{port}")).await,
+            "HTTP/1.1 403 Forbidden",
+            "{path}"
+        );
+        for host in [
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            format!("relay.internal:{port}"),
+        ] {
+            assert_eq!(
+                status_for_host(&server, path, &host).await,
+                "HTTP/1.1 200 OK",
+                "{path} {host}"
+            );
+        }
+    }
+}

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-const TOKEN: &str = "audit-test-token";
+const TOKEN: &str = "audit-test-token-of-at-least-32-characters";
 
 /// `relaydeck serve` on 127.0.0.1:0 in `data`; `file_limit_kib` caps the size of any file
 /// it writes (RLIMIT_FSIZE, with SIGXFSZ ignored so a write past it fails with EFBIG the way

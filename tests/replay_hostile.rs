@@ -238,3 +238,45 @@ async fn escape_sequences_in_a_session_are_shown_not_obeyed() {
         "the report's own colours are still there: the check above is not vacuous"
     );
 }
+
+/// Issue 19: a target answering 307 does not get the step's headers and body sent on to the
+/// host it names; the 307 is the step's answer.
+#[tokio::test]
+async fn http_steps_never_follow_a_redirect() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere_addr = elsewhere.local_addr().unwrap();
+    let addr = target.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = target.accept().await.unwrap();
+        let mut request = vec![0u8; 4096];
+        let _ = socket.read(&mut request).await;
+        let answer = format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{elsewhere_addr}/steal\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let _ = socket.write_all(answer.as_bytes()).await;
+    });
+    let session = Session::parse(
+        r#"{"session":1,"name":"redirect","dialect":"talo"}
+{"step":"http","method":"POST","path":"/v1/players/auth/login","headers":{"x-talo-session":"secret-session"},"body":{"password":"hunter2"},"expect_status":200}"#,
+        "inline",
+    )
+    .unwrap();
+    let report = replay::run(
+        &session,
+        &Target {
+            addr: addr.to_string(),
+            admin_token: None,
+        },
+        &mut |_| {},
+    )
+    .await;
+    let outcome = format!("{:?}", report.steps[0].outcome);
+    assert!(outcome.contains("HTTP 307"), "{outcome}");
+    // The step ran to its end, so a request the client had sent on would already be waiting
+    // in the other listener's queue. the other host: its accept has nothing waiting.
+    let reached =
+        tokio::time::timeout(std::time::Duration::from_millis(200), elsewhere.accept()).await;
+    assert!(reached.is_err(), "the redirect's target was contacted");
+}

@@ -110,6 +110,10 @@ pub struct CommonArgs {
     /// Admin token for --attach-admin.
     #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Read the admin token from this file instead (yours, writable by nobody else): unlike
+    /// --admin-token, it stays out of the process list.
+    #[arg(long, value_name = "PATH")]
+    pub admin_token_file: Option<std::path::PathBuf>,
     /// Worker threads of the generator (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -160,7 +164,19 @@ pub struct Window {
 }
 
 /// `relaydeck load …`: run one workload on a runtime of its own and print its report.
-pub fn main(args: LoadArgs) -> anyhow::Result<ExitCode> {
+pub fn main(mut args: LoadArgs) -> anyhow::Result<ExitCode> {
+    let common = match &mut args.workload {
+        Workload::Rooms(a) => &mut a.common,
+        Workload::Pubsub(a) => &mut a.common,
+        Workload::Idle(a) => &mut a.common,
+    };
+    if common.attach_admin {
+        common.admin_token = crate::admin_token::resolve(
+            common.admin_token.take(),
+            common.admin_token_file.as_deref(),
+        )
+        .map_err(anyhow::Error::msg)?;
+    }
     let common = args.common();
     common.check()?;
     let mut builder = tokio::runtime::Builder::new_multi_thread();

@@ -39,9 +39,14 @@ pub async fn upgrade(
     if let Some(refused) = access::origin_refusal(&headers, shared.hub.config(), true) {
         return refused;
     }
+    let failures = &shared.admission.auth_failures;
+    if let Some(refused) = failures.refusal(addr.ip()) {
+        return refused;
+    }
     let Some(granted) =
         access::authorize(&headers, shared.hub.config(), &shared.admin_token, false)
     else {
+        failures.failed(addr.ip(), "GET /admin");
         return (
             StatusCode::UNAUTHORIZED,
             "a valid admin or viewer token is required: Authorization: Bearer <token>\n",

@@ -142,6 +142,9 @@ pub struct SecuritySettings {
     /// Browser origins allowed to open sockets (`*` for any). Empty: any origin on the game
     /// endpoints, none on `/admin` and Flow streams.
     pub allowed_origins: Vec<String>,
+    /// Host names a loopback-bound server answers besides loopback ones (DNS rebinding;
+    /// see [`crate::server::host_check`]).
+    pub allowed_hosts: Vec<String>,
     /// Open TCP connections, all clients together (HTTP 503 beyond).
     pub max_connections: usize,
     /// Open TCP connections from one IP address (HTTP 429 beyond).
@@ -153,17 +156,30 @@ pub struct SecuritySettings {
     pub idle_timeout_ms: u64,
     /// How long shutdown waits for peers and HTTP requests before it stops anyway.
     pub shutdown_timeout_ms: u64,
+    /// Bytes all WebSocket connections together may hold in messages not yet complete
+    /// (see [`crate::server::frames`]).
+    pub frame_budget_bytes: usize,
+    /// Bytes a WebSocket connection may hold in one message before it has authenticated
+    /// (Signal Fish) or identified (Talo socket).
+    pub unidentified_read_limit_bytes: usize,
+    /// How long a message may take from its first byte to its last; pings in between do
+    /// not extend it.
+    pub frame_deadline_ms: u64,
 }
 
 impl Default for SecuritySettings {
     fn default() -> Self {
         SecuritySettings {
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_connections: 20_000,
             max_connections_per_ip: 2_000,
             header_read_timeout_ms: 10_000,
             idle_timeout_ms: 300_000,
             shutdown_timeout_ms: 5_000,
+            frame_budget_bytes: 64 << 20,
+            unidentified_read_limit_bytes: 128 << 10,
+            frame_deadline_ms: 10_000,
         }
     }
 }
@@ -477,6 +493,15 @@ impl Config {
                 "security: max_connections, max_connections_per_ip, header_read_timeout_ms and idle_timeout_ms must be positive"
                     .to_owned(),
             );
+        }
+        if security.frame_budget_bytes < crate::server::frames::ALLOWANCE
+            || security.unidentified_read_limit_bytes < 1024
+            || security.frame_deadline_ms == 0
+        {
+            return Err(format!(
+                "security: frame_budget_bytes must be at least {}, unidentified_read_limit_bytes at least 1024, frame_deadline_ms positive",
+                crate::server::frames::ALLOWANCE
+            ));
         }
         let outbox = &self.outbox;
         if outbox.soft_bytes == 0 || outbox.hard_bytes < outbox.soft_bytes || outbox.stall_ms == 0 {

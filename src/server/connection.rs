@@ -125,6 +125,12 @@ pub trait Session: Send + 'static {
     /// A WebSocket ping or pong (answered by the library): the socket is alive.
     fn on_socket_frame(&mut self) {}
 
+    /// Whether the peer has authenticated or identified in-band; until then its socket may
+    /// hold only `security.unidentified_read_limit_bytes` of an unfinished message.
+    fn identified(&self) -> bool {
+        true
+    }
+
     /// A kick, an app status change or shutdown (injected frames arrive as [`Session::on_text`];
     /// a close decided elsewhere is carried out by the loop).
     fn on_control(&mut self, notice: Notice) -> Flow;
@@ -181,6 +187,7 @@ pub async fn serve<S: Session, T: Transport>(
     make: impl FnOnce(Arc<PeerHandle>) -> S,
 ) {
     let dialect = new.dialect;
+    let addr = new.addr.clone();
     let link = match shared.hub.register_peer(new, app_limit) {
         Ok(link) => link,
         Err(error) => {
@@ -197,6 +204,9 @@ pub async fn serve<S: Session, T: Transport>(
     let mut writer = spawn_writer(sink, link.queues.outbox, handle.clone());
     let mut session = make(handle.clone());
     let hub = &shared.hub;
+    let mut identified = session.identified();
+    let meter = shared.admission.frames.take(&addr, identified);
+    let mut frames_tripped = false;
 
     let mut client_close = None;
     let mut flow = session.on_open();
@@ -222,12 +232,18 @@ pub async fn serve<S: Session, T: Transport>(
         flow = tokio::select! {
             incoming = stream.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
+                    if let Some(meter) = &meter {
+                        meter.message_done();
+                    }
                     last_inbound = Instant::now();
                     hub.record_inbound(&handle, text.as_str());
                     handle.record(Direction::In, &text);
                     session.on_text(text.as_str())
                 }
                 Some(Ok(Message::Binary(bytes))) => {
+                    if let Some(meter) = &meter {
+                        meter.message_done();
+                    }
                     last_inbound = Instant::now();
                     // The text is shown only to admins tapping the peer.
                     if handle.is_tapped() {
@@ -241,6 +257,11 @@ pub async fn serve<S: Session, T: Transport>(
                     session.on_binary(&bytes)
                 }
                 Some(Ok(message @ (Message::Ping(_) | Message::Pong(_)))) => {
+                    if let (Some(meter), Message::Ping(payload) | Message::Pong(payload)) =
+                        (&meter, &message)
+                    {
+                        meter.control_done(payload.len());
+                    }
                     last_inbound = Instant::now();
                     if let (Some(pinger), Message::Pong(_)) = (&mut pinger, &message) {
                         pinger.answered(last_inbound);
@@ -302,6 +323,17 @@ pub async fn serve<S: Session, T: Transport>(
                 _ => Flow::Continue,
             },
             background = session.background() => background,
+            why = async {
+                match &meter {
+                    Some(meter) => meter.tripped().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                frames_tripped = true;
+                let (code, reason) = why.close();
+                tracing::debug!(peer = %handle.id, %addr, ?why, "closed for its unfinished frames");
+                Flow::close(code, reason)
+            }
             () = handle.writer_gave_up() => {
                 hub.close_slow_consumer(&handle);
                 Flow::Continue
@@ -317,6 +349,12 @@ pub async fn serve<S: Session, T: Transport>(
         if let Some(next) = pinger.as_ref().map(Pinger::next).filter(|n| *n != ping_at) {
             ping_at = next;
             ping_timer.as_mut().reset(ping_at);
+        }
+        if !identified && session.identified() {
+            identified = true;
+            if let Some(meter) = &meter {
+                meter.identified();
+            }
         }
         let next = earliest(session.deadline(), idle_check);
         if next != deadline {
@@ -338,7 +376,9 @@ pub async fn serve<S: Session, T: Transport>(
         writer.abort();
         return;
     }
-    if !writer_gone && handle.closing().is_some() {
+    // A socket closed for its unfinished frames is no longer read, so the client's close
+    // could not be seen; its memory goes as soon as the close is written.
+    if !writer_gone && handle.closing().is_some() && !frames_tripped {
         finish_close_handshake(&mut stream).await;
     }
     handle.end();

@@ -38,6 +38,7 @@ fn label(value: &str) -> String {
 /// shows every app's traffic to the network, so it needs the admin or viewer token.
 pub async fn metrics(
     State(shared): State<Arc<Shared>>,
+    axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: axum::http::HeaderMap,
 ) -> Response {
     let on_loopback = shared
@@ -46,6 +47,12 @@ pub async fn metrics(
         .listen
         .parse::<std::net::SocketAddr>()
         .is_ok_and(|addr| addr.ip().is_loopback());
+    let failures = &shared.admission.auth_failures;
+    if !on_loopback {
+        if let Some(refused) = failures.refusal(remote.ip()) {
+            return refused;
+        }
+    }
     if !on_loopback
         && crate::server::access::authorize(
             &headers,
@@ -55,6 +62,7 @@ pub async fn metrics(
         )
         .is_none()
     {
+        failures.failed(remote.ip(), "GET /metrics");
         return (
             axum::http::StatusCode::UNAUTHORIZED,
             "metrics of a server bound beyond loopback need Authorization: Bearer <admin or viewer token>\n",
@@ -283,12 +291,24 @@ pub async fn mint_token(
 /// or the pub/sub `peerId` of the welcome, which is what a backend knows.
 pub async fn kick_peer(
     State(shared): State<Arc<Shared>>,
+    axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
+    let failures = &shared.admission.auth_failures;
+    if let Some(refused) = failures.refusal(remote.ip()) {
+        return refused;
+    }
     let presented = bearer(&headers).map(str::to_owned);
     if !token_matches(presented.as_deref(), &shared.admin_token) {
+        failures.failed(remote.ip(), "DELETE /v1/peers");
         return error(StatusCode::UNAUTHORIZED, "a valid admin token is required");
+    }
+    if shared.readonly {
+        return error(
+            StatusCode::FORBIDDEN,
+            "refused: this server is read-only (serve --readonly); nothing was kicked",
+        );
     }
     // As on /admin: on record before it takes effect, refused when it cannot be.
     let ticket = match shared.persist.audit_intent("admin@http", "kick", &id).await {
@@ -311,11 +331,22 @@ pub async fn kick_peer(
         Ok(message) => message.clone(),
         Err(message) => format!("refused: {message}"),
     };
-    if let Err(e) = shared.persist.audit_outcome(&ticket, &recorded).await {
-        tracing::error!(error = %e, "could not append an outcome to the audit log");
-    }
+    // The intent is on record and the action ran; the answer says when its outcome is not,
+    // as the console's does.
+    let unrecorded = match shared.persist.audit_outcome(&ticket, &recorded).await {
+        Ok(()) => String::new(),
+        Err(e) => {
+            tracing::error!(error = %e, "could not append an outcome to the audit log");
+            format!(" (its outcome could not be written to the audit log: {e})")
+        }
+    };
     match outcome {
-        Ok(message) => Json(json!({ "ok": true, "message": message })).into_response(),
-        Err(message) => error(StatusCode::NOT_FOUND, message),
+        Ok(message) => Json(json!({
+            "ok": true,
+            "message": format!("{message}{unrecorded}"),
+            "outcome_recorded": unrecorded.is_empty(),
+        }))
+        .into_response(),
+        Err(message) => error(StatusCode::NOT_FOUND, format!("{message}{unrecorded}")),
     }
 }

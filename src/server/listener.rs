@@ -41,6 +41,10 @@ const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct Admission {
     counts: Mutex<Counts>,
+    /// Bytes upgraded sockets hold in unfinished messages.
+    pub frames: Arc<crate::server::frames::FrameBudget>,
+    /// Failed admin authentications per address.
+    pub auth_failures: crate::server::auth_failures::AuthFailures,
 }
 
 #[derive(Default)]
@@ -133,6 +137,7 @@ impl Drop for Permit {
 /// client that saw its connection close can count on the place being free.
 struct Counted {
     _permit: Permit,
+    meter: crate::server::frames::MeterGuard,
     stream: TcpStream,
 }
 
@@ -182,16 +187,38 @@ enum Stream {
     Tls(Box<tokio_rustls::server::TlsStream<Counted>>),
 }
 
+impl Stream {
+    fn meter(&self) -> &crate::server::frames::Meter {
+        match self {
+            Stream::Plain(s) => s.meter.meter(),
+            Stream::Tls(s) => s.get_ref().0.meter.meter(),
+        }
+    }
+}
+
+/// Bytes are counted as the WebSocket library reads them, after TLS: what it holds is
+/// plaintext, and a ping's size is known only there.
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
+        let this = self.get_mut();
+        // A socket over its frame limits is no longer read: what it sends waits in the
+        // kernel until its connection loop closes it (which wakes nobody here).
+        if !this.meter().readable() {
+            return Poll::Pending;
+        }
+        let before = buf.filled().len();
+        let polled = match this {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        if let Poll::Ready(Ok(())) = polled {
+            this.meter().read(buf.filled().len() - before);
         }
+        polled
     }
 }
 
@@ -302,6 +329,9 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms));
     let mut shutdown = std::pin::pin!(shutdown);
+    admission.frames.configure(&limits);
+    admission.frames.start_sweeper();
+    let mut accept_backoff = AcceptBackoff::default();
     loop {
         let (stream, remote) = tokio::select! {
             () = &mut shutdown => break,
@@ -309,13 +339,16 @@ pub async fn serve(
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // Running out of file descriptors or a connection reset before accept
-                    // are conditions of the moment: keep serving the sockets already open.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // are conditions of the moment: keep serving the sockets already open,
+                    // and wait longer each time it fails again, so that a server out of
+                    // descriptors neither spins nor fills its log.
+                    let delay = accept_backoff.failed(&error);
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
             },
         };
+        accept_backoff.succeeded();
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
@@ -328,6 +361,7 @@ pub async fn serve(
         };
         let counted = Counted {
             _permit: permit,
+            meter: admission.frames.open(remote),
             stream,
         };
         let service = router.clone().map_request(
@@ -395,6 +429,48 @@ pub async fn serve(
     Ok(())
 }
 
+/// How long the accept loop waits after `accept` fails, and when it says so.
+#[derive(Default)]
+struct AcceptBackoff {
+    /// Failures since the last accepted socket.
+    failures: u32,
+    /// Failures not yet logged.
+    unlogged: u64,
+    last_log: Option<std::time::Instant>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const LONGEST: Duration = Duration::from_secs(1);
+    const LOG_EVERY: Duration = Duration::from_secs(10);
+
+    fn failed(&mut self, error: &io::Error) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        self.unlogged += 1;
+        let now = std::time::Instant::now();
+        if self
+            .last_log
+            .is_none_or(|last| now.duration_since(last) >= Self::LOG_EVERY)
+        {
+            let out_of_files = matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+            tracing::warn!(
+                %error,
+                failures = self.unlogged,
+                hint = if out_of_files { "out of file descriptors: lower security.max_connections or raise `ulimit -n`" } else { "" },
+                "accept failed"
+            );
+            self.unlogged = 0;
+            self.last_log = Some(now);
+        }
+        let doublings = self.failures.saturating_sub(1).min(7);
+        (Self::FIRST * 2u32.pow(doublings)).min(Self::LONGEST)
+    }
+
+    fn succeeded(&mut self) {
+        self.failures = 0;
+    }
+}
+
 async fn refuse(mut stream: TcpStream, refused: Refused) {
     let response = refused.response();
     let _ = tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, async {
@@ -431,6 +507,18 @@ mod tests {
         drop(first);
         assert_eq!(admission.open(), 2);
         assert!(admission.admit(a, &limits).is_ok());
+    }
+
+    #[test]
+    fn accept_failures_back_off_up_to_a_second() {
+        let mut backoff = AcceptBackoff::default();
+        let error = io::Error::from_raw_os_error(libc::EMFILE);
+        let delays: Vec<_> = (0..12).map(|_| backoff.failed(&error)).collect();
+        assert_eq!(delays[0], Duration::from_millis(10));
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(delays[11], Duration::from_secs(1));
+        backoff.succeeded();
+        assert_eq!(backoff.failed(&error), Duration::from_millis(10));
     }
 
     #[test]

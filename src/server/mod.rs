@@ -32,6 +32,7 @@
 
 pub mod access;
 pub(crate) mod admin;
+pub(crate) mod auth_failures;
 pub(crate) mod bans;
 pub(crate) mod cluster;
 /// The cluster's wire messages, for the fuzz target that reads them back; the rest of the
@@ -43,7 +44,10 @@ pub mod cluster_wire {
 }
 pub mod config;
 pub(crate) mod connection;
+pub(crate) mod fds;
 pub mod flow;
+pub(crate) mod frames;
+pub(crate) mod host_check;
 pub(crate) mod http;
 pub(crate) mod hub;
 pub(crate) mod keepalive;
@@ -277,10 +281,12 @@ impl Server {
                 );
             }
         };
+        let mut security = shared.hub.config().security.clone();
+        fds::fit(&mut security, fds::raise_limit());
         let served = listener::serve(
             self.listener,
             router,
-            shared.hub.config().security.clone(),
+            security,
             shared.admission.clone(),
             shared.tls.clone(),
             shutdown,
@@ -316,6 +322,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route(routes::PUBSUB_PEER, delete(http::kick_peer))
         .route(routes::HEALTH, get(http::health))
         .route(routes::METRICS, get(http::metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(host_check::HostPolicy::new(
+                &shared.hub.info().listen,
+                &shared.hub.config().security.allowed_hosts,
+            )),
+            host_check::check,
+        ))
         .with_state(shared)
 }
 

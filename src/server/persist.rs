@@ -283,7 +283,14 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         builder.mode(0o700);
         builder.create(dir)?;
-        // A folder that already existed keeps its mode; say so when others can look in.
+        // A folder that already existed keeps its owner and mode: one that another user owns
+        // or may write to lets that user plant the token the server trusts, so it is refused.
+        if let Some(problem) = not_private(dir, "data folder", "chmod 700")? {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                problem,
+            ));
+        }
         let mode = std::fs::metadata(dir)?.permissions().mode();
         if mode & 0o077 != 0 {
             tracing::warn!(
@@ -298,6 +305,32 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// Why `path` cannot be trusted, if it cannot: another user owns it, or others may write to
+/// it. `fix` is the command that makes a file or folder of one's own private.
+#[cfg(unix)]
+fn not_private(path: &Path, what: &str, fix: &str) -> std::io::Result<Option<String>> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::symlink_metadata(path)?;
+    let me = rustix::process::getuid().as_raw();
+    if metadata.uid() != me {
+        return Ok(Some(format!(
+            "the {what} {} belongs to user {}, not to you ({me}): another user could have put its files there. Use a folder of your own (--data-dir), or `chown -R {me} {}` if it is yours",
+            path.display(),
+            metadata.uid(),
+            path.display()
+        )));
+    }
+    if metadata.mode() & 0o022 != 0 {
+        return Ok(Some(format!(
+            "the {what} {} can be written by other users (mode {:o}); `{fix} {}`",
+            path.display(),
+            metadata.mode() & 0o777,
+            path.display()
+        )));
+    }
+    Ok(None)
+}
+
 /// Cut a torn last line (a crash or a full disk mid-write) off the audit log, and return
 /// the highest action id on record.
 fn repair_audit(path: &Path) -> std::io::Result<u64> {
@@ -306,6 +339,21 @@ fn repair_audit(path: &Path) -> std::io::Result<u64> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
+    // An audit log made by an older version, or by hand, may be open to others: it names
+    // every action and who took it, so it is made the user's alone, and the log says so.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            tracing::warn!(
+                file = %path.display(),
+                was = format!("{:o}", mode & 0o777),
+                "the audit log was open to other users; it is 0600 now"
+            );
+        }
+    }
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     let whole = bytes
@@ -476,6 +524,13 @@ fn stored_token(path: &Path) -> std::io::Result<Option<String>> {
             ))
         }
     };
+    #[cfg(unix)]
+    if let Some(problem) = not_private(path, "admin token file", "chmod 600")? {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            problem,
+        ));
+    }
     if let Some(problem) = token_file_problem(path) {
         tracing::warn!("{problem}");
     }
@@ -486,6 +541,36 @@ fn stored_token(path: &Path) -> std::io::Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_audit_log_open_to_others_is_made_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join(AUDIT_FILE);
+        std::fs::write(&log, "").unwrap();
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+        repair_audit(&log).unwrap();
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_folder_or_token_file_others_can_write_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let parent = tempfile::tempdir().unwrap();
+        let open = parent.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = create_private_dir(&open).unwrap_err().to_string();
+        assert!(error.contains("chmod 700"), "{error}");
+        let dir = parent.path().join("data");
+        create_private_dir(&dir).unwrap();
+        let token = admin_token_file(&dir);
+        std::fs::write(&token, "planted-token").unwrap();
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let error = admin_token(&dir, None).unwrap_err().to_string();
+        assert!(error.contains("chmod 600"), "{error}");
+    }
 
     #[tokio::test]
     async fn statuses_and_audit_survive_and_the_token_is_private() {

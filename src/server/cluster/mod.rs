@@ -143,6 +143,17 @@ fn open_client(url: &str) -> redis::RedisResult<redis::Client> {
 
 /// A Redis URL without the password it may carry (`redis://user:…@host:6379`).
 pub fn redact(url: &str) -> String {
+    // redis-rs also takes the password as `?password=`.
+    if let Some((base, query)) = url.split_once('?') {
+        let query: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=…"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        return format!("{}?{}", redact(base), query.join("&"));
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -1008,5 +1019,9 @@ mod tests {
             "redis://app:…@10.0.0.5:6379/0"
         );
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact("redis://u:pw@10.0.0.5:6379/0?password=s3cret&protocol=resp3"),
+            "redis://u:…@10.0.0.5:6379/0?password=…&protocol=resp3"
+        );
     }
 }

@@ -304,6 +304,10 @@ impl connection::Session for Session {
         self.last_frame = Instant::now();
     }
 
+    fn identified(&self) -> bool {
+        self.app.is_some()
+    }
+
     // Signal Fish has its own activity (4003) and socket idle (4004) timers.
     fn idle_close(&self) -> Option<(u16, &'static str)> {
         None

@@ -177,6 +177,39 @@ fn rate_limited(shared: &Shared, auth_endpoint: bool, caller: &str) -> Option<Re
     )
 }
 
+/// The caller a rate window is kept for: a player's identifier when it is one this server
+/// would store, else the address, so that a key is never longer than an identifier.
+fn rate_caller(identifier: Option<&str>, addr: SocketAddr) -> String {
+    match identifier {
+        Some(identifier) if identifier.chars().count() <= super::MAX_IDENTIFIER_CHARS => {
+            identifier.to_owned()
+        }
+        _ => addr.ip().to_string(),
+    }
+}
+
+/// The 400 for fields longer than the server takes, `(name, value, limit in characters)`.
+fn too_long(shared: &Shared, fields: &[(&str, &str, usize)]) -> Option<Response> {
+    let errors: serde_json::Map<String, Value> = fields
+        .iter()
+        .filter(|(_, value, limit)| value.chars().count() > *limit)
+        .map(|(field, _, limit)| {
+            (
+                (*field).to_owned(),
+                json!([format!("{field} must be at most {limit} characters")]),
+            )
+        })
+        .collect();
+    (!errors.is_empty()).then(|| {
+        respond(
+            shared,
+            StatusCode::BAD_REQUEST,
+            "400",
+            json!({ "errors": errors }),
+        )
+    })
+}
+
 fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(name)
@@ -242,9 +275,7 @@ pub async fn identify(
         .get("identifier")
         .map(String::as_str)
         .filter(|s| !s.is_empty());
-    let caller = identifier
-        .map(str::to_owned)
-        .unwrap_or_else(|| addr.ip().to_string());
+    let caller = rate_caller(identifier, addr);
     let app = match admit(&shared, &headers, &caller, true, Some("read:players")) {
         Ok(app) => app,
         Err(response) => return response,
@@ -283,17 +314,40 @@ pub async fn identify(
         Ok(values) => values,
         Err(response) => return response,
     };
+    if let Some(refused) = too_long(
+        &shared,
+        &[
+            ("service", service, super::MAX_IDENTIFIER_CHARS),
+            ("identifier", identifier, super::MAX_IDENTIFIER_CHARS),
+        ],
+    ) {
+        return refused;
+    }
     if let Some(ban) = shared.hub.bans().identity(Some(&app), identifier) {
         return crate::server::bans::refuse_http(&shared.hub, &ban);
     }
-    let Some(alias) = shared.talo.identify(&app, service, identifier) else {
+    let alias = match shared.talo.identify_checked(&app, service, identifier) {
+        Ok(alias) => alias,
         // `src/routes/api/player/identify.ts`: talo aliases are only made by the auth API.
-        return respond(
-            &shared,
-            StatusCode::NOT_FOUND,
-            "404",
-            json!({"message": "Player not found: Talo aliases must be created using the /v1/players/auth API"}),
-        );
+        Err(super::IdentifyRefusal::NotFound) => {
+            return respond(
+                &shared,
+                StatusCode::NOT_FOUND,
+                "404",
+                json!({"message": "Player not found: Talo aliases must be created using the /v1/players/auth API"}),
+            )
+        }
+        Err(super::IdentifyRefusal::GameFull) => {
+            return respond(
+                &shared,
+                StatusCode::BAD_REQUEST,
+                "400",
+                json!({"errors": {"identifier": [format!(
+                    "this game has as many players as this server creates ({})",
+                    super::MAX_CREATED_PLAYERS_PER_APP
+                )]}}),
+            )
+        }
     };
     if let Err(response) = check_session(&shared, &headers, &alias) {
         return response;
@@ -312,9 +366,11 @@ pub async fn socket_token(
         return banned;
     }
     let alias_header = header_value(&headers, "x-talo-alias").map(str::to_owned);
-    let caller = alias_header
-        .clone()
-        .unwrap_or_else(|| addr.ip().to_string());
+    // An alias id is a number: anything else is keyed by the address, never by its text.
+    let caller = match alias_header.as_deref().and_then(|a| a.parse::<u64>().ok()) {
+        Some(id) => format!("alias {id}"),
+        None => addr.ip().to_string(),
+    };
     let app = match admit(&shared, &headers, &caller, false, Some("write:players")) {
         Ok(app) => app,
         Err(response) => return response,
@@ -370,9 +426,7 @@ pub async fn login(
         .get("password")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty());
-    let caller = identifier
-        .map(str::to_owned)
-        .unwrap_or_else(|| addr.ip().to_string());
+    let caller = rate_caller(identifier, addr);
     // Login needs both player scopes upstream (`player-auth/login.ts`).
     let app = match admit(
         &shared,
@@ -394,6 +448,15 @@ pub async fn login(
         Ok(values) => values,
         Err(response) => return response,
     };
+    if let Some(refused) = too_long(
+        &shared,
+        &[
+            ("identifier", identifier, super::MAX_IDENTIFIER_CHARS),
+            ("password", password, super::MAX_PASSWORD_CHARS),
+        ],
+    ) {
+        return refused;
+    }
     if let Some(ban) = shared.hub.bans().identity(Some(&app), identifier) {
         return crate::server::bans::refuse_http(&shared.hub, &ban);
     }

@@ -28,6 +28,22 @@ pub const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 pub const REQUESTS_PER_MINUTE: u32 = 100;
 pub const AUTH_REQUESTS_PER_MINUTE: u32 = 20;
 const MAX_TRACKED_WINDOWS: usize = 4096;
+/// Longest `identifier` and `service` accepted (characters): what is stored per player and
+/// used as a rate key stays small.
+pub const MAX_IDENTIFIER_CHARS: usize = 255;
+/// Longest password accepted (characters); Argon2 would hash any length, slowly.
+pub const MAX_PASSWORD_CHARS: usize = 512;
+/// Players `identify` may create in one game (configured players do not count).
+pub const MAX_CREATED_PLAYERS_PER_APP: usize = 10_000;
+
+/// Why `identify` gave no alias.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentifyRefusal {
+    /// A `talo` player that does not exist (only the auth API makes them).
+    NotFound,
+    /// The game has [`MAX_CREATED_PLAYERS_PER_APP`] players made by `identify`.
+    GameFull,
+}
 
 /// Server-wide Talo socket settings (`"talo"` in the config file).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -151,7 +167,12 @@ pub struct Ticket {
 
 #[derive(Default)]
 struct State {
+    /// Alias id `n` is at `aliases[n - 1]`.
     aliases: Vec<Alias>,
+    /// (app, service, identifier) → alias id, so that identify is not a scan of every alias.
+    alias_ids: HashMap<(String, String, String), u64>,
+    /// App → players `identify` created in it.
+    created: HashMap<String, usize>,
     tickets: HashMap<String, Ticket>,
     /// Alias id → (socket token, issued).
     socket_tokens: HashMap<u64, (String, u64)>,
@@ -178,6 +199,12 @@ pub struct Talo {
     passwords: HashMap<(String, String), String>,
 }
 
+/// A hash no password matches, verified against for players that do not exist.
+fn unknown_player_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| password::hash(&random_token()).unwrap_or_default())
+}
+
 pub fn random_token() -> String {
     use rand::RngExt as _;
     let mut rng = rand::rng();
@@ -195,6 +222,14 @@ impl Talo {
             let Some(talo) = &app.talo else { continue };
             for player in &talo.players {
                 let id = state.aliases.len() as u64 + 1;
+                state.alias_ids.insert(
+                    (
+                        app.id.clone(),
+                        player.service.clone(),
+                        player.identifier.clone(),
+                    ),
+                    id,
+                );
                 state.aliases.push(Alias {
                     id,
                     app: app.id.clone(),
@@ -276,16 +311,32 @@ impl Talo {
     /// The alias of a player, created on first identify (as Talo does) except for `talo`
     /// players, who must exist.
     pub fn identify(&self, app: &str, service: &str, identifier: &str) -> Option<Alias> {
+        self.identify_checked(app, service, identifier).ok()
+    }
+
+    /// [`Talo::identify`], saying why there is no alias.
+    pub fn identify_checked(
+        &self,
+        app: &str,
+        service: &str,
+        identifier: &str,
+    ) -> Result<Alias, IdentifyRefusal> {
         let mut state = self.lock();
-        if let Some(alias) = state
-            .aliases
-            .iter()
-            .find(|a| a.app == app && a.service == service && a.identifier == identifier)
-        {
-            return Some(alias.clone());
+        let key = (app.to_owned(), service.to_owned(), identifier.to_owned());
+        if let Some(id) = state.alias_ids.get(&key) {
+            let found = usize::try_from(*id)
+                .ok()
+                .and_then(|id| state.aliases.get(id.wrapping_sub(1)));
+            if let Some(alias) = found {
+                return Ok(alias.clone());
+            }
         }
         if service == "talo" {
-            return None;
+            return Err(IdentifyRefusal::NotFound);
+        }
+        let created = state.created.get(app).copied().unwrap_or(0);
+        if created >= MAX_CREATED_PLAYERS_PER_APP {
+            return Err(IdentifyRefusal::GameFull);
         }
         let alias = Alias {
             id: state.aliases.len() as u64 + 1,
@@ -295,14 +346,17 @@ impl Talo {
             created_ms: now_ms(),
         };
         state.aliases.push(alias.clone());
-        Some(alias)
+        state.alias_ids.insert(key, alias.id);
+        *state.created.entry(app.to_owned()).or_default() += 1;
+        Ok(alias)
     }
 
     pub fn alias(&self, app: &str, id: u64) -> Option<Alias> {
+        let index = usize::try_from(id).ok()?.checked_sub(1)?;
         self.lock()
             .aliases
-            .iter()
-            .find(|a| a.id == id && a.app == app)
+            .get(index)
+            .filter(|a| a.app == app)
             .cloned()
     }
 
@@ -387,9 +441,12 @@ impl Talo {
     /// Verifying a password takes tens of milliseconds by design: call it off the async
     /// workers (`spawn_blocking`).
     pub fn login(&self, app: &str, identifier: &str, password: &str) -> Option<(Alias, String)> {
-        let stored = self
-            .passwords
-            .get(&(app.to_owned(), identifier.to_owned()))?;
+        let Some(stored) = self.passwords.get(&(app.to_owned(), identifier.to_owned())) else {
+            // An unknown player costs what a known one does, so that the time of the answer
+            // does not say which identifiers exist.
+            let _ = password::verify(unknown_player_hash(), password);
+            return None;
+        };
         if !password::verify(stored, password) {
             return None;
         }
@@ -420,12 +477,18 @@ impl Talo {
         let mut state = self.lock();
         // Every new caller opens a window; forget the finished ones before the map can grow
         // without bound under a stream of made-up identifiers.
-        if state.windows.len() >= MAX_TRACKED_WINDOWS {
+        let key = (auth_endpoint, caller.to_owned());
+        if state.windows.len() >= MAX_TRACKED_WINDOWS && !state.windows.contains_key(&key) {
             state.windows.retain(|_, window| !window.rolled_over(now));
+            // Still full of live windows: a flood of new callers within one minute. New
+            // callers wait for windows to end rather than grow the table.
+            if state.windows.len() >= MAX_TRACKED_WINDOWS {
+                return Err(RATE_WINDOW.as_secs());
+            }
         }
         let window = state
             .windows
-            .entry((auth_endpoint, caller.to_owned()))
+            .entry(key)
             .or_insert_with(|| FixedWindow::new(RATE_WINDOW, now));
         if window.hit(now) > limit {
             return Err(window.remaining(now).as_millis().div_ceil(1000).max(1) as u64);
@@ -446,5 +509,47 @@ impl Talo {
             .channels
             .iter()
             .find(|c| c.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn identify_creates_a_bounded_number_of_players_per_game_and_finds_them_by_key() {
+        let talo = Talo::new(&Config::demo());
+        for n in 0..MAX_CREATED_PLAYERS_PER_APP {
+            talo.identify_checked("demo", "username", &format!("p{n}"))
+                .unwrap();
+        }
+        assert_eq!(
+            talo.identify_checked("demo", "username", "one-more"),
+            Err(IdentifyRefusal::GameFull)
+        );
+        // Known players are still found, and another game is not affected.
+        let known = talo.identify_checked("demo", "username", "p7").unwrap();
+        assert_eq!(talo.alias("demo", known.id).unwrap(), known);
+        assert!(talo.identify_checked("other", "username", "p7").is_ok());
+        assert_eq!(
+            talo.identify_checked("demo", "talo", "nobody"),
+            Err(IdentifyRefusal::NotFound)
+        );
+    }
+
+    #[test]
+    fn the_rate_table_never_grows_past_its_bound() {
+        let talo = Talo::new(&Config::demo());
+        for n in 0..MAX_TRACKED_WINDOWS + 100 {
+            let _ = talo.rate_limit(true, &format!("caller-{n}"));
+        }
+        assert!(talo.lock().windows.len() <= MAX_TRACKED_WINDOWS);
+        assert!(
+            talo.rate_limit(true, "caller-5").is_ok(),
+            "known callers keep their window"
+        );
+        assert!(talo.rate_limit(true, "caller-new").is_err());
     }
 }

@@ -176,6 +176,10 @@ impl connection::Session for Session {
         self.rate_limit.forgive();
     }
 
+    fn identified(&self) -> bool {
+        self.alias.is_some()
+    }
+
     fn on_end(&mut self) {
         if self.shared.talo.unbind_socket(&self.peer.id).is_none() {
             return;
