@@ -227,6 +227,31 @@ fn encode_all(text: &str) -> String {
 
 /// `service` and `identifier` as the handler reads them: the last of each name, empty
 /// meaning absent.
+/// Longest identifier and service, and password, the server takes (characters).
+const MAX_IDENTIFIER_CHARS: usize = 255;
+const MAX_PASSWORD_CHARS: usize = 512;
+
+/// The rate window a Talo request counts in: its identifier when that is a bounded value,
+/// else its address.
+fn rate_caller(identifier: Option<&str>, ip: &str) -> String {
+    match identifier {
+        Some(identifier) if identifier.chars().count() <= MAX_IDENTIFIER_CHARS => {
+            identifier.to_owned()
+        }
+        _ => ip.to_owned(),
+    }
+}
+
+/// The 400 naming every field over its limit.
+fn too_long(fields: &[(&str, &str, usize)]) -> Option<Expected> {
+    let names: BTreeSet<String> = fields
+        .iter()
+        .filter(|(_, value, limit)| value.chars().count() > *limit)
+        .map(|(name, _, _)| (*name).to_owned())
+        .collect();
+    (!names.is_empty()).then_some(Expected::Missing(names))
+}
+
 fn query_fields(pairs: &[(String, Option<String>)]) -> (Option<String>, Option<String>) {
     let last = |wanted: &str| {
         pairs
@@ -429,7 +454,7 @@ impl Model {
                 if let Err(refused) = Model::authorize(&case.key, Some("read:players")) {
                     return Some(refused);
                 }
-                if self.limited(true, identifier.as_deref().unwrap_or(&ip)) {
+                if self.limited(true, &rate_caller(identifier.as_deref(), &ip)) {
                     return Some(Expected::Status(429));
                 }
                 if let Some(missing) =
@@ -438,6 +463,12 @@ impl Model {
                     return Some(missing);
                 }
                 let (service, identifier) = (service?, identifier?);
+                if let Some(long) = too_long(&[
+                    ("service", &service, MAX_IDENTIFIER_CHARS),
+                    ("identifier", &identifier, MAX_IDENTIFIER_CHARS),
+                ]) {
+                    return Some(long);
+                }
                 if self.alias_id(&service, &identifier).is_none() {
                     if service == "talo" {
                         return Some(Expected::Status(404));
@@ -459,17 +490,26 @@ impl Model {
                 if let Err(refused) = Model::authorize(&case.key, Some("write:players")) {
                     return Some(refused);
                 }
-                if self.limited(false, header.as_deref().unwrap_or(&ip)) {
+                // An alias id is a number: anything else is keyed by the address.
+                let number = header.as_deref().and_then(|h| h.trim().parse::<u64>().ok());
+                let caller = number.map_or_else(|| ip.clone(), |id| format!("alias {id}"));
+                if self.limited(false, &caller) {
                     return Some(Expected::Status(429));
                 }
-                let id = header.and_then(|h| h.parse::<usize>().ok());
-                let Some((service, _)) = id
-                    .filter(|&id| id >= 1)
-                    .and_then(|id| self.aliases.get(id - 1))
-                else {
+                let Some(header) = header.map(|h| h.trim().to_owned()) else {
                     return Some(Expected::Missing(BTreeSet::from([
                         "x-talo-alias".to_owned()
                     ])));
+                };
+                // Digits only, as Talo's header schema; then an alias the game has, or 404.
+                let digits = !header.is_empty() && header.bytes().all(|b| b.is_ascii_digit());
+                let Some(id) = header.parse::<usize>().ok().filter(|_| digits) else {
+                    return Some(Expected::Missing(BTreeSet::from([
+                        "x-talo-alias".to_owned()
+                    ])));
+                };
+                let Some((service, _)) = id.checked_sub(1).and_then(|i| self.aliases.get(i)) else {
+                    return Some(Expected::Status(404));
                 };
                 if service == "talo" {
                     if let Err(refused) = self.session_ok(&case.session) {
@@ -491,13 +531,27 @@ impl Model {
                 if let Err(refused) = Model::authorize(&case.key, Some("write:players")) {
                     return Some(refused);
                 }
-                if self.limited(true, identifier.as_deref().unwrap_or(&ip)) {
+                if self.limited(true, &rate_caller(identifier.as_deref(), &ip)) {
                     return Some(Expected::Status(429));
                 }
                 if let Some(missing) =
                     missing(&[("identifier", &identifier), ("password", &password)])
                 {
                     return Some(missing);
+                }
+                if let Some(long) = too_long(&[
+                    (
+                        "identifier",
+                        identifier.as_deref().unwrap_or(""),
+                        MAX_IDENTIFIER_CHARS,
+                    ),
+                    (
+                        "password",
+                        password.as_deref().unwrap_or(""),
+                        MAX_PASSWORD_CHARS,
+                    ),
+                ]) {
+                    return Some(long);
                 }
                 if identifier.as_deref() == Some("bob") && password.as_deref() == Some(BOB_PASSWORD)
                 {
