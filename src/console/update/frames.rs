@@ -63,15 +63,15 @@ impl App {
         effects
     }
 
-    /// The answer to [`App::read_recorded_frames`]: the frames on screen. False when the
-    /// result is about another command.
-    pub(super) fn recorded_frames_answered(&mut self, result: &CommandResult) -> bool {
+    /// The answer to [`App::read_recorded_frames`]: the frames on screen. A refusal is said
+    /// on the status line like any other command's.
+    pub(super) fn recorded_frames_answered(&mut self, result: &CommandResult) {
         if self.frames_request != Some(result.id) {
-            return false;
+            return;
         }
         self.frames_request = None;
         if !result.ok {
-            return false;
+            return;
         }
         match result.data.as_ref().map(RecordedFrames::from_result) {
             Some(Ok(recorded)) => {
@@ -86,7 +86,6 @@ impl App {
             Some(Err(problem)) => self.set_status(problem, Severity::Error),
             None => self.set_status("the server sent no frames", Severity::Error),
         }
-        false
     }
 
     /// Copy what is on screen: a whole log entry, the selected recorded frame, or the log
