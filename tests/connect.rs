@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::tmux::Tmux;
 use common::{TestServer, RECEIVE_TIMEOUT};
 use relaydeck::console::app::{Connection, Msg};
 use relaydeck::console::net::{reach, TokenSource};
@@ -117,87 +118,27 @@ fn completions_are_printed_for_a_shell() {
     assert!(script.contains("connect"));
 }
 
-/// A private tmux server, killed when the test ends however it ends.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn new(name: &str) -> Tmux {
-        let version = Command::new("tmux").arg("-V").output();
-        assert!(
-            version.as_ref().is_ok_and(|o| o.status.success()),
-            "this test drives the real binary inside tmux, and tmux could not be run; install \
-             it (bash scripts/test.sh does)"
-        );
-        Tmux {
-            socket: format!("relaydeck-connect-{name}-{}", std::process::id()),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs")
-    }
-
-    /// Run `args` of the binary in a pane that prints its exit status and stays open.
-    fn start(&self, home: &std::path::Path, args: &str) {
-        let command = format!(
-            "env -u RELAYDECK_ADMIN_TOKEN -u RELAYDECK_CA_FILE HOME={home} XDG_DATA_HOME={home}/data \
-             XDG_CONFIG_HOME={home}/config TERM=xterm-256color {binary} {args}; \
-             echo EXIT=$?; sleep 60",
-            home = home.display(),
-            binary = env!("CARGO_BIN_EXE_relaydeck"),
-        );
-        let started = self.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "deck",
-            "-x",
-            "160",
-            "-y",
-            "40",
-            &command,
-        ]);
-        assert!(started.status.success());
-    }
-
-    fn capture(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-J", "-t", "deck"]).stdout)
-            .into_owned()
-    }
-
-    /// Poll the screen until `ready` holds; polling is the one way to read a terminal, and
-    /// the loop is bounded by `limit`.
-    fn wait_for(&self, what: &str, limit: Duration, ready: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.capture();
-            if ready(&screen) {
-                return screen;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "timed out waiting for {what}; the screen shows:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .output();
-    }
+/// Run `args` of the binary in a pane that prints its exit status and stays open.
+fn start(tmux: &Tmux, home: &std::path::Path, args: &str) {
+    let command = format!(
+        "env -u RELAYDECK_ADMIN_TOKEN -u RELAYDECK_CA_FILE HOME={home} XDG_DATA_HOME={home}/data \
+         XDG_CONFIG_HOME={home}/config TERM=xterm-256color {binary} {args}; \
+         echo EXIT=$?; sleep 60",
+        home = home.display(),
+        binary = env!("CARGO_BIN_EXE_relaydeck"),
+    );
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "deck",
+        "-x",
+        "160",
+        "-y",
+        "40",
+        &command,
+    ]);
+    assert!(started.status.success());
 }
 
 /// `relaydeck serve` on a free loopback port with `data` as its data folder.
@@ -232,9 +173,13 @@ fn in_a_terminal_connect_fails_fast_finds_the_stored_token_and_reports_a_lost_li
     let home = tempfile::tempdir().unwrap();
 
     // Nothing listens on port 1: a sentence and exit 1 within ten seconds.
-    let tmux = Tmux::new("unreachable");
+    let tmux = Tmux::joining_wrapped("connect-unreachable");
     let started = Instant::now();
-    tmux.start(home.path(), "connect ws://127.0.0.1:1 --admin-token t");
+    start(
+        &tmux,
+        home.path(),
+        "connect ws://127.0.0.1:1 --admin-token t",
+    );
     let screen = tmux.wait_for("the exit status", Duration::from_secs(10), |s| {
         s.contains("EXIT=")
     });
@@ -247,8 +192,9 @@ fn in_a_terminal_connect_fails_fast_finds_the_stored_token_and_reports_a_lost_li
     let (mut server, addr) = serve(&data);
 
     // A wrong token: named, and exit 1.
-    let tmux = Tmux::new("refused");
-    tmux.start(
+    let tmux = Tmux::joining_wrapped("connect-refused");
+    start(
+        &tmux,
         home.path(),
         &format!("connect ws://{addr} --admin-token wrong"),
     );
@@ -260,8 +206,9 @@ fn in_a_terminal_connect_fails_fast_finds_the_stored_token_and_reports_a_lost_li
     drop(tmux);
 
     // No token given: the one `serve` stored in the same data folder is used.
-    let tmux = Tmux::new("stored");
-    tmux.start(
+    let tmux = Tmux::joining_wrapped("connect-stored");
+    start(
+        &tmux,
         home.path(),
         &format!("--data-dir {} connect ws://{addr}", data.display()),
     );
@@ -302,8 +249,9 @@ fn in_a_terminal_connect_opens_the_console_over_wss_with_a_ca_file() {
     );
 
     // Without the CA, the refusal says what to pass.
-    let tmux = Tmux::new("untrusted");
-    tmux.start(
+    let tmux = Tmux::joining_wrapped("connect-untrusted");
+    start(
+        &tmux,
         home.path(),
         &format!("--data-dir {} connect wss://{addr}", data.display()),
     );
@@ -314,8 +262,9 @@ fn in_a_terminal_connect_opens_the_console_over_wss_with_a_ca_file() {
     assert!(screen.contains("--ca-file"), "{screen}");
     drop(tmux);
 
-    let tmux = Tmux::new("wss");
-    tmux.start(
+    let tmux = Tmux::joining_wrapped("connect-wss");
+    start(
+        &tmux,
         home.path(),
         &format!(
             "--data-dir {} connect wss://{addr} --ca-file {}",

@@ -10,86 +10,13 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::tmux::Tmux;
 use common::{
     close_and_drain, recv_json, send_json, send_text, Socket, TestServer, RECEIVE_TIMEOUT,
 };
 use relaydeck::catalog::Dialect;
 use relaydeck::protocol::admin::{Command as AdminCommand, Event};
 use serde_json::{json, Value};
-
-/// A private tmux server (its own socket), killed when the test ends however it ends.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs")
-    }
-
-    fn capture(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "deck"]).stdout)
-            .into_owned()
-    }
-
-    /// The screen with its attributes, as the escape sequences tmux writes for them.
-    fn capture_escaped(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-e", "-t", "deck"]).stdout)
-            .into_owned()
-    }
-
-    /// The title programs in the pane have set (OSC 0 and 2 change it).
-    fn title(&self) -> String {
-        String::from_utf8_lossy(
-            &self
-                .run(&["display-message", "-p", "-t", "deck", "#{pane_title}"])
-                .stdout,
-        )
-        .trim_end()
-        .to_owned()
-    }
-
-    fn keys(&self, keys: &str) {
-        self.run(&["send-keys", "-t", "deck", keys]);
-    }
-
-    /// Type `text` as it is, spaces included, with no key names looked up in it.
-    fn literal(&self, text: &str) {
-        self.run(&["send-keys", "-t", "deck", "-l", text]);
-    }
-
-    /// Poll the screen until `ready` holds. Polling a terminal is the one way to see what it
-    /// shows; the loop is bounded by `limit`.
-    fn wait_for(&self, what: &str, limit: Duration, ready: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.capture();
-            if ready(&screen) {
-                return screen;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "timed out waiting for {what}; the screen shows:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .output();
-    }
-}
 
 /// The id in the first data row of the peers table.
 fn first_peer(screen: &str) -> Option<String> {
@@ -121,9 +48,7 @@ fn kick_a_demo_peer_from_the_peers_view() {
         }
     );
     let home = tempfile::tempdir().unwrap();
-    let tmux = Tmux {
-        socket: format!("relaydeck-e2e-{}", std::process::id()),
-    };
+    let tmux = Tmux::new("e2e");
     let command = format!(
         "env HOME={home} XDG_CONFIG_HOME={home}/config XDG_DATA_HOME={home}/data RELAYDECK_DATA_DIR={home}/data TERM=xterm-256color {binary}",
         home = home.path().display(),
@@ -208,9 +133,7 @@ fn a_kicked_peer_is_found_in_history_exported_and_replayed_green() {
         "this test drives the real binary inside tmux; install tmux (.ci/run does)"
     );
     let home = tempfile::tempdir().unwrap();
-    let tmux = Tmux {
-        socket: format!("relaydeck-e2e-triage-{}", std::process::id()),
-    };
+    let tmux = Tmux::new("e2e-triage");
     let env = format!(
         "env HOME={home} XDG_CONFIG_HOME={home}/config XDG_DATA_HOME={home}/data RELAYDECK_DATA_DIR={home}/data TERM=xterm-256color",
         home = home.path().display(),
@@ -447,9 +370,7 @@ fn hostile_names_and_frames_leave_the_terminal_as_the_console_drew_it() {
         .unwrap();
     let server = runtime.block_on(TestServer::demo());
     let home = tempfile::tempdir().unwrap();
-    let tmux = Tmux {
-        socket: format!("relaydeck-e2e-escapes-{}", std::process::id()),
-    };
+    let tmux = Tmux::new("e2e-escapes");
     let command = format!(
         "env HOME={home} XDG_CONFIG_HOME={home}/config XDG_DATA_HOME={home}/data RELAYDECK_DATA_DIR={home}/data RELAYDECK_ADMIN_TOKEN={token} TERM=xterm-256color {binary} connect ws://{addr}",
         home = home.path().display(),

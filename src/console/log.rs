@@ -168,12 +168,7 @@ impl Log {
 
     /// The entry being read: the newest on screen.
     pub fn current(&self, peer: Option<&str>, filter: &str) -> Option<LogEntry> {
-        let entries = self.entries(peer, filter);
-        let shown = self.shown_up_to(&entries);
-        shown
-            .checked_sub(1)
-            .and_then(|last| entries.get(last))
-            .map(|(_, e)| (*e).clone())
+        self.get(self.current_number(peer, filter)?).cloned()
     }
 
     /// Scroll by `delta` entries (negative: back in time). Scrolling back pins the view to an

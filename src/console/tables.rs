@@ -783,11 +783,6 @@ impl Tables {
         self.clamp_selection(view);
     }
 
-    /// Whether a delta left the index waiting for a rebuild.
-    pub fn is_stale(&self) -> bool {
-        self.index.as_ref().is_some_and(|i| i.stale)
-    }
-
     fn clamp_selection(&mut self, view: View) {
         let total = self.index.as_ref().map_or(0, |i| i.entries.len());
         let state = self.entry(view);
