@@ -11,7 +11,7 @@ use std::process::{Command as Process, Stdio};
 use common::*;
 use relaydeck::catalog::Dialect;
 use relaydeck::protocol::admin::{AppStatus, Command, Direction, Event, InjectTarget};
-use relaydeck::server::config::Config;
+use relaydeck::server::config::{Config, PubsubRate};
 use serde_json::json;
 
 #[tokio::test]
@@ -335,12 +335,22 @@ async fn taps_and_injection_as_a_peer_and_through_a_probe() {
 
 #[tokio::test]
 async fn a_console_that_falls_behind_gets_a_fresh_snapshot() {
-    // A small delta buffer, and big tapped frames that fill the console's socket while it
-    // reads nothing: the server must drop the backlog and resynchronise it with a snapshot.
-    let server =
-        TestServer::start_with(Config::demo(), tempfile::tempdir().unwrap(), Some(16)).await;
-    let mut admin = server.admin().await;
-    let payload = "x".repeat(48 * 1024);
+    // A small delta buffer, and tapped frames that fill the console's socket while it reads
+    // nothing: the server must drop the backlog and resynchronise it with a snapshot. How much
+    // the kernel buffers between the two differs from machine to machine, so the flood grows
+    // round by round until the console is behind; a round the buffers absorbed ends with every
+    // peer's marker read in order.
+    let mut config = Config::demo();
+    for key in config.apps.iter_mut().flat_map(|app| &mut app.pubsub_keys) {
+        key.rate = PubsubRate {
+            messages_per_second: 1_000_000,
+            burst: 1_000_000,
+        };
+    }
+    let server = TestServer::start_with(config, tempfile::tempdir().unwrap(), Some(16)).await;
+    let mut admin = server.admin_with_small_receive_buffer().await;
+    // Tapped frames are clipped to 4 KiB in an event; bigger frames would only cost time.
+    let payload = "x".repeat(4 * 1024);
     let mut peers = Vec::new();
     for _ in 0..4 {
         let mut peer = server.connect("/v1?key=pk_demo").await;
@@ -361,47 +371,64 @@ async fn a_console_that_falls_behind_gets_a_fresh_snapshot() {
                 .ok
         );
     }
-    for peer in &mut peers {
-        for index in 0..150 {
-            send_json(peer, json!({"type":"publish","channel":"demo/big","data":payload,"requestId":index.to_string()})).await;
+    for round in 0..6u32 {
+        let frames_per_peer = 250usize << round;
+        let marker = format!("last-{round}");
+        for peer in &mut peers {
+            for index in 0..frames_per_peer {
+                send_json(peer, json!({"type":"publish","channel":"demo/big","data":payload,"requestId":index.to_string()})).await;
+            }
+            send_json(
+                peer,
+                json!({"type":"publish","channel":"demo/big","data":1,"requestId":marker}),
+            )
+            .await;
+            loop {
+                if recv_json(peer).await["requestId"] == marker.as_str() {
+                    break;
+                }
+            }
         }
-        send_json(
-            peer,
-            json!({"type":"publish","channel":"demo/big","data":1,"requestId":"last"}),
-        )
-        .await;
-        loop {
-            if recv_json(peer).await["requestId"] == "last" {
-                break;
+        // Now read: somewhere in the stream a gap is bridged by a snapshot, never skipped.
+        let mut markers_seen = 0;
+        let mut deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+        while markers_seen < peers.len() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "neither a fresh snapshot nor the round's last frames arrived"
+            );
+            match admin.next().await {
+                relaydeck::protocol::admin::ServerMessage::Snapshot { seq, .. } => {
+                    assert!(
+                        seq > admin.seq,
+                        "the fresh snapshot is newer than what the console had"
+                    );
+                    return;
+                }
+                relaydeck::protocol::admin::ServerMessage::Delta { seq, event, .. } => {
+                    assert_eq!(
+                        seq,
+                        admin.seq + 1,
+                        "a gap in seq must be bridged by a snapshot"
+                    );
+                    admin.seq = seq;
+                    if let Event::Frame {
+                        direction: Direction::In,
+                        text,
+                        ..
+                    } = event
+                    {
+                        deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+                        if text.contains(&format!("\"{marker}\"")) {
+                            markers_seen += 1;
+                        }
+                    }
+                }
+                _ => {}
             }
         }
     }
-    // Now read: somewhere in the stream a gap is bridged by a snapshot, never skipped.
-    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
-    loop {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no fresh snapshot arrived"
-        );
-        match admin.next().await {
-            relaydeck::protocol::admin::ServerMessage::Snapshot { seq, .. } => {
-                assert!(
-                    seq > admin.seq,
-                    "the fresh snapshot is newer than what the console had"
-                );
-                break;
-            }
-            relaydeck::protocol::admin::ServerMessage::Delta { seq, .. } => {
-                assert_eq!(
-                    seq,
-                    admin.seq + 1,
-                    "a gap in seq must be bridged by a snapshot"
-                );
-                admin.seq = seq;
-            }
-            _ => {}
-        }
-    }
+    panic!("the console read nothing through six growing floods and never fell behind");
 }
 
 #[test]

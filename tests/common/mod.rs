@@ -114,16 +114,49 @@ impl TestServer {
     }
 
     pub async fn admin(&self) -> Admin {
+        let (socket, _) = tokio::time::timeout(
+            RECEIVE_TIMEOUT,
+            tokio_tungstenite::connect_async(self.admin_request()),
+        )
+        .await
+        .expect("admin connect timed out")
+        .unwrap();
+        Admin::greeted(socket).await
+    }
+
+    /// An admin connection whose socket takes little before it pushes back, whatever the
+    /// kernel's autotuning would allow: a console that reads nothing is behind after a
+    /// predictable amount of traffic.
+    pub async fn admin_with_small_receive_buffer(&self) -> Admin {
+        let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+        tcp.set_recv_buffer_size(4096).unwrap();
+        let stream = tokio::time::timeout(RECEIVE_TIMEOUT, tcp.connect(self.addr))
+            .await
+            .expect("admin connect timed out")
+            .unwrap();
+        let (socket, _) = tokio::time::timeout(
+            RECEIVE_TIMEOUT,
+            tokio_tungstenite::client_async(self.admin_request(), MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .expect("admin handshake timed out")
+        .unwrap();
+        Admin::greeted(socket).await
+    }
+
+    fn admin_request(&self) -> tokio_tungstenite::tungstenite::handshake::client::Request {
         let mut request = self.url("/admin").into_client_request().unwrap();
         request.headers_mut().insert(
             "authorization",
             HeaderValue::from_str(&format!("Bearer {}", self.token)).unwrap(),
         );
-        let (socket, _) =
-            tokio::time::timeout(RECEIVE_TIMEOUT, tokio_tungstenite::connect_async(request))
-                .await
-                .expect("admin connect timed out")
-                .unwrap();
+        request
+    }
+}
+
+impl Admin {
+    /// Wrap a fresh admin connection, reading the snapshot every connection starts with.
+    async fn greeted(socket: Socket) -> Admin {
         let mut admin = Admin {
             socket,
             snapshot: Snapshot::default(),
