@@ -63,7 +63,7 @@ config() {
     local cluster=$1
     cat <<JSON
 {
-  "apps": [{"id": "load", "name": "Load", "limits": {"max_connections": 20000},
+  "apps": [{"id": "load", "name": "Load", "limits": {"max_connections": 20000, "max_connections_per_ip": 20000},
             "signal_fish": {"max_rooms_per_game": 100000}}],
   "signal_fish": {"messages_per_minute": 100000000, "idle_timeout_ms": 600000},
   "security": {"max_connections": 20000, "max_connections_per_ip": 20000},

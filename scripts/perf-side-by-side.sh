@@ -113,7 +113,7 @@ cat >"$WORK/relaydeck.json" <<'JSON'
   "apps": [
     {
       "id": "load", "name": "Load",
-      "limits": {"max_connections": 20000},
+      "limits": {"max_connections": 20000, "max_connections_per_ip": 20000},
       "pubsub_keys": [
         {"id": "pk_load", "channel_patterns": ["load/**"], "actions": ["publish", "subscribe"],
          "rate": {"messages_per_second": 100000, "burst": 200000}}

@@ -53,6 +53,49 @@ async fn sockets_over_the_per_address_cap_are_refused_with_429() {
 }
 
 #[tokio::test]
+async fn one_address_holds_at_most_its_share_of_an_apps_connections() {
+    // Four connections for the app; unset, one address's share is half of them.
+    let mut config = Config::demo();
+    config.apps[0].limits.max_connections = 4;
+    let server = TestServer::start(config).await;
+    let here: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let neighbour: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut socket = server.connect_from(here, "/v1?key=pk_demo").await;
+        recv_type(&mut socket, "welcome").await;
+        held.push(socket);
+    }
+    let mut third = server.connect_from(here, "/v1?key=pk_demo").await;
+    assert_eq!(
+        recv_close(&mut third).await,
+        (4010, "over_concurrent_limit".to_owned())
+    );
+    // Another address still gets in: the app is not full, only this address's share is.
+    let mut other = server.connect_from(neighbour, "/v1?key=pk_demo").await;
+    recv_type(&mut other, "welcome").await;
+    held.push(other);
+    // Signal Fish counts the same share (any dialect of the app, from one address): the
+    // neighbour's second connection of the app is its last.
+    let authenticate = serde_json::json!({"type": "Authenticate", "data": {"app_id": "demo"}});
+    let mut player = server.connect_from(neighbour, "/v2/ws").await;
+    send_json(&mut player, authenticate.clone()).await;
+    recv_type(&mut player, "Authenticated").await;
+    held.push(player);
+    let mut refused_player = server.connect_from(neighbour, "/v2/ws").await;
+    send_json(&mut refused_player, authenticate).await;
+    let refused = recv_type(&mut refused_player, "AuthenticationError").await;
+    assert_eq!(
+        refused["data"]["error_code"], "TOO_MANY_CONNECTIONS",
+        "{refused}"
+    );
+    // A place given back is free again.
+    close_and_drain(&mut held[0]).await;
+    let mut again = server.connect_from(here, "/v1?key=pk_demo").await;
+    recv_type(&mut again, "welcome").await;
+}
+
+#[tokio::test]
 async fn sockets_over_the_global_cap_are_refused_with_503() {
     let mut config = Config::demo();
     config.security.max_connections = 1;

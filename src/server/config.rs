@@ -352,6 +352,12 @@ pub struct Limits {
     /// Concurrent connections of the app across dialects; beyond it pub/sub refuses with 4010.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// How many of them one address may hold (IPv6: one /64), on this node; the same refusal
+    /// as `max_connections`. Unset: half of `max_connections`, so that one address cannot take
+    /// an app's whole budget. Behind a reverse proxy every client shares the proxy's address:
+    /// raise it to `max_connections` there (SECURITY.md).
+    #[serde(default)]
+    pub max_connections_per_ip: Option<usize>,
     /// Messages (publish and send) per period; beyond it `over_message_quota`.
     #[serde(default)]
     pub message_quota: Option<MessageQuota>,
@@ -365,8 +371,18 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: default_max_connections(),
+            max_connections_per_ip: None,
             message_quota: None,
         }
+    }
+}
+
+impl Limits {
+    /// The connections of the app one address may hold.
+    pub fn connections_per_address(&self) -> usize {
+        self.max_connections_per_ip
+            .unwrap_or_else(|| self.max_connections.div_ceil(2))
+            .max(1)
     }
 }
 
@@ -521,6 +537,12 @@ impl Config {
             if !app_ids.insert(app.id.as_str()) {
                 return Err(format!("app id {:?} is used twice", app.id));
             }
+            if app.limits.max_connections_per_ip == Some(0) {
+                return Err(format!(
+                    "app {:?}: limits.max_connections_per_ip must be positive",
+                    app.id
+                ));
+            }
             if let Some(quota) = app.limits.message_quota {
                 if quota.period_secs == 0 {
                     return Err(format!(
@@ -618,6 +640,7 @@ impl Config {
                     secret_key: Some("sk_demo".to_owned()),
                     limits: Limits {
                         max_connections: 1000,
+                        max_connections_per_ip: None,
                         message_quota: Some(MessageQuota {
                             max_messages: 1_000_000,
                             period_secs: 3600,
@@ -710,6 +733,8 @@ impl Config {
                     secret_key: Some("sk_limited".to_owned()),
                     limits: Limits {
                         max_connections: 2,
+                        // Reproducing the app's own limit by hand takes both from one address.
+                        max_connections_per_ip: Some(2),
                         message_quota: Some(MessageQuota {
                             max_messages: 3,
                             period_secs: 3600,

@@ -182,13 +182,13 @@ pub async fn serve<S: Session, T: Transport>(
     shared: Arc<Shared>,
     path: String,
     new: NewPeer,
-    app_limit: Option<usize>,
+    app_limits: Option<crate::server::config::Limits>,
     refused: impl FnOnce(&RegisterError) -> Refusal,
     make: impl FnOnce(Arc<PeerHandle>) -> S,
 ) {
     let dialect = new.dialect;
     let addr = new.addr.clone();
-    let link = match shared.hub.register_peer(new, app_limit) {
+    let link = match shared.hub.register_peer(new, app_limits.as_ref()) {
         Ok(link) => link,
         Err(error) => {
             let (code, reason) = refused(&error);

@@ -92,6 +92,9 @@ impl Admission {
         ip: IpAddr,
         limits: &SecuritySettings,
     ) -> Result<Permit, Refused> {
+        // An IPv6 client gets a whole /64: counting addresses one by one would let it take
+        // every place.
+        let ip = crate::server::auth_failures::address_key(ip);
         let mut counts = self.lock();
         if counts.total >= limits.max_connections {
             return Err(Refused::ServerFull);
@@ -507,6 +510,26 @@ mod tests {
         drop(first);
         assert_eq!(admission.open(), 2);
         assert!(admission.admit(a, &limits).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_network_of_64_bits_counts_as_one_address() {
+        let admission = Arc::new(Admission::default());
+        let limits = SecuritySettings {
+            max_connections: 10,
+            max_connections_per_ip: 2,
+            ..SecuritySettings::default()
+        };
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_network: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let next_network: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _first = admission.admit(one, &limits).unwrap();
+        let _second = admission.admit(same_network, &limits).unwrap();
+        assert_eq!(
+            admission.admit(one, &limits).err(),
+            Some(Refused::AddressFull)
+        );
+        assert!(admission.admit(next_network, &limits).is_ok());
     }
 
     #[test]

@@ -94,6 +94,29 @@ impl TestServer {
         socket
     }
 
+    /// Connect from another loopback address (127.0.0.2, say): per-address limits tell the
+    /// two apart.
+    pub async fn connect_from(&self, source: std::net::IpAddr, path: &str) -> Socket {
+        let tcp = match source {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .unwrap();
+        tcp.bind(SocketAddr::new(source, 0)).unwrap();
+        let stream = tokio::time::timeout(RECEIVE_TIMEOUT, tcp.connect(self.addr))
+            .await
+            .expect("connect timed out")
+            .unwrap();
+        let (socket, _) = tokio::time::timeout(
+            RECEIVE_TIMEOUT,
+            tokio_tungstenite::client_async(self.url(path), MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .expect("handshake timed out")
+        .unwrap_or_else(|e| panic!("connect {path} from {source}: {e}"));
+        socket
+    }
+
     /// Connect presenting `Authorization: Bearer token`.
     pub async fn connect_bearer(&self, path: &str, token: &str) -> Socket {
         let mut request = self.url(path).into_client_request().unwrap();

@@ -8,24 +8,32 @@ use super::{ChannelKey, Hub, State};
 use crate::catalog::Dialect;
 use crate::clock::now_ms;
 use crate::protocol::admin::{Closed, Event, HistoryEntry, PeerId, PeerInfo};
+use crate::server::config::Limits;
 use crate::server::peer::{Control, PeerHandle};
 
 impl Hub {
     pub fn register_peer(
         &self,
         new: NewPeer,
-        app_limit: Option<usize>,
+        app_limits: Option<&Limits>,
     ) -> Result<PeerLink, RegisterError> {
         let mut state = self.lock();
         if state.shutting_down {
             return Err(RegisterError::ShuttingDown);
         }
-        if let (Some(app), Some(limit)) = (&new.app, app_limit) {
+        if let (Some(app), Some(limits)) = (&new.app, app_limits) {
             let here = state.registry.app_count(app);
-            if here.saturating_add(state.apps.remote_peers(app)) >= limit {
+            if here.saturating_add(state.apps.remote_peers(app)) >= limits.max_connections {
                 return Err(RegisterError::OverConcurrentLimit {
                     app: app.clone(),
-                    limit,
+                    limit: limits.max_connections,
+                });
+            }
+            let share = limits.connections_per_address();
+            if state.registry.app_address_count(app, &new.addr) >= share {
+                return Err(RegisterError::OverAddressShare {
+                    app: app.clone(),
+                    limit: share,
                 });
             }
         }
@@ -199,6 +207,15 @@ impl Hub {
         here.saturating_add(state.apps.remote_dialect_peers(dialect, app))
     }
 
+    /// Live peers of an app here from the address `peer` connected from (its share of the
+    /// app: `limits.max_connections_per_ip`).
+    pub fn app_peers_from_address_of(&self, app: &str, peer: &str) -> usize {
+        let state = self.lock();
+        state.registry.get(peer).map_or(0, |entry| {
+            state.registry.app_address_count(app, &entry.info.addr)
+        })
+    }
+
     pub fn peer_count(&self) -> usize {
         self.lock().registry.len()
     }
@@ -253,10 +270,15 @@ mod tests {
             addr: "127.0.0.1:1".into(),
             probe_nonce: None,
         };
+        let limits = Limits {
+            max_connections: 2,
+            max_connections_per_ip: Some(2),
+            message_quota: None,
+        };
         let alice = hub.register_peer(new("alice"), None).unwrap();
-        let bob = hub.register_peer(new("bob"), Some(2)).unwrap();
+        let bob = hub.register_peer(new("bob"), Some(&limits)).unwrap();
         assert_eq!(
-            hub.register_peer(new("carol"), Some(2)).err(),
+            hub.register_peer(new("carol"), Some(&limits)).err(),
             Some(RegisterError::OverConcurrentLimit {
                 app: "demo".into(),
                 limit: 2

@@ -291,7 +291,7 @@ async fn serve(
         .hub
         .config()
         .app(&grant.app)
-        .map(|a| a.limits.max_connections);
+        .map(|a| a.limits.clone());
     let new_peer = NewPeer {
         dialect: DIALECT,
         app: Some(grant.app.clone()),
@@ -300,7 +300,9 @@ async fn serve(
         probe_nonce,
     };
     let refused = |error: &RegisterError| match error {
-        RegisterError::OverConcurrentLimit { .. } => (4010, close_reason(4010)),
+        RegisterError::OverConcurrentLimit { .. } | RegisterError::OverAddressShare { .. } => {
+            (4010, close_reason(4010))
+        }
         RegisterError::ShuttingDown => (1001, "going_away".to_owned()),
     };
     let rate = grant.rate;

@@ -139,7 +139,10 @@ impl Session {
             );
         }
         let live = self.hub().app_peer_count(DIALECT, &app.id);
-        if live >= app.limits.max_connections {
+        if live >= app.limits.max_connections
+            || self.hub().app_peers_from_address_of(&app.id, &self.peer.id)
+                >= app.limits.connections_per_address()
+        {
             return self.refuse_authentication("TOO_MANY_CONNECTIONS", None);
         }
         self.app = Some(app.id.clone());

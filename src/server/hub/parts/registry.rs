@@ -2,6 +2,7 @@
 //! updating, removing and kicking them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use super::channels::ChannelKey;
@@ -58,6 +59,8 @@ impl NewPeer {
 pub enum RegisterError {
     #[error("app {app} already has {limit} connections")]
     OverConcurrentLimit { app: String, limit: usize },
+    #[error("this address already holds {limit} of app {app}'s connections")]
+    OverAddressShare { app: String, limit: usize },
     #[error("the server is shutting down")]
     ShuttingDown,
 }
@@ -115,6 +118,8 @@ pub(in crate::server::hub) struct Registry {
     /// authenticate, so limits are checked without walking every peer.
     pub(in crate::server::hub) peers_per_app: HashMap<String, usize>,
     pub(in crate::server::hub) peers_per_dialect_app: HashMap<(Dialect, String), usize>,
+    /// Live peers per app and address (IPv6 by its /64): an address's share of the app.
+    pub(in crate::server::hub) peers_per_app_address: HashMap<(String, IpAddr), usize>,
     /// Peers by (dialect, identity): pub/sub `send` targets and REST kicks by peerId.
     pub(in crate::server::hub) identities: HashMap<(Dialect, String), BTreeSet<PeerId>>,
 }
@@ -200,7 +205,7 @@ impl Registry {
         handle: Arc<PeerHandle>,
         info: PeerInfo,
     ) {
-        self.count_peer(info.dialect, info.app.as_ref(), 1);
+        self.count_peer(info.dialect, info.app.as_ref(), &info.addr, 1);
         self.index_identity(info.dialect, info.identity.as_ref(), &info.id, true);
         self.peers.insert(
             info.id.clone(),
@@ -240,8 +245,9 @@ impl Registry {
         }
         let info = peer.info();
         if before.0 != after.0 {
-            self.count_peer(dialect, before.0.as_ref(), -1);
-            self.count_peer(dialect, after.0.as_ref(), 1);
+            let addr = info.addr.clone();
+            self.count_peer(dialect, before.0.as_ref(), &addr, -1);
+            self.count_peer(dialect, after.0.as_ref(), &addr, 1);
         }
         if before.1 != after.1 {
             self.index_identity(dialect, before.1.as_ref(), id, false);
@@ -253,7 +259,12 @@ impl Registry {
     /// Take a peer out of the indexes and counts; the caller undoes the rest.
     pub(in crate::server::hub) fn remove(&mut self, id: &str) -> Option<PeerEntry> {
         let peer = self.peers.remove(id)?;
-        self.count_peer(peer.info.dialect, peer.info.app.as_ref(), -1);
+        self.count_peer(
+            peer.info.dialect,
+            peer.info.app.as_ref(),
+            &peer.info.addr,
+            -1,
+        );
         self.index_identity(peer.info.dialect, peer.info.identity.as_ref(), id, false);
         Some(peer)
     }
@@ -284,23 +295,34 @@ impl Registry {
         &mut self,
         dialect: Dialect,
         app: Option<&String>,
+        addr: &str,
         delta: isize,
     ) {
         let Some(app) = app else { return };
-        for count in [
-            self.peers_per_app.entry(app.clone()).or_default(),
-            self.peers_per_dialect_app
-                .entry((dialect, app.clone()))
-                .or_default(),
-        ] {
-            *count = count.saturating_add_signed(delta);
+        adjust(&mut self.peers_per_app, app.clone(), delta);
+        adjust(
+            &mut self.peers_per_dialect_app,
+            (dialect, app.clone()),
+            delta,
+        );
+        if let Some(address) = address_of(addr) {
+            adjust(
+                &mut self.peers_per_app_address,
+                (app.clone(), address),
+                delta,
+            );
         }
-        if self.peers_per_app.get(app) == Some(&0) {
-            self.peers_per_app.remove(app);
-        }
-        if self.peers_per_dialect_app.get(&(dialect, app.clone())) == Some(&0) {
-            self.peers_per_dialect_app.remove(&(dialect, app.clone()));
-        }
+    }
+
+    /// Live peers of `app` here from the address (and /64) a peer connected from.
+    pub(in crate::server::hub) fn app_address_count(&self, app: &str, addr: &str) -> usize {
+        address_of(addr)
+            .and_then(|address| {
+                self.peers_per_app_address
+                    .get(&(app.to_owned(), address))
+                    .copied()
+            })
+            .unwrap_or(0)
     }
 
     pub(in crate::server::hub) fn index_identity(
@@ -324,4 +346,29 @@ impl Registry {
             }
         }
     }
+}
+
+/// Count a peer in or out of one of the registry's tallies, dropping keys that reach zero.
+fn adjust<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: K, delta: isize) {
+    match counts.entry(key) {
+        std::collections::hash_map::Entry::Occupied(mut entry) => {
+            *entry.get_mut() = entry.get().saturating_add_signed(delta);
+            if *entry.get() == 0 {
+                entry.remove();
+            }
+        }
+        std::collections::hash_map::Entry::Vacant(entry) => {
+            if delta > 0 {
+                entry.insert(delta.unsigned_abs());
+            }
+        }
+    }
+}
+
+/// The address a peer's share is counted under (IPv6 by its /64); an address that does not
+/// parse is not counted.
+fn address_of(addr: &str) -> Option<IpAddr> {
+    addr.parse::<SocketAddr>()
+        .ok()
+        .map(|addr| crate::server::auth_failures::address_key(addr.ip()))
 }
