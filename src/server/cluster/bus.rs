@@ -151,11 +151,13 @@ pub fn handle(cluster: &Arc<Cluster>, shared: &Arc<Shared>, envelope: Envelope) 
             }
         }
         Body::AppStatus { app, status, by } => {
-            // Persisting waits for the disk: not on the bus reader.
+            // Persisting waits for the disk: not on the bus reader. The audit log names the
+            // node the change came from: a bus message cannot pass for a local operator.
+            let who = remote_operator(&by, &from);
             let shared = Arc::clone(shared);
             tokio::spawn(async move {
                 if let Err(error) =
-                    crate::server::admin::apply_app_status(&shared, &by, &app, status).await
+                    crate::server::admin::apply_app_status(&shared, &who, &app, status).await
                 {
                     tracing::warn!(app, error, "could not apply another node's app status");
                 }
@@ -176,6 +178,7 @@ pub fn handle(cluster: &Arc<Cluster>, shared: &Arc<Shared>, envelope: Envelope) 
         } => {
             let shared = Arc::clone(shared);
             let cluster = shared.cluster.clone();
+            let by = crate::text::clip(&by, super::limits::OPERATOR_BYTES).into_owned();
             tokio::spawn(async move {
                 let result =
                     crate::server::admin::execute_for_node(&shared, &by, &from, envelope).await;
@@ -275,6 +278,16 @@ pub fn handle(cluster: &Arc<Cluster>, shared: &Arc<Shared>, envelope: Envelope) 
     }
 }
 
+/// How an operator of another node is named here: as that node reported them, clipped,
+/// with the node the message came from (a node of an older release named itself already).
+fn remote_operator(by: &str, from: &str) -> String {
+    let by = by.strip_suffix(&format!(" on {from}")).unwrap_or(by);
+    format!(
+        "{} on {from}",
+        crate::text::clip(by, super::limits::OPERATOR_BYTES)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,5 +319,26 @@ mod tests {
             let text = serde_json::to_string(&envelope).unwrap();
             assert_eq!(serde_json::from_str::<Envelope>(&text).unwrap(), envelope);
         }
+    }
+
+    #[test]
+    fn another_nodes_operator_is_named_with_the_node_and_clipped() {
+        assert_eq!(remote_operator("alice", "node-b"), "alice on node-b");
+        assert_eq!(
+            remote_operator("alice on node-b", "node-b"),
+            "alice on node-b"
+        );
+        assert_eq!(
+            remote_operator("alice on node-a", "node-b"),
+            "alice on node-a on node-b"
+        );
+        let long = "x".repeat(1000);
+        let named = remote_operator(&long, "node-b");
+        assert!(named.len() < 200, "{named}");
+        assert!(named.ends_with(" on node-b"));
+        assert_eq!(
+            remote_operator("a\u{1b}]2;t\u{7}", "n"),
+            "a\\u{1b}]2;t\\u{7} on n"
+        );
     }
 }

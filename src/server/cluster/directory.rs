@@ -32,7 +32,42 @@ struct NodeEntries {
 }
 
 impl Inner {
+    /// Whether one more entry from `node` fits: Redis is trusted, but what arrives on the bus
+    /// is bounded like any other input (see [`super::limits`]).
+    fn admits_node(&self, node: &str) -> bool {
+        self.by_node.contains_key(node) || self.by_node.len() < super::limits::REMOTE_NODES
+    }
+
+    fn memberships(&self) -> usize {
+        self.by_node.values().map(|e| e.memberships.len()).sum()
+    }
+
+    fn add_peer(&mut self, node: &str, peer: RemotePeer) {
+        if !self.admits_node(node)
+            || (!self.peers.contains_key(&peer) && self.peers.len() >= super::limits::REMOTE_PEERS)
+        {
+            tracing::debug!(
+                node,
+                "cluster: a remote peer over the mirror's bound is ignored"
+            );
+            return;
+        }
+        self.peers.insert(peer.clone(), node.to_owned());
+        self.by_node
+            .entry(node.to_owned())
+            .or_default()
+            .peers
+            .insert(peer);
+    }
+
     fn add_membership(&mut self, node: &str, m: Membership) -> bool {
+        if !self.admits_node(node) || self.memberships() >= super::limits::REMOTE_MEMBERSHIPS {
+            tracing::debug!(
+                node,
+                "cluster: a remote membership over the mirror's bound is ignored"
+            );
+            return false;
+        }
         let fresh = self
             .members
             .entry((m.app.clone(), m.channel.clone()))
@@ -142,14 +177,7 @@ impl Directory {
     }
 
     pub fn peer_up(&self, node: &str, peer: RemotePeer) {
-        let mut inner = self.write();
-        inner.peers.insert(peer.clone(), node.to_owned());
-        inner
-            .by_node
-            .entry(node.to_owned())
-            .or_default()
-            .peers
-            .insert(peer);
+        self.write().add_peer(node, peer);
     }
 
     /// A remote peer left; returns the memberships it had, which leave with it.
@@ -193,18 +221,17 @@ impl Directory {
         let mut inner = self.write();
         let before: BTreeSet<Membership> = inner.take_node(node).into_iter().collect();
         for peer in peers {
-            inner.peers.insert(peer.clone(), node.to_owned());
-            inner
-                .by_node
-                .entry(node.to_owned())
-                .or_default()
-                .peers
-                .insert(peer);
+            inner.add_peer(node, peer);
         }
-        let after: BTreeSet<Membership> = memberships.into_iter().collect();
-        for m in &after {
-            inner.add_membership(node, m.clone());
+        for m in memberships {
+            inner.add_membership(node, m);
         }
+        // What was kept, not what was sent: entries over the bound were not.
+        let after: BTreeSet<Membership> = inner
+            .by_node
+            .get(node)
+            .map(|e| e.memberships.clone())
+            .unwrap_or_default();
         let joined = after.difference(&before).cloned().collect();
         let left = before.difference(&after).cloned().collect();
         (joined, left)
@@ -332,5 +359,18 @@ mod tests {
         directory.joined("b", m("demo/a", "z"));
         assert_eq!(directory.peer_down("b", &p("x")), [m("demo/a", "x")]);
         assert_eq!(directory.channel_members("demo", "demo/a"), ["z"]);
+    }
+
+    #[test]
+    fn nodes_past_the_bound_are_not_mirrored() {
+        let directory = Directory::default();
+        for n in 0..super::super::limits::REMOTE_NODES {
+            directory.peer_up(&format!("node-{n}"), p("a"));
+        }
+        directory.peer_up("one-too-many", p("b"));
+        assert!(directory.joined("node-0", m("demo/lobby", "a")));
+        assert!(!directory.joined("one-too-many", m("demo/lobby", "b")));
+        assert_eq!(directory.node_of("demo", "b"), None);
+        assert_eq!(directory.nodes().len(), super::super::limits::REMOTE_NODES);
     }
 }

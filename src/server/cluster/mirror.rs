@@ -72,17 +72,35 @@ impl Mirror {
             .find_map(|node| node.peers.get(id).cloned())
     }
 
-    /// Keep what a delta from `node` says about its peers and rooms.
+    fn peer_count(&self) -> usize {
+        self.nodes.values().map(|n| n.peers.len()).sum()
+    }
+
+    fn room_count(&self) -> usize {
+        self.nodes.values().map(|n| n.rooms.len()).sum()
+    }
+
+    /// Keep what a delta from `node` says about its peers and rooms. Entries past the bounds
+    /// of [`super::limits`] are not kept: the bus is input like any other.
     pub fn apply(&mut self, node: &str, event: &Event) {
+        if !self.nodes.contains_key(node) && self.nodes.len() >= super::limits::REMOTE_NODES {
+            return;
+        }
+        let peers = self.peer_count();
+        let rooms = self.room_count();
         let mirror = self.nodes.entry(node.to_owned()).or_default();
         match event {
-            Event::PeerConnected { peer } | Event::PeerUpdated { peer } => {
+            Event::PeerConnected { peer } | Event::PeerUpdated { peer }
+                if mirror.peers.contains_key(&peer.id) || peers < super::limits::REMOTE_PEERS =>
+            {
                 mirror.peers.insert(peer.id.clone(), peer.clone());
             }
             Event::PeerClosed { peer, .. } => {
                 mirror.peers.remove(peer);
             }
-            Event::RoomUpdated { room } => {
+            Event::RoomUpdated { room }
+                if mirror.rooms.contains_key(&room.code) || rooms < super::limits::REMOTE_ROOMS =>
+            {
                 mirror.rooms.insert(room.code.clone(), room.clone());
             }
             Event::RoomClosed { code } => {
@@ -102,11 +120,15 @@ impl Mirror {
     ) -> Vec<Event> {
         let before = self.nodes.remove(node).unwrap_or_default();
         let mut after = RemoteNode::default();
-        for peer in peers {
-            after.peers.insert(peer.id.clone(), peer);
-        }
-        for room in rooms {
-            after.rooms.insert(room.code.clone(), room);
+        if self.nodes.len() < super::limits::REMOTE_NODES {
+            let peer_room = super::limits::REMOTE_PEERS.saturating_sub(self.peer_count());
+            let room_room = super::limits::REMOTE_ROOMS.saturating_sub(self.room_count());
+            for peer in peers.into_iter().take(peer_room) {
+                after.peers.insert(peer.id.clone(), peer);
+            }
+            for room in rooms.into_iter().take(room_room) {
+                after.rooms.insert(room.code.clone(), room);
+            }
         }
         let mut events = Vec::new();
         for id in before
@@ -158,5 +180,49 @@ impl Mirror {
             .into_keys()
             .map(|code| Event::RoomClosed { code });
         peers.chain(rooms).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(id: &str) -> PeerInfo {
+        PeerInfo {
+            id: id.to_owned(),
+            dialect: crate::catalog::Dialect::Pubsub,
+            app: Some("demo".to_owned()),
+            identity: None,
+            addr: "10.0.0.1:1".to_owned(),
+            connected_at_ms: 0,
+            room: None,
+            probe: false,
+            frames_in: 0,
+            frames_out: 0,
+            errors: 0,
+            node: None,
+        }
+    }
+
+    #[test]
+    fn a_mirror_keeps_at_most_its_bound_of_nodes() {
+        let mut mirror = Mirror::default();
+        for n in 0..super::super::limits::REMOTE_NODES {
+            mirror.apply(
+                &format!("node-{n}"),
+                &Event::PeerConnected {
+                    peer: peer(&format!("p{n}")),
+                },
+            );
+        }
+        mirror.apply("one-too-many", &Event::PeerConnected { peer: peer("x") });
+        assert!(mirror
+            .replace("another", vec![peer("y")], Vec::new())
+            .is_empty());
+        assert_eq!(mirror.peers().count(), super::super::limits::REMOTE_NODES);
+        assert_eq!(mirror.peer("x"), None);
+        // A known node still changes.
+        mirror.apply("node-0", &Event::PeerConnected { peer: peer("z") });
+        assert!(mirror.peer("z").is_some());
     }
 }

@@ -63,6 +63,25 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Node ids appear in Redis keys and peer listings.
 pub const MAX_NODE_ID_BYTES: usize = 64;
 
+/// What this node keeps of what other nodes announce. Redis is trusted, but a node (or
+/// whoever writes to its Redis) must not grow another node's memory without bound; entries
+/// past these are ignored, as a malformed envelope is.
+pub mod limits {
+    /// Envelopes larger than this are dropped unread: the largest a node sends is a batch of
+    /// frames from its 64 MiB queue, or its state at 20,000 peers (a few MiB).
+    pub const ENVELOPE_BYTES: usize = 80 << 20;
+    /// Other nodes mirrored at once.
+    pub const REMOTE_NODES: usize = 64;
+    /// Other nodes' peers, in all (pub/sub directory and console mirror each).
+    pub const REMOTE_PEERS: usize = 200_000;
+    /// Other nodes' pub/sub channel memberships, in all.
+    pub const REMOTE_MEMBERSHIPS: usize = 1_000_000;
+    /// Other nodes' Signal Fish rooms, in all.
+    pub const REMOTE_ROOMS: usize = 100_000;
+    /// An operator's name as another node reports it (audit log, consoles).
+    pub const OPERATOR_BYTES: usize = 128;
+}
+
 /// Config key `cluster`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -627,11 +646,8 @@ async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>
                     pipe.hset(&cluster.keys.apps, &app, status.id()).ignore();
                     (
                         cluster.keys.bus.clone(),
-                        Body::AppStatus {
-                            app,
-                            status,
-                            by: format!("{by} on {}", cluster.node_id),
-                        },
+                        // The receiving node adds where it came from: see `bus::remote_operator`.
+                        Body::AppStatus { app, status, by },
                     )
                 }
             };
@@ -917,6 +933,10 @@ async fn subscriber(cluster: Arc<Cluster>, shared: Weak<Shared>) {
             let Some(shared) = shared.upgrade() else {
                 return;
             };
+            if message.get_payload_bytes().len() > limits::ENVELOPE_BYTES {
+                tracing::debug!("cluster: ignoring an oversized envelope");
+                continue;
+            }
             let Ok(payload) = message.get_payload::<String>() else {
                 continue;
             };
@@ -924,7 +944,7 @@ async fn subscriber(cluster: Arc<Cluster>, shared: Weak<Shared>) {
                 tracing::debug!("cluster: ignoring a malformed envelope");
                 continue;
             };
-            if envelope.from == cluster.node_id {
+            if envelope.from == cluster.node_id || valid_node_id(&envelope.from).is_err() {
                 continue;
             }
             bus::handle(&cluster, &shared, envelope);
