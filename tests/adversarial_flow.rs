@@ -436,3 +436,66 @@ async fn recv_ending_counting(stream: &mut Socket, data: &mut usize) -> Option<E
         Some(Err(_)) | None => Some(Ending::Dropped),
     }
 }
+
+/// Open `/v1/ws` from `source` presenting `token` (if any); the HTTP status of a refusal.
+async fn flow_from(server: &TestServer, source: &str, token: Option<&str>) -> Result<Socket, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let stream = tokio::time::timeout(RECEIVE_TIMEOUT, tcp.connect(server.addr))
+        .await
+        .expect("connect timed out")
+        .unwrap();
+    let mut request = server.url("/v1/ws").into_client_request().unwrap();
+    if let Some(token) = token {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    let handshake =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream));
+    match tokio::time::timeout(RECEIVE_TIMEOUT, handshake)
+        .await
+        .expect("handshake timed out")
+    {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(other) => panic!("handshake failed: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn guessing_a_token_on_flow_streams_is_limited_like_on_admin() {
+    let server = TestServer::demo().await;
+    let mut refused = 0;
+    for n in 0..40 {
+        match flow_from(&server, "127.0.0.1", Some(&format!("guess-{n:040}"))).await {
+            // A wrong credential opens the stream as none would (flow-go ignores the header)...
+            Ok(mut socket) => {
+                assert_eq!(refused, 0, "a stream opened after a refusal");
+                close_and_drain(&mut socket).await;
+            }
+            // ...and counts as a guess: past the limit the address is refused.
+            Err(status) => {
+                assert_eq!(status, 429);
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused >= 15, "{refused} of 40 guesses refused");
+    assert_eq!(
+        flow_from(&server, "127.0.0.1", Some(&server.token))
+            .await
+            .err(),
+        Some(429),
+        "the guessing address is refused whatever it presents"
+    );
+    // Flow's open streams stay open to it without a credential, and the token works from
+    // another address.
+    assert!(flow_from(&server, "127.0.0.1", None).await.is_ok());
+    assert!(flow_from(&server, "127.0.0.2", Some(&server.token))
+        .await
+        .is_ok());
+}

@@ -104,9 +104,21 @@ pub async fn upgrade(
     // a wrong one opens the stream as none would (flow-go ignores the header), and asking for
     // those topics then says what is missing.
     let page_allowed = access::origin_refusal(&headers, shared.hub.config(), true).is_none();
+    // A credential that does not match counts as a guess, as on `/admin`: an address past
+    // the limit is refused whatever it presents, so guessing here is no faster than there.
+    let presented = headers.contains_key(axum::http::header::AUTHORIZATION);
+    let failures = &shared.admission.auth_failures;
+    if presented {
+        if let Some(refused) = failures.refusal(addr.ip()) {
+            return refused;
+        }
+    }
     let granted = page_allowed
         .then(|| access::authorize(&headers, shared.hub.config(), &shared.admin_token, true))
         .flatten();
+    if presented && page_allowed && granted.is_none() {
+        failures.failed(addr.ip(), "GET /v1/ws");
+    }
     let probe_nonce = probe_nonce(&headers);
     connection::configure(upgrade, MAX_MESSAGE_BYTES).on_upgrade(move |socket| {
         let new = NewPeer::anonymous(DIALECT, addr, probe_nonce);
