@@ -49,6 +49,8 @@ fn peer(i: usize, bump: u64) -> PeerInfo {
         frames_in: (i * 7 % 1000) as u64 + bump,
         frames_out: (i * 13 % 1000) as u64 + bump,
         errors: (i % 11 == 0) as u64,
+        frames_dropped: 0,
+        round_trip_us: None,
         node: None,
     }
 }
@@ -133,6 +135,8 @@ fn deltas(size: &Size, count: usize, first_seq: u64) -> Vec<Msg> {
                         frames_in: 0,
                         frames_out: 0,
                         errors: 0,
+                        frames_dropped: 0,
+                        round_trip_us: None,
                         node: None,
                     },
                 },

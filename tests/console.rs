@@ -44,6 +44,8 @@ fn peer(
         frames_in: 12,
         frames_out: 30,
         errors,
+        frames_dropped: 0,
+        round_trip_us: None,
         node: None,
     }
 }

@@ -556,6 +556,8 @@ fn suspended_close(n: u64) -> relaydeck::protocol::admin::HistoryEntry {
                 frames_in: 1,
                 frames_out: 1,
                 errors: 1,
+                frames_dropped: 0,
+                round_trip_us: None,
                 node: None,
             },
             code: Some(1008),

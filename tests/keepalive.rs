@@ -186,3 +186,35 @@ fn the_defaults_are_upstreams() {
     assert_eq!(config.flow.block_interval_ms, 1_000);
     assert!(!config.flow.strict_requests);
 }
+
+#[tokio::test]
+async fn a_pinged_peers_round_trip_reaches_the_console() {
+    let server = TestServer::start(config()).await;
+    let mut admin = server.admin().await;
+    let mut stream = server.connect("/v1/ws").await;
+    // Reading answers the server's pings; the console hears of the peer's measured round
+    // trip with the next counters it is sent.
+    let reader = tokio::spawn(async move {
+        let _ = read_until(&mut stream, Instant::now() + Duration::from_secs(20)).await;
+        stream
+    });
+    let updated = admin
+        .wait_event(|event| {
+            matches!(
+                event,
+                relaydeck::protocol::admin::Event::PeerUpdated { peer }
+                    if peer.round_trip_us.is_some()
+            )
+        })
+        .await;
+    let relaydeck::protocol::admin::Event::PeerUpdated { peer } = updated else {
+        unreachable!()
+    };
+    assert_eq!(peer.dialect, relaydeck::catalog::Dialect::Flow);
+    assert!(
+        peer.round_trip_us
+            .is_some_and(|us| us > 0 && us < 20_000_000),
+        "{peer:?}"
+    );
+    reader.abort();
+}

@@ -89,6 +89,8 @@ fn peer(id: &str, dialect: Dialect, s: &mut Strings, room: Option<String>) -> Pe
         frames_in: 12,
         frames_out: 30,
         errors: 2,
+        frames_dropped: 0,
+        round_trip_us: None,
         node: Some(s.take()),
     }
 }

@@ -913,6 +913,8 @@ mod tests {
             frames_in: u64::from(frames),
             frames_out: 0,
             errors: u64::from(errors),
+            frames_dropped: 0,
+            round_trip_us: None,
             node: None,
         }
     }

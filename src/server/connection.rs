@@ -264,7 +264,9 @@ pub async fn serve<S: Session, T: Transport>(
                     }
                     last_inbound = Instant::now();
                     if let (Some(pinger), Message::Pong(_)) = (&mut pinger, &message) {
-                        pinger.answered(last_inbound);
+                        if let Some(round_trip) = pinger.answered(last_inbound) {
+                            handle.note_round_trip(round_trip);
+                        }
                     }
                     session.on_socket_frame();
                     Flow::Continue

@@ -40,6 +40,8 @@ pub struct Pinger {
     next_ping: Instant,
     pong_deadline: Option<Instant>,
     answered: bool,
+    /// When the unanswered ping went out, for its round trip.
+    pinged_at: Option<Instant>,
 }
 
 impl Pinger {
@@ -53,6 +55,7 @@ impl Pinger {
             next_ping: now + every,
             pong_deadline,
             answered: true,
+            pinged_at: None,
         }
     }
 
@@ -70,12 +73,14 @@ impl Pinger {
         }
     }
 
-    /// A pong arrived.
-    pub fn answered(&mut self, now: Instant) {
+    /// A pong arrived; returns the round trip when it answers a ping of ours (a client may
+    /// also send pongs unasked, as heartbeats).
+    pub fn answered(&mut self, now: Instant) -> Option<Duration> {
         self.answered = true;
         if let Keepalive::Deadline { pong_wait, .. } = self.rule {
             self.pong_deadline = Some(now + pong_wait);
         }
+        self.pinged_at.take().map(|sent| now.duration_since(sent))
     }
 
     pub fn tick(&mut self, now: Instant) -> Tick {
@@ -89,6 +94,7 @@ impl Pinger {
             return Tick::Drop;
         }
         self.answered = false;
+        self.pinged_at = Some(now);
         // A ticker: the next ping one period after this one was due, or after now when the
         // loop was late by more than a period.
         self.next_ping = (self.next_ping + self.every()).max(now + self.every() / 2);
@@ -117,10 +123,16 @@ mod tests {
         assert_eq!(pinger.tick(start + S * 10), Tick::Drop);
 
         let mut answering = Pinger::new(rule, start);
+        assert_eq!(answering.answered(start), None, "a pong nobody asked for");
         for round in 1..20u32 {
             let at = start + S * 9 * round;
             assert_eq!(answering.tick(at), Tick::Ping, "round {round}");
-            answering.answered(at + S / 10);
+            assert_eq!(answering.answered(at + S / 10), Some(S / 10));
+            assert_eq!(
+                answering.answered(at + S / 5),
+                None,
+                "one round trip per ping"
+            );
         }
     }
 

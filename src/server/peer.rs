@@ -135,6 +135,8 @@ pub struct PeerHandle {
     frames_out: AtomicU64,
     errors: AtomicU64,
     dropped: AtomicU64,
+    /// The last ping's round trip in microseconds; 0 until one was measured.
+    round_trip_us: AtomicU64,
     counters_changed: AtomicBool,
     tapped: AtomicBool,
     /// The writer gave up: one write made no progress for `stall_ms`.
@@ -178,6 +180,7 @@ impl PeerHandle {
             frames_out: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            round_trip_us: AtomicU64::new(0),
             counters_changed: AtomicBool::new(false),
             tapped: AtomicBool::new(tapped),
             writer_stalled: AtomicBool::new(false),
@@ -321,6 +324,15 @@ impl PeerHandle {
         self.counters_changed.store(true, Ordering::Relaxed);
     }
 
+    /// A server ping was answered after `round_trip`.
+    pub fn note_round_trip(&self, round_trip: std::time::Duration) {
+        let micros = u64::try_from(round_trip.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.round_trip_us.store(micros, Ordering::Relaxed);
+        self.counters_changed.store(true, Ordering::Relaxed);
+    }
+
     pub fn count_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         self.counters_changed.store(true, Ordering::Relaxed);
@@ -345,6 +357,7 @@ impl PeerHandle {
             frames_out: self.frames_out.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            round_trip_us: Some(self.round_trip_us.load(Ordering::Relaxed)).filter(|us| *us > 0),
         }
     }
 }
@@ -355,6 +368,7 @@ pub struct Counters {
     pub frames_out: u64,
     pub errors: u64,
     pub dropped: u64,
+    pub round_trip_us: Option<u64>,
 }
 
 #[cfg(test)]

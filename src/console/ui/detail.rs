@@ -15,7 +15,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, shown: &Detail) {
     match shown.clone() {
         Detail::Peer(id) => {
             let [head, log] =
-                Layout::vertical([Constraint::Length(4), Constraint::Min(3)]).areas(area);
+                Layout::vertical([Constraint::Length(5), Constraint::Min(3)]).areas(area);
             let text = match app.model.peer(&id) {
                 Some(p) => vec![
                     Line::from(format!(
@@ -34,6 +34,14 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, shown: &Detail) {
                         p.room.as_deref().unwrap_or("—"),
                         if p.probe { " · probe" } else { "" },
                         age(app.model.server_ms, p.connected_at_ms)
+                    )),
+                    Line::from(format!(
+                        "round trip {} · dropped {}",
+                        round_trip(p.round_trip_us, p.dialect),
+                        match p.frames_dropped {
+                            0 => "0 frames".to_owned(),
+                            n => format!("{n} relayed frames (it fell behind)"),
+                        }
                     )),
                 ],
                 None => vec![Line::from(Span::styled(
@@ -191,5 +199,17 @@ fn age(now_ms: u64, since_ms: u64) -> String {
         "just now".to_owned()
     } else {
         format!("{text} ago")
+    }
+}
+
+/// A peer's last measured round trip, or why there is none.
+fn round_trip(micros: Option<u64>, dialect: crate::catalog::Dialect) -> String {
+    use crate::catalog::Dialect;
+    match micros {
+        Some(us) if us < 10_000 => format!("{:.1} ms", us as f64 / 1000.0),
+        Some(us) => format!("{} ms", us / 1000),
+        None if matches!(dialect, Dialect::Flow | Dialect::Talo) => "— (no pong yet)".to_owned(),
+        // Signal Fish and pub/sub clients ping the server; the server does not ping them.
+        None => "— (not pinged)".to_owned(),
     }
 }

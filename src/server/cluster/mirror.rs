@@ -200,6 +200,8 @@ mod tests {
             frames_in: 0,
             frames_out: 0,
             errors: 0,
+            frames_dropped: 0,
+            round_trip_us: None,
             node: None,
         }
     }

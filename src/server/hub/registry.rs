@@ -61,6 +61,8 @@ impl Hub {
             frames_in: 0,
             frames_out: 0,
             errors: 0,
+            frames_dropped: 0,
+            round_trip_us: None,
             node: self.node().map(str::to_owned),
         };
         let State {

@@ -86,6 +86,8 @@ impl PeerEntry {
             frames_in: counters.frames_in,
             frames_out: counters.frames_out,
             errors: counters.errors,
+            frames_dropped: counters.dropped,
+            round_trip_us: counters.round_trip_us,
             ..self.info.clone()
         }
     }
