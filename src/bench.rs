@@ -324,6 +324,7 @@ fn closed(i: usize) -> HistoryEntry {
                 frame: "{\"type\":\"Error\"}".into(),
             }],
             recorded_frames: 2,
+            refused_joins: Vec::new(),
         })),
     }
 }

@@ -882,6 +882,7 @@ fn closed_peer(
             player_id: player_id.map(str::to_owned),
             last_errors,
             recorded_frames: 12,
+            refused_joins: Vec::new(),
         })),
     }
 }

@@ -427,6 +427,43 @@ async fn find_shows_a_kicked_peer_in_history_with_its_close_decoded() {
 }
 
 #[tokio::test]
+async fn a_player_refused_a_room_is_found_by_that_room_after_leaving() {
+    let server = TestServer::demo().await;
+    let sessions = tempfile::tempdir().unwrap();
+    let mut observer = server.admin().await;
+    let mut socket = server.connect("/v2/ws").await;
+    common::send_json(
+        &mut socket,
+        json!({"type": "Authenticate", "data": {"app_id": "demo", "sdk_version": "1.0.0"}}),
+    )
+    .await;
+    recv_type(&mut socket, "ProtocolInfo").await;
+    common::send_json(
+        &mut socket,
+        json!({"type": "JoinRoom", "data": {"game_name": "demo", "player_name": "Latecomer", "room_code": "NOPE42"}}),
+    )
+    .await;
+    let refused = recv_type(&mut socket, "RoomJoinFailed").await;
+    let code = refused["data"]["error_code"].as_str().unwrap().to_owned();
+    common::close_and_drain(&mut socket).await;
+    observer
+        .wait_event(|e| matches!(e, Event::HistoryAdded { .. }))
+        .await;
+    let mut console = Console::start(&server, sessions.path(), 100, 30);
+    console.wait_for_text("0 peers").await;
+    console.command("find NOPE42");
+    console.wait_for_text("│history ").await;
+    console.press(KeyCode::Enter);
+    let detail = console.wait_for_text("Closed peer").await;
+    assert!(
+        detail.contains(&format!("refused joins: room NOPE42 of demo ({code})")),
+        "{detail}"
+    );
+    assert!(detail.contains("Latecomer"), "{detail}");
+    console.quit().await;
+}
+
+#[tokio::test]
 async fn ban_kicks_the_player_and_refuses_it_again() {
     let server = TestServer::demo().await;
     let sessions = tempfile::tempdir().unwrap();
@@ -571,6 +608,7 @@ fn suspended_close(n: u64) -> relaydeck::protocol::admin::HistoryEntry {
                 frame: "{\"type\":\"Error\"}".into(),
             }],
             recorded_frames: 2,
+            refused_joins: Vec::new(),
         })),
     }
 }

@@ -295,6 +295,7 @@ fn hostile_console(strings: Vec<String>) -> (App, Vec<Detail>) {
                         frame: s.take(),
                     }],
                     recorded_frames: 3,
+                    refused_joins: Vec::new(),
                 })),
             },
         },
@@ -578,4 +579,18 @@ proptest! {
     ) {
         draw_everything(strings, width, height)?;
     }
+}
+
+/// Found by the property above: a wide name wrapped onto the last column of a confirmation.
+#[test]
+fn a_confirmation_wrapping_wide_characters_keeps_its_borders() {
+    draw_everything(
+        vec![
+            "\u{1b}[5Aa-a0AAe\u{301}0_".into(),
+            "名前のプレイヤー ".into(),
+        ],
+        62,
+        14,
+    )
+    .unwrap();
 }

@@ -869,6 +869,7 @@ mod tests {
                 player_id: player.map(str::to_owned),
                 last_errors: vec![],
                 recorded_frames: 0,
+                refused_joins: Vec::new(),
             })),
         }
     }

@@ -93,6 +93,13 @@ fn closed_peer_fields(closed: &ClosedPeer) -> Vec<(&'static str, String)> {
     for room in &closed.rooms {
         fields.push(("room", room.clone()));
     }
+    for refused in &closed.refused_joins {
+        if let Some(room) = &refused.room {
+            fields.push(("refused room", room.clone()));
+        }
+        fields.push(("refused game", refused.game.clone()));
+        fields.push(("error", refused.code.clone()));
+    }
     if let Some(player) = &closed.player_id {
         fields.push(("player id", player.clone()));
     }
@@ -406,6 +413,15 @@ pub fn correlate(model: &Model, timeline: &Timeline) -> PastedTimeline {
                                     add(
                                         Found::History(history_key(entry)),
                                         format!("was in room {value}"),
+                                    );
+                                } else if closed
+                                    .refused_joins
+                                    .iter()
+                                    .any(|r| r.room.as_deref() == Some(value))
+                                {
+                                    add(
+                                        Found::History(history_key(entry)),
+                                        format!("was refused room {value}"),
                                     );
                                 }
                             }

@@ -170,6 +170,21 @@ pub struct ClosedPeer {
     /// Frames the flight recorder still holds for this peer (read them with `frames`).
     #[serde(default)]
     pub recorded_frames: u32,
+    /// Signal Fish joins the server refused (the last few): a player turned away is found
+    /// by the room or game it asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_joins: Vec<RefusedJoin>,
+}
+
+/// A Signal Fish JoinRoom the server refused: what the player asked for, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedJoin {
+    pub game: String,
+    /// The room code asked for; none when the player asked for any room of the game.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// The refusal's error code (ROOM_FULL, ROOM_NOT_FOUND, …).
+    pub code: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,10 +1,10 @@
 //! The confirmation dialog in front of every admin action.
 
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Wrap};
+use ratatui::widgets::Clear;
 use ratatui::Frame;
 
-use super::{block, centered, paragraph};
+use super::{block, centered, inner_width, wrapped_paragraph};
 use crate::console::theme::Theme;
 
 pub fn draw(theme: &Theme, frame: &mut Frame, question: &str) {
@@ -21,8 +21,7 @@ pub fn draw(theme: &Theme, frame: &mut Frame, question: &str) {
         ]),
     ];
     frame.render_widget(
-        paragraph(lines)
-            .wrap(Wrap { trim: true })
+        wrapped_paragraph(lines, inner_width(area), true)
             .block(block(theme, " Confirm ").border_style(theme.warning)),
         area,
     );

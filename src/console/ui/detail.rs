@@ -2,10 +2,9 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Wrap;
 use ratatui::Frame;
 
-use super::{block, paragraph};
+use super::{block, inner_width, paragraph, wrapped_paragraph};
 use crate::console::app::{App, Detail};
 use crate::console::keymap::Action;
 use crate::console::model::lookup_qualified;
@@ -178,9 +177,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, shown: &Detail) {
                 None => vec![Line::from(qualified.clone())],
             };
             frame.render_widget(
-                paragraph(lines)
-                    .wrap(Wrap { trim: false })
-                    .block(block(theme, " Code ")),
+                wrapped_paragraph(lines, inner_width(area), false).block(block(theme, " Code ")),
                 area,
             );
         }

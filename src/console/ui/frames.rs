@@ -3,10 +3,9 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Wrap;
 use ratatui::Frame;
 
-use super::{block, cut, paragraph};
+use super::{block, cut, inner_width, paragraph, wrapped_paragraph};
 use crate::console::app::{App, Detail};
 use crate::console::frames::{entry_text, readable};
 use crate::console::keymap::Action;
@@ -73,8 +72,7 @@ fn draw_entry(app: &App, frame: &mut Frame, area: Rect, number: u64) {
     lines.push(Line::from(""));
     lines.extend(body_lines(&entry_text(entry)));
     frame.render_widget(
-        paragraph(lines)
-            .wrap(Wrap { trim: false })
+        wrapped_paragraph(lines, inner_width(area), false)
             .block(block(theme, format!(" Log entry · {} ", copy_hint(app)))),
         area,
     );
@@ -130,8 +128,7 @@ fn draw_recorded(app: &App, frame: &mut Frame, area: Rect) {
         .map(|f| body_lines(&f.text))
         .unwrap_or_default();
     frame.render_widget(
-        paragraph(lines)
-            .wrap(Wrap { trim: false })
+        wrapped_paragraph(lines, inner_width(whole), false)
             .block(block(theme, format!(" Frame · {} ", copy_hint(app)))),
         whole,
     );

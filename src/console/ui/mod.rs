@@ -21,6 +21,7 @@ pub mod overview;
 pub mod status;
 pub mod table;
 pub mod triage;
+pub mod wrap;
 
 use std::borrow::Cow;
 
@@ -97,6 +98,24 @@ pub(super) fn paragraph<'a>(text: impl Into<Text<'a>>) -> Paragraph<'a> {
         printable_spans(line);
     }
     Paragraph::new(text)
+}
+
+/// A [`paragraph`] wrapped to `columns` (see [`wrap`] for why not ratatui's own wrapping).
+pub(super) fn wrapped_paragraph<'a>(
+    text: impl Into<Text<'a>>,
+    columns: u16,
+    trim: bool,
+) -> Paragraph<'static> {
+    let mut text = text.into();
+    for line in &mut text.lines {
+        printable_spans(line);
+    }
+    Paragraph::new(wrap::wrap(text.lines, usize::from(columns), trim))
+}
+
+/// The columns inside a bordered block drawn on `area`.
+pub(super) fn inner_width(area: Rect) -> u16 {
+    area.width.saturating_sub(2)
 }
 
 fn printable_line(mut line: Line<'_>) -> Line<'_> {

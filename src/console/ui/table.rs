@@ -66,9 +66,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, view: View) {
                 height: area.height.saturating_sub(3),
             };
             frame.render_widget(
-                ratatui::widgets::Paragraph::new(why)
-                    .style(theme.muted)
-                    .wrap(ratatui::widgets::Wrap { trim: true }),
+                super::wrapped_paragraph(why, inner.width, true).style(theme.muted),
                 inner,
             );
         }

@@ -204,6 +204,20 @@ fn draw_closed_peer(
             theme.muted,
         )),
     ];
+    if !closed.refused_joins.is_empty() {
+        let asked: Vec<String> = closed
+            .refused_joins
+            .iter()
+            .map(|r| match &r.room {
+                Some(room) => format!("room {room} of {} ({})", r.game, r.code),
+                None => format!("a room of {} ({})", r.game, r.code),
+            })
+            .collect();
+        lines.push(Line::from(Span::styled(
+            cut(&format!("refused joins: {}", asked.join(", ")), width),
+            theme.warning,
+        )));
+    }
     lines.extend(close_lines(closed, theme, width, true));
     frame.render_widget(
         paragraph(lines).block(block(theme, format!(" Closed peer {} ", p.id))),

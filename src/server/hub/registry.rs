@@ -218,6 +218,11 @@ impl Hub {
         })
     }
 
+    /// A Signal Fish join refused to a peer: its history entry keeps what it asked for.
+    pub fn note_refused_join(&self, peer: &str, refused: crate::protocol::admin::RefusedJoin) {
+        self.lock().registry.note_refused_join(peer, refused);
+    }
+
     pub fn peer_count(&self) -> usize {
         self.lock().registry.len()
     }

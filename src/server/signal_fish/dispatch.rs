@@ -185,6 +185,14 @@ impl Session {
             .map(|sf| sf.max_rooms_per_game)
             .unwrap_or(rooms::DEFAULT_MAX_ROOMS_PER_GAME);
         let player_name = join.player_name.clone();
+        let asked = crate::protocol::admin::RefusedJoin {
+            game: crate::text::clip(&join.game_name, REFUSED_NAME_KEPT * 2).into_owned(),
+            room: join
+                .room_code
+                .as_deref()
+                .map(|code| crate::text::clip(code, REFUSED_NAME_KEPT).into_owned()),
+            code: String::new(),
+        };
         if let Some(_ban) = self.hub().bans().identity(Some(&app), &player_name) {
             return Err(Refusal {
                 carrier: Carrier::RoomJoinFailed,
@@ -231,6 +239,15 @@ impl Session {
                 });
             }
             Err(_) => {}
+        }
+        if let Err(refusal) = &joined {
+            self.hub().note_refused_join(
+                &self.peer.id,
+                crate::protocol::admin::RefusedJoin {
+                    code: refusal.code.to_owned(),
+                    ..asked
+                },
+            );
         }
         joined
     }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use super::channels::ChannelKey;
 use super::journal::Journal;
 use crate::catalog::Dialect;
-use crate::protocol::admin::{ClosedPeer, Event, PeerId, PeerInfo, RecentError, RoomInfo};
+use crate::protocol::admin::{
+    ClosedPeer, Event, PeerId, PeerInfo, RecentError, RefusedJoin, RoomInfo,
+};
 use crate::server::peer::{PeerHandle, PeerQueues};
 
 /// The errors a closed peer's history entry keeps.
@@ -77,6 +79,7 @@ pub(in crate::server::hub) struct PeerEntry {
     pub(in crate::server::hub) rooms: Vec<String>,
     pub(in crate::server::hub) player_id: Option<String>,
     pub(in crate::server::hub) last_errors: VecDeque<RecentError>,
+    pub(in crate::server::hub) refused_joins: VecDeque<RefusedJoin>,
 }
 
 impl PeerEntry {
@@ -107,6 +110,7 @@ impl PeerEntry {
             player_id: self.player_id.clone(),
             last_errors: self.last_errors.iter().cloned().collect(),
             recorded_frames,
+            refused_joins: self.refused_joins.iter().cloned().collect(),
         }
     }
 }
@@ -219,6 +223,7 @@ impl Registry {
                 rooms: Vec::new(),
                 player_id: None,
                 last_errors: VecDeque::new(),
+                refused_joins: VecDeque::new(),
             },
         );
         journal.record(Event::PeerConnected { peer: info });
@@ -278,6 +283,16 @@ impl Registry {
                 entry.last_errors.pop_front();
             }
             entry.last_errors.push_back(error);
+        }
+    }
+
+    /// Keep a join the server refused the peer, for its history entry.
+    pub(in crate::server::hub) fn note_refused_join(&mut self, id: &str, refused: RefusedJoin) {
+        if let Some(entry) = self.peers.get_mut(id) {
+            if entry.refused_joins.len() >= LAST_ERRORS {
+                entry.refused_joins.pop_front();
+            }
+            entry.refused_joins.push_back(refused);
         }
     }
 
