@@ -418,6 +418,12 @@ pub fn get(dialect: Dialect, code: &str) -> Option<&'static Entry> {
     of_dialect(dialect).find(|e| e.code == code || loose_eq(e.code, code))
 }
 
+/// The entry for a code a server of `dialect` sent as an error or close: its own code, or a
+/// close number, which may be the WebSocket layer's (1002, 1007, …) on any dialect.
+pub fn sent(dialect: Dialect, code: &str) -> Option<&'static Entry> {
+    get(dialect, code).or_else(|| code.parse().ok().and_then(|number| close(dialect, number)))
+}
+
 /// The close entry for a numeric close code, preferring the given dialect, then the
 /// RFC 6455 meaning, then any dialect that uses the number.
 pub fn close(dialect: Dialect, code: u16) -> Option<&'static Entry> {

@@ -63,11 +63,7 @@ pub fn decode_close(dialect: Dialect, code: Option<u16>) -> Option<&'static Entr
 
 /// The catalog entry of an error code as the server reported it (a close code as digits).
 pub fn decode_error(dialect: Dialect, code: &str) -> Option<&'static Entry> {
-    catalog::get(dialect, code).or_else(|| {
-        code.parse()
-            .ok()
-            .and_then(|close| catalog::close(dialect, close))
-    })
+    catalog::sent(dialect, code)
 }
 
 fn peer_fields(peer: &PeerInfo) -> Vec<(&'static str, String)> {

@@ -340,9 +340,15 @@ pub struct RunningServer {
     pub tls: Option<Arc<crate::tls::ServerTls>>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
+    shared: Arc<Shared>,
 }
 
 impl RunningServer {
+    /// Error codes this server sent that the catalog lacks (`dialect:code`, times sent).
+    pub fn uncatalogued_errors(&self) -> Vec<(String, u64)> {
+        self.shared.hub.uncatalogued_errors()
+    }
+
     /// Stop the server and wait until it has finished shutting down.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
@@ -363,6 +369,7 @@ pub async fn spawn(
     let addr = server.local_addr()?;
     let admin_token = server.admin_token().to_owned();
     let tls = server.tls();
+    let shared = server.shared.clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.serve(async move {
         let _ = stopped.await;
@@ -373,5 +380,6 @@ pub async fn spawn(
         tls,
         stop: Some(stop),
         task,
+        shared,
     })
 }

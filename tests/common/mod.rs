@@ -31,6 +31,26 @@ pub struct TestServer {
     pub data: tempfile::TempDir,
 }
 
+/// Every error code a test server sent must be in the catalog: a misspelt code would reach
+/// clients as a bare word nobody can decode.
+fn assert_every_code_catalogued(server: &RunningServer) {
+    let unknown = server.uncatalogued_errors();
+    assert!(
+        unknown.is_empty(),
+        "the server sent codes the catalog lacks: {unknown:?}"
+    );
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(server) = &self.server {
+            if !std::thread::panicking() {
+                assert_every_code_catalogued(server);
+            }
+        }
+    }
+}
+
 impl TestServer {
     pub async fn start(config: Config) -> TestServer {
         let data = tempfile::tempdir().unwrap();
@@ -70,9 +90,11 @@ impl TestServer {
     /// Stop the server, keeping its data folder.
     pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(server) = self.server.take() {
+            assert_every_code_catalogued(&server);
             server.shutdown().await.unwrap();
         }
-        self.data
+        // The folder is handed over; an empty one stays behind for `Drop`.
+        std::mem::replace(&mut self.data, tempfile::tempdir().unwrap())
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -394,6 +394,17 @@ impl Hub {
         state.journal.record(Event::Nodes { nodes });
     }
 
+    /// Error codes sent that the catalog lacks, with how often (see `ErrorCounts`).
+    pub fn uncatalogued_errors(&self) -> Vec<(String, u64)> {
+        let state = self.lock();
+        state
+            .errors
+            .uncatalogued
+            .iter()
+            .map(|(code, n)| (code.clone(), *n))
+            .collect()
+    }
+
     // ------------------------------------------------------------------------------------
     // Shutdown
     // ------------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ pub const MAX_EVENT_FRAME_BYTES: usize = 4 * 1024;
 pub(in crate::server::hub) struct ErrorCounts {
     pub(in crate::server::hub) total: u64,
     pub(in crate::server::hub) by_code: BTreeMap<String, u64>,
+    /// Codes sent that the catalog does not know (`dialect:code`): a typo in a refusal, or
+    /// a code added without its entry. Every test server checks this stays empty.
+    pub(in crate::server::hub) uncatalogued: BTreeMap<String, u64>,
 }
 
 /// `text` cut to `max` bytes on a character boundary, saying how long it was.
@@ -69,10 +72,15 @@ impl ErrorCounts {
             frame,
         } = error;
         self.total += 1;
-        *self
-            .by_code
-            .entry(format!("{}:{code}", dialect.id()))
-            .or_default() += 1;
+        let qualified = format!("{}:{code}", dialect.id());
+        if crate::catalog::sent(dialect, code).is_none() {
+            let seen = self.uncatalogued.entry(qualified.clone()).or_default();
+            if *seen == 0 {
+                tracing::warn!(code = %qualified, "sent an error code the catalog does not know");
+            }
+            *seen += 1;
+        }
+        *self.by_code.entry(qualified).or_default() += 1;
         let frame = clip(&frame, MAX_EVENT_FRAME_BYTES);
         if let Some(peer) = peer {
             peer.count_error();
