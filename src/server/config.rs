@@ -208,6 +208,10 @@ pub struct SignalFishSettings {
     pub messages_per_minute: u32,
     /// Spectators per room unless the room says otherwise.
     pub max_spectators: usize,
+    /// STUN/TURN servers handed to the members of a WebRTC session in its SessionPlan (0.12's
+    /// `session.ice_servers`; none by default).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<crate::protocol::signal_fish::IceServer>,
 }
 
 impl Default for SignalFishSettings {
@@ -221,6 +225,7 @@ impl Default for SignalFishSettings {
             max_game_data_bytes: 16 * 1024,
             messages_per_minute: 600,
             max_spectators: 8,
+            ice_servers: Vec::new(),
         }
     }
 }

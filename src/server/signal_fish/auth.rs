@@ -2,6 +2,7 @@
 //! what the session learns from them.
 
 use super::refusal::{status_code, Carrier, Refusal, MAX_PLAYER_NAME};
+use super::rooms::session_plan::Capabilities;
 use super::{Session, DIALECT, MAX_OUTBOUND_MESSAGE_BYTES};
 use crate::protocol::admin::AppStatus;
 use crate::protocol::signal_fish::{
@@ -145,6 +146,14 @@ impl Session {
         self.app = Some(app.id.clone());
         self.version = negotiated;
         self.rooms().set_protocol_version(&self.peer.id, negotiated);
+        self.rooms().set_capabilities(
+            &self.peer.id,
+            Capabilities::negotiate(
+                negotiated,
+                authenticate.supported_transports.clone(),
+                authenticate.supported_topologies.clone(),
+            ),
+        );
         let app_id = app.id.clone();
         self.hub()
             .update_peer(&self.peer.id, |p| p.app = Some(app_id));

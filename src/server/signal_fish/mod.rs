@@ -50,8 +50,11 @@
 //!   (a fault on a JoinRoom answers with RoomJoinFailed, on anything else with Error).
 //! - KICKED: an admin kick (then close 4020), an admin closing the room, or the room's
 //!   authority kicking the player (v3 RoomOperation, then close 4007).
-//! - UNSUPPORTED_TRANSPORT: Signal or ProvideConnectionInfo: peer-to-peer transports are
-//!   never negotiated here.
+//! - UNSUPPORTED_TRANSPORT: a Signal from a connection that did not negotiate v3 with the
+//!   `webrtc` transport; SIGNAL_TOO_LARGE, SIGNAL_TARGET_NOT_FOUND, CROSS_ROOM_SIGNAL,
+//!   SIGNAL_RATE_LIMITED: the other Signal refusals, in 0.12's order and with its limits
+//!   ([`rooms`]'s `signaling.rs`); ROOM_SESSION_INCOMPATIBLE: a seat-fill of a running
+//!   WebRTC session by a connection that cannot run it.
 //! - 4003 `activity_timeout` after `Error ACTIVITY_TIMEOUT`: no message for `idle_timeout_ms`;
 //!   4004 `idle_timeout` after `Error CONNECTION_IDLE_TIMEOUT`: no frame at all, WebSocket
 //!   pings included, for `socket_idle_timeout_ms`; 4000 `server_shutdown`; 4002

@@ -333,6 +333,7 @@ impl RoomDirectory for Rooms {
             seat.room_closed_at_ms = Some(now);
         }
         drop(state);
+        self.forget_plan(&room.id);
         let kicked = crate::catalog::get(Dialect::SignalFish, "KICKED")
             .map(|e| e.wire_text)
             .unwrap_or("Removed from the room");

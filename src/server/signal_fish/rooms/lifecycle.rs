@@ -46,9 +46,12 @@ impl Rooms {
         if !room.started && !room.players.is_empty() {
             Self::send(hub, &room.audience(None), &room.lobby_changed());
         }
+        self.plan_after_departure(hub, room);
         state.seats.retain(|_, seat| seat.player_id != player_id);
         if room.players.is_empty() && room.spectators.is_empty() {
-            state.rooms.remove(code);
+            if let Some(room) = state.rooms.remove(code) {
+                self.forget_plan(&room.id);
+            }
             hub.room_closed(code);
         } else {
             Self::publish(hub, room);

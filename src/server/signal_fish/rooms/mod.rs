@@ -17,6 +17,8 @@
 //! | `reconnect.rs` | Reconnect |
 //! | `spectators.rs` | JoinAsSpectator, LeaveSpectator |
 //! | `lifecycle.rs` | LeaveRoom, a dropped connection, the seat sweep, an admin kick |
+//! | `session_plan.rs` | negotiated capabilities, the session ladder, each member's SessionPlan |
+//! | `signaling.rs` | SessionPlans sent at start, late join and host loss; Signal; ProvideConnectionInfo |
 //!
 //! This file keeps the shared state, the lock, and the per-peer frame shapes (protocol
 //! versions).
@@ -35,6 +37,8 @@ mod lifecycle;
 mod lobby;
 mod reconnect;
 mod relay;
+pub mod session_plan;
+mod signaling;
 mod spectators;
 mod table;
 #[cfg(test)]
@@ -61,6 +65,7 @@ const RELAY_TYPE: &str = "matchbox";
 /// window passed (RECONNECTION_EXPIRED) rather than that its token is unknown.
 const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
 
+use self::signaling::Signaling;
 pub use self::table::{room_code, valid_room_code};
 use self::table::{Membership, Relay, Room, RoomTable, Seat};
 
@@ -132,6 +137,8 @@ pub struct Rooms {
     /// Negotiated protocol version per peer, as the connection reported it. Locked after
     /// `state` when both are needed, never before.
     versions: Mutex<HashMap<String, u16>>,
+    /// Capabilities, running sessions and signal budgets; locked after `state`, never before.
+    signaling: Mutex<Signaling>,
 }
 
 fn refusal(carrier: Carrier, code: &'static str, text: Option<String>) -> Refusal {
@@ -149,6 +156,7 @@ impl Rooms {
             relays: RwLock::new(HashMap::new()),
             settings,
             versions: Mutex::new(HashMap::new()),
+            signaling: Mutex::new(Signaling::default()),
         }
     }
 
@@ -180,6 +188,7 @@ impl Rooms {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(peer);
+        self.forget_signaling(peer);
     }
 
     /// Send a frame whose shape depends on the recipient's version: each shape is serialized
