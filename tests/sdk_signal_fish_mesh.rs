@@ -1,15 +1,18 @@
-//! The real Signal Fish client SDK (`signal-fish-client` 0.14) beyond the relay floor: mesh
-//! games whose players exchange WebRTC offers, answers and ICE candidates through the server,
-//! on `/v2/ws` and `/v3/ws`. Any `DecodeFailed` or `ProtocolViolation` event fails the test.
+//! The real Signal Fish client SDK (`signal-fish-client` 0.14) beyond the relay floor, on
+//! `/v2/ws` and `/v3/ws`: mesh games whose players exchange WebRTC offers, answers and ICE
+//! candidates through the server, and MessagePack games whose players exchange binary game
+//! data beside a JSON player. Any `DecodeFailed` or `ProtocolViolation` event fails the test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use common::*;
+use serde_json::{json, Value};
 use signal_fish_client::{
-    JoinRoomParams, PeerSignal, PlayerId, ProtocolViolationPolicy, SignalFishClient,
-    SignalFishConfig, SignalFishEvent, Topology, TransportKind, WebSocketTransport,
+    GameDataEncoding, JoinRoomParams, PeerSignal, PlayerId, ProtocolViolationPolicy,
+    SignalFishClient, SignalFishConfig, SignalFishEvent, Topology, TransportKind,
+    WebSocketTransport,
 };
 use tokio::sync::mpsc::Receiver;
 
@@ -368,6 +371,109 @@ async fn a_host_game_re_plans_when_its_host_leaves() {
     let host_sdk = if host == bob_id { &mut bob } else { &mut carol };
     assert!(matches!(host_sdk.signal().await, (_, PeerSignal::Offer(_))));
     for mut sdk in [alice, bob, carol] {
+        sdk.client.shutdown().await;
+    }
+}
+
+async fn binary(sdk: &mut Sdk) -> (PlayerId, Vec<u8>) {
+    sdk.until("GameDataBinary", |e| match e {
+        SignalFishEvent::GameDataBinary {
+            from_player,
+            encoding: GameDataEncoding::MessagePack,
+            payload,
+            ..
+        } => Some((*from_player, payload.clone())),
+        SignalFishEvent::GameDataBinary { encoding, .. } => {
+            panic!("binary game data in {encoding:?}")
+        }
+        _ => None,
+    })
+    .await
+}
+
+async fn json_data(sdk: &mut Sdk) -> (PlayerId, Value) {
+    sdk.until("GameData", |e| match e {
+        SignalFishEvent::GameData {
+            from_player, data, ..
+        } => Some((*from_player, data.clone())),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_message_pack_game_on_v2_ws_beside_a_json_player() {
+    message_pack_game("/v2/ws").await;
+}
+
+#[tokio::test]
+async fn a_message_pack_game_on_v3_ws_beside_a_json_player() {
+    message_pack_game("/v3/ws").await;
+}
+
+/// Alice and Bob negotiate MessagePack, Carol JSON. Binary game data reaches the MessagePack
+/// players as the sender's bytes and Carol as JSON; Carol's JSON reaches everyone as JSON.
+async fn message_pack_game(path: &str) {
+    let server = TestServer::demo().await;
+    let packer = || {
+        let mut config = SignalFishConfig::new("demo").enable_v3();
+        config.game_data_format = Some(GameDataEncoding::MessagePack);
+        config
+    };
+    let mut alice = Sdk::ready(&server, path, packer(), "alice").await;
+    let mut bob = Sdk::ready(&server, path, packer(), "bob").await;
+    let mut carol = Sdk::ready(
+        &server,
+        path,
+        SignalFishConfig::new("demo").enable_v3(),
+        "carol",
+    )
+    .await;
+    let (alice_id, code) = alice.join(room("Alice")).await;
+    let (bob_id, _) = bob.join(room("Bob").with_room_code(&code)).await;
+    let (carol_id, _) = carol.join(room("Carol").with_room_code(&code)).await;
+    // On /v2/ws, Dan speaks protocol v2 with MessagePack: he receives the v2 envelope.
+    let mut dan = if path == "/v2/ws" {
+        let mut config = SignalFishConfig::new("demo");
+        config.game_data_format = Some(GameDataEncoding::MessagePack);
+        let mut dan = Sdk::ready(&server, path, config, "dan").await;
+        dan.join(room("Dan").with_room_code(&code)).await;
+        Some(dan)
+    } else {
+        None
+    };
+
+    // A payload as a game would pack it, with a byte order the server must not disturb.
+    let payload = rmp_serde::to_vec_named(&json!({"x": 3, "y": -1, "name": "move"})).unwrap();
+    alice.client.send_binary_game_data(payload.clone()).unwrap();
+    assert_eq!(binary(&mut bob).await, (alice_id, payload.clone()));
+    if let Some(dan) = &mut dan {
+        assert_eq!(binary(dan).await, (alice_id, payload.clone()));
+    }
+    assert_eq!(
+        json_data(&mut carol).await,
+        (alice_id, json!({"x": 3, "y": -1, "name": "move"}))
+    );
+
+    let reply = rmp_serde::to_vec(&(1u8, "ack", [true, false])).unwrap();
+    bob.client.send_binary_game_data(reply.clone()).unwrap();
+    assert_eq!(binary(&mut alice).await, (bob_id, reply));
+    assert_eq!(
+        json_data(&mut carol).await,
+        (bob_id, json!([1, "ack", [true, false]]))
+    );
+
+    // JSON game data stays JSON for everyone.
+    carol.client.send_game_data(json!({"chat": "hi"})).unwrap();
+    for sdk in [&mut alice, &mut bob] {
+        assert_eq!(json_data(sdk).await, (carol_id, json!({"chat": "hi"})));
+    }
+    // A JSON player cannot send binary: the SDK itself refuses.
+    assert!(carol.client.send_binary_game_data(vec![1]).is_err());
+    for mut sdk in [Some(alice), Some(bob), Some(carol), dan]
+        .into_iter()
+        .flatten()
+    {
         sdk.client.shutdown().await;
     }
 }

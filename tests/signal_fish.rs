@@ -163,7 +163,7 @@ async fn authentication_codes() {
     send(
         &mut packed,
         "Authenticate",
-        json!({"app_id": "demo", "game_data_format": "message_pack"}),
+        json!({"app_id": "demo", "game_data_format": "protobuf"}),
     )
     .await;
     expect_code(&mut packed, "Error", "UNSUPPORTED_GAME_DATA_FORMAT").await;

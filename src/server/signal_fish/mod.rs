@@ -14,6 +14,7 @@
 //! | `dispatch.rs` | one request: parsed, faults honoured, handed to its handler |
 //! | `auth.rs` | Authenticate: app, status, credentials, SDK and protocol versions |
 //! | `placement.rs` | in a cluster: where a room lives, the tunnel to it, hosted sessions |
+//! | `msgpack.rs` | MessagePack game data: the binary envelope, payloads decoded to JSON |
 //! | `rooms/` | the rooms, one file per request kind (its own map) |
 //!
 //! # Connection
@@ -35,9 +36,10 @@
 //!   `secure-game`, `sf-demo-token`): missing, malformed, wrong; each closes 1000.
 //! - SDK_VERSION_UNSUPPORTED: `sdk_version` below the app's `min_sdk_version` (or unparsable).
 //! - UNSUPPORTED_PROTOCOL_VERSION: a client whose highest version is below 2.
-//! - UNSUPPORTED_GAME_DATA_FORMAT: a `game_data_format` other than `json`: answered with an
-//!   `Error`, and the session goes on in JSON (0.12 also offers `message_pack`; relaydeck
-//!   offers JSON only, so binary game data is refused with INVALID_INPUT).
+//! - UNSUPPORTED_GAME_DATA_FORMAT: a `game_data_format` other than `json` and `message_pack`
+//!   (as 0.12's defaults): answered with an `Error`, and the session goes on in JSON. A JSON
+//!   session's binary frames are refused with INVALID_INPUT; a MessagePack session's are
+//!   relayed ([`rooms`]'s `binary.rs`).
 //! - TOO_MANY_CONNECTIONS: more Signal Fish connections of an app than its `max_connections`.
 //! - MAX_ROOMS_PER_GAME_EXCEEDED: the app's `max_rooms_per_game` (demo `limited-app`: 1).
 //! - MESSAGE_TOO_LARGE: a text frame over 64 KiB (the connection stays open), or
@@ -63,6 +65,7 @@
 mod auth;
 mod dispatch;
 mod limits;
+mod msgpack;
 mod placement;
 mod refusal;
 pub mod rooms;
@@ -83,7 +86,7 @@ pub use self::refusal::{status_code, Carrier, Refusal};
 use self::rooms::Rooms;
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
-use crate::protocol::signal_fish::ServerMessage;
+use crate::protocol::signal_fish::{GameDataFormat, ServerMessage};
 use crate::server::access;
 use crate::server::cluster::tunnel::{Placement, TunnelOpen, TunnelSocket};
 use crate::server::connection::{self, Flow};
@@ -183,6 +186,8 @@ struct Session {
     idle_check: Instant,
     /// Kicked or cut off by its app's status: its seat is not kept for a reconnection.
     removed_from_room: bool,
+    /// What Authenticate negotiated for game data: binary frames need MessagePack.
+    game_data_format: GameDataFormat,
     /// In a cluster: the node holding this player's room, when it is another node; every
     /// frame from then on goes there ([`crate::server::cluster::tunnel`]).
     tunnel: Option<String>,
@@ -217,6 +222,7 @@ impl Session {
             warned_this_window: false,
             last_activity: now,
             removed_from_room: false,
+            game_data_format: GameDataFormat::Json,
             tunnel: None,
             pending: None,
             held: VecDeque::new(),
@@ -284,7 +290,7 @@ impl connection::Session for Session {
         self.handle(text)
     }
 
-    fn on_binary(&mut self, _bytes: &[u8]) -> Flow {
+    fn on_binary(&mut self, bytes: &[u8]) -> Flow {
         self.last_activity = Instant::now();
         self.last_frame = self.last_activity;
         if self.app.is_none() {
@@ -295,12 +301,15 @@ impl connection::Session for Session {
             });
             return Flow::close(1000, "unregistered");
         }
-        // Every session here negotiates JSON game data, as 0.12 answers binary on one.
-        self.answer_refusal(&Refusal {
-            carrier: Carrier::Error,
-            code: "INVALID_INPUT",
-            text: Some("Binary payloads are disabled for this connection".to_owned()),
-        })
+        self.binary(bytes)
+    }
+
+    fn show_binary(&self, bytes: &[u8]) -> String {
+        if self.game_data_format == GameDataFormat::MessagePack {
+            msgpack::describe(bytes)
+        } else {
+            format!("<{} binary bytes>", bytes.len())
+        }
     }
 
     fn on_socket_frame(&mut self) {

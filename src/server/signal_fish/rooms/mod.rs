@@ -11,6 +11,7 @@
 //! |---|---|
 //! | `table.rs` | the data: players, spectators, rooms, memberships, seats, relays; the table that bumps generations |
 //! | `relay.rs` | GameData: each sender's cached relay |
+//! | `binary.rs` | game data formats; MessagePack frames relayed in each member's format |
 //! | `join.rs` | JoinRoom |
 //! | `authority.rs` | AuthorityRequest, RoomOperation moderation, the admin's room commands |
 //! | `lobby.rs` | PlayerReady, StartGame |
@@ -32,6 +33,7 @@
 //! their frames never wait for it; a stale relay is rebuilt, under the lock, before use.
 
 mod authority;
+mod binary;
 mod join;
 mod lifecycle;
 mod lobby;
@@ -65,6 +67,7 @@ const RELAY_TYPE: &str = "matchbox";
 /// window passed (RECONNECTION_EXPIRED) rather than that its token is unknown.
 const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
 
+use self::binary::Formats;
 use self::signaling::Signaling;
 pub use self::table::{room_code, valid_room_code};
 use self::table::{Membership, Relay, Room, RoomTable, Seat};
@@ -139,6 +142,8 @@ pub struct Rooms {
     versions: Mutex<HashMap<String, u16>>,
     /// Capabilities, running sessions and signal budgets; locked after `state`, never before.
     signaling: Mutex<Signaling>,
+    /// Game data formats other than JSON, by peer.
+    formats: Formats,
 }
 
 fn refusal(carrier: Carrier, code: &'static str, text: Option<String>) -> Refusal {
@@ -157,6 +162,7 @@ impl Rooms {
             settings,
             versions: Mutex::new(HashMap::new()),
             signaling: Mutex::new(Signaling::default()),
+            formats: Formats::default(),
         }
     }
 
@@ -189,6 +195,7 @@ impl Rooms {
             .unwrap_or_else(|p| p.into_inner())
             .remove(peer);
         self.forget_signaling(peer);
+        self.forget_format(peer);
     }
 
     /// Send a frame whose shape depends on the recipient's version: each shape is serialized
