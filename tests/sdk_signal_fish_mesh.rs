@@ -477,3 +477,70 @@ async fn message_pack_game(path: &str) {
         sdk.client.shutdown().await;
     }
 }
+
+/// A player of a running mesh game drops and reconnects: it gets a plan listing its peer
+/// again, and the peer a fresh plan and a NewPeer naming it.
+#[tokio::test]
+async fn a_mesh_player_reconnecting_is_planned_back_in() {
+    let server = TestServer::demo().await;
+    let mut alice = Sdk::mesh(&server, "/v3/ws", "alice").await;
+    let mut bob = Sdk::mesh(&server, "/v3/ws", "bob").await;
+    let (alice_id, code) = alice.join(room("Alice")).await;
+    bob.client
+        .join_room(room("Bob").with_room_code(&code))
+        .unwrap();
+    let (bob_id, room_id, token) = bob
+        .until("RoomJoined", |e| match e {
+            SignalFishEvent::RoomJoined {
+                player_id,
+                room_id,
+                reconnection_token,
+                ..
+            } => Some((*player_id, *room_id, reconnection_token.clone())),
+            _ => None,
+        })
+        .await;
+    alice.ready_up().await;
+    bob.ready_up().await;
+    alice.all_ready().await;
+    alice.client.start_game().unwrap();
+    alice.plan().await;
+    bob.plan().await;
+    bob.client.shutdown().await;
+
+    let mut again = Sdk::mesh(&server, "/v3/ws", "bob again").await;
+    again
+        .client
+        .reconnect(bob_id, room_id, token.expect("a v3 token"))
+        .unwrap();
+    again
+        .until("Reconnected", |e| {
+            matches!(e, SignalFishEvent::Reconnected { .. }).then_some(())
+        })
+        .await;
+    let plan = again.plan().await;
+    assert_eq!(plan.topology, Topology::Mesh);
+    assert_eq!(
+        plan.peers.iter().map(|p| p.0).collect::<Vec<_>>(),
+        [alice_id]
+    );
+    let plan = alice.plan().await;
+    assert_eq!(plan.peers.iter().map(|p| p.0).collect::<Vec<_>>(), [bob_id]);
+    let (peer, _) = alice
+        .until("NewPeer", |e| match e {
+            SignalFishEvent::NewPeer {
+                peer_id,
+                you_initiate,
+            } => Some((*peer_id, *you_initiate)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(peer, bob_id);
+    again.client.send_offer(alice_id, "again").unwrap();
+    assert_eq!(
+        alice.signal().await,
+        (bob_id, PeerSignal::Offer("again".into()))
+    );
+    alice.client.shutdown().await;
+    again.client.shutdown().await;
+}

@@ -143,6 +143,8 @@ impl Rooms {
                 .filter(|_| v3)
                 .map(|p| Box::new(room.player_info(p, true))),
         });
+        // A running session takes the player back in: fresh plans for every member.
+        self.plan_after_join(hub, room, player_id);
         let code = room.code.clone();
         let snapshot = room.clone();
         state.seats.remove(token);

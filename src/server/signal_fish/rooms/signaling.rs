@@ -126,8 +126,8 @@ impl Rooms {
         ))
     }
 
-    /// A player joined a running game: every v3 member gets a fresh plan, and each incumbent
-    /// paired with the joiner a NewPeer.
+    /// A player joined (or reconnected to) a running game: every v3 member gets a fresh plan,
+    /// and each incumbent paired with the joiner a NewPeer.
     pub(super) fn plan_after_join(&self, hub: &Hub, room: &Room, joiner: &str) {
         if !room.started {
             return;
