@@ -24,7 +24,7 @@ const NOT_REPRODUCIBLE: &[(&str, &str)] = &[
     ("signal-fish:SLOW_CONSUMER", "0.12 sends it best-effort before close 4002 to a client that has stopped reading, so it never arrives; relaydeck closes 4002 slow_consumer without it (see signal-fish:4002)"),
     ("signal-fish:1009", "0.12 sends it only for an outbound message over 8 MiB, which no request makes the server send; an inbound frame over 64 KiB gets MESSAGE_TOO_LARGE and the connection stays open"),
     ("signal-fish:BANNED", "relaydeck mints a player id per join and closes a banned seated player with 4007, so no later join can present the banned id; the rooms unit tests check the refusal"),
-    ("signal-fish:4005", "relaydeck does not reap inactive rooms; rooms close when their last member leaves or an operator closes them"),
+    ("signal-fish:4005", "a room is reaped after an hour of silence (upstream's default), longer than a session may run; tests/signal_fish.rs checks it with a short timeout"),
     ("signal-fish:SERVER_DRAINING", "sent only while the server shuts down, which a session cannot trigger"),
     ("websocket:1001", "sent only while the server shuts down"),
     ("websocket:1002", "the WebSocket library answers protocol violations itself, and the replay client cannot commit one"),

@@ -208,6 +208,10 @@ pub struct SignalFishSettings {
     pub messages_per_minute: u32,
     /// Spectators per room unless the room says otherwise.
     pub max_spectators: usize,
+    /// A room none of whose members sent a message for this long is closed, its members told
+    /// `Error ROOM_NOT_FOUND` and closed 4005 `room_inactive` (0.12's `inactive_room_timeout`,
+    /// one hour).
+    pub inactive_room_timeout_ms: u64,
     /// STUN/TURN servers handed to the members of a WebRTC session in its SessionPlan (0.12's
     /// `session.ice_servers`; none by default).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -225,6 +229,7 @@ impl Default for SignalFishSettings {
             max_game_data_bytes: 16 * 1024,
             messages_per_minute: 600,
             max_spectators: 8,
+            inactive_room_timeout_ms: 3_600_000,
             ice_servers: Vec::new(),
         }
     }

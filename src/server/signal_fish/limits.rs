@@ -50,7 +50,24 @@ impl Session {
         if let Some(flow) = self.over_rate() {
             return flow;
         }
-        self.process(text)
+        let flow = self.process(text);
+        self.report_activity();
+        flow
+    }
+
+    /// Tell the rooms this member is active, at most once per their interval: the relay path
+    /// takes no rooms lock for it.
+    fn report_activity(&mut self) {
+        if self.app.is_none() || self.tunnel.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        let interval = self.rooms().activity_interval();
+        if self.activity_reported.is_some_and(|at| now < at + interval) {
+            return;
+        }
+        self.activity_reported = Some(now);
+        self.rooms().note_activity(&self.peer.id);
     }
 
     /// One more message this minute: past the limit, what to do instead of handling it.
@@ -111,6 +128,7 @@ impl Session {
                 ),
             });
         }
+        self.report_activity();
         let relayed = self
             .rooms()
             .binary_game_data(self.hub(), &self.peer.id, payload);

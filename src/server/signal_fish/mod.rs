@@ -59,8 +59,9 @@
 //!   WebRTC session by a connection that cannot run it.
 //! - 4003 `activity_timeout` after `Error ACTIVITY_TIMEOUT`: no message for `idle_timeout_ms`;
 //!   4004 `idle_timeout` after `Error CONNECTION_IDLE_TIMEOUT`: no frame at all, WebSocket
-//!   pings included, for `socket_idle_timeout_ms`; 4000 `server_shutdown`; 4002
-//!   `slow_consumer` (see [`crate::server::peer`]).
+//!   pings included, for `socket_idle_timeout_ms`; 4005 `room_inactive` after `Error
+//!   ROOM_NOT_FOUND`: no member of the room sent a message for `inactive_room_timeout_ms`;
+//!   4000 `server_shutdown`; 4002 `slow_consumer` (see [`crate::server::peer`]).
 
 mod auth;
 mod dispatch;
@@ -186,6 +187,8 @@ struct Session {
     idle_check: Instant,
     /// Kicked or cut off by its app's status: its seat is not kept for a reconnection.
     removed_from_room: bool,
+    /// When this session last told the rooms it is active (the inactive-room reaper, 4005).
+    activity_reported: Option<Instant>,
     /// What Authenticate negotiated for game data: binary frames need MessagePack.
     game_data_format: GameDataFormat,
     /// In a cluster: the node holding this player's room, when it is another node; every
@@ -223,6 +226,7 @@ impl Session {
             last_activity: now,
             removed_from_room: false,
             game_data_format: GameDataFormat::Json,
+            activity_reported: None,
             tunnel: None,
             pending: None,
             held: VecDeque::new(),

@@ -97,8 +97,10 @@ impl Rooms {
         }
     }
 
-    /// Release the seats whose reconnection window passed; forget long-expired tokens.
+    /// Close inactive rooms; release the seats whose reconnection window passed; forget
+    /// long-expired tokens.
     pub fn sweep(&self, hub: &Hub) {
+        self.reap_inactive(hub);
         let now = now_ms();
         let window = self.settings.reconnect_window_ms;
         // Reading every room hands none out to change: game data keeps its relays through

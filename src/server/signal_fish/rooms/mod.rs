@@ -18,6 +18,7 @@
 //! | `reconnect.rs` | Reconnect |
 //! | `spectators.rs` | JoinAsSpectator, LeaveSpectator |
 //! | `lifecycle.rs` | LeaveRoom, a dropped connection, the seat sweep, an admin kick |
+//! | `inactivity.rs` | rooms reaped after their members' silence (4005) |
 //! | `session_plan.rs` | negotiated capabilities, the session ladder, each member's SessionPlan |
 //! | `signaling.rs` | SessionPlans sent at start, late join and host loss; Signal; ProvideConnectionInfo |
 //!
@@ -34,6 +35,7 @@
 
 mod authority;
 mod binary;
+mod inactivity;
 mod join;
 mod lifecycle;
 mod lobby;
@@ -68,6 +70,7 @@ const RELAY_TYPE: &str = "matchbox";
 const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
 
 use self::binary::Formats;
+use self::inactivity::Activity;
 use self::signaling::Signaling;
 pub use self::table::{room_code, valid_room_code};
 use self::table::{Membership, Relay, Room, RoomTable, Seat};
@@ -144,6 +147,8 @@ pub struct Rooms {
     signaling: Mutex<Signaling>,
     /// Game data formats other than JSON, by peer.
     formats: Formats,
+    /// When each room last heard from a member; locked after `state`, never before.
+    activity: Activity,
 }
 
 fn refusal(carrier: Carrier, code: &'static str, text: Option<String>) -> Refusal {
@@ -163,6 +168,7 @@ impl Rooms {
             versions: Mutex::new(HashMap::new()),
             signaling: Mutex::new(Signaling::default()),
             formats: Formats::default(),
+            activity: Activity::default(),
         }
     }
 
