@@ -1,7 +1,8 @@
 //! The real Signal Fish client SDK (`signal-fish-client` 0.14) beyond the relay floor, on
 //! `/v2/ws` and `/v3/ws`: mesh games whose players exchange WebRTC offers, answers and ICE
 //! candidates through the server, and MessagePack games whose players exchange binary game
-//! data beside a JSON player. Any `DecodeFailed` or `ProtocolViolation` event fails the test.
+//! data beside a JSON player; and a reconnection replaying what the player missed. Any
+//! `DecodeFailed` or `ProtocolViolation` event fails the test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,7 +11,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use signal_fish_client::{
-    GameDataEncoding, JoinRoomParams, PeerSignal, PlayerId, ProtocolViolationPolicy,
+    GameDataEncoding, JoinRoomParams, PeerSignal, PlayerId, ProtocolViolationPolicy, ReplayStatus,
     SignalFishClient, SignalFishConfig, SignalFishEvent, Topology, TransportKind,
     WebSocketTransport,
 };
@@ -543,4 +544,72 @@ async fn a_mesh_player_reconnecting_is_planned_back_in() {
     );
     alice.client.shutdown().await;
     again.client.shutdown().await;
+}
+
+/// What happened in the room while a player was away arrives in its v3 Reconnected, as 0.12
+/// replays it, with `replay: complete`.
+#[tokio::test]
+async fn a_reconnecting_player_is_told_what_it_missed() {
+    let server = TestServer::demo().await;
+    let mut admin = server.admin().await;
+    let config = || SignalFishConfig::new("demo").enable_v3();
+    let mut alice = Sdk::ready(&server, "/v3/ws", config(), "alice").await;
+    let mut bob = Sdk::ready(&server, "/v3/ws", config(), "bob").await;
+    let (_, code) = alice.join(room("Alice")).await;
+    bob.client
+        .join_room(room("Bob").with_room_code(&code))
+        .unwrap();
+    let (bob_id, room_id, token) = bob
+        .until("RoomJoined", |e| match e {
+            SignalFishEvent::RoomJoined {
+                player_id,
+                room_id,
+                reconnection_token,
+                ..
+            } => Some((*player_id, *room_id, reconnection_token.clone())),
+            _ => None,
+        })
+        .await;
+    bob.client.shutdown().await;
+    // The seat is held from the moment the server saw the connection end.
+    admin
+        .wait_event(|e| matches!(e, relaydeck::protocol::admin::Event::PeerClosed { .. }))
+        .await;
+
+    let mut carol = Sdk::ready(&server, "/v3/ws", config(), "carol").await;
+    let (carol_id, _) = carol.join(room("Carol").with_room_code(&code)).await;
+    alice.ready_up().await;
+    alice
+        .until("LobbyStateChanged", |e| {
+            matches!(e, SignalFishEvent::LobbyStateChanged { .. }).then_some(())
+        })
+        .await;
+
+    let mut again = Sdk::ready(&server, "/v3/ws", config(), "bob again").await;
+    again
+        .client
+        .reconnect(bob_id, room_id, token.expect("a v3 token"))
+        .unwrap();
+    let (missed, replay) = again
+        .until("Reconnected", |e| match e {
+            SignalFishEvent::Reconnected {
+                missed_events,
+                replay,
+                ..
+            } => Some((missed_events.clone(), *replay)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(replay, Some(ReplayStatus::Complete));
+    assert!(
+        matches!(missed.first(), Some(SignalFishEvent::PlayerJoined { player }) if player.id == carol_id),
+        "{missed:?}"
+    );
+    assert!(matches!(
+        missed.last(),
+        Some(SignalFishEvent::LobbyStateChanged { .. })
+    ));
+    for mut sdk in [alice, carol, again] {
+        sdk.client.shutdown().await;
+    }
 }

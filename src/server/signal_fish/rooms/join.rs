@@ -4,6 +4,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use super::replay;
 use super::table::{new_id, room_code, timestamp, valid_room_code, Membership, Player, Room, Seat};
 use super::{
     refusal, JoinOptions, JoinRequest, Rooms, DEFAULT_MAX_PLAYERS, MAX_PLAYERS_LIMIT, RELAY_TYPE,
@@ -245,6 +246,8 @@ impl Rooms {
             self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerJoined {
                 player: room.player_info(joiner, v3),
             });
+            let kept = replay::kept_info(room, joiner);
+            self.record_event(&room.id, ServerMessage::PlayerJoined { player: kept });
             self.plan_after_join(hub, room, &player_id);
         }
         let room_id = room.id.clone();

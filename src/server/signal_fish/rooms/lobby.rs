@@ -18,6 +18,7 @@ impl Rooms {
             }
         }
         Self::send(hub, &room.audience(None), &room.lobby_changed());
+        self.record_event(&room.id, room.lobby_changed());
         Self::publish(hub, room);
         Ok(())
     }

@@ -18,6 +18,7 @@
 //! | `reconnect.rs` | Reconnect |
 //! | `spectators.rs` | JoinAsSpectator, LeaveSpectator |
 //! | `lifecycle.rs` | LeaveRoom, a dropped connection, the seat sweep, an admin kick |
+//! | `replay.rs` | the control events a disconnected player misses, for its Reconnected |
 //! | `inactivity.rs` | rooms reaped after their members' silence (4005) |
 //! | `session_plan.rs` | negotiated capabilities, the session ladder, each member's SessionPlan |
 //! | `signaling.rs` | SessionPlans sent at start, late join and host loss; Signal; ProvideConnectionInfo |
@@ -41,6 +42,7 @@ mod lifecycle;
 mod lobby;
 mod reconnect;
 mod relay;
+mod replay;
 pub mod session_plan;
 mod signaling;
 mod spectators;
@@ -71,6 +73,7 @@ const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
 
 use self::binary::Formats;
 use self::inactivity::Activity;
+use self::replay::Replay;
 use self::signaling::Signaling;
 pub use self::table::{room_code, valid_room_code};
 use self::table::{Membership, Relay, Room, RoomTable, Seat};
@@ -149,6 +152,8 @@ pub struct Rooms {
     formats: Formats,
     /// When each room last heard from a member; locked after `state`, never before.
     activity: Activity,
+    /// Events kept for players who are away; locked after `state`, never before.
+    replay: Replay,
 }
 
 fn refusal(carrier: Carrier, code: &'static str, text: Option<String>) -> Refusal {
@@ -169,6 +174,7 @@ impl Rooms {
             signaling: Mutex::new(Signaling::default()),
             formats: Formats::default(),
             activity: Activity::default(),
+            replay: Replay::default(),
         }
     }
 
