@@ -218,6 +218,24 @@ pub struct SignalFishSettings {
     pub ice_servers: Vec<crate::protocol::signal_fish::IceServer>,
 }
 
+impl SignalFishSettings {
+    /// As 0.12 checks its own: a timeout of zero would reap every room at once, and an ICE
+    /// server without a URL gives clients nothing to gather against.
+    fn validate(&self) -> Result<(), String> {
+        if self.inactive_room_timeout_ms == 0 {
+            return Err("signal_fish.inactive_room_timeout_ms must be positive".to_owned());
+        }
+        for (index, server) in self.ice_servers.iter().enumerate() {
+            if server.urls.is_empty() || server.urls.iter().any(|url| url.trim().is_empty()) {
+                return Err(format!(
+                    "signal_fish.ice_servers[{index}].urls must list at least one URL, none blank"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for SignalFishSettings {
     fn default() -> Self {
         SignalFishSettings {
@@ -522,6 +540,7 @@ impl Config {
         }
         self.history.validate()?;
         self.recorder.validate()?;
+        self.signal_fish.validate()?;
         let mut app_ids = std::collections::HashSet::new();
         let mut key_ids = std::collections::HashSet::new();
         for app in &self.apps {
@@ -811,6 +830,25 @@ mod tests {
             r#""recorder":{"bytes_per_peer":100}"#,
             r#""recorder":{"budget_bytes":1024}"#,
             r#""recorder":{"enable":true}"#,
+        ] {
+            assert!(Config::parse(&with(bad), "c").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn signal_fish_ice_servers_and_the_inactivity_timeout_are_checked() {
+        let with = |extra: &str| format!(r#"{{"apps":[],"signal_fish":{{{extra}}}}}"#);
+        let ok = Config::parse(
+            &with(r#""ice_servers":[{"urls":["stun:stun.example.com:3478"]},{"urls":["turn:t.example.com"],"username":"u","credential":"c"}]"#),
+            "c",
+        )
+        .unwrap();
+        assert_eq!(ok.signal_fish.ice_servers.len(), 2);
+        assert_eq!(ok.signal_fish.inactive_room_timeout_ms, 3_600_000);
+        for bad in [
+            r#""ice_servers":[{"urls":[]}]"#,
+            r#""ice_servers":[{"urls":[" "]}]"#,
+            r#""inactive_room_timeout_ms":0"#,
         ] {
             assert!(Config::parse(&with(bad), "c").is_err(), "{bad}");
         }
