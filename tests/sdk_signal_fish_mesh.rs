@@ -9,6 +9,7 @@
 mod common;
 
 use common::*;
+use relaydeck::protocol::admin::{Command, Direction, RecordedFrame};
 use serde_json::{json, Value};
 use signal_fish_client::{
     GameDataEncoding, JoinRoomParams, PeerSignal, PlayerId, ProtocolViolationPolicy, ReplayStatus,
@@ -471,6 +472,29 @@ async fn message_pack_game(path: &str) {
     }
     // A JSON player cannot send binary: the SDK itself refuses.
     assert!(carol.client.send_binary_game_data(vec![1]).is_err());
+
+    // The flight recorder shows the binary frames decoded, both ways.
+    let mut admin = server.admin().await;
+    for (name, direction) in [("Alice", Direction::In), ("Bob", Direction::Out)] {
+        let peer = admin
+            .snapshot
+            .peers
+            .iter()
+            .find(|p| p.identity.as_deref() == Some(name))
+            .expect("the player's peer")
+            .id
+            .clone();
+        let result = admin.command(Command::Frames { peer }).await;
+        assert!(result.ok, "{}", result.message);
+        let frames: Vec<RecordedFrame> =
+            serde_json::from_value(result.data.unwrap()["frames"].clone()).unwrap();
+        assert!(
+            frames.iter().any(|f| f.direction == direction
+                && f.text.contains("bytes of MessagePack>")
+                && f.text.contains(r#""name":"move""#)),
+            "{name}: {frames:?}"
+        );
+    }
     for mut sdk in [Some(alice), Some(bob), Some(carol), dan]
         .into_iter()
         .flatten()
