@@ -738,8 +738,32 @@ async fn authentication_error(sdk: &mut Sdk) -> ErrorCode {
 }
 
 #[tokio::test]
-async fn an_unsupported_game_data_format_falls_back_to_json() {
+async fn message_pack_is_negotiated_and_other_game_data_formats_fall_back_to_json() {
     let server = TestServer::demo().await;
+    for v3 in [false, true] {
+        let mut config = SignalFishConfig::new("demo");
+        if v3 {
+            config = config.enable_v3();
+        }
+        config.game_data_format = Some(GameDataEncoding::MessagePack);
+        let mut packer = Sdk::connect_with(&server, config, "packer").await;
+        let formats = packer
+            .until("ProtocolInfo", |e| match e {
+                SignalFishEvent::ProtocolInfo(info) => Some(info.game_data_formats.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(
+            formats,
+            [GameDataEncoding::Json, GameDataEncoding::MessagePack]
+        );
+        assert_eq!(
+            packer.client.effective_game_data_format(),
+            Some(GameDataEncoding::MessagePack)
+        );
+        packer.stop().await;
+    }
+
     let mut config = SignalFishConfig::new("demo");
     config.game_data_format = Some(GameDataEncoding::Rkyv);
     let mut alice = Sdk::connect_with(&server, config, "alice").await;

@@ -163,7 +163,7 @@ async fn authentication_codes() {
     send(
         &mut packed,
         "Authenticate",
-        json!({"app_id": "demo", "game_data_format": "message_pack"}),
+        json!({"app_id": "demo", "game_data_format": "protobuf"}),
     )
     .await;
     expect_code(&mut packed, "Error", "UNSUPPORTED_GAME_DATA_FORMAT").await;
@@ -821,4 +821,34 @@ async fn a_player_that_stops_reading_is_closed_as_a_slow_consumer() {
     );
     // The rest of the flood is of no interest once the bound has held.
     flood.abort();
+}
+
+/// A room whose members all fall silent is closed as 0.12 closes it: Error ROOM_NOT_FOUND,
+/// then close 4005 `room_inactive`; its reconnection seats go with it.
+#[tokio::test]
+async fn an_inactive_room_is_reaped_with_4005() {
+    let mut config = Config::demo();
+    config.signal_fish.inactive_room_timeout_ms = 1_200;
+    let server = TestServer::start(config).await;
+    let mut alice = authenticated(&server, "demo").await;
+    let (_, room_id, player_id, token) = create(&mut alice, json!({})).await;
+    expect_code(&mut alice, "Error", "ROOM_NOT_FOUND").await;
+    assert_eq!(
+        recv_close(&mut alice).await,
+        (4005, "room_inactive".to_owned())
+    );
+
+    let mut again = authenticated(&server, "demo").await;
+    send(
+        &mut again,
+        "Reconnect",
+        json!({"player_id": player_id, "room_id": room_id, "auth_token": token}),
+    )
+    .await;
+    expect_code(
+        &mut again,
+        "ReconnectionFailed",
+        "RECONNECTION_TOKEN_INVALID",
+    )
+    .await;
 }

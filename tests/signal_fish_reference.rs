@@ -1,10 +1,9 @@
 //! Replays the frames recorded from the real signal-fish-server
 //! (`tests/fixtures/signal-fish-v2-frames.log`) against relaydeck over real sockets: every
 //! server frame must come back byte for byte once ids, room codes and timestamps are mapped
-//! onto the recorded ones, and every recorded close must carry the same code and reason. Two
-//! differences are deliberate and tolerated: relaydeck's extra `reconnection_token` at the end
-//! of RoomJoined, and ProtocolInfo announcing only the `json` game data format (relaydeck relays JSON text frames; a client asking for
-//! `message_pack` gets UNSUPPORTED_GAME_DATA_FORMAT instead of a silent mismatch).
+//! onto the recorded ones, and every recorded close must carry the same code and reason. One
+//! difference is deliberate and tolerated: relaydeck's extra `reconnection_token` at the end of
+//! RoomJoined.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -194,10 +193,6 @@ async fn the_recorded_session_gets_the_recorded_frames() {
         match step {
             Step::Send { text } => send_text(socket, &ids.aim(&text)).await,
             Step::Frame { text: recorded } => {
-                let recorded = recorded.replace(
-                    r#""game_data_formats":["json","message_pack"]"#,
-                    r#""game_data_formats":["json"]"#,
-                );
                 let observed = without_reconnection_token(&recv_text(socket).await);
                 let observed_value: Value = serde_json::from_str(&observed).unwrap();
                 let recorded_value: Value = serde_json::from_str(&recorded).unwrap();

@@ -220,8 +220,8 @@ pub enum Request {
     },
     Signal {
         to: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        generation: Option<String>,
+        /// The generation of the sender's latest SessionPlan, forwarded unchanged.
+        generation: String,
         signal: Value,
     },
     AuthorityRequest {
@@ -419,8 +419,18 @@ pub struct SessionPeer {
     pub initiate: bool,
 }
 
-/// The v3 data-path decision for one recipient. relaydeck only relays, so every plan it
-/// sends is relay over relay with no peers to dial.
+/// A STUN or TURN server a WebRTC client gathers candidates against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// The v3 data-path decision for one recipient: the topology and transport the room runs,
+/// the peers this recipient connects to and which of them it offers to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionPlan {
     /// A UUID naming this plan publication (upstream's `SessionGeneration`).
@@ -430,6 +440,9 @@ pub struct SessionPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     pub peers: Vec<SessionPeer>,
+    /// Only WebRTC plans carry any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<IceServer>,
     pub fallback: Transport,
 }
 
@@ -441,6 +454,7 @@ impl SessionPlan {
             transport: Transport::Relay,
             host: None,
             peers: Vec::new(),
+            ice_servers: Vec::new(),
             fallback: Transport::Relay,
         }
     }
@@ -539,6 +553,17 @@ pub enum ServerMessage {
         peer_connections: Vec<PeerConnectionInfo>,
     },
     SessionPlan(Box<SessionPlan>),
+    /// v3 only: a WebRTC signal from another player of the room, its payload untouched.
+    Signal {
+        from: String,
+        generation: String,
+        signal: Value,
+    },
+    /// v3 only: a player joined a running WebRTC session; `you_initiate` says who offers.
+    NewPeer {
+        peer_id: String,
+        you_initiate: bool,
+    },
     Pong,
     Reconnected(Box<Reconnected>),
     ReconnectionFailed {

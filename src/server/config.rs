@@ -208,6 +208,32 @@ pub struct SignalFishSettings {
     pub messages_per_minute: u32,
     /// Spectators per room unless the room says otherwise.
     pub max_spectators: usize,
+    /// A room none of whose members sent a message for this long is closed, its members told
+    /// `Error ROOM_NOT_FOUND` and closed 4005 `room_inactive` (0.12's `inactive_room_timeout`,
+    /// one hour).
+    pub inactive_room_timeout_ms: u64,
+    /// STUN/TURN servers handed to the members of a WebRTC session in its SessionPlan (0.12's
+    /// `session.ice_servers`; none by default).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ice_servers: Vec<crate::protocol::signal_fish::IceServer>,
+}
+
+impl SignalFishSettings {
+    /// As 0.12 checks its own: a timeout of zero would reap every room at once, and an ICE
+    /// server without a URL gives clients nothing to gather against.
+    fn validate(&self) -> Result<(), String> {
+        if self.inactive_room_timeout_ms == 0 {
+            return Err("signal_fish.inactive_room_timeout_ms must be positive".to_owned());
+        }
+        for (index, server) in self.ice_servers.iter().enumerate() {
+            if server.urls.is_empty() || server.urls.iter().any(|url| url.trim().is_empty()) {
+                return Err(format!(
+                    "signal_fish.ice_servers[{index}].urls must list at least one URL, none blank"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for SignalFishSettings {
@@ -221,6 +247,8 @@ impl Default for SignalFishSettings {
             max_game_data_bytes: 16 * 1024,
             messages_per_minute: 600,
             max_spectators: 8,
+            inactive_room_timeout_ms: 3_600_000,
+            ice_servers: Vec::new(),
         }
     }
 }
@@ -528,6 +556,7 @@ impl Config {
         }
         self.history.validate()?;
         self.recorder.validate()?;
+        self.signal_fish.validate()?;
         let mut app_ids = std::collections::HashSet::new();
         let mut key_ids = std::collections::HashSet::new();
         for app in &self.apps {
@@ -826,6 +855,25 @@ mod tests {
             r#""recorder":{"bytes_per_peer":100}"#,
             r#""recorder":{"budget_bytes":1024}"#,
             r#""recorder":{"enable":true}"#,
+        ] {
+            assert!(Config::parse(&with(bad), "c").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn signal_fish_ice_servers_and_the_inactivity_timeout_are_checked() {
+        let with = |extra: &str| format!(r#"{{"apps":[],"signal_fish":{{{extra}}}}}"#);
+        let ok = Config::parse(
+            &with(r#""ice_servers":[{"urls":["stun:stun.example.com:3478"]},{"urls":["turn:t.example.com"],"username":"u","credential":"c"}]"#),
+            "c",
+        )
+        .unwrap();
+        assert_eq!(ok.signal_fish.ice_servers.len(), 2);
+        assert_eq!(ok.signal_fish.inactive_room_timeout_ms, 3_600_000);
+        for bad in [
+            r#""ice_servers":[{"urls":[]}]"#,
+            r#""ice_servers":[{"urls":[" "]}]"#,
+            r#""inactive_room_timeout_ms":0"#,
         ] {
             assert!(Config::parse(&with(bad), "c").is_err(), "{bad}");
         }

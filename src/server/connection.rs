@@ -122,6 +122,12 @@ pub trait Session: Send + 'static {
     /// A binary frame.
     fn on_binary(&mut self, bytes: &[u8]) -> Flow;
 
+    /// How an inbound binary frame reads to an admin tapping the peer and in the flight
+    /// recorder; dialects that know its encoding decode it.
+    fn show_binary(&self, bytes: &[u8]) -> String {
+        format!("<{} binary bytes>", bytes.len())
+    }
+
     /// A WebSocket ping or pong (answered by the library): the socket is alive.
     fn on_socket_frame(&mut self) {}
 
@@ -245,14 +251,14 @@ pub async fn serve<S: Session, T: Transport>(
                         meter.message_done();
                     }
                     last_inbound = Instant::now();
-                    // The text is shown only to admins tapping the peer.
+                    // The text is shown only to admins tapping the peer, and made only then.
                     if handle.is_tapped() {
-                        hub.record_inbound(&handle, &format!("<{} binary bytes>", bytes.len()));
+                        hub.record_inbound(&handle, &session.show_binary(&bytes));
                     } else {
                         hub.record_inbound(&handle, "");
                     }
                     if handle.recording().is_some() {
-                        handle.record(Direction::In, &format!("<{} binary bytes>", bytes.len()).into());
+                        handle.record(Direction::In, &session.show_binary(&bytes).into());
                     }
                     session.on_binary(&bytes)
                 }
@@ -535,6 +541,12 @@ async fn write_batch<T: Transport>(
             Outbound::Text(text) => {
                 let length = text.len();
                 step(tokio::time::timeout(stall, sink.feed(Message::Text(text))).await)?;
+                peer.written(length);
+                peer.writer_progressed();
+            }
+            Outbound::Binary(bytes) => {
+                let length = bytes.len();
+                step(tokio::time::timeout(stall, sink.feed(Message::Binary(bytes))).await)?;
                 peer.written(length);
                 peer.writer_progressed();
             }

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
@@ -29,6 +30,8 @@ use crate::server::recorder::{PeerRecording, Recorder};
 #[derive(Debug, Clone)]
 pub enum Outbound {
     Text(Utf8Bytes),
+    /// A binary frame (Signal Fish MessagePack game data).
+    Binary(Bytes),
     /// Send this close after the frames queued before it, then stop.
     Close(u16, String),
     /// The connection is over (the client closed or vanished): stop after what is queued.
@@ -192,10 +195,40 @@ impl PeerHandle {
 
     /// Queue one frame, honouring the byte budget (see the module docs).
     pub fn enqueue(&self, text: &Utf8Bytes, priority: Priority) -> Enqueued {
+        self.enqueue_frame(
+            text.len(),
+            priority,
+            || Outbound::Text(text.clone()),
+            || text.clone(),
+        )
+    }
+
+    /// Queue one binary frame like [`PeerHandle::enqueue`]; `shown` is what the flight
+    /// recorder keeps of it, made only when the peer is recorded.
+    pub fn enqueue_binary(
+        &self,
+        bytes: &Bytes,
+        priority: Priority,
+        shown: impl FnOnce() -> Utf8Bytes,
+    ) -> Enqueued {
+        self.enqueue_frame(
+            bytes.len(),
+            priority,
+            || Outbound::Binary(bytes.clone()),
+            shown,
+        )
+    }
+
+    fn enqueue_frame(
+        &self,
+        length: usize,
+        priority: Priority,
+        frame: impl FnOnce() -> Outbound,
+        shown: impl FnOnce() -> Utf8Bytes,
+    ) -> Enqueued {
         if self.closing.get().is_some() {
             return Enqueued::Closed;
         }
-        let length = text.len();
         let queued = self.queued_bytes.load(Ordering::Relaxed);
         if queued > 0 && queued + length > self.limits.soft_bytes {
             let idle_for =
@@ -210,13 +243,15 @@ impl PeerHandle {
             }
         }
         self.queued_bytes.fetch_add(length, Ordering::Relaxed);
-        if self.outbox.send(Outbound::Text(text.clone())).is_err() {
+        if self.outbox.send(frame()).is_err() {
             self.queued_bytes.fetch_sub(length, Ordering::Relaxed);
             return Enqueued::Closed;
         }
         self.frames_out.fetch_add(1, Ordering::Relaxed);
         self.counters_changed.store(true, Ordering::Relaxed);
-        self.record(Direction::Out, text);
+        if self.recording.is_some() {
+            self.record(Direction::Out, &shown());
+        }
         Enqueued::Queued
     }
 

@@ -192,7 +192,7 @@ fn request() -> BoxedStrategy<Request> {
         Just(Request::LeaveRoom),
         (arbitrary_json(), optional(class()), optional(any::<u32>()))
             .prop_map(|(data, class, key)| Request::GameData { data, class, key }),
-        (name(), optional(name()), arbitrary_json()).prop_map(|(to, generation, signal)| {
+        (name(), name(), arbitrary_json()).prop_map(|(to, generation, signal)| {
             Request::Signal {
                 to,
                 generation,

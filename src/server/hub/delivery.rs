@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
 
 use super::parts::errors::{clip, slow_consumer_close, SentError};
@@ -62,6 +63,22 @@ impl Hub {
         queued
     }
 
+    /// Queue a binary frame for one peer, like [`Hub::deliver`]; `shown` is how it reads to
+    /// admins tapping the peer and in the flight recorder, made only when one looks.
+    pub fn deliver_binary(
+        &self,
+        peer: &PeerHandle,
+        bytes: &Bytes,
+        priority: Priority,
+        shown: impl Fn() -> Utf8Bytes,
+    ) -> bool {
+        let (queued, after) = self.count(peer, peer.enqueue_binary(bytes, priority, &shown));
+        if let Some(after) = after {
+            self.follow_up(peer, after, &shown());
+        }
+        queued
+    }
+
     /// Queue a frame for one peer and count it, taking no lock but the peer's outbox; what
     /// must be recorded under the hub's lock is returned, for the caller to do once it holds
     /// no other lock (a channel's members, say: see the lock order in `hub/mod.rs`).
@@ -71,7 +88,12 @@ impl Hub {
         text: &Utf8Bytes,
         priority: Priority,
     ) -> (bool, Option<AfterDelivery>) {
-        match peer.enqueue(text, priority) {
+        self.count(peer, peer.enqueue(text, priority))
+    }
+
+    /// A queued frame counted; what is left to do under the hub's lock.
+    fn count(&self, peer: &PeerHandle, enqueued: Enqueued) -> (bool, Option<AfterDelivery>) {
+        match enqueued {
             Enqueued::Queued => {
                 self.frames_out.fetch_add(1, Ordering::Relaxed);
                 (true, peer.is_tapped().then_some(AfterDelivery::Tapped))

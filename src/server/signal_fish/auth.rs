@@ -2,6 +2,7 @@
 //! what the session learns from them.
 
 use super::refusal::{status_code, Carrier, Refusal, MAX_PLAYER_NAME};
+use super::rooms::session_plan::Capabilities;
 use super::{Session, DIALECT, MAX_OUTBOUND_MESSAGE_BYTES};
 use crate::protocol::admin::AppStatus;
 use crate::protocol::signal_fish::{
@@ -9,6 +10,9 @@ use crate::protocol::signal_fish::{
     ServerMessage, MIN_PROTOCOL_VERSION,
 };
 use crate::server::connection::Flow;
+
+/// The game data formats offered, as 0.12 offers them by default.
+const SUPPORTED_FORMATS: [GameDataFormat; 2] = [GameDataFormat::Json, GameDataFormat::MessagePack];
 
 /// Semantic version as numbers; anything unparsable compares as unsupported.
 pub(super) fn version(text: &str) -> Option<Vec<u64>> {
@@ -41,7 +45,8 @@ impl Session {
 
     /// Authenticate, in signal-fish-server 0.12's order: already authenticated, app id,
     /// app status (relaydeck's addition), tokens, SDK version, protocol version, connection
-    /// limit; then the game data format, which never refuses (it falls back to JSON).
+    /// limit; then the game data format (`json` or `message_pack`), which never refuses: an
+    /// unsupported one falls back to JSON.
     pub(super) fn authenticate(&mut self, authenticate: Authenticate) -> Flow {
         if self.app.is_some() {
             return self.answer_refusal(&Refusal {
@@ -148,22 +153,36 @@ impl Session {
         self.app = Some(app.id.clone());
         self.version = negotiated;
         self.rooms().set_protocol_version(&self.peer.id, negotiated);
+        self.rooms().set_capabilities(
+            &self.peer.id,
+            Capabilities::negotiate(
+                negotiated,
+                authenticate.supported_transports.clone(),
+                authenticate.supported_topologies.clone(),
+            ),
+        );
         let app_id = app.id.clone();
         self.hub()
             .update_peer(&self.peer.id, |p| p.app = Some(app_id));
-        if let Some(format) = authenticate
-            .game_data_format
-            .filter(|f| *f != GameDataFormat::Json)
-        {
-            self.refuse(&Refusal {
-                carrier: Carrier::Error,
-                code: "UNSUPPORTED_GAME_DATA_FORMAT",
-                text: Some(format!(
-                    "Requested game data format '{}' is not supported. Server supports: json. Falling back to JSON.",
-                    format.as_str()
-                )),
-            });
-        }
+        self.game_data_format = match authenticate.game_data_format {
+            Some(format) if SUPPORTED_FORMATS.contains(&format) => format,
+            Some(format) => {
+                let supported: Vec<&str> = SUPPORTED_FORMATS.iter().map(|f| f.as_str()).collect();
+                self.refuse(&Refusal {
+                    carrier: Carrier::Error,
+                    code: "UNSUPPORTED_GAME_DATA_FORMAT",
+                    text: Some(format!(
+                        "Requested game data format '{}' is not supported. Server supports: {}. Falling back to JSON.",
+                        format.as_str(),
+                        supported.join(", ")
+                    )),
+                });
+                GameDataFormat::Json
+            }
+            None => GameDataFormat::Json,
+        };
+        self.rooms()
+            .set_game_data_format(&self.peer.id, self.game_data_format);
         let per_minute = config.signal_fish.messages_per_minute;
         let authenticated = ServerMessage::Authenticated {
             app_name: app.name.clone(),
@@ -182,7 +201,10 @@ impl Session {
                 "spectator-mode".into(),
                 "rate-limits-v2".into(),
             ],
-            game_data_formats: vec!["json".into()],
+            game_data_formats: SUPPORTED_FORMATS
+                .iter()
+                .map(|f| f.as_str().into())
+                .collect(),
             player_name_rules: PlayerNameRules {
                 max_length: MAX_PLAYER_NAME,
                 min_length: 1,

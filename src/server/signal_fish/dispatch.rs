@@ -126,7 +126,12 @@ impl Session {
                 password: _,
             }) => {
                 let app = self.app.clone().unwrap_or_default();
-                if self.hub().bans().identity(Some(&app), &spectator_name).is_some() {
+                if self
+                    .hub()
+                    .bans()
+                    .identity(Some(&app), &spectator_name)
+                    .is_some()
+                {
                     return self.answer_refusal(&Refusal {
                         carrier: Carrier::SpectatorJoinFailed,
                         code: "BANNED",
@@ -156,16 +161,28 @@ impl Session {
                     .room_operation(self.hub(), &peer, &operation_id, &operation);
                 Ok(())
             }
-            // Peer-to-peer transports are never negotiated here (ProtocolInfo offers the
-            // websocket relay only), so signaling has nowhere to go.
-            Request::Signal { .. } | Request::ProvideConnectionInfo { .. } => Err(Refusal {
-                carrier: Carrier::Error,
-                code: "UNSUPPORTED_TRANSPORT",
-                text: Some(
-                    "This server relays over the WebSocket only; peer-to-peer signaling is not negotiated"
-                        .to_owned(),
-                ),
-            }),
+            Request::Signal {
+                to,
+                generation,
+                signal,
+            } => {
+                // 0.12 types both as UUIDs: anything else fails to parse there.
+                if uuid::Uuid::parse_str(&to).is_err()
+                    || uuid::Uuid::parse_str(&generation).is_err()
+                {
+                    Err(Refusal {
+                        carrier: Carrier::Error,
+                        code: "INVALID_INPUT",
+                        text: Some("Invalid client message".to_owned()),
+                    })
+                } else {
+                    self.rooms()
+                        .signal(self.hub(), &peer, &to, generation, signal)
+                }
+            }
+            Request::ProvideConnectionInfo { connection_info } => {
+                self.rooms().connection_info(&peer, &connection_info)
+            }
             // A transport report for the relay changes nothing.
             Request::TransportStatus { .. } => Ok(()),
         };

@@ -14,6 +14,7 @@
 //! | `dispatch.rs` | one request: parsed, faults honoured, handed to its handler |
 //! | `auth.rs` | Authenticate: app, status, credentials, SDK and protocol versions |
 //! | `placement.rs` | in a cluster: where a room lives, the tunnel to it, hosted sessions |
+//! | `msgpack.rs` | MessagePack game data: the binary envelope, payloads decoded to JSON |
 //! | `rooms/` | the rooms, one file per request kind (its own map) |
 //!
 //! # Connection
@@ -35,9 +36,10 @@
 //!   `secure-game`, `sf-demo-token`): missing, malformed, wrong; each closes 1000.
 //! - SDK_VERSION_UNSUPPORTED: `sdk_version` below the app's `min_sdk_version` (or unparsable).
 //! - UNSUPPORTED_PROTOCOL_VERSION: a client whose highest version is below 2.
-//! - UNSUPPORTED_GAME_DATA_FORMAT: a `game_data_format` other than `json`: answered with an
-//!   `Error`, and the session goes on in JSON (0.12 also offers `message_pack`; relaydeck
-//!   offers JSON only, so binary game data is refused with INVALID_INPUT).
+//! - UNSUPPORTED_GAME_DATA_FORMAT: a `game_data_format` other than `json` and `message_pack`
+//!   (as 0.12's defaults): answered with an `Error`, and the session goes on in JSON. A JSON
+//!   session's binary frames are refused with INVALID_INPUT; a MessagePack session's are
+//!   relayed ([`rooms`]'s `binary.rs`).
 //! - TOO_MANY_CONNECTIONS: more Signal Fish connections of an app than its `max_connections`.
 //! - MAX_ROOMS_PER_GAME_EXCEEDED: the app's `max_rooms_per_game` (demo `limited-app`: 1).
 //! - MESSAGE_TOO_LARGE: a text frame over 64 KiB (the connection stays open), or
@@ -50,16 +52,21 @@
 //!   (a fault on a JoinRoom answers with RoomJoinFailed, on anything else with Error).
 //! - KICKED: an admin kick (then close 4020), an admin closing the room, or the room's
 //!   authority kicking the player (v3 RoomOperation, then close 4007).
-//! - UNSUPPORTED_TRANSPORT: Signal or ProvideConnectionInfo: peer-to-peer transports are
-//!   never negotiated here.
+//! - UNSUPPORTED_TRANSPORT: a Signal from a connection that did not negotiate v3 with the
+//!   `webrtc` transport; SIGNAL_TOO_LARGE, SIGNAL_TARGET_NOT_FOUND, CROSS_ROOM_SIGNAL,
+//!   SIGNAL_RATE_LIMITED: the other Signal refusals, in 0.12's order and with its limits
+//!   ([`rooms`]'s `signaling.rs`); ROOM_SESSION_INCOMPATIBLE: a seat-fill of a running
+//!   WebRTC session by a connection that cannot run it.
 //! - 4003 `activity_timeout` after `Error ACTIVITY_TIMEOUT`: no message for `idle_timeout_ms`;
 //!   4004 `idle_timeout` after `Error CONNECTION_IDLE_TIMEOUT`: no frame at all, WebSocket
-//!   pings included, for `socket_idle_timeout_ms`; 4000 `server_shutdown`; 4002
-//!   `slow_consumer` (see [`crate::server::peer`]).
+//!   pings included, for `socket_idle_timeout_ms`; 4005 `room_inactive` after `Error
+//!   ROOM_NOT_FOUND`: no member of the room sent a message for `inactive_room_timeout_ms`;
+//!   4000 `server_shutdown`; 4002 `slow_consumer` (see [`crate::server::peer`]).
 
 mod auth;
 mod dispatch;
 mod limits;
+mod msgpack;
 mod placement;
 mod refusal;
 pub mod rooms;
@@ -80,7 +87,7 @@ pub use self::refusal::{status_code, Carrier, Refusal};
 use self::rooms::Rooms;
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
-use crate::protocol::signal_fish::ServerMessage;
+use crate::protocol::signal_fish::{GameDataFormat, ServerMessage};
 use crate::server::access;
 use crate::server::cluster::tunnel::{Placement, TunnelOpen, TunnelSocket};
 use crate::server::connection::{self, Flow};
@@ -180,6 +187,10 @@ struct Session {
     idle_check: Instant,
     /// Kicked or cut off by its app's status: its seat is not kept for a reconnection.
     removed_from_room: bool,
+    /// When this session last told the rooms it is active (the inactive-room reaper, 4005).
+    activity_reported: Option<Instant>,
+    /// What Authenticate negotiated for game data: binary frames need MessagePack.
+    game_data_format: GameDataFormat,
     /// In a cluster: the node holding this player's room, when it is another node; every
     /// frame from then on goes there ([`crate::server::cluster::tunnel`]).
     tunnel: Option<String>,
@@ -214,6 +225,8 @@ impl Session {
             warned_this_window: false,
             last_activity: now,
             removed_from_room: false,
+            game_data_format: GameDataFormat::Json,
+            activity_reported: None,
             tunnel: None,
             pending: None,
             held: VecDeque::new(),
@@ -281,7 +294,7 @@ impl connection::Session for Session {
         self.handle(text)
     }
 
-    fn on_binary(&mut self, _bytes: &[u8]) -> Flow {
+    fn on_binary(&mut self, bytes: &[u8]) -> Flow {
         self.last_activity = Instant::now();
         self.last_frame = self.last_activity;
         if self.app.is_none() {
@@ -292,12 +305,15 @@ impl connection::Session for Session {
             });
             return Flow::close(1000, "unregistered");
         }
-        // Every session here negotiates JSON game data, as 0.12 answers binary on one.
-        self.answer_refusal(&Refusal {
-            carrier: Carrier::Error,
-            code: "INVALID_INPUT",
-            text: Some("Binary payloads are disabled for this connection".to_owned()),
-        })
+        self.binary(bytes)
+    }
+
+    fn show_binary(&self, bytes: &[u8]) -> String {
+        if self.game_data_format == GameDataFormat::MessagePack {
+            msgpack::describe(bytes)
+        } else {
+            format!("<{} binary bytes>", bytes.len())
+        }
     }
 
     fn on_socket_frame(&mut self) {

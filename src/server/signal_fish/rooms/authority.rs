@@ -74,7 +74,7 @@ impl Rooms {
             .text(),
         );
         if room.authority != holder {
-            Self::announce_authority(hub, room);
+            self.announce_authority(hub, room);
         }
         Self::publish(hub, room);
         Ok(())
@@ -82,21 +82,19 @@ impl Rooms {
 
     /// AuthorityChanged differs for the holder (`you_are_authority`); two frames, each
     /// serialized once.
-    pub(super) fn announce_authority(hub: &Hub, room: &Room) {
+    pub(super) fn announce_authority(&self, hub: &Hub, room: &Room) {
         let holder_peer = room
             .authority
             .as_ref()
             .and_then(|id| room.players.iter().find(|p| &p.id == id))
             .and_then(|p| p.peer.clone());
         let others: Vec<String> = room.audience(holder_peer.as_deref());
-        Self::send(
-            hub,
-            &others,
-            &ServerMessage::AuthorityChanged {
-                authority_player: room.authority.clone(),
-                you_are_authority: false,
-            },
-        );
+        let changed = ServerMessage::AuthorityChanged {
+            authority_player: room.authority.clone(),
+            you_are_authority: false,
+        };
+        Self::send(hub, &others, &changed);
+        self.record_event(&room.id, changed);
         if let Some(holder) = holder_peer {
             hub.send(
                 &holder,
@@ -240,7 +238,7 @@ impl Rooms {
                     ));
                 }
                 room.authority = Some(target.clone());
-                Self::announce_authority(hub, room);
+                self.announce_authority(hub, room);
                 Self::publish(hub, room);
                 Ok(RoomOperationResult::AuthorityTransferred {
                     player_id: target.clone(),
@@ -333,6 +331,7 @@ impl RoomDirectory for Rooms {
             seat.room_closed_at_ms = Some(now);
         }
         drop(state);
+        self.forget_plan(&room.id);
         let kicked = crate::catalog::get(Dialect::SignalFish, "KICKED")
             .map(|e| e.wire_text)
             .unwrap_or("Removed from the room");
@@ -370,7 +369,7 @@ impl RoomDirectory for Rooms {
             .ok_or_else(|| format!("no player {player_id} in room {code}"))?;
         let name = player.name.clone();
         room.authority = Some(player_id.to_owned());
-        Self::announce_authority(hub, room);
+        self.announce_authority(hub, room);
         Self::publish(hub, room);
         Ok(format!(
             "{name} ({player_id}) now holds authority in {code}"
@@ -386,7 +385,7 @@ impl RoomDirectory for Rooms {
         if room.authority.take().is_none() {
             return Err(format!("nobody holds authority in {code}"));
         }
-        Self::announce_authority(hub, room);
+        self.announce_authority(hub, room);
         Self::publish(hub, room);
         Ok(format!("authority in {code} revoked"))
     }

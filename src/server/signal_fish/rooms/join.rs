@@ -4,6 +4,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use super::replay;
 use super::table::{new_id, room_code, timestamp, valid_room_code, Membership, Player, Room, Seat};
 use super::{
     refusal, JoinOptions, JoinRequest, Rooms, DEFAULT_MAX_PLAYERS, MAX_PLAYERS_LIMIT, RELAY_TYPE,
@@ -134,16 +135,11 @@ impl Rooms {
                 if room.banned.iter().any(|id| id == peer) {
                     return Err(refusal(Carrier::RoomJoinFailed, "BANNED", None));
                 }
-                if room.started {
-                    return Err(refusal(
-                        Carrier::RoomJoinFailed,
-                        "INVALID_ROOM_STATE",
-                        Some("The game in this room has already started".to_owned()),
-                    ));
-                }
                 if room.players.len() >= room.max_players as usize {
                     return Err(refusal(Carrier::RoomJoinFailed, "ROOM_FULL", None));
                 }
+                // A running game takes seat-fills that can run its session, as 0.12 does.
+                self.admits_late_joiner(room, peer)?;
                 code
             }
             (None, Some(_)) if request.join_only => {
@@ -250,6 +246,9 @@ impl Rooms {
             self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerJoined {
                 player: room.player_info(joiner, v3),
             });
+            let kept = replay::kept_info(room, joiner);
+            self.record_event(&room.id, ServerMessage::PlayerJoined { player: kept });
+            self.plan_after_join(hub, room, &player_id);
         }
         let room_id = room.id.clone();
         let snapshot = room.clone();

@@ -32,23 +32,31 @@ impl Rooms {
             epoch: departed.as_ref().filter(|_| v3).map(|p| p.epoch),
             final_seq: final_seq.filter(|_| v3),
         });
+        let left = ServerMessage::PlayerLeft {
+            player_id: player_id.to_owned(),
+            epoch: departed.as_ref().map(|p| p.epoch),
+            final_seq,
+        };
+        self.record_event(&room.id, left);
         if room.authority.as_deref() == Some(player_id) {
             room.authority = None;
-            Self::send(
-                hub,
-                &audience,
-                &ServerMessage::AuthorityChanged {
-                    authority_player: None,
-                    you_are_authority: false,
-                },
-            );
+            let cleared = ServerMessage::AuthorityChanged {
+                authority_player: None,
+                you_are_authority: false,
+            };
+            Self::send(hub, &audience, &cleared);
+            self.record_event(&room.id, cleared);
         }
         if !room.started && !room.players.is_empty() {
             Self::send(hub, &room.audience(None), &room.lobby_changed());
+            self.record_event(&room.id, room.lobby_changed());
         }
+        self.plan_after_departure(hub, room);
         state.seats.retain(|_, seat| seat.player_id != player_id);
         if room.players.is_empty() && room.spectators.is_empty() {
-            state.rooms.remove(code);
+            if let Some(room) = state.rooms.remove(code) {
+                self.forget_plan(&room.id);
+            }
             hub.room_closed(code);
         } else {
             Self::publish(hub, room);
@@ -84,18 +92,21 @@ impl Rooms {
                 if let Some(player) = entry.players.iter_mut().find(|p| p.id == player_id) {
                     player.peer = None;
                     player.disconnected_at_ms = Some(now_ms());
+                    self.mark_away(&entry.id, &player_id);
                 }
                 Self::publish(hub, entry);
             }
             Some(Membership::Spectator { room, spectator_id }) => {
-                Self::remove_spectator(&mut state, hub, &room, &spectator_id, None)
+                self.remove_spectator(&mut state, hub, &room, &spectator_id, None)
             }
             None => {}
         }
     }
 
-    /// Release the seats whose reconnection window passed; forget long-expired tokens.
+    /// Close inactive rooms; release the seats whose reconnection window passed; forget
+    /// long-expired tokens.
     pub fn sweep(&self, hub: &Hub) {
+        self.reap_inactive(hub);
         let now = now_ms();
         let window = self.settings.reconnect_window_ms;
         // Reading every room hands none out to change: game data keeps its relays through
@@ -138,6 +149,18 @@ impl Rooms {
                 .or(seat.room_closed_at_ms)
                 .is_none_or(|at| now.saturating_sub(at) < EXPIRED_TOKEN_MEMORY_MS)
         });
+        let away: Vec<(String, String)> = state
+            .rooms
+            .values()
+            .flat_map(|room| {
+                room.players
+                    .iter()
+                    .filter(|p| p.peer.is_none())
+                    .map(|p| (room.id.clone(), p.id.clone()))
+            })
+            .collect();
+        drop(state);
+        self.prune_replay(&away);
     }
 
     /// Kick a peer out of its room (admin kick): players leave, spectators too.
@@ -151,7 +174,7 @@ impl Rooms {
                 self.remove_player(&mut state, hub, &room, &player_id)
             }
             Some(Membership::Spectator { room, spectator_id }) => {
-                Self::remove_spectator(&mut state, hub, &room, &spectator_id, None)
+                self.remove_spectator(&mut state, hub, &room, &spectator_id, None)
             }
             None => {}
         }

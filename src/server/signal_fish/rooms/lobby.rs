@@ -1,8 +1,8 @@
 //! The lobby: PlayerReady and StartGame.
 
-use super::table::{new_id, Membership, Room};
+use super::table::{Membership, Room};
 use super::{refusal, Rooms, State, RELAY_TYPE};
-use crate::protocol::signal_fish::{PeerConnectionInfo, ServerMessage, SessionPlan};
+use crate::protocol::signal_fish::{PeerConnectionInfo, ServerMessage};
 use crate::server::hub::Hub;
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
@@ -18,6 +18,7 @@ impl Rooms {
             }
         }
         Self::send(hub, &room.audience(None), &room.lobby_changed());
+        self.record_event(&room.id, room.lobby_changed());
         Self::publish(hub, room);
         Ok(())
     }
@@ -61,14 +62,8 @@ impl Rooms {
             &audience,
             &ServerMessage::GameStarting { peer_connections },
         );
-        // Finalization hands every v3 player one authoritative plan; relaydeck only relays.
-        let players: Vec<String> = room.players.iter().filter_map(|p| p.peer.clone()).collect();
-        let v3_players: Vec<String> = players.into_iter().filter(|p| self.wire(p).v3()).collect();
-        Self::send(
-            hub,
-            &v3_players,
-            &ServerMessage::SessionPlan(Box::new(SessionPlan::relay(new_id()))),
-        );
+        // Finalization hands every v3 player one authoritative plan.
+        self.plan_at_start(hub, room);
         Self::publish(hub, room);
         Ok(())
     }

@@ -11,12 +11,17 @@
 //! |---|---|
 //! | `table.rs` | the data: players, spectators, rooms, memberships, seats, relays; the table that bumps generations |
 //! | `relay.rs` | GameData: each sender's cached relay |
+//! | `binary.rs` | game data formats; MessagePack frames relayed in each member's format |
 //! | `join.rs` | JoinRoom |
 //! | `authority.rs` | AuthorityRequest, RoomOperation moderation, the admin's room commands |
 //! | `lobby.rs` | PlayerReady, StartGame |
 //! | `reconnect.rs` | Reconnect |
 //! | `spectators.rs` | JoinAsSpectator, LeaveSpectator |
 //! | `lifecycle.rs` | LeaveRoom, a dropped connection, the seat sweep, an admin kick |
+//! | `replay.rs` | the control events a disconnected player misses, for its Reconnected |
+//! | `inactivity.rs` | rooms reaped after their members' silence (4005) |
+//! | `session_plan.rs` | negotiated capabilities, the session ladder, each member's SessionPlan |
+//! | `signaling.rs` | SessionPlans sent at start, late join and host loss; Signal; ProvideConnectionInfo |
 //!
 //! This file keeps the shared state, the lock, and the per-peer frame shapes (protocol
 //! versions).
@@ -30,11 +35,16 @@
 //! their frames never wait for it; a stale relay is rebuilt, under the lock, before use.
 
 mod authority;
+mod binary;
+mod inactivity;
 mod join;
 mod lifecycle;
 mod lobby;
 mod reconnect;
 mod relay;
+mod replay;
+pub mod session_plan;
+mod signaling;
 mod spectators;
 mod table;
 #[cfg(test)]
@@ -61,6 +71,10 @@ const RELAY_TYPE: &str = "matchbox";
 /// window passed (RECONNECTION_EXPIRED) rather than that its token is unknown.
 const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
 
+use self::binary::Formats;
+use self::inactivity::Activity;
+use self::replay::Replay;
+use self::signaling::Signaling;
 pub use self::table::{room_code, valid_room_code};
 use self::table::{Membership, Relay, Room, RoomTable, Seat};
 
@@ -132,6 +146,14 @@ pub struct Rooms {
     /// Negotiated protocol version per peer, as the connection reported it. Locked after
     /// `state` when both are needed, never before.
     versions: Mutex<HashMap<String, u16>>,
+    /// Capabilities, running sessions and signal budgets; locked after `state`, never before.
+    signaling: Mutex<Signaling>,
+    /// Game data formats other than JSON, by peer.
+    formats: Formats,
+    /// When each room last heard from a member; locked after `state`, never before.
+    activity: Activity,
+    /// Events kept for players who are away; locked after `state`, never before.
+    replay: Replay,
 }
 
 fn refusal(carrier: Carrier, code: &'static str, text: Option<String>) -> Refusal {
@@ -149,6 +171,10 @@ impl Rooms {
             relays: RwLock::new(HashMap::new()),
             settings,
             versions: Mutex::new(HashMap::new()),
+            signaling: Mutex::new(Signaling::default()),
+            formats: Formats::default(),
+            activity: Activity::default(),
+            replay: Replay::default(),
         }
     }
 
@@ -180,6 +206,8 @@ impl Rooms {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(peer);
+        self.forget_signaling(peer);
+        self.forget_format(peer);
     }
 
     /// Send a frame whose shape depends on the recipient's version: each shape is serialized

@@ -3,9 +3,10 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use super::replay;
 use super::table::{new_id, Membership, Seat};
 use super::{refusal, Rooms, RELAY_TYPE};
-use crate::protocol::signal_fish::{Reconnected, ReplayStatus, SenderWatermark, ServerMessage};
+use crate::protocol::signal_fish::{Reconnected, SenderWatermark, ServerMessage};
 use crate::server::hub::Hub;
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
@@ -114,6 +115,11 @@ impl Rooms {
         } else {
             Vec::new()
         };
+        let (missed, replay) = self.missed_events(player_id, wire.v3(), room.authority.as_deref());
+        let missed_events = missed
+            .iter()
+            .filter_map(|event| serde_json::to_value(event).ok())
+            .collect();
         let reconnected = ServerMessage::Reconnected(Box::new(Reconnected {
             room_id: room.id.clone(),
             room_code: room.code.clone(),
@@ -127,9 +133,8 @@ impl Rooms {
             ready_players: room.ready_players(),
             relay_type: RELAY_TYPE.to_owned(),
             current_spectators: room.spectator_infos(),
-            missed_events: Vec::new(),
-            // Nothing sent while the player was away is kept for it.
-            replay: wire.v3().then_some(ReplayStatus::Unavailable),
+            missed_events,
+            replay: wire.v3().then_some(replay),
             sender_watermarks: watermarks,
             reconnection_token: wire.shows_token().then(|| new_token.clone()),
         }));
@@ -143,6 +148,16 @@ impl Rooms {
                 .filter(|_| v3)
                 .map(|p| Box::new(room.player_info(p, true))),
         });
+        if let Some(returning) = room.players.iter().find(|p| p.id == player_id) {
+            let back = ServerMessage::PlayerReconnected {
+                player_id: player_id.to_owned(),
+                epoch: Some(epoch),
+                player: Some(Box::new(replay::kept_info(room, returning))),
+            };
+            self.record_event(&room.id, back);
+        }
+        // A running session takes the player back in: fresh plans for every member.
+        self.plan_after_join(hub, room, player_id);
         let code = room.code.clone();
         let snapshot = room.clone();
         state.seats.remove(token);
@@ -174,7 +189,7 @@ impl Rooms {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     use super::super::test_support::*;
     use super::*;
@@ -211,6 +226,13 @@ mod tests {
             .unwrap();
         rooms.disconnected(&hub, bob.id());
         drain(&mut alice);
+        // While Bob is away, Carol joins and Alice readies up: Bob's Reconnected replays both.
+        let carol = peer(&hub, "Carol");
+        rooms
+            .join(&hub, carol.id(), request(Some(&code), "Carol"))
+            .unwrap();
+        rooms.ready(&hub, alice.id()).unwrap();
+        drain(&mut alice);
 
         let mut again = peer(&hub, "Bob");
         rooms.set_protocol_version(again.id(), 3);
@@ -218,11 +240,21 @@ mod tests {
             .reconnect(&hub, again.id(), &player, &room, &token, |_| false)
             .unwrap();
         let back = data(&drain(&mut again), "Reconnected");
-        assert_eq!(back["replay"], "unavailable");
+        assert_eq!(back["replay"], "complete");
+        let missed: Vec<&Value> = back["missed_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["type"])
+            .collect();
+        assert_eq!(missed, ["PlayerJoined", "LobbyStateChanged"]);
+        let carol_joined = &back["missed_events"][0]["data"]["player"];
+        assert_eq!(carol_joined["name"], "Carol");
+        assert!(carol_joined.get("connected_at").is_none(), "v3 shape");
         let rotated = back["reconnection_token"].as_str().unwrap();
         assert_ne!(rotated, token);
         let watermarks = back["sender_watermarks"].as_array().unwrap();
-        assert_eq!(watermarks.len(), 2, "one per roster entry");
+        assert_eq!(watermarks.len(), 3, "one per roster entry");
         let mine = watermarks
             .iter()
             .find(|w| w["player_id"] == player.as_str())

@@ -80,15 +80,13 @@ impl Rooms {
             reason: "joined".to_owned(),
         }));
         hub.send(peer, joined.text());
-        Self::send(
-            hub,
-            &audience,
-            &ServerMessage::NewSpectatorJoined {
-                spectator: info,
-                current_spectators: room.spectator_infos(),
-                reason: "joined".to_owned(),
-            },
-        );
+        let arrived = ServerMessage::NewSpectatorJoined {
+            spectator: info,
+            current_spectators: room.spectator_infos(),
+            reason: "joined".to_owned(),
+        };
+        Self::send(hub, &audience, &arrived);
+        self.record_event(&room.id, arrived);
         let snapshot = room.clone();
         state.membership.insert(
             peer.to_owned(),
@@ -111,13 +109,14 @@ impl Rooms {
             return Err(refusal(Carrier::Error, "NOT_A_SPECTATOR", None));
         };
         state.membership.remove(peer);
-        Self::remove_spectator(&mut state, hub, &room, &spectator_id, Some(peer));
+        self.remove_spectator(&mut state, hub, &room, &spectator_id, Some(peer));
         drop(state);
         hub.update_peer(peer, |p| p.room = None);
         Ok(())
     }
 
     pub(super) fn remove_spectator(
+        &self,
         state: &mut State,
         hub: &Hub,
         code: &str,
@@ -144,15 +143,13 @@ impl Rooms {
             };
             hub.send(peer, left.text());
         }
-        Self::send(
-            hub,
-            &room.audience(None),
-            &ServerMessage::SpectatorDisconnected {
-                spectator_id: spectator_id.to_owned(),
-                reason: reason.to_owned(),
-                current_spectators: room.spectator_infos(),
-            },
-        );
+        let disconnected = ServerMessage::SpectatorDisconnected {
+            spectator_id: spectator_id.to_owned(),
+            reason: reason.to_owned(),
+            current_spectators: room.spectator_infos(),
+        };
+        Self::send(hub, &room.audience(None), &disconnected);
+        self.record_event(&room.id, disconnected);
         if room.is_empty() {
             state.rooms.remove(code);
             hub.room_closed(code);

@@ -1,0 +1,118 @@
+//! Binary game data: what each connection negotiated for game data, and a MessagePack sender's
+//! frames relayed to every other member in the form its own format requires, as 0.12 does.
+//!
+//! A MessagePack member gets the binary envelope around the sender's bytes, never re-encoded
+//! (v3: stamped with the sender's sequence number and epoch, shared with its text game data;
+//! v2: without). A JSON member gets a `GameData` text frame of the payload decoded to JSON,
+//! stamped the same way; a payload JSON cannot hold (too deep, malformed, bins) reaches no JSON
+//! member. Text game data reaches every member as text, whatever it negotiated.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::RwLock;
+
+use axum::body::Bytes;
+use axum::extract::ws::Utf8Bytes;
+use serde_json::value::RawValue;
+
+use super::table::SEQ_CLOSED;
+use super::{refusal, Rooms};
+use crate::protocol::game_data;
+use crate::protocol::signal_fish::GameDataFormat;
+use crate::server::hub::Hub;
+use crate::server::peer::Priority;
+use crate::server::signal_fish::msgpack;
+use crate::server::signal_fish::refusal::{Carrier, Refusal};
+
+/// Game data formats by peer id; JSON unless the connection negotiated another.
+#[derive(Default)]
+pub(super) struct Formats(RwLock<HashMap<String, GameDataFormat>>);
+
+impl Formats {
+    fn of(&self, peer: &str) -> GameDataFormat {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(peer)
+            .copied()
+            .unwrap_or(GameDataFormat::Json)
+    }
+}
+
+impl Rooms {
+    /// The connection reports the game data format its Authenticate negotiated.
+    pub fn set_game_data_format(&self, peer: &str, format: GameDataFormat) {
+        let mut formats = self.formats.0.write().unwrap_or_else(|p| p.into_inner());
+        if format == GameDataFormat::Json {
+            formats.remove(peer);
+        } else {
+            formats.insert(peer.to_owned(), format);
+        }
+    }
+
+    pub(super) fn forget_format(&self, peer: &str) {
+        self.formats
+            .0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(peer);
+    }
+
+    /// Relay one binary frame of a MessagePack sender to every other connected member.
+    pub fn binary_game_data(&self, hub: &Hub, peer: &str, payload: &[u8]) -> Result<(), Refusal> {
+        let relay = self.relay_of(hub, peer).map_err(|_| {
+            refusal(
+                Carrier::Error,
+                "NOT_IN_ROOM",
+                Some("Not in a room".to_owned()),
+            )
+        })?;
+        let numbered = relay.seq.fetch_add(1, Ordering::AcqRel);
+        if numbered & SEQ_CLOSED != 0 {
+            return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
+        }
+        let stamp = (numbered + 1, relay.epoch);
+        let from = relay.player_id.as_str();
+        let shown = || Utf8Bytes::from(msgpack::describe(payload));
+        let (mut binary_v2, mut binary_v3): (Option<Option<Bytes>>, Option<Option<Bytes>>) =
+            (None, None);
+        let mut decoded: Option<Option<Box<RawValue>>> = None;
+        let (mut text_v2, mut text_v3): (Option<Utf8Bytes>, Option<Utf8Bytes>) = (None, None);
+        for (handle, v3) in &relay.audience {
+            if self.formats.of(&handle.id) == GameDataFormat::MessagePack {
+                let slot = if *v3 { &mut binary_v3 } else { &mut binary_v2 };
+                let frame = slot.get_or_insert_with(|| {
+                    msgpack::envelope(from, payload, v3.then_some(stamp)).map(Bytes::from)
+                });
+                if let Some(frame) = frame {
+                    hub.deliver_binary(handle, frame, Priority::Relay, shown);
+                }
+                continue;
+            }
+            let Some(data) = decoded
+                .get_or_insert_with(|| {
+                    let value = msgpack::to_json(payload).ok()?;
+                    serde_json::value::to_raw_value(&value).ok()
+                })
+                .as_deref()
+            else {
+                continue;
+            };
+            let text = if *v3 {
+                text_v3.get_or_insert_with(|| {
+                    let stamp = game_data::Stamp {
+                        seq: stamp.0,
+                        epoch: stamp.1,
+                        class: None,
+                        key: None,
+                    };
+                    game_data::relayed(from, data, Some(&stamp)).into()
+                })
+            } else {
+                text_v2.get_or_insert_with(|| game_data::relayed(from, data, None).into())
+            };
+            hub.deliver(handle, text, Priority::Relay);
+        }
+        Ok(())
+    }
+}
