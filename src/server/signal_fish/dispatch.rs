@@ -201,6 +201,15 @@ impl Session {
             .and_then(|a| a.signal_fish.as_ref())
             .map(|sf| sf.max_rooms_per_game)
             .unwrap_or(rooms::DEFAULT_MAX_ROOMS_PER_GAME);
+        // A room is opened by a connected player: an app needs no more rooms than it may
+        // have connections, whatever game names its clients make up.
+        let max_rooms_per_app = self
+            .hub()
+            .config()
+            .app(&app)
+            .map_or(rooms::DEFAULT_MAX_ROOMS_PER_GAME, |a| {
+                a.limits.max_connections.max(1)
+            });
         let player_name = join.player_name.clone();
         let asked = crate::protocol::admin::RefusedJoin {
             game: crate::text::clip(&join.game_name, REFUSED_NAME_KEPT * 2).into_owned(),
@@ -228,6 +237,7 @@ impl Session {
             allow_spectators: join.allow_spectators,
             max_spectators: join.max_spectators,
             max_rooms_per_game,
+            max_rooms_per_app,
         };
         let joined = self.rooms().join_with(
             self.hub(),

@@ -41,7 +41,9 @@
 //!   session's binary frames are refused with INVALID_INPUT; a MessagePack session's are
 //!   relayed ([`rooms`]'s `binary.rs`).
 //! - TOO_MANY_CONNECTIONS: more Signal Fish connections of an app than its `max_connections`.
-//! - MAX_ROOMS_PER_GAME_EXCEEDED: the app's `max_rooms_per_game` (demo `limited-app`: 1).
+//! - MAX_ROOMS_PER_GAME_EXCEEDED: the app's `max_rooms_per_game` (demo `limited-app`: 1), or
+//!   as many rooms of the app as its `limits.max_connections`; rooms nobody is connected to
+//!   give way first.
 //! - MESSAGE_TOO_LARGE: a text frame over 64 KiB (the connection stays open), or
 //!   `GameData.data` over `max_game_data_bytes`.
 //! - RATE_LIMIT_EXCEEDED: more than `messages_per_minute` in a minute (the excess is dropped,

@@ -157,16 +157,24 @@ impl Rooms {
                         ))
                     }
                 };
-                let open_rooms = state
-                    .rooms
-                    .values()
-                    .filter(|r| r.app == request.app && r.game == request.game_name)
-                    .count();
-                if open_rooms >= request.max_rooms_per_game {
+                let (app, game) = (request.app.as_str(), request.game_name.as_str());
+                if !self.make_room_for(&mut state, hub, request.max_rooms_per_game, |r| {
+                    r.app == app && r.game == game
+                }) {
                     return Err(refusal(
                         Carrier::RoomJoinFailed,
                         "MAX_ROOMS_PER_GAME_EXCEEDED",
                         None,
+                    ));
+                }
+                if !self.make_room_for(&mut state, hub, request.max_rooms_per_app, |r| r.app == app)
+                {
+                    return Err(refusal(
+                        Carrier::RoomJoinFailed,
+                        "MAX_ROOMS_PER_GAME_EXCEEDED",
+                        Some(
+                            "The maximum number of rooms for this app has been reached.".to_owned(),
+                        ),
                     ));
                 }
                 let code = match requested {
@@ -281,6 +289,54 @@ mod tests {
     use super::super::test_support::*;
     use super::*;
     use crate::server::config::SignalFishSettings;
+
+    #[test]
+    fn a_game_at_its_room_limit_gives_way_only_to_rooms_nobody_is_connected_to() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let limited = |name: &str| JoinRequest {
+            max_rooms_per_game: 2,
+            ..request(None, name)
+        };
+        let mut alice = peer(&hub, "alice");
+        let mut bob = peer(&hub, "bob");
+        let mut carol = peer(&hub, "carol");
+        rooms.join(&hub, alice.id(), limited("Alice")).unwrap();
+        let first = last_of(&drain(&mut alice), "RoomJoined")["data"]["room_code"].clone();
+        rooms.join(&hub, bob.id(), limited("Bob")).unwrap();
+        // Both rooms have a connected player: the third is refused.
+        let refused = rooms.join(&hub, carol.id(), limited("Carol")).unwrap_err();
+        assert_eq!(refused.code, "MAX_ROOMS_PER_GAME_EXCEEDED");
+        // Alice drops: her seat waits out the reconnection window, but her room no longer
+        // holds a place against a player who is here.
+        rooms.disconnected(&hub, alice.id());
+        rooms.join(&hub, carol.id(), limited("Carol")).unwrap();
+        drain(&mut carol);
+        let (_, snapshot, _) = hub.subscribe();
+        let codes: Vec<String> = snapshot.rooms.iter().map(|r| r.code.clone()).collect();
+        assert_eq!(codes.len(), 2, "{codes:?}");
+        assert!(!codes.iter().any(|c| *c == first), "{codes:?}");
+    }
+
+    #[test]
+    fn an_app_holds_no_more_rooms_than_connections_whatever_its_game_names() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let mut players: Vec<_> = (0..3).map(|n| peer(&hub, &format!("p{n}"))).collect();
+        for (n, player) in players.iter_mut().enumerate() {
+            let request = JoinRequest {
+                game_name: format!("game-{n}"),
+                max_rooms_per_app: 2,
+                ..request(None, &format!("P{n}"))
+            };
+            let joined = rooms.join(&hub, player.id(), request);
+            if n < 2 {
+                joined.unwrap();
+            } else {
+                let refused = joined.unwrap_err();
+                assert_eq!(refused.code, "MAX_ROOMS_PER_GAME_EXCEEDED");
+                assert!(refused.text.unwrap().contains("for this app"));
+            }
+        }
+    }
 
     #[test]
     fn generated_room_codes_use_only_the_unambiguous_alphabet() {

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::table::{Membership, Seat, SEQ_CLOSED};
+use super::table::{Membership, Room, Seat, SEQ_CLOSED};
 use super::{refusal, Rooms, State, EXPIRED_TOKEN_MEMORY_MS};
 use crate::clock::now_ms;
 use crate::protocol::signal_fish::ServerMessage;
@@ -11,6 +11,50 @@ use crate::server::hub::Hub;
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 impl Rooms {
+    /// Whether a new room fits under `limit` rooms among those `in_scope`. At the limit, the
+    /// oldest room nobody is connected to (every seat waiting out its reconnection window, no
+    /// spectator) gives way: players who dropped must not keep a game from opening rooms for
+    /// the whole window.
+    pub(super) fn make_room_for(
+        &self,
+        state: &mut State,
+        hub: &Hub,
+        limit: usize,
+        in_scope: impl Fn(&Room) -> bool,
+    ) -> bool {
+        let rooms = state.rooms.values().filter(|r| in_scope(r)).count();
+        if rooms < limit {
+            return true;
+        }
+        let abandoned = state
+            .rooms
+            .values()
+            .filter(|r| in_scope(r))
+            .filter(|r| r.spectators.is_empty() && r.players.iter().all(|p| p.peer.is_none()))
+            .min_by_key(|r| {
+                let last_left = r.players.iter().filter_map(|p| p.disconnected_at_ms).max();
+                (last_left, r.created_at_ms)
+            })
+            .map(|r| {
+                (
+                    r.code.clone(),
+                    r.players.iter().map(|p| p.id.clone()).collect::<Vec<_>>(),
+                )
+            });
+        let Some((code, players)) = abandoned else {
+            return false;
+        };
+        for player in players {
+            self.remove_player(state, hub, &code, &player);
+        }
+        // The room holds no seat now; anything left (an empty room never was) goes too.
+        if let Some(room) = state.rooms.remove(&code) {
+            self.forget_plan(&room.id);
+            hub.room_closed(&code);
+        }
+        rooms - 1 < limit
+    }
+
     /// Remove a player (leave, or a seat whose window expired); closes an empty room.
     pub(super) fn remove_player(&self, state: &mut State, hub: &Hub, code: &str, player_id: &str) {
         let Some(room) = state.rooms.get_mut(code) else {

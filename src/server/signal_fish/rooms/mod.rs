@@ -101,6 +101,8 @@ pub struct JoinRequest {
     pub allow_spectators: Option<bool>,
     pub max_spectators: Option<i64>,
     pub max_rooms_per_game: usize,
+    /// Rooms of the app in all (its `limits.max_connections`).
+    pub max_rooms_per_app: usize,
 }
 
 /// What a JoinRoom carries beyond [`JoinRequest`].

@@ -40,6 +40,7 @@ pub(super) fn request(room_code: Option<&str>, player_name: &str) -> JoinRequest
         allow_spectators: None,
         max_spectators: None,
         max_rooms_per_game: 10,
+        max_rooms_per_app: 100,
     }
 }
 
