@@ -298,7 +298,7 @@ mod tests {
             ..request(None, name)
         };
         let mut alice = peer(&hub, "alice");
-        let mut bob = peer(&hub, "bob");
+        let bob = peer(&hub, "bob");
         let mut carol = peer(&hub, "carol");
         rooms.join(&hub, alice.id(), limited("Alice")).unwrap();
         let first = last_of(&drain(&mut alice), "RoomJoined")["data"]["room_code"].clone();
