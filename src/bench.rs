@@ -279,7 +279,12 @@ pub fn measure(size: &Size, repeat: usize) -> Figures {
     let filter_sort = time(repeat, || {
         round += 1;
         let state = app.tables.entry(View::Peers);
-        state.filter = if round % 2 == 0 { "player-1" } else { "player-2" }.into();
+        state.filter = if round % 2 == 0 {
+            "player-1"
+        } else {
+            "player-2"
+        }
+        .into();
         state.sort = Some(5);
         state.descending = true;
         // What the loop does before the next frame, and the rows that frame shows.

@@ -431,13 +431,7 @@ enum Natural {
     Position(u64),
     /// A key of the form `prefix` + digits (`p12345`), split once so that comparing two such
     /// keys with the same prefix is one integer comparison, not a walk through both strings.
-    Numbered {
-        prefix_len: u32,
-        /// The prefix's bytes when it has at most eight, so that most comparisons never
-        /// read the keys themselves (a sort compares each entry a dozen times or more).
-        prefix: Option<u64>,
-        number: u64,
-    },
+    Numbered { prefix_len: u32, number: u64 },
     /// Any other key, compared in natural text order.
     Text,
 }
@@ -462,17 +456,8 @@ impl Natural {
                 // 19 digits always fit in a u64.
                 number = number * 10 + u64::from(digit - b'0');
             }
-            let prefix = bytes.get(..prefix_len)?;
-            let packed = (prefix.len() <= 8).then(|| {
-                let mut word = [0u8; 8];
-                for (slot, byte) in word.iter_mut().zip(prefix) {
-                    *slot = *byte;
-                }
-                u64::from_le_bytes(word)
-            });
             Some(Natural::Numbered {
                 prefix_len: u32::try_from(prefix_len).ok()?,
-                prefix: packed,
                 number,
             })
         };
@@ -505,22 +490,16 @@ impl Ranked {
             (
                 Natural::Numbered {
                     prefix_len: a_len,
-                    prefix: a_prefix,
                     number: a,
                 },
                 Natural::Numbered {
                     prefix_len: b_len,
-                    prefix: b_prefix,
                     number: b,
                 },
             ) if a_len == b_len
-                && match (a_prefix, b_prefix) {
-                    (Some(x), Some(y)) => x == y,
-                    _ => {
-                        self.key.as_bytes().get(..a_len as usize)
-                            == other.key.as_bytes().get(..b_len as usize)
-                    }
-                } =>
+                // Short keys are inline: comparing prefixes reads no other memory.
+                && self.key.as_bytes().get(..a_len as usize)
+                    == other.key.as_bytes().get(..b_len as usize) =>
             {
                 a.cmp(&b).then_with(|| self.key.cmp(&other.key))
             }
@@ -650,26 +629,31 @@ impl Order {
     }
 
     fn build(&self, model: &Model) -> Vec<Ranked> {
-        let mut ranked: Vec<Ranked> = if self.view == View::Peers {
+        let mut ranked = Vec::new();
+        self.build_into(model, &mut ranked);
+        ranked
+    }
+
+    /// [`Order::build`] into the vector of an index being replaced: its memory is already
+    /// mapped, where a fresh 100,000-entry vector would fault in every page of it.
+    fn build_into(&self, model: &Model, ranked: &mut Vec<Ranked>) {
+        ranked.clear();
+        if self.view == View::Peers {
             // Straight from the peers: building whole rows for 100,000 of them would cost
             // more than the sort itself.
-            model
-                .peers
-                .values()
-                .filter_map(|peer| self.rank_peer(peer))
-                .collect()
+            ranked.extend(model.peers.values().filter_map(|peer| self.rank_peer(peer)));
         } else {
-            natural_keys(model, self.view, &self.filter)
-                .into_iter()
-                .filter_map(|(key, position)| {
-                    let row = row(model, self.view, &key)?;
-                    self.rank(&row, position)
-                })
-                .collect()
-        };
+            ranked.extend(
+                natural_keys(model, self.view, &self.filter)
+                    .into_iter()
+                    .filter_map(|(key, position)| {
+                        let row = row(model, self.view, &key)?;
+                        self.rank(&row, position)
+                    }),
+            );
+        }
         // Keys are unique, so no two entries compare equal and stability buys nothing.
         ranked.sort_unstable_by(|a, b| self.compare(a, b));
-        ranked
     }
 
     fn locate(&self, order: &[Ranked], entry: &Ranked) -> Result<usize, usize> {
@@ -786,8 +770,17 @@ impl Tables {
             .filter(|i| i.order.view == view)
             .and_then(|i| i.key_at(selected.min(i.entries.len().saturating_sub(1))))
             .map(Box::from);
-        let entries = order.build(model);
-        let found = selected_key.and_then(|key| entries.iter().position(|e| *e.key == *key));
+        let mut entries = self
+            .index
+            .take()
+            .map(|index| index.entries)
+            .unwrap_or_default();
+        order.build_into(model, &mut entries);
+        let found = selected_key.and_then(|key| {
+            entries
+                .iter()
+                .position(|e| e.key.as_bytes() == key.as_bytes())
+        });
         self.index = Some(Index {
             order,
             entries,
