@@ -889,8 +889,51 @@ fn trim_zeros(digits: &[u8]) -> &[u8] {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use proptest::prelude::*;
+
     use super::*;
     use crate::protocol::admin::{ClosedPeer, ClosedRoom, HistoryLimits, RoomMember};
+
+    proptest! {
+        /// Peers found through their positions agree with a plain map, however they are
+        /// inserted, replaced and removed (a removal moves the last peer into the gap), and a
+        /// snapshot naming one id twice keeps the first.
+        #[test]
+        fn peers_agree_with_a_map(
+            start in prop::collection::vec((0u8..12, 0u64..3), 0..12),
+            ops in prop::collection::vec((0u8..12, 0u64..3, any::<bool>()), 0..60),
+        ) {
+            let mut reference: HashMap<String, u64> = HashMap::new();
+            for (id, frames) in &start {
+                reference.entry(format!("p{id}")).or_insert(*frames);
+            }
+            let mut peers: Peers = start
+                .iter()
+                .map(|(id, frames)| PeerInfo { frames_in: *frames, ..peer(&format!("p{id}"), None, 0) })
+                .collect();
+            for (id, frames, remove) in ops {
+                let id = format!("p{id}");
+                if remove {
+                    let gone = peers.remove(&id).map(|p| p.frames_in);
+                    prop_assert_eq!(gone, reference.remove(&id));
+                } else {
+                    let before = peers
+                        .insert(PeerInfo { frames_in: frames, ..peer(&id, None, 0) })
+                        .map(|p| p.frames_in);
+                    prop_assert_eq!(before, reference.insert(id, frames));
+                }
+                prop_assert_eq!(peers.len(), reference.len());
+                for (id, frames) in &reference {
+                    prop_assert_eq!(peers.get(id).map(|p| p.frames_in), Some(*frames));
+                }
+                let mut listed: Vec<&String> = peers.keys().collect();
+                listed.sort();
+                let mut expected: Vec<&String> = reference.keys().collect();
+                expected.sort();
+                prop_assert_eq!(listed, expected);
+            }
+        }
+    }
 
     fn peer(id: &str, identity: Option<&str>, connected_at_ms: u64) -> PeerInfo {
         PeerInfo {
