@@ -1018,6 +1018,22 @@ mod tests {
     }
 
     proptest! {
+        /// The peers filter tests a peer's fields as the row's cells show them, numbers
+        /// included, without building the row.
+        #[test]
+        fn the_peers_filter_matches_as_the_cells_read(
+            n in 0u8..30,
+            frames in any::<u8>(),
+            errors in 0u8..3,
+            room in prop::option::of("[a-zA-Z0-9]{0,4}"),
+            needle in "[a-zA-Z0-9.:-]{0,3}|ÄÖ|é",
+        ) {
+            let peer = PeerInfo { room, frames_out: 1234, ..peer(n, frames, errors) };
+            let needle = needle.to_lowercase();
+            let by_cells = peer_row(&peer).cells.iter().any(|c| contains_folded(c, &needle));
+            prop_assert_eq!(peer_matches(&peer, &needle), by_cells);
+        }
+
         /// However peers come, change and go, the index moved entry by entry holds exactly
         /// the order a sort from scratch gives, under any sort column, direction and filter.
         #[test]
