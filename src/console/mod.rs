@@ -28,6 +28,7 @@ pub mod keymap;
 pub mod log;
 pub mod model;
 pub mod net;
+mod short_key;
 pub mod tables;
 pub mod theme;
 pub mod triage;
