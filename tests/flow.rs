@@ -763,7 +763,7 @@ async fn events_and_account_statuses_send_heartbeats() {
         if frame["subscription_id"] == "x" {
             assert_eq!(
                 frame["error"]["message"],
-                "error creating data provider: invalid arguments: unexpected field: 'addresses'"
+                "error creating data provider: invalid arguments for account statuses data provider: unexpected field: 'addresses'"
             );
             refused = true;
             break;
