@@ -1,11 +1,13 @@
-//! A simulated Flow chain for the chain topics (`blocks`, `block_headers`, `block_digests`),
-//! so that a real Flow client gets data from relaydeck. No I/O.
+//! A simulated Flow chain for flow-go's seven chain topics, so that a real Flow client gets
+//! data from relaydeck. No I/O.
 //!
-//! The chain is a pure function of the height: block `h` is finalized `h` block intervals after
-//! the process's genesis and sealed [`SEAL_LAG`] blocks later; its id, parent, signatures,
-//! collection and seal are hashes of the height. Nothing is stored, so every stream sees the same
-//! chain, and a block id names its height (the last eight bytes), which is how `start_block_id`
-//! is found. Payloads use flow-go's REST models (`engine/access/rest/common/models`): heights
+//! The blocks are a pure function of the height: block `h` is finalized `h` block intervals
+//! after the process's genesis, executed [`EXECUTION_LAG`] and sealed [`SEAL_LAG`] blocks later;
+//! its id, parent, signatures, collection and seal are hashes of the height, so every stream
+//! sees the same chain, and a block id names its height (the last eight bytes), which is how
+//! `start_block_id` is found. What is stored is the transactions clients send
+//! ([`super::transactions`]): each goes into the collection of the next block, and its events
+//! are that block's. Payloads use flow-go's REST models (`engine/access/rest/common/models`): heights
 //! as decimal strings, ids as 64 hex digits, signatures as standard base64, timestamps as Go's
 //! RFC 3339 with trailing zeros of the fraction trimmed.
 
@@ -708,7 +710,11 @@ mod tests {
             format!("{events}'contracts' must be an array of strings: value must be an array of strings. got float64")
         );
         assert_eq!(
-            state("events", json!({"event_types": ["flow.X"], "contracts": ["A.1"]})).unwrap_err(),
+            state(
+                "events",
+                json!({"event_types": ["flow.X"], "contracts": ["A.1"]})
+            )
+            .unwrap_err(),
             format!("{events}error creating event filter: invalid contract: A.1")
         );
         assert_eq!(
@@ -740,9 +746,16 @@ mod tests {
     fn blocks_use_flow_go_field_names() {
         let chain = Chain::new(1_000);
         let block =
-            serde_json::to_value(chain.payload("blocks", 3, BlockStatus::Finalized, 0, Vec::new())).unwrap();
-        let events =
-            serde_json::to_string(&chain.payload("events", 3, BlockStatus::Finalized, 7, Vec::new())).unwrap();
+            serde_json::to_value(chain.payload("blocks", 3, BlockStatus::Finalized, 0, Vec::new()))
+                .unwrap();
+        let events = serde_json::to_string(&chain.payload(
+            "events",
+            3,
+            BlockStatus::Finalized,
+            7,
+            Vec::new(),
+        ))
+        .unwrap();
         assert!(events.starts_with(r#"{"block_id":""#), "{events}");
         assert!(events.ends_with(r#"","message_index":7}"#), "{events}");
         assert_eq!(block["header"]["height"], "3");

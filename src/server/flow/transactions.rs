@@ -150,10 +150,11 @@ impl GoDecode {
             }
             self.literal(&Value::String(key.clone()));
             self.text.push(':');
-            let field = fields
-                .iter()
-                .find(|(name, _)| *name == key)
-                .or_else(|| fields.iter().find(|(name, _)| name.eq_ignore_ascii_case(key)));
+            let field = fields.iter().find(|(name, _)| *name == key).or_else(|| {
+                fields
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(key))
+            });
             let Some((name, shape)) = field else {
                 self.fail(format!("request body contains unknown field {key:?}"));
                 self.literal(item);
@@ -281,11 +282,7 @@ fn parse_body(arguments: &Map<String, Value>) -> Result<Transaction, String> {
         text: String::new(),
         first_error: None,
     };
-    decode.object(
-        &Value::Object(arguments.clone()),
-        "",
-        &BODY_FIELDS,
-    );
+    decode.object(&Value::Object(arguments.clone()), "", &BODY_FIELDS);
     if let Some(error) = decode.first_error {
         return Err(error);
     }
@@ -478,7 +475,9 @@ pub struct Ledger {
 impl Ledger {
     fn lock(&self) -> std::sync::MutexGuard<'_, LedgerState> {
         // The state is consistent after every statement, so a panic elsewhere leaves it usable.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Put a transaction into the block after `finalized_head`, or find where it already is.
@@ -556,7 +555,10 @@ fn transaction_events(id: &str, included: &Included) -> Vec<Event> {
     let events = [
         (
             format!("A.{token}.FlowToken.TokensWithdrawn"),
-            vec![("amount", ufix64(FEE)), ("from", cadence_address(included.payer))],
+            vec![
+                ("amount", ufix64(FEE)),
+                ("from", cadence_address(included.payer)),
+            ],
         ),
         (
             format!("A.{token}.FlowToken.TokensDeposited"),
@@ -579,7 +581,8 @@ fn transaction_events(id: &str, included: &Included) -> Vec<Event> {
                 .into_iter()
                 .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
                 .collect();
-            let cdc = serde_json::json!({"type": "Event", "value": {"id": event_type, "fields": fields}});
+            let cdc =
+                serde_json::json!({"type": "Event", "value": {"id": event_type, "fields": fields}});
             Event {
                 payload: base64::engine::general_purpose::STANDARD
                     .encode(format!("{cdc}\n").as_bytes()),
@@ -617,10 +620,13 @@ pub struct TransactionStatusesMessage {
 /// The result a status stream reports for `status` (flow-go fills a skipped finalized status
 /// with the block and collection only, and an executed one with the whole result).
 pub fn result(id: &str, included: Option<&Included>, status: TxStatus) -> TransactionResult {
-    let in_block = included.filter(|_| status >= TxStatus::Finalized && status != TxStatus::Expired);
+    let in_block =
+        included.filter(|_| status >= TxStatus::Finalized && status != TxStatus::Expired);
     let executed = included.filter(|_| matches!(status, TxStatus::Executed | TxStatus::Sealed));
     TransactionResult {
-        block_id: in_block.map(|i| chain::block_id(i.height)).unwrap_or_default(),
+        block_id: in_block
+            .map(|i| chain::block_id(i.height))
+            .unwrap_or_default(),
         collection_id: in_block
             .map(|i| chain::collection_id(i.height))
             .unwrap_or_default(),
@@ -671,9 +677,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn refusal(change: impl FnOnce(&mut Map<String, Value>)) -> String {
+    /// The refusal of the example body with `key` set to `value` (removed when `None`).
+    fn refusal(key: &str, value: Option<Value>) -> String {
         let mut body = example_body(&chain::block_id(3));
-        change(&mut body);
+        match value {
+            Some(value) => body.insert(key.to_owned(), value),
+            None => body.remove(key),
+        };
         parse(&body).unwrap_err()
     }
 
@@ -689,30 +699,65 @@ mod tests {
 
     #[test]
     fn bodies_are_refused_in_flow_go_order_with_its_texts() {
-        let cases: Vec<(Box<dyn FnOnce(&mut Map<String, Value>)>, &str)> = vec![
-            (Box::new(|b| { b.insert("nonce".into(), json!(1)); }), "request body contains unknown field \"nonce\""),
-            (Box::new(|b| { b.insert("gas_limit".into(), json!(5)); }), "request body contains an invalid value for \"gas_limit\" field (at position"),
-            (Box::new(|b| { b.remove("proposal_key"); }), "proposal key not provided"),
-            (Box::new(|b| { b.insert("script".into(), json!("")); }), "script not provided"),
-            (Box::new(|b| { b.remove("payer"); }), "payer not provided"),
-            (Box::new(|b| { b.insert("reference_block_id".into(), Value::Null); }), "reference block not provided"),
-            (Box::new(|b| { b.insert("envelope_signatures".into(), json!([])); }), "envelope signatures not provided"),
-            (Box::new(|b| { b.insert("arguments".into(), json!(["!!"])); }), "invalid argument encoding: illegal base64 data at input byte 0"),
-            (Box::new(|b| { b.insert("payer".into(), json!("0x12")); }), "invalid payer: invalid address"),
-            (Box::new(|b| { b.insert("gas_limit".into(), json!("-1")); }), "invalid gas limit: value must be an unsigned 64 bit integer"),
-            (Box::new(|b| { b.insert("reference_block_id".into(), json!("abc")); }), "invalid reference block ID: invalid ID format"),
-            (Box::new(|b| { b.insert("script".into(), json!("%%")); }), "invalid transaction script encoding"),
+        let cases = [
+            (
+                "nonce",
+                Some(json!(1)),
+                "request body contains unknown field \"nonce\"",
+            ),
+            ("proposal_key", None, "proposal key not provided"),
+            ("script", Some(json!("")), "script not provided"),
+            ("payer", None, "payer not provided"),
+            (
+                "reference_block_id",
+                Some(Value::Null),
+                "reference block not provided",
+            ),
+            (
+                "envelope_signatures",
+                Some(json!([])),
+                "envelope signatures not provided",
+            ),
+            (
+                "arguments",
+                Some(json!(["!!"])),
+                "invalid argument encoding: illegal base64 data at input byte 0",
+            ),
+            (
+                "payer",
+                Some(json!("0x12")),
+                "invalid payer: invalid address",
+            ),
+            (
+                "gas_limit",
+                Some(json!("-1")),
+                "invalid gas limit: value must be an unsigned 64 bit integer",
+            ),
+            (
+                "gas_limit",
+                Some(json!("+1")),
+                "invalid gas limit: value must be an unsigned 64 bit integer",
+            ),
+            (
+                "reference_block_id",
+                Some(json!("abc")),
+                "invalid reference block ID: invalid ID format",
+            ),
+            (
+                "script",
+                Some(json!("%%")),
+                "invalid transaction script encoding",
+            ),
         ];
-        for (change, expected) in cases {
-            let error = refusal(change);
-            let expected = format!("failed to parse transaction: {expected}");
-            if expected.ends_with('(') || expected.contains("(at position") {
-                // Go names the field and where its value ends.
-                assert!(error.starts_with(&expected.replace("for \"gas_limit\"", "for the \"gas_limit\"")), "{error}");
-            } else {
-                assert_eq!(error, expected);
-            }
+        for (key, value, expected) in cases {
+            assert_eq!(
+                refusal(key, value),
+                format!("failed to parse transaction: {expected}")
+            );
         }
+        assert!(refusal("gas_limit", Some(json!(5))).starts_with(
+            "failed to parse transaction: request body contains an invalid value for the \"gas_limit\" field (at position "
+        ));
     }
 
     #[test]
@@ -734,16 +779,28 @@ mod tests {
 
     #[test]
     fn statuses_step_through_the_lifecycle() {
-        let included = Included { height: 10, index: 0, payer: 1 };
+        let included = Included {
+            height: 10,
+            index: 0,
+            payer: 1,
+        };
         assert_eq!(included.status(9), TxStatus::Pending);
         assert_eq!(included.status(10), TxStatus::Finalized);
         assert_eq!(included.status(11), TxStatus::Executed);
         assert_eq!(included.status(12), TxStatus::Sealed);
         assert_eq!(
             TxStatus::Unknown.steps_to(TxStatus::Sealed),
-            [TxStatus::Pending, TxStatus::Finalized, TxStatus::Executed, TxStatus::Sealed]
+            [
+                TxStatus::Pending,
+                TxStatus::Finalized,
+                TxStatus::Executed,
+                TxStatus::Sealed
+            ]
         );
-        assert_eq!(TxStatus::Unknown.steps_to(TxStatus::Expired), [TxStatus::Expired]);
+        assert_eq!(
+            TxStatus::Unknown.steps_to(TxStatus::Expired),
+            [TxStatus::Expired]
+        );
         assert!(TxStatus::Sealed.steps_to(TxStatus::Sealed).is_empty());
     }
 
@@ -757,17 +814,27 @@ mod tests {
         assert_eq!(ledger.find(&tx.id), Some(included));
         let events = ledger.events_at(8);
         assert_eq!(events.len(), 3);
-        assert_eq!(events[0].event_type, "A.0ae53cb6e3f42a79.FlowToken.TokensWithdrawn");
-        let payload = base64::engine::general_purpose::STANDARD.decode(&events[0].payload).unwrap();
+        assert_eq!(
+            events[0].event_type,
+            "A.0ae53cb6e3f42a79.FlowToken.TokensWithdrawn"
+        );
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(&events[0].payload)
+            .unwrap();
         let cdc: Value = serde_json::from_slice(&payload).unwrap();
-        assert_eq!(cdc["value"]["fields"][1]["value"]["value"]["value"], "0xf8d6e0586b0a20c7");
-        let sealed = serde_json::to_string(&result(&tx.id, Some(&included), TxStatus::Sealed)).unwrap();
+        assert_eq!(
+            cdc["value"]["fields"][1]["value"]["value"]["value"],
+            "0xf8d6e0586b0a20c7"
+        );
+        let sealed =
+            serde_json::to_string(&result(&tx.id, Some(&included), TxStatus::Sealed)).unwrap();
         assert!(sealed.starts_with(&format!(
             r#"{{"block_id":"{}","collection_id":"{}","execution":"Success","status":"Sealed","status_code":0,"error_message":"","computation_used":"9","events":[{{"type":"#,
             chain::block_id(8),
             chain::collection_id(8)
         )), "{sealed}");
-        let pending = serde_json::to_string(&result(&tx.id, Some(&included), TxStatus::Pending)).unwrap();
+        let pending =
+            serde_json::to_string(&result(&tx.id, Some(&included), TxStatus::Pending)).unwrap();
         assert!(pending.starts_with(r#"{"block_id":"","collection_id":"","execution":"Pending","status":"Pending","status_code":0,"error_message":"","computation_used":"0","events":[],"_links":{"_self":"/v1/transaction_results/"#), "{pending}");
     }
 
