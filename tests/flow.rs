@@ -963,6 +963,8 @@ async fn transaction_and_event_arguments_are_refused_with_flow_go_texts() {
         (json!({"topic": "events", "arguments": {"addresses": ["0x1"]}}), "invalid arguments for events data provider: error creating event filter: invalid address for chain: 0000000000000001"),
         (json!({"topic": "events", "arguments": {"event_types": ["A.B"]}}), "invalid arguments for events data provider: error creating event filter: invalid event type A.B: invalid event type: A.B"),
         (json!({"topic": "events", "arguments": {"contracts": ["B.x.y"]}}), "invalid arguments for events data provider: error creating event filter: invalid contract: B.x.y"),
+        (json!({"topic": "account_statuses", "arguments": {"event_types": ["flow.X"]}}), "invalid arguments for account statuses data provider: failed to create event filter: invalid provided event types for filter"),
+        (json!({"topic": "account_statuses", "arguments": {"account_addresses": ["0xf8d6e0586b0a20c7"], "event_types": ["flow.X"]}}), "invalid arguments for account statuses data provider: failed to create event filter: unsupported event type: flow.X"),
     ];
     for (request, message) in cases {
         let mut request = request;

@@ -234,12 +234,17 @@ fn parse_state_arguments(
             }
         }
     }
-    // Only the events topic has a contracts list; its lists are types, addresses, contracts.
+    // Events' lists are types, addresses and contracts; account statuses' types and accounts.
     let filter = match lists.as_slice() {
         [types, addresses, contracts] => Some(
             EventFilter::new(types, addresses, contracts)
                 .map_err(|e| format!("error creating event filter: {e}"))?,
         ),
+        [types, accounts] => {
+            super::event_filter::check_account_status_filter(types, accounts)
+                .map_err(|e| format!("failed to create event filter: {e}"))?;
+            None
+        }
         _ => None,
     };
     Ok(BlockArguments {

@@ -113,6 +113,57 @@ impl EventFilter {
     }
 }
 
+/// flow-go's core account events (`account_status_filter.go`), the only types the
+/// `account_statuses` topic takes.
+pub const CORE_ACCOUNT_EVENTS: [&str; 9] = [
+    "flow.AccountCreated",
+    "flow.AccountKeyAdded",
+    "flow.AccountKeyRemoved",
+    "flow.AccountContractAdded",
+    "flow.AccountContractUpdated",
+    "flow.AccountContractRemoved",
+    "flow.InboxValuePublished",
+    "flow.InboxValueUnpublished",
+    "flow.InboxValueClaimed",
+];
+
+/// flow-go's `DefaultMaxAccountAddresses`.
+pub const MAX_ACCOUNT_ADDRESSES: usize = 100;
+
+/// `NewAccountStatusFilter`'s checks, in its order and with its texts. No transaction on the
+/// simulated chain touches an account, so the filter itself is not kept.
+pub fn check_account_status_filter(
+    event_types: &[String],
+    account_addresses: &[String],
+) -> Result<(), String> {
+    let core = |t: &String| CORE_ACCOUNT_EVENTS.contains(&t.as_str());
+    if account_addresses.is_empty() {
+        if !event_types.iter().all(core) {
+            return Err("invalid provided event types for filter".to_owned());
+        }
+    } else if account_addresses.len() > MAX_ACCOUNT_ADDRESSES {
+        return Err(format!(
+            "account limit exceeds, the limit is {MAX_ACCOUNT_ADDRESSES}"
+        ));
+    }
+    if account_addresses.is_empty() {
+        EventFilter::new(event_types, &[], &[])?;
+    }
+    for text in account_addresses {
+        let parsed = address::from_hex_lenient(text);
+        if !address::is_valid(parsed) {
+            return Err(format!(
+                "invalid address for chain: {}",
+                address::hex(parsed)
+            ));
+        }
+        if let Some(unsupported) = event_types.iter().find(|t| !core(t)) {
+            return Err(format!("unsupported event type: {unsupported}"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +199,31 @@ mod tests {
         assert_eq!(
             EventFilter::new(&[], &many, &[]).unwrap_err(),
             "too many addresses in filter (1001). use 1000 or fewer"
+        );
+    }
+
+    #[test]
+    fn account_status_filters_are_checked_with_flow_go_texts() {
+        let check = |types: &[&str], addresses: &[&str]| {
+            check_account_status_filter(&strings(types), &strings(addresses))
+        };
+        assert_eq!(check(&["flow.AccountCreated"], &[]), Ok(()));
+        assert_eq!(
+            check(&["flow.X"], &[]),
+            Err("invalid provided event types for filter".to_owned())
+        );
+        assert_eq!(
+            check(&["flow.X"], &["0xf8d6e0586b0a20c7"]),
+            Err("unsupported event type: flow.X".to_owned())
+        );
+        assert_eq!(
+            check(&[], &["0x01"]),
+            Err("invalid address for chain: 0000000000000001".to_owned())
+        );
+        let many = vec!["0xf8d6e0586b0a20c7"; MAX_ACCOUNT_ADDRESSES + 1];
+        assert_eq!(
+            check(&[], &many),
+            Err("account limit exceeds, the limit is 100".to_owned())
         );
     }
 
