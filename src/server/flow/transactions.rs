@@ -90,24 +90,19 @@ impl GoDecode {
         }
     }
 
+    /// A value of the wrong type. Go reports the offset just past an opening `{` or `[`, and
+    /// just past a literal.
     fn type_error(&mut self, value: &Value, path: &str) {
-        let (kind, offset) = match value {
-            Value::Object(_) => ("object", self.text.len() + 1),
-            Value::Array(_) => ("array", self.text.len() + 1),
-            _ => ("", 0),
-        };
-        if kind.is_empty() {
-            self.literal(value);
-            let offset = self.text.len();
-            self.fail(format!(
-                "request body contains an invalid value for the {path:?} field (at position {offset})"
-            ));
+        let start = self.text.len();
+        self.literal(value);
+        let offset = if value.is_object() || value.is_array() {
+            start + 1
         } else {
-            self.fail(format!(
-                "request body contains an invalid value for the {path:?} field (at position {offset})"
-            ));
-            self.literal(value);
-        }
+            self.text.len()
+        };
+        self.fail(format!(
+            "request body contains an invalid value for the {path:?} field (at position {offset})"
+        ));
     }
 
     /// A Go string field: a string or null.
