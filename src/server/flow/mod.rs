@@ -20,6 +20,7 @@ pub mod encoding;
 pub mod event_filter;
 pub mod request;
 pub mod subscriptions;
+pub mod transaction_body;
 pub mod transactions;
 
 use std::collections::{BTreeMap, HashSet};
