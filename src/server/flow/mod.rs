@@ -1,13 +1,15 @@
 //! Flow Access API WebSocket streams on `GET /v1/ws`: subscribe, unsubscribe and
-//! list_subscriptions over topics of relaydeck's own live data.
+//! list_subscriptions over flow-go's chain topics and topics of relaydeck's own live data.
 //!
 //! [`request`] turns frames into requests or into the error each malformed frame earns (one
 //! trigger per message family of Flow's documentation); [`subscriptions`] holds a connection's
-//! subscriptions, the topics and their argument rules. This module wires them to the socket and
-//! the hub: events come from the hub's admin delta stream, and every error goes through
-//! [`Hub::send_error`] so consoles see it. A subscribe that an armed fault fails gets 500
-//! `internal error: …`, after every other check has passed (as a provider failing after creation
-//! would).
+//! subscriptions, the topics and their argument rules; [`chain`] and [`transactions`] are the
+//! simulated chain the chain topics stream. This module wires them to the socket and the hub:
+//! events come from the hub's admin delta stream, blocks, events and transaction statuses
+//! from the chain as they fall due, and every error goes through [`Hub::send_error`] so
+//! consoles see it. A subscribe that an armed fault fails gets 500 `internal error: …`, after
+//! every other check has passed (as a provider failing after creation would); so does a sent
+//! transaction that the validator refuses, after its acknowledgement, as flow-go's does.
 //!
 //! A connection with no subscriptions that has been sent nothing for
 //! [`FlowSettings::inactivity_timeout_ms`] (flow-go's `DefaultInactivityTimeout`, a minute) is
