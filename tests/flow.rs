@@ -705,8 +705,8 @@ async fn bytes_are_written_and_read_as_flow_go_does() {
     );
 }
 
-/// events and account_statuses stream heartbeats of the simulated chain (it has no
-/// transactions), every `heartbeat_interval` blocks, counted by `message_index`.
+/// events and account_statuses stream heartbeats of the simulated chain when no transaction
+/// matches, every `heartbeat_interval` blocks, counted by `message_index`.
 #[tokio::test]
 async fn events_and_account_statuses_send_heartbeats() {
     let mut config = relaydeck::server::config::Config::demo();
@@ -717,7 +717,7 @@ async fn events_and_account_statuses_send_heartbeats() {
         .unwrap();
     send_json(
         &mut open,
-        json!({"subscription_id": "e", "action": "subscribe", "topic": "events", "arguments": {"heartbeat_interval": "2", "event_types": ["A.0000000000000001.X.Y"]}}),
+        json!({"subscription_id": "e", "action": "subscribe", "topic": "events", "arguments": {"heartbeat_interval": "2", "event_types": ["A.f8d6e0586b0a20c7.X.Y"]}}),
     )
     .await;
     send_json(
@@ -763,11 +763,234 @@ async fn events_and_account_statuses_send_heartbeats() {
         if frame["subscription_id"] == "x" {
             assert_eq!(
                 frame["error"]["message"],
-                "error creating data provider: invalid arguments: unexpected field: 'addresses'"
+                "error creating data provider: invalid arguments for account statuses data provider: unexpected field: 'addresses'"
             );
             refused = true;
             break;
         }
     }
     assert!(refused);
+}
+
+/// A transaction body as a client sends it, signed by the emulator's service account.
+fn transaction_body(reference_block_id: &str, script: &str) -> Value {
+    use base64::Engine as _;
+    let service = "0xf8d6e0586b0a20c7";
+    json!({
+        "script": base64::engine::general_purpose::STANDARD.encode(script),
+        "arguments": [],
+        "reference_block_id": reference_block_id,
+        "gas_limit": "9999",
+        "payer": service,
+        "proposal_key": {"address": service, "key_index": "0", "sequence_number": "0"},
+        "authorizers": [service],
+        "payload_signatures": [],
+        "envelope_signatures": [{"address": service, "key_index": "0", "signature": "AAEC"}],
+    })
+}
+
+/// A socket whose frames are read per subscription: frames of others wait their turn.
+struct Sorted {
+    socket: Socket,
+    waiting: Vec<Value>,
+}
+
+impl Sorted {
+    /// The next frame of subscription `id` (`""` for frames without one).
+    async fn next(&mut self, id: &str) -> Value {
+        let mine = |frame: &Value| frame["subscription_id"].as_str().unwrap_or("") == id;
+        if let Some(at) = self.waiting.iter().position(mine) {
+            return self.waiting.remove(at);
+        }
+        for _ in 0..500 {
+            let frame = recv_json(&mut self.socket).await;
+            if mine(&frame) {
+                return frame;
+            }
+            self.waiting.push(frame);
+        }
+        panic!("nothing for {id}");
+    }
+}
+
+async fn open_stream(server: &TestServer) -> Sorted {
+    let (socket, _) = tokio_tungstenite::connect_async(server.url("/v1/ws"))
+        .await
+        .unwrap();
+    Sorted {
+        socket,
+        waiting: Vec::new(),
+    }
+}
+
+/// A transaction sent through send_and_get_transaction_statuses goes pending → finalized →
+/// executed → sealed, is in its block's collection, emits events that the events topic
+/// filters as flow-go does, and a second stream following it by id gets every status.
+#[tokio::test]
+async fn a_sent_transaction_goes_through_its_lifecycle_into_the_chain() {
+    let mut config = relaydeck::server::config::Config::demo();
+    config.flow.block_interval_ms = 100;
+    let server = TestServer::start(config).await;
+    let mut open = open_stream(&server).await;
+    send_json(&mut open.socket, json!({"subscription_id": "d", "action": "subscribe", "topic": "block_digests", "arguments": {"block_status": "finalized"}})).await;
+    assert_eq!(open.next("d").await["action"], "subscribe");
+    let reference = open.next("d").await["payload"]["block_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send_json(
+        &mut open.socket,
+        json!({"subscription_id": "d", "action": "unsubscribe"}),
+    )
+    .await;
+    assert_eq!(open.next("d").await["action"], "unsubscribe");
+    send_json(&mut open.socket, json!({"subscription_id": "fees", "action": "subscribe", "topic": "events", "arguments": {"contracts": ["A.e5a8b7f23e8b548f.FlowFees"], "heartbeat_interval": "1000"}})).await;
+    assert_eq!(open.next("fees").await["action"], "subscribe");
+
+    send_json(&mut open.socket, json!({"subscription_id": "tx", "action": "subscribe", "topic": "send_and_get_transaction_statuses", "arguments": transaction_body(&reference, "transaction {}")})).await;
+    assert_eq!(open.next("tx").await["action"], "subscribe");
+    let mut results = Vec::new();
+    for index in 0..4 {
+        let frame = open.next("tx").await;
+        assert_eq!(
+            frame["topic"], "send_and_get_transaction_statuses",
+            "{frame}"
+        );
+        assert_eq!(frame["payload"]["message_index"], index, "{frame}");
+        results.push(frame["payload"]["transaction_result"].clone());
+    }
+    let statuses: Vec<&str> = results
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["Pending", "Finalized", "Executed", "Sealed"]);
+    let executions: Vec<&str> = results
+        .iter()
+        .map(|r| r["execution"].as_str().unwrap())
+        .collect();
+    assert_eq!(executions, ["Pending", "Pending", "Pending", "Success"]);
+    let pending = &results[0];
+    assert_eq!(
+        (
+            pending["block_id"].as_str(),
+            pending["events"].as_array().map(Vec::len)
+        ),
+        (Some(""), Some(0))
+    );
+    let block_id = results[1]["block_id"].as_str().unwrap().to_owned();
+    let collection_id = results[1]["collection_id"].as_str().unwrap().to_owned();
+    assert_eq!(block_id.len(), 64);
+    assert_eq!(results[3]["block_id"], block_id.as_str());
+    let events = results[3]["events"].as_array().unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "A.0ae53cb6e3f42a79.FlowToken.TokensWithdrawn",
+            "A.0ae53cb6e3f42a79.FlowToken.TokensDeposited",
+            "A.e5a8b7f23e8b548f.FlowFees.FeesDeducted"
+        ]
+    );
+    let tx_id = events[0]["transaction_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        results[3]["_links"]["_self"],
+        format!("/v1/transaction_results/{tx_id}")
+    );
+    // A sealed transaction's stream ends without a word, as flow-go's does.
+    send_json(&mut open.socket, json!({"action": "list_subscriptions"})).await;
+    let listed = open.next("").await;
+    let topics: Vec<&str> = listed["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["topic"].as_str().unwrap())
+        .collect();
+    assert_eq!(topics, ["events"], "{listed}");
+
+    // The contracts filter lets FlowFees' event through, and only it.
+    let fees = open.next("fees").await;
+    assert_eq!(fees["payload"]["block_id"], block_id.as_str(), "{fees}");
+    let fee_events = fees["payload"]["events"].as_array().unwrap();
+    assert_eq!(fee_events.len(), 1, "{fees}");
+    assert_eq!(
+        fee_events[0]["type"],
+        "A.e5a8b7f23e8b548f.FlowFees.FeesDeducted"
+    );
+    assert_eq!(fee_events[0]["transaction_id"], tx_id.as_str());
+
+    // The transaction is in its block: the block's collection is the transaction's.
+    send_json(&mut open.socket, json!({"subscription_id": "b", "action": "subscribe", "topic": "blocks", "arguments": {"block_status": "sealed", "start_block_id": block_id}})).await;
+    assert_eq!(open.next("b").await["action"], "subscribe");
+    let block = open.next("b").await;
+    assert_eq!(block["payload"]["header"]["id"], block_id.as_str());
+    assert_eq!(
+        block["payload"]["payload"]["collection_guarantees"][0]["collection_id"],
+        collection_id.as_str()
+    );
+
+    // Another stream following the sealed transaction by id gets all four statuses at once.
+    let mut other = open_stream(&server).await;
+    send_json(&mut other.socket, json!({"subscription_id": "w", "action": "subscribe", "topic": "transaction_statuses", "arguments": {"tx_id": tx_id}})).await;
+    assert_eq!(other.next("w").await["action"], "subscribe");
+    let mut followed = Vec::new();
+    for _ in 0..4 {
+        let frame = other.next("w").await;
+        assert_eq!(frame["topic"], "transaction_statuses");
+        followed.push(
+            frame["payload"]["transaction_result"]["status"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(followed, ["Pending", "Finalized", "Executed", "Sealed"]);
+}
+
+/// Transaction topics' refusals: argument checks before the acknowledgement, flow-go's
+/// validator after it (a 500 that ends the subscription).
+#[tokio::test]
+async fn transaction_and_event_arguments_are_refused_with_flow_go_texts() {
+    let server = TestServer::demo().await;
+    let (mut open, _) = tokio_tungstenite::connect_async(server.url("/v1/ws"))
+        .await
+        .unwrap();
+    let provider = "error creating data provider: ";
+    let cases = [
+        (json!({"topic": "transaction_statuses", "arguments": {"tx_id": "abc"}}), "invalid arguments for tx statuses data provider: invalid 'tx_id': invalid ID format"),
+        (json!({"topic": "transaction_statuses", "arguments": {}}), "invalid arguments for tx statuses data provider: missing 'tx_id' field"),
+        (json!({"topic": "send_and_get_transaction_statuses", "arguments": {"script": 1}}), "invalid arguments for send tx statuses data provider: failed to parse transaction: request body contains an invalid value for the \"script\" field (at position 11)"),
+        (json!({"topic": "send_and_get_transaction_statuses", "arguments": {"payer": "0x1"}}), "invalid arguments for send tx statuses data provider: failed to parse transaction: proposal key not provided"),
+        (json!({"topic": "events", "arguments": {"addresses": ["0x1"]}}), "invalid arguments for events data provider: error creating event filter: invalid address for chain: 0000000000000001"),
+        (json!({"topic": "events", "arguments": {"event_types": ["A.B"]}}), "invalid arguments for events data provider: error creating event filter: invalid event type A.B: invalid event type: A.B"),
+        (json!({"topic": "events", "arguments": {"contracts": ["B.x.y"]}}), "invalid arguments for events data provider: error creating event filter: invalid contract: B.x.y"),
+        (json!({"topic": "account_statuses", "arguments": {"event_types": ["flow.X"]}}), "invalid arguments for account statuses data provider: failed to create event filter: invalid provided event types for filter"),
+        (json!({"topic": "account_statuses", "arguments": {"account_addresses": ["0xf8d6e0586b0a20c7"], "event_types": ["flow.X"]}}), "invalid arguments for account statuses data provider: failed to create event filter: unsupported event type: flow.X"),
+    ];
+    for (request, message) in cases {
+        let mut request = request;
+        request["subscription_id"] = json!("r");
+        request["action"] = json!("subscribe");
+        send_json(&mut open, request).await;
+        let frame = recv_json(&mut open).await;
+        assert_eq!(frame["error"]["code"], 400, "{frame}");
+        assert_eq!(frame["error"]["message"], format!("{provider}{message}"));
+        assert_eq!(frame["subscription_id"], "r");
+    }
+    // A reference block the chain does not have: acknowledged, then the send fails.
+    let unknown = "0".repeat(64);
+    send_json(&mut open, json!({"subscription_id": "s", "action": "subscribe", "topic": "send_and_get_transaction_statuses", "arguments": transaction_body(&unknown, "transaction {}")})).await;
+    assert_eq!(
+        recv_json(&mut open).await,
+        json!({"subscription_id": "s", "action": "subscribe"})
+    );
+    let failure = recv_json(&mut open).await;
+    assert_eq!(
+        failure,
+        json!({"subscription_id": "s", "error": {"code": 500, "message": "internal error: subscription finished with error: rpc error: code = InvalidArgument desc = failed to send transaction: invalid transaction: unknown reference block"}, "action": "subscribe"})
+    );
+    send_json(&mut open, json!({"action": "list_subscriptions"})).await;
+    assert_eq!(
+        recv_json(&mut open).await,
+        json!({"subscriptions": null, "action": "list_subscriptions"})
+    );
 }

@@ -915,3 +915,163 @@ async fn channel_messages_broadcasts_and_presence_cross_the_nodes_of_a_cluster()
     assert_eq!(offline["res"], "v1.players.presence.updated", "{offline}");
     assert_eq!(offline["data"]["presence"]["online"], false);
 }
+
+/// The next Talo frame of type `res`, as the text the server wrote.
+async fn recv_text_of(socket: &mut Socket, res: &str) -> String {
+    use futures_util::StreamExt as _;
+    for _ in 0..50 {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("no frame before the timeout")
+            .expect("the connection ended")
+            .expect("receive failed");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            if text.starts_with(&format!(r#"{{"res":"{res}""#)) {
+                return text.to_string();
+            }
+        }
+    }
+    panic!("no {res}");
+}
+
+/// The keys of `text`'s objects appear in this order (each `"key":` after the previous one).
+fn assert_key_order(text: &str, keys: &[&str]) {
+    let mut from = 0;
+    for key in keys {
+        let needle = format!("\"{key}\":");
+        let at = text[from..]
+            .find(&needle)
+            .unwrap_or_else(|| panic!("{key} not after position {from} in {text}"));
+        from += at + needle.len();
+    }
+}
+
+const ALIAS_KEYS: [&str; 5] = ["id", "service", "identifier", "displayName", "player"];
+const ALIAS_TAIL: [&str; 3] = ["lastSeenAt", "createdAt", "updatedAt"];
+
+/// Frames and bodies write their keys as upstream's entities' `toJSON` order them, and a
+/// `talo`-service alias carries `player.auth` where upstream loads it (identify and login).
+#[tokio::test]
+async fn entities_keep_upstream_key_order_and_talo_aliases_carry_auth() {
+    let server = TestServer::demo().await;
+    let http = Http::new(&server);
+    let login = http
+        .login("bob", "demo-password")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(login.starts_with(r#"{"alias":{"id":"#), "{login}");
+    assert_key_order(&login, &ALIAS_KEYS);
+    assert_key_order(
+        &login,
+        &[
+            "player",
+            "id",
+            "props",
+            "devBuild",
+            "createdAt",
+            "lastSeenAt",
+            "groups",
+            "auth",
+            "email",
+            "verificationEnabled",
+            "sessionCreatedAt",
+            "presence",
+        ],
+    );
+    assert_key_order(&login, &ALIAS_TAIL);
+    assert_key_order(&login, &["alias", "sessionToken", "socketToken"]);
+    assert!(
+        login.contains(r#""auth":{"email":null,"verificationEnabled":false,"sessionCreatedAt":""#),
+        "{login}"
+    );
+    let login: Value = serde_json::from_str(&login).unwrap();
+
+    let identify = http
+        .client
+        .get(format!(
+            "{}/v1/players/identify?service=username&identifier=ann",
+            http.base
+        ))
+        .bearer_auth("talo_demo_full")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_key_order(&identify, &ALIAS_KEYS);
+    assert!(!identify.contains("\"auth\""), "{identify}");
+    assert_key_order(&identify, &["alias", "socketToken"]);
+
+    let missing = http
+        .client
+        .get(format!("{}/v1/players/identify", http.base))
+        .bearer_auth("talo_demo_full")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        missing,
+        r#"{"errors":{"service":["service is missing from the request query"],"identifier":["identifier is missing from the request query"]}}"#
+    );
+
+    let refused = http.login("bob", "wrong").await.text().await.unwrap();
+    assert_eq!(
+        refused,
+        r#"{"message":"Incorrect identifier or password","errorCode":"INVALID_CREDENTIALS"}"#
+    );
+
+    let mut socket = socket(&server, &http, "talo_demo_full").await;
+    send_json(
+        &mut socket,
+        json!({"req": "v1.players.identify", "data": {"playerAliasId": login["alias"]["id"], "socketToken": login["socketToken"], "sessionToken": login["sessionToken"]}}),
+    )
+    .await;
+    let presence = recv_text_of(&mut socket, "v1.players.presence.updated").await;
+    assert!(
+        presence.starts_with(
+            r#"{"res":"v1.players.presence.updated","data":{"presence":{"playerAlias":{"id":"#
+        ),
+        "{presence}"
+    );
+    assert_key_order(&presence, &ALIAS_KEYS);
+    assert_key_order(
+        &presence,
+        &["auth", "presence", "online", "customStatus", "updatedAt"],
+    );
+    assert_key_order(&presence, &ALIAS_TAIL);
+    assert_key_order(
+        &presence,
+        &[
+            "online",
+            "customStatus",
+            "updatedAt",
+            "meta",
+            "onlineChanged",
+            "customStatusChanged",
+        ],
+    );
+    let success = recv_text_of(&mut socket, "v1.players.identify.success").await;
+    assert!(
+        success.starts_with(r#"{"res":"v1.players.identify.success","data":{"id":"#),
+        "{success}"
+    );
+    assert_key_order(&success, &ALIAS_KEYS);
+    assert_key_order(
+        &success,
+        &[
+            "groups",
+            "auth",
+            "presence",
+            "online",
+            "customStatus",
+            "updatedAt",
+        ],
+    );
+    assert_key_order(&success, &ALIAS_TAIL);
+}

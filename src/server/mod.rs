@@ -118,6 +118,8 @@ pub struct Shared {
     pub signal_fish: Arc<signal_fish::rooms::Rooms>,
     /// Talo tickets, tokens, sessions and aliases.
     pub talo: talo::Talo,
+    /// The transactions sent to the simulated Flow chain.
+    pub flow_ledger: flow::transactions::Ledger,
     /// An address of this server reachable from itself (the listen address, with an
     /// unspecified IP replaced by loopback), for probes.
     pub loopback: SocketAddr,
@@ -198,6 +200,7 @@ impl Server {
             hub,
             signal_fish: rooms,
             talo,
+            flow_ledger: flow::transactions::Ledger::default(),
             admin_token,
             readonly: options.readonly,
             persist,

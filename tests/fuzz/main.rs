@@ -315,6 +315,7 @@ mod config;
 mod decode;
 mod files;
 mod flow;
+mod flow_chain;
 mod http;
 mod pattern;
 mod pubsub;

@@ -1,5 +1,6 @@
 // Drives relaydeck's Flow streams with the real Flow JS SDK (@onflow/sdk + @onflow/transport-http),
 // for tests/flow_sdk.rs. Usage: node flow_sdk.cjs <folder holding node_modules> <node URL>
+//   <id of a sealed transaction> <height of its block>
 // Prints one JSON line with what the SDK delivered; exits non-zero on any failure, and a crash
 // of the SDK is a failure too (no handler hides it).
 "use strict";
@@ -7,7 +8,7 @@
 const path = require("path");
 const { createRequire } = require("module");
 
-const [modules, node] = process.argv.slice(2);
+const [modules, node, txId, txHeight] = process.argv.slice(2);
 const load = createRequire(path.resolve(modules, "package.json"));
 const sdk = load("@onflow/sdk");
 const { httpTransport } = load("@onflow/transport-http");
@@ -102,6 +103,53 @@ function refused() {
   });
 }
 
+// The sealed transaction's statuses, in order, with its events decoded by the SDK.
+function transactionStatuses() {
+  return new Promise((resolve) => {
+    const statuses = [];
+    sdk.subscribeRaw(
+      {
+        topic: "transaction_statuses",
+        args: { transactionId: txId },
+        onData: (data) => {
+          const t = data.transactionStatus;
+          check(typeof t.statusString === "string" && Number.isInteger(t.status), `transaction_statuses: ${JSON.stringify(t)}`);
+          for (const e of t.events) {
+            check(e.transactionId === txId && typeof e.payload === "object", `transaction_statuses: event ${JSON.stringify(e)}`);
+          }
+          statuses.push({ status: t.status, statusString: t.statusString, blockId: t.blockId, events: t.events.map((e) => e.type) });
+          // Sealed is final: flow-go ends the stream there.
+          if (t.statusString === "SEALED") resolve(statuses);
+        },
+        onError: (error) => fail(`transaction_statuses: ${error && error.message}`),
+      },
+      opts,
+    );
+  });
+}
+
+// The transaction's fee event from the events topic, filtered by type, from its block on.
+function feeEvents() {
+  return new Promise((resolve) => {
+    const subscription = sdk.subscribeRaw(
+      {
+        topic: "events",
+        args: { eventTypes: ["A.e5a8b7f23e8b548f.FlowFees.FeesDeducted"], startBlockHeight: Number(txHeight) },
+        onData: (data) => {
+          const e = data.event;
+          check(e.type === "A.e5a8b7f23e8b548f.FlowFees.FeesDeducted", `events: type ${e.type}`);
+          check(Number.isSafeInteger(e.blockHeight) && HEX64.test(e.blockId), `events: block ${JSON.stringify(e)}`);
+          checkTime(e.blockTimestamp, "events");
+          subscription.unsubscribe();
+          resolve({ type: e.type, transactionId: e.transactionId, blockHeight: e.blockHeight, payload: e.payload });
+        },
+        onError: (error) => fail(`events: ${error && error.message}`),
+      },
+      opts,
+    );
+  });
+}
+
 (async () => {
   const [blocks, headers, digests] = await Promise.all(
     ["blocks", "block_headers", "block_digests"].map(stream),
@@ -109,6 +157,7 @@ function refused() {
   // A block interval with every subscription gone: late data would fail in onData.
   await new Promise((r) => setTimeout(r, 500));
   const errors = await refused();
-  process.stdout.write(`${JSON.stringify({ blocks, headers, digests, errors })}\n`);
+  const [statuses, event] = await Promise.all([transactionStatuses(), feeEvents()]);
+  process.stdout.write(`${JSON.stringify({ blocks, headers, digests, errors, statuses, event })}\n`);
   process.exit(0);
 })().catch((e) => fail(e && e.stack ? e.stack : String(e)));

@@ -1,11 +1,13 @@
-//! A simulated Flow chain for the chain topics (`blocks`, `block_headers`, `block_digests`),
-//! so that a real Flow client gets data from relaydeck. No I/O.
+//! A simulated Flow chain for flow-go's seven chain topics, so that a real Flow client gets
+//! data from relaydeck. No I/O.
 //!
-//! The chain is a pure function of the height: block `h` is finalized `h` block intervals after
-//! the process's genesis and sealed [`SEAL_LAG`] blocks later; its id, parent, signatures,
-//! collection and seal are hashes of the height. Nothing is stored, so every stream sees the same
-//! chain, and a block id names its height (the last eight bytes), which is how `start_block_id`
-//! is found. Payloads use flow-go's REST models (`engine/access/rest/common/models`): heights
+//! The blocks are a pure function of the height: block `h` is finalized `h` block intervals
+//! after the process's genesis, executed [`EXECUTION_LAG`] and sealed [`SEAL_LAG`] blocks later;
+//! its id, parent, signatures, collection and seal are hashes of the height, so every stream
+//! sees the same chain, and a block id names its height (the last eight bytes), which is how
+//! `start_block_id` is found. What is stored is the transactions clients send
+//! ([`super::transactions`]): each goes into the collection of the next block, and its events
+//! are that block's. Payloads use flow-go's REST models (`engine/access/rest/common/models`): heights
 //! as decimal strings, ids as 64 hex digits, signatures as standard base64, timestamps as Go's
 //! RFC 3339 with trailing zeros of the fraction trimmed.
 
@@ -18,16 +20,21 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
+use super::event_filter::EventFilter;
+use super::transactions::{parse_uint, Event, Transaction};
+
 /// How many blocks a block waits after its finalization to be sealed.
 pub const SEAL_LAG: u64 = 2;
 
 /// The chain topics this module feeds.
-pub const CHAIN_TOPICS: [&str; 5] = [
+pub const CHAIN_TOPICS: [&str; 7] = [
     "blocks",
     "block_headers",
     "block_digests",
     "events",
     "account_statuses",
+    "transaction_statuses",
+    "send_and_get_transaction_statuses",
 ];
 
 /// flow-go's `subscription.DefaultHeartbeatInterval`: a message every block.
@@ -45,13 +52,19 @@ static GENESIS: LazyLock<(Instant, u64)> = LazyLock::new(|| {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockStatus {
     Finalized,
+    /// Events are streamed once their block is executed, a block after its finalization.
+    Executed,
     Sealed,
 }
+
+/// How many blocks a block waits after its finalization to be executed.
+pub const EXECUTION_LAG: u64 = 1;
 
 impl BlockStatus {
     fn wire(self) -> &'static str {
         match self {
             BlockStatus::Finalized => "BLOCK_FINALIZED",
+            BlockStatus::Executed => "BLOCK_EXECUTED",
             BlockStatus::Sealed => "BLOCK_SEALED",
         }
     }
@@ -65,14 +78,53 @@ pub struct BlockArguments {
     pub start_height: Option<u64>,
     /// For events and account statuses: a message at least every this many blocks.
     pub heartbeat_interval: Option<u64>,
+    /// For events: which events the stream sends.
+    pub filter: Option<EventFilter>,
+    /// For the transaction topics: the transaction to watch or to send.
+    pub transaction: Option<TransactionArgument>,
 }
 
-/// The arguments of any chain topic, `Err` with flow-go's words when they do not fit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransactionArgument {
+    /// `transaction_statuses`: a transaction id (lowercase hex).
+    Watch(String),
+    /// `send_and_get_transaction_statuses`: a body to send.
+    Send(Transaction),
+}
+
+/// The arguments of any chain topic, `Err` with flow-go's words when they do not fit, prefixed
+/// as each of flow-go's providers prefixes them.
 pub fn parse_arguments(
     topic: &str,
     arguments: &Map<String, Value>,
 ) -> Result<BlockArguments, String> {
+    let prefix = match topic {
+        "events" => "invalid arguments for events data provider: ",
+        "account_statuses" => "invalid arguments for account statuses data provider: ",
+        "transaction_statuses" => "invalid arguments for tx statuses data provider: ",
+        "send_and_get_transaction_statuses" => {
+            "invalid arguments for send tx statuses data provider: "
+        }
+        _ => "invalid arguments: ",
+    };
+    parse_topic_arguments(topic, arguments).map_err(|problem| format!("{prefix}{problem}"))
+}
+
+fn parse_topic_arguments(
+    topic: &str,
+    arguments: &Map<String, Value>,
+) -> Result<BlockArguments, String> {
     match topic {
+        "transaction_statuses" => parse_transaction_id(arguments),
+        "send_and_get_transaction_statuses" => Ok(BlockArguments {
+            status: BlockStatus::Finalized,
+            start_height: None,
+            heartbeat_interval: None,
+            filter: None,
+            transaction: Some(TransactionArgument::Send(super::transactions::parse(
+                arguments,
+            )?)),
+        }),
         "events" => parse_state_arguments(
             arguments,
             &[
@@ -100,6 +152,31 @@ pub fn parse_arguments(
     }
 }
 
+/// flow-go's `parseTransactionStatusesArguments`.
+fn parse_transaction_id(arguments: &Map<String, Value>) -> Result<BlockArguments, String> {
+    if let Some(key) = arguments.keys().find(|k| k.as_str() != "tx_id") {
+        return Err(format!("unexpected field: '{key}'"));
+    }
+    let id = match arguments.get("tx_id") {
+        None => return Err("missing 'tx_id' field".into()),
+        Some(Value::String(id)) => id,
+        Some(_) => return Err("'tx_id' must be a string".into()),
+    };
+    if id.is_empty() {
+        return Err("'tx_id' must not be empty".into());
+    }
+    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("invalid 'tx_id': invalid ID format".into());
+    }
+    Ok(BlockArguments {
+        status: BlockStatus::Finalized,
+        start_height: None,
+        heartbeat_interval: None,
+        filter: None,
+        transaction: Some(TransactionArgument::Watch(id.to_ascii_lowercase())),
+    })
+}
+
 /// Go's `%T` of a decoded JSON value, as flow-go's messages name types.
 fn go_type(value: &Value) -> &'static str {
     match value {
@@ -113,8 +190,7 @@ fn go_type(value: &Value) -> &'static str {
 }
 
 /// `parseEventsArguments` and `parseAccountStatusesArguments`: allowed fields, the start,
-/// `heartbeat_interval`, then the string arrays. The simulated chain has no transactions, so
-/// no event matches a filter and every message is a heartbeat.
+/// `heartbeat_interval`, the string arrays, then (for events) the event filter.
 fn parse_state_arguments(
     arguments: &Map<String, Value>,
     allowed: &[&str],
@@ -126,15 +202,16 @@ fn parse_state_arguments(
     let start_height = parse_start(arguments)?;
     let heartbeat_interval = match arguments.get("heartbeat_interval") {
         None => DEFAULT_HEARTBEAT_INTERVAL,
-        Some(Value::String(text)) => text.parse::<u64>().map_err(|e| {
-            format!("'heartbeat_interval' must be convertible to uint64: strconv.ParseUint: parsing {text:?}: {}",
-                if *e.kind() == std::num::IntErrorKind::PosOverflow { "value out of range" } else { "invalid syntax" })
+        Some(Value::String(text)) => parse_uint(text, 64).map_err(|e| {
+            let why = if e.contains("overflows") { "value out of range" } else { "invalid syntax" };
+            format!("'heartbeat_interval' must be convertible to uint64: strconv.ParseUint: parsing {text:?}: {why}")
         })?,
         Some(_) => return Err("'heartbeat_interval' must be a string".into()),
     };
+    let mut lists: Vec<Vec<String>> = Vec::new();
     for name in arrays {
         match arguments.get(*name) {
-            None => {}
+            None => lists.push(Vec::new()),
             Some(Value::Array(items)) => {
                 if let Some(item) = items.iter().find(|i| !i.is_string()) {
                     return Err(format!(
@@ -142,6 +219,12 @@ fn parse_state_arguments(
                         go_type(item)
                     ));
                 }
+                lists.push(
+                    items
+                        .iter()
+                        .filter_map(|i| i.as_str().map(str::to_owned))
+                        .collect(),
+                );
             }
             Some(other) => {
                 return Err(format!(
@@ -151,10 +234,25 @@ fn parse_state_arguments(
             }
         }
     }
+    // Events' lists are types, addresses and contracts; account statuses' types and accounts.
+    let filter = match lists.as_slice() {
+        [types, addresses, contracts] => Some(
+            EventFilter::new(types, addresses, contracts)
+                .map_err(|e| format!("error creating event filter: {e}"))?,
+        ),
+        [types, accounts] => {
+            super::event_filter::check_account_status_filter(types, accounts)
+                .map_err(|e| format!("failed to create event filter: {e}"))?;
+            None
+        }
+        _ => None,
+    };
     Ok(BlockArguments {
-        status: BlockStatus::Finalized,
+        status: BlockStatus::Executed,
         start_height,
         heartbeat_interval: Some(heartbeat_interval),
+        filter,
+        transaction: None,
     })
 }
 
@@ -186,6 +284,8 @@ pub fn parse_block_arguments(arguments: &Map<String, Value>) -> Result<BlockArgu
         status,
         start_height,
         heartbeat_interval: None,
+        filter: None,
+        transaction: None,
     })
 }
 
@@ -212,12 +312,7 @@ fn parse_start(arguments: &Map<String, Value>) -> Result<Option<u64>, String> {
             let height = height
                 .as_str()
                 .ok_or("'start_block_height' must be a string")?;
-            Some(height.parse::<u64>().map_err(|e| {
-                let why = if *e.kind() == std::num::IntErrorKind::PosOverflow {
-                    "value overflows uint64 range"
-                } else {
-                    "value must be an unsigned 64 bit integer"
-                };
+            Some(parse_uint(height, 64).map_err(|why| {
                 format!("'start_block_height' must be convertible to uint64: {why}")
             })?)
         }
@@ -260,6 +355,7 @@ impl Chain {
         let finalized = self.finalized_head(now);
         match status {
             BlockStatus::Finalized => Some(finalized),
+            BlockStatus::Executed => finalized.checked_sub(EXECUTION_LAG),
             BlockStatus::Sealed => finalized.checked_sub(SEAL_LAG),
         }
     }
@@ -268,6 +364,7 @@ impl Chain {
     pub fn due(&self, height: u64, status: BlockStatus) -> Instant {
         let lag = match status {
             BlockStatus::Finalized => 0,
+            BlockStatus::Executed => EXECUTION_LAG,
             BlockStatus::Sealed => SEAL_LAG,
         };
         let steps = u32::try_from(height.saturating_add(lag)).unwrap_or(u32::MAX);
@@ -318,7 +415,7 @@ impl Chain {
             header: self.header(height),
             payload: Payload {
                 collection_guarantees: vec![CollectionGuarantee {
-                    collection_id: hex(&hash("collection", height)),
+                    collection_id: collection_id(height),
                     signer_indices: String::new(),
                     signature: base64(&hash("collection signature", height)),
                     reference_block_id: parent_id(height),
@@ -342,16 +439,17 @@ impl Chain {
         height: u64,
         status: BlockStatus,
         message_index: u64,
+        events: Vec<Event>,
     ) -> Option<ChainPayload> {
         Some(match topic {
             "blocks" => ChainPayload::Block(Box::new(self.block(height, status))),
             "block_headers" => ChainPayload::Header(self.header(height)),
             "block_digests" => ChainPayload::Digest(self.digest(height)),
-            // flow-go omits an empty `events`; the simulated chain's blocks have none.
             "events" => ChainPayload::Events(EventsMessage {
                 block_id: block_id(height),
                 block_height: height.to_string(),
                 block_timestamp: self.timestamp(height),
+                events,
                 message_index,
             }),
             "account_statuses" => ChainPayload::AccountStatuses(AccountStatusesMessage {
@@ -365,12 +463,14 @@ impl Chain {
     }
 }
 
-/// flow-go's `EventResponse` with no events (its `events` is omitted when empty).
+/// flow-go's `EventResponse` (its `events` is omitted when empty).
 #[derive(Debug, Clone, Serialize)]
 pub struct EventsMessage {
     pub block_id: String,
     pub block_height: String,
     pub block_timestamp: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
     pub message_index: u64,
 }
 
@@ -466,6 +566,11 @@ fn hex(bytes: &[u8]) -> String {
 
 fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The id of the one collection block `height` has; the transactions sent into the block are in it.
+pub fn collection_id(height: u64) -> String {
+    hex(&hash("collection", height))
 }
 
 /// A block's id: 24 bytes of hash, then the height, so that an id leads back to its block.
@@ -582,24 +687,40 @@ mod tests {
                 status: BlockStatus::Sealed,
                 start_height: Some(9),
                 heartbeat_interval: None,
+                filter: None,
+                transaction: None,
             })
         );
         let state = |topic, value: Value| parse_arguments(topic, &args(value));
+        let events = "invalid arguments for events data provider: ";
+        let statuses = "invalid arguments for account statuses data provider: ";
         assert_eq!(
             state("events", json!({"account_addresses": []})).unwrap_err(),
-            "unexpected field: 'account_addresses'"
+            format!("{events}unexpected field: 'account_addresses'")
         );
         assert_eq!(
             state("events", json!({"heartbeat_interval": 3})).unwrap_err(),
-            "'heartbeat_interval' must be a string"
+            format!("{events}'heartbeat_interval' must be a string")
+        );
+        assert_eq!(
+            state("events", json!({"heartbeat_interval": "+3"})).unwrap_err(),
+            format!("{events}'heartbeat_interval' must be convertible to uint64: strconv.ParseUint: parsing \"+3\": invalid syntax")
         );
         assert_eq!(
             state("account_statuses", json!({"event_types": "x"})).unwrap_err(),
-            "'event_types' must be an array of strings: value must be an array. got string"
+            format!("{statuses}'event_types' must be an array of strings: value must be an array. got string")
         );
         assert_eq!(
             state("events", json!({"contracts": ["A.1.X", 2]})).unwrap_err(),
-            "'contracts' must be an array of strings: value must be an array of strings. got float64"
+            format!("{events}'contracts' must be an array of strings: value must be an array of strings. got float64")
+        );
+        assert_eq!(
+            state(
+                "events",
+                json!({"event_types": ["flow.X"], "contracts": ["A.1"]})
+            )
+            .unwrap_err(),
+            format!("{events}error creating event filter: invalid contract: A.1")
         );
         assert_eq!(
             state("events", json!({"heartbeat_interval": "5"}))
@@ -607,15 +728,39 @@ mod tests {
                 .heartbeat_interval,
             Some(5)
         );
+        let tx = "invalid arguments for tx statuses data provider: ";
+        for (value, problem) in [
+            (json!({}), "missing 'tx_id' field"),
+            (json!({"tx_id": 1}), "'tx_id' must be a string"),
+            (json!({"tx_id": ""}), "'tx_id' must not be empty"),
+            (json!({"tx_id": "ab"}), "invalid 'tx_id': invalid ID format"),
+            (json!({"tx_id": "ab", "x": 1}), "unexpected field: 'x'"),
+        ] {
+            assert_eq!(
+                state("transaction_statuses", value).unwrap_err(),
+                format!("{tx}{problem}")
+            );
+        }
+        assert_eq!(
+            state("send_and_get_transaction_statuses", json!({})).unwrap_err(),
+            "invalid arguments for send tx statuses data provider: failed to parse transaction: proposal key not provided"
+        );
     }
 
     #[test]
     fn blocks_use_flow_go_field_names() {
         let chain = Chain::new(1_000);
         let block =
-            serde_json::to_value(chain.payload("blocks", 3, BlockStatus::Finalized, 0)).unwrap();
-        let events =
-            serde_json::to_string(&chain.payload("events", 3, BlockStatus::Finalized, 7)).unwrap();
+            serde_json::to_value(chain.payload("blocks", 3, BlockStatus::Finalized, 0, Vec::new()))
+                .unwrap();
+        let events = serde_json::to_string(&chain.payload(
+            "events",
+            3,
+            BlockStatus::Finalized,
+            7,
+            Vec::new(),
+        ))
+        .unwrap();
         assert!(events.starts_with(r#"{"block_id":""#), "{events}");
         assert!(events.ends_with(r#"","message_index":7}"#), "{events}");
         assert_eq!(block["header"]["height"], "3");

@@ -1,23 +1,29 @@
 //! Flow Access API WebSocket streams on `GET /v1/ws`: subscribe, unsubscribe and
-//! list_subscriptions over topics of relaydeck's own live data.
+//! list_subscriptions over flow-go's chain topics and topics of relaydeck's own live data.
 //!
 //! [`request`] turns frames into requests or into the error each malformed frame earns (one
 //! trigger per message family of Flow's documentation); [`subscriptions`] holds a connection's
-//! subscriptions, the topics and their argument rules. This module wires them to the socket and
-//! the hub: events come from the hub's admin delta stream, and every error goes through
-//! [`Hub::send_error`] so consoles see it. A subscribe that an armed fault fails gets 500
-//! `internal error: …`, after every other check has passed (as a provider failing after creation
-//! would).
+//! subscriptions, the topics and their argument rules; [`chain`] and [`transactions`] are the
+//! simulated chain the chain topics stream. This module wires them to the socket and the hub:
+//! events come from the hub's admin delta stream, blocks, events and transaction statuses
+//! from the chain as they fall due, and every error goes through [`Hub::send_error`] so
+//! consoles see it. A subscribe that an armed fault fails gets 500 `internal error: …`, after
+//! every other check has passed (as a provider failing after creation would); so does a sent
+//! transaction that the validator refuses, after its acknowledgement, as flow-go's does.
 //!
 //! A connection with no subscriptions that has been sent nothing for
 //! [`FlowSettings::inactivity_timeout_ms`] (flow-go's `DefaultInactivityTimeout`, a minute) is
 //! closed. flow-go drops the TCP connection without a close frame; relaydeck sends close 1000
 //! `inactivity_timeout` first, so that a client and the console can tell why.
 
+pub mod address;
 pub mod chain;
 pub mod encoding;
+pub mod event_filter;
 pub mod request;
 pub mod subscriptions;
+pub mod transaction_body;
+pub mod transactions;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -180,11 +186,25 @@ struct ChainStream {
     topic: String,
     status: chain::BlockStatus,
     next: u64,
+    /// Events: which of a block's events the stream sends.
+    filter: Option<event_filter::EventFilter>,
+    /// The transaction topics: the transaction followed.
+    transaction: Option<TransactionWatch>,
     /// Events and account statuses: a message when a block has matching events (never, on
     /// the simulated chain) or after this many blocks, as flow-go's providers count them.
     heartbeat: Option<u64>,
     blocks_since_message: u64,
     message_index: u64,
+}
+
+/// A transaction status stream's progress (flow-go's `TransactionMetadata`).
+struct TransactionWatch {
+    id: String,
+    /// The last status reported.
+    reported: transactions::TxStatus,
+    /// The finalized height the stream started at: a transaction still unknown
+    /// [`transactions::TRANSACTION_EXPIRY`] blocks later is reported expired.
+    start_height: u64,
 }
 
 /// Most blocks one stream sends per wake-up, so a start far in the past catches up in steps
@@ -315,11 +335,8 @@ impl connection::Session for Session {
         // Without subscriptions to relaydeck's own topics deltas are skipped rather than read
         // (a new subscription sees state from then on, as a fresh subscriber would).
         let own = self.subscriptions.len() > self.streams.len();
-        let next_block = self
-            .streams
-            .values()
-            .map(|s| self.chain.due(s.next, s.status))
-            .min();
+        let now = Instant::now();
+        let next_block = self.streams.values().map(|s| self.due(s, now)).min();
         let received = tokio::select! {
             received = self.events.recv(), if own => received,
             () = tokio::time::sleep_until(next_block.unwrap_or_else(Instant::now)), if next_block.is_some() => {
@@ -431,28 +448,70 @@ impl Session {
         }
         let info_topic = subscription.topic.clone();
         let info_arguments = Value::Object(subscription.arguments.clone());
+        let mut send_failure = None;
         if is_chain {
             if let Ok(arguments) =
                 chain::parse_arguments(&subscription.topic, &subscription.arguments)
             {
                 // From the latest block of that status, as flow-go's `…FromLatest` starts.
                 let now = Instant::now();
+                let head = self.chain.finalized_head(now);
                 let next = arguments
                     .start_height
                     .or_else(|| self.chain.head(arguments.status, now))
                     .unwrap_or(0);
-                self.streams.insert(
-                    id.clone(),
-                    ChainStream {
-                        topic: subscription.topic.clone(),
-                        status: arguments.status,
-                        next,
-                        heartbeat: arguments.heartbeat_interval,
-                        blocks_since_message: 0,
-                        message_index: 0,
-                    },
-                );
+                let transaction = match arguments.transaction {
+                    Some(chain::TransactionArgument::Watch(tx)) => Some(TransactionWatch {
+                        id: tx,
+                        reported: transactions::TxStatus::Unknown,
+                        start_height: self
+                            .chain
+                            .head(chain::BlockStatus::Sealed, now)
+                            .unwrap_or(0),
+                    }),
+                    Some(chain::TransactionArgument::Send(tx)) => {
+                        match transactions::validate(&tx, head) {
+                            Ok(()) => {
+                                self.shared.flow_ledger.submit(&tx, head);
+                                Some(TransactionWatch {
+                                    id: tx.id,
+                                    reported: transactions::TxStatus::Unknown,
+                                    start_height: head,
+                                })
+                            }
+                            Err(problem) => {
+                                send_failure = Some(transactions::send_failure(&problem));
+                                None
+                            }
+                        }
+                    }
+                    None => None,
+                };
+                if send_failure.is_none() {
+                    self.streams.insert(
+                        id.clone(),
+                        ChainStream {
+                            topic: subscription.topic.clone(),
+                            status: arguments.status,
+                            next,
+                            filter: arguments.filter,
+                            transaction,
+                            heartbeat: arguments.heartbeat_interval,
+                            blocks_since_message: 0,
+                            message_index: 0,
+                        },
+                    );
+                }
             }
+        }
+        if let Some(message) = send_failure {
+            // flow-go acknowledges the subscription, then its provider fails: a 500 names it
+            // and the subscription is gone.
+            self.reply(wire::to_text(&wire::Ack {
+                subscription_id: id.clone(),
+                action: "subscribe".to_owned(),
+            }));
+            return Err(FlowError::new(500, message, "subscribe", &id));
         }
         self.subscriptions.insert(id.clone(), subscription);
         self.hub().add_subscription(SubscriptionInfo {
@@ -481,11 +540,72 @@ impl Session {
         Ok(())
     }
 
-    /// Send every block that has reached its stream's status since the stream's last one.
+    /// When a stream has something to send next.
+    fn due(&self, stream: &ChainStream, now: Instant) -> Instant {
+        let Some(watch) = &stream.transaction else {
+            return self.chain.due(stream.next, stream.status);
+        };
+        let next_block = || {
+            self.chain.due(
+                self.chain.finalized_head(now).saturating_add(1),
+                chain::BlockStatus::Finalized,
+            )
+        };
+        match self.shared.flow_ledger.find(&watch.id) {
+            // A transaction seen for the first time is reported at once.
+            Some(_) if watch.reported == transactions::TxStatus::Unknown => now,
+            Some(included) => included
+                .next_change(watch.reported)
+                .map_or_else(next_block, |height| {
+                    self.chain.due(height, chain::BlockStatus::Finalized)
+                }),
+            // Unknown so far: looked for at every block, as flow-go does.
+            None => next_block(),
+        }
+    }
+
+    /// Send what every stream has due: blocks that reached the stream's status, events and
+    /// heartbeats, and the statuses a transaction went through. A transaction stream that
+    /// reported a final status ends without a word, as flow-go's does.
     fn send_blocks(&mut self) {
         let now = Instant::now();
+        let head = self.chain.finalized_head(now);
+        let ledger = &self.shared.flow_ledger;
         let mut frames = Vec::new();
+        let mut finished = Vec::new();
         for (id, stream) in &mut self.streams {
+            if let Some(watch) = &mut stream.transaction {
+                let included = ledger.find(&watch.id);
+                let current = match &included {
+                    Some(included) => included.status(head),
+                    None if head.saturating_sub(watch.start_height)
+                        >= transactions::TRANSACTION_EXPIRY =>
+                    {
+                        transactions::TxStatus::Expired
+                    }
+                    None => transactions::TxStatus::Unknown,
+                };
+                for step in watch.reported.steps_to(current) {
+                    frames.push(wire::to_text(&wire::Data {
+                        subscription_id: id.clone(),
+                        topic: stream.topic.clone(),
+                        payload: transactions::TransactionStatusesMessage {
+                            transaction_result: transactions::result(
+                                &watch.id,
+                                included.as_ref(),
+                                step,
+                            ),
+                            message_index: stream.message_index,
+                        },
+                    }));
+                    stream.message_index += 1;
+                }
+                watch.reported = watch.reported.max(current);
+                if watch.reported.is_final() {
+                    finished.push(id.clone());
+                }
+                continue;
+            }
             let Some(head) = self.chain.head(stream.status, now) else {
                 continue;
             };
@@ -493,9 +613,17 @@ impl Session {
             while stream.next <= last {
                 let height = stream.next;
                 stream.next = stream.next.saturating_add(1);
+                let events: Vec<transactions::Event> = match &stream.filter {
+                    Some(filter) => ledger
+                        .events_at(height)
+                        .into_iter()
+                        .filter(|event| filter.matches(&event.event_type))
+                        .collect(),
+                    None => Vec::new(),
+                };
                 if let Some(heartbeat) = stream.heartbeat {
                     stream.blocks_since_message += 1;
-                    if stream.blocks_since_message < heartbeat {
+                    if events.is_empty() && stream.blocks_since_message < heartbeat {
                         continue;
                     }
                     stream.blocks_since_message = 0;
@@ -506,7 +634,7 @@ impl Session {
                 }
                 if let Some(payload) =
                     self.chain
-                        .payload(&stream.topic, height, stream.status, index)
+                        .payload(&stream.topic, height, stream.status, index, events)
                 {
                     frames.push(wire::to_text(&wire::Data {
                         subscription_id: id.clone(),
@@ -523,6 +651,12 @@ impl Session {
                 &encoding::go_encoded(&text).into(),
                 Priority::Relay,
             );
+        }
+        for id in finished {
+            self.streams.remove(&id);
+            // Present: every stream has its subscription; nothing to report if not.
+            let _ = self.subscriptions.remove(&id);
+            self.hub().remove_subscription(&self.peer.id, &id);
         }
     }
 

@@ -11,7 +11,8 @@
 //! | `stats` | none | totals once a second |
 //!
 //! The chain topics (`blocks`, `block_headers`, `block_digests`, `events`,
-//! `account_statuses`) take flow-go's arguments, checked by [`super::chain`]; the topics
+//! `account_statuses`, `transaction_statuses`, `send_and_get_transaction_statuses`) take
+//! flow-go's arguments, checked by [`super::chain`]; the topics
 //! above show server-wide state and need a credential (the session refuses them otherwise).
 //!
 //! As in Flow, an unknown topic or an unknown or ill-typed argument is refused with
@@ -75,9 +76,8 @@ pub fn check_topic(topic: &str, arguments: &Map<String, Value>) -> Result<(), St
         "errors" => &["dialect", "code"],
         "rooms" | "stats" => &[],
         topic if super::chain::CHAIN_TOPICS.contains(&topic) => {
-            return super::chain::parse_arguments(topic, arguments)
-                .map(|_| ())
-                .map_err(|problem| format!("invalid arguments: {problem}"));
+            // The chain's providers prefix their own problems, each in its own words.
+            return super::chain::parse_arguments(topic, arguments).map(|_| ());
         }
         // flow-go's factory words it so; the topics this server has are in the catalog.
         other => return Err(format!("unsupported topic {other:?}")),

@@ -13,6 +13,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::entities::{object, validation_errors, Ordered};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -25,11 +26,16 @@ use crate::catalog::Dialect;
 use crate::server::access::bearer;
 use crate::server::Shared;
 
-fn respond(shared: &Shared, status: StatusCode, code: &str, body: Value) -> Response {
+fn respond(shared: &Shared, status: StatusCode, code: &str, body: impl Into<Ordered>) -> Response {
+    let body: Ordered = body.into();
     shared.hub.record_http_error(
         Dialect::TaloHttp,
         code,
-        format!("{} {body}", status.as_u16()),
+        format!(
+            "{} {}",
+            status.as_u16(),
+            serde_json::to_string(&body).unwrap_or_default()
+        ),
     );
     (status, Json(body)).into_response()
 }
@@ -72,12 +78,12 @@ fn require<'a, const N: usize>(
 }
 
 fn missing_fields(shared: &Shared, fields: &[(&str, &str)]) -> Response {
-    let errors: serde_json::Map<String, Value> = fields
+    let errors = fields
         .iter()
         .map(|(field, place)| {
             (
                 (*field).to_owned(),
-                json!([format!("{field} is missing from the request {place}")]),
+                format!("{field} is missing from the request {place}"),
             )
         })
         .collect();
@@ -85,7 +91,7 @@ fn missing_fields(shared: &Shared, fields: &[(&str, &str)]) -> Response {
         shared,
         StatusCode::BAD_REQUEST,
         "400",
-        json!({ "errors": errors }),
+        validation_errors(errors),
     )
 }
 
@@ -190,13 +196,13 @@ fn rate_caller(identifier: Option<&str>, addr: SocketAddr) -> String {
 
 /// The 400 for fields longer than the server takes, `(name, value, limit in characters)`.
 fn too_long(shared: &Shared, fields: &[(&str, &str, usize)]) -> Option<Response> {
-    let errors: serde_json::Map<String, Value> = fields
+    let errors: Vec<(String, String)> = fields
         .iter()
         .filter(|(_, value, limit)| value.chars().count() > *limit)
         .map(|(field, _, limit)| {
             (
                 (*field).to_owned(),
-                json!([format!("{field} must be at most {limit} characters")]),
+                format!("{field} must be at most {limit} characters"),
             )
         })
         .collect();
@@ -205,7 +211,7 @@ fn too_long(shared: &Shared, fields: &[(&str, &str, usize)]) -> Option<Response>
             shared,
             StatusCode::BAD_REQUEST,
             "400",
-            json!({ "errors": errors }),
+            validation_errors(errors),
         )
     })
 }
@@ -228,13 +234,22 @@ fn check_session(shared: &Shared, headers: &HeaderMap, alias: &Alias) -> Result<
             shared,
             StatusCode::UNAUTHORIZED,
             "MISSING_SESSION",
-            json!({"message": "The x-talo-session header is required for this player", "errorCode": "MISSING_SESSION"}),
+            object([
+                (
+                    "message",
+                    "The x-talo-session header is required for this player".into(),
+                ),
+                ("errorCode", "MISSING_SESSION".into()),
+            ]),
         )),
         Some(session) if !shared.talo.session_valid(alias.id, session) => Err(respond(
             shared,
             StatusCode::UNAUTHORIZED,
             "INVALID_SESSION",
-            json!({"message": "The x-talo-session header is invalid", "errorCode": "INVALID_SESSION"}),
+            object([
+                ("message", "The x-talo-session header is invalid".into()),
+                ("errorCode", "INVALID_SESSION".into()),
+            ]),
         )),
         Some(_) => Ok(()),
     }
@@ -281,27 +296,30 @@ pub async fn identify(
         Err(response) => return response,
     };
     // Talo's schema tells an empty value from a missing one (`identify.ts`).
-    let empty: serde_json::Map<String, Value> = ["service", "identifier"]
-        .into_iter()
-        .filter(|field| query.get(*field).is_some_and(String::is_empty))
-        .map(|field| {
-            let message = format!("Invalid {field}, must be a non-empty string");
-            (field.to_owned(), json!([message]))
-        })
-        .collect();
-    if !empty.is_empty() {
-        let mut errors = empty;
-        for field in ["service", "identifier"] {
-            if !query.contains_key(field) {
-                let message = format!("{field} is missing from the request query");
-                errors.insert(field.to_owned(), json!([message]));
-            }
-        }
+    // Each field's problem, in the schema's order: empty, or missing when another is empty.
+    if ["service", "identifier"]
+        .iter()
+        .any(|field| query.get(*field).is_some_and(String::is_empty))
+    {
+        let errors = ["service", "identifier"]
+            .into_iter()
+            .filter_map(|field| match query.get(field) {
+                Some(value) if value.is_empty() => Some((
+                    field.to_owned(),
+                    format!("Invalid {field}, must be a non-empty string"),
+                )),
+                Some(_) => None,
+                None => Some((
+                    field.to_owned(),
+                    format!("{field} is missing from the request query"),
+                )),
+            })
+            .collect();
         return respond(
             &shared,
             StatusCode::BAD_REQUEST,
             "400",
-            json!({ "errors": errors }),
+            validation_errors(errors),
         );
     }
     let [service, identifier] = match require(
@@ -353,7 +371,12 @@ pub async fn identify(
         return response;
     }
     let token = shared.talo.new_socket_token(alias.id);
-    Json(json!({ "alias": alias.json(), "socketToken": token })).into_response()
+    let auth = shared.talo.auth(&alias);
+    Json(object([
+        ("alias", alias.entity(None, auth)),
+        ("socketToken", token.into()),
+    ]))
+    .into_response()
 }
 
 /// `POST /v1/players/socket-token` with `x-talo-alias` → `{socketToken}`.
@@ -470,13 +493,22 @@ pub async fn login(
     match verified {
         Some((alias, session)) => {
             let socket_token = shared.talo.new_socket_token(alias.id);
-            Json(json!({ "alias": alias.json(), "sessionToken": session, "socketToken": socket_token })).into_response()
+            let auth = shared.talo.auth(&alias);
+            Json(object([
+                ("alias", alias.entity(None, auth)),
+                ("sessionToken", session.into()),
+                ("socketToken", socket_token.into()),
+            ]))
+            .into_response()
         }
         None => respond(
             &shared,
             StatusCode::UNAUTHORIZED,
             "INVALID_CREDENTIALS",
-            json!({"message": "Incorrect identifier or password", "errorCode": "INVALID_CREDENTIALS"}),
+            object([
+                ("message", "Incorrect identifier or password".into()),
+                ("errorCode", "INVALID_CREDENTIALS".into()),
+            ]),
         ),
     }
 }

@@ -5,6 +5,7 @@
 //! (1 hour, replaced on every identify), sessions of `talo`-service players, and the HTTP rate
 //! windows.
 
+pub mod entities;
 pub mod http;
 pub mod js_json;
 pub mod password;
@@ -15,8 +16,6 @@ pub mod socket;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
-
-use serde_json::{json, Value};
 
 use crate::clock::now_ms;
 use crate::server::config::{Config, TaloAccessKey, TaloApp};
@@ -90,64 +89,6 @@ pub fn iso_date(ms: u64) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-impl Alias {
-    /// The alias as Talo's `PlayerAlias.toJSON` gives it (TaloDev/backend
-    /// `src/entities/player-alias.ts`): the player inside, with its props, groups and presence,
-    /// but not its aliases. Players here have no props or groups, so both are empty lists; the
-    /// display name falls back to the identifier, as upstream's does without a display-name prop.
-    pub fn json_with(&self, presence: Option<Presence>) -> Value {
-        let created = iso_date(self.created_ms);
-        let presence = presence.map(|p| {
-            json!({
-                "online": p.online,
-                "customStatus": "",
-                "updatedAt": iso_date(p.updated_ms),
-            })
-        });
-        json!({
-            "id": self.id,
-            "service": self.service,
-            "identifier": self.identifier,
-            "displayName": self.identifier,
-            "player": {
-                "id": format!("player-{}", self.id),
-                "props": [],
-                "devBuild": false,
-                "createdAt": created,
-                "lastSeenAt": created,
-                "groups": [],
-                "presence": presence,
-            },
-            "lastSeenAt": created,
-            "createdAt": created,
-            "updatedAt": created,
-        })
-    }
-
-    /// [`Alias::json_with`] and no presence recorded (the HTTP API's view).
-    pub fn json(&self) -> Value {
-        self.json_with(None)
-    }
-}
-
-/// A game channel as Talo's `GameChannel.toJSON` gives it (`src/entities/game-channel.ts`).
-/// Channels here come from the config: no owner, no props, public and permanent.
-pub fn channel_json(id: u64, name: &str, total_messages: u64, created_ms: u64) -> Value {
-    let created = iso_date(created_ms);
-    json!({
-        "id": id,
-        "name": name,
-        "owner": null,
-        "totalMessages": total_messages,
-        "props": [],
-        "autoCleanup": false,
-        "private": false,
-        "temporaryMembership": false,
-        "createdAt": created,
-        "updatedAt": created,
-    })
-}
-
 /// What the server knows of one socket connection once it has identified a player: whom it
 /// speaks for and the access key it connected with (recipients are chosen by the key's scopes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +119,8 @@ struct State {
     socket_tokens: HashMap<u64, (String, u64)>,
     /// Alias id → session token.
     sessions: HashMap<u64, String>,
+    /// Alias id → when its current session was made (`PlayerAuth.sessionCreatedAt`).
+    session_created: HashMap<u64, u64>,
     /// (endpoint class, caller) → (window start, count).
     windows: HashMap<(bool, String), FixedWindow>,
     /// Alias id → presence, once the player has been on a socket.
@@ -452,8 +395,18 @@ impl Talo {
         }
         let alias = self.identify(app, "talo", identifier)?;
         let session = random_token();
-        self.lock().sessions.insert(alias.id, session.clone());
+        let mut state = self.lock();
+        state.sessions.insert(alias.id, session.clone());
+        state.session_created.insert(alias.id, now_ms());
         Some((alias, session))
+    }
+
+    /// A `talo`-service alias's `player.auth`, as upstream loads it for identify and login;
+    /// other services have none.
+    pub fn auth(&self, alias: &Alias) -> Option<entities::Auth> {
+        (alias.service == "talo").then(|| entities::Auth {
+            session_created_ms: self.lock().session_created.get(&alias.id).copied(),
+        })
     }
 
     pub fn session_valid(&self, alias: u64, session: &str) -> bool {

@@ -30,6 +30,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::entities::{self, object};
 use axum::extract::ws::WebSocket;
 use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
@@ -186,7 +187,8 @@ impl connection::Session for Session {
         }
         if let Some(alias) = self.alias.take() {
             let changed = self.shared.talo.set_presence(alias.id, false);
-            self.send_presence(&alias, changed);
+            // The alias as upstream reloads it on disconnect: without `player.auth`.
+            self.send_presence(&alias, changed, None);
         }
     }
 
@@ -398,8 +400,10 @@ impl Session {
         );
         // Upstream marks the player online, and tells the game, before it answers.
         let changed = talo.set_presence(alias.id, true);
-        self.send_presence(&alias, changed);
-        let json = alias.json_with(talo.presence(alias.id));
+        // Upstream's identify loads `player.auth`; its presence message holds the same alias.
+        let auth = talo.auth(&alias);
+        self.send_presence(&alias, changed, auth);
+        let json = alias.entity(talo.presence(alias.id), auth);
         self.reply(frame("v1.players.identify.success", json));
         self.alias = Some(alias);
     }
@@ -426,7 +430,7 @@ impl Session {
             .deliver_many(recipients, &text.into(), Priority::Relay);
     }
 
-    fn send_presence(&self, alias: &Alias, online_changed: bool) {
+    fn send_presence(&self, alias: &Alias, online_changed: bool, auth: Option<entities::Auth>) {
         let talo = &self.shared.talo;
         let Some(presence) = talo.presence(alias.id) else {
             return;
@@ -437,17 +441,21 @@ impl Session {
         }
         let text = frame(
             "v1.players.presence.updated",
-            json!({
-                "presence": {
-                    "playerAlias": alias.json_with(Some(presence)),
-                    "online": presence.online,
-                    "customStatus": "",
-                    "updatedAt": super::iso_date(presence.updated_ms),
-                },
+            object([
+                (
+                    "presence",
+                    entities::presence_entity(alias.entity(Some(presence), auth), presence),
+                ),
                 // Upstream compares the previous custom status with the one passed in, which
                 // is absent on connect and disconnect: it always reports a change.
-                "meta": {"onlineChanged": online_changed, "customStatusChanged": true},
-            }),
+                (
+                    "meta",
+                    object([
+                        ("onlineChanged", online_changed.into()),
+                        ("customStatusChanged", true.into()),
+                    ]),
+                ),
+            ]),
         );
         self.fan_out(Audience::Presence, &recipients, text);
     }
@@ -476,11 +484,14 @@ impl Session {
         let total = talo.count_channel_message(&self.app, channel.id);
         let text = frame(
             "v1.channels.message",
-            json!({
-                "channel": super::channel_json(channel.id, &channel.name, total, talo.started_ms),
-                "message": message,
-                "playerAlias": alias.json_with(talo.presence(alias.id)),
-            }),
+            object([
+                (
+                    "channel",
+                    entities::channel_entity(channel.id, &channel.name, total, talo.started_ms),
+                ),
+                ("message", message.into()),
+                ("playerAlias", alias.entity(talo.presence(alias.id), None)),
+            ]),
         );
         let recipients = self.recipients("read:gameChannels", |player| {
             channel.members.contains(&player.identifier)
@@ -496,7 +507,13 @@ impl Session {
             self.recipients("read:playerBroadcasts", |player| player.alias != alias.id);
         let text = frame(
             "v1.player-relationships.broadcast",
-            json!({"message": message, "playerAlias": alias.json_with(self.shared.talo.presence(alias.id))}),
+            object([
+                ("message", message.into()),
+                (
+                    "playerAlias",
+                    alias.entity(self.shared.talo.presence(alias.id), None),
+                ),
+            ]),
         );
         self.fan_out(Audience::Broadcast, &recipients, text);
     }
