@@ -8,8 +8,10 @@
 //! - an `expect` per answer that matters: every error (by `code`), every answer carrying a
 //!   value the server generated that a later frame sends back (`capture`d, and the later frame
 //!   says `${name}` instead), and the first answer after each `send` or `connect` (by a small
-//!   `match` on its `type` or `res`), which keeps the connections in step: a connection's next
-//!   `send` waits until the server answered what came before it on another connection;
+//!   `match` on its `type` or `res`; after a frame with a `requestId`, the answer carrying it,
+//!   not a notice another connection caused meanwhile), which keeps the connections in step:
+//!   a connection's next `send` waits until the server answered what came before it on
+//!   another connection;
 //! - the end: for a peer kicked with 4020 an `admin` kick step (before the kick's notice), then
 //!   `expect_close` with the code the peer was closed with; a peer that closed itself, `close`.
 //!
@@ -139,8 +141,11 @@ pub fn export(target: &Participant, others: &[Participant]) -> Result<Session, S
 
     let mut steps = Vec::new();
     let mut connected: HashSet<&str> = HashSet::new();
-    // Connections whose next answer is the reply to what they last did.
-    let mut awaiting_reply: HashSet<&str> = HashSet::new();
+    // Connections whose next answer is the reply to what they last did, and the request id
+    // that reply carries when the frame had one (pub/sub's `requestId`): what other
+    // connections cause in between (a presence notice, a channel message) comes in an order
+    // no replay can count on, so it is not the reply.
+    let mut awaiting_reply: HashMap<&str, Option<String>> = HashMap::new();
     let mut variables: HashMap<String, String> = HashMap::new();
     let mut names: HashSet<String> = HashSet::new();
     let mut codes: Vec<String> = Vec::new();
@@ -150,7 +155,7 @@ pub fn export(target: &Participant, others: &[Participant]) -> Result<Session, S
         if !events.iter().any(|e| e.conn == participant.peer) {
             steps.push(connect_step(participant));
             connected.insert(&participant.peer);
-            awaiting_reply.insert(&participant.peer);
+            awaiting_reply.insert(&participant.peer, None);
         }
     }
     for (index, event) in events.iter().enumerate() {
@@ -158,7 +163,7 @@ pub fn export(target: &Participant, others: &[Participant]) -> Result<Session, S
             if let Some(participant) = participants.iter().find(|p| p.peer == event.conn) {
                 steps.push(connect_step(participant));
             }
-            awaiting_reply.insert(event.conn);
+            awaiting_reply.insert(event.conn, None);
         }
         let Some(frame) = event.frame else {
             steps.push(Step::Close {
@@ -171,7 +176,7 @@ pub fn export(target: &Participant, others: &[Participant]) -> Result<Session, S
         match frame.direction {
             Direction::In => {
                 steps.push(send_step(event.conn, text, &variables));
-                awaiting_reply.insert(event.conn);
+                awaiting_reply.insert(event.conn, request_id(text));
             }
             Direction::Out => {
                 let error = error_code(text, event.dialect);
@@ -196,7 +201,14 @@ pub fn export(target: &Participant, others: &[Participant]) -> Result<Session, S
                         }
                     }
                 }
-                let reply = awaiting_reply.remove(event.conn);
+                let reply = match awaiting_reply.get(event.conn) {
+                    Some(Some(id)) => request_id(text).as_ref() == Some(id),
+                    Some(None) => true,
+                    None => false,
+                };
+                if reply {
+                    awaiting_reply.remove(event.conn);
+                }
                 if let Some(code) = error {
                     if event.is_target {
                         codes.push(format!("{}:{code}", event.dialect));
@@ -340,6 +352,12 @@ fn error_code(text: &str, dialect: Dialect) -> Option<String> {
         return None;
     }
     decoding.best().map(|entry| entry.code.to_owned())
+}
+
+/// The id a frame correlates its answer by (pub/sub's `requestId`), if it has one.
+fn request_id(text: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    value.get("requestId")?.as_str().map(str::to_owned)
 }
 
 /// The small match that recognises an answer: its `type` (Signal Fish, pub/sub) or `res`
@@ -570,5 +588,42 @@ mod tests {
             session.steps.last(),
             Some(Step::ExpectClose { code: 4020, .. })
         ));
+    }
+
+    #[test]
+    fn the_reply_to_a_request_is_the_frame_carrying_its_id() {
+        use Direction::{In, Out};
+        let peer = Participant {
+            peer: "p7".into(),
+            dialect: Dialect::Pubsub,
+            path: "/v1?key=pk_demo".into(),
+            frames: vec![
+                frame(1, Out, r#"{"type":"welcome","peerId":"peer-1"}"#),
+                frame(
+                    2,
+                    In,
+                    r#"{"type":"subscribe","channel":"demo/lobby","requestId":"r1"}"#,
+                ),
+                // Another chatter joined meanwhile: not something a replay meets in order.
+                frame(
+                    3,
+                    Out,
+                    r#"{"type":"presence","channel":"demo/lobby","joined":["peer-9"]}"#,
+                ),
+                frame(4, Out, r#"{"type":"ack","requestId":"r1"}"#),
+            ],
+            closed: Some((None, "closed by the client".into())),
+            closed_at_ms: Some(5),
+        };
+        let session = export(&peer, &[]).unwrap();
+        let expected: Vec<String> = session
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Expect { .. }))
+            .map(Step::describe)
+            .collect();
+        assert_eq!(expected.len(), 2, "{expected:?}");
+        assert!(expected[0].contains("welcome"), "{expected:?}");
+        assert!(expected[1].contains("ack"), "{expected:?}");
     }
 }
