@@ -478,7 +478,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         writeln!(
             out,
             "{label} — {}",
-            crate::text::printable(&report::one_line(&session.header.name, 120))
+            crate::text::printable(&crate::text::one_line(&session.header.name, 120))
         )?;
         if let Some(target) = remote.as_ref().filter(|_| !args.allow_admin) {
             if session.has_admin_steps() {

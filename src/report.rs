@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::catalog::decode::{DecodeError, Decoding};
 use crate::catalog::{Entry, Severity, Source};
-use crate::text::printable;
+use crate::text::{one_line, printable};
 
 const BOLD: Style = Style::new().bold();
 const DIM: Style = Style::new().dimmed();
@@ -327,20 +327,6 @@ fn compact(value: &Value) -> String {
         }
         other => other.to_string(),
     }
-}
-
-/// Collapse whitespace and cut long text, for one-line displays.
-pub fn one_line(text: &str, max_chars: usize) -> String {
-    let collapsed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if collapsed.chars().count() <= max_chars {
-        return collapsed;
-    }
-    let mut cut: String = collapsed
-        .chars()
-        .take(max_chars.saturating_sub(1))
-        .collect();
-    cut.push('…');
-    cut
 }
 
 /// One replayed step, with what was received under it.

@@ -127,6 +127,36 @@ pub fn clip(text: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` with its whitespace collapsed to single spaces, cut to `max_chars` characters with
+/// an ellipsis: for one-line displays and messages quoting a client's input.
+pub fn one_line(text: &str, max_chars: usize) -> String {
+    let collapsed: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    clip_chars(&collapsed, max_chars)
+}
+
+/// `text` cut to `max_chars` characters, the last of them an ellipsis when cut.
+pub fn clip_chars(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// `text` cut to `max` bytes on a character boundary, saying how long it was: for stored
+/// copies of client input (admin events, recorded paths) bounded in bytes.
+pub fn clip_bytes(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &text[..end], text.len())
+}
+
 /// [`printable`] `text` in exactly `columns` columns: clipped, then padded with spaces. For
 /// text laid out in columns by hand, where `format!("{:<n}")` would count characters.
 pub fn fit(text: &str, columns: usize) -> String {

@@ -49,7 +49,7 @@ impl std::fmt::Display for ConnectError {
             ConnectError::Refused { status, body } => write!(
                 f,
                 "the server refused the upgrade with HTTP {status}: {}",
-                crate::report::one_line(body, 120)
+                crate::text::one_line(body, 120)
             ),
             ConnectError::TimedOut(what)
             | ConnectError::Unreachable(what)

@@ -125,7 +125,7 @@ async fn sealed_transaction(server: &TestServer) -> (String, u64) {
             break;
         }
     }
-    let height = relaydeck::server::flow::chain::height_of(&block).expect("a block of the chain");
+    let height = relaydeck::server::flow::ids::height_of(&block).expect("a block of the chain");
     (id, height)
 }
 

@@ -327,7 +327,7 @@ fn correlation_of(input: &str) -> BTreeMap<String, String> {
         };
         correlation
             .entry((*meaning).to_owned())
-            .or_insert_with(|| crate::report::one_line(&text, 128));
+            .or_insert_with(|| crate::text::one_line(&text, 128));
     }
     correlation
 }

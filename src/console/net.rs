@@ -161,7 +161,7 @@ pub async fn reach(admin_url: &str, tokens: Vec<TokenSource>) -> anyhow::Result<
                 if body.trim().is_empty() {
                     String::new()
                 } else {
-                    format!(" ({})", crate::report::one_line(body.trim(), 120))
+                    format!(" ({})", crate::text::one_line(body.trim(), 120))
                 }
             ),
             Err(ConnectError::Failed(error)) => anyhow::bail!("{error}"),

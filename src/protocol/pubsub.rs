@@ -179,7 +179,7 @@ pub fn parse_client<'a>(text: &'a str) -> Result<(ClientFrame<'a>, Option<String
         other => {
             return Err(Rejection {
                 code: "unknown_type",
-                message: format!("unknown type: {}", crate::report::one_line(other, 64)),
+                message: format!("unknown type: {}", crate::text::one_line(other, 64)),
                 request_id,
             })
         }

@@ -234,7 +234,7 @@ pub async fn mint_token(
             // serde quotes a value of the wrong type whole: a megabyte string must not come
             // back in full, as no other refusal echoes more than the start of its input.
             Err(e) => {
-                let problem = crate::report::one_line(&e.to_string(), 256);
+                let problem = crate::text::one_line(&e.to_string(), 256);
                 return error(StatusCode::BAD_REQUEST, format!("invalid body: {problem}"));
             }
         }

@@ -177,23 +177,6 @@ impl Drop for Ring {
     }
 }
 
-/// `path` within [`MAX_PATH_BYTES`], cut on a character boundary and marked as cut (an
-/// export of such a peer reconnects with the shortened path).
-fn clip_path(mut path: String) -> String {
-    if path.len() <= MAX_PATH_BYTES {
-        return path;
-    }
-    let total = path.len();
-    let mut end = MAX_PATH_BYTES;
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    path.truncate(end);
-    path.push_str(&format!("…({total} bytes)"));
-    path.shrink_to_fit();
-    path
-}
-
 /// What a live peer carries: its upgrade path and its ring.
 #[derive(Debug)]
 pub struct PeerRecording {
@@ -207,7 +190,9 @@ pub const MAX_PATH_BYTES: usize = 2048;
 
 impl PeerRecording {
     pub fn set_path(&self, path: String) {
-        let _ = self.path.set(clip_path(path));
+        let _ = self
+            .path
+            .set(crate::text::clip_bytes(&path, MAX_PATH_BYTES));
     }
 
     pub fn path(&self) -> Option<&str> {

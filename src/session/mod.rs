@@ -224,7 +224,7 @@ impl Step {
                 let mut line = format!(
                     "send {conn}{} {}",
                     if *binary { " binary" } else { "" },
-                    crate::report::one_line(&body, 90)
+                    crate::text::one_line(&body, 90)
                 );
                 if let Some(size) = pad_to {
                     line.push_str(&format!(" padded to {size} bytes"));
@@ -243,7 +243,7 @@ impl Step {
                 (Some(code), _) => format!("expect {conn} error {code}"),
                 (None, Some(m)) => format!(
                     "expect {conn} {}",
-                    crate::report::one_line(&m.to_string(), 90)
+                    crate::text::one_line(&m.to_string(), 90)
                 ),
                 (None, None) => format!("expect {conn} any frame"),
             },
@@ -274,10 +274,7 @@ impl Step {
                 line
             }
             Step::Admin { command, .. } => {
-                format!(
-                    "admin {}",
-                    crate::report::one_line(&command.to_string(), 90)
-                )
+                format!("admin {}", crate::text::one_line(&command.to_string(), 90))
             }
             Step::Wait { ms } => format!("wait {ms} ms"),
         }
@@ -468,7 +465,7 @@ pub fn path_problem(path: &str) -> Result<(), String> {
     if !path.starts_with('/') || path.starts_with("//") {
         return Err(format!(
             "path {:?} must be a path on the server, starting with a single /",
-            crate::report::one_line(path, 80)
+            crate::text::one_line(path, 80)
         ));
     }
     if path.chars().any(|c| c.is_control() || c.is_whitespace()) {

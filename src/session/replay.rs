@@ -454,7 +454,7 @@ impl Runner<'_> {
                         .unwrap_or_else(|| "a WebSocket connection".to_owned()),
                     received: vec![format!(
                         "HTTP {status} {}",
-                        crate::report::one_line(&body, 120)
+                        crate::text::one_line(&body, 120)
                     )],
                 },
             },
@@ -468,9 +468,9 @@ impl Runner<'_> {
         };
         if let Some(frames) = &self.frames {
             let text = if repeat > 1 {
-                format!("{} (×{repeat})", crate::report::one_line(&payload, 512))
+                format!("{} (×{repeat})", crate::text::one_line(&payload, 512))
             } else {
-                crate::report::one_line(&payload, 512)
+                crate::text::one_line(&payload, 512)
             };
             let _ = frames.send(SeenFrame {
                 conn: conn.to_owned(),
@@ -552,7 +552,7 @@ impl Runner<'_> {
                     conn: conn.to_owned(),
                     local_addr: connection.local_addr,
                     direction: Direction::Out,
-                    text: crate::report::one_line(&text, 512),
+                    text: crate::text::one_line(&text, 512),
                 });
             }
             let decoded = decode(&text, Some(dialect)).or_else(|_| decode(&text, None));
@@ -642,7 +642,7 @@ impl Runner<'_> {
                             conn: conn.to_owned(),
                             local_addr: connection.local_addr,
                             direction: Direction::Out,
-                            text: crate::report::one_line(&text, 512),
+                            text: crate::text::one_line(&text, 512),
                         });
                     }
                     let decoded = decode(&text, Some(dialect)).ok();
@@ -717,7 +717,7 @@ impl Runner<'_> {
                 .as_deref()
                 .map(|r| format!(" Retry-After: {r}"))
                 .unwrap_or_default(),
-            crate::report::one_line(&text, 140)
+            crate::text::one_line(&text, 140)
         );
         let seen_code = if status >= 400 {
             decode(&pasted, Some(Dialect::TaloHttp))
@@ -952,7 +952,7 @@ fn describe_close(dialect: Dialect, frame: Option<&CloseFrame>) -> String {
 }
 
 fn summarise(text: &str, code: Option<&str>) -> String {
-    let frame = crate::report::one_line(text, 140);
+    let frame = crate::text::one_line(text, 140);
     match code {
         Some(code) => format!("{frame}  ⇒ {code}"),
         None => frame,

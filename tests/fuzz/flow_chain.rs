@@ -2,7 +2,8 @@
 //! (transaction bodies, event and account filters, transaction ids, starts)
 
 use super::*;
-use relaydeck::server::flow::chain::{self, parse_arguments, TransactionArgument};
+use relaydeck::server::flow::chain::{parse_arguments, TransactionArgument};
+use relaydeck::server::flow::ids;
 
 const TOPICS: [&str; 7] = [
     "blocks",
@@ -34,7 +35,7 @@ fn body(height: u64, script: &str) -> Value {
     json!({
         "script": base64::engine::general_purpose::STANDARD.encode(script),
         "arguments": [],
-        "reference_block_id": chain::block_id(height),
+        "reference_block_id": ids::block_id(height),
         "gas_limit": "9999",
         "payer": service,
         "proposal_key": {"address": service, "key_index": "0", "sequence_number": "0"},

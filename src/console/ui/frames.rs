@@ -101,7 +101,7 @@ fn draw_recorded(app: &App, frame: &mut Frame, area: Rect) {
             let text = format!(
                 "{} {arrow} {}",
                 time_of(recorded_frame.at_ms),
-                crate::report::one_line(&recorded_frame.text, width.saturating_sub(12))
+                crate::text::one_line(&recorded_frame.text, width.saturating_sub(12))
             );
             let style = if index == recorded.selected {
                 theme.selection

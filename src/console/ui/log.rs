@@ -60,7 +60,7 @@ fn log_lines<'a>(
                 spans.push(Span::styled(format!(" req={id}"), theme.text));
             }
             spans.push(Span::styled(
-                format!("  {}", cut(&crate::report::one_line(frame, width), width)),
+                format!("  {}", cut(&crate::text::one_line(frame, width), width)),
                 theme.muted,
             ));
         }
@@ -80,7 +80,7 @@ fn log_lines<'a>(
             spans.push(Span::styled(
                 format!(
                     "{arrow} {}",
-                    cut(&crate::report::one_line(text, width), width)
+                    cut(&crate::text::one_line(text, width), width)
                 ),
                 theme.text,
             ));

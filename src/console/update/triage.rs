@@ -303,7 +303,7 @@ impl App {
                 "Run session {} ({})? It acts on the server as an admin: {}.",
                 run.session.header.name,
                 run.label,
-                crate::report::one_line(&actions.join("; "), 160)
+                crate::text::one_line(&actions.join("; "), 160)
             );
             self.mode = Mode::ConfirmRun {
                 question,
@@ -396,7 +396,7 @@ impl App {
                 let detail = if detail.is_empty() {
                     String::new()
                 } else {
-                    format!(" — {}", crate::report::one_line(&detail, 200))
+                    format!(" — {}", crate::text::one_line(&detail, 200))
                 };
                 let text = format!(
                     "{label} step {} {mark} {}{detail}",

@@ -122,7 +122,7 @@ impl ClusterSettings {
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
             return Err(format!(
                 "cluster.redis must be a redis:// URL, not {:?}",
-                crate::report::one_line(&redact(url), 64)
+                crate::text::one_line(&redact(url), 64)
             ));
         }
         match &self.node_id {

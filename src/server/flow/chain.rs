@@ -14,17 +14,13 @@
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::event_filter::EventFilter;
+use super::ids::{base64, block_id, collection_id, hash, height_of, hex, Links, SEAL_LAG};
 use super::transactions::{parse_uint, Event, Transaction};
-
-/// How many blocks a block waits after its finalization to be sealed.
-pub const SEAL_LAG: u64 = 2;
 
 /// The chain topics this module feeds.
 pub const CHAIN_TOPICS: [&str; 7] = [
@@ -546,50 +542,11 @@ pub struct BlockSeal {
     pub aggregated_approval_signatures: Vec<Value>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Links {
-    #[serde(rename = "_self")]
-    pub self_link: String,
-}
-
-fn hash(label: &str, height: u64) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(b"relaydeck flow ");
-    hasher.update(label.as_bytes());
-    hasher.update(height.to_be_bytes());
-    hasher.finalize().into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn base64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// The id of the one collection block `height` has; the transactions sent into the block are in it.
-pub fn collection_id(height: u64) -> String {
-    hex(&hash("collection", height))
-}
-
-/// A block's id: 24 bytes of hash, then the height, so that an id leads back to its block.
-pub fn block_id(height: u64) -> String {
-    let digest = hash("block", height);
-    format!("{}{height:016x}", hex(&digest[..24]))
-}
-
 fn parent_id(height: u64) -> String {
     height
         .checked_sub(1)
         .map(block_id)
         .unwrap_or_else(|| "0".repeat(64))
-}
-
-/// The height a block id names, if it is one of this chain's ids.
-pub fn height_of(id: &str) -> Option<u64> {
-    let height = u64::from_str_radix(id.get(48..)?, 16).ok()?;
-    (block_id(height) == id.to_ascii_lowercase()).then_some(height)
 }
 
 /// A Unix time in milliseconds as Go's `time.Time` marshals it in UTC (RFC 3339, fraction

@@ -20,6 +20,7 @@ pub mod address;
 pub mod chain;
 pub mod encoding;
 pub mod event_filter;
+pub mod ids;
 pub mod request;
 pub mod subscriptions;
 pub mod transaction_body;

@@ -353,12 +353,12 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::server::flow::chain;
+    use crate::server::flow::ids;
     use serde_json::json;
 
     /// The refusal of the example body with `key` set to `value` (removed when `None`).
     fn refusal(key: &str, value: Option<Value>) -> String {
-        let mut body = example_body(&chain::block_id(3));
+        let mut body = example_body(&ids::block_id(3));
         match value {
             Some(value) => body.insert(key.to_owned(), value),
             None => body.remove(key),
@@ -368,12 +368,12 @@ mod tests {
 
     #[test]
     fn a_good_body_parses_and_its_id_is_stable() {
-        let body = example_body(&chain::block_id(3));
+        let body = example_body(&ids::block_id(3));
         let first = parse(&body).unwrap();
         assert_eq!(first, parse(&body).unwrap());
         assert_eq!(first.id.len(), 64);
         assert_eq!(first.payer, address::account(1));
-        assert_eq!(first.reference_block_id, chain::block_id(3));
+        assert_eq!(first.reference_block_id, ids::block_id(3));
     }
 
     #[test]

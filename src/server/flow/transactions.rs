@@ -3,7 +3,7 @@
 //! status topics send. Reading the body is [`super::transaction_body`]'s. No I/O.
 //!
 //! A transaction sent at some moment goes into the next block; it is pending until that block
-//! is finalized, executed one block later and sealed with its block ([`super::chain::SEAL_LAG`]
+//! is finalized, executed one block later and sealed with its block ([`super::ids::SEAL_LAG`]
 //! blocks later). Executing it emits the emulator's fee events: FlowToken's `TokensWithdrawn`
 //! from the payer, `TokensDeposited` to FlowFees, and FlowFees' `FeesDeducted`.
 
@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::address;
-use super::chain;
+use super::ids;
 pub use super::transaction_body::{parse, parse_uint, Transaction};
 
 /// flow-go's `DefaultTransactionExpiry`: blocks after its reference block a transaction may be
@@ -95,7 +95,7 @@ impl Included {
             TxStatus::Pending
         } else if finalized_head < self.height + 1 {
             TxStatus::Finalized
-        } else if finalized_head < self.height + chain::SEAL_LAG {
+        } else if finalized_head < self.height + ids::SEAL_LAG {
             TxStatus::Executed
         } else {
             TxStatus::Sealed
@@ -107,7 +107,7 @@ impl Included {
         match status {
             TxStatus::Unknown | TxStatus::Pending => Some(self.height),
             TxStatus::Finalized => Some(self.height + 1),
-            TxStatus::Executed => Some(self.height + chain::SEAL_LAG),
+            TxStatus::Executed => Some(self.height + ids::SEAL_LAG),
             TxStatus::Sealed | TxStatus::Expired => None,
         }
     }
@@ -115,7 +115,7 @@ impl Included {
 
 /// Why a parsed transaction is not accepted (flow-go's `TransactionValidator`).
 pub fn validate(transaction: &Transaction, finalized_head: u64) -> Result<(), String> {
-    let reference = chain::height_of(&transaction.reference_block_id)
+    let reference = ids::height_of(&transaction.reference_block_id)
         .filter(|height| *height <= finalized_head)
         .ok_or("unknown reference block")?;
     if finalized_head.saturating_sub(reference) > TRANSACTION_EXPIRY - EXPIRY_BUFFER {
@@ -280,7 +280,7 @@ pub struct TransactionResult {
     pub computation_used: String,
     pub events: Vec<Event>,
     #[serde(rename = "_links")]
-    pub links: chain::Links,
+    pub links: ids::Links,
 }
 
 /// flow-go's `TransactionStatusesResponse`.
@@ -298,10 +298,10 @@ pub fn result(id: &str, included: Option<&Included>, status: TxStatus) -> Transa
     let executed = included.filter(|_| matches!(status, TxStatus::Executed | TxStatus::Sealed));
     TransactionResult {
         block_id: in_block
-            .map(|i| chain::block_id(i.height))
+            .map(|i| ids::block_id(i.height))
             .unwrap_or_default(),
         collection_id: in_block
-            .map(|i| chain::collection_id(i.height))
+            .map(|i| ids::collection_id(i.height))
             .unwrap_or_default(),
         execution: match status {
             TxStatus::Sealed => "Success",
@@ -319,7 +319,7 @@ pub fn result(id: &str, included: Option<&Included>, status: TxStatus) -> Transa
         events: executed
             .map(|i| transaction_events(id, i))
             .unwrap_or_default(),
-        links: chain::Links {
+        links: ids::Links {
             self_link: format!("/v1/transaction_results/{id}"),
         },
     }
@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn the_ledger_puts_transactions_in_the_next_block_with_fee_events() {
         let ledger = Ledger::default();
-        let tx = parse(&example_body(&chain::block_id(3))).unwrap();
+        let tx = parse(&example_body(&ids::block_id(3))).unwrap();
         let included = ledger.submit(&tx, 7);
         assert_eq!((included.height, included.index), (8, 0));
         assert_eq!(ledger.submit(&tx, 9), included);
@@ -385,8 +385,8 @@ mod tests {
             serde_json::to_string(&result(&tx.id, Some(&included), TxStatus::Sealed)).unwrap();
         assert!(sealed.starts_with(&format!(
             r#"{{"block_id":"{}","collection_id":"{}","execution":"Success","status":"Sealed","status_code":0,"error_message":"","computation_used":"9","events":[{{"type":"#,
-            chain::block_id(8),
-            chain::collection_id(8)
+            ids::block_id(8),
+            ids::collection_id(8)
         )), "{sealed}");
         let pending =
             serde_json::to_string(&result(&tx.id, Some(&included), TxStatus::Pending)).unwrap();
@@ -395,7 +395,7 @@ mod tests {
 
     #[test]
     fn sends_are_validated_against_the_chain() {
-        let tx = parse(&example_body(&chain::block_id(3))).unwrap();
+        let tx = parse(&example_body(&ids::block_id(3))).unwrap();
         assert_eq!(validate(&tx, 2), Err("unknown reference block".to_owned()));
         assert_eq!(validate(&tx, 3), Ok(()));
         assert_eq!(

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
 
-use super::parts::errors::{clip, slow_consumer_close, SentError};
+use super::parts::errors::{slow_consumer_close, SentError};
 use super::{Hub, State, MAX_EVENT_FRAME_BYTES};
 use crate::catalog::{self, Delivery, Dialect, Severity};
 use crate::protocol::admin::{Direction, Event, PeerId};
 use crate::server::peer::{Enqueued, PeerHandle, Priority};
+use crate::text::clip_bytes;
 
 /// What a delivery leaves to record under the hub's lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +41,7 @@ impl Hub {
         self.lock().journal.record(Event::Frame {
             peer: peer.id.clone(),
             direction,
-            text: clip(text, MAX_EVENT_FRAME_BYTES),
+            text: clip_bytes(text, MAX_EVENT_FRAME_BYTES),
         });
     }
 
@@ -310,10 +311,11 @@ mod tests {
 
     #[test]
     fn event_text_is_clipped_on_a_character_boundary() {
-        assert_eq!(clip("short", 10), "short");
-        assert_eq!(clip("ééé", 3), "é… (6 bytes in all)");
+        assert_eq!(clip_bytes("short", 10), "short");
+        assert_eq!(clip_bytes("ééé", 3), "é… (6 bytes in all)");
         assert!(
-            clip(&"x".repeat(100_000), MAX_EVENT_FRAME_BYTES).len() < MAX_EVENT_FRAME_BYTES + 32
+            clip_bytes(&"x".repeat(100_000), MAX_EVENT_FRAME_BYTES).len()
+                < MAX_EVENT_FRAME_BYTES + 32
         );
     }
 }

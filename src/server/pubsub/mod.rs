@@ -475,7 +475,7 @@ impl Session {
     /// The checks every channel operation shares, in the order a client would fix them.
     fn check_channel(&self, channel: &str, action: PubsubAction, request_id: Option<&str>) -> bool {
         if let Some(problem) = wire::channel_problem(channel) {
-            let shown = crate::report::one_line(channel, 64);
+            let shown = crate::text::one_line(channel, 64);
             self.error(
                 request_id,
                 "invalid_channel",
@@ -666,7 +666,7 @@ impl Session {
 
     fn send(&mut self, to: &str, data: Option<&RawValue>, request_id: Option<&str>) {
         if let Some(problem) = wire::peer_id_problem(to) {
-            let shown = crate::report::one_line(to, 64);
+            let shown = crate::text::one_line(to, 64);
             self.error(
                 request_id,
                 "invalid_peer_id",

@@ -25,18 +25,6 @@ pub(in crate::server::hub) struct ErrorCounts {
     pub(in crate::server::hub) uncatalogued: BTreeMap<String, u64>,
 }
 
-/// `text` cut to `max` bytes on a character boundary, saying how long it was.
-pub fn clip(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes in all)", &text[..end], text.len())
-}
-
 /// The close code for a peer that cannot keep up, per dialect.
 pub fn slow_consumer_close(dialect: Dialect) -> (u16, &'static str) {
     match dialect {
@@ -81,7 +69,7 @@ impl ErrorCounts {
             *seen += 1;
         }
         *self.by_code.entry(qualified).or_default() += 1;
-        let frame = clip(&frame, MAX_EVENT_FRAME_BYTES);
+        let frame = crate::text::clip_bytes(&frame, MAX_EVENT_FRAME_BYTES);
         if let Some(peer) = peer {
             peer.count_error();
             registry.note_error(
@@ -99,7 +87,7 @@ impl ErrorCounts {
             dialect,
             code: code.to_owned(),
             delivery,
-            request_id: request_id.map(|id| clip(id, MAX_EVENT_FRAME_BYTES)),
+            request_id: request_id.map(|id| crate::text::clip_bytes(id, MAX_EVENT_FRAME_BYTES)),
             frame,
         });
     }
