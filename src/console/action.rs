@@ -116,34 +116,34 @@ pub enum Action {
 
 /// Names of the actions a key is bound to by a plain name, in the order the help lists them.
 /// The views' names (`view_peers`) come from the view table.
-const NAMED: &[(&str, fn() -> Action)] = &[
-    ("quit", || Action::Quit),
-    ("help", || Action::Help),
-    ("command", || Action::Command),
-    ("filter", || Action::Filter),
-    ("back", || Action::Back),
-    ("open", || Action::Open),
-    ("next_view", || Action::NextView),
-    ("previous_view", || Action::PreviousView),
-    ("down", || Action::Down),
-    ("up", || Action::Up),
-    ("page_down", || Action::PageDown),
-    ("page_up", || Action::PageUp),
-    ("top", || Action::Top),
-    ("bottom", || Action::Bottom),
-    ("sort", || Action::Sort),
-    ("reverse_sort", || Action::ReverseSort),
-    ("kick", || Action::KICK),
-    ("suspend_app", || Action::SUSPEND_APP),
-    ("activate_app", || Action::ACTIVATE_APP),
-    ("close_room", || Action::CLOSE_ROOM),
-    ("tap", || Action::TAP),
-    ("edit", || Action::Edit),
-    ("lift_ban", || Action::LIFT_BAN),
-    ("copy", || Action::Copy),
-    ("recorded_frames", || Action::RecordedFrames),
-    ("paste", || Action::Paste),
-    ("none", || Action::None),
+const NAMED: &[(&str, Action)] = &[
+    ("quit", Action::Quit),
+    ("help", Action::Help),
+    ("command", Action::Command),
+    ("filter", Action::Filter),
+    ("back", Action::Back),
+    ("open", Action::Open),
+    ("next_view", Action::NextView),
+    ("previous_view", Action::PreviousView),
+    ("down", Action::Down),
+    ("up", Action::Up),
+    ("page_down", Action::PageDown),
+    ("page_up", Action::PageUp),
+    ("top", Action::Top),
+    ("bottom", Action::Bottom),
+    ("sort", Action::Sort),
+    ("reverse_sort", Action::ReverseSort),
+    ("kick", Action::KICK),
+    ("suspend_app", Action::SUSPEND_APP),
+    ("activate_app", Action::ACTIVATE_APP),
+    ("close_room", Action::CLOSE_ROOM),
+    ("tap", Action::TAP),
+    ("edit", Action::Edit),
+    ("lift_ban", Action::LIFT_BAN),
+    ("copy", Action::Copy),
+    ("recorded_frames", Action::RecordedFrames),
+    ("paste", Action::Paste),
+    ("none", Action::None),
 ];
 
 impl Action {
@@ -174,7 +174,7 @@ impl Action {
         NAMED
             .iter()
             .find(|(named, _)| *named == name)
-            .map(|(_, action)| action())
+            .map(|(_, action)| action.clone())
             .or_else(|| {
                 VIEWS
                     .iter()
@@ -188,7 +188,7 @@ impl Action {
     pub fn rank(&self) -> usize {
         NAMED
             .iter()
-            .position(|(_, action)| action() == *self)
+            .position(|(_, action)| action == self)
             .unwrap_or(NAMED.len())
     }
 
