@@ -8,6 +8,7 @@ use crossterm::event::KeyEvent;
 use tui_textarea::TextArea;
 
 use super::composer::Composer;
+pub use super::detail::Detail;
 use super::keymap::Keymap;
 use super::log::{Log, LogEntry};
 use super::model::Model;
@@ -15,7 +16,7 @@ use super::tables::{TableData, TableState, TableWindow, Tables};
 use super::theme::Theme;
 use super::triage::{FindResults, PastedTimeline};
 pub use super::views::View;
-use crate::catalog::{Dialect, Severity};
+use crate::catalog::Severity;
 use crate::protocol::admin::{Command, CommandEnvelope, ServerMessage};
 use crate::session::replay::{SeenFrame, SessionReport, StepReport};
 use crate::session::Session;
@@ -28,26 +29,6 @@ pub enum Connection {
         error: String,
         retry_in_ms: u64,
         attempt: u32,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Detail {
-    Peer(String),
-    Room(String),
-    Channel(Dialect, String, String),
-    Code(String),
-    /// A closed peer or room, by its history key.
-    History(String),
-    /// One log entry in full, by its number, and the detail it was opened from.
-    Entry {
-        number: u64,
-        from: Option<Box<Detail>>,
-    },
-    /// The frames the flight recorder kept for a peer ([`App::recorded`]), and the detail
-    /// they were opened from.
-    Frames {
-        from: Option<Box<Detail>>,
     },
 }
 

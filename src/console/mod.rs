@@ -8,6 +8,7 @@
 //! | [`update`] | `App::update`: every message in, effects out; no I/O, no clock (the composer's keys, sending and recording in `update/composer.rs`) |
 //! | [`action`] | the one `Action` a key or a `:` command line produces |
 //! | [`commands`] | the one table of commands: parsing a line into an `Action`, completion, help |
+//! | [`detail`] | which object a detail shows |
 //! | [`views`] | the table of views: title, command, key, columns, rows, the deltas each follows |
 //! | [`rows`] | each table view's keys and rows, projected from the model |
 //! | [`tables`] | a view's rows filtered and sorted, with an index that follows deltas |
@@ -27,6 +28,7 @@ pub mod app;
 pub mod commands;
 pub mod composer;
 pub mod confirm;
+pub mod detail;
 pub mod frames;
 pub mod keymap;
 pub mod log;

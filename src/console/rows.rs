@@ -1,6 +1,7 @@
 //! The rows of each table view, projected from the model: every key in natural order, and
 //! the row of one key. The view table ([`super::views`]) names which functions a view uses.
 
+use super::detail::Detail;
 use super::model::{lookup_qualified, Model};
 use crate::catalog::{self, Severity};
 use crate::protocol::admin::{AppStatus, BanInfo, Closed, HistoryEntry, PeerInfo, RoomInfo};
@@ -200,6 +201,42 @@ pub fn channel_key(dialect: &str, app: &str, name: &str) -> String {
 pub type Keys = fn(&Model, &str) -> Vec<(String, Option<u64>)>;
 /// The row of one key, if it still exists.
 pub type RowOf = fn(&Model, &str) -> Option<Row>;
+/// What opening a row shows, if anything.
+pub type Opens = fn(&Model, &str) -> Option<Detail>;
+
+pub fn opens_nothing(_model: &Model, _key: &str) -> Option<Detail> {
+    None
+}
+
+pub fn open_peer(_model: &Model, key: &str) -> Option<Detail> {
+    Some(Detail::Peer(key.to_owned()))
+}
+
+pub fn open_room(_model: &Model, key: &str) -> Option<Detail> {
+    Some(Detail::Room(key.to_owned()))
+}
+
+pub fn open_channel(model: &Model, key: &str) -> Option<Detail> {
+    model
+        .channels
+        .keys()
+        .find(|(d, a, n)| channel_key(d.id(), a, n) == key)
+        .map(|(d, a, n)| Detail::Channel(*d, a.clone(), n.clone()))
+}
+
+/// A subscription opens its peer.
+pub fn open_subscription(_model: &Model, key: &str) -> Option<Detail> {
+    key.split_once('\u{1f}')
+        .map(|(peer, _)| Detail::Peer(peer.to_owned()))
+}
+
+pub fn open_code(_model: &Model, key: &str) -> Option<Detail> {
+    lookup_qualified(key).map(|e| Detail::Code(e.qualified()))
+}
+
+pub fn open_history(_model: &Model, key: &str) -> Option<Detail> {
+    Some(Detail::History(key.to_owned()))
+}
 
 // The peers' index is built straight from the model (see `tables::Order::build`).
 pub fn peer_keys(model: &Model, _filter: &str) -> Vec<(String, Option<u64>)> {

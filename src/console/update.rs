@@ -16,7 +16,6 @@ use super::composer::{DirectReply, Target};
 use super::confirm::{self, Confirmation};
 use super::keymap::Action;
 use super::log::{LogEntry, LogKind};
-use super::model::lookup_qualified;
 use crate::catalog::Severity;
 use crate::protocol::admin::{
     Command, CommandEnvelope, CommandResult, InjectTarget, ServerMessage,
@@ -683,22 +682,10 @@ impl App {
             return;
         };
         self.log.anchor = None;
-        self.detail = match self.view {
-            View::Peers => Some(Detail::Peer(key)),
-            View::Rooms => Some(Detail::Room(key)),
-            View::Channels => self
-                .model
-                .channels
-                .keys()
-                .find(|(d, a, n)| super::tables::channel_key(d.id(), a, n) == key)
-                .map(|(d, a, n)| Detail::Channel(*d, a.clone(), n.clone())),
-            View::Catalog => lookup_qualified(&key).map(|e| Detail::Code(e.qualified())),
-            View::History => Some(Detail::History(key)),
-            View::Subscriptions => key
-                .split_once('\u{1f}')
-                .map(|(peer, _)| Detail::Peer(peer.to_owned())),
-            _ => None,
-        };
+        self.detail = self
+            .view
+            .table()
+            .and_then(|table| (table.opens)(&self.model, &key));
     }
 
     fn admin_refused(&mut self) -> bool {

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::model::Applied;
-use super::rows::{self, Keys, RowOf};
+use super::rows::{self, Keys, Opens, RowOf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,6 +36,8 @@ pub struct Table {
     pub columns: &'static [&'static str],
     pub keys: Keys,
     pub row: RowOf,
+    /// What opening a row shows.
+    pub opens: Opens,
     /// Deltas after which the table is built again. Peers and rooms are not rebuilt: their
     /// index moves one entry per delta (see [`super::tables::Tables::follow`]).
     pub rebuilt_on: fn(&Applied) -> bool,
@@ -91,6 +93,7 @@ pub const VIEWS: &[ViewSpec] = &[
             ],
             keys: rows::peer_keys,
             row: rows::peer_of,
+            opens: rows::open_peer,
             rebuilt_on: never,
             keep: &[0, 1],
             shrink_first: &[8],
@@ -116,6 +119,7 @@ pub const VIEWS: &[ViewSpec] = &[
             ],
             keys: rows::room_keys,
             row: rows::room_of,
+            opens: rows::open_room,
             rebuilt_on: never,
             keep: &[0],
             shrink_first: &[],
@@ -133,6 +137,7 @@ pub const VIEWS: &[ViewSpec] = &[
             columns: &["DIALECT", "APP", "CHANNEL", "MEMBERS", "MESSAGES"],
             keys: rows::channel_keys,
             row: rows::channel_of,
+            opens: rows::open_channel,
             rebuilt_on: |applied| applied.channels,
             keep: &[0],
             shrink_first: &[],
@@ -153,6 +158,7 @@ pub const VIEWS: &[ViewSpec] = &[
             columns: &["PEER", "DIALECT", "ID", "TOPIC", "ARGUMENTS"],
             keys: rows::subscription_keys,
             row: rows::subscription_of,
+            opens: rows::open_subscription,
             rebuilt_on: |applied| applied.subscriptions,
             keep: &[0, 1, 2],
             shrink_first: &[4],
@@ -170,6 +176,7 @@ pub const VIEWS: &[ViewSpec] = &[
             columns: &["APP", "NAME", "STATUS", "PEERS", "KEYS"],
             keys: rows::app_keys,
             row: rows::app_of,
+            opens: rows::opens_nothing,
             // The PEERS column counts the app's live peers.
             rebuilt_on: |applied| applied.apps || applied.peer.is_some(),
             keep: &[0, 2],
@@ -197,6 +204,7 @@ pub const VIEWS: &[ViewSpec] = &[
             columns: &["DIALECT", "CODE", "DELIVERY", "RETRY", "TITLE"],
             keys: rows::catalog_keys,
             row: rows::catalog_of,
+            opens: rows::open_code,
             rebuilt_on: never,
             keep: &[0, 1],
             shrink_first: &[],
@@ -226,6 +234,7 @@ pub const VIEWS: &[ViewSpec] = &[
             ],
             keys: rows::history_keys,
             row: rows::history_of,
+            opens: rows::open_history,
             rebuilt_on: |applied| applied.history,
             keep: &[0, 1, 2],
             shrink_first: &[7, 8],
@@ -243,6 +252,7 @@ pub const VIEWS: &[ViewSpec] = &[
             columns: &["ID", "TARGET", "UNTIL", "REASON", "BY"],
             keys: rows::ban_keys,
             row: rows::ban_of,
+            opens: rows::opens_nothing,
             rebuilt_on: |applied| applied.bans,
             keep: &[0],
             shrink_first: &[],
@@ -287,6 +297,7 @@ pub const VIEWS: &[ViewSpec] = &[
             ],
             keys: rows::node_keys,
             row: rows::node_of,
+            opens: rows::opens_nothing,
             rebuilt_on: |applied| applied.nodes,
             keep: &[0, 1],
             shrink_first: &[],
