@@ -145,7 +145,7 @@ fn hostile_console(strings: Vec<String>) -> (App, Vec<Detail>) {
     // One peer id is hostile too: ids travel through keys, titles and the command line.
     let odd_id = format!("p5{}", s.take());
     let mut keymap = Keymap::defaults();
-    keymap.merge(BTreeMap::from([(s.take(), Action::Kick)]));
+    keymap.merge(BTreeMap::from([(s.take(), Action::KICK)]));
     let mut app = App::new(keymap, false);
     app.update(Msg::Connection(Connection::Connected));
     let channel_app = s.take();

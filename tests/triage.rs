@@ -448,6 +448,10 @@ async fn bans_survive_a_restart_and_are_audited() {
     assert!(actions
         .iter()
         .any(|(a, r)| *a == "unban" && r.contains("lifted")));
+    // The audit log names a ban's target in the words the console asks about it in.
+    assert!(records
+        .iter()
+        .any(|r| r.action == "ban" && r.target == "identity Mallory in app demo"));
 
     let server = TestServer::start_in(Config::demo(), data).await;
     let admin = server.admin().await;

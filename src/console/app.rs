@@ -8,77 +8,18 @@ use crossterm::event::KeyEvent;
 use tui_textarea::TextArea;
 
 use super::composer::Composer;
+pub use super::detail::Detail;
 use super::keymap::Keymap;
 use super::log::{Log, LogEntry};
 use super::model::Model;
 use super::tables::{TableData, TableState, TableWindow, Tables};
 use super::theme::Theme;
 use super::triage::{FindResults, PastedTimeline};
-use crate::catalog::{Dialect, Severity};
+pub use super::views::View;
+use crate::catalog::Severity;
 use crate::protocol::admin::{Command, CommandEnvelope, ServerMessage};
 use crate::session::replay::{SeenFrame, SessionReport, StepReport};
 use crate::session::Session;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum View {
-    Overview,
-    Peers,
-    Rooms,
-    Channels,
-    Subscriptions,
-    Apps,
-    Log,
-    Catalog,
-    Composer,
-    /// Closed peers and rooms, newest first.
-    History,
-    Bans,
-    /// The results of `:find`.
-    Find,
-    /// A pasted log's timeline.
-    Timeline,
-    /// The cluster's nodes (`serve --cluster`).
-    Nodes,
-}
-
-impl View {
-    pub const ALL: [View; 9] = [
-        View::Overview,
-        View::Peers,
-        View::Rooms,
-        View::Channels,
-        View::Subscriptions,
-        View::Apps,
-        View::Log,
-        View::Catalog,
-        View::Composer,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            View::Overview => "Overview",
-            View::Peers => "Peers",
-            View::Rooms => "Rooms",
-            View::Channels => "Channels",
-            View::Subscriptions => "Subs",
-            View::Apps => "Apps",
-            View::Log => "Log",
-            View::Catalog => "Catalog",
-            View::Composer => "Compose",
-            View::History => "History",
-            View::Bans => "Bans",
-            View::Find => "Find",
-            View::Timeline => "Timeline",
-            View::Nodes => "Nodes",
-        }
-    }
-
-    /// The views with a numbered tab; the others are reached by command or key, and next and
-    /// previous move on from the first tab.
-    pub fn index(self) -> usize {
-        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Connection {
@@ -88,26 +29,6 @@ pub enum Connection {
         error: String,
         retry_in_ms: u64,
         attempt: u32,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Detail {
-    Peer(String),
-    Room(String),
-    Channel(Dialect, String, String),
-    Code(String),
-    /// A closed peer or room, by its history key.
-    History(String),
-    /// One log entry in full, by its number, and the detail it was opened from.
-    Entry {
-        number: u64,
-        from: Option<Box<Detail>>,
-    },
-    /// The frames the flight recorder kept for a peer ([`App::recorded`]), and the detail
-    /// they were opened from.
-    Frames {
-        from: Option<Box<Detail>>,
     },
 }
 

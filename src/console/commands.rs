@@ -1,11 +1,13 @@
-//! The one table of console commands. The command line parses against it, Tab completes from
-//! it, the help overlay lists it, and the keymap asks it which keys act on the server (and
-//! so need a confirmation and are refused by `--readonly`).
+//! The one table of console commands (with the views' own, from the view table). The command
+//! line parses against it into an [`Action`], as a key press becomes one through the keymap;
+//! Tab completes from it and the help overlay lists it.
 
-use super::app::View;
-use super::keymap::{Action, Keymap};
+use super::action::Action;
+use super::keymap::Keymap;
 use super::model::{natural_cmp, Model};
+use super::views::{View, VIEWS};
 use crate::catalog::Dialect;
+use crate::protocol::admin::AppStatus;
 
 /// What an argument names, which is what Tab completes it from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,45 +43,37 @@ pub struct ArgSpec {
     pub required: bool,
 }
 
-/// What a command does; [`super::update`] carries it out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Id {
+/// What a command line makes of its words.
+#[derive(Clone, Copy)]
+pub enum Build {
+    /// `:peers` and the other views' names, from the view table.
     Show(View),
-    Compose,
-    Target,
-    Record,
-    Fault,
-    Kick,
-    Suspend,
-    Activate,
-    Revoke,
-    Expire,
-    CloseRoom,
-    Transfer,
-    RevokeAuthority,
-    Tap,
-    Untap,
-    Find,
-    Ban,
-    Unban,
-    Export,
-    Repro,
-    Paste,
-    Help,
-    Quit,
+    /// The words after the command's name; the required ones are there.
+    With(fn(&[&str]) -> Action),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub struct Spec {
-    pub id: Id,
     pub name: &'static str,
     pub aliases: &'static [&'static str],
     pub args: &'static [ArgSpec],
     pub help: &'static str,
-    /// Changes the server: asks for confirmation, refused by `--readonly`.
-    pub admin: bool,
-    /// The key action that does the same to the selected row.
-    pub action: Option<Action>,
+    pub build: Build,
+}
+
+impl Spec {
+    pub fn action(&self, args: &[&str]) -> Action {
+        match self.build {
+            Build::Show(view) => Action::Show(view),
+            Build::With(build) => build(args),
+        }
+    }
+
+    /// Changes the server: asks for confirmation, refused by `--readonly`. The action it
+    /// makes says so, whatever its words.
+    pub fn admin(&self) -> bool {
+        self.action(&[]).is_admin()
+    }
 }
 
 const fn arg(name: &'static str, kind: Arg) -> ArgSpec {
@@ -98,300 +92,219 @@ const fn optional(name: &'static str, kind: Arg) -> ArgSpec {
     }
 }
 
-const fn show(view: View, name: &'static str, help: &'static str, action: Action) -> Spec {
+const fn command(
+    name: &'static str,
+    args: &'static [ArgSpec],
+    help: &'static str,
+    build: fn(&[&str]) -> Action,
+) -> Spec {
     Spec {
-        id: Id::Show(view),
         name,
         aliases: &[],
-        args: &[],
+        args,
         help,
-        admin: false,
-        action: Some(action),
+        build: Build::With(build),
     }
 }
 
+fn word(args: &[&str], n: usize) -> String {
+    args.get(n).copied().unwrap_or("").to_owned()
+}
+
+/// The words from the `n`th to the end, as one text.
+fn rest(args: &[&str], n: usize) -> String {
+    args.get(n..)
+        .map(|words| words.join(" "))
+        .unwrap_or_default()
+}
+
+fn app_status(args: &[&str], status: AppStatus) -> Action {
+    Action::SetAppStatus {
+        app: Some(word(args, 0)),
+        status,
+    }
+}
+
+/// The commands besides those that show a view (which the view table lists).
 pub const COMMANDS: &[Spec] = &[
-    show(
-        View::Overview,
-        "overview",
-        "counts, rates and top error codes",
-        Action::ViewOverview,
+    command(
+        "find",
+        &[arg("text…", Arg::Reason)],
+        "search live peers, rooms and history",
+        |args| Action::Find {
+            text: rest(args, 0),
+        },
     ),
-    show(View::Peers, "peers", "live peers", Action::ViewPeers),
-    show(
-        View::Rooms,
-        "rooms",
-        "rooms and their authority holders",
-        Action::ViewRooms,
+    command("paste", &[], "read a player's log into a timeline", |_| {
+        Action::Paste
+    }),
+    command(
+        "export",
+        &[arg("name", Arg::Name)],
+        "save the selected peer as a session",
+        |args| Action::Export {
+            name: word(args, 0),
+        },
     ),
-    show(
-        View::Channels,
-        "channels",
-        "channels and their members",
-        Action::ViewChannels,
+    command(
+        "compose",
+        &[optional("code", Arg::Code)],
+        "composer; a code opens its template",
+        |args| Action::Compose {
+            code: args.first().map(|code| (*code).to_owned()),
+        },
     ),
-    Spec {
-        aliases: &["subscriptions"],
-        ..show(
-            View::Subscriptions,
-            "subs",
-            "subscriptions of every dialect (Flow, pub/sub)",
-            Action::ViewSubscriptions,
-        )
-    },
-    show(
-        View::Apps,
-        "apps",
-        "apps, their status and keys",
-        Action::ViewApps,
+    command(
+        "target",
+        &[arg("probe|peer|url …", Arg::Target)],
+        "where the composer sends",
+        |args| Action::Target {
+            words: args.iter().map(|w| (*w).to_owned()).collect(),
+        },
     ),
-    show(
-        View::Log,
-        "log",
-        "errors (decoded), closes, taps",
-        Action::ViewLog,
+    command(
+        "record",
+        &[arg("name", Arg::Name)],
+        "save the probe exchange as a session",
+        |args| Action::Record {
+            name: word(args, 0),
+        },
     ),
-    Spec {
-        aliases: &["codes"],
-        ..show(
-            View::Catalog,
-            "catalog",
-            "every documented code",
-            Action::ViewCatalog,
-        )
-    },
-    show(
-        View::History,
-        "history",
-        "closed peers and rooms, decoded",
-        Action::ViewHistory,
+    command(
+        "kick",
+        &[arg("peer", Arg::Peer), optional("reason…", Arg::Reason)],
+        "close a peer with 4020, saying why",
+        |args| Action::Kick {
+            peer: Some(word(args, 0)),
+            reason: Some(rest(args, 1)).filter(|r| !r.is_empty()),
+        },
     ),
-    show(
-        View::Bans,
-        "bans",
-        "bans in force; a key lifts one",
-        Action::ViewBans,
+    command(
+        "tap",
+        &[arg("peer", Arg::Peer)],
+        "show a peer's frames in the log",
+        |args| Action::Tap {
+            peer: Some(word(args, 0)),
+            on: Some(true),
+        },
     ),
-    show(
-        View::Nodes,
-        "nodes",
-        "the cluster's nodes: liveness, peers, rates",
-        Action::ViewNodes,
+    command(
+        "untap",
+        &[arg("peer", Arg::Peer)],
+        "stop showing a peer's frames",
+        |args| Action::Tap {
+            peer: Some(word(args, 0)),
+            on: Some(false),
+        },
     ),
-    Spec {
-        id: Id::Find,
-        name: "find",
-        aliases: &[],
-        args: &[arg("text…", Arg::Reason)],
-        help: "search live peers, rooms and history",
-        admin: false,
-        action: None,
-    },
-    Spec {
-        id: Id::Paste,
-        name: "paste",
-        aliases: &[],
-        args: &[],
-        help: "read a player's log into a timeline",
-        admin: false,
-        action: None,
-    },
-    Spec {
-        id: Id::Export,
-        name: "export",
-        aliases: &[],
-        args: &[arg("name", Arg::Name)],
-        help: "save the selected peer as a session",
-        admin: false,
-        action: None,
-    },
-    Spec {
-        id: Id::Compose,
-        name: "compose",
-        aliases: &[],
-        args: &[optional("code", Arg::Code)],
-        help: "composer; a code opens its template",
-        admin: false,
-        action: Some(Action::ViewComposer),
-    },
-    Spec {
-        id: Id::Target,
-        name: "target",
-        aliases: &[],
-        args: &[arg("probe|peer|url …", Arg::Target)],
-        help: "where the composer sends",
-        admin: false,
-        action: None,
-    },
-    Spec {
-        id: Id::Record,
-        name: "record",
-        aliases: &[],
-        args: &[arg("name", Arg::Name)],
-        help: "save the probe exchange as a session",
-        admin: false,
-        action: None,
-    },
-    Spec {
-        id: Id::Kick,
-        name: "kick",
-        aliases: &[],
-        args: &[arg("peer", Arg::Peer), optional("reason…", Arg::Reason)],
-        help: "close a peer with 4020, saying why",
-        admin: true,
-        action: Some(Action::Kick),
-    },
-    Spec {
-        id: Id::Tap,
-        name: "tap",
-        aliases: &[],
-        args: &[arg("peer", Arg::Peer)],
-        help: "show a peer's frames in the log",
-        admin: true,
-        action: Some(Action::Tap),
-    },
-    Spec {
-        id: Id::Untap,
-        name: "untap",
-        aliases: &[],
-        args: &[arg("peer", Arg::Peer)],
-        help: "stop showing a peer's frames",
-        admin: true,
-        action: None,
-    },
-    Spec {
-        id: Id::CloseRoom,
-        name: "close-room",
-        aliases: &[],
-        args: &[arg("room", Arg::Room)],
-        help: "close a room, removing every member",
-        admin: true,
-        action: Some(Action::CloseRoom),
-    },
-    Spec {
-        id: Id::Transfer,
-        name: "transfer",
-        aliases: &[],
-        args: &[arg("room", Arg::Room), arg("player", Arg::Player)],
-        help: "give a room's authority to a player",
-        admin: true,
-        action: None,
-    },
-    Spec {
-        id: Id::RevokeAuthority,
-        name: "revoke-authority",
-        aliases: &[],
-        args: &[arg("room", Arg::Room)],
-        help: "leave a room without authority",
-        admin: true,
-        action: None,
-    },
-    Spec {
-        id: Id::Ban,
-        name: "ban",
-        aliases: &[],
-        args: &[arg("duration", Arg::Duration), arg("reason…", Arg::Reason)],
-        help: "ban the selected peer's player or IP",
-        admin: true,
-        action: None,
-    },
-    Spec {
-        id: Id::Unban,
-        name: "unban",
-        aliases: &[],
-        args: &[arg("id", Arg::Ban)],
-        help: "lift a ban",
-        admin: true,
-        action: Some(Action::LiftBan),
-    },
-    Spec {
-        id: Id::Repro,
-        name: "repro",
-        aliases: &[],
-        args: &[arg("code|file", Arg::Session)],
-        help: "run a code's session or a file here",
-        admin: true,
-        action: None,
-    },
-    Spec {
-        id: Id::Suspend,
-        name: "suspend",
-        aliases: &[],
-        args: &[arg("app", Arg::App)],
-        help: "suspend an app, closing its peers",
-        admin: true,
-        action: Some(Action::SuspendApp),
-    },
-    Spec {
-        id: Id::Activate,
-        name: "activate",
-        aliases: &[],
-        args: &[arg("app", Arg::App)],
-        help: "make an app active again",
-        admin: true,
-        action: Some(Action::ActivateApp),
-    },
-    Spec {
-        id: Id::Revoke,
-        name: "revoke",
-        aliases: &[],
-        args: &[arg("app", Arg::App)],
-        help: "revoke an app",
-        admin: true,
-        action: None,
-    },
-    Spec {
-        id: Id::Expire,
-        name: "expire",
-        aliases: &[],
-        args: &[arg("app", Arg::App)],
-        help: "mark an app expired",
-        admin: true,
-        action: None,
-    },
-    Spec {
-        id: Id::Fault,
-        name: "fault",
-        aliases: &[],
-        args: &[
+    command(
+        "close-room",
+        &[arg("room", Arg::Room)],
+        "close a room, removing every member",
+        |args| Action::CloseRoom {
+            room: Some(word(args, 0)),
+        },
+    ),
+    command(
+        "transfer",
+        &[arg("room", Arg::Room), arg("player", Arg::Player)],
+        "give a room's authority to a player",
+        |args| Action::TransferAuthority {
+            room: word(args, 0),
+            player: word(args, 1),
+        },
+    ),
+    command(
+        "revoke-authority",
+        &[arg("room", Arg::Room)],
+        "leave a room without authority",
+        |args| Action::RevokeAuthority {
+            room: word(args, 0),
+        },
+    ),
+    command(
+        "ban",
+        &[arg("duration", Arg::Duration), arg("reason…", Arg::Reason)],
+        "ban the selected peer's player or IP",
+        |args| Action::Ban {
+            duration: word(args, 0),
+            reason: rest(args, 1),
+        },
+    ),
+    command("unban", &[arg("id", Arg::Ban)], "lift a ban", |args| {
+        Action::Unban {
+            ban: args.first().map(|id| (*id).to_owned()),
+        }
+    }),
+    command(
+        "repro",
+        &[arg("code|file", Arg::Session)],
+        "run a code's session or a file here",
+        |args| Action::Repro {
+            session: word(args, 0),
+        },
+    ),
+    command(
+        "suspend",
+        &[arg("app", Arg::App)],
+        "suspend an app, closing its peers",
+        |args| app_status(args, AppStatus::Suspended),
+    ),
+    command(
+        "activate",
+        &[arg("app", Arg::App)],
+        "make an app active again",
+        |args| app_status(args, AppStatus::Active),
+    ),
+    command("revoke", &[arg("app", Arg::App)], "revoke an app", |args| {
+        app_status(args, AppStatus::Revoked)
+    }),
+    command(
+        "expire",
+        &[arg("app", Arg::App)],
+        "mark an app expired",
+        |args| app_status(args, AppStatus::Expired),
+    ),
+    command(
+        "fault",
+        &[
             arg("dialect|peer", Arg::FaultTarget),
             arg("code", Arg::Code),
             optional("count", Arg::Count),
         ],
-        help: "fail its next requests with a code",
-        admin: true,
-        action: None,
-    },
+        "fail its next requests with a code",
+        |args| Action::Fault {
+            target: word(args, 0),
+            code: word(args, 1),
+            count: args.get(2).map(|n| (*n).to_owned()),
+        },
+    ),
+    command("help", &[], "keys and commands", |_| Action::Help),
     Spec {
-        id: Id::Help,
-        name: "help",
-        aliases: &[],
-        args: &[],
-        help: "keys and commands",
-        admin: false,
-        action: Some(Action::Help),
-    },
-    Spec {
-        id: Id::Quit,
-        name: "quit",
         aliases: &["q"],
-        args: &[],
-        help: "leave the console",
-        admin: false,
-        action: Some(Action::Quit),
+        ..command("quit", &[], "leave the console", |_| Action::Quit)
     },
 ];
 
-/// The command named `name` (or one of its aliases).
-pub fn find(name: &str) -> Option<&'static Spec> {
-    COMMANDS
+/// Every command: first those that show a view, in the view table's order, then the rest.
+pub fn all() -> impl Iterator<Item = Spec> {
+    VIEWS
         .iter()
-        .find(|c| c.name == name || c.aliases.contains(&name))
+        .filter_map(|view| {
+            view.command.map(|(aliases, help)| Spec {
+                name: view.name,
+                aliases,
+                args: &[],
+                help,
+                build: Build::Show(view.view),
+            })
+        })
+        .chain(COMMANDS.iter().copied())
 }
 
-/// The command a key action stands for.
-pub fn for_action(action: Action) -> Option<&'static Spec> {
-    COMMANDS.iter().find(|c| c.action == Some(action))
+/// The command named `name` (or one of its aliases).
+pub fn find(name: &str) -> Option<Spec> {
+    all().find(|c| c.name == name || c.aliases.contains(&name))
 }
 
 /// `:kick <peer> [reason…]`
@@ -407,18 +320,11 @@ pub fn usage(spec: &Spec) -> String {
     text
 }
 
-/// A parsed command line: the command and its words.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Parsed<'a> {
-    pub spec: &'static Spec,
-    pub args: Vec<&'a str>,
-}
-
-/// Parse a command line against the table.
+/// Parse a command line against the table into the action it asks for.
 ///
 /// # Errors
 /// An unknown command, or one missing a required argument, with what to type instead.
-pub fn parse(line: &str) -> Result<Option<Parsed<'_>>, String> {
+pub fn parse(line: &str) -> Result<Option<Action>, String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let Some((&name, args)) = words.split_first() else {
         return Ok(None);
@@ -426,12 +332,9 @@ pub fn parse(line: &str) -> Result<Option<Parsed<'_>>, String> {
     let spec = find(name).ok_or_else(|| format!("unknown command :{name}; press ? for help"))?;
     let required = spec.args.iter().filter(|a| a.required).count();
     if args.len() < required {
-        return Err(format!("{} (Tab completes it)", usage(spec)));
+        return Err(format!("{} (Tab completes it)", usage(&spec)));
     }
-    Ok(Some(Parsed {
-        spec,
-        args: args.to_vec(),
-    }))
+    Ok(Some(spec.action(args)))
 }
 
 /// Completion candidates for the word being typed. `readonly` leaves out what would be
@@ -441,18 +344,16 @@ pub fn completions(line: &str, model: &Model, readonly: bool) -> Vec<String> {
     let fresh_word = line.ends_with(' ') || words.is_empty();
     if words.len() <= 1 && !fresh_word {
         let prefix = words.first().copied().unwrap_or("");
-        return COMMANDS
-            .iter()
-            .filter(|c| !(readonly && c.admin))
+        return all()
+            .filter(|c| !(readonly && c.admin()))
             .map(|c| c.name)
             .filter(|name| name.starts_with(prefix))
             .map(str::to_owned)
             .collect();
     }
     if words.is_empty() {
-        return COMMANDS
-            .iter()
-            .filter(|c| !(readonly && c.admin))
+        return all()
+            .filter(|c| !(readonly && c.admin()))
             .map(|c| c.name.to_owned())
             .collect();
     }
@@ -517,25 +418,22 @@ pub fn help_lines(keymap: &Keymap, readonly: bool) -> Vec<HelpLine> {
     let bound = keymap.by_action();
     // Keys of one kind share a line (every view, every move), so that the whole list fits a
     // screen or two instead of three.
+    let views: Vec<Action> = VIEWS
+        .iter()
+        .filter(|spec| spec.key.is_some())
+        .map(|spec| Action::Show(spec.view))
+        .collect();
+    let views_text = format!(
+        "views, in that order: {}",
+        VIEWS
+            .iter()
+            .filter(|spec| spec.key.is_some())
+            .map(|spec| spec.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let groups: [(&[Action], &str); 2] = [
-        (
-            &[
-                Action::ViewOverview,
-                Action::ViewPeers,
-                Action::ViewRooms,
-                Action::ViewChannels,
-                Action::ViewSubscriptions,
-                Action::ViewApps,
-                Action::ViewLog,
-                Action::ViewCatalog,
-                Action::ViewComposer,
-                Action::ViewHistory,
-                Action::ViewBans,
-                Action::ViewNodes,
-            ],
-            "views, in that order: overview, peers, rooms, channels, subs, apps, log, \
-             catalog, compose, history, bans, nodes",
-        ),
+        (&views, &views_text),
         (
             &[
                 Action::Down,
@@ -549,14 +447,17 @@ pub fn help_lines(keymap: &Keymap, readonly: bool) -> Vec<HelpLine> {
              older, …, live)",
         ),
     ];
-    let grouped: Vec<Action> = groups.iter().flat_map(|(g, _)| g.iter().copied()).collect();
-    for (action, keys) in &bound {
-        if (readonly && action.is_admin_action()) || grouped.contains(action) {
+    let grouped: Vec<&Action> = groups.iter().flat_map(|(g, _)| g.iter()).collect();
+    // In the order the names are listed in, then what a file spelled out.
+    let mut listed: Vec<(&Action, &Vec<String>)> = bound.iter().collect();
+    listed.sort_by_key(|(action, _)| action.rank());
+    for (action, keys) in listed {
+        if (readonly && action.is_admin()) || grouped.contains(&action) {
             continue;
         }
         lines.push(HelpLine::Item {
             keys: keys.join(" "),
-            text: action.describe().to_owned(),
+            text: action.describe(),
         });
     }
     lines.push(HelpLine::Heading("Views and moving"));
@@ -583,20 +484,15 @@ pub fn help_lines(keymap: &Keymap, readonly: bool) -> Vec<HelpLine> {
     }
     lines.push(HelpLine::Heading("Commands (: then Tab completes)"));
     // The commands that only show a view share one line, as their keys do.
-    let views: Vec<&str> = COMMANDS
-        .iter()
-        .filter(|c| matches!(c.id, Id::Show(_)))
+    let views: Vec<&str> = all()
+        .filter(|c| matches!(c.build, Build::Show(_)))
         .map(|c| c.name)
         .collect();
     lines.push(HelpLine::Item {
         keys: ":VIEW".to_owned(),
         text: format!("show a view: {}", views.join(", ")),
     });
-    for spec in COMMANDS
-        .iter()
-        .filter(|c| !matches!(c.id, Id::Show(_)))
-        .filter(|c| !(readonly && c.admin))
-    {
+    for spec in COMMANDS.iter().filter(|c| !(readonly && c.admin())) {
         lines.push(HelpLine::Item {
             keys: usage(spec),
             text: spec.help.to_owned(),

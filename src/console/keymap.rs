@@ -1,114 +1,18 @@
-//! Keybindings as data: the defaults in `keymap.json` (embedded), and a user file
-//! (`keymap.json` in the config folder) whose entries replace or add to them. A binding maps a
-//! key (`q`, `G`, `ctrl-c`, `enter`, `f5`) to an [`Action`]; `"none"` unbinds a key.
+//! Keybindings as data: the defaults in `keymap.json` (embedded) and the views' keys in the
+//! view table, and a user file (`keymap.json` in the config folder) whose entries replace or
+//! add to them. A binding maps a key (`q`, `G`, `ctrl-c`, `enter`, `f5`) to an [`Action`], by
+//! its name (`"kick"`) or spelled out with parameters (`{"kick": {"reason": "spam"}}`);
+//! `"none"` unbinds a key.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use serde::{Deserialize, Serialize};
+
+pub use super::action::Action;
+use super::views::VIEWS;
 
 const DEFAULTS: &str = include_str!("keymap.json");
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Quit,
-    Help,
-    Command,
-    Filter,
-    Back,
-    Open,
-    NextView,
-    PreviousView,
-    ViewOverview,
-    ViewPeers,
-    ViewRooms,
-    ViewChannels,
-    ViewSubscriptions,
-    ViewApps,
-    ViewLog,
-    ViewCatalog,
-    Down,
-    Up,
-    PageDown,
-    PageUp,
-    Top,
-    Bottom,
-    Sort,
-    /// Flip the sort direction.
-    ReverseSort,
-    Kick,
-    SuspendApp,
-    ActivateApp,
-    CloseRoom,
-    Tap,
-    /// Open the selected log line in the composer.
-    Edit,
-    ViewComposer,
-    ViewHistory,
-    ViewBans,
-    ViewNodes,
-    /// Lift the selected ban.
-    LiftBan,
-    /// Copy the frame on screen (clipboard and a file).
-    Copy,
-    /// Read the flight recorder of the peer on screen.
-    RecordedFrames,
-    /// Unbinds a key in a user file.
-    None,
-}
-
-impl Action {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Action::Quit => "quit",
-            Action::Help => "this help",
-            Action::Command => "command line (:peers, :kick p3, :suspend demo …)",
-            Action::Filter => "filter the current table",
-            Action::Back => "back: close a dialog, clear the filter, leave a detail",
-            Action::Open => "open the selected row",
-            Action::NextView => "next view",
-            Action::PreviousView => "previous view",
-            Action::ViewOverview => "overview",
-            Action::ViewPeers => "peers",
-            Action::ViewRooms => "rooms",
-            Action::ViewChannels => "channels",
-            Action::ViewSubscriptions => "subscriptions",
-            Action::ViewApps => "apps",
-            Action::ViewLog => "live log",
-            Action::ViewCatalog => "catalog of codes",
-            Action::Down => "next row, newer log",
-            Action::Up => "prev row, older log",
-            Action::PageDown => "page down",
-            Action::PageUp => "page up",
-            Action::Top => "first row, oldest log",
-            Action::Bottom => "last row, live log",
-            Action::Sort => "sort by the next column (numbers largest first)",
-            Action::ReverseSort => "reverse the sort",
-            Action::Copy => "copy the frame on screen (clipboard and a file)",
-            Action::RecordedFrames => "the peer's frames from the flight recorder",
-            Action::Kick => "kick the selected peer (4020)",
-            Action::SuspendApp => "suspend the selected app",
-            Action::ActivateApp => "activate the selected app",
-            Action::CloseRoom => "close the selected room",
-            Action::Tap => "tap the selected peer's frames on or off",
-            Action::Edit => "edit the selected log line in the composer",
-            Action::ViewComposer => "composer",
-            Action::ViewHistory => "history of closed peers and rooms",
-            Action::ViewBans => "bans in force",
-            Action::ViewNodes => "the cluster's nodes",
-            Action::LiftBan => "lift the selected ban",
-            Action::None => "nothing",
-        }
-    }
-
-    /// Actions that change the server (asking first); `--readonly` refuses them. The
-    /// command table says which they are.
-    pub fn is_admin_action(self) -> bool {
-        super::commands::for_action(self).is_some_and(|spec| spec.admin)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keymap {
@@ -148,9 +52,13 @@ pub fn key_name(key: &KeyEvent) -> Option<String> {
 impl Keymap {
     pub fn defaults() -> Keymap {
         // The embedded defaults are checked by a test; an empty map is the fallback.
-        Keymap {
-            bindings: serde_json::from_str(DEFAULTS).unwrap_or_default(),
+        let mut bindings = parse(DEFAULTS).unwrap_or_default();
+        for spec in VIEWS {
+            if let Some((key, _, _)) = spec.key {
+                bindings.insert(key.to_owned(), Action::Show(spec.view));
+            }
         }
+        Keymap { bindings }
     }
 
     /// The defaults with the user's file merged on top. A bad file is reported and ignored.
@@ -174,7 +82,7 @@ impl Keymap {
                 )
             }
         };
-        match serde_json::from_str::<BTreeMap<String, Action>>(&text) {
+        match parse(&text) {
             Ok(user) => {
                 keymap.merge(user);
                 (keymap, None)
@@ -200,15 +108,15 @@ impl Keymap {
     }
 
     pub fn action(&self, key: &KeyEvent) -> Option<Action> {
-        key_name(key).and_then(|name| self.bindings.get(&name).copied())
+        key_name(key).and_then(|name| self.bindings.get(&name).cloned())
     }
 
     /// The shortest key bound to an action (`q` over `ctrl-c`), for hints; `None` when the
     /// user unbound every key of it.
-    pub fn key_for(&self, action: Action) -> Option<&str> {
+    pub fn key_for(&self, action: &Action) -> Option<&str> {
         self.bindings
             .iter()
-            .filter(|(_, bound)| **bound == action)
+            .filter(|(_, bound)| *bound == action)
             .map(|(key, _)| key.as_str())
             .min_by_key(|key| key.chars().count())
     }
@@ -217,10 +125,23 @@ impl Keymap {
     pub fn by_action(&self) -> BTreeMap<Action, Vec<String>> {
         let mut grouped: BTreeMap<Action, Vec<String>> = BTreeMap::new();
         for (key, action) in &self.bindings {
-            grouped.entry(*action).or_default().push(key.clone());
+            grouped.entry(action.clone()).or_default().push(key.clone());
         }
         grouped
     }
+}
+
+/// A keymap file: each binding by name or spelled out; one bad binding spoils the file.
+fn parse(text: &str) -> Result<BTreeMap<String, Action>, String> {
+    let raw: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| e.to_string())?;
+    raw.into_iter()
+        .map(|(key, binding)| {
+            Action::from_binding(binding)
+                .map(|action| (key.clone(), action))
+                .map_err(|e| format!("{key:?}: {e}"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -236,8 +157,9 @@ mod tests {
             Action::Help,
             Action::Command,
             Action::Filter,
-            Action::Kick,
-            Action::ViewCatalog,
+            Action::KICK,
+            Action::Show(super::super::views::View::Catalog),
+            Action::Show(super::super::views::View::Nodes),
         ] {
             assert!(bound.contains_key(&action), "{action:?} has no key");
         }
@@ -248,7 +170,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("keymap.json"),
-            r#"{"K":"kick","x":"none","f5":"view_log"}"#,
+            r#"{"K":"kick","x":"none","f5":"view_log","F":{"kick":{"reason":"spam"}}}"#,
         )
         .unwrap();
         let (keymap, problem) = Keymap::load(Some(dir.path()));
@@ -256,10 +178,20 @@ mod tests {
         let press = |code| KeyEvent::new(code, KeyModifiers::NONE);
         assert_eq!(
             keymap.action(&press(KeyCode::Char('K'))),
-            Some(Action::Kick)
+            Some(Action::KICK)
+        );
+        assert_eq!(
+            keymap.action(&press(KeyCode::Char('F'))),
+            Some(Action::Kick {
+                peer: None,
+                reason: Some("spam".to_owned())
+            })
         );
         assert_eq!(keymap.action(&press(KeyCode::Char('x'))), None);
-        assert_eq!(keymap.action(&press(KeyCode::F(5))), Some(Action::ViewLog));
+        assert_eq!(
+            keymap.action(&press(KeyCode::F(5))),
+            Some(Action::Show(super::super::views::View::Log))
+        );
         assert_eq!(
             keymap.action(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
             Some(Action::Quit)

@@ -6,8 +6,12 @@
 //! | [`model`] | the server's state, a pure reducer of the admin snapshot and deltas |
 //! | [`app`] | the console's state: model, log, tables, composer, view and mode; messages and effects |
 //! | [`update`] | `App::update`: every message in, effects out; no I/O, no clock (the composer's keys, sending and recording in `update/composer.rs`) |
-//! | [`commands`] | the one table of commands: command line, completion, help, keymap |
-//! | [`tables`] | rows per view, filtered and sorted, with an index that follows deltas |
+//! | [`action`] | the one `Action` a key or a `:` command line produces |
+//! | [`commands`] | the one table of commands: parsing a line into an `Action`, completion, help |
+//! | [`detail`] | which object a detail shows |
+//! | [`views`] | the table of views: title, command, key, columns, rows, the deltas each follows |
+//! | [`rows`] | each table view's keys and rows, projected from the model |
+//! | [`tables`] | a view's rows filtered and sorted, with an index that follows deltas |
 //! | [`log`] | the bounded live log, decoded on arrival, readable back |
 //! | [`confirm`] | the question asked before each admin action and the command it sends |
 //! | [`composer`] | the frame editor, its targets and templates, recording as a session |
@@ -19,21 +23,25 @@
 //! [`run`] is the loop: it takes the terminal, the input events and the server link as
 //! arguments, so a test drives the whole console on `TestBackend` against a real server.
 
+pub mod action;
 pub mod app;
 pub mod commands;
 pub mod composer;
 pub mod confirm;
+pub mod detail;
 pub mod frames;
 pub mod keymap;
 pub mod log;
 pub mod model;
 pub mod net;
+pub mod rows;
 mod short_key;
 pub mod tables;
 pub mod theme;
 pub mod triage;
 pub mod ui;
 pub mod update;
+pub mod views;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

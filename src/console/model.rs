@@ -11,9 +11,8 @@ use hashbrown::HashTable;
 use super::log::LogKind;
 use crate::catalog::{self, Delivery, Dialect, Entry};
 use crate::protocol::admin::{
-    AppInfo, BanInfo, BanTarget, ChannelInfo, Closed, CommandResult, Event, FaultInfo,
-    HistoryEntry, NodeInfo, PeerInfo, RoomInfo, ServerInfo, ServerMessage, Snapshot, Stats,
-    SubscriptionInfo,
+    AppInfo, BanInfo, ChannelInfo, Closed, CommandResult, Event, FaultInfo, HistoryEntry, NodeInfo,
+    PeerInfo, RoomInfo, ServerInfo, ServerMessage, Snapshot, Stats, SubscriptionInfo,
 };
 
 /// Stats samples kept for the sparklines (one a second).
@@ -601,7 +600,7 @@ impl Model {
                         text: format!(
                             "ban {} on {} ({}) by {}",
                             ban.id,
-                            describe_ban_target(&ban.target),
+                            ban.target.describe(),
                             ban.reason,
                             ban.by
                         ),
@@ -618,7 +617,7 @@ impl Model {
             Event::BanLifted { id, by } => {
                 let lifted = self.bans.remove(&id);
                 let target = lifted
-                    .map(|b| format!(" on {}", describe_ban_target(&b.target)))
+                    .map(|b| format!(" on {}", b.target.describe()))
                     .unwrap_or_default();
                 applied.happened = happening(
                     None,
@@ -808,21 +807,6 @@ pub fn history_key(entry: &HistoryEntry) -> String {
     }
 }
 
-/// `identity Bob in app demo`, `address 203.0.113.7`.
-pub fn describe_ban_target(target: &BanTarget) -> String {
-    match target {
-        BanTarget::Identity {
-            app: Some(app),
-            identity,
-        } => format!("identity {identity} in app {app}"),
-        BanTarget::Identity {
-            app: None,
-            identity,
-        } => format!("identity {identity} in every app"),
-        BanTarget::Address { ip } => format!("address {ip}"),
-    }
-}
-
 /// Count one peer more or less for `app`, allocating its name only the first time it is seen.
 fn bump(counts: &mut AppCounts, app: &str, add: bool) {
     match counts.get_mut(app) {
@@ -892,7 +876,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::protocol::admin::{ClosedPeer, ClosedRoom, HistoryLimits, RoomMember};
+    use crate::protocol::admin::{BanTarget, ClosedPeer, ClosedRoom, HistoryLimits, RoomMember};
 
     proptest! {
         /// Peers found through their positions agree with a plain map, however they are

@@ -8,11 +8,14 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use super::app::View;
-use super::model::{lookup_qualified, natural_cmp, Applied, Model};
+use super::model::{natural_cmp, Applied, Model};
+use super::rows::peer_cell;
+pub use super::rows::{
+    ban_row, channel_key, history_row, node_row, peer_row, room_row, time_of, Row,
+};
 use super::short_key::ShortKey;
-use crate::catalog::{self, Severity};
-use crate::protocol::admin::{AppStatus, BanInfo, Closed, HistoryEntry, PeerInfo, RoomInfo};
+use super::views::View;
+use crate::protocol::admin::PeerInfo;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableState {
@@ -21,14 +24,6 @@ pub struct TableState {
     /// Column index to sort by; `None` keeps the natural order.
     pub sort: Option<usize>,
     pub descending: bool,
-}
-
-/// One table row: a key identifying the object, the cells, and how loud to show it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    pub key: String,
-    pub cells: Vec<String>,
-    pub severity: Option<Severity>,
 }
 
 /// A view's whole table, in display order.
@@ -43,360 +38,6 @@ pub struct TableWindow {
     /// Rows in the whole (filtered) table.
     pub total: usize,
     pub rows: Vec<Row>,
-}
-
-pub fn headers(view: View) -> &'static [&'static str] {
-    match view {
-        View::Peers => &[
-            "ID", "DIALECT", "APP", "IDENTITY", "ROOM", "IN", "OUT", "ERR", "ADDRESS",
-        ],
-        View::Rooms => &[
-            "CODE",
-            "APP",
-            "GAME",
-            "PLAYERS",
-            "SPECT",
-            "LOBBY",
-            "AUTHORITY",
-        ],
-        View::Channels => &["DIALECT", "APP", "CHANNEL", "MEMBERS", "MESSAGES"],
-        View::Subscriptions => &["PEER", "DIALECT", "ID", "TOPIC", "ARGUMENTS"],
-        View::Apps => &["APP", "NAME", "STATUS", "PEERS", "KEYS"],
-        View::Catalog => &["DIALECT", "CODE", "DELIVERY", "RETRY", "TITLE"],
-        View::History => &[
-            "CLOSED", "PEER", "DIALECT", "APP", "IDENTITY", "ROOMS", "CLOSE", "ERRORS", "ADDRESS",
-        ],
-        View::Bans => &["ID", "TARGET", "UNTIL", "REASON", "BY"],
-        View::Nodes => &[
-            "NODE",
-            "STATE",
-            "LISTEN",
-            "PEERS",
-            "FRAMES/S",
-            "ERR/S",
-            "REDIS",
-            "HEARTBEAT",
-        ],
-        View::Overview | View::Log | View::Composer | View::Find | View::Timeline => &[],
-    }
-}
-
-/// `14:02:11`: the time of day (UTC) of a moment, as the log shows it.
-pub fn time_of(at_ms: u64) -> String {
-    let seconds = (at_ms / 1000) % 86_400;
-    format!(
-        "{:02}:{:02}:{:02}",
-        seconds / 3600,
-        (seconds / 60) % 60,
-        seconds % 60
-    )
-}
-
-pub fn history_row(entry: &HistoryEntry) -> Row {
-    let key = super::model::history_key(entry);
-    match &entry.closed {
-        Closed::Peer(closed) => {
-            let p = &closed.peer;
-            let decoded = super::triage::decode_close(p.dialect, closed.code);
-            let mut rooms = closed.rooms.clone();
-            if let Some(room) = &p.room {
-                if !rooms.contains(room) {
-                    rooms.push(room.clone());
-                }
-            }
-            // The reason as sent; when the server sent none, the catalog's name for the code.
-            let close = match decoded {
-                Some(entry) if closed.reason.is_empty() => {
-                    format!("{} {}", entry.code, entry.title)
-                }
-                _ => super::triage::close_text(closed.code, &closed.reason),
-            };
-            Row {
-                key,
-                cells: vec![
-                    time_of(entry.closed_at_ms),
-                    p.id.clone(),
-                    p.dialect.id().to_owned(),
-                    p.app.clone().unwrap_or_default(),
-                    p.identity.clone().unwrap_or_default(),
-                    rooms.join(" "),
-                    close,
-                    closed
-                        .last_errors
-                        .iter()
-                        .map(|e| e.code.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    p.addr.clone(),
-                ],
-                severity: decoded
-                    .map(|e| e.severity())
-                    .filter(|s| *s != Severity::Info)
-                    .or_else(|| (!closed.last_errors.is_empty()).then_some(Severity::Warning)),
-            }
-        }
-        Closed::Room(closed) => Row {
-            key,
-            cells: vec![
-                time_of(entry.closed_at_ms),
-                "room".to_owned(),
-                "signal-fish".to_owned(),
-                closed.room.app.clone(),
-                String::new(),
-                closed.room.code.clone(),
-                closed.reason.clone(),
-                String::new(),
-                String::new(),
-            ],
-            severity: None,
-        },
-    }
-}
-
-pub fn ban_row(ban: &BanInfo, now_ms: u64) -> Row {
-    Row {
-        key: ban.id.to_string(),
-        cells: vec![
-            ban.id.to_string(),
-            super::model::describe_ban_target(&ban.target),
-            super::triage::until(now_ms, ban.until_ms),
-            ban.reason.clone(),
-            ban.by.clone(),
-        ],
-        severity: (ban.until_ms <= now_ms).then_some(Severity::Info),
-    }
-}
-
-/// A cluster node: dead or cut off from Redis shows as an error, this console's own node is
-/// marked.
-pub fn node_row(node: &super::model::NodeRow, now_ms: u64) -> Row {
-    let info = &node.info;
-    let state = match (info.alive, info.local) {
-        (true, true) => "this",
-        (true, false) => "alive",
-        (false, _) => "gone",
-    };
-    let rate = |r: Option<u64>| r.map(|r| r.to_string()).unwrap_or_else(|| "…".to_owned());
-    let age_ms = now_ms.saturating_sub(info.heartbeat_at_ms);
-    Row {
-        key: info.node_id.clone(),
-        cells: vec![
-            info.node_id.clone(),
-            state.to_owned(),
-            info.listen.clone(),
-            info.peers.to_string(),
-            rate(node.frames_per_s),
-            rate(node.errors_per_s),
-            if info.redis_ok { "ok" } else { "lost" }.to_owned(),
-            if info.heartbeat_at_ms == 0 {
-                "never".to_owned()
-            } else {
-                format!("{:.1} s ago", age_ms as f64 / 1000.0)
-            },
-        ],
-        severity: (!info.alive || !info.redis_ok).then_some(Severity::Error),
-    }
-}
-
-fn peer_cell(p: &PeerInfo, column: usize) -> String {
-    match column {
-        0 => p.id.clone(),
-        1 => p.dialect.id().to_owned(),
-        2 => p.app.clone().unwrap_or_default(),
-        3 => p.identity.clone().unwrap_or_default(),
-        4 => p.room.clone().unwrap_or_default(),
-        5 => p.frames_in.to_string(),
-        6 => p.frames_out.to_string(),
-        7 => p.errors.to_string(),
-        8 => p.addr.clone(),
-        _ => String::new(),
-    }
-}
-
-pub fn peer_row(p: &PeerInfo) -> Row {
-    Row {
-        key: p.id.clone(),
-        cells: (0..9).map(|c| peer_cell(p, c)).collect(),
-        severity: (p.errors > 0).then_some(Severity::Warning),
-    }
-}
-
-pub fn room_row(r: &RoomInfo) -> Row {
-    Row {
-        key: r.code.clone(),
-        cells: vec![
-            r.code.clone(),
-            r.app.clone(),
-            r.game.clone(),
-            players_cell(r),
-            r.spectators.len().to_string(),
-            r.lobby_state.clone(),
-            r.authority
-                .as_ref()
-                .map(|id| {
-                    r.players
-                        .iter()
-                        .find(|p| p.player_id == *id)
-                        .map(|p| p.name.clone())
-                        .unwrap_or_else(|| id.clone())
-                })
-                .unwrap_or_else(|| "—".to_owned()),
-        ],
-        severity: None,
-    }
-}
-
-/// `2/4`: players connected of the room's size; seats held for players who may come back
-/// (Signal Fish reconnection) are counted apart, since nobody is playing in them now.
-fn players_cell(room: &RoomInfo) -> String {
-    let held = room.players.iter().filter(|p| p.peer.is_none()).count();
-    let connected = room.players.len() - held;
-    if held == 0 {
-        format!("{connected}/{}", room.max_players)
-    } else {
-        format!("{connected}/{} +{held} held", room.max_players)
-    }
-}
-
-/// The row of `key` in `view`, if it still exists.
-pub fn row(model: &Model, view: View, key: &str) -> Option<Row> {
-    match view {
-        View::Peers => model.peer(key).map(peer_row),
-        View::Rooms => model.rooms.get(key).map(room_row),
-        View::Channels => model
-            .channels
-            .values()
-            .find(|c| channel_key(c.dialect.id(), &c.app, &c.name) == key)
-            .map(|c| Row {
-                key: key.to_owned(),
-                cells: vec![
-                    c.dialect.id().to_owned(),
-                    c.app.clone(),
-                    c.name.clone(),
-                    c.members.len().to_string(),
-                    c.messages.to_string(),
-                ],
-                severity: None,
-            }),
-        View::Subscriptions => {
-            let (peer, id) = key.split_once('\u{1f}')?;
-            model
-                .subscriptions
-                .get(&(peer.to_owned(), id.to_owned()))
-                .map(|s| Row {
-                    key: key.to_owned(),
-                    cells: vec![
-                        s.peer.clone(),
-                        s.dialect.id().to_owned(),
-                        s.id.clone(),
-                        s.topic.clone(),
-                        s.arguments.to_string(),
-                    ],
-                    severity: None,
-                })
-        }
-        View::Apps => model.apps.iter().find(|a| a.id == key).map(|a| Row {
-            key: a.id.clone(),
-            cells: vec![
-                a.id.clone(),
-                a.name.clone(),
-                a.status.id().to_owned(),
-                model
-                    .peers_by_app
-                    .get(&a.id)
-                    .copied()
-                    .unwrap_or(0)
-                    .to_string(),
-                a.keys
-                    .iter()
-                    .map(|k| format!("{} ({})", k.id, k.grants.join(" ")))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ],
-            severity: (a.status != AppStatus::Active).then_some(Severity::Warning),
-        }),
-        View::Catalog => lookup_qualified(key).map(|e| Row {
-            key: e.qualified(),
-            cells: vec![
-                e.dialect.id().to_owned(),
-                e.code.to_owned(),
-                e.delivery.id().to_owned(),
-                e.retry.id().to_owned(),
-                e.title.to_owned(),
-            ],
-            severity: Some(e.severity()),
-        }),
-        View::History => model.history_entry(key).map(history_row),
-        View::Bans => key
-            .parse::<u64>()
-            .ok()
-            .and_then(|id| model.bans.get(&id))
-            .map(|ban| ban_row(ban, model.server_ms)),
-        View::Nodes => model
-            .nodes
-            .iter()
-            .find(|n| n.info.node_id == key)
-            .map(|node| node_row(node, model.server_ms)),
-        View::Overview | View::Log | View::Composer | View::Find | View::Timeline => None,
-    }
-}
-
-/// The key of a channel row.
-pub fn channel_key(dialect: &str, app: &str, name: &str) -> String {
-    format!("{dialect}/{app}/{name}")
-}
-
-/// Every key of a view in natural order, with its position where the natural order is the
-/// server's own (apps as configured, catalog entries by search rank).
-fn natural_keys(model: &Model, view: View, filter: &str) -> Vec<(String, Option<u64>)> {
-    match view {
-        // The peers' index is built straight from the model (see `Order::build`).
-        View::Peers => model.peers.keys().map(|k| (k.clone(), None)).collect(),
-        View::Rooms => model.rooms.keys().map(|k| (k.clone(), None)).collect(),
-        View::Channels => model
-            .channels
-            .keys()
-            .map(|(d, a, n)| (channel_key(d.id(), a, n), None))
-            .collect(),
-        View::Subscriptions => model
-            .subscriptions
-            .keys()
-            .map(|(p, id)| (format!("{p}\u{1f}{id}"), None))
-            .collect(),
-        View::Apps => model
-            .apps
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.id.clone(), Some(i as u64)))
-            .collect(),
-        // The catalog's own search applies the filter, ranking best first.
-        View::Catalog => catalog::search(filter)
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| (e.qualified(), Some(i as u64)))
-            .collect(),
-        // Newest first.
-        View::History => model
-            .history
-            .iter()
-            .rev()
-            .enumerate()
-            .map(|(i, h)| (super::model::history_key(h), Some(i as u64)))
-            .collect(),
-        View::Bans => model
-            .bans
-            .keys()
-            .map(|id| (id.to_string(), Some(*id)))
-            .collect(),
-        // As the heartbeat lists them: by name.
-        View::Nodes => model
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.info.node_id.clone(), Some(i as u64)))
-            .collect(),
-        View::Overview | View::Log | View::Composer | View::Find | View::Timeline => Vec::new(),
-    }
 }
 
 /// A sort cell: numbers sort as numbers (before any text), everything else as text.
@@ -643,14 +284,14 @@ impl Order {
             // more than the sort itself.
             ranked.extend(model.peers.values().filter_map(|peer| self.rank_peer(peer)));
         } else {
-            ranked.extend(
-                natural_keys(model, self.view, &self.filter)
-                    .into_iter()
-                    .filter_map(|(key, position)| {
-                        let row = row(model, self.view, &key)?;
+            if let Some(table) = self.view.table() {
+                ranked.extend((table.keys)(model, &self.filter).into_iter().filter_map(
+                    |(key, position)| {
+                        let row = (table.row)(model, &key)?;
                         self.rank(&row, position)
-                    }),
-            );
+                    },
+                ));
+            }
         }
         // Keys are unique, so no two entries compare equal and stability buys nothing.
         ranked.sort_unstable_by(|a, b| self.compare(a, b));
@@ -751,7 +392,7 @@ impl Tables {
     /// stale or the view, filter or sort changed. The selected row stays on the entry it was on
     /// when that entry is still shown.
     pub fn refresh(&mut self, model: &Model, view: View) {
-        if headers(view).is_empty() {
+        if view.table().is_none() {
             self.index = None;
             return;
         }
@@ -805,15 +446,9 @@ impl Tables {
         let view = index.order.view;
         let order = &index.order;
         let rebuild = applied.everything
-            || match view {
-                View::Channels => applied.channels,
-                View::Subscriptions => applied.subscriptions,
-                View::Apps => applied.apps || applied.peer.is_some(),
-                View::History => applied.history,
-                View::Bans => applied.bans,
-                View::Nodes => applied.nodes,
-                _ => false,
-            };
+            || view
+                .table()
+                .is_some_and(|table| (table.rebuilt_on)(applied));
         if rebuild {
             index.stale = true;
             return;
@@ -892,11 +527,11 @@ impl Tables {
             }
         };
         TableWindow {
-            headers: headers(view),
+            headers: view.columns(),
             total,
             rows: keys
                 .iter()
-                .filter_map(|key| row(model, view, key))
+                .filter_map(|key| view.table().and_then(|table| (table.row)(model, key)))
                 .collect(),
         }
     }
@@ -959,7 +594,7 @@ mod tests {
 
     use super::*;
     use crate::catalog::Dialect;
-    use crate::protocol::admin::{Event, ServerMessage, Snapshot};
+    use crate::protocol::admin::{Event, RoomInfo, ServerMessage, Snapshot};
 
     fn peer(n: u8, frames: u8, errors: u8) -> PeerInfo {
         PeerInfo {

@@ -11,16 +11,14 @@ mod triage;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::app::{App, Connection, Detail, Effect, Mode, Msg, View};
-use super::commands::{self, Id};
+use super::commands;
 use super::composer::{DirectReply, Target};
 use super::confirm::{self, Confirmation};
 use super::keymap::Action;
 use super::log::{LogEntry, LogKind};
-use super::model::lookup_qualified;
-use super::tables::headers;
 use crate::catalog::Severity;
 use crate::protocol::admin::{
-    AppStatus, Command, CommandEnvelope, CommandResult, InjectTarget, ServerMessage,
+    Command, CommandEnvelope, CommandResult, InjectTarget, ServerMessage,
 };
 
 impl App {
@@ -205,7 +203,7 @@ impl App {
         } else {
             let asked = asked
                 .as_ref()
-                .map(describe_command)
+                .map(|command| command.describe().text)
                 .unwrap_or_else(|| format!("command {}", result.id));
             (
                 format!("{asked} failed: {}", result.message),
@@ -278,7 +276,7 @@ impl App {
             }
             Mode::Normal if self.view == View::Composer => self.composer_key(key),
             Mode::Normal => match self.keymap.action(&key) {
-                Some(action) => self.on_action(action),
+                Some(action) => self.perform(action),
                 None => Vec::new(),
             },
         }
@@ -402,92 +400,14 @@ impl App {
 
     /// Run one command line (without its `:`), as typed.
     pub fn run_command_line(&mut self, line: &str) -> Vec<Effect> {
-        let parsed = match commands::parse(line) {
-            Ok(Some(parsed)) => parsed,
-            Ok(None) => return Vec::new(),
+        match commands::parse(line) {
+            Ok(Some(action)) => self.perform(action),
+            Ok(None) => Vec::new(),
             Err(problem) => {
                 self.set_status(problem, Severity::Warning);
-                return Vec::new();
+                Vec::new()
             }
-        };
-        if parsed.spec.admin && self.admin_refused() {
-            return Vec::new();
         }
-        let args = parsed.args;
-        let arg = |n: usize| args.get(n).copied().unwrap_or("");
-        match parsed.spec.id {
-            Id::Show(view) => self.go_to(view),
-            Id::Help => self.mode = Mode::Help,
-            Id::Quit => return vec![Effect::Quit],
-            Id::Compose => {
-                self.open_composer();
-                if let Some(code) = args.first() {
-                    if !self.composer.template_for(code) {
-                        self.set_status(
-                            format!("no template reproduces {code}"),
-                            Severity::Warning,
-                        );
-                    }
-                }
-            }
-            Id::Target => match Target::parse(&args) {
-                Ok(target) => {
-                    self.set_status(
-                        format!("composer target: {}", target.describe()),
-                        Severity::Info,
-                    );
-                    self.composer.target = target;
-                }
-                Err(problem) => self.set_status(problem, Severity::Warning),
-            },
-            Id::Record => return self.record(arg(0)),
-            Id::Fault => {
-                let asked = confirm::fault(&self.model, arg(0), arg(1), args.get(2).copied());
-                self.ask(asked);
-            }
-            Id::Kick => {
-                let reason = args.get(1..).map(|words| words.join(" "));
-                let reason = reason.filter(|r| !r.is_empty());
-                let asked = confirm::kick(&self.model, arg(0), reason);
-                self.ask(asked);
-            }
-            Id::Suspend | Id::Activate | Id::Revoke | Id::Expire => {
-                let status = match parsed.spec.id {
-                    Id::Suspend => AppStatus::Suspended,
-                    Id::Revoke => AppStatus::Revoked,
-                    Id::Expire => AppStatus::Expired,
-                    _ => AppStatus::Active,
-                };
-                let asked = confirm::app_status(&self.model, arg(0), status);
-                self.ask(asked);
-            }
-            Id::CloseRoom => {
-                let asked = confirm::close_room(&self.model, arg(0));
-                self.ask(asked);
-            }
-            Id::Transfer => {
-                let asked = confirm::authority(&self.model, arg(0), Some(arg(1)));
-                self.ask(asked);
-            }
-            Id::RevokeAuthority => {
-                let asked = confirm::authority(&self.model, arg(0), None);
-                self.ask(asked);
-            }
-            Id::Tap | Id::Untap => {
-                let asked = confirm::tap(&self.model, arg(0), parsed.spec.id == Id::Tap);
-                self.ask(asked);
-            }
-            Id::Find => self.find(&args.join(" ")),
-            Id::Ban => {
-                let reason = args.get(1..).map(|w| w.join(" ")).unwrap_or_default();
-                self.ban(arg(0), &reason);
-            }
-            Id::Unban => self.unban(args.first().copied()),
-            Id::Export => return self.export(arg(0)),
-            Id::Repro => return self.repro(arg(0)),
-            Id::Paste => self.open_paste(),
-        }
-        Vec::new()
     }
 
     /// Put a confirmation on screen, or say why there is nothing to confirm.
@@ -517,8 +437,11 @@ impl App {
         self.dirty = true;
     }
 
-    fn on_action(&mut self, action: Action) -> Vec<Effect> {
-        if action.is_admin_action() && self.admin_refused() {
+    /// Carry out an action, whether a key or a command line asked for it. An action about an
+    /// object that does not name it acts on the row selected in the view of its kind (in a
+    /// detail, on the object on screen).
+    fn perform(&mut self, action: Action) -> Vec<Effect> {
+        if action.is_admin() && self.admin_refused() {
             return Vec::new();
         }
         match action {
@@ -555,21 +478,37 @@ impl App {
             Action::PreviousView => {
                 self.go_to(View::ALL[(self.view.index() + View::ALL.len() - 1) % View::ALL.len()])
             }
-            Action::ViewOverview => self.go_to(View::Overview),
-            Action::ViewPeers => self.go_to(View::Peers),
-            Action::ViewRooms => self.go_to(View::Rooms),
-            Action::ViewChannels => self.go_to(View::Channels),
-            Action::ViewSubscriptions => self.go_to(View::Subscriptions),
-            Action::ViewApps => self.go_to(View::Apps),
-            Action::ViewLog => self.go_to(View::Log),
-            Action::ViewCatalog => self.go_to(View::Catalog),
-            Action::ViewComposer => self.open_composer(),
-            Action::ViewHistory => self.go_to(View::History),
-            Action::ViewBans => self.go_to(View::Bans),
-            Action::ViewNodes => self.go_to(View::Nodes),
+            Action::Show(View::Composer) => self.open_composer(),
+            Action::Show(view) => self.go_to(view),
+            Action::Compose { code } => {
+                self.open_composer();
+                if let Some(code) = code {
+                    if !self.composer.template_for(&code) {
+                        self.set_status(
+                            format!("no template reproduces {code}"),
+                            Severity::Warning,
+                        );
+                    }
+                }
+            }
+            Action::Target { words } => {
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                match Target::parse(&words) {
+                    Ok(target) => {
+                        self.set_status(
+                            format!("composer target: {}", target.describe()),
+                            Severity::Info,
+                        );
+                        self.composer.target = target;
+                    }
+                    Err(problem) => self.set_status(problem, Severity::Warning),
+                }
+            }
+            Action::Record { name } => return self.record(&name),
             Action::Copy => return self.copy_on_screen(),
             Action::RecordedFrames => return self.read_recorded_frames(),
-            Action::LiftBan => match self.view {
+            Action::Unban { ban: Some(ban) } => self.unban(Some(&ban)),
+            Action::Unban { ban: None } => match self.view {
                 View::Bans if self.detail.is_none() => self.unban(None),
                 _ => self.set_status(
                     "select a ban in the bans view to lift it",
@@ -590,7 +529,7 @@ impl App {
             // One press per column, each in the direction people read it in (counts largest
             // first); `r` turns it around.
             Action::Sort => {
-                let columns = headers(self.view);
+                let columns = self.view.columns();
                 let state = self.tables.entry(self.view);
                 state.sort = match state.sort {
                     None => Some(0),
@@ -599,7 +538,7 @@ impl App {
                 state.descending = state
                     .sort
                     .and_then(|c| columns.get(c))
-                    .is_some_and(|header| counts_column(header));
+                    .is_some_and(|header| super::views::counts_column(header));
             }
             Action::ReverseSort => {
                 let state = self.tables.entry(self.view);
@@ -609,11 +548,18 @@ impl App {
                     self.set_status("press s to sort by a column first", Severity::Info);
                 }
             }
+            Action::Kick {
+                peer: Some(peer),
+                reason,
+            } => {
+                let asked = confirm::kick(&self.model, &peer, reason);
+                self.ask(asked);
+            }
             // In a detail, an action is about the object on screen, not whichever row the
             // table's selection has drifted to since.
-            Action::Kick => match self.detail_or_selected(View::Peers) {
+            Action::Kick { peer: None, reason } => match self.detail_or_selected(View::Peers) {
                 Some(peer) if self.view == View::Peers => {
-                    let asked = confirm::kick(&self.model, &peer, None);
+                    let asked = confirm::kick(&self.model, &peer, reason);
                     self.ask(asked);
                 }
                 _ => self.set_status(
@@ -621,19 +567,25 @@ impl App {
                     Severity::Warning,
                 ),
             },
-            Action::SuspendApp | Action::ActivateApp => match self.selected_key(View::Apps) {
+            Action::SetAppStatus {
+                app: Some(app),
+                status,
+            } => {
+                let asked = confirm::app_status(&self.model, &app, status);
+                self.ask(asked);
+            }
+            Action::SetAppStatus { app: None, status } => match self.selected_key(View::Apps) {
                 Some(app) if self.view == View::Apps => {
-                    let status = if action == Action::SuspendApp {
-                        AppStatus::Suspended
-                    } else {
-                        AppStatus::Active
-                    };
                     let asked = confirm::app_status(&self.model, &app, status);
                     self.ask(asked);
                 }
                 _ => self.set_status("select an app in the apps view", Severity::Warning),
             },
-            Action::CloseRoom => match self.detail_or_selected(View::Rooms) {
+            Action::CloseRoom { room: Some(room) } => {
+                let asked = confirm::close_room(&self.model, &room);
+                self.ask(asked);
+            }
+            Action::CloseRoom { room: None } => match self.detail_or_selected(View::Rooms) {
                 Some(room) if self.view == View::Rooms => {
                     let asked = confirm::close_room(&self.model, &room);
                     self.ask(asked);
@@ -643,9 +595,25 @@ impl App {
                     Severity::Warning,
                 ),
             },
-            Action::Tap => match self.detail_or_selected(View::Peers) {
+            Action::TransferAuthority { room, player } => {
+                let asked = confirm::authority(&self.model, &room, Some(&player));
+                self.ask(asked);
+            }
+            Action::RevokeAuthority { room } => {
+                let asked = confirm::authority(&self.model, &room, None);
+                self.ask(asked);
+            }
+            Action::Tap {
+                peer: Some(peer),
+                on,
+            } => {
+                let on = on.unwrap_or_else(|| !self.is_tapped(&peer));
+                let asked = confirm::tap(&self.model, &peer, on);
+                self.ask(asked);
+            }
+            Action::Tap { peer: None, on } => match self.detail_or_selected(View::Peers) {
                 Some(peer) if self.view == View::Peers => {
-                    let on = !self.is_tapped(&peer);
+                    let on = on.unwrap_or_else(|| !self.is_tapped(&peer));
                     let asked = confirm::tap(&self.model, &peer, on);
                     self.ask(asked);
                 }
@@ -654,6 +622,19 @@ impl App {
                     Severity::Warning,
                 ),
             },
+            Action::Fault {
+                target,
+                code,
+                count,
+            } => {
+                let asked = confirm::fault(&self.model, &target, &code, count.as_deref());
+                self.ask(asked);
+            }
+            Action::Find { text } => self.find(&text),
+            Action::Ban { duration, reason } => self.ban(&duration, &reason),
+            Action::Export { name } => return self.export(&name),
+            Action::Repro { session } => return self.repro(&session),
+            Action::Paste => self.open_paste(),
             Action::Edit => self.edit_selected(),
             Action::None => {}
         }
@@ -701,22 +682,10 @@ impl App {
             return;
         };
         self.log.anchor = None;
-        self.detail = match self.view {
-            View::Peers => Some(Detail::Peer(key)),
-            View::Rooms => Some(Detail::Room(key)),
-            View::Channels => self
-                .model
-                .channels
-                .keys()
-                .find(|(d, a, n)| super::tables::channel_key(d.id(), a, n) == key)
-                .map(|(d, a, n)| Detail::Channel(*d, a.clone(), n.clone())),
-            View::Catalog => lookup_qualified(&key).map(|e| Detail::Code(e.qualified())),
-            View::History => Some(Detail::History(key)),
-            View::Subscriptions => key
-                .split_once('\u{1f}')
-                .map(|(peer, _)| Detail::Peer(peer.to_owned())),
-            _ => None,
-        };
+        self.detail = self
+            .view
+            .table()
+            .and_then(|table| (table.opens)(&self.model, &key));
     }
 
     fn admin_refused(&mut self) -> bool {
@@ -739,58 +708,9 @@ impl App {
         }
         let id = self.next_command_id;
         self.next_command_id += 1;
-        let described = describe_command(&command);
+        let described = command.describe().text;
         self.pending.insert(id, command.clone());
         self.set_status(format!("{described}…"), Severity::Info);
         vec![Effect::Send(CommandEnvelope { id, command })]
     }
-}
-
-pub fn describe_command(command: &Command) -> String {
-    match command {
-        Command::Kick {
-            peer,
-            reason: Some(reason),
-        } => format!("kick {peer} ({reason})"),
-        Command::Kick { peer, .. } => format!("kick {peer}"),
-        Command::SetAppStatus { app, status } => format!("set {app} {}", status.id()),
-        Command::CloseRoom { room } => format!("close room {room}"),
-        Command::TransferAuthority { room, player_id } => {
-            format!("transfer authority in {room} to {player_id}")
-        }
-        Command::RevokeAuthority { room } => format!("revoke authority in {room}"),
-        Command::Tap { peer, on } => format!("tap {peer} {}", if *on { "on" } else { "off" }),
-        Command::Inject { .. } => "inject".to_owned(),
-        Command::ArmFault { code, .. } => format!("arm fault {code}"),
-        Command::DisarmFault { fault } => format!("disarm fault {fault}"),
-        Command::Resync => "resync".to_owned(),
-        Command::Ban {
-            target,
-            duration_ms,
-            ..
-        } => format!(
-            "ban {} for {}",
-            super::model::describe_ban_target(target),
-            humantime::format_duration(std::time::Duration::from_millis(*duration_ms))
-        ),
-        Command::Unban { ban } => format!("lift ban {ban}"),
-        Command::Frames { peer } => format!("read the recorded frames of {peer}"),
-        Command::Export { peer } => format!("export {peer} as a session"),
-    }
-}
-
-/// Columns of counts and rates, which sort largest first.
-fn counts_column(header: &str) -> bool {
-    matches!(
-        header,
-        "IN" | "OUT"
-            | "ERR"
-            | "PLAYERS"
-            | "SPECT"
-            | "MEMBERS"
-            | "MESSAGES"
-            | "PEERS"
-            | "FRAMES/S"
-            | "ERR/S"
-    )
 }

@@ -238,7 +238,7 @@ pub struct RecordedFrame {
     pub text: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AppStatus {
     Active,
@@ -773,6 +773,129 @@ mod tests {
             "nodes",
         ] {
             assert!(kinds.contains(kind), "no example of event {kind}");
+        }
+    }
+}
+
+impl BanTarget {
+    /// `identity Bob in app demo`, `identity Bob in every app`, `address 203.0.113.7`: one
+    /// wording for the console's questions and log, the server's replies and its audit log.
+    pub fn describe(&self) -> String {
+        match self {
+            BanTarget::Identity {
+                app: Some(app),
+                identity,
+            } => format!("identity {identity} in app {app}"),
+            BanTarget::Identity {
+                app: None,
+                identity,
+            } => format!("identity {identity} in every app"),
+            BanTarget::Address { ip } => format!("address {ip}"),
+        }
+    }
+}
+
+/// How a command is named on each side: both read it from [`Command::describe`], so the
+/// console's words and the audit log cannot drift apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    /// The audit log's name of the action (`kick`, `set_app_status`).
+    pub action: &'static str,
+    /// What it acts on, as the audit log records it.
+    pub target: String,
+    /// The action in words, as the console shows it while it is pending or when it fails.
+    pub text: String,
+}
+
+impl Command {
+    pub fn describe(&self) -> Described {
+        let described = |action, target: String, text: String| Described {
+            action,
+            target,
+            text,
+        };
+        match self {
+            Command::Resync => described("resync", String::new(), "resync".to_owned()),
+            Command::Kick { peer, reason } => described(
+                "kick",
+                peer.clone(),
+                match reason {
+                    Some(reason) => format!("kick {peer} ({reason})"),
+                    None => format!("kick {peer}"),
+                },
+            ),
+            Command::SetAppStatus { app, status } => described(
+                "set_app_status",
+                format!("{app} → {}", status.id()),
+                format!("set {app} {}", status.id()),
+            ),
+            Command::CloseRoom { room } => {
+                described("close_room", room.clone(), format!("close room {room}"))
+            }
+            Command::TransferAuthority { room, player_id } => described(
+                "transfer_authority",
+                format!("{room} → {player_id}"),
+                format!("transfer authority in {room} to {player_id}"),
+            ),
+            Command::RevokeAuthority { room } => described(
+                "revoke_authority",
+                room.clone(),
+                format!("revoke authority in {room}"),
+            ),
+            Command::Tap { peer, on } => described(
+                "tap",
+                peer.clone(),
+                format!("tap {peer} {}", if *on { "on" } else { "off" }),
+            ),
+            Command::Inject { target, .. } => described(
+                "inject",
+                match target {
+                    InjectTarget::Peer { peer } | InjectTarget::ExistingProbe { peer } => {
+                        peer.clone()
+                    }
+                    InjectTarget::Probe { dialect, .. } => format!("new {dialect} probe"),
+                },
+                "inject".to_owned(),
+            ),
+            Command::ArmFault { target, code, .. } => described(
+                "arm_fault",
+                match target {
+                    FaultTarget::Peer { peer } => peer.clone(),
+                    FaultTarget::Dialect { dialect } => dialect.id().to_owned(),
+                },
+                format!("arm fault {code}"),
+            ),
+            Command::DisarmFault { fault } => described(
+                "disarm_fault",
+                fault.to_string(),
+                format!("disarm fault {fault}"),
+            ),
+            Command::Ban {
+                target,
+                duration_ms,
+                ..
+            } => described(
+                "ban",
+                target.describe(),
+                format!(
+                    "ban {} for {}",
+                    target.describe(),
+                    humantime::format_duration(std::time::Duration::from_millis(*duration_ms))
+                ),
+            ),
+            Command::Unban { ban } => {
+                described("unban", ban.to_string(), format!("lift ban {ban}"))
+            }
+            Command::Frames { peer } => described(
+                "frames",
+                peer.clone(),
+                format!("read the recorded frames of {peer}"),
+            ),
+            Command::Export { peer } => described(
+                "export",
+                peer.clone(),
+                format!("export {peer} as a session"),
+            ),
         }
     }
 }

@@ -217,56 +217,6 @@ fn result(id: u64, outcome: Result<String, String>) -> CommandResult {
     }
 }
 
-/// The action's name and target as the audit log records them.
-fn audit_names(command: &Command) -> (&'static str, String) {
-    match command {
-        Command::Resync => ("resync", String::new()),
-        Command::Kick { peer, .. } => ("kick", peer.clone()),
-        Command::SetAppStatus { app, status } => {
-            ("set_app_status", format!("{app} → {}", status.id()))
-        }
-        Command::CloseRoom { room } => ("close_room", room.clone()),
-        Command::TransferAuthority { room, player_id } => {
-            ("transfer_authority", format!("{room} → {player_id}"))
-        }
-        Command::RevokeAuthority { room } => ("revoke_authority", room.clone()),
-        Command::Tap { peer, .. } => ("tap", peer.clone()),
-        Command::Inject { target, .. } => (
-            "inject",
-            match target {
-                InjectTarget::Peer { peer } | InjectTarget::ExistingProbe { peer } => peer.clone(),
-                InjectTarget::Probe { dialect, .. } => format!("new {dialect} probe"),
-            },
-        ),
-        Command::ArmFault { target, .. } => (
-            "arm_fault",
-            match target {
-                FaultTarget::Peer { peer } => peer.clone(),
-                FaultTarget::Dialect { dialect } => dialect.id().to_owned(),
-            },
-        ),
-        Command::DisarmFault { fault } => ("disarm_fault", fault.to_string()),
-        Command::Ban { target, .. } => ("ban", describe_target(target)),
-        Command::Unban { ban } => ("unban", ban.to_string()),
-        Command::Frames { peer } => ("frames", peer.clone()),
-        Command::Export { peer } => ("export", peer.clone()),
-    }
-}
-
-fn describe_target(target: &BanTarget) -> String {
-    match target {
-        BanTarget::Identity {
-            app: Some(app),
-            identity,
-        } => format!("{identity} in {app}"),
-        BanTarget::Identity {
-            app: None,
-            identity,
-        } => format!("{identity} in every app"),
-        BanTarget::Address { ip } => format!("address {ip}"),
-    }
-}
-
 /// Run one command. Every action is put on record before it takes effect and its outcome
 /// after; an action that cannot be put on record is refused, so nothing is done unaudited.
 async fn execute(shared: &Arc<Shared>, who: &str, envelope: CommandEnvelope) -> Reply {
@@ -286,7 +236,8 @@ async fn execute(shared: &Arc<Shared>, who: &str, envelope: CommandEnvelope) -> 
         Command::Export { peer } => return Reply::Result(export(shared, id, &peer)),
         _ => {}
     }
-    let (action, target) = audit_names(&envelope.command);
+    let described = envelope.command.describe();
+    let (action, target) = (described.action, described.target);
     let ticket = match shared.persist.audit_intent(who, action, &target).await {
         Ok(ticket) => ticket,
         Err(error) => {
@@ -416,7 +367,7 @@ async fn ban(
         .save_bans(bans, last_id.max(id))
         .await
         .map_err(|e| format!("could not persist the ban, nothing was changed: {e}"))?;
-    let described = describe_target(&ban.target);
+    let described = ban.target.describe();
     let until = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(ban.until_ms),
     );
@@ -440,10 +391,7 @@ async fn unban(shared: &Shared, who: &str, id: u64) -> Result<String, String> {
         .await
         .map_err(|e| format!("could not persist the change, the ban stays: {e}"))?;
     let lifted = shared.hub.lift_ban(id, who)?;
-    Ok(format!(
-        "ban {id} on {} lifted",
-        describe_target(&lifted.target)
-    ))
+    Ok(format!("ban {id} on {} lifted", lifted.target.describe()))
 }
 
 /// `frames`: what the flight recorder holds of a live or closed peer.

@@ -52,7 +52,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, shown: &Detail) {
                 paragraph(text).block(block(theme, format!(" Peer {id} "))),
                 head,
             );
-            let tap_key = app.keymap.key_for(Action::Tap).unwrap_or(":tap");
+            let tap_key = app.keymap.key_for(&Action::TAP).unwrap_or(":tap");
             let title = if app.is_tapped(&id) {
                 format!("Frames and errors (tapped; {tap_key} stops)")
             } else {

@@ -21,8 +21,8 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, shown: &Detail) {
 }
 
 fn copy_hint(app: &App) -> String {
-    let copy = app.keymap.key_for(Action::Copy).unwrap_or("y");
-    let back = app.keymap.key_for(Action::Back).unwrap_or("esc");
+    let copy = app.keymap.key_for(&Action::Copy).unwrap_or("y");
+    let back = app.keymap.key_for(&Action::Back).unwrap_or("esc");
     format!("{copy}: copy · {back}: back")
 }
 

@@ -138,7 +138,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, peer: Option<&str>, title:
     }
     let newer = entries.len() - shown_up_to;
     if app.log.anchor.is_some() {
-        let live_key = app.keymap.key_for(Action::Bottom).unwrap_or(":log");
+        let live_key = app.keymap.key_for(&Action::Bottom).unwrap_or(":log");
         title.push_str(&format!(
             "· PAUSED, {newer} newer · {live_key}: follow live "
         ));

@@ -93,20 +93,20 @@ pub fn draw_hints(app: &App, frame: &mut Frame, area: Rect) {
                 } else {
                     "tap"
                 };
-                wanted.extend([(Action::Kick, "kick"), (Action::Tap, tap)]);
+                wanted.extend([(Action::KICK, "kick"), (Action::TAP, tap)]);
             }
             View::Apps => wanted.extend([
-                (Action::SuspendApp, "suspend"),
-                (Action::ActivateApp, "activate"),
+                (Action::SUSPEND_APP, "suspend"),
+                (Action::ACTIVATE_APP, "activate"),
             ]),
-            View::Rooms => wanted.push((Action::CloseRoom, "close")),
+            View::Rooms => wanted.push((Action::CLOSE_ROOM, "close")),
             View::Log => wanted.push((Action::Edit, "edit")),
-            View::Bans => wanted.push((Action::LiftBan, "lift")),
+            View::Bans => wanted.push((Action::LIFT_BAN, "lift")),
             _ => {}
         }
     }
     let hint = |(action, label): (Action, &str)| {
-        let key = app.keymap.key_for(action)?;
+        let key = app.keymap.key_for(&action)?;
         Some(match key {
             "enter" => format!("⏎:{label}"),
             ":" => format!(":{label}"),
@@ -118,10 +118,10 @@ pub fn draw_hints(app: &App, frame: &mut Frame, area: Rect) {
     // support engineer's night.
     let triage = [
         Some(":find".to_owned()),
-        hint((Action::ViewHistory, "history")),
+        hint((Action::Show(View::History), "history")),
         Some(":paste".to_owned()),
-        hint((Action::ViewBans, "bans")),
-        hint((Action::ViewNodes, "nodes")),
+        hint((Action::Show(View::Bans), "bans")),
+        hint((Action::Show(View::Nodes), "nodes")),
     ];
     for extra in triage.into_iter().flatten() {
         let used: usize = hints.iter().map(|h| h.chars().count() + 1).sum();

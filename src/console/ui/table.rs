@@ -75,15 +75,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, view: View) {
 
 /// What an empty table means, where an empty table could be mistaken for a fault.
 fn empty_because(view: View) -> Option<&'static str> {
-    match view {
-        View::Nodes => Some(
-            "This server runs alone: nodes appear here when servers share a cluster \
-             (relaydeck serve --cluster redis://HOST).",
-        ),
-        View::History => Some("Peers and rooms appear here when they close."),
-        View::Bans => Some("No bans in force. :ban puts one on a peer's identity or address."),
-        _ => None,
-    }
+    view.table().and_then(|table| table.empty)
 }
 
 /// How a view's columns give way when they do not fit: `keep` never shrinks (the columns that
@@ -96,19 +88,16 @@ struct Give {
 }
 
 fn give(view: View) -> Give {
-    let (keep, first): (&'static [usize], &'static [usize]) = match view {
-        View::Peers => (&[0, 1], &[8]),
-        View::Rooms => (&[0], &[]),
-        View::Channels => (&[0], &[]),
-        View::Subscriptions => (&[0, 1, 2], &[4]),
-        View::Apps => (&[0, 2], &[4]),
-        View::Catalog => (&[0, 1], &[]),
-        View::History => (&[0, 1, 2], &[7, 8]),
-        View::Bans => (&[0], &[]),
-        View::Nodes => (&[0, 1], &[]),
-        _ => (&[], &[]),
-    };
-    Give { keep, first }
+    view.table().map_or(
+        Give {
+            keep: &[],
+            first: &[],
+        },
+        |table| Give {
+            keep: table.keep,
+            first: table.shrink_first,
+        },
+    )
 }
 
 /// Column widths sized to what the rows on screen hold (and the headers), fitting `space`

@@ -6,7 +6,6 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use crate::catalog::Severity;
 use crate::console::app::{App, Detail, Effect, Mode, ReproProgress, ReproRun, View};
 use crate::console::log::{LogEntry, LogKind};
-use crate::console::model::describe_ban_target;
 use crate::console::triage::{self, Found};
 use crate::protocol::admin::{Closed, Command, CommandResult, PeerInfo};
 use crate::session::replay::Outcome;
@@ -159,7 +158,7 @@ impl App {
         };
         let question = format!(
             "Ban {} for {span} (until {until} UTC), from {whose}, because \"{reason}\"? {live} live peer(s) matching it are closed with 4020 and new connections refused.",
-            describe_ban_target(&target),
+            target.describe(),
         );
         self.confirm_then.clear();
         self.mode = Mode::Confirm {
@@ -193,7 +192,7 @@ impl App {
         };
         let question = format!(
             "Lift ban {id} on {} (\"{}\", by {}, {})? Matching connections are accepted again.",
-            describe_ban_target(&ban.target),
+            ban.target.describe(),
             ban.reason,
             ban.by,
             triage::until(self.model.server_ms, ban.until_ms)
