@@ -68,7 +68,7 @@ mod dispatch;
 mod limits;
 mod msgpack;
 mod placement;
-mod refusal;
+pub(crate) mod refusal;
 pub mod rooms;
 
 use std::collections::VecDeque;
