@@ -367,7 +367,7 @@ async fn raw_player(proxy: &TestServer) -> Socket {
 async fn create_room(socket: &mut Socket, name: &str) -> String {
     send_json(
         socket,
-        json!({"type": "JoinRoom", "data": {"game_name": GAME, "player_name": name, "max_players": 4}}),
+        json!({"type": "JoinRoom", "data": {"game_name": GAME, "player_name": name, "max_players": 2}}),
     )
     .await;
     let joined = recv_type(socket, "RoomJoined").await;
@@ -414,11 +414,18 @@ async fn admin_views_and_kick(proxy: &TestServer, mut upstream_admin: Option<&mu
     assert_eq!(room.players[0].peer.as_ref(), Some(&player.id));
     assert_eq!(room.app, "demo");
 
-    // A refusal from the upstream, decoded by the catalog.
+    // Carol fills the room; the upstream refuses Bob, and the proxy decodes its refusal.
+    let mut carol = raw_player(proxy).await;
+    send_json(
+        &mut carol,
+        json!({"type": "JoinRoom", "data": {"game_name": GAME, "player_name": "Carol", "room_code": code}}),
+    )
+    .await;
+    recv_type(&mut carol, "RoomJoined").await;
     let mut bob = raw_player(proxy).await;
     send_json(
         &mut bob,
-        json!({"type": "JoinRoom", "data": {"game_name": GAME, "player_name": "Bob", "room_code": "ZZZZZZ"}}),
+        json!({"type": "JoinRoom", "data": {"game_name": GAME, "player_name": "Bob", "room_code": code}}),
     )
     .await;
     let refused = recv_type(&mut bob, "RoomJoinFailed").await;
@@ -432,6 +439,7 @@ async fn admin_views_and_kick(proxy: &TestServer, mut upstream_admin: Option<&mu
         unreachable!()
     };
     assert_eq!(emitted, sent_code);
+    assert_eq!(emitted, "ROOM_FULL");
     assert_eq!(dialect, Dialect::SignalFish);
     assert!(peer.is_some_and(|p| p != player.id), "Bob's error, not Alice's");
     assert!(frame.contains("RoomJoinFailed"), "{frame}");
@@ -465,9 +473,10 @@ async fn admin_views_and_kick(proxy: &TestServer, mut upstream_admin: Option<&mu
         let Event::PeerClosed { code, .. } = closed else {
             unreachable!()
         };
-        assert_eq!(code, None, "{closed:?}");
+        assert_eq!(code, Some(1000), "{closed:?}");
     }
     close_and_drain(&mut bob).await;
+    close_and_drain(&mut carol).await;
 }
 
 #[tokio::test]
@@ -512,22 +521,28 @@ async fn in_front_of_the_real_server_players_show_refusals_decode_and_kicks_clos
 }
 
 #[tokio::test]
-async fn an_upstream_that_refuses_the_upgrade_refuses_the_client() {
+async fn the_upstreams_close_reaches_the_client_unchanged_and_decoded() {
     let upstream = TestServer::demo().await;
     let proxy = proxy_to(&upstream.url("")).await;
-    let refused = tokio::time::timeout(
-        RECEIVE_TIMEOUT,
-        tokio_tungstenite::connect_async(proxy.url("/v1/ws")),
-    )
-    .await
-    .expect("connect timed out");
-    match refused {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status().as_u16(), 401)
-        }
-        other => panic!("expected the upstream's 401, got {other:?}"),
-    }
-    let health = reqwest::get(proxy.http("/health")).await.unwrap();
+    let mut admin = proxy.admin().await;
+    // The pub/sub relay closes a connection without a key with its own code.
+    let mut direct = upstream.connect("/v1").await;
+    let expected = recv_close(&mut direct).await;
+    let mut proxied = proxy.connect("/v1").await;
+    assert_eq!(recv_close(&mut proxied).await, expected);
+    let Event::ErrorEmitted { dialect, frame, .. } = admin
+        .wait_event(|e| matches!(e, Event::ErrorEmitted { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(dialect, Dialect::Pubsub);
+    assert_eq!(frame, format!("close {} {}", expected.0, expected.1));
+
+    let health = tokio::time::timeout(RECEIVE_TIMEOUT, reqwest::get(proxy.http("/health")))
+        .await
+        .expect("no answer before the timeout")
+        .unwrap();
     assert_eq!(health.status().as_u16(), 200, "plain HTTP is forwarded");
 }
 
