@@ -68,7 +68,11 @@ struct RealSignalFish {
 fn signal_fish_bin() -> Option<PathBuf> {
     if let Some(bin) = std::env::var_os("SIGNAL_FISH_BIN") {
         let bin = PathBuf::from(bin);
-        assert!(bin.is_file(), "SIGNAL_FISH_BIN={} is not a file", bin.display());
+        assert!(
+            bin.is_file(),
+            "SIGNAL_FISH_BIN={} is not a file",
+            bin.display()
+        );
         return Some(bin);
     }
     let cache = std::env::var_os("XDG_CACHE_HOME")
@@ -385,7 +389,9 @@ async fn proxied_player_in(admin: &mut Admin, code: &str) -> PeerInfo {
         return peer.clone();
     }
     let Event::PeerUpdated { peer } = admin
-        .wait_event(|e| matches!(e, Event::PeerUpdated { peer } if peer.room.as_deref() == Some(code)))
+        .wait_event(
+            |e| matches!(e, Event::PeerUpdated { peer } if peer.room.as_deref() == Some(code)),
+        )
         .await
     else {
         unreachable!()
@@ -431,7 +437,11 @@ async fn admin_views_and_kick(proxy: &TestServer, mut upstream_admin: Option<&mu
     let refused = recv_type(&mut bob, "RoomJoinFailed").await;
     let sent_code = refused["data"]["error_code"].as_str().unwrap().to_owned();
     let Event::ErrorEmitted {
-        peer, code: emitted, dialect, frame, ..
+        peer,
+        code: emitted,
+        dialect,
+        frame,
+        ..
     } = admin
         .wait_event(|e| matches!(e, Event::ErrorEmitted { .. }))
         .await
@@ -441,7 +451,10 @@ async fn admin_views_and_kick(proxy: &TestServer, mut upstream_admin: Option<&mu
     assert_eq!(emitted, sent_code);
     assert_eq!(emitted, "ROOM_FULL");
     assert_eq!(dialect, Dialect::SignalFish);
-    assert!(peer.is_some_and(|p| p != player.id), "Bob's error, not Alice's");
+    assert!(
+        peer.is_some_and(|p| p != player.id),
+        "Bob's error, not Alice's"
+    );
     assert!(frame.contains("RoomJoinFailed"), "{frame}");
     assert!(
         catalog::get(Dialect::SignalFish, &emitted).is_some(),
@@ -463,7 +476,9 @@ async fn admin_views_and_kick(proxy: &TestServer, mut upstream_admin: Option<&mu
         (4020, "admin_disconnect".to_owned())
     );
     admin
-        .wait_event(|e| matches!(e, Event::PeerClosed { peer, code: Some(4020), .. } if *peer == player.id))
+        .wait_event(
+            |e| matches!(e, Event::PeerClosed { peer, code: Some(4020), .. } if *peer == player.id),
+        )
         .await;
     if let Some(upstream) = upstream_admin.as_mut() {
         // Alice's side on the upstream closed as a client leaving does, not as an error.
@@ -562,6 +577,10 @@ async fn export_replays_against(proxy: &TestServer, upstream_addr: String) {
     assert!(result.ok, "{}", result.message);
     let text = result.data.unwrap()["session"].as_str().unwrap().to_owned();
     let session = Session::parse(&text, "export").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert!(
+        text.contains(r#""match":{"type":"RoomJoined"}"#),
+        "what the upstream answered is expected:\n{text}"
+    );
     let target = Target {
         addr: upstream_addr,
         admin_token: None,
@@ -569,7 +588,10 @@ async fn export_replays_against(proxy: &TestServer, upstream_addr: String) {
     let report = tokio::time::timeout(EVENT_TIMEOUT * 6, run(&session, &target, &mut |_| {}))
         .await
         .expect("the replay took over a minute");
-    assert!(report.passed(), "the export does not replay:\n{text}\n{report:#?}");
+    assert!(
+        report.passed(),
+        "the export does not replay:\n{text}\n{report:#?}"
+    );
     close_and_drain(&mut alice).await;
 }
 

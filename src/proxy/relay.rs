@@ -110,7 +110,7 @@ impl Relay {
         self.upstream_closed = true;
     }
 
-    fn from_upstream(&mut self, received: Option<FromUpstream>) -> Flow {
+    fn take_upstream(&mut self, received: Option<FromUpstream>) -> Flow {
         let hub = &self.shared.hub;
         match received {
             Some(FromUpstream::Text(text)) => {
@@ -194,14 +194,13 @@ impl Session for Relay {
         None
     }
 
-    fn background(&mut self) -> impl std::future::Future<Output = Flow> + Send + '_ {
-        async move {
-            if self.upstream_closed && self.from_upstream.is_closed() {
-                return std::future::pending().await;
-            }
-            let received = self.from_upstream.recv().await;
-            self.from_upstream(received)
+    async fn background(&mut self) -> Flow {
+        // Once a close went either way, what the upstream still sends is not the client's.
+        if self.upstream_closed {
+            return std::future::pending().await;
         }
+        let received = self.from_upstream.recv().await;
+        self.take_upstream(received)
     }
 
     fn on_client_close(&mut self, code: u16, reason: &str) {
@@ -217,7 +216,10 @@ impl Session for Relay {
 }
 
 /// Write the client's frames to the upstream until a close went out or the client is gone.
-async fn write_upstream(mut sink: SplitSink<Socket, Message>, mut outgoing: mpsc::Receiver<Message>) {
+async fn write_upstream(
+    mut sink: SplitSink<Socket, Message>,
+    mut outgoing: mpsc::Receiver<Message>,
+) {
     while let Some(message) = outgoing.recv().await {
         let closing = matches!(message, Message::Close(_));
         let sent = tokio::time::timeout(UPSTREAM_WRITE_TIMEOUT, sink.send(message)).await;

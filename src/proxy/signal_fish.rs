@@ -105,10 +105,9 @@ impl Observer {
             }
             Some("RoomJoined") => self.joined(hub, rooms, peer, data),
             Some("PlayerJoined") => {
-                if let (Some(code), Some(member)) = (
-                    &self.room,
-                    data.get("player").and_then(member_of),
-                ) {
+                if let (Some(code), Some(member)) =
+                    (&self.room, data.get("player").and_then(member_of))
+                {
                     rooms.update(hub, code, |room| {
                         if !room.players.iter().any(|m| m.player_id == member.player_id) {
                             room.players.push(member);
@@ -118,7 +117,9 @@ impl Observer {
             }
             Some("PlayerLeft") => {
                 if let (Some(code), Some(gone)) = (&self.room, text(data, "player_id")) {
-                    rooms.update(hub, code, |room| room.players.retain(|m| m.player_id != gone));
+                    rooms.update(hub, code, |room| {
+                        room.players.retain(|m| m.player_id != gone)
+                    });
                 }
             }
             Some("AuthorityChanged") => {
@@ -133,7 +134,12 @@ impl Observer {
                     let ready: Vec<String> = data
                         .get("ready_players")
                         .and_then(Value::as_array)
-                        .map(|ids| ids.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                        .map(|ids| {
+                            ids.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_owned)
+                                .collect()
+                        })
                         .unwrap_or_default();
                     rooms.update(hub, code, |room| {
                         if let Some(state) = state {
@@ -168,7 +174,12 @@ impl Observer {
         let spectators = members("current_spectators");
         let authority = players
             .iter()
-            .zip(data.get("current_players").and_then(Value::as_array).into_iter().flatten())
+            .zip(
+                data.get("current_players")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten(),
+            )
             .find(|(_, raw)| raw.get("is_authority").and_then(Value::as_bool) == Some(true))
             .map(|(m, _)| m.player_id.clone());
         let name = players
@@ -236,8 +247,9 @@ impl Observer {
             let Some(room) = all.get_mut(&code) else {
                 return;
             };
-            room.players
-                .retain(|m| Some(&m.player_id) != player_id.as_ref() && m.peer.as_ref() != Some(&peer.id));
+            room.players.retain(|m| {
+                Some(&m.player_id) != player_id.as_ref() && m.peer.as_ref() != Some(&peer.id)
+            });
             let watched = room.players.iter().any(|m| m.peer.is_some());
             let remaining = room.clone();
             if !watched {
