@@ -365,6 +365,9 @@ async fn raw_player(proxy: &TestServer) -> Socket {
     )
     .await;
     recv_type(&mut socket, "Authenticated").await;
+    // Both servers follow with ProtocolInfo; a test that sends before it arrives would see
+    // it land between its request and the answer.
+    recv_type(&mut socket, "ProtocolInfo").await;
     socket
 }
 
