@@ -131,11 +131,19 @@ pub async fn spawn(
 }
 
 fn routes(shared: Arc<Shared>, state: Arc<ProxyState>) -> Router {
+    // The server's `Host` check (DNS rebinding) guards what is forwarded as well.
+    let hosts = Arc::new(crate::server::host_check::HostPolicy::new(
+        &shared.hub.info().listen,
+        &shared.hub.config().security.allowed_hosts,
+    ));
     let admin = Router::new()
         .route(routes::ADMIN, get(crate::server::admin::upgrade))
         .with_state(shared);
     let forward = Router::new().fallback(forward).with_state(state);
-    admin.merge(forward)
+    admin.merge(forward).layer(axum::middleware::from_fn_with_state(
+        hosts,
+        crate::server::host_check::check,
+    ))
 }
 
 /// The dialect a proxied connection speaks, by its path (as relaydeck's own routes are laid
