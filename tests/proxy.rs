@@ -613,3 +613,53 @@ async fn an_export_of_a_proxied_player_replays_against_the_real_server() {
     let proxy = proxy_to(&real.url()).await;
     export_replays_against(&proxy, format!("127.0.0.1:{}", real.port)).await;
 }
+
+#[tokio::test]
+async fn a_tapped_proxied_player_shows_both_ways_and_takes_frames_injected_either_way() {
+    use relaydeck::protocol::admin::{Direction, InjectTarget};
+    let upstream = TestServer::demo().await;
+    let proxy = proxy_to(&upstream.url("")).await;
+    let mut admin = proxy.admin().await;
+    let mut alice = raw_player(&proxy).await;
+    let code = create_room(&mut alice, "Alice").await;
+    let player = proxied_player_in(&mut admin, &code).await;
+    let tapped = admin
+        .command(Command::Tap {
+            peer: player.id.clone(),
+            on: true,
+        })
+        .await;
+    assert!(tapped.ok, "{}", tapped.message);
+
+    // Toward the upstream, as if Alice had sent it: the upstream's answer reaches her.
+    let injected = admin
+        .command(Command::Inject {
+            target: InjectTarget::Peer {
+                peer: player.id.clone(),
+            },
+            frame: json!({"type": "LeaveRoom"}).to_string(),
+        })
+        .await;
+    assert!(injected.ok, "{}", injected.message);
+    recv_type(&mut alice, "RoomLeft").await;
+    admin
+        .wait_event(|e| matches!(e, Event::Frame { direction: Direction::In, text, .. } if text.contains("LeaveRoom")))
+        .await;
+    admin
+        .wait_event(|e| matches!(e, Event::Frame { direction: Direction::Out, text, .. } if text.contains("RoomLeft")))
+        .await;
+
+    // Toward Alice only: the upstream never sees it.
+    let notice = json!({"type": "Error", "data": {"message": "from the operator", "error_code": "INTERNAL_ERROR"}});
+    let injected = admin
+        .command(Command::Inject {
+            target: InjectTarget::ToClient {
+                peer: player.id.clone(),
+            },
+            frame: notice.to_string(),
+        })
+        .await;
+    assert!(injected.ok, "{}", injected.message);
+    assert_eq!(recv_type(&mut alice, "Error").await, notice);
+    close_and_drain(&mut alice).await;
+}

@@ -618,6 +618,9 @@ pub enum InjectTarget {
     },
     /// A probe opened earlier, reused.
     ExistingProbe { peer: PeerId },
+    /// Toward an existing peer's client: the frame is sent to it as if the server (or, for
+    /// a peer of `relaydeck proxy`, its upstream) had sent it.
+    ToClient { peer: PeerId },
 }
 
 /// One example of every message, for documentation and tests.

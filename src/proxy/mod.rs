@@ -140,10 +140,12 @@ fn routes(shared: Arc<Shared>, state: Arc<ProxyState>) -> Router {
         .route(routes::ADMIN, get(crate::server::admin::upgrade))
         .with_state(shared);
     let forward = Router::new().fallback(forward).with_state(state);
-    admin.merge(forward).layer(axum::middleware::from_fn_with_state(
-        hosts,
-        crate::server::host_check::check,
-    ))
+    admin
+        .merge(forward)
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            crate::server::host_check::check,
+        ))
 }
 
 /// The dialect a proxied connection speaks, by its path (as relaydeck's own routes are laid

@@ -234,7 +234,9 @@ fn audit_names(command: &Command) -> (&'static str, String) {
         Command::Inject { target, .. } => (
             "inject",
             match target {
-                InjectTarget::Peer { peer } | InjectTarget::ExistingProbe { peer } => peer.clone(),
+                InjectTarget::Peer { peer }
+                | InjectTarget::ExistingProbe { peer }
+                | InjectTarget::ToClient { peer } => peer.clone(),
                 InjectTarget::Probe { dialect, .. } => format!("new {dialect} probe"),
             },
         ),
@@ -604,7 +606,10 @@ fn remote_node<'a>(
         | Command::Frames { peer }
         | Command::Export { peer }
         | Command::Inject {
-            target: InjectTarget::Peer { peer } | InjectTarget::ExistingProbe { peer },
+            target:
+                InjectTarget::Peer { peer }
+                | InjectTarget::ExistingProbe { peer }
+                | InjectTarget::ToClient { peer },
             ..
         }
         | Command::ArmFault {
@@ -728,6 +733,18 @@ async fn inject(
                 Ok((format!("frame sent through probe {peer}"), peer.clone()))
             }
             _ => Err(format!("{peer} is not an open probe")),
+        },
+        InjectTarget::ToClient { peer } => match shared.hub.handle(&peer) {
+            Some(handle)
+                if shared.hub.deliver(
+                    &handle,
+                    &frame.into(),
+                    crate::server::peer::Priority::Reply,
+                ) =>
+            {
+                Ok((format!("sent to {peer}'s client"), peer.clone()))
+            }
+            _ => Err(format!("no live peer {peer}")),
         },
     }
 }
