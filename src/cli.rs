@@ -85,7 +85,8 @@ pub struct ConnectArgs {
     pub url: String,
     /// The server's admin (or viewer) token. Without it, the token a `serve` with the same
     /// data folder stored (DATA_DIR/admin-token), then the embedded server's
-    /// (DATA_DIR/embedded/admin-token), are tried.
+    /// (DATA_DIR/embedded/admin-token), then a `proxy`'s (DATA_DIR/proxy/admin-token), are
+    /// tried.
     #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Read the admin token from this file instead (yours, writable by nobody else): unlike
@@ -849,8 +850,8 @@ fn require_terminal() -> anyhow::Result<()> {
     )
 }
 
-/// The tokens `connect` tries when given none: what a `serve` or the embedded server with
-/// the same data folder stored.
+/// The tokens `connect` tries when given none: what a `serve`, the embedded server or a
+/// `proxy` with the same data folder stored.
 fn stored_tokens(
     data_dir: Option<&std::path::Path>,
 ) -> (
@@ -864,6 +865,7 @@ fn stored_tokens(
     let paths = vec![
         admin_token_file(dir),
         admin_token_file(&dir.join("embedded")),
+        admin_token_file(&dir.join("proxy")),
     ];
     let found = paths
         .iter()

@@ -663,3 +663,34 @@ async fn a_tapped_proxied_player_shows_both_ways_and_takes_frames_injected_eithe
     assert_eq!(recv_type(&mut alice, "Error").await, notice);
     close_and_drain(&mut alice).await;
 }
+
+#[tokio::test]
+async fn a_fault_armed_on_a_proxied_player_answers_its_next_request_at_the_proxy() {
+    use relaydeck::protocol::admin::FaultTarget;
+    let upstream = TestServer::demo().await;
+    let proxy = proxy_to(&upstream.url("")).await;
+    let mut admin = proxy.admin().await;
+    let mut alice = raw_player(&proxy).await;
+    let code = create_room(&mut alice, "Alice").await;
+    let player = proxied_player_in(&mut admin, &code).await;
+    let armed = admin
+        .command(Command::ArmFault {
+            target: FaultTarget::Peer {
+                peer: player.id.clone(),
+            },
+            code: "ROOM_FULL".into(),
+            count: 1,
+        })
+        .await;
+    assert!(armed.ok, "{}", armed.message);
+    send_json(&mut alice, json!({"type": "LeaveRoom"})).await;
+    let refused = recv_type(&mut alice, "Error").await;
+    assert_eq!(refused["data"]["error_code"], "ROOM_FULL");
+    admin
+        .wait_event(|e| matches!(e, Event::ErrorEmitted { code, .. } if code == "ROOM_FULL"))
+        .await;
+    // Spent: the next request reaches the upstream, which still has Alice in her room.
+    send_json(&mut alice, json!({"type": "LeaveRoom"})).await;
+    recv_type(&mut alice, "RoomLeft").await;
+    close_and_drain(&mut alice).await;
+}

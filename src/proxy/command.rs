@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::Upstream;
+use super::{Upstream, Upstreams};
 use crate::cli::{DataDirArg, LogFormat};
 use crate::server::config::Config;
 use crate::server::ServerOptions;
@@ -13,9 +13,10 @@ use crate::server::ServerOptions;
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     /// The server to put the console in front of: ws://HOST[:PORT] or wss://HOST[:PORT]
-    /// (requests keep their own path).
+    /// (requests keep their own path). With upstreams by path in the config's `proxy`
+    /// section, it takes the paths none of them matches.
     #[arg(long, value_name = "URL")]
-    pub upstream: String,
+    pub upstream: Option<String>,
     /// Address to listen on; binding beyond loopback is an explicit choice.
     #[arg(long, default_value = "127.0.0.1:7879")]
     pub listen: std::net::SocketAddr,
@@ -47,7 +48,12 @@ pub struct ProxyArgs {
 
 pub fn run(args: ProxyArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
     crate::cli::init_server_log(args.log_format);
-    let upstream = Upstream::parse(&args.upstream).map_err(anyhow::Error::msg)?;
+    let upstream = args
+        .upstream
+        .as_deref()
+        .map(Upstream::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         // The proxy's own settings at their defaults; it has no apps of its own.
@@ -57,6 +63,7 @@ pub fn run(args: ProxyArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
         config.tls.cert = Some(cert.clone());
         config.tls.key = Some(key.clone());
     }
+    let upstreams = Upstreams::new(&config.proxy, upstream).map_err(anyhow::Error::msg)?;
     let options = ServerOptions {
         data_dir: data.resolve()?.join("proxy"),
         admin_token: crate::admin_token::resolve_for_server(
@@ -74,7 +81,8 @@ pub fn run(args: ProxyArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
-        let server = super::bind(listener, upstream.clone(), config, options).await?;
+        let shown = upstreams.describe();
+        let server = super::bind(listener, upstreams, config, options).await?;
         let tls = server.tls();
         if let Some(tls) = &tls {
             tokio::spawn(crate::cli::reload_on_hangup(tls.clone()));
@@ -87,8 +95,7 @@ pub fn run(args: ProxyArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
         let _ = writeln!(out, "listening on {addr}");
         let _ = writeln!(
             out,
-            "proxying {ws}://{addr} to {} (connect with relaydeck connect {ws}://{addr})",
-            upstream.url()
+            "proxying {ws}://{addr} to {shown} (connect with relaydeck connect {ws}://{addr})"
         );
         let _ = match server.admin_token_path() {
             Some(path) => writeln!(out, "admin token in {}", path.display()),

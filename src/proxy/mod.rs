@@ -22,6 +22,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::catalog::Dialect;
@@ -92,10 +93,118 @@ impl Upstream {
     }
 }
 
+/// The `proxy` section of the config: upstreams by path, for a proxy in front of several
+/// servers (a Signal Fish server and a Talo backend, say).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxySettings {
+    /// The longest `path` that a request's path starts with (whole segments) picks its
+    /// upstream; `--upstream` takes the requests no entry matches.
+    pub upstreams: Vec<ProxyRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyRoute {
+    /// A path prefix: `/v2/ws`, `/v1`, `/`.
+    pub path: String,
+    /// `ws://HOST[:PORT]` or `wss://HOST[:PORT]`.
+    pub upstream: String,
+}
+
+impl ProxySettings {
+    pub fn is_unset(&self) -> bool {
+        self.upstreams.is_empty()
+    }
+
+    /// Every path absolute, every upstream a `ws(s)://` address.
+    pub fn check(&self) -> Result<(), String> {
+        for route in &self.upstreams {
+            if !route.path.starts_with('/') {
+                return Err(format!(
+                    "proxy.upstreams: the path {:?} must start with /",
+                    route.path
+                ));
+            }
+            Upstream::parse(&route.upstream).map_err(|e| format!("proxy.upstreams: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Where each request goes: the config's routes by path, then the default.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    routes: Vec<(String, Upstream)>,
+    default: Option<Upstream>,
+}
+
+impl Upstreams {
+    /// The config's routes and `default` (`--upstream`); at least one upstream is needed.
+    pub fn new(settings: &ProxySettings, default: Option<Upstream>) -> Result<Upstreams, String> {
+        let routes = settings
+            .upstreams
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.path.trim_end_matches('/').to_owned(),
+                    Upstream::parse(&r.upstream)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        if routes.is_empty() && default.is_none() {
+            return Err("give --upstream, or upstreams in the config's proxy section".to_owned());
+        }
+        Ok(Upstreams { routes, default })
+    }
+
+    /// `ws://a` or `/v1 → ws://a, the rest → ws://b`, for the start-up line.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .routes
+            .iter()
+            .map(|(path, up)| {
+                format!(
+                    "{} → {}",
+                    if path.is_empty() { "/" } else { path },
+                    up.url()
+                )
+            })
+            .collect();
+        match (&self.default, parts.is_empty()) {
+            (Some(up), true) => return up.url().to_owned(),
+            (Some(up), false) => parts.push(format!("the rest → {}", up.url())),
+            (None, _) => {}
+        }
+        parts.join(", ")
+    }
+
+    fn pick(&self, path: &str) -> Option<&Upstream> {
+        self.routes
+            .iter()
+            .filter(|(prefix, _)| {
+                path.strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, upstream)| upstream)
+            .or(self.default.as_ref())
+    }
+}
+
+impl From<Upstream> for Upstreams {
+    fn from(upstream: Upstream) -> Upstreams {
+        Upstreams {
+            routes: Vec::new(),
+            default: Some(upstream),
+        }
+    }
+}
+
 /// What the forwarding routes share.
 struct ProxyState {
     shared: Arc<Shared>,
-    upstream: Upstream,
+    upstreams: Upstreams,
     rooms: signal_fish::Rooms,
     http: reqwest::Client,
 }
@@ -103,7 +212,7 @@ struct ProxyState {
 /// Prepare a proxy on a bound listener: a server whose routes forward to `upstream`.
 pub async fn bind(
     listener: TcpListener,
-    upstream: Upstream,
+    upstreams: impl Into<Upstreams>,
     config: Config,
     options: ServerOptions,
 ) -> anyhow::Result<Server> {
@@ -111,7 +220,7 @@ pub async fn bind(
     let http = crate::tls::http_client().map_err(anyhow::Error::msg)?;
     let state = Arc::new(ProxyState {
         shared: server.shared(),
-        upstream,
+        upstreams: upstreams.into(),
         rooms: signal_fish::Rooms::default(),
         http,
     });
@@ -121,7 +230,7 @@ pub async fn bind(
 /// Bind `listen` and proxy to `upstream` in a background task.
 pub async fn spawn(
     listen: SocketAddr,
-    upstream: Upstream,
+    upstream: impl Into<Upstreams>,
     config: Config,
     options: ServerOptions,
 ) -> anyhow::Result<RunningServer> {
@@ -173,8 +282,15 @@ async fn forward(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    let Some(upstream) = state.upstreams.pick(request.uri().path()) else {
+        return (
+            axum::http::StatusCode::NOT_FOUND,
+            "no upstream for this path\n",
+        )
+            .into_response();
+    };
     if !is_upgrade(&request) {
-        return http::forward(&state.http, &state.upstream, request).await;
+        return http::forward(&state.http, upstream, request).await;
     }
     let path_and_query = request
         .uri()
@@ -186,7 +302,7 @@ async fn forward(
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let mut dial = crate::wsclient::Request::new(state.upstream.ws_url(&path_and_query));
+    let mut dial = crate::wsclient::Request::new(upstream.ws_url(&path_and_query));
     for name in FORWARDED_UPGRADE_HEADERS {
         for value in parts.headers.get_all(*name) {
             if let Ok(value) = value.to_str() {
@@ -254,6 +370,41 @@ mod tests {
         assert!(Upstream::parse("http://example.org").is_err());
         assert!(Upstream::parse("ws://example.org/v2/ws").is_err());
         assert!(Upstream::parse("ws://").is_err());
+    }
+
+    #[test]
+    fn the_longest_whole_segment_prefix_picks_the_upstream() {
+        let settings = ProxySettings {
+            upstreams: vec![
+                ProxyRoute {
+                    path: "/v1".into(),
+                    upstream: "ws://pubsub:1".into(),
+                },
+                ProxyRoute {
+                    path: "/v1/ws/".into(),
+                    upstream: "wss://flow:2".into(),
+                },
+            ],
+        };
+        assert!(settings.check().is_ok());
+        let fallback = Upstream::parse("ws://default:3").unwrap();
+        let upstreams = Upstreams::new(&settings, Some(fallback)).unwrap();
+        let url = |path: &str| upstreams.pick(path).map(|u| u.url().to_owned());
+        assert_eq!(url("/v1").as_deref(), Some("ws://pubsub:1"));
+        assert_eq!(url("/v1/ws").as_deref(), Some("wss://flow:2"));
+        assert_eq!(url("/v1/socket-tickets").as_deref(), Some("ws://pubsub:1"));
+        assert_eq!(url("/v1x").as_deref(), Some("ws://default:3"));
+        assert_eq!(url("/v2/ws").as_deref(), Some("ws://default:3"));
+        let bare = Upstreams::new(&settings, None).unwrap();
+        assert!(bare.pick("/v2/ws").is_none());
+        assert!(Upstreams::new(&ProxySettings::default(), None).is_err());
+        let relative = ProxySettings {
+            upstreams: vec![ProxyRoute {
+                path: "v1".into(),
+                upstream: "ws://a".into(),
+            }],
+        };
+        assert!(relative.check().is_err());
     }
 
     #[test]

@@ -24,6 +24,7 @@ use super::signal_fish::{Observer, Rooms};
 use crate::catalog::Dialect;
 use crate::server::connection::{Flow, Session, CLOSE_HANDSHAKE_TIMEOUT};
 use crate::server::peer::{Notice, PeerHandle, Priority};
+use crate::server::signal_fish::refusal::{static_code, Carrier, Refusal};
 use crate::server::Shared;
 use crate::wsclient::Socket;
 
@@ -97,6 +98,33 @@ impl Relay {
         }
     }
 
+    /// Answer a Signal Fish request with the fault armed for this peer, if one is: true when
+    /// the request was answered so.
+    fn answer_fault(&self, join: bool) -> bool {
+        let Some(code) = self.shared.hub.take_fault(&self.handle) else {
+            return false;
+        };
+        let carrier = if join {
+            Carrier::RoomJoinFailed
+        } else {
+            Carrier::Error
+        };
+        self.refuse(carrier, static_code(&code), None);
+        true
+    }
+
+    /// Send the client a Signal Fish refusal, counted and shown like the upstream's own.
+    fn refuse(&self, carrier: Carrier, code: &'static str, text: Option<String>) {
+        let refusal = Refusal {
+            carrier,
+            code,
+            text,
+        };
+        self.shared
+            .hub
+            .send_error(&self.handle, refusal.code, None, refusal.frame().text());
+    }
+
     fn close_upstream(&mut self, code: u16, reason: &str) {
         if self.upstream_closed {
             return;
@@ -121,10 +149,8 @@ impl Relay {
                 Flow::Continue
             }
             Some(FromUpstream::Binary(bytes)) => {
-                let length = bytes.len();
-                hub.deliver_binary(&self.handle, &bytes, Priority::Relay, || {
-                    format!("<{length} binary bytes>").into()
-                });
+                let shown = || self.show_binary(&bytes).into();
+                hub.deliver_binary(&self.handle, &bytes, Priority::Relay, shown);
                 Flow::Continue
             }
             Some(FromUpstream::Close(close)) => {
@@ -151,12 +177,32 @@ impl Relay {
 impl Session for Relay {
     fn on_text(&mut self, text: &str) -> Flow {
         if let Some(observer) = &mut self.signal_fish {
-            observer.client_frame(text);
+            let kind = observer.client_frame(text);
+            // An armed fault answers the request here, as relaydeck's own server would, and
+            // the upstream never sees it; pings and authentication are never faulted there.
+            if !matches!(kind.as_deref(), Some("Ping" | "Authenticate"))
+                && self.answer_fault(kind.as_deref() == Some("JoinRoom"))
+            {
+                return Flow::Continue;
+            }
         }
         self.send_upstream(Message::text(text))
     }
 
+    /// Signal Fish's binary frames are MessagePack game data, shown decoded; other
+    /// dialects' are shown by their size.
+    fn show_binary(&self, bytes: &[u8]) -> String {
+        if self.signal_fish.is_some() {
+            crate::server::signal_fish::msgpack::describe(bytes)
+        } else {
+            format!("<{} binary bytes>", bytes.len())
+        }
+    }
+
     fn on_binary(&mut self, bytes: &[u8]) -> Flow {
+        if self.signal_fish.is_some() && self.answer_fault(false) {
+            return Flow::Continue;
+        }
         self.send_upstream(Message::binary(Bytes::copy_from_slice(bytes)))
     }
 
@@ -166,17 +212,7 @@ impl Session for Relay {
             // normal close, as if the client had left.
             Notice::Kick { reason } => {
                 if self.signal_fish.is_some() {
-                    let refusal = crate::server::signal_fish::refusal::Refusal {
-                        carrier: crate::server::signal_fish::refusal::Carrier::Error,
-                        code: "KICKED",
-                        text: reason,
-                    };
-                    self.shared.hub.send_error(
-                        &self.handle,
-                        refusal.code,
-                        None,
-                        refusal.frame().text(),
-                    );
+                    self.refuse(Carrier::Error, "KICKED", reason);
                 }
                 self.close_upstream(1000, "");
                 Flow::close(4020, "admin_disconnect")

@@ -75,17 +75,17 @@ fn error_code(data: &Value) -> Option<&str> {
 }
 
 impl Observer {
-    /// A frame the client sent toward the upstream.
-    pub fn client_frame(&mut self, frame: &str) {
-        let Ok(value) = serde_json::from_str::<Value>(frame) else {
-            return;
-        };
+    /// A frame the client sent toward the upstream; its `type`, when it has one.
+    pub fn client_frame(&mut self, frame: &str) -> Option<String> {
+        let value = serde_json::from_str::<Value>(frame).ok()?;
         let data = value.get("data").unwrap_or(&Value::Null);
-        match text(&value, "type") {
-            Some("Authenticate") => self.asked_app = text(data, "app_id").map(str::to_owned),
-            Some("JoinRoom") => self.asked_name = text(data, "player_name").map(str::to_owned),
+        let kind = text(&value, "type")?;
+        match kind {
+            "Authenticate" => self.asked_app = text(data, "app_id").map(str::to_owned),
+            "JoinRoom" => self.asked_name = text(data, "player_name").map(str::to_owned),
             _ => {}
         }
+        Some(kind.to_owned())
     }
 
     /// A frame the upstream sent toward the client.

@@ -66,7 +66,7 @@
 mod auth;
 mod dispatch;
 mod limits;
-mod msgpack;
+pub(crate) mod msgpack;
 mod placement;
 pub(crate) mod refusal;
 pub mod rooms;
