@@ -694,3 +694,47 @@ async fn a_fault_armed_on_a_proxied_player_answers_its_next_request_at_the_proxy
     recv_type(&mut alice, "RoomLeft").await;
     close_and_drain(&mut alice).await;
 }
+
+#[tokio::test]
+async fn error_frames_of_the_other_dialects_are_decoded_error_deltas() {
+    let upstream = TestServer::demo().await;
+    let proxy = proxy_to(&upstream.url("")).await;
+    let mut admin = proxy.admin().await;
+
+    let mut pubsub = proxy.connect("/v1?key=pk_demo").await;
+    send_json(
+        &mut pubsub,
+        json!({"type": "publish", "channel": "elsewhere/a", "data": 1}),
+    )
+    .await;
+    let error = recv_type(&mut pubsub, "error").await;
+    let sent = error["code"].as_str().unwrap().to_owned();
+    let Event::ErrorEmitted { code, dialect, .. } = admin
+        .wait_event(|e| matches!(e, Event::ErrorEmitted { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!((code.as_str(), dialect), (sent.as_str(), Dialect::Pubsub));
+    assert!(catalog::sent(Dialect::Pubsub, &code).is_some(), "{code}");
+    close_and_drain(&mut pubsub).await;
+
+    // Flow: the upstream's credential passes through the proxy in `Authorization`.
+    let mut flow = proxy.connect_bearer("/v1/ws", &upstream.token).await;
+    send_json(
+        &mut flow,
+        json!({"subscription_id": "s1", "action": "subscribe", "topic": "no_such_topic"}),
+    )
+    .await;
+    let answer = recv_json(&mut flow).await;
+    assert!(answer.get("error").is_some(), "{answer}");
+    let Event::ErrorEmitted { dialect, frame, .. } = admin
+        .wait_event(|e| matches!(e, Event::ErrorEmitted { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(dialect, Dialect::Flow);
+    assert!(frame.contains("s1"), "{frame}");
+    close_and_drain(&mut flow).await;
+}

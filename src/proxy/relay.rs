@@ -144,6 +144,8 @@ impl Relay {
             Some(FromUpstream::Text(text)) => {
                 if let Some(observer) = &mut self.signal_fish {
                     observer.upstream_frame(hub, &self.rooms, &self.handle, text.as_str());
+                } else if let Some(code) = error_code(self.handle.dialect, text.as_str()) {
+                    hub.record_relayed_error(&self.handle, &code, text.as_str().to_owned());
                 }
                 hub.deliver(&self.handle, &text, Priority::Reply);
                 Flow::Continue
@@ -249,6 +251,20 @@ impl Session for Relay {
             observer.left(&self.shared.hub, &self.rooms, &self.handle);
         }
     }
+}
+
+/// The error code of an upstream frame of a dialect whose frames the proxy does not read
+/// otherwise (pub/sub, Talo, Flow), as the catalog's decoder reads a pasted frame. Only
+/// frames that mention an error are decoded: the others are the traffic itself.
+fn error_code(dialect: Dialect, frame: &str) -> Option<String> {
+    if dialect == Dialect::Websocket || !frame.contains("rror") {
+        return None;
+    }
+    let decoding = crate::catalog::decode::decode(frame, Some(dialect)).ok()?;
+    if decoding.not_an_error.is_some() {
+        return None;
+    }
+    decoding.code
 }
 
 /// Write the client's frames to the upstream until a close went out or the client is gone.
