@@ -702,6 +702,15 @@ async fn error_frames_of_the_other_dialects_are_decoded_error_deltas() {
     let mut admin = proxy.admin().await;
 
     let mut pubsub = proxy.connect("/v1?key=pk_demo").await;
+    let welcome = recv_type(&mut pubsub, "welcome").await;
+    let updated = admin
+        .wait_event(|e| matches!(e, Event::PeerUpdated { peer } if peer.identity.is_some()))
+        .await;
+    let Event::PeerUpdated { peer } = updated else {
+        unreachable!()
+    };
+    assert_eq!(peer.identity.as_deref(), welcome["peerId"].as_str());
+    assert_eq!(peer.app.as_deref(), Some("demo"));
     send_json(
         &mut pubsub,
         json!({"type": "publish", "channel": "elsewhere/a", "data": 1}),

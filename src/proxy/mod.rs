@@ -11,6 +11,7 @@
 
 pub mod command;
 mod http;
+mod identity;
 mod relay;
 mod signal_fish;
 

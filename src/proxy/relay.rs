@@ -146,6 +146,15 @@ impl Relay {
                     observer.upstream_frame(hub, &self.rooms, &self.handle, text.as_str());
                 } else if let Some(code) = error_code(self.handle.dialect, text.as_str()) {
                     hub.record_relayed_error(&self.handle, &code, text.as_str().to_owned());
+                } else if let Some((app, identity)) =
+                    super::identity::from_upstream(self.handle.dialect, text.as_str())
+                {
+                    hub.update_peer(&self.handle.id, |info| {
+                        info.identity = Some(identity);
+                        if app.is_some() {
+                            info.app = app;
+                        }
+                    });
                 }
                 hub.deliver(&self.handle, &text, Priority::Reply);
                 Flow::Continue
