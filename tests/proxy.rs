@@ -747,3 +747,59 @@ async fn error_frames_of_the_other_dialects_are_decoded_error_deltas() {
     assert!(frame.contains("s1"), "{frame}");
     close_and_drain(&mut flow).await;
 }
+
+#[tokio::test]
+async fn a_talo_player_identifies_through_the_proxys_http_and_socket() {
+    let upstream = TestServer::demo().await;
+    let proxy = proxy_to(&upstream.url("")).await;
+    let mut admin = proxy.admin().await;
+    let http = reqwest::Client::new();
+    let post_ticket = http
+        .post(proxy.http("/v1/socket-tickets"))
+        .bearer_auth("talo_demo_full")
+        .send();
+    let ticket: Value = tokio::time::timeout(RECEIVE_TIMEOUT, post_ticket)
+        .await
+        .expect("no ticket before the timeout")
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket = ticket["ticket"].as_str().unwrap().to_owned();
+    let mut socket = proxy.connect(&format!("/?ticket={ticket}")).await;
+    assert_eq!(
+        recv_json(&mut socket).await,
+        json!({"res": "v1.connected", "data": {}})
+    );
+    let identify = http
+        .get(proxy.http("/v1/players/identify?service=username&identifier=alice"))
+        .bearer_auth("talo_demo_full")
+        .send();
+    let identity: Value = tokio::time::timeout(RECEIVE_TIMEOUT, identify)
+        .await
+        .expect("no identity before the timeout")
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    send_json(
+        &mut socket,
+        json!({"req": "v1.players.identify", "data": {"playerAliasId": identity["alias"]["id"], "socketToken": identity["socketToken"]}}),
+    )
+    .await;
+    loop {
+        let frame = recv_json(&mut socket).await;
+        if frame["res"] == "v1.players.identify.success" {
+            break;
+        }
+    }
+    let Event::PeerUpdated { peer } = admin
+        .wait_event(|e| matches!(e, Event::PeerUpdated { peer } if peer.identity.is_some()))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(peer.dialect, Dialect::Talo);
+    assert_eq!(peer.identity.as_deref(), Some("alice (username)"));
+    close_and_drain(&mut socket).await;
+}
