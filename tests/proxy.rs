@@ -802,4 +802,23 @@ async fn a_talo_player_identifies_through_the_proxys_http_and_socket() {
     assert_eq!(peer.dialect, Dialect::Talo);
     assert_eq!(peer.identity.as_deref(), Some("alice (username)"));
     close_and_drain(&mut socket).await;
+
+    // An HTTP refusal from the upstream is an error delta too.
+    let refused = http
+        .post(proxy.http("/v1/socket-tickets"))
+        .bearer_auth("not_a_key")
+        .send();
+    let refused = tokio::time::timeout(RECEIVE_TIMEOUT, refused)
+        .await
+        .expect("no answer before the timeout")
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let Event::ErrorEmitted { dialect, frame, .. } = admin
+        .wait_event(|e| matches!(e, Event::ErrorEmitted { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(dialect, Dialect::TaloHttp);
+    assert!(frame.starts_with("401 "), "{frame}");
 }

@@ -7,6 +7,9 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::Upstream;
+use crate::catalog::Dialect;
+use crate::protocol::routes;
+use crate::server::hub::Hub;
 
 /// The largest request or response body the proxy carries.
 const MAX_BODY_BYTES: usize = 4 << 20;
@@ -28,7 +31,37 @@ fn hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-pub async fn forward(client: &reqwest::Client, upstream: &Upstream, request: Request) -> Response {
+/// The dialect of an HTTP API whose error answers the proxy records, by path.
+fn dialect_of(path: &str) -> Option<Dialect> {
+    match path {
+        routes::TALO_SOCKET_TICKETS
+        | routes::TALO_IDENTIFY
+        | routes::TALO_SOCKET_TOKEN
+        | routes::TALO_LOGIN => Some(Dialect::TaloHttp),
+        _ => None,
+    }
+}
+
+/// Record an error answer of a known HTTP API as the server records its own: the code the
+/// catalog's decoder reads in the body, else the status.
+fn record_error(hub: &Hub, dialect: Dialect, status: StatusCode, body: &[u8]) {
+    let body = String::from_utf8_lossy(body);
+    let shown = format!("{} {body}", status.as_u16());
+    let code = crate::catalog::decode::decode(&body, Some(dialect))
+        .ok()
+        .and_then(|d| d.code)
+        .filter(|code| crate::catalog::get(dialect, code).is_some())
+        .unwrap_or_else(|| status.as_u16().to_string());
+    hub.record_http_error(dialect, &code, shown);
+}
+
+pub async fn forward(
+    hub: &Hub,
+    client: &reqwest::Client,
+    upstream: &Upstream,
+    request: Request,
+) -> Response {
+    let dialect = dialect_of(request.uri().path());
     let path_and_query = request
         .uri()
         .path_and_query()
@@ -70,6 +103,10 @@ pub async fn forward(client: &reqwest::Client, upstream: &Upstream, request: Req
                 .into_response()
         }
     };
+    if let Some(dialect) = dialect.filter(|_| status.is_client_error() || status.is_server_error())
+    {
+        record_error(hub, dialect, status, &body);
+    }
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     for (name, value) in &headers {

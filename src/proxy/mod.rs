@@ -291,7 +291,7 @@ async fn forward(
             .into_response();
     };
     if !is_upgrade(&request) {
-        return http::forward(&state.http, upstream, request).await;
+        return http::forward(&state.shared.hub, &state.http, upstream, request).await;
     }
     let path_and_query = request
         .uri()
