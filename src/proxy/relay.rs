@@ -93,8 +93,11 @@ impl Relay {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 Flow::close(1013, "the upstream is not reading: try again later")
             }
-            // The writer is gone: the upstream's socket failed, which the reader reports.
-            Err(mpsc::error::TrySendError::Closed(_)) => Flow::Continue,
+            // The writer stops early only when a write to the upstream failed or stalled.
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.upstream_closed = true;
+                Flow::close(1014, "bad gateway: the upstream stopped taking frames")
+            }
         }
     }
 
