@@ -822,3 +822,54 @@ async fn a_talo_player_identifies_through_the_proxys_http_and_socket() {
     assert_eq!(dialect, Dialect::TaloHttp);
     assert!(frame.starts_with("401 "), "{frame}");
 }
+
+#[tokio::test]
+async fn the_proxy_command_says_where_it_listens_and_refuses_to_run_without_an_upstream() {
+    let data = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_relaydeck");
+    let refused = tokio::process::Command::new(bin)
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["proxy", "--listen", "127.0.0.1:0"])
+        .output();
+    let refused = tokio::time::timeout(EVENT_TIMEOUT, refused)
+        .await
+        .expect("the proxy did not exit")
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("give --upstream"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let mut child = tokio::process::Command::new(bin)
+        .arg("--data-dir")
+        .arg(data.path())
+        .args([
+            "proxy",
+            "--upstream",
+            "ws://127.0.0.1:9",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut said = Vec::new();
+    while said.len() < 3 {
+        let line = tokio::time::timeout(EVENT_TIMEOUT, lines.next_line())
+            .await
+            .expect("the proxy said nothing")
+            .unwrap()
+            .expect("the proxy exited");
+        said.push(line);
+    }
+    assert!(said[0].starts_with("listening on 127.0.0.1:"), "{said:?}");
+    assert!(said[1].contains("to ws://127.0.0.1:9"), "{said:?}");
+    assert!(said[2].contains("admin token in"), "{said:?}");
+    child.kill().await.unwrap();
+}
