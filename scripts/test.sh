@@ -3,8 +3,8 @@
 # tests drive (tmux for the console in a real terminal, redis-server for the cluster tests,
 # Node.js and npm for the Flow JS SDK) and the one CI's comparison step uses (jq) are
 # installed first where they are missing, through the platform's package manager, and the
-# Flow SDK's packages at their pinned versions into target/flow-sdk; then `cargo test` runs
-# with any arguments given.
+# Flow SDK's packages at their pinned versions into target/flow-sdk, and signal-fish-server
+# 0.12.0 for tests/proxy.rs; then `cargo test` runs with any arguments given.
 #
 # Usage: bash scripts/test.sh [cargo test arguments…]
 set -euo pipefail
@@ -61,5 +61,18 @@ if ((!flow_sdk_ready)); then
     [[ -f $flow_sdk/package.json ]] || echo '{"name":"relaydeck-flow-sdk-test","private":true}' >"$flow_sdk/package.json"
     (cd "$flow_sdk" && npm install --no-audit --no-fund --save-exact "${flow_sdk_packages[@]}" >/dev/null)
 fi
+
+# tests/proxy.rs puts the proxy in front of the real signal-fish-server 0.12.0, installed
+# where scripts/compare-signal-fish.sh installs it (from the registry once, then cached).
+sf_version=0.12.0
+perf_cache=${PERF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/relaydeck/perf}
+if [[ -z ${SIGNAL_FISH_BIN:-} ]]; then
+    SIGNAL_FISH_BIN=$perf_cache/bin/signal-fish-server
+    if [[ ! -x $SIGNAL_FISH_BIN ]] || ! grep -q "\"signal-fish-server $sf_version " "$perf_cache/.crates.toml" 2>/dev/null; then
+        echo "installing signal-fish-server $sf_version into $perf_cache for tests/proxy.rs (several minutes, once)" >&2
+        cargo install signal-fish-server --version "$sf_version" --locked --root "$perf_cache" >&2
+    fi
+fi
+export SIGNAL_FISH_BIN
 
 exec cargo test "$@"

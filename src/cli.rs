@@ -59,6 +59,9 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Run the bundled server.
     Serve(ServeArgs),
+    /// Put the console in front of a server relaydeck does not run: forward every request
+    /// to it, and show what passes on this proxy's /admin.
+    Proxy(crate::proxy::command::ProxyArgs),
     /// Open the console on a running relaydeck server.
     Connect(ConnectArgs),
     /// Load a server (this one or any other) and measure latency, loss and memory.
@@ -82,7 +85,8 @@ pub struct ConnectArgs {
     pub url: String,
     /// The server's admin (or viewer) token. Without it, the token a `serve` with the same
     /// data folder stored (DATA_DIR/admin-token), then the embedded server's
-    /// (DATA_DIR/embedded/admin-token), are tried.
+    /// (DATA_DIR/embedded/admin-token), then a `proxy`'s (DATA_DIR/proxy/admin-token), are
+    /// tried.
     #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Read the admin token from this file instead (yours, writable by nobody else): unlike
@@ -243,6 +247,7 @@ pub fn main() -> ExitCode {
         Some(Command::Explain(args)) => run_explain(args),
         Some(Command::Replay(args)) => run_replay(args),
         Some(Command::Serve(args)) => run_serve(args, &cli.data),
+        Some(Command::Proxy(args)) => crate::proxy::command::run(args, &cli.data),
         Some(Command::Connect(args)) => run_connect(args, cli.console, &cli.data),
         Some(Command::Load(args)) => crate::load::main(args),
         Some(Command::Completions { shell }) => {
@@ -564,12 +569,11 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
-    use crate::server::{config::Config, Server, ServerOptions};
-
+/// The server's log on stderr (`serve`, `proxy`), filtered by `RELAYDECK_LOG`.
+pub(crate) fn init_server_log(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RELAYDECK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    match args.log_format {
+    match format {
         LogFormat::Text => tracing_subscriber::fmt()
             .with_env_filter(filter)
             .fmt_fields(crate::text::PrintableFields)
@@ -583,6 +587,12 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
             .with_writer(std::io::stderr)
             .init(),
     }
+}
+
+fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
+    use crate::server::{config::Config, Server, ServerOptions};
+
+    init_server_log(args.log_format);
     let config = match &args.config {
         Some(path) => Config::load(path)?,
         None => {
@@ -698,7 +708,7 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
 /// handler is installed before this returns, so a SIGHUP sent once `serve` has printed its
 /// address never falls to the default action (which would end the process).
 #[cfg(unix)]
-fn reload_on_hangup(
+pub(crate) fn reload_on_hangup(
     tls: std::sync::Arc<crate::tls::ServerTls>,
 ) -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -722,7 +732,7 @@ fn reload_on_hangup(
 }
 
 #[cfg(not(unix))]
-fn reload_on_hangup(
+pub(crate) fn reload_on_hangup(
     tls: std::sync::Arc<crate::tls::ServerTls>,
 ) -> impl std::future::Future<Output = ()> {
     let _ = tls;
@@ -731,7 +741,7 @@ fn reload_on_hangup(
 
 /// Ctrl-C, or SIGTERM where there are signals. The handlers are installed before this
 /// returns: a SIGTERM sent right after `serve` printed its address shuts down gracefully.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -840,8 +850,8 @@ fn require_terminal() -> anyhow::Result<()> {
     )
 }
 
-/// The tokens `connect` tries when given none: what a `serve` or the embedded server with
-/// the same data folder stored.
+/// The tokens `connect` tries when given none: what a `serve`, the embedded server or a
+/// `proxy` with the same data folder stored.
 fn stored_tokens(
     data_dir: Option<&std::path::Path>,
 ) -> (
@@ -855,6 +865,7 @@ fn stored_tokens(
     let paths = vec![
         admin_token_file(dir),
         admin_token_file(&dir.join("embedded")),
+        admin_token_file(&dir.join("proxy")),
     ];
     let found = paths
         .iter()

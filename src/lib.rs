@@ -28,6 +28,7 @@ pub mod console;
 pub mod demo;
 pub mod load;
 pub mod protocol;
+pub mod proxy;
 pub mod report;
 pub mod server;
 pub mod session;

@@ -75,9 +75,15 @@ fn resolve(module: &str, path: &str, known: &BTreeMap<String, PathBuf>) -> Optio
         segments.remove(0);
     }
     (0..=segments.len())
-        .map(|n| base.iter().chain(&segments[..n]).copied().collect::<Vec<_>>().join("::"))
-        .filter(|candidate| known.contains_key(candidate))
-        .last()
+        .rev()
+        .map(|n| {
+            base.iter()
+                .chain(&segments[..n])
+                .copied()
+                .collect::<Vec<_>>()
+                .join("::")
+        })
+        .find(|candidate| known.contains_key(candidate))
 }
 
 /// Module → the other modules it imports (its ancestors left out), tests excluded.
@@ -113,10 +119,7 @@ fn import_graph(known: &BTreeMap<String, PathBuf>) -> BTreeMap<String, BTreeSet<
 }
 
 /// A circle through `start`, if there is one.
-fn circle_through(
-    start: &str,
-    graph: &BTreeMap<String, BTreeSet<String>>,
-) -> Option<Vec<String>> {
+fn circle_through(start: &str, graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     let mut stack = vec![(start.to_owned(), vec![start.to_owned()])];
     let mut seen = BTreeSet::new();
     while let Some((node, path)) = stack.pop() {
@@ -146,7 +149,11 @@ fn no_two_modules_import_each_other_around_a_circle() {
         .filter_map(|module| circle_through(module, &graph))
         .map(|circle| circle.join(" → "))
         .collect();
-    assert!(circles.is_empty(), "circles of imports:\n{}", circles.join("\n"));
+    assert!(
+        circles.is_empty(),
+        "circles of imports:\n{}",
+        circles.join("\n")
+    );
 }
 
 #[test]

@@ -618,6 +618,9 @@ pub enum InjectTarget {
     },
     /// A probe opened earlier, reused.
     ExistingProbe { peer: PeerId },
+    /// Toward an existing peer's client: the frame is sent to it as if the server (or, for
+    /// a peer of `relaydeck proxy`, its upstream) had sent it.
+    ToClient { peer: PeerId },
 }
 
 /// One example of every message, for documentation and tests.
@@ -659,6 +662,7 @@ pub mod examples {
     pub const TAP: &str = r#"{"id":13,"command":"tap","peer":"p6","on":true}"#;
     pub const INJECT_AS_PEER: &str = r#"{"id":14,"command":"inject","target":{"via":"peer","peer":"p6"},"frame":"{\"type\":\"publish\",\"channel\":\"_system/x\",\"data\":1}"}"#;
     pub const INJECT_PROBE: &str = r#"{"id":9,"command":"inject","target":{"via":"probe","dialect":"pubsub","query":"key=pk_demo"},"frame":"{\"type\":\"subscribe\",\"channel\":\"demo/a\"}"}"#;
+    pub const INJECT_TO_CLIENT: &str = r#"{"id":16,"command":"inject","target":{"via":"to_client","peer":"p2"},"frame":"{\"type\":\"Error\",\"data\":{\"message\":\"maintenance\",\"error_code\":\"INTERNAL_ERROR\"}}"}"#;
     pub const INJECT_EXISTING_PROBE: &str = r#"{"id":15,"command":"inject","target":{"via":"existing_probe","peer":"p9"},"frame":"{\"type\":\"unsubscribe\",\"channel\":\"demo/a\"}"}"#;
     pub const ARM_FAULT: &str = r#"{"id":16,"command":"arm_fault","target":{"scope":"dialect","dialect":"signal-fish"},"code":"STORAGE_ERROR","count":1}"#;
     pub const DISARM_FAULT: &str = r#"{"id":17,"command":"disarm_fault","fault":1}"#;
@@ -705,6 +709,7 @@ pub mod examples {
         INJECT_AS_PEER,
         INJECT_PROBE,
         INJECT_EXISTING_PROBE,
+        INJECT_TO_CLIENT,
         ARM_FAULT,
         DISARM_FAULT,
         RESYNC,
@@ -850,9 +855,9 @@ impl Command {
             Command::Inject { target, .. } => described(
                 "inject",
                 match target {
-                    InjectTarget::Peer { peer } | InjectTarget::ExistingProbe { peer } => {
-                        peer.clone()
-                    }
+                    InjectTarget::Peer { peer }
+                    | InjectTarget::ExistingProbe { peer }
+                    | InjectTarget::ToClient { peer } => peer.clone(),
                     InjectTarget::Probe { dialect, .. } => format!("new {dialect} probe"),
                 },
                 "inject".to_owned(),

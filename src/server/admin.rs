@@ -552,7 +552,10 @@ fn remote_node<'a>(
         | Command::Frames { peer }
         | Command::Export { peer }
         | Command::Inject {
-            target: InjectTarget::Peer { peer } | InjectTarget::ExistingProbe { peer },
+            target:
+                InjectTarget::Peer { peer }
+                | InjectTarget::ExistingProbe { peer }
+                | InjectTarget::ToClient { peer },
             ..
         }
         | Command::ArmFault {
@@ -676,6 +679,18 @@ async fn inject(
                 Ok((format!("frame sent through probe {peer}"), peer.clone()))
             }
             _ => Err(format!("{peer} is not an open probe")),
+        },
+        InjectTarget::ToClient { peer } => match shared.hub.handle(&peer) {
+            Some(handle)
+                if shared.hub.deliver(
+                    &handle,
+                    &frame.into(),
+                    crate::server::peer::Priority::Reply,
+                ) =>
+            {
+                Ok((format!("sent to {peer}'s client"), peer.clone()))
+            }
+            _ => Err(format!("no live peer {peer}")),
         },
     }
 }

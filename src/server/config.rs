@@ -56,6 +56,9 @@ pub struct Config {
     /// Serve https:// and wss:// with this certificate and key (unset: plain text).
     #[serde(default, skip_serializing_if = "TlsSettings::is_unset")]
     pub tls: TlsSettings,
+    /// `relaydeck proxy`: upstreams by path (`serve` does not read it).
+    #[serde(default, skip_serializing_if = "crate::proxy::ProxySettings::is_unset")]
+    pub proxy: crate::proxy::ProxySettings,
 }
 
 /// Config key `tls`: PEM files of the certificate chain and its private key. Relative paths
@@ -526,6 +529,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         self.cluster.check()?;
+        self.proxy.check()?;
         self.tls.pair()?;
         let security = &self.security;
         if security.max_connections == 0
@@ -661,6 +665,7 @@ impl Config {
             history: Default::default(),
             recorder: Default::default(),
             tls: Default::default(),
+            proxy: Default::default(),
             apps: vec![
                 AppConfig {
                     id: "demo".to_owned(),

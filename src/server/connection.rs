@@ -169,6 +169,9 @@ pub trait Session: Send + 'static {
         std::future::pending()
     }
 
+    /// The client sent a close frame with this code and reason (1005 for none).
+    fn on_client_close(&mut self, _code: u16, _reason: &str) {}
+
     /// The connection is over; the peer is still registered (rooms keep seats here).
     fn on_end(&mut self) {}
 
@@ -278,7 +281,9 @@ pub async fn serve<S: Session, T: Transport>(
                     Flow::Continue
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    client_close = Some(client_close_of(frame));
+                    let (code, reason) = client_close_of(frame);
+                    session.on_client_close(code, &reason);
+                    client_close = Some((code, reason));
                     break;
                 }
                 // A frame the WebSocket layer itself refuses: say which, with RFC 6455's code,

@@ -133,10 +133,15 @@ pub struct Shared {
     pub tls: Option<Arc<crate::tls::ServerTls>>,
 }
 
+/// Builds the routes a server answers on from what its handlers share.
+pub(crate) type Routes = Box<dyn FnOnce(Arc<Shared>) -> Router + Send>;
+
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
     admin_token_path: Option<PathBuf>,
+    /// Routes other than the dialects' (`relaydeck proxy` forwards instead of serving).
+    routes: Option<Routes>,
 }
 
 impl Server {
@@ -215,6 +220,7 @@ impl Server {
             listener,
             shared,
             admin_token_path,
+            routes: None,
         })
     }
 
@@ -237,6 +243,18 @@ impl Server {
     #[doc(hidden)]
     pub fn router(&self) -> Router {
         router(self.shared.clone())
+    }
+
+    /// Answer on `routes` instead of the dialects' routes; admission, TLS, the hub and
+    /// shutdown stay the server's.
+    pub(crate) fn with_routes(mut self, routes: Routes) -> Server {
+        self.routes = Some(routes);
+        self
+    }
+
+    /// What the handlers share, for routes given with [`Server::with_routes`].
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// Where the admin token is stored, unless it was given explicitly.
@@ -268,7 +286,10 @@ impl Server {
             .as_ref()
             .map(|cluster| cluster.start(&shared))
             .unwrap_or_default();
-        let router = router(shared.clone());
+        let router = match self.routes {
+            Some(routes) => routes(shared.clone()),
+            None => router(shared.clone()),
+        };
         let draining = shared.clone();
         let drain = async move {
             tracing::info!("shutting down: closing every peer");
@@ -369,6 +390,11 @@ pub async fn spawn(
 ) -> anyhow::Result<RunningServer> {
     let listener = TcpListener::bind(listen).await?;
     let server = Server::bind(listener, config, options).await?;
+    spawn_bound(server)
+}
+
+/// Serve a prepared server in a background task.
+pub(crate) fn spawn_bound(server: Server) -> anyhow::Result<RunningServer> {
     let addr = server.local_addr()?;
     let admin_token = server.admin_token().to_owned();
     let tls = server.tls();

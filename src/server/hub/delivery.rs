@@ -198,6 +198,19 @@ impl Hub {
         }
     }
 
+    /// Record an error frame another server sent one of this server's peers (`relaydeck
+    /// proxy` relays it): counted and shown as if this server had sent it.
+    pub fn record_relayed_error(&self, peer: &PeerHandle, code: &str, frame: String) {
+        self.count_error(SentError {
+            peer: Some(peer),
+            dialect: peer.dialect,
+            code,
+            delivery: Delivery::Frame,
+            request_id: None,
+            frame,
+        });
+    }
+
     /// Record an error that went out over HTTP (no peer).
     pub fn record_http_error(&self, dialect: Dialect, code: &str, body: String) {
         self.count_error(SentError {

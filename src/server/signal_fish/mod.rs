@@ -68,9 +68,9 @@
 mod auth;
 mod dispatch;
 mod limits;
-mod msgpack;
+pub(crate) mod msgpack;
 mod placement;
-mod refusal;
+pub(crate) mod refusal;
 pub mod rooms;
 
 use std::collections::VecDeque;

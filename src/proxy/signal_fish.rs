@@ -1,0 +1,281 @@
+//! What a proxied Signal Fish connection's frames say about it: the app it authenticated as,
+//! the player it joined as, the room it is in (players, authority, lobby state), and the
+//! error frames the upstream sent it.
+//!
+//! The upstream owns the rooms; the proxy only keeps the view its players' frames give of
+//! them, shared by every proxied player of a room ([`Rooms`]), so that the admin snapshot
+//! shows a proxied room as it shows one of its own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::clock::now_ms;
+use crate::protocol::admin::{RoomInfo, RoomMember};
+use crate::server::hub::Hub;
+use crate::server::peer::PeerHandle;
+
+/// The rooms proxied players are in, by room code, as their frames showed them.
+#[derive(Clone, Default)]
+pub struct Rooms(Arc<Mutex<HashMap<String, RoomInfo>>>);
+
+impl Rooms {
+    /// Change the room `code` (when the proxy knows it) and tell admins.
+    fn update(&self, hub: &Hub, code: &str, change: impl FnOnce(&mut RoomInfo)) {
+        let updated = {
+            let mut rooms = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(room) = rooms.get_mut(code) else {
+                return;
+            };
+            change(room);
+            room.clone()
+        };
+        hub.room_updated(updated);
+    }
+}
+
+/// One proxied Signal Fish connection's reading of its frames.
+#[derive(Default)]
+pub struct Observer {
+    /// The app the client asked for, until the upstream accepts it.
+    asked_app: Option<String>,
+    app: Option<String>,
+    /// The name the client last asked to join as.
+    asked_name: Option<String>,
+    player_id: Option<String>,
+    room: Option<String>,
+}
+
+fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key).and_then(Value::as_str)
+}
+
+fn member_of(player: &Value) -> Option<RoomMember> {
+    Some(RoomMember {
+        player_id: text(player, "id")?.to_owned(),
+        name: text(player, "name").unwrap_or_default().to_owned(),
+        peer: None,
+        ready: player
+            .get("is_ready")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
+
+/// The error code an upstream frame carries, in any of Signal Fish's refusals: `Error`,
+/// `AuthenticationError`, `RoomJoinFailed` and the like carry `data.error_code`; a failed
+/// room operation carries it in `data.result.data`.
+fn error_code(data: &Value) -> Option<&str> {
+    text(data, "error_code").or_else(|| {
+        data.get("result")
+            .and_then(|r| r.get("data"))
+            .and_then(|d| text(d, "error_code"))
+    })
+}
+
+impl Observer {
+    /// A frame the client sent toward the upstream; its `type`, when it has one.
+    pub fn client_frame(&mut self, frame: &str) -> Option<String> {
+        let value = serde_json::from_str::<Value>(frame).ok()?;
+        let data = value.get("data").unwrap_or(&Value::Null);
+        let kind = text(&value, "type")?;
+        match kind {
+            "Authenticate" => self.asked_app = text(data, "app_id").map(str::to_owned),
+            "JoinRoom" => self.asked_name = text(data, "player_name").map(str::to_owned),
+            _ => {}
+        }
+        Some(kind.to_owned())
+    }
+
+    /// A frame the upstream sent toward the client.
+    pub fn upstream_frame(&mut self, hub: &Hub, rooms: &Rooms, peer: &PeerHandle, frame: &str) {
+        let Ok(value) = serde_json::from_str::<Value>(frame) else {
+            return;
+        };
+        let data = value.get("data").unwrap_or(&Value::Null);
+        if let Some(code) = error_code(data) {
+            hub.record_relayed_error(peer, code, frame.to_owned());
+        }
+        match text(&value, "type") {
+            Some("Authenticated") => {
+                self.app = self.asked_app.take();
+                let app = self.app.clone();
+                hub.update_peer(&peer.id, |info| info.app = app);
+            }
+            Some("RoomJoined") => self.joined(hub, rooms, peer, data),
+            Some("PlayerJoined") => {
+                if let (Some(code), Some(member)) =
+                    (&self.room, data.get("player").and_then(member_of))
+                {
+                    rooms.update(hub, code, |room| {
+                        if !room.players.iter().any(|m| m.player_id == member.player_id) {
+                            room.players.push(member);
+                        }
+                    });
+                }
+            }
+            Some("PlayerLeft") => {
+                if let (Some(code), Some(gone)) = (&self.room, text(data, "player_id")) {
+                    rooms.update(hub, code, |room| {
+                        room.players.retain(|m| m.player_id != gone)
+                    });
+                }
+            }
+            Some("AuthorityChanged") => {
+                if let Some(code) = &self.room {
+                    let authority = text(data, "authority_player").map(str::to_owned);
+                    rooms.update(hub, code, |room| room.authority = authority);
+                }
+            }
+            Some("LobbyStateChanged") => {
+                if let Some(code) = &self.room {
+                    let state = text(data, "lobby_state").map(str::to_owned);
+                    let ready: Vec<String> = data
+                        .get("ready_players")
+                        .and_then(Value::as_array)
+                        .map(|ids| {
+                            ids.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    rooms.update(hub, code, |room| {
+                        if let Some(state) = state {
+                            room.lobby_state = state;
+                        }
+                        for member in &mut room.players {
+                            member.ready = ready.contains(&member.player_id);
+                        }
+                    });
+                }
+            }
+            Some("RoomLeft") => self.left(hub, rooms, peer),
+            _ => {}
+        }
+    }
+
+    fn joined(&mut self, hub: &Hub, rooms: &Rooms, peer: &PeerHandle, data: &Value) {
+        let (Some(code), Some(player_id)) = (text(data, "room_code"), text(data, "player_id"))
+        else {
+            return;
+        };
+        if self.room.as_deref().is_some_and(|r| r != code) {
+            self.left(hub, rooms, peer);
+        }
+        let members = |key: &str| -> Vec<RoomMember> {
+            data.get(key)
+                .and_then(Value::as_array)
+                .map(|all| all.iter().filter_map(member_of).collect())
+                .unwrap_or_default()
+        };
+        let mut players = members("current_players");
+        let spectators = members("current_spectators");
+        let authority = players
+            .iter()
+            .zip(
+                data.get("current_players")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten(),
+            )
+            .find(|(_, raw)| raw.get("is_authority").and_then(Value::as_bool) == Some(true))
+            .map(|(m, _)| m.player_id.clone());
+        let name = players
+            .iter()
+            .find(|m| m.player_id == player_id)
+            .map(|m| m.name.clone())
+            .or_else(|| self.asked_name.clone());
+        let room = {
+            let mut all = rooms.0.lock().unwrap_or_else(|p| p.into_inner());
+            let known = all.get(code);
+            // Players already seen through the proxy keep their peers.
+            for member in &mut players {
+                member.peer = if member.player_id == player_id {
+                    Some(peer.id.clone())
+                } else {
+                    known
+                        .and_then(|k| k.players.iter().find(|m| m.player_id == member.player_id))
+                        .and_then(|m| m.peer.clone())
+                };
+            }
+            let room = RoomInfo {
+                code: code.to_owned(),
+                room_id: text(data, "room_id").unwrap_or_default().to_owned(),
+                app: self.app.clone().unwrap_or_default(),
+                game: text(data, "game_name").unwrap_or_default().to_owned(),
+                max_players: data
+                    .get("max_players")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u8::try_from(n).ok())
+                    .unwrap_or(0),
+                supports_authority: data
+                    .get("supports_authority")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                lobby_state: text(data, "lobby_state").unwrap_or("waiting").to_owned(),
+                players,
+                spectators,
+                authority,
+                created_at_ms: known.map_or_else(now_ms, |k| k.created_at_ms),
+            };
+            all.insert(code.to_owned(), room.clone());
+            room
+        };
+        self.room = Some(code.to_owned());
+        self.player_id = Some(player_id.to_owned());
+        let room_code = code.to_owned();
+        hub.update_peer(&peer.id, |info| {
+            info.room = Some(room_code);
+            if name.is_some() {
+                info.identity = name;
+            }
+        });
+        hub.room_updated(room);
+    }
+
+    /// The player left its room (or its connection ended): it leaves the proxy's view, which
+    /// closes once no proxied player is left to watch it.
+    pub fn left(&mut self, hub: &Hub, rooms: &Rooms, peer: &PeerHandle) {
+        let Some(code) = self.room.take() else {
+            return;
+        };
+        let player_id = self.player_id.take();
+        let (remaining, watched) = {
+            let mut all = rooms.0.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(room) = all.get_mut(&code) else {
+                return;
+            };
+            room.players.retain(|m| {
+                Some(&m.player_id) != player_id.as_ref() && m.peer.as_ref() != Some(&peer.id)
+            });
+            let watched = room.players.iter().any(|m| m.peer.is_some());
+            let remaining = room.clone();
+            if !watched {
+                all.remove(&code);
+            }
+            (remaining, watched)
+        };
+        hub.update_peer(&peer.id, |info| info.room = None);
+        if watched {
+            hub.room_updated(remaining);
+        } else {
+            hub.room_closed(&code);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_carry_their_code_where_signal_fish_puts_it() {
+        let error: Value = serde_json::json!({"message": "x", "error_code": "ROOM_NOT_FOUND"});
+        assert_eq!(error_code(&error), Some("ROOM_NOT_FOUND"));
+        let op: Value = serde_json::json!({"operation_id": "op", "result": {"type": "OperationFailed", "data": {"reason": "r", "error_code": "NOT_ROOM_AUTHORITY"}}});
+        assert_eq!(error_code(&op), Some("NOT_ROOM_AUTHORITY"));
+        assert_eq!(error_code(&serde_json::json!({"room_code": "ABC"})), None);
+    }
+}
