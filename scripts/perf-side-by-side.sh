@@ -210,7 +210,7 @@ else
     # Server CPU per delivery, at rates both servers carry without loss.
     both r16x1k-480 "${ROOMS[@]}" --rooms 1 --players 16 --payload 1024 --rate 480
     both r100x8-20 "${ROOMS[@]}" --rooms 100 --players 8 --payload 256 --rate 20
-  if [[ ${CPU_ONLY:-0} != 1 ]]; then
+    if [[ ${CPU_ONLY:-0} != 1 ]]; then
     both r16x1k-30 "${ROOMS[@]}" --rooms 1 --players 16 --payload 1024 --rate 30
     both r100x8-60 "${ROOMS[@]}" --rooms 100 --players 8 --payload 256 --rate 60
     both r16x1k-max rooms --app-id load --warmup "$STEP_WARMUP" --duration "$STEP_DURATION" \
@@ -232,7 +232,7 @@ else
     load pubsub-admin relaydeck pubsub --key pk_load --channel load/fanout --publishers 1 \
         --subscribers 1000 --rate "$PUBSUB_RATE" --payload 256 --warmup "$WARMUP" \
         --duration "$DURATION" --attach-admin --admin-token "$ADMIN_TOKEN"
-  fi
+    fi
 
     ELAPSED=$(( $(date +%s) - STARTED ))
     LOAD_AVERAGE_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -312,7 +312,7 @@ f() { echo "$OUT/$1.$2.json"; }
         name=${w%%:*} title=${w#*:}
         echo "| server CPU per delivery: $title | $(cpu_cell "$(f "$name" signal-fish)") | $(cpu_cell "$(f "$name" relaydeck)") | $(ratio "$(f "$name" signal-fish)" "$(f "$name" relaydeck)" .server_cpu_us_per_delivery) |"
     done
-  if [[ ${CPU_ONLY:-0} != 1 ]]; then
+    if [[ ${CPU_ONLY:-0} != 1 ]]; then
     for w in "r16x1k-30:1 room × 16 × 1 KiB, 30 msg/s per player" "r100x8-60:100 rooms × 8 × 256 B, 60 msg/s per player"; do
         name=${w%%:*} title=${w#*:}
         echo "| $title | $(cell "$(f "$name" signal-fish)") | $(cell "$(f "$name" relaydeck)") | p99 $(ratio "$(f "$name" signal-fish)" "$(f "$name" relaydeck)" .latency.p99_ms), deliveries $(ratio "$(f "$name" signal-fish)" "$(f "$name" relaydeck)" .deliveries_per_s) |"
@@ -323,10 +323,11 @@ f() { echo "$OUT/$1.$2.json"; }
     echo "| pub/sub 1 publisher → 1,000 subscribers × 256 B, $PUBSUB_RATE msg/s | – | $(cell "$(f pubsub relaydeck)") | |"
     echo "| admin console attached: 1 room × 16 × 1 KiB, 30 msg/s | – | $(cell "$(f r16x1k-30-admin relaydeck)") | p99 vs. without: $(ratio "$(f r16x1k-30 relaydeck)" "$(f r16x1k-30-admin relaydeck)" .latency.p99_ms) |"
     echo "| admin console attached: pub/sub 1 → 1,000 | – | $(cell "$(f pubsub-admin relaydeck)") | deliveries vs. without: $(ratio "$(f pubsub relaydeck)" "$(f pubsub-admin relaydeck)" .deliveries_per_s) |"
-  fi
+    fi
     echo
     echo "Server CPU per delivery: microseconds of the server's CPU time (user + system) over the"
-    echo "measured window per delivered message; it does not depend on how busy the machine was."
+    echo "measured window per delivered message. Other processes do not add to it, but a saturated"
+    echo "machine queues frames and queued frames share writes: compare runs of similar load."
     echo "Cells: deliveries per second · one-way latency p50 / p99 · loss · connections closed by the"
     echo "server (code) · where the generator could not keep its schedule, why (the report's verdict)."
     echo
