@@ -558,9 +558,10 @@ impl Config {
                     .to_owned(),
             );
         }
-        if outbox.write_delay_ms > MAX_WRITE_DELAY_MS {
+        // A writer gathering frames makes no progress meanwhile: it must not look stalled.
+        if outbox.write_delay_ms > MAX_WRITE_DELAY_MS || outbox.write_delay_ms >= outbox.stall_ms {
             return Err(format!(
-                "outbox: write_delay_ms must be at most {MAX_WRITE_DELAY_MS}"
+                "outbox: write_delay_ms must be at most {MAX_WRITE_DELAY_MS} and less than stall_ms"
             ));
         }
         self.history.validate()?;
@@ -871,6 +872,7 @@ mod tests {
             r#""recorder":{"budget_bytes":1024}"#,
             r#""recorder":{"enable":true}"#,
             r#""outbox":{"write_delay_ms":21}"#,
+            r#""outbox":{"write_delay_ms":5,"stall_ms":5}"#,
         ] {
             assert!(Config::parse(&with(bad), "c").is_err(), "{bad}");
         }
