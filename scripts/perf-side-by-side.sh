@@ -4,8 +4,9 @@
 # on loopback. Prints a markdown table with ratios (see docs/PERFORMANCE.md) and keeps every
 # run's JSON report.
 #
-# Usage: scripts/perf-side-by-side.sh            (about 5 minutes on 2 cores)
+# Usage: scripts/perf-side-by-side.sh            (about 6 minutes on 2 cores)
 #        QUICK=1 scripts/perf-side-by-side.sh    (short windows: a smoke test of the script)
+#        CPU_ONLY=1 scripts/perf-side-by-side.sh (only the server-CPU-per-delivery rows, 1 minute)
 #
 # Settings (environment):
 #   PERF_CACHE            where signal-fish-server is installed (default ~/.cache/relaydeck/perf)
@@ -206,6 +207,10 @@ else
     STARTED=$(date +%s)
     ROOMS=(rooms --app-id load --warmup "$WARMUP" --duration "$DURATION")
 
+    # Server CPU per delivery, at rates both servers carry without loss.
+    both r16x1k-480 "${ROOMS[@]}" --rooms 1 --players 16 --payload 1024 --rate 480
+    both r100x8-20 "${ROOMS[@]}" --rooms 100 --players 8 --payload 256 --rate 20
+    if [[ ${CPU_ONLY:-0} != 1 ]]; then
     both r16x1k-30 "${ROOMS[@]}" --rooms 1 --players 16 --payload 1024 --rate 30
     both r100x8-60 "${ROOMS[@]}" --rooms 100 --players 8 --payload 256 --rate 60
     both r16x1k-max rooms --app-id load --warmup "$STEP_WARMUP" --duration "$STEP_DURATION" \
@@ -227,6 +232,7 @@ else
     load pubsub-admin relaydeck pubsub --key pk_load --channel load/fanout --publishers 1 \
         --subscribers 1000 --rate "$PUBSUB_RATE" --payload 256 --warmup "$WARMUP" \
         --duration "$DURATION" --attach-admin --admin-token "$ADMIN_TOKEN"
+    fi
 
     ELAPSED=$(( $(date +%s) - STARTED ))
     LOAD_AVERAGE_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -237,7 +243,8 @@ else
         NICENESS="$NICENESS ($(cut -d' ' -f2- "/proc/$$/autogroup"))"
     fi
     PINNING=${PERF_PIN:-0}
-    declare -p LOAD_AVERAGE_BEFORE LOAD_AVERAGE_AFTER ELAPSED IDLE_CONNECTIONS PUBSUB_RATE RELAYDECK NICENESS PINNING >"$OUT/run.env"
+    CPU_ONLY=${CPU_ONLY:-0}
+    declare -p LOAD_AVERAGE_BEFORE LOAD_AVERAGE_AFTER ELAPSED IDLE_CONNECTIONS PUBSUB_RATE RELAYDECK NICENESS PINNING CPU_ONLY >"$OUT/run.env"
 
 fi
 
@@ -276,6 +283,15 @@ of_best() {
       ($x[0].deliveries_per_s // null) as $d | ($s[0].best.deliveries_per_s // null) as $b |
       if ($d == null or $b == null or $b == 0) then "" else " · \($d / $b * 100 | round)% of best" end' 2>/dev/null || true
 }
+# cpu_cell FILE: "N µs per delivery (D deliveries/s, loss)" of one run, or its error.
+cpu_cell() {
+    jq -r "$JQ_NUMBER"'
+      if .error then "failed: \(.error | split("\n")[0] | .[0:80])"
+      elif .server_cpu_us_per_delivery == null then "CPU unknown"
+      else "\(.server_cpu_us_per_delivery * 100 | round / 100) µs · \(.deliveries_per_s | n)/s"
+        + (if .lost > 0 then " · \(.loss_ratio * 1000 | round / 10)% lost" else " · no loss" end)
+      end' "$1"
+}
 idle_cell() {
     jq -r 'if .error then "failed: \(.error | split("\n")[0] | .[0:80])"
            else "\(.idle.server_kib_per_connection * 10 | round / 10) KiB (\(.idle.connected) connected)" end' "$1"
@@ -292,6 +308,11 @@ f() { echo "$OUT/$1.$2.json"; }
 {
     echo "| workload | signal-fish-server $SF_VERSION | relaydeck | relaydeck ÷ signal-fish |"
     echo "|---|---|---|---|"
+    for w in "r16x1k-480:1 room × 16 × 1 KiB, 480 msg/s per player" "r100x8-20:100 rooms × 8 × 256 B, 20 msg/s per player"; do
+        name=${w%%:*} title=${w#*:}
+        echo "| server CPU per delivery: $title | $(cpu_cell "$(f "$name" signal-fish)") | $(cpu_cell "$(f "$name" relaydeck)") | $(ratio "$(f "$name" signal-fish)" "$(f "$name" relaydeck)" .server_cpu_us_per_delivery) |"
+    done
+    if [[ ${CPU_ONLY:-0} != 1 ]]; then
     for w in "r16x1k-30:1 room × 16 × 1 KiB, 30 msg/s per player" "r100x8-60:100 rooms × 8 × 256 B, 60 msg/s per player"; do
         name=${w%%:*} title=${w#*:}
         echo "| $title | $(cell "$(f "$name" signal-fish)") | $(cell "$(f "$name" relaydeck)") | p99 $(ratio "$(f "$name" signal-fish)" "$(f "$name" relaydeck)" .latency.p99_ms), deliveries $(ratio "$(f "$name" signal-fish)" "$(f "$name" relaydeck)" .deliveries_per_s) |"
@@ -302,7 +323,11 @@ f() { echo "$OUT/$1.$2.json"; }
     echo "| pub/sub 1 publisher → 1,000 subscribers × 256 B, $PUBSUB_RATE msg/s | – | $(cell "$(f pubsub relaydeck)") | |"
     echo "| admin console attached: 1 room × 16 × 1 KiB, 30 msg/s | – | $(cell "$(f r16x1k-30-admin relaydeck)") | p99 vs. without: $(ratio "$(f r16x1k-30 relaydeck)" "$(f r16x1k-30-admin relaydeck)" .latency.p99_ms) |"
     echo "| admin console attached: pub/sub 1 → 1,000 | – | $(cell "$(f pubsub-admin relaydeck)") | deliveries vs. without: $(ratio "$(f pubsub relaydeck)" "$(f pubsub-admin relaydeck)" .deliveries_per_s) |"
+    fi
     echo
+    echo "Server CPU per delivery: microseconds of the server's CPU time (user + system) over the"
+    echo "measured window per delivered message. Other processes do not add to it, but a saturated"
+    echo "machine queues frames and queued frames share writes: compare runs of similar load."
     echo "Cells: deliveries per second · one-way latency p50 / p99 · loss · connections closed by the"
     echo "server (code) · where the generator could not keep its schedule, why (the report's verdict)."
     echo

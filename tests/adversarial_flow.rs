@@ -324,6 +324,7 @@ async fn a_stream_that_stops_reading_is_closed_1013_and_memory_stays_flat() {
         soft_bytes: 16 * 1024,
         hard_bytes: 1 << 20,
         stall_ms: 500,
+        ..Default::default()
     };
     let server = TestServer::start(config).await;
     let mut bystanders = bystanders(&server).await;

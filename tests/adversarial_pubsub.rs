@@ -319,6 +319,7 @@ async fn a_subscriber_that_stops_reading_is_closed_1013_and_memory_stays_flat() 
         soft_bytes: 64 * 1024,
         hard_bytes: 1 << 20,
         stall_ms: 1_000,
+        ..Default::default()
     };
     let server = TestServer::start(config).await;
     let mut admin = server.admin().await;

@@ -491,6 +491,7 @@ async fn a_player_that_stops_reading_as_the_room_goes_quiet_is_closed_4002() {
         soft_bytes: 64 * 1024,
         hard_bytes: 1 << 20,
         stall_ms: 1_000,
+        ..Default::default()
     };
     let server = TestServer::start(config).await;
     let mut admin = server.admin().await;
@@ -566,6 +567,7 @@ async fn a_player_that_stops_reading_is_closed_4002_and_memory_stays_flat() {
         soft_bytes: 64 * 1024,
         hard_bytes: 1 << 20,
         stall_ms: 1_000,
+        ..Default::default()
     };
     let server = TestServer::start(config).await;
     let mut admin = server.admin().await;

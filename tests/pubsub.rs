@@ -553,6 +553,7 @@ async fn a_subscriber_behind_loses_messages_but_stays_connected() {
         soft_bytes: 32 * 1024,
         hard_bytes: 64 << 20,
         stall_ms: 60_000,
+        ..Default::default()
     };
     let server = TestServer::start(config).await;
     let (mut subscriber, _) = welcomed(&server, "/v1?key=pk_demo").await;

@@ -272,6 +272,10 @@ pub struct Report {
     pub generator: ProcessUse,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<ProcessUse>,
+    /// Microseconds of the server's CPU (user + system) per delivery in the measured window:
+    /// the cost of the data path, independent of how busy the rest of the machine was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us_per_delivery: Option<f64>,
     /// Every process on the machine over the measured window, the two above included.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub machine: Option<CpuUse>,
@@ -306,6 +310,11 @@ impl Report {
         } else {
             self.lost as f64 / self.expected_deliveries as f64
         };
+        self.server_cpu_us_per_delivery = self
+            .server
+            .and_then(|s| s.cpu)
+            .filter(|_| self.deliveries > 0)
+            .map(|c| c.cpu_seconds * 1e6 / self.deliveries as f64);
         self.verdict = self.assess();
     }
 
@@ -436,6 +445,9 @@ impl Report {
         row("generator", process(&self.generator));
         if let Some(server) = &self.server {
             row("server", process(server));
+        }
+        if let Some(per) = self.server_cpu_us_per_delivery {
+            row("server CPU per delivery", format!("{per:.2} µs"));
         }
         if let Some(machine) = &self.machine {
             row("machine", format!("{:.2} cores busy", machine.cores));

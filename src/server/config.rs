@@ -363,6 +363,10 @@ pub struct TaloPlayer {
 /// Argon2id of `demo-password`, the demo player `bob`'s password.
 pub const DEMO_BOB_PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Pbu5e+hnSNZCmdppxEkxAg$XZ6m8rnETo8B+DPdtcM64FsrsSC8hemI0CoqyoiBgxM";
 
+/// The longest `outbox.write_delay_ms`: past a game tick's share, gathering frames costs more
+/// than the writes it saves.
+const MAX_WRITE_DELAY_MS: u64 = 20;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaloChannel {
@@ -557,6 +561,12 @@ impl Config {
                 "outbox: soft_bytes must be positive, hard_bytes at least soft_bytes, stall_ms positive"
                     .to_owned(),
             );
+        }
+        // A writer gathering frames makes no progress meanwhile: it must not look stalled.
+        if outbox.write_delay_ms > MAX_WRITE_DELAY_MS || outbox.write_delay_ms >= outbox.stall_ms {
+            return Err(format!(
+                "outbox: write_delay_ms must be at most {MAX_WRITE_DELAY_MS} and less than stall_ms"
+            ));
         }
         self.history.validate()?;
         self.recorder.validate()?;
@@ -853,6 +863,12 @@ mod tests {
         assert_eq!(ok.history.max_entries, 10);
         assert!(!ok.recorder.enabled);
         assert_eq!(ok.recorder.frames_per_peer, 64);
+        assert_eq!(
+            ok.outbox.write_delay_ms, 0,
+            "gathering frames is off by default"
+        );
+        let delayed = Config::parse(&with(r#""outbox":{"write_delay_ms":20}"#), "c").unwrap();
+        assert_eq!(delayed.outbox.write_delay_ms, 20);
         for bad in [
             r#""history":{"max_entries":0}"#,
             r#""history":{"retain_ms":5}"#,
@@ -860,6 +876,8 @@ mod tests {
             r#""recorder":{"bytes_per_peer":100}"#,
             r#""recorder":{"budget_bytes":1024}"#,
             r#""recorder":{"enable":true}"#,
+            r#""outbox":{"write_delay_ms":21}"#,
+            r#""outbox":{"write_delay_ms":5,"stall_ms":5}"#,
         ] {
             assert!(Config::parse(&with(bad), "c").is_err(), "{bad}");
         }

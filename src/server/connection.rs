@@ -480,7 +480,7 @@ fn spawn_writer<T: Transport>(
                     send_abort_close(&mut sink, &peer).await;
                     return;
                 }
-                taken = outbox.recv_many(&mut batch, WRITE_BATCH) => taken,
+                taken = gather(&mut outbox, &mut batch, peer.write_delay()) => taken,
             };
             if taken == 0 {
                 break;
@@ -513,6 +513,40 @@ fn spawn_writer<T: Transport>(
     })
 }
 
+/// Take what is queued, up to [`WRITE_BATCH`] frames. With a write delay
+/// (`outbox.write_delay_ms`), wait that long for more before writing: frames relayed to this
+/// peer by several senders meanwhile then go out in one write and one wake-up instead of one
+/// each.
+async fn gather(
+    outbox: &mut tokio::sync::mpsc::UnboundedReceiver<Outbound>,
+    batch: &mut Vec<Outbound>,
+    delay: Option<Duration>,
+) -> usize {
+    let mut taken = outbox.recv_many(batch, WRITE_BATCH).await;
+    let Some(delay) = delay else {
+        return taken;
+    };
+    let ends = |frame: &Outbound| matches!(frame, Outbound::Close(..) | Outbound::End);
+    if taken == 0 || batch.last().is_some_and(ends) {
+        return taken;
+    }
+    let until = Instant::now() + delay;
+    while taken < WRITE_BATCH {
+        match tokio::time::timeout_at(until, outbox.recv()).await {
+            Ok(Some(frame)) => {
+                let ended = ends(&frame);
+                batch.push(frame);
+                taken += 1;
+                if ended {
+                    break;
+                }
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    taken
+}
+
 enum Batch {
     Continue,
     /// A close went out, or the connection ended: nothing more to write.
@@ -534,29 +568,23 @@ async fn write_batch<T: Transport>(
     peer: &PeerHandle,
 ) -> Result<Batch, WriteFailure> {
     let stall = peer.stall_timeout();
-    let step = |written: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>| match written
-    {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(WriteFailure::Socket),
-        Err(_) => Err(WriteFailure::Stalled),
-    };
     let mut outcome = Batch::Continue;
     for item in batch.drain(..) {
         match item {
             Outbound::Text(text) => {
                 let length = text.len();
-                step(tokio::time::timeout(stall, sink.feed(Message::Text(text))).await)?;
+                timed(stall, sink.feed(Message::Text(text))).await?;
                 peer.written(length);
                 peer.writer_progressed();
             }
             Outbound::Binary(bytes) => {
                 let length = bytes.len();
-                step(tokio::time::timeout(stall, sink.feed(Message::Binary(bytes))).await)?;
+                timed(stall, sink.feed(Message::Binary(bytes))).await?;
                 peer.written(length);
                 peer.writer_progressed();
             }
             Outbound::Close(code, reason) => {
-                step(tokio::time::timeout(stall, sink.feed(close_message(code, &reason))).await)?;
+                timed(stall, sink.feed(close_message(code, &reason))).await?;
                 outcome = Batch::Finished;
                 break;
             }
@@ -565,14 +593,28 @@ async fn write_batch<T: Transport>(
                 break;
             }
             Outbound::Ping => {
-                step(
-                    tokio::time::timeout(stall, sink.feed(Message::Ping(Default::default()))).await,
-                )?;
+                timed(stall, sink.feed(Message::Ping(Default::default()))).await?;
             }
         }
     }
-    step(tokio::time::timeout(stall, sink.flush()).await)?;
+    timed(stall, sink.flush()).await?;
     Ok(outcome)
+}
+
+/// One write, failed as stalled when it makes no progress for `stall`. Most writes only fill
+/// the WebSocket's buffer and finish at once: those arm no timer.
+async fn timed(
+    stall: Duration,
+    write: impl Future<Output = Result<(), axum::Error>>,
+) -> Result<(), WriteFailure> {
+    let mut write = pin!(write);
+    let written = match futures_util::poll!(write.as_mut()) {
+        std::task::Poll::Ready(written) => written,
+        std::task::Poll::Pending => tokio::time::timeout(stall, write)
+            .await
+            .map_err(|_| WriteFailure::Stalled)?,
+    };
+    written.map_err(|_| WriteFailure::Socket)
 }
 
 async fn send_abort_close<T: Transport>(sink: &mut SplitSink<T, Message>, peer: &PeerHandle) {
@@ -603,5 +645,59 @@ async fn finish_writer(writer: JoinHandle<()>) {
         .is_err()
     {
         abort.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn texts(batch: &[Outbound]) -> Vec<String> {
+        batch
+            .iter()
+            .map(|frame| match frame {
+                Outbound::Text(text) => text.as_str().to_owned(),
+                Outbound::End => "end".to_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// With a write delay, frames queued while the writer waits join the same batch, and the
+    /// end of the connection stops the wait rather than the timer.
+    #[tokio::test]
+    async fn a_write_delay_gathers_frames_queued_meanwhile() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tx.send(Outbound::Text("1".into())).unwrap();
+        let late = tokio::spawn(async move {
+            tx.send(Outbound::Text("2".into())).unwrap();
+            tx.send(Outbound::End).unwrap();
+            tx.send(Outbound::Text("after the end".into())).unwrap();
+        });
+        let mut batch = Vec::new();
+        let gathering = gather(&mut rx, &mut batch, Some(Duration::from_secs(60)));
+        let taken = tokio::time::timeout(Duration::from_secs(30), gathering)
+            .await
+            .unwrap();
+        late.await.unwrap();
+        assert_eq!(taken, 3);
+        assert_eq!(texts(&batch), ["1", "2", "end"]);
+    }
+
+    /// Without one, the writer takes only what is already queued.
+    #[tokio::test]
+    async fn without_a_write_delay_the_writer_takes_what_is_queued() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tx.send(Outbound::Text("1".into())).unwrap();
+        let mut batch = Vec::new();
+        let taken =
+            tokio::time::timeout(Duration::from_secs(30), gather(&mut rx, &mut batch, None))
+                .await
+                .unwrap();
+        assert_eq!(taken, 1);
+        assert_eq!(texts(&batch), ["1"]);
+        drop(tx);
     }
 }

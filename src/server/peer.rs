@@ -100,6 +100,11 @@ pub struct OutboxLimits {
     pub hard_bytes: usize,
     /// How long frames may wait with the writer making no progress before the peer is closed.
     pub stall_ms: u64,
+    /// How long a woken writer waits for more frames before it writes (0: not at all). Frames
+    /// relayed to a peer from several senders within this window go out in one write: fewer
+    /// system calls per delivery, for at most this much more latency (the timer's resolution
+    /// is a millisecond). Off by default: a game tick should not wait for it.
+    pub write_delay_ms: u64,
 }
 
 impl Default for OutboxLimits {
@@ -108,6 +113,7 @@ impl Default for OutboxLimits {
             soft_bytes: 1 << 20,
             hard_bytes: 16 << 20,
             stall_ms: 10_000,
+            write_delay_ms: 0,
         }
     }
 }
@@ -334,6 +340,12 @@ impl PeerHandle {
         std::time::Duration::from_millis(self.limits.stall_ms)
     }
 
+    /// How long the writer gathers frames before writing them ([`OutboxLimits::write_delay_ms`]).
+    pub fn write_delay(&self) -> Option<std::time::Duration> {
+        (self.limits.write_delay_ms > 0)
+            .then(|| std::time::Duration::from_millis(self.limits.write_delay_ms))
+    }
+
     /// Called by the writer when a write made no progress for `stall_ms`; wakes the
     /// connection task, which closes the peer as a slow consumer.
     pub fn mark_writer_stalled(&self) {
@@ -422,6 +434,7 @@ mod tests {
             soft_bytes: 10,
             hard_bytes: 100,
             stall_ms: u64::MAX,
+            write_delay_ms: 0,
         });
         let frame: Utf8Bytes = "12345678".into();
         assert_eq!(peer.enqueue(&frame, Priority::Relay), Enqueued::Queued);
@@ -443,6 +456,7 @@ mod tests {
             soft_bytes: 10,
             hard_bytes: 20,
             stall_ms: u64::MAX,
+            write_delay_ms: 0,
         });
         let frame: Utf8Bytes = "12345678".into();
         for _ in 0..2 {
@@ -454,6 +468,7 @@ mod tests {
             soft_bytes: 10,
             hard_bytes: 1000,
             stall_ms: 0,
+            write_delay_ms: 0,
         });
         assert_eq!(peer.enqueue(&frame, Priority::Reply), Enqueued::Queued);
         assert_eq!(peer.enqueue(&frame, Priority::Reply), Enqueued::Stalled);

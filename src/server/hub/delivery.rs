@@ -274,6 +274,7 @@ mod tests {
             soft_bytes: 4,
             hard_bytes: 8,
             stall_ms: u64::MAX,
+            ..Default::default()
         };
         let hub = Hub::new(config, "test".into(), &BTreeMap::new(), 64);
         let (_, _, mut events) = hub.subscribe();
