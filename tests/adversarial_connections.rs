@@ -11,8 +11,9 @@ use common::*;
 use relaydeck::server::config::Config;
 
 /// 10,000 connect/disconnect cycles leave no peer, channel or subscription behind, and the
-/// process's memory where it was after a warm-up (within 10%). The server runs in this
-/// process, so its RSS is the test's.
+/// process's memory flat: the second 5,000 cycles grow it by at most 5%, the whole churn by
+/// at most 20% of what it was after a warm-up. The server runs in this process, so its RSS
+/// is the test's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_connections_leave_nothing_behind() {
     use futures_util::StreamExt;
@@ -41,12 +42,20 @@ async fn ten_thousand_connections_leave_nothing_behind() {
             worker.await.unwrap();
         }
     }
-    // The warm-up lets the allocator and the runtime reach their working size first.
+    // The warm-up lets the allocator and the runtime reach their working size first; what
+    // they still grow by on a loaded machine (an arena for a new thread) shows in the first
+    // half of the churn, while a leak grows both halves alike.
     cycles(server.clone(), 2_000).await;
     let before = rss_kib();
-    let churn = tokio::time::timeout(Duration::from_secs(120), cycles(server.clone(), 10_000));
-    churn.await.expect("10,000 cycles within two minutes");
-    let after = rss_kib();
+    let churn = async {
+        cycles(server.clone(), 5_000).await;
+        let middle = rss_kib();
+        cycles(server.clone(), 5_000).await;
+        (middle, rss_kib())
+    };
+    let (middle, after) = tokio::time::timeout(Duration::from_secs(120), churn)
+        .await
+        .expect("10,000 cycles within two minutes");
     let mut admin = server.admin().await;
     assert!(
         admin
@@ -62,7 +71,7 @@ async fn ten_thousand_connections_leave_nothing_behind() {
     assert!(admin.snapshot.channels.is_empty());
     assert!(admin.snapshot.subscriptions.is_empty());
     assert!(
-        after <= before + before / 10,
-        "RSS {before} KiB after the warm-up, {after} KiB after 10,000 more cycles"
+        after <= middle + middle / 20 && after <= before + before / 5,
+        "RSS {before} KiB after the warm-up, {middle} KiB after 5,000 more cycles, {after} KiB after 10,000"
     );
 }
