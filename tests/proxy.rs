@@ -862,3 +862,55 @@ async fn the_proxy_command_says_where_it_listens_and_refuses_to_run_without_an_u
     assert!(said[2].contains("admin token in"), "{said:?}");
     child.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_address_banned_at_the_proxy_is_refused_before_the_upstream_hears_of_it() {
+    let upstream = TestServer::demo().await;
+    let proxy = proxy_to(&format!("ws://{}", upstream.addr)).await;
+    let mut live = raw_player(&proxy).await;
+    let mut admin = proxy.admin().await;
+    let banned = admin
+        .command(Command::Ban {
+            target: relaydeck::protocol::admin::BanTarget::Address {
+                ip: "127.0.0.1".into(),
+            },
+            duration_ms: 3_600_000,
+            reason: "connection flood".into(),
+        })
+        .await;
+    assert!(banned.ok, "{}", banned.message);
+    assert_eq!(recv_close(&mut live).await.0, 4020, "live peers are kicked");
+    let mut upstream_admin = upstream.admin().await;
+    let peers_before = upstream_admin.snapshot.peers.len();
+    for path in ["/v2/ws", "/v1?key=pk_demo", "/health"] {
+        let refused = reqwest::Client::new()
+            .get(proxy.http(path))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .send();
+        let refused = tokio::time::timeout(RECEIVE_TIMEOUT, refused)
+            .await
+            .expect("an answer before the timeout")
+            .unwrap();
+        assert_eq!(refused.status().as_u16(), 403, "{path}");
+        let body = refused.text().await.unwrap();
+        assert!(body.contains("connection flood"), "{path}: {body}");
+    }
+    assert!(admin.command(Command::Resync).await.ok);
+    assert!(
+        admin.snapshot.peers.is_empty(),
+        "{:?}",
+        admin.snapshot.peers
+    );
+    assert!(upstream_admin.command(Command::Resync).await.ok);
+    assert!(upstream_admin.snapshot.peers.len() <= peers_before);
+    let lifted = admin
+        .command(Command::Unban {
+            ban: banned.data.unwrap()["ban"].as_u64().unwrap(),
+        })
+        .await;
+    assert!(lifted.ok, "{}", lifted.message);
+    raw_player(&proxy).await;
+}

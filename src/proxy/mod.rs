@@ -283,6 +283,11 @@ async fn forward(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    // An address banned from the console is refused here as the server refuses it, before
+    // the upstream hears of it (its live peers were kicked when the ban was made).
+    if let Some(banned) = crate::server::bans::address_refusal(&state.shared.hub, remote) {
+        return banned;
+    }
     let Some(upstream) = state.upstreams.pick(request.uri().path()) else {
         return (
             axum::http::StatusCode::NOT_FOUND,
