@@ -914,3 +914,51 @@ async fn an_address_banned_at_the_proxy_is_refused_before_the_upstream_hears_of_
     assert!(lifted.ok, "{}", lifted.message);
     raw_player(&proxy).await;
 }
+
+#[tokio::test]
+async fn an_identity_banned_at_the_proxy_is_kicked_when_its_frames_name_it() {
+    let upstream = TestServer::demo().await;
+    let proxy = proxy_to(&format!("ws://{}", upstream.addr)).await;
+    let mut admin = proxy.admin().await;
+    let banned = admin
+        .command(Command::Ban {
+            target: relaydeck::protocol::admin::BanTarget::Identity {
+                app: Some("demo".into()),
+                identity: "Mallory".into(),
+            },
+            duration_ms: 3_600_000,
+            reason: "griefing".into(),
+        })
+        .await;
+    assert!(banned.ok, "{}", banned.message);
+    // Someone else plays on.
+    let mut alice = raw_player(&proxy).await;
+    create_room(&mut alice, "Alice").await;
+    // Mallory's join is answered by the upstream, but the answer that names her never
+    // reaches her: she is closed as a banned live peer is.
+    let mut mallory = raw_player(&proxy).await;
+    send_json(
+        &mut mallory,
+        json!({"type": "JoinRoom", "data": {"game_name": "arena", "player_name": "Mallory", "max_players": 4}}),
+    )
+    .await;
+    loop {
+        match tokio::time::timeout(RECEIVE_TIMEOUT, futures_util::StreamExt::next(&mut mallory))
+            .await
+            .expect("a close before the timeout")
+        {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+                assert!(!text.as_str().contains("RoomJoined"), "{text}");
+            }
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => {
+                let frame = frame.expect("a close frame with a code");
+                assert_eq!(u16::from(frame.code), 4020, "{frame:?}");
+                break;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("the connection ended without a close frame: {other:?}"),
+        }
+    }
+    send_json(&mut alice, json!({"type": "Ping"})).await;
+    recv_type(&mut alice, "Pong").await;
+}

@@ -141,12 +141,26 @@ impl Relay {
         self.upstream_closed = true;
     }
 
+    /// The ban in force on the identity (in its app) the peer's frames named, if any.
+    fn ban_on_identity(&self) -> Option<crate::protocol::admin::BanInfo> {
+        if !self.shared.hub.bans().in_force() {
+            return None;
+        }
+        let info = self.shared.hub.peer(&self.handle.id)?;
+        let identity = info.identity?;
+        self.shared
+            .hub
+            .bans()
+            .identity(info.app.as_deref(), &identity)
+    }
+
     fn take_upstream(&mut self, received: Option<FromUpstream>) -> Flow {
         let hub = &self.shared.hub;
         match received {
             Some(FromUpstream::Text(text)) => {
+                let mut named = false;
                 if let Some(observer) = &mut self.signal_fish {
-                    observer.upstream_frame(hub, &self.rooms, &self.handle, text.as_str());
+                    named = observer.upstream_frame(hub, &self.rooms, &self.handle, text.as_str());
                 } else if let Some(code) = error_code(self.handle.dialect, text.as_str()) {
                     hub.record_relayed_error(&self.handle, &code, text.as_str().to_owned());
                 } else if let Some((app, identity)) =
@@ -158,6 +172,14 @@ impl Relay {
                             info.app = app;
                         }
                     });
+                    named = true;
+                }
+                // An identity banned from the console learns nothing more through the proxy:
+                // the frame that named it is not passed on, and the peer is kicked as a live
+                // banned peer is (4020 to the client, a normal close to the upstream).
+                if let Some(ban) = named.then(|| self.ban_on_identity()).flatten() {
+                    let _ = hub.kick(&self.handle.id, Some(format!("Banned: {}", ban.reason)));
+                    return Flow::Continue;
                 }
                 hub.deliver(&self.handle, &text, Priority::Reply);
                 Flow::Continue

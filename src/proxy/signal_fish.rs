@@ -89,9 +89,17 @@ impl Observer {
     }
 
     /// A frame the upstream sent toward the client.
-    pub fn upstream_frame(&mut self, hub: &Hub, rooms: &Rooms, peer: &PeerHandle, frame: &str) {
+    /// Read one upstream frame into the views; true when it named the peer (its app or its
+    /// player name), so that bans on the identity are checked then and only then.
+    pub fn upstream_frame(
+        &mut self,
+        hub: &Hub,
+        rooms: &Rooms,
+        peer: &PeerHandle,
+        frame: &str,
+    ) -> bool {
         let Ok(value) = serde_json::from_str::<Value>(frame) else {
-            return;
+            return false;
         };
         let data = value.get("data").unwrap_or(&Value::Null);
         if let Some(code) = error_code(data) {
@@ -154,6 +162,7 @@ impl Observer {
             Some("RoomLeft") => self.left(hub, rooms, peer),
             _ => {}
         }
+        matches!(text(&value, "type"), Some("Authenticated" | "RoomJoined"))
     }
 
     fn joined(&mut self, hub: &Hub, rooms: &Rooms, peer: &PeerHandle, data: &Value) {
