@@ -11,6 +11,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use common::sdk::Sdk;
 use common::*;
 use relaydeck::catalog::{self, Dialect};
 use relaydeck::protocol::admin::{Command, Event, PeerInfo};
@@ -24,7 +25,6 @@ use signal_fish_client::{
     SignalFishConfig, SignalFishEvent, WebSocketTransport,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::mpsc::Receiver;
 
 const GAME: &str = "proxy-game";
 
@@ -144,13 +144,6 @@ impl RealSignalFish {
     }
 }
 
-/// One SDK client through the proxy and its event stream.
-struct Sdk {
-    client: SignalFishClient,
-    events: Receiver<SignalFishEvent>,
-    label: &'static str,
-}
-
 impl Sdk {
     async fn ready(proxy: &TestServer, v3: bool, label: &'static str) -> Sdk {
         let config = SignalFishConfig::new("demo")
@@ -176,47 +169,6 @@ impl Sdk {
         sdk
     }
 
-    /// The next event; a decode failure or protocol violation fails the test at once.
-    async fn next(&mut self) -> SignalFishEvent {
-        let event = tokio::time::timeout(RECEIVE_TIMEOUT, self.events.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{}: no event within {RECEIVE_TIMEOUT:?}", self.label))
-            .unwrap_or_else(|| panic!("{}: the event stream ended", self.label));
-        match &event {
-            SignalFishEvent::DecodeFailed {
-                message_type,
-                error,
-                raw_prefix,
-            } => panic!(
-                "{}: DecodeFailed {message_type:?}: {error}\n{raw_prefix}",
-                self.label
-            ),
-            SignalFishEvent::ProtocolViolation { kind, diagnostic } => {
-                panic!("{}: ProtocolViolation {kind:?}: {diagnostic}", self.label)
-            }
-            _ => event,
-        }
-    }
-
-    async fn until<T>(
-        &mut self,
-        what: &str,
-        mut pick: impl FnMut(&SignalFishEvent) -> Option<T>,
-    ) -> T {
-        loop {
-            let event = self.next().await;
-            if let Some(found) = pick(&event) {
-                return found;
-            }
-            if let SignalFishEvent::Disconnected { reason, .. } = &event {
-                panic!(
-                    "{}: disconnected ({reason:?}) while waiting for {what}",
-                    self.label
-                );
-            }
-        }
-    }
-
     async fn join(&mut self, params: JoinRoomParams) -> (String, PlayerId) {
         self.client.join_room(params).unwrap();
         self.until("RoomJoined", |e| match e {
@@ -228,16 +180,6 @@ impl Sdk {
             SignalFishEvent::RoomJoinFailed { reason, error_code } => {
                 panic!("join refused: {reason} {error_code:?}")
             }
-            _ => None,
-        })
-        .await
-    }
-
-    async fn game_data(&mut self) -> (PlayerId, Value) {
-        self.until("GameData", |e| match e {
-            SignalFishEvent::GameData {
-                from_player, data, ..
-            } => Some((*from_player, data.clone())),
             _ => None,
         })
         .await

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::sdk::Sdk;
 use common::*;
 use relaydeck::protocol::admin::{AppStatus, Command};
 use relaydeck::server::config::Config;
@@ -17,19 +18,11 @@ use signal_fish_client::{
     RoomId, SignalFishClient, SignalFishConfig, SignalFishError, SignalFishEvent,
     WebSocketTransport,
 };
-use tokio::sync::mpsc::Receiver;
 
 const GAME: &str = "sdk-game";
 
 /// Why tests need the connection loop: one place, so every ignore names the same change.
 const NEEDS_VERSION: &str = "needs signal_fish/mod.rs to report the negotiated protocol version (Rooms::set_protocol_version) after Authenticate, so that a v2 RoomJoined carries no reconnection_token";
-
-/// One SDK client and its event stream.
-struct Sdk {
-    client: SignalFishClient,
-    events: Receiver<SignalFishEvent>,
-    label: &'static str,
-}
 
 impl Sdk {
     async fn connect(server: &TestServer, app: &str, v3: bool, label: &'static str) -> Sdk {
@@ -77,48 +70,6 @@ impl Sdk {
         sdk
     }
 
-    /// The next event; a decode failure or protocol violation fails the test at once.
-    async fn next(&mut self) -> SignalFishEvent {
-        let event = tokio::time::timeout(RECEIVE_TIMEOUT, self.events.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{}: no event within {RECEIVE_TIMEOUT:?}", self.label))
-            .unwrap_or_else(|| panic!("{}: the event stream ended", self.label));
-        match &event {
-            SignalFishEvent::DecodeFailed {
-                message_type,
-                error,
-                raw_prefix,
-            } => panic!(
-                "{}: DecodeFailed {message_type:?}: {error}\n{raw_prefix}",
-                self.label
-            ),
-            SignalFishEvent::ProtocolViolation { kind, diagnostic } => {
-                panic!("{}: ProtocolViolation {kind:?}: {diagnostic}", self.label)
-            }
-            _ => event,
-        }
-    }
-
-    /// Skip events until `pick` accepts one.
-    async fn until<T>(
-        &mut self,
-        what: &str,
-        mut pick: impl FnMut(&SignalFishEvent) -> Option<T>,
-    ) -> T {
-        loop {
-            let event = self.next().await;
-            if let Some(found) = pick(&event) {
-                return found;
-            }
-            if let SignalFishEvent::Disconnected { reason, .. } = &event {
-                panic!(
-                    "{}: disconnected ({reason:?}) while waiting for {what}",
-                    self.label
-                );
-            }
-        }
-    }
-
     async fn create(&mut self, params: JoinRoomParams) -> Joined {
         self.client.join_room(params).unwrap();
         self.joined().await
@@ -164,16 +115,6 @@ impl Sdk {
                 Some(error_code.clone().expect("a typed error code"))
             }
             SignalFishEvent::RoomJoined { .. } => panic!("joined, expected a refusal"),
-            _ => None,
-        })
-        .await
-    }
-
-    async fn game_data(&mut self) -> (PlayerId, Value) {
-        self.until("GameData", |e| match e {
-            SignalFishEvent::GameData {
-                from_player, data, ..
-            } => Some((*from_player, data.clone())),
             _ => None,
         })
         .await

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::sdk::Sdk;
 use common::*;
 use relaydeck::protocol::admin::{Command, Direction, RecordedFrame};
 use serde_json::{json, Value};
@@ -16,15 +17,8 @@ use signal_fish_client::{
     SignalFishClient, SignalFishConfig, SignalFishEvent, Topology, TransportKind,
     WebSocketTransport,
 };
-use tokio::sync::mpsc::Receiver;
 
 const GAME: &str = "mesh-game";
-
-struct Sdk {
-    client: SignalFishClient,
-    events: Receiver<SignalFishEvent>,
-    label: &'static str,
-}
 
 /// What a SessionPlan event said, as far as these tests look.
 #[derive(Debug, Clone)]
@@ -71,46 +65,6 @@ impl Sdk {
             label,
         )
         .await
-    }
-
-    async fn next(&mut self) -> SignalFishEvent {
-        let event = tokio::time::timeout(RECEIVE_TIMEOUT, self.events.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{}: no event within {RECEIVE_TIMEOUT:?}", self.label))
-            .unwrap_or_else(|| panic!("{}: the event stream ended", self.label));
-        match &event {
-            SignalFishEvent::DecodeFailed {
-                message_type,
-                error,
-                raw_prefix,
-            } => panic!(
-                "{}: DecodeFailed {message_type:?}: {error}\n{raw_prefix}",
-                self.label
-            ),
-            SignalFishEvent::ProtocolViolation { kind, diagnostic } => {
-                panic!("{}: ProtocolViolation {kind:?}: {diagnostic}", self.label)
-            }
-            _ => event,
-        }
-    }
-
-    async fn until<T>(
-        &mut self,
-        what: &str,
-        mut pick: impl FnMut(&SignalFishEvent) -> Option<T>,
-    ) -> T {
-        loop {
-            let event = self.next().await;
-            if let Some(found) = pick(&event) {
-                return found;
-            }
-            if let SignalFishEvent::Disconnected { reason, .. } = &event {
-                panic!(
-                    "{}: disconnected ({reason:?}) while waiting for {what}",
-                    self.label
-                );
-            }
-        }
     }
 
     async fn join(&mut self, params: JoinRoomParams) -> (PlayerId, String) {

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod redis;
+pub mod sdk;
 pub mod tmux;
 
 pub const RECEIVE_TIMEOUT: Duration = Duration::from_secs(5);
