@@ -324,6 +324,29 @@ mod tests {
     }
 
     #[test]
+    fn a_code_the_catalog_lacks_is_counted_and_known_codes_are_not() {
+        let hub = Hub::new(Config::demo(), "test".into(), &BTreeMap::new(), 64);
+        let sent = |code: &str| {
+            hub.count_error(SentError {
+                peer: None,
+                dialect: Dialect::SignalFish,
+                code,
+                delivery: Delivery::Frame,
+                request_id: None,
+                frame: String::new(),
+            })
+        };
+        sent("ROOM_FULL");
+        sent("1007");
+        sent("ROOM_FUL");
+        sent("ROOM_FUL");
+        assert_eq!(
+            hub.uncatalogued_errors(),
+            [("signal-fish:ROOM_FUL".to_owned(), 2)]
+        );
+    }
+
+    #[test]
     fn event_text_is_clipped_on_a_character_boundary() {
         assert_eq!(clip_bytes("short", 10), "short");
         assert_eq!(clip_bytes("ééé", 3), "é… (6 bytes in all)");

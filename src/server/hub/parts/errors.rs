@@ -61,14 +61,17 @@ impl ErrorCounts {
         } = error;
         self.total += 1;
         let qualified = format!("{}:{code}", dialect.id());
-        if crate::catalog::sent(dialect, code).is_none() {
-            let seen = self.uncatalogued.entry(qualified.clone()).or_default();
-            if *seen == 0 {
-                tracing::warn!(code = %qualified, "sent an error code the catalog does not know");
-            }
-            *seen += 1;
+        let sent = self.by_code.entry(qualified.clone()).or_default();
+        *sent += 1;
+        // The catalog is searched once per code, the first time it is sent, not per error:
+        // a flood of one refusal costs a map lookup.
+        if *sent == 1 && crate::catalog::sent(dialect, code).is_none() {
+            tracing::warn!(code = %qualified, "sent an error code the catalog does not know");
+            self.uncatalogued.insert(qualified.clone(), 0);
         }
-        *self.by_code.entry(qualified).or_default() += 1;
+        if let Some(unknown) = self.uncatalogued.get_mut(&qualified) {
+            *unknown += 1;
+        }
         let frame = crate::text::clip_bytes(&frame, MAX_EVENT_FRAME_BYTES);
         if let Some(peer) = peer {
             peer.count_error();
