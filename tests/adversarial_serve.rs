@@ -125,7 +125,9 @@ async fn hold_idle(addr: &str, count: usize) -> Vec<tokio::net::TcpStream> {
 }
 
 /// Issue 19's reproduction: started under `ulimit -Sn 1024`, the server still answers
-/// `/health` from another address within a second while one address holds 1,100 idle sockets.
+/// `/health` from another address while one address holds 1,100 idle sockets. A server out of
+/// descriptors never answers; the wait is bounded generously so that a loaded machine's
+/// slower accept loop is not mistaken for that (the answer's time is in the failure text).
 #[tokio::test]
 async fn a_soft_open_file_limit_of_1024_is_raised_and_health_answers() {
     raise_own_limit();
@@ -134,12 +136,9 @@ async fn a_soft_open_file_limit_of_1024_is_raised_and_health_answers() {
     let held = hold_idle(&serve.addr, 1_100).await;
     assert_eq!(held.len(), 1_100);
     let started = std::time::Instant::now();
-    let answer = tokio::time::timeout(
-        Duration::from_secs(1),
-        health_from("127.0.0.2", &serve.addr),
-    )
-    .await
-    .expect("/health answered within a second");
+    let answer = tokio::time::timeout(TIMEOUT, health_from("127.0.0.2", &serve.addr))
+        .await
+        .expect("/health answered before the timeout");
     assert_eq!(
         answer.unwrap(),
         "HTTP/1.1 200 OK",
@@ -156,12 +155,9 @@ async fn caps_are_lowered_under_a_hard_open_file_limit() {
     let data = tempfile::tempdir().unwrap();
     let serve = Serve::start(&data.path().join("data"), "ulimit -n 256", &[]);
     let held = hold_idle(&serve.addr, 300).await;
-    let answer = tokio::time::timeout(
-        Duration::from_secs(1),
-        health_from("127.0.0.2", &serve.addr),
-    )
-    .await
-    .expect("/health answered within a second");
+    let answer = tokio::time::timeout(TIMEOUT, health_from("127.0.0.2", &serve.addr))
+        .await
+        .expect("/health answered before the timeout");
     assert_eq!(answer.unwrap(), "HTTP/1.1 200 OK");
     // Sockets over the per-address cap were answered 429 rather than left unaccepted.
     let mut refused = 0;
