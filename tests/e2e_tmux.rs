@@ -89,8 +89,10 @@ fn kick_a_demo_peer_from_the_peers_view() {
     let victim = first_peer(&screen).unwrap();
 
     tmux.keys("x");
+    // What is asserted on a capture is also waited for: a capture can land while the console
+    // is still writing its frame.
     let confirm = tmux.wait_for("the confirmation", Duration::from_secs(10), |s| {
-        s.contains("Confirm")
+        s.contains("Confirm") && s.contains(&format!("Close peer {victim}"))
     });
     assert!(
         confirm.contains(&format!("Close peer {victim}")),
@@ -105,7 +107,11 @@ fn kick_a_demo_peer_from_the_peers_view() {
     let after = tmux.wait_for(
         "the kicked peer to disappear",
         Duration::from_secs(10),
-        |s| !s.contains("Confirm") && !table_has_peer(s, &victim),
+        |s| {
+            !s.contains("Confirm")
+                && !table_has_peer(s, &victim)
+                && s.contains(&format!("closing {victim}"))
+        },
     );
     assert!(
         after.contains(&format!("closing {victim}")),
@@ -187,18 +193,18 @@ fn a_kicked_peer_is_found_in_history_exported_and_replayed_green() {
     tmux.keys(":");
     tmux.literal(&format!("find {victim}"));
     tmux.keys("Enter");
-    let found = tmux.wait_for("the find results", Duration::from_secs(10), |s| {
-        s.contains("Find \"")
-    });
-    assert!(
-        found
+    let in_history = |screen: &str| {
+        screen
             .lines()
-            .any(|l| l.contains("history") && l.contains(&format!(" {victim} pubsub "))),
-        "{found}"
-    );
+            .any(|l| l.contains("history") && l.contains(&format!(" {victim} pubsub ")))
+    };
+    let found = tmux.wait_for("the find results", Duration::from_secs(10), |s| {
+        s.contains("Find \"") && in_history(s)
+    });
+    assert!(in_history(&found), "{found}");
     tmux.keys("Enter");
     let detail = tmux.wait_for("the closed peer", Duration::from_secs(10), |s| {
-        s.contains(&format!("Closed peer {victim}"))
+        s.contains(&format!("Closed peer {victim}")) && s.contains("admin_disconnect — retry:")
     });
     assert!(detail.contains("Close 4020 admin_disconnect"), "{detail}");
     assert!(detail.contains("admin_disconnect — retry:"), "{detail}");
@@ -479,7 +485,13 @@ fn hostile_names_and_frames_leave_the_terminal_as_the_console_drew_it() {
     let log = tmux.wait_for(
         "the hostile frames in the log",
         Duration::from_secs(10),
-        |s| s.contains("Live log") && s.contains("Fish\\u{1b}]2;PWNED-TITLE\\u{7}\\u{1b}[31mRED"),
+        // Every frame sent above, the echoed C1 control last: a capture can land while the
+        // console is still writing a frame, so the screen is only judged once it holds them all.
+        |s| {
+            s.contains("Live log")
+                && s.contains("Fish\\u{1b}]2;PWNED-TITLE\\u{7}\\u{1b}[31mRED")
+                && s.contains("\\u{9b}")
+        },
     );
     assert_drawn_as_the_console_drew_it(&tmux, &title, "Log");
     assert!(
@@ -495,6 +507,7 @@ fn hostile_names_and_frames_leave_the_terminal_as_the_console_drew_it() {
     tmux.keys("Enter");
     let closed = tmux.wait_for("Mallory's closed peer", Duration::from_secs(10), |s| {
         s.contains("Closed peer")
+            && s.contains("Mallory\\u{1b}]2;PWNED-TITLE\\u{7}\\u{1b}[31mRED\\u{1b}[0m\\u{202e}")
     });
     assert_drawn_as_the_console_drew_it(&tmux, &title, "a closed peer");
     assert!(
@@ -518,6 +531,7 @@ fn hostile_names_and_frames_leave_the_terminal_as_the_console_drew_it() {
     tmux.keys("Enter");
     let detail = tmux.wait_for("Eve's detail", Duration::from_secs(10), |s| {
         s.contains("Frames and errors")
+            && s.contains("Eve\\u{1b}]2;PWNED-TITLE\\u{7}\\u{1b}[31mRED\\u{1b}[0m")
     });
     assert_drawn_as_the_console_drew_it(&tmux, &title, "the peer's detail");
     assert!(
