@@ -284,6 +284,11 @@ pub fn direct(from: &str, data: &RawValue) -> String {
     relayed("direct", None, from, data)
 }
 
+/// Frame types the server sends on its own, not as the answer to the client's request: what
+/// other connections did (a message, a direct frame, presence) or the server going away. A
+/// request is answered only by `ack` or `error`.
+pub const NOTICE_TYPES: [&str; 4] = ["message", "direct", "presence", "going_away"];
+
 pub fn presence(channel: &str, joined: &[&str], left: &[&str]) -> String {
     json!({"type": "presence", "channel": channel, "joined": joined, "left": left}).to_string()
 }

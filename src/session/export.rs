@@ -8,8 +8,9 @@
 //! - an `expect` per answer that matters: every error (by `code`), every answer carrying a
 //!   value the server generated that a later frame sends back (`capture`d, and the later frame
 //!   says `${name}` instead), and the first answer after each `send` or `connect` (by a small
-//!   `match` on its `type` or `res`; after a frame with a `requestId`, the answer carrying it,
-//!   not a notice another connection caused meanwhile), which keeps the connections in step:
+//!   `match` on its `type` or `res`; after a frame with a `requestId`, the answer carrying it;
+//!   never a pub/sub notice another connection caused meanwhile, such as presence), which keeps
+//!   the connections in step:
 //!   a connection's next `send` waits until the server answered what came before it on
 //!   another connection;
 //! - the end: for a peer kicked with 4020 an `admin` kick step (before the kick's notice), then
@@ -201,11 +202,12 @@ pub fn export(target: &Participant, others: &[Participant]) -> Result<Session, S
                         }
                     }
                 }
-                let reply = match awaiting_reply.get(event.conn) {
-                    Some(Some(id)) => request_id(text).as_ref() == Some(id),
-                    Some(None) => true,
-                    None => false,
-                };
+                let reply = !is_notice(value.as_ref(), event.dialect)
+                    && match awaiting_reply.get(event.conn) {
+                        Some(Some(id)) => request_id(text).as_ref() == Some(id),
+                        Some(None) => true,
+                        None => false,
+                    };
                 if reply {
                     awaiting_reply.remove(event.conn);
                 }
@@ -352,6 +354,16 @@ fn error_code(text: &str, dialect: Dialect) -> Option<String> {
         return None;
     }
     decoding.best().map(|entry| entry.code.to_owned())
+}
+
+/// Whether a frame is one the server sends on its own (what another connection did), never the
+/// answer to this connection's request: a replay meets those in no order it can count on.
+fn is_notice(value: Option<&Value>, dialect: Dialect) -> bool {
+    let kind = value.and_then(|v| v.get("type")).and_then(Value::as_str);
+    match (dialect, kind) {
+        (Dialect::Pubsub, Some(kind)) => crate::protocol::pubsub::NOTICE_TYPES.contains(&kind),
+        _ => false,
+    }
 }
 
 /// The id a frame correlates its answer by (pub/sub's `requestId`), if it has one.
@@ -624,6 +636,43 @@ mod tests {
             .collect();
         assert_eq!(expected.len(), 2, "{expected:?}");
         assert!(expected[0].contains("welcome"), "{expected:?}");
+        assert!(expected[1].contains("ack"), "{expected:?}");
+    }
+
+    #[test]
+    fn without_a_request_id_a_notice_is_still_not_the_reply() {
+        use Direction::{In, Out};
+        let peer = Participant {
+            peer: "p1".into(),
+            dialect: Dialect::Pubsub,
+            path: "/v1?key=pk_demo".into(),
+            frames: vec![
+                frame(1, Out, r#"{"type":"welcome","peerId":"peer-1"}"#),
+                frame(2, In, r#"{"type":"subscribe","channel":"demo/room-0"}"#),
+                // A demo chatter joined the room between the subscribe and its ack.
+                frame(
+                    3,
+                    Out,
+                    r#"{"type":"presence","channel":"demo/room-0","joined":["peer-9"]}"#,
+                ),
+                frame(4, Out, r#"{"type":"ack"}"#),
+                frame(
+                    5,
+                    Out,
+                    r#"{"type":"message","channel":"demo/room-0","from":"peer-9","data":1}"#,
+                ),
+            ],
+            closed: Some((None, "closed by the client".into())),
+            closed_at_ms: Some(6),
+        };
+        let session = export(&peer, &[]).unwrap();
+        let expected: Vec<String> = session
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Expect { .. }))
+            .map(Step::describe)
+            .collect();
+        assert_eq!(expected.len(), 2, "{expected:?}");
         assert!(expected[1].contains("ack"), "{expected:?}");
     }
 }
