@@ -529,16 +529,14 @@ impl App {
             // One press per column, each in the direction people read it in (counts largest
             // first); `r` turns it around.
             Action::Sort => {
-                let columns = self.view.columns();
+                let columns = self.view.columns().len();
+                let largest_first = self.view.table().map_or(&[][..], |t| t.largest_first);
                 let state = self.tables.entry(self.view);
                 state.sort = match state.sort {
                     None => Some(0),
-                    Some(c) => (c + 1 < columns.len()).then_some(c + 1),
+                    Some(c) => (c + 1 < columns).then_some(c + 1),
                 };
-                state.descending = state
-                    .sort
-                    .and_then(|c| columns.get(c))
-                    .is_some_and(|header| super::views::counts_column(header));
+                state.descending = state.sort.is_some_and(|c| largest_first.contains(&c));
             }
             Action::ReverseSort => {
                 let state = self.tables.entry(self.view);

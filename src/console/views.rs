@@ -45,6 +45,8 @@ pub struct Table {
     /// id cannot be acted on), and those that shrink before the rest.
     pub keep: &'static [usize],
     pub shrink_first: &'static [usize],
+    /// Columns of counts and rates: the first press of `s` on them sorts largest first.
+    pub largest_first: &'static [usize],
     /// What an empty table means, where it could be mistaken for a fault.
     pub empty: Option<&'static str>,
 }
@@ -97,6 +99,7 @@ pub const VIEWS: &[ViewSpec] = &[
             rebuilt_on: never,
             keep: &[0, 1],
             shrink_first: &[8],
+            largest_first: &[5, 6, 7],
             empty: None,
         }),
     },
@@ -123,6 +126,7 @@ pub const VIEWS: &[ViewSpec] = &[
             rebuilt_on: never,
             keep: &[0],
             shrink_first: &[],
+            largest_first: &[3, 4],
             empty: None,
         }),
     },
@@ -141,6 +145,7 @@ pub const VIEWS: &[ViewSpec] = &[
             rebuilt_on: |applied| applied.channels,
             keep: &[0],
             shrink_first: &[],
+            largest_first: &[3, 4],
             empty: None,
         }),
     },
@@ -162,6 +167,7 @@ pub const VIEWS: &[ViewSpec] = &[
             rebuilt_on: |applied| applied.subscriptions,
             keep: &[0, 1, 2],
             shrink_first: &[4],
+            largest_first: &[],
             empty: None,
         }),
     },
@@ -181,6 +187,7 @@ pub const VIEWS: &[ViewSpec] = &[
             rebuilt_on: |applied| applied.apps || applied.peer.is_some(),
             keep: &[0, 2],
             shrink_first: &[4],
+            largest_first: &[3],
             empty: None,
         }),
     },
@@ -208,6 +215,7 @@ pub const VIEWS: &[ViewSpec] = &[
             rebuilt_on: never,
             keep: &[0, 1],
             shrink_first: &[],
+            largest_first: &[],
             empty: None,
         }),
     },
@@ -238,6 +246,7 @@ pub const VIEWS: &[ViewSpec] = &[
             rebuilt_on: |applied| applied.history,
             keep: &[0, 1, 2],
             shrink_first: &[7, 8],
+            largest_first: &[],
             empty: Some("Peers and rooms appear here when they close."),
         }),
     },
@@ -256,6 +265,7 @@ pub const VIEWS: &[ViewSpec] = &[
             rebuilt_on: |applied| applied.bans,
             keep: &[0],
             shrink_first: &[],
+            largest_first: &[],
             empty: Some("No bans in force. :ban puts one on a peer's identity or address."),
         }),
     },
@@ -301,6 +311,7 @@ pub const VIEWS: &[ViewSpec] = &[
             rebuilt_on: |applied| applied.nodes,
             keep: &[0, 1],
             shrink_first: &[],
+            largest_first: &[3, 4, 5],
             empty: Some(
                 "This server runs alone: nodes appear here when servers share a cluster \
                  (relaydeck serve --cluster redis://HOST).",
@@ -366,22 +377,6 @@ impl View {
     }
 }
 
-/// Columns of counts and rates, which sort largest first.
-pub fn counts_column(header: &str) -> bool {
-    matches!(
-        header,
-        "IN" | "OUT"
-            | "ERR"
-            | "PLAYERS"
-            | "SPECT"
-            | "MEMBERS"
-            | "MESSAGES"
-            | "PEERS"
-            | "FRAMES/S"
-            | "ERR/S"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,5 +411,23 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), VIEWS.len());
+    }
+
+    #[test]
+    fn column_indexes_name_columns_of_their_own_table() {
+        for spec in VIEWS {
+            let Some(table) = &spec.table else { continue };
+            for index in table
+                .keep
+                .iter()
+                .chain(table.shrink_first)
+                .chain(table.largest_first)
+            {
+                assert!(*index < table.columns.len(), "{:?}: {index}", spec.view);
+            }
+        }
+        // Counts sort largest first; names do not.
+        let peers = View::Peers.table().map(|t| t.largest_first);
+        assert_eq!(peers, Some(&[5, 6, 7][..]));
     }
 }
