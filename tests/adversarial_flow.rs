@@ -337,7 +337,7 @@ async fn a_stream_that_stops_reading_is_closed_1013_and_memory_stays_flat() {
         json!({"dialect": "flow"}),
     )
     .await;
-    let mut stalled = server.flow().await;
+    let mut stalled = server.flow_with_small_receive_buffer().await;
     subscribe(&mut stalled, "all-channels", "channels", json!({})).await;
 
     let before = rss_kib();
@@ -348,7 +348,7 @@ async fn a_stream_that_stops_reading_is_closed_1013_and_memory_stays_flat() {
     let closed_seen = Arc::new(AtomicBool::new(false));
     let mut churner = server.connect("/v1?key=pk_demo").await;
     recv_type(&mut churner, "welcome").await;
-    let churn = tokio::spawn({
+    let mut churn = tokio::spawn({
         let closed_seen = closed_seen.clone();
         async move {
             let started = std::time::Instant::now();
@@ -373,11 +373,21 @@ async fn a_stream_that_stops_reading_is_closed_1013_and_memory_stays_flat() {
             (20_000, churner)
         }
     });
-    let deadline = tokio::time::Instant::now() + STALL_TIMEOUT;
+    // Past the churn's own bound, so that a churn out of time says so with its count of rounds.
+    let deadline = tokio::time::Instant::now() + STALL_TIMEOUT + Duration::from_secs(10);
+    // A churn that ends first (its own receive timed out, say) explains a close that never
+    // comes: said as such rather than as a silent wait for the deadline.
     let close = loop {
-        let frame = recv_json_before(&mut watcher, deadline).await;
-        if frame["payload"]["code"] == "1013" {
-            break frame;
+        tokio::select! {
+            frame = recv_json_before(&mut watcher, deadline) => {
+                if frame["payload"]["code"] == "1013" {
+                    break frame;
+                }
+            }
+            ended = &mut churn => {
+                let rounds = ended.map(|(rounds, _)| rounds);
+                panic!("the churn ended before the close: {rounds:?}")
+            }
         }
     };
     closed_seen.store(true, Ordering::Relaxed);
@@ -385,6 +395,19 @@ async fn a_stream_that_stops_reading_is_closed_1013_and_memory_stays_flat() {
         close["payload"]["frame"], "close 1013 try_again_later",
         "{close}"
     );
+    // The stream reads again as soon as it is closed: the server waits only
+    // `CLOSE_FLUSH_TIMEOUT` for its close frame to get through, and the rest of the churn can
+    // take longer than that on a loaded machine. What the kernel held comes first, the close
+    // after it.
+    let closed_at = std::time::Instant::now();
+    let drained = tokio::spawn(async move {
+        let mut data = 0;
+        loop {
+            if let Some(ending) = recv_ending_counting(&mut stalled, &mut data).await {
+                return (ending, data, closed_at.elapsed());
+            }
+        }
+    });
     let (rounds, _churner) = tokio::time::timeout(2 * STALL_TIMEOUT, churn)
         .await
         .expect("the churn ended")
@@ -403,15 +426,18 @@ async fn a_stream_that_stops_reading_is_closed_1013_and_memory_stays_flat() {
         "RSS {before} KiB before the churn, {after} KiB after"
     );
 
-    // Reading again drains what the kernel held; the close comes after it.
-    let mut data = 0;
-    let ending = loop {
-        match recv_ending_counting(&mut stalled, &mut data).await {
-            Some(ending) => break ending,
-            None => continue,
-        }
-    };
-    assert_eq!(ending, Ending::Close(1013, "try_again_later".to_owned()));
+    let (ending, data, took) = drained.await.unwrap();
+    // A backlog that took longer to read than the server waits for its close to go out ends
+    // without it (the socket is dropped); one read in time ends with the close.
+    // (The server's patience is `connection::CLOSE_FLUSH_TIMEOUT`, 2 s from its decision; the
+    // decision came before the watcher heard of it, so half of that is the bound here.)
+    if !(ending == Ending::Dropped && took >= Duration::from_secs(1)) {
+        assert_eq!(
+            ending,
+            Ending::Close(1013, "try_again_later".to_owned()),
+            "after {took:?} reading {data} frames"
+        );
+    }
     assert!(data > 0, "the stream had data before it stopped reading");
     still_streaming(&mut bystanders, "after-stall").await;
     still_open(&mut watcher).await;
