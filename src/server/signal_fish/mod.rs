@@ -15,6 +15,7 @@
 //! | `auth.rs` | Authenticate: app, status, credentials, SDK and protocol versions |
 //! | `placement.rs` | in a cluster: where a room lives, the tunnel to it, hosted sessions |
 //! | `msgpack.rs` | MessagePack game data: the binary envelope, payloads decoded to JSON |
+//! | `operations.rs` | RoomOperation: `room_operation_ids` granted or refused, answers correlated |
 //! | `rooms/` | the rooms, one file per request kind (its own map) |
 //!
 //! # Connection
@@ -69,6 +70,7 @@ mod auth;
 mod dispatch;
 mod limits;
 pub(crate) mod msgpack;
+mod operations;
 mod placement;
 pub(crate) mod refusal;
 pub mod rooms;
@@ -193,6 +195,8 @@ struct Session {
     activity_reported: Option<Instant>,
     /// What Authenticate negotiated for game data: binary frames need MessagePack.
     game_data_format: GameDataFormat,
+    /// Whether Authenticate granted `room_operation_ids` ([`operations`]).
+    room_operation_ids: bool,
     /// In a cluster: the node holding this player's room, when it is another node; every
     /// frame from then on goes there ([`crate::server::cluster::tunnel`]).
     tunnel: Option<String>,
@@ -228,6 +232,7 @@ impl Session {
             last_activity: now,
             removed_from_room: false,
             game_data_format: GameDataFormat::Json,
+            room_operation_ids: false,
             activity_reported: None,
             tunnel: None,
             pending: None,
