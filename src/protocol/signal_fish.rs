@@ -927,6 +927,39 @@ mod tests {
     }
 
     #[test]
+    fn membership_answers_are_correlated_and_upstreams_parse_back() {
+        assert_eq!(
+            ServerMessage::RoomLeft.correlate("op").text(),
+            r#"{"type":"RoomOperationResult","data":{"operation_id":"op","result":{"type":"RoomLeft"}}}"#
+        );
+        let refused = ServerMessage::RoomJoinFailed {
+            reason: "Room not found".into(),
+            error_code: "ROOM_NOT_FOUND".into(),
+        };
+        assert_eq!(
+            refused.correlate("op").text(),
+            r#"{"type":"RoomOperationResult","data":{"operation_id":"op","result":{"type":"RoomJoinFailed","data":{"reason":"Room not found","error_code":"ROOM_NOT_FOUND"}}}}"#
+        );
+        // Room traffic is never dressed up as an operation's answer.
+        assert_eq!(ServerMessage::Pong.correlate("op"), ServerMessage::Pong);
+        // As 0.12 sent it (the console and the flight recorder parse these).
+        let upstream = r#"{"type":"RoomOperationResult","data":{"operation_id":"op","result":{"type":"SpectatorLeft","data":{"current_spectators":[],"reason":"voluntary_leave","room_code":"VZ8QXD","room_id":"37010d06-d868-4975-83aa-e1bfff939f76"}}}}"#;
+        let parsed: ServerMessage = serde_json::from_str(upstream).unwrap();
+        let ServerMessage::RoomOperationResult { result, .. } = parsed else {
+            panic!("not a RoomOperationResult");
+        };
+        assert_eq!(
+            *result,
+            RoomOperationResult::SpectatorLeft {
+                room_id: Some("37010d06-d868-4975-83aa-e1bfff939f76".into()),
+                room_code: Some("VZ8QXD".into()),
+                reason: Some("voluntary_leave".into()),
+                current_spectators: Vec::new(),
+            }
+        );
+    }
+
+    #[test]
     fn a_v2_room_joined_has_no_v3_fields_and_a_v3_one_appends_them_in_order() {
         let player = |v3: bool| PlayerInfo {
             id: "p".into(),

@@ -2,8 +2,8 @@
 //! version is what Authenticate negotiates (`protocol_version`, else 2 on `/v2/ws` and 3 on
 //! `/v3/ws`, within 2..=3), as signal-fish-server 0.12 does. v2 sessions get v2 shapes (no
 //! reconnection token, no delivery stamps); v3 sessions get ProtocolInfo's version window,
-//! reconnection tokens, stamped game data, SessionPlan at start, RoomOperation moderation and
-//! GoingAway at shutdown.
+//! reconnection tokens, stamped game data, SessionPlan at start, RoomOperations once
+//! `room_operation_ids` is granted (`operations.rs`) and GoingAway at shutdown.
 //!
 //! # Where things live
 //! | file | what |
@@ -55,6 +55,8 @@
 //!   (a fault on a JoinRoom answers with RoomJoinFailed, on anything else with Error).
 //! - KICKED: an admin kick (then close 4020), an admin closing the room, or the room's
 //!   authority kicking the player (v3 RoomOperation, then close 4007).
+//! - INVALID_INPUT / UNSUPPORTED_PROTOCOL_VERSION: a RoomOperation from a v3 / v2 session
+//!   that was not granted `room_operation_ids` (`operations.rs`).
 //! - UNSUPPORTED_TRANSPORT: a Signal from a connection that did not negotiate v3 with the
 //!   `webrtc` transport; SIGNAL_TOO_LARGE, SIGNAL_TARGET_NOT_FOUND, CROSS_ROOM_SIGNAL,
 //!   SIGNAL_RATE_LIMITED: the other Signal refusals, in 0.12's order and with its limits
@@ -195,7 +197,7 @@ struct Session {
     activity_reported: Option<Instant>,
     /// What Authenticate negotiated for game data: binary frames need MessagePack.
     game_data_format: GameDataFormat,
-    /// Whether Authenticate granted `room_operation_ids` ([`operations`]).
+    /// Whether Authenticate granted `room_operation_ids` (`operations.rs`).
     room_operation_ids: bool,
     /// In a cluster: the node holding this player's room, when it is another node; every
     /// frame from then on goes there ([`crate::server::cluster::tunnel`]).
