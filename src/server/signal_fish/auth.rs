@@ -153,11 +153,8 @@ impl Session {
         }
         self.app = Some(app.id.clone());
         self.version = negotiated;
-        self.room_operation_ids = grants_room_operation_ids(
-            negotiated,
-            authenticate.requested_capabilities.as_deref(),
-            shared.cluster.is_some(),
-        );
+        self.room_operation_ids =
+            grants_room_operation_ids(negotiated, authenticate.requested_capabilities.as_deref());
         self.rooms().set_protocol_version(&self.peer.id, negotiated);
         self.rooms().set_capabilities(
             &self.peer.id,

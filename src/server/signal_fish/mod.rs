@@ -253,6 +253,7 @@ impl Session {
     ) -> Session {
         let mut session = Session::new(shared, peer, open.version);
         session.app = Some(open.app.clone());
+        session.room_operation_ids = open.room_operation_ids;
         session
             .rooms()
             .set_protocol_version(&session.peer.id, open.version);
@@ -265,6 +266,8 @@ impl Session {
 struct Resolved {
     text: String,
     carrier: Carrier,
+    /// The RoomOperation the request is, when it is one: refusals answer it.
+    operation: Option<String>,
     placement: Result<Placement, ()>,
 }
 

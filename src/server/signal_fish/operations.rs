@@ -9,8 +9,9 @@
 //! (INVALID_INPUT on v3, UNSUPPORTED_PROTOCOL_VERSION on v2, whose wire has no operations),
 //! and nothing happens.
 //!
-//! In a cluster the capability is not granted: a request forwarded to another node's room
-//! travels as plain text, and that node would not know the operation it answers.
+//! In a cluster, a correlated join, spectator join or reconnection is placed as the plain one
+//! (`placement.rs`); the room's node learns from the tunnel that the player was granted the
+//! capability and answers with the operation's id.
 
 use super::refusal::{Carrier, Refusal};
 use super::Session;
@@ -23,14 +24,9 @@ use crate::server::connection::Flow;
 const NOT_NEGOTIATED: &str = "RoomOperation requires the negotiated room_operation_ids capability";
 
 /// Whether a session that negotiated `version` and asked for `requested` gets the
-/// capability; `clustered` nodes never grant it (see the module's note).
-pub(super) fn grants_room_operation_ids(
-    version: u16,
-    requested: Option<&[String]>,
-    clustered: bool,
-) -> bool {
+/// capability.
+pub(super) fn grants_room_operation_ids(version: u16, requested: Option<&[String]>) -> bool {
     version >= MAX_PROTOCOL_VERSION
-        && !clustered
         && requested.is_some_and(|asked| asked.iter().any(|c| c == ROOM_OPERATION_IDS))
 }
 
@@ -127,13 +123,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_capability_is_for_v3_sessions_that_ask_on_a_single_node() {
+    fn the_capability_is_for_v3_sessions_that_ask_for_it() {
         let asked = vec!["other".to_owned(), ROOM_OPERATION_IDS.to_owned()];
-        assert!(grants_room_operation_ids(3, Some(&asked), false));
-        assert!(!grants_room_operation_ids(2, Some(&asked), false));
-        assert!(!grants_room_operation_ids(3, Some(&asked), true));
-        assert!(!grants_room_operation_ids(3, Some(&asked[..1]), false));
-        assert!(!grants_room_operation_ids(3, None, false));
+        assert!(grants_room_operation_ids(3, Some(&asked)));
+        assert!(!grants_room_operation_ids(2, Some(&asked)));
+        assert!(!grants_room_operation_ids(3, Some(&asked[..1])));
+        assert!(!grants_room_operation_ids(3, None));
     }
 
     #[test]
