@@ -326,3 +326,41 @@ async fn without_the_capability_every_room_operation_is_refused_and_changes_noth
         ]
     );
 }
+
+/// Bob, on node b, joins and leaves Alice's room on node a by RoomOperation: node a answers
+/// through the tunnel, with Bob's operation ids.
+#[tokio::test]
+async fn a_correlated_join_into_another_nodes_room_is_answered_with_its_id() {
+    let redis = common::redis::Redis::start();
+    let a = common::redis::node(&redis, "a").await;
+    let b = common::redis::node(&redis, "b").await;
+    let (mut alice, _) = authenticated(&a, "/v3/ws", None, true).await;
+    let id = operation_id();
+    operate(
+        &mut alice,
+        &id,
+        "JoinRoom",
+        json!({"game_name": "demo", "player_name": "Alice"}),
+    )
+    .await;
+    let code = result_of(&mut alice, &id).await["data"]["room_code"].clone();
+
+    let (mut bob, capabilities) = authenticated(&b, "/v3/ws", None, true).await;
+    assert!(capabilities.iter().any(|c| c == CAPABILITY));
+    let id = operation_id();
+    operate(
+        &mut bob,
+        &id,
+        "JoinRoom",
+        json!({"game_name": "demo", "room_code": code, "player_name": "Bob"}),
+    )
+    .await;
+    let joined = result_of(&mut bob, &id).await;
+    assert_eq!(joined["type"], "RoomJoined");
+    assert_eq!(joined["data"]["room_code"], code);
+    recv_type(&mut alice, "PlayerJoined").await;
+    let id = operation_id();
+    operate(&mut bob, &id, "LeaveRoom", Value::Null).await;
+    assert_eq!(result_of(&mut bob, &id).await, json!({"type": "RoomLeft"}));
+    recv_type(&mut alice, "PlayerLeft").await;
+}

@@ -18,8 +18,8 @@ impl Session {
     pub(super) fn route(&mut self, request: &Request, text: &str) -> Option<Flow> {
         let cluster = self.shared.cluster.clone()?;
         let rooms = self.rooms();
-        // A correlated membership request is placed as the plain one; one from a session
-        // without the capability is refused here, on the front.
+        // A correlated membership request is placed as the plain one; a RoomOperation from
+        // a session without the capability stays on this node, to be refused.
         let (request, operation) = match request {
             Request::RoomOperation {
                 operation_id,
