@@ -9,6 +9,8 @@
 mod common;
 
 use common::*;
+use relaydeck::catalog::Dialect;
+use relaydeck::protocol::admin::{Command, FaultTarget};
 use serde_json::{json, Value};
 
 const CAPABILITY: &str = "room_operation_ids";
@@ -283,6 +285,7 @@ async fn without_the_capability_every_room_operation_is_refused_and_changes_noth
     )
     .await;
     let bob_id = recv_type(&mut bob, "RoomJoined").await["data"]["player_id"].clone();
+    recv_type(&mut alice, "PlayerJoined").await;
     frames_until_pong(&mut alice).await;
     frames_until_pong(&mut bob).await;
 
@@ -363,4 +366,37 @@ async fn a_correlated_join_into_another_nodes_room_is_answered_with_its_id() {
     operate(&mut bob, &id, "LeaveRoom", Value::Null).await;
     assert_eq!(result_of(&mut bob, &id).await, json!({"type": "RoomLeft"}));
     recv_type(&mut alice, "PlayerLeft").await;
+}
+
+/// An armed fault answers the operation it refuses: a join's as RoomJoinFailed, any other's
+/// as OperationFailed, each with the operation's id.
+#[tokio::test]
+async fn an_armed_fault_refuses_the_operation_inside_its_result() {
+    let server = TestServer::demo().await;
+    let mut admin = server.admin().await;
+    let (mut alice, _) = authenticated(&server, "/v3/ws", None, true).await;
+    for (kind, data, carrier) in [
+        (
+            "JoinRoom",
+            json!({"game_name": "demo", "player_name": "Alice"}),
+            "RoomJoinFailed",
+        ),
+        ("LeaveRoom", Value::Null, "OperationFailed"),
+    ] {
+        let armed = admin
+            .command(Command::ArmFault {
+                target: FaultTarget::Dialect {
+                    dialect: Dialect::SignalFish,
+                },
+                code: "STORAGE_ERROR".into(),
+                count: 1,
+            })
+            .await;
+        assert!(armed.ok, "{armed:?}");
+        let id = operation_id();
+        operate(&mut alice, &id, kind, data).await;
+        let refused = result_of(&mut alice, &id).await;
+        assert_eq!(refused["type"], carrier, "{kind}: {refused}");
+        assert_eq!(refused["data"]["error_code"], "STORAGE_ERROR");
+    }
 }
