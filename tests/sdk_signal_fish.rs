@@ -70,6 +70,19 @@ impl Sdk {
         sdk
     }
 
+    /// Wait until Authenticated and ProtocolInfo arrived; ProtocolInfo's capabilities.
+    async fn capabilities(&mut self) -> Vec<String> {
+        self.until("Authenticated", |e| {
+            matches!(e, SignalFishEvent::Authenticated { .. }).then_some(())
+        })
+        .await;
+        self.until("ProtocolInfo", |e| match e {
+            SignalFishEvent::ProtocolInfo(info) => Some(info.capabilities.clone()),
+            _ => None,
+        })
+        .await
+    }
+
     async fn create(&mut self, params: JoinRoomParams) -> Joined {
         self.client.join_room(params).unwrap();
         self.joined().await
@@ -612,15 +625,30 @@ async fn a_sealed_room_admits_only_its_password() {
 
 #[tokio::test]
 async fn the_room_authority_kicks_an_sdk_player() {
+    for v3 in [false, true] {
+        authority_kicks(v3).await;
+    }
+}
+
+async fn authority_kicks(v3: bool) {
     let server = TestServer::demo().await;
-    // The SDK issues no moderation operations, so the authority is a plain v3 socket.
+    // The SDK issues no moderation operations, so the authority is a plain v3 socket that
+    // negotiates room_operation_ids as the SDK does.
     let mut host = server.connect("/v2/ws").await;
     send_json(
         &mut host,
-        json!({"type": "Authenticate", "data": {"app_id": "demo", "protocol_version": 3}}),
+        json!({"type": "Authenticate", "data": {
+            "app_id": "demo",
+            "protocol_version": 3,
+            "requested_capabilities": ["room_operation_ids"],
+        }}),
     )
     .await;
-    recv_type(&mut host, "ProtocolInfo").await;
+    let info = recv_type(&mut host, "ProtocolInfo").await;
+    assert!(info["data"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("room_operation_ids")));
     send_json(
         &mut host,
         json!({"type": "JoinRoom", "data": {"game_name": GAME, "player_name": "Host"}}),
@@ -630,7 +658,7 @@ async fn the_room_authority_kicks_an_sdk_player() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut bob = Sdk::ready(&server, false, "bob").await;
+    let mut bob = Sdk::ready(&server, v3, "bob").await;
     let joined = bob.join_code(&code, "Bob").await;
 
     let operation = |kind: &str, player: Value| {
@@ -668,6 +696,68 @@ async fn the_room_authority_kicks_an_sdk_player() {
     assert_eq!(kicked["data"]["result"]["type"], "PlayerKicked");
     assert_eq!(bob.error().await, ErrorCode::Kicked);
     bob.disconnected().await;
+}
+
+/// A v3 SDK asks for room_operation_ids and, granted it, sends its joins, leaves, spectator
+/// requests and reconnections as correlated RoomOperations: an answer without the operation's
+/// id, or with another's, would be a ProtocolViolation. A v2 SDK is not granted it.
+#[tokio::test]
+async fn the_sdk_plays_its_membership_as_correlated_room_operations() {
+    let server = TestServer::demo().await;
+    let mut v2 = Sdk::connect(&server, "demo", false, "v2").await;
+    assert!(!v2
+        .capabilities()
+        .await
+        .iter()
+        .any(|c| c == "room_operation_ids"));
+    v2.stop().await;
+
+    let mut alice = Sdk::connect(&server, "demo", true, "alice").await;
+    assert!(alice
+        .capabilities()
+        .await
+        .iter()
+        .any(|c| c == "room_operation_ids"));
+    let created = alice.create(room("Alice", 2)).await;
+    assert!(created.authority);
+    let mut bob = Sdk::ready(&server, true, "bob").await;
+    let joined = bob.join_code(&created.code, "Bob").await;
+    assert_eq!(joined.roster, 2);
+    bob.client.leave_room().unwrap();
+    bob.until("RoomLeft", |e| {
+        matches!(e, SignalFishEvent::RoomLeft).then_some(())
+    })
+    .await;
+    bob.join_code(&created.code, "Bob").await;
+
+    // A refused join is answered inside the operation's result, and the SDK surfaces it as
+    // the plain refusal.
+    let mut carol = Sdk::ready(&server, true, "carol").await;
+    assert_eq!(
+        carol
+            .join_refused(JoinRoomParams::new(GAME, "Carol").with_room_code(&created.code))
+            .await,
+        ErrorCode::RoomFull
+    );
+    carol
+        .client
+        .join_as_spectator(GAME.into(), created.code.clone(), "Carol".into())
+        .unwrap();
+    carol
+        .until("SpectatorJoined", |e| match e {
+            SignalFishEvent::SpectatorJoined { room_id, .. } => Some(*room_id),
+            _ => None,
+        })
+        .await;
+    carol.client.leave_spectator().unwrap();
+    carol
+        .until("SpectatorLeft", |e| {
+            matches!(e, SignalFishEvent::SpectatorLeft { .. }).then_some(())
+        })
+        .await;
+    carol.stop().await;
+    alice.stop().await;
+    bob.stop().await;
 }
 
 async fn authentication_error(sdk: &mut Sdk) -> ErrorCode {

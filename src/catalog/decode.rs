@@ -664,11 +664,22 @@ fn decode_signal_fish(
     object: &Map<String, Value>,
 ) -> Result<Option<Decoding>, DecodeError> {
     let data = object.get("data").and_then(Value::as_object);
-    // v3 moderation refusals travel inside the operation's result.
+    // Refusals of correlated v3 operations (room_operation_ids) travel inside the
+    // operation's result: OperationFailed, or the join and reconnection refusals.
     let failed_operation = data
         .and_then(|d| d.get("result"))
         .and_then(Value::as_object)
-        .filter(|result| result.get("type").and_then(Value::as_str) == Some("OperationFailed"));
+        .filter(|result| {
+            matches!(
+                result.get("type").and_then(Value::as_str),
+                Some(
+                    "OperationFailed"
+                        | "RoomJoinFailed"
+                        | "ReconnectionFailed"
+                        | "SpectatorJoinFailed"
+                )
+            )
+        });
     if let (Some(result), true) = (failed_operation, kind == "RoomOperationResult") {
         let mut fields = BTreeMap::new();
         fields.insert("type".to_owned(), Value::String(kind.to_owned()));
@@ -685,7 +696,7 @@ fn decode_signal_fish(
         {
             Some(code) => frame_decoding(Dialect::SignalFish, code, fields).map(Some),
             None => Err(DecodeError::Unrecognised(
-                "a Signal Fish OperationFailed without error_code".to_owned(),
+                "a Signal Fish operation refusal without error_code".to_owned(),
             )),
         };
     }

@@ -18,6 +18,10 @@ pub const MAX_PROTOCOL_VERSION: u16 = 3;
 pub const MIN_PROTOCOL_VERSION: u16 = 2;
 /// Upper bound of a join password, in bytes (0.12 `MAX_ROOM_PASSWORD_LENGTH`).
 pub const MAX_ROOM_PASSWORD_BYTES: usize = 256;
+/// The capability a v3 client asks for in `requested_capabilities` to send its membership
+/// requests and moderation as correlated `RoomOperation`s; granted by naming it in
+/// ProtocolInfo's `capabilities`.
+pub const ROOM_OPERATION_IDS: &str = "room_operation_ids";
 
 /// Game data encodings a client may ask for in `Authenticate.game_data_format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -460,10 +464,39 @@ impl SessionPlan {
     }
 }
 
-/// Answers to a v3 `RoomOperation`, correlated by its `operation_id`.
+/// Answers to a v3 `RoomOperation`, correlated by its `operation_id`: the membership answers
+/// a plain request would get, in 0.12's shapes, then the moderation outcomes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum RoomOperationResult {
+    RoomJoined(Box<RoomJoined>),
+    RoomJoinFailed {
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_code: Option<String>,
+    },
+    RoomLeft,
+    Reconnected(Box<Reconnected>),
+    ReconnectionFailed {
+        reason: String,
+        error_code: String,
+    },
+    SpectatorJoined(Box<SpectatorJoined>),
+    SpectatorJoinFailed {
+        reason: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_code: Option<String>,
+    },
+    SpectatorLeft {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room_code: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default)]
+        current_spectators: Vec<SpectatorInfo>,
+    },
     OperationFailed {
         reason: String,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -619,6 +652,51 @@ impl ServerMessage {
     /// The frame's text. Serializing these plain types cannot fail.
     pub fn text(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The answer to a correlated `RoomOperation`: a membership answer wrapped in a
+    /// `RoomOperationResult` carrying `operation_id`, as 0.12 wraps it. Every other frame is
+    /// returned unchanged, so that room traffic can never pass for an operation's answer.
+    pub fn correlate(self, operation_id: &str) -> ServerMessage {
+        let result = match self {
+            ServerMessage::RoomJoined(joined) => RoomOperationResult::RoomJoined(joined),
+            ServerMessage::RoomJoinFailed { reason, error_code } => {
+                RoomOperationResult::RoomJoinFailed {
+                    reason,
+                    error_code: Some(error_code),
+                }
+            }
+            ServerMessage::RoomLeft => RoomOperationResult::RoomLeft,
+            ServerMessage::Reconnected(reconnected) => {
+                RoomOperationResult::Reconnected(reconnected)
+            }
+            ServerMessage::ReconnectionFailed { reason, error_code } => {
+                RoomOperationResult::ReconnectionFailed { reason, error_code }
+            }
+            ServerMessage::SpectatorJoined(joined) => RoomOperationResult::SpectatorJoined(joined),
+            ServerMessage::SpectatorJoinFailed { reason, error_code } => {
+                RoomOperationResult::SpectatorJoinFailed {
+                    reason,
+                    error_code: Some(error_code),
+                }
+            }
+            ServerMessage::SpectatorLeft {
+                room_id,
+                room_code,
+                reason,
+                current_spectators,
+            } => RoomOperationResult::SpectatorLeft {
+                room_id: Some(room_id),
+                room_code: Some(room_code),
+                reason: Some(reason),
+                current_spectators,
+            },
+            other => return other,
+        };
+        ServerMessage::RoomOperationResult {
+            operation_id: operation_id.to_owned(),
+            result: Box::new(result),
+        }
     }
 }
 
@@ -845,6 +923,39 @@ mod tests {
         assert_eq!(
             failed.text(),
             r#"{"type":"RoomOperationResult","data":{"operation_id":"op","result":{"type":"OperationFailed","data":{"reason":"Only the room's authority player may moderate this room","error_code":"NOT_ROOM_AUTHORITY"}}}}"#
+        );
+    }
+
+    #[test]
+    fn membership_answers_are_correlated_and_upstreams_parse_back() {
+        assert_eq!(
+            ServerMessage::RoomLeft.correlate("op").text(),
+            r#"{"type":"RoomOperationResult","data":{"operation_id":"op","result":{"type":"RoomLeft"}}}"#
+        );
+        let refused = ServerMessage::RoomJoinFailed {
+            reason: "Room not found".into(),
+            error_code: "ROOM_NOT_FOUND".into(),
+        };
+        assert_eq!(
+            refused.correlate("op").text(),
+            r#"{"type":"RoomOperationResult","data":{"operation_id":"op","result":{"type":"RoomJoinFailed","data":{"reason":"Room not found","error_code":"ROOM_NOT_FOUND"}}}}"#
+        );
+        // Room traffic is never dressed up as an operation's answer.
+        assert_eq!(ServerMessage::Pong.correlate("op"), ServerMessage::Pong);
+        // As 0.12 sent it (the console and the flight recorder parse these).
+        let upstream = r#"{"type":"RoomOperationResult","data":{"operation_id":"op","result":{"type":"SpectatorLeft","data":{"current_spectators":[],"reason":"voluntary_leave","room_code":"VZ8QXD","room_id":"37010d06-d868-4975-83aa-e1bfff939f76"}}}}"#;
+        let parsed: ServerMessage = serde_json::from_str(upstream).unwrap();
+        let ServerMessage::RoomOperationResult { result, .. } = parsed else {
+            panic!("not a RoomOperationResult");
+        };
+        assert_eq!(
+            *result,
+            RoomOperationResult::SpectatorLeft {
+                room_id: Some("37010d06-d868-4975-83aa-e1bfff939f76".into()),
+                room_code: Some("VZ8QXD".into()),
+                reason: Some("voluntary_leave".into()),
+                current_spectators: Vec::new(),
+            }
         );
     }
 

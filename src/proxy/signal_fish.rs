@@ -80,9 +80,20 @@ impl Observer {
         let value = serde_json::from_str::<Value>(frame).ok()?;
         let data = value.get("data").unwrap_or(&Value::Null);
         let kind = text(&value, "type")?;
-        match kind {
-            "Authenticate" => self.asked_app = text(data, "app_id").map(str::to_owned),
-            "JoinRoom" => self.asked_name = text(data, "player_name").map(str::to_owned),
+        // A client granted room_operation_ids wraps its join in a RoomOperation.
+        let (request, request_data) = match kind {
+            "RoomOperation" => {
+                let operation = data.get("operation").unwrap_or(&Value::Null);
+                (
+                    text(operation, "type").unwrap_or_default(),
+                    operation.get("data").unwrap_or(&Value::Null),
+                )
+            }
+            other => (other, data),
+        };
+        match request {
+            "Authenticate" => self.asked_app = text(request_data, "app_id").map(str::to_owned),
+            "JoinRoom" => self.asked_name = text(request_data, "player_name").map(str::to_owned),
             _ => {}
         }
         Some(kind.to_owned())
@@ -105,7 +116,18 @@ impl Observer {
         if let Some(code) = error_code(data) {
             hub.record_relayed_error(peer, code, frame.to_owned());
         }
-        match text(&value, "type") {
+        // The answer to a correlated RoomOperation says what the plain answer would.
+        let (kind, data) = match text(&value, "type") {
+            Some("RoomOperationResult") => {
+                let result = data.get("result").unwrap_or(&Value::Null);
+                (
+                    text(result, "type"),
+                    result.get("data").unwrap_or(&Value::Null),
+                )
+            }
+            kind => (kind, data),
+        };
+        match kind {
             Some("Authenticated") => {
                 self.app = self.asked_app.take();
                 let app = self.app.clone();
@@ -162,7 +184,7 @@ impl Observer {
             Some("RoomLeft") => self.left(hub, rooms, peer),
             _ => {}
         }
-        matches!(text(&value, "type"), Some("Authenticated" | "RoomJoined"))
+        matches!(kind, Some("Authenticated" | "RoomJoined"))
     }
 
     fn joined(&mut self, hub: &Hub, rooms: &Rooms, peer: &PeerHandle, data: &Value) {

@@ -98,17 +98,19 @@ fn body() -> BoxedStrategy<Body> {
             short_text(),
             short_text(),
             any::<u16>(),
-            text()
+            text(),
+            any::<bool>()
         )
-            .prop_map(|(peer, app, address, version, first)| Body::TunnelOpen(
-                TunnelOpen {
+            .prop_map(|(peer, app, address, version, first, room_operation_ids)| {
+                Body::TunnelOpen(TunnelOpen {
                     peer,
                     app,
                     address,
                     version,
                     first,
-                }
-            )),
+                    room_operation_ids,
+                })
+            }),
         (short_text(), text()).prop_map(|(peer, text)| Body::TunnelIn { peer, text }),
         (short_text(), any::<bool>()).prop_map(|(peer, removed)| Body::TunnelEnd { peer, removed }),
         (short_text(), text()).prop_map(|(peer, text)| Body::TunnelOut { peer, text }),

@@ -346,3 +346,30 @@ proptest! {
         let _ = decode(&format!("{head}{number}{tail}"), None);
     }
 }
+
+#[test]
+fn correlated_operation_refusals_decode_to_their_code_with_the_operation_id() {
+    for (result, code) in [
+        ("RoomJoinFailed", "ROOM_FULL"),
+        ("ReconnectionFailed", "RECONNECTION_TOKEN_INVALID"),
+        ("SpectatorJoinFailed", "SPECTATOR_NOT_ALLOWED"),
+        ("OperationFailed", "NOT_IN_ROOM"),
+    ] {
+        let frame = format!(
+            r#"{{"type":"RoomOperationResult","data":{{"operation_id":"6f1c2a8e-2b7d-4c1e-9a0b-3d5e7f901234","result":{{"type":"{result}","data":{{"reason":"x","error_code":"{code}"}}}}}}}}"#
+        );
+        let decoding = decode(&frame, None).unwrap();
+        assert_eq!(decoding.best().map(|e| e.code), Some(code), "{result}");
+        assert_eq!(
+            decoding.fields["operation_id"],
+            "6f1c2a8e-2b7d-4c1e-9a0b-3d5e7f901234"
+        );
+    }
+    // A correlated success is not an error.
+    let joined = decode(
+        r#"{"type":"RoomOperationResult","data":{"operation_id":"6f1c2a8e-2b7d-4c1e-9a0b-3d5e7f901234","result":{"type":"RoomLeft"}}}"#,
+        None,
+    )
+    .unwrap();
+    assert!(joined.best().is_none());
+}

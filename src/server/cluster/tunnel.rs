@@ -59,6 +59,10 @@ pub struct TunnelOpen {
     pub version: u16,
     /// The first frame, the one that named the room.
     pub first: String,
+    /// Whether Authenticate granted `room_operation_ids`: the host's session answers the
+    /// player's RoomOperations with their ids, as the front would have.
+    #[serde(default)]
+    pub room_operation_ids: bool,
 }
 
 /// Where a room lives, as Redis says.

@@ -1,13 +1,14 @@
 //! Authenticate: the app, its status and credentials, the SDK and protocol versions, and
 //! what the session learns from them.
 
+use super::operations::grants_room_operation_ids;
 use super::refusal::{status_code, Carrier, Refusal, MAX_PLAYER_NAME};
 use super::rooms::session_plan::Capabilities;
 use super::{Session, DIALECT, MAX_OUTBOUND_MESSAGE_BYTES};
 use crate::protocol::admin::AppStatus;
 use crate::protocol::signal_fish::{
     Authenticate, GameDataFormat, PlayerNameRules, ProtocolInfo, ProtocolInfoV3, RateLimits,
-    ServerMessage, MIN_PROTOCOL_VERSION,
+    ServerMessage, MIN_PROTOCOL_VERSION, ROOM_OPERATION_IDS,
 };
 use crate::server::connection::Flow;
 
@@ -152,6 +153,8 @@ impl Session {
         }
         self.app = Some(app.id.clone());
         self.version = negotiated;
+        self.room_operation_ids =
+            grants_room_operation_ids(negotiated, authenticate.requested_capabilities.as_deref());
         self.rooms().set_protocol_version(&self.peer.id, negotiated);
         self.rooms().set_capabilities(
             &self.peer.id,
@@ -196,11 +199,11 @@ impl Session {
         let info = ProtocolInfo {
             platform: authenticate.platform,
             sdk_version: authenticate.sdk_version,
-            capabilities: vec![
-                "reconnection".into(),
-                "spectator-mode".into(),
-                "rate-limits-v2".into(),
-            ],
+            capabilities: ["reconnection", "spectator-mode", "rate-limits-v2"]
+                .into_iter()
+                .chain(self.room_operation_ids.then_some(ROOM_OPERATION_IDS))
+                .map(str::to_owned)
+                .collect(),
             game_data_formats: SUPPORTED_FORMATS
                 .iter()
                 .map(|f| f.as_str().into())

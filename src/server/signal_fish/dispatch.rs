@@ -3,11 +3,13 @@
 
 use serde_json::value::RawValue;
 
+use super::operations::canonical_operation_id;
 use super::refusal::{static_code, Carrier, Refusal};
 use super::rooms::{JoinOptions, JoinRequest};
 use super::{rooms, Session, MAX_HELD_FRAMES};
 use crate::protocol::signal_fish::{
-    DeliveryClass, JoinAsSpectator, JoinRoom, Reconnect, Request, ServerMessage,
+    DeliveryClass, JoinAsSpectator, JoinRoom, Reconnect, Request, RoomOperationRequest,
+    ServerMessage,
 };
 use crate::server::connection::Flow;
 
@@ -58,16 +60,26 @@ impl Session {
         }
         if !matches!(request, Request::Ping | Request::Authenticate(_)) {
             if let Some(code) = self.hub().take_fault(&self.peer) {
-                let carrier = if matches!(request, Request::JoinRoom(_)) {
-                    Carrier::RoomJoinFailed
-                } else {
-                    Carrier::Error
+                let carrier = match &request {
+                    Request::JoinRoom(_) => Carrier::RoomJoinFailed,
+                    Request::RoomOperation { operation, .. }
+                        if matches!(**operation, RoomOperationRequest::JoinRoom(_)) =>
+                    {
+                        Carrier::RoomJoinFailed
+                    }
+                    _ => Carrier::Error,
                 };
-                return self.answer_refusal(&Refusal {
+                let refusal = Refusal {
                     carrier,
                     code: static_code(&code),
                     text: None,
-                });
+                };
+                return match &request {
+                    Request::RoomOperation { operation_id, .. } if self.room_operation_ids => {
+                        self.answer_operation_refusal(operation_id, &refusal)
+                    }
+                    _ => self.answer_refusal(&refusal),
+                };
             }
         }
         self.dispatch(request, text, false)
@@ -107,59 +119,22 @@ impl Session {
             }
             Request::PlayerReady => self.rooms().ready(self.hub(), &peer),
             Request::StartGame => self.rooms().start(self.hub(), &peer),
-            Request::Reconnect(Reconnect {
-                player_id,
-                room_id,
-                auth_token,
-            }) => {
-                let app = self.app.clone();
-                let hub = self.hub();
-                self.rooms()
-                    .reconnect(hub, &peer, &player_id, &room_id, &auth_token, |name| {
-                        hub.bans().identity(app.as_deref(), name).is_some()
-                    })
-            }
-            Request::JoinAsSpectator(JoinAsSpectator {
-                game_name,
-                room_code,
-                spectator_name,
-                password: _,
-            }) => {
-                let app = self.app.clone().unwrap_or_default();
-                if self
-                    .hub()
-                    .bans()
-                    .identity(Some(&app), &spectator_name)
-                    .is_some()
-                {
-                    return self.answer_refusal(&Refusal {
-                        carrier: Carrier::SpectatorJoinFailed,
-                        code: "BANNED",
-                        text: None,
-                    });
-                }
-                let joined = self.rooms().spectate(
-                    self.hub(),
-                    &peer,
-                    &app,
-                    &game_name,
-                    &room_code,
-                    &spectator_name,
-                );
-                if joined.is_ok() {
-                    self.hub()
-                        .update_peer(&peer, |p| p.identity = Some(spectator_name));
-                }
-                joined
-            }
+            Request::Reconnect(reconnect) => self.reconnect(reconnect),
+            Request::JoinAsSpectator(spectate) => self.spectate(spectate),
             Request::LeaveSpectator => self.rooms().leave_spectator(self.hub(), &peer),
             Request::RoomOperation {
                 operation_id,
                 operation,
             } => {
-                self.rooms()
-                    .room_operation(self.hub(), &peer, &operation_id, &operation);
-                Ok(())
+                if !canonical_operation_id(&operation_id) {
+                    Err(Refusal {
+                        carrier: Carrier::Error,
+                        code: "INVALID_INPUT",
+                        text: Some("Invalid client message".to_owned()),
+                    })
+                } else {
+                    return self.room_operation(&operation_id, *operation);
+                }
             }
             Request::Signal {
                 to,
@@ -190,6 +165,59 @@ impl Session {
             Ok(()) => Flow::Continue,
             Err(refusal) => self.answer_refusal(&refusal),
         }
+    }
+
+    pub(super) fn reconnect(&mut self, reconnect: Reconnect) -> Result<(), Refusal> {
+        let Reconnect {
+            player_id,
+            room_id,
+            auth_token,
+        } = reconnect;
+        let app = self.app.clone();
+        let hub = self.hub();
+        self.rooms().reconnect(
+            hub,
+            &self.peer.id,
+            &player_id,
+            &room_id,
+            &auth_token,
+            |name| hub.bans().identity(app.as_deref(), name).is_some(),
+        )
+    }
+
+    pub(super) fn spectate(&mut self, spectate: JoinAsSpectator) -> Result<(), Refusal> {
+        let JoinAsSpectator {
+            game_name,
+            room_code,
+            spectator_name,
+            password: _,
+        } = spectate;
+        let app = self.app.clone().unwrap_or_default();
+        if self
+            .hub()
+            .bans()
+            .identity(Some(&app), &spectator_name)
+            .is_some()
+        {
+            return Err(Refusal {
+                carrier: Carrier::SpectatorJoinFailed,
+                code: "BANNED",
+                text: None,
+            });
+        }
+        let joined = self.rooms().spectate(
+            self.hub(),
+            &self.peer.id,
+            &app,
+            &game_name,
+            &room_code,
+            &spectator_name,
+        );
+        if joined.is_ok() {
+            self.hub()
+                .update_peer(&self.peer.id, |p| p.identity = Some(spectator_name));
+        }
+        joined
     }
 
     pub(super) fn join(&mut self, join: JoinRoom) -> Result<(), Refusal> {

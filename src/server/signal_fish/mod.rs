@@ -2,8 +2,8 @@
 //! version is what Authenticate negotiates (`protocol_version`, else 2 on `/v2/ws` and 3 on
 //! `/v3/ws`, within 2..=3), as signal-fish-server 0.12 does. v2 sessions get v2 shapes (no
 //! reconnection token, no delivery stamps); v3 sessions get ProtocolInfo's version window,
-//! reconnection tokens, stamped game data, SessionPlan at start, RoomOperation moderation and
-//! GoingAway at shutdown.
+//! reconnection tokens, stamped game data, SessionPlan at start, RoomOperations once
+//! `room_operation_ids` is granted (`operations.rs`) and GoingAway at shutdown.
 //!
 //! # Where things live
 //! | file | what |
@@ -15,6 +15,7 @@
 //! | `auth.rs` | Authenticate: app, status, credentials, SDK and protocol versions |
 //! | `placement.rs` | in a cluster: where a room lives, the tunnel to it, hosted sessions |
 //! | `msgpack.rs` | MessagePack game data: the binary envelope, payloads decoded to JSON |
+//! | `operations.rs` | RoomOperation: `room_operation_ids` granted or refused, answers correlated |
 //! | `rooms/` | the rooms, one file per request kind (its own map) |
 //!
 //! # Connection
@@ -54,6 +55,8 @@
 //!   (a fault on a JoinRoom answers with RoomJoinFailed, on anything else with Error).
 //! - KICKED: an admin kick (then close 4020), an admin closing the room, or the room's
 //!   authority kicking the player (v3 RoomOperation, then close 4007).
+//! - INVALID_INPUT / UNSUPPORTED_PROTOCOL_VERSION: a RoomOperation from a v3 / v2 session
+//!   that was not granted `room_operation_ids` (`operations.rs`).
 //! - UNSUPPORTED_TRANSPORT: a Signal from a connection that did not negotiate v3 with the
 //!   `webrtc` transport; SIGNAL_TOO_LARGE, SIGNAL_TARGET_NOT_FOUND, CROSS_ROOM_SIGNAL,
 //!   SIGNAL_RATE_LIMITED: the other Signal refusals, in 0.12's order and with its limits
@@ -69,6 +72,7 @@ mod auth;
 mod dispatch;
 mod limits;
 pub(crate) mod msgpack;
+mod operations;
 mod placement;
 pub(crate) mod refusal;
 pub mod rooms;
@@ -193,6 +197,8 @@ struct Session {
     activity_reported: Option<Instant>,
     /// What Authenticate negotiated for game data: binary frames need MessagePack.
     game_data_format: GameDataFormat,
+    /// Whether Authenticate granted `room_operation_ids` (`operations.rs`).
+    room_operation_ids: bool,
     /// In a cluster: the node holding this player's room, when it is another node; every
     /// frame from then on goes there ([`crate::server::cluster::tunnel`]).
     tunnel: Option<String>,
@@ -228,6 +234,7 @@ impl Session {
             last_activity: now,
             removed_from_room: false,
             game_data_format: GameDataFormat::Json,
+            room_operation_ids: false,
             activity_reported: None,
             tunnel: None,
             pending: None,
@@ -246,6 +253,7 @@ impl Session {
     ) -> Session {
         let mut session = Session::new(shared, peer, open.version);
         session.app = Some(open.app.clone());
+        session.room_operation_ids = open.room_operation_ids;
         session
             .rooms()
             .set_protocol_version(&session.peer.id, open.version);
@@ -258,6 +266,8 @@ impl Session {
 struct Resolved {
     text: String,
     carrier: Carrier,
+    /// The RoomOperation the request is, when it is one: refusals answer it.
+    operation: Option<String>,
     placement: Result<Placement, ()>,
 }
 

@@ -1,11 +1,13 @@
 //! In a cluster: which node holds the room a request names, and the tunnel to it when it is
 //! another node; a room's node runs a hosted session for a player of another node.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::operations::canonical_operation_id;
 use super::refusal::{Carrier, Refusal};
 use super::{rooms, Resolved, Session};
-use crate::protocol::signal_fish::Request;
+use crate::protocol::signal_fish::{Request, RoomOperationRequest};
 use crate::server::cluster::tunnel::{Placement, TunnelOpen};
 use crate::server::connection::Flow;
 
@@ -16,7 +18,28 @@ impl Session {
     pub(super) fn route(&mut self, request: &Request, text: &str) -> Option<Flow> {
         let cluster = self.shared.cluster.clone()?;
         let rooms = self.rooms();
-        let (carrier, code, claim) = match request {
+        // A correlated membership request is placed as the plain one; a RoomOperation from
+        // a session without the capability stays on this node, to be refused.
+        let (request, operation) = match request {
+            Request::RoomOperation {
+                operation_id,
+                operation,
+            } if self.room_operation_ids && canonical_operation_id(operation_id) => {
+                let plain = match &**operation {
+                    RoomOperationRequest::JoinRoom(join) => Request::JoinRoom(join.clone()),
+                    RoomOperationRequest::JoinAsSpectator(spectate) => {
+                        Request::JoinAsSpectator(spectate.clone())
+                    }
+                    RoomOperationRequest::Reconnect(reconnect) => {
+                        Request::Reconnect(reconnect.clone())
+                    }
+                    _ => return None,
+                };
+                (Cow::Owned(plain), Some(operation_id.clone()))
+            }
+            _ => (Cow::Borrowed(request), None),
+        };
+        let (carrier, code, claim) = match &*request {
             Request::JoinRoom(join) => match &join.room_code {
                 // A malformed code is refused here, as on a single node.
                 Some(code) if !rooms::valid_room_code(code) || rooms.holds_code(code) => {
@@ -48,15 +71,20 @@ impl Session {
                     return None;
                 }
                 let node = self.hub().remote_room_node_by_id(&reconnect.room_id)?;
-                return Some(self.open_tunnel(&node, text, Carrier::ReconnectionFailed));
+                return Some(self.open_tunnel(
+                    &node,
+                    text,
+                    Carrier::ReconnectionFailed,
+                    operation.as_deref(),
+                ));
             }
             _ => return None,
         };
         if !cluster.redis_ok() {
-            return Some(self.storage_unreachable(carrier));
+            return Some(self.storage_unreachable(carrier, operation.as_deref()));
         }
         if let Some(node) = code.as_deref().and_then(|c| self.hub().remote_room_node(c)) {
-            return Some(self.open_tunnel(&node, text, carrier));
+            return Some(self.open_tunnel(&node, text, carrier, operation.as_deref()));
         }
         let text = text.to_owned();
         self.pending = Some(Box::pin(async move {
@@ -70,6 +98,7 @@ impl Session {
             Resolved {
                 text,
                 carrier,
+                operation,
                 placement: placement.map_err(|error| {
                     tracing::warn!(%error, "cluster: room lookup failed");
                 }),
@@ -82,11 +111,14 @@ impl Session {
         let Resolved {
             text,
             carrier,
+            operation,
             placement,
         } = resolved;
         let claimed = match placement {
-            Err(()) => return self.storage_unreachable(carrier),
-            Ok(Placement::There(node)) => return self.open_tunnel(&node, &text, carrier),
+            Err(()) => return self.storage_unreachable(carrier, operation.as_deref()),
+            Ok(Placement::There(node)) => {
+                return self.open_tunnel(&node, &text, carrier, operation.as_deref())
+            }
             Ok(Placement::Here(claimed)) => claimed,
             Ok(Placement::Nowhere) => None,
         };
@@ -94,7 +126,15 @@ impl Session {
         let Ok(mut request) = serde_json::from_str::<Request>(&text) else {
             return Flow::Continue;
         };
-        if let (Request::JoinRoom(join), Some(code)) = (&mut request, &claimed) {
+        let join = match &mut request {
+            Request::JoinRoom(join) => Some(join),
+            Request::RoomOperation { operation, .. } => match &mut **operation {
+                RoomOperationRequest::JoinRoom(join) => Some(join),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let (Some(join), Some(code)) = (join, &claimed) {
             join.room_code = Some(code.clone());
             join.join_only = Some(false);
         }
@@ -109,20 +149,31 @@ impl Session {
     }
 
     /// From now on this player's frames go to `node`, which holds its room.
-    pub(super) fn open_tunnel(&mut self, node: &str, text: &str, carrier: Carrier) -> Flow {
+    pub(super) fn open_tunnel(
+        &mut self,
+        node: &str,
+        text: &str,
+        carrier: Carrier,
+        operation: Option<&str>,
+    ) -> Flow {
         let Some(cluster) = self.shared.cluster.clone() else {
             return Flow::Continue;
         };
         // A player served for another node stays with this node's rooms: one hop only.
         if self.hosted.is_some() {
-            return self.answer_refusal(&Refusal {
-                carrier,
-                code: "ROOM_NOT_FOUND",
-                text: Some("The room is held by another node; connect again to join it".to_owned()),
-            });
+            return self.answer_placement_refusal(
+                operation,
+                &Refusal {
+                    carrier,
+                    code: "ROOM_NOT_FOUND",
+                    text: Some(
+                        "The room is held by another node; connect again to join it".to_owned(),
+                    ),
+                },
+            );
         }
         if !cluster.redis_ok() {
-            return self.storage_unreachable(carrier);
+            return self.storage_unreachable(carrier, operation);
         }
         let address = self
             .hub()
@@ -138,6 +189,7 @@ impl Session {
                 address,
                 version: self.version,
                 first: text.to_owned(),
+                room_operation_ids: self.room_operation_ids,
             },
         );
         self.tunnel = Some(node.to_owned());
@@ -145,14 +197,30 @@ impl Session {
     }
 
     /// Redis, which says where rooms live, cannot be reached.
-    pub(super) fn storage_unreachable(&mut self, carrier: Carrier) -> Flow {
-        self.answer_refusal(&Refusal {
-            carrier,
-            code: "STORAGE_ERROR",
-            text: Some(
-                "The cluster's room directory cannot be reached; try again in a few seconds"
-                    .to_owned(),
-            ),
-        })
+    pub(super) fn storage_unreachable(
+        &mut self,
+        carrier: Carrier,
+        operation: Option<&str>,
+    ) -> Flow {
+        self.answer_placement_refusal(
+            operation,
+            &Refusal {
+                carrier,
+                code: "STORAGE_ERROR",
+                text: Some(
+                    "The cluster's room directory cannot be reached; try again in a few seconds"
+                        .to_owned(),
+                ),
+            },
+        )
+    }
+
+    /// A request refused before any room saw it: inside its RoomOperationResult when it is
+    /// a correlated operation.
+    fn answer_placement_refusal(&mut self, operation: Option<&str>, refusal: &Refusal) -> Flow {
+        match operation {
+            Some(operation_id) => self.answer_operation_refusal(operation_id, refusal),
+            None => self.answer_refusal(refusal),
+        }
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
-use crate::protocol::signal_fish::ServerMessage;
+use crate::protocol::signal_fish::{RoomOperationResult, ServerMessage};
 
 const DIALECT: Dialect = Dialect::SignalFish;
 pub const MAX_PLAYER_NAME: usize = 32;
@@ -54,12 +54,37 @@ pub fn player_name_problem(name: &str) -> Option<&'static str> {
 }
 
 impl Refusal {
-    pub fn frame(&self) -> ServerMessage {
-        let text = self.text.clone().unwrap_or_else(|| {
+    /// The text the refusal carries: its own, else the catalog's wire text.
+    fn wire_text(&self) -> String {
+        self.text.clone().unwrap_or_else(|| {
             catalog::get(DIALECT, self.code)
                 .map(|e| e.wire_text.to_owned())
                 .unwrap_or_else(|| self.code.to_owned())
-        });
+        })
+    }
+
+    /// The refusal of a correlated `RoomOperation`: a join or reconnection refusal inside the
+    /// operation's result as the plain request would get it, anything else an
+    /// `OperationFailed` (0.12 never lets a top-level `Error` answer an operation).
+    pub fn correlated(&self, operation_id: &str) -> ServerMessage {
+        match self.carrier {
+            Carrier::RoomJoinFailed
+            | Carrier::ReconnectionFailed
+            | Carrier::SpectatorJoinFailed => self.frame().correlate(operation_id),
+            Carrier::Error | Carrier::AuthenticationError | Carrier::AuthorityResponse => {
+                ServerMessage::RoomOperationResult {
+                    operation_id: operation_id.to_owned(),
+                    result: Box::new(RoomOperationResult::OperationFailed {
+                        reason: self.wire_text(),
+                        error_code: Some(self.code.to_owned()),
+                    }),
+                }
+            }
+        }
+    }
+
+    pub fn frame(&self) -> ServerMessage {
+        let text = self.wire_text();
         let code = self.code.to_owned();
         match self.carrier {
             Carrier::Error => ServerMessage::Error {

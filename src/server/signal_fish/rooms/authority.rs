@@ -305,10 +305,11 @@ impl Rooms {
             | RoomOperationRequest::LeaveRoom
             | RoomOperationRequest::Reconnect(_)
             | RoomOperationRequest::JoinAsSpectator(_)
-            | RoomOperationRequest::LeaveSpectator => Err((
-                "relaydeck does not negotiate room_operation_ids: send this request as a plain message",
-                "INVALID_INPUT",
-            )),
+            // The session hands membership operations to their own handlers; one reaching
+            // moderation is refused rather than half-done.
+            | RoomOperationRequest::LeaveSpectator => {
+                Err(("Not a moderation operation", "INVALID_INPUT"))
+            }
         }
     }
 }

@@ -244,7 +244,7 @@ impl Rooms {
             current_spectators: room.spectator_infos(),
             reconnection_token: wire.shows_token().then(|| token.clone()),
         }));
-        hub.send(peer, joined.text());
+        self.answer(hub, peer, joined);
         // The room leaves "waiting" as soon as its creator is in (as the real server reports).
         room.opened = true;
         if creating {

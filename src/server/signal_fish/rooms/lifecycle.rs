@@ -114,7 +114,7 @@ impl Rooms {
             return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
         };
         state.membership.remove(peer);
-        hub.send(peer, ServerMessage::RoomLeft.text());
+        self.answer(hub, peer, ServerMessage::RoomLeft);
         self.remove_player(&mut state, hub, &room, &player_id);
         drop(state);
         hub.update_peer(peer, |p| p.room = None);

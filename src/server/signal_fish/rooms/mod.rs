@@ -14,6 +14,7 @@
 //! | `binary.rs` | game data formats; MessagePack frames relayed in each member's format |
 //! | `join.rs` | JoinRoom |
 //! | `authority.rs` | AuthorityRequest, RoomOperation moderation, the admin's room commands |
+//! | `correlation.rs` | a correlated RoomOperation's membership answer, wrapped with its id |
 //! | `lobby.rs` | PlayerReady, StartGame |
 //! | `reconnect.rs` | Reconnect |
 //! | `spectators.rs` | JoinAsSpectator, LeaveSpectator |
@@ -36,6 +37,7 @@
 
 mod authority;
 mod binary;
+mod correlation;
 mod inactivity;
 mod join;
 mod lifecycle;
@@ -72,6 +74,7 @@ const RELAY_TYPE: &str = "matchbox";
 const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
 
 use self::binary::Formats;
+use self::correlation::Correlations;
 use self::inactivity::Activity;
 use self::replay::Replay;
 use self::signaling::Signaling;
@@ -156,6 +159,8 @@ pub struct Rooms {
     activity: Activity,
     /// Events kept for players who are away; locked after `state`, never before.
     replay: Replay,
+    /// The correlated operation each peer's request in hand answers; a leaf lock.
+    correlations: Correlations,
 }
 
 fn refusal(carrier: Carrier, code: &'static str, text: Option<String>) -> Refusal {
@@ -177,6 +182,7 @@ impl Rooms {
             formats: Formats::default(),
             activity: Activity::default(),
             replay: Replay::default(),
+            correlations: Correlations::default(),
         }
     }
 

@@ -138,7 +138,7 @@ impl Rooms {
             sender_watermarks: watermarks,
             reconnection_token: wire.shows_token().then(|| new_token.clone()),
         }));
-        hub.send(peer, reconnected.text());
+        self.answer(hub, peer, reconnected);
         let returning = room.players.iter().find(|p| p.id == player_id);
         let audience = room.audience(Some(peer));
         self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerReconnected {

@@ -79,7 +79,7 @@ impl Rooms {
             lobby_state: room.lobby_state().to_owned(),
             reason: "joined".to_owned(),
         }));
-        hub.send(peer, joined.text());
+        self.answer(hub, peer, joined);
         let arrived = ServerMessage::NewSpectatorJoined {
             spectator: info,
             current_spectators: room.spectator_infos(),
@@ -141,7 +141,7 @@ impl Rooms {
                 reason: reason.to_owned(),
                 current_spectators: room.spectator_infos(),
             };
-            hub.send(peer, left.text());
+            self.answer(hub, peer, left);
         }
         let disconnected = ServerMessage::SpectatorDisconnected {
             spectator_id: spectator_id.to_owned(),
