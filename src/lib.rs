@@ -18,6 +18,11 @@
 //! - [`cli`]: the command line (clap derive) and the subcommands' output.
 //! - [`text`]: untrusted text made safe to draw on a terminal, and measured as one shows it.
 //! - [`tls`]: rustls for the server (reloadable certificate) and every client (`--ca-file`).
+//!
+//! The module maps name the server's internal parts, which are `pub(crate)`: read them with
+//! `cargo doc --document-private-items`, where every such link resolves.
+
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod admin_token;
 pub mod bench;

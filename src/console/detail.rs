@@ -15,7 +15,7 @@ pub enum Detail {
         number: u64,
         from: Option<Box<Detail>>,
     },
-    /// The frames the flight recorder kept for a peer ([`App::recorded`]), and the detail
+    /// The frames the flight recorder kept for a peer ([`super::app::App::recorded`]), and the detail
     /// they were opened from.
     Frames {
         from: Option<Box<Detail>>,

@@ -3,7 +3,7 @@
 //! This is the one place that knows who is in which room. Connection tasks call in with their
 //! peer id; every notice to the other members goes out through the hub, serialized once per
 //! distinct frame. The lock here is taken before the hub's and never the other way round
-//! (the hub calls the [`RoomDirectory`] methods without holding its own lock).
+//! (the hub calls the [`RoomDirectory`](crate::server::hub::RoomDirectory) methods without holding its own lock).
 //!
 //! One file per request kind, each its own `impl Rooms` block with its tests beside it:
 //!
