@@ -4,6 +4,7 @@
 use super::model::Model;
 use crate::catalog::Dialect;
 use crate::protocol::admin::{AppStatus, Command, FaultTarget};
+use crate::protocol::path_fault::PathFault;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Confirmation {
@@ -143,7 +144,8 @@ pub fn tap(model: &Model, peer: &str, on: bool) -> Result<Confirmation, String> 
     })
 }
 
-/// `:fault <dialect|peer> <code> [count]`.
+/// `:fault <dialect|peer> <code> [count]`; the code may be a path fault (`drop@client`,
+/// `delay=500@upstream`) for peers of `relaydeck proxy`.
 ///
 /// # Errors
 /// The count is not a positive number, or the peer does not exist.
@@ -180,6 +182,19 @@ pub fn fault(
             )
         }
     };
+    // A path fault for a peer of `relaydeck proxy`; a server answering its peers itself
+    // refuses it when asked.
+    if let Ok(path_fault) = code.parse::<PathFault>() {
+        let action = path_fault.describe(count);
+        return Ok(Confirmation {
+            question: format!("On {named}: {action}? Real clients see it."),
+            command: Command::ArmFault {
+                target,
+                code: path_fault.to_string(),
+                count,
+            },
+        });
+    }
     // Checked before asking, as the server checks it: a question about a code that cannot be
     // armed only wastes the answer.
     let Some(entry) = crate::catalog::get(dialect, code) else {
