@@ -15,9 +15,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
 use tokio_tungstenite::tungstenite::{Error, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -241,17 +241,15 @@ impl Request {
             )))) => Err(Attempt::NoSubprotocol(ConnectError::Failed(format!(
                 "{url}: the server chose none of the subprotocols offered"
             )))),
-            Ok(Err(Error::Http(response))) => {
-                Err(ConnectError::Refused {
-                    status: response.status().as_u16(),
-                    body: response
-                        .body()
-                        .as_ref()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                        .unwrap_or_default(),
-                }
-                .into())
+            Ok(Err(Error::Http(response))) => Err(ConnectError::Refused {
+                status: response.status().as_u16(),
+                body: response
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default(),
             }
+            .into()),
             Ok(Err(error)) => Err(ConnectError::Failed(format!("{url}: {error}")).into()),
         }
     }

@@ -57,7 +57,9 @@ impl Target {
             ["url", url] if url.starts_with("ws://") || url.starts_with("wss://") => {
                 Ok(Target::Url((*url).to_owned()))
             }
-            _ => Err("target: probe <dialect> [query] | peer <id> | client <id> | url ws://…".to_owned()),
+            _ => Err(
+                "target: probe <dialect> [query] | peer <id> | client <id> | url ws://…".to_owned(),
+            ),
         }
     }
 }

@@ -144,7 +144,10 @@ impl PathFault {
             PathFaultKind::Duplicate => format!("duplicate the next {frames} {toward}"),
             PathFaultKind::Corrupt => format!("corrupt the next {frames} {toward}"),
             PathFaultKind::Delay(delay) => {
-                format!("delay the next {frames} {toward} by {} ms", delay.as_millis())
+                format!(
+                    "delay the next {frames} {toward} by {} ms",
+                    delay.as_millis()
+                )
             }
             PathFaultKind::Close(code) => {
                 format!("close the connection with {code} at the next frame {toward}")

@@ -102,7 +102,11 @@ impl Relay {
 
     /// A client's data frame toward the upstream, through the path fault armed that way.
     fn relay_upstream(&mut self, message: Message) -> Flow {
-        let Some(fault) = self.shared.hub.take_path_fault(&self.handle, Toward::Upstream) else {
+        let Some(fault) = self
+            .shared
+            .hub
+            .take_path_fault(&self.handle, Toward::Upstream)
+        else {
             return self.send_upstream(message, None);
         };
         match fault.kind {
@@ -119,7 +123,9 @@ impl Relay {
                 };
                 self.send_upstream(damaged, None)
             }
-            PathFaultKind::Delay(delay) => self.send_upstream(message, Some(Instant::now() + delay)),
+            PathFaultKind::Delay(delay) => {
+                self.send_upstream(message, Some(Instant::now() + delay))
+            }
             // The upstream sees the client close with the code; the client gets the same
             // code back, as the upstream's echo of it would be.
             PathFaultKind::Close(code) => {
@@ -260,7 +266,11 @@ impl Relay {
     /// An upstream data frame toward the client, through the path fault armed that way.
     /// The views have read it already: the upstream said it, whatever the client gets.
     fn relay_to_client(&mut self, frame: FromUpstream) -> Flow {
-        let Some(fault) = self.shared.hub.take_path_fault(&self.handle, Toward::Client) else {
+        let Some(fault) = self
+            .shared
+            .hub
+            .take_path_fault(&self.handle, Toward::Client)
+        else {
             self.deliver(&frame);
             return Flow::Continue;
         };
