@@ -184,7 +184,8 @@ pub fn fault(
     };
     // A path fault for a peer of `relaydeck proxy`; a server answering its peers itself
     // refuses it when asked.
-    if let Ok(path_fault) = code.parse::<PathFault>() {
+    if PathFault::meant(code) {
+        let path_fault = code.parse::<PathFault>()?;
         let action = path_fault.describe(count);
         return Ok(Confirmation {
             question: format!("On {named}: {action}? Real clients see it."),
@@ -218,4 +219,36 @@ pub fn fault(
             count,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_path_fault_is_asked_about_in_words_and_armed_in_its_one_spelling() {
+        let model = Model::default();
+        let asked = fault(&model, "signal-fish", "delay=250@upstream", Some("3")).unwrap();
+        assert_eq!(
+            asked.question,
+            "On every signal-fish peer: delay the next 3 frames toward the upstream by 250 ms? Real clients see it."
+        );
+        assert_eq!(
+            asked.command,
+            Command::ArmFault {
+                target: FaultTarget::Dialect {
+                    dialect: Dialect::SignalFish
+                },
+                code: "delay=250@upstream".into(),
+                count: 3,
+            }
+        );
+        let dropped = fault(&model, "pubsub", "drop", None).unwrap();
+        assert!(matches!(dropped.command, Command::ArmFault { code, .. } if code == "drop@client"));
+        assert!(fault(&model, "pubsub", "delay=0", None)
+            .unwrap_err()
+            .contains("milliseconds"));
+    }
 }

@@ -127,6 +127,13 @@ impl PathFault {
         code.parse::<PathFault>().is_ok()
     }
 
+    /// Whether `code` was meant as a path fault (it starts with one's name), so that a
+    /// mistake in it is answered as one rather than as a code missing from the catalog.
+    pub fn meant(code: &str) -> bool {
+        let name = code.split(['=', '@']).next().unwrap_or_default();
+        matches!(name, "drop" | "duplicate" | "corrupt" | "delay" | "close")
+    }
+
     /// What arming it `count` times does, for a confirmation question: "drop the next 2
     /// frames toward the client".
     pub fn describe(&self, count: u32) -> String {
@@ -212,6 +219,7 @@ mod tests {
     fn no_catalog_code_reads_as_a_path_fault() {
         for entry in crate::catalog::all() {
             assert!(!PathFault::is_path_fault(entry.code), "{}", entry.code);
+            assert!(!PathFault::meant(entry.code), "{}", entry.code);
         }
     }
 

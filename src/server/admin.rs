@@ -648,6 +648,7 @@ fn arm_fault(
         }
         // One spelling in the list (`drop@client`), whatever was typed.
         Ok(path_fault) => path_fault.to_string(),
+        Err(mistake) if PathFault::meant(&code) => return Err(mistake),
         // The catalog's own spelling, so that `internal_error` arms Flow's `internal error`.
         Err(_) => match catalog::get(dialect, &code) {
             Some(entry) => entry.code.to_owned(),
