@@ -260,9 +260,7 @@ impl Relay {
             }
         }
     }
-}
 
-impl Relay {
     /// An upstream data frame toward the client, through the path fault armed that way.
     /// The views have read it already: the upstream said it, whatever the client gets.
     fn relay_to_client(&mut self, frame: FromUpstream) -> Flow {
