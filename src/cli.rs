@@ -103,16 +103,8 @@ pub struct ServeArgs {
     /// JSON config of apps and keys; without it the built-in demo config (see the README).
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
-    /// Admin token for /admin; without it one is generated once and kept in the data folder.
-    #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
-    /// Read the admin token from this file instead (yours, writable by nobody else): unlike
-    /// --admin-token, it stays out of the process list.
-    #[arg(long, value_name = "PATH")]
-    pub admin_token_file: Option<std::path::PathBuf>,
-    /// Watch only: consoles see everything, and every admin action is refused.
-    #[arg(long)]
-    pub readonly: bool,
+    #[command(flatten)]
+    pub serving: ServingArgs,
     /// Serve the built-in demo config (whose credentials are in the README) on an address
     /// beyond loopback. Without it, that combination is refused.
     #[arg(long)]
@@ -131,6 +123,21 @@ pub struct ServeArgs {
     /// This node's name in the cluster (letters, digits, '-', '_', '.').
     #[arg(long, value_name = "NAME")]
     pub node_id: Option<String>,
+}
+
+/// What `serve` and `proxy` both take: the admin endpoint's token and mode, TLS, the log.
+#[derive(Debug, Args)]
+pub struct ServingArgs {
+    /// Admin token for /admin; without it one is generated once and kept in the data folder.
+    #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Read the admin token from this file instead (yours, writable by nobody else): unlike
+    /// --admin-token, it stays out of the process list.
+    #[arg(long, value_name = "PATH")]
+    pub admin_token_file: Option<std::path::PathBuf>,
+    /// Watch only: consoles see everything, and every admin action is refused.
+    #[arg(long)]
+    pub readonly: bool,
     /// Serve https:// and wss:// with this PEM certificate chain (overrides the config's
     /// `tls.cert`). SIGHUP reads it and the key again.
     #[arg(long, value_name = "PEM", requires = "tls_key")]
@@ -141,6 +148,33 @@ pub struct ServeArgs {
     /// Log lines as text or as one JSON object per line.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+impl ServingArgs {
+    /// `--tls-cert` and `--tls-key` over the config's `tls`.
+    pub fn apply_tls(&self, config: &mut crate::server::config::Config) {
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config.tls.cert = Some(cert.clone());
+            config.tls.key = Some(key.clone());
+        }
+    }
+
+    /// The server's options, with its data kept in `data_dir`.
+    pub fn options(
+        &self,
+        data_dir: std::path::PathBuf,
+    ) -> anyhow::Result<crate::server::ServerOptions> {
+        Ok(crate::server::ServerOptions {
+            data_dir,
+            admin_token: crate::admin_token::resolve_for_server(
+                self.admin_token.clone(),
+                self.admin_token_file.as_deref(),
+            )
+            .map_err(anyhow::Error::msg)?,
+            admin_buffer: None,
+            readonly: self.readonly,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -590,9 +624,9 @@ pub(crate) fn init_server_log(format: LogFormat) {
 }
 
 fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
-    use crate::server::{config::Config, Server, ServerOptions};
+    use crate::server::{config::Config, Server};
 
-    init_server_log(args.log_format);
+    init_server_log(args.serving.log_format);
     let config = match &args.config {
         Some(path) => Config::load(path)?,
         None => {
@@ -627,10 +661,7 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
     if let Some(node) = &args.node_id {
         config.cluster.node_id = Some(node.clone());
     }
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        config.tls.cert = Some(cert.clone());
-        config.tls.key = Some(key.clone());
-    }
+    args.serving.apply_tls(&mut config);
     config
         .cluster
         .check()
@@ -640,16 +671,7 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
         .enabled()
         .then(|| config.cluster.node_id.clone())
         .flatten();
-    let options = ServerOptions {
-        data_dir: data.resolve()?,
-        admin_token: crate::admin_token::resolve_for_server(
-            args.admin_token.clone(),
-            args.admin_token_file.as_deref(),
-        )
-        .map_err(anyhow::Error::msg)?,
-        admin_buffer: None,
-        readonly: args.readonly,
-    };
+    let options = args.serving.options(data.resolve()?)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -690,7 +712,7 @@ fn run_serve(args: ServeArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
             "viewer token (watch only): {}",
             crate::server::access::viewer_token(server.admin_token())
         );
-        if args.readonly {
+        if args.serving.readonly {
             let _ = writeln!(out, "read-only: admin actions are refused");
         }
         if let Some(node) = &config_node {

@@ -15,9 +15,10 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::{ProtocolError, SubProtocolError};
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// A connected client socket, plain (`ws://`) or over TLS (`wss://`).
@@ -66,12 +67,16 @@ pub struct Request {
     timeout: Duration,
     large_messages: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// `Sec-WebSocket-Protocol` offered, which the server may also decline.
+    subprotocols: Option<String>,
 }
 
 /// An open connection and the local address the server sees it from.
 pub struct Client {
     pub socket: Socket,
     pub local_addr: SocketAddr,
+    /// The subprotocol the server chose, if it chose one.
+    pub subprotocol: Option<String>,
 }
 
 /// One thing read from a socket, control frames left out.
@@ -94,7 +99,17 @@ impl Request {
             timeout: CONNECT_TIMEOUT,
             large_messages: false,
             tls: None,
+            subprotocols: None,
         }
+    }
+
+    /// Offer these subprotocols (`Sec-WebSocket-Protocol`'s value) and accept the server's
+    /// choice of one of them or of none, as a relay must: the WebSocket library fails a
+    /// handshake whose answer chooses none, so that answer is taken by dialling again
+    /// without the offer, which the server then accepts the same way.
+    pub fn subprotocols(mut self, offered: impl Into<String>) -> Request {
+        self.subprotocols = Some(offered.into());
+        self
     }
 
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
@@ -132,7 +147,25 @@ impl Request {
     /// [`ConnectError::Refused`] when the server answers the upgrade with an HTTP status,
     /// [`ConnectError::TimedOut`] past the timeout, [`ConnectError::Unreachable`] when no TCP
     /// connection could be made, [`ConnectError::Failed`] otherwise.
-    pub async fn connect(self) -> Result<Client, ConnectError> {
+    pub async fn connect(mut self) -> Result<Client, ConnectError> {
+        let offered = self.subprotocols.take();
+        let Some(offered) = offered else {
+            return self.handshake().await.map_err(Attempt::into_error);
+        };
+        let without_offer = self.clone();
+        match self
+            .header("sec-websocket-protocol", offered)
+            .handshake()
+            .await
+        {
+            Err(Attempt::NoSubprotocol(_)) => {
+                without_offer.handshake().await.map_err(Attempt::into_error)
+            }
+            other => other.map_err(Attempt::into_error),
+        }
+    }
+
+    async fn handshake(self) -> Result<Client, Attempt> {
         let url = self.url.as_str();
         let mut request = url
             .into_client_request()
@@ -192,20 +225,54 @@ impl Request {
         match timeout_at(deadline, handshake).await {
             Err(_) => Err(ConnectError::TimedOut(format!(
                 "the WebSocket handshake with {url} timed out"
-            ))),
-            Ok(Ok((socket, _))) => Ok(Client { socket, local_addr }),
-            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
-                Err(ConnectError::Refused {
-                    status: response.status().as_u16(),
-                    body: response
-                        .body()
-                        .as_ref()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                        .unwrap_or_default(),
-                })
+            ))
+            .into()),
+            Ok(Ok((socket, response))) => Ok(Client {
+                socket,
+                local_addr,
+                subprotocol: response
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            }),
+            Ok(Err(Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(
+                SubProtocolError::NoSubProtocol,
+            )))) => Err(Attempt::NoSubprotocol(ConnectError::Failed(format!(
+                "{url}: the server chose none of the subprotocols offered"
+            )))),
+            Ok(Err(Error::Http(response))) => Err(ConnectError::Refused {
+                status: response.status().as_u16(),
+                body: response
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default(),
             }
-            Ok(Err(error)) => Err(ConnectError::Failed(format!("{url}: {error}"))),
+            .into()),
+            Ok(Err(error)) => Err(ConnectError::Failed(format!("{url}: {error}")).into()),
         }
+    }
+}
+
+/// How one handshake failed: a server that chose no subprotocol is answered by dialling
+/// again without the offer ([`Request::subprotocols`]).
+enum Attempt {
+    Failed(ConnectError),
+    NoSubprotocol(ConnectError),
+}
+
+impl Attempt {
+    fn into_error(self) -> ConnectError {
+        match self {
+            Attempt::Failed(error) | Attempt::NoSubprotocol(error) => error,
+        }
+    }
+}
+
+impl From<ConnectError> for Attempt {
+    fn from(error: ConnectError) -> Attempt {
+        Attempt::Failed(error)
     }
 }
 

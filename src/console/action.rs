@@ -70,7 +70,7 @@ pub enum Action {
     Copy,
     /// Read the flight recorder of the peer on screen.
     RecordedFrames,
-    /// Where the composer sends: `probe <dialect> [query]`, `peer <id>`, `url ws://…`.
+    /// Where the composer sends: `probe <dialect> [query]`, `peer <id>`, `client <id>`, `url ws://…`.
     Target {
         words: Vec<String>,
     },

@@ -26,7 +26,7 @@ pub enum Arg {
     Reason,
     /// A session name.
     Name,
-    /// `probe <dialect> [query]`, `peer <id>`, `url ws://…` (to the end of the line).
+    /// `probe <dialect> [query]`, `peer <id>`, `client <id>`, `url ws://…` (to the end of the line).
     Target,
     /// `10m`, `2h`, `1d`.
     Duration,

@@ -22,6 +22,8 @@ pub enum Target {
     Probe { dialect: Dialect, query: String },
     /// Handled as if this peer had sent it.
     Peer(String),
+    /// Sent to this peer's client as if the server (or a proxy's upstream) had sent it.
+    Client(String),
     /// Any WebSocket server, through a plain client of this console.
     Url(String),
 }
@@ -32,11 +34,12 @@ impl Target {
             Target::Probe { dialect, query } if query.is_empty() => format!("new {dialect} probe"),
             Target::Probe { dialect, query } => format!("new {dialect} probe ?{query}"),
             Target::Peer(peer) => format!("as peer {peer}"),
+            Target::Client(peer) => format!("to {peer}'s client"),
             Target::Url(url) => format!("plain client to {url}"),
         }
     }
 
-    /// Parse `probe pubsub key=pk_demo`, `peer p3`, `url ws://host:7878/v1?key=…`.
+    /// Parse `probe pubsub key=pk_demo`, `peer p3`, `client p3`, `url ws://host:7878/v1?key=…`.
     pub fn parse(words: &[&str]) -> Result<Target, String> {
         match words {
             ["probe", dialect, rest @ ..] => {
@@ -50,10 +53,13 @@ impl Target {
                 })
             }
             ["peer", peer] => Ok(Target::Peer((*peer).to_owned())),
+            ["client", peer] => Ok(Target::Client((*peer).to_owned())),
             ["url", url] if url.starts_with("ws://") || url.starts_with("wss://") => {
                 Ok(Target::Url((*url).to_owned()))
             }
-            _ => Err("target: probe <dialect> [query] | peer <id> | url ws://…".to_owned()),
+            _ => Err(
+                "target: probe <dialect> [query] | peer <id> | client <id> | url ws://…".to_owned(),
+            ),
         }
     }
 }
@@ -371,6 +377,18 @@ impl Composer {
                 }));
                 Dispatch::Admin(commands)
             }
+            Target::Client(peer) => {
+                self.watching = Some(peer.clone());
+                let mut commands = vec![Command::Tap {
+                    peer: peer.clone(),
+                    on: true,
+                }];
+                commands.extend(frames.into_iter().map(|frame| Command::Inject {
+                    target: InjectTarget::ToClient { peer: peer.clone() },
+                    frame,
+                }));
+                Dispatch::Admin(commands)
+            }
             Target::Probe { dialect, query } => {
                 let mut frames = frames.into_iter();
                 let first = frames.next().unwrap_or_default();
@@ -513,6 +531,13 @@ mod tests {
         );
         assert!(
             matches!(&commands[1], Command::Inject { target: InjectTarget::Peer { peer }, .. } if peer == "p3")
+        );
+        composer.target = Target::parse(&["client", "p3"]).unwrap();
+        let Dispatch::Admin(commands) = composer.dispatch().unwrap() else {
+            panic!()
+        };
+        assert!(
+            matches!(&commands[1], Command::Inject { target: InjectTarget::ToClient { peer }, .. } if peer == "p3")
         );
         composer.target = Target::Url("ws://127.0.0.1:9/v1".into());
         assert!(matches!(

@@ -4,6 +4,7 @@
 use super::model::Model;
 use crate::catalog::Dialect;
 use crate::protocol::admin::{AppStatus, Command, FaultTarget};
+use crate::protocol::path_fault::PathFault;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Confirmation {
@@ -143,7 +144,8 @@ pub fn tap(model: &Model, peer: &str, on: bool) -> Result<Confirmation, String> 
     })
 }
 
-/// `:fault <dialect|peer> <code> [count]`.
+/// `:fault <dialect|peer> <code> [count]`; the code may be a path fault (`drop@client`,
+/// `delay=500@upstream`) for peers of `relaydeck proxy`.
 ///
 /// # Errors
 /// The count is not a positive number, or the peer does not exist.
@@ -180,6 +182,20 @@ pub fn fault(
             )
         }
     };
+    // A path fault for a peer of `relaydeck proxy`; a server answering its peers itself
+    // refuses it when asked.
+    if PathFault::meant(code) {
+        let path_fault = code.parse::<PathFault>()?;
+        let action = path_fault.describe(count);
+        return Ok(Confirmation {
+            question: format!("On {named}: {action}? Real clients see it."),
+            command: Command::ArmFault {
+                target,
+                code: path_fault.to_string(),
+                count,
+            },
+        });
+    }
     // Checked before asking, as the server checks it: a question about a code that cannot be
     // armed only wastes the answer.
     let Some(entry) = crate::catalog::get(dialect, code) else {
@@ -203,4 +219,36 @@ pub fn fault(
             count,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_path_fault_is_asked_about_in_words_and_armed_in_its_one_spelling() {
+        let model = Model::default();
+        let asked = fault(&model, "signal-fish", "delay=250@upstream", Some("3")).unwrap();
+        assert_eq!(
+            asked.question,
+            "On every signal-fish peer: delay the next 3 frames toward the upstream by 250 ms? Real clients see it."
+        );
+        assert_eq!(
+            asked.command,
+            Command::ArmFault {
+                target: FaultTarget::Dialect {
+                    dialect: Dialect::SignalFish
+                },
+                code: "delay=250@upstream".into(),
+                count: 3,
+            }
+        );
+        let dropped = fault(&model, "pubsub", "drop", None).unwrap();
+        assert!(matches!(dropped.command, Command::ArmFault { code, .. } if code == "drop@client"));
+        assert!(fault(&model, "pubsub", "delay=0", None)
+            .unwrap_err()
+            .contains("milliseconds"));
+    }
 }

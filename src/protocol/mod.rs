@@ -4,6 +4,7 @@ pub mod admin;
 pub mod flow;
 pub mod game_data;
 pub mod json;
+pub mod path_fault;
 pub mod pubsub;
 pub mod routes;
 pub mod signal_fish;

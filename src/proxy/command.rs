@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::{Upstream, Upstreams};
-use crate::cli::{DataDirArg, LogFormat};
+use crate::cli::{DataDirArg, ServingArgs};
 use crate::server::config::Config;
-use crate::server::ServerOptions;
 
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
@@ -24,30 +23,12 @@ pub struct ProxyArgs {
     /// apps and keys in it are not used: the upstream checks its own.
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
-    /// Admin token for the proxy's /admin; without it one is generated once and kept in the
-    /// data folder.
-    #[arg(long, env = "RELAYDECK_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
-    /// Read the admin token from this file instead (yours, writable by nobody else): unlike
-    /// --admin-token, it stays out of the process list.
-    #[arg(long, value_name = "PATH")]
-    pub admin_token_file: Option<std::path::PathBuf>,
-    /// Watch only: consoles see everything, and every admin action is refused.
-    #[arg(long)]
-    pub readonly: bool,
-    /// Serve https:// and wss:// with this PEM certificate chain.
-    #[arg(long, value_name = "PEM", requires = "tls_key")]
-    pub tls_cert: Option<std::path::PathBuf>,
-    /// The certificate's PEM private key.
-    #[arg(long, value_name = "PEM", requires = "tls_cert")]
-    pub tls_key: Option<std::path::PathBuf>,
-    /// Log lines as text or as one JSON object per line.
-    #[arg(long, value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub serving: ServingArgs,
 }
 
 pub fn run(args: ProxyArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
-    crate::cli::init_server_log(args.log_format);
+    crate::cli::init_server_log(args.serving.log_format);
     let upstream = args
         .upstream
         .as_deref()
@@ -59,21 +40,9 @@ pub fn run(args: ProxyArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
         // The proxy's own settings at their defaults; it has no apps of its own.
         None => Config::parse(r#"{"apps": []}"#, "the proxy's defaults")?,
     };
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        config.tls.cert = Some(cert.clone());
-        config.tls.key = Some(key.clone());
-    }
+    args.serving.apply_tls(&mut config);
     let upstreams = Upstreams::new(&config.proxy, upstream).map_err(anyhow::Error::msg)?;
-    let options = ServerOptions {
-        data_dir: data.resolve()?.join("proxy"),
-        admin_token: crate::admin_token::resolve_for_server(
-            args.admin_token.clone(),
-            args.admin_token_file.as_deref(),
-        )
-        .map_err(anyhow::Error::msg)?,
-        admin_buffer: None,
-        readonly: args.readonly,
-    };
+    let options = args.serving.options(data.resolve()?.join("proxy"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

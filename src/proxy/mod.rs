@@ -218,6 +218,7 @@ pub async fn bind(
     options: ServerOptions,
 ) -> anyhow::Result<Server> {
     let server = Server::bind(listener, config, options).await?;
+    server.shared().hub.allow_path_faults();
     let http = crate::tls::http_client().map_err(anyhow::Error::msg)?;
     let state = Arc::new(ProxyState {
         shared: server.shared(),
@@ -317,8 +318,18 @@ async fn forward(
         }
     }
     dial = dial.header("x-forwarded-for", remote.ip().to_string());
-    let upstream = match dial.connect().await {
-        Ok(client) => client.socket,
+    // The upstream chooses among the client's subprotocols; the client gets its choice.
+    let offered: Vec<&str> = parts
+        .headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if !offered.is_empty() {
+        dial = dial.subprotocols(offered.join(", "));
+    }
+    let (upstream, chosen) = match dial.connect().await {
+        Ok(client) => (client.socket, client.subprotocol),
         Err(crate::wsclient::ConnectError::Refused { status, body }) => {
             let status = axum::http::StatusCode::from_u16(status)
                 .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
@@ -336,7 +347,11 @@ async fn forward(
     let dialect = dialect_of(&path);
     let shared = state.shared.clone();
     let rooms = state.rooms.clone();
-    crate::server::connection::configure(upgrade, MAX_MESSAGE_BYTES)
+    let mut upgrade = crate::server::connection::configure(upgrade, MAX_MESSAGE_BYTES);
+    if let Some(chosen) = chosen {
+        upgrade = upgrade.protocols([chosen]);
+    }
+    upgrade
         .on_upgrade(move |socket| async move {
             let new = NewPeer {
                 dialect,

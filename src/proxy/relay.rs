@@ -7,6 +7,11 @@
 //! closed rather than buffered without end. The upstream's frames are read only as fast as
 //! the connection task takes them, so a slow client slows its upstream reads, not the
 //! proxy's memory.
+//!
+//! Path faults armed on the peer act on data frames here, one direction each: a frame
+//! toward the client is dropped, doubled, damaged, held back or replaced by a close before
+//! it reaches the peer's outbox; one toward the upstream before it reaches the writer's
+//! queue. A delay holds the frames behind it too, as a stalled connection does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,12 +21,14 @@ use axum::extract::ws::Utf8Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::signal_fish::{Observer, Rooms};
 use crate::catalog::Dialect;
+use crate::protocol::path_fault::{corrupt_binary, corrupt_text, PathFaultKind, Toward};
 use crate::server::connection::{Flow, Session, CLOSE_HANDSHAKE_TIMEOUT};
 use crate::server::peer::{Notice, PeerHandle, Priority};
 use crate::server::signal_fish::refusal::{static_code, Carrier, Refusal};
@@ -38,6 +45,12 @@ const READ_AHEAD: usize = 64;
 /// How long one write to the upstream may take.
 const UPSTREAM_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A frame for the upstream's writer, and when a delay fault lets it go.
+struct Outgoing {
+    message: Message,
+    not_before: Option<Instant>,
+}
+
 /// What the upstream's reader hands the connection task.
 enum FromUpstream {
     Text(Utf8Bytes),
@@ -52,8 +65,10 @@ pub struct Relay {
     handle: Arc<PeerHandle>,
     shared: Arc<Shared>,
     rooms: Rooms,
-    to_upstream: mpsc::Sender<Message>,
+    to_upstream: mpsc::Sender<Outgoing>,
     from_upstream: mpsc::Receiver<FromUpstream>,
+    /// An upstream frame a delay fault holds back until then; nothing behind it is read.
+    delayed: Option<(Instant, FromUpstream)>,
     /// A close went to the upstream, or came from it: nothing more is sent there.
     upstream_closed: bool,
     /// Dialects whose frames the proxy reads; the others are relayed as they are.
@@ -79,16 +94,55 @@ impl Relay {
             rooms,
             to_upstream,
             from_upstream,
+            delayed: None,
             upstream_closed: false,
             signal_fish: (dialect == Dialect::SignalFish).then(Observer::default),
         }
     }
 
-    fn send_upstream(&mut self, message: Message) -> Flow {
+    /// A client's data frame toward the upstream, through the path fault armed that way.
+    fn relay_upstream(&mut self, message: Message) -> Flow {
+        let Some(fault) = self
+            .shared
+            .hub
+            .take_path_fault(&self.handle, Toward::Upstream)
+        else {
+            return self.send_upstream(message, None);
+        };
+        match fault.kind {
+            PathFaultKind::Drop => Flow::Continue,
+            PathFaultKind::Duplicate => match self.send_upstream(message.clone(), None) {
+                Flow::Continue => self.send_upstream(message, None),
+                closed => closed,
+            },
+            PathFaultKind::Corrupt => {
+                let damaged = match message {
+                    Message::Text(text) => Message::text(corrupt_text(text.as_str())),
+                    Message::Binary(bytes) => Message::binary(corrupt_binary(&bytes)),
+                    other => other,
+                };
+                self.send_upstream(damaged, None)
+            }
+            PathFaultKind::Delay(delay) => {
+                self.send_upstream(message, Some(Instant::now() + delay))
+            }
+            // The upstream sees the client close with the code; the client gets the same
+            // code back, as the upstream's echo of it would be.
+            PathFaultKind::Close(code) => {
+                self.close_upstream(code, "");
+                Flow::close(code, "")
+            }
+        }
+    }
+
+    fn send_upstream(&mut self, message: Message, not_before: Option<Instant>) -> Flow {
         if self.upstream_closed {
             return Flow::Continue;
         }
-        match self.to_upstream.try_send(message) {
+        match self.to_upstream.try_send(Outgoing {
+            message,
+            not_before,
+        }) {
             Ok(()) => Flow::Continue,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 Flow::close(1013, "the upstream is not reading: try again later")
@@ -137,7 +191,10 @@ impl Relay {
             reason: reason.to_owned().into(),
         });
         // A full queue drops the close: the writer then ends with its queue and closes.
-        let _ = self.to_upstream.try_send(Message::Close(frame));
+        let _ = self.to_upstream.try_send(Outgoing {
+            message: Message::Close(frame),
+            not_before: None,
+        });
         self.upstream_closed = true;
     }
 
@@ -181,14 +238,9 @@ impl Relay {
                     let _ = hub.kick(&self.handle.id, Some(format!("Banned: {}", ban.reason)));
                     return Flow::Continue;
                 }
-                hub.deliver(&self.handle, &text, Priority::Reply);
-                Flow::Continue
+                self.relay_to_client(FromUpstream::Text(text))
             }
-            Some(FromUpstream::Binary(bytes)) => {
-                let shown = || self.show_binary(&bytes).into();
-                hub.deliver_binary(&self.handle, &bytes, Priority::Relay, shown);
-                Flow::Continue
-            }
+            Some(frame @ FromUpstream::Binary(_)) => self.relay_to_client(frame),
             Some(FromUpstream::Close(close)) => {
                 self.upstream_closed = true;
                 match close {
@@ -208,6 +260,53 @@ impl Relay {
             }
         }
     }
+
+    /// An upstream data frame toward the client, through the path fault armed that way.
+    /// The views have read it already: the upstream said it, whatever the client gets.
+    fn relay_to_client(&mut self, frame: FromUpstream) -> Flow {
+        let Some(fault) = self
+            .shared
+            .hub
+            .take_path_fault(&self.handle, Toward::Client)
+        else {
+            self.deliver(&frame);
+            return Flow::Continue;
+        };
+        match fault.kind {
+            PathFaultKind::Drop => {}
+            PathFaultKind::Duplicate => {
+                self.deliver(&frame);
+                self.deliver(&frame);
+            }
+            PathFaultKind::Corrupt => self.deliver(&match frame {
+                FromUpstream::Text(text) => FromUpstream::Text(corrupt_text(text.as_str()).into()),
+                FromUpstream::Binary(bytes) => FromUpstream::Binary(corrupt_binary(&bytes).into()),
+                other => other,
+            }),
+            PathFaultKind::Delay(delay) => self.delayed = Some((Instant::now() + delay, frame)),
+            // The client sees the upstream close with the code; the upstream, a client
+            // leaving.
+            PathFaultKind::Close(code) => {
+                self.close_upstream(1000, "");
+                return Flow::close(code, "");
+            }
+        }
+        Flow::Continue
+    }
+
+    fn deliver(&self, frame: &FromUpstream) {
+        let hub = &self.shared.hub;
+        match frame {
+            FromUpstream::Text(text) => {
+                hub.deliver(&self.handle, text, Priority::Reply);
+            }
+            FromUpstream::Binary(bytes) => {
+                let shown = || self.show_binary(bytes).into();
+                hub.deliver_binary(&self.handle, bytes, Priority::Relay, shown);
+            }
+            FromUpstream::Close(_) | FromUpstream::Ended(_) => {}
+        }
+    }
 }
 
 impl Session for Relay {
@@ -222,7 +321,7 @@ impl Session for Relay {
                 return Flow::Continue;
             }
         }
-        self.send_upstream(Message::text(text))
+        self.relay_upstream(Message::text(text))
     }
 
     /// Signal Fish's binary frames are MessagePack game data, shown decoded; other
@@ -239,7 +338,7 @@ impl Session for Relay {
         if self.signal_fish.is_some() && self.answer_fault(false) {
             return Flow::Continue;
         }
-        self.send_upstream(Message::binary(Bytes::copy_from_slice(bytes)))
+        self.relay_upstream(Message::binary(Bytes::copy_from_slice(bytes)))
     }
 
     fn on_control(&mut self, notice: Notice) -> Flow {
@@ -267,6 +366,14 @@ impl Session for Relay {
     }
 
     async fn background(&mut self) -> Flow {
+        if let Some((until, _)) = &self.delayed {
+            // Cancel-safe: the frame stays in `delayed` until its time has come.
+            tokio::time::sleep_until(*until).await;
+            if let Some((_, frame)) = self.delayed.take() {
+                self.deliver(&frame);
+            }
+            return Flow::Continue;
+        }
         // Once a close went either way, what the upstream still sends is not the client's.
         if self.upstream_closed {
             return std::future::pending().await;
@@ -304,9 +411,17 @@ fn error_code(dialect: Dialect, frame: &str) -> Option<String> {
 /// Write the client's frames to the upstream until a close went out or the client is gone.
 async fn write_upstream(
     mut sink: SplitSink<Socket, Message>,
-    mut outgoing: mpsc::Receiver<Message>,
+    mut outgoing: mpsc::Receiver<Outgoing>,
 ) {
-    while let Some(message) = outgoing.recv().await {
+    while let Some(Outgoing {
+        message,
+        not_before,
+    }) = outgoing.recv().await
+    {
+        // A delay fault holds this frame and, by the queue's order, every one behind it.
+        if let Some(not_before) = not_before {
+            tokio::time::sleep_until(not_before).await;
+        }
         let closing = matches!(message, Message::Close(_));
         let sent = tokio::time::timeout(UPSTREAM_WRITE_TIMEOUT, sink.send(message)).await;
         if closing || !matches!(sent, Ok(Ok(()))) {

@@ -6,9 +6,11 @@
 //! them, shared by every proxied player of a room ([`Rooms`]), so that the admin snapshot
 //! shows a proxied room as it shows one of its own.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::clock::now_ms;
@@ -47,6 +49,36 @@ pub struct Observer {
     room: Option<String>,
 }
 
+/// A frame's `type`, read without building the rest of it: most frames (game data above all)
+/// are only passed on, and only the few the views read are parsed whole.
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+}
+
+fn peek_type(frame: &str) -> Option<Cow<'_, str>> {
+    serde_json::from_str::<Peek<'_>>(frame).ok()?.kind
+}
+
+/// The upstream frames whose contents change the views.
+const VIEWED_UPSTREAM: &[&str] = &[
+    "Authenticated",
+    "RoomJoined",
+    "PlayerJoined",
+    "PlayerLeft",
+    "AuthorityChanged",
+    "LobbyStateChanged",
+    "RoomLeft",
+    // Correlated answers (room_operation_ids) wrap the frames above.
+    "RoomOperationResult",
+];
+
+/// Whether a frame may carry an error code: every refusal names it in an `error_code` key.
+fn may_carry_error_code(frame: &str) -> bool {
+    frame.contains("\"error_code\"")
+}
+
 fn text<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key).and_then(Value::as_str)
 }
@@ -76,27 +108,31 @@ fn error_code(data: &Value) -> Option<&str> {
 
 impl Observer {
     /// A frame the client sent toward the upstream; its `type`, when it has one.
-    pub fn client_frame(&mut self, frame: &str) -> Option<String> {
-        let value = serde_json::from_str::<Value>(frame).ok()?;
-        let data = value.get("data").unwrap_or(&Value::Null);
-        let kind = text(&value, "type")?;
-        // A client granted room_operation_ids wraps its join in a RoomOperation.
-        let (request, request_data) = match kind {
-            "RoomOperation" => {
-                let operation = data.get("operation").unwrap_or(&Value::Null);
-                (
-                    text(operation, "type").unwrap_or_default(),
-                    operation.get("data").unwrap_or(&Value::Null),
-                )
+    pub fn client_frame<'a>(&mut self, frame: &'a str) -> Option<Cow<'a, str>> {
+        let kind = peek_type(frame)?;
+        if matches!(kind.as_ref(), "Authenticate" | "JoinRoom" | "RoomOperation") {
+            let value = serde_json::from_str::<Value>(frame).ok()?;
+            let data = value.get("data").unwrap_or(&Value::Null);
+            // A client granted room_operation_ids wraps its join in a RoomOperation.
+            let (request, request_data) = match kind.as_ref() {
+                "RoomOperation" => {
+                    let operation = data.get("operation").unwrap_or(&Value::Null);
+                    (
+                        text(operation, "type").unwrap_or_default(),
+                        operation.get("data").unwrap_or(&Value::Null),
+                    )
+                }
+                other => (other, data),
+            };
+            match request {
+                "Authenticate" => self.asked_app = text(request_data, "app_id").map(str::to_owned),
+                "JoinRoom" => {
+                    self.asked_name = text(request_data, "player_name").map(str::to_owned)
+                }
+                _ => {}
             }
-            other => (other, data),
-        };
-        match request {
-            "Authenticate" => self.asked_app = text(request_data, "app_id").map(str::to_owned),
-            "JoinRoom" => self.asked_name = text(request_data, "player_name").map(str::to_owned),
-            _ => {}
         }
-        Some(kind.to_owned())
+        Some(kind)
     }
 
     /// A frame the upstream sent toward the client.
@@ -109,6 +145,12 @@ impl Observer {
         peer: &PeerHandle,
         frame: &str,
     ) -> bool {
+        let Some(kind) = peek_type(frame) else {
+            return false;
+        };
+        if !VIEWED_UPSTREAM.contains(&kind.as_ref()) && !may_carry_error_code(frame) {
+            return false;
+        }
         let Ok(value) = serde_json::from_str::<Value>(frame) else {
             return false;
         };
@@ -117,15 +159,15 @@ impl Observer {
             hub.record_relayed_error(peer, code, frame.to_owned());
         }
         // The answer to a correlated RoomOperation says what the plain answer would.
-        let (kind, data) = match text(&value, "type") {
-            Some("RoomOperationResult") => {
+        let (kind, data) = match kind.as_ref() {
+            "RoomOperationResult" => {
                 let result = data.get("result").unwrap_or(&Value::Null);
                 (
                     text(result, "type"),
                     result.get("data").unwrap_or(&Value::Null),
                 )
             }
-            kind => (kind, data),
+            kind => (Some(kind), data),
         };
         match kind {
             Some("Authenticated") => {
@@ -300,6 +342,34 @@ impl Observer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_frames_the_views_read_are_parsed_whole() {
+        assert_eq!(
+            peek_type(r#"{"type":"GameData","data":{"from_player":"p","data":{"x":[1,2]}}}"#)
+                .as_deref(),
+            Some("GameData")
+        );
+        assert_eq!(
+            peek_type(r#"{"data":{},"type":"Room\u004aoined"}"#).as_deref(),
+            Some("RoomJoined"),
+            "escaped, wherever it is"
+        );
+        assert_eq!(peek_type(r#"{"data":{}}"#), None);
+        assert_eq!(peek_type("not json"), None);
+        assert!(may_carry_error_code(
+            r#"{"type":"RoomJoinFailed","data":{"reason":"full","error_code":"ROOM_FULL"}}"#
+        ));
+        assert!(!may_carry_error_code(r#"{"type":"Pong"}"#));
+
+        let mut observer = Observer::default();
+        let kind = observer.client_frame(r#"{"type":"Authenticate","data":{"app_id":"demo"}}"#);
+        assert_eq!(kind.as_deref(), Some("Authenticate"));
+        assert_eq!(observer.asked_app.as_deref(), Some("demo"));
+        let kind = observer.client_frame(r#"{"type":"JoinRoom","data":{"player_name":"Alice"}}"#);
+        assert_eq!(kind.as_deref(), Some("JoinRoom"));
+        assert_eq!(observer.asked_name.as_deref(), Some("Alice"));
+    }
 
     #[test]
     fn refusals_carry_their_code_where_signal_fish_puts_it() {

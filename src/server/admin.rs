@@ -26,6 +26,7 @@ use crate::protocol::admin::{
     AppStatus, BanInfo, BanTarget, Command, CommandEnvelope, CommandResult, FaultTarget,
     InjectTarget, ServerMessage,
 };
+use crate::protocol::path_fault::PathFault;
 use crate::server::access::{self, Access};
 use crate::server::peer::Control;
 use crate::server::{probe, Shared};
@@ -639,11 +640,29 @@ fn arm_fault(
                 .dialect
         }
     };
-    // The catalog's own spelling, so that `internal_error` arms Flow's `internal error`.
-    let Some(entry) = catalog::get(dialect, &code) else {
-        return Err(format!("{code:?} is not a {dialect} code in the catalog"));
+    let code = match code.parse::<PathFault>() {
+        Ok(_) if !shared.hub.path_faults_allowed() => {
+            return Err(format!(
+                "{code} acts on frames relayed by relaydeck proxy; this server answers its peers itself"
+            ))
+        }
+        // One spelling in the list (`drop@client`), whatever was typed.
+        Ok(path_fault) => path_fault.to_string(),
+        Err(mistake) if PathFault::meant(&code) => return Err(mistake),
+        // The catalog's own spelling, so that `internal_error` arms Flow's `internal error`.
+        Err(_) => match catalog::get(dialect, &code) {
+            Some(entry) => entry.code.to_owned(),
+            None => return Err(format!("{code:?} is not a {dialect} code in the catalog")),
+        },
     };
-    let fault = shared.hub.arm_fault(target, entry.code.to_owned(), count);
+    let fault = shared.hub.arm_fault(target, code, count);
+    if let Ok(path_fault) = fault.code.parse::<PathFault>() {
+        return Ok(format!(
+            "fault {} armed: {}",
+            fault.id,
+            path_fault.describe(fault.remaining)
+        ));
+    }
     Ok(format!(
         "fault {} armed: the next {} requests fail with {}",
         fault.id, fault.remaining, fault.code

@@ -141,7 +141,7 @@ impl App {
                 };
                 // Frames as an existing peer act on a real client's session: ask first, as
                 // for every other action on a live peer.
-                if let Target::Peer(peer) = &self.composer.target {
+                if let Target::Peer(peer) | Target::Client(peer) = &self.composer.target {
                     let frames = commands.len();
                     let who = self
                         .model
@@ -155,9 +155,15 @@ impl App {
                         })
                         .unwrap_or_else(|| "not listed".to_owned());
                     self.mode = Mode::Confirm {
-                        question: format!(
-                            "Send {frames} frame(s) as peer {peer} ({who})? The server handles them as if {peer} sent them, and taps it."
-                        ),
+                        question: if matches!(self.composer.target, Target::Client(_)) {
+                            format!(
+                                "Send {frames} frame(s) to {peer}'s client ({who})? It takes them as if its server sent them, and {peer} is tapped."
+                            )
+                        } else {
+                            format!(
+                                "Send {frames} frame(s) as peer {peer} ({who})? The server handles them as if {peer} sent them, and taps it."
+                            )
+                        },
                         command: first,
                     };
                     self.confirm_then = commands.collect();

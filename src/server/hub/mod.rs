@@ -75,7 +75,7 @@ mod rooms;
 mod subscriptions;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, Notify};
@@ -151,6 +151,8 @@ pub struct Hub {
     frames_dropped: AtomicU64,
     /// How many faults are armed: requests check this before taking the lock.
     faults_armed: AtomicUsize,
+    /// Set by `relaydeck proxy`: its peers' frames can be dropped, delayed and the like.
+    path_faults: AtomicBool,
     recorder: Arc<Recorder>,
 }
 
@@ -201,6 +203,7 @@ impl Hub {
             frames_out: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
             faults_armed: AtomicUsize::new(0),
+            path_faults: AtomicBool::new(false),
             recorder,
         }
     }

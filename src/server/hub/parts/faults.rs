@@ -1,4 +1,5 @@
-//! Armed faults: the code a peer's (or a dialect's) next requests fail with.
+//! Armed faults: the code a peer's (or a dialect's) next requests fail with, or what happens
+//! to the next frames on a proxied peer's path.
 
 use super::journal::Journal;
 use crate::protocol::admin::{Event, FaultInfo, FaultTarget};
@@ -54,21 +55,26 @@ impl Faults {
         Ok(fault)
     }
 
-    /// Spend one use of the fault armed for `peer` (a fault on the peer wins over one on its
-    /// dialect) and return its code.
+    /// Spend one use of the fault armed for `peer` whose code `wanted` accepts (a fault on
+    /// the peer wins over one on its dialect) and return its code.
     pub(in crate::server::hub) fn take(
         &mut self,
         journal: &mut Journal,
         peer: &PeerHandle,
+        wanted: impl Fn(&str) -> bool,
     ) -> Option<String> {
         let index = self
             .armed
             .iter()
-            .position(|f| matches!(&f.target, FaultTarget::Peer { peer: p } if *p == peer.id))
+            .position(|f| {
+                matches!(&f.target, FaultTarget::Peer { peer: p } if *p == peer.id)
+                    && wanted(&f.code)
+            })
             .or_else(|| {
-                self.armed.iter().position(
-                    |f| matches!(&f.target, FaultTarget::Dialect { dialect: d } if *d == peer.dialect),
-                )
+                self.armed.iter().position(|f| {
+                    matches!(&f.target, FaultTarget::Dialect { dialect: d } if *d == peer.dialect)
+                        && wanted(&f.code)
+                })
             })?;
         let fault = &mut self.armed[index];
         fault.remaining = fault.remaining.saturating_sub(1);
