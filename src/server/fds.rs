@@ -4,7 +4,8 @@
 //! caps (20,000 sockets): past the limit `accept` fails with EMFILE, nobody is told 429 or
 //! 503, and `/health` from anywhere times out. At start the server raises the soft limit to
 //! the hard one, and lowers the caps that still do not fit, keeping [`RESERVE`] descriptors
-//! for the listener, `/health`, `/admin`, the data folder's files and Redis.
+//! for the listener, `/health`, `/admin`, the data folder's files, Redis and the refused
+//! sockets being answered (at most 32 at once, see `listener`).
 
 use crate::server::config::SecuritySettings;
 

@@ -37,6 +37,12 @@ use crate::server::config::SecuritySettings;
 /// How long a refused client is given to take its refusal.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Refused sockets being answered at once. Each holds a descriptor until its answer is
+/// written, outside the caps; bounded, a flood of refusals fits in the descriptors
+/// [`crate::server::fds::RESERVE`] keeps instead of running `accept` out of them. Past it the
+/// accept loop waits for one to finish: a refusal is one small write, so the wait is short.
+const REFUSALS_IN_FLIGHT: usize = 32;
+
 /// Open sockets, in all and per address.
 #[derive(Default)]
 pub struct Admission {
@@ -335,6 +341,7 @@ pub async fn serve(
     admission.frames.configure(&limits);
     admission.frames.start_sweeper();
     let mut accept_backoff = AcceptBackoff::default();
+    let refusals = Arc::new(tokio::sync::Semaphore::new(REFUSALS_IN_FLIGHT));
     loop {
         let (stream, remote) = tokio::select! {
             () = &mut shutdown => break,
@@ -358,7 +365,17 @@ pub async fn serve(
         let permit = match admission.admit(remote.ip(), &limits) {
             Ok(permit) => permit,
             Err(refused) => {
-                tokio::spawn(refuse(stream, refused));
+                let answering = tokio::select! {
+                    () = &mut shutdown => break,
+                    permit = refusals.clone().acquire_owned() => permit,
+                };
+                // The semaphore is never closed; were it, the socket is dropped unanswered.
+                if let Ok(answering) = answering {
+                    tokio::spawn(async move {
+                        refuse(stream, refused).await;
+                        drop(answering);
+                    });
+                }
                 continue;
             }
         };
