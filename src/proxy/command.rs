@@ -11,9 +11,10 @@ use crate::server::config::Config;
 
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
-    /// The server to put the console in front of: ws://HOST[:PORT] or wss://HOST[:PORT]
-    /// (requests keep their own path). With upstreams by path in the config's `proxy`
-    /// section, it takes the paths none of them matches.
+    /// The server to put the console in front of: ws://HOST:PORT or wss://HOST:PORT (the
+    /// port may be left out for the scheme's own; requests keep their own path). With
+    /// upstreams by path in the config's `proxy` section, it takes the paths none of them
+    /// matches.
     #[arg(long, value_name = "URL")]
     pub upstream: Option<String>,
     /// Address to listen on; binding beyond loopback is an explicit choice.
