@@ -513,23 +513,42 @@ fn spawn_writer<T: Transport>(
     })
 }
 
-/// Take what is queued, up to [`WRITE_BATCH`] frames. With a write delay
-/// (`outbox.write_delay_ms`), wait that long for more before writing: frames relayed to this
-/// peer by several senders meanwhile then go out in one write and one wake-up instead of one
-/// each.
+/// Take what is queued, up to [`WRITE_BATCH`] frames.
+///
+/// Without a write delay the writer first lets the runtime run everything else that is
+/// already ready, and its sockets' readiness: a sender read meanwhile may relay another frame
+/// to this peer, which then shares the write instead of waking the writer and costing a
+/// `write(2)` of its own. That costs no timer and at most one round of the runtime's ready
+/// tasks in latency. With a write delay (`outbox.write_delay_ms`) the writer waits that long
+/// for more: frames relayed to this peer by several senders meanwhile then go out in one
+/// write and one wake-up instead of one each.
 async fn gather(
     outbox: &mut tokio::sync::mpsc::UnboundedReceiver<Outbound>,
     batch: &mut Vec<Outbound>,
     delay: Option<Duration>,
 ) -> usize {
     let mut taken = outbox.recv_many(batch, WRITE_BATCH).await;
-    let Some(delay) = delay else {
-        return taken;
-    };
     let ends = |frame: &Outbound| matches!(frame, Outbound::Close(..) | Outbound::End);
-    if taken == 0 || batch.last().is_some_and(ends) {
+    if taken == 0 || taken == WRITE_BATCH || batch.last().is_some_and(ends) {
         return taken;
     }
+    let Some(delay) = delay else {
+        // Tokio runs a yielded task only after the tasks already queued and a poll of the
+        // I/O driver.
+        tokio::task::yield_now().await;
+        while taken < WRITE_BATCH {
+            let Ok(frame) = outbox.try_recv() else {
+                break;
+            };
+            let ended = ends(&frame);
+            batch.push(frame);
+            taken += 1;
+            if ended {
+                break;
+            }
+        }
+        return taken;
+    };
     let until = Instant::now() + delay;
     while taken < WRITE_BATCH {
         match tokio::time::timeout_at(until, outbox.recv()).await {
