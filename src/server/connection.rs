@@ -592,15 +592,19 @@ async fn write_batch<T: Transport>(
         match item {
             Outbound::Text(text) => {
                 let length = text.len();
-                timed(stall, sink.feed(Message::Text(text))).await?;
+                let waited = timed(stall, sink.feed(Message::Text(text))).await?;
                 peer.written(length);
-                peer.writer_progressed();
+                if waited {
+                    peer.writer_progressed();
+                }
             }
             Outbound::Binary(bytes) => {
                 let length = bytes.len();
-                timed(stall, sink.feed(Message::Binary(bytes))).await?;
+                let waited = timed(stall, sink.feed(Message::Binary(bytes))).await?;
                 peer.written(length);
-                peer.writer_progressed();
+                if waited {
+                    peer.writer_progressed();
+                }
             }
             Outbound::Close(code, reason) => {
                 timed(stall, sink.feed(close_message(code, &reason))).await?;
@@ -620,20 +624,26 @@ async fn write_batch<T: Transport>(
     Ok(outcome)
 }
 
-/// One write, failed as stalled when it makes no progress for `stall`. Most writes only fill
-/// the WebSocket's buffer and finish at once: those arm no timer.
+/// One write, failed as stalled when it makes no progress for `stall`; true when it had to
+/// wait. Most writes only fill the WebSocket's buffer and finish at once: those arm no timer,
+/// and the writer's progress stamp (a clock read) is left to the end of the batch, a few
+/// microseconds later.
 async fn timed(
     stall: Duration,
     write: impl Future<Output = Result<(), axum::Error>>,
-) -> Result<(), WriteFailure> {
+) -> Result<bool, WriteFailure> {
     let mut write = pin!(write);
-    let written = match futures_util::poll!(write.as_mut()) {
-        std::task::Poll::Ready(written) => written,
-        std::task::Poll::Pending => tokio::time::timeout(stall, write)
-            .await
-            .map_err(|_| WriteFailure::Stalled)?,
+    let (written, waited) = match futures_util::poll!(write.as_mut()) {
+        std::task::Poll::Ready(written) => (written, false),
+        std::task::Poll::Pending => (
+            tokio::time::timeout(stall, write)
+                .await
+                .map_err(|_| WriteFailure::Stalled)?,
+            true,
+        ),
     };
-    written.map_err(|_| WriteFailure::Socket)
+    written.map_err(|_| WriteFailure::Socket)?;
+    Ok(waited)
 }
 
 async fn send_abort_close<T: Transport>(sink: &mut SplitSink<T, Message>, peer: &PeerHandle) {
