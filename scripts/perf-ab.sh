@@ -9,7 +9,8 @@
 # CONFIG_EXTRA (JSON merged into every relaydeck config, e.g. '{"outbox":{"write_delay_ms":1}}'
 # — or give a build as NAME=BINARY@JSON to merge it for that build only), SIGNAL_FISH_BIN
 # (default ~/.cache/relaydeck/perf/bin/signal-fish-server; "none" to leave it out),
-# OUT (default target/perf/ab-<UTC time>), PORT (default 17921).
+# OUT (default target/perf/ab-<UTC time>), PORT (default 17921), PERF_NICE (a niceness for
+# everything the script starts, e.g. -10 on a machine shared with builds).
 # Prints one markdown row per round and workload: µs of server CPU per delivery · p50 / p99 ms,
 # loss when there was any, and the load average at the run's end.
 set -euo pipefail
@@ -24,6 +25,17 @@ PORT=${PORT:-17921}
 OUT=${OUT:-$ROOT/target/perf/ab-$(date -u +%Y%m%dT%H%M%SZ)}
 SIGNAL_FISH_BIN=${SIGNAL_FISH_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/relaydeck/perf/bin/signal-fish-server}
 mkdir -p "$OUT"
+if [[ -n ${PERF_NICE:-} ]]; then
+    # As in perf-side-by-side.sh: with autogroup scheduling a niceness counts only inside its
+    # session, so run in a session of our own and give its group the niceness.
+    if [[ -z ${PERF_SESSION:-} ]] && command -v setsid >/dev/null; then
+        PERF_SESSION=1 OUT=$OUT exec setsid --wait "$0" "$@"
+    fi
+    renice -n "$PERF_NICE" -p $$ >/dev/null
+    if [[ -w /proc/$$/autogroup ]]; then
+        echo "$PERF_NICE" >"/proc/$$/autogroup" 2>/dev/null || true
+    fi
+fi
 
 NAMES=() BINS=() EXTRAS=()
 for build in "$@"; do
@@ -89,9 +101,10 @@ run() {
     fi
     stop_server
     jq -r --arg load "$(cut -d' ' -f1 /proc/loadavg)" '
+        if .deliveries == 0 then "nothing delivered (\($load))" else
         (.server.cpu.cpu_seconds * 1e6 / .deliveries) as $us |
         "\($us * 100 | round / 100) · \(.latency.p50_ms * 100 | round / 100) / \(.latency.p99_ms * 10 | round / 10)"
-        + (if .lost > 0 then ", \(.loss_ratio * 1000 | round / 10)% lost" else "" end) + " (\($load))"' "$report"
+        + (if .lost > 0 then ", \(.loss_ratio * 1000 | round / 10)% lost" else "" end) + " (\($load))" end' "$report"
 }
 
 WORKLOADS=("r16x1k-480:1 × 16 × 1 KiB, 480/s:--rooms 1 --players 16 --payload 1024 --rate 480"
