@@ -480,7 +480,7 @@ fn spawn_writer<T: Transport>(
                     send_abort_close(&mut sink, &peer).await;
                     return;
                 }
-                taken = gather(&mut outbox, &mut batch, peer.write_delay()) => taken,
+                taken = gather(&mut outbox, &mut batch, peer.write_delay(), peer.gather_rounds()) => taken,
             };
             if taken == 0 {
                 break;
@@ -515,17 +515,19 @@ fn spawn_writer<T: Transport>(
 
 /// Take what is queued, up to [`WRITE_BATCH`] frames.
 ///
-/// Without a write delay the writer first lets the runtime run everything else that is
-/// already ready, and its sockets' readiness: a sender read meanwhile may relay another frame
-/// to this peer, which then shares the write instead of waking the writer and costing a
-/// `write(2)` of its own. That costs no timer and at most one round of the runtime's ready
-/// tasks in latency. With a write delay (`outbox.write_delay_ms`) the writer waits that long
-/// for more: frames relayed to this peer by several senders meanwhile then go out in one
-/// write and one wake-up instead of one each.
+/// Without a write delay the writer then lets the runtime run everything else already ready,
+/// and its sockets' readiness, up to `rounds` times (`outbox.gather_rounds`): a sender read
+/// meanwhile may relay another frame to this peer, which then shares the write instead of
+/// waking the writer and costing a `write(2)` of its own. That costs no timer, and in latency
+/// only the rounds themselves; a round that brought nothing ends the gathering. With a write
+/// delay (`outbox.write_delay_ms`) the writer waits that long for more: frames relayed to
+/// this peer by several senders meanwhile then go out in one write and one wake-up instead of
+/// one each.
 async fn gather(
     outbox: &mut tokio::sync::mpsc::UnboundedReceiver<Outbound>,
     batch: &mut Vec<Outbound>,
     delay: Option<Duration>,
+    rounds: u32,
 ) -> usize {
     let mut taken = outbox.recv_many(batch, WRITE_BATCH).await;
     let ends = |frame: &Outbound| matches!(frame, Outbound::Close(..) | Outbound::End);
@@ -533,17 +535,23 @@ async fn gather(
         return taken;
     }
     let Some(delay) = delay else {
-        // Tokio runs a yielded task only after the tasks already queued and a poll of the
-        // I/O driver.
-        tokio::task::yield_now().await;
-        while taken < WRITE_BATCH {
-            let Ok(frame) = outbox.try_recv() else {
-                break;
-            };
-            let ended = ends(&frame);
-            batch.push(frame);
-            taken += 1;
-            if ended {
+        for _ in 0..rounds {
+            // Tokio runs a yielded task only after the tasks already queued and a poll of
+            // the I/O driver.
+            tokio::task::yield_now().await;
+            let before = taken;
+            while taken < WRITE_BATCH {
+                let Ok(frame) = outbox.try_recv() else {
+                    break;
+                };
+                let ended = ends(&frame);
+                batch.push(frame);
+                taken += 1;
+                if ended {
+                    return taken;
+                }
+            }
+            if taken == before || taken == WRITE_BATCH {
                 break;
             }
         }
@@ -706,7 +714,7 @@ mod tests {
             tx.send(Outbound::Text("after the end".into())).unwrap();
         });
         let mut batch = Vec::new();
-        let gathering = gather(&mut rx, &mut batch, Some(Duration::from_secs(60)));
+        let gathering = gather(&mut rx, &mut batch, Some(Duration::from_secs(60)), 0);
         let taken = tokio::time::timeout(Duration::from_secs(30), gathering)
             .await
             .unwrap();
@@ -721,10 +729,12 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         tx.send(Outbound::Text("1".into())).unwrap();
         let mut batch = Vec::new();
-        let taken =
-            tokio::time::timeout(Duration::from_secs(30), gather(&mut rx, &mut batch, None))
-                .await
-                .unwrap();
+        let taken = tokio::time::timeout(
+            Duration::from_secs(30),
+            gather(&mut rx, &mut batch, None, 0),
+        )
+        .await
+        .unwrap();
         assert_eq!(taken, 1);
         assert_eq!(texts(&batch), ["1"]);
         drop(tx);
