@@ -723,6 +723,27 @@ mod tests {
         assert_eq!(texts(&batch), ["1", "2", "end"]);
     }
 
+    /// A gathering pass takes what a task already ready relays meanwhile; without one the
+    /// writer writes what it found.
+    #[tokio::test]
+    async fn a_gathering_pass_takes_what_ready_tasks_relay_meanwhile() {
+        for (rounds, expected) in [(1, vec!["1", "2"]), (0, vec!["1"])] {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            tx.send(Outbound::Text("1".into())).unwrap();
+            let sender = tokio::spawn(async move {
+                tx.send(Outbound::Text("2".into())).unwrap();
+                tx
+            });
+            let mut batch = Vec::new();
+            let gathering = gather(&mut rx, &mut batch, None, rounds);
+            tokio::time::timeout(Duration::from_secs(30), gathering)
+                .await
+                .unwrap();
+            assert_eq!(texts(&batch), expected, "{rounds} rounds");
+            drop(sender.await.unwrap());
+        }
+    }
+
     /// Without one, the writer takes only what is already queued.
     #[tokio::test]
     async fn without_a_write_delay_the_writer_takes_what_is_queued() {
