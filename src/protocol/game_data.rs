@@ -16,38 +16,66 @@ use serde_json::value::RawValue;
 
 use crate::protocol::signal_fish::DeliveryClass;
 
+/// The whole frame read in one pass: a frame whose `data` is not shaped like GameData's fails
+/// here, and is left to the full parser whatever its type.
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
     #[serde(default, borrow)]
-    data: Option<&'a RawValue>,
+    data: Option<Fields<'a>>,
 }
 
-/// A client's GameData: the payload borrowed from the frame, and v3's delivery class.
-#[derive(Debug, Deserialize)]
-pub struct Inbound<'a> {
+#[derive(Deserialize)]
+struct Fields<'a> {
     #[serde(borrow)]
-    pub data: &'a RawValue,
+    data: &'a RawValue,
     #[serde(default)]
+    class: Option<DeliveryClass>,
+    #[serde(default)]
+    key: Option<u32>,
+}
+
+/// A client's GameData: the payload (borrowed from the frame unless it had whitespace to
+/// take out), and v3's delivery class.
+#[derive(Debug)]
+pub struct Inbound<'a> {
+    data: Cow<'a, RawValue>,
     pub class: Option<DeliveryClass>,
-    #[serde(default)]
     pub key: Option<u32>,
 }
 
-/// The payload of a `GameData` frame, borrowed from `text`; `None` for any other frame.
+impl Inbound<'_> {
+    /// The payload, compact: what [`relayed`] splices.
+    pub fn data(&self) -> &RawValue {
+        &self.data
+    }
+}
+
+/// The payload of a `GameData` frame, compact; `None` for any other frame.
 pub fn payload(text: &str) -> Option<Inbound<'_>> {
     let envelope: Envelope<'_> = serde_json::from_str(text).ok()?;
     if envelope.kind != "GameData" {
         return None;
     }
-    let inbound: Inbound<'_> = serde_json::from_str(envelope.data?.get()).ok()?;
+    let fields = envelope.data?;
     // Too deep to relay: the full parser refuses it with its own answer. Both the client's
     // frame and the relayed one hold the payload two objects deep.
-    if super::json::nested_deeper_than(inbound.data.get(), super::json::relayable_depth(2)) {
+    let shape = super::json::shape(fields.data.get(), super::json::relayable_depth(2));
+    if shape.too_deep {
         return None;
     }
-    Some(inbound)
+    let data = if shape.spaced {
+        // Compacting valid JSON outside its strings leaves valid JSON.
+        Cow::Owned(RawValue::from_string(compact(fields.data.get()).into_owned()).ok()?)
+    } else {
+        Cow::Borrowed(fields.data)
+    };
+    Some(Inbound {
+        data,
+        class: fields.class,
+        key: fields.key,
+    })
 }
 
 /// What a v3 recipient also gets: the sender's sequence within its epoch and the delivery
@@ -60,21 +88,21 @@ pub struct Stamp {
     pub key: Option<u32>,
 }
 
-/// The frame the other members receive, serialized once per shape for all of them. The
-/// payload is written as the client sent it, less whitespace between tokens: the real server
+/// The frame the other members receive, serialized once per shape for all of them. `data` is
+/// compact JSON ([`payload`] gives the client's so, serde_json writes it so): the real server
 /// relays a re-serialized (compact) payload, and clients written against it see the same
 /// bytes here without the cost of building and printing a tree. Fields follow
 /// [`ServerMessage::GameData`](crate::protocol::signal_fish::ServerMessage)'s order.
 pub fn relayed(from_player: &str, data: &RawValue, stamp: Option<&Stamp>) -> String {
     use std::fmt::Write as _;
-    let data = compact(data.get());
+    let data = data.get();
     // Escaping a string and a unit enum cannot fail.
     let player = serde_json::to_string(from_player).unwrap_or_default();
     let mut frame = String::with_capacity(data.len() + player.len() + 96);
     frame.push_str(r#"{"type":"GameData","data":{"from_player":"#);
     frame.push_str(&player);
     frame.push_str(r#","data":"#);
-    frame.push_str(&data);
+    frame.push_str(data);
     if let Some(stamp) = stamp {
         let _ = write!(frame, r#","seq":{},"epoch":{}"#, stamp.seq, stamp.epoch);
         if let Some(class) = stamp.class {
@@ -148,8 +176,13 @@ mod tests {
     fn the_payload_is_relayed_compact_in_the_full_format() {
         let text = r#"{"type":"GameData","data":{"data":{"x": 1.50, "tags":["a"]}}}"#;
         let inbound = payload(text).unwrap();
-        let data = inbound.data;
-        assert_eq!(data.get(), r#"{"x": 1.50, "tags":["a"]}"#);
+        let data = inbound.data();
+        assert_eq!(data.get(), r#"{"x":1.50,"tags":["a"]}"#);
+        let tight = r#"{"type":"GameData","data":{"data":{"x":"a b"}}}"#;
+        assert!(
+            matches!(payload(tight).unwrap().data, Cow::Borrowed(_)),
+            "a compact payload is borrowed"
+        );
         assert_eq!((inbound.class, inbound.key), (None, None));
         let latest =
             payload(r#"{"type":"GameData","data":{"data":1,"class":"latest","key":2}}"#).unwrap();

@@ -15,9 +15,25 @@ pub const fn relayable_depth(envelope_levels: usize) -> usize {
 /// over by a scanner that does not count depth, so relaying them unchecked would hand other
 /// clients frames their parsers refuse.
 pub fn nested_deeper_than(json: &str, max: usize) -> bool {
+    shape(json, max).too_deep
+}
+
+/// What one pass over valid JSON text finds ([`shape`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// It nests arrays and objects deeper than asked (see [`nested_deeper_than`]).
+    pub too_deep: bool,
+    /// It has whitespace between tokens, outside its strings.
+    pub spaced: bool,
+}
+
+/// [`nested_deeper_than`] and whether the text has whitespace between tokens, in one pass
+/// (the relay's hot path reads every payload once).
+pub fn shape(json: &str, max: usize) -> Shape {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
+    let mut spaced = false;
     for byte in json.bytes() {
         if in_string {
             match byte {
@@ -33,14 +49,21 @@ pub fn nested_deeper_than(json: &str, max: usize) -> bool {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
-                    return true;
+                    return Shape {
+                        too_deep: true,
+                        spaced,
+                    };
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
+            b' ' | b'\n' | b'\r' | b'\t' => spaced = true,
             _ => {}
         }
     }
-    false
+    Shape {
+        too_deep: false,
+        spaced,
+    }
 }
 
 #[cfg(test)]
@@ -57,6 +80,15 @@ mod tests {
         assert!(nested_deeper_than(&deep, MAX_DEPTH));
         let fine = format!("{}{}", "[".repeat(127), "]".repeat(127));
         assert!(!nested_deeper_than(&fine, MAX_DEPTH));
+    }
+
+    #[test]
+    fn whitespace_counts_only_between_tokens() {
+        let spaced = |json: &str| shape(json, MAX_DEPTH).spaced;
+        assert!(!spaced(r#"{"a b":["\t",1]}"#));
+        assert!(spaced(r#"{"a": 1}"#));
+        assert!(spaced("[1,\n2]"));
+        assert!(!spaced(r#""x \" y""#));
     }
 
     #[test]

@@ -367,6 +367,10 @@ pub const DEMO_BOB_PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Pbu5e+h
 /// than the writes it saves.
 const MAX_WRITE_DELAY_MS: u64 = 20;
 
+/// The most `outbox.gather_rounds`: each round is one pass of the runtime over its ready
+/// tasks, and a frame waits for all of them.
+const MAX_GATHER_ROUNDS: u32 = 16;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaloChannel {
@@ -566,6 +570,11 @@ impl Config {
         if outbox.write_delay_ms > MAX_WRITE_DELAY_MS || outbox.write_delay_ms >= outbox.stall_ms {
             return Err(format!(
                 "outbox: write_delay_ms must be at most {MAX_WRITE_DELAY_MS} and less than stall_ms"
+            ));
+        }
+        if outbox.gather_rounds > MAX_GATHER_ROUNDS {
+            return Err(format!(
+                "outbox: gather_rounds must be at most {MAX_GATHER_ROUNDS}"
             ));
         }
         self.history.validate()?;
@@ -878,6 +887,7 @@ mod tests {
             r#""recorder":{"enable":true}"#,
             r#""outbox":{"write_delay_ms":21}"#,
             r#""outbox":{"write_delay_ms":5,"stall_ms":5}"#,
+            r#""outbox":{"gather_rounds":17}"#,
         ] {
             assert!(Config::parse(&with(bad), "c").is_err(), "{bad}");
         }

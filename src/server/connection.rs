@@ -480,7 +480,7 @@ fn spawn_writer<T: Transport>(
                     send_abort_close(&mut sink, &peer).await;
                     return;
                 }
-                taken = gather(&mut outbox, &mut batch, peer.write_delay()) => taken,
+                taken = gather(&mut outbox, &mut batch, peer.write_delay(), peer.gather_rounds()) => taken,
             };
             if taken == 0 {
                 break;
@@ -513,23 +513,50 @@ fn spawn_writer<T: Transport>(
     })
 }
 
-/// Take what is queued, up to [`WRITE_BATCH`] frames. With a write delay
-/// (`outbox.write_delay_ms`), wait that long for more before writing: frames relayed to this
-/// peer by several senders meanwhile then go out in one write and one wake-up instead of one
-/// each.
+/// Take what is queued, up to [`WRITE_BATCH`] frames.
+///
+/// Without a write delay the writer then lets the runtime run everything else already ready,
+/// and its sockets' readiness, up to `rounds` times (`outbox.gather_rounds`): a sender read
+/// meanwhile may relay another frame to this peer, which then shares the write instead of
+/// waking the writer and costing a `write(2)` of its own. That costs no timer, and in latency
+/// only the rounds themselves; a round that brought nothing ends the gathering. With a write
+/// delay (`outbox.write_delay_ms`) the writer waits that long for more: frames relayed to
+/// this peer by several senders meanwhile then go out in one write and one wake-up instead of
+/// one each.
 async fn gather(
     outbox: &mut tokio::sync::mpsc::UnboundedReceiver<Outbound>,
     batch: &mut Vec<Outbound>,
     delay: Option<Duration>,
+    rounds: u32,
 ) -> usize {
     let mut taken = outbox.recv_many(batch, WRITE_BATCH).await;
-    let Some(delay) = delay else {
-        return taken;
-    };
     let ends = |frame: &Outbound| matches!(frame, Outbound::Close(..) | Outbound::End);
-    if taken == 0 || batch.last().is_some_and(ends) {
+    if taken == 0 || taken == WRITE_BATCH || batch.last().is_some_and(ends) {
         return taken;
     }
+    let Some(delay) = delay else {
+        for _ in 0..rounds {
+            // Tokio runs a yielded task only after the tasks already queued and a poll of
+            // the I/O driver.
+            tokio::task::yield_now().await;
+            let before = taken;
+            while taken < WRITE_BATCH {
+                let Ok(frame) = outbox.try_recv() else {
+                    break;
+                };
+                let ended = ends(&frame);
+                batch.push(frame);
+                taken += 1;
+                if ended {
+                    return taken;
+                }
+            }
+            if taken == before || taken == WRITE_BATCH {
+                break;
+            }
+        }
+        return taken;
+    };
     let until = Instant::now() + delay;
     while taken < WRITE_BATCH {
         match tokio::time::timeout_at(until, outbox.recv()).await {
@@ -573,15 +600,19 @@ async fn write_batch<T: Transport>(
         match item {
             Outbound::Text(text) => {
                 let length = text.len();
-                timed(stall, sink.feed(Message::Text(text))).await?;
+                let waited = timed(stall, sink.feed(Message::Text(text))).await?;
                 peer.written(length);
-                peer.writer_progressed();
+                if waited {
+                    peer.writer_progressed();
+                }
             }
             Outbound::Binary(bytes) => {
                 let length = bytes.len();
-                timed(stall, sink.feed(Message::Binary(bytes))).await?;
+                let waited = timed(stall, sink.feed(Message::Binary(bytes))).await?;
                 peer.written(length);
-                peer.writer_progressed();
+                if waited {
+                    peer.writer_progressed();
+                }
             }
             Outbound::Close(code, reason) => {
                 timed(stall, sink.feed(close_message(code, &reason))).await?;
@@ -601,20 +632,26 @@ async fn write_batch<T: Transport>(
     Ok(outcome)
 }
 
-/// One write, failed as stalled when it makes no progress for `stall`. Most writes only fill
-/// the WebSocket's buffer and finish at once: those arm no timer.
+/// One write, failed as stalled when it makes no progress for `stall`; true when it had to
+/// wait. Most writes only fill the WebSocket's buffer and finish at once: those arm no timer,
+/// and the writer's progress stamp (a clock read) is left to the end of the batch, a few
+/// microseconds later.
 async fn timed(
     stall: Duration,
     write: impl Future<Output = Result<(), axum::Error>>,
-) -> Result<(), WriteFailure> {
+) -> Result<bool, WriteFailure> {
     let mut write = pin!(write);
-    let written = match futures_util::poll!(write.as_mut()) {
-        std::task::Poll::Ready(written) => written,
-        std::task::Poll::Pending => tokio::time::timeout(stall, write)
-            .await
-            .map_err(|_| WriteFailure::Stalled)?,
+    let (written, waited) = match futures_util::poll!(write.as_mut()) {
+        std::task::Poll::Ready(written) => (written, false),
+        std::task::Poll::Pending => (
+            tokio::time::timeout(stall, write)
+                .await
+                .map_err(|_| WriteFailure::Stalled)?,
+            true,
+        ),
     };
-    written.map_err(|_| WriteFailure::Socket)
+    written.map_err(|_| WriteFailure::Socket)?;
+    Ok(waited)
 }
 
 async fn send_abort_close<T: Transport>(sink: &mut SplitSink<T, Message>, peer: &PeerHandle) {
@@ -677,7 +714,7 @@ mod tests {
             tx.send(Outbound::Text("after the end".into())).unwrap();
         });
         let mut batch = Vec::new();
-        let gathering = gather(&mut rx, &mut batch, Some(Duration::from_secs(60)));
+        let gathering = gather(&mut rx, &mut batch, Some(Duration::from_secs(60)), 0);
         let taken = tokio::time::timeout(Duration::from_secs(30), gathering)
             .await
             .unwrap();
@@ -686,16 +723,39 @@ mod tests {
         assert_eq!(texts(&batch), ["1", "2", "end"]);
     }
 
+    /// A gathering pass takes what a task already ready relays meanwhile; without one the
+    /// writer writes what it found.
+    #[tokio::test]
+    async fn a_gathering_pass_takes_what_ready_tasks_relay_meanwhile() {
+        for (rounds, expected) in [(1, vec!["1", "2"]), (0, vec!["1"])] {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            tx.send(Outbound::Text("1".into())).unwrap();
+            let sender = tokio::spawn(async move {
+                tx.send(Outbound::Text("2".into())).unwrap();
+                tx
+            });
+            let mut batch = Vec::new();
+            let gathering = gather(&mut rx, &mut batch, None, rounds);
+            tokio::time::timeout(Duration::from_secs(30), gathering)
+                .await
+                .unwrap();
+            assert_eq!(texts(&batch), expected, "{rounds} rounds");
+            drop(sender.await.unwrap());
+        }
+    }
+
     /// Without one, the writer takes only what is already queued.
     #[tokio::test]
     async fn without_a_write_delay_the_writer_takes_what_is_queued() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         tx.send(Outbound::Text("1".into())).unwrap();
         let mut batch = Vec::new();
-        let taken =
-            tokio::time::timeout(Duration::from_secs(30), gather(&mut rx, &mut batch, None))
-                .await
-                .unwrap();
+        let taken = tokio::time::timeout(
+            Duration::from_secs(30),
+            gather(&mut rx, &mut batch, None, 0),
+        )
+        .await
+        .unwrap();
         assert_eq!(taken, 1);
         assert_eq!(texts(&batch), ["1"]);
         drop(tx);

@@ -105,6 +105,11 @@ pub struct OutboxLimits {
     /// system calls per delivery, for at most this much more latency (the timer's resolution
     /// is a millisecond). Off by default: a game tick should not wait for it.
     pub write_delay_ms: u64,
+    /// How many times a woken writer lets the runtime run everything else already ready
+    /// before it writes, taking what was relayed to it meanwhile (0: not at all). It stops
+    /// early at a round that brought nothing. Costs no timer, and in latency only the rounds
+    /// themselves (microseconds); ignored when `write_delay_ms` is set.
+    pub gather_rounds: u32,
 }
 
 impl Default for OutboxLimits {
@@ -114,9 +119,13 @@ impl Default for OutboxLimits {
             hard_bytes: 16 << 20,
             stall_ms: 10_000,
             write_delay_ms: 0,
+            gather_rounds: DEFAULT_GATHER_ROUNDS,
         }
     }
 }
+
+/// `outbox.gather_rounds` unless configured.
+pub const DEFAULT_GATHER_ROUNDS: u32 = 1;
 
 /// Milliseconds on a monotonic clock shared by the process; wall-clock jumps must not make a
 /// healthy peer look stalled.
@@ -346,6 +355,11 @@ impl PeerHandle {
             .then(|| std::time::Duration::from_millis(self.limits.write_delay_ms))
     }
 
+    /// How many runtime rounds the writer gathers frames for ([`OutboxLimits::gather_rounds`]).
+    pub fn gather_rounds(&self) -> u32 {
+        self.limits.gather_rounds
+    }
+
     /// Called by the writer when a write made no progress for `stall_ms`; wakes the
     /// connection task, which closes the peer as a slow consumer.
     pub fn mark_writer_stalled(&self) {
@@ -435,6 +449,7 @@ mod tests {
             hard_bytes: 100,
             stall_ms: u64::MAX,
             write_delay_ms: 0,
+            gather_rounds: 0,
         });
         let frame: Utf8Bytes = "12345678".into();
         assert_eq!(peer.enqueue(&frame, Priority::Relay), Enqueued::Queued);
@@ -457,6 +472,7 @@ mod tests {
             hard_bytes: 20,
             stall_ms: u64::MAX,
             write_delay_ms: 0,
+            gather_rounds: 0,
         });
         let frame: Utf8Bytes = "12345678".into();
         for _ in 0..2 {
@@ -469,6 +485,7 @@ mod tests {
             hard_bytes: 1000,
             stall_ms: 0,
             write_delay_ms: 0,
+            gather_rounds: 0,
         });
         assert_eq!(peer.enqueue(&frame, Priority::Reply), Enqueued::Queued);
         assert_eq!(peer.enqueue(&frame, Priority::Reply), Enqueued::Stalled);

@@ -2,7 +2,8 @@
 //! what a player went through after the player is gone (admin `frames`, `export`).
 //!
 //! # Cost on the hot path
-//! Recording a frame is one uncontended mutex on the peer's own ring, a push and an atomic add.
+//! Recording a frame is one uncontended mutex on the peer's own ring, a push and one atomic
+//! update of the global budget (the frames it evicts are settled in the same update).
 //! Outbound frames are recorded where they are queued ([`crate::server::peer::PeerHandle`]'s
 //! `enqueue`), inbound ones where the connection loop reads them; both keep a clone of the
 //! refcounted [`Utf8Bytes`] already in hand, so a fan-out to a room records the one serialized
@@ -159,15 +160,11 @@ impl Ring {
         self.frames.iter()
     }
 
-    fn pop_oldest(&mut self) -> bool {
-        match self.frames.pop_front() {
-            Some(old) => {
-                self.bytes -= old.text.len();
-                self.used.fetch_sub(old.text.len(), Ordering::Relaxed);
-                true
-            }
-            None => false,
-        }
+    /// Drop the oldest frame; its length, which the caller gives back to the budget.
+    fn pop_oldest(&mut self) -> Option<usize> {
+        let old = self.frames.pop_front()?;
+        self.bytes -= old.text.len();
+        Some(old.text.len())
     }
 }
 
@@ -219,19 +216,33 @@ impl PeerRecording {
         };
         let length = text.len();
         let mut ring = self.ring();
+        // The budget is shared by every peer on every core: what this append frees and takes
+        // is settled in one update of it, not one per frame.
+        let mut freed = 0;
         while ring.frames.len() >= settings.frames_per_peer
             || ring.bytes + length > settings.bytes_per_peer
         {
-            if !ring.pop_oldest() {
-                break;
+            match ring.pop_oldest() {
+                Some(old) => freed += old,
+                None => break,
             }
         }
-        while ring.used.load(Ordering::Relaxed) + length > settings.budget_bytes {
-            if !ring.pop_oldest() {
-                return;
+        while ring.used.load(Ordering::Relaxed).saturating_sub(freed) + length
+            > settings.budget_bytes
+        {
+            match ring.pop_oldest() {
+                Some(old) => freed += old,
+                None => {
+                    ring.used.fetch_sub(freed, Ordering::Relaxed);
+                    return;
+                }
             }
         }
-        ring.used.fetch_add(length, Ordering::Relaxed);
+        if length >= freed {
+            ring.used.fetch_add(length - freed, Ordering::Relaxed);
+        } else {
+            ring.used.fetch_sub(freed - length, Ordering::Relaxed);
+        }
         ring.bytes += length;
         ring.frames.push_back(Record {
             seq: recorder.seq(),

@@ -303,7 +303,7 @@ struct ReceivedData<'a> {
 
 fn check(text: String) -> Result<(), TestCaseError> {
     let fast = payload(&text).map(|inbound| Fast {
-        data: inbound.data.get().to_owned(),
+        data: inbound.data().get().to_owned(),
         class: inbound.class,
         key: inbound.key,
     });

@@ -34,7 +34,7 @@ impl Session {
         }
         if self.app.is_some() {
             if let Some(frame) = crate::protocol::game_data::payload(text) {
-                if let Err(refusal) = self.game_data(frame.data, frame.class, frame.key) {
+                if let Err(refusal) = self.game_data(frame.data(), frame.class, frame.key) {
                     return self.answer_refusal(&refusal);
                 }
                 return Flow::Continue;
