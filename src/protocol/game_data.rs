@@ -26,7 +26,11 @@ struct Envelope<'a> {
     data: Option<Fields<'a>>,
 }
 
+/// Only the fields GameData has: a frame with others goes the full parser's way, which reads
+/// them as signal-fish-server does (when `data` comes before `type`, serde buffers it, and a
+/// number no tree holds in a field it would have skipped fails the frame).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Fields<'a> {
     #[serde(borrow)]
     data: &'a RawValue,

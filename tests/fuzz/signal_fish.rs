@@ -443,3 +443,12 @@ fn skipped_fields_may_hold_numbers_beyond_f64() {
     )
     .unwrap();
 }
+
+/// Found by the long run: the same with `data` before `type`, which the full parser (as
+/// serde reads an adjacently tagged enum) buffers and refuses; the fast path leaves a frame
+/// with fields GameData does not have to it.
+#[test]
+fn a_skipped_number_beyond_f64_before_the_type_is_the_full_parsers_call() {
+    check(r#"{"data":{"data": -0.0,"kekey":100e000000000000307},"type":"GameData"}"#.to_owned())
+        .unwrap();
+}
