@@ -33,12 +33,11 @@
 //! | `{prefix}:apps` (hash) | app id → the status an operator set |
 
 pub mod bus;
-pub mod directory;
 pub mod mirror;
 pub mod outage;
-pub mod tunnel;
+pub mod rooms;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
@@ -49,9 +48,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use self::bus::{Body, Envelope};
-use self::directory::Directory;
 use crate::clock::now_ms;
 use crate::protocol::admin::{AppStatus, CommandEnvelope, CommandResult, NodeInfo};
+use crate::server::broker::{Handlers, Link, Target};
 use crate::server::Shared;
 
 /// Messages waiting for Redis at most, and their bytes; beyond either, cross-node traffic is
@@ -269,27 +268,17 @@ impl Keys {
 impl Outgoing {
     /// The bytes a message holds that a client chose: relayed frames. The rest is small.
     fn weight(&self) -> usize {
-        let body = match self {
-            Outgoing::Everyone(body) | Outgoing::Node(_, body) => body,
-            Outgoing::AppStatus { .. } | Outgoing::Release(_) => return 0,
-        };
-        match body {
-            Body::ChannelMessage { text, .. }
-            | Body::Direct { text, .. }
-            | Body::TunnelIn { text, .. }
-            | Body::TunnelOut { text, .. }
-            | Body::TunnelOutMany { text, .. }
-            | Body::TaloFanOut { text, .. } => text.len(),
-            Body::TunnelOpen(open) => open.first.len(),
-            _ => 0,
+        match self {
+            Outgoing::Everyone(_, weight) | Outgoing::Node(_, _, weight) => *weight,
+            Outgoing::AppStatus { .. } | Outgoing::Release(_) => 0,
         }
     }
 }
 
-/// Where an outgoing envelope goes.
+/// Where an outgoing envelope goes, with the weight its sender gave it.
 enum Outgoing {
-    Everyone(Body),
-    Node(String, Body),
+    Everyone(Body, usize),
+    Node(String, Body, usize),
     /// Store an app's status in Redis, then tell every node.
     AppStatus {
         app: String,
@@ -316,14 +305,14 @@ pub struct Cluster {
     /// Bytes of relayed frames waiting in `outgoing`.
     queued_bytes: std::sync::atomic::AtomicUsize,
     nodes: RwLock<BTreeMap<String, NodeInfo>>,
-    pub directory: Directory,
+    /// The nodes that announced their state since they were last forgotten.
+    announced: std::sync::Mutex<BTreeSet<String>>,
     /// Commands sent to other nodes, waiting for their answers.
     asked: std::sync::Mutex<HashMap<u64, oneshot::Sender<CommandResult>>>,
     next_request: AtomicU64,
     /// Requests whose answer a player waits for (room lookups and claims); it reconnects
     /// on its own after Redis comes back.
     commands: ConnectionManager,
-    pub tunnels: tunnel::Tunnels,
 }
 
 impl Cluster {
@@ -365,7 +354,6 @@ impl Cluster {
         let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_CAPACITY);
         Ok(Arc::new(Cluster {
             commands,
-            tunnels: tunnel::Tunnels::default(),
             node_id: node_id.clone(),
             settings: settings.clone(),
             keys,
@@ -378,7 +366,7 @@ impl Cluster {
             round_trips: AtomicU64::new(0),
             queued_bytes: std::sync::atomic::AtomicUsize::new(0),
             nodes: RwLock::new(BTreeMap::new()),
-            directory: Directory::default(),
+            announced: std::sync::Mutex::new(BTreeSet::new()),
             asked: std::sync::Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
         }))
@@ -403,7 +391,11 @@ impl Cluster {
         }));
         let mut tasks = Vec::new();
         if let Some(receiver) = receiver {
-            tasks.push(tokio::spawn(publisher(Arc::clone(self), receiver)));
+            tasks.push(tokio::spawn(publisher(
+                Arc::clone(self),
+                receiver,
+                Arc::clone(shared.broker.handlers()),
+            )));
         }
         tasks.push(tokio::spawn(heartbeat(
             Arc::clone(self),
@@ -534,7 +526,7 @@ impl Cluster {
 
     /// To every other node.
     pub fn broadcast(&self, body: Body) {
-        self.queue(Outgoing::Everyone(body));
+        self.queue(Outgoing::Everyone(body, 0));
     }
 
     /// The node holding a peer, from its id (`node.pN`), when that is another node.
@@ -546,11 +538,24 @@ impl Cluster {
 
     /// To one node.
     pub fn tell(&self, node: &str, body: Body) {
-        self.queue(Outgoing::Node(node.to_owned(), body));
+        self.queue(Outgoing::Node(node.to_owned(), body, 0));
     }
 
-    fn note_dropped(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
+    /// `node` announced its state: it is known until forgotten. Bounded like the mirrors.
+    fn announced(&self, node: &str) {
+        let mut announced = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+        if announced.len() < limits::REMOTE_NODES {
+            announced.insert(node.to_owned());
+        }
+    }
+
+    fn announced_nodes(&self) -> Vec<String> {
+        self.announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     fn queue(&self, message: Outgoing) {
@@ -583,6 +588,35 @@ impl Cluster {
     }
 }
 
+/// The dialects' messages ride the bus as [`Body::Published`], weighed like the rest of the
+/// queue.
+impl Link for Cluster {
+    fn send(
+        &self,
+        target: Target<'_>,
+        namespace: &'static str,
+        message: serde_json::Value,
+        weight: usize,
+    ) {
+        let body = Body::Published {
+            namespace: namespace.to_owned(),
+            message,
+        };
+        self.queue(match target {
+            Target::Others => Outgoing::Everyone(body, weight),
+            Target::Node(node) => Outgoing::Node(node.to_owned(), body, weight),
+        });
+    }
+
+    fn can_cross(&self) -> bool {
+        Cluster::can_cross(self)
+    }
+
+    fn note_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Deletes a room claim only while it still names the node releasing it: a code freed and
 /// claimed again by another node in between stays with the new holder.
 const RELEASE_IF_OURS: &str = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) else return 0 end";
@@ -596,7 +630,11 @@ const PUBLISH_BATCH: usize = 256;
 /// Drains the outgoing queue into Redis, in order: whatever queued while the previous batch
 /// was on its way goes in one pipeline, so cross-node traffic costs a round trip per batch,
 /// not per message.
-async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>) {
+async fn publisher(
+    cluster: Arc<Cluster>,
+    mut receiver: mpsc::Receiver<Outgoing>,
+    handlers: Arc<Handlers>,
+) {
     let mut connection: Option<ConnectionManager> = None;
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     loop {
@@ -609,7 +647,7 @@ async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>
         // node handle one message instead of many, in the same order.
         let mut run: Option<(String, Vec<Body>)> = None;
         let publish = |pipe: &mut redis::Pipeline, (channel, bodies): (String, Vec<Body>)| {
-            let mut bodies = tunnel::merge_fan_out(bodies);
+            let mut bodies = coalesce(&handlers, bodies);
             let body = if bodies.len() == 1 {
                 bodies.pop()
             } else {
@@ -637,8 +675,8 @@ async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>
                         .ignore();
                     continue;
                 }
-                Outgoing::Everyone(body) => (cluster.keys.bus.clone(), body),
-                Outgoing::Node(node, body) => (cluster.keys.inbox(&node), body),
+                Outgoing::Everyone(body, _) => (cluster.keys.bus.clone(), body),
+                Outgoing::Node(node, body, _) => (cluster.keys.inbox(&node), body),
                 Outgoing::AppStatus { app, status, by } => {
                     if let Some(pending) = run.take() {
                         publish(&mut pipe, pending);
@@ -681,6 +719,47 @@ async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>
             cluster.round_trips.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// One publish's messages with each run of one namespace's messages coalesced by its handler
+/// (a room's relay to several players of one node travels once, see
+/// [`Handler::coalesce`](crate::server::broker::Handler::coalesce)).
+fn coalesce(handlers: &Handlers, bodies: Vec<Body>) -> Vec<Body> {
+    if bodies.len() < 2 {
+        return bodies;
+    }
+    let mut out = Vec::with_capacity(bodies.len());
+    let mut run: Option<(String, Vec<serde_json::Value>)> = None;
+    let flush = |out: &mut Vec<Body>, (namespace, messages): (String, Vec<serde_json::Value>)| {
+        for message in handlers.coalesce(&namespace, messages) {
+            out.push(Body::Published {
+                namespace: namespace.clone(),
+                message,
+            });
+        }
+    };
+    for body in bodies {
+        match body {
+            Body::Published { namespace, message } => match &mut run {
+                Some((current, messages)) if *current == namespace => messages.push(message),
+                _ => {
+                    if let Some(pending) = run.replace((namespace, vec![message])) {
+                        flush(&mut out, pending);
+                    }
+                }
+            },
+            other => {
+                if let Some(pending) = run.take() {
+                    flush(&mut out, pending);
+                }
+                out.push(other);
+            }
+        }
+    }
+    if let Some(pending) = run.take() {
+        flush(&mut out, pending);
+    }
+    out
 }
 
 /// Refreshes this node's heartbeat and reads every node's.
@@ -739,9 +818,10 @@ async fn heartbeat(cluster: Arc<Cluster>, shared: Weak<Shared>) {
             Err(_) => {
                 beating = false;
                 cluster.set_redis_ok(false);
-                // Frames can no longer cross: players waiting on another node are told now,
-                // not left hanging (again at every beat, for a tunnel opened in between).
-                cluster.cut_tunnels(&shared, None);
+                // Messages can no longer cross: the dialects tell their clients that wait on
+                // another node now, not left hanging (again at every beat, for whatever
+                // started in between).
+                shared.broker.handlers().link_lost(&shared);
                 // Consoles learn that this node lost Redis; the others are as last seen.
                 let nodes = cluster
                     .nodes()
@@ -840,7 +920,7 @@ fn replace_nodes(
             // A node seen alive that this one did not know (new, or forgotten while it was
             // paused) is asked for everything it has: it may not know it was forgotten.
             if last_alive.insert(view.node_id.clone(), now).is_none()
-                && !cluster.directory.nodes().contains(&view.node_id)
+                && !cluster.announced_nodes().contains(&view.node_id)
             {
                 cluster.tell(&view.node_id, Body::Hello);
             }
@@ -848,7 +928,7 @@ fn replace_nodes(
             gone.push(view.node_id.clone());
         }
     }
-    for node in cluster.directory.nodes() {
+    for node in cluster.announced_nodes() {
         last_alive.entry(node).or_insert(now);
     }
     let alive: std::collections::HashSet<&str> = views
@@ -875,18 +955,17 @@ fn replace_nodes(
     gone
 }
 
-/// A node is gone: its peers and memberships leave this node's mirror, and local presence
-/// listeners hear that its peers left.
-fn forget_node(cluster: &Cluster, shared: &Shared, node: &str) {
+/// A node is gone: what this node mirrored of it goes, and each dialect lets go of it.
+fn forget_node(cluster: &Cluster, shared: &Arc<Shared>, node: &str) {
     tracing::warn!(node, "cluster node gone");
     // Its rooms leave the mirror first: a player told to come back must not be routed there.
     shared.hub.forget_remote(node);
-    cluster.cut_tunnels(shared, Some(node));
-    let left = cluster.directory.forget_node(node);
-    for (app, channel, identities) in left {
-        let names: Vec<&str> = identities.iter().map(String::as_str).collect();
-        crate::server::pubsub::announce_remote_presence(shared, &app, &channel, &[], &names);
-    }
+    cluster
+        .announced
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(node);
+    shared.broker.handlers().node_gone(shared, node);
 }
 
 /// Reads both this node's inbox and the bus, and hands each envelope to its handler. After
@@ -925,7 +1004,9 @@ async fn subscriber(cluster: Arc<Cluster>, shared: Weak<Shared>) {
             // this node was away, tell everyone what is here and ask them to do the same.
             adopt_app_statuses(&cluster, &shared).await;
             reclaim_rooms(&cluster, &shared).await;
-            directory::announce_all(&cluster, &shared);
+            shared.broker.handlers().announce(&shared, Target::Others);
+            let (peers, rooms) = shared.hub.local_admin_state();
+            cluster.broadcast(Body::AdminState { peers, rooms });
             cluster.broadcast(Body::Hello);
         }
         let mut messages = pubsub.into_on_message();
@@ -952,7 +1033,7 @@ async fn subscriber(cluster: Arc<Cluster>, shared: Weak<Shared>) {
         // The stream ended: the connection to Redis is gone.
         cluster.set_redis_ok(false);
         if let Some(shared) = shared.upgrade() {
-            cluster.cut_tunnels(&shared, None);
+            shared.broker.handlers().link_lost(&shared);
         }
     }
 }
