@@ -238,9 +238,13 @@ mod tests {
         }
     }
 
+    /// What a link was given: the node (`None`: every other), the namespace, the message
+    /// and its weight.
+    type Sent = (Option<String>, &'static str, Value, usize);
+
     #[derive(Default)]
     struct Recorded {
-        sent: Mutex<Vec<(Option<String>, &'static str, Value, usize)>>,
+        sent: Mutex<Vec<Sent>>,
     }
 
     impl Link for Recorded {

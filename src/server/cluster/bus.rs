@@ -153,7 +153,7 @@ mod tests {
         let bodies = [
             Body::Hello,
             Body::Published {
-                namespace: "pubsub".into(),
+                namespace: "ping".into(),
                 message: serde_json::json!({"kind": "peer_up", "app": "demo", "identity": "p"}),
             },
             Body::Batch {

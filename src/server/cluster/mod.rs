@@ -12,25 +12,35 @@
 //! | `{prefix}:to:{id}` (pub/sub) | [`Envelope`]s for one node |
 //!
 //! A node that stops refreshing its heartbeat is noticed by the others within
-//! `node_timeout_ms` plus one heartbeat: they forget its peers and memberships, tell their
-//! own presence listeners those peers left, and remove it from the set.
+//! `node_timeout_ms` plus one heartbeat: they forget it (each dialect lets go of what it kept
+//! of that node: pub/sub presence listeners hear its peers leave, tunnels through it are cut)
+//! and remove it from the set.
 //!
-//! Each node mirrors what the others announce (their pub/sub peers and channel memberships,
-//! in [`directory`]; their peers and rooms as the consoles see them, in [`mirror`]), so a
-//! request that needs cluster-wide state is answered from memory without a Redis round trip
-//! on the request's path. A node that joins, or that gets Redis
-//! back after losing it, asks the others to announce everything again.
+//! Each node mirrors what the others announce (their peers and rooms as the consoles see
+//! them, in [`mirror`]; each dialect keeps what it needs of the others itself), so a request
+//! that needs cluster-wide state is answered from memory without a Redis round trip on the
+//! request's path. A node that joins, or that gets Redis back after losing it, asks the
+//! others to announce everything again.
 //!
-//! What crosses nodes: pub/sub channel messages, presence and direct `send`; Signal Fish
-//! rooms, whose players may be on any node ([`tunnel`]); every node's peers, rooms and errors
-//! for the consoles (and the Flow streams, which read the same deltas); Talo presence, channel
-//! messages and broadcasts; admin commands; app statuses; each node's app usage, so that
-//! connection limits and quotas count every node; the node list with liveness.
+//! What crosses nodes: the dialects' messages, which this link carries for the
+//! [`crate::server::broker`] without reading them (each dialect registers its handler there);
+//! every node's peers, rooms and errors for the consoles (and the Flow streams, which read
+//! the same deltas); admin commands; app statuses; each node's app usage, so that connection
+//! limits and quotas count every node; the node list with liveness.
 //!
 //! | Redis | what |
 //! |---|---|
-//! | `{prefix}:rooms` (hash) | Signal Fish room code → the node holding the room |
+//! | `{prefix}:rooms` (hash) | Signal Fish room code → the node holding the room ([`rooms`]) |
 //! | `{prefix}:apps` (hash) | app id → the status an operator set |
+//!
+//! # Where things live
+//! | file | what |
+//! |---|---|
+//! | `mod.rs` | settings, the Redis link (publisher, subscriber), liveness (heartbeat, forgetting a node), remote commands |
+//! | `bus.rs` | the envelopes nodes exchange about membership and state, and what a node does with one |
+//! | `mirror.rs` | the other nodes' peers and rooms as the consoles see them |
+//! | `rooms.rs` | room codes claimed in Redis: which node holds a room |
+//! | `outage.rs` | whether a message can cross now |
 
 pub mod bus;
 pub mod mirror;
