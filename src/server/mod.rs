@@ -29,6 +29,10 @@
 //! - [`rate_limit`]: the fixed window and token bucket the dialects map to their own codes.
 //! - the dialects ([`signal_fish`], [`talo`], [`flow`], [`pubsub`]), [`admin`], [`http`],
 //!   [`probe`], [`persist`], [`token`], [`config`].
+//! - [`broker`]: how a dialect reaches the other nodes: it publishes its own messages on its
+//!   namespace and registers their handler (`pubsub::remote`, `talo::remote`,
+//!   `signal_fish::tunnel`); [`cluster`] is the Redis link that carries them, with liveness,
+//!   the consoles' view of every node and admin commands, and names no dialect.
 
 pub mod access;
 pub(crate) mod admin;
