@@ -288,7 +288,8 @@ fn the_cluster_names_no_dialect() {
     for (module, file) in cluster {
         let source = std::fs::read_to_string(file).unwrap();
         for path in dialects_named(module, &source, &known) {
-            naming.push(format!("{}: {path}", file.display()));
+            let shown = file.strip_prefix(&root).unwrap_or(file);
+            naming.push(format!("src/{}: {path}", shown.display()));
         }
     }
     assert!(

@@ -197,7 +197,7 @@ struct Session {
     /// What Authenticate negotiated for game data: binary frames need MessagePack.
     game_data_format: GameDataFormat,
     /// In a cluster: the node holding this player's room, when it is another node; every
-    /// frame from then on goes there ([`crate::server::cluster::tunnel`]).
+    /// frame from then on goes there ([`tunnel`]).
     tunnel: Option<String>,
     /// A lookup of where a room lives, under way; frames meanwhile wait in `held`.
     pending: Option<Pin<Box<dyn Future<Output = Resolved> + Send>>>,
