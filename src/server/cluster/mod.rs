@@ -1123,6 +1123,50 @@ mod tests {
         assert!(settings.check().is_err());
     }
 
+    /// Merges every run it is handed into one message listing them.
+    struct Joins;
+
+    impl crate::server::broker::Handler for Joins {
+        fn message(&self, _: &Arc<Shared>, _: &str, _: serde_json::Value) {}
+
+        fn coalesce(&self, messages: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+            vec![serde_json::Value::Array(messages)]
+        }
+    }
+
+    #[test]
+    fn each_run_of_one_namespace_is_coalesced_by_its_handler_in_place() {
+        let handlers = Handlers::default();
+        handlers.register("joins", Arc::new(Joins));
+        let published = |namespace: &str, n: u64| Body::Published {
+            namespace: namespace.to_owned(),
+            message: n.into(),
+        };
+        let bodies = vec![
+            published("joins", 1),
+            published("joins", 2),
+            Body::Hello,
+            published("joins", 3),
+            published("other", 4),
+            published("other", 5),
+        ];
+        let joined = |messages: &[u64]| Body::Published {
+            namespace: "joins".to_owned(),
+            message: serde_json::json!(messages),
+        };
+        assert_eq!(
+            coalesce(&handlers, bodies),
+            [
+                joined(&[1, 2]),
+                Body::Hello,
+                // A run of one is left alone; a namespace without a handler passes as it came.
+                published("joins", 3),
+                published("other", 4),
+                published("other", 5),
+            ]
+        );
+    }
+
     #[test]
     fn passwords_never_reach_an_error() {
         assert_eq!(
