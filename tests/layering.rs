@@ -188,3 +188,156 @@ fn the_check_sees_a_circle_when_there_is_one() {
         ["crate::x::y", "crate::x::z", "crate::x::self"]
     );
 }
+
+/// The dialects: the cluster carries their messages without naming them.
+const DIALECTS: [&str; 4] = [
+    "crate::server::pubsub",
+    "crate::server::talo",
+    "crate::server::signal_fish",
+    "crate::server::flow",
+];
+
+/// `source` with a path split over lines or spaced out (`a::{\n    b, c}`) written on one
+/// line: whitespace next to `:`, `{`, `}` or `,` goes, other whitespace becomes one space.
+fn joined(source: &str) -> String {
+    let spaced = source.split_whitespace().collect::<Vec<_>>().join(" ");
+    let glue = |c: Option<char>| matches!(c, Some(':' | '{' | '}' | ','));
+    let chars: Vec<char> = spaced.chars().collect();
+    chars
+        .iter()
+        .enumerate()
+        .filter(|&(i, &c)| {
+            c != ' '
+                || !(glue(i.checked_sub(1).map(|j| chars[j])) || glue(chars.get(i + 1).copied()))
+        })
+        .map(|(_, &c)| c)
+        .collect()
+}
+
+/// Every path in `source` that starts at `crate`, `super` or `self` (a `use` item, a path in
+/// code or in a doc link), its braces expanded one level, as written.
+fn paths_in(source: &str) -> Vec<String> {
+    let text = joined(source);
+    let bytes = text.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut found = Vec::new();
+    for start in ["crate::", "super::", "self::"] {
+        let mut from = 0;
+        while let Some(at) = text[from..].find(start).map(|i| i + from) {
+            from = at + start.len();
+            if at > 0 && is_ident(bytes[at - 1]) {
+                continue;
+            }
+            let mut end = at;
+            while end < bytes.len() && (is_ident(bytes[end]) || bytes[end] == b':') {
+                end += 1;
+            }
+            if text[..end].ends_with("::") && bytes.get(end) == Some(&b'{') {
+                if let Some(close) = text[end..].find('}') {
+                    end += close + 1;
+                }
+            }
+            found.extend(used_paths(&text[at..end]));
+        }
+    }
+    found
+}
+
+/// The dialect modules `source` (the file of `module`) names.
+fn dialects_named(module: &str, source: &str, known: &BTreeMap<String, PathBuf>) -> Vec<String> {
+    let mut named = Vec::new();
+    for path in paths_in(source) {
+        let target = resolve(module, path.trim_end_matches("::"), known);
+        let dialect = target.as_deref().and_then(|target| {
+            DIALECTS
+                .iter()
+                .find(|d| target == **d || target.starts_with(&format!("{d}::")))
+        });
+        if dialect.is_some() {
+            named.push(path);
+        }
+    }
+    // Through a shorter name (`use crate::server;` then `server::pubsub`).
+    let text = joined(source);
+    for dialect in DIALECTS {
+        let short = dialect.trim_start_matches("crate::");
+        if text.match_indices(short).any(|(at, _)| {
+            !text[at + short.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+        }) {
+            named.push(short.to_owned());
+        }
+    }
+    named.sort();
+    named.dedup();
+    named
+}
+
+#[test]
+fn the_cluster_names_no_dialect() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut known = BTreeMap::new();
+    modules(&root, &root, &mut known);
+    let cluster: Vec<(&String, &PathBuf)> = known
+        .iter()
+        .filter(|(module, _)| {
+            *module == "crate::server::cluster" || module.starts_with("crate::server::cluster::")
+        })
+        .collect();
+    assert!(cluster.len() > 2, "{known:?}");
+    let mut naming = Vec::new();
+    for (module, file) in cluster {
+        let source = std::fs::read_to_string(file).unwrap();
+        for path in dialects_named(module, &source, &known) {
+            let shown = file.strip_prefix(&root).unwrap_or(file);
+            naming.push(format!("src/{}: {path}", shown.display()));
+        }
+    }
+    assert!(
+        naming.is_empty(),
+        "the cluster carries the dialects' messages through the broker and must not name \
+         them:\n{}",
+        naming.join("\n")
+    );
+}
+
+#[test]
+fn the_check_sees_a_dialect_however_it_is_named() {
+    let known: BTreeMap<String, PathBuf> = [
+        "crate::server",
+        "crate::server::cluster",
+        "crate::server::cluster::bus",
+        "crate::server::pubsub",
+        "crate::server::talo",
+        "crate::server::talo::socket",
+        "crate::server::hub",
+    ]
+    .into_iter()
+    .map(|m| (m.to_owned(), PathBuf::new()))
+    .collect();
+    let bus = "crate::server::cluster::bus";
+    let named = |source: &str| dialects_named(bus, source, &known);
+    assert_eq!(named("use crate::server::hub::Hub;"), Vec::<String>::new());
+    assert_eq!(
+        named("use super::Cluster; use super::super::hub;"),
+        Vec::<String>::new()
+    );
+    assert_eq!(named("use crate::server::talo::socket::Audience;").len(), 2);
+    assert_eq!(named("use super::super::pubsub;"), ["super::super::pubsub"]);
+    assert_eq!(
+        named("use crate::server::{hub::Hub,\n    talo};"),
+        ["crate::server::talo"]
+    );
+    assert_eq!(
+        dialects_named(
+            "crate::server::cluster",
+            "super::pubsub::announce(x)",
+            &known
+        ),
+        ["super::pubsub::announce"]
+    );
+    assert_eq!(named("/// see [`crate::server::pubsub`]").len(), 2);
+    assert_eq!(
+        named("let pubsub = client.get_async_pubsub();"),
+        Vec::<String>::new()
+    );
+}

@@ -75,7 +75,7 @@ pub fn configure(upgrade: WebSocketUpgrade, max_message_bytes: usize) -> WebSock
 }
 
 /// What a connection runs over: a WebSocket, or a tunnel from another node of the cluster
-/// that carries one player's frames (see [`crate::server::cluster::tunnel`]).
+/// that carries one player's frames (see [`crate::server::signal_fish::tunnel`]).
 pub trait Transport:
     Stream<Item = Result<Message, axum::Error>>
     + Sink<Message, Error = axum::Error>

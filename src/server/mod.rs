@@ -29,18 +29,26 @@
 //! - [`rate_limit`]: the fixed window and token bucket the dialects map to their own codes.
 //! - the dialects ([`signal_fish`], [`talo`], [`flow`], [`pubsub`]), [`admin`], [`http`],
 //!   [`probe`], [`persist`], [`token`], [`config`].
+//! - [`broker`]: how a dialect reaches the other nodes: it publishes its own messages on its
+//!   namespace and registers their handler (`pubsub::remote`, `talo::remote`,
+//!   `signal_fish::tunnel`); [`cluster`] is the Redis link that carries them, with liveness,
+//!   the consoles' view of every node and admin commands, and names no dialect.
 
 pub mod access;
 pub(crate) mod admin;
 pub(crate) mod auth_failures;
 pub(crate) mod bans;
+pub(crate) mod broker;
 pub(crate) mod cluster;
-/// The cluster's wire messages, for the fuzz target that reads them back; the rest of the
-/// cluster stays inside the server.
+/// The cluster's wire messages (the bus's envelopes, and each dialect's messages they carry),
+/// for the fuzz target that reads them back; the rest of the cluster stays inside the server.
 #[doc(hidden)]
 pub mod cluster_wire {
-    pub use super::cluster::bus::{Body, Envelope, Membership, RemotePeer};
-    pub use super::cluster::tunnel::TunnelOpen;
+    pub use super::broker::Topic;
+    pub use super::cluster::bus::{Body, Envelope};
+    pub use super::pubsub::remote::{Membership, PubsubMessage, RemotePeer};
+    pub use super::signal_fish::tunnel::{TunnelMessage, TunnelOpen};
+    pub use super::talo::remote::FanOut;
 }
 pub mod config;
 pub(crate) mod connection;
@@ -74,6 +82,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use self::broker::Topic;
 use self::config::Config;
 use self::hub::Hub;
 use self::persist::Persist;
@@ -127,8 +136,16 @@ pub struct Shared {
     pub stopping: watch::Sender<bool>,
     /// Open sockets, for the connection caps.
     pub admission: Arc<listener::Admission>,
-    /// This node's link to the other nodes (`cluster` in the config), if any.
+    /// This node's link to the other nodes (`cluster` in the config), if any: liveness, the
+    /// consoles' view of every node, admin commands, room claims.
     pub cluster: Option<Arc<cluster::Cluster>>,
+    /// The dialects' messages to the other nodes, through the cluster's link (alone: none).
+    pub broker: broker::Broker,
+    /// The other nodes' pub/sub peers and memberships, as they announced them.
+    pub pubsub_elsewhere: pubsub::directory::Directory,
+    /// Signal Fish players whose room is on another node, and players of other nodes whose
+    /// room is here.
+    pub tunnels: Arc<signal_fish::tunnel::Tunnels>,
     /// The certificate and key when the server speaks TLS (`tls` in the config).
     pub tls: Option<Arc<crate::tls::ServerTls>>,
 }
@@ -188,6 +205,23 @@ impl Server {
         } else {
             None
         };
+        let broker = match &cluster {
+            Some(cluster) => broker::Broker::linked(Arc::clone(cluster) as Arc<dyn broker::Link>),
+            None => broker::Broker::alone(),
+        };
+        let tunnels = Arc::new(signal_fish::tunnel::Tunnels::default());
+        broker.register(
+            signal_fish::tunnel::TunnelMessage::NAMESPACE,
+            Arc::new(signal_fish::tunnel::Remote(Arc::clone(&tunnels))),
+        );
+        broker.register(
+            pubsub::remote::PubsubMessage::NAMESPACE,
+            Arc::new(pubsub::remote::Remote),
+        );
+        broker.register(
+            talo::remote::FanOut::NAMESPACE,
+            Arc::new(talo::remote::Remote),
+        );
         let (stopping, _) = watch::channel(false);
         let rooms = Arc::new(signal_fish::rooms::Rooms::new(config.signal_fish.clone()));
         let talo = talo::Talo::new(&config);
@@ -214,6 +248,9 @@ impl Server {
             stopping,
             admission: Arc::new(listener::Admission::default()),
             cluster,
+            broker,
+            pubsub_elsewhere: pubsub::directory::Directory::default(),
+            tunnels,
             tls,
         });
         Ok(Server {

@@ -1,5 +1,10 @@
 //! What nodes tell each other over Redis pub/sub, and what a node does with it.
 //!
+//! The bus itself speaks of node membership and state (hello, goodbye, the consoles' view of
+//! each node, app statuses, admin commands); a dialect's messages travel as
+//! [`Body::Published`], opaque here and read by the handler the dialect registered with the
+//! [`crate::server::broker`].
+//!
 //! An [`Envelope`] is one JSON message on `{prefix}:bus` (every node) or `{prefix}:to:{id}`
 //! (one node). A node ignores its own envelopes and any it cannot read: the bus is input like
 //! any other, and one malformed message must not stop the others.
@@ -9,32 +14,16 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Cluster;
-use crate::catalog::Dialect;
 use crate::protocol::admin::{
     AppStatus, CommandEnvelope, CommandResult, Event, PeerInfo, RoomInfo,
 };
-use crate::server::peer::Priority;
+use crate::server::broker::Target;
 use crate::server::Shared;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     pub from: String,
     pub body: Body,
-}
-
-/// A pub/sub peer as the cluster knows it: the app and the `peerId` clients address it by.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct RemotePeer {
-    pub app: String,
-    pub identity: String,
-}
-
-/// A pub/sub peer's membership of one channel.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Membership {
-    pub app: String,
-    pub channel: String,
-    pub identity: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,31 +33,14 @@ pub enum Body {
     Hello,
     /// The sender is shutting down: forget it now rather than when its heartbeat expires.
     Goodbye,
-    /// Everything the sender has: replaces what this node mirrored of it.
-    State {
-        peers: Vec<RemotePeer>,
-        memberships: Vec<Membership>,
-    },
-    PeerUp(RemotePeer),
-    PeerDown(RemotePeer),
-    Joined(Membership),
-    Left(Membership),
-    /// A pub/sub `message` frame for a channel's members on every node.
-    ChannelMessage {
-        app: String,
-        channel: String,
-        text: String,
-    },
-    /// A pub/sub `direct` frame for one peer on the receiving node.
-    Direct {
-        app: String,
-        to: String,
-        text: String,
+    /// A dialect's message ([`crate::server::broker`]): the handler registered for
+    /// `namespace` reads it.
+    Published {
+        namespace: String,
+        message: serde_json::Value,
     },
     /// One of the sender's admin deltas (peers, rooms, errors), for every node's consoles.
-    Admin {
-        event: Event,
-    },
+    Admin { event: Event },
     /// The sender's peers and rooms now, for every node's consoles.
     AdminState {
         peers: Vec<PeerInfo>,
@@ -87,51 +59,10 @@ pub enum Body {
         by: String,
     },
     /// The receiving node's answer to its `request`.
-    CommandResult {
-        request: u64,
-        result: CommandResult,
-    },
+    CommandResult { request: u64, result: CommandResult },
     /// Several messages for the same channel, in order: what one publish carries when the
     /// sender had more than one queued.
-    Batch {
-        bodies: Vec<Body>,
-    },
-    /// A Talo presence, channel or broadcast frame: each node delivers it to its own players
-    /// in the audience.
-    TaloFanOut {
-        app: String,
-        audience: crate::server::talo::socket::Audience,
-        text: String,
-    },
-    /// Front → host: a player's frames start to cross to the node holding its room.
-    TunnelOpen(super::tunnel::TunnelOpen),
-    /// Front → host: the player's next frame.
-    TunnelIn {
-        peer: String,
-        text: String,
-    },
-    /// Front → host: the player's connection is over (`removed`: its seat goes too).
-    TunnelEnd {
-        peer: String,
-        removed: bool,
-    },
-    /// Host → front: a frame for the player.
-    TunnelOut {
-        peer: String,
-        text: String,
-    },
-    /// Host → front: one frame for several players (a room's relay to the players of one
-    /// node, merged by the publisher).
-    TunnelOutMany {
-        peers: Vec<String>,
-        text: String,
-    },
-    /// Host → front: the player's session closed with this code.
-    TunnelClose {
-        peer: String,
-        code: u16,
-        reason: String,
-    },
+    Batch { bodies: Vec<Body> },
 }
 
 /// Act on one envelope from another node.
@@ -164,13 +95,18 @@ pub fn handle(cluster: &Arc<Cluster>, shared: &Arc<Shared>, envelope: Envelope) 
             });
         }
         Body::Hello => {
-            let (peers, memberships) = super::directory::local_state(shared);
-            cluster.tell(&from, Body::State { peers, memberships });
+            shared
+                .broker
+                .handlers()
+                .announce(shared, Target::Node(&from));
             let (peers, rooms) = shared.hub.local_admin_state();
             cluster.tell(&from, Body::AdminState { peers, rooms });
         }
         Body::Admin { event } => shared.hub.apply_remote(&from, event),
-        Body::AdminState { peers, rooms } => shared.hub.replace_remote(&from, peers, rooms),
+        Body::AdminState { peers, rooms } => {
+            cluster.announced(&from);
+            shared.hub.replace_remote(&from, peers, rooms);
+        }
         Body::Command {
             request,
             envelope,
@@ -188,92 +124,12 @@ pub fn handle(cluster: &Arc<Cluster>, shared: &Arc<Shared>, envelope: Envelope) 
             });
         }
         Body::CommandResult { request, result } => cluster.answered(request, result),
-        Body::TaloFanOut {
-            app,
-            audience,
-            text,
-        } => crate::server::talo::socket::deliver_remote(shared, &app, &audience, text),
-        Body::TunnelOpen(open) => cluster.host(shared, &from, open),
-        Body::TunnelIn { peer, text } => cluster.hosted_frame(&peer, text),
-        Body::TunnelEnd { peer, removed } => cluster.hosted_end(&peer, removed),
-        Body::TunnelOut { peer, text } => cluster.fronted_frame(shared, &peer, &text.into()),
-        Body::TunnelOutMany { peers, text } => {
-            let text = text.into();
-            for peer in peers {
-                cluster.fronted_frame(shared, &peer, &text);
-            }
-        }
-        Body::TunnelClose { peer, code, reason } => cluster.fronted_close(&peer, code, reason),
         Body::Goodbye => super::forget_node(cluster, shared, &from),
-        Body::State { peers, memberships } => {
-            let (joined, left) = cluster.directory.replace_node(&from, peers, memberships);
-            for m in left {
-                crate::server::pubsub::announce_remote_presence(
-                    shared,
-                    &m.app,
-                    &m.channel,
-                    &[],
-                    &[m.identity.as_str()],
-                );
-            }
-            for m in joined {
-                crate::server::pubsub::announce_remote_presence(
-                    shared,
-                    &m.app,
-                    &m.channel,
-                    &[m.identity.as_str()],
-                    &[],
-                );
-            }
-        }
-        Body::PeerUp(peer) => cluster.directory.peer_up(&from, peer),
-        Body::PeerDown(peer) => {
-            for m in cluster.directory.peer_down(&from, &peer) {
-                crate::server::pubsub::announce_remote_presence(
-                    shared,
-                    &m.app,
-                    &m.channel,
-                    &[],
-                    &[m.identity.as_str()],
-                );
-            }
-        }
-        Body::Joined(m) => {
-            if cluster.directory.joined(&from, m.clone()) {
-                crate::server::pubsub::announce_remote_presence(
-                    shared,
-                    &m.app,
-                    &m.channel,
-                    &[m.identity.as_str()],
-                    &[],
-                );
-            }
-        }
-        Body::Left(m) => {
-            if cluster.directory.left(&from, &m) {
-                crate::server::pubsub::announce_remote_presence(
-                    shared,
-                    &m.app,
-                    &m.channel,
-                    &[],
-                    &[m.identity.as_str()],
-                );
-            }
-        }
-        Body::ChannelMessage { app, channel, text } => {
-            shared.hub.deliver_to_channel(
-                Dialect::Pubsub,
-                &app,
-                &channel,
-                "",
-                &text.into(),
-                Priority::Relay,
-            );
-        }
-        Body::Direct { app, to, text } => {
-            if let Some(target) = shared.hub.find_peer_by_identity(Dialect::Pubsub, &app, &to) {
-                shared.hub.deliver(&target, &text.into(), Priority::Relay);
-            }
+        Body::Published { namespace, message } => {
+            shared
+                .broker
+                .handlers()
+                .deliver(shared, &from, &namespace, message);
         }
     }
 }
@@ -296,19 +152,12 @@ mod tests {
     fn envelopes_round_trip() {
         let bodies = [
             Body::Hello,
-            Body::PeerUp(RemotePeer {
-                app: "demo".into(),
-                identity: "peer-1".into(),
-            }),
-            Body::Joined(Membership {
-                app: "demo".into(),
-                channel: "demo/lobby".into(),
-                identity: "peer-1".into(),
-            }),
-            Body::ChannelMessage {
-                app: "demo".into(),
-                channel: "demo/lobby".into(),
-                text: r#"{"type":"message"}"#.into(),
+            Body::Published {
+                namespace: "ping".into(),
+                message: serde_json::json!({"kind": "peer_up", "app": "demo", "identity": "p"}),
+            },
+            Body::Batch {
+                bodies: vec![Body::Goodbye],
             },
         ];
         for body in bodies {

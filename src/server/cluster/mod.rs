@@ -12,33 +12,46 @@
 //! | `{prefix}:to:{id}` (pub/sub) | [`Envelope`]s for one node |
 //!
 //! A node that stops refreshing its heartbeat is noticed by the others within
-//! `node_timeout_ms` plus one heartbeat: they forget its peers and memberships, tell their
-//! own presence listeners those peers left, and remove it from the set.
+//! `node_timeout_ms` plus one heartbeat: they forget it (each dialect lets go of what it kept
+//! of that node: pub/sub presence listeners hear its peers leave, tunnels through it are cut)
+//! and remove it from the set.
 //!
-//! Each node mirrors what the others announce (their pub/sub peers and channel memberships,
-//! in [`directory`]; their peers and rooms as the consoles see them, in [`mirror`]), so a
-//! request that needs cluster-wide state is answered from memory without a Redis round trip
-//! on the request's path. A node that joins, or that gets Redis
-//! back after losing it, asks the others to announce everything again.
+//! Each node mirrors what the others announce (their peers and rooms as the consoles see
+//! them, in [`mirror`]; each dialect keeps what it needs of the others itself), so a request
+//! that needs cluster-wide state is answered from memory without a Redis round trip on the
+//! request's path. A node that joins, or that gets Redis back after losing it, asks the
+//! others to announce everything again.
 //!
-//! What crosses nodes: pub/sub channel messages, presence and direct `send`; Signal Fish
-//! rooms, whose players may be on any node ([`tunnel`]); every node's peers, rooms and errors
-//! for the consoles (and the Flow streams, which read the same deltas); Talo presence, channel
-//! messages and broadcasts; admin commands; app statuses; each node's app usage, so that
-//! connection limits and quotas count every node; the node list with liveness.
+//! What crosses nodes: the dialects' messages, which this link carries for the
+//! [`crate::server::broker`] without reading them (each dialect registers its handler there);
+//! every node's peers, rooms and errors for the consoles (and the Flow streams, which read
+//! the same deltas); admin commands; app statuses; each node's app usage, so that connection
+//! limits and quotas count every node; the node list with liveness.
 //!
 //! | Redis | what |
 //! |---|---|
-//! | `{prefix}:rooms` (hash) | Signal Fish room code → the node holding the room |
+//! | `{prefix}:rooms` (hash) | Signal Fish room code → the node holding the room ([`rooms`]) |
 //! | `{prefix}:apps` (hash) | app id → the status an operator set |
+//!
+//! # Where things live
+//! | file | what |
+//! |---|---|
+//! | `settings.rs` | the `cluster` config key, node ids, Redis URLs without passwords, the bounds on what other nodes announce |
+//! | `mod.rs` | the Redis link (publisher, subscriber), liveness (heartbeat, forgetting a node), remote commands |
+//! | `bus.rs` | the envelopes nodes exchange about membership and state, and what a node does with one |
+//! | `mirror.rs` | the other nodes' peers and rooms as the consoles see them |
+//! | `rooms.rs` | room codes claimed in Redis: which node holds a room |
+//! | `outage.rs` | whether a message can cross now |
 
 pub mod bus;
-pub mod directory;
 pub mod mirror;
 pub mod outage;
-pub mod tunnel;
+pub mod rooms;
+pub mod settings;
 
-use std::collections::{BTreeMap, HashMap};
+pub use self::settings::{limits, redact, valid_node_id, ClusterSettings};
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
@@ -49,9 +62,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use self::bus::{Body, Envelope};
-use self::directory::Directory;
+use self::settings::open_client;
 use crate::clock::now_ms;
 use crate::protocol::admin::{AppStatus, CommandEnvelope, CommandResult, NodeInfo};
+use crate::server::broker::{Handlers, Link, Target};
 use crate::server::Shared;
 
 /// Messages waiting for Redis at most, and their bytes; beyond either, cross-node traffic is
@@ -60,144 +74,6 @@ const OUTGOING_CAPACITY: usize = 65_536;
 const OUTGOING_BYTES: usize = 64 << 20;
 /// How long an admin command sent to another node waits for its answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
-/// Node ids appear in Redis keys and peer listings.
-pub const MAX_NODE_ID_BYTES: usize = 64;
-
-/// What this node keeps of what other nodes announce. Redis is trusted, but a node (or
-/// whoever writes to its Redis) must not grow another node's memory without bound; entries
-/// past these are ignored, as a malformed envelope is.
-pub mod limits {
-    /// Envelopes larger than this are dropped unread: the largest a node sends is a batch of
-    /// frames from its 64 MiB queue, or its state at 20,000 peers (a few MiB).
-    pub const ENVELOPE_BYTES: usize = 80 << 20;
-    /// Other nodes mirrored at once.
-    pub const REMOTE_NODES: usize = 64;
-    /// Other nodes' peers, in all (pub/sub directory and console mirror each).
-    pub const REMOTE_PEERS: usize = 200_000;
-    /// Other nodes' pub/sub channel memberships, in all.
-    pub const REMOTE_MEMBERSHIPS: usize = 1_000_000;
-    /// Other nodes' Signal Fish rooms, in all.
-    pub const REMOTE_ROOMS: usize = 100_000;
-    /// An operator's name as another node reports it (audit log, consoles).
-    pub const OPERATOR_BYTES: usize = 128;
-}
-
-/// Config key `cluster`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ClusterSettings {
-    /// `redis://host:port[/db]`; unset, the server runs alone.
-    pub redis: Option<String>,
-    /// This node's name, unique in the cluster (letters, digits, `-`, `_`, `.`).
-    pub node_id: Option<String>,
-    /// Key and channel prefix, so that several clusters can share one Redis.
-    pub prefix: String,
-    pub heartbeat_ms: u64,
-    /// A node whose heartbeat is older than this is gone.
-    pub node_timeout_ms: u64,
-}
-
-impl Default for ClusterSettings {
-    fn default() -> Self {
-        ClusterSettings {
-            redis: None,
-            node_id: None,
-            prefix: "relaydeck".to_owned(),
-            heartbeat_ms: 1_000,
-            node_timeout_ms: 5_000,
-        }
-    }
-}
-
-impl ClusterSettings {
-    pub fn enabled(&self) -> bool {
-        self.redis.is_some()
-    }
-
-    /// Checked at config load.
-    pub fn check(&self) -> Result<(), String> {
-        let Some(url) = &self.redis else {
-            return Ok(());
-        };
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            return Err(format!(
-                "cluster.redis must be a redis:// URL, not {:?}",
-                crate::text::one_line(&redact(url), 64)
-            ));
-        }
-        match &self.node_id {
-            None => return Err("cluster.node_id is required with cluster.redis".to_owned()),
-            Some(id) => valid_node_id(id)?,
-        }
-        valid_node_id(&self.prefix).map_err(|e| format!("cluster.prefix: {e}"))?;
-        if !(100..=60_000).contains(&self.heartbeat_ms) {
-            return Err("cluster.heartbeat_ms must be within 100..=60000".to_owned());
-        }
-        if self.node_timeout_ms < 2 * self.heartbeat_ms || self.node_timeout_ms > 600_000 {
-            return Err(
-                "cluster.node_timeout_ms must be at least twice heartbeat_ms and at most 600000"
-                    .to_owned(),
-            );
-        }
-        Ok(())
-    }
-}
-
-/// A Redis client for `redis://` or `rediss://`. Over TLS it trusts the platform's roots, or
-/// only the CAs given with `--ca-file` when there are any (the Redis client takes one or the
-/// other).
-fn open_client(url: &str) -> redis::RedisResult<redis::Client> {
-    crate::tls::install_default_provider();
-    match crate::tls::extra_ca_pem() {
-        Some(root_cert) if url.starts_with("rediss://") => redis::Client::build_with_tls(
-            url,
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(root_cert),
-            },
-        ),
-        _ => redis::Client::open(url),
-    }
-}
-
-/// A Redis URL without the password it may carry (`redis://user:…@host:6379`).
-pub fn redact(url: &str) -> String {
-    // redis-rs also takes the password as `?password=`.
-    if let Some((base, query)) = url.split_once('?') {
-        let query: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=…"),
-                _ => pair.to_owned(),
-            })
-            .collect();
-        return format!("{}?{}", redact(base), query.join("&"));
-    }
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.rsplit_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:…@{host}")
-        }
-        None => url.to_owned(),
-    }
-}
-
-pub fn valid_node_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > MAX_NODE_ID_BYTES {
-        return Err(format!("must be 1 to {MAX_NODE_ID_BYTES} bytes"));
-    }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        return Err("may hold only letters, digits, '-', '_' and '.'".to_owned());
-    }
-    Ok(())
-}
-
 /// What a node says about itself in its heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeStatus {
@@ -269,27 +145,17 @@ impl Keys {
 impl Outgoing {
     /// The bytes a message holds that a client chose: relayed frames. The rest is small.
     fn weight(&self) -> usize {
-        let body = match self {
-            Outgoing::Everyone(body) | Outgoing::Node(_, body) => body,
-            Outgoing::AppStatus { .. } | Outgoing::Release(_) => return 0,
-        };
-        match body {
-            Body::ChannelMessage { text, .. }
-            | Body::Direct { text, .. }
-            | Body::TunnelIn { text, .. }
-            | Body::TunnelOut { text, .. }
-            | Body::TunnelOutMany { text, .. }
-            | Body::TaloFanOut { text, .. } => text.len(),
-            Body::TunnelOpen(open) => open.first.len(),
-            _ => 0,
+        match self {
+            Outgoing::Everyone(_, weight) | Outgoing::Node(_, _, weight) => *weight,
+            Outgoing::AppStatus { .. } | Outgoing::Release(_) => 0,
         }
     }
 }
 
-/// Where an outgoing envelope goes.
+/// Where an outgoing envelope goes, with the weight its sender gave it.
 enum Outgoing {
-    Everyone(Body),
-    Node(String, Body),
+    Everyone(Body, usize),
+    Node(String, Body, usize),
     /// Store an app's status in Redis, then tell every node.
     AppStatus {
         app: String,
@@ -316,14 +182,14 @@ pub struct Cluster {
     /// Bytes of relayed frames waiting in `outgoing`.
     queued_bytes: std::sync::atomic::AtomicUsize,
     nodes: RwLock<BTreeMap<String, NodeInfo>>,
-    pub directory: Directory,
+    /// The nodes that announced their state since they were last forgotten.
+    announced: std::sync::Mutex<BTreeSet<String>>,
     /// Commands sent to other nodes, waiting for their answers.
     asked: std::sync::Mutex<HashMap<u64, oneshot::Sender<CommandResult>>>,
     next_request: AtomicU64,
     /// Requests whose answer a player waits for (room lookups and claims); it reconnects
     /// on its own after Redis comes back.
     commands: ConnectionManager,
-    pub tunnels: tunnel::Tunnels,
 }
 
 impl Cluster {
@@ -365,7 +231,6 @@ impl Cluster {
         let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_CAPACITY);
         Ok(Arc::new(Cluster {
             commands,
-            tunnels: tunnel::Tunnels::default(),
             node_id: node_id.clone(),
             settings: settings.clone(),
             keys,
@@ -378,7 +243,7 @@ impl Cluster {
             round_trips: AtomicU64::new(0),
             queued_bytes: std::sync::atomic::AtomicUsize::new(0),
             nodes: RwLock::new(BTreeMap::new()),
-            directory: Directory::default(),
+            announced: std::sync::Mutex::new(BTreeSet::new()),
             asked: std::sync::Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
         }))
@@ -403,7 +268,11 @@ impl Cluster {
         }));
         let mut tasks = Vec::new();
         if let Some(receiver) = receiver {
-            tasks.push(tokio::spawn(publisher(Arc::clone(self), receiver)));
+            tasks.push(tokio::spawn(publisher(
+                Arc::clone(self),
+                receiver,
+                Arc::clone(shared.broker.handlers()),
+            )));
         }
         tasks.push(tokio::spawn(heartbeat(
             Arc::clone(self),
@@ -534,7 +403,7 @@ impl Cluster {
 
     /// To every other node.
     pub fn broadcast(&self, body: Body) {
-        self.queue(Outgoing::Everyone(body));
+        self.queue(Outgoing::Everyone(body, 0));
     }
 
     /// The node holding a peer, from its id (`node.pN`), when that is another node.
@@ -546,11 +415,24 @@ impl Cluster {
 
     /// To one node.
     pub fn tell(&self, node: &str, body: Body) {
-        self.queue(Outgoing::Node(node.to_owned(), body));
+        self.queue(Outgoing::Node(node.to_owned(), body, 0));
     }
 
-    fn note_dropped(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
+    /// `node` announced its state: it is known until forgotten. Bounded like the mirrors.
+    fn announced(&self, node: &str) {
+        let mut announced = self.announced.lock().unwrap_or_else(|p| p.into_inner());
+        if announced.len() < limits::REMOTE_NODES {
+            announced.insert(node.to_owned());
+        }
+    }
+
+    fn announced_nodes(&self) -> Vec<String> {
+        self.announced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     fn queue(&self, message: Outgoing) {
@@ -583,6 +465,35 @@ impl Cluster {
     }
 }
 
+/// The dialects' messages ride the bus as [`Body::Published`], weighed like the rest of the
+/// queue.
+impl Link for Cluster {
+    fn send(
+        &self,
+        target: Target<'_>,
+        namespace: &'static str,
+        message: serde_json::Value,
+        weight: usize,
+    ) {
+        let body = Body::Published {
+            namespace: namespace.to_owned(),
+            message,
+        };
+        self.queue(match target {
+            Target::Others => Outgoing::Everyone(body, weight),
+            Target::Node(node) => Outgoing::Node(node.to_owned(), body, weight),
+        });
+    }
+
+    fn can_cross(&self) -> bool {
+        Cluster::can_cross(self)
+    }
+
+    fn note_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Deletes a room claim only while it still names the node releasing it: a code freed and
 /// claimed again by another node in between stays with the new holder.
 const RELEASE_IF_OURS: &str = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) else return 0 end";
@@ -596,7 +507,11 @@ const PUBLISH_BATCH: usize = 256;
 /// Drains the outgoing queue into Redis, in order: whatever queued while the previous batch
 /// was on its way goes in one pipeline, so cross-node traffic costs a round trip per batch,
 /// not per message.
-async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>) {
+async fn publisher(
+    cluster: Arc<Cluster>,
+    mut receiver: mpsc::Receiver<Outgoing>,
+    handlers: Arc<Handlers>,
+) {
     let mut connection: Option<ConnectionManager> = None;
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     loop {
@@ -609,7 +524,7 @@ async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>
         // node handle one message instead of many, in the same order.
         let mut run: Option<(String, Vec<Body>)> = None;
         let publish = |pipe: &mut redis::Pipeline, (channel, bodies): (String, Vec<Body>)| {
-            let mut bodies = tunnel::merge_fan_out(bodies);
+            let mut bodies = coalesce(&handlers, bodies);
             let body = if bodies.len() == 1 {
                 bodies.pop()
             } else {
@@ -637,8 +552,8 @@ async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>
                         .ignore();
                     continue;
                 }
-                Outgoing::Everyone(body) => (cluster.keys.bus.clone(), body),
-                Outgoing::Node(node, body) => (cluster.keys.inbox(&node), body),
+                Outgoing::Everyone(body, _) => (cluster.keys.bus.clone(), body),
+                Outgoing::Node(node, body, _) => (cluster.keys.inbox(&node), body),
                 Outgoing::AppStatus { app, status, by } => {
                     if let Some(pending) = run.take() {
                         publish(&mut pipe, pending);
@@ -681,6 +596,47 @@ async fn publisher(cluster: Arc<Cluster>, mut receiver: mpsc::Receiver<Outgoing>
             cluster.round_trips.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// One publish's messages with each run of one namespace's messages coalesced by its handler
+/// (a room's relay to several players of one node travels once, see
+/// [`Handler::coalesce`](crate::server::broker::Handler::coalesce)).
+fn coalesce(handlers: &Handlers, bodies: Vec<Body>) -> Vec<Body> {
+    if bodies.len() < 2 {
+        return bodies;
+    }
+    let mut out = Vec::with_capacity(bodies.len());
+    let mut run: Option<(String, Vec<serde_json::Value>)> = None;
+    let flush = |out: &mut Vec<Body>, (namespace, messages): (String, Vec<serde_json::Value>)| {
+        for message in handlers.coalesce(&namespace, messages) {
+            out.push(Body::Published {
+                namespace: namespace.clone(),
+                message,
+            });
+        }
+    };
+    for body in bodies {
+        match body {
+            Body::Published { namespace, message } => match &mut run {
+                Some((current, messages)) if *current == namespace => messages.push(message),
+                _ => {
+                    if let Some(pending) = run.replace((namespace, vec![message])) {
+                        flush(&mut out, pending);
+                    }
+                }
+            },
+            other => {
+                if let Some(pending) = run.take() {
+                    flush(&mut out, pending);
+                }
+                out.push(other);
+            }
+        }
+    }
+    if let Some(pending) = run.take() {
+        flush(&mut out, pending);
+    }
+    out
 }
 
 /// Refreshes this node's heartbeat and reads every node's.
@@ -739,9 +695,10 @@ async fn heartbeat(cluster: Arc<Cluster>, shared: Weak<Shared>) {
             Err(_) => {
                 beating = false;
                 cluster.set_redis_ok(false);
-                // Frames can no longer cross: players waiting on another node are told now,
-                // not left hanging (again at every beat, for a tunnel opened in between).
-                cluster.cut_tunnels(&shared, None);
+                // Messages can no longer cross: the dialects tell their clients that wait on
+                // another node now, not left hanging (again at every beat, for whatever
+                // started in between).
+                shared.broker.handlers().link_lost(&shared);
                 // Consoles learn that this node lost Redis; the others are as last seen.
                 let nodes = cluster
                     .nodes()
@@ -840,7 +797,7 @@ fn replace_nodes(
             // A node seen alive that this one did not know (new, or forgotten while it was
             // paused) is asked for everything it has: it may not know it was forgotten.
             if last_alive.insert(view.node_id.clone(), now).is_none()
-                && !cluster.directory.nodes().contains(&view.node_id)
+                && !cluster.announced_nodes().contains(&view.node_id)
             {
                 cluster.tell(&view.node_id, Body::Hello);
             }
@@ -848,7 +805,7 @@ fn replace_nodes(
             gone.push(view.node_id.clone());
         }
     }
-    for node in cluster.directory.nodes() {
+    for node in cluster.announced_nodes() {
         last_alive.entry(node).or_insert(now);
     }
     let alive: std::collections::HashSet<&str> = views
@@ -875,18 +832,17 @@ fn replace_nodes(
     gone
 }
 
-/// A node is gone: its peers and memberships leave this node's mirror, and local presence
-/// listeners hear that its peers left.
-fn forget_node(cluster: &Cluster, shared: &Shared, node: &str) {
+/// A node is gone: what this node mirrored of it goes, and each dialect lets go of it.
+fn forget_node(cluster: &Cluster, shared: &Arc<Shared>, node: &str) {
     tracing::warn!(node, "cluster node gone");
     // Its rooms leave the mirror first: a player told to come back must not be routed there.
     shared.hub.forget_remote(node);
-    cluster.cut_tunnels(shared, Some(node));
-    let left = cluster.directory.forget_node(node);
-    for (app, channel, identities) in left {
-        let names: Vec<&str> = identities.iter().map(String::as_str).collect();
-        crate::server::pubsub::announce_remote_presence(shared, &app, &channel, &[], &names);
-    }
+    cluster
+        .announced
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(node);
+    shared.broker.handlers().node_gone(shared, node);
 }
 
 /// Reads both this node's inbox and the bus, and hands each envelope to its handler. After
@@ -925,7 +881,9 @@ async fn subscriber(cluster: Arc<Cluster>, shared: Weak<Shared>) {
             // this node was away, tell everyone what is here and ask them to do the same.
             adopt_app_statuses(&cluster, &shared).await;
             reclaim_rooms(&cluster, &shared).await;
-            directory::announce_all(&cluster, &shared);
+            shared.broker.handlers().announce(&shared, Target::Others);
+            let (peers, rooms) = shared.hub.local_admin_state();
+            cluster.broadcast(Body::AdminState { peers, rooms });
             cluster.broadcast(Body::Hello);
         }
         let mut messages = pubsub.into_on_message();
@@ -952,7 +910,7 @@ async fn subscriber(cluster: Arc<Cluster>, shared: Weak<Shared>) {
         // The stream ended: the connection to Redis is gone.
         cluster.set_redis_ok(false);
         if let Some(shared) = shared.upgrade() {
-            cluster.cut_tunnels(&shared, None);
+            shared.broker.handlers().link_lost(&shared);
         }
     }
 }
@@ -1015,33 +973,47 @@ async fn adopt_app_statuses(cluster: &Cluster, shared: &Arc<Shared>) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn settings_are_checked() {
-        let mut settings = ClusterSettings::default();
-        assert!(settings.check().is_ok(), "no cluster is fine");
-        settings.redis = Some("redis://127.0.0.1:6379".into());
-        assert!(settings.check().unwrap_err().contains("node_id"));
-        settings.node_id = Some("node a".into());
-        assert!(settings.check().is_err());
-        settings.node_id = Some("node-a".into());
-        assert!(settings.check().is_ok());
-        settings.node_timeout_ms = settings.heartbeat_ms;
-        assert!(settings.check().is_err());
-        settings.node_timeout_ms = 5_000;
-        settings.redis = Some("http://127.0.0.1:6379".into());
-        assert!(settings.check().is_err());
+    /// Merges every run it is handed into one message listing them.
+    struct Joins;
+
+    impl crate::server::broker::Handler for Joins {
+        fn message(&self, _: &Arc<Shared>, _: &str, _: serde_json::Value) {}
+
+        fn coalesce(&self, messages: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+            vec![serde_json::Value::Array(messages)]
+        }
     }
 
     #[test]
-    fn passwords_never_reach_an_error() {
+    fn each_run_of_one_namespace_is_coalesced_by_its_handler_in_place() {
+        let handlers = Handlers::default();
+        handlers.register("joins", Arc::new(Joins));
+        let published = |namespace: &str, n: u64| Body::Published {
+            namespace: namespace.to_owned(),
+            message: n.into(),
+        };
+        let bodies = vec![
+            published("joins", 1),
+            published("joins", 2),
+            Body::Hello,
+            published("joins", 3),
+            published("other", 4),
+            published("other", 5),
+        ];
+        let joined = |messages: &[u64]| Body::Published {
+            namespace: "joins".to_owned(),
+            message: serde_json::json!(messages),
+        };
         assert_eq!(
-            redact("redis://app:s3cret@10.0.0.5:6379/0"),
-            "redis://app:…@10.0.0.5:6379/0"
-        );
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(
-            redact("redis://u:pw@10.0.0.5:6379/0?password=s3cret&protocol=resp3"),
-            "redis://u:…@10.0.0.5:6379/0?password=…&protocol=resp3"
+            coalesce(&handlers, bodies),
+            [
+                joined(&[1, 2]),
+                Body::Hello,
+                // A run of one is left alone; a namespace without a handler passes as it came.
+                published("joins", 3),
+                published("other", 4),
+                published("other", 5),
+            ]
         );
     }
 }

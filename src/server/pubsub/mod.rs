@@ -18,7 +18,8 @@
 //!
 //! # Several nodes
 //! In a cluster ([`crate::server::cluster`]) channel messages, presence and `send` cross
-//! nodes through Redis, at most once. An `ack` to `publish` or `send` means the frame reached
+//! nodes through Redis, at most once: [`remote`] holds this dialect's messages between nodes
+//! and their handler on the broker, [`directory`] what the other nodes announced. An `ack` to `publish` or `send` means the frame reached
 //! the recipients on this node and, for those on other nodes, was queued for Redis.
 //!
 //! A node has lost Redis from the moment its bus subscription drops or Redis fails to answer
@@ -42,7 +43,9 @@
 //! whose heartbeat is not back yet may be taken for gone and its members heard leaving, then
 //! joining again), and cross-node traffic resumes on the same connections.
 
+pub mod directory;
 pub mod pattern;
+pub mod remote;
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
@@ -58,12 +61,11 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use self::pattern::Pattern;
+use self::remote::{Membership, PubsubMessage, RemotePeer};
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::{AppStatus, SubscriptionInfo};
 use crate::protocol::pubsub::{self as wire, ClientFrame};
 use crate::server::access;
-use crate::server::cluster::bus::{Body, Membership, RemotePeer};
-use crate::server::cluster::Cluster;
 use crate::server::config::PubsubAction;
 use crate::server::connection::{self, Flow};
 use crate::server::hub::{ChannelKey, Hub, NewPeer, RegisterError};
@@ -370,9 +372,9 @@ impl connection::Session for Session {
             self.grant.rate.1,
             MAX_FRAME_BYTES,
         ));
-        if let Some(cluster) = self.cluster() {
-            cluster.broadcast(Body::PeerUp(self.remote_self()));
-        }
+        self.shared
+            .broker
+            .publish(|| PubsubMessage::PeerUp(self.remote_self()));
         for channel in self.grant.initial_channels.clone() {
             self.subscribe(&channel, None);
         }
@@ -410,9 +412,9 @@ impl connection::Session for Session {
             self.announce_presence(app, channel, &[], &[peer_id.as_str()]);
         }
         // Other nodes drop its memberships with it.
-        if let Some(cluster) = self.cluster() {
-            cluster.broadcast(Body::PeerDown(self.remote_self()));
-        }
+        self.shared
+            .broker
+            .publish(|| PubsubMessage::PeerDown(self.remote_self()));
     }
 }
 
@@ -540,10 +542,7 @@ impl Session {
                 arguments: Value::Object(serde_json::Map::new()),
             });
             self.reply(wire::ack(request_id));
-            let remote = self
-                .cluster()
-                .map(|c| c.directory.channel_members(&app, channel))
-                .unwrap_or_default();
+            let remote = self.shared.pubsub_elsewhere.channel_members(&app, channel);
             if self.grant.actions.contains(&PubsubAction::Presence)
                 && !(existing.is_empty() && remote.is_empty())
             {
@@ -556,9 +555,9 @@ impl Session {
                 self.reply(wire::presence(channel, &names, &[]));
             }
             self.announce_presence(&app, channel, &[self.grant.peer_id.as_str()], &[]);
-            if let Some(cluster) = self.cluster() {
-                cluster.broadcast(Body::Joined(self.membership(channel)));
-            }
+            self.shared
+                .broker
+                .publish(|| PubsubMessage::Joined(self.membership(channel)));
         } else {
             self.reply(wire::ack(request_id));
         }
@@ -578,9 +577,9 @@ impl Session {
             self.hub().channel_leave(&self.peer, &app, channel);
             self.hub().remove_subscription(&self.peer.id, channel);
             self.announce_presence(&app, channel, &[], &[self.grant.peer_id.as_str()]);
-            if let Some(cluster) = self.cluster() {
-                cluster.broadcast(Body::Left(self.membership(channel)));
-            }
+            self.shared
+                .broker
+                .publish(|| PubsubMessage::Left(self.membership(channel)));
         }
         self.reply(wire::ack(request_id));
     }
@@ -594,10 +593,6 @@ impl Session {
             joined,
             left,
         );
-    }
-
-    fn cluster(&self) -> Option<&Arc<Cluster>> {
-        self.shared.cluster.as_ref()
     }
 
     fn membership(&self, channel: &str) -> Membership {
@@ -640,22 +635,23 @@ impl Session {
             &text,
             Priority::Relay,
         );
-        let stranded = match self.cluster() {
-            Some(cluster) if cluster.can_cross() => {
-                cluster.broadcast(Body::ChannelMessage {
+        let stranded = if self.shared.broker.can_cross() {
+            self.shared
+                .broker
+                .publish(|| PubsubMessage::ChannelMessage {
                     app: self.grant.app.clone(),
                     channel: channel.to_owned(),
                     text: text.as_str().to_owned(),
                 });
-                false
-            }
+            false
+        } else {
             // Without Redis the mirror is all this node knows of the other nodes' members: a
             // channel without any is fully served here.
-            Some(cluster) => !cluster
-                .directory
+            !self
+                .shared
+                .pubsub_elsewhere
                 .channel_members(&self.grant.app, channel)
-                .is_empty(),
-            None => false,
+                .is_empty()
         };
         if stranded {
             self.backend_error(request_id);
@@ -692,12 +688,9 @@ impl Session {
         let target = self
             .hub()
             .find_peer_by_identity(DIALECT, &self.grant.app, to);
-        let remote = match (&target, self.cluster()) {
-            (None, Some(cluster)) => cluster
-                .directory
-                .node_of(&self.grant.app, to)
-                .map(|node| (Arc::clone(cluster), node)),
-            _ => None,
+        let remote = match &target {
+            None => self.shared.pubsub_elsewhere.node_of(&self.grant.app, to),
+            Some(_) => None,
         };
         if target.is_none() && remote.is_none() {
             self.error(
@@ -708,10 +701,7 @@ impl Session {
             return;
         }
         // Refused before the quota is charged: nothing will be delivered.
-        if remote
-            .as_ref()
-            .is_some_and(|(cluster, _)| !cluster.can_cross())
-        {
+        if remote.is_some() && !self.shared.broker.can_cross() {
             self.backend_error(request_id);
             return;
         }
@@ -728,14 +718,11 @@ impl Session {
             (Some(target), _) => {
                 self.hub().deliver(&target, &text, Priority::Relay);
             }
-            (None, Some((cluster, node))) => cluster.tell(
-                &node,
-                Body::Direct {
-                    app: self.grant.app.clone(),
-                    to: to.to_owned(),
-                    text: text.as_str().to_owned(),
-                },
-            ),
+            (None, Some(node)) => self.shared.broker.send_to(&node, || PubsubMessage::Direct {
+                app: self.grant.app.clone(),
+                to: to.to_owned(),
+                text: text.as_str().to_owned(),
+            }),
             (None, None) => {}
         }
         self.reply(wire::ack(request_id));

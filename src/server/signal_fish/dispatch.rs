@@ -28,8 +28,10 @@ impl Session {
             self.held.push_back(text.to_owned());
             return Flow::Continue;
         }
-        if let (Some(node), Some(cluster)) = (&self.tunnel, &self.shared.cluster) {
-            cluster.forward(node, &self.peer.id, text);
+        if let Some(node) = &self.tunnel {
+            self.shared
+                .tunnels
+                .forward(&self.shared.broker, node, &self.peer.id, text);
             return Flow::Continue;
         }
         if self.app.is_some() {

@@ -14,6 +14,7 @@
 //! | `dispatch.rs` | one request: parsed, faults honoured, handed to its handler |
 //! | `auth.rs` | Authenticate: app, status, credentials, SDK and protocol versions |
 //! | `placement.rs` | in a cluster: where a room lives, the tunnel to it, hosted sessions |
+//! | `tunnel.rs` | this dialect's messages between nodes: a player's frames to the node holding its room and back (its broker handler) |
 //! | `msgpack.rs` | MessagePack game data: the binary envelope, payloads decoded to JSON |
 //! | `operations.rs` | RoomOperation: `room_operation_ids` granted or refused, answers correlated |
 //! | `rooms/` | the rooms, one file per request kind (its own map) |
@@ -76,6 +77,7 @@ mod operations;
 mod placement;
 pub(crate) mod refusal;
 pub mod rooms;
+pub mod tunnel;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -91,11 +93,12 @@ use tokio::time::{Duration, Instant};
 
 pub use self::refusal::{status_code, Carrier, Refusal};
 use self::rooms::Rooms;
+use self::tunnel::{TunnelOpen, TunnelSocket};
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
 use crate::protocol::signal_fish::{GameDataFormat, ServerMessage};
 use crate::server::access;
-use crate::server::cluster::tunnel::{Placement, TunnelOpen, TunnelSocket};
+use crate::server::cluster::rooms::Placement;
 use crate::server::connection::{self, Flow};
 use crate::server::hub::{Hub, NewPeer};
 use crate::server::peer::Priority;
@@ -200,7 +203,7 @@ struct Session {
     /// Whether Authenticate granted `room_operation_ids` (`operations.rs`).
     room_operation_ids: bool,
     /// In a cluster: the node holding this player's room, when it is another node; every
-    /// frame from then on goes there ([`crate::server::cluster::tunnel`]).
+    /// frame from then on goes there ([`tunnel`]).
     tunnel: Option<String>,
     /// A lookup of where a room lives, under way; frames meanwhile wait in `held`.
     pending: Option<Pin<Box<dyn Future<Output = Resolved> + Send>>>,
@@ -463,9 +466,9 @@ impl connection::Session for Session {
             self.removed_from_room = true;
         }
         if self.tunnel.is_some() {
-            if let Some(cluster) = &self.shared.cluster {
-                cluster.end_tunnel(&self.peer.id, self.removed_from_room);
-            }
+            self.shared
+                .tunnels
+                .end(&self.shared.broker, &self.peer.id, self.removed_from_room);
         }
         if self.removed_from_room {
             self.rooms().remove_peer_now(self.hub(), &self.peer.id);

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use super::operations::canonical_operation_id;
 use super::refusal::{Carrier, Refusal};
+use super::tunnel::TunnelOpen;
 use super::{rooms, Resolved, Session};
 use crate::protocol::signal_fish::{Request, RoomOperationRequest};
-use crate::server::cluster::tunnel::{Placement, TunnelOpen};
+use crate::server::cluster::rooms::Placement;
 use crate::server::connection::Flow;
 
 impl Session {
@@ -180,7 +181,8 @@ impl Session {
             .peer(&self.peer.id)
             .map(|p| p.addr)
             .unwrap_or_default();
-        cluster.open_tunnel(
+        self.shared.tunnels.open(
+            &self.shared.broker,
             node,
             Arc::clone(&self.peer),
             TunnelOpen {

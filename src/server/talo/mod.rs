@@ -1,5 +1,6 @@
 //! The Talo dialect: the HTTP API that hands out tickets, socket tokens and sessions
-//! ([`http`]), and the socket that players identify on and chat through ([`socket`]).
+//! ([`http`]), and the socket that players identify on and chat through ([`socket`]); what
+//! crosses to the other nodes of a cluster, and its handler there, in [`remote`].
 //!
 //! This module holds what both share: aliases, single-use tickets (5 minutes), socket tokens
 //! (1 hour, replaced on every identify), sessions of `talo`-service players, and the HTTP rate
@@ -10,6 +11,7 @@ pub mod http;
 pub mod js_json;
 pub mod password;
 pub mod rate_limit;
+pub mod remote;
 pub mod signature;
 pub mod socket;
 

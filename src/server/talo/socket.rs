@@ -419,13 +419,11 @@ impl Session {
 
     /// Deliver here, and have every other node of a cluster deliver to its own players.
     fn fan_out(&self, audience: Audience, recipients: &[Arc<PeerHandle>], text: String) {
-        if let Some(cluster) = &self.shared.cluster {
-            cluster.broadcast(crate::server::cluster::bus::Body::TaloFanOut {
-                app: self.app.clone(),
-                audience: audience.clone(),
-                text: text.clone(),
-            });
-        }
+        self.shared.broker.publish(|| super::remote::FanOut {
+            app: self.app.clone(),
+            audience: audience.clone(),
+            text: text.clone(),
+        });
         self.hub()
             .deliver_many(recipients, &text.into(), Priority::Relay);
     }
@@ -436,7 +434,7 @@ impl Session {
             return;
         };
         let recipients = self.recipients("read:playerPresence", |_| true);
-        if recipients.is_empty() && self.shared.cluster.is_none() {
+        if recipients.is_empty() && self.shared.broker.is_alone() {
             return;
         }
         let text = frame(
@@ -519,7 +517,7 @@ impl Session {
     }
 }
 
-/// Who a Talo frame is for, as the nodes of a cluster tell each other: each node picks its
+/// Who a Talo frame is for, as the nodes of a cluster tell each other ([`super::remote`]): each node picks its
 /// own players by the same rule the sender's node used.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

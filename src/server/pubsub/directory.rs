@@ -1,14 +1,12 @@
 //! This node's mirror of the other nodes' pub/sub peers and channel memberships, kept from
-//! what they announce on the bus, so that `send`, `presence` and presence notices are
-//! answered from memory.
+//! what they announce through the broker ([`super::remote`]), so that `send`, `presence` and
+//! presence notices are answered from memory.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::RwLock;
 
-use super::bus::{Body, Membership, RemotePeer};
-use super::Cluster;
-use crate::catalog::Dialect;
-use crate::server::Shared;
+use super::remote::{Membership, RemotePeer};
+use crate::server::cluster::limits;
 
 #[derive(Default)]
 pub struct Directory {
@@ -33,9 +31,9 @@ struct NodeEntries {
 
 impl Inner {
     /// Whether one more entry from `node` fits: Redis is trusted, but what arrives on the bus
-    /// is bounded like any other input (see [`super::limits`]).
+    /// is bounded like any other input (see [`limits`]).
     fn admits_node(&self, node: &str) -> bool {
-        self.by_node.contains_key(node) || self.by_node.len() < super::limits::REMOTE_NODES
+        self.by_node.contains_key(node) || self.by_node.len() < limits::REMOTE_NODES
     }
 
     fn memberships(&self) -> usize {
@@ -44,7 +42,7 @@ impl Inner {
 
     fn add_peer(&mut self, node: &str, peer: RemotePeer) {
         if !self.admits_node(node)
-            || (!self.peers.contains_key(&peer) && self.peers.len() >= super::limits::REMOTE_PEERS)
+            || (!self.peers.contains_key(&peer) && self.peers.len() >= limits::REMOTE_PEERS)
         {
             tracing::debug!(
                 node,
@@ -61,7 +59,7 @@ impl Inner {
     }
 
     fn add_membership(&mut self, node: &str, m: Membership) -> bool {
-        if !self.admits_node(node) || self.memberships() >= super::limits::REMOTE_MEMBERSHIPS {
+        if !self.admits_node(node) || self.memberships() >= limits::REMOTE_MEMBERSHIPS {
             tracing::debug!(
                 node,
                 "cluster: a remote membership over the mirror's bound is ignored"
@@ -254,51 +252,6 @@ impl Directory {
     }
 }
 
-/// This node's own pub/sub peers and memberships, read from the hub.
-pub fn local_state(shared: &Shared) -> (Vec<RemotePeer>, Vec<Membership>) {
-    let (_, snapshot, _) = shared.hub.subscribe();
-    let here = shared.hub.node();
-    let mut identities = HashMap::new();
-    let mut peers = Vec::new();
-    for peer in &snapshot.peers {
-        // The snapshot also lists the other nodes' peers, for consoles.
-        if peer.dialect != Dialect::Pubsub || peer.probe || peer.node.as_deref() != here {
-            continue;
-        }
-        if let (Some(app), Some(identity)) = (&peer.app, &peer.identity) {
-            identities.insert(peer.id.clone(), identity.clone());
-            peers.push(RemotePeer {
-                app: app.clone(),
-                identity: identity.clone(),
-            });
-        }
-    }
-    let mut memberships = Vec::new();
-    for channel in &snapshot.channels {
-        if channel.dialect != Dialect::Pubsub {
-            continue;
-        }
-        for member in &channel.members {
-            if let Some(identity) = identities.get(member) {
-                memberships.push(Membership {
-                    app: channel.app.clone(),
-                    channel: channel.name.clone(),
-                    identity: identity.clone(),
-                });
-            }
-        }
-    }
-    (peers, memberships)
-}
-
-/// Tell every node what is here.
-pub fn announce_all(cluster: &Cluster, shared: &Shared) {
-    let (peers, memberships) = local_state(shared);
-    cluster.broadcast(Body::State { peers, memberships });
-    let (peers, rooms) = shared.hub.local_admin_state();
-    cluster.broadcast(Body::AdminState { peers, rooms });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,13 +317,13 @@ mod tests {
     #[test]
     fn nodes_past_the_bound_are_not_mirrored() {
         let directory = Directory::default();
-        for n in 0..super::super::limits::REMOTE_NODES {
+        for n in 0..limits::REMOTE_NODES {
             directory.peer_up(&format!("node-{n}"), p("a"));
         }
         directory.peer_up("one-too-many", p("b"));
         assert!(directory.joined("node-0", m("demo/lobby", "a")));
         assert!(!directory.joined("one-too-many", m("demo/lobby", "b")));
         assert_eq!(directory.node_of("demo", "b"), None);
-        assert_eq!(directory.nodes().len(), super::super::limits::REMOTE_NODES);
+        assert_eq!(directory.nodes().len(), limits::REMOTE_NODES);
     }
 }

@@ -1,12 +1,13 @@
-//! Signal Fish rooms across nodes.
+//! Signal Fish rooms across nodes: the tunnel, this dialect's namespace on the broker
+//! ([`crate::server::broker`], namespace `signal_fish`).
 //!
 //! A room lives on one node: the node that claimed its code in the Redis hash
-//! `{prefix}:rooms` (code → node, `HSETNX`, so a code names one room in the whole cluster).
+//! `{prefix}:rooms` ([`crate::server::cluster::rooms`]).
 //! A player whose room is on another node keeps its socket where it connected (the *front*
 //! node); from the JoinRoom, JoinAsSpectator or Reconnect that names such a room on, the front
-//! forwards the player's frames over the bus to the room's node (the *host*), which runs the
+//! forwards the player's frames through the broker to the room's node (the *host*), which runs the
 //! very same Signal Fish session for it over a [`TunnelSocket`]: a peer of the host's own whose
-//! socket is the bus. What that session sends comes back and goes out of the player's socket;
+//! socket is the broker. What that session sends comes back and goes out of the player's socket;
 //! a close it decides closes the socket with the same code and reason. Membership, authority,
 //! readiness, spectators, game data and reconnection seats are therefore decided in one place,
 //! by the code that decides them for a single node.
@@ -25,28 +26,21 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::extract::ws::Message;
 use futures_util::{Sink, Stream};
-use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::bus::Body;
-use super::Cluster;
+use super::refusal::{Carrier, Refusal};
+use crate::server::broker::{Broker, Handler, Topic};
 use crate::server::peer::{Control, PeerHandle, Priority};
 use crate::server::Shared;
 
 /// Frames from a front waiting for the host's session; a front never has more in flight
 /// than its rate limit lets through, so reaching this means the host's session is stuck.
 const HOSTED_QUEUE: usize = 4_096;
-/// How long a room lookup or claim may wait for Redis before the player is told.
-const ROOM_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
-/// Moves a room claim from a node that is gone to this one, only if the dead node still holds it.
-const TAKE_OVER: &str = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) return 1 else return 0 end";
-/// Tries to find a free code for a new room before giving up.
-const CLAIM_TRIES: usize = 8;
 
 /// What a front tells the host when a player's frames start to cross.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,16 +59,44 @@ pub struct TunnelOpen {
     pub room_operation_ids: bool,
 }
 
-/// Where a room lives, as Redis says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Placement {
-    /// On this node (`Some(code)`: a code this node just claimed for a new room).
-    Here(Option<String>),
-    There(String),
-    /// Nowhere yet, and the request only joins.
-    Nowhere,
+/// This dialect's messages between nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TunnelMessage {
+    /// Front → host: a player's frames start to cross to the node holding its room.
+    Open(TunnelOpen),
+    /// Front → host: the player's next frame.
+    In { peer: String, text: String },
+    /// Front → host: the player's connection is over (`removed`: its seat goes too).
+    End { peer: String, removed: bool },
+    /// Host → front: a frame for the player.
+    Out { peer: String, text: String },
+    /// Host → front: one frame for several players (a room's relay to the players of one
+    /// node, merged before it leaves: see [`merge_fan_out`]).
+    OutMany { peers: Vec<String>, text: String },
+    /// Host → front: the player's session closed with this code.
+    Close {
+        peer: String,
+        code: u16,
+        reason: String,
+    },
 }
 
+impl Topic for TunnelMessage {
+    const NAMESPACE: &'static str = "signal_fish";
+
+    fn weight(&self) -> usize {
+        match self {
+            TunnelMessage::Open(open) => open.first.len(),
+            TunnelMessage::In { text, .. }
+            | TunnelMessage::Out { text, .. }
+            | TunnelMessage::OutMany { text, .. } => text.len(),
+            TunnelMessage::End { .. } | TunnelMessage::Close { .. } => 0,
+        }
+    }
+}
+
+/// This node's tunnels, both ways; the broker's handler of the `signal_fish` namespace.
 #[derive(Default)]
 pub struct Tunnels {
     /// Players of other nodes whose rooms are here, by their front peer id.
@@ -97,25 +119,11 @@ struct Hosted {
     removed: Arc<AtomicBool>,
 }
 
-impl Tunnels {
-    fn hosted(&self) -> std::sync::MutexGuard<'_, HashMap<String, Hosted>> {
-        self.hosted.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn fronted(&self) -> std::sync::MutexGuard<'_, HashMap<String, Fronted>> {
-        self.fronted.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn fronted_handle(&self, peer: &str) -> Option<Arc<PeerHandle>> {
-        self.fronted().get(peer).map(|f| Arc::clone(&f.handle))
-    }
-}
-
 /// The host's side of a tunnel, as the connection loop sees a socket: frames from the front
-/// come in through a queue; frames out go on the bus to the front.
+/// come in through a queue; frames out go through the broker to the front.
 pub struct TunnelSocket {
     inbound: mpsc::Receiver<Message>,
-    cluster: Arc<Cluster>,
+    broker: Broker,
     front: String,
     peer: String,
 }
@@ -131,14 +139,14 @@ impl Stream for TunnelSocket {
 impl Sink<Message> for TunnelSocket {
     type Error = axum::Error;
 
-    // The bus queue never blocks a writer: it drops and counts when Redis is away or slow.
+    // The broker never blocks a writer: its link drops and counts when Redis is away or slow.
     fn poll_ready(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Self::Error> {
-        let body = match message {
-            Message::Text(text) => Body::TunnelOut {
+        let message = match message {
+            Message::Text(text) => TunnelMessage::Out {
                 peer: self.peer.clone(),
                 text: text.as_str().to_owned(),
             },
@@ -146,7 +154,7 @@ impl Sink<Message> for TunnelSocket {
                 let (code, reason) = frame
                     .map(|f| (f.code, f.reason.as_str().to_owned()))
                     .unwrap_or((1000, String::new()));
-                Body::TunnelClose {
+                TunnelMessage::Close {
                     peer: self.peer.clone(),
                     code,
                     reason,
@@ -154,7 +162,7 @@ impl Sink<Message> for TunnelSocket {
             }
             _ => return Ok(()),
         };
-        self.cluster.tell(&self.front, body);
+        self.broker.send_to(&self.front, || message);
         Ok(())
     }
 
@@ -167,53 +175,59 @@ impl Sink<Message> for TunnelSocket {
     }
 }
 
-impl Cluster {
+impl Tunnels {
+    fn hosted(&self) -> std::sync::MutexGuard<'_, HashMap<String, Hosted>> {
+        self.hosted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fronted(&self) -> std::sync::MutexGuard<'_, HashMap<String, Fronted>> {
+        self.fronted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fronted_handle(&self, peer: &str) -> Option<Arc<PeerHandle>> {
+        self.fronted().get(peer).map(|f| Arc::clone(&f.handle))
+    }
+
     /// The front starts forwarding the frames of `handle`'s player to `node`, which holds
     /// its room.
-    pub fn open_tunnel(&self, node: &str, handle: Arc<PeerHandle>, open: TunnelOpen) {
-        self.tunnels.fronted().insert(
+    pub fn open(&self, broker: &Broker, node: &str, handle: Arc<PeerHandle>, open: TunnelOpen) {
+        self.fronted().insert(
             open.peer.clone(),
             Fronted {
                 node: node.to_owned(),
                 handle,
             },
         );
-        self.tell(node, Body::TunnelOpen(open));
+        broker.send_to(node, || TunnelMessage::Open(open));
     }
 
     /// One more frame of a fronted player.
-    pub fn forward(&self, node: &str, peer: &str, text: &str) {
-        self.tell(
-            node,
-            Body::TunnelIn {
-                peer: peer.to_owned(),
-                text: text.to_owned(),
-            },
-        );
+    pub fn forward(&self, broker: &Broker, node: &str, peer: &str, text: &str) {
+        broker.send_to(node, || TunnelMessage::In {
+            peer: peer.to_owned(),
+            text: text.to_owned(),
+        });
     }
 
     /// A fronted player's connection is over; `removed` when its seat must go with it.
-    pub fn end_tunnel(&self, peer: &str, removed: bool) {
-        let fronted = self.tunnels.fronted().remove(peer);
+    pub fn end(&self, broker: &Broker, peer: &str, removed: bool) {
+        let fronted = self.fronted().remove(peer);
         if let Some(Fronted { node, .. }) = fronted {
-            self.tell(
-                &node,
-                Body::TunnelEnd {
-                    peer: peer.to_owned(),
-                    removed,
-                },
-            );
+            broker.send_to(&node, || TunnelMessage::End {
+                peer: peer.to_owned(),
+                removed,
+            });
         }
     }
 
     /// A front opened a tunnel here: run the player's session on this node.
-    pub(super) fn host(self: &Arc<Self>, shared: &Arc<Shared>, front: &str, open: TunnelOpen) {
+    fn host(self: &Arc<Self>, shared: &Arc<Shared>, front: &str, open: TunnelOpen) {
         let (sender, inbound) = mpsc::channel(HOSTED_QUEUE);
         let removed = Arc::new(AtomicBool::new(false));
         let _ = sender.try_send(Message::Text(open.first.clone().into()));
-        // An entry already there lost its TunnelEnd (a front that restarted counts its peer ids
+        // An entry already there lost its End (a front that restarted counts its peer ids
         // from 1 again): its session ends as its queue drops with it.
-        self.tunnels.hosted().insert(
+        self.hosted().insert(
             open.peer.clone(),
             Hosted {
                 node: front.to_owned(),
@@ -223,18 +237,18 @@ impl Cluster {
         );
         let socket = TunnelSocket {
             inbound,
-            cluster: Arc::clone(self),
+            broker: shared.broker.clone(),
             front: front.to_owned(),
             peer: open.peer.clone(),
         };
         let shared = Arc::clone(shared);
-        let cluster = Arc::clone(self);
+        let tunnels = Arc::clone(self);
         let peer = open.peer.clone();
         let mine = Arc::clone(&removed);
         tokio::spawn(async move {
-            crate::server::signal_fish::host_tunnel(shared, socket, open, removed).await;
+            super::host_tunnel(shared, socket, open, removed).await;
             // Only this session's entry: a newer tunnel may have the same name by now.
-            let mut hosted = cluster.tunnels.hosted();
+            let mut hosted = tunnels.hosted();
             if hosted
                 .get(&peer)
                 .is_some_and(|entry| Arc::ptr_eq(&entry.removed, &mine))
@@ -244,30 +258,25 @@ impl Cluster {
         });
     }
 
-    pub(super) fn hosted_frame(&self, peer: &str, text: String) {
-        let hosted = self.tunnels.hosted();
+    fn hosted_frame(&self, shared: &Shared, peer: &str, text: String) {
+        let hosted = self.hosted();
         if let Some(entry) = hosted.get(peer) {
             if entry.inbound.try_send(Message::Text(text.into())).is_err() {
-                self.note_dropped();
+                shared.broker.note_dropped();
             }
         }
     }
 
-    pub(super) fn hosted_end(&self, peer: &str, removed: bool) {
-        if let Some(entry) = self.tunnels.hosted().remove(peer) {
+    fn hosted_end(&self, peer: &str, removed: bool) {
+        if let Some(entry) = self.hosted().remove(peer) {
             entry.removed.store(removed, Ordering::Relaxed);
             // Dropping the queue ends the session's stream: the loop ends as a disconnection.
         }
     }
 
     /// A frame the host sent a fronted player.
-    pub(super) fn fronted_frame(
-        &self,
-        shared: &Shared,
-        peer: &str,
-        text: &axum::extract::ws::Utf8Bytes,
-    ) {
-        if let Some(handle) = self.tunnels.fronted_handle(peer) {
+    fn fronted_frame(&self, shared: &Shared, peer: &str, text: &axum::extract::ws::Utf8Bytes) {
+        if let Some(handle) = self.fronted_handle(peer) {
             shared.hub.deliver(&handle, text, Priority::Reply);
         }
     }
@@ -275,17 +284,16 @@ impl Cluster {
     /// The host closed a fronted player's session: the socket closes the same way. The
     /// tunnel stays listed until the connection ends, so that its end reaches the host, whose
     /// session waits for it to finish its close.
-    pub(super) fn fronted_close(&self, peer: &str, code: u16, reason: String) {
-        if let Some(handle) = self.tunnels.fronted_handle(peer) {
+    fn fronted_close(&self, peer: &str, code: u16, reason: String) {
+        if let Some(handle) = self.fronted_handle(peer) {
             handle.control(Control::Close(code, reason));
         }
     }
 
     /// Cut the tunnels to and from `node` (gone), or every tunnel (`None`: Redis is away).
-    pub(super) fn cut_tunnels(&self, shared: &Shared, node: Option<&str>) {
+    fn cut(&self, shared: &Shared, node: Option<&str>) {
         let through = |other: &str| node.is_none_or(|n| n == other);
         let hosted: Vec<String> = self
-            .tunnels
             .hosted()
             .iter()
             .filter(|(_, h)| through(&h.node))
@@ -295,7 +303,7 @@ impl Cluster {
             self.hosted_end(&peer, false);
         }
         let cut: Vec<Fronted> = {
-            let mut fronted = self.tunnels.fronted();
+            let mut fronted = self.fronted();
             let peers: Vec<String> = fronted
                 .iter()
                 .filter(|(_, f)| through(&f.node))
@@ -306,8 +314,11 @@ impl Cluster {
                 .filter_map(|peer| fronted.remove(peer))
                 .collect()
         };
-        let notice = crate::server::signal_fish::Refusal {
-            carrier: crate::server::signal_fish::Carrier::Error,
+        if cut.is_empty() {
+            return;
+        }
+        let notice = Refusal {
+            carrier: Carrier::Error,
             code: "SERVICE_UNAVAILABLE",
             text: Some(
                 "The node holding this room cannot be reached; reconnect to take the seat back"
@@ -323,84 +334,58 @@ impl Cluster {
             handle.control(Control::Close(1013, "try_again_later".to_owned()));
         }
     }
+}
 
-    /// Where the room with `code` lives. With `claim`, a code no node holds is claimed for
-    /// this node (the caller then creates the room).
-    pub async fn place_room(&self, code: &str, claim: bool) -> redis::RedisResult<Placement> {
-        let mut conn = self.commands.clone();
-        let lookup = async {
-            if claim {
-                let claimed: bool = conn.hset_nx(&self.keys.rooms, code, &self.node_id).await?;
-                if claimed {
-                    return Ok(Placement::Here(Some(code.to_owned())));
+/// The handler is the tunnels themselves: what arrives is a frame for one of them.
+pub struct Remote(pub Arc<Tunnels>);
+
+impl Handler for Remote {
+    fn message(&self, shared: &Arc<Shared>, from: &str, message: Value) {
+        let Ok(message) = serde_json::from_value::<TunnelMessage>(message) else {
+            tracing::debug!("cluster: ignoring a malformed tunnel message");
+            return;
+        };
+        let tunnels = &self.0;
+        match message {
+            TunnelMessage::Open(open) => tunnels.host(shared, from, open),
+            TunnelMessage::In { peer, text } => tunnels.hosted_frame(shared, &peer, text),
+            TunnelMessage::End { peer, removed } => tunnels.hosted_end(&peer, removed),
+            TunnelMessage::Out { peer, text } => tunnels.fronted_frame(shared, &peer, &text.into()),
+            TunnelMessage::OutMany { peers, text } => {
+                let text = text.into();
+                for peer in peers {
+                    tunnels.fronted_frame(shared, &peer, &text);
                 }
             }
-            let owner: Option<String> = conn.hget(&self.keys.rooms, code).await?;
-            let Some(owner) = owner else {
-                return Ok(Placement::Nowhere);
-            };
-            if owner == self.node_id {
-                return Ok(Placement::Here(None));
+            TunnelMessage::Close { peer, code, reason } => {
+                tunnels.fronted_close(&peer, code, reason)
             }
-            // A claim outlives its node until a survivor notices the lapsed heartbeat and frees
-            // it; the heartbeat key itself says at once whether the holder still lives. Its
-            // room went with it, so the code is free.
-            let alive: bool = conn.exists(self.keys.node(&owner)).await?;
-            if alive {
-                return Ok(Placement::There(owner));
-            }
-            if !claim {
-                return Ok(Placement::Nowhere);
-            }
-            let taken: i64 = redis::cmd("EVAL")
-                .arg(TAKE_OVER)
-                .arg(1)
-                .arg(&self.keys.rooms)
-                .arg(code)
-                .arg(&owner)
-                .arg(&self.node_id)
-                .query_async(&mut conn)
-                .await?;
-            if taken == 1 {
-                return Ok(Placement::Here(Some(code.to_owned())));
-            }
-            // Another node took it first.
-            let owner: Option<String> = conn.hget(&self.keys.rooms, code).await?;
-            Ok(match owner {
-                Some(owner) if owner == self.node_id => Placement::Here(None),
-                Some(owner) => Placement::There(owner),
-                None => Placement::Nowhere,
-            })
-        };
-        tokio::time::timeout(ROOM_LOOKUP_TIMEOUT, lookup)
-            .await
-            .unwrap_or_else(|_| Err(timed_out()))
+        }
     }
 
-    /// Claim a fresh code for a new room, drawn by `draw`.
-    pub async fn claim_new_room(&self, draw: impl Fn() -> String) -> redis::RedisResult<String> {
-        let mut conn = self.commands.clone();
-        let claim = async {
-            for _ in 0..CLAIM_TRIES {
-                let code = draw();
-                let claimed: bool = conn.hset_nx(&self.keys.rooms, &code, &self.node_id).await?;
-                if claimed {
-                    return Ok(code);
-                }
-            }
-            Err(redis::RedisError::from((
-                redis::ErrorKind::Client,
-                "no free room code",
-            )))
-        };
-        tokio::time::timeout(ROOM_LOOKUP_TIMEOUT, claim)
-            .await
-            .unwrap_or_else(|_| Err(timed_out()))
+    fn node_gone(&self, shared: &Arc<Shared>, node: &str) {
+        self.0.cut(shared, Some(node));
     }
 
-    /// A room of this node closed (or was never created after its claim): free its code.
-    pub fn release_room(&self, code: &str) {
-        self.queue(super::Outgoing::Release(code.to_owned()));
+    /// Frames can no longer cross: players waiting on another node are told now, not left
+    /// hanging.
+    fn link_lost(&self, shared: &Arc<Shared>) {
+        self.0.cut(shared, None);
+    }
+
+    fn coalesce(&self, messages: Vec<Value>) -> Vec<Value> {
+        let mut read = Vec::with_capacity(messages.len());
+        for message in &messages {
+            match TunnelMessage::deserialize(message) {
+                Ok(message) => read.push(message),
+                // Not ours to judge: it leaves as it came.
+                Err(_) => return messages,
+            }
+        }
+        merge_fan_out(read)
+            .into_iter()
+            .filter_map(|message| serde_json::to_value(message).ok())
+            .collect()
     }
 }
 
@@ -408,20 +393,20 @@ impl Cluster {
 /// node merged into one message: a room relays each frame to every remote player, and the
 /// node those players sit on needs it once. A player's frames keep their order: a copy joins
 /// an earlier message only if none of that player's frames lies between.
-pub(super) fn merge_fan_out(bodies: Vec<Body>) -> Vec<Body> {
+pub(crate) fn merge_fan_out(messages: Vec<TunnelMessage>) -> Vec<TunnelMessage> {
     use std::collections::hash_map::DefaultHasher;
     use std::hash::{Hash, Hasher};
-    if bodies.len() < 2 {
-        return bodies;
+    if messages.len() < 2 {
+        return messages;
     }
-    let mut merged: Vec<Body> = Vec::with_capacity(bodies.len());
+    let mut merged: Vec<TunnelMessage> = Vec::with_capacity(messages.len());
     // The latest merged message carrying a text (by hash; checked for equality).
     let mut by_text: HashMap<u64, usize> = HashMap::new();
     // Each player's latest message.
     let mut last_of: HashMap<String, usize> = HashMap::new();
-    for body in bodies {
-        let Body::TunnelOut { peer, text } = body else {
-            merged.push(body);
+    for message in messages {
+        let TunnelMessage::Out { peer, text } = message else {
+            merged.push(message);
             continue;
         };
         let mut hasher = DefaultHasher::new();
@@ -429,11 +414,11 @@ pub(super) fn merge_fan_out(bodies: Vec<Body>) -> Vec<Body> {
         let key = hasher.finish();
         let joinable = by_text.get(&key).copied().filter(|&at| {
             last_of.get(&peer).is_none_or(|&last| last < at)
-                && matches!(&merged[at], Body::TunnelOutMany { text: t, .. } if *t == text)
+                && matches!(&merged[at], TunnelMessage::OutMany { text: t, .. } if *t == text)
         });
         match joinable {
             Some(at) => {
-                if let Body::TunnelOutMany { peers, .. } = &mut merged[at] {
+                if let TunnelMessage::OutMany { peers, .. } = &mut merged[at] {
                     peers.push(peer.clone());
                 }
                 last_of.insert(peer, at);
@@ -442,7 +427,7 @@ pub(super) fn merge_fan_out(bodies: Vec<Body>) -> Vec<Body> {
                 let at = merged.len();
                 last_of.insert(peer.clone(), at);
                 by_text.insert(key, at);
-                merged.push(Body::TunnelOutMany {
+                merged.push(TunnelMessage::OutMany {
                     peers: vec![peer],
                     text,
                 });
@@ -452,8 +437,8 @@ pub(super) fn merge_fan_out(bodies: Vec<Body>) -> Vec<Body> {
     // A message for one player keeps the plain shape.
     merged
         .into_iter()
-        .map(|body| match body {
-            Body::TunnelOutMany { mut peers, text } if peers.len() == 1 => Body::TunnelOut {
+        .map(|message| match message {
+            TunnelMessage::OutMany { mut peers, text } if peers.len() == 1 => TunnelMessage::Out {
                 peer: peers.pop().unwrap_or_default(),
                 text,
             },
@@ -462,30 +447,26 @@ pub(super) fn merge_fan_out(bodies: Vec<Body>) -> Vec<Body> {
         .collect()
 }
 
-fn timed_out() -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::Io, "Redis did not answer in time"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn out(peer: &str, text: &str) -> Body {
-        Body::TunnelOut {
+    fn out(peer: &str, text: &str) -> TunnelMessage {
+        TunnelMessage::Out {
             peer: peer.into(),
             text: text.into(),
         }
     }
 
     /// What each player receives, in order.
-    fn received(bodies: &[Body]) -> std::collections::BTreeMap<String, Vec<String>> {
+    fn received(bodies: &[TunnelMessage]) -> std::collections::BTreeMap<String, Vec<String>> {
         let mut got: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for body in bodies {
             match body {
-                Body::TunnelOut { peer, text } => {
+                TunnelMessage::Out { peer, text } => {
                     got.entry(peer.clone()).or_default().push(text.clone())
                 }
-                Body::TunnelOutMany { peers, text } => {
+                TunnelMessage::OutMany { peers, text } => {
                     for peer in peers {
                         got.entry(peer.clone()).or_default().push(text.clone());
                     }
@@ -525,8 +506,28 @@ mod tests {
     }
 
     #[test]
+    fn the_handler_merges_what_the_publisher_hands_it() {
+        let messages: Vec<Value> = [out("a.p1", "x"), out("a.p2", "x")]
+            .iter()
+            .map(|m| serde_json::to_value(m).unwrap())
+            .collect();
+        let merged = Remote(Arc::default()).coalesce(messages);
+        assert_eq!(
+            merged,
+            [serde_json::json!({"kind": "out_many", "peers": ["a.p1", "a.p2"], "text": "x"})]
+        );
+        // What it cannot read leaves as it came.
+        let odd = vec![serde_json::json!({"kind": "new"}), serde_json::json!(1)];
+        assert_eq!(Remote(Arc::default()).coalesce(odd.clone()), odd);
+    }
+
+    #[test]
     fn other_messages_pass_unchanged() {
-        let bodies = vec![Body::Hello, out("a.p1", "x"), Body::Goodbye];
+        let end = TunnelMessage::End {
+            peer: "a.p2".into(),
+            removed: false,
+        };
+        let bodies = vec![end.clone(), out("a.p1", "x"), end];
         assert_eq!(merge_fan_out(bodies.clone()), bodies);
     }
 }
