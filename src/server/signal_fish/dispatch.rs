@@ -64,8 +64,11 @@ impl Session {
             if let Some(code) = self.hub().take_fault(&self.peer) {
                 let carrier = match &request {
                     Request::JoinRoom(_) => Carrier::RoomJoinFailed,
+                    // Without room_operation_ids the operation has no result to carry a
+                    // join's refusal: the refusal goes out as an Error, as 0.12's would.
                     Request::RoomOperation { operation, .. }
-                        if matches!(**operation, RoomOperationRequest::JoinRoom(_)) =>
+                        if self.room_operation_ids
+                            && matches!(**operation, RoomOperationRequest::JoinRoom(_)) =>
                     {
                         Carrier::RoomJoinFailed
                     }
