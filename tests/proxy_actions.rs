@@ -92,6 +92,41 @@ async fn a_fault_armed_on_a_proxied_player_answers_its_next_request_at_the_proxy
     close_and_drain(&mut alice).await;
 }
 
+/// A correlated RoomOperation (room_operation_ids) whose answer a fault replaces is answered
+/// inside its result, carrying its id, as relaydeck's own server answers it: a client waits
+/// for that result and no other frame.
+#[tokio::test]
+async fn a_fault_on_a_correlated_operation_is_answered_inside_its_result() {
+    let upstream = TestServer::demo().await;
+    let proxy = proxy_to(&upstream.url("")).await;
+    let mut admin = proxy.admin().await;
+    let (mut player, peer) = faulted_player(&proxy, &mut admin).await;
+    arm(&mut admin, &peer, "ROOM_FULL", 2).await;
+    let id = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b";
+    for (operation, result_type) in [
+        (
+            json!({"type": "JoinRoom", "data": {"game_name": "g", "player_name": "Ann"}}),
+            "RoomJoinFailed",
+        ),
+        (json!({"type": "LeaveRoom"}), "OperationFailed"),
+    ] {
+        send_json(
+            &mut player,
+            json!({"type": "RoomOperation", "data": {"operation_id": id, "operation": operation}}),
+        )
+        .await;
+        let answer = recv_json(&mut player).await;
+        assert_eq!(answer["type"], "RoomOperationResult", "{answer}");
+        assert_eq!(answer["data"]["operation_id"], id, "{answer}");
+        assert_eq!(answer["data"]["result"]["type"], result_type, "{answer}");
+        assert_eq!(
+            answer["data"]["result"]["data"]["error_code"], "ROOM_FULL",
+            "{answer}"
+        );
+    }
+    close_and_drain(&mut player).await;
+}
+
 #[tokio::test]
 async fn an_address_banned_at_the_proxy_is_refused_before_the_upstream_hears_of_it() {
     let upstream = TestServer::demo().await;

@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::signal_fish::{Observer, Rooms};
+use super::signal_fish::{Asked, Observer, Rooms};
 use crate::catalog::Dialect;
 use crate::protocol::path_fault::{corrupt_binary, corrupt_text, PathFaultKind, Toward};
 use crate::server::connection::{Flow, Session, CLOSE_HANDSHAKE_TIMEOUT};
@@ -157,29 +157,42 @@ impl Relay {
 
     /// Answer a Signal Fish request with the fault armed for this peer, if one is: true when
     /// the request was answered so.
-    fn answer_fault(&self, join: bool) -> bool {
+    /// A correlated operation (room_operation_ids) is answered inside its result, as
+    /// relaydeck's own server answers it.
+    fn answer_fault(&self, asked: &Asked<'_>) -> bool {
         let Some(code) = self.shared.hub.take_fault(&self.handle) else {
             return false;
         };
-        let carrier = if join {
+        let carrier = if asked.request() == Some("JoinRoom") {
             Carrier::RoomJoinFailed
         } else {
             Carrier::Error
         };
-        self.refuse(carrier, static_code(&code), None);
+        let operation = asked.operation.as_ref().map(|(id, _)| id.as_str());
+        self.refuse(carrier, static_code(&code), None, operation);
         true
     }
 
     /// Send the client a Signal Fish refusal, counted and shown like the upstream's own.
-    fn refuse(&self, carrier: Carrier, code: &'static str, text: Option<String>) {
+    fn refuse(
+        &self,
+        carrier: Carrier,
+        code: &'static str,
+        text: Option<String>,
+        operation: Option<&str>,
+    ) {
         let refusal = Refusal {
             carrier,
             code,
             text,
         };
+        let frame = match operation {
+            Some(id) => refusal.correlated(id),
+            None => refusal.frame(),
+        };
         self.shared
             .hub
-            .send_error(&self.handle, refusal.code, None, refusal.frame().text());
+            .send_error(&self.handle, refusal.code, None, frame.text());
     }
 
     fn close_upstream(&mut self, code: u16, reason: &str) {
@@ -312,11 +325,11 @@ impl Relay {
 impl Session for Relay {
     fn on_text(&mut self, text: &str) -> Flow {
         if let Some(observer) = &mut self.signal_fish {
-            let kind = observer.client_frame(text);
+            let asked = observer.client_frame(text);
             // An armed fault answers the request here, as relaydeck's own server would, and
             // the upstream never sees it; pings and authentication are never faulted there.
-            if !matches!(kind.as_deref(), Some("Ping" | "Authenticate"))
-                && self.answer_fault(kind.as_deref() == Some("JoinRoom"))
+            if !matches!(asked.kind.as_deref(), Some("Ping" | "Authenticate"))
+                && self.answer_fault(&asked)
             {
                 return Flow::Continue;
             }
@@ -335,7 +348,7 @@ impl Session for Relay {
     }
 
     fn on_binary(&mut self, bytes: &[u8]) -> Flow {
-        if self.signal_fish.is_some() && self.answer_fault(false) {
+        if self.signal_fish.is_some() && self.answer_fault(&Asked::default()) {
             return Flow::Continue;
         }
         self.relay_upstream(Message::binary(Bytes::copy_from_slice(bytes)))
@@ -347,7 +360,7 @@ impl Session for Relay {
             // normal close, as if the client had left.
             Notice::Kick { reason } => {
                 if self.signal_fish.is_some() {
-                    self.refuse(Carrier::Error, "KICKED", reason);
+                    self.refuse(Carrier::Error, "KICKED", reason, None);
                 }
                 self.close_upstream(1000, "");
                 Flow::close(4020, "admin_disconnect")

@@ -49,6 +49,25 @@ pub struct Observer {
     room: Option<String>,
 }
 
+/// What a client frame asks for: its `type`, and for a correlated `RoomOperation`
+/// (room_operation_ids) the operation's id and the request it wraps, which its answer must
+/// carry.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Asked<'a> {
+    pub kind: Option<Cow<'a, str>>,
+    pub operation: Option<(String, String)>,
+}
+
+impl Asked<'_> {
+    /// The request itself: the one a RoomOperation wraps, or the frame's type.
+    pub fn request(&self) -> Option<&str> {
+        match &self.operation {
+            Some((_, request)) => Some(request),
+            None => self.kind.as_deref(),
+        }
+    }
+}
+
 /// A frame's `type`, read without building the rest of it: most frames (game data above all)
 /// are only passed on, and only the few the views read are parsed whole.
 #[derive(Deserialize)]
@@ -108,19 +127,28 @@ fn error_code(data: &Value) -> Option<&str> {
 
 impl Observer {
     /// A frame the client sent toward the upstream; its `type`, when it has one.
-    pub fn client_frame<'a>(&mut self, frame: &'a str) -> Option<Cow<'a, str>> {
-        let kind = peek_type(frame)?;
+    pub fn client_frame<'a>(&mut self, frame: &'a str) -> Asked<'a> {
+        let Some(kind) = peek_type(frame) else {
+            return Asked::default();
+        };
+        let mut operation = None;
         if matches!(kind.as_ref(), "Authenticate" | "JoinRoom" | "RoomOperation") {
-            let value = serde_json::from_str::<Value>(frame).ok()?;
+            let Ok(value) = serde_json::from_str::<Value>(frame) else {
+                return Asked {
+                    kind: Some(kind),
+                    operation,
+                };
+            };
             let data = value.get("data").unwrap_or(&Value::Null);
             // A client granted room_operation_ids wraps its join in a RoomOperation.
             let (request, request_data) = match kind.as_ref() {
                 "RoomOperation" => {
-                    let operation = data.get("operation").unwrap_or(&Value::Null);
-                    (
-                        text(operation, "type").unwrap_or_default(),
-                        operation.get("data").unwrap_or(&Value::Null),
-                    )
+                    let wrapped = data.get("operation").unwrap_or(&Value::Null);
+                    let request = text(wrapped, "type").unwrap_or_default();
+                    if let Some(id) = text(data, "operation_id") {
+                        operation = Some((id.to_owned(), request.to_owned()));
+                    }
+                    (request, wrapped.get("data").unwrap_or(&Value::Null))
                 }
                 other => (other, data),
             };
@@ -132,7 +160,10 @@ impl Observer {
                 _ => {}
             }
         }
-        Some(kind)
+        Asked {
+            kind: Some(kind),
+            operation,
+        }
     }
 
     /// A frame the upstream sent toward the client.
@@ -363,12 +394,26 @@ mod tests {
         assert!(!may_carry_error_code(r#"{"type":"Pong"}"#));
 
         let mut observer = Observer::default();
-        let kind = observer.client_frame(r#"{"type":"Authenticate","data":{"app_id":"demo"}}"#);
-        assert_eq!(kind.as_deref(), Some("Authenticate"));
+        let asked = observer.client_frame(r#"{"type":"Authenticate","data":{"app_id":"demo"}}"#);
+        assert_eq!(asked.request(), Some("Authenticate"));
         assert_eq!(observer.asked_app.as_deref(), Some("demo"));
-        let kind = observer.client_frame(r#"{"type":"JoinRoom","data":{"player_name":"Alice"}}"#);
-        assert_eq!(kind.as_deref(), Some("JoinRoom"));
+        let asked = observer.client_frame(r#"{"type":"JoinRoom","data":{"player_name":"Alice"}}"#);
+        assert_eq!(asked.request(), Some("JoinRoom"));
+        assert_eq!(asked.operation, None);
         assert_eq!(observer.asked_name.as_deref(), Some("Alice"));
+        let asked = observer.client_frame(
+            r#"{"type":"RoomOperation","data":{"operation_id":"0b7c1d2e-0000-4000-8000-000000000001","operation":{"type":"JoinRoom","data":{"player_name":"Bob"}}}}"#,
+        );
+        assert_eq!(asked.kind.as_deref(), Some("RoomOperation"));
+        assert_eq!(asked.request(), Some("JoinRoom"));
+        assert_eq!(
+            asked.operation,
+            Some((
+                "0b7c1d2e-0000-4000-8000-000000000001".to_owned(),
+                "JoinRoom".to_owned()
+            ))
+        );
+        assert_eq!(observer.asked_name.as_deref(), Some("Bob"));
     }
 
     #[test]
