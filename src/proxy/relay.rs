@@ -66,7 +66,9 @@ pub struct Relay {
     shared: Arc<Shared>,
     rooms: Rooms,
     to_upstream: mpsc::Sender<Outgoing>,
-    from_upstream: mpsc::Receiver<FromUpstream>,
+    /// Each frame with the moment it came off the upstream's socket, which a path delay
+    /// counts from.
+    from_upstream: mpsc::Receiver<(Instant, FromUpstream)>,
     /// An upstream frame a delay fault holds back until then; nothing behind it is read.
     delayed: Option<(Instant, FromUpstream)>,
     /// A close went to the upstream, or came from it: nothing more is sent there.
@@ -224,8 +226,12 @@ impl Relay {
             .identity(info.app.as_deref(), &identity)
     }
 
-    fn take_upstream(&mut self, received: Option<FromUpstream>) -> Flow {
+    fn take_upstream(&mut self, received: Option<(Instant, FromUpstream)>) -> Flow {
         let hub = &self.shared.hub;
+        let (arrived, received) = match received {
+            Some((arrived, frame)) => (arrived, Some(frame)),
+            None => (Instant::now(), None),
+        };
         match received {
             Some(FromUpstream::Text(text)) => {
                 let mut named = false;
@@ -251,9 +257,9 @@ impl Relay {
                     let _ = hub.kick(&self.handle.id, Some(format!("Banned: {}", ban.reason)));
                     return Flow::Continue;
                 }
-                self.relay_to_client(FromUpstream::Text(text))
+                self.relay_to_client(FromUpstream::Text(text), arrived)
             }
-            Some(frame @ FromUpstream::Binary(_)) => self.relay_to_client(frame),
+            Some(frame @ FromUpstream::Binary(_)) => self.relay_to_client(frame, arrived),
             Some(FromUpstream::Close(close)) => {
                 self.upstream_closed = true;
                 match close {
@@ -276,7 +282,7 @@ impl Relay {
 
     /// An upstream data frame toward the client, through the path fault armed that way.
     /// The views have read it already: the upstream said it, whatever the client gets.
-    fn relay_to_client(&mut self, frame: FromUpstream) -> Flow {
+    fn relay_to_client(&mut self, frame: FromUpstream, arrived: Instant) -> Flow {
         let Some(fault) = self
             .shared
             .hub
@@ -296,7 +302,9 @@ impl Relay {
                 FromUpstream::Binary(bytes) => FromUpstream::Binary(corrupt_binary(&bytes).into()),
                 other => other,
             }),
-            PathFaultKind::Delay(delay) => self.delayed = Some((Instant::now() + delay, frame)),
+            // Held from when it came, not from when the frames delayed before it went: each
+            // frame of a counted delay is late by the delay, not by the delays added up.
+            PathFaultKind::Delay(delay) => self.delayed = Some((arrived + delay, frame)),
             // The client sees the upstream close with the code; the upstream, a client
             // leaving.
             PathFaultKind::Close(code) => {
@@ -447,7 +455,10 @@ async fn write_upstream(
 
 /// Read the upstream's frames for the connection task; once it is gone, read on (bounded)
 /// so that the close handshake with the upstream completes.
-async fn read_upstream(mut stream: SplitStream<Socket>, incoming: mpsc::Sender<FromUpstream>) {
+async fn read_upstream(
+    mut stream: SplitStream<Socket>,
+    incoming: mpsc::Sender<(Instant, FromUpstream)>,
+) {
     loop {
         let next = tokio::select! {
             next = stream.next() => next,
@@ -460,16 +471,15 @@ async fn read_upstream(mut stream: SplitStream<Socket>, incoming: mpsc::Sender<F
             // answered by the proxy.
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             Some(Ok(Message::Close(frame))) => {
-                let _ = incoming
-                    .send(FromUpstream::Close(crate::wsclient::close_parts(frame)))
-                    .await;
+                let close = FromUpstream::Close(crate::wsclient::close_parts(frame));
+                let _ = incoming.send((Instant::now(), close)).await;
                 break;
             }
             Some(Err(error)) => FromUpstream::Ended(error.to_string()),
             None => FromUpstream::Ended("the socket closed".to_owned()),
         };
         let ended = matches!(item, FromUpstream::Ended(_));
-        if incoming.send(item).await.is_err() || ended {
+        if incoming.send((Instant::now(), item)).await.is_err() || ended {
             break;
         }
     }
