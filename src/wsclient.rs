@@ -148,24 +148,27 @@ impl Request {
     /// [`ConnectError::TimedOut`] past the timeout, [`ConnectError::Unreachable`] when no TCP
     /// connection could be made, [`ConnectError::Failed`] otherwise.
     pub async fn connect(mut self) -> Result<Client, ConnectError> {
+        // One timeout for the whole connect, the second attempt below included.
+        let deadline = Instant::now() + self.timeout;
         let offered = self.subprotocols.take();
         let Some(offered) = offered else {
-            return self.handshake().await.map_err(Attempt::into_error);
+            return self.handshake(deadline).await.map_err(Attempt::into_error);
         };
         let without_offer = self.clone();
         match self
             .header("sec-websocket-protocol", offered)
-            .handshake()
+            .handshake(deadline)
             .await
         {
-            Err(Attempt::NoSubprotocol(_)) => {
-                without_offer.handshake().await.map_err(Attempt::into_error)
-            }
+            Err(Attempt::NoSubprotocol(_)) => without_offer
+                .handshake(deadline)
+                .await
+                .map_err(Attempt::into_error),
             other => other.map_err(Attempt::into_error),
         }
     }
 
-    async fn handshake(self) -> Result<Client, Attempt> {
+    async fn handshake(self, deadline: Instant) -> Result<Client, Attempt> {
         let url = self.url.as_str();
         let mut request = url
             .into_client_request()
@@ -191,7 +194,6 @@ impl Request {
             .uri()
             .port_u16()
             .unwrap_or(if secure { 443 } else { 80 });
-        let deadline = Instant::now() + self.timeout;
         let tcp = timeout_at(deadline, TcpStream::connect((host.as_str(), port)))
             .await
             .map_err(|_| ConnectError::TimedOut(format!("connecting to {url} timed out")))?
