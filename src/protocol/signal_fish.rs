@@ -250,6 +250,38 @@ pub enum Request {
     },
 }
 
+impl RoomOperationRequest {
+    /// The plain request a correlated operation stands for, where placing it in a cluster
+    /// depends on what it asks: a join, a spectator's join or a reconnection. `None` for the
+    /// rest, which act on the room the player is already in.
+    pub fn placed_as(&self) -> Option<Request> {
+        match self {
+            RoomOperationRequest::JoinRoom(join) => Some(Request::JoinRoom(join.clone())),
+            RoomOperationRequest::JoinAsSpectator(spectate) => {
+                Some(Request::JoinAsSpectator(spectate.clone()))
+            }
+            RoomOperationRequest::Reconnect(reconnect) => {
+                Some(Request::Reconnect(reconnect.clone()))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Request {
+    /// The join this request makes, plain or wrapped in a correlated `RoomOperation`.
+    pub fn join_mut(&mut self) -> Option<&mut JoinRoom> {
+        match self {
+            Request::JoinRoom(join) => Some(join),
+            Request::RoomOperation { operation, .. } => match &mut **operation {
+                RoomOperationRequest::JoinRoom(join) => Some(join),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RateLimits {
     pub per_minute: u32,

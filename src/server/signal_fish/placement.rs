@@ -8,7 +8,7 @@ use super::operations::canonical_operation_id;
 use super::refusal::{Carrier, Refusal};
 use super::tunnel::TunnelOpen;
 use super::{rooms, Resolved, Session};
-use crate::protocol::signal_fish::{Request, RoomOperationRequest};
+use crate::protocol::signal_fish::Request;
 use crate::server::cluster::rooms::Placement;
 use crate::server::connection::Flow;
 
@@ -25,19 +25,10 @@ impl Session {
             Request::RoomOperation {
                 operation_id,
                 operation,
-            } if self.room_operation_ids && canonical_operation_id(operation_id) => {
-                let plain = match &**operation {
-                    RoomOperationRequest::JoinRoom(join) => Request::JoinRoom(join.clone()),
-                    RoomOperationRequest::JoinAsSpectator(spectate) => {
-                        Request::JoinAsSpectator(spectate.clone())
-                    }
-                    RoomOperationRequest::Reconnect(reconnect) => {
-                        Request::Reconnect(reconnect.clone())
-                    }
-                    _ => return None,
-                };
-                (Cow::Owned(plain), Some(operation_id.clone()))
-            }
+            } if self.room_operation_ids && canonical_operation_id(operation_id) => (
+                Cow::Owned(operation.placed_as()?),
+                Some(operation_id.clone()),
+            ),
             _ => (Cow::Borrowed(request), None),
         };
         let (carrier, code, claim) = match &*request {
@@ -127,15 +118,7 @@ impl Session {
         let Ok(mut request) = serde_json::from_str::<Request>(&text) else {
             return Flow::Continue;
         };
-        let join = match &mut request {
-            Request::JoinRoom(join) => Some(join),
-            Request::RoomOperation { operation, .. } => match &mut **operation {
-                RoomOperationRequest::JoinRoom(join) => Some(join),
-                _ => None,
-            },
-            _ => None,
-        };
-        if let (Some(join), Some(code)) = (join, &claimed) {
+        if let (Some(join), Some(code)) = (request.join_mut(), &claimed) {
             join.room_code = Some(code.clone());
             join.join_only = Some(false);
         }
