@@ -62,6 +62,13 @@ async fn operate(socket: &mut Socket, id: &str, kind: &str, data: Value) {
     .await;
 }
 
+/// Send a fresh operation and read its result (`type` and `data`).
+async fn ask(socket: &mut Socket, kind: &str, data: Value) -> Value {
+    let id = operation_id();
+    operate(socket, &id, kind, data).await;
+    result_of(socket, &id).await
+}
+
 /// The answer to operation `id`: no other `RoomOperationResult` and no `Error` may come
 /// first (room notices may). Returns the result (`type` and `data`).
 async fn result_of(socket: &mut Socket, id: &str) -> Value {
@@ -115,15 +122,12 @@ async fn the_capability_is_granted_to_v3_sessions_that_ask_for_it() {
 async fn membership_and_moderation_operations_are_answered_with_their_ids() {
     let server = TestServer::demo().await;
     let (mut alice, _) = authenticated(&server, "/v3/ws", None, true).await;
-    let id = operation_id();
-    operate(
+    let created = ask(
         &mut alice,
-        &id,
         "JoinRoom",
         json!({"game_name": "demo", "player_name": "Alice", "supports_authority": true}),
     )
     .await;
-    let created = result_of(&mut alice, &id).await;
     assert_eq!(created["type"], "RoomJoined");
     assert_eq!(created["data"]["is_authority"], true);
     assert!(created["data"]["reconnection_token"].is_string());
@@ -132,15 +136,17 @@ async fn membership_and_moderation_operations_are_answered_with_their_ids() {
 
     let (mut bob, _) = authenticated(&server, "/v3/ws", None, true).await;
     let join_bob = json!({"game_name": "demo", "room_code": code, "player_name": "Bob"});
-    let id = operation_id();
-    operate(&mut bob, &id, "JoinRoom", join_bob.clone()).await;
-    assert_eq!(result_of(&mut bob, &id).await["type"], "RoomJoined");
+    assert_eq!(
+        ask(&mut bob, "JoinRoom", join_bob.clone()).await["type"],
+        "RoomJoined"
+    );
     // The others hear of it as room traffic, uncorrelated.
     recv_type(&mut alice, "PlayerJoined").await;
 
-    let id = operation_id();
-    operate(&mut bob, &id, "LeaveRoom", Value::Null).await;
-    assert_eq!(result_of(&mut bob, &id).await, json!({"type": "RoomLeft"}));
+    assert_eq!(
+        ask(&mut bob, "LeaveRoom", Value::Null).await,
+        json!({"type": "RoomLeft"})
+    );
     recv_type(&mut alice, "PlayerLeft").await;
     // Leaving again: OperationFailed in 0.12's words, never a top-level Error.
     let id = operation_id();
@@ -150,39 +156,29 @@ async fn membership_and_moderation_operations_are_answered_with_their_ids() {
         json!({"type": "OperationFailed", "data": {"reason": "Not currently in a room", "error_code": "NOT_IN_ROOM"}})
     );
     // A join refusal stays a join refusal, inside the result.
-    let id = operation_id();
-    operate(
+    let refused = ask(
         &mut bob,
-        &id,
         "JoinRoom",
         json!({"game_name": "demo", "room_code": code, "player_name": "bad name!"}),
     )
     .await;
-    let refused = result_of(&mut bob, &id).await;
     assert_eq!(refused["type"], "RoomJoinFailed", "{refused}");
     assert_eq!(refused["data"]["error_code"], "INVALID_PLAYER_NAME");
-    let id = operation_id();
-    operate(&mut bob, &id, "JoinRoom", join_bob).await;
-    let rejoined = result_of(&mut bob, &id).await;
+    let rejoined = ask(&mut bob, "JoinRoom", join_bob).await;
     assert_eq!(rejoined["type"], "RoomJoined");
     let bob_id = rejoined["data"]["player_id"].as_str().unwrap().to_owned();
 
     // A spectator comes and goes.
     let (mut carol, _) = authenticated(&server, "/v3/ws", None, true).await;
-    let id = operation_id();
-    operate(
+    let watching = ask(
         &mut carol,
-        &id,
         "JoinAsSpectator",
         json!({"game_name": "demo", "room_code": code, "spectator_name": "Carol"}),
     )
     .await;
-    let watching = result_of(&mut carol, &id).await;
     assert_eq!(watching["type"], "SpectatorJoined");
     assert_eq!(watching["data"]["room_id"], room_id);
-    let id = operation_id();
-    operate(&mut carol, &id, "LeaveSpectator", Value::Null).await;
-    let left = result_of(&mut carol, &id).await;
+    let left = ask(&mut carol, "LeaveSpectator", Value::Null).await;
     assert_eq!(left["type"], "SpectatorLeft");
     assert_eq!(left["data"]["reason"], "voluntary_leave");
     let id = operation_id();
@@ -238,9 +234,7 @@ async fn a_reconnection_is_answered_with_its_operation_id() {
     close_and_drain(&mut bob).await;
 
     let (mut again, _) = authenticated(&server, "/v3/ws", None, true).await;
-    let id = operation_id();
-    operate(&mut again, &id, "Reconnect", seat(&json!("not-the-token"))).await;
-    let refused = result_of(&mut again, &id).await;
+    let refused = ask(&mut again, "Reconnect", seat(&json!("not-the-token"))).await;
     assert_eq!(refused["type"], "ReconnectionFailed", "{refused}");
     assert_eq!(refused["data"]["error_code"], "RECONNECTION_TOKEN_INVALID");
     // The server may not have seen the old connection end yet: a bounded number of tries,
@@ -350,21 +344,19 @@ async fn a_correlated_join_into_another_nodes_room_is_answered_with_its_id() {
 
     let (mut bob, capabilities) = authenticated(&b, "/v3/ws", None, true).await;
     assert!(capabilities.iter().any(|c| c == CAPABILITY));
-    let id = operation_id();
-    operate(
+    let joined = ask(
         &mut bob,
-        &id,
         "JoinRoom",
         json!({"game_name": "demo", "room_code": code, "player_name": "Bob"}),
     )
     .await;
-    let joined = result_of(&mut bob, &id).await;
     assert_eq!(joined["type"], "RoomJoined");
     assert_eq!(joined["data"]["room_code"], code);
     recv_type(&mut alice, "PlayerJoined").await;
-    let id = operation_id();
-    operate(&mut bob, &id, "LeaveRoom", Value::Null).await;
-    assert_eq!(result_of(&mut bob, &id).await, json!({"type": "RoomLeft"}));
+    assert_eq!(
+        ask(&mut bob, "LeaveRoom", Value::Null).await,
+        json!({"type": "RoomLeft"})
+    );
     recv_type(&mut alice, "PlayerLeft").await;
 }
 

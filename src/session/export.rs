@@ -495,6 +495,17 @@ mod tests {
         }
     }
 
+    /// The `expect` steps of `peer`'s export, described.
+    fn expectations(peer: &Participant) -> Vec<String> {
+        export(peer, &[])
+            .unwrap()
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Expect { .. }))
+            .map(Step::describe)
+            .collect()
+    }
+
     #[test]
     fn a_room_full_export_replays_the_players_before_it_with_captures() {
         use Direction::{In, Out};
@@ -627,13 +638,7 @@ mod tests {
             closed: Some((None, "closed by the client".into())),
             closed_at_ms: Some(5),
         };
-        let session = export(&peer, &[]).unwrap();
-        let expected: Vec<String> = session
-            .steps
-            .iter()
-            .filter(|s| matches!(s, Step::Expect { .. }))
-            .map(Step::describe)
-            .collect();
+        let expected = expectations(&peer);
         assert_eq!(expected.len(), 2, "{expected:?}");
         assert!(expected[0].contains("welcome"), "{expected:?}");
         assert!(expected[1].contains("ack"), "{expected:?}");
@@ -665,13 +670,7 @@ mod tests {
             closed: Some((None, "closed by the client".into())),
             closed_at_ms: Some(6),
         };
-        let session = export(&peer, &[]).unwrap();
-        let expected: Vec<String> = session
-            .steps
-            .iter()
-            .filter(|s| matches!(s, Step::Expect { .. }))
-            .map(Step::describe)
-            .collect();
+        let expected = expectations(&peer);
         assert_eq!(expected.len(), 2, "{expected:?}");
         assert!(expected[1].contains("ack"), "{expected:?}");
     }
