@@ -191,22 +191,52 @@ impl History {
         self.entries.get(index)
     }
 
-    pub fn push(&mut self, entry: HistoryEntry) {
+    /// Keep `entry` as the newest; true when it replaced an older entry with the same key,
+    /// which no longer shows.
+    pub fn push(&mut self, entry: HistoryEntry) -> bool {
         let position = self.first + self.entries.len() as u64;
-        self.by_key.insert(history_key(&entry), position);
+        let replaced = self.by_key.insert(history_key(&entry), position).is_some();
         self.entries.push_back(entry);
+        replaced
     }
 
-    pub fn pop_oldest(&mut self) -> Option<HistoryEntry> {
+    /// Drop the oldest entry; its key when no newer entry has the same one (the key is gone).
+    pub fn pop_oldest(&mut self) -> Option<Option<String>> {
         let entry = self.entries.pop_front()?;
         let key = history_key(&entry);
         // A newer entry with the same key keeps its place in the index.
-        if self.by_key.get(&key) == Some(&self.first) {
+        let gone = self.by_key.get(&key) == Some(&self.first);
+        if gone {
             self.by_key.remove(&key);
         }
         self.first += 1;
-        Some(entry)
+        Some(gone.then_some(key))
     }
+
+    /// Newest first, each shown key once (its newest entry), with the entry's position.
+    pub fn shown_newest_first(&self) -> impl Iterator<Item = (u64, &HistoryEntry)> {
+        let first = self.first;
+        self.entries
+            .iter()
+            .enumerate()
+            .rev()
+            .map(move |(i, entry)| (first + i as u64, entry))
+            .filter(|(position, entry)| self.by_key.get(&history_key(entry)) == Some(position))
+    }
+
+    /// The position of the entry shown under `key`.
+    pub fn position_of(&self, key: &str) -> Option<u64> {
+        self.by_key.get(key).copied()
+    }
+}
+
+/// How the history changed, for a table to follow entry by entry instead of rebuilding.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryMoves {
+    /// Keys whose entry no longer shows (taken out first).
+    pub gone: Vec<String>,
+    /// Keys of the entries added (put in after).
+    pub added: Vec<String>,
 }
 
 impl FromIterator<HistoryEntry> for History {
@@ -292,6 +322,8 @@ pub struct Applied {
     pub retired: Option<Retired>,
     /// The history gained or lost entries.
     pub history: bool,
+    /// Which, when a table can follow them one by one (`None` with `history`: rebuild).
+    pub history_moves: Option<HistoryMoves>,
     /// A ban was added or lifted.
     pub bans: bool,
     /// A new node list arrived.
@@ -406,7 +438,8 @@ impl Model {
             .server_ms
             .max(newest.unwrap_or(0))
             .max(self.server.started_at_ms);
-        self.trim_history();
+        // A snapshot rebuilds every table: which entries went does not matter.
+        self.trim_history(&mut HistoryMoves::default());
         self.peers_by_dialect.clear();
         self.peers_by_app.clear();
         let peers_by_app = &mut self.peers_by_app;
@@ -585,12 +618,20 @@ impl Model {
                 applied.stats = true;
                 applied.channels = !self.channels.is_empty();
                 // Once a second: entries age out even when nothing closes.
-                applied.history = self.trim_history();
+                let mut moves = HistoryMoves::default();
+                applied.history = self.trim_history(&mut moves);
+                applied.history_moves = applied.history.then_some(moves);
             }
             Event::HistoryAdded { entry } => {
-                self.history.push(entry);
-                self.trim_history();
+                let key = history_key(&entry);
+                let mut moves = HistoryMoves::default();
+                if self.history.push(entry) {
+                    moves.gone.push(key.clone());
+                }
+                moves.added.push(key);
+                self.trim_history(&mut moves);
                 applied.history = true;
+                applied.history_moves = Some(moves);
             }
             Event::BanAdded { ban } => {
                 applied.happened = happening(
@@ -635,12 +676,16 @@ impl Model {
 
     /// Drop what the server would have dropped: the oldest entries past the count, and those
     /// older than the retention at the server's clock. True when something went.
-    fn trim_history(&mut self) -> bool {
+    /// Drop what the server's limits no longer keep; true when anything went. `moves` gains
+    /// the keys that no longer show.
+    fn trim_history(&mut self, moves: &mut HistoryMoves) -> bool {
         let limits = self.server.history;
         let before = self.history.len();
         let keep = usize::try_from(limits.max_entries).unwrap_or(usize::MAX);
         while self.history.len() > keep {
-            self.history.pop_oldest();
+            if let Some(Some(gone)) = self.history.pop_oldest() {
+                moves.gone.push(gone);
+            }
         }
         let oldest_kept = self.server_ms.saturating_sub(limits.retain_ms);
         // Entries arrive in closing order, so the old ones are at the front; one out of order
@@ -650,7 +695,9 @@ impl Model {
             .oldest()
             .is_some_and(|h| h.closed_at_ms < oldest_kept)
         {
-            self.history.pop_oldest();
+            if let Some(Some(gone)) = self.history.pop_oldest() {
+                moves.gone.push(gone);
+            }
         }
         self.history.len() != before
     }

@@ -363,14 +363,19 @@ pub fn catalog_of(_model: &Model, key: &str) -> Option<Row> {
 }
 
 /// Newest first.
+/// Newest first, each key once. The position counts down from the first entry ever kept, so
+/// an entry keeps it as others come and go and a table can follow the history entry by entry.
 pub fn history_keys(model: &Model, _filter: &str) -> Vec<(String, Option<u64>)> {
     model
         .history
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, h)| (super::model::history_key(h), Some(i as u64)))
+        .shown_newest_first()
+        .map(|(position, h)| (super::model::history_key(h), Some(history_rank(position))))
         .collect()
+}
+
+/// The natural place of the history entry at `position`: the newest first.
+pub fn history_rank(position: u64) -> u64 {
+    u64::MAX - position
 }
 
 pub fn history_of(model: &Model, key: &str) -> Option<Row> {

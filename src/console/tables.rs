@@ -8,11 +8,11 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use super::model::{natural_cmp, Applied, Model};
-use super::rows::peer_cell;
+use super::model::{natural_cmp, Applied, HistoryMoves, Model};
 pub use super::rows::{
     ban_row, channel_key, history_row, node_row, peer_row, room_row, time_of, Row,
 };
+use super::rows::{history_rank, peer_cell};
 use super::short_key::ShortKey;
 use super::views::View;
 use crate::protocol::admin::PeerInfo;
@@ -346,10 +346,65 @@ impl Index {
         }
     }
 
+    /// Follow the history entry by entry: the keys gone out, the entries added in, each a
+    /// search and a shift, so a history of 100,000 entries takes a close without a re-sort.
+    fn follow_history(&mut self, model: &Model, moves: &HistoryMoves, selected: &mut usize) {
+        let selected_key: Option<Box<str>> = self.key_at(*selected).map(Box::from);
+        // Trimmed entries are the oldest, at the end in the natural order: look from there.
+        // Past a few, one pass over the index costs less than a search each.
+        if moves.gone.len() <= FEW_GONE {
+            for key in &moves.gone {
+                if let Some(at) = self.entries.iter().rposition(|e| &*e.key == key.as_str()) {
+                    self.entries.remove(at);
+                    if at < *selected {
+                        *selected -= 1;
+                    }
+                }
+            }
+        } else {
+            let gone: std::collections::HashSet<&str> =
+                moves.gone.iter().map(String::as_str).collect();
+            let mut at = 0;
+            let mut removed_before_selected = 0;
+            self.entries.retain(|e| {
+                let keep = !gone.contains(&*e.key);
+                if !keep && at < *selected {
+                    removed_before_selected += 1;
+                }
+                at += 1;
+                keep
+            });
+            *selected -= removed_before_selected;
+        }
+        for key in &moves.added {
+            let (Some(position), Some(entry)) =
+                (model.history.position_of(key), model.history_entry(key))
+            else {
+                continue;
+            };
+            let ranked = self
+                .order
+                .rank(&history_row(entry), Some(history_rank(position)));
+            self.shift(None, ranked, selected);
+        }
+        // A key that closed again went out and came back in at the top: the selection goes
+        // with it, as it does with a peer that moves.
+        if let Some(key) = selected_key {
+            if self.key_at(*selected) != Some(&*key) {
+                if let Some(at) = self.entries.iter().position(|e| *e.key == *key) {
+                    *selected = at;
+                }
+            }
+        }
+    }
+
     fn key_at(&self, position: usize) -> Option<&str> {
         self.entries.get(position).map(|e| &*e.key)
     }
 }
+
+/// Keys gone from the history that are looked up one by one; more take one pass.
+const FEW_GONE: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct Tables {
@@ -444,6 +499,19 @@ impl Tables {
             return;
         }
         let view = index.order.view;
+        if let (View::History, Some(moves), false) =
+            (view, &applied.history_moves, applied.everything)
+        {
+            let mut selected = self
+                .states
+                .get(&view)
+                .map_or(0, |s| s.selected)
+                .min(index.entries.len().saturating_sub(1));
+            index.follow_history(model, moves, &mut selected);
+            self.entry(view).selected = selected;
+            self.clamp_selection(view);
+            return;
+        }
         let order = &index.order;
         let rebuild = applied.everything
             || view
@@ -654,7 +722,75 @@ mod tests {
             .collect()
     }
 
+    fn closed_peer(n: u8, at_ms: u64) -> crate::protocol::admin::HistoryEntry {
+        use crate::protocol::admin::{Closed, ClosedPeer, HistoryEntry};
+        HistoryEntry {
+            closed_at_ms: at_ms,
+            closed: Closed::Peer(Box::new(ClosedPeer {
+                peer: peer(n, n % 7, n % 3),
+                code: Some(if n % 2 == 0 { 4020 } else { 1000 }),
+                reason: String::new(),
+                rooms: vec![],
+                player_id: None,
+                last_errors: vec![],
+                recorded_frames: 0,
+                refused_joins: vec![],
+            })),
+        }
+    }
+
     proptest! {
+        /// The history view follows closes and the entries the limits push out entry by
+        /// entry, and holds exactly the order a rebuild gives: a key closing again shows its
+        /// newest entry once, a selected entry stays selected while it shows.
+        #[test]
+        fn the_history_index_follows_closes_as_a_rebuild_would(
+            ops in prop::collection::vec((0u8..60, 0u64..400, any::<bool>()), 1..120),
+            sort in prop::option::of(0usize..6),
+            descending in any::<bool>(),
+            filter in prop::sample::select(vec!["", "p1", "4020", "flow"]),
+            selected in 0usize..10,
+        ) {
+            use crate::protocol::admin::{HistoryLimits, Stats};
+            let mut model = Model::default();
+            let mut tables = Tables::new();
+            let state = tables.entry(View::History);
+            state.sort = sort;
+            state.descending = descending;
+            state.filter = filter.to_owned();
+            let mut snapshot = Snapshot::default();
+            snapshot.server.history = HistoryLimits { max_entries: 40, retain_ms: 5_000 };
+            snapshot.history = (0..12).map(|n| closed_peer(n, 1_000 + u64::from(n))).collect();
+            let applied = model.apply(ServerMessage::Snapshot { seq: 0, snapshot: Box::new(snapshot) });
+            tables.follow(&model, &applied);
+            tables.refresh(&model, View::History);
+            tables.entry(View::History).selected = selected;
+            let mut followed = tables.selected_key(&model, View::History);
+            let mut now = 2_000;
+            for (seq, (n, step, tick)) in ops.into_iter().enumerate() {
+                // A tick may jump far ahead: every entry older than retain_ms goes at once.
+                now += if tick { step * 20 } else { step };
+                let event = if tick {
+                    Event::Stats { stats: Stats::default() }
+                } else {
+                    Event::HistoryAdded { entry: closed_peer(n, now) }
+                };
+                let applied = model.apply(ServerMessage::Delta { seq: seq as u64 + 1, at_ms: now, event });
+                prop_assert!(applied.history_moves.is_some() || !applied.history);
+                tables.follow(&model, &applied);
+                tables.refresh(&model, View::History);
+                let window = tables.window(&model, View::History, 0, usize::MAX);
+                let shown: Vec<String> = window.rows.into_iter().map(|r| r.key).collect();
+                prop_assert_eq!(&shown, &fresh_keys(&tables, &model, View::History));
+                match &followed {
+                    Some(key) if shown.contains(key) => {
+                        prop_assert_eq!(tables.selected_key(&model, View::History), followed.clone());
+                    }
+                    _ => followed = tables.selected_key(&model, View::History),
+                }
+            }
+        }
+
         /// The peers filter tests a peer's fields as the row's cells show them, numbers
         /// included, without building the row.
         #[test]

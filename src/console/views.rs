@@ -243,7 +243,8 @@ pub const VIEWS: &[ViewSpec] = &[
             keys: rows::history_keys,
             row: rows::history_of,
             opens: rows::open_history,
-            rebuilt_on: |applied| applied.history,
+            // Followed entry by entry when the model says which entries moved.
+            rebuilt_on: |applied| applied.history && applied.history_moves.is_none(),
             keep: &[0, 1, 2],
             shrink_first: &[7, 8],
             largest_first: &[],

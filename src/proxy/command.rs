@@ -44,9 +44,7 @@ pub fn run(args: ProxyArgs, data: &DataDirArg) -> anyhow::Result<ExitCode> {
     args.serving.apply_tls(&mut config);
     let upstreams = Upstreams::new(&config.proxy, upstream).map_err(anyhow::Error::msg)?;
     let options = args.serving.options(data.resolve()?.join("proxy"))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = config.runtime.build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -59,6 +59,47 @@ pub struct Config {
     /// `relaydeck proxy`: upstreams by path (`serve` does not read it).
     #[serde(default, skip_serializing_if = "crate::proxy::ProxySettings::is_unset")]
     pub proxy: crate::proxy::ProxySettings,
+    #[serde(default, skip_serializing_if = "RuntimeSettings::is_unset")]
+    pub runtime: RuntimeSettings,
+}
+
+/// Config key `runtime`: the threads that run connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSettings {
+    /// Worker threads (absent: one per core, or tokio's `TOKIO_WORKER_THREADS`). One thread
+    /// spends less CPU per delivery — no frame hands over between threads — and carries at
+    /// most one core's worth of traffic: for a server that shares its machine, or whose CPU
+    /// bill matters more than its peak rate (docs/PERFORMANCE.md has the figures).
+    pub worker_threads: Option<usize>,
+}
+
+impl RuntimeSettings {
+    /// More threads than this only add switching.
+    const MAX_WORKER_THREADS: usize = 1024;
+
+    pub fn is_unset(&self) -> bool {
+        self.worker_threads.is_none()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match self.worker_threads {
+            Some(n) if n == 0 || n > Self::MAX_WORKER_THREADS => Err(format!(
+                "runtime: worker_threads must be within 1..={}",
+                Self::MAX_WORKER_THREADS
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The runtime `serve` and `proxy` run on.
+    pub fn build(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if let Some(threads) = self.worker_threads {
+            builder.worker_threads(threads);
+        }
+        builder.enable_all().build()
+    }
 }
 
 /// Config key `tls`: PEM files of the certificate chain and its private key. Relative paths
@@ -579,6 +620,7 @@ impl Config {
         }
         self.history.validate()?;
         self.recorder.validate()?;
+        self.runtime.validate()?;
         self.signal_fish.validate()?;
         let mut app_ids = std::collections::HashSet::new();
         let mut key_ids = std::collections::HashSet::new();
@@ -685,6 +727,7 @@ impl Config {
             recorder: Default::default(),
             tls: Default::default(),
             proxy: Default::default(),
+            runtime: Default::default(),
             apps: vec![
                 AppConfig {
                     id: "demo".to_owned(),
@@ -878,11 +921,19 @@ mod tests {
         );
         let delayed = Config::parse(&with(r#""outbox":{"write_delay_ms":20}"#), "c").unwrap();
         assert_eq!(delayed.outbox.write_delay_ms, 20);
+        assert_eq!(
+            ok.runtime.worker_threads, None,
+            "one thread per core unless set"
+        );
+        let one = Config::parse(&with(r#""runtime":{"worker_threads":1}"#), "c").unwrap();
+        assert_eq!(one.runtime.worker_threads, Some(1));
         for bad in [
             r#""history":{"max_entries":0}"#,
             r#""history":{"retain_ms":5}"#,
             r#""recorder":{"frames_per_peer":0}"#,
             r#""recorder":{"bytes_per_peer":100}"#,
+            r#""runtime":{"worker_threads":0}"#,
+            r#""runtime":{"threads":2}"#,
             r#""recorder":{"budget_bytes":1024}"#,
             r#""recorder":{"enable":true}"#,
             r#""outbox":{"write_delay_ms":21}"#,
