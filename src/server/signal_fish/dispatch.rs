@@ -108,7 +108,7 @@ impl Session {
                 Ok(())
             }
             Request::JoinRoom(join) => self.join(join),
-            Request::LeaveRoom => self.rooms().leave(self.hub(), &peer),
+            Request::LeaveRoom => self.rooms().leave(self.hub(), &self.peer),
             // Reached only by GameData frames the fast path could not read (the fault was
             // taken above).
             Request::GameData { data, class, key } => serde_json::value::to_raw_value(&data)
@@ -120,13 +120,13 @@ impl Session {
                 .and_then(|raw| self.relay_game_data(&raw, class, key)),
             Request::AuthorityRequest { become_authority } => {
                 self.rooms()
-                    .authority_request(self.hub(), &peer, become_authority)
+                    .authority_request(self.hub(), &self.peer, become_authority)
             }
             Request::PlayerReady => self.rooms().ready(self.hub(), &peer),
             Request::StartGame => self.rooms().start(self.hub(), &peer),
             Request::Reconnect(reconnect) => self.reconnect(reconnect),
             Request::JoinAsSpectator(spectate) => self.spectate(spectate),
-            Request::LeaveSpectator => self.rooms().leave_spectator(self.hub(), &peer),
+            Request::LeaveSpectator => self.rooms().leave_spectator(self.hub(), &self.peer),
             Request::RoomOperation {
                 operation_id,
                 operation,
@@ -182,7 +182,7 @@ impl Session {
         let hub = self.hub();
         self.rooms().reconnect(
             hub,
-            &self.peer.id,
+            &self.room_peer(),
             &player_id,
             &room_id,
             &auth_token,
@@ -212,7 +212,7 @@ impl Session {
         }
         let joined = self.rooms().spectate(
             self.hub(),
-            &self.peer.id,
+            &self.room_peer(),
             &app,
             &game_name,
             &room_code,
@@ -274,7 +274,7 @@ impl Session {
         };
         let joined = self.rooms().join_with(
             self.hub(),
-            &self.peer.id,
+            &self.room_peer(),
             request,
             JoinOptions {
                 password: join.password,

@@ -92,7 +92,7 @@ use axum::response::Response;
 use tokio::time::{Duration, Instant};
 
 pub use self::refusal::{status_code, Carrier, Refusal};
-use self::rooms::Rooms;
+use self::rooms::{RoomPeer, Rooms};
 use self::tunnel::{TunnelOpen, TunnelSocket};
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
@@ -257,9 +257,6 @@ impl Session {
         let mut session = Session::new(shared, peer, open.version);
         session.app = Some(open.app.clone());
         session.room_operation_ids = open.room_operation_ids;
-        session
-            .rooms()
-            .set_protocol_version(&session.peer.id, open.version);
         session.hosted = Some(removed);
         session
     }
@@ -485,6 +482,12 @@ impl Session {
 
     fn rooms(&self) -> &Rooms {
         &self.shared.signal_fish
+    }
+
+    /// This connection as a room holds it once it joins, spectates or reconnects: the
+    /// version Authenticate negotiated (which comes first) shapes its frames.
+    fn room_peer(&self) -> RoomPeer {
+        RoomPeer::new(Arc::clone(&self.peer), self.version)
     }
 
     fn refuse(&self, refusal: &Refusal) {

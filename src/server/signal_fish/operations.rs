@@ -60,13 +60,13 @@ impl Session {
             RoomOperationRequest::JoinRoom(join) => self.join(join),
             RoomOperationRequest::LeaveRoom => self
                 .rooms()
-                .leave(self.hub(), &peer)
+                .leave(self.hub(), &self.peer)
                 .map_err(|refusal| with_text(refusal, "NOT_IN_ROOM", "Not currently in a room")),
             RoomOperationRequest::Reconnect(reconnect) => self.reconnect(reconnect),
             RoomOperationRequest::JoinAsSpectator(spectate) => self.spectate(spectate),
             RoomOperationRequest::LeaveSpectator => self
                 .rooms()
-                .leave_spectator(self.hub(), &peer)
+                .leave_spectator(self.hub(), &self.peer)
                 .map_err(|refusal| {
                     with_text(
                         refusal,
@@ -76,7 +76,7 @@ impl Session {
                 }),
             moderation => {
                 self.rooms()
-                    .room_operation(self.hub(), &peer, operation_id, &moderation);
+                    .room_operation(self.hub(), &self.peer, operation_id, &moderation);
                 Ok(())
             }
         };

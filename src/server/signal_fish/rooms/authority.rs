@@ -2,24 +2,25 @@
 //! admin's room commands ([`RoomDirectory`]).
 
 use super::table::{room_code, Membership, Room};
-use super::{refusal, Rooms};
+use super::{refusal, RoomPeer, Rooms};
 use crate::catalog::Dialect;
 use crate::clock::now_ms;
 use crate::protocol::signal_fish::{
     RoomOperationRequest, RoomOperationResult, ServerMessage, MAX_ROOM_PASSWORD_BYTES,
 };
 use crate::server::hub::{Hub, RoomDirectory};
+use crate::server::peer::PeerHandle;
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 impl Rooms {
     pub fn authority_request(
         &self,
         hub: &Hub,
-        peer: &str,
+        peer: &PeerHandle,
         become_authority: bool,
     ) -> Result<(), Refusal> {
         let mut state = self.lock();
-        let (code, player_id) = match state.membership.get(peer) {
+        let (code, player_id) = match state.membership.get(&peer.id) {
             Some(Membership::Player { room, player_id }) => (room.clone(), player_id.clone()),
             Some(Membership::Spectator { .. }) => {
                 return Err(refusal(
@@ -64,14 +65,14 @@ impl Rooms {
         } else if holder.as_deref() == Some(player_id.as_str()) {
             room.authority = None;
         }
-        hub.send(
+        Self::reply(
+            hub,
             peer,
-            ServerMessage::AuthorityResponse {
+            &ServerMessage::AuthorityResponse {
                 granted: true,
                 reason: None,
                 error_code: None,
-            }
-            .text(),
+            },
         );
         if room.authority != holder {
             self.announce_authority(hub, room);
@@ -88,7 +89,7 @@ impl Rooms {
             .as_ref()
             .and_then(|id| room.players.iter().find(|p| &p.id == id))
             .and_then(|p| p.peer.clone());
-        let others: Vec<String> = room.audience(holder_peer.as_deref());
+        let others = room.audience(holder_peer.as_ref().map(RoomPeer::id));
         let changed = ServerMessage::AuthorityChanged {
             authority_player: room.authority.clone(),
             you_are_authority: false,
@@ -96,13 +97,13 @@ impl Rooms {
         Self::send(hub, &others, &changed);
         self.record_event(&room.id, changed);
         if let Some(holder) = holder_peer {
-            hub.send(
-                &holder,
-                ServerMessage::AuthorityChanged {
+            Self::reply(
+                hub,
+                &holder.handle,
+                &ServerMessage::AuthorityChanged {
                     authority_player: room.authority.clone(),
                     you_are_authority: true,
-                }
-                .text(),
+                },
             );
         }
     }
@@ -113,11 +114,11 @@ impl Rooms {
     pub fn room_operation(
         &self,
         hub: &Hub,
-        peer: &str,
+        peer: &PeerHandle,
         operation_id: &str,
         operation: &RoomOperationRequest,
     ) {
-        let (result, failed) = match self.moderate(hub, peer, operation) {
+        let (result, failed) = match self.moderate(hub, &peer.id, operation) {
             Ok(result) => (result, None),
             Err((reason, code)) => (
                 RoomOperationResult::OperationFailed {
@@ -132,14 +133,8 @@ impl Rooms {
             result: Box::new(result),
         };
         match failed {
-            Some(code) => {
-                if let Some(handle) = hub.handle(peer) {
-                    hub.send_error(&handle, code, None, answer.text());
-                }
-            }
-            None => {
-                hub.send(peer, answer.text());
-            }
+            Some(code) => hub.send_error(peer, code, None, answer.text()),
+            None => Self::reply(hub, peer, &answer),
         }
     }
 
@@ -186,20 +181,19 @@ impl Rooms {
                 let banning = matches!(operation, RoomOperationRequest::BanPlayer { .. });
                 if banning {
                     room.banned.push(victim.id.clone());
-                    room.banned.extend(victim.peer.clone());
+                    room.banned
+                        .extend(victim.peer.as_ref().map(|peer| peer.id().to_owned()));
                 }
                 if let Some(victim_peer) = &victim.peer {
-                    state.membership.remove(victim_peer);
+                    state.membership.remove(victim_peer.id());
                     let notice = ServerMessage::Error {
                         message: "You were removed from the room by its authority player."
                             .to_owned(),
                         error_code: "KICKED".to_owned(),
                     };
-                    if let Some(handle) = hub.handle(victim_peer) {
-                        hub.send_error(&handle, "KICKED", None, notice.text());
-                        hub.close_peer(&handle, 4007, "kicked");
-                    }
-                    hub.update_peer(victim_peer, |p| p.room = None);
+                    hub.send_error(&victim_peer.handle, "KICKED", None, notice.text());
+                    hub.close_peer(&victim_peer.handle, 4007, "kicked");
+                    hub.update_peer(victim_peer.id(), |p| p.room = None);
                 }
                 self.remove_player(&mut state, hub, &code, target);
                 Ok(if banning {
@@ -295,7 +289,7 @@ impl Rooms {
                 state.rooms.insert(fresh.clone(), moved);
                 drop(state);
                 for member in &members {
-                    hub.update_peer(member, |p| p.room = Some(fresh.clone()));
+                    hub.update_peer(member.id(), |p| p.room = Some(fresh.clone()));
                 }
                 hub.room_closed_because(&code, &format!("renamed to {fresh}"));
                 Self::publish(hub, &snapshot);
@@ -321,8 +315,10 @@ impl RoomDirectory for Rooms {
             .rooms
             .remove(code)
             .ok_or_else(|| format!("no room {code}"))?;
-        let members: Vec<String> = room.audience(None);
-        state.membership.retain(|peer, _| !members.contains(peer));
+        let members = room.audience(None);
+        state
+            .membership
+            .retain(|peer, _| !members.iter().any(|member| member.id() == peer));
         let now = now_ms();
         for seat in state
             .seats
@@ -344,8 +340,8 @@ impl RoomDirectory for Rooms {
                 error_code: "KICKED".to_owned(),
             },
         );
-        for peer in &members {
-            hub.update_peer(peer, |p| p.room = None);
+        for member in &members {
+            hub.update_peer(member.id(), |p| p.room = None);
         }
         hub.room_closed_because(code, "closed by an operator");
         Ok(format!(
@@ -405,14 +401,14 @@ mod tests {
         let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
         let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
         two_players(&rooms, &hub, &mut alice, &mut bob);
-        for claimant in [bob.id(), alice.id()] {
+        for claimant in [&bob.handle, &alice.handle] {
             let refusal = rooms.authority_request(&hub, claimant, true).unwrap_err();
             assert_eq!(refusal.code, "AUTHORITY_CONFLICT");
             assert_eq!(refusal.carrier, Carrier::AuthorityResponse);
         }
         // Released by its holder, authority goes to the next claimant.
-        rooms.authority_request(&hub, alice.id(), false).unwrap();
-        rooms.authority_request(&hub, bob.id(), true).unwrap();
+        rooms.authority_request(&hub, &alice.handle, false).unwrap();
+        rooms.authority_request(&hub, &bob.handle, true).unwrap();
         let changed = last_of(&drain(&mut bob), "AuthorityChanged");
         assert_eq!(changed["data"]["you_are_authority"], true);
     }
@@ -422,7 +418,7 @@ mod tests {
         let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
         let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
         let (code, alice_id, bob_id) = two_players(&rooms, &hub, &mut alice, &mut bob);
-        let operate = |peer: &str, op: RoomOperationRequest| {
+        let operate = |peer: &PeerHandle, op: RoomOperationRequest| {
             rooms.room_operation(&hub, peer, "op-1", &op);
         };
         let outcome = |link: &mut PeerLink| {
@@ -434,20 +430,20 @@ mod tests {
             player_id: id.to_owned(),
         };
 
-        operate(bob.id(), kick(&alice_id));
+        operate(&bob.handle, kick(&alice_id));
         assert_eq!(
             outcome(&mut bob)["data"]["error_code"],
             "NOT_ROOM_AUTHORITY"
         );
-        operate(alice.id(), kick("nobody"));
+        operate(&alice.handle, kick("nobody"));
         assert_eq!(
             outcome(&mut alice)["data"]["error_code"],
             "KICK_TARGET_NOT_FOUND"
         );
-        operate(alice.id(), kick(&alice_id));
+        operate(&alice.handle, kick(&alice_id));
         assert_eq!(outcome(&mut alice)["data"]["error_code"], "INVALID_INPUT");
         operate(
-            alice.id(),
+            &alice.handle,
             RoomOperationRequest::TransferAuthority {
                 player_id: "nobody".into(),
             },
@@ -458,7 +454,7 @@ mod tests {
         );
 
         operate(
-            alice.id(),
+            &alice.handle,
             RoomOperationRequest::TransferAuthority {
                 player_id: bob_id.clone(),
             },
@@ -470,7 +466,7 @@ mod tests {
         );
 
         operate(
-            bob.id(),
+            &bob.handle,
             RoomOperationRequest::BanPlayer {
                 player_id: alice_id.clone(),
             },
@@ -484,7 +480,7 @@ mod tests {
         let notice = data(&drain(&mut alice), "Error");
         assert_eq!(notice["error_code"], "KICKED");
         let refusal = rooms
-            .join(&hub, alice.id(), request(Some(&code), "Alice"))
+            .join(&hub, &v2(&alice), request(Some(&code), "Alice"))
             .unwrap_err();
         assert_eq!(refusal.code, "BANNED");
     }

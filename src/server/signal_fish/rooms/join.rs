@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::replay;
 use super::table::{new_id, room_code, timestamp, valid_room_code, Membership, Player, Room, Seat};
 use super::{
-    refusal, JoinOptions, JoinRequest, Rooms, DEFAULT_MAX_PLAYERS, MAX_PLAYERS_LIMIT, RELAY_TYPE,
+    refusal, JoinOptions, JoinRequest, RoomPeer, Rooms, DEFAULT_MAX_PLAYERS, MAX_PLAYERS_LIMIT,
+    RELAY_TYPE,
 };
 use crate::clock::now_ms;
 use crate::protocol::signal_fish::{RoomJoined, ServerMessage, MAX_ROOM_PASSWORD_BYTES};
@@ -15,8 +16,8 @@ use crate::server::hub::Hub;
 use crate::server::signal_fish::refusal::{player_name_problem, Carrier, Refusal};
 
 impl Rooms {
-    pub fn join(&self, hub: &Hub, peer: &str, request: JoinRequest) -> Result<(), Refusal> {
-        self.join_with(hub, peer, request, JoinOptions::default())
+    pub fn join(&self, hub: &Hub, member: &RoomPeer, request: JoinRequest) -> Result<(), Refusal> {
+        self.join_with(hub, member, request, JoinOptions::default())
     }
 
     /// JoinRoom, checked in signal-fish-server 0.12's order: names, player count, join_only,
@@ -26,11 +27,11 @@ impl Rooms {
     pub fn join_with(
         &self,
         hub: &Hub,
-        peer: &str,
+        member: &RoomPeer,
         request: JoinRequest,
         options: JoinOptions,
     ) -> Result<(), Refusal> {
-        let wire = self.wire(peer);
+        let (peer, wire) = (member.id(), member.wire);
         let mut state = self.lock();
         let name_chars = request.game_name.chars().count();
         if name_chars == 0
@@ -88,7 +89,7 @@ impl Rooms {
         let player = Player {
             id: new_id(),
             name: request.player_name.clone(),
-            peer: Some(peer.to_owned()),
+            peer: Some(member.clone()),
             ready: false,
             connected_at: timestamp(),
             disconnected_at_ms: None,
@@ -244,11 +245,11 @@ impl Rooms {
             current_spectators: room.spectator_infos(),
             reconnection_token: wire.shows_token().then(|| token.clone()),
         }));
-        self.answer(hub, peer, joined);
+        self.answer(hub, &member.handle, joined);
         // The room leaves "waiting" as soon as its creator is in (as the real server reports).
         room.opened = true;
         if creating {
-            hub.send(peer, room.lobby_changed().text());
+            Self::reply(hub, &member.handle, &room.lobby_changed());
         } else if let Some(joiner) = room.players.iter().find(|p| p.id == player_id) {
             let audience = room.audience(Some(peer));
             self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerJoined {
@@ -300,16 +301,16 @@ mod tests {
         let mut alice = peer(&hub, "alice");
         let bob = peer(&hub, "bob");
         let mut carol = peer(&hub, "carol");
-        rooms.join(&hub, alice.id(), limited("Alice")).unwrap();
+        rooms.join(&hub, &v2(&alice), limited("Alice")).unwrap();
         let first = last_of(&drain(&mut alice), "RoomJoined")["data"]["room_code"].clone();
-        rooms.join(&hub, bob.id(), limited("Bob")).unwrap();
+        rooms.join(&hub, &v2(&bob), limited("Bob")).unwrap();
         // Both rooms have a connected player: the third is refused.
-        let refused = rooms.join(&hub, carol.id(), limited("Carol")).unwrap_err();
+        let refused = rooms.join(&hub, &v2(&carol), limited("Carol")).unwrap_err();
         assert_eq!(refused.code, "MAX_ROOMS_PER_GAME_EXCEEDED");
         // Alice drops: her seat waits out the reconnection window, but her room no longer
         // holds a place against a player who is here.
         rooms.disconnected(&hub, alice.id());
-        rooms.join(&hub, carol.id(), limited("Carol")).unwrap();
+        rooms.join(&hub, &v2(&carol), limited("Carol")).unwrap();
         drain(&mut carol);
         let (_, snapshot, _) = hub.subscribe();
         let codes: Vec<String> = snapshot.rooms.iter().map(|r| r.code.clone()).collect();
@@ -327,7 +328,7 @@ mod tests {
                 max_rooms_per_app: 2,
                 ..request(None, &format!("P{n}"))
             };
-            let joined = rooms.join(&hub, player.id(), request);
+            let joined = rooms.join(&hub, &v2(player), request);
             if n < 2 {
                 joined.unwrap();
             } else {
@@ -353,7 +354,7 @@ mod tests {
     fn joins_follow_upstream_rules_for_codes_authority_and_player_counts() {
         let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
         let mut alice = peer(&hub, "Alice");
-        let refused = |req: JoinRequest| rooms.join(&hub, alice.id(), req).unwrap_err();
+        let refused = |req: JoinRequest| rooms.join(&hub, &v2(&alice), req).unwrap_err();
         let join_only = JoinRequest {
             join_only: true,
             ..request(Some("ZZZZZZ"), "Alice")
@@ -378,7 +379,7 @@ mod tests {
             max_players: None,
             ..request(Some("ZZZZZZ"), "Alice")
         };
-        rooms.join(&hub, alice.id(), req).unwrap();
+        rooms.join(&hub, &v2(&alice), req).unwrap();
         let joined = data(&drain(&mut alice), "RoomJoined");
         assert_eq!(joined["room_code"], "ZZZZZZ");
         assert_eq!(joined["max_players"], DEFAULT_MAX_PLAYERS);
@@ -394,7 +395,7 @@ mod tests {
             password: Some(password.to_owned()),
         };
         rooms
-            .join_with(&hub, alice.id(), request(None, "Alice"), sealed("pw"))
+            .join_with(&hub, &v2(&alice), request(None, "Alice"), sealed("pw"))
             .unwrap();
         let code = data(&drain(&mut alice), "RoomJoined")["room_code"]
             .as_str()
@@ -402,7 +403,7 @@ mod tests {
             .to_owned();
         for options in [JoinOptions::default(), sealed("PW")] {
             let refusal = rooms
-                .join_with(&hub, bob.id(), request(Some(&code), "Bob"), options)
+                .join_with(&hub, &v2(&bob), request(Some(&code), "Bob"), options)
                 .unwrap_err();
             assert_eq!(
                 (refusal.carrier, refusal.code),
@@ -410,23 +411,23 @@ mod tests {
             );
         }
         let refusal = rooms
-            .join_with(&hub, bob.id(), request(Some(&code), "Bob"), sealed(""))
+            .join_with(&hub, &v2(&bob), request(Some(&code), "Bob"), sealed(""))
             .unwrap_err();
         assert_eq!(
             refusal.code, "INVALID_INPUT",
             "an empty password is malformed"
         );
         rooms
-            .join_with(&hub, bob.id(), request(Some(&code), "Bob"), sealed("pw"))
+            .join_with(&hub, &v2(&bob), request(Some(&code), "Bob"), sealed("pw"))
             .unwrap();
         // A password sent to an open room gets the same answer as a wrong one.
         rooms
-            .join(&hub, carol.id(), request(Some("PQRS23"), "Carol"))
+            .join(&hub, &v2(&carol), request(Some("PQRS23"), "Carol"))
             .unwrap();
         let refusal = rooms
             .join_with(
                 &hub,
-                peer(&hub, "Dan").id(),
+                &v2(&peer(&hub, "Dan")),
                 request(Some("PQRS23"), "Dan"),
                 sealed("pw"),
             )

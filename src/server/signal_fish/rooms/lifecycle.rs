@@ -8,6 +8,7 @@ use super::{refusal, Rooms, State, EXPIRED_TOKEN_MEMORY_MS};
 use crate::clock::now_ms;
 use crate::protocol::signal_fish::ServerMessage;
 use crate::server::hub::Hub;
+use crate::server::peer::PeerHandle;
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 impl Rooms {
@@ -107,27 +108,25 @@ impl Rooms {
         }
     }
 
-    pub fn leave(&self, hub: &Hub, peer: &str) -> Result<(), Refusal> {
+    pub fn leave(&self, hub: &Hub, peer: &PeerHandle) -> Result<(), Refusal> {
         let mut state = self.lock();
-        let Some(Membership::Player { room, player_id }) = state.membership.get(peer).cloned()
+        let Some(Membership::Player { room, player_id }) = state.membership.get(&peer.id).cloned()
         else {
             return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
         };
-        state.membership.remove(peer);
+        state.membership.remove(&peer.id);
         self.answer(hub, peer, ServerMessage::RoomLeft);
         self.remove_player(&mut state, hub, &room, &player_id);
         drop(state);
-        hub.update_peer(peer, |p| p.room = None);
+        hub.update_peer(&peer.id, |p| p.room = None);
         Ok(())
     }
 
     /// The peer's connection ended: a player's seat is held for the reconnection window, a
     /// spectator simply leaves.
     pub fn disconnected(&self, hub: &Hub, peer: &str) {
-        self.forget_version(peer);
-        self.forget_relay(peer);
+        self.forget_peer(peer);
         let mut state = self.lock();
-        state.handles.remove(peer);
         match state.membership.remove(peer) {
             Some(Membership::Player { room, player_id }) => {
                 let Some(entry) = state.rooms.get_mut(&room) else {
@@ -209,10 +208,8 @@ impl Rooms {
 
     /// Kick a peer out of its room (admin kick): players leave, spectators too.
     pub fn remove_peer_now(&self, hub: &Hub, peer: &str) {
-        self.forget_version(peer);
-        self.forget_relay(peer);
+        self.forget_peer(peer);
         let mut state = self.lock();
-        state.handles.remove(peer);
         match state.membership.remove(peer) {
             Some(Membership::Player { room, player_id }) => {
                 self.remove_player(&mut state, hub, &room, &player_id)

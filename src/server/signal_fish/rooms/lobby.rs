@@ -145,7 +145,9 @@ mod tests {
         for refused in [rooms.start(&hub, alice.id()), rooms.ready(&hub, bob.id())] {
             assert_eq!(refused.unwrap_err().code, "INVALID_ROOM_STATE");
         }
-        let refusal = rooms.authority_request(&hub, bob.id(), true).unwrap_err();
+        let refusal = rooms
+            .authority_request(&hub, &bob.handle, true)
+            .unwrap_err();
         assert_eq!(refusal.code, "AUTHORITY_DENIED");
     }
 }

@@ -24,8 +24,7 @@
 //! | `session_plan.rs` | negotiated capabilities, the session ladder, each member's SessionPlan |
 //! | `signaling.rs` | SessionPlans sent at start, late join and host loss; Signal; ProvideConnectionInfo |
 //!
-//! This file keeps the shared state, the lock, and the per-peer frame shapes (protocol
-//! versions).
+//! This file keeps the shared state, the lock, and delivery to members' handles.
 //!
 //! # Locking
 //! Joins, leaves, authority, readiness and reconnection change room structure under one lock;
@@ -58,7 +57,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use crate::protocol::signal_fish::ServerMessage;
 use crate::server::config::SignalFishSettings;
 use crate::server::hub::Hub;
-use crate::server::peer::PeerHandle;
+use crate::server::peer::{PeerHandle, Priority};
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 pub const DEFAULT_MAX_PLAYERS: u8 = 8;
@@ -78,6 +77,7 @@ use self::correlation::Correlations;
 use self::inactivity::Activity;
 use self::replay::Replay;
 use self::signaling::Signaling;
+pub use self::table::RoomPeer;
 pub use self::table::{room_code, valid_room_code};
 use self::table::{Membership, Relay, Room, RoomTable, Seat};
 
@@ -85,10 +85,6 @@ use self::table::{Membership, Relay, Room, RoomTable, Seat};
 struct State {
     rooms: RoomTable,
     membership: HashMap<String, Membership>,
-    /// Handles of members that have received game data, and whether they speak v3, so
-    /// relaying a frame takes no hub lock. Filled on first use, emptied when the connection
-    /// ends.
-    handles: HashMap<String, (Arc<PeerHandle>, bool)>,
     /// Reconnection token → seat.
     seats: HashMap<String, Seat>,
 }
@@ -114,43 +110,11 @@ pub struct JoinOptions {
     pub password: Option<String>,
 }
 
-/// The frame shapes a peer receives, from the protocol version its session negotiated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wire {
-    /// No version was reported for the peer: v2 shapes plus the reconnection token, so that a
-    /// connection loop that does not report versions keeps working as it always did.
-    Unreported,
-    V2,
-    V3,
-}
-
-impl Wire {
-    fn of(version: Option<u16>) -> Wire {
-        match version {
-            None => Wire::Unreported,
-            Some(v) if v >= 3 => Wire::V3,
-            Some(_) => Wire::V2,
-        }
-    }
-
-    fn v3(self) -> bool {
-        self == Wire::V3
-    }
-
-    /// A v2 client must never see the token (the real server keeps it off the v2 wire).
-    fn shows_token(self) -> bool {
-        self != Wire::V2
-    }
-}
-
 pub struct Rooms {
     state: Mutex<State>,
     /// Each game-data sender's relay, by peer id.
     relays: RwLock<HashMap<String, Arc<Relay>>>,
     settings: SignalFishSettings,
-    /// Negotiated protocol version per peer, as the connection reported it. Locked after
-    /// `state` when both are needed, never before.
-    versions: Mutex<HashMap<String, u16>>,
     /// Capabilities, running sessions and signal budgets; locked after `state`, never before.
     signaling: Mutex<Signaling>,
     /// Game data formats other than JSON, by peer.
@@ -177,7 +141,6 @@ impl Rooms {
             state: Mutex::new(State::default()),
             relays: RwLock::new(HashMap::new()),
             settings,
-            versions: Mutex::new(HashMap::new()),
             signaling: Mutex::new(Signaling::default()),
             formats: Formats::default(),
             activity: Activity::default(),
@@ -186,50 +149,20 @@ impl Rooms {
         }
     }
 
-    /// The connection reports the protocol version its Authenticate negotiated; from then on
-    /// the peer's frames take that version's shape (v2: no reconnection token, no delivery
-    /// stamps; v3: both).
-    pub fn set_protocol_version(&self, peer: &str, version: u16) {
-        self.versions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(peer.to_owned(), version);
-    }
-
-    /// The version reported for `peer`, if any.
-    pub fn protocol_version(&self, peer: &str) -> Option<u16> {
-        self.versions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(peer)
-            .copied()
-    }
-
-    fn wire(&self, peer: &str) -> Wire {
-        Wire::of(self.protocol_version(peer))
-    }
-
-    fn forget_version(&self, peer: &str) {
-        self.versions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(peer);
+    /// What the rooms keep of a connection that ended, beyond its membership.
+    fn forget_peer(&self, peer: &str) {
+        self.forget_relay(peer);
         self.forget_signaling(peer);
         self.forget_format(peer);
     }
 
     /// Send a frame whose shape depends on the recipient's version: each shape is serialized
     /// once and shared by every recipient of that version.
-    fn send_shaped(&self, hub: &Hub, peers: &[String], make: impl Fn(bool) -> ServerMessage) {
-        let (v3, v2): (Vec<String>, Vec<String>) = {
-            let versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
-            peers
-                .iter()
-                .cloned()
-                .partition(|peer| versions.get(peer).is_some_and(|v| *v >= 3))
-        };
-        Self::send(hub, &v2, &make(false));
-        Self::send(hub, &v3, &make(true));
+    fn send_shaped(&self, hub: &Hub, members: &[RoomPeer], make: impl Fn(bool) -> ServerMessage) {
+        let (v3, v2): (Vec<&RoomPeer>, Vec<&RoomPeer>) =
+            members.iter().partition(|member| member.wire.v3());
+        Self::send(hub, v2, &make(false));
+        Self::send(hub, v3, &make(true));
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -250,10 +183,22 @@ impl Rooms {
         hub.room_updated(room.info());
     }
 
-    fn send(hub: &Hub, peers: &[String], message: &ServerMessage) {
-        if !peers.is_empty() {
-            hub.send_many(peers, message.text());
+    /// One frame, serialized once, for every member.
+    fn send<'m>(
+        hub: &Hub,
+        members: impl IntoIterator<Item = &'m RoomPeer>,
+        message: &ServerMessage,
+    ) {
+        let mut members = members.into_iter().peekable();
+        if members.peek().is_some() {
+            let text = message.text().into();
+            hub.deliver_many(members.map(|m| &m.handle), &text, Priority::Reply);
         }
+    }
+
+    /// A reply to the peer whose request is in hand.
+    fn reply(hub: &Hub, peer: &PeerHandle, message: &ServerMessage) {
+        hub.deliver(peer, &message.text().into(), Priority::Reply);
     }
 }
 
@@ -269,11 +214,9 @@ mod tests {
         let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
         let (mut alice, mut bob, mut carol) =
             (peer(&hub, "Alice"), peer(&hub, "Bob"), peer(&hub, "Carol"));
-        rooms.set_protocol_version(alice.id(), 3);
-        rooms.set_protocol_version(bob.id(), 2);
 
         rooms
-            .join(&hub, alice.id(), request(None, "Alice"))
+            .join(&hub, &v3(&alice), request(None, "Alice"))
             .unwrap();
         let joined = data(&drain(&mut alice), "RoomJoined");
         assert!(
@@ -292,7 +235,7 @@ mod tests {
         let code = joined["room_code"].as_str().unwrap().to_owned();
 
         rooms
-            .join(&hub, bob.id(), request(Some(&code), "Bob"))
+            .join(&hub, &v2(&bob), request(Some(&code), "Bob"))
             .unwrap();
         let bob_joined = data(&drain(&mut bob), "RoomJoined");
         assert!(
@@ -306,12 +249,12 @@ mod tests {
         let announced = data(&drain(&mut alice), "PlayerJoined");
         assert_eq!(announced["player"]["epoch"], 1);
 
-        // A peer whose version was never reported keeps the token, as before versions existed.
+        // Each member's own version, whatever the others speak.
         rooms
-            .join(&hub, carol.id(), request(Some(&code), "Carol"))
+            .join(&hub, &v2(&carol), request(Some(&code), "Carol"))
             .unwrap();
         let carol_joined = data(&drain(&mut carol), "RoomJoined");
-        assert!(carol_joined["reconnection_token"].is_string());
+        assert!(carol_joined.get("reconnection_token").is_none());
         assert!(carol_joined["current_players"][0]["connected_at"].is_string());
         drain(&mut alice);
         drain(&mut bob);
@@ -336,7 +279,7 @@ mod tests {
             json!({"from_player": to_alice["from_player"], "data": {"n": 2}})
         );
 
-        rooms.leave(&hub, bob.id()).unwrap();
+        rooms.leave(&hub, &bob.handle).unwrap();
         let left = data(&drain(&mut alice), "PlayerLeft");
         assert_eq!(
             (left["epoch"].clone(), left["final_seq"].clone()),
