@@ -105,16 +105,10 @@ use self::parts::{
     apps::Apps, channels::Channels, errors::ErrorCounts, faults::Faults, history::History,
     probes::Probes, registry::Registry, rooms::Rooms, subscriptions::Subscriptions,
 };
+pub use self::rooms::RoomEvent;
 
 /// Deltas buffered per console before it is sent a fresh snapshot instead.
 pub const EVENT_CAPACITY: usize = 4096;
-
-/// Admin room commands, answered by the dialect that owns rooms.
-pub trait RoomDirectory: Send + Sync {
-    fn close_room(&self, hub: &Hub, room: &str) -> Result<String, String>;
-    fn transfer_authority(&self, hub: &Hub, room: &str, player_id: &str) -> Result<String, String>;
-    fn revoke_authority(&self, hub: &Hub, room: &str) -> Result<String, String>;
-}
 
 /// Everything behind the hub's one lock, part by part.
 struct State {
@@ -144,7 +138,6 @@ pub struct Hub {
     bans: BanStore,
     config: Config,
     info: ServerInfo,
-    rooms: Mutex<Option<Arc<dyn RoomDirectory>>>,
     peers_gone: Notify,
     frames_in: AtomicU64,
     frames_out: AtomicU64,
@@ -197,7 +190,6 @@ impl Hub {
                 started_at_ms: started,
                 history,
             },
-            rooms: Mutex::new(None),
             peers_gone: Notify::new(),
             frames_in: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),

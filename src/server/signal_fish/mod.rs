@@ -92,7 +92,7 @@ use axum::response::Response;
 use tokio::time::{Duration, Instant};
 
 pub use self::refusal::{status_code, Carrier, Refusal};
-use self::rooms::{RoomPeer, Rooms};
+use self::rooms::{RoomChange, RoomPeer, Rooms};
 use self::tunnel::{TunnelOpen, TunnelSocket};
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
@@ -467,11 +467,12 @@ impl connection::Session for Session {
                 .tunnels
                 .end(&self.shared.broker, &self.peer.id, self.removed_from_room);
         }
-        if self.removed_from_room {
-            self.rooms().remove_peer_now(self.hub(), &self.peer.id);
+        let change = if self.removed_from_room {
+            self.rooms().remove_peer_now(self.hub(), &self.peer.id)
         } else {
-            self.rooms().disconnected(self.hub(), &self.peer.id);
-        }
+            self.rooms().disconnected(self.hub(), &self.peer.id)
+        };
+        self.record(change);
     }
 }
 
@@ -482,6 +483,11 @@ impl Session {
 
     fn rooms(&self) -> &Rooms {
         &self.shared.signal_fish
+    }
+
+    /// What the rooms changed, recorded for admins before anything else reaches the rooms.
+    fn record(&self, change: RoomChange<'_>) {
+        self.hub().record_rooms(change.events());
     }
 
     /// This connection as a room holds it once it joins, spectates or reconnects: the

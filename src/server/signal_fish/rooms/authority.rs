@@ -1,14 +1,14 @@
 //! Authority and moderation: AuthorityRequest, the v3 RoomOperation moderation, and the
-//! admin's room commands ([`RoomDirectory`]).
+//! admin's room commands.
 
 use super::table::{room_code, Membership, Room};
-use super::{refusal, RoomPeer, Rooms};
+use super::{refusal, RoomChange, RoomPeer, Rooms};
 use crate::catalog::Dialect;
 use crate::clock::now_ms;
 use crate::protocol::signal_fish::{
     RoomOperationRequest, RoomOperationResult, ServerMessage, MAX_ROOM_PASSWORD_BYTES,
 };
-use crate::server::hub::{Hub, RoomDirectory};
+use crate::server::hub::Hub;
 use crate::server::peer::PeerHandle;
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
@@ -18,7 +18,7 @@ impl Rooms {
         hub: &Hub,
         peer: &PeerHandle,
         become_authority: bool,
-    ) -> Result<(), Refusal> {
+    ) -> Result<RoomChange<'_>, Refusal> {
         let mut state = self.lock();
         let (code, player_id) = match state.membership.get(&peer.id) {
             Some(Membership::Player { room, player_id }) => (room.clone(), player_id.clone()),
@@ -77,8 +77,9 @@ impl Rooms {
         if room.authority != holder {
             self.announce_authority(hub, room);
         }
-        Self::publish(hub, room);
-        Ok(())
+        self.publish(room);
+        drop(state);
+        Ok(self.changes())
     }
 
     /// AuthorityChanged differs for the holder (`you_are_authority`); two frames, each
@@ -117,7 +118,7 @@ impl Rooms {
         peer: &PeerHandle,
         operation_id: &str,
         operation: &RoomOperationRequest,
-    ) {
+    ) -> RoomChange<'_> {
         let (result, failed) = match self.moderate(hub, &peer.id, operation) {
             Ok(result) => (result, None),
             Err((reason, code)) => (
@@ -136,6 +137,7 @@ impl Rooms {
             Some(code) => hub.send_error(peer, code, None, answer.text()),
             None => Self::reply(hub, peer, &answer),
         }
+        self.changes()
     }
 
     pub(super) fn moderate(
@@ -193,7 +195,7 @@ impl Rooms {
                     };
                     hub.send_error(&victim_peer.handle, "KICKED", None, notice.text());
                     hub.close_peer(&victim_peer.handle, 4007, "kicked");
-                    hub.update_peer(victim_peer.id(), |p| p.room = None);
+                    self.seated(victim_peer.id(), None);
                 }
                 self.remove_player(&mut state, hub, &code, target);
                 Ok(if banning {
@@ -233,7 +235,7 @@ impl Rooms {
                 }
                 room.authority = Some(target.clone());
                 self.announce_authority(hub, room);
-                Self::publish(hub, room);
+                self.publish(room);
                 Ok(RoomOperationResult::AuthorityTransferred {
                     player_id: target.clone(),
                 })
@@ -285,14 +287,12 @@ impl Rooms {
                 for seat in state.seats.values_mut().filter(|s| s.room_code == code) {
                     seat.room_code = fresh.clone();
                 }
-                let snapshot = moved.clone();
-                state.rooms.insert(fresh.clone(), moved);
-                drop(state);
                 for member in &members {
-                    hub.update_peer(member.id(), |p| p.room = Some(fresh.clone()));
+                    self.seated(member.id(), Some(fresh.clone()));
                 }
-                hub.room_closed_because(&code, &format!("renamed to {fresh}"));
-                Self::publish(hub, &snapshot);
+                self.closed(&code, &format!("renamed to {fresh}"));
+                self.publish(&moved);
+                state.rooms.insert(fresh.clone(), moved);
                 Ok(RoomOperationResult::RoomCodeRegenerated { room_code: fresh })
             }
             RoomOperationRequest::JoinRoom(_)
@@ -308,8 +308,9 @@ impl Rooms {
     }
 }
 
-impl RoomDirectory for Rooms {
-    fn close_room(&self, hub: &Hub, code: &str) -> Result<String, String> {
+/// The admin's room commands: what was done, for the audit log, and the change to record.
+impl Rooms {
+    pub fn close_room(&self, hub: &Hub, code: &str) -> Result<(String, RoomChange<'_>), String> {
         let mut state = self.lock();
         let room = state
             .rooms
@@ -341,16 +342,19 @@ impl RoomDirectory for Rooms {
             },
         );
         for member in &members {
-            hub.update_peer(member.id(), |p| p.room = None);
+            self.seated(member.id(), None);
         }
-        hub.room_closed_because(code, "closed by an operator");
-        Ok(format!(
-            "room {code} closed; {} members removed",
-            members.len()
-        ))
+        self.closed(code, "closed by an operator");
+        let done = format!("room {code} closed; {} members removed", members.len());
+        Ok((done, self.changes()))
     }
 
-    fn transfer_authority(&self, hub: &Hub, code: &str, player_id: &str) -> Result<String, String> {
+    pub fn transfer_authority(
+        &self,
+        hub: &Hub,
+        code: &str,
+        player_id: &str,
+    ) -> Result<(String, RoomChange<'_>), String> {
         let mut state = self.lock();
         let room = state
             .rooms
@@ -367,13 +371,17 @@ impl RoomDirectory for Rooms {
         let name = player.name.clone();
         room.authority = Some(player_id.to_owned());
         self.announce_authority(hub, room);
-        Self::publish(hub, room);
-        Ok(format!(
-            "{name} ({player_id}) now holds authority in {code}"
-        ))
+        self.publish(room);
+        drop(state);
+        let done = format!("{name} ({player_id}) now holds authority in {code}");
+        Ok((done, self.changes()))
     }
 
-    fn revoke_authority(&self, hub: &Hub, code: &str) -> Result<String, String> {
+    pub fn revoke_authority(
+        &self,
+        hub: &Hub,
+        code: &str,
+    ) -> Result<(String, RoomChange<'_>), String> {
         let mut state = self.lock();
         let room = state
             .rooms
@@ -383,8 +391,9 @@ impl RoomDirectory for Rooms {
             return Err(format!("nobody holds authority in {code}"));
         }
         self.announce_authority(hub, room);
-        Self::publish(hub, room);
-        Ok(format!("authority in {code} revoked"))
+        self.publish(room);
+        drop(state);
+        Ok((format!("authority in {code} revoked"), self.changes()))
     }
 }
 

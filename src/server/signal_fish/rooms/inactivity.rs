@@ -94,9 +94,9 @@ impl Rooms {
             for member in &members {
                 hub.send_error(&member.handle, "ROOM_NOT_FOUND", None, farewell.text());
                 hub.close_peer(&member.handle, 4005, "room_inactive");
-                hub.update_peer(member.id(), |p| p.room = None);
+                self.seated(member.id(), None);
             }
-            hub.room_closed_because(&code, "inactive");
+            self.closed(&code, "inactive");
         }
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::replay;
 use super::table::{new_id, room_code, timestamp, valid_room_code, Membership, Player, Room, Seat};
 use super::{
-    refusal, JoinOptions, JoinRequest, RoomPeer, Rooms, DEFAULT_MAX_PLAYERS, MAX_PLAYERS_LIMIT,
-    RELAY_TYPE,
+    refusal, JoinOptions, JoinRequest, RoomChange, RoomPeer, Rooms, DEFAULT_MAX_PLAYERS,
+    MAX_PLAYERS_LIMIT, RELAY_TYPE,
 };
 use crate::clock::now_ms;
 use crate::protocol::signal_fish::{RoomJoined, ServerMessage, MAX_ROOM_PASSWORD_BYTES};
@@ -16,7 +16,12 @@ use crate::server::hub::Hub;
 use crate::server::signal_fish::refusal::{player_name_problem, Carrier, Refusal};
 
 impl Rooms {
-    pub fn join(&self, hub: &Hub, member: &RoomPeer, request: JoinRequest) -> Result<(), Refusal> {
+    pub fn join(
+        &self,
+        hub: &Hub,
+        member: &RoomPeer,
+        request: JoinRequest,
+    ) -> Result<RoomChange<'_>, Refusal> {
         self.join_with(hub, member, request, JoinOptions::default())
     }
 
@@ -30,7 +35,7 @@ impl Rooms {
         member: &RoomPeer,
         request: JoinRequest,
         options: JoinOptions,
-    ) -> Result<(), Refusal> {
+    ) -> Result<RoomChange<'_>, Refusal> {
         let (peer, wire) = (member.id(), member.wire);
         let mut state = self.lock();
         let name_chars = request.game_name.chars().count();
@@ -278,10 +283,10 @@ impl Rooms {
                 player_id,
             },
         );
+        self.seated(peer, Some(code));
+        self.publish(&snapshot);
         drop(state);
-        hub.update_peer(peer, |p| p.room = Some(code));
-        Self::publish(hub, &snapshot);
-        Ok(())
+        Ok(self.changes())
     }
 }
 
@@ -301,16 +306,26 @@ mod tests {
         let mut alice = peer(&hub, "alice");
         let bob = peer(&hub, "bob");
         let mut carol = peer(&hub, "carol");
-        rooms.join(&hub, &v2(&alice), limited("Alice")).unwrap();
+        // Admins see the rooms as their changes are recorded.
+        let joined = rooms.join(&hub, &v2(&alice), limited("Alice")).unwrap();
+        hub.record_rooms(joined.events());
+        drop(joined);
         let first = last_of(&drain(&mut alice), "RoomJoined")["data"]["room_code"].clone();
-        rooms.join(&hub, &v2(&bob), limited("Bob")).unwrap();
+        hub.record_rooms(
+            rooms
+                .join(&hub, &v2(&bob), limited("Bob"))
+                .unwrap()
+                .events(),
+        );
         // Both rooms have a connected player: the third is refused.
         let refused = rooms.join(&hub, &v2(&carol), limited("Carol")).unwrap_err();
         assert_eq!(refused.code, "MAX_ROOMS_PER_GAME_EXCEEDED");
         // Alice drops: her seat waits out the reconnection window, but her room no longer
         // holds a place against a player who is here.
-        rooms.disconnected(&hub, alice.id());
-        rooms.join(&hub, &v2(&carol), limited("Carol")).unwrap();
+        hub.record_rooms(rooms.disconnected(&hub, alice.id()).events());
+        let joined = rooms.join(&hub, &v2(&carol), limited("Carol")).unwrap();
+        hub.record_rooms(joined.events());
+        drop(joined);
         drain(&mut carol);
         let (_, snapshot, _) = hub.subscribe();
         let codes: Vec<String> = snapshot.rooms.iter().map(|r| r.code.clone()).collect();

@@ -56,7 +56,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::protocol::signal_fish::ServerMessage;
 use crate::server::config::SignalFishSettings;
-use crate::server::hub::Hub;
+use crate::server::hub::{Hub, RoomEvent};
 use crate::server::peer::{PeerHandle, Priority};
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
@@ -71,6 +71,8 @@ const RELAY_TYPE: &str = "matchbox";
 /// Expired reconnection tokens are remembered this long, so a late Reconnect learns that its
 /// window passed (RECONNECTION_EXPIRED) rather than that its token is unknown.
 const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
+/// Why a room closed when its last member went.
+const EMPTY: &str = "empty";
 
 use self::binary::Formats;
 use self::correlation::Correlations;
@@ -125,6 +127,33 @@ pub struct Rooms {
     replay: Replay,
     /// The correlated operation each peer's request in hand answers; a leaf lock.
     correlations: Correlations,
+    /// Room changes for admins not yet handed to a caller, in the order they happened; a
+    /// leaf lock.
+    changes: Mutex<Vec<RoomEvent>>,
+    /// Held from taking changes until the caller has recorded them ([`RoomChange`]); locked
+    /// after `state`, never before.
+    in_order: Mutex<()>,
+}
+
+/// Room changes for admins, in the order they happened, for the caller to record through
+/// [`Hub::record_rooms`] at once. While it is held no later change is handed out, so admins
+/// see changes in the order players did; the caller must not call into the rooms before
+/// letting it go.
+pub struct RoomChange<'r> {
+    events: Vec<RoomEvent>,
+    _in_order: MutexGuard<'r, ()>,
+}
+
+impl RoomChange<'_> {
+    pub fn events(&self) -> &[RoomEvent] {
+        &self.events
+    }
+}
+
+impl std::fmt::Debug for RoomChange<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.events).finish()
+    }
 }
 
 fn refusal(carrier: Carrier, code: &'static str, text: Option<String>) -> Refusal {
@@ -146,6 +175,8 @@ impl Rooms {
             activity: Activity::default(),
             replay: Replay::default(),
             correlations: Correlations::default(),
+            changes: Mutex::new(Vec::new()),
+            in_order: Mutex::new(()),
         }
     }
 
@@ -179,8 +210,43 @@ impl Rooms {
         self.lock().rooms.values().any(|room| room.id == room_id)
     }
 
-    fn publish(hub: &Hub, room: &Room) {
-        hub.room_updated(room.info());
+    /// Every change noted so far, handed to the caller to record. A change is noted under
+    /// the rooms lock, so notes are in the order of the changes; whichever caller takes them
+    /// records them before the next caller can take any.
+    fn changes(&self) -> RoomChange<'_> {
+        let in_order = self.in_order.lock().unwrap_or_else(|p| p.into_inner());
+        let events = std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()));
+        RoomChange {
+            events,
+            _in_order: in_order,
+        }
+    }
+
+    fn note(&self, event: RoomEvent) {
+        self.changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
+    }
+
+    fn publish(&self, room: &Room) {
+        self.note(RoomEvent::Updated(room.info()));
+    }
+
+    fn closed(&self, code: &str, reason: &str) {
+        self.note(RoomEvent::Closed {
+            code: code.to_owned(),
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// The room `peer` is in now, as admins see it on the peer.
+    fn seated(&self, peer: &str, room: Option<String>) {
+        self.note(RoomEvent::Seated {
+            peer: peer.to_owned(),
+            room,
+            identity: None,
+        });
     }
 
     /// One frame, serialized once, for every member.

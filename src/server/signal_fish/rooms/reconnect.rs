@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::replay;
 use super::table::{new_id, Membership, Seat};
-use super::{refusal, RoomPeer, Rooms, RELAY_TYPE};
+use super::{refusal, RoomChange, RoomPeer, Rooms, RELAY_TYPE};
 use crate::protocol::signal_fish::{Reconnected, SenderWatermark, ServerMessage};
-use crate::server::hub::Hub;
+use crate::server::hub::{Hub, RoomEvent};
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 /// Why a Reconnect into a room that is gone fails, whether an operator closed it or it went
@@ -23,7 +23,7 @@ impl Rooms {
         room_id: &str,
         token: &str,
         banned: impl Fn(&str) -> bool,
-    ) -> Result<(), Refusal> {
+    ) -> Result<RoomChange<'_>, Refusal> {
         let peer = member.id();
         let mut state = self.lock();
         if state.membership.contains_key(peer) {
@@ -177,14 +177,15 @@ impl Rooms {
                 player_id: player_id.to_owned(),
             },
         );
-        drop(state);
         // The same player as before: an identity ban made later finds this connection too.
-        hub.update_peer(peer, |p| {
-            p.room = Some(code);
-            p.identity = Some(name);
+        self.note(RoomEvent::Seated {
+            peer: peer.to_owned(),
+            room: Some(code),
+            identity: Some(name),
         });
-        Self::publish(hub, &snapshot);
-        Ok(())
+        self.publish(&snapshot);
+        drop(state);
+        Ok(self.changes())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Spectators: JoinAsSpectator and LeaveSpectator.
 
 use super::table::{new_id, timestamp, Membership, Spectator};
-use super::{refusal, RoomPeer, Rooms, State};
+use super::{refusal, RoomChange, RoomPeer, Rooms, State, EMPTY};
 use crate::protocol::signal_fish::{ServerMessage, SpectatorInfo, SpectatorJoined};
 use crate::server::hub::Hub;
 use crate::server::peer::PeerHandle;
@@ -16,7 +16,7 @@ impl Rooms {
         game: &str,
         code: &str,
         name: &str,
-    ) -> Result<(), Refusal> {
+    ) -> Result<RoomChange<'_>, Refusal> {
         let peer = member.id();
         let mut state = self.lock();
         if state.membership.contains_key(peer) {
@@ -97,13 +97,13 @@ impl Rooms {
                 spectator_id: spectator.id,
             },
         );
+        self.seated(peer, Some(code.to_owned()));
+        self.publish(&snapshot);
         drop(state);
-        hub.update_peer(peer, |p| p.room = Some(code.to_owned()));
-        Self::publish(hub, &snapshot);
-        Ok(())
+        Ok(self.changes())
     }
 
-    pub fn leave_spectator(&self, hub: &Hub, peer: &PeerHandle) -> Result<(), Refusal> {
+    pub fn leave_spectator(&self, hub: &Hub, peer: &PeerHandle) -> Result<RoomChange<'_>, Refusal> {
         let mut state = self.lock();
         let Some(Membership::Spectator { room, spectator_id }) =
             state.membership.get(&peer.id).cloned()
@@ -112,9 +112,9 @@ impl Rooms {
         };
         state.membership.remove(&peer.id);
         self.remove_spectator(&mut state, hub, &room, &spectator_id, Some(peer));
+        self.seated(&peer.id, None);
         drop(state);
-        hub.update_peer(&peer.id, |p| p.room = None);
-        Ok(())
+        Ok(self.changes())
     }
 
     pub(super) fn remove_spectator(
@@ -154,9 +154,9 @@ impl Rooms {
         self.record_event(&room.id, disconnected);
         if room.is_empty() {
             state.rooms.remove(code);
-            hub.room_closed(code);
+            self.closed(code, EMPTY);
         } else {
-            Self::publish(hub, room);
+            self.publish(room);
         }
     }
 }

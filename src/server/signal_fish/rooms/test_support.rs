@@ -69,9 +69,7 @@ pub(super) fn two_players(
     alice: &mut PeerLink,
     bob: &mut PeerLink,
 ) -> (String, String, String) {
-    rooms
-        .join(hub, &v2(alice), request(None, "Alice"))
-        .unwrap();
+    rooms.join(hub, &v2(alice), request(None, "Alice")).unwrap();
     let joined = last_of(&drain(alice), "RoomJoined");
     let code = joined["data"]["room_code"].as_str().unwrap().to_owned();
     rooms
