@@ -18,7 +18,7 @@
 //! | `faults` | armed faults |
 //! | `probes` | the server's own probe connections |
 //! | `history` | closed peers and rooms, with the flight recorder's frames |
-//! | `rooms` | rooms as admins see them; admin room commands go to the dialect |
+//! | `rooms` | rooms as admins see them, from the [`RoomEvent`]s the dialect's callers record |
 //! | `bans` | ban changes (the bans themselves are in [`crate::server::bans::BanStore`]) |
 //!
 //! The other nodes' peers and rooms are the cluster's ([`crate::server::cluster::mirror`]); the
@@ -46,7 +46,9 @@
 //! while it holds a channel's lock: a channel fan-out ([`Hub::deliver_to_channel`]) records a
 //! tapped member's frame, or closes a stalled member, only after it has released the
 //! channel's read lock, since a leave of that channel holds the state while it waits for the
-//! channel's write lock.
+//! channel's write lock. The Signal Fish rooms' locks come before the state: the rooms
+//! deliver to their members, and their callers record room changes, while a rooms lock is
+//! held; nothing holding the state calls into the rooms.
 //!
 //! # Extension points for a dialect
 //! - [`crate::server::connection`] runs the connection: it registers the peer
@@ -59,8 +61,9 @@
 //! - [`Hub::take_fault`] before handling a request, to honour armed faults.
 //! - Channels ([`Hub::channel_join`] …) and subscriptions ([`Hub::add_subscription`] …) for
 //!   what the console's channels and subscriptions views show.
-//! - Rooms: [`RoomDirectory`], implemented by the Signal Fish dialect, answers the admin's
-//!   room commands.
+//! - Rooms: the dialect that owns rooms delivers to its members' handles and returns each
+//!   change as [`RoomEvent`]s, which its callers (the session, the admin's room commands,
+//!   the sweep tick) hand to [`Hub::record_rooms`]. The hub never calls a dialect.
 
 mod apps;
 mod bans;

@@ -1,9 +1,18 @@
 //! Signal Fish rooms: membership, authority, readiness, spectators and reconnection seats.
 //!
-//! This is the one place that knows who is in which room. Connection tasks call in with their
-//! peer id; every notice to the other members goes out through the hub, serialized once per
-//! distinct frame. The lock here is taken before the hub's and never the other way round
-//! (the hub calls the [`RoomDirectory`](crate::server::hub::RoomDirectory) methods without holding its own lock).
+//! This is the one place that knows who is in which room. Calls go one way: the session (or
+//! the admin endpoint, or the server's sweep tick) → the rooms → the members' connections.
+//! A session hands over its connection as a [`RoomPeer`] (its handle and the protocol
+//! version Authenticate negotiated) when it joins, spectates or reconnects, and names itself
+//! by peer id or handle otherwise. The room's players and spectators hold those handles, so
+//! every notice goes straight to them, through the hub's per-handle delivery only (counting,
+//! taps, slow consumers), serialized once per distinct frame shape; nothing is looked up by
+//! id in the hub's registry.
+//!
+//! The rooms never tell the hub what changed: each call that changes rooms returns a
+//! [`RoomChange`] (rooms updated or closed, the room each peer is now in) and its caller
+//! records it with [`Hub::record_rooms`] at once, so admins see the changes in the order
+//! players saw them.
 //!
 //! One file per request kind, each its own `impl Rooms` block with its tests beside it:
 //!
@@ -24,7 +33,8 @@
 //! | `session_plan.rs` | negotiated capabilities, the session ladder, each member's SessionPlan |
 //! | `signaling.rs` | SessionPlans sent at start, late join and host loss; Signal; ProvideConnectionInfo |
 //!
-//! This file keeps the shared state, the lock, and delivery to members' handles.
+//! This file keeps the shared state, the locks, delivery to members' handles, and the room
+//! changes waiting for their caller.
 //!
 //! # Locking
 //! Joins, leaves, authority, readiness and reconnection change room structure under one lock;
@@ -33,6 +43,14 @@
 //! and checked against its room's generation, which every mutable access to that room bumps
 //! ([`RoomTable::get_mut`]). A change in one room leaves the other rooms' relays current, so
 //! their frames never wait for it; a stale relay is rebuilt, under the lock, before use.
+//!
+//! Lock order: `state`, then `in_order`, then the leaf locks (`changes`, signaling, activity,
+//! replay, correlations, relays). A change is noted in `changes` under `state`, so notes are
+//! in the order of the changes; `Rooms::changes` takes `in_order` before it empties
+//! `changes`, and the [`RoomChange`] it returns holds `in_order` until the caller has
+//! recorded it, so one caller's changes reach the hub before the next caller's. The hub's
+//! lock is taken only by delivery (a tapped frame, an error frame, a close) and by a caller
+//! recording a change; the hub never calls into the rooms.
 
 mod authority;
 mod binary;
