@@ -65,7 +65,7 @@ impl Rooms {
         } else if holder.as_deref() == Some(player_id.as_str()) {
             room.authority = None;
         }
-        Self::reply(
+        Self::send_to(
             hub,
             peer,
             &ServerMessage::AuthorityResponse {
@@ -98,7 +98,7 @@ impl Rooms {
         Self::send(hub, &others, &changed);
         self.record_event(&room.id, changed);
         if let Some(holder) = holder_peer {
-            Self::reply(
+            Self::send_to(
                 hub,
                 &holder.handle,
                 &ServerMessage::AuthorityChanged {
@@ -135,7 +135,7 @@ impl Rooms {
         };
         match failed {
             Some(code) => hub.send_error(peer, code, None, answer.text()),
-            None => Self::reply(hub, peer, &answer),
+            None => Self::send_to(hub, peer, &answer),
         }
         self.changes()
     }

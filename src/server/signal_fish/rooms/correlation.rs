@@ -44,7 +44,7 @@ impl Rooms {
             Some(operation_id) => message.correlate(&operation_id),
             None => message,
         };
-        Self::reply(hub, peer, &message);
+        Self::send_to(hub, peer, &message);
     }
 }
 

@@ -254,7 +254,7 @@ impl Rooms {
         // The room leaves "waiting" as soon as its creator is in (as the real server reports).
         room.opened = true;
         if creating {
-            Self::reply(hub, &member.handle, &room.lobby_changed());
+            Self::send_to(hub, &member.handle, &room.lobby_changed());
         } else if let Some(joiner) = room.players.iter().find(|p| p.id == player_id) {
             let audience = room.audience(Some(peer));
             self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerJoined {

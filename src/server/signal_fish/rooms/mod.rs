@@ -97,8 +97,7 @@ use self::correlation::Correlations;
 use self::inactivity::Activity;
 use self::replay::Replay;
 use self::signaling::Signaling;
-pub use self::table::RoomPeer;
-pub use self::table::{room_code, valid_room_code};
+pub use self::table::{room_code, valid_room_code, RoomPeer};
 use self::table::{Membership, Relay, Room, RoomTable, Seat};
 
 #[derive(Default)]
@@ -280,8 +279,9 @@ impl Rooms {
         }
     }
 
-    /// A reply to the peer whose request is in hand.
-    fn reply(hub: &Hub, peer: &PeerHandle, message: &ServerMessage) {
+    /// One frame for one connection: the answer to its request, or a notice no other member
+    /// gets.
+    fn send_to(hub: &Hub, peer: &PeerHandle, message: &ServerMessage) {
         hub.deliver(peer, &message.text().into(), Priority::Reply);
     }
 }

@@ -153,7 +153,7 @@ impl Rooms {
                 Topology::Host => sticky.host.as_deref() != Some(incumbent.id.as_str()),
                 _ => session_plan::local_initiates(&incumbent.id, joiner),
             };
-            Self::reply(
+            Self::send_to(
                 hub,
                 &peer.handle,
                 &ServerMessage::NewPeer {
@@ -219,7 +219,7 @@ impl Rooms {
                 &player.id,
                 &self.settings.ice_servers,
             );
-            Self::reply(
+            Self::send_to(
                 hub,
                 &peer.handle,
                 &ServerMessage::SessionPlan(Box::new(plan)),
@@ -339,7 +339,7 @@ impl Rooms {
             ));
         }
         drop(signaling);
-        Self::reply(
+        Self::send_to(
             hub,
             &target.handle,
             &ServerMessage::Signal {
