@@ -372,4 +372,60 @@ mod tests {
         let left = data(&drain(&mut carol), "PlayerLeft");
         assert!(left.get("final_seq").is_none());
     }
+
+    /// The rooms record nothing for admins themselves: each change comes back to its caller,
+    /// in the order it happened, and admins see it once the caller records it.
+    #[test]
+    fn a_change_comes_back_to_its_caller_in_order() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let mut alice = peer(&hub, "Alice");
+        let joined = rooms
+            .join(&hub, &v2(&alice), request(None, "Alice"))
+            .unwrap();
+        drain(&mut alice);
+        let (_, unrecorded, _) = hub.subscribe();
+        assert!(unrecorded.rooms.is_empty());
+        let code = match joined.events() {
+            [RoomEvent::Seated {
+                peer,
+                room: Some(code),
+                identity: None,
+            }, RoomEvent::Updated(room)]
+                if peer == alice.id() && room.code == *code =>
+            {
+                code.clone()
+            }
+            other => panic!("{other:?}"),
+        };
+        hub.record_rooms(joined.events());
+        drop(joined);
+        let (_, recorded, _) = hub.subscribe();
+        assert_eq!(recorded.rooms.len(), 1);
+        let shown = recorded.peers.iter().find(|p| p.id == alice.id()).unwrap();
+        assert_eq!(shown.room.as_deref(), Some(code.as_str()));
+
+        let left = rooms.leave(&hub, &alice.handle).unwrap();
+        assert_eq!(
+            left.events(),
+            [
+                RoomEvent::Closed {
+                    code: code.clone(),
+                    reason: EMPTY.to_owned()
+                },
+                RoomEvent::Seated {
+                    peer: alice.id().to_owned(),
+                    room: None,
+                    identity: None
+                }
+            ]
+        );
+        hub.record_rooms(left.events());
+        drop(left);
+        let (_, after, _) = hub.subscribe();
+        assert!(after.rooms.is_empty());
+        assert!(
+            rooms.sweep(&hub).events().is_empty(),
+            "nothing is handed out twice"
+        );
+    }
 }
