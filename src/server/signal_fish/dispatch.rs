@@ -300,6 +300,10 @@ impl Session {
                 },
             )
             .map(|change| self.record(change));
+        if joined.is_err() {
+            // A refused join may have closed an abandoned room to make way first.
+            self.record(self.rooms().changes());
+        }
         match &joined {
             Ok(()) => self
                 .hub()

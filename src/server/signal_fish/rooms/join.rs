@@ -295,6 +295,7 @@ mod tests {
     use super::super::test_support::*;
     use super::*;
     use crate::server::config::SignalFishSettings;
+    use crate::server::hub::RoomEvent;
 
     #[test]
     fn a_game_at_its_room_limit_gives_way_only_to_rooms_nobody_is_connected_to() {
@@ -331,6 +332,41 @@ mod tests {
         let codes: Vec<String> = snapshot.rooms.iter().map(|r| r.code.clone()).collect();
         assert_eq!(codes.len(), 2, "{codes:?}");
         assert!(!codes.iter().any(|c| *c == first), "{codes:?}");
+    }
+
+    /// A join refused for the app's limit after an abandoned room of its game gave way
+    /// still closed that room: the change waits for its caller to take it.
+    #[test]
+    fn a_room_that_gave_way_to_a_refused_join_is_still_reported_closed() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut carol, dave) = (peer(&hub, "a"), peer(&hub, "c"), peer(&hub, "d"));
+        drop(
+            rooms
+                .join(&hub, &v2(&alice), request(None, "Alice"))
+                .unwrap(),
+        );
+        let abandoned = data(&drain(&mut alice), "RoomJoined")["room_code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        drop(rooms.disconnected(&hub, alice.id()));
+        let elsewhere = JoinRequest {
+            game_name: "other".into(),
+            ..request(None, "Carol")
+        };
+        drop(rooms.join(&hub, &v2(&carol), elsewhere).unwrap());
+        drain(&mut carol);
+        let tight = JoinRequest {
+            max_rooms_per_game: 1,
+            max_rooms_per_app: 1,
+            ..request(None, "Dave")
+        };
+        let refused = rooms.join(&hub, &v2(&dave), tight).unwrap_err();
+        assert_eq!(refused.code, "MAX_ROOMS_PER_GAME_EXCEEDED");
+        assert!(rooms.changes().events().contains(&RoomEvent::Closed {
+            code: abandoned,
+            reason: "empty".to_owned()
+        }));
     }
 
     #[test]

@@ -49,8 +49,8 @@ impl Rooms {
             self.remove_player(state, hub, &code, &player);
         }
         // The room holds no seat now; anything left (an empty room never was) goes too. A join
-        // refused after this leaves the closure noted for the next change handed out (the
-        // sweep's, every second, at the latest).
+        // refused after this still closed it: its caller takes the noted closure with
+        // `Rooms::changes`.
         if let Some(room) = state.rooms.remove(&code) {
             self.forget_plan(&room.id);
             self.closed(&code, EMPTY);

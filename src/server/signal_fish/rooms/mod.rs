@@ -227,10 +227,11 @@ impl Rooms {
         self.lock().rooms.values().any(|room| room.id == room_id)
     }
 
-    /// Every change noted so far, handed to the caller to record. A change is noted under
-    /// the rooms lock, so notes are in the order of the changes; whichever caller takes them
-    /// records them before the next caller can take any.
-    fn changes(&self) -> RoomChange<'_> {
+    /// Every change noted and not yet handed out, for the caller to record: what a call
+    /// that changed rooms returns, and what a refused call may have changed before it was
+    /// refused. A change is noted under the rooms lock, so notes are in the order of the
+    /// changes; whichever caller takes them records them before the next caller can take any.
+    pub fn changes(&self) -> RoomChange<'_> {
         let in_order = self.in_order.lock().unwrap_or_else(|p| p.into_inner());
         let events = std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()));
         RoomChange {
