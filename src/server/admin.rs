@@ -28,7 +28,9 @@ use crate::protocol::admin::{
 };
 use crate::protocol::path_fault::PathFault;
 use crate::server::access::{self, Access};
+use crate::server::hub::Hub;
 use crate::server::peer::Control;
+use crate::server::signal_fish::rooms::RoomChange;
 use crate::server::{probe, Shared};
 
 pub async fn upgrade(
@@ -296,9 +298,16 @@ async fn perform(
                 })
         }
         Command::SetAppStatus { app, status } => set_app_status(shared, who, &app, status).await,
-        Command::CloseRoom { room } => hub.close_room(&room),
-        Command::TransferAuthority { room, player_id } => hub.transfer_authority(&room, &player_id),
-        Command::RevokeAuthority { room } => hub.revoke_authority(&room),
+        Command::CloseRoom { room } => recorded(hub, shared.signal_fish.close_room(hub, &room)),
+        Command::TransferAuthority { room, player_id } => recorded(
+            hub,
+            shared
+                .signal_fish
+                .transfer_authority(hub, &room, &player_id),
+        ),
+        Command::RevokeAuthority { room } => {
+            recorded(hub, shared.signal_fish.revoke_authority(hub, &room))
+        }
         Command::Tap { peer, on } => hub.set_tap(&peer, on).map(|()| {
             format!(
                 "{} frames of {peer}",
@@ -537,6 +546,15 @@ async fn set_app_status(
             "{app} is {}; {told} live peers are being closed and new ones refused",
             other.id()
         ),
+    })
+}
+
+/// A room command's outcome, its change recorded for admins before the command's result
+/// goes back.
+fn recorded(hub: &Hub, done: Result<(String, RoomChange<'_>), String>) -> Result<String, String> {
+    done.map(|(done, change)| {
+        hub.record_rooms(change.events());
+        done
     })
 }
 

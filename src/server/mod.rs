@@ -123,7 +123,7 @@ pub struct Shared {
     pub readonly: bool,
     pub persist: Persist,
     pub presence: pubsub::PresenceListeners,
-    /// Signal Fish rooms; also the hub's room directory for admin room commands.
+    /// Signal Fish rooms; admin room commands go to them directly.
     pub signal_fish: Arc<signal_fish::rooms::Rooms>,
     /// Talo tickets, tokens, sessions and aliases.
     pub talo: talo::Talo,
@@ -231,7 +231,6 @@ impl Server {
             &statuses,
             options.admin_buffer.unwrap_or(hub::EVENT_CAPACITY),
         );
-        hub.set_room_directory(rooms.clone());
         let (bans, last_ban_id) =
             persist::load_bans(&options.data_dir).map_err(anyhow::Error::msg)?;
         hub.restore_bans(bans, last_ban_id);
@@ -313,7 +312,9 @@ impl Server {
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     interval.tick().await;
-                    shared.signal_fish.sweep(&shared.hub);
+                    let swept = shared.signal_fish.sweep(&shared.hub);
+                    shared.hub.record_rooms(swept.events());
+                    drop(swept);
                     shared.hub.emit_stats();
                 }
             })

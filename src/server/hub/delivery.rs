@@ -11,7 +11,7 @@ use axum::extract::ws::Utf8Bytes;
 use super::parts::errors::{slow_consumer_close, SentError};
 use super::{Hub, State, MAX_EVENT_FRAME_BYTES};
 use crate::catalog::{self, Delivery, Dialect, Severity};
-use crate::protocol::admin::{Direction, Event, PeerId};
+use crate::protocol::admin::{Direction, Event};
 use crate::server::peer::{Enqueued, PeerHandle, Priority};
 use crate::text::clip_bytes;
 
@@ -150,30 +150,6 @@ impl Hub {
             request_id: None,
             frame: format!("close {code} {reason}"),
         });
-    }
-
-    /// Queue a reply for one peer by id. False when the peer is gone or closing.
-    pub fn send(&self, id: &str, text: impl Into<Utf8Bytes>) -> bool {
-        let Some(peer) = self.handle(id) else {
-            return false;
-        };
-        self.deliver(&peer, &text.into(), Priority::Reply)
-    }
-
-    /// Queue the same reply for peers named by id (structural notices: joins, leaves,
-    /// authority). The handles are looked up under the lock and delivered outside it.
-    pub fn send_many<'a>(
-        &self,
-        ids: impl IntoIterator<Item = &'a PeerId>,
-        text: impl Into<Utf8Bytes>,
-    ) -> usize {
-        let handles: Vec<Arc<PeerHandle>> = {
-            let state = self.lock();
-            ids.into_iter()
-                .filter_map(|id| state.registry.get(id).map(|p| p.handle.clone()))
-                .collect()
-        };
-        self.deliver_many(&handles, &text.into(), Priority::Reply)
     }
 
     /// Send an error frame: the single path every dialect's error frames take, so that they

@@ -18,7 +18,7 @@
 //! | `faults` | armed faults |
 //! | `probes` | the server's own probe connections |
 //! | `history` | closed peers and rooms, with the flight recorder's frames |
-//! | `rooms` | rooms as admins see them; admin room commands go to the dialect |
+//! | `rooms` | rooms as admins see them, from the [`RoomEvent`]s the dialect's callers record |
 //! | `bans` | ban changes (the bans themselves are in [`crate::server::bans::BanStore`]) |
 //!
 //! The other nodes' peers and rooms are the cluster's ([`crate::server::cluster::mirror`]); the
@@ -46,7 +46,9 @@
 //! while it holds a channel's lock: a channel fan-out ([`Hub::deliver_to_channel`]) records a
 //! tapped member's frame, or closes a stalled member, only after it has released the
 //! channel's read lock, since a leave of that channel holds the state while it waits for the
-//! channel's write lock.
+//! channel's write lock. The Signal Fish rooms' locks come before the state: the rooms
+//! deliver to their members, and their callers record room changes, while a rooms lock is
+//! held; nothing holding the state calls into the rooms.
 //!
 //! # Extension points for a dialect
 //! - [`crate::server::connection`] runs the connection: it registers the peer
@@ -59,8 +61,9 @@
 //! - [`Hub::take_fault`] before handling a request, to honour armed faults.
 //! - Channels ([`Hub::channel_join`] …) and subscriptions ([`Hub::add_subscription`] …) for
 //!   what the console's channels and subscriptions views show.
-//! - Rooms: [`RoomDirectory`], implemented by the Signal Fish dialect, answers the admin's
-//!   room commands.
+//! - Rooms: the dialect that owns rooms delivers to its members' handles and returns each
+//!   change as [`RoomEvent`]s, which its callers (the session, the admin's room commands,
+//!   the sweep tick) hand to [`Hub::record_rooms`]. The hub never calls a dialect.
 
 mod apps;
 mod bans;
@@ -105,16 +108,10 @@ use self::parts::{
     apps::Apps, channels::Channels, errors::ErrorCounts, faults::Faults, history::History,
     probes::Probes, registry::Registry, rooms::Rooms, subscriptions::Subscriptions,
 };
+pub use self::rooms::RoomEvent;
 
 /// Deltas buffered per console before it is sent a fresh snapshot instead.
 pub const EVENT_CAPACITY: usize = 4096;
-
-/// Admin room commands, answered by the dialect that owns rooms.
-pub trait RoomDirectory: Send + Sync {
-    fn close_room(&self, hub: &Hub, room: &str) -> Result<String, String>;
-    fn transfer_authority(&self, hub: &Hub, room: &str, player_id: &str) -> Result<String, String>;
-    fn revoke_authority(&self, hub: &Hub, room: &str) -> Result<String, String>;
-}
 
 /// Everything behind the hub's one lock, part by part.
 struct State {
@@ -144,7 +141,6 @@ pub struct Hub {
     bans: BanStore,
     config: Config,
     info: ServerInfo,
-    rooms: Mutex<Option<Arc<dyn RoomDirectory>>>,
     peers_gone: Notify,
     frames_in: AtomicU64,
     frames_out: AtomicU64,
@@ -197,7 +193,6 @@ impl Hub {
                 started_at_ms: started,
                 history,
             },
-            rooms: Mutex::new(None),
             peers_gone: Notify::new(),
             frames_in: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),

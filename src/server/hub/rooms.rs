@@ -1,25 +1,50 @@
-//! The hub's methods for rooms as admins see them (the view is in `parts/rooms.rs`); admin
-//! room commands go to the dialect through [`RoomDirectory`].
+//! The hub's methods for rooms as admins see them (the view is in `parts/rooms.rs`): the
+//! dialect that owns rooms hands its changes to its callers as [`RoomEvent`]s, which they
+//! record here.
 
-use std::sync::Arc;
-
-use super::{Hub, RoomDirectory, State};
+use super::{Hub, State};
 use crate::clock::now_ms;
-use crate::protocol::admin::{Closed, ClosedRoom, Event, HistoryEntry, RoomInfo};
+use crate::protocol::admin::{Closed, ClosedRoom, Event, HistoryEntry, PeerId, RoomInfo};
+
+/// What admins learn of a room change; the rooms hand these back to whoever made the change,
+/// which records them here.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomEvent {
+    /// The room as it is now.
+    Updated(RoomInfo),
+    /// The room is gone.
+    Closed { code: String, reason: String },
+    /// The room a peer is in now (none: it left its room), and the name it plays under when
+    /// that became known with the change (a reconnect takes its seat's name back).
+    Seated {
+        peer: PeerId,
+        room: Option<String>,
+        identity: Option<String>,
+    },
+}
 
 impl Hub {
-    pub fn set_room_directory(&self, directory: Arc<dyn RoomDirectory>) {
-        *self.rooms.lock().unwrap_or_else(|p| p.into_inner()) = Some(directory);
+    /// Room changes, in the order they happened.
+    pub fn record_rooms(&self, events: &[RoomEvent]) {
+        for event in events {
+            match event {
+                RoomEvent::Updated(room) => self.room_updated(room.clone()),
+                RoomEvent::Closed { code, reason } => self.room_closed_because(code, reason),
+                RoomEvent::Seated {
+                    peer,
+                    room,
+                    identity,
+                } => self.update_peer(peer, |p| {
+                    p.room = room.clone();
+                    if let Some(identity) = identity {
+                        p.identity = Some(identity.clone());
+                    }
+                }),
+            }
+        }
     }
 
-    fn room_directory(&self) -> Result<Arc<dyn RoomDirectory>, String> {
-        self.rooms
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(|| "this server has no room-based dialect running".to_owned())
-    }
-
+    /// A room as it is now (the proxy's view of the real server's rooms, too).
     pub fn room_updated(&self, room: RoomInfo) {
         let mut state = self.lock();
         let State {
@@ -38,7 +63,7 @@ impl Hub {
         self.room_closed_because(code, "empty");
     }
 
-    pub fn room_closed_because(&self, code: &str, reason: &str) {
+    fn room_closed_because(&self, code: &str, reason: &str) {
         let mut state = self.lock();
         let State {
             journal,
@@ -59,23 +84,5 @@ impl Hub {
             };
             history.add(journal, self.config.history, entry, None, None);
         }
-    }
-
-    pub fn close_room(&self, room: &str) -> Result<String, String> {
-        self.room_directory()
-            .map_err(|why| format!("no room {room}: {why}"))?
-            .close_room(self, room)
-    }
-
-    pub fn transfer_authority(&self, room: &str, player_id: &str) -> Result<String, String> {
-        self.room_directory()
-            .map_err(|why| format!("no room {room}: {why}"))?
-            .transfer_authority(self, room, player_id)
-    }
-
-    pub fn revoke_authority(&self, room: &str) -> Result<String, String> {
-        self.room_directory()
-            .map_err(|why| format!("no room {room}: {why}"))?
-            .revoke_authority(self, room)
     }
 }

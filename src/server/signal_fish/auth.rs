@@ -155,7 +155,6 @@ impl Session {
         self.version = negotiated;
         self.room_operation_ids =
             grants_room_operation_ids(negotiated, authenticate.requested_capabilities.as_deref());
-        self.rooms().set_protocol_version(&self.peer.id, negotiated);
         self.rooms().set_capabilities(
             &self.peer.id,
             Capabilities::negotiate(

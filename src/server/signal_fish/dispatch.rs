@@ -108,7 +108,10 @@ impl Session {
                 Ok(())
             }
             Request::JoinRoom(join) => self.join(join),
-            Request::LeaveRoom => self.rooms().leave(self.hub(), &peer),
+            Request::LeaveRoom => self
+                .rooms()
+                .leave(self.hub(), &self.peer)
+                .map(|change| self.record(change)),
             // Reached only by GameData frames the fast path could not read (the fault was
             // taken above).
             Request::GameData { data, class, key } => serde_json::value::to_raw_value(&data)
@@ -118,15 +121,24 @@ impl Session {
                     text: None,
                 })
                 .and_then(|raw| self.relay_game_data(&raw, class, key)),
-            Request::AuthorityRequest { become_authority } => {
-                self.rooms()
-                    .authority_request(self.hub(), &peer, become_authority)
-            }
-            Request::PlayerReady => self.rooms().ready(self.hub(), &peer),
-            Request::StartGame => self.rooms().start(self.hub(), &peer),
+            Request::AuthorityRequest { become_authority } => self
+                .rooms()
+                .authority_request(self.hub(), &self.peer, become_authority)
+                .map(|change| self.record(change)),
+            Request::PlayerReady => self
+                .rooms()
+                .ready(self.hub(), &peer)
+                .map(|change| self.record(change)),
+            Request::StartGame => self
+                .rooms()
+                .start(self.hub(), &peer)
+                .map(|change| self.record(change)),
             Request::Reconnect(reconnect) => self.reconnect(reconnect),
             Request::JoinAsSpectator(spectate) => self.spectate(spectate),
-            Request::LeaveSpectator => self.rooms().leave_spectator(self.hub(), &peer),
+            Request::LeaveSpectator => self
+                .rooms()
+                .leave_spectator(self.hub(), &self.peer)
+                .map(|change| self.record(change)),
             Request::RoomOperation {
                 operation_id,
                 operation,
@@ -180,14 +192,16 @@ impl Session {
         } = reconnect;
         let app = self.app.clone();
         let hub = self.hub();
-        self.rooms().reconnect(
-            hub,
-            &self.peer.id,
-            &player_id,
-            &room_id,
-            &auth_token,
-            |name| hub.bans().identity(app.as_deref(), name).is_some(),
-        )
+        self.rooms()
+            .reconnect(
+                hub,
+                &self.room_peer(),
+                &player_id,
+                &room_id,
+                &auth_token,
+                |name| hub.bans().identity(app.as_deref(), name).is_some(),
+            )
+            .map(|change| self.record(change))
     }
 
     pub(super) fn spectate(&mut self, spectate: JoinAsSpectator) -> Result<(), Refusal> {
@@ -210,14 +224,17 @@ impl Session {
                 text: None,
             });
         }
-        let joined = self.rooms().spectate(
-            self.hub(),
-            &self.peer.id,
-            &app,
-            &game_name,
-            &room_code,
-            &spectator_name,
-        );
+        let joined = self
+            .rooms()
+            .spectate(
+                self.hub(),
+                &self.room_peer(),
+                &app,
+                &game_name,
+                &room_code,
+                &spectator_name,
+            )
+            .map(|change| self.record(change));
         if joined.is_ok() {
             self.hub()
                 .update_peer(&self.peer.id, |p| p.identity = Some(spectator_name));
@@ -272,14 +289,21 @@ impl Session {
             max_rooms_per_game,
             max_rooms_per_app,
         };
-        let joined = self.rooms().join_with(
-            self.hub(),
-            &self.peer.id,
-            request,
-            JoinOptions {
-                password: join.password,
-            },
-        );
+        let joined = self
+            .rooms()
+            .join_with(
+                self.hub(),
+                &self.room_peer(),
+                request,
+                JoinOptions {
+                    password: join.password,
+                },
+            )
+            .map(|change| self.record(change));
+        if joined.is_err() {
+            // A refused join may have closed an abandoned room to make way first.
+            self.record(self.rooms().changes());
+        }
         match &joined {
             Ok(()) => self
                 .hub()

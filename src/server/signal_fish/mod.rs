@@ -92,7 +92,7 @@ use axum::response::Response;
 use tokio::time::{Duration, Instant};
 
 pub use self::refusal::{status_code, Carrier, Refusal};
-use self::rooms::Rooms;
+use self::rooms::{RoomChange, RoomPeer, Rooms};
 use self::tunnel::{TunnelOpen, TunnelSocket};
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
@@ -257,9 +257,6 @@ impl Session {
         let mut session = Session::new(shared, peer, open.version);
         session.app = Some(open.app.clone());
         session.room_operation_ids = open.room_operation_ids;
-        session
-            .rooms()
-            .set_protocol_version(&session.peer.id, open.version);
         session.hosted = Some(removed);
         session
     }
@@ -470,11 +467,12 @@ impl connection::Session for Session {
                 .tunnels
                 .end(&self.shared.broker, &self.peer.id, self.removed_from_room);
         }
-        if self.removed_from_room {
-            self.rooms().remove_peer_now(self.hub(), &self.peer.id);
+        let change = if self.removed_from_room {
+            self.rooms().remove_peer_now(self.hub(), &self.peer.id)
         } else {
-            self.rooms().disconnected(self.hub(), &self.peer.id);
-        }
+            self.rooms().disconnected(self.hub(), &self.peer.id)
+        };
+        self.record(change);
     }
 }
 
@@ -485,6 +483,17 @@ impl Session {
 
     fn rooms(&self) -> &Rooms {
         &self.shared.signal_fish
+    }
+
+    /// What the rooms changed, recorded for admins before anything else reaches the rooms.
+    fn record(&self, change: RoomChange<'_>) {
+        self.hub().record_rooms(change.events());
+    }
+
+    /// This connection as a room holds it once it joins, spectates or reconnects: the
+    /// version Authenticate negotiated (which comes first) shapes its frames.
+    fn room_peer(&self) -> RoomPeer {
+        RoomPeer::new(Arc::clone(&self.peer), self.version)
     }
 
     fn refuse(&self, refusal: &Refusal) {

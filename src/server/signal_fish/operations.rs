@@ -60,13 +60,15 @@ impl Session {
             RoomOperationRequest::JoinRoom(join) => self.join(join),
             RoomOperationRequest::LeaveRoom => self
                 .rooms()
-                .leave(self.hub(), &peer)
+                .leave(self.hub(), &self.peer)
+                .map(|change| self.record(change))
                 .map_err(|refusal| with_text(refusal, "NOT_IN_ROOM", "Not currently in a room")),
             RoomOperationRequest::Reconnect(reconnect) => self.reconnect(reconnect),
             RoomOperationRequest::JoinAsSpectator(spectate) => self.spectate(spectate),
             RoomOperationRequest::LeaveSpectator => self
                 .rooms()
-                .leave_spectator(self.hub(), &peer)
+                .leave_spectator(self.hub(), &self.peer)
+                .map(|change| self.record(change))
                 .map_err(|refusal| {
                     with_text(
                         refusal,
@@ -75,8 +77,10 @@ impl Session {
                     )
                 }),
             moderation => {
-                self.rooms()
-                    .room_operation(self.hub(), &peer, operation_id, &moderation);
+                let change =
+                    self.rooms()
+                        .room_operation(self.hub(), &self.peer, operation_id, &moderation);
+                self.record(change);
                 Ok(())
             }
         };

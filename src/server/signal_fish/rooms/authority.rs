@@ -1,25 +1,26 @@
 //! Authority and moderation: AuthorityRequest, the v3 RoomOperation moderation, and the
-//! admin's room commands ([`RoomDirectory`]).
+//! admin's room commands.
 
 use super::table::{room_code, Membership, Room};
-use super::{refusal, Rooms};
+use super::{refusal, RoomChange, RoomPeer, Rooms};
 use crate::catalog::Dialect;
 use crate::clock::now_ms;
 use crate::protocol::signal_fish::{
     RoomOperationRequest, RoomOperationResult, ServerMessage, MAX_ROOM_PASSWORD_BYTES,
 };
-use crate::server::hub::{Hub, RoomDirectory};
+use crate::server::hub::Hub;
+use crate::server::peer::PeerHandle;
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 impl Rooms {
     pub fn authority_request(
         &self,
         hub: &Hub,
-        peer: &str,
+        peer: &PeerHandle,
         become_authority: bool,
-    ) -> Result<(), Refusal> {
+    ) -> Result<RoomChange<'_>, Refusal> {
         let mut state = self.lock();
-        let (code, player_id) = match state.membership.get(peer) {
+        let (code, player_id) = match state.membership.get(&peer.id) {
             Some(Membership::Player { room, player_id }) => (room.clone(), player_id.clone()),
             Some(Membership::Spectator { .. }) => {
                 return Err(refusal(
@@ -64,20 +65,21 @@ impl Rooms {
         } else if holder.as_deref() == Some(player_id.as_str()) {
             room.authority = None;
         }
-        hub.send(
+        Self::send_to(
+            hub,
             peer,
-            ServerMessage::AuthorityResponse {
+            &ServerMessage::AuthorityResponse {
                 granted: true,
                 reason: None,
                 error_code: None,
-            }
-            .text(),
+            },
         );
         if room.authority != holder {
             self.announce_authority(hub, room);
         }
-        Self::publish(hub, room);
-        Ok(())
+        self.publish(room);
+        drop(state);
+        Ok(self.changes())
     }
 
     /// AuthorityChanged differs for the holder (`you_are_authority`); two frames, each
@@ -88,7 +90,7 @@ impl Rooms {
             .as_ref()
             .and_then(|id| room.players.iter().find(|p| &p.id == id))
             .and_then(|p| p.peer.clone());
-        let others: Vec<String> = room.audience(holder_peer.as_deref());
+        let others = room.audience(holder_peer.as_ref().map(RoomPeer::id));
         let changed = ServerMessage::AuthorityChanged {
             authority_player: room.authority.clone(),
             you_are_authority: false,
@@ -96,13 +98,13 @@ impl Rooms {
         Self::send(hub, &others, &changed);
         self.record_event(&room.id, changed);
         if let Some(holder) = holder_peer {
-            hub.send(
-                &holder,
-                ServerMessage::AuthorityChanged {
+            Self::send_to(
+                hub,
+                &holder.handle,
+                &ServerMessage::AuthorityChanged {
                     authority_player: room.authority.clone(),
                     you_are_authority: true,
-                }
-                .text(),
+                },
             );
         }
     }
@@ -113,11 +115,11 @@ impl Rooms {
     pub fn room_operation(
         &self,
         hub: &Hub,
-        peer: &str,
+        peer: &PeerHandle,
         operation_id: &str,
         operation: &RoomOperationRequest,
-    ) {
-        let (result, failed) = match self.moderate(hub, peer, operation) {
+    ) -> RoomChange<'_> {
+        let (result, failed) = match self.moderate(hub, &peer.id, operation) {
             Ok(result) => (result, None),
             Err((reason, code)) => (
                 RoomOperationResult::OperationFailed {
@@ -132,15 +134,10 @@ impl Rooms {
             result: Box::new(result),
         };
         match failed {
-            Some(code) => {
-                if let Some(handle) = hub.handle(peer) {
-                    hub.send_error(&handle, code, None, answer.text());
-                }
-            }
-            None => {
-                hub.send(peer, answer.text());
-            }
+            Some(code) => hub.send_error(peer, code, None, answer.text()),
+            None => Self::send_to(hub, peer, &answer),
         }
+        self.changes()
     }
 
     pub(super) fn moderate(
@@ -186,20 +183,19 @@ impl Rooms {
                 let banning = matches!(operation, RoomOperationRequest::BanPlayer { .. });
                 if banning {
                     room.banned.push(victim.id.clone());
-                    room.banned.extend(victim.peer.clone());
+                    room.banned
+                        .extend(victim.peer.as_ref().map(|peer| peer.id().to_owned()));
                 }
                 if let Some(victim_peer) = &victim.peer {
-                    state.membership.remove(victim_peer);
+                    state.membership.remove(victim_peer.id());
                     let notice = ServerMessage::Error {
                         message: "You were removed from the room by its authority player."
                             .to_owned(),
                         error_code: "KICKED".to_owned(),
                     };
-                    if let Some(handle) = hub.handle(victim_peer) {
-                        hub.send_error(&handle, "KICKED", None, notice.text());
-                        hub.close_peer(&handle, 4007, "kicked");
-                    }
-                    hub.update_peer(victim_peer, |p| p.room = None);
+                    hub.send_error(&victim_peer.handle, "KICKED", None, notice.text());
+                    hub.close_peer(&victim_peer.handle, 4007, "kicked");
+                    self.seated(victim_peer.id(), None);
                 }
                 self.remove_player(&mut state, hub, &code, target);
                 Ok(if banning {
@@ -239,7 +235,7 @@ impl Rooms {
                 }
                 room.authority = Some(target.clone());
                 self.announce_authority(hub, room);
-                Self::publish(hub, room);
+                self.publish(room);
                 Ok(RoomOperationResult::AuthorityTransferred {
                     player_id: target.clone(),
                 })
@@ -291,14 +287,12 @@ impl Rooms {
                 for seat in state.seats.values_mut().filter(|s| s.room_code == code) {
                     seat.room_code = fresh.clone();
                 }
-                let snapshot = moved.clone();
-                state.rooms.insert(fresh.clone(), moved);
-                drop(state);
                 for member in &members {
-                    hub.update_peer(member, |p| p.room = Some(fresh.clone()));
+                    self.seated(member.id(), Some(fresh.clone()));
                 }
-                hub.room_closed_because(&code, &format!("renamed to {fresh}"));
-                Self::publish(hub, &snapshot);
+                self.closed(&code, &format!("renamed to {fresh}"));
+                self.publish(&moved);
+                state.rooms.insert(fresh.clone(), moved);
                 Ok(RoomOperationResult::RoomCodeRegenerated { room_code: fresh })
             }
             RoomOperationRequest::JoinRoom(_)
@@ -314,15 +308,18 @@ impl Rooms {
     }
 }
 
-impl RoomDirectory for Rooms {
-    fn close_room(&self, hub: &Hub, code: &str) -> Result<String, String> {
+/// The admin's room commands: what was done, for the audit log, and the change to record.
+impl Rooms {
+    pub fn close_room(&self, hub: &Hub, code: &str) -> Result<(String, RoomChange<'_>), String> {
         let mut state = self.lock();
         let room = state
             .rooms
             .remove(code)
             .ok_or_else(|| format!("no room {code}"))?;
-        let members: Vec<String> = room.audience(None);
-        state.membership.retain(|peer, _| !members.contains(peer));
+        let members = room.audience(None);
+        state
+            .membership
+            .retain(|peer, _| !members.iter().any(|member| member.id() == peer));
         let now = now_ms();
         for seat in state
             .seats
@@ -344,17 +341,20 @@ impl RoomDirectory for Rooms {
                 error_code: "KICKED".to_owned(),
             },
         );
-        for peer in &members {
-            hub.update_peer(peer, |p| p.room = None);
+        for member in &members {
+            self.seated(member.id(), None);
         }
-        hub.room_closed_because(code, "closed by an operator");
-        Ok(format!(
-            "room {code} closed; {} members removed",
-            members.len()
-        ))
+        self.closed(code, "closed by an operator");
+        let done = format!("room {code} closed; {} members removed", members.len());
+        Ok((done, self.changes()))
     }
 
-    fn transfer_authority(&self, hub: &Hub, code: &str, player_id: &str) -> Result<String, String> {
+    pub fn transfer_authority(
+        &self,
+        hub: &Hub,
+        code: &str,
+        player_id: &str,
+    ) -> Result<(String, RoomChange<'_>), String> {
         let mut state = self.lock();
         let room = state
             .rooms
@@ -371,13 +371,17 @@ impl RoomDirectory for Rooms {
         let name = player.name.clone();
         room.authority = Some(player_id.to_owned());
         self.announce_authority(hub, room);
-        Self::publish(hub, room);
-        Ok(format!(
-            "{name} ({player_id}) now holds authority in {code}"
-        ))
+        self.publish(room);
+        drop(state);
+        let done = format!("{name} ({player_id}) now holds authority in {code}");
+        Ok((done, self.changes()))
     }
 
-    fn revoke_authority(&self, hub: &Hub, code: &str) -> Result<String, String> {
+    pub fn revoke_authority(
+        &self,
+        hub: &Hub,
+        code: &str,
+    ) -> Result<(String, RoomChange<'_>), String> {
         let mut state = self.lock();
         let room = state
             .rooms
@@ -387,8 +391,9 @@ impl RoomDirectory for Rooms {
             return Err(format!("nobody holds authority in {code}"));
         }
         self.announce_authority(hub, room);
-        Self::publish(hub, room);
-        Ok(format!("authority in {code} revoked"))
+        self.publish(room);
+        drop(state);
+        Ok((format!("authority in {code} revoked"), self.changes()))
     }
 }
 
@@ -405,14 +410,14 @@ mod tests {
         let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
         let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
         two_players(&rooms, &hub, &mut alice, &mut bob);
-        for claimant in [bob.id(), alice.id()] {
+        for claimant in [&bob.handle, &alice.handle] {
             let refusal = rooms.authority_request(&hub, claimant, true).unwrap_err();
             assert_eq!(refusal.code, "AUTHORITY_CONFLICT");
             assert_eq!(refusal.carrier, Carrier::AuthorityResponse);
         }
         // Released by its holder, authority goes to the next claimant.
-        rooms.authority_request(&hub, alice.id(), false).unwrap();
-        rooms.authority_request(&hub, bob.id(), true).unwrap();
+        rooms.authority_request(&hub, &alice.handle, false).unwrap();
+        rooms.authority_request(&hub, &bob.handle, true).unwrap();
         let changed = last_of(&drain(&mut bob), "AuthorityChanged");
         assert_eq!(changed["data"]["you_are_authority"], true);
     }
@@ -422,7 +427,7 @@ mod tests {
         let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
         let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
         let (code, alice_id, bob_id) = two_players(&rooms, &hub, &mut alice, &mut bob);
-        let operate = |peer: &str, op: RoomOperationRequest| {
+        let operate = |peer: &PeerHandle, op: RoomOperationRequest| {
             rooms.room_operation(&hub, peer, "op-1", &op);
         };
         let outcome = |link: &mut PeerLink| {
@@ -434,20 +439,20 @@ mod tests {
             player_id: id.to_owned(),
         };
 
-        operate(bob.id(), kick(&alice_id));
+        operate(&bob.handle, kick(&alice_id));
         assert_eq!(
             outcome(&mut bob)["data"]["error_code"],
             "NOT_ROOM_AUTHORITY"
         );
-        operate(alice.id(), kick("nobody"));
+        operate(&alice.handle, kick("nobody"));
         assert_eq!(
             outcome(&mut alice)["data"]["error_code"],
             "KICK_TARGET_NOT_FOUND"
         );
-        operate(alice.id(), kick(&alice_id));
+        operate(&alice.handle, kick(&alice_id));
         assert_eq!(outcome(&mut alice)["data"]["error_code"], "INVALID_INPUT");
         operate(
-            alice.id(),
+            &alice.handle,
             RoomOperationRequest::TransferAuthority {
                 player_id: "nobody".into(),
             },
@@ -458,7 +463,7 @@ mod tests {
         );
 
         operate(
-            alice.id(),
+            &alice.handle,
             RoomOperationRequest::TransferAuthority {
                 player_id: bob_id.clone(),
             },
@@ -470,7 +475,7 @@ mod tests {
         );
 
         operate(
-            bob.id(),
+            &bob.handle,
             RoomOperationRequest::BanPlayer {
                 player_id: alice_id.clone(),
             },
@@ -484,7 +489,7 @@ mod tests {
         let notice = data(&drain(&mut alice), "Error");
         assert_eq!(notice["error_code"], "KICKED");
         let refusal = rooms
-            .join(&hub, alice.id(), request(Some(&code), "Alice"))
+            .join(&hub, &v2(&alice), request(Some(&code), "Alice"))
             .unwrap_err();
         assert_eq!(refusal.code, "BANNED");
     }

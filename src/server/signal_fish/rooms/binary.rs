@@ -60,7 +60,7 @@ impl Rooms {
 
     /// Relay one binary frame of a MessagePack sender to every other connected member.
     pub fn binary_game_data(&self, hub: &Hub, peer: &str, payload: &[u8]) -> Result<(), Refusal> {
-        let relay = self.relay_of(hub, peer).map_err(|_| {
+        let relay = self.relay_of(peer).map_err(|_| {
             refusal(
                 Carrier::Error,
                 "NOT_IN_ROOM",
@@ -78,9 +78,10 @@ impl Rooms {
             (None, None);
         let mut decoded: Option<Option<Box<RawValue>>> = None;
         let (mut text_v2, mut text_v3): (Option<Utf8Bytes>, Option<Utf8Bytes>) = (None, None);
-        for (handle, v3) in &relay.audience {
+        for member in &relay.audience {
+            let (handle, v3) = (&member.handle, member.wire.v3());
             if self.formats.of(&handle.id) == GameDataFormat::MessagePack {
-                let slot = if *v3 { &mut binary_v3 } else { &mut binary_v2 };
+                let slot = if v3 { &mut binary_v3 } else { &mut binary_v2 };
                 let frame = slot.get_or_insert_with(|| {
                     msgpack::envelope(from, payload, v3.then_some(stamp)).map(Bytes::from)
                 });
@@ -98,7 +99,7 @@ impl Rooms {
             else {
                 continue;
             };
-            let text = if *v3 {
+            let text = if v3 {
                 text_v3.get_or_insert_with(|| {
                     let stamp = game_data::Stamp {
                         seq: stamp.0,

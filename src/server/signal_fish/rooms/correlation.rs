@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use super::Rooms;
 use crate::protocol::signal_fish::ServerMessage;
 use crate::server::hub::Hub;
+use crate::server::peer::PeerHandle;
 
 /// The operation each peer's request in hand answers, by peer id. A leaf lock: taken and
 /// released on its own, inside or outside the rooms lock.
@@ -37,13 +38,13 @@ impl Rooms {
 
     /// Send `peer` the answer to its own membership request: correlated with the operation
     /// in hand, if any, which it then settles.
-    pub(super) fn answer(&self, hub: &Hub, peer: &str, message: ServerMessage) {
-        let operation = self.correlations.map().remove(peer);
+    pub(super) fn answer(&self, hub: &Hub, peer: &PeerHandle, message: ServerMessage) {
+        let operation = self.correlations.map().remove(&peer.id);
         let message = match operation {
             Some(operation_id) => message.correlate(&operation_id),
             None => message,
         };
-        hub.send(peer, message.text());
+        Self::send_to(hub, peer, &message);
     }
 }
 
@@ -57,11 +58,9 @@ mod tests {
     fn only_the_answer_to_the_operation_in_hand_is_correlated() {
         let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
         let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
-        rooms.set_protocol_version(alice.id(), 3);
-        rooms.set_protocol_version(bob.id(), 3);
         rooms.begin_operation(alice.id(), "op-alice");
         rooms
-            .join(&hub, alice.id(), request(None, "Alice"))
+            .join(&hub, &v3(&alice), request(None, "Alice"))
             .unwrap();
         assert!(rooms.end_operation(alice.id()), "answered");
         let frames = drain(&mut alice);
@@ -77,13 +76,13 @@ mod tests {
 
         // Bob's plain join is answered plainly, and Alice hears of it plainly.
         rooms
-            .join(&hub, bob.id(), request(Some(&code), "Bob"))
+            .join(&hub, &v3(&bob), request(Some(&code), "Bob"))
             .unwrap();
         data(&drain(&mut bob), "RoomJoined");
         data(&drain(&mut alice), "PlayerJoined");
 
         rooms.begin_operation(bob.id(), "op-bob");
-        rooms.leave(&hub, bob.id()).unwrap();
+        rooms.leave(&hub, &bob.handle).unwrap();
         assert!(rooms.end_operation(bob.id()));
         let left = data(&drain(&mut bob), "RoomOperationResult");
         assert_eq!(
@@ -93,7 +92,7 @@ mod tests {
 
         // A refused operation stays pending for its caller to correlate.
         rooms.begin_operation(bob.id(), "op-again");
-        assert!(rooms.leave(&hub, bob.id()).is_err());
+        assert!(rooms.leave(&hub, &bob.handle).is_err());
         assert!(!rooms.end_operation(bob.id()));
     }
 }

@@ -77,7 +77,9 @@ impl Rooms {
                 continue;
             };
             let members = room.audience(None);
-            state.membership.retain(|peer, _| !members.contains(peer));
+            state
+                .membership
+                .retain(|peer, _| !members.iter().any(|member| member.id() == peer));
             state.seats.retain(|_, seat| seat.room_id != id);
             self.activity.lock().remove(&id);
             closed.push((code, id, members));
@@ -89,14 +91,12 @@ impl Rooms {
         };
         for (code, id, members) in closed {
             self.forget_plan(&id);
-            for peer in &members {
-                if let Some(handle) = hub.handle(peer) {
-                    hub.send_error(&handle, "ROOM_NOT_FOUND", None, farewell.text());
-                    hub.close_peer(&handle, 4005, "room_inactive");
-                }
-                hub.update_peer(peer, |p| p.room = None);
+            for member in &members {
+                hub.send_error(&member.handle, "ROOM_NOT_FOUND", None, farewell.text());
+                hub.close_peer(&member.handle, 4005, "room_inactive");
+                self.seated(member.id(), None);
             }
-            hub.room_closed_because(&code, "inactive");
+            self.closed(&code, "inactive");
         }
     }
 }
@@ -121,7 +121,7 @@ mod tests {
         let farewell = last_of(&drain(&mut bob), "Error");
         assert_eq!(farewell["data"]["error_code"], "ROOM_NOT_FOUND");
         assert_eq!(
-            rooms.leave(&hub, alice.id()).unwrap_err().code,
+            rooms.leave(&hub, &alice.handle).unwrap_err().code,
             "NOT_IN_ROOM"
         );
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use super::replay;
 use super::table::{new_id, room_code, timestamp, valid_room_code, Membership, Player, Room, Seat};
 use super::{
-    refusal, JoinOptions, JoinRequest, Rooms, DEFAULT_MAX_PLAYERS, MAX_PLAYERS_LIMIT, RELAY_TYPE,
+    refusal, JoinOptions, JoinRequest, RoomChange, RoomPeer, Rooms, DEFAULT_MAX_PLAYERS,
+    MAX_PLAYERS_LIMIT, RELAY_TYPE,
 };
 use crate::clock::now_ms;
 use crate::protocol::signal_fish::{RoomJoined, ServerMessage, MAX_ROOM_PASSWORD_BYTES};
@@ -15,8 +16,13 @@ use crate::server::hub::Hub;
 use crate::server::signal_fish::refusal::{player_name_problem, Carrier, Refusal};
 
 impl Rooms {
-    pub fn join(&self, hub: &Hub, peer: &str, request: JoinRequest) -> Result<(), Refusal> {
-        self.join_with(hub, peer, request, JoinOptions::default())
+    pub fn join(
+        &self,
+        hub: &Hub,
+        member: &RoomPeer,
+        request: JoinRequest,
+    ) -> Result<RoomChange<'_>, Refusal> {
+        self.join_with(hub, member, request, JoinOptions::default())
     }
 
     /// JoinRoom, checked in signal-fish-server 0.12's order: names, player count, join_only,
@@ -26,11 +32,11 @@ impl Rooms {
     pub fn join_with(
         &self,
         hub: &Hub,
-        peer: &str,
+        member: &RoomPeer,
         request: JoinRequest,
         options: JoinOptions,
-    ) -> Result<(), Refusal> {
-        let wire = self.wire(peer);
+    ) -> Result<RoomChange<'_>, Refusal> {
+        let (peer, wire) = (member.id(), member.wire);
         let mut state = self.lock();
         let name_chars = request.game_name.chars().count();
         if name_chars == 0
@@ -88,7 +94,7 @@ impl Rooms {
         let player = Player {
             id: new_id(),
             name: request.player_name.clone(),
-            peer: Some(peer.to_owned()),
+            peer: Some(member.clone()),
             ready: false,
             connected_at: timestamp(),
             disconnected_at_ms: None,
@@ -244,11 +250,11 @@ impl Rooms {
             current_spectators: room.spectator_infos(),
             reconnection_token: wire.shows_token().then(|| token.clone()),
         }));
-        self.answer(hub, peer, joined);
+        self.answer(hub, &member.handle, joined);
         // The room leaves "waiting" as soon as its creator is in (as the real server reports).
         room.opened = true;
         if creating {
-            hub.send(peer, room.lobby_changed().text());
+            Self::send_to(hub, &member.handle, &room.lobby_changed());
         } else if let Some(joiner) = room.players.iter().find(|p| p.id == player_id) {
             let audience = room.audience(Some(peer));
             self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerJoined {
@@ -277,10 +283,10 @@ impl Rooms {
                 player_id,
             },
         );
+        self.seated(peer, Some(code));
+        self.publish(&snapshot);
         drop(state);
-        hub.update_peer(peer, |p| p.room = Some(code));
-        Self::publish(hub, &snapshot);
-        Ok(())
+        Ok(self.changes())
     }
 }
 
@@ -289,6 +295,7 @@ mod tests {
     use super::super::test_support::*;
     use super::*;
     use crate::server::config::SignalFishSettings;
+    use crate::server::hub::RoomEvent;
 
     #[test]
     fn a_game_at_its_room_limit_gives_way_only_to_rooms_nobody_is_connected_to() {
@@ -300,21 +307,66 @@ mod tests {
         let mut alice = peer(&hub, "alice");
         let bob = peer(&hub, "bob");
         let mut carol = peer(&hub, "carol");
-        rooms.join(&hub, alice.id(), limited("Alice")).unwrap();
+        // Admins see the rooms as their changes are recorded.
+        let joined = rooms.join(&hub, &v2(&alice), limited("Alice")).unwrap();
+        hub.record_rooms(joined.events());
+        drop(joined);
         let first = last_of(&drain(&mut alice), "RoomJoined")["data"]["room_code"].clone();
-        rooms.join(&hub, bob.id(), limited("Bob")).unwrap();
+        hub.record_rooms(
+            rooms
+                .join(&hub, &v2(&bob), limited("Bob"))
+                .unwrap()
+                .events(),
+        );
         // Both rooms have a connected player: the third is refused.
-        let refused = rooms.join(&hub, carol.id(), limited("Carol")).unwrap_err();
+        let refused = rooms.join(&hub, &v2(&carol), limited("Carol")).unwrap_err();
         assert_eq!(refused.code, "MAX_ROOMS_PER_GAME_EXCEEDED");
         // Alice drops: her seat waits out the reconnection window, but her room no longer
         // holds a place against a player who is here.
-        rooms.disconnected(&hub, alice.id());
-        rooms.join(&hub, carol.id(), limited("Carol")).unwrap();
+        hub.record_rooms(rooms.disconnected(&hub, alice.id()).events());
+        let joined = rooms.join(&hub, &v2(&carol), limited("Carol")).unwrap();
+        hub.record_rooms(joined.events());
+        drop(joined);
         drain(&mut carol);
         let (_, snapshot, _) = hub.subscribe();
         let codes: Vec<String> = snapshot.rooms.iter().map(|r| r.code.clone()).collect();
         assert_eq!(codes.len(), 2, "{codes:?}");
         assert!(!codes.iter().any(|c| *c == first), "{codes:?}");
+    }
+
+    /// A join refused for the app's limit after an abandoned room of its game gave way
+    /// still closed that room: the change waits for its caller to take it.
+    #[test]
+    fn a_room_that_gave_way_to_a_refused_join_is_still_reported_closed() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut carol, dave) = (peer(&hub, "a"), peer(&hub, "c"), peer(&hub, "d"));
+        drop(
+            rooms
+                .join(&hub, &v2(&alice), request(None, "Alice"))
+                .unwrap(),
+        );
+        let abandoned = data(&drain(&mut alice), "RoomJoined")["room_code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        drop(rooms.disconnected(&hub, alice.id()));
+        let elsewhere = JoinRequest {
+            game_name: "other".into(),
+            ..request(None, "Carol")
+        };
+        drop(rooms.join(&hub, &v2(&carol), elsewhere).unwrap());
+        drain(&mut carol);
+        let tight = JoinRequest {
+            max_rooms_per_game: 1,
+            max_rooms_per_app: 1,
+            ..request(None, "Dave")
+        };
+        let refused = rooms.join(&hub, &v2(&dave), tight).unwrap_err();
+        assert_eq!(refused.code, "MAX_ROOMS_PER_GAME_EXCEEDED");
+        assert!(rooms.changes().events().contains(&RoomEvent::Closed {
+            code: abandoned,
+            reason: "empty".to_owned()
+        }));
     }
 
     #[test]
@@ -327,7 +379,7 @@ mod tests {
                 max_rooms_per_app: 2,
                 ..request(None, &format!("P{n}"))
             };
-            let joined = rooms.join(&hub, player.id(), request);
+            let joined = rooms.join(&hub, &v2(player), request);
             if n < 2 {
                 joined.unwrap();
             } else {
@@ -353,7 +405,7 @@ mod tests {
     fn joins_follow_upstream_rules_for_codes_authority_and_player_counts() {
         let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
         let mut alice = peer(&hub, "Alice");
-        let refused = |req: JoinRequest| rooms.join(&hub, alice.id(), req).unwrap_err();
+        let refused = |req: JoinRequest| rooms.join(&hub, &v2(&alice), req).unwrap_err();
         let join_only = JoinRequest {
             join_only: true,
             ..request(Some("ZZZZZZ"), "Alice")
@@ -378,7 +430,7 @@ mod tests {
             max_players: None,
             ..request(Some("ZZZZZZ"), "Alice")
         };
-        rooms.join(&hub, alice.id(), req).unwrap();
+        rooms.join(&hub, &v2(&alice), req).unwrap();
         let joined = data(&drain(&mut alice), "RoomJoined");
         assert_eq!(joined["room_code"], "ZZZZZZ");
         assert_eq!(joined["max_players"], DEFAULT_MAX_PLAYERS);
@@ -394,7 +446,7 @@ mod tests {
             password: Some(password.to_owned()),
         };
         rooms
-            .join_with(&hub, alice.id(), request(None, "Alice"), sealed("pw"))
+            .join_with(&hub, &v2(&alice), request(None, "Alice"), sealed("pw"))
             .unwrap();
         let code = data(&drain(&mut alice), "RoomJoined")["room_code"]
             .as_str()
@@ -402,7 +454,7 @@ mod tests {
             .to_owned();
         for options in [JoinOptions::default(), sealed("PW")] {
             let refusal = rooms
-                .join_with(&hub, bob.id(), request(Some(&code), "Bob"), options)
+                .join_with(&hub, &v2(&bob), request(Some(&code), "Bob"), options)
                 .unwrap_err();
             assert_eq!(
                 (refusal.carrier, refusal.code),
@@ -410,23 +462,23 @@ mod tests {
             );
         }
         let refusal = rooms
-            .join_with(&hub, bob.id(), request(Some(&code), "Bob"), sealed(""))
+            .join_with(&hub, &v2(&bob), request(Some(&code), "Bob"), sealed(""))
             .unwrap_err();
         assert_eq!(
             refusal.code, "INVALID_INPUT",
             "an empty password is malformed"
         );
         rooms
-            .join_with(&hub, bob.id(), request(Some(&code), "Bob"), sealed("pw"))
+            .join_with(&hub, &v2(&bob), request(Some(&code), "Bob"), sealed("pw"))
             .unwrap();
         // A password sent to an open room gets the same answer as a wrong one.
         rooms
-            .join(&hub, carol.id(), request(Some("PQRS23"), "Carol"))
+            .join(&hub, &v2(&carol), request(Some("PQRS23"), "Carol"))
             .unwrap();
         let refusal = rooms
             .join_with(
                 &hub,
-                peer(&hub, "Dan").id(),
+                &v2(&peer(&hub, "Dan")),
                 request(Some("PQRS23"), "Dan"),
                 sealed("pw"),
             )

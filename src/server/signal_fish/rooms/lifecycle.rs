@@ -4,10 +4,11 @@
 use std::sync::atomic::Ordering;
 
 use super::table::{Membership, Room, Seat, SEQ_CLOSED};
-use super::{refusal, Rooms, State, EXPIRED_TOKEN_MEMORY_MS};
+use super::{refusal, RoomChange, Rooms, State, EMPTY, EXPIRED_TOKEN_MEMORY_MS};
 use crate::clock::now_ms;
 use crate::protocol::signal_fish::ServerMessage;
 use crate::server::hub::Hub;
+use crate::server::peer::PeerHandle;
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 impl Rooms {
@@ -47,10 +48,12 @@ impl Rooms {
         for player in players {
             self.remove_player(state, hub, &code, &player);
         }
-        // The room holds no seat now; anything left (an empty room never was) goes too.
+        // The room holds no seat now; anything left (an empty room never was) goes too. A join
+        // refused after this still closed it: its caller takes the noted closure with
+        // `Rooms::changes`.
         if let Some(room) = state.rooms.remove(&code) {
             self.forget_plan(&room.id);
-            hub.room_closed(&code);
+            self.closed(&code, EMPTY);
         }
         rooms - 1 < limit
     }
@@ -101,55 +104,56 @@ impl Rooms {
             if let Some(room) = state.rooms.remove(code) {
                 self.forget_plan(&room.id);
             }
-            hub.room_closed(code);
+            self.closed(code, EMPTY);
         } else {
-            Self::publish(hub, room);
+            self.publish(room);
         }
     }
 
-    pub fn leave(&self, hub: &Hub, peer: &str) -> Result<(), Refusal> {
+    pub fn leave(&self, hub: &Hub, peer: &PeerHandle) -> Result<RoomChange<'_>, Refusal> {
         let mut state = self.lock();
-        let Some(Membership::Player { room, player_id }) = state.membership.get(peer).cloned()
+        let Some(Membership::Player { room, player_id }) = state.membership.get(&peer.id).cloned()
         else {
             return Err(refusal(Carrier::Error, "NOT_IN_ROOM", None));
         };
-        state.membership.remove(peer);
+        state.membership.remove(&peer.id);
         self.answer(hub, peer, ServerMessage::RoomLeft);
         self.remove_player(&mut state, hub, &room, &player_id);
+        self.seated(&peer.id, None);
         drop(state);
-        hub.update_peer(peer, |p| p.room = None);
-        Ok(())
+        Ok(self.changes())
     }
 
     /// The peer's connection ended: a player's seat is held for the reconnection window, a
     /// spectator simply leaves.
-    pub fn disconnected(&self, hub: &Hub, peer: &str) {
-        self.forget_version(peer);
-        self.forget_relay(peer);
+    pub fn disconnected(&self, hub: &Hub, peer: &str) -> RoomChange<'_> {
+        self.forget_peer(peer);
         let mut state = self.lock();
-        state.handles.remove(peer);
         match state.membership.remove(peer) {
             Some(Membership::Player { room, player_id }) => {
                 let Some(entry) = state.rooms.get_mut(&room) else {
-                    return;
+                    drop(state);
+                    return self.changes();
                 };
                 if let Some(player) = entry.players.iter_mut().find(|p| p.id == player_id) {
                     player.peer = None;
                     player.disconnected_at_ms = Some(now_ms());
                     self.mark_away(&entry.id, &player_id);
                 }
-                Self::publish(hub, entry);
+                self.publish(entry);
             }
             Some(Membership::Spectator { room, spectator_id }) => {
                 self.remove_spectator(&mut state, hub, &room, &spectator_id, None)
             }
             None => {}
         }
+        drop(state);
+        self.changes()
     }
 
     /// Close inactive rooms; release the seats whose reconnection window passed; forget
     /// long-expired tokens.
-    pub fn sweep(&self, hub: &Hub) {
+    pub fn sweep(&self, hub: &Hub) -> RoomChange<'_> {
         self.reap_inactive(hub);
         let now = now_ms();
         let window = self.settings.reconnect_window_ms;
@@ -205,14 +209,13 @@ impl Rooms {
             .collect();
         drop(state);
         self.prune_replay(&away);
+        self.changes()
     }
 
     /// Kick a peer out of its room (admin kick): players leave, spectators too.
-    pub fn remove_peer_now(&self, hub: &Hub, peer: &str) {
-        self.forget_version(peer);
-        self.forget_relay(peer);
+    pub fn remove_peer_now(&self, hub: &Hub, peer: &str) -> RoomChange<'_> {
+        self.forget_peer(peer);
         let mut state = self.lock();
-        state.handles.remove(peer);
         match state.membership.remove(peer) {
             Some(Membership::Player { room, player_id }) => {
                 self.remove_player(&mut state, hub, &room, &player_id)
@@ -222,5 +225,7 @@ impl Rooms {
             }
             None => {}
         }
+        drop(state);
+        self.changes()
     }
 }

@@ -1,13 +1,13 @@
 //! The lobby: PlayerReady and StartGame.
 
 use super::table::{Membership, Room};
-use super::{refusal, Rooms, State, RELAY_TYPE};
+use super::{refusal, RoomChange, Rooms, State, RELAY_TYPE};
 use crate::protocol::signal_fish::{PeerConnectionInfo, ServerMessage};
 use crate::server::hub::Hub;
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 impl Rooms {
-    pub fn ready(&self, hub: &Hub, peer: &str) -> Result<(), Refusal> {
+    pub fn ready(&self, hub: &Hub, peer: &str) -> Result<RoomChange<'_>, Refusal> {
         let mut state = self.lock();
         let (room, player_id) = open_room_of_player(&mut state, peer)?;
         if let Some(player) = room.players.iter_mut().find(|p| p.id == player_id) {
@@ -19,11 +19,12 @@ impl Rooms {
         }
         Self::send(hub, &room.audience(None), &room.lobby_changed());
         self.record_event(&room.id, room.lobby_changed());
-        Self::publish(hub, room);
-        Ok(())
+        self.publish(room);
+        drop(state);
+        Ok(self.changes())
     }
 
-    pub fn start(&self, hub: &Hub, peer: &str) -> Result<(), Refusal> {
+    pub fn start(&self, hub: &Hub, peer: &str) -> Result<RoomChange<'_>, Refusal> {
         let mut state = self.lock();
         let (room, player_id) = open_room_of_player(&mut state, peer)?;
         // As 0.12 decides: a designated authority alone may start; without one, anyone may.
@@ -64,8 +65,9 @@ impl Rooms {
         );
         // Finalization hands every v3 player one authoritative plan.
         self.plan_at_start(hub, room);
-        Self::publish(hub, room);
-        Ok(())
+        self.publish(room);
+        drop(state);
+        Ok(self.changes())
     }
 }
 
@@ -145,7 +147,9 @@ mod tests {
         for refused in [rooms.start(&hub, alice.id()), rooms.ready(&hub, bob.id())] {
             assert_eq!(refused.unwrap_err().code, "INVALID_ROOM_STATE");
         }
-        let refusal = rooms.authority_request(&hub, bob.id(), true).unwrap_err();
+        let refusal = rooms
+            .authority_request(&hub, &bob.handle, true)
+            .unwrap_err();
         assert_eq!(refusal.code, "AUTHORITY_DENIED");
     }
 }

@@ -1,9 +1,18 @@
 //! Signal Fish rooms: membership, authority, readiness, spectators and reconnection seats.
 //!
-//! This is the one place that knows who is in which room. Connection tasks call in with their
-//! peer id; every notice to the other members goes out through the hub, serialized once per
-//! distinct frame. The lock here is taken before the hub's and never the other way round
-//! (the hub calls the [`RoomDirectory`](crate::server::hub::RoomDirectory) methods without holding its own lock).
+//! This is the one place that knows who is in which room. Calls go one way: the session (or
+//! the admin endpoint, or the server's sweep tick) → the rooms → the members' connections.
+//! A session hands over its connection as a [`RoomPeer`] (its handle and the protocol
+//! version Authenticate negotiated) when it joins, spectates or reconnects, and names itself
+//! by peer id or handle otherwise. The room's players and spectators hold those handles, so
+//! every notice goes straight to them, through the hub's per-handle delivery only (counting,
+//! taps, slow consumers), serialized once per distinct frame shape; nothing is looked up by
+//! id in the hub's registry.
+//!
+//! The rooms never tell the hub what changed: each call that changes rooms returns a
+//! [`RoomChange`] (rooms updated or closed, the room each peer is now in) and its caller
+//! records it with [`Hub::record_rooms`] at once, so admins see the changes in the order
+//! players saw them.
 //!
 //! One file per request kind, each its own `impl Rooms` block with its tests beside it:
 //!
@@ -24,8 +33,8 @@
 //! | `session_plan.rs` | negotiated capabilities, the session ladder, each member's SessionPlan |
 //! | `signaling.rs` | SessionPlans sent at start, late join and host loss; Signal; ProvideConnectionInfo |
 //!
-//! This file keeps the shared state, the lock, and the per-peer frame shapes (protocol
-//! versions).
+//! This file keeps the shared state, the locks, delivery to members' handles, and the room
+//! changes waiting for their caller.
 //!
 //! # Locking
 //! Joins, leaves, authority, readiness and reconnection change room structure under one lock;
@@ -34,6 +43,14 @@
 //! and checked against its room's generation, which every mutable access to that room bumps
 //! ([`RoomTable::get_mut`]). A change in one room leaves the other rooms' relays current, so
 //! their frames never wait for it; a stale relay is rebuilt, under the lock, before use.
+//!
+//! Lock order: `state`, then `in_order`, then the leaf locks (`changes`, signaling, activity,
+//! replay, correlations, relays). A change is noted in `changes` under `state`, so notes are
+//! in the order of the changes; `Rooms::changes` takes `in_order` before it empties
+//! `changes`, and the [`RoomChange`] it returns holds `in_order` until the caller has
+//! recorded it, so one caller's changes reach the hub before the next caller's. The hub's
+//! lock is taken only by delivery (a tapped frame, an error frame, a close) and by a caller
+//! recording a change; the hub never calls into the rooms.
 
 mod authority;
 mod binary;
@@ -57,8 +74,8 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::protocol::signal_fish::ServerMessage;
 use crate::server::config::SignalFishSettings;
-use crate::server::hub::Hub;
-use crate::server::peer::PeerHandle;
+use crate::server::hub::{Hub, RoomEvent};
+use crate::server::peer::{PeerHandle, Priority};
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 pub const DEFAULT_MAX_PLAYERS: u8 = 8;
@@ -72,23 +89,21 @@ const RELAY_TYPE: &str = "matchbox";
 /// Expired reconnection tokens are remembered this long, so a late Reconnect learns that its
 /// window passed (RECONNECTION_EXPIRED) rather than that its token is unknown.
 const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
+/// Why a room closed when its last member went.
+const EMPTY: &str = "empty";
 
 use self::binary::Formats;
 use self::correlation::Correlations;
 use self::inactivity::Activity;
 use self::replay::Replay;
 use self::signaling::Signaling;
-pub use self::table::{room_code, valid_room_code};
+pub use self::table::{room_code, valid_room_code, RoomPeer};
 use self::table::{Membership, Relay, Room, RoomTable, Seat};
 
 #[derive(Default)]
 struct State {
     rooms: RoomTable,
     membership: HashMap<String, Membership>,
-    /// Handles of members that have received game data, and whether they speak v3, so
-    /// relaying a frame takes no hub lock. Filled on first use, emptied when the connection
-    /// ends.
-    handles: HashMap<String, (Arc<PeerHandle>, bool)>,
     /// Reconnection token → seat.
     seats: HashMap<String, Seat>,
 }
@@ -114,43 +129,11 @@ pub struct JoinOptions {
     pub password: Option<String>,
 }
 
-/// The frame shapes a peer receives, from the protocol version its session negotiated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wire {
-    /// No version was reported for the peer: v2 shapes plus the reconnection token, so that a
-    /// connection loop that does not report versions keeps working as it always did.
-    Unreported,
-    V2,
-    V3,
-}
-
-impl Wire {
-    fn of(version: Option<u16>) -> Wire {
-        match version {
-            None => Wire::Unreported,
-            Some(v) if v >= 3 => Wire::V3,
-            Some(_) => Wire::V2,
-        }
-    }
-
-    fn v3(self) -> bool {
-        self == Wire::V3
-    }
-
-    /// A v2 client must never see the token (the real server keeps it off the v2 wire).
-    fn shows_token(self) -> bool {
-        self != Wire::V2
-    }
-}
-
 pub struct Rooms {
     state: Mutex<State>,
     /// Each game-data sender's relay, by peer id.
     relays: RwLock<HashMap<String, Arc<Relay>>>,
     settings: SignalFishSettings,
-    /// Negotiated protocol version per peer, as the connection reported it. Locked after
-    /// `state` when both are needed, never before.
-    versions: Mutex<HashMap<String, u16>>,
     /// Capabilities, running sessions and signal budgets; locked after `state`, never before.
     signaling: Mutex<Signaling>,
     /// Game data formats other than JSON, by peer.
@@ -161,6 +144,33 @@ pub struct Rooms {
     replay: Replay,
     /// The correlated operation each peer's request in hand answers; a leaf lock.
     correlations: Correlations,
+    /// Room changes for admins not yet handed to a caller, in the order they happened; a
+    /// leaf lock.
+    changes: Mutex<Vec<RoomEvent>>,
+    /// Held from taking changes until the caller has recorded them ([`RoomChange`]); locked
+    /// after `state`, never before.
+    in_order: Mutex<()>,
+}
+
+/// Room changes for admins, in the order they happened, for the caller to record through
+/// [`Hub::record_rooms`] at once. While it is held no later change is handed out, so admins
+/// see changes in the order players did; the caller must not call into the rooms before
+/// letting it go.
+pub struct RoomChange<'r> {
+    events: Vec<RoomEvent>,
+    _in_order: MutexGuard<'r, ()>,
+}
+
+impl RoomChange<'_> {
+    pub fn events(&self) -> &[RoomEvent] {
+        &self.events
+    }
+}
+
+impl std::fmt::Debug for RoomChange<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.events).finish()
+    }
 }
 
 fn refusal(carrier: Carrier, code: &'static str, text: Option<String>) -> Refusal {
@@ -177,59 +187,30 @@ impl Rooms {
             state: Mutex::new(State::default()),
             relays: RwLock::new(HashMap::new()),
             settings,
-            versions: Mutex::new(HashMap::new()),
             signaling: Mutex::new(Signaling::default()),
             formats: Formats::default(),
             activity: Activity::default(),
             replay: Replay::default(),
             correlations: Correlations::default(),
+            changes: Mutex::new(Vec::new()),
+            in_order: Mutex::new(()),
         }
     }
 
-    /// The connection reports the protocol version its Authenticate negotiated; from then on
-    /// the peer's frames take that version's shape (v2: no reconnection token, no delivery
-    /// stamps; v3: both).
-    pub fn set_protocol_version(&self, peer: &str, version: u16) {
-        self.versions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(peer.to_owned(), version);
-    }
-
-    /// The version reported for `peer`, if any.
-    pub fn protocol_version(&self, peer: &str) -> Option<u16> {
-        self.versions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(peer)
-            .copied()
-    }
-
-    fn wire(&self, peer: &str) -> Wire {
-        Wire::of(self.protocol_version(peer))
-    }
-
-    fn forget_version(&self, peer: &str) {
-        self.versions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(peer);
+    /// What the rooms keep of a connection that ended, beyond its membership.
+    fn forget_peer(&self, peer: &str) {
+        self.forget_relay(peer);
         self.forget_signaling(peer);
         self.forget_format(peer);
     }
 
     /// Send a frame whose shape depends on the recipient's version: each shape is serialized
     /// once and shared by every recipient of that version.
-    fn send_shaped(&self, hub: &Hub, peers: &[String], make: impl Fn(bool) -> ServerMessage) {
-        let (v3, v2): (Vec<String>, Vec<String>) = {
-            let versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
-            peers
-                .iter()
-                .cloned()
-                .partition(|peer| versions.get(peer).is_some_and(|v| *v >= 3))
-        };
-        Self::send(hub, &v2, &make(false));
-        Self::send(hub, &v3, &make(true));
+    fn send_shaped(&self, hub: &Hub, members: &[RoomPeer], make: impl Fn(bool) -> ServerMessage) {
+        let (v3, v2): (Vec<&RoomPeer>, Vec<&RoomPeer>) =
+            members.iter().partition(|member| member.wire.v3());
+        Self::send(hub, v2, &make(false));
+        Self::send(hub, v3, &make(true));
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -246,14 +227,63 @@ impl Rooms {
         self.lock().rooms.values().any(|room| room.id == room_id)
     }
 
-    fn publish(hub: &Hub, room: &Room) {
-        hub.room_updated(room.info());
+    /// Every change noted and not yet handed out, for the caller to record: what a call
+    /// that changed rooms returns, and what a refused call may have changed before it was
+    /// refused. A change is noted under the rooms lock, so notes are in the order of the
+    /// changes; whichever caller takes them records them before the next caller can take any.
+    pub fn changes(&self) -> RoomChange<'_> {
+        let in_order = self.in_order.lock().unwrap_or_else(|p| p.into_inner());
+        let events = std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()));
+        RoomChange {
+            events,
+            _in_order: in_order,
+        }
     }
 
-    fn send(hub: &Hub, peers: &[String], message: &ServerMessage) {
-        if !peers.is_empty() {
-            hub.send_many(peers, message.text());
+    fn note(&self, event: RoomEvent) {
+        self.changes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
+    }
+
+    fn publish(&self, room: &Room) {
+        self.note(RoomEvent::Updated(room.info()));
+    }
+
+    fn closed(&self, code: &str, reason: &str) {
+        self.note(RoomEvent::Closed {
+            code: code.to_owned(),
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// The room `peer` is in now, as admins see it on the peer.
+    fn seated(&self, peer: &str, room: Option<String>) {
+        self.note(RoomEvent::Seated {
+            peer: peer.to_owned(),
+            room,
+            identity: None,
+        });
+    }
+
+    /// One frame, serialized once, for every member.
+    fn send<'m>(
+        hub: &Hub,
+        members: impl IntoIterator<Item = &'m RoomPeer>,
+        message: &ServerMessage,
+    ) {
+        let mut members = members.into_iter().peekable();
+        if members.peek().is_some() {
+            let text = message.text().into();
+            hub.deliver_many(members.map(|m| &m.handle), &text, Priority::Reply);
         }
+    }
+
+    /// One frame for one connection: the answer to its request, or a notice no other member
+    /// gets.
+    fn send_to(hub: &Hub, peer: &PeerHandle, message: &ServerMessage) {
+        hub.deliver(peer, &message.text().into(), Priority::Reply);
     }
 }
 
@@ -269,11 +299,9 @@ mod tests {
         let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
         let (mut alice, mut bob, mut carol) =
             (peer(&hub, "Alice"), peer(&hub, "Bob"), peer(&hub, "Carol"));
-        rooms.set_protocol_version(alice.id(), 3);
-        rooms.set_protocol_version(bob.id(), 2);
 
         rooms
-            .join(&hub, alice.id(), request(None, "Alice"))
+            .join(&hub, &v3(&alice), request(None, "Alice"))
             .unwrap();
         let joined = data(&drain(&mut alice), "RoomJoined");
         assert!(
@@ -292,7 +320,7 @@ mod tests {
         let code = joined["room_code"].as_str().unwrap().to_owned();
 
         rooms
-            .join(&hub, bob.id(), request(Some(&code), "Bob"))
+            .join(&hub, &v2(&bob), request(Some(&code), "Bob"))
             .unwrap();
         let bob_joined = data(&drain(&mut bob), "RoomJoined");
         assert!(
@@ -306,12 +334,12 @@ mod tests {
         let announced = data(&drain(&mut alice), "PlayerJoined");
         assert_eq!(announced["player"]["epoch"], 1);
 
-        // A peer whose version was never reported keeps the token, as before versions existed.
+        // Each member's own version, whatever the others speak.
         rooms
-            .join(&hub, carol.id(), request(Some(&code), "Carol"))
+            .join(&hub, &v2(&carol), request(Some(&code), "Carol"))
             .unwrap();
         let carol_joined = data(&drain(&mut carol), "RoomJoined");
-        assert!(carol_joined["reconnection_token"].is_string());
+        assert!(carol_joined.get("reconnection_token").is_none());
         assert!(carol_joined["current_players"][0]["connected_at"].is_string());
         drain(&mut alice);
         drain(&mut bob);
@@ -336,7 +364,7 @@ mod tests {
             json!({"from_player": to_alice["from_player"], "data": {"n": 2}})
         );
 
-        rooms.leave(&hub, bob.id()).unwrap();
+        rooms.leave(&hub, &bob.handle).unwrap();
         let left = data(&drain(&mut alice), "PlayerLeft");
         assert_eq!(
             (left["epoch"].clone(), left["final_seq"].clone()),
@@ -344,5 +372,61 @@ mod tests {
         );
         let left = data(&drain(&mut carol), "PlayerLeft");
         assert!(left.get("final_seq").is_none());
+    }
+
+    /// The rooms record nothing for admins themselves: each change comes back to its caller,
+    /// in the order it happened, and admins see it once the caller records it.
+    #[test]
+    fn a_change_comes_back_to_its_caller_in_order() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let mut alice = peer(&hub, "Alice");
+        let joined = rooms
+            .join(&hub, &v2(&alice), request(None, "Alice"))
+            .unwrap();
+        drain(&mut alice);
+        let (_, unrecorded, _) = hub.subscribe();
+        assert!(unrecorded.rooms.is_empty());
+        let code = match joined.events() {
+            [RoomEvent::Seated {
+                peer,
+                room: Some(code),
+                identity: None,
+            }, RoomEvent::Updated(room)]
+                if peer == alice.id() && room.code == *code =>
+            {
+                code.clone()
+            }
+            other => panic!("{other:?}"),
+        };
+        hub.record_rooms(joined.events());
+        drop(joined);
+        let (_, recorded, _) = hub.subscribe();
+        assert_eq!(recorded.rooms.len(), 1);
+        let shown = recorded.peers.iter().find(|p| p.id == alice.id()).unwrap();
+        assert_eq!(shown.room.as_deref(), Some(code.as_str()));
+
+        let left = rooms.leave(&hub, &alice.handle).unwrap();
+        assert_eq!(
+            left.events(),
+            [
+                RoomEvent::Closed {
+                    code: code.clone(),
+                    reason: EMPTY.to_owned()
+                },
+                RoomEvent::Seated {
+                    peer: alice.id().to_owned(),
+                    room: None,
+                    identity: None
+                }
+            ]
+        );
+        hub.record_rooms(left.events());
+        drop(left);
+        let (_, after, _) = hub.subscribe();
+        assert!(after.rooms.is_empty());
+        assert!(
+            rooms.sweep(&hub).events().is_empty(),
+            "nothing is handed out twice"
+        );
     }
 }

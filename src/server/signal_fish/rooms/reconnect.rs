@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::replay;
 use super::table::{new_id, Membership, Seat};
-use super::{refusal, Rooms, RELAY_TYPE};
+use super::{refusal, RoomChange, RoomPeer, Rooms, RELAY_TYPE};
 use crate::protocol::signal_fish::{Reconnected, SenderWatermark, ServerMessage};
-use crate::server::hub::Hub;
+use crate::server::hub::{Hub, RoomEvent};
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
 /// Why a Reconnect into a room that is gone fails, whether an operator closed it or it went
@@ -18,12 +18,13 @@ impl Rooms {
     pub fn reconnect(
         &self,
         hub: &Hub,
-        peer: &str,
+        member: &RoomPeer,
         player_id: &str,
         room_id: &str,
         token: &str,
         banned: impl Fn(&str) -> bool,
-    ) -> Result<(), Refusal> {
+    ) -> Result<RoomChange<'_>, Refusal> {
+        let peer = member.id();
         let mut state = self.lock();
         if state.membership.contains_key(peer) {
             return Err(refusal(
@@ -93,14 +94,14 @@ impl Rooms {
             return Err(refusal(Carrier::ReconnectionFailed, "BANNED", None));
         }
         let name = player.name.clone();
-        player.peer = Some(peer.to_owned());
+        player.peer = Some(member.clone());
         player.disconnected_at_ms = None;
         // A new membership incarnation: v3 clients restart this sender's numbering.
         player.epoch += 1;
         // A fresh counter: a relay still holding the old one counts for the old epoch only.
         player.seq = Arc::new(AtomicU64::new(0));
         let epoch = player.epoch;
-        let wire = self.wire(peer);
+        let wire = member.wire;
         let new_token = new_id();
         let roster = room.player_infos(wire.v3());
         let watermarks = if wire.v3() {
@@ -138,7 +139,7 @@ impl Rooms {
             sender_watermarks: watermarks,
             reconnection_token: wire.shows_token().then(|| new_token.clone()),
         }));
-        self.answer(hub, peer, reconnected);
+        self.answer(hub, &member.handle, reconnected);
         let returning = room.players.iter().find(|p| p.id == player_id);
         let audience = room.audience(Some(peer));
         self.send_shaped(hub, &audience, |v3| ServerMessage::PlayerReconnected {
@@ -176,14 +177,15 @@ impl Rooms {
                 player_id: player_id.to_owned(),
             },
         );
-        drop(state);
         // The same player as before: an identity ban made later finds this connection too.
-        hub.update_peer(peer, |p| {
-            p.room = Some(code);
-            p.identity = Some(name);
+        self.note(RoomEvent::Seated {
+            peer: peer.to_owned(),
+            room: Some(code),
+            identity: Some(name),
         });
-        Self::publish(hub, &snapshot);
-        Ok(())
+        self.publish(&snapshot);
+        drop(state);
+        Ok(self.changes())
     }
 }
 
@@ -199,17 +201,15 @@ mod tests {
     fn a_v3_reconnect_starts_a_new_epoch_and_rotates_the_token() {
         let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
         let (mut alice, mut bob) = (peer(&hub, "Alice"), peer(&hub, "Bob"));
-        rooms.set_protocol_version(alice.id(), 3);
-        rooms.set_protocol_version(bob.id(), 3);
         rooms
-            .join(&hub, alice.id(), request(None, "Alice"))
+            .join(&hub, &v3(&alice), request(None, "Alice"))
             .unwrap();
         let code = data(&drain(&mut alice), "RoomJoined")["room_code"]
             .as_str()
             .unwrap()
             .to_owned();
         rooms
-            .join(&hub, bob.id(), request(Some(&code), "Bob"))
+            .join(&hub, &v3(&bob), request(Some(&code), "Bob"))
             .unwrap();
         let joined = data(&drain(&mut bob), "RoomJoined");
         let (player, room, token) = (
@@ -229,15 +229,14 @@ mod tests {
         // While Bob is away, Carol joins and Alice readies up: Bob's Reconnected replays both.
         let carol = peer(&hub, "Carol");
         rooms
-            .join(&hub, carol.id(), request(Some(&code), "Carol"))
+            .join(&hub, &v2(&carol), request(Some(&code), "Carol"))
             .unwrap();
         rooms.ready(&hub, alice.id()).unwrap();
         drain(&mut alice);
 
         let mut again = peer(&hub, "Bob");
-        rooms.set_protocol_version(again.id(), 3);
         rooms
-            .reconnect(&hub, again.id(), &player, &room, &token, |_| false)
+            .reconnect(&hub, &v3(&again), &player, &room, &token, |_| false)
             .unwrap();
         let back = data(&drain(&mut again), "Reconnected");
         assert_eq!(back["replay"], "complete");
@@ -267,9 +266,14 @@ mod tests {
         assert_eq!(notice["epoch"], 2);
         assert_eq!(notice["player"]["epoch"], 2);
         let refusal = rooms
-            .reconnect(&hub, peer(&hub, "Eve").id(), &player, &room, &token, |_| {
-                false
-            })
+            .reconnect(
+                &hub,
+                &v2(&peer(&hub, "Eve")),
+                &player,
+                &room,
+                &token,
+                |_| false,
+            )
             .unwrap_err();
         assert_eq!(refusal.code, "RECONNECTION_TOKEN_INVALID", "a spent token");
     }

@@ -25,7 +25,7 @@ impl Rooms {
 
     /// The sender's relay, rebuilt under the lock when room structure changed since it was
     /// built.
-    pub(super) fn relay_of(&self, hub: &Hub, peer: &str) -> Result<Arc<Relay>, Refusal> {
+    pub(super) fn relay_of(&self, peer: &str) -> Result<Arc<Relay>, Refusal> {
         let cached = self
             .relays
             .read()
@@ -37,13 +37,10 @@ impl Rooms {
                 return Ok(relay);
             }
         }
-        let mut state = self.lock();
+        let state = self.lock();
         let State {
-            rooms,
-            membership,
-            handles,
-            ..
-        } = &mut *state;
+            rooms, membership, ..
+        } = &*state;
         let not_in_room = || refusal(Carrier::Error, "NOT_IN_ROOM", None);
         let Some(Membership::Player { room, player_id }) = membership.get(peer) else {
             drop(state);
@@ -56,26 +53,7 @@ impl Rooms {
         let Some(sender) = room.players.iter().find(|p| &p.id == player_id) else {
             return Err(not_in_room());
         };
-        let members = room
-            .players
-            .iter()
-            .filter_map(|p| p.peer.as_deref())
-            .chain(room.spectators.iter().map(|s| s.peer.as_str()))
-            .filter(|member| *member != peer);
-        let mut audience = Vec::with_capacity(room.players.len() + room.spectators.len());
-        for member in members {
-            let known = match handles.get(member) {
-                Some(known) => known,
-                None => match hub.handle(member) {
-                    Some(handle) => {
-                        let v3 = self.wire(member).v3();
-                        handles.entry(member.to_owned()).or_insert((handle, v3))
-                    }
-                    None => continue,
-                },
-            };
-            audience.push(known.clone());
-        }
+        let audience = room.audience(Some(peer));
         let relay = Arc::new(Relay {
             // Read under the rooms lock: a change bumps it only once it holds the lock and
             // has the room in hand, after this relay is in the index.
@@ -122,7 +100,7 @@ impl Rooms {
                 ),
             ));
         }
-        let relay = self.relay_of(hub, peer)?;
+        let relay = self.relay_of(peer)?;
         // A sender's frames stay in order: its connection relays one before reading the next.
         let numbered = relay.seq.fetch_add(1, Ordering::AcqRel);
         if numbered & SEQ_CLOSED != 0 {
@@ -137,8 +115,8 @@ impl Rooms {
         };
         let mut v2_text: Option<Utf8Bytes> = None;
         let mut v3_text: Option<Utf8Bytes> = None;
-        for (handle, v3) in &relay.audience {
-            let text = if *v3 {
+        for member in &relay.audience {
+            let text = if member.wire.v3() {
                 v3_text.get_or_insert_with(|| {
                     game_data::relayed(&relay.player_id, data, Some(&stamp)).into()
                 })
@@ -146,7 +124,7 @@ impl Rooms {
                 v2_text
                     .get_or_insert_with(|| game_data::relayed(&relay.player_id, data, None).into())
             };
-            hub.deliver(handle, text, Priority::Relay);
+            hub.deliver(&member.handle, text, Priority::Relay);
         }
         Ok(())
     }
@@ -187,14 +165,14 @@ mod tests {
         assert_eq!(frame["data"]["from_player"], alice_id.as_str());
 
         rooms
-            .join(&hub, carol.id(), request(Some(&code), "Carol"))
+            .join(&hub, &v2(&carol), request(Some(&code), "Carol"))
             .unwrap();
         drain(&mut carol);
         rooms.game_data(&hub, alice.id(), &payload("3")).unwrap();
         assert_eq!(last_of(&drain(&mut carol), "GameData")["data"]["data"], 3);
         assert_eq!(last_of(&drain(&mut bob), "GameData")["data"]["data"], 3);
 
-        rooms.leave(&hub, bob.id()).unwrap();
+        rooms.leave(&hub, &bob.handle).unwrap();
         drain(&mut bob);
         rooms.game_data(&hub, alice.id(), &payload("4")).unwrap();
         assert!(drain(&mut bob).iter().all(|f| f["type"] != "GameData"));
@@ -210,18 +188,18 @@ mod tests {
         let (mut carol, dave) = (peer(&hub, "c"), peer(&hub, "d"));
         two_players(&rooms, &hub, &mut alice, &mut bob);
         rooms
-            .join(&hub, carol.id(), request(None, "Carol"))
+            .join(&hub, &v2(&carol), request(None, "Carol"))
             .unwrap();
         let code = last_of(&drain(&mut carol), "RoomJoined")["data"]["room_code"]
             .as_str()
             .unwrap()
             .to_owned();
-        let relay = rooms.relay_of(&hub, alice.id()).unwrap();
+        let relay = rooms.relay_of(alice.id()).unwrap();
         let current =
             |relay: &Relay| relay.generation == relay.room_generation.load(Ordering::Acquire);
         assert!(current(&relay));
         rooms
-            .join(&hub, dave.id(), request(Some(&code), "Dave"))
+            .join(&hub, &v2(&dave), request(Some(&code), "Dave"))
             .unwrap();
         rooms.ready(&hub, carol.id()).unwrap();
         assert!(
@@ -243,8 +221,8 @@ mod tests {
         rooms.game_data(&hub, bob.id(), &payload("1")).unwrap();
         rooms.game_data(&hub, bob.id(), &payload("2")).unwrap();
         // What Bob's connection holds while the room changes under it.
-        let in_flight = rooms.relay_of(&hub, bob.id()).unwrap();
-        rooms.leave(&hub, bob.id()).unwrap();
+        let in_flight = rooms.relay_of(bob.id()).unwrap();
+        rooms.leave(&hub, &bob.handle).unwrap();
         assert_eq!(
             in_flight.seq.load(Ordering::Relaxed) & !SEQ_CLOSED,
             2,
@@ -278,7 +256,7 @@ mod tests {
                 Some(4),
             )
             .unwrap();
-        // Bob's version was never reported: no v3 metadata reaches him.
+        // Bob speaks v2: no v3 metadata reaches him.
         assert_eq!(data(&drain(&mut bob), "GameData").get("class"), None);
     }
 }

@@ -82,7 +82,7 @@ impl Rooms {
                 capabilities: p
                     .peer
                     .as_ref()
-                    .and_then(|peer| signaling.capabilities.get(peer))
+                    .and_then(|peer| signaling.capabilities.get(peer.id()))
                     .cloned()
                     .unwrap_or_else(|| Capabilities::relay_only(2)),
             })
@@ -153,13 +153,13 @@ impl Rooms {
                 Topology::Host => sticky.host.as_deref() != Some(incumbent.id.as_str()),
                 _ => session_plan::local_initiates(&incumbent.id, joiner),
             };
-            hub.send(
-                peer,
-                ServerMessage::NewPeer {
+            Self::send_to(
+                hub,
+                &peer.handle,
+                &ServerMessage::NewPeer {
                     peer_id: joiner.to_owned(),
                     you_initiate,
-                }
-                .text(),
+                },
             );
         }
     }
@@ -209,7 +209,7 @@ impl Rooms {
     fn send_plans(&self, hub: &Hub, room: &Room, sticky: Option<&Sticky>, members: &[Member]) {
         let generation = new_id();
         for player in &room.players {
-            let Some(peer) = player.peer.as_deref().filter(|p| self.wire(p).v3()) else {
+            let Some(peer) = player.peer.as_ref().filter(|p| p.wire.v3()) else {
                 continue;
             };
             let plan = session_plan::plan_for(
@@ -219,7 +219,11 @@ impl Rooms {
                 &player.id,
                 &self.settings.ice_servers,
             );
-            hub.send(peer, ServerMessage::SessionPlan(Box::new(plan)).text());
+            Self::send_to(
+                hub,
+                &peer.handle,
+                &ServerMessage::SessionPlan(Box::new(plan)),
+            );
         }
     }
 
@@ -296,7 +300,7 @@ impl Rooms {
                 "UNSUPPORTED_TRANSPORT",
                 "WebRTC transport was not negotiated for this connection",
             ))
-        } else if !signals(&target) {
+        } else if !signals(target.id()) {
             Some((
                 "SIGNAL_TARGET_NOT_FOUND",
                 "Signal target does not support WebRTC signaling",
@@ -335,14 +339,14 @@ impl Rooms {
             ));
         }
         drop(signaling);
-        hub.send(
-            &target,
-            ServerMessage::Signal {
+        Self::send_to(
+            hub,
+            &target.handle,
+            &ServerMessage::Signal {
                 from,
                 generation,
                 signal,
-            }
-            .text(),
+            },
         );
         Ok(())
     }

@@ -1,21 +1,23 @@
 //! Spectators: JoinAsSpectator and LeaveSpectator.
 
 use super::table::{new_id, timestamp, Membership, Spectator};
-use super::{refusal, Rooms, State};
+use super::{refusal, RoomChange, RoomPeer, Rooms, State, EMPTY};
 use crate::protocol::signal_fish::{ServerMessage, SpectatorInfo, SpectatorJoined};
 use crate::server::hub::Hub;
+use crate::server::peer::PeerHandle;
 use crate::server::signal_fish::refusal::{player_name_problem, Carrier, Refusal};
 
 impl Rooms {
     pub fn spectate(
         &self,
         hub: &Hub,
-        peer: &str,
+        member: &RoomPeer,
         app: &str,
         game: &str,
         code: &str,
         name: &str,
-    ) -> Result<(), Refusal> {
+    ) -> Result<RoomChange<'_>, Refusal> {
+        let peer = member.id();
         let mut state = self.lock();
         if state.membership.contains_key(peer) {
             return Err(refusal(
@@ -59,7 +61,7 @@ impl Rooms {
         let spectator = Spectator {
             id: new_id(),
             name: name.to_owned(),
-            peer: peer.to_owned(),
+            peer: member.clone(),
             connected_at: timestamp(),
         };
         let info = SpectatorInfo {
@@ -74,12 +76,12 @@ impl Rooms {
             room_code: room.code.clone(),
             spectator_id: spectator.id.clone(),
             game_name: room.game.clone(),
-            current_players: room.player_infos(self.wire(peer).v3()),
+            current_players: room.player_infos(member.wire.v3()),
             current_spectators: room.spectator_infos(),
             lobby_state: room.lobby_state().to_owned(),
             reason: "joined".to_owned(),
         }));
-        self.answer(hub, peer, joined);
+        self.answer(hub, &member.handle, joined);
         let arrived = ServerMessage::NewSpectatorJoined {
             spectator: info,
             current_spectators: room.spectator_infos(),
@@ -95,24 +97,24 @@ impl Rooms {
                 spectator_id: spectator.id,
             },
         );
+        self.seated(peer, Some(code.to_owned()));
+        self.publish(&snapshot);
         drop(state);
-        hub.update_peer(peer, |p| p.room = Some(code.to_owned()));
-        Self::publish(hub, &snapshot);
-        Ok(())
+        Ok(self.changes())
     }
 
-    pub fn leave_spectator(&self, hub: &Hub, peer: &str) -> Result<(), Refusal> {
+    pub fn leave_spectator(&self, hub: &Hub, peer: &PeerHandle) -> Result<RoomChange<'_>, Refusal> {
         let mut state = self.lock();
         let Some(Membership::Spectator { room, spectator_id }) =
-            state.membership.get(peer).cloned()
+            state.membership.get(&peer.id).cloned()
         else {
             return Err(refusal(Carrier::Error, "NOT_A_SPECTATOR", None));
         };
-        state.membership.remove(peer);
+        state.membership.remove(&peer.id);
         self.remove_spectator(&mut state, hub, &room, &spectator_id, Some(peer));
+        self.seated(&peer.id, None);
         drop(state);
-        hub.update_peer(peer, |p| p.room = None);
-        Ok(())
+        Ok(self.changes())
     }
 
     pub(super) fn remove_spectator(
@@ -121,7 +123,7 @@ impl Rooms {
         hub: &Hub,
         code: &str,
         spectator_id: &str,
-        told: Option<&str>,
+        told: Option<&PeerHandle>,
     ) {
         let Some(room) = state.rooms.get_mut(code) else {
             return;
@@ -152,9 +154,9 @@ impl Rooms {
         self.record_event(&room.id, disconnected);
         if room.is_empty() {
             state.rooms.remove(code);
-            hub.room_closed(code);
+            self.closed(code, EMPTY);
         } else {
-            Self::publish(hub, room);
+            self.publish(room);
         }
     }
 }

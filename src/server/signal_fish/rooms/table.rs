@@ -24,15 +24,74 @@ pub(super) struct Relay {
     pub(super) player_id: String,
     pub(super) epoch: u32,
     pub(super) seq: Arc<AtomicU64>,
-    /// Every other connected member (players and spectators) and whether it speaks v3.
-    pub(super) audience: Vec<(Arc<PeerHandle>, bool)>,
+    /// Every other connected member, players and spectators.
+    pub(super) audience: Vec<RoomPeer>,
+}
+
+/// The frame shapes a member receives, from the protocol version its session negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wire {
+    V2,
+    V3,
+}
+
+impl Wire {
+    pub(super) fn of(version: u16) -> Wire {
+        if version >= 3 {
+            Wire::V3
+        } else {
+            Wire::V2
+        }
+    }
+
+    pub(super) fn v3(self) -> bool {
+        self == Wire::V3
+    }
+
+    /// A v2 client must never see the token (the real server keeps it off the v2 wire).
+    pub(super) fn shows_token(self) -> bool {
+        self.v3()
+    }
+}
+
+/// A connected member as its room holds it: the connection's handle, which its frames are
+/// queued on, and the frame shapes its session negotiated. The session hands it over on
+/// joining, spectating or reconnecting; Authenticate, the only place a version is negotiated,
+/// always comes first.
+#[derive(Clone)]
+pub struct RoomPeer {
+    pub(super) handle: Arc<PeerHandle>,
+    pub(super) wire: Wire,
+}
+
+impl RoomPeer {
+    pub fn new(handle: Arc<PeerHandle>, protocol_version: u16) -> RoomPeer {
+        RoomPeer {
+            handle,
+            wire: Wire::of(protocol_version),
+        }
+    }
+
+    pub(super) fn id(&self) -> &str {
+        &self.handle.id
+    }
+}
+
+impl std::fmt::Debug for RoomPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomPeer")
+            .field("id", &self.handle.id)
+            .field("wire", &self.wire)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
 pub(super) struct Player {
     pub(super) id: String,
     pub(super) name: String,
-    pub(super) peer: Option<String>,
+    /// Absent while the seat waits out its reconnection window.
+    pub(super) peer: Option<RoomPeer>,
     pub(super) ready: bool,
     pub(super) connected_at: String,
     pub(super) disconnected_at_ms: Option<u64>,
@@ -47,7 +106,7 @@ pub(super) struct Player {
 pub(super) struct Spectator {
     pub(super) id: String,
     pub(super) name: String,
-    pub(super) peer: String,
+    pub(super) peer: RoomPeer,
     pub(super) connected_at: String,
 }
 
@@ -210,13 +269,14 @@ impl Room {
         }
     }
 
-    /// Every connected member, players and spectators, except `except`.
-    pub(super) fn audience(&self, except: Option<&str>) -> Vec<String> {
+    /// Every connected member, players and spectators, except the peer `except`.
+    pub(super) fn audience(&self, except: Option<&str>) -> Vec<RoomPeer> {
         self.players
             .iter()
-            .filter_map(|p| p.peer.clone())
-            .chain(self.spectators.iter().map(|s| s.peer.clone()))
-            .filter(|peer| Some(peer.as_str()) != except)
+            .filter_map(|p| p.peer.as_ref())
+            .chain(self.spectators.iter().map(|s| &s.peer))
+            .filter(|peer| Some(peer.id()) != except)
+            .cloned()
             .collect()
     }
 
@@ -235,7 +295,7 @@ impl Room {
                 .map(|p| RoomMember {
                     player_id: p.id.clone(),
                     name: p.name.clone(),
-                    peer: p.peer.clone(),
+                    peer: p.peer.as_ref().map(|peer| peer.id().to_owned()),
                     ready: p.ready,
                 })
                 .collect(),
@@ -245,7 +305,7 @@ impl Room {
                 .map(|s| RoomMember {
                     player_id: s.id.clone(),
                     name: s.name.clone(),
-                    peer: Some(s.peer.clone()),
+                    peer: Some(s.peer.id().to_owned()),
                     ready: false,
                 })
                 .collect(),

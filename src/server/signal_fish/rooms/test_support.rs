@@ -69,11 +69,11 @@ pub(super) fn two_players(
     alice: &mut PeerLink,
     bob: &mut PeerLink,
 ) -> (String, String, String) {
-    rooms.join(hub, alice.id(), request(None, "Alice")).unwrap();
+    rooms.join(hub, &v2(alice), request(None, "Alice")).unwrap();
     let joined = last_of(&drain(alice), "RoomJoined");
     let code = joined["data"]["room_code"].as_str().unwrap().to_owned();
     rooms
-        .join(hub, bob.id(), request(Some(&code), "Bob"))
+        .join(hub, &v2(bob), request(Some(&code), "Bob"))
         .unwrap();
     let bob_joined = last_of(&drain(bob), "RoomJoined");
     drain(alice);
@@ -90,4 +90,14 @@ pub(super) fn payload(text: &str) -> Box<RawValue> {
 
 pub(super) fn data(frames: &[Value], kind: &str) -> Value {
     last_of(frames, kind)["data"].clone()
+}
+
+/// The peer as a room holds it, speaking protocol v2.
+pub(super) fn v2(link: &PeerLink) -> RoomPeer {
+    RoomPeer::new(link.handle.clone(), 2)
+}
+
+/// The peer as a room holds it, speaking protocol v3.
+pub(super) fn v3(link: &PeerLink) -> RoomPeer {
+    RoomPeer::new(link.handle.clone(), 3)
 }
