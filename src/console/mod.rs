@@ -30,6 +30,7 @@ pub mod composer;
 pub mod confirm;
 pub mod detail;
 pub mod frames;
+pub mod history;
 pub mod keymap;
 pub mod log;
 pub mod model;
