@@ -852,3 +852,26 @@ async fn an_inactive_room_is_reaped_with_4005() {
     )
     .await;
 }
+
+/// A message budget set out of reach (a load test's 100,000,000 a minute) authenticates, and
+/// the hour's and day's budgets it implies show as the most the field holds instead of
+/// overflowing.
+#[tokio::test]
+async fn a_budget_out_of_reach_shows_as_the_largest_one() {
+    let mut config = fast_config();
+    config.signal_fish.messages_per_minute = 100_000_000;
+    let server = TestServer::start(config).await;
+    let mut socket = server.connect("/v3/ws").await;
+    send(
+        &mut socket,
+        "Authenticate",
+        json!({"app_id": "demo", "sdk_version": "1.0.0"}),
+    )
+    .await;
+    let authenticated = recv_json(&mut socket).await;
+    assert_eq!(authenticated["type"], "Authenticated", "{authenticated}");
+    assert_eq!(
+        authenticated["data"]["rate_limits"],
+        json!({"per_minute": 100_000_000, "per_hour": u32::MAX, "per_day": u32::MAX})
+    );
+}

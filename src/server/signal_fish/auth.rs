@@ -190,8 +190,9 @@ impl Session {
             app_name: app.name.clone(),
             rate_limits: RateLimits {
                 per_minute,
-                per_hour: per_minute * 60,
-                per_day: per_minute * 60 * 24,
+                // A budget set out of reach (a load test's) shows as the most a u32 holds.
+                per_hour: per_minute.saturating_mul(60),
+                per_day: per_minute.saturating_mul(60 * 24),
             },
         };
         self.reply(&authenticated);

@@ -141,7 +141,7 @@ impl Apps {
         let Some(entry) = self.apps.get_mut(app) else {
             return true;
         };
-        if now.saturating_sub(entry.quota_period_start_ms) >= period_secs * 1000 {
+        if now.saturating_sub(entry.quota_period_start_ms) >= period_secs.saturating_mul(1000) {
             entry.quota_period_start_ms = now;
             entry.quota_used = 0;
         }
