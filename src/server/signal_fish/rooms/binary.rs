@@ -1,5 +1,6 @@
-//! Binary game data: what each connection negotiated for game data, and a MessagePack sender's
-//! frames relayed to every other member in the form its own format requires, as 0.12 does.
+//! Binary game data: a MessagePack sender's frames relayed to every other member in the form
+//! its own format requires (the format its Authenticate negotiated, held on its
+//! [`RoomPeer`](super::RoomPeer)), as 0.12 does.
 //!
 //! A MessagePack member gets the binary envelope around the sender's bytes, never re-encoded
 //! (v3: stamped with the sender's sequence number and epoch, shared with its text game data;
@@ -7,9 +8,7 @@
 //! stamped the same way; a payload JSON cannot hold (too deep, malformed, bins) reaches no JSON
 //! member. Text game data reaches every member as text, whatever it negotiated.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::RwLock;
 
 use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
@@ -24,40 +23,7 @@ use crate::server::peer::Priority;
 use crate::server::signal_fish::msgpack;
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
-/// Game data formats by peer id; JSON unless the connection negotiated another.
-#[derive(Default)]
-pub(super) struct Formats(RwLock<HashMap<String, GameDataFormat>>);
-
-impl Formats {
-    fn of(&self, peer: &str) -> GameDataFormat {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(peer)
-            .copied()
-            .unwrap_or(GameDataFormat::Json)
-    }
-}
-
 impl Rooms {
-    /// The connection reports the game data format its Authenticate negotiated.
-    pub fn set_game_data_format(&self, peer: &str, format: GameDataFormat) {
-        let mut formats = self.formats.0.write().unwrap_or_else(|p| p.into_inner());
-        if format == GameDataFormat::Json {
-            formats.remove(peer);
-        } else {
-            formats.insert(peer.to_owned(), format);
-        }
-    }
-
-    pub(super) fn forget_format(&self, peer: &str) {
-        self.formats
-            .0
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(peer);
-    }
-
     /// Relay one binary frame of a MessagePack sender to every other connected member.
     pub fn binary_game_data(&self, hub: &Hub, peer: &str, payload: &[u8]) -> Result<(), Refusal> {
         let relay = self.relay_of(peer).map_err(|_| {
@@ -80,7 +46,7 @@ impl Rooms {
         let (mut text_v2, mut text_v3): (Option<Utf8Bytes>, Option<Utf8Bytes>) = (None, None);
         for member in &relay.audience {
             let (handle, v3) = (&member.handle, member.wire.v3());
-            if self.formats.of(&handle.id) == GameDataFormat::MessagePack {
+            if member.format == GameDataFormat::MessagePack {
                 let slot = if v3 { &mut binary_v3 } else { &mut binary_v2 };
                 let frame = slot.get_or_insert_with(|| {
                     msgpack::envelope(from, payload, v3.then_some(stamp)).map(Bytes::from)

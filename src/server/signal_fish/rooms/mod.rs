@@ -92,7 +92,6 @@ const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
 /// Why a room closed when its last member went.
 const EMPTY: &str = "empty";
 
-use self::binary::Formats;
 use self::correlation::Correlations;
 use self::inactivity::Activity;
 use self::replay::Replay;
@@ -134,10 +133,8 @@ pub struct Rooms {
     /// Each game-data sender's relay, by peer id.
     relays: RwLock<HashMap<String, Arc<Relay>>>,
     settings: SignalFishSettings,
-    /// Capabilities, running sessions and signal budgets; locked after `state`, never before.
+    /// Running sessions and signal budgets; locked after `state`, never before.
     signaling: Mutex<Signaling>,
-    /// Game data formats other than JSON, by peer.
-    formats: Formats,
     /// When each room last heard from a member; locked after `state`, never before.
     activity: Activity,
     /// Events kept for players who are away; locked after `state`, never before.
@@ -188,7 +185,6 @@ impl Rooms {
             relays: RwLock::new(HashMap::new()),
             settings,
             signaling: Mutex::new(Signaling::default()),
-            formats: Formats::default(),
             activity: Activity::default(),
             replay: Replay::default(),
             correlations: Correlations::default(),
@@ -200,8 +196,7 @@ impl Rooms {
     /// What the rooms keep of a connection that ended, beyond its membership.
     fn forget_peer(&self, peer: &str) {
         self.forget_relay(peer);
-        self.forget_signaling(peer);
-        self.forget_format(peer);
+        self.forget_signal_budget(peer);
     }
 
     /// Send a frame whose shape depends on the recipient's version: each shape is serialized

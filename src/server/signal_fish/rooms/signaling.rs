@@ -1,4 +1,4 @@
-//! WebRTC signaling: what each connection negotiated, the SessionPlans a game's members get
+//! WebRTC signaling: the SessionPlans a game's members get
 //! (at the start, on a late join, when a host leaves), `Signal` relayed between the members of
 //! one room and one session, and `ProvideConnectionInfo`.
 //!
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::session_plan::{self, Capabilities, Member, Sticky};
-use super::table::{new_id, Membership, Room};
+use super::table::{new_id, Membership, Room, RoomPeer};
 use super::{refusal, Rooms};
 use crate::protocol::signal_fish::{ServerMessage, Topology};
 use crate::server::hub::Hub;
@@ -35,29 +35,21 @@ pub const SIGNALS_PER_WINDOW: u32 = 600;
 pub const SIGNAL_REFUSALS_PER_WINDOW: u32 = 60;
 const SIGNAL_WINDOW: Duration = Duration::from_secs(60);
 
-/// The signaling state, locked after the rooms' state and never before it.
+/// The signaling state, locked after the rooms' state and never before it. What a member
+/// negotiated is on its [`RoomPeer`](super::RoomPeer), fixed at Authenticate.
 #[derive(Default)]
 pub(super) struct Signaling {
-    /// By peer id: what its Authenticate negotiated.
-    capabilities: HashMap<String, Capabilities>,
     /// By room id: the room's running non-relay session (none: the relay floor).
     plans: HashMap<String, Sticky>,
-    /// By peer id: relayed signals and detailed refusals this window.
+    /// By peer id: relayed signals and detailed refusals this window. Spent on every Signal,
+    /// refused ones included (before the sender is known to be in a room), so kept here
+    /// under the lock that orders them rather than on a member's record.
     budgets: HashMap<String, (FixedWindow, FixedWindow)>,
 }
 
 impl Rooms {
-    /// The connection reports what its Authenticate negotiated for the data path.
-    pub fn set_capabilities(&self, peer: &str, capabilities: Capabilities) {
-        self.signaling()
-            .capabilities
-            .insert(peer.to_owned(), capabilities);
-    }
-
-    pub(super) fn forget_signaling(&self, peer: &str) {
-        let mut signaling = self.signaling();
-        signaling.capabilities.remove(peer);
-        signaling.budgets.remove(peer);
+    pub(super) fn forget_signal_budget(&self, peer: &str) {
+        self.signaling().budgets.remove(peer);
     }
 
     /// The room is gone: so is its session.
@@ -71,7 +63,7 @@ impl Rooms {
 
     /// The room's players, earliest joiner first (the roster lists the newest first), with
     /// what each connected one negotiated; a disconnected seat counts as the relay floor.
-    fn members(room: &Room, signaling: &Signaling) -> Vec<Member> {
+    fn members(room: &Room) -> Vec<Member> {
         room.players
             .iter()
             .rev()
@@ -79,21 +71,19 @@ impl Rooms {
                 player_id: p.id.clone(),
                 name: p.name.clone(),
                 is_authority: room.authority.as_deref() == Some(p.id.as_str()),
-                capabilities: p
-                    .peer
-                    .as_ref()
-                    .and_then(|peer| signaling.capabilities.get(peer.id()))
-                    .cloned()
-                    .unwrap_or_else(|| Capabilities::relay_only(2)),
+                capabilities: p.peer.as_ref().map_or_else(
+                    || Capabilities::relay_only(2),
+                    |peer| Capabilities::clone(&peer.capabilities),
+                ),
             })
             .collect()
     }
 
     /// StartGame: the ladder runs once, and every v3 player gets its view of the outcome.
     pub(super) fn plan_at_start(&self, hub: &Hub, room: &Room) {
-        let mut signaling = self.signaling();
-        let members = Self::members(room, &signaling);
+        let members = Self::members(room);
         let sticky = session_plan::choose(&members, room.authority.as_deref());
+        let mut signaling = self.signaling();
         match &sticky {
             Some(sticky) => signaling.plans.insert(room.id.clone(), sticky.clone()),
             None => signaling.plans.remove(&room.id),
@@ -103,7 +93,7 @@ impl Rooms {
     }
 
     /// A join into a running game must be able to take part in its session.
-    pub(super) fn admits_late_joiner(&self, room: &Room, peer: &str) -> Result<(), Refusal> {
+    pub(super) fn admits_late_joiner(&self, room: &Room, joiner: &RoomPeer) -> Result<(), Refusal> {
         if !room.started {
             return Ok(());
         }
@@ -111,12 +101,7 @@ impl Rooms {
         let Some(sticky) = signaling.plans.get(&room.id) else {
             return Ok(());
         };
-        let joiner = signaling
-            .capabilities
-            .get(peer)
-            .cloned()
-            .unwrap_or_else(|| Capabilities::relay_only(2));
-        if session_plan::admits(sticky, &joiner) {
+        if session_plan::admits(sticky, &joiner.capabilities) {
             return Ok(());
         }
         Err(refusal(
@@ -132,10 +117,8 @@ impl Rooms {
         if !room.started {
             return;
         }
-        let signaling = self.signaling();
-        let members = Self::members(room, &signaling);
-        let sticky = signaling.plans.get(&room.id).cloned();
-        drop(signaling);
+        let members = Self::members(room);
+        let sticky = self.signaling().plans.get(&room.id).cloned();
         self.send_plans(hub, room, sticky.as_ref(), &members);
         let Some(sticky) =
             sticky.filter(|s| s.transport == crate::protocol::signal_fish::Transport::WebRtc)
@@ -175,7 +158,7 @@ impl Rooms {
             signaling.plans.remove(&room.id);
             return;
         }
-        let members = Self::members(room, &signaling);
+        let members = Self::members(room);
         let Some(stored) = signaling.plans.get(&room.id).cloned() else {
             return;
         };
@@ -288,27 +271,28 @@ impl Rooms {
             });
         };
         let from = player_id.clone();
+        let sender_signals = room
+            .players
+            .iter()
+            .find(|p| p.id == from)
+            .and_then(|p| p.peer.as_ref())
+            .is_some_and(|sender| sender.capabilities.signals());
         let mut signaling = self.signaling();
-        let signals = |p: &str| {
-            signaling
-                .capabilities
-                .get(p)
-                .is_some_and(Capabilities::signals)
-        };
-        let refused = if !signals(peer) {
+        let refused = if !sender_signals {
             Some((
                 "UNSUPPORTED_TRANSPORT",
                 "WebRTC transport was not negotiated for this connection",
             ))
-        } else if !signals(target.id()) {
+        } else if !target.capabilities.signals() {
             Some((
                 "SIGNAL_TARGET_NOT_FOUND",
                 "Signal target does not support WebRTC signaling",
             ))
         } else if room.started
-            && !signaling.plans.get(&room.id).is_some_and(|sticky| {
-                session_plan::paired(sticky, &Self::members(room, &signaling), &from, to)
-            })
+            && !signaling
+                .plans
+                .get(&room.id)
+                .is_some_and(|sticky| session_plan::paired(sticky, &Self::members(room), &from, to))
         {
             Some((
                 "SIGNAL_TARGET_NOT_FOUND",
