@@ -93,7 +93,7 @@ use tokio::time::{Duration, Instant};
 
 pub use self::refusal::{status_code, Carrier, Refusal};
 use self::rooms::session_plan::Capabilities;
-use self::rooms::{RoomChange, RoomPeer, Rooms};
+use self::rooms::{RoomChange, RoomPeer, Rooms, SignalBudget};
 use self::tunnel::{TunnelOpen, TunnelSocket};
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
@@ -204,6 +204,8 @@ struct Session {
     /// What Authenticate negotiated for the data path (transports, topologies); until then,
     /// and on a hosted session whose player negotiated on its own node, the relay floor.
     capabilities: Arc<Capabilities>,
+    /// Signals relayed and refused this window ([`rooms`]'s `signaling.rs`).
+    signal_budget: SignalBudget,
     /// Whether Authenticate granted `room_operation_ids` (`operations.rs`).
     room_operation_ids: bool,
     /// In a cluster: the node holding this player's room, when it is another node; every
@@ -242,6 +244,7 @@ impl Session {
             removed_from_room: false,
             game_data_format: GameDataFormat::Json,
             capabilities: Arc::new(Capabilities::relay_only(2)),
+            signal_budget: SignalBudget::default(),
             room_operation_ids: false,
             activity_reported: None,
             tunnel: None,
