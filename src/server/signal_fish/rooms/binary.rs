@@ -83,3 +83,82 @@ impl Rooms {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::super::session_plan::Capabilities;
+    use super::super::test_support::*;
+    use super::super::RoomPeer;
+    use super::*;
+    use crate::server::config::SignalFishSettings;
+    use crate::server::hub::PeerLink;
+    use crate::server::peer::Outbound;
+
+    fn message_pack(link: &PeerLink, version: u16) -> RoomPeer {
+        RoomPeer::new(
+            link.handle.clone(),
+            version,
+            GameDataFormat::MessagePack,
+            Arc::new(Capabilities::relay_only(2)),
+        )
+    }
+
+    fn binary_frames(link: &mut PeerLink) -> Vec<Bytes> {
+        let mut frames = Vec::new();
+        while let Ok(frame) = link.queues.outbox.try_recv() {
+            if let Outbound::Binary(bytes) = frame {
+                frames.push(bytes);
+            }
+        }
+        frames
+    }
+
+    /// Each member gets the frame its own negotiation asks for, read from its record.
+    #[test]
+    fn a_binary_frame_reaches_each_member_in_its_own_format_and_version() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob, mut carol) =
+            (peer(&hub, "Alice"), peer(&hub, "Bob"), peer(&hub, "Carol"));
+        rooms
+            .join(&hub, &message_pack(&alice, 3), request(None, "Alice"))
+            .unwrap();
+        let joined = data(&drain(&mut alice), "RoomJoined");
+        let (code, alice_id) = (
+            joined["room_code"].as_str().unwrap().to_owned(),
+            joined["player_id"].as_str().unwrap().to_owned(),
+        );
+        rooms
+            .join(&hub, &message_pack(&bob, 2), request(Some(&code), "Bob"))
+            .unwrap();
+        rooms
+            .join(&hub, &v3(&carol), request(Some(&code), "Carol"))
+            .unwrap();
+        drain(&mut alice);
+        drain(&mut bob);
+        drain(&mut carol);
+
+        let payload = [0x81, 0xa1, b'n', 0x01];
+        rooms.binary_game_data(&hub, alice.id(), &payload).unwrap();
+
+        let to_bob = binary_frames(&mut bob);
+        let expected = msgpack::envelope(&alice_id, &payload, None).unwrap();
+        assert_eq!(
+            to_bob,
+            [Bytes::from(expected)],
+            "v2 MessagePack: the bare envelope"
+        );
+        let to_carol = data(&drain(&mut carol), "GameData");
+        assert_eq!(
+            to_carol,
+            json!({"from_player": alice_id, "data": {"n": 1}, "seq": 1, "epoch": 1})
+        );
+        assert!(
+            binary_frames(&mut alice).is_empty(),
+            "not back to the sender"
+        );
+    }
+}
