@@ -1,6 +1,8 @@
 //! Authenticate: the app, its status and credentials, the SDK and protocol versions, and
 //! what the session learns from them.
 
+use std::sync::Arc;
+
 use super::operations::grants_room_operation_ids;
 use super::refusal::{status_code, Carrier, Refusal, MAX_PLAYER_NAME};
 use super::rooms::session_plan::Capabilities;
@@ -155,14 +157,11 @@ impl Session {
         self.version = negotiated;
         self.room_operation_ids =
             grants_room_operation_ids(negotiated, authenticate.requested_capabilities.as_deref());
-        self.rooms().set_capabilities(
-            &self.peer.id,
-            Capabilities::negotiate(
-                negotiated,
-                authenticate.supported_transports.clone(),
-                authenticate.supported_topologies.clone(),
-            ),
-        );
+        self.capabilities = Arc::new(Capabilities::negotiate(
+            negotiated,
+            authenticate.supported_transports.clone(),
+            authenticate.supported_topologies.clone(),
+        ));
         let app_id = app.id.clone();
         self.hub()
             .update_peer(&self.peer.id, |p| p.app = Some(app_id));
@@ -183,8 +182,6 @@ impl Session {
             }
             None => GameDataFormat::Json,
         };
-        self.rooms()
-            .set_game_data_format(&self.peer.id, self.game_data_format);
         let per_minute = config.signal_fish.messages_per_minute;
         let authenticated = ServerMessage::Authenticated {
             app_name: app.name.clone(),

@@ -1,6 +1,8 @@
 //! One request, from the frame to the rooms: held while a room lookup runs, forwarded when
 //! the room is on another node, otherwise parsed and handed to the request kind's handler.
 
+use std::sync::Arc;
+
 use serde_json::value::RawValue;
 
 use super::operations::canonical_operation_id;
@@ -168,8 +170,15 @@ impl Session {
                         text: Some("Invalid client message".to_owned()),
                     })
                 } else {
-                    self.rooms()
-                        .signal(self.hub(), &peer, &to, generation, signal)
+                    let shared = Arc::clone(&self.shared);
+                    shared.signal_fish.signal(
+                        &shared.hub,
+                        &peer,
+                        &mut self.signal_budget,
+                        &to,
+                        generation,
+                        signal,
+                    )
                 }
             }
             Request::ProvideConnectionInfo { connection_info } => {

@@ -92,7 +92,8 @@ use axum::response::Response;
 use tokio::time::{Duration, Instant};
 
 pub use self::refusal::{status_code, Carrier, Refusal};
-use self::rooms::{RoomChange, RoomPeer, Rooms};
+use self::rooms::session_plan::Capabilities;
+use self::rooms::{RoomChange, RoomPeer, Rooms, SignalBudget};
 use self::tunnel::{TunnelOpen, TunnelSocket};
 use crate::catalog::{self, Dialect};
 use crate::protocol::admin::AppStatus;
@@ -200,6 +201,11 @@ struct Session {
     activity_reported: Option<Instant>,
     /// What Authenticate negotiated for game data: binary frames need MessagePack.
     game_data_format: GameDataFormat,
+    /// What Authenticate negotiated for the data path (transports, topologies); until then,
+    /// and on a hosted session whose player negotiated on its own node, the relay floor.
+    capabilities: Arc<Capabilities>,
+    /// Signals relayed and refused this window ([`rooms`]'s `signaling.rs`).
+    signal_budget: SignalBudget,
     /// Whether Authenticate granted `room_operation_ids` (`operations.rs`).
     room_operation_ids: bool,
     /// In a cluster: the node holding this player's room, when it is another node; every
@@ -237,6 +243,8 @@ impl Session {
             last_activity: now,
             removed_from_room: false,
             game_data_format: GameDataFormat::Json,
+            capabilities: Arc::new(Capabilities::relay_only(2)),
+            signal_budget: SignalBudget::default(),
             room_operation_ids: false,
             activity_reported: None,
             tunnel: None,
@@ -490,10 +498,16 @@ impl Session {
         self.hub().record_rooms(change.events());
     }
 
-    /// This connection as a room holds it once it joins, spectates or reconnects: the
-    /// version Authenticate negotiated (which comes first) shapes its frames.
+    /// This connection as a room holds it once it joins, spectates or reconnects, with what
+    /// Authenticate (which comes first) negotiated: the version shapes its frames, the format
+    /// its binary game data, the capabilities its part in a session plan.
     fn room_peer(&self) -> RoomPeer {
-        RoomPeer::new(Arc::clone(&self.peer), self.version)
+        RoomPeer::new(
+            Arc::clone(&self.peer),
+            self.version,
+            self.game_data_format,
+            Arc::clone(&self.capabilities),
+        )
     }
 
     fn refuse(&self, refusal: &Refusal) {

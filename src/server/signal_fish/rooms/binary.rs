@@ -1,5 +1,6 @@
-//! Binary game data: what each connection negotiated for game data, and a MessagePack sender's
-//! frames relayed to every other member in the form its own format requires, as 0.12 does.
+//! Binary game data: a MessagePack sender's frames relayed to every other member in the form
+//! its own format requires (the format its Authenticate negotiated, held on its
+//! [`RoomPeer`](super::RoomPeer)), as 0.12 does.
 //!
 //! A MessagePack member gets the binary envelope around the sender's bytes, never re-encoded
 //! (v3: stamped with the sender's sequence number and epoch, shared with its text game data;
@@ -7,9 +8,7 @@
 //! stamped the same way; a payload JSON cannot hold (too deep, malformed, bins) reaches no JSON
 //! member. Text game data reaches every member as text, whatever it negotiated.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::RwLock;
 
 use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
@@ -24,40 +23,7 @@ use crate::server::peer::Priority;
 use crate::server::signal_fish::msgpack;
 use crate::server::signal_fish::refusal::{Carrier, Refusal};
 
-/// Game data formats by peer id; JSON unless the connection negotiated another.
-#[derive(Default)]
-pub(super) struct Formats(RwLock<HashMap<String, GameDataFormat>>);
-
-impl Formats {
-    fn of(&self, peer: &str) -> GameDataFormat {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(peer)
-            .copied()
-            .unwrap_or(GameDataFormat::Json)
-    }
-}
-
 impl Rooms {
-    /// The connection reports the game data format its Authenticate negotiated.
-    pub fn set_game_data_format(&self, peer: &str, format: GameDataFormat) {
-        let mut formats = self.formats.0.write().unwrap_or_else(|p| p.into_inner());
-        if format == GameDataFormat::Json {
-            formats.remove(peer);
-        } else {
-            formats.insert(peer.to_owned(), format);
-        }
-    }
-
-    pub(super) fn forget_format(&self, peer: &str) {
-        self.formats
-            .0
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(peer);
-    }
-
     /// Relay one binary frame of a MessagePack sender to every other connected member.
     pub fn binary_game_data(&self, hub: &Hub, peer: &str, payload: &[u8]) -> Result<(), Refusal> {
         let relay = self.relay_of(peer).map_err(|_| {
@@ -80,7 +46,7 @@ impl Rooms {
         let (mut text_v2, mut text_v3): (Option<Utf8Bytes>, Option<Utf8Bytes>) = (None, None);
         for member in &relay.audience {
             let (handle, v3) = (&member.handle, member.wire.v3());
-            if self.formats.of(&handle.id) == GameDataFormat::MessagePack {
+            if member.format == GameDataFormat::MessagePack {
                 let slot = if v3 { &mut binary_v3 } else { &mut binary_v2 };
                 let frame = slot.get_or_insert_with(|| {
                     msgpack::envelope(from, payload, v3.then_some(stamp)).map(Bytes::from)
@@ -115,5 +81,84 @@ impl Rooms {
             hub.deliver(handle, text, Priority::Relay);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::super::session_plan::Capabilities;
+    use super::super::test_support::*;
+    use super::super::RoomPeer;
+    use super::*;
+    use crate::server::config::SignalFishSettings;
+    use crate::server::hub::PeerLink;
+    use crate::server::peer::Outbound;
+
+    fn message_pack(link: &PeerLink, version: u16) -> RoomPeer {
+        RoomPeer::new(
+            link.handle.clone(),
+            version,
+            GameDataFormat::MessagePack,
+            Arc::new(Capabilities::relay_only(2)),
+        )
+    }
+
+    fn binary_frames(link: &mut PeerLink) -> Vec<Bytes> {
+        let mut frames = Vec::new();
+        while let Ok(frame) = link.queues.outbox.try_recv() {
+            if let Outbound::Binary(bytes) = frame {
+                frames.push(bytes);
+            }
+        }
+        frames
+    }
+
+    /// Each member gets the frame its own negotiation asks for, read from its record.
+    #[test]
+    fn a_binary_frame_reaches_each_member_in_its_own_format_and_version() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob, mut carol) =
+            (peer(&hub, "Alice"), peer(&hub, "Bob"), peer(&hub, "Carol"));
+        rooms
+            .join(&hub, &message_pack(&alice, 3), request(None, "Alice"))
+            .unwrap();
+        let joined = data(&drain(&mut alice), "RoomJoined");
+        let (code, alice_id) = (
+            joined["room_code"].as_str().unwrap().to_owned(),
+            joined["player_id"].as_str().unwrap().to_owned(),
+        );
+        rooms
+            .join(&hub, &message_pack(&bob, 2), request(Some(&code), "Bob"))
+            .unwrap();
+        rooms
+            .join(&hub, &v3(&carol), request(Some(&code), "Carol"))
+            .unwrap();
+        drain(&mut alice);
+        drain(&mut bob);
+        drain(&mut carol);
+
+        let payload = [0x81, 0xa1, b'n', 0x01];
+        rooms.binary_game_data(&hub, alice.id(), &payload).unwrap();
+
+        let to_bob = binary_frames(&mut bob);
+        let expected = msgpack::envelope(&alice_id, &payload, None).unwrap();
+        assert_eq!(
+            to_bob,
+            [Bytes::from(expected)],
+            "v2 MessagePack: the bare envelope"
+        );
+        let to_carol = data(&drain(&mut carol), "GameData");
+        assert_eq!(
+            to_carol,
+            json!({"from_player": alice_id, "data": {"n": 1}, "seq": 1, "epoch": 1})
+        );
+        assert!(
+            binary_frames(&mut alice).is_empty(),
+            "not back to the sender"
+        );
     }
 }

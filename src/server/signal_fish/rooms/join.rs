@@ -145,7 +145,7 @@ impl Rooms {
                     return Err(refusal(Carrier::RoomJoinFailed, "ROOM_FULL", None));
                 }
                 // A running game takes seat-fills that can run its session, as 0.12 does.
-                self.admits_late_joiner(room, peer)?;
+                self.admits_late_joiner(room, member)?;
                 code
             }
             (None, Some(_)) if request.join_only => {

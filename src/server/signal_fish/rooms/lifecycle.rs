@@ -127,7 +127,7 @@ impl Rooms {
     /// The peer's connection ended: a player's seat is held for the reconnection window, a
     /// spectator simply leaves.
     pub fn disconnected(&self, hub: &Hub, peer: &str) -> RoomChange<'_> {
-        self.forget_peer(peer);
+        self.forget_relay(peer);
         let mut state = self.lock();
         match state.membership.remove(peer) {
             Some(Membership::Player { room, player_id }) => {
@@ -214,7 +214,7 @@ impl Rooms {
 
     /// Kick a peer out of its room (admin kick): players leave, spectators too.
     pub fn remove_peer_now(&self, hub: &Hub, peer: &str) -> RoomChange<'_> {
-        self.forget_peer(peer);
+        self.forget_relay(peer);
         let mut state = self.lock();
         match state.membership.remove(peer) {
             Some(Membership::Player { room, player_id }) => {

@@ -2,9 +2,10 @@
 //!
 //! This is the one place that knows who is in which room. Calls go one way: the session (or
 //! the admin endpoint, or the server's sweep tick) → the rooms → the members' connections.
-//! A session hands over its connection as a [`RoomPeer`] (its handle and the protocol
-//! version Authenticate negotiated) when it joins, spectates or reconnects, and names itself
-//! by peer id or handle otherwise. The room's players and spectators hold those handles, so
+//! A session hands over its connection as a [`RoomPeer`] (its handle and what Authenticate
+//! negotiated, fixed for the connection's life: protocol version, game data format, data-path
+//! capabilities) when it joins, spectates or reconnects, and names itself by peer id or handle
+//! otherwise. The room's players and spectators hold those handles, so
 //! every notice goes straight to them, through the hub's per-handle delivery only (counting,
 //! taps, slow consumers), serialized once per distinct frame shape; nothing is looked up by
 //! id in the hub's registry.
@@ -20,7 +21,7 @@
 //! |---|---|
 //! | `table.rs` | the data: players, spectators, rooms, memberships, seats, relays; the table that bumps generations |
 //! | `relay.rs` | GameData: each sender's cached relay |
-//! | `binary.rs` | game data formats; MessagePack frames relayed in each member's format |
+//! | `binary.rs` | MessagePack frames relayed in each member's format (read from its `RoomPeer`) |
 //! | `join.rs` | JoinRoom |
 //! | `authority.rs` | AuthorityRequest, RoomOperation moderation, the admin's room commands |
 //! | `correlation.rs` | a correlated RoomOperation's membership answer, wrapped with its id |
@@ -31,10 +32,17 @@
 //! | `replay.rs` | the control events a disconnected player misses, for its Reconnected |
 //! | `inactivity.rs` | rooms reaped after their members' silence (4005) |
 //! | `session_plan.rs` | negotiated capabilities, the session ladder, each member's SessionPlan |
-//! | `signaling.rs` | SessionPlans sent at start, late join and host loss; Signal; ProvideConnectionInfo |
+//! | `signaling.rs` | SessionPlans at start, late join, host loss; Signal and its `SignalBudget`; ProvideConnectionInfo |
 //!
 //! This file keeps the shared state, the locks, delivery to members' handles, and the room
 //! changes waiting for their caller.
+//!
+//! # What is kept by peer id
+//! Nothing a connection negotiated: that is on its `RoomPeer`, and its signal budget on its
+//! session. By peer id remain only what a request that names its sender by id must find:
+//! `membership` (the room and seat a peer is in), `relays` (each sender's cached relay, read
+//! once per game data frame; a member's own format comes with it), and `correlations` (the
+//! RoomOperation a peer's request in hand answers, alive for one request).
 //!
 //! # Locking
 //! Joins, leaves, authority, readiness and reconnection change room structure under one lock;
@@ -44,8 +52,9 @@
 //! ([`RoomTable::get_mut`]). A change in one room leaves the other rooms' relays current, so
 //! their frames never wait for it; a stale relay is rebuilt, under the lock, before use.
 //!
-//! Lock order: `state`, then `in_order`, then the leaf locks (`changes`, signaling, activity,
-//! replay, correlations, relays). A change is noted in `changes` under `state`, so notes are
+//! Lock order: `state`, then `in_order`, then the leaf locks (`changes`, signaling (each
+//! room's running session plan), activity, replay, correlations, relays). Relaying a frame
+//! takes only the `relays` read lock: each member's format and version are on its record. A change is noted in `changes` under `state`, so notes are
 //! in the order of the changes; `Rooms::changes` takes `in_order` before it empties
 //! `changes`, and the [`RoomChange`] it returns holds `in_order` until the caller has
 //! recorded it, so one caller's changes reach the hub before the next caller's. The hub's
@@ -92,10 +101,10 @@ const EXPIRED_TOKEN_MEMORY_MS: u64 = 10 * 60 * 1000;
 /// Why a room closed when its last member went.
 const EMPTY: &str = "empty";
 
-use self::binary::Formats;
 use self::correlation::Correlations;
 use self::inactivity::Activity;
 use self::replay::Replay;
+pub use self::signaling::SignalBudget;
 use self::signaling::Signaling;
 pub use self::table::{room_code, valid_room_code, RoomPeer};
 use self::table::{Membership, Relay, Room, RoomTable, Seat};
@@ -134,10 +143,8 @@ pub struct Rooms {
     /// Each game-data sender's relay, by peer id.
     relays: RwLock<HashMap<String, Arc<Relay>>>,
     settings: SignalFishSettings,
-    /// Capabilities, running sessions and signal budgets; locked after `state`, never before.
+    /// Each room's running session; locked after `state`, never before.
     signaling: Mutex<Signaling>,
-    /// Game data formats other than JSON, by peer.
-    formats: Formats,
     /// When each room last heard from a member; locked after `state`, never before.
     activity: Activity,
     /// Events kept for players who are away; locked after `state`, never before.
@@ -188,20 +195,12 @@ impl Rooms {
             relays: RwLock::new(HashMap::new()),
             settings,
             signaling: Mutex::new(Signaling::default()),
-            formats: Formats::default(),
             activity: Activity::default(),
             replay: Replay::default(),
             correlations: Correlations::default(),
             changes: Mutex::new(Vec::new()),
             in_order: Mutex::new(()),
         }
-    }
-
-    /// What the rooms keep of a connection that ended, beyond its membership.
-    fn forget_peer(&self, peer: &str) {
-        self.forget_relay(peer);
-        self.forget_signaling(peer);
-        self.forget_format(peer);
     }
 
     /// Send a frame whose shape depends on the recipient's version: each shape is serialized

@@ -1,4 +1,4 @@
-//! WebRTC signaling: what each connection negotiated, the SessionPlans a game's members get
+//! WebRTC signaling: the SessionPlans a game's members get
 //! (at the start, on a late join, when a host leaves), `Signal` relayed between the members of
 //! one room and one session, and `ProvideConnectionInfo`.
 //!
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::session_plan::{self, Capabilities, Member, Sticky};
-use super::table::{new_id, Membership, Room};
+use super::table::{new_id, Membership, Room, RoomPeer};
 use super::{refusal, Rooms};
 use crate::protocol::signal_fish::{ServerMessage, Topology};
 use crate::server::hub::Hub;
@@ -35,31 +35,52 @@ pub const SIGNALS_PER_WINDOW: u32 = 600;
 pub const SIGNAL_REFUSALS_PER_WINDOW: u32 = 60;
 const SIGNAL_WINDOW: Duration = Duration::from_secs(60);
 
-/// The signaling state, locked after the rooms' state and never before it.
+/// The signaling state, locked after the rooms' state and never before it. What a member
+/// negotiated is on its [`RoomPeer`], fixed at Authenticate; its signal budget is its
+/// session's ([`SignalBudget`]).
 #[derive(Default)]
 pub(super) struct Signaling {
-    /// By peer id: what its Authenticate negotiated.
-    capabilities: HashMap<String, Capabilities>,
     /// By room id: the room's running non-relay session (none: the relay floor).
     plans: HashMap<String, Sticky>,
-    /// By peer id: relayed signals and detailed refusals this window.
-    budgets: HashMap<String, (FixedWindow, FixedWindow)>,
+}
+
+/// One connection's signals relayed and detailed refusals this window (0.12's `max_signals`
+/// and `max_signal_errors`). Its session holds it: a refused Signal spends it whether or not
+/// the sender is in a room, so it belongs to the connection, not to a member's record, and
+/// only the connection's own frames, one at a time, spend it.
+#[derive(Default)]
+pub struct SignalBudget(Option<(FixedWindow, FixedWindow)>);
+
+impl SignalBudget {
+    /// Both windows open at the connection's first Signal, relayed or refused.
+    fn windows(&mut self, now: Instant) -> &mut (FixedWindow, FixedWindow) {
+        self.0.get_or_insert_with(|| {
+            (
+                FixedWindow::new(SIGNAL_WINDOW, now),
+                FixedWindow::new(SIGNAL_WINDOW, now),
+            )
+        })
+    }
+
+    /// A detailed refusal while the budget lasts, SIGNAL_RATE_LIMITED after.
+    fn refuse(&mut self, code: &'static str, text: String) -> Refusal {
+        let now = Instant::now();
+        let (_, refusals) = self.windows(now);
+        if refusals.hit(now) <= SIGNAL_REFUSALS_PER_WINDOW {
+            return refusal(Carrier::Error, code, Some(text));
+        }
+        let seconds = refusals.remaining(now).as_millis().div_ceil(1000).max(1);
+        refusal(
+            Carrier::Error,
+            "SIGNAL_RATE_LIMITED",
+            Some(format!(
+                "Too many rejected signaling messages; further rejections are reported without detail until the window resets. Valid signals are still relayed. Try again in {seconds} seconds."
+            )),
+        )
+    }
 }
 
 impl Rooms {
-    /// The connection reports what its Authenticate negotiated for the data path.
-    pub fn set_capabilities(&self, peer: &str, capabilities: Capabilities) {
-        self.signaling()
-            .capabilities
-            .insert(peer.to_owned(), capabilities);
-    }
-
-    pub(super) fn forget_signaling(&self, peer: &str) {
-        let mut signaling = self.signaling();
-        signaling.capabilities.remove(peer);
-        signaling.budgets.remove(peer);
-    }
-
     /// The room is gone: so is its session.
     pub(super) fn forget_plan(&self, room_id: &str) {
         self.signaling().plans.remove(room_id);
@@ -71,7 +92,7 @@ impl Rooms {
 
     /// The room's players, earliest joiner first (the roster lists the newest first), with
     /// what each connected one negotiated; a disconnected seat counts as the relay floor.
-    fn members(room: &Room, signaling: &Signaling) -> Vec<Member> {
+    fn members(room: &Room) -> Vec<Member> {
         room.players
             .iter()
             .rev()
@@ -79,21 +100,19 @@ impl Rooms {
                 player_id: p.id.clone(),
                 name: p.name.clone(),
                 is_authority: room.authority.as_deref() == Some(p.id.as_str()),
-                capabilities: p
-                    .peer
-                    .as_ref()
-                    .and_then(|peer| signaling.capabilities.get(peer.id()))
-                    .cloned()
-                    .unwrap_or_else(|| Capabilities::relay_only(2)),
+                capabilities: p.peer.as_ref().map_or_else(
+                    || Capabilities::relay_only(2),
+                    |peer| Capabilities::clone(&peer.capabilities),
+                ),
             })
             .collect()
     }
 
     /// StartGame: the ladder runs once, and every v3 player gets its view of the outcome.
     pub(super) fn plan_at_start(&self, hub: &Hub, room: &Room) {
-        let mut signaling = self.signaling();
-        let members = Self::members(room, &signaling);
+        let members = Self::members(room);
         let sticky = session_plan::choose(&members, room.authority.as_deref());
+        let mut signaling = self.signaling();
         match &sticky {
             Some(sticky) => signaling.plans.insert(room.id.clone(), sticky.clone()),
             None => signaling.plans.remove(&room.id),
@@ -103,7 +122,7 @@ impl Rooms {
     }
 
     /// A join into a running game must be able to take part in its session.
-    pub(super) fn admits_late_joiner(&self, room: &Room, peer: &str) -> Result<(), Refusal> {
+    pub(super) fn admits_late_joiner(&self, room: &Room, joiner: &RoomPeer) -> Result<(), Refusal> {
         if !room.started {
             return Ok(());
         }
@@ -111,12 +130,7 @@ impl Rooms {
         let Some(sticky) = signaling.plans.get(&room.id) else {
             return Ok(());
         };
-        let joiner = signaling
-            .capabilities
-            .get(peer)
-            .cloned()
-            .unwrap_or_else(|| Capabilities::relay_only(2));
-        if session_plan::admits(sticky, &joiner) {
+        if session_plan::admits(sticky, &joiner.capabilities) {
             return Ok(());
         }
         Err(refusal(
@@ -132,10 +146,8 @@ impl Rooms {
         if !room.started {
             return;
         }
-        let signaling = self.signaling();
-        let members = Self::members(room, &signaling);
-        let sticky = signaling.plans.get(&room.id).cloned();
-        drop(signaling);
+        let members = Self::members(room);
+        let sticky = self.signaling().plans.get(&room.id).cloned();
         self.send_plans(hub, room, sticky.as_ref(), &members);
         let Some(sticky) =
             sticky.filter(|s| s.transport == crate::protocol::signal_fish::Transport::WebRtc)
@@ -175,7 +187,7 @@ impl Rooms {
             signaling.plans.remove(&room.id);
             return;
         }
-        let members = Self::members(room, &signaling);
+        let members = Self::members(room);
         let Some(stored) = signaling.plans.get(&room.id).cloned() else {
             return;
         };
@@ -227,19 +239,20 @@ impl Rooms {
         }
     }
 
-    /// `Signal`: relayed to `to` untouched, or refused as 0.12 refuses it.
+    /// `Signal`: relayed to `to` untouched, or refused as 0.12 refuses it; either spends the
+    /// sender's budget.
     pub fn signal(
         &self,
         hub: &Hub,
         peer: &str,
+        budget: &mut SignalBudget,
         to: &str,
         generation: String,
         signal: Value,
     ) -> Result<(), Refusal> {
         let size = serde_json::to_vec(&signal).map_or(usize::MAX, |bytes| bytes.len());
         if size > MAX_SIGNAL_BYTES {
-            return Err(self.refuse_signal(
-                peer,
+            return Err(budget.refuse(
                 "SIGNAL_TOO_LARGE",
                 format!(
                     "Signal payload is {size} bytes; the maximum allowed is {MAX_SIGNAL_BYTES} bytes"
@@ -249,19 +262,15 @@ impl Rooms {
         let state = self.lock();
         let Some(Membership::Player { room, player_id }) = state.membership.get(peer) else {
             drop(state);
-            return Err(self.refuse_signal(peer, "NOT_IN_ROOM", "You are not in a room".into()));
+            return Err(budget.refuse("NOT_IN_ROOM", "You are not in a room".into()));
         };
         if player_id == to {
             drop(state);
-            return Err(self.refuse_signal(
-                peer,
-                "SIGNAL_TARGET_NOT_FOUND",
-                "Cannot signal yourself".into(),
-            ));
+            return Err(budget.refuse("SIGNAL_TARGET_NOT_FOUND", "Cannot signal yourself".into()));
         }
         let Some(room) = state.rooms.get(room) else {
             drop(state);
-            return Err(self.refuse_signal(peer, "NOT_IN_ROOM", "You are not in a room".into()));
+            return Err(budget.refuse("NOT_IN_ROOM", "You are not in a room".into()));
         };
         let target = room
             .players
@@ -274,60 +283,53 @@ impl Rooms {
             });
             drop(state);
             return Err(if elsewhere {
-                self.refuse_signal(
-                    peer,
+                budget.refuse(
                     "CROSS_ROOM_SIGNAL",
                     "Cannot signal a peer in a different room".into(),
                 )
             } else {
-                self.refuse_signal(
-                    peer,
+                budget.refuse(
                     "SIGNAL_TARGET_NOT_FOUND",
                     "Signal target is not in any room".into(),
                 )
             });
         };
         let from = player_id.clone();
-        let mut signaling = self.signaling();
-        let signals = |p: &str| {
-            signaling
-                .capabilities
-                .get(p)
-                .is_some_and(Capabilities::signals)
-        };
-        let refused = if !signals(peer) {
-            Some((
-                "UNSUPPORTED_TRANSPORT",
-                "WebRTC transport was not negotiated for this connection",
-            ))
-        } else if !signals(target.id()) {
-            Some((
-                "SIGNAL_TARGET_NOT_FOUND",
-                "Signal target does not support WebRTC signaling",
-            ))
-        } else if room.started
-            && !signaling.plans.get(&room.id).is_some_and(|sticky| {
-                session_plan::paired(sticky, &Self::members(room, &signaling), &from, to)
-            })
-        {
-            Some((
-                "SIGNAL_TARGET_NOT_FOUND",
-                "Signal target is not a peer of this room's current session plan",
-            ))
-        } else {
-            None
-        };
+        let sender_signals = room
+            .players
+            .iter()
+            .find(|p| p.id == from)
+            .and_then(|p| p.peer.as_ref())
+            .is_some_and(|sender| sender.capabilities.signals());
+        let refused =
+            if !sender_signals {
+                Some((
+                    "UNSUPPORTED_TRANSPORT",
+                    "WebRTC transport was not negotiated for this connection",
+                ))
+            } else if !target.capabilities.signals() {
+                Some((
+                    "SIGNAL_TARGET_NOT_FOUND",
+                    "Signal target does not support WebRTC signaling",
+                ))
+            } else if room.started
+                && !self.signaling().plans.get(&room.id).is_some_and(|sticky| {
+                    session_plan::paired(sticky, &Self::members(room), &from, to)
+                })
+            {
+                Some((
+                    "SIGNAL_TARGET_NOT_FOUND",
+                    "Signal target is not a peer of this room's current session plan",
+                ))
+            } else {
+                None
+            };
         drop(state);
         if let Some((code, text)) = refused {
-            return Err(Self::refuse_signal_in(
-                &mut signaling,
-                peer,
-                code,
-                text.into(),
-            ));
+            return Err(budget.refuse(code, text.into()));
         }
         let now = Instant::now();
-        let (window, _) = Self::budget(&mut signaling, peer, now);
+        let (window, _) = budget.windows(now);
         if window.hit(now) > SIGNALS_PER_WINDOW {
             let seconds = window.remaining(now).as_millis().div_ceil(1000).max(1);
             return Err(refusal(
@@ -338,7 +340,6 @@ impl Rooms {
                 )),
             ));
         }
-        drop(signaling);
         Self::send_to(
             hub,
             &target.handle,
@@ -349,45 +350,6 @@ impl Rooms {
             },
         );
         Ok(())
-    }
-
-    fn budget<'s>(
-        signaling: &'s mut Signaling,
-        peer: &str,
-        now: Instant,
-    ) -> &'s mut (FixedWindow, FixedWindow) {
-        signaling.budgets.entry(peer.to_owned()).or_insert_with(|| {
-            (
-                FixedWindow::new(SIGNAL_WINDOW, now),
-                FixedWindow::new(SIGNAL_WINDOW, now),
-            )
-        })
-    }
-
-    fn refuse_signal(&self, peer: &str, code: &'static str, text: String) -> Refusal {
-        Self::refuse_signal_in(&mut self.signaling(), peer, code, text)
-    }
-
-    /// A detailed refusal while the budget lasts, SIGNAL_RATE_LIMITED after.
-    fn refuse_signal_in(
-        signaling: &mut Signaling,
-        peer: &str,
-        code: &'static str,
-        text: String,
-    ) -> Refusal {
-        let now = Instant::now();
-        let (_, refusals) = Self::budget(signaling, peer, now);
-        if refusals.hit(now) <= SIGNAL_REFUSALS_PER_WINDOW {
-            return refusal(Carrier::Error, code, Some(text));
-        }
-        let seconds = refusals.remaining(now).as_millis().div_ceil(1000).max(1);
-        refusal(
-            Carrier::Error,
-            "SIGNAL_RATE_LIMITED",
-            Some(format!(
-                "Too many rejected signaling messages; further rejections are reported without detail until the window resets. Valid signals are still relayed. Try again in {seconds} seconds."
-            )),
-        )
     }
 
     /// `ProvideConnectionInfo`: size-checked and acknowledged by silence, as 0.12 does. It
@@ -415,5 +377,105 @@ impl Rooms {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::super::test_support::*;
+    use super::*;
+    use crate::protocol::signal_fish::{GameDataFormat, Transport};
+    use crate::server::config::SignalFishSettings;
+    use crate::server::hub::PeerLink;
+
+    fn webrtc(link: &PeerLink) -> RoomPeer {
+        let capabilities =
+            Capabilities::negotiate(3, Some(vec![Transport::WebRtc]), Some(vec![Topology::Mesh]));
+        RoomPeer::new(
+            link.handle.clone(),
+            3,
+            GameDataFormat::Json,
+            Arc::new(capabilities),
+        )
+    }
+
+    /// The player's room code and player id once it joined as `negotiated` makes it.
+    fn joined(
+        rooms: &Rooms,
+        hub: &Hub,
+        link: &mut PeerLink,
+        negotiated: fn(&PeerLink) -> RoomPeer,
+        code: Option<&str>,
+    ) -> (String, String) {
+        rooms
+            .join(hub, &negotiated(link), request(code, "Player"))
+            .unwrap();
+        let joined = data(&drain(link), "RoomJoined");
+        (
+            joined["room_code"].as_str().unwrap().to_owned(),
+            joined["player_id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Whether a signal passes is read from what each end negotiated, as its room holds it;
+    /// what the sender has left to spend is its own connection's.
+    #[test]
+    fn signals_follow_each_members_negotiation_and_spend_the_senders_budget() {
+        let (hub, rooms) = (hub(), Rooms::new(SignalFishSettings::default()));
+        let (mut alice, mut bob, mut carol) =
+            (peer(&hub, "Alice"), peer(&hub, "Bob"), peer(&hub, "Carol"));
+        let (code, alice_id) = joined(&rooms, &hub, &mut alice, webrtc, None);
+        let (_, bob_id) = joined(&rooms, &hub, &mut bob, webrtc, Some(&code));
+        let (_, carol_id) = joined(&rooms, &hub, &mut carol, v3, Some(&code));
+        drain(&mut alice);
+        drain(&mut bob);
+        let send = |from: &PeerLink, budget: &mut SignalBudget, to: &str| {
+            rooms.signal(
+                &hub,
+                from.id(),
+                budget,
+                to,
+                new_id(),
+                json!({"sdp": "offer"}),
+            )
+        };
+        let (mut alice_budget, mut carol_budget) =
+            (SignalBudget::default(), SignalBudget::default());
+
+        send(&alice, &mut alice_budget, &bob_id).unwrap();
+        assert_eq!(data(&drain(&mut bob), "Signal")["from"], alice_id.as_str());
+        let refused = send(&alice, &mut alice_budget, &carol_id).unwrap_err();
+        assert_eq!(
+            (refused.code, refused.text.as_deref()),
+            (
+                "SIGNAL_TARGET_NOT_FOUND",
+                Some("Signal target does not support WebRTC signaling")
+            )
+        );
+        for _ in 0..SIGNAL_REFUSALS_PER_WINDOW {
+            let refused = send(&carol, &mut carol_budget, &alice_id).unwrap_err();
+            assert_eq!(refused.code, "UNSUPPORTED_TRANSPORT");
+        }
+        let spent = send(&carol, &mut carol_budget, &alice_id).unwrap_err();
+        assert_eq!(spent.code, "SIGNAL_RATE_LIMITED");
+        assert!(
+            drain(&mut alice).is_empty(),
+            "nothing of Carol's reaches Alice"
+        );
+
+        let refused = send(&alice, &mut alice_budget, &alice_id).unwrap_err();
+        assert_eq!(
+            refused.code, "SIGNAL_TARGET_NOT_FOUND",
+            "Alice's budget is her own"
+        );
+        send(&alice, &mut alice_budget, &bob_id).unwrap();
+        assert_eq!(
+            data(&drain(&mut bob), "Signal")["signal"],
+            json!({"sdp": "offer"})
+        );
     }
 }

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::session_plan::Capabilities;
 use crate::protocol::admin::{RoomInfo, RoomMember};
-use crate::protocol::signal_fish::{PlayerInfo, ServerMessage, SpectatorInfo};
+use crate::protocol::signal_fish::{GameDataFormat, PlayerInfo, ServerMessage, SpectatorInfo};
 use crate::server::peer::PeerHandle;
 
 /// The letters and digits of a room code: no 0/O, 1/I/L, so a code read aloud is unambiguous.
@@ -55,20 +56,33 @@ impl Wire {
 }
 
 /// A connected member as its room holds it: the connection's handle, which its frames are
-/// queued on, and the frame shapes its session negotiated. The session hands it over on
-/// joining, spectating or reconnecting; Authenticate, the only place a version is negotiated,
-/// always comes first.
+/// queued on, and what its Authenticate negotiated, which is fixed for the connection's life:
+/// the frame shapes, the game data format and the data-path capabilities. The session hands
+/// it over on joining, spectating or reconnecting; Authenticate always comes first. Frames
+/// and plans read these from the member's record, so no map by peer id is kept beside it.
 #[derive(Clone)]
 pub struct RoomPeer {
     pub(super) handle: Arc<PeerHandle>,
     pub(super) wire: Wire,
+    /// How binary game data reaches this member (`binary.rs`).
+    pub(super) format: GameDataFormat,
+    /// Shared with the session that negotiated them: a member is cloned into every relay
+    /// built for its room.
+    pub(super) capabilities: Arc<Capabilities>,
 }
 
 impl RoomPeer {
-    pub fn new(handle: Arc<PeerHandle>, protocol_version: u16) -> RoomPeer {
+    pub fn new(
+        handle: Arc<PeerHandle>,
+        protocol_version: u16,
+        format: GameDataFormat,
+        capabilities: Arc<Capabilities>,
+    ) -> RoomPeer {
         RoomPeer {
             handle,
             wire: Wire::of(protocol_version),
+            format,
+            capabilities,
         }
     }
 
@@ -82,6 +96,8 @@ impl std::fmt::Debug for RoomPeer {
         f.debug_struct("RoomPeer")
             .field("id", &self.handle.id)
             .field("wire", &self.wire)
+            .field("format", &self.format)
+            .field("capabilities", &self.capabilities)
             .finish()
     }
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::catalog::Dialect;
+use crate::protocol::signal_fish::GameDataFormat;
 use crate::server::config::Config;
 use crate::server::hub::{NewPeer, PeerLink};
 use crate::server::peer::Outbound;
@@ -92,12 +93,21 @@ pub(super) fn data(frames: &[Value], kind: &str) -> Value {
     last_of(frames, kind)["data"].clone()
 }
 
-/// The peer as a room holds it, speaking protocol v2.
+/// The peer as a room holds it, speaking protocol v2 (JSON game data, the relay floor).
 pub(super) fn v2(link: &PeerLink) -> RoomPeer {
-    RoomPeer::new(link.handle.clone(), 2)
+    negotiated(link, 2)
 }
 
-/// The peer as a room holds it, speaking protocol v3.
+/// The peer as a room holds it, speaking protocol v3 (JSON game data, the relay floor).
 pub(super) fn v3(link: &PeerLink) -> RoomPeer {
-    RoomPeer::new(link.handle.clone(), 3)
+    negotiated(link, 3)
+}
+
+fn negotiated(link: &PeerLink, version: u16) -> RoomPeer {
+    RoomPeer::new(
+        link.handle.clone(),
+        version,
+        GameDataFormat::Json,
+        std::sync::Arc::new(session_plan::Capabilities::relay_only(2)),
+    )
 }
