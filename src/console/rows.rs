@@ -362,7 +362,6 @@ pub fn catalog_of(_model: &Model, key: &str) -> Option<Row> {
     })
 }
 
-/// Newest first.
 /// Newest first, each key once. The position counts down from the first entry ever kept, so
 /// an entry keeps it as others come and go and a table can follow the history entry by entry.
 pub fn history_keys(model: &Model, _filter: &str) -> Vec<(String, Option<u64>)> {
