@@ -9,7 +9,7 @@
 # Settings (environment): RELAYDECK_BIN (default: cargo build --release), CONFIG_EXTRA (JSON
 # merged into the server's config, e.g. '{"outbox":{"write_delay_ms":1}}'), PORT (default
 # 17941), SERVER_THREADS (the server runtime's worker threads, through tokio's
-# TOKIO_WORKER_THREADS; the generator keeps its own).
+# TOKIO_WORKER_THREADS; the generator keeps its own), KEEP_STAT (1: also print perf's raw CSV).
 # Needs perf (Debian: linux-perf) and jq.
 set -euo pipefail
 
