@@ -174,6 +174,19 @@ impl RoomChange<'_> {
     }
 }
 
+thread_local! {
+    /// [`RoomChange`]s alive on this thread. Its guard cannot cross an `.await` (it is not
+    /// `Send`), so a thread that holds one and takes the rooms lock is a caller that called
+    /// back into the rooms before recording: a wait on itself, caught in debug builds.
+    static CHANGES_HELD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+impl Drop for RoomChange<'_> {
+    fn drop(&mut self) {
+        CHANGES_HELD.with(|held| held.set(held.get().saturating_sub(1)));
+    }
+}
+
 impl std::fmt::Debug for RoomChange<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(&self.events).finish()
@@ -213,6 +226,11 @@ impl Rooms {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
+        debug_assert_eq!(
+            CHANGES_HELD.with(std::cell::Cell::get),
+            0,
+            "a RoomChange must be recorded and dropped before calling into the rooms again"
+        );
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -231,8 +249,14 @@ impl Rooms {
     /// refused. A change is noted under the rooms lock, so notes are in the order of the
     /// changes; whichever caller takes them records them before the next caller can take any.
     pub fn changes(&self) -> RoomChange<'_> {
+        debug_assert_eq!(
+            CHANGES_HELD.with(std::cell::Cell::get),
+            0,
+            "a RoomChange must be recorded and dropped before taking the next"
+        );
         let in_order = self.in_order.lock().unwrap_or_else(|p| p.into_inner());
         let events = std::mem::take(&mut *self.changes.lock().unwrap_or_else(|p| p.into_inner()));
+        CHANGES_HELD.with(|held| held.set(held.get().saturating_add(1)));
         RoomChange {
             events,
             _in_order: in_order,
@@ -371,6 +395,17 @@ mod tests {
         );
         let left = data(&drain(&mut carol), "PlayerLeft");
         assert!(left.get("final_seq").is_none());
+    }
+
+    /// Calling into the rooms while holding a change would wait on itself in a release build;
+    /// a debug build says so at once.
+    #[cfg(debug_assertions)]
+    #[test]
+    #[should_panic(expected = "a RoomChange must be recorded and dropped")]
+    fn calling_back_into_the_rooms_while_holding_a_change_is_caught() {
+        let rooms = Rooms::new(SignalFishSettings::default());
+        let _held = rooms.changes();
+        rooms.holds_code("ABCDEF");
     }
 
     /// The rooms record nothing for admins themselves: each change comes back to its caller,
