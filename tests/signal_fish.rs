@@ -47,6 +47,11 @@ async fn expect_code(socket: &mut Socket, carrier: &str, code: &str) -> Value {
 /// An authenticated protocol v3 connection (v3 is where reconnection tokens are handed out;
 /// the v2 shapes are the real SDK's to judge, in tests/sdk_signal_fish.rs).
 async fn authenticated(server: &TestServer, app: &str) -> Socket {
+    authenticated_with(server, app).await.0
+}
+
+/// [`authenticated`], with the `Authenticated` frame it was answered.
+async fn authenticated_with(server: &TestServer, app: &str) -> (Socket, Value) {
     let mut socket = server.connect("/v3/ws").await;
     send(
         &mut socket,
@@ -54,9 +59,10 @@ async fn authenticated(server: &TestServer, app: &str) -> Socket {
         json!({"app_id": app, "sdk_version": "1.0.0"}),
     )
     .await;
-    assert_eq!(recv_json(&mut socket).await["type"], "Authenticated");
+    let authenticated = recv_json(&mut socket).await;
+    assert_eq!(authenticated["type"], "Authenticated", "{authenticated}");
     assert_eq!(recv_json(&mut socket).await["type"], "ProtocolInfo");
-    socket
+    (socket, authenticated)
 }
 
 /// Create a room; returns (room code, room id, player id, reconnection token).
@@ -861,15 +867,7 @@ async fn a_budget_out_of_reach_shows_as_the_largest_one() {
     let mut config = fast_config();
     config.signal_fish.messages_per_minute = 100_000_000;
     let server = TestServer::start(config).await;
-    let mut socket = server.connect("/v3/ws").await;
-    send(
-        &mut socket,
-        "Authenticate",
-        json!({"app_id": "demo", "sdk_version": "1.0.0"}),
-    )
-    .await;
-    let authenticated = recv_json(&mut socket).await;
-    assert_eq!(authenticated["type"], "Authenticated", "{authenticated}");
+    let (_socket, authenticated) = authenticated_with(&server, "demo").await;
     assert_eq!(
         authenticated["data"]["rate_limits"],
         json!({"per_minute": 100_000_000, "per_hour": u32::MAX, "per_day": u32::MAX})
