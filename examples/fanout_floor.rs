@@ -16,8 +16,8 @@
 //! scripts/perf-ab.sh relaydeck=target/release/relaydeck floor=target/release/examples/fanout_floor
 //! ```
 //!
-//! It takes the arguments `perf-ab.sh` gives a server (`serve --listen ADDRESS …`) and reads
-//! only `--listen`.
+//! It takes the arguments `perf-ab.sh` gives a server (`serve --listen ADDRESS --config FILE
+//! …`) and reads only the address and the config's `runtime.worker_threads`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,14 +62,29 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let listen = args
-        .windows(2)
-        .find(|pair| pair[0] == "--listen")
-        .map_or("127.0.0.1:17951", |pair| pair[1].as_str())
-        .to_owned();
+    let argument = |name: &str| {
+        args.windows(2)
+            .find(|pair| pair[0] == name)
+            .map(|pair| pair[1].clone())
+    };
+    let listen = argument("--listen").unwrap_or_else(|| "127.0.0.1:17951".to_owned());
+    // The one setting of `serve`'s config it honours: `runtime.worker_threads`.
+    let threads = match argument("--config") {
+        Some(path) => serde_json::from_str::<Value>(&std::fs::read_to_string(path)?)?["runtime"]
+            ["worker_threads"]
+            .as_u64(),
+        None => None,
+    };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        runtime.worker_threads(usize::try_from(threads)?.max(1));
+    }
+    runtime.enable_all().build()?.block_on(serve(listen))
+}
+
+async fn serve(listen: String) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);

@@ -238,10 +238,16 @@ impl PeerRecording {
                 }
             }
         }
-        if length >= freed {
-            ring.used.fetch_add(length - freed, Ordering::Relaxed);
-        } else {
-            ring.used.fetch_sub(freed - length, Ordering::Relaxed);
+        // A full ring of same-sized frames (a game's steady traffic) frees what it takes:
+        // then the budget, a cache line every core writes, is left alone.
+        match length.cmp(&freed) {
+            std::cmp::Ordering::Greater => {
+                ring.used.fetch_add(length - freed, Ordering::Relaxed);
+            }
+            std::cmp::Ordering::Less => {
+                ring.used.fetch_sub(freed - length, Ordering::Relaxed);
+            }
+            std::cmp::Ordering::Equal => {}
         }
         ring.bytes += length;
         ring.frames.push_back(Record {
