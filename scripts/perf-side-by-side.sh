@@ -13,6 +13,10 @@
 #   RELAYDECK_BIN         the relaydeck binary that generates load (default: cargo build --release)
 #   RELAYDECK_SERVER_BIN  the relaydeck binary that serves (default: RELAYDECK_BIN), to measure
 #                         another build's server with this generator
+#   FLOOR_BIN             the stack alone, `examples/fanout_floor` (default: cargo build --release
+#                         --example fanout_floor; "none" to leave it out): measured beside the
+#                         two servers in the CPU-per-delivery rows, the least a relay on
+#                         relaydeck's stack spends
 #   SIGNAL_FISH_BIN       a signal-fish-server binary (default: installed into PERF_CACHE)
 #   OUT                   folder for the reports (default target/perf/<UTC time>)
 #   IDLE_CONNECTIONS      idle connections (default 10000; lowered if `ulimit -n` cannot be raised)
@@ -73,6 +77,10 @@ if [[ -z ${TABLE_FROM:-} ]]; then
         RELAYDECK_BIN=$ROOT/target/release/relaydeck
     fi
     RELAYDECK_SERVER_BIN=${RELAYDECK_SERVER_BIN:-$RELAYDECK_BIN}
+    if [[ -z ${FLOOR_BIN:-} ]]; then
+        (cd "$ROOT" && cargo build --release --quiet --example fanout_floor)
+        FLOOR_BIN=$ROOT/target/release/examples/fanout_floor
+    fi
 
     if [[ -z ${SIGNAL_FISH_BIN:-} ]]; then
         SIGNAL_FISH_BIN=$PERF_CACHE/bin/signal-fish-server
@@ -169,6 +177,12 @@ start_server() {
             SERVER_PID=$!
             wait_for_port "$PORT_RELAYDECK"
             URL=ws://127.0.0.1:$PORT_RELAYDECK ;;
+        floor)
+            "${SERVER_CPU[@]}" "$FLOOR_BIN" serve --listen "127.0.0.1:$PORT_RELAYDECK" \
+                --config "$WORK/relaydeck.json" >>"$OUT/floor.log" 2>&1 &
+            SERVER_PID=$!
+            wait_for_port "$PORT_RELAYDECK"
+            URL=ws://127.0.0.1:$PORT_RELAYDECK ;;
         signal-fish)
             # It also reads ./config.json: run it where there is none.
             (cd "$WORK" && SIGNAL_FISH_CONFIG_PATH="$WORK/signal-fish.json" exec "${SERVER_CPU[@]}" "$SIGNAL_FISH_BIN") \
@@ -198,6 +212,12 @@ both() {
     for server in signal-fish relaydeck; do load "$name" "$server" "$@"; done
 }
 
+# with_floor NAME WORKLOAD ARGS…: both servers, then the stack alone.
+with_floor() {
+    both "$@"
+    if [[ $FLOOR_BIN != none ]]; then load "$1" floor "${@:2}"; fi
+}
+
 if [[ -n ${TABLE_FROM:-} ]]; then
     OUT=$TABLE_FROM
     # shellcheck disable=SC1091
@@ -208,8 +228,8 @@ else
     ROOMS=(rooms --app-id load --warmup "$WARMUP" --duration "$DURATION")
 
     # Server CPU per delivery, at rates both servers carry without loss.
-    both r16x1k-480 "${ROOMS[@]}" --rooms 1 --players 16 --payload 1024 --rate 480
-    both r100x8-20 "${ROOMS[@]}" --rooms 100 --players 8 --payload 256 --rate 20
+    with_floor r16x1k-480 "${ROOMS[@]}" --rooms 1 --players 16 --payload 1024 --rate 480
+    with_floor r100x8-20 "${ROOMS[@]}" --rooms 100 --players 8 --payload 256 --rate 20
     if [[ ${CPU_ONLY:-0} != 1 ]]; then
     both r16x1k-30 "${ROOMS[@]}" --rooms 1 --players 16 --payload 1024 --rate 30
     both r100x8-60 "${ROOMS[@]}" --rooms 100 --players 8 --payload 256 --rate 60
@@ -312,6 +332,11 @@ f() { echo "$OUT/$1.$2.json"; }
         name=${w%%:*} title=${w#*:}
         echo "| server CPU per delivery: $title | $(cpu_cell "$(f "$name" signal-fish)") | $(cpu_cell "$(f "$name" relaydeck)") | $(ratio "$(f "$name" signal-fish)" "$(f "$name" relaydeck)" .server_cpu_us_per_delivery) |"
     done
+    for w in "r16x1k-480:1 room × 16 × 1 KiB, 480/s" "r100x8-20:100 rooms × 8 × 256 B, 20/s"; do
+        name=${w%%:*} title=${w#*:}
+        [[ -f $(f "$name" floor) ]] || continue
+        echo "| the same, the stack alone (\`examples/fanout_floor\`): $title | – | $(cpu_cell "$(f "$name" floor)") | relaydeck ÷ the stack alone: $(ratio "$(f "$name" floor)" "$(f "$name" relaydeck)" .server_cpu_us_per_delivery) |"
+    done
     if [[ ${CPU_ONLY:-0} != 1 ]]; then
     for w in "r16x1k-30:1 room × 16 × 1 KiB, 30 msg/s per player" "r100x8-60:100 rooms × 8 × 256 B, 60 msg/s per player"; do
         name=${w%%:*} title=${w#*:}
@@ -328,6 +353,9 @@ f() { echo "$OUT/$1.$2.json"; }
     echo "Server CPU per delivery: microseconds of the server's CPU time (user + system) over the"
     echo "measured window per delivered message. Other processes do not add to it, but a saturated"
     echo "machine queues frames and queued frames share writes: compare runs of similar load."
+    echo "The stack alone: a relay on tokio and axum's WebSocket with relaydeck's socket settings and"
+    echo "writer, and nothing else (no rooms, recorder, limits or parsing): relaydeck's own share is"
+    echo "what it spends above that."
     echo "Cells: deliveries per second · one-way latency p50 / p99 · loss · connections closed by the"
     echo "server (code) · where the generator could not keep its schedule, why (the report's verdict)."
     echo
