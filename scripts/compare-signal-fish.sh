@@ -15,33 +15,14 @@
 #   PORT_SIGNAL_FISH  the real server's loopback port (default 17912)
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SF_VERSION=0.12.0
-PERF_CACHE=${PERF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/relaydeck/perf}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PORT_SIGNAL_FISH=${PORT_SIGNAL_FISH:-17912}
 
-command -v jq >/dev/null || { echo "jq is needed (apt-get install jq)" >&2; exit 1; }
-
-if [[ -z ${RELAYDECK_BIN:-} ]]; then
-    (cd "$ROOT" && cargo build --release --quiet)
-    RELAYDECK_BIN=$ROOT/target/release/relaydeck
-fi
-if [[ -z ${SIGNAL_FISH_BIN:-} ]]; then
-    SIGNAL_FISH_BIN=$PERF_CACHE/bin/signal-fish-server
-    if [[ ! -x $SIGNAL_FISH_BIN ]] || ! grep -q "\"signal-fish-server $SF_VERSION " "$PERF_CACHE/.crates.toml" 2>/dev/null; then
-        echo "installing signal-fish-server $SF_VERSION into $PERF_CACHE (several minutes, once)" >&2
-        cargo install signal-fish-server --version "$SF_VERSION" --locked --root "$PERF_CACHE" >&2
-    fi
-fi
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+need_jq
+use_relaydeck_bin
+use_signal_fish_bin
+make_work_dir
 
 # The real server with the demo app the sessions authenticate as, and its short timers where
 # sessions wait for them (relaydeck's replay config uses the same ones).
@@ -57,21 +38,8 @@ cat >"$WORK/signal-fish.json" <<JSON
 }
 JSON
 
-wait_for_port() {
-    local port=$1 pid=$2
-    for _ in $(seq 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        kill -0 "$pid" 2>/dev/null || { echo "the server on port $port exited" >&2; return 1; }
-        sleep 0.1
-    done
-    echo "nothing listens on port $port" >&2
-    return 1
-}
-
-(cd "$WORK" && SIGNAL_FISH_CONFIG_PATH="$WORK/signal-fish.json" exec "$SIGNAL_FISH_BIN") \
-    >"$WORK/signal-fish.log" 2>&1 &
-PIDS+=($!)
-wait_for_port "$PORT_SIGNAL_FISH" "${PIDS[-1]}"
+start_signal_fish "$WORK/signal-fish.json" "$WORK/signal-fish.log"
+wait_for_port "$PORT_SIGNAL_FISH" "$SIGNAL_FISH_PID"
 
 # replay FILE [URL]: against a fresh embedded relaydeck, or against URL.
 replay() {

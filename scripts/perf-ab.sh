@@ -8,34 +8,25 @@
 # Settings (environment): ROUNDS (default 3), WARMUP / DURATION seconds (default 2 / 8),
 # CONFIG_EXTRA (JSON merged into every relaydeck config, e.g. '{"outbox":{"write_delay_ms":1}}'
 # — or give a build as NAME=BINARY@JSON to merge it for that build only), SIGNAL_FISH_BIN
-# (default ~/.cache/relaydeck/perf/bin/signal-fish-server; "none" to leave it out),
+# (default: installed into ~/.cache/relaydeck/perf once; "none" to leave it out),
 # OUT (default target/perf/ab-<UTC time>), PORT (default 17921), PERF_NICE (a niceness for
 # everything the script starts, e.g. -10 on a machine shared with builds).
 # Prints one markdown row per round and workload: µs of server CPU per delivery · p50 / p99 ms,
 # loss when there was any, and the load average at the run's end.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 (( $# >= 1 )) || { echo "usage: perf-ab.sh NAME=BINARY [NAME=BINARY…]" >&2; exit 2; }
-command -v jq >/dev/null || { echo "jq is needed (apt-get install jq)" >&2; exit 1; }
+need_jq
 ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-2}
 DURATION=${DURATION:-8}
 PORT=${PORT:-17921}
 OUT=${OUT:-$ROOT/target/perf/ab-$(date -u +%Y%m%dT%H%M%SZ)}
-SIGNAL_FISH_BIN=${SIGNAL_FISH_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/relaydeck/perf/bin/signal-fish-server}
 mkdir -p "$OUT"
-if [[ -n ${PERF_NICE:-} ]]; then
-    # As in perf-side-by-side.sh: with autogroup scheduling a niceness counts only inside its
-    # session, so run in a session of our own and give its group the niceness.
-    if [[ -z ${PERF_SESSION:-} ]] && command -v setsid >/dev/null; then
-        PERF_SESSION=1 OUT=$OUT exec setsid --wait "$0" "$@"
-    fi
-    renice -n "$PERF_NICE" -p $$ >/dev/null
-    if [[ -w /proc/$$/autogroup ]]; then
-        echo "$PERF_NICE" >"/proc/$$/autogroup" 2>/dev/null || true
-    fi
-fi
+apply_perf_nice "$@"
+use_signal_fish_bin
 
 NAMES=() BINS=() EXTRAS=()
 for build in "$@"; do
@@ -47,32 +38,11 @@ for build in "$@"; do
 done
 GENERATOR=${BINS[0]}
 
-WORK=$(mktemp -d)
-SERVER_PID=
-stop_server() {
-    if [[ -n $SERVER_PID ]]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=
-    fi
-}
-trap 'stop_server; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
+make_work_dir
 
-# The same config the side-by-side script gives each server.
-sed -n '/^cat >"\$WORK\/relaydeck.json" <<.JSON.$/,/^JSON$/p' "$ROOT/scripts/perf-side-by-side.sh" | sed '1d;$d' >"$WORK/base.json"
-PORT_SIGNAL_FISH=$PORT
-eval "$(sed -n '/^cat >"\$WORK\/signal-fish.json" <<JSON$/,/^JSON$/p' "$ROOT/scripts/perf-side-by-side.sh")"
-
-wait_for_port() {
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || { echo "the server exited" >&2; return 1; }
-        sleep 0.1
-    done
-    echo "nothing listens on port $PORT" >&2
-    return 1
-}
+# The same configs the side-by-side script gives each server.
+load_relaydeck_config >"$WORK/base.json"
+load_signal_fish_config "$PORT" load >"$WORK/signal-fish.json"
 
 # run INDEX|sf WORKLOAD-NAME ARGS…: one fresh server, one load run; prints the cell.
 run() {
@@ -91,7 +61,7 @@ run() {
             --data-dir "$WORK/data" --admin-token perf-admin-token-of-at-least-32-characters >>"$OUT/$name.log" 2>&1 &
     fi
     SERVER_PID=$!
-    wait_for_port
+    wait_for_port "$PORT" "$SERVER_PID"
     local report=$OUT/$workload.$name.$ROUND.json
     if ! "$GENERATOR" load rooms --url "ws://127.0.0.1:$PORT" --server-pid "$SERVER_PID" --app-id load --json \
         --warmup "$WARMUP" --duration "$DURATION" "$@" >"$report" 2>"$report.err"; then

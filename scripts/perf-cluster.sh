@@ -21,7 +21,8 @@
 #   PORT_BASE      loopback ports PORT_BASE … PORT_BASE+3 (default 17950)
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OUT=${OUT:-$ROOT/target/perf/cluster-$(date -u +%Y%m%dT%H%M%SZ)}
 ROOMS=${ROOMS:-10}
 PLAYERS=${PLAYERS:-16}
@@ -31,52 +32,22 @@ PORT_BASE=${PORT_BASE:-17950}
 REDIS_PORT=$PORT_BASE
 if [[ ${QUICK:-0} == 1 ]]; then WARMUP=0.5 DURATION=2; else WARMUP=2 DURATION=10; fi
 
-command -v jq >/dev/null || { echo "jq is needed to build the table (apt-get install jq)" >&2; exit 1; }
+need_jq
 command -v redis-server >/dev/null || { echo "redis-server is needed (apt-get install redis-server)" >&2; exit 1; }
-if [[ -z ${RELAYDECK_BIN:-} ]]; then
-    (cd "$ROOT" && cargo build --release --quiet)
-    RELAYDECK_BIN=$ROOT/target/release/relaydeck
-fi
+use_relaydeck_bin
 mkdir -p "$OUT"
-WORK=$(mktemp -d)
-PIDS=()
-stop_all() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    PIDS=()
-}
-cleanup() { stop_all; rm -rf "$WORK"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_work_dir
 
-wait_for_port() {
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "nothing listens on port $1" >&2
-    return 1
-}
-
-# Limits out of the way of the load, so that what is measured is the data path.
+# The load config every perf script gives relaydeck, with this node's cluster settings.
 config() {
-    local cluster=$1
-    cat <<JSON
-{
-  "apps": [{"id": "load", "name": "Load", "limits": {"max_connections": 20000, "max_connections_per_ip": 20000},
-            "signal_fish": {"max_rooms_per_game": 100000}}],
-  "signal_fish": {"messages_per_minute": 100000000, "idle_timeout_ms": 600000},
-  "security": {"max_connections": 20000, "max_connections_per_ip": 20000},
-  "cluster": $cluster
-}
-JSON
+    load_relaydeck_config | jq --argjson cluster "$1" '. + {cluster: $cluster}'
 }
 
 start_redis() {
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
         >"$OUT/redis.log" 2>&1 &
-    PIDS+=($!)
-    wait_for_port "$REDIS_PORT"
+    track $!
+    wait_for_port "$REDIS_PORT" $!
 }
 
 # start_node NAME PORT [NODE_ID]: without NODE_ID, a server alone.
@@ -89,8 +60,8 @@ start_node() {
     config "$cluster" >"$WORK/$name.json"
     RELAYDECK_LOG=warn "$RELAYDECK_BIN" --data-dir "$WORK/data-$name" serve --listen "127.0.0.1:$port" \
         --config "$WORK/$name.json" >>"$OUT/$name.log" 2>&1 &
-    PIDS+=($!)
-    wait_for_port "$port"
+    track $!
+    wait_for_port "$port" $!
 }
 
 metric() { # metric PORT NAME: a counter summed over its labels
@@ -126,20 +97,20 @@ run() {
 NODE_PORTS=("$((PORT_BASE + 1))")
 start_node alone "$((PORT_BASE + 1))"
 run alone
-stop_all
+stop_tracked
 
 start_redis
 NODE_PORTS=("$((PORT_BASE + 1))" "$((PORT_BASE + 2))")
 start_node a "$((PORT_BASE + 1))" a
 start_node b "$((PORT_BASE + 2))" b
 run one-node
-stop_all
+stop_tracked
 
 start_redis
 start_node a "$((PORT_BASE + 1))" a
 start_node b "$((PORT_BASE + 2))" b
 run spread --spread-over "ws://127.0.0.1:$((PORT_BASE + 2))"
-stop_all
+stop_tracked
 
 echo
 echo "$ROOMS rooms × $PLAYERS players × $RATE msg/s × $PAYLOAD B, ${DURATION} s measured; reports in $OUT"

@@ -31,9 +31,8 @@
 #                         server on a 2-core machine
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SF_VERSION=0.12.0
-PERF_CACHE=${PERF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/relaydeck/perf}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OUT=${OUT:-$ROOT/target/perf/$(date -u +%Y%m%dT%H%M%SZ)}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 PUBSUB_RATE=${PUBSUB_RATE:-1000}
@@ -50,20 +49,10 @@ else
     WARMUP=2 DURATION=10 STEP_WARMUP=1 STEP_DURATION=3 IDLE_HOLD=3
 fi
 
-command -v jq >/dev/null || { echo "jq is needed to build the table (apt-get install jq)" >&2; exit 1; }
+need_jq
 
 if [[ -z ${TABLE_FROM:-} ]]; then
-    if [[ -n ${PERF_NICE:-} ]]; then
-        # With autogroup scheduling a niceness only counts inside its session: run in a session
-        # of our own and give that session's group the niceness (it ends with the session).
-        if [[ -z ${PERF_SESSION:-} ]] && command -v setsid >/dev/null; then
-            PERF_SESSION=1 exec setsid --wait "$0" "$@"
-        fi
-        renice -n "$PERF_NICE" -p $$ >/dev/null
-        if [[ -w /proc/$$/autogroup ]]; then
-            echo "$PERF_NICE" >"/proc/$$/autogroup" 2>/dev/null || true
-        fi
-    fi
+    apply_perf_nice "$@"
     # Each idle connection is a descriptor in the generator and another in the server.
     ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     FILES=$(ulimit -n)
@@ -72,23 +61,14 @@ if [[ -z ${TABLE_FROM:-} ]]; then
         IDLE_CONNECTIONS=$(( FILES - 500 ))
     fi
 
-    if [[ -z ${RELAYDECK_BIN:-} ]]; then
-        (cd "$ROOT" && cargo build --release --quiet)
-        RELAYDECK_BIN=$ROOT/target/release/relaydeck
-    fi
+    use_relaydeck_bin
     RELAYDECK_SERVER_BIN=${RELAYDECK_SERVER_BIN:-$RELAYDECK_BIN}
     if [[ -z ${FLOOR_BIN:-} ]]; then
         (cd "$ROOT" && cargo build --release --quiet --example fanout_floor)
         FLOOR_BIN=$ROOT/target/release/examples/fanout_floor
     fi
 
-    if [[ -z ${SIGNAL_FISH_BIN:-} ]]; then
-        SIGNAL_FISH_BIN=$PERF_CACHE/bin/signal-fish-server
-        if [[ ! -x $SIGNAL_FISH_BIN ]] || ! grep -q "\"signal-fish-server $SF_VERSION " "$PERF_CACHE/.crates.toml" 2>/dev/null; then
-            echo "installing signal-fish-server $SF_VERSION into $PERF_CACHE (a few minutes, once)" >&2
-            cargo install signal-fish-server --version "$SF_VERSION" --locked --root "$PERF_CACHE" >&2
-        fi
-    fi
+    use_signal_fish_bin
 fi
 
 SERVER_CPU=() GENERATOR_CPU=()
@@ -98,72 +78,10 @@ if [[ ${PERF_PIN:-0} == 1 ]]; then
 fi
 
 [[ -n ${TABLE_FROM:-} ]] || mkdir -p "$OUT"
-WORK=$(mktemp -d)
-SERVER_PID=
+make_work_dir
 
-stop_server() {
-    if [[ -n $SERVER_PID ]]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=
-    fi
-}
-cleanup() {
-    stop_server
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Both servers get limits out of the way of the load (rates, connections, rooms), so that what is
-# measured is the data path, not a quota.
-cat >"$WORK/relaydeck.json" <<'JSON'
-{
-  "apps": [
-    {
-      "id": "load", "name": "Load",
-      "limits": {"max_connections": 20000, "max_connections_per_ip": 20000},
-      "pubsub_keys": [
-        {"id": "pk_load", "channel_patterns": ["load/**"], "actions": ["publish", "subscribe"],
-         "rate": {"messages_per_second": 100000, "burst": 200000}}
-      ],
-      "signal_fish": {"max_rooms_per_game": 100000}
-    }
-  ],
-  "signal_fish": {"messages_per_minute": 100000000, "idle_timeout_ms": 600000},
-  "security": {"max_connections": 20000, "max_connections_per_ip": 20000}
-}
-JSON
-cat >"$WORK/signal-fish.json" <<JSON
-{
-  "port": $PORT_SIGNAL_FISH,
-  "server": {"max_rooms_per_game": 100000, "max_rooms": 100000},
-  "rate_limit": {
-    "max_room_creations": 1000000, "max_join_attempts": 1000000,
-    "max_relay_bytes": 1000000000000000, "max_room_relay_bytes": 1000000000000000
-  },
-  "logging": {"enable_file_logging": false, "level": "warn"},
-  "security": {
-    "enforce_app_id_allowlist": true,
-    "require_metrics_auth": false,
-    "max_connections_per_ip": 20000,
-    "max_connections": 20000,
-    "allowed_apps": [{"app_id": "load", "app_name": "Load"}]
-  },
-  "websocket": {"idle_timeout_secs": 600}
-}
-JSON
-
-wait_for_port() {
-    local port=$1
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        kill -0 "$SERVER_PID" 2>/dev/null || { echo "the server on port $port exited" >&2; return 1; }
-        sleep 0.1
-    done
-    echo "nothing listens on port $port" >&2
-    return 1
-}
+load_relaydeck_config >"$WORK/relaydeck.json"
+load_signal_fish_config "$PORT_SIGNAL_FISH" load >"$WORK/signal-fish.json"
 
 # start_server relaydeck|signal-fish: a fresh server (fresh memory, no rooms left over).
 start_server() {
@@ -175,20 +93,20 @@ start_server() {
                 --config "$WORK/relaydeck.json" --data-dir "$WORK/data" --admin-token "$ADMIN_TOKEN" \
                 >>"$OUT/relaydeck.log" 2>&1 &
             SERVER_PID=$!
-            wait_for_port "$PORT_RELAYDECK"
+            wait_for_port "$PORT_RELAYDECK" "$SERVER_PID"
             URL=ws://127.0.0.1:$PORT_RELAYDECK ;;
         floor)
             "${SERVER_CPU[@]}" "$FLOOR_BIN" serve --listen "127.0.0.1:$PORT_RELAYDECK" \
                 --config "$WORK/relaydeck.json" >>"$OUT/floor.log" 2>&1 &
             SERVER_PID=$!
-            wait_for_port "$PORT_RELAYDECK"
+            wait_for_port "$PORT_RELAYDECK" "$SERVER_PID"
             URL=ws://127.0.0.1:$PORT_RELAYDECK ;;
         signal-fish)
             # It also reads ./config.json: run it where there is none.
             (cd "$WORK" && SIGNAL_FISH_CONFIG_PATH="$WORK/signal-fish.json" exec "${SERVER_CPU[@]}" "$SIGNAL_FISH_BIN") \
                 >>"$OUT/signal-fish.log" 2>&1 &
             SERVER_PID=$!
-            wait_for_port "$PORT_SIGNAL_FISH"
+            wait_for_port "$PORT_SIGNAL_FISH" "$SERVER_PID"
             URL=ws://127.0.0.1:$PORT_SIGNAL_FISH ;;
     esac
 }

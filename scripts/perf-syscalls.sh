@@ -13,29 +13,22 @@
 # Needs perf (Debian: linux-perf) and jq.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PORT=${PORT:-17941}
 command -v perf >/dev/null || { echo "perf is needed (apt-get install linux-perf)" >&2; exit 1; }
-command -v jq >/dev/null || { echo "jq is needed (apt-get install jq)" >&2; exit 1; }
+need_jq
 (( $# > 0 )) || set -- --rooms 100 --players 8 --payload 256 --rate 20
-if [[ -z ${RELAYDECK_BIN:-} ]]; then
-    (cd "$ROOT" && cargo build --release --quiet)
-    RELAYDECK_BIN=$ROOT/target/release/relaydeck
-fi
-WORK=$(mktemp -d)
-SERVER_PID=
-cleanup() {
-    if [[ -n $SERVER_PID ]]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-sed -n '/^cat >"\$WORK\/relaydeck.json" <<.JSON.$/,/^JSON$/p' "$ROOT/scripts/perf-side-by-side.sh" | sed '1d;$d' >"$WORK/base.json"
+use_relaydeck_bin
+make_work_dir
+load_relaydeck_config >"$WORK/base.json"
 jq -s '.[0] * .[1]' "$WORK/base.json" <(echo "${CONFIG_EXTRA:-{\}}") >"$WORK/relaydeck.json"
 unset TOKIO_WORKER_THREADS
 env RELAYDECK_LOG=warn ${SERVER_THREADS:+TOKIO_WORKER_THREADS=$SERVER_THREADS} "$RELAYDECK_BIN" serve --listen "127.0.0.1:$PORT" --config "$WORK/relaydeck.json" \
     --data-dir "$WORK/data" --admin-token perf-admin-token-of-at-least-32-characters >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+track "$SERVER_PID"
+wait_for_port "$PORT" "$SERVER_PID"
 EVENTS=syscalls:sys_enter_sendto,syscalls:sys_enter_write,syscalls:sys_enter_writev
 EVENTS+=,syscalls:sys_enter_recvfrom,syscalls:sys_enter_read,syscalls:sys_enter_epoll_wait
 EVENTS+=,syscalls:sys_enter_futex,context-switches

@@ -6,37 +6,30 @@
 #   e.g. scripts/profile-delivery.sh r16x1k-480 --rooms 1 --players 16 --payload 1024 --rate 480
 #        scripts/profile-delivery.sh r100x8-20 --rooms 100 --players 8 --payload 256 --rate 20
 # Settings (environment): RELAYDECK_BIN (default: cargo build --release), CONFIG (a server config
-# file; default: the one scripts/perf-side-by-side.sh gives relaydeck), OUT (default
+# file; default: the load config of scripts/lib.sh that every perf script gives relaydeck), OUT (default
 # target/perf/profile), PORT (default 17911).
 # Needs perf (Debian: linux-perf) and, for the SVG, inferno (`cargo install inferno`).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 NAME=${1:?usage: profile-delivery.sh NAME [ROOMS-ARGS…]}
 shift
 OUT=${OUT:-$ROOT/target/perf/profile}
 PORT=${PORT:-17911}
 mkdir -p "$OUT"
 command -v perf >/dev/null || { echo "perf is needed (apt-get install linux-perf)" >&2; exit 1; }
-if [[ -z ${RELAYDECK_BIN:-} ]]; then
-    (cd "$ROOT" && cargo build --release --quiet)
-    RELAYDECK_BIN=$ROOT/target/release/relaydeck
-fi
-WORK=$(mktemp -d)
-SERVER_PID=
-cleanup() {
-    if [[ -n $SERVER_PID ]]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+use_relaydeck_bin
+make_work_dir
 if [[ -z ${CONFIG:-} ]]; then
     CONFIG=$WORK/relaydeck.json
-    sed -n '/^cat >"\$WORK\/relaydeck.json" <<.JSON.$/,/^JSON$/p' "$ROOT/scripts/perf-side-by-side.sh" | sed '1d;$d' >"$CONFIG"
+    load_relaydeck_config >"$CONFIG"
 fi
 RELAYDECK_LOG=warn "$RELAYDECK_BIN" serve --listen "127.0.0.1:$PORT" --config "$CONFIG" \
     --data-dir "$WORK/data" --admin-token perf-admin-token-of-at-least-32-characters >"$OUT/$NAME.server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+track "$SERVER_PID"
+wait_for_port "$PORT" "$SERVER_PID"
 # Recorded after the warm-up, for 6 of the 8 measured seconds.
 (sleep 3; perf record -F 999 -g --call-graph dwarf,16384 -p "$SERVER_PID" -o "$OUT/$NAME.perf.data" -- sleep 6 \
     >"$OUT/$NAME.perf.log" 2>&1) &
