@@ -10,7 +10,9 @@
 # — or give a build as NAME=BINARY@JSON to merge it for that build only), SIGNAL_FISH_BIN
 # (default: installed into ~/.cache/relaydeck/perf once; "none" to leave it out),
 # OUT (default target/perf/ab-<UTC time>), PORT (default 17921), PERF_NICE (a niceness for
-# everything the script starts, e.g. -10 on a machine shared with builds).
+# everything the script starts, e.g. -10 on a machine shared with builds), GENERATOR_THREADS
+# (the generator's runtime threads; default one per core). The server's CPU per delivery moves
+# with the generator's threads (on loopback a write wakes them): compare runs with the same.
 # Prints one markdown row per round and workload: µs of server CPU per delivery · p50 / p99 ms,
 # loss when there was any, and the load average at the run's end.
 set -euo pipefail
@@ -64,6 +66,7 @@ run() {
     wait_for_port "$PORT" "$SERVER_PID"
     local report=$OUT/$workload.$name.$ROUND.json
     if ! "$GENERATOR" load rooms --url "ws://127.0.0.1:$PORT" --server-pid "$SERVER_PID" --app-id load --json \
+        ${GENERATOR_THREADS:+--threads "$GENERATOR_THREADS"} \
         --warmup "$WARMUP" --duration "$DURATION" "$@" >"$report" 2>"$report.err"; then
         echo "failed"
         stop_server
