@@ -26,6 +26,8 @@
 #   TABLE_FROM            a folder of an earlier run: print its table again without running
 #   PERF_NICE             a niceness for this script and everything it starts (both servers and
 #                         the generator alike), e.g. -10 on a machine shared with builds
+#   GENERATOR_THREADS     the generator's runtime threads (default one per core); the servers'
+#                         CPU per delivery moves with them, so compare runs with the same
 #   PERF_PIN              1: the server on CPU 0 and the generator on CPU 1 (taskset), so that
 #                         neither takes the other's core; shows what the generator costs the
 #                         server on a 2-core machine
@@ -117,7 +119,8 @@ load() {
     shift 3
     start_server "$server"
     echo "· $name on $server" >&2
-    if ! "${GENERATOR_CPU[@]}" "$RELAYDECK_BIN" load "$workload" --url "$URL" --server-pid "$SERVER_PID" --json "$@" \
+    if ! "${GENERATOR_CPU[@]}" "$RELAYDECK_BIN" load "$workload" --url "$URL" --server-pid "$SERVER_PID" --json \
+        ${GENERATOR_THREADS:+--threads "$GENERATOR_THREADS"} "$@" \
         >"$OUT/$name.$server.json" 2>"$OUT/$name.$server.err"; then
         jq -n --arg e "$(cat "$OUT/$name.$server.err")" '{error: $e}' >"$OUT/$name.$server.json"
     fi
