@@ -145,7 +145,14 @@ fn hostile_console(strings: Vec<String>) -> (App, Vec<Detail>) {
     // One peer id is hostile too: ids travel through keys, titles and the command line.
     let odd_id = format!("p5{}", s.take());
     let mut keymap = Keymap::defaults();
-    keymap.merge(BTreeMap::from([(s.take(), Action::KICK)]));
+    // Any key but those the tests press for what they do by default (`?` help, `e` compose,
+    // `x` kick, `ctrl-s` save the paste): a user may rebind those too, but then the tests'
+    // keystrokes would mean something else.
+    let mut hostile_key = s.take();
+    if ["?", "e", "x", "ctrl-s"].contains(&hostile_key.as_str()) {
+        hostile_key.insert_str(0, "alt-");
+    }
+    keymap.merge(BTreeMap::from([(hostile_key, Action::KICK)]));
     let mut app = App::new(keymap, false);
     app.update(Msg::Connection(Connection::Connected));
     let channel_app = s.take();
@@ -562,6 +569,13 @@ fn the_issues_title_sequence_is_shown_escaped_on_every_screen() {
         .peers
         .values()
         .any(|p| p.identity.as_deref() == Some(eve.as_str())));
+}
+
+/// Found by the property below: a hostile key `?` bound to kick took the help key the test
+/// presses.
+#[test]
+fn a_hostile_binding_of_a_key_the_test_presses_is_moved_aside() {
+    draw_everything(vec![String::new(), String::new(), "?".to_owned()], 40, 14).unwrap();
 }
 
 proptest! {
