@@ -739,6 +739,16 @@ mod tests {
         }
     }
 
+    /// Tables with `view` sorted and filtered as a property test drew them.
+    fn sorted_tables(view: View, sort: Option<usize>, descending: bool, filter: &str) -> Tables {
+        let mut tables = Tables::new();
+        let state = tables.entry(view);
+        state.sort = sort;
+        state.descending = descending;
+        state.filter = filter.to_owned();
+        tables
+    }
+
     proptest! {
         /// The history view follows closes and the entries the limits push out entry by
         /// entry, and holds exactly the order a rebuild gives: a key closing again shows its
@@ -753,11 +763,7 @@ mod tests {
         ) {
             use crate::protocol::admin::{HistoryLimits, Stats};
             let mut model = Model::default();
-            let mut tables = Tables::new();
-            let state = tables.entry(View::History);
-            state.sort = sort;
-            state.descending = descending;
-            state.filter = filter.to_owned();
+            let mut tables = sorted_tables(View::History, sort, descending, filter);
             let mut snapshot = Snapshot::default();
             snapshot.server.history = HistoryLimits { max_entries: 40, retain_ms: 5_000 };
             snapshot.history = (0..12).map(|n| closed_peer(n, 1_000 + u64::from(n))).collect();
@@ -818,11 +824,7 @@ mod tests {
             selected in 0usize..10,
         ) {
             let mut model = Model::default();
-            let mut tables = Tables::new();
-            let state = tables.entry(View::Peers);
-            state.sort = sort;
-            state.descending = descending;
-            state.filter = filter.to_owned();
+            let mut tables = sorted_tables(View::Peers, sort, descending, filter);
             let applied = model.apply(ServerMessage::Snapshot {
                 seq: 0,
                 snapshot: Box::new(Snapshot {
@@ -867,11 +869,7 @@ mod tests {
             filter in prop::sample::select(vec!["", "arena", "r1"]),
         ) {
             let mut model = Model::default();
-            let mut tables = Tables::new();
-            let state = tables.entry(View::Rooms);
-            state.sort = sort;
-            state.descending = descending;
-            state.filter = filter.to_owned();
+            let mut tables = sorted_tables(View::Rooms, sort, descending, filter);
             tables.refresh(&model, View::Rooms);
             for (seq, (n, players, close)) in ops.into_iter().enumerate() {
                 let event = if close {

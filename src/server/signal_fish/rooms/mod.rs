@@ -54,12 +54,13 @@
 //!
 //! Lock order: `state`, then `in_order`, then the leaf locks (`changes`, signaling (each
 //! room's running session plan), activity, replay, correlations, relays). Relaying a frame
-//! takes only the `relays` read lock: each member's format and version are on its record. A change is noted in `changes` under `state`, so notes are
-//! in the order of the changes; `Rooms::changes` takes `in_order` before it empties
-//! `changes`, and the [`RoomChange`] it returns holds `in_order` until the caller has
-//! recorded it, so one caller's changes reach the hub before the next caller's. The hub's
-//! lock is taken only by delivery (a tapped frame, an error frame, a close) and by a caller
-//! recording a change; the hub never calls into the rooms.
+//! takes only the `relays` read lock: each member's format and version are on its record.
+//! A change is noted in `changes` under `state`, so notes are in the order of the changes;
+//! `Rooms::changes` takes `in_order` before it empties `changes`, and the [`RoomChange`] it
+//! returns holds `in_order` until the caller has recorded it, so one caller's changes reach
+//! the hub before the next caller's. The hub's lock is taken only by delivery (a tapped
+//! frame, an error frame, a close) and by a caller recording a change; the hub never calls
+//! into the rooms.
 
 mod authority;
 mod binary;
